@@ -1,0 +1,54 @@
+"""The project's local stack: Apache Kafka (KRaft) from Maven Central jars and Debian's redis-server.
+
+`python -m streams.devstack up|down|status`. No Docker needed; everything lives under `.devstack/`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.devstack import kafka, redis
+from streams.devstack.config import StackConfig, kafka_version
+from streams.devstack.kafka import StackError
+from streams.devstack.process import read_pid, stop
+
+__all__ = ["StackConfig", "StackError", "Status", "down", "kafka_version", "status", "up"]
+
+
+@dataclass(frozen=True)
+class Status:
+    kafka_pid: int | None
+    redis_pid: int | None
+    config: StackConfig
+
+    @property
+    def running(self) -> bool:
+        return self.kafka_pid is not None and self.redis_pid is not None
+
+
+def status(cfg: StackConfig | None = None) -> Status:
+    cfg = cfg or StackConfig.from_env()
+    return Status(read_pid(cfg.kafka_dir / "kafka.pid"), read_pid(cfg.redis_dir / "redis.pid"), cfg)
+
+
+def up(cfg: StackConfig | None = None) -> Status:
+    """Idempotent: starts what is not running, then waits until both services answer."""
+    cfg = cfg or StackConfig.from_env()
+    cfg.kafka_dir.mkdir(parents=True, exist_ok=True)
+    cfg.redis_dir.mkdir(parents=True, exist_ok=True)
+    redis_pid = redis.start(cfg)
+    kafka_pid = kafka.start(cfg)
+    redis.wait_ready(cfg, redis_pid)
+    kafka.wait_ready(cfg, kafka_pid)
+    return status(cfg)
+
+
+def down(cfg: StackConfig | None = None) -> list[str]:
+    """Stops only the processes recorded in our pid files; returns the names of those it stopped."""
+    cfg = cfg or StackConfig.from_env()
+    stopped = []
+    if stop(cfg.kafka_dir / "kafka.pid", grace_seconds=60):
+        stopped.append("kafka")
+    if stop(cfg.redis_dir / "redis.pid"):
+        stopped.append("redis")
+    return stopped

@@ -1,0 +1,62 @@
+"""Where the local stack lives and which ports it uses (environment overrides the defaults)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+POM = Path(__file__).with_name("pom.xml")
+
+
+def kafka_version() -> str:
+    """The broker version pinned in the pom, so Python and Maven never disagree."""
+    match = re.search(r"<kafka.version>([^<]+)</kafka.version>", POM.read_text())
+    if match is None:  # pragma: no cover - the pom ships with the package
+        raise RuntimeError(f"no <kafka.version> in {POM}")
+    return match.group(1).strip()
+
+
+def _default_root() -> Path:
+    """A source checkout keeps its stack in <repo>/.devstack (git-ignored); an install uses the cwd."""
+    repo = Path(__file__).resolve().parents[2]
+    return (repo if (repo / "pyproject.toml").exists() else Path.cwd()) / ".devstack"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    root: Path
+    kafka_port: int = 9092
+    controller_port: int = 9093
+    redis_port: int = 6379
+    kafka_heap: str = "512m"
+    install_missing: bool = True
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        env = os.environ
+        return cls(
+            root=Path(env.get("SEGSTREAM_DEVSTACK_DIR", str(_default_root()))).resolve(),
+            kafka_port=int(env.get("SEGSTREAM_DEVSTACK_KAFKA_PORT", "9092")),
+            controller_port=int(env.get("SEGSTREAM_DEVSTACK_CONTROLLER_PORT", "9093")),
+            redis_port=int(env.get("SEGSTREAM_DEVSTACK_REDIS_PORT", "6379")),
+            kafka_heap=env.get("SEGSTREAM_DEVSTACK_KAFKA_HEAP", "512m"),
+            install_missing=env.get("SEGSTREAM_DEVSTACK_INSTALL", "1") != "0",
+        )
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.root / "kafka"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.root / "redis"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"

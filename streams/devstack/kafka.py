@@ -1,0 +1,180 @@
+"""Apache Kafka in KRaft mode from the official Maven Central jars: resolve, format once, start, wait."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from streams.devstack.config import POM, StackConfig, kafka_version
+from streams.devstack.process import read_pid, spawn
+
+LOG4J2 = """\
+status = error
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+class StackError(RuntimeError):
+    """The local stack cannot start; the message says what to install or free."""
+
+
+def libs_dir(cfg: StackConfig) -> Path:
+    return cfg.kafka_dir / f"libs-{kafka_version()}"
+
+
+def resolve_jars(cfg: StackConfig) -> Path:
+    """Copy the broker and its runtime dependencies from Maven (cached in ~/.m2) once per version."""
+    target = libs_dir(cfg)
+    done = target / ".complete"
+    if done.exists():
+        return target
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError("Maven (mvn) is not on PATH: install it (Debian: apt-get install maven)")
+    if shutil.which("java") is None:
+        raise StackError(
+            "Java is not on PATH: Kafka 4 needs Java 17+ (Debian: apt-get install openjdk-17-jre)"
+        )
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={target}",
+        "-DincludeScope=runtime",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise StackError(f"Maven could not resolve Kafka {kafka_version()}:\n{result.stdout}{result.stderr}")
+    done.write_text(kafka_version())
+    return target
+
+
+def properties(cfg: StackConfig) -> str:
+    data = cfg.kafka_dir / "data"
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers=127.0.0.1:{cfg.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port},CONTROLLER://127.0.0.1:{cfg.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={data}",
+            "num.partitions=4",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "log.retention.hours=168",
+            "",
+        ]
+    )
+
+
+def _java(cfg: StackConfig, libs: Path, *args: str) -> list[str]:
+    return [
+        "java",
+        f"-Xmx{cfg.kafka_heap}",
+        f"-Xms{cfg.kafka_heap}",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={cfg.kafka_dir / 'log4j2.properties'}",
+        "-cp",
+        f"{libs}/*",
+        *args,
+    ]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start(cfg: StackConfig) -> int:
+    """Start the broker unless ours already runs; format storage on first start only."""
+    pid_file = cfg.kafka_dir / "kafka.pid"
+    pid = read_pid(pid_file)
+    if pid is not None:
+        return pid
+    for port in (cfg.kafka_port, cfg.controller_port):
+        if port_open(port):
+            raise StackError(
+                f"port {port} is taken by a process the local stack did not start; stop it or set "
+                "SEGSTREAM_DEVSTACK_KAFKA_PORT / SEGSTREAM_DEVSTACK_CONTROLLER_PORT"
+            )
+    libs = resolve_jars(cfg)
+    props = cfg.kafka_dir / "server.properties"
+    props.write_text(properties(cfg))
+    (cfg.kafka_dir / "log4j2.properties").write_text(LOG4J2.format(log=cfg.kafka_dir / "server.log"))
+    if not (cfg.kafka_dir / "data" / "meta.properties").exists():
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        fmt = _java(
+            cfg, libs, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(props)
+        )
+        result = subprocess.run(fmt, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise StackError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+    return spawn(
+        _java(cfg, libs, "kafka.Kafka", str(props)), cfg.kafka_dir / "kafka.out", pid_file, marker=str(props)
+    )
+
+
+def wait_ready(cfg: StackConfig, pid: int, timeout: float = 90.0) -> None:
+    """Ready means the broker answers a metadata request, not merely that the port is open."""
+    from kafka import KafkaAdminClient  # kafka-python: only needed once the stack is asked to start
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if read_pid(cfg.kafka_dir / "kafka.pid") != pid:
+            raise StackError(
+                f"Kafka exited during start; see {cfg.kafka_dir / 'server.log'} and "
+                f"{cfg.kafka_dir / 'kafka.out'}:\n{_tail(cfg.kafka_dir / 'kafka.out')}"
+            )
+        if port_open(cfg.kafka_port):
+            try:
+                admin = KafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, request_timeout_ms=5000)
+                try:
+                    admin.describe_cluster()
+                    admin.list_topics()
+                    return
+                finally:
+                    admin.close()
+            except Exception as exc:  # the broker is still starting: any client error means "not yet"
+                last = exc
+        time.sleep(0.5)
+    raise StackError(f"Kafka did not answer metadata requests within {timeout:.0f}s: {last}")
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

@@ -1,0 +1,89 @@
+"""Pid-file bookkeeping so `down` stops only the processes `up` started."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+
+def read_pid(pid_file: Path) -> int | None:
+    """Return the pid recorded in pid_file if that process is alive and still ours."""
+    try:
+        lines = pid_file.read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    marker = lines[1].strip() if len(lines) > 1 else ""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        cwd = str(Path(f"/proc/{pid}/cwd").resolve())
+    except OSError:
+        return None
+    # A recycled pid belongs to someone else: ours name their data folder on the command line or run in it
+    # (redis-server rewrites its process title but chdirs into --dir).
+    if (marker not in cmdline and marker != cwd) or not alive(pid):
+        return None
+    return pid
+
+
+def spawn(
+    argv: list[str], log_file: Path, pid_file: Path, marker: str, env: dict[str, str] | None = None
+) -> int:
+    """Start argv detached from our session (it outlives `up`), logging to log_file."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+    pid_file.write_text(f"{proc.pid}\n{marker}\n")
+    return proc.pid
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def stop(pid_file: Path, grace_seconds: float = 30.0) -> bool:
+    """SIGTERM the recorded process, wait for a clean exit, SIGKILL only as a last resort."""
+    pid = read_pid(pid_file)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while alive(pid) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.1)
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        while alive(pid):
+            _reap(pid)
+            time.sleep(0.05)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the process is our own child (e.g. started by a test fixture)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)

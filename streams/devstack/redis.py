@@ -1,0 +1,85 @@
+"""Redis from Debian's redis-server package, on loopback, AOF everysec into the stack's folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+from streams.devstack.config import StackConfig
+from streams.devstack.kafka import StackError, port_open
+from streams.devstack.process import read_pid, spawn
+
+
+def binary(cfg: StackConfig) -> str:
+    """Find redis-server, installing Debian's package when we are allowed to (root, apt, not disabled)."""
+    found = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+    )
+    if found:
+        return found
+    can_install = cfg.install_missing and shutil.which("apt-get") is not None and os.geteuid() == 0
+    if not can_install:
+        raise StackError(
+            "redis-server is not installed: install Debian's package (sudo apt-get install redis-server), "
+            "or point the tests at a server with SEGSTREAM_REDIS_URL"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if result.returncode != 0:
+            raise StackError(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
+    return "/usr/bin/redis-server"
+
+
+def start(cfg: StackConfig) -> int:
+    pid_file = cfg.redis_dir / "redis.pid"
+    pid = read_pid(pid_file)
+    if pid is not None:
+        return pid
+    if port_open(cfg.redis_port):
+        raise StackError(
+            f"port {cfg.redis_port} is taken by a process the local stack did not start; "
+            "stop it or set SEGSTREAM_DEVSTACK_REDIS_PORT"
+        )
+    data = cfg.redis_dir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [
+        binary(cfg),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(cfg.redis_port),
+        "--protected-mode",
+        "yes",
+        "--dir",
+        str(data),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "notice",
+    ]
+    return spawn(argv, cfg.redis_dir / "redis.log", pid_file, marker=str(data))
+
+
+def wait_ready(cfg: StackConfig, pid: int, timeout: float = 30.0) -> None:
+    import redis as redis_client
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if read_pid(cfg.redis_dir / "redis.pid") != pid:
+            raise StackError(f"redis-server exited during start; see {cfg.redis_dir / 'redis.log'}")
+        try:
+            if redis_client.Redis.from_url(cfg.redis_url, socket_timeout=1).ping():
+                return
+        except redis_client.RedisError:
+            pass
+        time.sleep(0.1)
+    raise StackError(f"redis-server did not answer PING within {timeout:.0f}s")

@@ -1,0 +1,72 @@
+"""Session-wide access to the real services, with per-test isolation of topics and Redis keys."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.services import Services, discover
+
+_services: Services | None = None
+
+
+def _wants_services(config: pytest.Config) -> bool:
+    return "not integration" not in (config.getoption("markexpr", "") or "")
+
+
+def _get_services() -> Services:
+    global _services
+    if _services is None:
+        _services = discover()
+    return _services
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if not _wants_services(config):
+        return ["services: not used (integration tests deselected)"]
+    s = _get_services()
+    return [f"kafka: {s.kafka_description} [{s.origin}]", f"redis: {s.redis_description}"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.integration)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _services is not None:
+        _services.close()
+
+
+@pytest.fixture(scope="session")
+def services() -> Services:
+    return _get_services()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique token for names that must not collide across tests (topics, groups, prefixes)."""
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def topic_name(unique: str) -> Callable[[str], str]:
+    """Isolated topic names: each test gets its own; the broker creates them on first use or on request."""
+    return lambda base: f"test-{unique}-{base}"
+
+
+@pytest.fixture
+def redis_prefix(services: Services, unique: str) -> Iterator[str]:
+    """An isolated key prefix; every key under it is removed after the test (SCAN, never KEYS)."""
+    import redis
+
+    prefix = f"test:{unique}:"
+    yield prefix
+    client = redis.Redis.from_url(services.redis_url)
+    batch = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    for start in range(0, len(batch), 500):
+        client.delete(*batch[start : start + 500])
+    client.close()

@@ -1,0 +1,68 @@
+"""The local stack on spare ports: up is idempotent, status reports, down leaves nothing of ours running."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streams import devstack
+from streams.devstack import StackConfig
+from streams.devstack.kafka import port_open
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _our_processes(root: Path) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,stat,args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if str(root) in line and " Z" not in line]
+
+
+def test_up_is_idempotent_and_down_stops_everything(tmp_path: Path) -> None:
+    cfg = StackConfig(root=tmp_path / "stack", kafka_port=19392, controller_port=19393, redis_port=16399)
+    try:
+        first = devstack.up(cfg)
+        assert first.running
+        assert port_open(cfg.kafka_port) and port_open(cfg.redis_port)
+        again = devstack.up(cfg)
+        assert (again.kafka_pid, again.redis_pid) == (first.kafka_pid, first.redis_pid)
+        assert (cfg.kafka_dir / "server.log").stat().st_size > 0
+        assert any((cfg.redis_dir / "data").rglob("*.aof")), "AOF persistence must be on"
+    finally:
+        stopped = devstack.down(cfg)
+    assert sorted(stopped) == ["kafka", "redis"]
+    assert not devstack.status(cfg).running
+    assert not port_open(cfg.kafka_port) and not port_open(cfg.redis_port)
+    assert _our_processes(cfg.root) == []
+    assert devstack.down(cfg) == []  # a second down has nothing left to stop
+
+
+def test_up_refuses_a_port_taken_by_someone_else(tmp_path: Path, services: object) -> None:
+    cfg = StackConfig(root=tmp_path / "other", redis_port=int(devstack.StackConfig.from_env().redis_port))
+    if not port_open(cfg.redis_port):
+        pytest.skip("the shared Redis is not on the local stack's port")
+    with pytest.raises(devstack.StackError, match="taken by a process the local stack did not start"):
+        devstack.up(cfg)
+
+
+def test_compose_file_is_valid() -> None:
+    compose = REPO / "docker-compose.yml"
+    spec = yaml.safe_load(compose.read_text())
+    assert spec["services"]["kafka"]["image"] == f"apache/kafka:{devstack.kafka_version()}"
+    assert spec["services"]["redis"]["image"].startswith("redis:7")
+    assert {"9092:9092"} == set(spec["services"]["kafka"]["ports"])
+    for name in ("kafka", "redis"):
+        assert "healthcheck" in spec["services"][name]
+    for cli in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(cli[0]) is None:
+            continue
+        probe = subprocess.run([*cli, "version"], capture_output=True, check=False)
+        if probe.returncode != 0:
+            continue
+        result = subprocess.run(
+            [*cli, "-f", str(compose), "config", "-q"], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr

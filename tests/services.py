@@ -1,0 +1,104 @@
+"""Find the real Kafka broker and Redis server the integration tests use.
+
+Order: addresses from the environment; testcontainers when a Docker daemon answers; else the project's
+local stack (started here when not running, stopped at the end if we started it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Services:
+    kafka_bootstrap: str
+    redis_url: str
+    kafka_description: str
+    redis_description: str
+    origin: str
+    _cleanups: list[Callable[[], object]] = field(default_factory=list, repr=False)
+
+    def close(self) -> None:
+        while self._cleanups:
+            self._cleanups.pop()()
+
+
+def _redis_description(url: str) -> str:
+    import redis
+
+    info = redis.Redis.from_url(url, socket_timeout=5).info("server")
+    return f"Redis {info['redis_version']} at {url}"
+
+
+def _kafka_description(bootstrap: str, known_version: str | None = None) -> str:
+    if known_version:
+        return f"Apache Kafka {known_version} at {bootstrap}"
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    try:
+        api = admin._client.check_version()  # best effort: kafka-python infers the broker's release
+    finally:
+        admin.close()
+    return f"Kafka-protocol broker (API ~{'.'.join(map(str, api))}) at {bootstrap}"
+
+
+def _docker_answers() -> bool:
+    if os.environ.get("SEGSTREAM_NO_DOCKER") == "1":
+        return False
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:  # no socket, no permission, no daemon: all mean "not here"
+        return False
+
+
+def _from_env() -> Services | None:
+    bootstrap = os.environ.get("SEGSTREAM_KAFKA_BOOTSTRAP")
+    url = os.environ.get("SEGSTREAM_REDIS_URL")
+    if not (bootstrap and url):
+        return None
+    return Services(bootstrap, url, _kafka_description(bootstrap), _redis_description(url), "environment")
+
+
+def _from_testcontainers() -> Services:
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.redis import RedisContainer
+
+    kafka = KafkaContainer("apache/kafka:4.1.1").with_kraft()
+    redis_c = RedisContainer("redis:7.4")
+    kafka.start()
+    redis_c.start()
+    host, port = redis_c.get_container_host_ip(), redis_c.get_exposed_port(6379)
+    url = f"redis://{host}:{port}/0"
+    services = Services(kafka.get_bootstrap_server(), url, "", "", "testcontainers")
+    services.kafka_description = _kafka_description(services.kafka_bootstrap, "4.1.1 (testcontainers)")
+    services.redis_description = _redis_description(url)
+    services._cleanups += [kafka.stop, redis_c.stop]
+    return services
+
+
+def _from_devstack() -> Services:
+    from streams import devstack
+
+    cfg = devstack.StackConfig.from_env()
+    started_here = not devstack.status(cfg).running
+    devstack.up(cfg)
+    services = Services(
+        cfg.kafka_bootstrap,
+        cfg.redis_url,
+        _kafka_description(cfg.kafka_bootstrap, f"{devstack.kafka_version()} (KRaft, local stack)"),
+        _redis_description(cfg.redis_url),
+        "local stack",
+    )
+    if started_here and os.environ.get("SEGSTREAM_DEVSTACK_KEEP") != "1":
+        services._cleanups.append(lambda: devstack.down(cfg))
+    return services
+
+
+def discover() -> Services:
+    return _from_env() or (_from_testcontainers() if _docker_answers() else _from_devstack())
