@@ -1,0 +1,268 @@
+"""Targeting rules: named audiences as validated predicates over an allow-list of customer fields.
+
+Rules are parsed by the hand-written parser of `rules_syntax` (never eval or an expression engine),
+checked against the field allow-list and its types, then compiled into a tree of small closures so
+that evaluating a rule per event costs about a microsecond.
+
+Null semantics: a null (None or missing) value makes every comparison false except `== null` and
+`!= null`; `field != "x"`, `field in (...)` and `field not in (...)` are all false when the field is
+null, and so is `field within N days`; `not` is plain negation, so `not email == "x"` is true when
+email is null.  Only `within` depends on time, so `next_change` finds the instant where a rule
+changes without any new event (for exact time-driven transitions).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from segmentation.rules_syntax import (
+    And,
+    Compare,
+    Membership,
+    Node,
+    Not,
+    Or,
+    RuleError,
+    Value,
+    Within,
+    parse_expression,
+)
+
+__all__ = ["FieldType", "Node", "Rule", "RuleError", "parse_rule", "to_text"]
+
+
+class FieldType(enum.Enum):
+    """Type of an allow-listed customer field; NUMBER values are int or Decimal, DATETIME tz-aware."""
+
+    NUMBER = "number"
+    STRING = "string"
+    DATETIME = "datetime"
+    BOOL = "boolean"
+
+
+_Predicate = Callable[[Mapping[str, Any], datetime], bool]
+_ORDERING = frozenset({"<", "<=", ">", ">="})
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named audience; build it with `parse_rule`, which validates it against the allow-list."""
+
+    name: str
+    text: str
+    expr: Node
+    fields: frozenset[str] = field(init=False)
+    _predicate: _Predicate = field(init=False, repr=False, compare=False)
+    _windows: tuple[tuple[str, timedelta], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        leaves = list(_leaves(self.expr))
+        windows = {(leaf.field, _window(leaf)) for leaf in leaves if isinstance(leaf, Within)}
+        object.__setattr__(self, "fields", frozenset(leaf.field for leaf in leaves))
+        object.__setattr__(self, "_predicate", _compile(self.expr))
+        object.__setattr__(self, "_windows", tuple(sorted(windows)))
+
+    def evaluate(self, values: Mapping[str, object], now: datetime) -> bool:
+        """Whether a customer with these field values is in the audience at `now` (event time)."""
+        try:
+            return self._predicate(values, now)
+        except (TypeError, ArithmeticError) as exc:
+            raise RuleError(self.name, f"cannot evaluate: {exc}") from exc
+
+    def next_change(self, values: Mapping[str, object], now: datetime) -> datetime | None:
+        """Earliest instant after `now` at which `evaluate` changes with time alone, else None.
+
+        Each `within` clause flips from true to false once, at field + window, so the result is
+        constant between those deadlines: the answer is the first deadline whose result differs.
+        """
+        deadlines: set[datetime] = set()
+        for name, window in self._windows:
+            stamp: Any = values.get(name)
+            if stamp is None:
+                continue
+            try:
+                deadline: datetime = stamp + window
+            except OverflowError:  # past datetime.max: never reached
+                continue
+            except TypeError as exc:
+                raise RuleError(self.name, f"cannot evaluate: {exc}") from exc
+            if deadline > now:
+                deadlines.add(deadline)
+        if not deadlines:
+            return None
+        current = self.evaluate(values, now)
+        for deadline in sorted(deadlines):
+            if self.evaluate(values, deadline) != current:
+                return deadline
+        return None
+
+    @property
+    def canonical_text(self) -> str:
+        """Normalised text (keywords lower-case, one spacing), e.g. to compare definitions versions."""
+        return to_text(self.expr)
+
+
+def parse_rule(name: str, text: str, fields: Mapping[str, FieldType]) -> Rule:
+    """Parse and validate a rule; every problem raises RuleError naming the rule."""
+    expr = parse_expression(name, text)
+    for leaf in _leaves(expr):
+        _check(name, leaf, fields)
+    return Rule(name, text, expr)
+
+
+def format_value(value: Value) -> str:
+    """Render a literal in the rule language (Decimal in plain notation, never exponent form)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+def to_text(node: Node) -> str:
+    """Canonical text of an AST; parse_expression(to_text(n)) == n, which the property tests check."""
+    if isinstance(node, Compare):
+        return f"{node.field} {node.op} {format_value(node.value)}"
+    if isinstance(node, Membership):
+        keyword = "not in" if node.negated else "in"
+        return f"{node.field} {keyword} ({', '.join(format_value(v) for v in node.values)})"
+    if isinstance(node, Within):
+        unit = node.unit[:-1] if node.amount == 1 else node.unit
+        return f"{node.field} within {node.amount} {unit}"
+    if isinstance(node, Not):
+        return f"not {_wrap(node.operand, node)}"
+    joiner = " and " if isinstance(node, And) else " or "
+    return joiner.join(_wrap(operand, node) for operand in node.operands)
+
+
+def _wrap(node: Node, parent: Node) -> str:
+    """Parenthesise only where precedence alone would not rebuild the same tree."""
+    bare = not isinstance(node, And | Or) or (isinstance(node, And) and isinstance(parent, Or))
+    return to_text(node) if bare else f"({to_text(node)})"
+
+
+def _leaves(node: Node) -> Iterator[Compare | Membership | Within]:
+    if isinstance(node, Not):
+        yield from _leaves(node.operand)
+    elif isinstance(node, And | Or):
+        for operand in node.operands:
+            yield from _leaves(operand)
+    else:
+        yield node
+
+
+def _kind(value: str | int | Decimal | bool) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return "string" if isinstance(value, str) else "number"
+
+
+def _check(rule: str, leaf: Compare | Membership | Within, fields: Mapping[str, FieldType]) -> None:
+    """Reject at definition time what could only fail or silently never match at evaluation time."""
+    kind = fields.get(leaf.field)
+    if kind is None:
+        allowed = ", ".join(sorted(fields))
+        raise RuleError(rule, f"unknown field {leaf.field!r} (allowed: {allowed})")
+    if isinstance(leaf, Within):
+        if kind is not FieldType.DATETIME:
+            raise RuleError(rule, f"'within' needs a DATETIME field, {leaf.field!r} is {kind.name}")
+        return
+    if isinstance(leaf, Compare) and leaf.value is None:
+        if leaf.op in _ORDERING:
+            raise RuleError(rule, f"operator {leaf.op!r} cannot be used with null (use == or !=)")
+        return
+    if kind is FieldType.DATETIME:
+        raise RuleError(
+            rule, f"DATETIME field {leaf.field!r} can only be compared with null or used with 'within'"
+        )
+    if isinstance(leaf, Compare) and leaf.op in _ORDERING and kind is not FieldType.NUMBER:
+        raise RuleError(rule, f"operator {leaf.op!r} is not allowed on {kind.name} field {leaf.field!r}")
+    for value in (leaf.value,) if isinstance(leaf, Compare) else leaf.values:
+        if value is None:
+            raise RuleError(rule, "null is not allowed in an 'in' list (use == null)")
+        if _kind(value) != kind.value:
+            raise RuleError(
+                rule,
+                f"type mismatch: {kind.name} field {leaf.field!r} compared with "
+                f"{_kind(value)} {format_value(value)}",
+            )
+
+
+def _window(leaf: Within) -> timedelta:
+    return timedelta(days=leaf.amount) if leaf.unit == "days" else timedelta(hours=leaf.amount)
+
+
+def _compile(node: Node) -> _Predicate:
+    """Turn the AST into closures once, so evaluation does no tree walking or dispatch on node type."""
+    if isinstance(node, Not):
+        inner = _compile(node.operand)
+        return lambda v, now: not inner(v, now)
+    if isinstance(node, And):
+        return _all(tuple(_compile(operand) for operand in node.operands))
+    if isinstance(node, Or):
+        return _any(tuple(_compile(operand) for operand in node.operands))
+    name = node.field
+    if isinstance(node, Within):
+        window = _window(node)
+        return lambda v, now: (x := v.get(name)) is not None and now - x < window
+    if isinstance(node, Membership):
+        members = frozenset(node.values)
+        if node.negated:
+            return lambda v, now: (x := v.get(name)) is not None and x not in members
+        return lambda v, now: (x := v.get(name)) is not None and x in members
+    return _compare(name, node.op, node.value)
+
+
+def _compare(name: str, op: str, literal: Value) -> _Predicate:
+    if literal is None:
+        if op == "==":
+            return lambda v, now: v.get(name) is None
+        return lambda v, now: v.get(name) is not None
+    if op == "==":
+        return lambda v, now: (x := v.get(name)) is not None and x == literal
+    if op == "!=":
+        return lambda v, now: (x := v.get(name)) is not None and x != literal
+    if op == "<":
+        return lambda v, now: (x := v.get(name)) is not None and x < literal
+    if op == "<=":
+        return lambda v, now: (x := v.get(name)) is not None and x <= literal
+    if op == ">":
+        return lambda v, now: (x := v.get(name)) is not None and x > literal
+    return lambda v, now: (x := v.get(name)) is not None and x >= literal
+
+
+def _all(predicates: tuple[_Predicate, ...]) -> _Predicate:
+    if len(predicates) == 2:
+        a, b = predicates
+        return lambda v, now: a(v, now) and b(v, now)
+    if len(predicates) == 3:
+        a, b, c = predicates
+        return lambda v, now: a(v, now) and b(v, now) and c(v, now)
+
+    def every(v: Mapping[str, Any], now: datetime) -> bool:
+        return all(predicate(v, now) for predicate in predicates)
+
+    return every
+
+
+def _any(predicates: tuple[_Predicate, ...]) -> _Predicate:
+    if len(predicates) == 2:
+        a, b = predicates
+        return lambda v, now: a(v, now) or b(v, now)
+    if len(predicates) == 3:
+        a, b, c = predicates
+        return lambda v, now: a(v, now) or b(v, now) or c(v, now)
+
+    def some(v: Mapping[str, Any], now: datetime) -> bool:
+        return any(predicate(v, now) for predicate in predicates)
+
+    return some
