@@ -1,0 +1,448 @@
+"""The event contract: one frozen pydantic model per event type, discriminated by ``type``.
+
+Everything entering the stream goes through :func:`parse_event`, which returns a validated event or raises
+:class:`InvalidEvent` (never anything else), so the worker can dead-letter bad input and go on.
+Amounts are exact :class:`~decimal.Decimal` values (JSON numbers never pass through binary float);
+timestamps must carry a UTC offset and are normalised to UTC.
+"""
+
+import json
+import re
+import reprlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Context, Decimal
+from typing import Annotated, Final, Literal, cast
+
+import orjson
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from segmentation.currencies import CURRENCY_EXPONENT
+
+__all__ = [
+    "CURRENCY_EXPONENT", "EVENT_TYPES", "MAX_EVENT_BYTES", "SCHEMA_VERSION", "AppSession", "CustomerErased",
+    "EmailClick", "EmailOpen", "EmailSent", "EmailUnsubscribe", "Event", "EventBase", "InvalidEvent", "Item",
+    "Loyalty", "ProfileUpdate", "Purchase", "Refund", "SupportContact", "SurveyResponse", "WebVisit",
+    "event_json_schema", "event_to_dict", "parse_event",
+]  # fmt: skip
+
+MAX_EVENT_BYTES: Final = 64 * 1024
+SCHEMA_VERSION: Final = 1
+_MAX_INT: Final = 1_000_000_000  # keeps counters far inside Redis' signed 64-bit integers
+_MAX_AMOUNT_DIGITS: Final = 15  # whole digits; with 4 places an amount fits 19 digits (a SQL DECIMAL(19,4))
+_PLACES: Final = Decimal("0.0001")
+_ONE: Final = Decimal(1)
+_EXACT: Final = Context(prec=40)  # ample for 19 digits; immune to a caller's decimal.getcontext()
+
+
+class InvalidEvent(ValueError):
+    """An event that cannot be accepted; the message names the field and the reason (for the dead letter)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        event_id: str | None = None,
+        customer_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.field = field  # dotted path of the offending field, e.g. "items[0].quantity"
+        self.event_id = event_id  # best effort from the raw input, for dead-letter records
+        self.customer_id = customer_id
+
+
+def _fail(message: str, **context: object) -> PydanticCustomError:
+    return PydanticCustomError("segstream", message, context or None)
+
+
+_JSON_NUMBER: Final = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
+_NUMBER_TEXT: Final = re.compile(_JSON_NUMBER)
+
+
+def _amount(value: object, positive: bool) -> Decimal:
+    """Exact amount: finite, >= 0 (or > 0), < 10^15, at most 4 places; no exponent and no -0 kept."""
+    if type(value) is str:
+        match = _NUMBER_TEXT.fullmatch(value)
+        if match is None:  # Decimal() alone would take "1_000", " 5", "NaN"
+            raise _fail("must be a decimal number like 12.50")
+        number = Decimal(value)
+        plain = match[3] is None and len(match[2] or "") <= 5  # no exponent, at most 4 places: fast path
+    elif type(value) is int:
+        number, plain = Decimal(value), True
+    elif type(value) is Decimal:
+        number, plain = value, False
+    elif type(value) is float:  # only from caller-built mappings: take the digits its repr shows
+        number, plain = Decimal(repr(value)), False
+    else:
+        raise _fail("must be a decimal number or a numeric string")
+    if not number.is_finite():
+        raise _fail("must be a finite number")
+    if number < 0 or (positive and not number):
+        raise _fail("must be > 0" if positive else "must be >= 0")
+    if number and number.adjusted() >= _MAX_AMOUNT_DIGITS:
+        raise _fail("must be below 10^15")
+    if not plain:
+        exponent = cast(int, number.as_tuple().exponent)  # an int: the number is finite
+        if exponent < -4 and number.quantize(_PLACES, context=_EXACT) != number:
+            raise _fail("must have at most 4 decimal places")
+        if exponent < -4 or exponent > 0:
+            number = number.quantize(_PLACES if exponent < 0 else _ONE, context=_EXACT)
+    return number.copy_abs()  # turns -0 into 0; a no-op for every other accepted amount
+
+
+def _money(value: object) -> Decimal:
+    return _amount(value, False)
+
+
+def _positive_money(value: object) -> Decimal:
+    return _amount(value, True)
+
+
+def _currency(value: object) -> str:
+    if type(value) is str and value in CURRENCY_EXPONENT:
+        return value
+    if type(value) is str and value.upper() in CURRENCY_EXPONENT:
+        raise _fail("currency codes are upper-case, use '{code}'", code=value.upper())
+    raise _fail("unknown ISO 4217 currency code")
+
+
+def _schema_version(value: object) -> object:
+    """Accept exactly the integer 1: a plain Literal[1] would also take ``true`` and ``1.0``."""
+    if type(value) is int and value == SCHEMA_VERSION:
+        return value
+    raise PydanticCustomError(
+        "schema_version", "unsupported version {version} (supported: 1)", {"version": _show(value)}
+    )
+
+
+_ISO_TIMESTAMP: Final = re.compile(
+    r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d:?\d\d)?", re.ASCII
+)
+
+
+def _timestamp(value: object) -> datetime:
+    """RFC 3339 / ISO 8601 date-time with offset, to UTC; never guess a zone, never take epoch numbers."""
+    if isinstance(value, str):
+        match = _ISO_TIMESTAMP.fullmatch(value)
+        if match is None:
+            raise _fail("must be an ISO 8601 date-time like 2024-05-01T12:00:00Z")
+        if match[3] is None:
+            raise _fail("timestamp must carry a UTC offset")
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as exc:  # e.g. month 13, hour 24
+            raise _fail("invalid date-time: {reason}", reason=str(exc)) from None
+    if not isinstance(value, datetime):
+        raise _fail("must be an ISO 8601 date-time string")
+    if value.utcoffset() is None:
+        raise _fail("timestamp must carry a UTC offset")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC equivalent
+        raise _fail("date-time out of range once converted to UTC") from None
+
+
+def _money_schema(bound: str) -> WithJsonSchema:
+    return WithJsonSchema(
+        {"anyOf": [{"type": "number", bound: 0}, {"type": "string", "pattern": _JSON_NUMBER}]}
+    )
+
+
+_Money = Annotated[Decimal, BeforeValidator(_money), _money_schema("minimum")]
+_PositiveMoney = Annotated[Decimal, BeforeValidator(_positive_money), _money_schema("exclusiveMinimum")]
+_Currency = Annotated[str, PlainValidator(_currency), WithJsonSchema({"enum": [*CURRENCY_EXPONENT]})]
+_Id = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")]
+_Ref = Annotated[StrictStr, Field(min_length=1, max_length=128)]
+_Label = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+_CONFIG: Final = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+class EventBase(BaseModel):
+    """Fields every event carries: ``event_id`` is the de-duplication key, ``occurred_at`` the event time."""
+
+    model_config = _CONFIG
+
+    type: str
+    event_id: _Id
+    customer_id: _Id
+    occurred_at: Annotated[datetime, BeforeValidator(_timestamp)]
+    schema_version: Annotated[Literal[1], BeforeValidator(_schema_version)]
+
+
+class Item(BaseModel):
+    """One order line; ``unit_price`` is optional because many shops only send the order total."""
+
+    model_config = _CONFIG
+
+    sku: _Ref
+    quantity: Annotated[StrictInt, Field(ge=1, le=_MAX_INT)]
+    unit_price: _Money | None = None
+
+
+class Purchase(EventBase):
+    type: Literal["purchase"] = "purchase"
+    order_id: _Ref
+    amount: _Money
+    currency: _Currency
+    channel: Literal["web", "store", "app", "phone"]
+    items: Annotated[tuple[Item, ...], Field(max_length=500)] = ()
+    coupon_used: StrictBool = False
+
+
+class Refund(EventBase):
+    type: Literal["refund"] = "refund"
+    order_id: _Ref
+    amount: _PositiveMoney
+    currency: _Currency
+
+
+class EmailSent(EventBase):
+    type: Literal["email_sent"] = "email_sent"
+    campaign_id: _Ref | None = None
+
+
+class EmailOpen(EventBase):
+    type: Literal["email_open"] = "email_open"
+    campaign_id: _Ref | None = None
+
+
+class EmailClick(EventBase):
+    type: Literal["email_click"] = "email_click"
+    campaign_id: _Ref | None = None
+
+
+class EmailUnsubscribe(EventBase):
+    type: Literal["email_unsubscribe"] = "email_unsubscribe"
+    campaign_id: _Ref | None = None
+
+
+class WebVisit(EventBase):
+    type: Literal["web_visit"] = "web_visit"
+    page: Annotated[StrictStr, Field(min_length=1, max_length=2048)] | None = None
+
+
+class AppSession(EventBase):
+    type: Literal["app_session"] = "app_session"
+    duration_seconds: Annotated[StrictInt, Field(ge=0, le=_MAX_INT)] | None = None
+
+
+class Loyalty(EventBase):
+    type: Literal["loyalty"] = "loyalty"
+    points_delta: Annotated[StrictInt, Field(ge=-_MAX_INT, le=_MAX_INT)]
+    tier: _Label | None = None
+
+
+class SupportContact(EventBase):
+    type: Literal["support_contact"] = "support_contact"
+    channel: Literal["email", "phone", "chat", "store"]
+    resolved: StrictBool
+
+
+class SurveyResponse(EventBase):
+    """``score`` is the 0-10 satisfaction / NPS answer; ``interests`` are declared topics."""
+
+    type: Literal["survey_response"] = "survey_response"
+    score: Annotated[StrictInt, Field(ge=0, le=10)]
+    interests: Annotated[tuple[_Label, ...], Field(max_length=50)] = ()
+
+
+class ProfileUpdate(EventBase):
+    """Declared profile data; a field left out or null means "unchanged", never "erase"."""
+
+    type: Literal["profile_update"] = "profile_update"
+    birth_year: Annotated[StrictInt, Field(ge=1900, le=2100)] | None = None
+    gender: Literal["female", "male", "other", "undisclosed"] | None = None
+    region: _Label | None = None
+    household: Annotated[StrictInt, Field(ge=1, le=20)] | None = None
+
+
+class CustomerErased(EventBase):
+    """Privacy erasure: everything known about the customer must go."""
+
+    type: Literal["customer_erased"] = "customer_erased"
+
+
+Event = Annotated[
+    Purchase | Refund | EmailSent | EmailOpen | EmailClick | EmailUnsubscribe | WebVisit | AppSession
+    | Loyalty | SupportContact | SurveyResponse | ProfileUpdate | CustomerErased,
+    Field(discriminator="type"),
+]  # fmt: skip
+_EVENT_CLASSES: Final[tuple[type[EventBase], ...]] = (
+    Purchase, Refund, EmailSent, EmailOpen, EmailClick, EmailUnsubscribe, WebVisit, AppSession,
+    Loyalty, SupportContact, SurveyResponse, ProfileUpdate, CustomerErased,
+)  # fmt: skip
+EVENT_TYPES: Final[tuple[str, ...]] = tuple(cls.model_fields["type"].default for cls in _EVENT_CLASSES)
+_TYPES: Final = frozenset(EVENT_TYPES)
+_MISSING: Final = object()
+_ADAPTER: Final[TypeAdapter[Event]] = TypeAdapter(Event)
+
+
+def _decimal(text: str) -> Decimal:
+    """JSON number -> exact Decimal; exponents beyond Decimal's range become NaN, which is then rejected."""
+    try:
+        return Decimal(text)
+    except ArithmeticError:
+        return Decimal("NaN")
+
+
+_EXACT_DECODER: Final = json.JSONDecoder(parse_float=_decimal, parse_constant=_decimal)
+_REPR: Final = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 2, 60, 60, 40
+_MESSAGES: Final = {  # pydantic error type -> our wording ({...} filled from the error context)
+    "missing": "field required",
+    "extra_forbidden": "unexpected field",
+    "invalid_key": "field names must be strings",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than_equal": "must be <= {le}",
+    "string_too_short": "must not be empty",
+    "string_too_long": "must have at most {max_length} characters",
+    "too_long": "must have at most {max_length} items",
+    "string_type": "must be a string",
+    "string_unicode": "must be valid Unicode text",
+    "string_pattern_mismatch": "must not contain control characters",
+    "int_type": "must be an integer",
+    "bool_type": "must be true or false",
+    "literal_error": "must be one of {expected}",
+    "model_type": "must be an object",
+    "tuple_type": "must be an array",
+}
+
+
+def _show(value: object) -> str:
+    """Short, safe rendering of an offending value (bounded length and depth; Decimals without quotes)."""
+    try:
+        return str(value)[:60] if isinstance(value, Decimal) else _REPR.repr(value)
+    except ValueError:  # an int beyond Python's 4300-digit str() limit
+        return f"<{type(value).__name__} too large to show>"
+
+
+def _clip(value: object) -> str | None:
+    return value[:128].encode("utf-8", "replace").decode("utf-8") if isinstance(value, str) else None
+
+
+def _problem(error: ErrorDetails) -> tuple[str | None, str, str]:
+    """(event type, field path, message) for one pydantic error, in our wording."""
+    kind, loc = error["type"], error["loc"]
+    template = _MESSAGES.get(kind)
+    message = template.format_map(error.get("ctx", {})) if template else error["msg"]
+    if kind not in ("missing", "extra_forbidden", "schema_version"):  # these show no value, or already did
+        message += f" (got {_show(error['input'])})"
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc[1:])
+    return str(loc[0]), path.lstrip("."), message
+
+
+def _invalid(problems: list[tuple[str | None, str, str]], data: Mapping[object, object]) -> InvalidEvent:
+    """One readable InvalidEvent naming the first problem; a bad schema version always comes first."""
+    version = data.get("schema_version", _MISSING)
+    if not (type(version) is int and version == SCHEMA_VERSION) and all(
+        p[1] != "schema_version" for p in problems
+    ):
+        reason = (
+            "field required"
+            if version is _MISSING
+            else f"unsupported version {_show(version)} (supported: 1)"
+        )
+        problems.append((None, "schema_version", reason))  # the type was unknown, so pydantic never got there
+    problems.sort(key=lambda problem: problem[1] != "schema_version")
+    event_type, field, message = problems[0]
+    text = f"invalid {event_type + ' ' if event_type else ''}event: {field}: {message}"
+    if len(problems) > 1:
+        text += f" (+{len(problems) - 1} more error{'s' if len(problems) > 2 else ''})"
+    return InvalidEvent(
+        text, field=field, event_id=_clip(data.get("event_id")), customer_id=_clip(data.get("customer_id"))
+    )
+
+
+def _binary_float_amount(data: object) -> bool:
+    """Did orjson make an amount a binary float? Then re-parse exactly (keep in step with Decimal fields)."""
+    if type(data) is not dict:
+        return False
+    if type(data.get("amount")) is float:
+        return True
+    items = data.get("items")
+    return type(items) is list and any(
+        type(it) is dict and type(it.get("unit_price")) is float for it in items
+    )
+
+
+def _decode(raw: object) -> object:
+    """JSON text -> Python values with exact Decimals: orjson when that is exact, else the json module."""
+    if isinstance(raw, str):
+        size = len(raw) if len(raw) <= MAX_EVENT_BYTES // 4 else len(raw.encode("utf-8", "surrogatepass"))
+    elif isinstance(raw, bytes | bytearray | memoryview):
+        raw = bytes(raw)
+        size = len(raw)
+    else:
+        raise InvalidEvent(f"invalid event: expected bytes, str or a mapping (got {type(raw).__name__})")
+    if size > MAX_EVENT_BYTES:
+        raise InvalidEvent(f"invalid event: input larger than {MAX_EVENT_BYTES} bytes")
+    try:
+        data = orjson.loads(raw)
+        if not _binary_float_amount(data):
+            return data
+    except orjson.JSONDecodeError:
+        pass  # the exact decoder below gives the verdict and the message
+    try:
+        return _EXACT_DECODER.decode(raw if isinstance(raw, str) else raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(
+            f"invalid event: input is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise InvalidEvent(f"invalid event: not valid JSON: {exc}") from None
+
+
+def parse_event(raw: bytes | str | Mapping[str, object]) -> Event:
+    """Validate one event from JSON bytes/str or a mapping; raises InvalidEvent and nothing else."""
+    data = dict(raw) if isinstance(raw, Mapping) else _decode(raw)
+    if not isinstance(data, dict):
+        raise InvalidEvent(f"invalid event: expected a JSON object (got {type(data).__name__})")
+    kind = data.get("type", _MISSING)
+    if type(kind) is not str or kind not in _TYPES:  # checked here: pydantic chokes on odd tags
+        expected = f"(expected one of: {', '.join(EVENT_TYPES)})"
+        reason = (
+            f"field required {expected}"
+            if kind is _MISSING
+            else f"unknown event type {_show(kind)} {expected}"
+        )
+        raise _invalid([(None, "type", reason)], data)
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise _invalid([_problem(error) for error in exc.errors(include_url=False)], data) from None
+
+
+def event_to_dict(event: Event) -> dict[str, object]:
+    """Canonical JSON-ready form: all fields (None as null), Decimals as plain strings, UTC time with Z."""
+    return event.model_dump(mode="json")
+
+
+def event_json_schema() -> dict[str, object]:
+    """JSON Schema (draft 2020-12) for producers; shipped as segmentation/event_schema.json."""
+    schema = _ADAPTER.json_schema()
+    for cls in _EVENT_CLASSES:  # "type" has a default for Python callers, but on the wire it is required
+        schema["$defs"][cls.__name__]["required"].insert(0, "type")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "segstream event", **schema}
+
+
+def main() -> None:
+    """Print the schema: ``python -m segmentation.events > segmentation/event_schema.json``."""
+    print(json.dumps(event_json_schema(), indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
