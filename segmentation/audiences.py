@@ -1,0 +1,139 @@
+"""Audiences: named targeting rules, each a two-segment grid `audience:<name>` (member / not_member).
+
+Rules are written in the declarative language of `segmentation.rules` and may only name the customer
+fields of the allow-list below (`FIELDS`); values are derived from the state at evaluation time.
+Time-dependent fields (`days since ...`, age) are deliberately absent: time enters only through
+`within N days` on DATETIME fields, which is what lets `Rule.next_change` give exact change instants.
+
+| field | type | meaning |
+|---|---|---|
+| orders | NUMBER | purchases counted (F) |
+| monetary | NUMBER | net monetary in base currency major units (Decimal) |
+| average_basket | NUMBER | gross / orders in major units (null without purchase) |
+| refunds | NUMBER | refund events |
+| emails_sent, email_opens, email_clicks | NUMBER | email counters |
+| web_visits, app_sessions, app_seconds | NUMBER | engagement counters |
+| loyalty_points | NUMBER | loyalty balance |
+| support_contacts, support_unresolved | NUMBER | support counters |
+| survey_score | NUMBER | last survey score (null if none) |
+| birth_year, household | NUMBER | declared (null if not declared) |
+| gender, region, loyalty_tier | STRING | declared (null if not declared) |
+| lifecycle, rfm, value, email, channel, age_band, region_group, satisfaction | STRING | current segments |
+| unsubscribed | BOOL | email unsubscription |
+| first_seen_at, last_seen_at, first_purchase_at, last_purchase_at | DATETIME | for `within` |
+| lifecycle_since | DATETIME | start of the current lifecycle stage |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+
+from segmentation.instants import iso
+from segmentation.rules import FieldType, Rule
+from segmentation.rules_syntax import And, Node, Not, Or, Within
+from segmentation.state import CustomerState
+
+__all__ = [
+    "FIELDS", "MEMBER", "NOT_MEMBER", "SEGMENT_FIELDS", "Getter", "explain", "fades_only", "getters",
+    "values",
+]  # fmt: skip
+
+MEMBER = "member"
+NOT_MEMBER = "not_member"
+PREFIX = "audience:"
+
+_N, _S, _D, _B = FieldType.NUMBER, FieldType.STRING, FieldType.DATETIME, FieldType.BOOL
+
+# field name -> (type, getter(state, minor-unit scale))
+Getter = Callable[[CustomerState, Decimal], object]
+
+
+def _basket(s: CustomerState, scale: Decimal) -> object:
+    return None if s.orders == 0 else (Decimal(s.gross_minor) / s.orders * scale)
+
+
+_SPEC: dict[str, tuple[FieldType, Getter]] = {
+    "orders": (_N, lambda s, k: s.orders),
+    "monetary": (_N, lambda s, k: Decimal(max(0, s.gross_minor - s.refunded_minor)) * k),
+    "average_basket": (_N, _basket),
+    "refunds": (_N, lambda s, k: s.refunds),
+    "emails_sent": (_N, lambda s, k: s.emails_sent),
+    "email_opens": (_N, lambda s, k: s.email_opens),
+    "email_clicks": (_N, lambda s, k: s.email_clicks),
+    "web_visits": (_N, lambda s, k: s.web_visits),
+    "app_sessions": (_N, lambda s, k: s.app_sessions),
+    "app_seconds": (_N, lambda s, k: s.app_seconds),
+    "loyalty_points": (_N, lambda s, k: s.loyalty_points),
+    "support_contacts": (_N, lambda s, k: s.support_contacts),
+    "support_unresolved": (_N, lambda s, k: s.support_unresolved),
+    "survey_score": (_N, lambda s, k: s.survey_score),
+    "birth_year": (_N, lambda s, k: s.birth_year),
+    "household": (_N, lambda s, k: s.household),
+    "gender": (_S, lambda s, k: s.gender),
+    "region": (_S, lambda s, k: s.region),
+    "loyalty_tier": (_S, lambda s, k: s.loyalty_tier),
+    "lifecycle": (_S, lambda s, k: s.seg_lifecycle),
+    "rfm": (_S, lambda s, k: s.seg_rfm),
+    "value": (_S, lambda s, k: s.seg_value),
+    "email": (_S, lambda s, k: s.seg_email),
+    "channel": (_S, lambda s, k: s.seg_channel),
+    "age_band": (_S, lambda s, k: s.seg_age_band),
+    "region_group": (_S, lambda s, k: s.seg_region),
+    "satisfaction": (_S, lambda s, k: s.seg_satisfaction),
+    "unsubscribed": (_B, lambda s, k: s.unsubscribed),
+    "first_seen_at": (_D, lambda s, k: s.first_seen_at),
+    "last_seen_at": (_D, lambda s, k: s.last_seen_at),
+    "first_purchase_at": (_D, lambda s, k: s.first_purchase_at),
+    "last_purchase_at": (_D, lambda s, k: s.last_purchase_at),
+    "lifecycle_since": (_D, lambda s, k: s.lifecycle_since),
+}
+
+FIELDS: Mapping[str, FieldType] = {name: kind for name, (kind, _) in _SPEC.items()}
+
+# Which grid's segment each segment field mirrors (an audience on it is re-evaluated when it changes).
+SEGMENT_FIELDS: Mapping[str, str] = {
+    "lifecycle": "lifecycle",
+    "rfm": "rfm",
+    "value": "value",
+    "email": "email",
+    "channel": "channel",
+    "age_band": "age_band",
+    "region_group": "region",
+    "satisfaction": "satisfaction",
+    "lifecycle_since": "lifecycle",
+}
+
+
+def getters(rule: Rule) -> tuple[tuple[str, Getter], ...]:
+    """How to read each field of the rule from a state."""
+    return tuple((name, _SPEC[name][1]) for name in sorted(rule.fields))
+
+
+def values(s: CustomerState, rule: Rule, scale: Decimal) -> dict[str, object]:
+    """The rule's fields, read from the state (`scale` turns minor units into major units)."""
+    return {name: getter(s, scale) for name, getter in getters(rule)}
+
+
+def fades_only(node: Node, negated: bool = False) -> bool:
+    """Whether time alone can only turn the rule from true to false (no `within` under a `not`).
+
+    `x within N days` is true, then false once and for all; `and`/`or` keep that direction, `not`
+    reverses it. For such a rule a non-member stays a non-member until an event, so its next change
+    needs no search: this skips most `Rule.next_change` calls on the hot path.
+    """
+    if isinstance(node, Within):
+        return not negated
+    if isinstance(node, Not):
+        return fades_only(node.operand, not negated)
+    if isinstance(node, And | Or):
+        return all(fades_only(operand, negated) for operand in node.operands)
+    return True
+
+
+def explain(s: CustomerState, rule: Rule, scale: Decimal) -> dict[str, str]:
+    why = {"rule": rule.text}
+    for name, value in sorted(values(s, rule, scale).items()):
+        why[name] = "null" if value is None else (iso(value) if isinstance(value, datetime) else str(value))
+    return why

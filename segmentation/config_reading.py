@@ -1,0 +1,77 @@
+"""Typed readers for the definitions mapping, so every loading error names the offending key.
+
+Definitions come from YAML written by people; a wrong value must fail at load time with the path of
+the key (`lifecycle.lost_after_days: expected an integer, got 'x'`), never later inside `apply`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+
+__all__ = [
+    "DefinitionsError",
+    "read_decimal",
+    "read_float",
+    "read_int",
+    "read_list",
+    "read_section",
+    "read_str",
+]
+
+
+class DefinitionsError(ValueError):
+    """Definitions that cannot be loaded; the message names the key or rule at fault."""
+
+
+def read_section(raw: Mapping[str, object], key: str, where: str = "") -> Mapping[str, object]:
+    """A nested mapping; a missing section is an empty one so that its fields fall back to defaults."""
+    value = raw.get(key, {})
+    if not isinstance(value, Mapping):
+        raise DefinitionsError(f"{where}{key}: expected a mapping, got {value!r}")
+    return value
+
+
+def read_int(raw: Mapping[str, object], key: str, default: int, where: str = "") -> int:
+    """An integer; bools are refused although Python counts them as ints (YAML `yes` is not 1)."""
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DefinitionsError(f"{where}{key}: expected an integer, got {value!r}")
+    return value
+
+
+def read_float(raw: Mapping[str, object], key: str, default: float, where: str = "") -> float:
+    """A number used in float arithmetic (email decay only; money never goes through floats)."""
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DefinitionsError(f"{where}{key}: expected a number, got {value!r}")
+    return float(value)
+
+
+def read_str(raw: Mapping[str, object], key: str, default: str, where: str = "") -> str:
+    """A non-empty string."""
+    value = raw.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise DefinitionsError(f"{where}{key}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def read_list(raw: Mapping[str, object], key: str, default: list[object], where: str = "") -> list[object]:
+    """A YAML sequence."""
+    value = raw.get(key, default)
+    if not isinstance(value, list):
+        raise DefinitionsError(f"{where}{key}: expected a list, got {value!r}")
+    return value
+
+
+def read_decimal(value: object, where: str) -> Decimal:
+    """Money as a Decimal written as a string (`"12.50"`) or integer, never a YAML float (inexact)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise DefinitionsError(f'{where}: expected a decimal string such as "12.50", got {value!r}')
+    try:
+        result = Decimal(value)
+    except InvalidOperation:
+        raise DefinitionsError(f"{where}: not a decimal number: {value!r}") from None
+    if not result.is_finite():
+        raise DefinitionsError(f"{where}: not a finite number: {value!r}")
+    return result

@@ -1,0 +1,200 @@
+"""Definitions: the versioned segmentation configuration (thresholds, breakpoints, maps, audiences).
+
+State and transitions are a function of (event log, definitions version) only, so everything that
+decides a segment lives here, including the fixed currency conversion rates. Definitions are frozen
+and hashable and validated entirely at load time (`DefinitionsError` names the key or rule at fault):
+`apply` never meets a broken configuration. The default ships as `segmentation/definitions.yaml`,
+where every field is commented.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from segmentation.audiences import FIELDS as AUDIENCE_FIELDS
+from segmentation.channel import ChannelConfig
+from segmentation.config_reading import DefinitionsError, read_decimal, read_int, read_section, read_str
+from segmentation.currencies import CURRENCY_EXPONENT
+from segmentation.demographics import AgeBandConfig, RegionConfig
+from segmentation.email_appetence import SEGMENTS as EMAIL_SEGMENTS
+from segmentation.email_appetence import EmailConfig
+from segmentation.lifecycle import SEGMENTS as LIFECYCLE_SEGMENTS
+from segmentation.lifecycle import LifecycleConfig
+from segmentation.rfm import RfmConfig
+from segmentation.rules import Rule, RuleError, parse_rule
+from segmentation.satisfaction import SEGMENTS as SATISFACTION_SEGMENTS
+from segmentation.satisfaction import SatisfactionConfig
+from segmentation.value import ValueConfig
+
+__all__ = ["Definitions", "DefinitionsError"]
+
+_TOP_KEYS = frozenset(
+    {
+        "version", "currency", "currency_rates", "recent_event_ids", "lifecycle", "rfm", "value", "email",
+        "channel", "age_band", "region", "satisfaction", "audiences",
+    }
+)  # fmt: skip
+_SECTION_KEYS = {
+    "lifecycle": {"new_for_days", "at_risk_after_days", "lost_after_days", "reactivated_for_days"},
+    "rfm": {"recency_days", "frequency_orders", "monetary", "segments"},
+    "value": {"tiers"},
+    "email": {"half_life_days", "click_weight", "engaged_at", "passive_at"},
+    "channel": {"tie_order"},
+    "age_band": {"bands"},
+    "region": {"groups"},
+    "satisfaction": {"detractor_max", "passive_max"},
+}
+_AUDIENCE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """One version of the segmentation configuration (`default`, `from_yaml` or `from_mapping`)."""
+
+    version: str
+    currency: str
+    currency_rates: tuple[tuple[str, Decimal], ...]
+    recent_event_ids: int
+    lifecycle: LifecycleConfig
+    rfm: RfmConfig
+    value: ValueConfig
+    email: EmailConfig
+    channel: ChannelConfig
+    age_band: AgeBandConfig
+    region: RegionConfig
+    satisfaction: SatisfactionConfig
+    audiences: tuple[Rule, ...]
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+    rates: Mapping[str, Decimal] = field(init=False, compare=False, repr=False)
+    minor_exponent: int = field(init=False, compare=False, repr=False)
+    scale: Decimal = field(init=False, compare=False, repr=False)
+    memo: dict[str, Any] = field(init=False, compare=False, repr=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rates", dict(self.currency_rates))
+        object.__setattr__(self, "minor_exponent", CURRENCY_EXPONENT[self.currency])
+        object.__setattr__(self, "scale", Decimal(1).scaleb(-CURRENCY_EXPONENT[self.currency]))
+        object.__setattr__(self, "memo", {})  # per-instance cache of derived plans (see evolution)
+
+    @property
+    def grid_segments(self) -> dict[str, tuple[str, ...]]:
+        """Every grid and its possible segments, in the canonical grid order used for transitions."""
+        grids: dict[str, tuple[str, ...]] = {
+            "lifecycle": LIFECYCLE_SEGMENTS,
+            "rfm": self.rfm.segments,
+            "value": self.value.segments,
+            "email": EMAIL_SEGMENTS,
+            "channel": self.channel.segments,
+            "age_band": self.age_band.all_segments,
+            "region": self.region.segments,
+            "satisfaction": SATISFACTION_SEGMENTS,
+        }
+        for rule in self.audiences:
+            grids[f"audience:{rule.name}"] = ("member", "not_member")
+        return grids
+
+    @classmethod
+    @cache
+    def default(cls) -> Definitions:
+        """The shipped default definitions (read lazily from package data, once per process)."""
+        text = resources.files("segmentation").joinpath("definitions.yaml").read_text(encoding="utf-8")
+        return cls.from_mapping(_load_yaml(text, "segmentation/definitions.yaml"))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Definitions:
+        """Load definitions from a YAML file."""
+        return cls.from_mapping(_load_yaml(Path(path).read_text(encoding="utf-8"), str(path)))
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, object]) -> Definitions:
+        """Validate and build definitions from a plain mapping (the parsed YAML document)."""
+        if not isinstance(raw, Mapping):
+            raise DefinitionsError(
+                f"definitions: expected a mapping at the top level, got {type(raw).__name__}"
+            )
+        unknown = set(raw) - _TOP_KEYS
+        if unknown:
+            raise DefinitionsError(f"definitions: unknown keys {sorted(map(str, unknown))}")
+        for name, allowed in _SECTION_KEYS.items():
+            extra = set(read_section(raw, name)) - allowed
+            if extra:
+                raise DefinitionsError(f"{name}: unknown keys {sorted(map(str, extra))}")
+        version = read_str(raw, "version", "")
+        currency = read_str(raw, "currency", "EUR")
+        if currency not in CURRENCY_EXPONENT:
+            raise DefinitionsError(f"currency: {currency!r} is not an ISO 4217 code")
+        exponent = CURRENCY_EXPONENT[currency]
+        recent = read_int(raw, "recent_event_ids", 64)
+        if not 1 <= recent <= 10_000:
+            raise DefinitionsError(f"recent_event_ids: must be between 1 and 10000, got {recent}")
+        definitions = cls(
+            version=version,
+            currency=currency,
+            currency_rates=_rates(read_section(raw, "currency_rates"), currency),
+            recent_event_ids=recent,
+            lifecycle=LifecycleConfig.from_mapping(read_section(raw, "lifecycle")),
+            rfm=RfmConfig.from_mapping(read_section(raw, "rfm"), exponent),
+            value=ValueConfig.from_mapping(read_section(raw, "value"), exponent),
+            email=EmailConfig.from_mapping(read_section(raw, "email")),
+            channel=ChannelConfig.from_mapping(read_section(raw, "channel")),
+            age_band=AgeBandConfig.from_mapping(read_section(raw, "age_band")),
+            region=RegionConfig.from_mapping(read_section(raw, "region")),
+            satisfaction=SatisfactionConfig.from_mapping(read_section(raw, "satisfaction")),
+            audiences=_audiences(read_section(raw, "audiences")),
+        )
+        warnings = tuple(
+            f"grid {grid!r} has {len(segments)} segments (a grid should have 3 to 10)"
+            for grid, segments in definitions.grid_segments.items()
+            if not grid.startswith("audience:") and not 3 <= len(segments) <= 10
+        )
+        object.__setattr__(definitions, "warnings", warnings)
+        return definitions
+
+
+def _load_yaml(text: str, origin: str) -> Mapping[str, object]:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DefinitionsError(f"{origin}: not valid YAML: {exc}") from None
+    if not isinstance(document, Mapping):
+        raise DefinitionsError(f"{origin}: expected a mapping at the top level")
+    return document
+
+
+def _rates(raw: Mapping[str, object], base: str) -> tuple[tuple[str, Decimal], ...]:
+    rates = {base: Decimal(1)}
+    for code, value in raw.items():
+        if code not in CURRENCY_EXPONENT:
+            raise DefinitionsError(f"currency_rates.{code}: not an ISO 4217 currency code")
+        rate = read_decimal(value, f"currency_rates.{code}")
+        if rate <= 0 or (code == base and rate != 1):
+            raise DefinitionsError(
+                f"currency_rates.{code}: must be > 0 (and 1 for the base currency), got {rate}"
+            )
+        rates[code] = rate
+    return tuple(sorted(rates.items()))
+
+
+def _audiences(raw: Mapping[str, object]) -> tuple[Rule, ...]:
+    rules = []
+    for name, text in raw.items():
+        if not isinstance(name, str) or not _AUDIENCE_NAME.fullmatch(name):
+            raise DefinitionsError(
+                f"audiences.{name}: audience names are lower-case identifiers (a-z, 0-9, _)"
+            )
+        if not isinstance(text, str):
+            raise DefinitionsError(f"audiences.{name}: expected the rule as a string, got {text!r}")
+        try:
+            rules.append(parse_rule(name, text, AUDIENCE_FIELDS))
+        except RuleError as exc:
+            raise DefinitionsError(f"audiences.{name}: {exc}") from None
+    return tuple(rules)

@@ -1,0 +1,196 @@
+"""apply / advance / next_due / resegment: how a customer's segments evolve with events and time.
+
+Pure functions in the eventsourcing style (`apply(state, event) -> new state`), deterministic:
+the result depends on the state, the event and the definitions only; time is the event time.
+
+* `apply` ignores a duplicate event id (no effect at all); otherwise it first `advance`s the state to
+  the event time (time-driven transitions due up to and including it, each stamped with its own due
+  time and cause `time`), folds the event into the totals, re-evaluates the grids the event can
+  affect and emits one transition per changed grid, cause = event id, effective at the state's clock
+  after the event (the event time; for a late event, the clock the state had already reached).
+* `advance` applies every time-driven change up to `until` in time order; `next_due` is when the next
+  one happens. Both use the due times cached in the state (`due_*`, `next_due_at`).
+* `resegment` re-evaluates every grid under other definitions (cause `definitions`); `apply` and
+  `advance` call it first when the state was built with another definitions version.
+See docs/semantics.md for late events, refunds, currencies and erasure.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from datetime import datetime
+from typing import Any
+
+from segmentation import audiences, rfm
+from segmentation.config_reading import DefinitionsError
+from segmentation.definitions import Definitions
+from segmentation.events import Event
+from segmentation.folding import FOLDS
+from segmentation.grids import GRID_ORDER, TIME_GRIDS
+from segmentation.instants import iso
+from segmentation.reevaluation import ALL, Change, plan_for, reevaluate, transitions
+from segmentation.state import (
+    I_CLOCK,
+    I_CURRENCY,
+    I_FIRST_SEEN,
+    I_LAST_PURCHASE,
+    I_LAST_SEEN,
+    I_RECENT,
+    I_RFM_R,
+    I_VERSION,
+    ID_SEPARATOR,
+    CustomerState,
+    remember,
+    trim,
+)
+from segmentation.transition import CAUSE_DEFINITIONS, CAUSE_TIME, Outcome, Transition
+
+__all__ = ["advance", "apply", "next_due", "resegment"]
+
+_make = CustomerState._make
+
+
+def _stamp(v: list[Any], d: Definitions, now: datetime) -> None:
+    v[I_CLOCK], v[I_VERSION], v[I_CURRENCY] = now, d.version, d.currency
+
+
+def resegment(state: CustomerState, definitions: Definitions, at: datetime) -> Outcome:
+    """Re-evaluate every grid under `definitions` at max(clock, at); changes carry cause `definitions`.
+
+    To attribute time-driven changes before `at` to time, `advance` under the old definitions first.
+    A state never segmented (no event yet) is returned unchanged; a second call is a no-op.
+    """
+    if state.clock is None:
+        return Outcome(state)
+    if state.currency != definitions.currency:
+        raise DefinitionsError(
+            f"base currency changed from {state.currency} to {definitions.currency}: stored money cannot be"
+            " converted after the fact; rebuild the state by replaying the events"
+        )
+    now = max(state.clock, at)
+    v = list(state)
+    _stamp(v, definitions, now)
+    v[I_RECENT] = trim(state.recent_ids, definitions.recent_event_ids)
+    changes = reevaluate(v, GRID_ORDER, ALL, definitions, now)
+    new = _make(v)
+    return Outcome(new, tuple(transitions(new, changes, definitions, now, CAUSE_DEFINITIONS, {})))
+
+
+def _align(state: CustomerState, d: Definitions, out: list[Transition]) -> CustomerState:
+    """Bring a state built under other definitions to `d` (appending the transitions to `out`)."""
+    if state.clock is None:
+        return state
+    outcome = resegment(state, d, state.clock)
+    out.extend(outcome.transitions)
+    return outcome.state
+
+
+def advance(state: CustomerState, until: datetime, definitions: Definitions) -> Outcome:
+    """Apply every time-driven change due at or before `until`, in time order; the clock ends at `until`."""
+    out: list[Transition] = []
+    if state.definitions_version != definitions.version:
+        state = _align(state, definitions, out)
+    if state.clock is None:
+        return Outcome(state, ())
+    due = state.next_due_at
+    while due is not None and due <= until:
+        v = list(state)
+        v[I_CLOCK] = due
+        changes = reevaluate(v, TIME_GRIDS, ALL, definitions, due)
+        state = _make(v)
+        out.extend(transitions(state, changes, definitions, due, CAUSE_TIME, {}))
+        due = state.next_due_at
+    if until > (state.clock or until):
+        v = list(state)
+        v[I_CLOCK] = until
+        last = state.last_purchase_at
+        if last is not None:
+            v[I_RFM_R] = rfm.recency_score(definitions.rfm, last, until)
+        state = _make(v)
+    return Outcome(state, tuple(out))
+
+
+def next_due(state: CustomerState, definitions: Definitions) -> datetime | None:
+    """Earliest instant after `state.clock` at which a segment changes if no event arrives."""
+    if state.definitions_version != definitions.version and state.clock is not None:
+        return resegment(state, definitions, state.clock).state.next_due_at
+    return state.next_due_at
+
+
+def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outcome:
+    """Fold one validated event into the state; see the module docstring for the exact order of effects."""
+    event_id = event.event_id
+    recent = state.recent_ids
+    if f"\x1f{event_id}\x1f" in recent:  # is the id among the remembered ones (see state.ID_SEPARATOR)
+        return Outcome(state, ())
+    if event.customer_id != state.customer_id:
+        raise ValueError(
+            f"event {event_id!r} is for customer {event.customer_id!r}, not {state.customer_id!r}"
+        )
+    if ID_SEPARATOR in event_id:
+        raise ValueError(f"event id {event_id!r} contains a control character")
+    kind = event.type
+    t: datetime = event.occurred_at
+    if kind == "customer_erased":
+        return _erase(state, event_id, t, definitions)
+    out: list[Transition] = []
+    if state.definitions_version != definitions.version:
+        state = _align(state, definitions, out)
+    due = state.next_due_at
+    if due is not None and due <= t:
+        outcome = advance(state, t, definitions)
+        state = outcome.state
+        out.extend(outcome.transitions)
+    clock = state.clock
+    v: list[Any] = list(state)
+    late = False
+    if clock is None:  # first event: every grid gets its first segment
+        now = v[I_FIRST_SEEN] = v[I_LAST_SEEN] = t
+        v[I_VERSION], v[I_CURRENCY] = definitions.version, definitions.currency
+    elif t >= clock:  # in order (last_seen_at <= clock <= t)
+        now = v[I_LAST_SEEN] = t
+    else:  # late: the state stays at its clock
+        now, late = clock, True
+        if t < state.first_seen_at:  # type: ignore[operator]
+            v[I_FIRST_SEEN] = t
+    v[I_CLOCK] = now
+    recent = (state.recent_ids or ID_SEPARATOR) + event_id + ID_SEPARATOR  # state.remember, inlined
+    if recent.count(ID_SEPARATOR) > definitions.recent_event_ids + 1:
+        recent = trim(recent, definitions.recent_event_ids)
+    v[I_RECENT] = recent
+    grids = FOLDS[kind](state, event, definitions, v, t)
+    last_purchase = v[I_LAST_PURCHASE]
+    if last_purchase is not None and "rfm" not in grids:  # keep R as of the clock (rfm.recency_score)
+        v[I_RFM_R] = 5 - bisect_right(definitions.rfm.recency_days, (now - last_purchase).days)
+    if clock is None:
+        changes = reevaluate(v, GRID_ORDER, ALL, definitions, now)
+    else:
+        dirty = plan_for(definitions).by_event[kind]
+        changes = reevaluate(v, grids, dirty, definitions, now) if grids or dirty else []
+    new = _make(v)
+    if not changes and not out:
+        return Outcome(new, ())
+    if changes:
+        extra = {"occurred_at": iso(t), "late": "true"} if late else {}
+        out.extend(transitions(new, changes, definitions, now, event_id, extra))
+    return Outcome(new, tuple(out))
+
+
+def _erase(state: CustomerState, event_id: str, t: datetime, d: Definitions) -> Outcome:
+    """Exit every grid (X -> None), then forget everything except the erasure's own id."""
+    now = t if state.clock is None else max(state.clock, t)
+    segments: list[tuple[str, str | None]] = [
+        ("lifecycle", state.seg_lifecycle), ("rfm", state.seg_rfm), ("value", state.seg_value),
+        ("email", state.seg_email), ("channel", state.seg_channel), ("age_band", state.seg_age_band),
+        ("region", state.seg_region), ("satisfaction", state.seg_satisfaction),
+    ]  # fmt: skip
+    changes: list[Change] = [(grid, segment, None) for grid, segment in segments if segment is not None]
+    changes += [(audiences.PREFIX + name, segment, None) for name, segment in state.audiences]
+    version = state.definitions_version or d.version
+    why = {"rule": "customer erased"}
+    transitions = tuple(
+        Transition.create(state.customer_id, grid, old, None, now, event_id, version, why)
+        for grid, old, _ in changes
+    )
+    forgotten = CustomerState.new(state.customer_id)._replace(recent_ids=remember("", event_id, 1))
+    return Outcome(forgotten, transitions)

@@ -1,0 +1,53 @@
+"""The grid registry: for each exclusive grid, how to classify, explain and foresee it.
+
+Canonical grid order (also the order of transitions inside one outcome): lifecycle, rfm, value,
+email, channel, age_band, region, satisfaction, then the audiences in name order.
+Only lifecycle, rfm, email and age_band (and audiences with `within`) change with time alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from segmentation import channel, demographics, email_appetence, lifecycle, rfm, satisfaction, value
+from segmentation.definitions import Definitions
+from segmentation.state import CustomerState
+
+__all__ = ["CLASSIFY", "EXPLAIN", "GRID_ORDER", "NEXT_CHANGE", "TIME_GRIDS"]
+
+GRID_ORDER = ("lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction")
+TIME_GRIDS = ("lifecycle", "rfm", "email", "age_band")
+
+Classifier = Callable[[CustomerState, Definitions, datetime], str]
+Foresight = Callable[[CustomerState, Definitions, datetime, str], datetime | None]
+Explainer = Callable[[CustomerState, Definitions, datetime, str], dict[str, str]]
+
+CLASSIFY: Mapping[str, Classifier] = {
+    "lifecycle": lambda s, d, now: lifecycle.classify(s, d.lifecycle, now),
+    "rfm": lambda s, d, now: rfm.classify(s, d.rfm, now),
+    "value": lambda s, d, now: value.classify(s, d.value),
+    "email": lambda s, d, now: email_appetence.classify(s, d.email, now),
+    "channel": lambda s, d, now: channel.classify(s, d.channel),
+    "age_band": lambda s, d, now: demographics.age_band(s, d.age_band, now),
+    "region": lambda s, d, now: demographics.region_group(s, d.region),
+    "satisfaction": lambda s, d, now: satisfaction.classify(s, d.satisfaction),
+}
+
+NEXT_CHANGE: Mapping[str, Foresight] = {
+    "lifecycle": lambda s, d, now, seg: lifecycle.next_change(s, d.lifecycle, now, seg),
+    "rfm": lambda s, d, now, seg: rfm.next_change(s, d.rfm, now, seg),
+    "email": lambda s, d, now, seg: email_appetence.next_change(s, d.email, now, seg),
+    "age_band": lambda s, d, now, seg: demographics.age_band_next_change(s, d.age_band, now),
+}
+
+EXPLAIN: Mapping[str, Explainer] = {
+    "lifecycle": lambda s, d, now, seg: lifecycle.explain(s, d.lifecycle, now, seg),
+    "rfm": lambda s, d, now, seg: rfm.explain(s, d.rfm, now, seg),
+    "value": lambda s, d, now, seg: value.explain(s, d.value, seg),
+    "email": lambda s, d, now, seg: email_appetence.explain(s, d.email, now, seg),
+    "channel": lambda s, d, now, seg: channel.explain(s, d.channel, seg),
+    "age_band": lambda s, d, now, seg: demographics.age_band_explain(s, d.age_band, now, seg),
+    "region": lambda s, d, now, seg: demographics.region_explain(s, d.region, seg),
+    "satisfaction": lambda s, d, now, seg: satisfaction.explain(s, d.satisfaction, seg),
+}

@@ -1,0 +1,218 @@
+"""Re-segmentation: re-classify the grids an event or the passing of time can affect, in place.
+
+Works on the state's values as a list (`v`), turned into a state for the grid functions, so that
+`apply` builds one new state per event. Keeps the cached due times (`due_*`, `next_due_at`) in step
+with the segments, and turns changes into `Transition`s with their `why`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from operator import itemgetter
+from types import MappingProxyType
+from typing import Any
+
+from segmentation import audiences, email_appetence, rfm
+from segmentation.definitions import Definitions
+from segmentation.folding import TOUCHES
+from segmentation.grids import CLASSIFY, EXPLAIN, GRID_ORDER, NEXT_CHANGE, TIME_GRIDS, Classifier, Foresight
+from segmentation.rules import FieldType, Rule
+from segmentation.state import (
+    I_AUDIENCES,
+    I_LIFECYCLE_SINCE,
+    I_NEXT_DUE,
+    I_RFM_F,
+    I_RFM_M,
+    I_RFM_R,
+    CustomerState,
+)
+from segmentation.transition import Transition, transition_id
+
+__all__ = ["ALL", "SEG", "Change", "plan_for", "reevaluate", "transitions"]
+
+_FIELDS = CustomerState._fields
+SEG = {grid: _FIELDS.index(f"seg_{grid}") for grid in GRID_ORDER}
+_DUE = {grid: _FIELDS.index(f"due_{grid}") for grid in TIME_GRIDS}
+_DUE_AUDIENCES = _FIELDS.index("due_audiences")
+_DUES = (*_DUE.values(), _DUE_AUDIENCES)
+_make = CustomerState._make
+# grid -> (classifier, position of its segment, position of its due time, foresight), one lookup per grid
+_SPECS: dict[str, tuple[Classifier, int, int, Foresight | None]] = {
+    grid: (CLASSIFY[grid], SEG[grid], _DUE.get(grid, -1), NEXT_CHANGE.get(grid)) for grid in GRID_ORDER
+}
+ALL = "all"
+_first = itemgetter(0)
+
+Change = tuple[str, str | None, str | None]  # grid, from, to
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What each event type and each grid change makes dirty among the audiences (per definitions)."""
+
+    rules: tuple[Rule, ...]  # in name order, as the state keeps them
+    names: tuple[str, ...]
+    timed: frozenset[str]
+    # per rule, in name order: rule, name, whether it has `within`, whether time can only make it false
+    # (see audiences.fades_only), and its field getters
+    steps: tuple[tuple[Rule, str, bool, bool, tuple[tuple[str, audiences.Getter], ...]], ...]
+    by_event: dict[str, frozenset[str]]
+    by_grid: dict[str, frozenset[str]]
+    by_name: dict[str, Rule]
+
+
+def plan_for(d: Definitions) -> _Plan:
+    plan: _Plan | None = d.memo.get("plan")
+    if plan is None:
+        datetime_fields = {f for f, kind in audiences.FIELDS.items() if kind is FieldType.DATETIME}
+        rules = tuple(sorted(d.audiences, key=lambda rule: rule.name))
+        plan = _Plan(
+            rules,
+            tuple(rule.name for rule in rules),
+            frozenset(r.name for r in rules if r.fields & datetime_fields),
+            tuple(
+                (
+                    r,
+                    r.name,
+                    bool(r.fields & datetime_fields),
+                    audiences.fades_only(r.expr),
+                    audiences.getters(r),
+                )
+                for r in rules
+            ),
+            {
+                kind: frozenset(r.name for r in rules if r.fields & touched)
+                for kind, touched in TOUCHES.items()
+            },
+            {
+                grid: frozenset(
+                    r.name for r in rules if any(audiences.SEGMENT_FIELDS.get(f) == grid for f in r.fields)
+                )
+                for grid in GRID_ORDER
+            },
+            {rule.name: rule for rule in rules},
+        )
+        d.memo["plan"] = plan
+    return plan
+
+
+def reevaluate(
+    v: list[Any], grids: tuple[str, ...], dirty: frozenset[str] | str, d: Definitions, now: datetime
+) -> list[Change]:
+    """Re-classify `grids` and the `dirty` audiences on the totals in `v`, updating `v` in place."""
+    current = _make(v)
+    changes: list[Change] = []
+    due_changed = False
+    for grid in grids:
+        classify, index, due_index, foresee = _SPECS[grid]
+        due: datetime | None = None
+        if grid == "rfm":
+            scores, segment, due = rfm.assess(current, d.rfm, now)
+            v[I_RFM_R], v[I_RFM_F], v[I_RFM_M] = scores or (None, None, None)
+        elif grid == "email":
+            segment, due = email_appetence.assess(current, d.email, now)
+        else:
+            segment = classify(current, d, now)
+            if foresee is not None:
+                due = foresee(current, d, now, segment)
+        if segment != v[index]:
+            changes.append((grid, v[index], segment))
+            v[index] = segment
+            if grid == "lifecycle":
+                v[I_LIFECYCLE_SINCE] = now
+        if foresee is not None and due != v[due_index]:
+            v[due_index] = due
+            due_changed = True
+    plan = plan_for(d)
+    if changes and isinstance(dirty, frozenset):
+        for grid, _, _ in changes:
+            dirty = dirty | plan.by_grid[grid]
+    if dirty:
+        if changes:  # the audiences read the new segments
+            current = _make(v)
+        audience_changes, timed_due = _reevaluate_audiences(current, v, dirty, d, now, plan)
+        changes.extend(audience_changes)
+        due_changed = due_changed or timed_due
+    if due_changed:
+        earliest = None
+        for index in _DUES:
+            due = v[index]
+            if due is not None and (earliest is None or due < earliest):
+                earliest = due
+        v[I_NEXT_DUE] = earliest
+    return changes
+
+
+def _reevaluate_audiences(
+    current: CustomerState,
+    v: list[Any],
+    dirty: frozenset[str] | str,
+    d: Definitions,
+    now: datetime,
+    plan: _Plan,
+) -> tuple[list[Change], bool]:
+    """Evaluate the dirty audiences; when one with `within` is dirty, all of those are (their min due).
+
+    Audiences are kept and evaluated in name order; a state whose audience names differ from the
+    definitions' (new definitions) is first expanded to them, exiting the audiences no longer defined.
+    """
+    previous = current.audiences
+    changes: list[Change] = []
+    everything = dirty == ALL
+    # Under one definitions version the names always match (apply realigns other versions first), so
+    # they are compared only when everything is re-evaluated (first event, time step, resegment).
+    if (everything or len(previous) != len(plan.names)) and tuple(map(_first, previous)) != plan.names:
+        known = dict(previous)
+        changes.extend(
+            (audiences.PREFIX + name, old, None) for name, old in previous if name not in plan.names
+        )
+        previous = tuple((name, known.get(name, "")) for name in plan.names)
+    timed_dirty = everything or not plan.timed.isdisjoint(dirty)
+    dues: list[datetime] = []
+    after: list[tuple[str, str]] = []
+    scale = d.scale
+    member, not_member = audiences.MEMBER, audiences.NOT_MEMBER
+    for (rule, name, timed, fading, getters), (_, old) in zip(plan.steps, previous, strict=True):
+        timed = timed and timed_dirty
+        if everything or timed or name in dirty:
+            values = {field: getter(current, scale) for field, getter in getters}
+            segment = member if rule.evaluate(values, now) else not_member
+            if timed and (segment == member or not fading):
+                due = rule.next_change(values, now)
+                if due is not None:
+                    dues.append(due)
+            if segment != old:
+                changes.append((audiences.PREFIX + name, old or None, segment))
+            after.append((name, segment))
+        else:
+            after.append((name, old))
+    v[I_AUDIENCES] = tuple(after)
+    due = min(dues) if dues else None
+    if not timed_dirty or due == v[_DUE_AUDIENCES]:
+        return changes, False
+    v[_DUE_AUDIENCES] = due
+    return changes, True
+
+
+def _explain(
+    grid: str, s: CustomerState, d: Definitions, now: datetime, segment: str | None
+) -> dict[str, str]:
+    if segment is None:
+        return {"rule": "grid no longer defined"}
+    if grid.startswith(audiences.PREFIX):
+        return audiences.explain(s, plan_for(d).by_name[grid[len(audiences.PREFIX) :]], d.scale)
+    return EXPLAIN[grid](s, d, now, segment)
+
+
+def transitions(
+    s: CustomerState, changes: list[Change], d: Definitions, now: datetime, cause: str, extra: dict[str, str]
+) -> list[Transition]:
+    out = []
+    customer, version = s.customer_id, d.version
+    for grid, old, new in changes:
+        why = _explain(grid, s, d, now, new)
+        why.update(extra)
+        key = transition_id(customer, grid, old, new, now, cause)
+        out.append(Transition(key, customer, grid, old, new, now, cause, version, MappingProxyType(why)))
+    return out

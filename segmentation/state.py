@@ -1,0 +1,183 @@
+"""The customer's state: running totals plus the segments they imply at `clock`.
+
+Following the quix-streams style, the state keeps only aggregates (sums, counts, first/last times);
+everything else (net monetary, R score, days since purchase) is derived from them when segments are
+evaluated. It is a `NamedTuple`, i.e. an immutable and hashable tuple: building a new one from a list
+costs about 0.3 µs, against 7.5 µs for `dataclasses.replace` on a frozen 45-field dataclass and 3.2 µs
+for its constructor (measured on the benchmark machine), and `apply` builds one per event.
+
+The segment fields (`seg_*`, `audiences`) and the scheduling fields (`due_*`, `next_due_at`) are
+caches of the pure functions in the grid modules: they are what the segments were at `clock` and when
+they will next change by time alone, so the stream worker can schedule `advance` without recomputing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import NamedTuple
+
+__all__ = ["ID_SEPARATOR", "CustomerState", "join_ids", "remember", "trim"]
+
+# Recent event ids are kept as one string, each id enclosed in U+001F (a control character, which the
+# event contract forbids in ids): the duplicate check is then one substring search in contiguous
+# memory. Scanning a tuple of 64 separate string objects cost ~2 µs per event in cache misses when
+# thousands of states are live (measured: ~20% of `apply`).
+ID_SEPARATOR = "\x1f"
+
+
+def remember(recent_ids: str, event_id: str, limit: int) -> str:
+    """Add `event_id`, forgetting the oldest ids beyond `limit`."""
+    return trim((recent_ids or ID_SEPARATOR) + event_id + ID_SEPARATOR, limit)
+
+
+def trim(recent_ids: str, limit: int) -> str:
+    """Keep the `limit` most recent ids."""
+    excess = recent_ids.count(ID_SEPARATOR) - 1 - limit
+    while excess > 0:
+        recent_ids = recent_ids[recent_ids.index(ID_SEPARATOR, 1) :]
+        excess -= 1
+    return recent_ids
+
+
+def join_ids(event_ids: tuple[str, ...]) -> str:
+    """The stored form of a tuple of ids (inverse of `CustomerState.recent_event_ids`)."""
+    return ID_SEPARATOR + ID_SEPARATOR.join(event_ids) + ID_SEPARATOR if event_ids else ""
+
+
+class CustomerState(NamedTuple):
+    """Everything segstream remembers about one customer; see `state_mapping` for each field's meaning."""
+
+    customer_id: str
+    clock: datetime | None = None
+    definitions_version: str | None = None
+    currency: str | None = None
+    first_seen_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    first_purchase_at: datetime | None = None
+    last_purchase_at: datetime | None = None
+    orders: int = 0
+    gross_minor: int = 0
+    refunded_minor: int = 0
+    refunds: int = 0
+    channel_web: int = 0
+    channel_store: int = 0
+    channel_app: int = 0
+    channel_phone: int = 0
+    emails_sent: int = 0
+    email_opens: int = 0
+    email_clicks: int = 0
+    email_open_score: float = 0.0
+    email_click_score: float = 0.0
+    email_scores_at: datetime | None = None
+    unsubscribed: bool = False
+    web_visits: int = 0
+    app_sessions: int = 0
+    app_seconds: int = 0
+    survey_score: int | None = None
+    survey_at: datetime | None = None
+    birth_year: int | None = None
+    gender: str | None = None
+    region: str | None = None
+    household: int | None = None
+    profile_at: datetime | None = None
+    loyalty_points: int = 0
+    loyalty_tier: str | None = None
+    loyalty_tier_at: datetime | None = None
+    support_contacts: int = 0
+    support_unresolved: int = 0
+    lifecycle_since: datetime | None = None
+    reactivated_at: datetime | None = None
+    rfm_r: int | None = None
+    rfm_f: int | None = None
+    rfm_m: int | None = None
+    seg_lifecycle: str | None = None
+    seg_rfm: str | None = None
+    seg_value: str | None = None
+    seg_email: str | None = None
+    seg_channel: str | None = None
+    seg_age_band: str | None = None
+    seg_region: str | None = None
+    seg_satisfaction: str | None = None
+    audiences: tuple[tuple[str, str], ...] = ()
+    due_lifecycle: datetime | None = None
+    due_rfm: datetime | None = None
+    due_email: datetime | None = None
+    due_age_band: datetime | None = None
+    due_audiences: datetime | None = None
+    next_due_at: datetime | None = None
+    recent_ids: str = ""
+
+    @property
+    def recent_event_ids(self) -> tuple[str, ...]:
+        """The ids of the last events applied, oldest first (bounded by the definitions)."""
+        return tuple(self.recent_ids.split(ID_SEPARATOR)[1:-1])
+
+    @classmethod
+    def new(cls, customer_id: str) -> CustomerState:
+        """A customer never seen: no segment in any grid until the first event."""
+        return cls(customer_id)
+
+    @property
+    def monetary_minor(self) -> int:
+        """Net monetary (M): gross minus refunds, never below zero, in base-currency minor units."""
+        return max(0, self.gross_minor - self.refunded_minor)
+
+    def to_mapping(self) -> dict[str, str]:
+        """Flat string mapping for a Redis hash (fields documented in `segmentation.state_mapping`)."""
+        from segmentation.state_mapping import state_to_mapping
+
+        return state_to_mapping(self)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, str]) -> CustomerState:
+        """Inverse of `to_mapping`; keys starting with `_` (storage adapter) and derived keys are ignored."""
+        from segmentation.state_mapping import state_from_mapping
+
+        return state_from_mapping(mapping)
+
+
+_F = CustomerState._fields
+# Field positions, for building a new state from one list in the hot path of `apply`.
+I_CLOCK = _F.index("clock")
+I_VERSION = _F.index("definitions_version")
+I_CURRENCY = _F.index("currency")
+I_FIRST_SEEN = _F.index("first_seen_at")
+I_LAST_SEEN = _F.index("last_seen_at")
+I_FIRST_PURCHASE = _F.index("first_purchase_at")
+I_LAST_PURCHASE = _F.index("last_purchase_at")
+I_ORDERS = _F.index("orders")
+I_GROSS = _F.index("gross_minor")
+I_REFUNDED = _F.index("refunded_minor")
+I_REFUNDS = _F.index("refunds")
+I_CHANNEL = {name: _F.index(f"channel_{name}") for name in ("web", "store", "app", "phone")}
+I_EMAILS_SENT = _F.index("emails_sent")
+I_EMAIL_OPENS = _F.index("email_opens")
+I_EMAIL_CLICKS = _F.index("email_clicks")
+I_OPEN_SCORE = _F.index("email_open_score")
+I_CLICK_SCORE = _F.index("email_click_score")
+I_SCORES_AT = _F.index("email_scores_at")
+I_UNSUBSCRIBED = _F.index("unsubscribed")
+I_WEB_VISITS = _F.index("web_visits")
+I_APP_SESSIONS = _F.index("app_sessions")
+I_APP_SECONDS = _F.index("app_seconds")
+I_SURVEY_SCORE = _F.index("survey_score")
+I_SURVEY_AT = _F.index("survey_at")
+I_BIRTH_YEAR = _F.index("birth_year")
+I_GENDER = _F.index("gender")
+I_REGION = _F.index("region")
+I_HOUSEHOLD = _F.index("household")
+I_PROFILE_AT = _F.index("profile_at")
+I_LOYALTY_POINTS = _F.index("loyalty_points")
+I_LOYALTY_TIER = _F.index("loyalty_tier")
+I_LOYALTY_TIER_AT = _F.index("loyalty_tier_at")
+I_SUPPORT_CONTACTS = _F.index("support_contacts")
+I_SUPPORT_UNRESOLVED = _F.index("support_unresolved")
+I_LIFECYCLE_SINCE = _F.index("lifecycle_since")
+I_REACTIVATED_AT = _F.index("reactivated_at")
+I_RFM_R = _F.index("rfm_r")
+I_RFM_F = _F.index("rfm_f")
+I_RFM_M = _F.index("rfm_m")
+I_AUDIENCES = _F.index("audiences")
+I_NEXT_DUE = _F.index("next_due_at")
+I_RECENT = _F.index("recent_ids")

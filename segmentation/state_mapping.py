@@ -1,0 +1,178 @@
+"""The customer state as a flat mapping of strings (a Redis hash), and back, losslessly.
+
+Readers (personalisation, HTTP API) use these field names directly. Empty string means "none".
+Times are ISO 8601 in UTC; floats are written with `repr` so they read back bit-identical.
+Keys starting with `_` belong to the storage adapter (`_offset`, `_updated_at`...) and are ignored
+by `state_from_mapping`, as are the derived keys (marked *derived*), which exist only for readers.
+
+| field | meaning |
+|---|---|
+| `customer_id` | customer id |
+| `clock` | event time up to which the state has been advanced (segments are as of this instant) |
+| `definitions_version` | definitions version the segments were computed with |
+| `currency` | base currency of every `*_minor` amount |
+| `first_seen_at`, `last_seen_at` | first / last event time of any kind |
+| `first_purchase_at`, `last_purchase_at` | first / last purchase time (last never moves backwards) |
+| `orders` | purchases (F); refunds do not reduce it |
+| `gross_minor`, `refunded_minor` | purchases and refunds, base-currency minor units |
+| `monetary_minor` | *derived*: net monetary M = max(0, gross - refunded), minor units |
+| `monetary` | *derived*: the same in major units (decimal string) |
+| `refunds` | refund events |
+| `channel:web`, `channel:store`, `channel:app`, `channel:phone` | purchases per channel |
+| `email:sent`, `email:opens`, `email:clicks` | email event counters |
+| `email:open_score`, `email:click_score`, `email:scores_at` | decayed scores as of `email:scores_at` |
+| `email:unsubscribed` | `1` once unsubscribed, else `0` |
+| `web_visits`, `app_sessions`, `app_seconds` | engagement counters |
+| `survey_score`, `survey_at` | most recent survey answer (0-10) and its time |
+| `birth_year`, `gender`, `region`, `household`, `profile_at` | declared profile, time of latest update |
+| `loyalty_points`, `loyalty_tier`, `loyalty_tier_at` | loyalty balance, latest tier and its time |
+| `support_contacts`, `support_unresolved` | support counters |
+| `lifecycle_since` | when the current lifecycle stage began |
+| `reactivated_at` | the purchase that last reactivated the customer |
+| `rfm:r`, `rfm:f`, `rfm:m` | RFM scores 1-5 as of `clock` (empty without purchase) |
+| `segment:<grid>` | segment per grid: lifecycle, rfm, value, email, channel, age_band, region, satisfaction |
+| `segment:audience:<name>` | `member` or `not_member` for each audience (kept sorted by name) |
+| `due:lifecycle`, `due:rfm`, `due:email`, `due:age_band`, `due:audiences` | next change by time, per grid |
+| `next_due_at` | the earliest of the `due:*` (when `advance` must next run for this customer) |
+| `recent_event_ids` | JSON list of the last event ids applied (duplicate detection) |
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from segmentation.currencies import CURRENCY_EXPONENT
+from segmentation.instants import iso, parse_iso
+from segmentation.state import CustomerState, join_ids
+
+__all__ = ["state_from_mapping", "state_to_mapping"]
+
+
+def _opt(encode: Callable[[Any], str]) -> Callable[[Any], str]:
+    return lambda value: "" if value is None else encode(value)
+
+
+def _opt_decode(decode: Callable[[str], Any]) -> Callable[[str], Any]:
+    return lambda text: None if text == "" else decode(text)
+
+
+def _bool(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise ValueError(f"expected 0 or 1, got {text!r}")
+    return text == "1"
+
+
+_Codec = tuple[Callable[[Any], str], Callable[[str], Any]]
+_STR: _Codec = (str, str)
+_OPT_STR: _Codec = (_opt(str), _opt_decode(str))
+_INT: _Codec = (str, int)
+_OPT_INT: _Codec = (_opt(str), _opt_decode(int))
+_FLOAT: _Codec = (repr, float)
+_BOOL: _Codec = (lambda value: "1" if value else "0", _bool)
+_TIME: _Codec = (_opt(iso), _opt_decode(parse_iso))
+
+# (key in the mapping, attribute of the state, codec), in a stable, readable order.
+_TABLE: tuple[tuple[str, str, _Codec], ...] = (
+    ("customer_id", "customer_id", _STR),
+    ("clock", "clock", _TIME),
+    ("definitions_version", "definitions_version", _OPT_STR),
+    ("currency", "currency", _OPT_STR),
+    ("first_seen_at", "first_seen_at", _TIME),
+    ("last_seen_at", "last_seen_at", _TIME),
+    ("first_purchase_at", "first_purchase_at", _TIME),
+    ("last_purchase_at", "last_purchase_at", _TIME),
+    ("orders", "orders", _INT),
+    ("gross_minor", "gross_minor", _INT),
+    ("refunded_minor", "refunded_minor", _INT),
+    ("refunds", "refunds", _INT),
+    ("channel:web", "channel_web", _INT),
+    ("channel:store", "channel_store", _INT),
+    ("channel:app", "channel_app", _INT),
+    ("channel:phone", "channel_phone", _INT),
+    ("email:sent", "emails_sent", _INT),
+    ("email:opens", "email_opens", _INT),
+    ("email:clicks", "email_clicks", _INT),
+    ("email:open_score", "email_open_score", _FLOAT),
+    ("email:click_score", "email_click_score", _FLOAT),
+    ("email:scores_at", "email_scores_at", _TIME),
+    ("email:unsubscribed", "unsubscribed", _BOOL),
+    ("web_visits", "web_visits", _INT),
+    ("app_sessions", "app_sessions", _INT),
+    ("app_seconds", "app_seconds", _INT),
+    ("survey_score", "survey_score", _OPT_INT),
+    ("survey_at", "survey_at", _TIME),
+    ("birth_year", "birth_year", _OPT_INT),
+    ("gender", "gender", _OPT_STR),
+    ("region", "region", _OPT_STR),
+    ("household", "household", _OPT_INT),
+    ("profile_at", "profile_at", _TIME),
+    ("loyalty_points", "loyalty_points", _INT),
+    ("loyalty_tier", "loyalty_tier", _OPT_STR),
+    ("loyalty_tier_at", "loyalty_tier_at", _TIME),
+    ("support_contacts", "support_contacts", _INT),
+    ("support_unresolved", "support_unresolved", _INT),
+    ("lifecycle_since", "lifecycle_since", _TIME),
+    ("reactivated_at", "reactivated_at", _TIME),
+    ("rfm:r", "rfm_r", _OPT_INT),
+    ("rfm:f", "rfm_f", _OPT_INT),
+    ("rfm:m", "rfm_m", _OPT_INT),
+    ("segment:lifecycle", "seg_lifecycle", _OPT_STR),
+    ("segment:rfm", "seg_rfm", _OPT_STR),
+    ("segment:value", "seg_value", _OPT_STR),
+    ("segment:email", "seg_email", _OPT_STR),
+    ("segment:channel", "seg_channel", _OPT_STR),
+    ("segment:age_band", "seg_age_band", _OPT_STR),
+    ("segment:region", "seg_region", _OPT_STR),
+    ("segment:satisfaction", "seg_satisfaction", _OPT_STR),
+    ("due:lifecycle", "due_lifecycle", _TIME),
+    ("due:rfm", "due_rfm", _TIME),
+    ("due:email", "due_email", _TIME),
+    ("due:age_band", "due_age_band", _TIME),
+    ("due:audiences", "due_audiences", _TIME),
+    ("next_due_at", "next_due_at", _TIME),
+)
+_AUDIENCE = "segment:audience:"
+_RECENT = "recent_event_ids"
+_DERIVED = frozenset({"monetary_minor", "monetary"})
+_KEYS = frozenset(key for key, _, _ in _TABLE)
+
+
+def state_to_mapping(state: CustomerState) -> dict[str, str]:
+    """Every field, always (so an HSET of the whole mapping leaves no stale field behind)."""
+    mapping = {key: encode(getattr(state, attr)) for key, attr, (encode, _) in _TABLE}
+    for name, segment in state.audiences:
+        mapping[_AUDIENCE + name] = segment
+    mapping[_RECENT] = json.dumps(list(state.recent_event_ids), ensure_ascii=False)
+    net = state.monetary_minor
+    mapping["monetary_minor"] = str(net)
+    exponent = CURRENCY_EXPONENT.get(state.currency or "", 2)
+    mapping["monetary"] = str(Decimal(net).scaleb(-exponent))
+    return mapping
+
+
+def state_from_mapping(mapping: Mapping[str, str]) -> CustomerState:
+    """Rebuild the state; a missing, unknown or malformed field raises ValueError naming it."""
+    fields: dict[str, Any] = {}
+    audiences: list[tuple[str, str]] = []
+    for key, text in mapping.items():
+        if key.startswith("_") or key in _DERIVED or key in _KEYS or key == _RECENT:
+            continue
+        if not key.startswith(_AUDIENCE):
+            raise ValueError(f"unknown state field {key!r}")
+        audiences.append((key[len(_AUDIENCE) :], text))
+    for key, attr, (_, decode) in _TABLE:
+        if key not in mapping:
+            raise ValueError(f"state field {key!r} is missing")
+        try:
+            fields[attr] = decode(mapping[key])
+        except ValueError as exc:
+            raise ValueError(f"state field {key!r}: {exc}") from None
+    recent = json.loads(mapping.get(_RECENT, "[]"))
+    if not isinstance(recent, list) or not all(isinstance(item, str) for item in recent):
+        raise ValueError(f"state field {_RECENT!r}: expected a JSON list of strings")
+    fields["recent_ids"] = join_ids(tuple(recent))
+    fields["audiences"] = tuple(sorted(audiences))
+    return CustomerState(**fields)

@@ -1,0 +1,101 @@
+"""Transitions: the facts marketing automation reacts to, one per (customer, grid) segment change.
+
+The id is derived from what the transition *is* (customer, grid, from, to, effective time, cause), so a
+recomputation or a replay yields the same id and consumers can deduplicate redeliveries.
+`cause` is the id of the event that caused it, `time` for a change due to time passing, or
+`definitions` for a change due to new definitions. `why` carries the rule and the values that decided.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import NamedTuple
+
+from segmentation.instants import iso
+from segmentation.state import CustomerState
+
+__all__ = ["CAUSE_DEFINITIONS", "CAUSE_TIME", "Outcome", "Transition", "transition_id"]
+
+CAUSE_TIME = "time"
+CAUSE_DEFINITIONS = "definitions"
+
+
+def transition_id(
+    customer_id: str,
+    grid: str,
+    from_segment: str | None,
+    to_segment: str | None,
+    effective_at: datetime,
+    cause: str,
+) -> str:
+    """First 32 hex digits of SHA-256 over the fields, NUL-separated (no field can fake a separator)."""
+    parts = (customer_id, grid, from_segment or "", to_segment or "", iso(effective_at), cause)
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A change of segment in one grid for one customer at an event-time instant."""
+
+    id: str
+    customer_id: str
+    grid: str
+    from_segment: str | None
+    to_segment: str | None
+    effective_at: datetime
+    cause: str
+    definitions_version: str
+    why: Mapping[str, str] = field(hash=False)
+
+    @classmethod
+    def create(
+        cls,
+        customer_id: str,
+        grid: str,
+        from_segment: str | None,
+        to_segment: str | None,
+        effective_at: datetime,
+        cause: str,
+        definitions_version: str,
+        why: Mapping[str, str],
+    ) -> Transition:
+        """Build a transition with its deterministic id and a read-only `why`."""
+        return cls(
+            transition_id(customer_id, grid, from_segment, to_segment, effective_at, cause),
+            customer_id,
+            grid,
+            from_segment,
+            to_segment,
+            effective_at,
+            cause,
+            definitions_version,
+            MappingProxyType(why if isinstance(why, dict) else dict(why)),
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dict (times as canonical ISO 8601 strings)."""
+        return {
+            "id": self.id,
+            "customer_id": self.customer_id,
+            "grid": self.grid,
+            "from_segment": self.from_segment,
+            "to_segment": self.to_segment,
+            "effective_at": iso(self.effective_at),
+            "cause": self.cause,
+            "definitions_version": self.definitions_version,
+            "why": dict(self.why),
+        }
+
+
+class Outcome(NamedTuple):
+    """The new state and the transitions, in the order they happened, that led to it.
+
+    Immutable (a NamedTuple: built once per event, so its construction cost matters).
+    """
+
+    state: CustomerState
+    transitions: tuple[Transition, ...] = ()

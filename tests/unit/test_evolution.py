@@ -1,0 +1,284 @@
+"""apply / advance / next_due / resegment: ordering, duplicates, late events, refunds, money, erasure."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from segmentation import (
+    CustomerState,
+    DefinitionsError,
+    UnknownCurrency,
+    advance,
+    apply,
+    next_due,
+    resegment,
+)
+from tests.unit.seg_helpers import DEFAULT, day, definitions_with, ev, of_grid, purchase, refund, run
+
+
+def test_first_event_assigns_every_grid_from_none() -> None:
+    state, transitions = run([ev("web_visit", day(0), event_id="v")])
+    assert [(t.grid, t.from_segment, t.to_segment) for t in transitions] == [
+        ("lifecycle", None, "prospect"),
+        ("rfm", None, "no_purchase"),
+        ("value", None, "none"),
+        ("email", None, "no_email"),
+        ("channel", None, "none"),
+        ("age_band", None, "unknown"),
+        ("region", None, "unknown"),
+        ("satisfaction", None, "unknown"),
+        ("audience:unhappy_recent_buyers", None, "not_member"),
+        ("audience:vip_recent", None, "not_member"),
+        ("audience:win_back", None, "not_member"),
+    ]
+    assert {t.cause for t in transitions} == {"v"}
+    assert {t.effective_at for t in transitions} == {day(0)}
+    assert {t.definitions_version for t in transitions} == {DEFAULT.version}
+    assert state.clock == state.first_seen_at == state.last_seen_at == day(0)
+    assert state.next_due_at is None
+    assert state.audiences == (
+        ("unhappy_recent_buyers", "not_member"),
+        ("vip_recent", "not_member"),
+        ("win_back", "not_member"),
+    )
+
+
+def test_duplicate_event_has_no_effect_at_all() -> None:
+    event = purchase(day(1), event_id="dup")
+    state, _ = run([ev("web_visit", day(0)), event])
+    again = apply(state, event, DEFAULT)
+    assert again.state is state
+    assert again.transitions == ()
+    later_duplicate = purchase(day(500), event_id="dup")  # even a time far ahead is not advanced to
+    assert apply(state, later_duplicate, DEFAULT).state is state
+
+
+def test_recent_id_memory_is_bounded() -> None:
+    small = definitions_with(recent_event_ids=2)
+    state, _ = run([ev("web_visit", day(0), event_id=f"v{i}") for i in range(4)], small)
+    assert state.recent_event_ids == ("v2", "v3")
+    assert state.web_visits == 4
+    forgotten = apply(state, ev("web_visit", day(0), event_id="v0"), small)  # beyond memory: counted again
+    assert forgotten.state.web_visits == 5
+
+
+def test_event_for_another_customer_is_refused() -> None:
+    with pytest.raises(ValueError, match="is for customer 'c2', not 'c1'"):
+        apply(CustomerState.new("c1"), ev("web_visit", day(0), customer="c2"), DEFAULT)
+
+
+def test_event_id_with_the_separator_of_the_id_memory_is_refused() -> None:
+    valid = ev("web_visit", day(0))
+    forged = valid.model_copy(update={"event_id": "a\x1fb"})  # bypassing validation, as a bug could
+    with pytest.raises(ValueError, match="contains a control character"):
+        apply(CustomerState.new("c1"), forged, DEFAULT)
+
+
+def test_refunds_reduce_monetary_not_frequency_and_never_below_zero() -> None:
+    state, transitions = run(
+        [
+            purchase(day(0), "120.00"),
+            refund(day(1), "30.00", event_id="r1"),
+            refund(day(2), "500.00", event_id="r2"),
+        ]
+    )
+    assert (state.orders, state.gross_minor, state.refunded_minor, state.monetary_minor) == (
+        1,
+        12000,
+        53000,
+        0,
+    )
+    assert state.refunds == 2
+    assert of_grid(transitions, "value") == [
+        (None, "medium", day(0), transitions[0].cause),
+        ("medium", "low", day(1), "r1"),
+        ("low", "none", day(2), "r2"),
+    ]
+    assert state.rfm_f == 1
+
+
+def test_currency_conversion_is_exact_and_rounded_half_even() -> None:
+    state, _ = run(
+        [purchase(day(0), "10.00", "USD"), purchase(day(0), "1000", "JPY"), purchase(day(0), "0.01", "GBP")]
+    )
+    # 10.00 USD * 0.92 = 9.20 EUR; 1000 JPY * 0.0061 = 6.10 EUR; 0.01 GBP * 1.17 = 0.0117 -> 0.01 EUR
+    assert state.gross_minor == 920 + 610 + 1
+    with pytest.raises(UnknownCurrency, match="no conversion rate for currency 'BRL'"):
+        run([purchase(day(0), "1.00", "BRL")])
+
+
+def test_late_event_counts_in_f_and_m_but_never_moves_recency_back() -> None:
+    state, _ = run([purchase(day(0), "10.00"), purchase(day(100), "10.00"), ev("web_visit", day(120))])
+    late = apply(state, purchase(day(50), "2000.00", event_id="late"), DEFAULT)
+    new = late.state
+    assert (new.orders, new.gross_minor) == (3, 202000)
+    assert new.last_purchase_at == day(100)
+    assert new.clock == day(120)
+    assert new.reactivated_at == day(100)  # from the in-order purchase at day 100 (at_risk then)
+    value = [t for t in late.transitions if t.grid == "value"]
+    assert [(t.from_segment, t.to_segment, t.effective_at, t.cause) for t in value] == [
+        ("low", "top", day(120), "late")
+    ]
+    assert value[0].why["occurred_at"] == day(50).isoformat()
+    assert value[0].why["late"] == "true"
+
+
+def test_late_purchase_newer_than_the_last_one_moves_recency_forward_and_can_reactivate() -> None:
+    state, _ = run([purchase(day(0)), ev("web_visit", day(300))])
+    assert state.seg_lifecycle == "lost"
+    late = apply(state, purchase(day(280), event_id="late"), DEFAULT)
+    assert late.state.last_purchase_at == day(280)
+    assert late.state.reactivated_at == day(280)
+    assert of_grid(late.transitions, "lifecycle") == [("lost", "reactivated", day(300), "late")]
+
+
+def test_late_purchase_before_first_moves_first_purchase_earlier() -> None:
+    state, _ = run([ev("web_visit", day(0)), purchase(day(10)), ev("web_visit", day(12))])
+    late = apply(state, purchase(day(5)), DEFAULT).state
+    assert (late.first_purchase_at, late.last_purchase_at) == (day(5), day(10))
+    assert late.first_seen_at == day(0)
+    earlier = apply(late, ev("web_visit", day(-3)), DEFAULT).state
+    assert (earlier.first_seen_at, earlier.last_seen_at, earlier.clock) == (day(-3), day(12), day(12))
+
+
+def test_latest_value_fields_keep_the_newest_by_event_time() -> None:
+    state, _ = run(
+        [
+            ev("survey_response", day(10), score=9),
+            ev("survey_response", day(5), score=2),
+            ev("loyalty", day(10), points_delta=10, tier="gold"),
+            ev("loyalty", day(5), points_delta=5, tier="silver"),
+            ev("loyalty", day(11), points_delta=-3),
+            ev("profile_update", day(10), region="SE"),
+            ev("profile_update", day(5), region="FR", birth_year=1990),
+            ev("profile_update", day(12), gender="female", household=3),
+        ]
+    )
+    assert (state.survey_score, state.survey_at, state.seg_satisfaction) == (9, day(10), "promoter")
+    assert (state.loyalty_points, state.loyalty_tier, state.loyalty_tier_at) == (12, "gold", day(10))
+    assert (state.region, state.birth_year, state.gender, state.household) == ("SE", 1990, "female", 3)
+    assert (state.profile_at, state.seg_region, state.seg_age_band) == (day(12), "north", "age_35_44")
+
+
+def test_counters() -> None:
+    state, _ = run(
+        [
+            ev("email_sent", day(0)),
+            ev("email_unsubscribe", day(1)),
+            ev("app_session", day(1), duration_seconds=30),
+            ev("app_session", day(1)),
+            ev("support_contact", day(2), channel="chat", resolved=False),
+            ev("support_contact", day(2), channel="phone", resolved=True),
+        ]
+    )
+    assert (state.emails_sent, state.unsubscribed, state.seg_email) == (1, True, "unsubscribed")
+    assert (state.app_sessions, state.app_seconds) == (2, 30)
+    assert (state.support_contacts, state.support_unresolved) == (2, 1)
+
+
+def test_advance_is_idempotent_and_never_moves_the_clock_back() -> None:
+    state, _ = run([purchase(day(0))])
+    first = advance(state, day(100), DEFAULT)
+    assert [t.to_segment for t in first.transitions if t.grid == "lifecycle"] == ["active", "at_risk"]
+    assert first.state.clock == day(100)
+    second = advance(first.state, day(100), DEFAULT)
+    assert second.transitions == ()
+    assert second.state == first.state
+    back = advance(first.state, day(50), DEFAULT)
+    assert back.state.clock == day(100)
+    assert back.transitions == ()
+
+
+def test_advance_of_an_unseen_customer_does_nothing() -> None:
+    outcome = advance(CustomerState.new("c1"), day(10), DEFAULT)
+    assert outcome == (CustomerState.new("c1"), ())
+    assert next_due(CustomerState.new("c1"), DEFAULT) is None
+
+
+def test_next_due_and_advance_to_it() -> None:
+    state, _ = run([purchase(day(0))])
+    due = next_due(state, DEFAULT)
+    assert due == day(30)
+    assert advance(state, due - timedelta(microseconds=1), DEFAULT).transitions == ()
+    assert [t.effective_at for t in advance(state, due, DEFAULT).transitions] == [day(30), day(30)]
+
+
+def test_erasure_exits_every_grid_and_forgets_everything() -> None:
+    state, _ = run([purchase(day(0)), ev("web_visit", day(3))])
+    erase = ev("customer_erased", day(2), event_id="erase")
+    outcome = apply(state, erase, DEFAULT)
+    assert outcome.state == CustomerState.new("c1")._replace(recent_ids="\x1ferase\x1f")
+    assert len(outcome.transitions) == 11
+    assert {(t.to_segment, t.cause, t.effective_at) for t in outcome.transitions} == {(None, "erase", day(3))}
+    assert outcome.transitions[0].from_segment == "new"
+    assert outcome.transitions[0].why == {"rule": "customer erased"}
+    assert apply(outcome.state, erase, DEFAULT) == (outcome.state, ())
+    fresh = apply(
+        CustomerState.new("c9"), ev("customer_erased", day(1), customer="c9", event_id="x"), DEFAULT
+    )
+    assert fresh == (CustomerState.new("c9")._replace(recent_ids="\x1fx\x1f"), ())
+
+
+def test_resegment_under_new_definitions_then_noop() -> None:
+    state, _ = run([purchase(day(0), "150.00")])
+    richer = definitions_with(
+        value={"tiers": [{"segment": "small", "from": "0"}, {"segment": "big", "from": "100"}]}
+    )
+    outcome = resegment(state, richer, day(1))
+    assert [(t.grid, t.from_segment, t.to_segment, t.cause, t.effective_at) for t in outcome.transitions] == [
+        ("value", "medium", "big", "definitions", day(1))
+    ]
+    assert outcome.state.definitions_version == richer.version
+    assert resegment(outcome.state, richer, day(1)).transitions == ()
+    assert resegment(CustomerState.new("c1"), richer, day(1)) == (CustomerState.new("c1"), ())
+
+
+def test_resegment_removes_and_adds_audiences() -> None:
+    state, _ = run([purchase(day(0), "150.00")])
+    other = definitions_with(audiences={"buyers": "orders >= 1"})
+    outcome = resegment(state, other, day(0))
+    assert sorted((t.grid, t.from_segment, t.to_segment) for t in outcome.transitions) == [
+        ("audience:buyers", None, "member"),
+        ("audience:unhappy_recent_buyers", "not_member", None),
+        ("audience:vip_recent", "not_member", None),
+        ("audience:win_back", "not_member", None),
+    ]
+    removed = next(t for t in outcome.transitions if t.grid == "audience:win_back")
+    assert removed.why == {"rule": "grid no longer defined"}
+    assert outcome.state.audiences == (("buyers", "member"),)
+
+
+def test_apply_and_advance_align_to_new_definitions_first() -> None:
+    state, _ = run([purchase(day(0), "150.00")])
+    richer = definitions_with(
+        value={"tiers": [{"segment": "small", "from": "0"}, {"segment": "big", "from": "100"}]}
+    )
+    outcome = apply(state, ev("web_visit", day(1), event_id="w"), richer)
+    assert [(t.grid, t.to_segment, t.cause, t.effective_at) for t in outcome.transitions] == [
+        ("value", "big", "definitions", day(0))
+    ]
+    timed = advance(state, day(40), richer)
+    assert [(t.grid, t.to_segment, t.cause) for t in timed.transitions] == [
+        ("value", "big", "definitions"),
+        ("lifecycle", "active", "time"),
+        ("rfm", "promising", "time"),
+    ]
+    assert next_due(state, richer) == day(30)
+
+
+def test_base_currency_change_requires_a_replay() -> None:
+    state, _ = run([purchase(day(0))])
+    usd = definitions_with(currency="USD", currency_rates={"EUR": "1.08"})
+    with pytest.raises(DefinitionsError, match="replaying the events"):
+        resegment(state, usd, day(1))
+
+
+def test_transition_ids_are_deterministic() -> None:
+    events = [purchase(day(0), event_id="a"), refund(day(1), "5.00", event_id="b")]
+    _, one = run(events)
+    _, two = run(events)
+    assert [t.id for t in one] == [t.id for t in two]
+    assert len({t.id for t in one}) == len(one)
+    assert all(len(t.id) == 32 for t in one)
