@@ -1,0 +1,176 @@
+"""One poll batch of one partition, turned into state writes, transitions and dead letters.
+
+Decode -> group by customer -> apply the pure core in log order -> diff against what is stored. No I/O here:
+the worker loads states before and persists/publishes after, so this step can be retried freely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from segmentation import CustomerState, Definitions, InvalidEvent, advance, apply, parse_event
+from segmentation.events import Event
+from segmentation.transition import Transition
+from streams.deadletter import DeadLetter
+from streams.indexes import IndexDelta
+from streams.store import CustomerWrite
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What the worker needs of a Kafka record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+Known = tuple[CustomerState, Mapping[str, str]]
+"""A customer's state with the mapping last written for it, so a batch serialises each state only once."""
+
+
+@dataclass
+class BatchResult:
+    states: dict[str, Known] = field(default_factory=dict)
+    writes: list[CustomerWrite] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    last_offset: int | None = None
+    watermark_us: int | None = None
+    events: int = 0
+    index: IndexDelta = field(default_factory=IndexDelta)  # read-side deltas, committed with the writes
+
+
+def to_us(moment: datetime) -> int:
+    """Epoch microseconds, exact (no float), for Redis scores and watermarks."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int) -> datetime:
+    from datetime import timedelta
+
+    return EPOCH + timedelta(microseconds=us)
+
+
+def decode(records: Sequence[Record]) -> tuple[list[tuple[Record, Event]], list[DeadLetter]]:
+    events: list[tuple[Record, Event]] = []
+    dead: list[DeadLetter] = []
+    for rec in records:
+        try:
+            if rec.value is None:
+                raise InvalidEvent("invalid event: empty record value (tombstone)")
+            events.append((rec, parse_event(rec.value)))
+        except InvalidEvent as exc:
+            dead.append(DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, exc, "parse"))
+    return events, dead
+
+
+def customers_of(events: Sequence[tuple[Record, Event]]) -> list[str]:
+    return list(dict.fromkeys(ev.customer_id for _, ev in events))
+
+
+def apply_batch(
+    records: Sequence[Record],
+    decoded: tuple[list[tuple[Record, Event]], list[DeadLetter]],
+    stored: Mapping[str, Known],
+    definitions: Definitions,
+) -> BatchResult:
+    """Apply every decoded event to its customer's state, in log order; an event the core rejects is a
+    dead letter and leaves the state as it was (nothing is skipped silently)."""
+    events, dead = decoded
+    result = BatchResult(dead_letters=list(dead), events=len(records))
+    states: dict[str, CustomerState] = {}
+    watermark: datetime | None = None
+    origins: dict[str, str] = {}  # customer -> "partition:offset" of the last event applied to it
+    for rec, event in events:
+        cid = event.customer_id
+        state = states.get(cid)
+        if state is None:
+            known = stored.get(cid)
+            state = known[0] if known is not None else CustomerState.new(cid)
+        try:
+            outcome = apply(state, event, definitions)
+        except Exception as exc:  # any failure of the core for this event: dead-letter it, go on
+            result.dead_letters.append(
+                DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, exc, "apply")
+            )
+            continue
+        states[cid] = outcome.state
+        origins[cid] = f"{rec.partition}:{rec.offset}"
+        result.transitions.extend(outcome.transitions)
+        if watermark is None or event.occurred_at > watermark:
+            watermark = event.occurred_at
+    if records:
+        result.last_offset = records[-1].offset
+    result.watermark_us = None if watermark is None else to_us(watermark)
+    result.index.transitions(result.transitions)
+    for cid, state in states.items():
+        known = stored.get(cid)
+        before = known[1] if known is not None else None
+        write, mapping = write_for(state, before, origins[cid])
+        result.writes.append(write)
+        result.states[cid] = (state, mapping)
+        _index(result.index, write, before, mapping)
+    result.dead_letters.sort(key=lambda d: d.offset)
+    return result
+
+
+def advance_all(states: Mapping[str, Known], until: datetime, definitions: Definitions) -> BatchResult:
+    """Time-driven changes up to `until` for the given customers (the due sweep).
+
+    Each customer is advanced to its own due instants, never to `until` itself: the sweep's clock depends on
+    when the timer fired, and the stored state must depend only on the log (BRIEF 3.1).
+    """
+    result = BatchResult()
+    moved: list[tuple[CustomerWrite, Mapping[str, str], Mapping[str, str]]] = []
+    for cid, (state, mapping) in states.items():
+        current = state
+        while current.next_due_at is not None and current.next_due_at <= until:
+            due = current.next_due_at
+            outcome = advance(current, due, definitions)
+            result.transitions.extend(outcome.transitions)
+            current = outcome.state
+            if current.next_due_at is not None and current.next_due_at <= due:  # the core must move on
+                raise RuntimeError(f"customer {cid}: next due {current.next_due_at} does not pass {due}")
+        write, new_mapping = write_for(current, mapping)
+        result.states[cid] = (current, new_mapping)
+        result.writes.append(write)
+        moved.append((write, mapping, new_mapping))
+    result.index.transitions(result.transitions)
+    for write, before, after in moved:
+        _index(result.index, write, before, after)
+    return result
+
+
+def _index(
+    index: IndexDelta, write: CustomerWrite, before: Mapping[str, str] | None, after: Mapping[str, str]
+) -> None:
+    if write.delete:
+        index.erased(write.customer_id)
+        if before:
+            index.customer(write.customer_id, before, {})
+        return
+    index.customer(write.customer_id, before, after, (*write.set_fields, *write.removed_fields))
+
+
+def write_for(
+    state: CustomerState, before: Mapping[str, str] | None, origin: str | None = None
+) -> tuple[CustomerWrite, Mapping[str, str]]:
+    """Only the fields that changed go to Redis; an erased (blank) customer is deleted."""
+    if state.first_seen_at is None:
+        return CustomerWrite(state.customer_id, delete=True), {}
+    new = state.to_mapping()
+    old = before or {}
+    changed = {k: v for k, v in new.items() if old.get(k) != v}
+    removed = [k for k in old if k not in new and not k.startswith("_")]
+    if origin is not None:
+        changed["_offset"] = origin
+    due = state.next_due_at  # the core caches next_due() in the state
+    return CustomerWrite(state.customer_id, changed, removed, due_us=None if due is None else to_us(due)), new

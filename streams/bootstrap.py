@@ -1,0 +1,141 @@
+"""The one place that wires settings to clients: nothing connects at import time, everything here."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from segmentation import Definitions
+from streams.keys import KeySpace
+from streams.metrics import Metrics
+from streams.redis_store import RedisStateStore
+from streams.settings import Settings
+from streams.worker import Worker
+
+log = logging.getLogger("segstream")
+
+
+def load_definitions(settings: Settings) -> Definitions:
+    return (
+        Definitions.from_yaml(settings.definitions_file)
+        if settings.definitions_file
+        else Definitions.default()
+    )
+
+
+def keyspace(settings: Settings) -> KeySpace:
+    """Keys of the configured namespace; without SEGSTREAM_NAMESPACE, the active one (read once, here)."""
+    namespace = settings.namespace
+    if namespace is None:
+        import redis
+
+        from streams.namespaces import DEFAULT, pointer_key
+
+        client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        try:
+            namespace = str(client.get(pointer_key(settings.key_prefix)) or DEFAULT)
+        finally:
+            client.close()
+    return KeySpace(settings.key_prefix, namespace, settings.events_topic)
+
+
+async def resolve_namespace(settings: Settings, client: aioredis.Redis) -> Settings:
+    """The settings with `namespace` set: SEGSTREAM_NAMESPACE if given, else the active namespace now.
+
+    A running worker keeps the namespace it resolved at start-up: after `segstream promote`, restart it.
+    """
+    if settings.namespace is not None:
+        return settings
+    from streams.namespaces import active_namespace
+
+    return settings.model_copy(update={"namespace": await active_namespace(client, settings.key_prefix)})
+
+
+def redis_client(settings: Settings) -> aioredis.Redis:
+    return aioredis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        health_check_interval=30,
+    )
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create the events, transitions and dead-letter topics with the configured partitions if absent."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [settings.events_topic, settings.transitions_topic, settings.dlq_topic]
+        new = [
+            NewTopic(t, settings.topic_partitions, settings.topic_replication)
+            for t in wanted
+            if t not in existing
+        ]
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker created it meanwhile
+                await admin.create_topics(new)
+    finally:
+        await admin.close()
+
+
+def producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=1 << 20,
+        **settings.kafka_security(),
+    )
+
+
+def consumer(settings: Settings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_bytes=32 << 20,
+        isolation_level="read_committed",
+        **settings.kafka_security(),
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    worker: Worker
+    redis: aioredis.Redis
+
+
+@asynccontextmanager
+async def worker_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """Everything a worker needs, started in order and closed in reverse."""
+    definitions = load_definitions(settings)
+    await ensure_topics(settings)
+    client = redis_client(settings)
+    settings = await resolve_namespace(settings, client)
+    prod, cons = producer(settings), consumer(settings)
+    store = RedisStateStore(client, keyspace(settings))
+    worker = Worker(settings, definitions, store, prod, cons, metrics=Metrics())
+    await prod.start()
+    try:
+        cons.subscribe([settings.events_topic], listener=worker.listener())
+        await cons.start()
+        try:
+            yield Runtime(settings, worker, client)
+        finally:
+            await cons.stop()
+    finally:
+        await prod.stop()
+        await client.aclose()

@@ -1,0 +1,139 @@
+-- Atomic, fenced commit of one partition's batch (all keys share the partition's hash tag).
+-- KEYS[1] partition meta hash, KEYS[2] due sorted set, KEYS[3..] customer hashes in write order, then the
+-- keys the index ops name (membership sets, KPI and flow hashes, history lists).
+-- ARGV[1] '<fence token>:<commit sequence>', ARGV[2] offset or '', ARGV[3] watermark µs or '', ARGV[4] number of customer writes,
+-- then per customer:
+--   customer_id, kind ('S' set / 'D' delete), due µs or '', n_set, n_removed, set pairs..., removed names...
+-- then index ops until the end, each: name, key index (into KEYS), n_args, args...
+--   SADD/SREM key members...          HINCRBY key field delta [field delta ...]
+--   DEL key                            HDEL key fields...
+--   LPUSHCAP key cap marker_key entries...  (LPUSH in order, LTRIM to cap; if trimmed, HSET marker_key
+--                                            _history_trimmed 1 when that hash exists)
+-- Redis does not roll back a script that fails half way, so everything is checked before the first write.
+-- The commit sequence makes a retried commit idempotent: a client that timed out cannot know whether the
+-- script ran; if it did, the retry finds its sequence already applied and returns 'DUP' without writing
+-- (index counters and history would otherwise count twice).
+local meta, due = KEYS[1], KEYS[2]
+local token, seq_arg = string.match(ARGV[1], '^(%d+):(%d+)$')
+if not token then
+  return redis.error_reply('BADARGS fence:sequence expected, got ' .. tostring(ARGV[1]))
+end
+local fence = redis.call('HGET', meta, 'fence')
+if fence ~= token then
+  return redis.error_reply('FENCED partition owned by ' .. tostring(fence) .. ', not ' .. token)
+end
+local seq, applied_seq = tonumber(seq_arg), tonumber(redis.call('HGET', meta, 'seq') or '0')
+if seq <= applied_seq then
+  return 'DUP'
+end
+if seq ~= applied_seq + 1 then
+  return redis.error_reply('BADSEQ commit ' .. seq_arg .. ' after ' .. applied_seq)
+end
+if ARGV[2] ~= '' then
+  local applied = redis.call('HGET', meta, 'offset')
+  if applied and tonumber(applied) >= tonumber(ARGV[2]) then
+    return redis.error_reply('STALE offset ' .. ARGV[2] .. ' <= applied ' .. applied)
+  end
+end
+local n_writes = tonumber(ARGV[4])
+if not n_writes or n_writes < 0 or n_writes + 2 > #KEYS then
+  return redis.error_reply('BADARGS number of writes')
+end
+local plan, i, k = {}, 5, 3
+for _ = 1, n_writes do
+  local n_set, n_rem = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  local kind = ARGV[i + 1]
+  if (kind ~= 'S' and kind ~= 'D') or not n_set or not n_rem or KEYS[k] == nil then
+    return redis.error_reply('BADARGS at argument ' .. i)
+  end
+  plan[#plan + 1] = {KEYS[k], ARGV[i], kind, ARGV[i + 2], i + 5, n_set, n_rem}
+  i, k = i + 5 + 2 * n_set + n_rem, k + 1
+end
+if i > #ARGV + 1 then
+  return redis.error_reply('BADARGS counts do not match the keys')
+end
+local function int_arg(v) return v ~= nil and string.match(v, '^-?%d+$') ~= nil end
+local function key_arg(v)
+  local n = tonumber(v)
+  if n and n >= 1 and n <= #KEYS and math.floor(n) == n then return n end
+  return nil
+end
+local ops = {}
+while i <= #ARGV do
+  local name, key, n = ARGV[i], key_arg(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  if not key or not n or n < 0 or i + 2 + n > #ARGV then
+    return redis.error_reply('BADOP malformed op at argument ' .. i)
+  end
+  local first, last = i + 3, i + 2 + n
+  if name == 'SADD' or name == 'SREM' or name == 'HDEL' then
+    if n < 1 then return redis.error_reply('BADOP ' .. name .. ' without members at ' .. i) end
+  elseif name == 'HINCRBY' then
+    if n < 2 or n % 2 ~= 0 then return redis.error_reply('BADOP HINCRBY pairs at ' .. i) end
+    for j = first + 1, last, 2 do
+      if not int_arg(ARGV[j]) then return redis.error_reply('BADOP HINCRBY delta at ' .. j) end
+    end
+  elseif name == 'DEL' then
+    if n ~= 0 then return redis.error_reply('BADOP DEL takes no args at ' .. i) end
+  elseif name == 'LPUSHCAP' then
+    local cap = tonumber(ARGV[first])
+    if n < 3 or not cap or cap < 1 or not key_arg(ARGV[first + 1]) then
+      return redis.error_reply('BADOP LPUSHCAP at ' .. i)
+    end
+  else
+    return redis.error_reply('BADOP unknown op ' .. tostring(name) .. ' at ' .. i)
+  end
+  ops[#ops + 1] = {name, KEYS[key], first, last}
+  i = last + 1
+end
+-- Every check passed: write.
+for _, p in ipairs(plan) do
+  local key, cid, kind, due_us, first, n_set, n_rem = p[1], p[2], p[3], p[4], p[5], p[6], p[7]
+  if kind == 'D' then
+    redis.call('DEL', key)
+  else
+    if n_rem > 0 then
+      redis.call('HDEL', key, unpack(ARGV, first + 2 * n_set, first + 2 * n_set + n_rem - 1))
+    end
+    if n_set > 0 then
+      redis.call('HSET', key, unpack(ARGV, first, first + 2 * n_set - 1))
+    end
+  end
+  if kind == 'D' or due_us == '' then
+    redis.call('ZREM', due, cid)
+  else
+    redis.call('ZADD', due, due_us, cid)
+  end
+end
+for _, op in ipairs(ops) do
+  local name, key, first, last = op[1], op[2], op[3], op[4]
+  if name == 'HINCRBY' then
+    for j = first, last, 2 do
+      redis.call('HINCRBY', key, ARGV[j], ARGV[j + 1])
+    end
+  elseif name == 'DEL' then
+    redis.call('DEL', key)
+  elseif name == 'LPUSHCAP' then
+    local cap = tonumber(ARGV[first])
+    local marker = KEYS[tonumber(ARGV[first + 1])]
+    local len = redis.call('LPUSH', key, unpack(ARGV, first + 2, last))
+    if len > cap then
+      redis.call('LTRIM', key, 0, cap - 1)
+      if redis.call('EXISTS', marker) == 1 then
+        redis.call('HSET', marker, '_history_trimmed', '1')
+      end
+    end
+  else
+    redis.call(name, key, unpack(ARGV, first, last))
+  end
+end
+if ARGV[2] ~= '' then
+  redis.call('HSET', meta, 'offset', ARGV[2])
+end
+if ARGV[3] ~= '' then
+  local wm = redis.call('HGET', meta, 'watermark')
+  if not wm or tonumber(wm) < tonumber(ARGV[3]) then
+    redis.call('HSET', meta, 'watermark', ARGV[3])
+  end
+end
+redis.call('HSET', meta, 'seq', seq_arg)
+return #plan

@@ -1,0 +1,172 @@
+"""`make demo`: the main job end to end on the local stack, with a short readable report.
+
+Starts the stack if needed, creates fresh topics, runs `segstream worker` as a separate process, feeds it
+realistic synthetic events, shows transitions as they flow and ends with segment sizes per grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import datetime
+
+import orjson
+import redis
+from aiokafka import AIOKafkaConsumer
+
+from streams import devstack, sample
+from streams.bootstrap import ensure_topics, keyspace
+from streams.settings import Settings
+
+GRIDS = ("lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction")
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({f"SEGSTREAM_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None})
+    return env
+
+
+def _applied(client: redis.Redis, settings: Settings) -> int:
+    keys = keyspace(settings)
+    values = [client.hget(keys.partition_meta(p), "offset") for p in range(settings.topic_partitions)]
+    return sum(int(v) + 1 for v in values if v is not None)
+
+
+def _segment_table(client: redis.Redis, settings: Settings) -> str:
+    keys = keyspace(settings)
+    sizes: dict[str, Counter[str]] = {g: Counter() for g in GRIDS}
+    customers = 0
+    for p in range(settings.topic_partitions):
+        for key in client.scan_iter(match=keys.customer_pattern(p), count=2000):
+            row = client.hmget(key, [f"segment:{g}" for g in GRIDS])
+            customers += 1
+            for grid, seg in zip(GRIDS, row, strict=True):
+                sizes[grid][seg.decode() if isinstance(seg, bytes) else (seg or "-")] += 1
+    lines = [f"{customers} customers", f"{'grid':<14}{'segment':<22}{'customers':>10}"]
+    for grid in GRIDS:
+        for i, (seg, n) in enumerate(sorted(sizes[grid].items(), key=lambda kv: (-kv[1], kv[0]))):
+            lines.append(f"{grid if i == 0 else '':<14}{seg:<22}{n:>10}")
+    return "\n".join(lines)
+
+
+async def _tail(settings: Settings, seconds: float, show: int) -> tuple[int, list[str]]:
+    consumer = AIOKafkaConsumer(
+        settings.transitions_topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    shown: list[str] = []
+    count = 0
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for msgs in batch.values():
+                for m in msgs:
+                    count += 1
+                    data = orjson.loads(m.value)["data"]
+                    if data["from_segment"] and len(shown) < show and count % 97 == 0:
+                        shown.append(
+                            f"  {data['customer_id']}  {data['grid']:<12} {data['from_segment']} -> "
+                            f"{data['to_segment']}  at {data['effective_at']}  (cause {data['cause']})"
+                        )
+    finally:
+        await consumer.stop()
+    return count, shown
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m streams.demo", description=__doc__)
+    parser.add_argument("--customers", type=int, default=500)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--malformed", type=float, default=0.005)
+    args = parser.parse_args(argv)
+
+    st = devstack.up()
+    tag = datetime.now().strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:4]
+    settings = Settings(
+        kafka_bootstrap=st.config.kafka_bootstrap,
+        redis_url=st.config.redis_url,
+        events_topic=f"demo-{tag}.customer-events",
+        transitions_topic=f"demo-{tag}.segment-transitions",
+        dlq_topic=f"demo-{tag}.customer-events.dlq",
+        group_id=f"demo-{tag}",
+        namespace=f"demo-{tag}",
+        mode="replay",
+    )
+    print(
+        f"segstream demo: Apache Kafka {devstack.kafka_version()} at {settings.kafka_bootstrap}, "
+        f"Redis at {settings.redis_url}, namespace {settings.namespace}"
+    )
+    asyncio.run(ensure_topics(settings))
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker"], env=_env(settings), stdout=subprocess.DEVNULL
+    )
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        spec = sample.SampleSpec(customers=args.customers, days=args.days, malformed_share=args.malformed)
+        started = time.monotonic()
+        total = asyncio.run(sample.produce(spec, settings.kafka_bootstrap, settings.events_topic))
+        print(
+            f"fed {total:,} events ({args.customers} customers over {args.days} days, "
+            f"{args.malformed:.1%} malformed) in {time.monotonic() - started:.1f}s"
+        )
+        while (done := _applied(client, settings)) < total:
+            if worker.poll() is not None:
+                print("the worker stopped unexpectedly", file=sys.stderr)
+                return 1
+            if sys.stdout.isatty():
+                print(f"\r  worker: {done:,}/{total:,} events applied", end="", flush=True)
+            time.sleep(0.25)
+        elapsed = time.monotonic() - started
+        erase = "\r" if sys.stdout.isatty() else ""
+        rate = total / elapsed
+        print(f"{erase}  worker: {total:,}/{total:,} events applied, {rate:,.0f} events/s end to end")
+        time.sleep(1.5)  # let the last time sweep run
+        transitions, shown = asyncio.run(_tail(settings, 3.0, 8))
+        dead = asyncio.run(_count(settings, settings.dlq_topic))
+        print(
+            f"{transitions:,} transitions on {settings.transitions_topic}; {dead} dead letters on "
+            f"{settings.dlq_topic}. A few of them:"
+        )
+        print("\n".join(shown))
+        print()
+        print(_segment_table(client, settings))
+        print()
+        print(
+            f"look one up: SEGSTREAM_NAMESPACE={settings.namespace} "
+            f"SEGSTREAM_EVENTS_TOPIC={settings.events_topic} .venv/bin/segstream customer c000042"
+        )
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+        client.close()
+    return 0
+
+
+async def _count(settings: Settings, topic: str) -> int:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    count = 0
+    try:
+        while batch := await consumer.getmany(timeout_ms=1000):
+            count += sum(len(m) for m in batch.values())
+    finally:
+        await consumer.stop()
+    return count
+
+
+if __name__ == "__main__":
+    sys.exit(main())

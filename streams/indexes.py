@@ -1,0 +1,150 @@
+"""Read-side index deltas of one batch: membership, per-segment KPIs, day flows and per-customer history.
+
+Computed in Python from the before/after mappings `write_for` already holds and from the batch's transitions,
+aggregated per key so the commit script receives a short op list; the store applies them in the same fenced
+script as the customer hashes (so indexes never drift from state, whatever crashes).
+
+Rules (docs/read_side.md):
+- membership and KPIs follow the stored mappings: a customer is in segment S of grid G when its hash has
+  `segment:G = S` (an empty value means no segment); KPIs are the sums of `monetary_minor` and `orders` over
+  the members, `customers` their count. An erased (deleted) customer leaves every segment.
+- day flows follow the transitions: each transition is one exit of `from` and one entry of `to` on the UTC day
+  of its effective time, so the flows add up to the transitions published on the topic.
+- history: each transition, as compact JSON, is pushed on the customer's list; an erasure wipes the history
+  (privacy) and whatever follows it in the same batch starts a fresh one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import orjson
+
+from segmentation.instants import iso
+from segmentation.transition import Transition
+
+SEGMENT: Final = "segment:"
+METRICS: Final = ("customers", "revenue_minor", "orders")
+
+
+@dataclass
+class IndexDelta:
+    """Everything one batch changes on the read side of one partition (keys are added by the store)."""
+
+    members_add: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+    members_remove: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+    kpis: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    flows: dict[tuple[str, str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    history: dict[str, list[bytes]] = field(default_factory=dict)  # customer -> entries, oldest first
+    history_reset: set[str] = field(default_factory=set)  # customers whose stored history is wiped first
+
+    def is_empty(self) -> bool:
+        return not (
+            self.members_add
+            or self.members_remove
+            or self.kpis
+            or self.flows
+            or self.history
+            or self.history_reset
+        )
+
+    # -- from mappings ----------------------------------------------------------------------------------
+    def customer(
+        self,
+        customer_id: str,
+        before: Mapping[str, str] | None,
+        after: Mapping[str, str],
+        changed: Iterable[str] = (),
+    ) -> None:
+        """One customer's move: `after` is empty for a deleted customer; `changed` names the fields that
+        differ (the write's set and removed fields), so an unchanged grid costs nothing."""
+        old = before or {}
+        m0, o0 = _int(old.get("monetary_minor")), _int(old.get("orders"))
+        m1, o1 = _int(after.get("monetary_minor")), _int(after.get("orders"))
+        money = m0 != m1 or o0 != o1
+        if not old or not after or money:
+            fields: Iterable[str] = {k: None for m in (old, after) for k in m if k.startswith(SEGMENT)}
+        else:
+            fields = [k for k in changed if k.startswith(SEGMENT)]
+        kpis = self.kpis
+        for key in fields:
+            s0, s1 = old.get(key) or None, after.get(key) or None
+            grid = key[8:]
+            if s0 == s1:
+                if s0 is not None and money:
+                    if m1 != m0:
+                        kpis[(grid, s0, "revenue_minor")] += m1 - m0
+                    if o1 != o0:
+                        kpis[(grid, s0, "orders")] += o1 - o0
+                continue
+            if s0 is not None:
+                self.members_remove[(grid, s0)].append(customer_id)
+                kpis[(grid, s0, "customers")] -= 1
+                kpis[(grid, s0, "revenue_minor")] -= m0
+                kpis[(grid, s0, "orders")] -= o0
+            if s1 is not None:
+                self.members_add[(grid, s1)].append(customer_id)
+                kpis[(grid, s1, "customers")] += 1
+                kpis[(grid, s1, "revenue_minor")] += m1
+                kpis[(grid, s1, "orders")] += o1
+
+    # -- from transitions -------------------------------------------------------------------------------
+    def transitions(self, transitions: Iterable[Transition]) -> None:
+        flows, history = self.flows, self.history
+        for t in transitions:
+            day = t.effective_at.date().isoformat()
+            if t.from_segment:
+                flows[(t.grid, day, t.from_segment, "out")] += 1
+            if t.to_segment:
+                flows[(t.grid, day, t.to_segment, "in")] += 1
+            cid = t.customer_id
+            if t.to_segment is None:  # only an erasure exits a grid without entering another
+                history.pop(cid, None)
+                self.history_reset.add(cid)
+                continue
+            entries = history.get(cid)
+            if entries is None:
+                entries = history[cid] = []
+            entries.append(history_entry(t))
+
+    def erased(self, customer_id: str) -> None:
+        """The customer is deleted: no history may survive it (privacy)."""
+        self.history.pop(customer_id, None)
+        self.history_reset.add(customer_id)
+
+    # -- grouped for the store --------------------------------------------------------------------------
+    def kpi_fields(self) -> dict[str, list[tuple[str, int]]]:
+        """grid -> [(field, delta)], zero deltas dropped."""
+        out: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for (grid, segment, metric), delta in self.kpis.items():
+            if delta:
+                out[grid].append((f"{segment}:{metric}", delta))
+        return out
+
+    def flow_fields(self) -> dict[str, list[tuple[str, int]]]:
+        out: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for (grid, day, segment, direction), count in self.flows.items():
+            out[grid].append((f"{segment}:{direction}:{day}", count))
+        return out
+
+
+def history_entry(t: Transition) -> bytes:
+    """Compact JSON of one transition as kept in the history list (docs/read_side.md)."""
+    return orjson.dumps(
+        {
+            "grid": t.grid,
+            "from": t.from_segment,
+            "to": t.to_segment,
+            "at": iso(t.effective_at),
+            "cause": t.cause,
+            "id": t.id,
+            "why": dict(t.why),
+        }
+    )
+
+
+def _int(text: str | None) -> int:
+    return int(text) if text else 0

@@ -1,0 +1,52 @@
+"""Redis key layout. Every key of one Kafka partition shares a hash tag, so one Lua script may touch the
+partition's customers, its offset and its due index together, also on Redis Cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KeySpace:
+    prefix: str
+    namespace: str
+    topic: str
+
+    def _tag(self, partition: int) -> str:
+        return f"{self.prefix}:{self.namespace}:{{{self.topic}:{partition}}}"
+
+    def customer(self, partition: int, customer_id: str) -> str:
+        """Hash with the customer's state, segments and freshness (fields: see README)."""
+        return f"{self._tag(partition)}:c:{customer_id}"
+
+    def partition_meta(self, partition: int) -> str:
+        """Hash: `offset` last applied, `watermark` max event time (epoch µs), `fence` owner token."""
+        return f"{self._tag(partition)}:meta"
+
+    def due(self, partition: int) -> str:
+        """Sorted set: customer id scored by the epoch µs of its next time-driven change."""
+        return f"{self._tag(partition)}:due"
+
+    def customer_pattern(self, partition: int) -> str:
+        return f"{self._tag(partition)}:c:*"
+
+    # -- read-side indexes and history, kept by the same commit script (see docs/read_side.md) ----------
+    def members(self, partition: int, grid: str, segment: str) -> str:
+        """Set: ids of the partition's customers currently in `segment` of `grid`."""
+        return f"{self._tag(partition)}:m:{grid}:{segment}"
+
+    def kpis(self, partition: int, grid: str) -> str:
+        """Hash: `<segment>:customers`, `<segment>:revenue_minor`, `<segment>:orders` (partition's share)."""
+        return f"{self._tag(partition)}:k:{grid}"
+
+    def flows(self, partition: int, grid: str) -> str:
+        """Hash: `<segment>:in:<YYYY-MM-DD>` / `<segment>:out:<YYYY-MM-DD>` entries and exits per UTC day."""
+        return f"{self._tag(partition)}:f:{grid}"
+
+    def history(self, partition: int, customer_id: str) -> str:
+        """List, newest first: the customer's transitions as compact JSON, capped (LPUSH + LTRIM)."""
+        return f"{self._tag(partition)}:h:{customer_id}"
+
+    def metrics(self) -> str:
+        """Hash (no hash tag, one key per namespace): the workers' published counters and lag."""
+        return f"{self.prefix}:{self.namespace}:metrics"

@@ -1,0 +1,42 @@
+"""Publishing many records at once: one BatchBuilder per partition instead of one send() per record.
+
+aiokafka's per-record `send()` costs ~20 µs (future, partitioner, accumulator); a batch append costs a few.
+Records are partitioned exactly as the default partitioner would (murmur2 of the key), so a customer's
+transitions stay in one partition, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterable, Sequence
+
+from aiokafka import AIOKafkaProducer
+
+from streams.partitioning import partition_for
+
+Item = tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes]]]  # key, value, headers
+
+
+async def publish(producer: AIOKafkaProducer, topic: str, items: Iterable[Item]) -> int:
+    """Send every item and wait until the broker acknowledged all of them; returns the count."""
+    partitions = sorted(await producer.partitions_for(topic))
+    spread = itertools.cycle(partitions)
+    grouped: dict[int, list[Item]] = {}
+    for item in items:
+        key = item[0]
+        p = partitions[partition_for(key.decode(), len(partitions))] if key is not None else next(spread)
+        grouped.setdefault(p, []).append(item)
+    futures: list[asyncio.Future[object]] = []
+    for partition, batch_items in grouped.items():
+        batch = producer.create_batch()
+        for key, value, headers in batch_items:
+            if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+                    raise ValueError(f"a record of {len(value or b'')} bytes does not fit in a batch")
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    if futures:
+        await asyncio.gather(*futures)
+    return sum(len(v) for v in grouped.values())

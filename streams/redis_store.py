@@ -1,0 +1,184 @@
+"""The state store on Redis: one pipelined read per batch, one fenced Lua commit per batch and partition."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from importlib import resources
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from streams.indexes import IndexDelta
+from streams.keys import KeySpace
+from streams.store import (
+    HISTORY_TRIMMED,
+    Claim,
+    CustomerWrite,
+    Fenced,
+    IndexSnapshot,
+    StaleOffset,
+    WriteBatch,
+)
+
+_CHUNK = 1000  # members per SADD/SREM op: far below Lua's unpack limit
+
+
+class RedisStateStore:
+    def __init__(self, client: aioredis.Redis, keys: KeySpace) -> None:
+        self._r = client
+        self._keys = keys
+        self._next_seq: dict[int, int] = {}  # partition -> sequence number of our next commit
+        self._commit = client.register_script(resources.files("streams").joinpath("commit.lua").read_text())
+
+    @property
+    def keys(self) -> KeySpace:
+        return self._keys
+
+    async def claim(self, partition: int) -> Claim:
+        """Take the partition: a new fence token makes every earlier owner's commits fail."""
+        meta = self._keys.partition_meta(partition)
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.hincrby(meta, "fence", 1)
+            pipe.hmget(meta, ["offset", "watermark", "seq"])
+            fence, (offset, watermark, seq) = await pipe.execute()
+        self._next_seq[partition] = (_int(seq) or 0) + 1
+        return Claim(partition, int(fence), _int(offset), _int(watermark))
+
+    async def load(self, partition: int, customer_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        if not customer_ids:
+            return {}
+        async with self._r.pipeline(transaction=False) as pipe:
+            for cid in customer_ids:
+                pipe.hgetall(self._keys.customer(partition, cid))
+            rows = await pipe.execute()
+        return {cid: _decode(row) for cid, row in zip(customer_ids, rows, strict=True) if row}
+
+    async def commit(
+        self, claim: Claim, offset: int | None, watermark_us: int | None, writes: Sequence[CustomerWrite]
+    ) -> None:
+        p = claim.partition
+        seq = self._next_seq.get(p, 1)
+        keys = [self._keys.partition_meta(p), self._keys.due(p)]
+        args: list[str | int | bytes] = [
+            f"{claim.fence}:{seq}",
+            "" if offset is None else offset,
+            "" if watermark_us is None else watermark_us,
+            len(writes),
+        ]
+        for w in writes:
+            keys.append(self._keys.customer(p, w.customer_id))
+            set_items = () if w.delete else w.set_fields.items()
+            removed = () if w.delete else w.removed_fields
+            args += [
+                w.customer_id,
+                "D" if w.delete else "S",
+                "" if w.due_us is None else w.due_us,
+                len(set_items),
+                len(removed),
+            ]
+            for name, value in set_items:
+                args += [name, value]
+            args.extend(removed)
+        delta = writes.delta if isinstance(writes, WriteBatch) else None
+        if delta is not None and not delta.is_empty():
+            self._index_ops(p, delta, writes.history_size, keys, args)  # type: ignore[attr-defined]
+        try:
+            await self._commit(keys=keys, args=args)  # 'DUP': an earlier attempt of this commit had landed
+            self._next_seq[p] = seq + 1
+        except ResponseError as exc:
+            message = str(exc)
+            if message.startswith("FENCED"):
+                raise Fenced(f"partition {p}: {message}") from exc
+            if message.startswith("STALE"):
+                raise StaleOffset(f"partition {p}: {message}") from exc
+            raise
+
+    def _index_ops(
+        self, p: int, index: IndexDelta, cap: int, keys: list[str], args: list[str | int | bytes]
+    ) -> None:
+        """Append the index delta as the script's generic op list (name, key index, n_args, args...)."""
+        slots = {key: n for n, key in enumerate(keys, 1)}
+
+        def slot(key: str) -> int:
+            n = slots.get(key)
+            if n is None:
+                keys.append(key)
+                n = slots[key] = len(keys)
+            return n
+
+        ks = self._keys
+        for (grid, segment), ids in index.members_remove.items():
+            key = slot(ks.members(p, grid, segment))
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                args += ["SREM", key, len(chunk), *chunk]
+        for (grid, segment), ids in index.members_add.items():
+            key = slot(ks.members(p, grid, segment))
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                args += ["SADD", key, len(chunk), *chunk]
+        for grid, pairs in index.kpi_fields().items():
+            args += ["HINCRBY", slot(ks.kpis(p, grid)), 2 * len(pairs)]
+            for name, delta in pairs:
+                args += [name, delta]
+        for grid, pairs in index.flow_fields().items():
+            args += ["HINCRBY", slot(ks.flows(p, grid)), 2 * len(pairs)]
+            for name, delta in pairs:
+                args += [name, delta]
+        for cid in index.history_reset:
+            args += ["DEL", slot(ks.history(p, cid)), 0]
+            args += ["HDEL", slot(ks.customer(p, cid)), 1, HISTORY_TRIMMED]
+        for cid, entries in index.history.items():
+            kept = entries[-cap:]
+            key, marker = slot(ks.history(p, cid)), slot(ks.customer(p, cid))
+            for start in range(0, len(kept), _CHUNK):
+                part = kept[start : start + _CHUNK]
+                args += ["LPUSHCAP", key, len(part) + 2, cap, marker, *part]
+
+    async def due(self, partition: int, until_us: int, limit: int) -> list[str]:
+        members = await self._r.zrangebyscore(self._keys.due(partition), "-inf", until_us, start=0, num=limit)
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
+    async def read_meta(self, partition: int) -> tuple[int | None, int | None]:
+        offset, watermark = await self._r.hmget(self._keys.partition_meta(partition), ["offset", "watermark"])
+        return _int(offset), _int(watermark)
+
+    async def publish_metrics(self, fields: Mapping[str, str | int | float]) -> None:
+        mapping: dict[str | bytes, str | int | float] = {k: v for k, v in fields.items()}
+        await self._r.hset(self._keys.metrics(), mapping=mapping)  # type: ignore[arg-type]
+
+    async def read_indexes(self, partition: int) -> IndexSnapshot:
+        """Every index and history key of the partition, read with SCAN (diagnostics and tests only)."""
+        tag = self._keys.partition_meta(partition)[: -len(":meta")]
+        snap = IndexSnapshot()
+        async for raw in self._r.scan_iter(match=f"{tag}:*", count=1000):
+            key = raw.decode() if isinstance(raw, bytes) else str(raw)
+            kind, _, rest = key[len(tag) + 1 :].partition(":")
+            if kind == "m":
+                grid, _, segment = rest.rpartition(":")
+                members = {_text(m) for m in await self._r.smembers(key)}
+                if members:
+                    snap.members[(grid, segment)] = members
+            elif kind in ("k", "f"):
+                row = {_text(k): int(v) for k, v in (await self._r.hgetall(key)).items()}
+                (snap.kpis if kind == "k" else snap.flows)[rest] = row
+            elif kind == "h":
+                snap.history[rest] = [_text(e) for e in await self._r.lrange(key, 0, -1)]
+                if await self._r.hget(self._keys.customer(partition, rest), HISTORY_TRIMMED):
+                    snap.trimmed.add(rest)
+        return snap
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _int(value: bytes | str | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _decode(row: dict[bytes, bytes] | dict[str, str]) -> dict[str, str]:
+    return {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in row.items()
+    }

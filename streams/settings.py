@@ -1,0 +1,68 @@
+"""Runtime configuration: environment variables prefixed SEGSTREAM_ (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the worker, the CLI and the read side need; nothing connects when this is built."""
+
+    model_config = SettingsConfigDict(env_prefix="SEGSTREAM_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+
+    redis_url: str = "redis://127.0.0.1:6379/0"  # rediss:// for TLS; user:password@ for AUTH
+    redis_timeout_s: float = Field(10.0, gt=0)  # a reply slower than this counts as an outage: retry
+
+    events_topic: str = "customer-events"
+    transitions_topic: str = "segment-transitions"
+    dlq_topic: str = "customer-events.dlq"
+    topic_partitions: int = Field(4, ge=1)
+    topic_replication: int = Field(1, ge=1)
+    group_id: str = "segstream"
+
+    definitions_file: Path | None = None  # None: the packaged defaults
+    key_prefix: str = "segstream"
+    namespace: str | None = None  # None: the active namespace (streams.namespaces), resolved at start-up
+
+    batch_max_events: int = Field(2000, ge=1)
+    batch_max_ms: int = Field(100, ge=1)
+    state_cache_size: int = Field(200_000, ge=0)
+    mode: Literal["live", "replay"] = "live"
+    sweep_interval_ms: int = Field(1000, ge=10)
+    sweep_max_customers: int = Field(5000, ge=1)
+    retry_max_backoff_s: float = Field(10.0, gt=0)
+    history_size: int = Field(64, ge=1)  # transitions kept per customer for `as_of` and "why" (read side)
+    api_host: str = "127.0.0.1"  # `segstream api` / `python -m streams.api`
+    api_port: int = Field(8080, ge=0, le=65535)
+
+    def kafka_security(self) -> dict[str, Any]:
+        """Keyword arguments shared by every aiokafka client."""
+        kwargs: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            kwargs["sasl_mechanism"] = self.kafka_sasl_mechanism
+            kwargs["sasl_plain_username"] = self.kafka_sasl_username
+            kwargs["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            kwargs["ssl_context"] = create_ssl_context(
+                cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None,
+                certfile=str(self.kafka_ssl_certfile) if self.kafka_ssl_certfile else None,
+                keyfile=str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None,
+            )
+        return kwargs

@@ -1,0 +1,321 @@
+"""The streaming updater: Kafka batches in, Redis state and transitions out, effectively once.
+
+Faust's per-event agent path (and its ack-on-exception and concurrency>1 offset hazards, BRIEF section 4)
+is not on the hot path: one asyncio task polls aiokafka in batches, applies the pure core per partition,
+and keeps the authoritative offset in Redis next to the state it produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from segmentation import CustomerState, Definitions
+from streams.batch import (
+    BatchResult,
+    Known,
+    Record,
+    advance_all,
+    apply_batch,
+    customers_of,
+    decode,
+    from_us,
+    to_us,
+)
+from streams.deadletter import DeadLetter
+from streams.envelope import transition_event
+from streams.metrics import Metrics
+from streams.publish import publish
+from streams.settings import Settings
+from streams.store import Claim, Fenced, StaleOffset, StateStore, WriteBatch
+from streams.worker_metrics import worker_fields
+
+log = logging.getLogger("segstream.worker")
+T = TypeVar("T")
+TRANSIENT: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    KafkaError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+@dataclass
+class Owned:
+    """What the worker holds for a partition it owns: its fence, progress and a cache of states."""
+
+    claim: Claim
+    offset: int | None
+    watermark_us: int | None
+    cache: OrderedDict[str, Known] = field(default_factory=OrderedDict)
+    next_sweep: float = 0.0
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        definitions: Definitions,
+        store: StateStore,
+        producer: AIOKafkaProducer | None,
+        consumer: AIOKafkaConsumer | None,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: Metrics | None = None,
+        dead_letter_sink: Callable[[list[DeadLetter]], Awaitable[None]] | None = None,
+    ) -> None:
+        """Without a producer (a replay that does not emit), dead letters go to dead_letter_sink instead."""
+        self.settings = settings
+        self.definitions = definitions
+        self.store = store
+        self.producer = producer
+        self.consumer = consumer
+        self.wall_clock = wall_clock
+        self.metrics = metrics or Metrics()
+        self.dead_letter_sink = dead_letter_sink
+        self.owned: dict[int, Owned] = {}
+        self._stopping = asyncio.Event()
+
+    # -- partition ownership -------------------------------------------------------------------------
+    def listener(self) -> ConsumerRebalanceListener:
+        worker = self
+
+        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+                for tp in revoked:
+                    worker.owned.pop(tp.partition, None)
+
+            async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+                for tp in assigned:
+                    await worker.take(tp)
+
+        return Listener()
+
+    async def own(self, partition: int) -> Claim:
+        """Claim the partition in Redis, fencing out any earlier owner; processing may start after it."""
+        claim = await self._retry(lambda: self.store.claim(partition), "claim partition")
+        self.owned[partition] = Owned(claim, claim.offset, claim.watermark_us)
+        return claim
+
+    async def take(self, tp: TopicPartition) -> None:
+        """Own the partition and make the consumer resume right after the offset stored in Redis."""
+        assert self.consumer is not None, "take() is for a worker that consumes Kafka"
+        claim = await self.own(tp.partition)
+        self.consumer.resume(tp)  # paused if we were fenced out of it earlier
+        if claim.offset is None:
+            await self.consumer.seek_to_beginning(tp)
+        else:
+            self.consumer.seek(tp, claim.offset + 1)
+        log.info(
+            "partition %s taken: fence %s, resume after offset %s", tp.partition, claim.fence, claim.offset
+        )
+
+    # -- main loop -----------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Graceful stop: the batch in hand is finished, published and committed first."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        assert self.consumer is not None, "run() needs a Kafka consumer"
+        while not self._stopping.is_set():
+            batches = await self.consumer.getmany(
+                timeout_ms=self.settings.batch_max_ms, max_records=self.settings.batch_max_events
+            )
+            for tp, messages in batches.items():
+                records = [Record(m.topic, m.partition, m.offset, m.key, m.value) for m in messages]
+                await self.process(tp.partition, records)
+            await self.sweep()
+
+    async def process(self, partition: int, records: list[Record]) -> None:
+        """One partition's batch, committed in this order:
+
+        1. Drop records at or below the partition's applied offset (redeliveries after a rebalance or a
+           retry): their effect is already in Redis, applying them again would count them twice.
+        2. Decode, then load from Redis in one round trip the states this worker does not hold.
+        3. Apply the pure core in log order (no I/O); an event that fails becomes a dead letter here, so an
+           exception can never make us skip an event silently (Faust's ack-on-exception hazard).
+        4. Publish transitions and dead letters and wait for every ack (acks=all, idempotent producer).
+           Before the state commit: if we crash after this step, the batch is applied again from the stored
+           offset and the same transitions (same ids) are published again: at least once, never lost.
+        5. Commit states, due times, the read-side indexes (membership, per-segment KPIs, day flows) and
+           the customers' capped transition history, the offset and the watermark in one fenced Lua script.
+           Only now is the batch done; a worker fenced out by a newer owner writes nothing and forgets the
+           partition.
+        6. Update the in-memory cache and progress, then tell Kafka the offset (for lag monitoring only:
+           Redis, not Kafka, is where we resume from).
+        7. Publish the worker's counters and this partition's lag to the namespace's metrics hash (one
+           HSET, outside the commit; best effort: a failure is logged, never retried or raised).
+        """
+        owned = self.owned.get(partition)
+        if owned is None:
+            return
+        if owned.offset is not None:
+            records = [r for r in records if r.offset > owned.offset]
+        if not records:
+            return
+        started = time.perf_counter()
+        decoded = decode(records)
+        stored = await self._states(partition, owned, customers_of(decoded[0]))
+        result = apply_batch(records, decoded, stored, self.definitions)
+        await self._publish(result)
+        if not await self._commit(owned, result, result.last_offset, result.watermark_us):
+            return
+        self._remember(owned, result)
+        owned.offset = result.last_offset
+        if result.watermark_us is not None:
+            owned.watermark_us = max(result.watermark_us, owned.watermark_us or result.watermark_us)
+        if self.consumer is not None:
+            tp = TopicPartition(self.settings.events_topic, partition)
+            try:
+                await self.consumer.commit({tp: (owned.offset or 0) + 1})
+            except KafkaError as exc:  # informational only; the next batch commits again
+                log.warning("could not commit offset to Kafka for %s: %s", tp, exc)
+        self.metrics.batch(
+            len(records), len(result.transitions), len(result.dead_letters), time.perf_counter() - started
+        )
+        await self._publish_metrics(partition, owned.offset)
+
+    async def sweep(self, force: bool = False) -> None:
+        """Time-driven changes of the owned partitions: clock = event-time watermark in replay mode,
+        max(watermark, wall clock) live. Cost follows the number of due customers, not the population."""
+        now = time.monotonic()
+        for partition, owned in list(self.owned.items()):
+            if not force and now < owned.next_sweep:
+                continue
+            owned.next_sweep = now + self.settings.sweep_interval_ms / 1000
+            clock_us = owned.watermark_us
+            if self.settings.mode == "live":
+                clock_us = max(clock_us or 0, to_us(self.wall_clock()))
+            if clock_us is None:
+                continue
+            while self.owned.get(partition) is owned:
+                limit = self.settings.sweep_max_customers
+                due = await self._retry(
+                    lambda p=partition, c=clock_us, n=limit: self.store.due(p, c, n),  # type: ignore[misc]
+                    "read due index",
+                )
+                if not due:
+                    break
+                states = await self._states(partition, owned, due)
+                result = advance_all(states, from_us(clock_us), self.definitions)
+                await self._publish(result)
+                if not await self._commit(owned, result, None, None):
+                    break
+                self._remember(owned, result)
+                self.metrics.swept(len(due), len(result.transitions))
+                if len(due) < limit:
+                    break
+
+    # -- steps ---------------------------------------------------------------------------------------
+    async def _states(self, partition: int, owned: Owned, customer_ids: list[str]) -> dict[str, Known]:
+        cache = owned.cache
+        states = {cid: cache[cid] for cid in customer_ids if cid in cache}
+        missing = [cid for cid in customer_ids if cid not in states]
+        if missing:
+            rows = await self._retry(lambda: self.store.load(partition, missing), "load states")
+            for cid, row in rows.items():
+                states[cid] = (CustomerState.from_mapping(row), row)
+        return states
+
+    async def _publish(self, result: BatchResult) -> None:
+        producer = self.producer
+        if producer is None:  # a replay that was not asked to emit transitions
+            if result.dead_letters:
+                if self.dead_letter_sink is None:
+                    raise RuntimeError("dead letters but nowhere to put them: refusing to drop them")
+                await self.dead_letter_sink(result.dead_letters)
+            return
+
+        async def send_all() -> None:
+            assert producer is not None
+            if result.transitions:
+                await publish(
+                    producer,
+                    self.settings.transitions_topic,
+                    ((t.customer_id.encode(), transition_event(t), ()) for t in result.transitions),
+                )
+            if result.dead_letters:
+                await publish(
+                    producer,
+                    self.settings.dlq_topic,
+                    ((d.key, d.value, d.headers()) for d in result.dead_letters),
+                )
+
+        await self._retry(send_all, "publish transitions and dead letters")
+
+    async def _commit(
+        self, owned: Owned, result: BatchResult, offset: int | None, watermark: int | None
+    ) -> bool:
+        batch = WriteBatch(result.writes, result.index, self.settings.history_size)
+        try:
+            await self._retry(
+                lambda: self.store.commit(owned.claim, offset, watermark, batch), "commit state"
+            )
+        except Fenced as exc:
+            # Someone claimed the partition after us: a rebalance we have not seen yet, or a stale worker
+            # (this one) next to `definitions apply`. Stop touching it; a new assignment takes it back.
+            log.error(
+                "fenced out of partition %s, pausing it until it is assigned again: %s",
+                owned.claim.partition,
+                exc,
+            )
+            self.owned.pop(owned.claim.partition, None)
+            self.metrics.retry("fenced")
+            if self.consumer is not None:
+                self.consumer.pause(TopicPartition(self.settings.events_topic, owned.claim.partition))
+            return False
+        except StaleOffset:
+            # Only our own claim can commit, so a stale offset means an earlier attempt of this very commit
+            # landed although we saw a timeout: the script is atomic, so its content is ours. Confirm it.
+            stored, _ = await self._retry(lambda: self.store.read_meta(owned.claim.partition), "read offset")
+            if stored != offset:
+                raise RuntimeError(
+                    f"partition {owned.claim.partition}: stored offset {stored} is neither ours ({offset}) "
+                    "nor before it; refusing to continue on state we cannot account for"
+                ) from None
+            log.warning("commit of offset %s had landed before its timeout; continuing", offset)
+        return True
+
+    async def _publish_metrics(self, partition: int, offset: int | None) -> None:
+        lag: int | None = None
+        if self.consumer is not None and offset is not None:
+            high = self.consumer.highwater(TopicPartition(self.settings.events_topic, partition))
+            lag = None if high is None else max(0, high - offset - 1)
+        try:
+            await self.store.publish_metrics(worker_fields(self.metrics, partition, lag))
+        except Exception as exc:  # best effort: metrics must never stop or slow the stream
+            log.warning("could not publish metrics: %s", exc)
+
+    def _remember(self, owned: Owned, result: BatchResult) -> None:
+        cache, limit = owned.cache, self.settings.state_cache_size
+        for cid, known in result.states.items():
+            if known[0].first_seen_at is None:
+                cache.pop(cid, None)
+                continue
+            cache[cid] = known
+            cache.move_to_end(cid)
+        while len(cache) > limit:
+            cache.popitem(last=False)
+
+    async def _retry(self, action: Callable[[], Awaitable[T]], what: str) -> T:
+        """Redis or Kafka unavailable: wait and try again, never move past an unapplied event."""
+        delay = 0.05
+        while True:
+            try:
+                return await action()
+            except TRANSIENT as exc:
+                self.metrics.retry(what)
+                log.warning("%s failed (%s: %s); retrying in %.2fs", what, type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.retry_max_backoff_s)

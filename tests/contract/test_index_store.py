@@ -1,0 +1,144 @@
+"""Index and history writes: the in-memory store and the Redis commit script agree, atomically with state."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+
+import pytest
+import redis.asyncio as aioredis
+
+from segmentation.transition import Transition
+from streams.indexes import IndexDelta
+from streams.keys import KeySpace
+from streams.redis_store import RedisStateStore
+from streams.store import HISTORY_TRIMMED, CustomerWrite, Fenced, IndexSnapshot, StateStore, WriteBatch
+from tests.contract.test_state_store import StoreFactory, _with_store, make_store, run
+from tests.services import Services
+
+__all__ = ["make_store"]
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def tr(cid: str, a: str | None, b: str | None, days: int) -> Transition:
+    return Transition.create(cid, "lifecycle", a, b, T0 + timedelta(days=days), f"e{days}", "v1", {"r": "x"})
+
+
+def row(seg: str, money: int, orders: int) -> dict[str, str]:
+    return {"segment:lifecycle": seg, "monetary_minor": str(money), "orders": str(orders)}
+
+
+async def snapshot(store: StateStore, partition: int) -> IndexSnapshot:
+    return await store.read_indexes(partition)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_indexes_and_history_are_committed_with_the_state(make_store: StoreFactory) -> None:
+    async def body(store: StateStore) -> None:
+        claim = await store.claim(0)
+        d1 = IndexDelta()
+        d1.transitions([tr("c1", None, "new", 0), tr("c2", None, "new", 0)])
+        d1.customer("c1", None, row("new", 500, 1))
+        d1.customer("c2", None, row("new", 200, 1))
+        writes = [CustomerWrite("c1", row("new", 500, 1)), CustomerWrite("c2", row("new", 200, 1))]
+        await store.commit(claim, 1, None, WriteBatch(writes, d1, history_size=2))
+        d2 = IndexDelta()
+        d2.transitions([tr("c1", "new", "active", 1), tr("c1", "active", "at_risk", 2)])
+        d2.customer("c1", row("new", 500, 1), row("at_risk", 900, 2), ["segment:lifecycle"])
+        d2.transitions([tr("c2", "new", None, 3)])
+        d2.erased("c2")
+        d2.customer("c2", row("new", 200, 1), {})
+        writes = [CustomerWrite("c1", row("at_risk", 900, 2)), CustomerWrite("c2", delete=True)]
+        await store.commit(claim, 2, None, WriteBatch(writes, d2, history_size=2))
+        snap = await snapshot(store, 0)
+        assert snap.members == {("lifecycle", "at_risk"): {"c1"}}
+        assert snap.kpis["lifecycle"]["at_risk:customers"] == 1
+        assert snap.kpis["lifecycle"]["at_risk:revenue_minor"] == 900
+        assert snap.kpis["lifecycle"]["new:customers"] == 0
+        assert snap.flows["lifecycle"] == {
+            "new:in:2026-01-01": 2,
+            "new:out:2026-01-02": 1,
+            "active:in:2026-01-02": 1,
+            "active:out:2026-01-03": 1,
+            "at_risk:in:2026-01-03": 1,
+            "new:out:2026-01-04": 1,
+        }
+        assert [json.loads(h)["to"] for h in snap.history["c1"]] == [
+            "at_risk",
+            "active",
+        ]  # newest first, cap 2
+        assert set(snap.history) == {"c1"}  # the erased customer's history is gone
+        assert snap.trimmed == {"c1"}
+        assert (await store.load(0, ["c1"]))["c1"][HISTORY_TRIMMED] == "1"
+
+    run(_with_store(make_store, body))
+
+
+def test_a_fenced_commit_writes_no_index(make_store: StoreFactory) -> None:
+    async def body(store: StateStore) -> None:
+        old = await store.claim(1)
+        await store.claim(1)
+        d = IndexDelta()
+        d.transitions([tr("c1", None, "new", 0)])
+        d.customer("c1", None, row("new", 1, 1))
+        with pytest.raises(Fenced):
+            await store.commit(old, 1, None, WriteBatch([CustomerWrite("c1", row("new", 1, 1))], d))
+        assert await snapshot(store, 1) == IndexSnapshot()
+
+    run(_with_store(make_store, body))
+
+
+@pytest.mark.integration
+def test_the_script_validates_every_op_before_the_first_write(services: Services, redis_prefix: str) -> None:
+    async def body() -> None:
+        client = aioredis.Redis.from_url(services.redis_url)
+        keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
+        store = RedisStateStore(client, keys)
+        try:
+            claim = await store.claim(0)
+            script = client.register_script(resources.files("streams").joinpath("commit.lua").read_text())
+            base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c1"), keys.kpis(0, "g")]
+            head: list[str | int] = [f"{claim.fence}:1", 5, "", 1, "c1", "S", "", 1, 0, "a", "1"]
+            bad_ops: tuple[list[str | int], ...] = (
+                ["SADD", 4, 1, "c1", "HINCRBY", 4, 2, "f", "not-a-number"],
+                ["SADD", 4, 1, "c1", "HINCRBY", 9, 2, "f", "1"],
+                ["SADD", 4, 1, "c1", "EVAL", 4, 1, "x"],
+                ["SADD", 4, 5, "c1"],
+                ["LPUSHCAP", 4, 3, 0, 3, "e"],
+            )
+            for ops in bad_ops:
+                with pytest.raises(aioredis.ResponseError, match="BADOP"):
+                    await script(keys=base, args=head + ops)
+            assert await client.exists(keys.customer(0, "c1"), keys.kpis(0, "g")) == 0
+            assert await store.read_meta(0) == (None, None)
+        finally:
+            await client.aclose()
+
+    run(body())
+
+
+def test_a_commit_retried_after_an_ambiguous_timeout_is_applied_once(
+    services: Services, redis_prefix: str
+) -> None:
+    """The client saw a timeout but the script ran: the retry (same sequence) must not count again."""
+
+    async def body() -> None:
+        client = aioredis.Redis.from_url(services.redis_url)
+        store = RedisStateStore(client, KeySpace(redis_prefix.rstrip(":"), "ns", "events"))
+        claim = await store.claim(0)
+        delta = IndexDelta()
+        delta.transitions([tr("c1", None, "new", 0)])
+        delta.customer("c1", None, row("new", 500, 1))
+        batch = WriteBatch([CustomerWrite("c1", row("new", 500, 1))], delta, history_size=8)
+        await store.commit(claim, None, None, batch)  # a sweep commit: no offset to guard it
+        store._next_seq[0] -= 1  # as if the reply had been lost: the caller retries the same commit
+        await store.commit(claim, None, None, batch)
+        snap = await store.read_indexes(0)
+        assert snap.kpis["lifecycle"]["new:customers"] == 1
+        assert snap.kpis["lifecycle"]["new:revenue_minor"] == 500
+        assert len(snap.history["c1"]) == 1
+        await store.commit(claim, None, None, WriteBatch([CustomerWrite("c2", row("new", 1, 1))], None, 8))
+        assert set(await store.load(0, ["c1", "c2"])) == {"c1", "c2"}  # the sequence moved on
+        await client.aclose()
+
+    run(body())

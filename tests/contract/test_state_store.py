@@ -1,0 +1,127 @@
+"""One contract, every backend: the in-memory store and Redis behave the same (eventsourcing style)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
+
+import pytest
+import redis.asyncio as aioredis
+
+from streams.keys import KeySpace
+from streams.redis_store import RedisStateStore
+from streams.store import CustomerWrite, Fenced, InMemoryStateStore, StaleOffset, StateStore
+from tests.services import Services
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+StoreFactory = Callable[[], Coroutine[Any, Any, tuple[StateStore, Callable[[], Coroutine[Any, Any, None]]]]]
+
+
+@pytest.fixture(params=["memory", "redis"])
+def make_store(request: pytest.FixtureRequest) -> StoreFactory:
+    if request.param == "memory":
+
+        async def memory() -> tuple[StateStore, Callable[[], Coroutine[Any, Any, None]]]:
+            async def noop() -> None:
+                return None
+
+            return InMemoryStateStore(), noop
+
+        return memory
+    request.applymarker(pytest.mark.integration)
+    services: Services = request.getfixturevalue("services")
+    prefix: str = request.getfixturevalue("redis_prefix")
+
+    async def real() -> tuple[StateStore, Callable[[], Coroutine[Any, Any, None]]]:
+        client = aioredis.Redis.from_url(services.redis_url)
+        return RedisStateStore(client, KeySpace(prefix.rstrip(":"), "ns", "events")), client.aclose
+
+    return real
+
+
+async def _with_store(factory: StoreFactory, body: Callable[[StateStore], Coroutine[Any, Any, None]]) -> None:
+    store, close = await factory()
+    try:
+        await body(store)
+    finally:
+        await close()
+
+
+def test_claim_starts_empty_and_commit_moves_offset(make_store: StoreFactory) -> None:
+    async def body(store: StateStore) -> None:
+        claim = await store.claim(0)
+        assert (claim.offset, claim.watermark_us) == (None, None)
+        await store.commit(claim, 9, 1_000, [CustomerWrite("c1", {"a": "1", "b": "2"}, due_us=5_000)])
+        assert await store.load(0, ["c1", "c2"]) == {"c1": {"a": "1", "b": "2"}}
+        assert await store.read_meta(0) == (9, 1_000)
+        again = await store.claim(0)
+        assert (again.offset, again.watermark_us) == (9, 1_000)
+        assert again.fence > claim.fence
+
+    run(_with_store(make_store, body))
+
+
+def test_partial_update_removal_and_delete(make_store: StoreFactory) -> None:
+    async def body(store: StateStore) -> None:
+        claim = await store.claim(1)
+        await store.commit(claim, 0, None, [CustomerWrite("c1", {"a": "1", "b": "2"}, due_us=10)])
+        await store.commit(claim, 1, None, [CustomerWrite("c1", {"a": "3"}, removed_fields=["b"], due_us=20)])
+        assert await store.load(1, ["c1"]) == {"c1": {"a": "3"}}
+        assert await store.due(1, 19, 10) == []
+        assert await store.due(1, 20, 10) == ["c1"]
+        await store.commit(claim, 2, None, [CustomerWrite("c1", delete=True)])
+        assert await store.load(1, ["c1"]) == {}
+        assert await store.due(1, 10**18, 10) == []
+
+    run(_with_store(make_store, body))
+
+
+def test_a_fenced_owner_writes_nothing(make_store: StoreFactory) -> None:
+    async def body(store: StateStore) -> None:
+        old = await store.claim(2)
+        new = await store.claim(2)
+        with pytest.raises(Fenced):
+            await store.commit(old, 5, 100, [CustomerWrite("c1", {"a": "1"})])
+        assert await store.load(2, ["c1"]) == {}
+        assert await store.read_meta(2) == (None, None)
+        await store.commit(new, 5, 100, [CustomerWrite("c1", {"a": "2"})])
+        assert await store.load(2, ["c1"]) == {"c1": {"a": "2"}}
+
+    run(_with_store(make_store, body))
+
+
+def test_an_offset_that_does_not_advance_is_refused_whole(make_store: StoreFactory) -> None:
+    async def body(store: StateStore) -> None:
+        claim = await store.claim(3)
+        await store.commit(claim, 7, 50, [CustomerWrite("c1", {"n": "1"})])
+        with pytest.raises(StaleOffset):
+            await store.commit(claim, 7, 60, [CustomerWrite("c1", {"n": "2"})])
+        assert await store.load(3, ["c1"]) == {"c1": {"n": "1"}}
+        assert await store.read_meta(3) == (7, 50)
+        # A commit without offset (a time sweep) is allowed and never moves the watermark back.
+        await store.commit(claim, None, 40, [CustomerWrite("c1", {"n": "3"})])
+        assert await store.read_meta(3) == (7, 50)
+
+    run(_with_store(make_store, body))
+
+
+def test_due_is_ordered_by_time_and_limited(make_store: StoreFactory) -> None:
+    async def body(store: StateStore) -> None:
+        claim = await store.claim(0)
+        writes = [CustomerWrite(f"c{i}", {"x": "1"}, due_us=100 - i) for i in range(5)]
+        await store.commit(claim, 1, None, writes)
+        assert await store.due(0, 98, 10) == ["c4", "c3", "c2"]
+        assert await store.due(0, 1000, 2) == ["c4", "c3"]
+
+    run(_with_store(make_store, body))
+
+
+async def _unused() -> AsyncIterator[None]:  # pragma: no cover - keeps mypy's view of the module simple
+    yield None

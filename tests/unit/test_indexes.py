@@ -1,0 +1,104 @@
+"""Index deltas from before/after mappings and transitions; `as of` answers from a history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from segmentation.transition import Transition
+from streams.indexes import IndexDelta
+from streams.reader import History, HistoryEntry, segment_at
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def row(lifecycle: str, rfm: str, money: int, orders: int) -> dict[str, str]:
+    return {
+        "segment:lifecycle": lifecycle,
+        "segment:rfm": rfm,
+        "monetary_minor": str(money),
+        "orders": str(orders),
+        "email:sent": "0",
+    }
+
+
+def test_a_new_customer_enters_every_segment_with_its_figures() -> None:
+    d = IndexDelta()
+    d.customer("c1", None, row("new", "", 500, 1))
+    assert dict(d.members_add) == {("lifecycle", "new"): ["c1"]}
+    assert d.kpi_fields() == {
+        "lifecycle": [("new:customers", 1), ("new:revenue_minor", 500), ("new:orders", 1)]
+    }
+
+
+def test_a_move_exits_the_old_segment_with_the_old_figures_and_enters_with_the_new() -> None:
+    d = IndexDelta()
+    before, after = row("new", "x", 500, 1), row("active", "x", 800, 2)
+    d.customer("c1", before, after, ["segment:lifecycle", "monetary_minor", "orders"])
+    assert dict(d.members_remove) == {("lifecycle", "new"): ["c1"]}
+    assert dict(d.members_add) == {("lifecycle", "active"): ["c1"]}
+    k = {key: v for key, v in d.kpis.items() if v}
+    assert k == {
+        ("lifecycle", "new", "customers"): -1,
+        ("lifecycle", "new", "revenue_minor"): -500,
+        ("lifecycle", "new", "orders"): -1,
+        ("lifecycle", "active", "customers"): 1,
+        ("lifecycle", "active", "revenue_minor"): 800,
+        ("lifecycle", "active", "orders"): 2,
+        ("rfm", "x", "revenue_minor"): 300,
+        ("rfm", "x", "orders"): 1,
+    }
+
+
+def test_unchanged_segments_and_money_cost_nothing_and_deletion_exits_everything() -> None:
+    d = IndexDelta()
+    d.customer("c1", row("new", "x", 5, 1), row("new", "x", 5, 1), ["email:sent"])
+    assert d.is_empty()
+    d.customer("c1", row("new", "x", 5, 1), {})
+    assert dict(d.members_remove) == {("lifecycle", "new"): ["c1"], ("rfm", "x"): ["c1"]}
+    assert d.kpis[("rfm", "x", "revenue_minor")] == -5
+
+
+def t(cid: str, grid: str, a: str | None, b: str | None, at: datetime, cause: str = "e1") -> Transition:
+    return Transition.create(cid, grid, a, b, at, cause, "v1", {"rule": "r"})
+
+
+def test_flows_follow_transitions_and_an_erasure_resets_the_history() -> None:
+    d = IndexDelta()
+    d.transitions(
+        [
+            t("c1", "lifecycle", None, "new", T0),
+            t("c1", "lifecycle", "new", "active", T0 + timedelta(days=1)),
+            t("c2", "lifecycle", None, "new", T0),
+            t("c2", "lifecycle", "new", None, T0 + timedelta(hours=1), "erase"),
+            t("c2", "lifecycle", None, "new", T0 + timedelta(hours=2), "again"),
+        ]
+    )
+    assert d.flow_fields()["lifecycle"] == [
+        ("new:in:2026-01-01", 3),
+        ("new:out:2026-01-02", 1),
+        ("active:in:2026-01-02", 1),
+        ("new:out:2026-01-01", 1),
+    ]
+    assert len(d.history["c1"]) == 2
+    assert len(d.history["c2"]) == 1 and d.history_reset == {"c2"}
+    d.erased("c1")
+    assert "c1" not in d.history and "c1" in d.history_reset
+
+
+def entry(grid: str, a: str | None, b: str | None, at: datetime) -> HistoryEntry:
+    return HistoryEntry(grid=grid, from_segment=a, to_segment=b, effective_at=at, cause="x", id="i", why={})
+
+
+def test_as_of_known_not_yet_and_beyond_a_trimmed_history() -> None:
+    entries = [
+        entry("lifecycle", None, "new", T0),
+        entry("lifecycle", "new", "active", T0 + timedelta(days=10)),
+    ]
+    h = History(customer_id="c", entries=entries, trimmed=False)
+    assert segment_at(h, "lifecycle", T0 - timedelta(seconds=1)).status == "not_yet"
+    at = segment_at(h, "lifecycle", T0 + timedelta(days=5))
+    assert (at.status, at.segment, at.since) == ("known", "new", T0)
+    assert segment_at(h, "lifecycle", T0 + timedelta(days=10)).segment == "active"
+    cut = History(customer_id="c", entries=entries[1:], trimmed=True)
+    assert segment_at(cut, "lifecycle", T0 + timedelta(days=5)).status == "beyond_history"
+    assert segment_at(cut, "lifecycle", T0 + timedelta(days=11)).segment == "active"
