@@ -1,0 +1,141 @@
+"""File replay throughput into Redis and peak RSS at two file lengths (same population).
+
+    .venv/bin/python benchmarks/bench_replay.py [--events 1000000] [--partitions 4] [--batch 2000] [--profile]
+
+Writes a sample JSONL.gz of --events lines (customers = events / 120, 365 days, 0.2 % malformed), then
+replays it, and its first quarter, each in a fresh process into a fresh namespace of a throw-away prefix
+(peak RSS = that process's ru_maxrss). The file is streamed and the worker's state cache is bounded, so peak
+RSS should follow the population, not the file's length. --profile adds a cProfile run (top entries by
+own time). Uses SEGSTREAM_REDIS_URL when set, else the local stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import os
+import pstats
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.machine import describe
+from streams import sample
+
+
+def redis_url() -> str:
+    url = os.environ.get("SEGSTREAM_REDIS_URL")
+    if url:
+        return url
+    from streams import devstack
+
+    return devstack.up().config.redis_url
+
+
+def child(path: Path, partitions: int, batch: int, url: str, profile: bool) -> None:
+    import redis.asyncio as aioredis
+
+    from segmentation import Definitions
+    from streams.namespaces import drop
+    from streams.replay import replay
+    from streams.settings import Settings
+    from streams.sources import FileSource
+
+    prefix = f"bench-replay-{uuid.uuid4().hex[:8]}"
+    settings = Settings(redis_url=url, key_prefix=prefix, topic_partitions=partitions, namespace="bench")
+
+    async def run() -> dict[str, float]:
+        client = aioredis.Redis.from_url(url)
+        try:
+            summary = await replay(
+                settings,
+                Definitions.default(),
+                client,
+                FileSource(path, partitions),
+                "bench",
+                source_name=str(path),
+                rejects_path=path.with_suffix(f".{prefix}.rejects.jsonl"),
+                batch_events=batch,
+                show_progress=False,
+            )
+            await drop(client, prefix, "bench")
+        finally:
+            await client.aclose()
+        return {
+            "events": summary.events,
+            "seconds": summary.elapsed_s,
+            "rate": summary.events_per_s,
+            "customers": summary.customers,
+            "dead_letters": summary.dead_letters,
+        }
+
+    if profile:
+        profiler = cProfile.Profile()
+        result = profiler.runcall(asyncio.run, run())
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        result["profile"] = out.getvalue()  # type: ignore[assignment]
+    else:
+        result = asyncio.run(run())
+    result["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def run_child(path: Path, args: argparse.Namespace, url: str, profile: bool = False) -> dict[str, object]:
+    cmd = [sys.executable, __file__, "--child", str(path), "--partitions", str(args.partitions),
+           "--batch", str(args.batch)] + (["--profile"] if profile else [])  # fmt: skip
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ,
+                         "SEGSTREAM_REDIS_URL": url}).stdout  # fmt: skip
+    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--child")
+    args = parser.parse_args()
+    url = redis_url()
+    if args.child:
+        child(Path(args.child), args.partitions, args.batch, url, args.profile)
+        return
+    print(f"machine: {describe()}")
+    customers = max(1, args.events // 120)
+    with tempfile.TemporaryDirectory() as tmp:
+        sizes = {"full": args.events, "quarter": max(1, args.events // 4)}
+        paths = {}
+        for name, n in sizes.items():
+            spec = sample.SampleSpec(customers=customers, days=365, seed=11, malformed_share=0.002, limit=n)
+            paths[name] = Path(tmp) / f"{name}.jsonl.gz"
+            started = time.monotonic()
+            sample.write_jsonl(spec, paths[name])
+            print(
+                f"{name}: {n:,} lines ({customers:,} customers), written in {time.monotonic() - started:.1f}s"
+            )
+        for name in ("quarter", "full"):
+            r = run_child(paths[name], args, url)
+            print(
+                f"replay {name:>8}: {r['events']:>10,} events, {r['customers']:,} customers,"
+                f" {r['dead_letters']:,} dead letters: {r['seconds']:.1f}s = {r['rate']:,.0f} events/s,"
+                f" peak RSS {r['max_rss_mib']:.0f} MiB"
+            )
+        if args.profile:
+            r = run_child(paths["quarter"], args, url, profile=True)
+            print(f"\ncProfile of the quarter replay ({r['rate']:,.0f} events/s under the profiler):")
+            print(r["profile"])
+
+
+if __name__ == "__main__":
+    main()

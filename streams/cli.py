@@ -1,0 +1,137 @@
+"""`segstream` command line: worker, sample, customer, replay, namespaces, promote, drop, definitions
+(diff / apply), calibrate. See docs/replay.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from streams.settings import Settings
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.bootstrap import worker_runtime
+
+    async def main() -> None:
+        async with worker_runtime(settings) as runtime:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, runtime.worker.stop)
+            resolved = runtime.settings
+            print(
+                f"segstream worker: {resolved.events_topic} -> {resolved.transitions_topic} "
+                f"(redis {resolved.redis_url}, namespace {resolved.namespace}, mode {resolved.mode})",
+                flush=True,
+            )
+            await runtime.worker.run()
+
+    asyncio.run(main())
+    return 0
+
+
+def _sample(settings: Settings, args: argparse.Namespace) -> int:
+    from streams import sample
+
+    spec = sample.SampleSpec(
+        customers=args.customers,
+        days=args.days,
+        seed=args.seed,
+        malformed_share=args.malformed,
+        start=datetime.fromisoformat(args.start).replace(tzinfo=UTC)
+        if args.start
+        else sample.SampleSpec().start,
+    )
+    if args.output:
+        count = sample.write_jsonl(spec, Path(args.output))
+        print(f"wrote {count} events to {args.output}")
+    else:
+        from streams.bootstrap import ensure_topics
+
+        asyncio.run(ensure_topics(settings))
+        topic = args.topic or settings.events_topic
+        count = asyncio.run(
+            sample.produce(spec, settings.kafka_bootstrap, topic, **settings.kafka_security())
+        )
+        print(f"produced {count} events to {topic}")
+    return 0
+
+
+def _customer(settings: Settings, args: argparse.Namespace) -> int:
+    import redis
+
+    from streams.bootstrap import keyspace
+    from streams.partitioning import partition_for
+
+    keys = keyspace(settings)
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    first = partition_for(args.customer_id, settings.topic_partitions)
+    order = [first] + [p for p in range(settings.topic_partitions) if p != first]
+    for partition in order:
+        row = client.hgetall(keys.customer(partition, args.customer_id))
+        if row:
+            print(
+                json.dumps(
+                    {"customer_id": args.customer_id, "partition": partition, **dict(sorted(row.items()))},
+                    indent=2,
+                )
+            )
+            return 0
+    print(f"customer {args.customer_id!r} not found", file=sys.stderr)
+    return 1
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> int:
+    from streams import api
+
+    argv = (["--host", args.host] if args.host else []) + (["--port", str(args.port)] if args.port else [])
+    return api.main(argv)
+
+
+def _admin(settings: Settings, args: argparse.Namespace) -> int:
+    from streams import admin
+
+    return admin.run(settings, args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="segstream", description="Streaming customer segmentation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("worker", help="run the streaming updater (configured by SEGSTREAM_* variables)")
+    s = sub.add_parser("sample", help="generate realistic synthetic events")
+    s.add_argument("--customers", type=int, default=1000)
+    s.add_argument("--days", type=int, default=365)
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--malformed", type=float, default=0.0, help="share of malformed events, e.g. 0.01")
+    s.add_argument("--start", help="first day, ISO date (default 2026-01-01)")
+    s.add_argument("--output", help="JSONL file (.gz for gzip); default: produce to the events topic")
+    s.add_argument("--topic", help="topic to produce to (default SEGSTREAM_EVENTS_TOPIC)")
+    c = sub.add_parser("customer", help="print one customer's state and segments")
+    c.add_argument("customer_id")
+    from streams import admin
+
+    a = sub.add_parser(
+        "api", help="serve the HTTP read API (profiles, history, counts, KPIs, members, metrics)"
+    )
+    a.add_argument("--host", help="default SEGSTREAM_API_HOST (127.0.0.1)")
+    a.add_argument("--port", type=int, help="default SEGSTREAM_API_PORT (8080)")
+    admin.add_parsers(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    handler = {"worker": _worker, "sample": _sample, "customer": _customer, "api": _api}.get(
+        args.command, _admin
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        return handler(settings, args)
+    return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

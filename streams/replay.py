@@ -1,0 +1,315 @@
+"""Rebuild state from a log into a fresh namespace, through the live worker's own code path.
+
+`replay()` builds a :class:`streams.worker.Worker` without a consumer, owns every partition of the target
+namespace, and feeds it the source's records partition by partition, in log order, with the offsets the
+source gives (see :mod:`streams.sources`). Everything else is the worker's: decode, apply, the fenced Lua
+commit, the due sweep. The clock is the partition watermark (`mode="replay"`), and the sweep runs after every
+flush, on a schedule that depends only on the log (never on the wall clock), so the same file gives the same
+namespace, key for key, field for field.
+
+Transitions go nowhere unless `emit_topic` is given; dead letters go to a rejects JSONL file (line number,
+partition, offset, stage, error, original line), never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import orjson
+import redis.asyncio as aioredis
+
+from segmentation import Definitions
+from streams.batch import BatchResult, Record
+from streams.deadletter import DeadLetter
+from streams.keys import KeySpace
+from streams.namespaces import NamespaceError, check_name, drop, is_empty
+from streams.redis_store import RedisStateStore
+from streams.settings import Settings
+from streams.sources import Item, Progress
+from streams.worker import Worker
+
+DEFAULT_BATCH = 2000
+
+
+class ReplayError(Exception):
+    """The replay cannot go on (fenced by another process, partition count mismatch, ...)."""
+
+
+class Source(Protocol):
+    progress: Progress
+
+    def chunks(self) -> AsyncIterator[list[Item]]: ...
+
+
+@dataclass
+class ReplaySummary:
+    source: str
+    namespace: str
+    events: int = 0
+    dead_letters: int = 0
+    customers: int = 0
+    transitions: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    events_per_s: float = 0.0
+    rejects_file: str | None = None
+    emitted_to: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(dataclasses.asdict(self), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+
+    def text(self) -> str:
+        lines = [
+            f"replay of {self.source} into namespace {self.namespace!r}",
+            f"  events        {self.events:>12,}",
+            f"  customers     {self.customers:>12,}",
+            f"  dead letters  {self.dead_letters:>12,}"
+            + (f"  -> {self.rejects_file}" if self.rejects_file else ""),
+            f"  elapsed       {self.elapsed_s:>12.1f} s",
+            f"  rate          {self.events_per_s:>12,.0f} events/s",
+            f"  transitions   {sum(self.transitions.values()):>12,}"
+            + (f"  -> topic {self.emitted_to}" if self.emitted_to else "  (not emitted)"),
+        ]
+        lines += [f"    {grid:<32}{n:>10,}" for grid, n in sorted(self.transitions.items())]
+        lines += [f"  {k}: {v}" for k, v in sorted(self.extra.items())]
+        return "\n".join(lines)
+
+
+class Rejects:
+    """Dead letters as JSON lines, in line order within each flush; knows the lines of the pending records."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.count = 0
+        self._file: IO[bytes] | None = None
+        self._pending: list[DeadLetter] = []
+        self.lines: dict[tuple[int, int], int] = {}
+
+    async def add(self, dead: list[DeadLetter]) -> None:
+        self._pending.extend(dead)
+
+    def flush(self) -> None:
+        if not self._pending:
+            self.lines.clear()
+            return
+        if self._file is None:
+            if self.path is None:
+                raise ReplayError("dead letters but no rejects file: refusing to drop them")
+            self._file = self.path.open("wb")
+        rows = []
+        for d in self._pending:
+            line = self.lines.get((d.partition, d.offset))
+            rows.append(
+                (
+                    line if line is not None else -1,
+                    d.partition,
+                    d.offset,
+                    {
+                        "line": line,
+                        "partition": d.partition,
+                        "offset": d.offset,
+                        "stage": d.stage,
+                        "error_class": f"{type(d.error).__module__}.{type(d.error).__qualname__}",
+                        "error": str(d.error)[:2000],
+                        "value": None if d.value is None else d.value.decode("utf-8", "replace"),
+                    },
+                )
+            )
+        rows.sort(key=lambda r: (r[0], r[1], r[2]))
+        self._file.write(b"".join(orjson.dumps(r[3]) + b"\n" for r in rows))
+        self.count += len(rows)
+        self._pending.clear()
+        self.lines.clear()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class ReplayWorker(Worker):
+    """The worker, plus counting transitions per grid and sending dead letters to the rejects file."""
+
+    def __init__(self, *args: Any, rejects: Rejects, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rejects = rejects
+        self.by_grid: Counter[str] = Counter()
+
+    async def _publish(self, result: BatchResult) -> None:
+        for t in result.transitions:
+            self.by_grid[t.grid] += 1
+        if result.dead_letters:
+            await self.rejects.add(result.dead_letters)
+            result = dataclasses.replace(result, dead_letters=[])
+        await super()._publish(result)
+
+
+class Bar:
+    """A one-line progress bar on stderr with rate and ETA; silent when stderr is not a terminal."""
+
+    def __init__(
+        self, progress: Progress, stream: IO[str] | None = None, enabled: bool | None = None
+    ) -> None:
+        self.progress = progress
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.started = time.monotonic()
+        self.last = 0.0
+
+    def update(self, events: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not final and now - self.last < 0.25):
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-9)
+        rate = events / elapsed
+        p = self.progress
+        text = f"\r{events:>12,} events  {rate:>9,.0f} ev/s  {elapsed:6.0f}s"
+        if p.total:
+            share = min(p.done / p.total, 1.0)
+            eta = elapsed * (1 - share) / share if share > 0 else 0.0
+            filled = int(share * 30)
+            text += f"  [{'#' * filled}{'.' * (30 - filled)}] {share:6.1%}  ETA {eta:5.0f}s"
+        self.stream.write(text + ("\n" if final else ""))
+        self.stream.flush()
+
+
+async def count_customers(client: aioredis.Redis, keys: KeySpace, partitions: int) -> int:
+    total = 0
+    for p in range(partitions):
+        async for _ in client.scan_iter(match=keys.customer_pattern(p), count=1000):
+            total += 1
+    return total
+
+
+async def prepare_namespace(client: aioredis.Redis, prefix: str, namespace: str, force: bool) -> None:
+    """Refuse a namespace that holds keys, unless forced (then it is dropped first; never the active one)."""
+    check_name(namespace)
+    if await is_empty(client, prefix, namespace):
+        return
+    if not force:
+        raise NamespaceError(f"namespace {namespace!r} is not empty: choose another name or pass --force")
+    await drop(client, prefix, namespace)
+
+
+async def replay(
+    settings: Settings,
+    definitions: Definitions,
+    client: aioredis.Redis,
+    source: Source,
+    namespace: str,
+    *,
+    source_name: str,
+    rejects_path: Path | None,
+    emit_topic: str | None = None,
+    batch_events: int = DEFAULT_BATCH,
+    partitions: list[int] | None = None,
+    show_progress: bool | None = None,
+) -> ReplaySummary:
+    """Feed the source through a Worker into `namespace` (which must be prepared: see prepare_namespace)."""
+    check_name(namespace)
+    run = settings.model_copy(
+        update={
+            "namespace": namespace,
+            "mode": "replay",
+            "transitions_topic": emit_topic or settings.transitions_topic,
+        }
+    )
+    keys = KeySpace(run.key_prefix, namespace, run.events_topic)
+    store = RedisStateStore(client, keys)
+    rejects = Rejects(rejects_path)
+    producer = None
+    if emit_topic is not None:
+        from streams.bootstrap import producer as make_producer
+
+        await _ensure_topic(run, emit_topic)
+        producer = make_producer(run)
+        await producer.start()
+    worker = ReplayWorker(run, definitions, store, producer, None, rejects=rejects)
+    owned = partitions if partitions is not None else list(range(run.topic_partitions))
+    bar = Bar(source.progress, enabled=show_progress)
+    started = time.monotonic()
+    events = 0
+    try:
+        for p in owned:
+            await worker.own(p)
+        pending: dict[int, list[Record]] = {}
+        pending_count = 0
+
+        async def flush() -> None:
+            nonlocal pending_count
+            for p in sorted(pending):  # checked first: process() ignores a partition it does not own
+                if p not in worker.owned:
+                    raise ReplayError(
+                        f"partition {p} is not owned: the source has more partitions than"
+                        f" SEGSTREAM_TOPIC_PARTITIONS={run.topic_partitions}, or it was fenced"
+                    )
+            # partitions are independent (own keys, own cache): overlapping one partition's Redis commit
+            # with the next one's CPU work changes nothing in the result
+            await asyncio.gather(*(worker.process(p, pending[p]) for p in sorted(pending)))
+            await worker.sweep(force=True)
+            lost = set(owned) - set(worker.owned)
+            if lost:
+                raise ReplayError(f"fenced out of partitions {sorted(lost)}: another process claimed them")
+            rejects.flush()
+            pending.clear()
+            pending_count = 0
+
+        topic = run.events_topic
+        limit = batch_events * max(1, len(owned))
+        async for chunk in source.chunks():
+            for item in chunk:
+                pending.setdefault(item.partition, []).append(
+                    Record(topic, item.partition, item.offset, item.key, item.value)
+                )
+                if item.line is not None:
+                    rejects.lines[(item.partition, item.offset)] = item.line
+            pending_count += len(chunk)
+            events += len(chunk)
+            if pending_count >= limit:
+                await flush()
+                bar.update(events)
+        await flush()
+        bar.update(events, final=True)
+    finally:
+        rejects.close()
+        if producer is not None:
+            await producer.stop()
+    elapsed = time.monotonic() - started
+    return ReplaySummary(
+        source=source_name,
+        namespace=namespace,
+        events=events,
+        dead_letters=rejects.count,
+        customers=await count_customers(client, keys, run.topic_partitions),
+        transitions=dict(sorted(worker.by_grid.items())),
+        elapsed_s=round(elapsed, 3),
+        events_per_s=round(events / elapsed if elapsed > 0 else 0.0, 1),
+        rejects_file=str(rejects_path) if rejects.count and rejects_path else None,
+        emitted_to=emit_topic,
+    )
+
+
+async def _ensure_topic(settings: Settings, topic: str) -> None:
+    import contextlib
+
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security())
+    await admin.start()
+    try:
+        if topic not in set(await admin.list_topics()):
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [NewTopic(topic, settings.topic_partitions, settings.topic_replication)]
+                )
+    finally:
+        await admin.close()

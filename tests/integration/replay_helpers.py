@@ -1,0 +1,80 @@
+"""Shared pieces of the replay tests: run a replay in-process, dump a namespace key by key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from segmentation import Definitions
+from streams.replay import ReplaySummary, Source, prepare_namespace, replay
+from streams.settings import Settings
+from streams.sources import FileSource
+
+
+async def replay_file(
+    settings: Settings,
+    path: Path,
+    namespace: str,
+    out: Path,
+    emit: str | None = None,
+    batch: int = 2000,
+    definitions: Definitions | None = None,
+    source: Source | None = None,
+) -> ReplaySummary:
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        await prepare_namespace(client, settings.key_prefix, namespace, force=False)
+        return await replay(
+            settings,
+            definitions or Definitions.default(),
+            client,
+            source or FileSource(path, settings.topic_partitions),
+            namespace,
+            source_name=str(path),
+            rejects_path=out / f"{namespace}.rejects.jsonl",
+            emit_topic=emit,
+            batch_events=batch,
+            show_progress=False,
+        )
+    finally:
+        await client.aclose()
+
+
+def dump_namespace(
+    settings: Settings, namespace: str, skip: tuple[str, ...] = ("metrics",)
+) -> dict[str, Any]:
+    """Every key of the namespace (relative name) -> its full content, by type. `metrics` (the workers'
+    wall-clock counters, operational and not state) is skipped by default."""
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    base = f"{settings.key_prefix}:{namespace}:"
+    out: dict[str, Any] = {}
+    try:
+        for key in client.scan_iter(match=f"{base}*", count=1000):
+            name = str(key)[len(base) :]
+            if name in skip:
+                continue
+            kind = client.type(key)
+            if kind == "hash":
+                out[name] = client.hgetall(key)
+            elif kind == "zset":
+                out[name] = client.zrange(key, 0, -1, withscores=True)
+            elif kind == "set":
+                out[name] = sorted(map(str, client.smembers(key)))
+            elif kind == "string":
+                out[name] = client.get(key)
+            elif kind == "list":
+                out[name] = client.lrange(key, 0, -1)
+            elif kind == "stream":
+                out[name] = list(client.xrange(key) or [])
+            else:
+                out[name] = kind
+    finally:
+        client.close()
+    return out
+
+
+def customers_of(dump: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in dump.items() if ":c:" in k}

@@ -1,0 +1,132 @@
+"""Replay determinism: file replay == live worker over Kafka (hashes, offsets, transition ids), the same file
+twice gives identical namespaces, a Kafka-topic replay equals both, and namespace admin works."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+
+from streams import sample
+from streams.bootstrap import ensure_topics
+from streams.namespaces import NamespaceError, drop, list_namespaces, promote
+from streams.partitioning import partition_for
+from streams.replay import prepare_namespace
+from streams.settings import Settings
+from streams.sources import KafkaSource
+from tests.integration.replay_helpers import customers_of, dump_namespace, replay_file
+from tests.integration.test_worker_kill import caught_up, end_offsets
+from tests.integration.worker_harness import make_settings, read_topic, run_worker_until
+from tests.services import Services
+
+
+async def produce_like_the_file(settings: Settings, lines: list[bytes]) -> None:
+    """Each line to partition_for(customer id) (partition 0 without one), in file order."""
+    await ensure_topics(settings)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        futures = []
+        for line in lines:
+            cid = sample.recover_customer_id(line)
+            p = 0 if cid is None else partition_for(cid, settings.topic_partitions)
+            key = None if cid is None else cid.encode()
+            futures.append(await producer.send(settings.events_topic, line, key=key, partition=p))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def ids(records: list[Any]) -> list[str]:
+    return [orjson.loads(r.value)["id"] for r in records]
+
+
+def test_file_replay_equals_live_worker_and_itself(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
+) -> None:
+    spec = sample.SampleSpec(customers=200, days=365, seed=23, malformed_share=0.01)
+    path = tmp_path / "events.jsonl.gz"
+    total = sample.write_jsonl(spec, path)
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=4, batch_max_events=500)
+    emit_a = topic_name("replay-a-transitions")
+
+    # two replays of the same file (different batch sizes), one emitting its transitions
+    a = asyncio.run(replay_file(settings, path, "ra", tmp_path, emit=emit_a, batch=2000))
+    b = asyncio.run(replay_file(settings, path, "rb", tmp_path, batch=700))
+    assert a.events == b.events == total
+    assert a.dead_letters == b.dead_letters > 0
+    assert a.transitions == b.transitions
+    dump_a, dump_b = dump_namespace(settings, "ra"), dump_namespace(settings, "rb")
+    assert dump_a == dump_b, "two replays of one file give identical namespaces"
+    rejects = [orjson.loads(x) for x in (tmp_path / "ra.rejects.jsonl").read_bytes().splitlines()]
+    assert len(rejects) == a.dead_letters and all(r["line"] >= 1 and r["error"] for r in rejects)
+
+    # the same lines through Kafka and the live worker (replay mode: the clock is the watermark)
+    live = settings.model_copy(update={"namespace": "live"})
+    lines = [x for x in __import__("gzip").decompress(path.read_bytes()).splitlines() if x.strip()]
+    asyncio.run(produce_like_the_file(live, lines))
+    ends = end_offsets(live)
+    assert sum(ends.values()) == total
+    asyncio.run(run_worker_until(live, caught_up(live, ends), timeout=180))
+    dump_live = dump_namespace(live, "live")
+    assert customers_of(dump_live) == customers_of(dump_a), "customer hashes byte-identical, _offset included"
+    for p in range(4):
+        tag = f"{{{settings.events_topic}:{p}}}"
+        meta_live, meta_replay = dump_live[f"{tag}:meta"], dump_a[f"{tag}:meta"]
+        assert {k: meta_live[k] for k in ("offset", "watermark")} == {
+            k: meta_replay[k] for k in ("offset", "watermark")
+        }
+        assert dump_live.get(f"{tag}:due") == dump_a.get(f"{tag}:due")
+
+    live_ids = ids(asyncio.run(read_topic(live, live.transitions_topic)))
+    replay_ids = ids(asyncio.run(read_topic(live, emit_a)))
+    assert len(replay_ids) == len(set(replay_ids)) == sum(a.transitions.values())
+    assert set(live_ids) == set(replay_ids)
+
+    # the Kafka topic itself as the replay source gives the same namespace again
+    source = KafkaSource(live.events_topic, None, live)
+    k = asyncio.run(replay_file(settings, path, "rk", tmp_path, source=source))
+    assert k.events == total
+    assert customers_of(dump_namespace(settings, "rk")) == customers_of(dump_a)
+
+
+def test_namespace_admin(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
+) -> None:
+    spec = sample.SampleSpec(customers=30, days=60, seed=3)
+    path = tmp_path / "events.jsonl"
+    sample.write_jsonl(spec, path)
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
+    prefix = settings.key_prefix
+    summary = asyncio.run(replay_file(settings, path, "n1", tmp_path))
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            with pytest.raises(NamespaceError, match="not empty"):
+                await prepare_namespace(client, prefix, "n1", force=False)
+            with pytest.raises(NamespaceError, match="no keys"):
+                await promote(client, prefix, "nothing-here")
+            with pytest.raises(NamespaceError, match="invalid"):
+                await promote(client, prefix, "bad:name")
+            assert await promote(client, prefix, "n1") is None
+            infos = {i.name: i for i in await list_namespaces(client, prefix)}
+            assert infos["n1"].active and infos["n1"].customers == summary.customers
+            assert (infos["n1"].memory_bytes or 0) > 0
+            with pytest.raises(NamespaceError, match="active"):
+                await drop(client, prefix, "n1")
+            await promote(client, prefix, "main", require_keys=False)
+            assert await drop(client, prefix, "n1") == infos["n1"].keys
+            assert "n1" not in {i.name for i in await list_namespaces(client, prefix)}
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())

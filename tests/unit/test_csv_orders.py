@@ -1,0 +1,76 @@
+"""CSV order import: mapping, time zones, refunds, deterministic ids, rejects with line numbers."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import orjson
+import pytest
+
+from segmentation import parse_event
+from streams.csv_orders import CsvMappingError, CsvOptions, CsvOrders, parse_mapping
+
+CSV = """id,cust,date,total,chan,cur,qty
+A1,c1,2026-03-29 01:30:00,19.90,store,eur,2
+A2,c1,2026-03-29 03:30:00,"1,5",web,EUR,1
+A3,,2026-03-30 10:00:00,10,web,EUR,1
+A1,c1,2026-04-01 10:00:00,-5.00,store,EUR,1
+A4,c2,not a date,12,web,EUR,1
+A5,c2,2026-04-02 10:00:00,12.5,fax,EUR,1
+A6,c3,2026-04-03 10:00:00,7,,,
+"""
+MAP = "customer_id=cust,occurred_at=date,amount=total,order_id=id,channel=chan,currency=cur,quantity=qty"
+
+
+def rows(path: Path, **over: object) -> tuple[list[tuple[int, str | None, bytes]], CsvOrders]:
+    options = CsvOptions(parse_mapping(MAP), time_format="%Y-%m-%d %H:%M:%S", timezone="Europe/Paris", **over)  # type: ignore[arg-type]
+    orders = CsvOrders(path, options, path.with_suffix(".rejects.csv"))
+    return list(orders.keyed()), orders
+
+
+def test_rows_become_purchases_and_refunds_with_rejects(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(CSV)
+    out, orders = rows(path)
+    events = [orjson.loads(v) for _, _, v in out]
+    assert [line for line, _, _ in out] == [2, 5, 8]
+    first, refund, defaults = events
+    assert first["type"] == "purchase" and first["amount"] == "19.90" and first["channel"] == "store"
+    assert first["occurred_at"] == "2026-03-29T00:30:00Z"  # Paris winter time, UTC+1
+    assert first["items"] == [{"sku": "unspecified", "quantity": 2}] and first["currency"] == "EUR"
+    assert refund["type"] == "refund" and refund["amount"] == "5.00" and refund["order_id"] == "A1"
+    assert defaults["channel"] == "web" and defaults["currency"] == "EUR" and "items" not in defaults
+    for _, _, value in out:
+        parse_event(value)
+    with path.with_suffix(".rejects.csv").open() as handle:
+        rejects = list(csv.DictReader(handle))
+    assert [r["line"] for r in rejects] == ["3", "4", "6", "7"]
+    assert "amount" in rejects[0]["reason"] and "customer_id" in rejects[1]["reason"]
+    assert "occurred_at" in rejects[2]["reason"] and "channel" in rejects[3]["reason"]
+    assert rejects[0]["total"] == "1,5" and orders.rejected == 4 and orders.rows == 7
+
+
+def test_event_ids_are_a_function_of_the_content(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text(CSV)
+    lines = CSV.splitlines()
+    b.write_text("\n".join([lines[0], "Z9,c9,2026-01-01 00:00:00,1,web,EUR,1", *lines[1:]]) + "\n")
+    ids_a = [orjson.loads(v)["event_id"] for _, _, v in rows(a)[0]]
+    ids_a2 = [orjson.loads(v)["event_id"] for _, _, v in rows(a)[0]]
+    ids_b = [orjson.loads(v)["event_id"] for _, _, v in rows(b)[0]]
+    assert ids_a == ids_a2 and len(set(ids_a)) == len(ids_a)
+    assert ids_b[1:] == ids_a  # with an order id column, a row's id does not depend on its position
+
+
+def test_decimal_comma_and_bad_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(CSV)
+    out, _ = rows(path, decimal_comma=True)
+    assert [orjson.loads(v)["amount"] for _, _, v in out][1] == "1.5"
+    with pytest.raises(CsvMappingError, match="missing"):
+        CsvOptions(parse_mapping("customer_id=cust"))
+    with pytest.raises(CsvMappingError, match="time zone"):
+        CsvOptions(parse_mapping(MAP), timezone="Mars/Olympus")
+    with pytest.raises(CsvMappingError):
+        parse_mapping("customer_id")
