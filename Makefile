@@ -2,8 +2,10 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The pure core must stay fully covered, branches included.
+COV := --cov=segmentation --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=100
 
-.PHONY: setup test unit lint stack-up stack-down stack-status clean
+.PHONY: setup test unit lint demo bench stack-up stack-down stack-status clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,17 +18,26 @@ setup: $(VENV)/.installed
 
 ## test: lint, types, then every test (starts the local Kafka + Redis when no other is given)
 test: setup lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(COV)
 
 ## unit: the pure-domain tests only, no services
 unit: setup
-	$(BIN)/python -m pytest -m "not integration"
+	$(BIN)/python -m pytest -m "not integration" $(COV)
 
 ## lint: ruff (lint + format check) and mypy --strict
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## demo: the main job on the local stack: worker + generated events, transitions and segment sizes
+demo: setup
+	$(BIN)/python -m streams.demo
+
+## bench: worker vs naive Faust agent, and the pure core's apply throughput
+bench: setup
+	$(BIN)/python benchmarks/bench_apply.py
+	$(BIN)/python benchmarks/bench_worker.py
 
 stack-up: setup
 	$(BIN)/python -m streams.devstack up
