@@ -48,7 +48,7 @@ from segmentation.currencies import CURRENCY_EXPONENT
 from segmentation.instants import iso, parse_iso
 from segmentation.state import CustomerState, join_ids
 
-__all__ = ["state_from_mapping", "state_to_mapping"]
+__all__ = ["changed_fields", "state_from_mapping", "state_to_mapping"]
 
 
 def _opt(encode: Callable[[Any], str]) -> Callable[[Any], str]:
@@ -151,6 +151,61 @@ def state_to_mapping(state: CustomerState) -> dict[str, str]:
     exponent = CURRENCY_EXPONENT.get(state.currency or "", 2)
     mapping["monetary"] = str(Decimal(net).scaleb(-exponent))
     return mapping
+
+
+_POSITIONS = {attr: n for n, attr in enumerate(CustomerState._fields)}
+# (position in the state tuple, key in the mapping, encoder, whether equal values always encode equally):
+# floats do not (0.0 == -0.0, but their reprs differ), so a float is always encoded to be compared.
+_INDEXED: tuple[tuple[int, str, Callable[[Any], str], bool], ...] = tuple(
+    (_POSITIONS[attr], key, codec[0], codec is not _FLOAT) for key, attr, codec in _TABLE
+)
+_I_AUDIENCES = _POSITIONS["audiences"]
+_I_RECENT = _POSITIONS["recent_ids"]
+_I_GROSS, _I_REFUNDED, _I_CURRENCY = (_POSITIONS[a] for a in ("gross_minor", "refunded_minor", "currency"))
+
+
+def changed_fields(old: CustomerState, new: CustomerState) -> tuple[dict[str, str], list[str]]:
+    """What differs between the mappings of two states, without serialising either in full: the keys whose
+    text differs (with the new text) and the keys only `old` has. Exactly the diff of `state_to_mapping(old)`
+    and `state_to_mapping(new)`; only the fields whose value differs are encoded (the worker's hot path)."""
+    changed: dict[str, str] = {}
+    removed: list[str] = []
+    if old is new:
+        return changed, removed
+    for i, key, encode, exact in _INDEXED:
+        a, b = old[i], new[i]
+        if a is b or (exact and type(a) is type(b) and a == b):
+            continue
+        text = encode(b)
+        if text != encode(a):
+            changed[key] = text
+    if old[_I_AUDIENCES] != new[_I_AUDIENCES]:
+        before = {_AUDIENCE + name: segment for name, segment in old[_I_AUDIENCES]}
+        after = {_AUDIENCE + name: segment for name, segment in new[_I_AUDIENCES]}
+        changed.update((key, segment) for key, segment in after.items() if before.get(key) != segment)
+        removed = [key for key in before if key not in after]
+    if old[_I_RECENT] != new[_I_RECENT]:
+        ids = new.recent_event_ids
+        if ids != old.recent_event_ids:
+            changed[_RECENT] = _recent_text(ids)
+    if (
+        old[_I_GROSS] != new[_I_GROSS]
+        or old[_I_REFUNDED] != new[_I_REFUNDED]
+        or old[_I_CURRENCY] != new[_I_CURRENCY]
+    ):
+        before = _derived(old)
+        changed.update((key, text) for key, text in _derived(new).items() if before[key] != text)
+    return changed, removed
+
+
+def _recent_text(ids: tuple[str, ...]) -> str:
+    return json.dumps(list(ids), ensure_ascii=False)
+
+
+def _derived(state: CustomerState) -> dict[str, str]:
+    net = state.monetary_minor
+    exponent = CURRENCY_EXPONENT.get(state.currency or "", 2)
+    return {"monetary_minor": str(net), "monetary": str(Decimal(net).scaleb(-exponent))}
 
 
 def state_from_mapping(mapping: Mapping[str, str]) -> CustomerState:
