@@ -40,12 +40,6 @@ def services() -> tuple[str, str]:
     return st.config.kafka_bootstrap, st.config.redis_url
 
 
-def env_of(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({f"SEGSTREAM_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None})
-    return env
-
-
 def applied(client: redis.Redis, settings: Settings) -> int:
     keys = keyspace(settings)
     total = 0
@@ -60,7 +54,9 @@ def run_worker(base: Settings, client: redis.Redis, total: int) -> tuple[float, 
         update={"key_prefix": f"bench-{uuid.uuid4().hex[:8]}", "group_id": f"bench-{uuid.uuid4().hex[:8]}"}
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"], env=env_of(settings), stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=settings.as_environment(),
+        stdout=subprocess.DEVNULL,
     )
     try:
         first = None

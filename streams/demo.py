@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -26,12 +25,6 @@ from streams.bootstrap import ensure_topics, keyspace
 from streams.settings import Settings
 
 GRIDS = ("lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction")
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({f"SEGSTREAM_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None})
-    return env
 
 
 def _applied(client: redis.Redis, settings: Settings) -> int:
@@ -110,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     asyncio.run(ensure_topics(settings))
     worker = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"], env=_env(settings), stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=settings.as_environment(),
+        stdout=subprocess.DEVNULL,
     )
     client = redis.Redis.from_url(settings.redis_url)
     try:

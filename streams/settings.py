@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +49,15 @@ class Settings(BaseSettings):
     history_size: int = Field(64, ge=1)  # transitions kept per customer for `as_of` and "why" (read side)
     api_host: str = "127.0.0.1"  # `segstream api` / `python -m streams.api`
     api_port: int = Field(8080, ge=0, le=65535)
+
+    def as_environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """These settings as SEGSTREAM_* variables (secrets unmasked), to start a worker process with them."""
+        env = dict(os.environ if base is None else base)
+        for name, value in self.model_dump().items():
+            if value is not None:
+                plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+                env[f"SEGSTREAM_{name.upper()}"] = str(plain)
+        return env
 
     def kafka_security(self) -> dict[str, Any]:
         """Keyword arguments shared by every aiokafka client."""

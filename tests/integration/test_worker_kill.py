@@ -56,18 +56,10 @@ def caught_up(settings: Settings, ends: dict[int, int]) -> Callable[[], bool]:
     return check
 
 
-def env_of(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"SEGSTREAM_{name.upper()}"] = str(value)
-    return env
-
-
 def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker"],
-        env=env_of(settings),
+        env=settings.as_environment(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
