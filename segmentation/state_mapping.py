@@ -159,9 +159,6 @@ _POSITIONS = {attr: n for n, attr in enumerate(CustomerState._fields)}
 _INDEXED: tuple[tuple[int, str, Callable[[Any], str], bool], ...] = tuple(
     (_POSITIONS[attr], key, codec[0], codec is not _FLOAT) for key, attr, codec in _TABLE
 )
-_I_AUDIENCES = _POSITIONS["audiences"]
-_I_RECENT = _POSITIONS["recent_ids"]
-_I_GROSS, _I_REFUNDED, _I_CURRENCY = (_POSITIONS[a] for a in ("gross_minor", "refunded_minor", "currency"))
 
 
 def changed_fields(old: CustomerState, new: CustomerState) -> tuple[dict[str, str], list[str]]:
@@ -179,19 +176,19 @@ def changed_fields(old: CustomerState, new: CustomerState) -> tuple[dict[str, st
         text = encode(b)
         if text != encode(a):
             changed[key] = text
-    if old[_I_AUDIENCES] != new[_I_AUDIENCES]:
-        before = {_AUDIENCE + name: segment for name, segment in old[_I_AUDIENCES]}
-        after = {_AUDIENCE + name: segment for name, segment in new[_I_AUDIENCES]}
+    if old.audiences != new.audiences:
+        before = {_AUDIENCE + name: segment for name, segment in old.audiences}
+        after = {_AUDIENCE + name: segment for name, segment in new.audiences}
         changed.update((key, segment) for key, segment in after.items() if before.get(key) != segment)
         removed = [key for key in before if key not in after]
-    if old[_I_RECENT] != new[_I_RECENT]:
+    if old.recent_ids != new.recent_ids:
         ids = new.recent_event_ids
         if ids != old.recent_event_ids:
             changed[_RECENT] = _recent_text(ids)
     if (
-        old[_I_GROSS] != new[_I_GROSS]
-        or old[_I_REFUNDED] != new[_I_REFUNDED]
-        or old[_I_CURRENCY] != new[_I_CURRENCY]
+        old.gross_minor != new.gross_minor
+        or old.refunded_minor != new.refunded_minor
+        or old.currency != new.currency
     ):
         before = _derived(old)
         changed.update((key, text) for key, text in _derived(new).items() if before[key] != text)

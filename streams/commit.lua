@@ -4,7 +4,8 @@
 -- ARGV[1] '<fence token>:<commit sequence>', ARGV[2] offset or '', ARGV[3] watermark µs or '', ARGV[4] number of customer writes,
 -- then per customer:
 --   customer_id, kind ('S' set / 'D' delete), due µs or '', n_set, n_removed, set pairs..., removed names...
--- then index ops until the end, each: name, key index (into KEYS), n_args, args...
+-- then index ops until the end, each: name, key index (into KEYS), n_args, args...; or, packed, the name
+-- followed by '*', key index, n_args, and one argument with the n_args args joined by NUL
 --   SADD/SREM key members...          HINCRBY key field delta [field delta ...]
 --   DEL key                            HDEL key fields...
 --   LPUSHCAP key cap marker_key entries...  (LPUSH in order, LTRIM to cap; if trimmed, HSET marker_key
@@ -39,15 +40,47 @@ local n_writes = tonumber(ARGV[4])
 if not n_writes or n_writes < 0 or n_writes + 2 > #KEYS then
   return redis.error_reply('BADARGS number of writes')
 end
+-- exactly n parts of s separated by NUL (none for an empty s and n = 0), or nil
+local function split(s, n)
+  if s == nil then return nil end
+  if n == 0 then
+    if s == '' then return {} end
+    return nil
+  end
+  local parts, pos = {}, 1
+  for j = 1, n - 1 do
+    local e = string.find(s, '\0', pos, true)
+    if not e then return nil end
+    parts[j] = string.sub(s, pos, e - 1)
+    pos = e + 1
+  end
+  if string.find(s, '\0', pos, true) then return nil end
+  parts[n] = string.sub(s, pos)
+  return parts
+end
 local plan, i, k = {}, 5, 3
 for _ = 1, n_writes do
   local n_set, n_rem = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   local kind = ARGV[i + 1]
-  if (kind ~= 'S' and kind ~= 'D') or not n_set or not n_rem or KEYS[k] == nil then
+  if (kind ~= 'S' and kind ~= 'D' and kind ~= 'P') or not n_set or not n_rem or KEYS[k] == nil then
     return redis.error_reply('BADARGS at argument ' .. i)
   end
-  plan[#plan + 1] = {KEYS[k], ARGV[i], kind, ARGV[i + 2], i + 5, n_set, n_rem}
-  i, k = i + 5 + 2 * n_set + n_rem, k + 1
+  local set_args, rem_args, at = {}, {}, i
+  if kind == 'S' then
+    set_args = {unpack(ARGV, i + 5, i + 4 + 2 * n_set)}
+    rem_args = {unpack(ARGV, i + 5 + 2 * n_set, i + 4 + 2 * n_set + n_rem)}
+    i = i + 5 + 2 * n_set + n_rem
+  elseif kind == 'P' then
+    set_args, rem_args = split(ARGV[i + 5], 2 * n_set), split(ARGV[i + 6], n_rem)
+    if not set_args or not rem_args then
+      return redis.error_reply('BADARGS packed fields at argument ' .. i)
+    end
+    i = i + 7
+  else
+    i = i + 5
+  end
+  plan[#plan + 1] = {KEYS[k], ARGV[at], kind, ARGV[at + 2], set_args, rem_args}
+  k = k + 1
 end
 if i > #ARGV + 1 then
   return redis.error_reply('BADARGS counts do not match the keys')
@@ -61,41 +94,49 @@ end
 local ops = {}
 while i <= #ARGV do
   local name, key, n = ARGV[i], key_arg(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  if not key or not n or n < 0 or i + 2 + n > #ARGV then
+  if not key or not n or n < 0 then
     return redis.error_reply('BADOP malformed op at argument ' .. i)
   end
-  local first, last = i + 3, i + 2 + n
+  -- src[first..last] are the op's args: ARGV itself, or the parts of a packed op ('SADD*'...: one argument
+  -- with the n args joined by NUL)
+  local src, first, last, after = ARGV, i + 3, i + 2 + n, i + 3 + n
+  if string.sub(name, -1) == '*' then
+    name, src, first, last, after = string.sub(name, 1, -2), split(ARGV[i + 3], n), 1, n, i + 4
+    if not src then return redis.error_reply('BADOP packed args at argument ' .. i) end
+  elseif last > #ARGV then
+    return redis.error_reply('BADOP malformed op at argument ' .. i)
+  end
   if name == 'SADD' or name == 'SREM' or name == 'HDEL' then
     if n < 1 then return redis.error_reply('BADOP ' .. name .. ' without members at ' .. i) end
   elseif name == 'HINCRBY' then
     if n < 2 or n % 2 ~= 0 then return redis.error_reply('BADOP HINCRBY pairs at ' .. i) end
     for j = first + 1, last, 2 do
-      if not int_arg(ARGV[j]) then return redis.error_reply('BADOP HINCRBY delta at ' .. j) end
+      if not int_arg(src[j]) then return redis.error_reply('BADOP HINCRBY delta at ' .. j) end
     end
   elseif name == 'DEL' then
     if n ~= 0 then return redis.error_reply('BADOP DEL takes no args at ' .. i) end
   elseif name == 'LPUSHCAP' then
-    local cap = tonumber(ARGV[first])
-    if n < 3 or not cap or cap < 1 or not key_arg(ARGV[first + 1]) then
+    local cap = tonumber(src[first])
+    if n < 3 or not cap or cap < 1 or not key_arg(src[first + 1]) then
       return redis.error_reply('BADOP LPUSHCAP at ' .. i)
     end
   else
     return redis.error_reply('BADOP unknown op ' .. tostring(name) .. ' at ' .. i)
   end
-  ops[#ops + 1] = {name, KEYS[key], first, last}
-  i = last + 1
+  ops[#ops + 1] = {name, KEYS[key], src, first, last}
+  i = after
 end
 -- Every check passed: write.
 for _, p in ipairs(plan) do
-  local key, cid, kind, due_us, first, n_set, n_rem = p[1], p[2], p[3], p[4], p[5], p[6], p[7]
+  local key, cid, kind, due_us, set_args, rem_args = p[1], p[2], p[3], p[4], p[5], p[6]
   if kind == 'D' then
     redis.call('DEL', key)
   else
-    if n_rem > 0 then
-      redis.call('HDEL', key, unpack(ARGV, first + 2 * n_set, first + 2 * n_set + n_rem - 1))
+    if #rem_args > 0 then
+      redis.call('HDEL', key, unpack(rem_args))
     end
-    if n_set > 0 then
-      redis.call('HSET', key, unpack(ARGV, first, first + 2 * n_set - 1))
+    if #set_args > 0 then
+      redis.call('HSET', key, unpack(set_args))
     end
   end
   if kind == 'D' or due_us == '' then
@@ -105,17 +146,17 @@ for _, p in ipairs(plan) do
   end
 end
 for _, op in ipairs(ops) do
-  local name, key, first, last = op[1], op[2], op[3], op[4]
+  local name, key, src, first, last = op[1], op[2], op[3], op[4], op[5]
   if name == 'HINCRBY' then
     for j = first, last, 2 do
-      redis.call('HINCRBY', key, ARGV[j], ARGV[j + 1])
+      redis.call('HINCRBY', key, src[j], src[j + 1])
     end
   elseif name == 'DEL' then
     redis.call('DEL', key)
   elseif name == 'LPUSHCAP' then
-    local cap = tonumber(ARGV[first])
-    local marker = KEYS[tonumber(ARGV[first + 1])]
-    local len = redis.call('LPUSH', key, unpack(ARGV, first + 2, last))
+    local cap = tonumber(src[first])
+    local marker = KEYS[tonumber(src[first + 1])]
+    local len = redis.call('LPUSH', key, unpack(src, first + 2, last))
     if len > cap then
       redis.call('LTRIM', key, 0, cap - 1)
       if redis.call('EXISTS', marker) == 1 then
@@ -123,7 +164,7 @@ for _, op in ipairs(ops) do
       end
     end
   else
-    redis.call(name, key, unpack(ARGV, first, last))
+    redis.call(name, key, unpack(src, first, last))
   end
 end
 if ARGV[2] ~= '' then

@@ -2,7 +2,9 @@
 
 aiokafka's per-record `send()` costs ~20 µs (future, partitioner, accumulator); a batch append costs a few.
 Records are partitioned exactly as the default partitioner would (murmur2 of the key), so a customer's
-transitions stay in one partition, in order.
+transitions stay in one partition, in order. Each batch is closed before it is handed over: a closed batch
+is sent at once instead of lingering `linger_ms` for records that will never come (we wait for the acks
+of every publication, so the linger was pure latency: ~5 ms per batch of transitions).
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ async def publish(producer: AIOKafkaProducer, topic: str, items: Iterable[Item])
         batch = producer.create_batch()
         for key, value, headers in batch_items:
             if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+                batch.close()
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = producer.create_batch()
                 if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
                     raise ValueError(f"a record of {len(value or b'')} bytes does not fit in a batch")
+        batch.close()
         futures.append(await producer.send_batch(batch, topic, partition=partition))
     if futures:
         await asyncio.gather(*futures)

@@ -21,6 +21,8 @@ from streams.store import (
 )
 
 _CHUNK = 1000  # members per SADD/SREM op: far below Lua's unpack limit
+SEP = "\x00"  # joins a customer's changed fields, or an op's args, into one script argument (see _fields)
+BSEP = SEP.encode()
 
 
 class RedisStateStore:
@@ -65,20 +67,21 @@ class RedisStateStore:
             "" if watermark_us is None else watermark_us,
             len(writes),
         ]
+        customer_key = self._keys.customer
         for w in writes:
-            keys.append(self._keys.customer(p, w.customer_id))
-            set_items = () if w.delete else w.set_fields.items()
-            removed = () if w.delete else w.removed_fields
-            args += [
-                w.customer_id,
-                "D" if w.delete else "S",
-                "" if w.due_us is None else w.due_us,
-                len(set_items),
-                len(removed),
-            ]
-            for name, value in set_items:
+            keys.append(customer_key(p, w.customer_id))
+            due = "" if w.due_us is None else w.due_us
+            if w.delete:
+                args += [w.customer_id, "D", due, 0, 0]
+                continue
+            packed = _fields(w.set_fields, w.removed_fields)
+            if packed is not None:  # the usual case: 7 arguments per customer instead of 5 + 2 per field
+                args += [w.customer_id, "P", due, len(w.set_fields), len(w.removed_fields), *packed]
+                continue
+            args += [w.customer_id, "S", due, len(w.set_fields), len(w.removed_fields)]
+            for name, value in w.set_fields.items():
                 args += [name, value]
-            args.extend(removed)
+            args.extend(w.removed_fields)
         delta = writes.delta if isinstance(writes, WriteBatch) else None
         if delta is not None and not delta.is_empty():
             self._index_ops(p, delta, writes.history_size, keys, args)  # type: ignore[attr-defined]
@@ -107,24 +110,28 @@ class RedisStateStore:
             return n
 
         ks = self._keys
+
+        def op(name: str, key: int, items: Sequence[str | bytes]) -> None:
+            """One op, packed (its args joined by NUL into one argument) unless an arg contains NUL."""
+            raw = [item.encode() if isinstance(item, str) else item for item in items]
+            packed = BSEP.join(raw)
+            if packed.count(BSEP) == len(raw) - 1:
+                args.extend((name + "*", key, len(raw), packed))
+            else:
+                args.extend((name, key, len(raw), *raw))
+
         for (grid, segment), ids in index.members_remove.items():
             key = slot(ks.members(p, grid, segment))
             for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                args += ["SREM", key, len(chunk), *chunk]
+                op("SREM", key, ids[start : start + _CHUNK])
         for (grid, segment), ids in index.members_add.items():
             key = slot(ks.members(p, grid, segment))
             for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                args += ["SADD", key, len(chunk), *chunk]
+                op("SADD", key, ids[start : start + _CHUNK])
         for grid, pairs in index.kpi_fields().items():
-            args += ["HINCRBY", slot(ks.kpis(p, grid)), 2 * len(pairs)]
-            for name, delta in pairs:
-                args += [name, delta]
+            op("HINCRBY", slot(ks.kpis(p, grid)), [text for name, d in pairs for text in (name, str(d))])
         for grid, pairs in index.flow_fields().items():
-            args += ["HINCRBY", slot(ks.flows(p, grid)), 2 * len(pairs)]
-            for name, delta in pairs:
-                args += [name, delta]
+            op("HINCRBY", slot(ks.flows(p, grid)), [text for name, d in pairs for text in (name, str(d))])
         for cid in index.history_reset:
             args += ["DEL", slot(ks.history(p, cid)), 0]
             args += ["HDEL", slot(ks.customer(p, cid)), 1, HISTORY_TRIMMED]
@@ -132,8 +139,7 @@ class RedisStateStore:
             kept = entries[-cap:]
             key, marker = slot(ks.history(p, cid)), slot(ks.customer(p, cid))
             for start in range(0, len(kept), _CHUNK):
-                part = kept[start : start + _CHUNK]
-                args += ["LPUSHCAP", key, len(part) + 2, cap, marker, *part]
+                op("LPUSHCAP", key, [b"%d" % cap, b"%d" % marker, *kept[start : start + _CHUNK]])
 
     async def due(self, partition: int, until_us: int, limit: int) -> list[str]:
         members = await self._r.zrangebyscore(self._keys.due(partition), "-inf", until_us, start=0, num=limit)
@@ -167,6 +173,17 @@ class RedisStateStore:
                 if await self._r.hget(self._keys.customer(partition, rest), HISTORY_TRIMMED):
                     snap.trimmed.add(rest)
         return snap
+
+
+def _fields(set_fields: Mapping[str, str], removed: Sequence[str]) -> tuple[str, str] | None:
+    """The set pairs and the removed names each joined by SEP, or None when some name or value contains
+    SEP itself (then the write goes field by field). redis-py encodes each script argument in Python
+    (~1 µs each); one joined argument per customer replaces dozens."""
+    pairs = SEP.join([text for item in set_fields.items() for text in item])
+    gone = SEP.join(removed)
+    if pairs.count(SEP) != max(0, 2 * len(set_fields) - 1) or gone.count(SEP) != max(0, len(removed) - 1):
+        return None
+    return pairs, gone
 
 
 def _text(value: bytes | str) -> str:

@@ -1,0 +1,99 @@
+"""`changed_fields` is exactly the diff of two full mappings, for any two states."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from segmentation import CustomerState
+from segmentation.state import ID_SEPARATOR
+from segmentation.state_mapping import changed_fields, state_to_mapping
+
+
+def full_diff(old: CustomerState, new: CustomerState) -> tuple[dict[str, str], list[str]]:
+    before, after = state_to_mapping(old), state_to_mapping(new)
+    return {k: v for k, v in after.items() if before.get(k) != v}, [k for k in before if k not in after]
+
+
+_times = st.one_of(
+    st.none(),
+    st.sampled_from(
+        [
+            datetime(2026, 1, 1, tzinfo=UTC),
+            datetime(2026, 1, 1, 2, tzinfo=timezone(timedelta(hours=2))),  # the same instant, another zone
+            datetime(2026, 3, 4, 5, 6, 7, 890, tzinfo=UTC),
+        ]
+    ),
+)
+_texts = st.one_of(st.none(), st.sampled_from(["", "a", "gold", "SE", "é\x00"]))
+_ints = st.sampled_from([0, 1, 7, -3])
+_opt_ints = st.one_of(st.none(), _ints)
+_floats = st.sampled_from([0.0, -0.0, 0.5, 1e-300, float("inf")])
+_audiences = st.lists(
+    st.tuples(st.sampled_from(["a", "b", "vip"]), st.sampled_from(["member", "not_member"])), max_size=3
+).map(lambda pairs: tuple(sorted(pairs)))
+_recent = st.one_of(
+    st.sampled_from(["", ID_SEPARATOR]),
+    st.lists(st.sampled_from(["e1", "e2", "é"]), max_size=3).map(
+        lambda ids: ID_SEPARATOR + ID_SEPARATOR.join(ids) + ID_SEPARATOR if ids else ""
+    ),
+)
+
+
+def _strategy(name: str, default: Any) -> st.SearchStrategy[Any]:
+    if name == "customer_id":
+        return st.sampled_from(["c1", "c2"])
+    if name == "audiences":
+        return _audiences
+    if name == "recent_ids":
+        return _recent
+    if name == "currency":
+        return st.sampled_from([None, "EUR", "JPY", "XXX"])
+    if name == "unsubscribed":
+        return st.sampled_from([False, True, 0, 1])
+    if isinstance(default, float):
+        return _floats
+    if isinstance(default, int):
+        return _ints
+    if name.endswith(("_at", "_since")) or name == "clock" or name.startswith("due_"):
+        return _times
+    if name in ("survey_score", "birth_year", "household", "rfm_r", "rfm_f", "rfm_m"):
+        return _opt_ints
+    return _texts
+
+
+_states = st.fixed_dictionaries(
+    {name: _strategy(name, CustomerState._field_defaults.get(name)) for name in CustomerState._fields}
+).map(lambda fields: CustomerState(**fields))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_states, _states)
+def test_changed_fields_equals_the_diff_of_full_mappings(old: CustomerState, new: CustomerState) -> None:
+    assert changed_fields(old, new) == full_diff(old, new)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_states, st.data())
+def test_small_changes(old: CustomerState, data: st.DataObject) -> None:
+    """Realistic pairs: a few fields change, the others are the very same objects or equal copies."""
+    names = data.draw(st.lists(st.sampled_from(CustomerState._fields), max_size=4, unique=True))
+    changes = {name: data.draw(_strategy(name, CustomerState._field_defaults.get(name))) for name in names}
+    new = old._replace(**changes)
+    assert changed_fields(old, new) == full_diff(old, new)
+    assert changed_fields(new, new) == ({}, [])
+
+
+def test_derived_fields_follow_amounts_and_currency() -> None:
+    old = CustomerState("c", gross_minor=1234, currency="EUR")
+    assert changed_fields(old, old._replace(currency="JPY")) == (
+        {"currency": "JPY", "monetary": "1234"},
+        [],
+    )
+    assert changed_fields(old, old._replace(refunded_minor=2000)) == (
+        {"refunded_minor": "2000", "monetary_minor": "0", "monetary": "0.00"},
+        [],
+    )

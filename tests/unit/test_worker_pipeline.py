@@ -1,0 +1,90 @@
+"""The worker prepares batch N+1 while N is published and committed: N's failure or fencing must take N+1
+down with it, never let N+1 be committed on its own (which would skip N's events)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from segmentation import Definitions
+from streams.batch import Record
+from streams.settings import Settings
+from streams.store import Claim, CustomerWrite, InMemoryStateStore
+from streams.worker import Worker
+
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def records(first: int, count: int) -> list[Record]:
+    out = []
+    for offset in range(first, first + count):
+        body = {
+            "event_id": f"e{offset}",
+            "type": "purchase",
+            "customer_id": f"c{offset % 3}",
+            "occurred_at": (T0 + timedelta(hours=offset)).isoformat(),
+            "schema_version": 1,
+            "order_id": f"o{offset}",
+            "amount": "10.00",
+            "currency": "EUR",
+            "channel": "web",
+        }
+        out.append(Record("events", 0, offset, None, orjson.dumps(body)))
+    return out
+
+
+class FailingStore(InMemoryStateStore):
+    """Refuses (or fences) the commit of one offset; every other commit behaves."""
+
+    def __init__(self, bad_offset: int, fence: bool) -> None:
+        super().__init__()
+        self.bad_offset, self.fence = bad_offset, fence
+        self.committed: list[int | None] = []
+
+    async def commit(
+        self, claim: Claim, offset: int | None, watermark_us: int | None, writes: Sequence[CustomerWrite]
+    ) -> None:
+        if offset == self.bad_offset:
+            if self.fence:
+                await self.claim(claim.partition)  # another owner took the partition meanwhile
+            else:
+                raise RuntimeError("the commit of batch N failed")
+        await super().commit(claim, offset, watermark_us, writes)
+        self.committed.append(offset)
+
+
+async def _two_batches(store: FailingStore) -> Worker:
+    worker = Worker(Settings(), Definitions.default(), store, None, None)
+    await worker.own(0)
+    await worker.submit(0, records(0, 5))  # batch N: offsets 0..4, steps 4-7 now in flight
+    await worker.submit(0, records(5, 5))  # batch N+1: prepared on N's states
+    await worker.drain()
+    return worker
+
+
+def test_a_failed_batch_takes_the_next_one_down_with_it() -> None:
+    store = FailingStore(bad_offset=4, fence=False)
+    with pytest.raises(RuntimeError, match="batch N failed"):
+        asyncio.run(_two_batches(store))
+    assert store.committed == []
+    assert asyncio.run(store.read_meta(0)) == (None, None)
+
+
+def test_a_fenced_batch_drops_the_next_one() -> None:
+    store = FailingStore(bad_offset=4, fence=True)
+    worker = asyncio.run(_two_batches(store))
+    assert store.committed == []
+    assert 0 not in worker.owned
+    assert asyncio.run(store.load(0, ["c0", "c1", "c2"])) == {}
+
+
+def test_batches_in_flight_commit_in_log_order_and_count_every_event_once() -> None:
+    store = FailingStore(bad_offset=-1, fence=False)
+    asyncio.run(_two_batches(store))
+    assert store.committed == [4, 9]
+    rows = asyncio.run(store.load(0, ["c0", "c1", "c2"]))
+    assert sum(int(row["orders"]) for row in rows.values()) == 10
