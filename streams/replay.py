@@ -13,8 +13,8 @@ partition, offset, stage, error, original line), never dropped.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import gc
 import sys
 import time
 from collections import Counter
@@ -34,7 +34,7 @@ from streams.namespaces import NamespaceError, check_name, drop, is_empty
 from streams.redis_store import RedisStateStore
 from streams.settings import Settings
 from streams.sources import Item, Progress
-from streams.worker import Worker
+from streams.worker import GC_THRESHOLDS, Worker
 
 DEFAULT_BATCH = 2000
 
@@ -237,30 +237,43 @@ async def replay(
     bar = Bar(source.progress, enabled=show_progress)
     started = time.monotonic()
     events = 0
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)  # same reason as in Worker.run: millions of short-lived objects
     try:
         for p in owned:
             await worker.own(p)
         pending: dict[int, list[Record]] = {}
         pending_count = 0
 
-        async def flush() -> None:
-            nonlocal pending_count
-            for p in sorted(pending):  # checked first: process() ignores a partition it does not own
+        flushes = 0
+
+        async def flush(final: bool = False) -> None:
+            nonlocal pending_count, flushes
+            for p in sorted(pending):  # checked first: submit() ignores a partition it does not own
                 if p not in worker.owned:
                     raise ReplayError(
                         f"partition {p} is not owned: the source has more partitions than"
                         f" SEGSTREAM_TOPIC_PARTITIONS={run.topic_partitions}, or it was fenced"
                     )
-            # partitions are independent (own keys, own cache): overlapping one partition's Redis commit
-            # with the next one's CPU work changes nothing in the result
-            await asyncio.gather(*(worker.process(p, pending[p]) for p in sorted(pending)))
-            await worker.sweep(force=True)
-            lost = set(owned) - set(worker.owned)
-            if lost:
-                raise ReplayError(f"fenced out of partitions {sorted(lost)}: another process claimed them")
-            rejects.flush()
+            # Partitions are independent (own keys, own cache); submit() returns once a batch is applied in
+            # memory and its publish + commit run in the background, so the next chunk's CPU work overlaps
+            # them. Sweeping and the rejects file wait for every batch in flight (drain). When the sweep runs
+            # does not change the result: each customer is advanced to its own due instants.
+            for p in sorted(pending):
+                await worker.submit(p, pending[p])
             pending.clear()
             pending_count = 0
+            flushes += 1
+            if final or flushes % 8 == 0:
+                await worker.drain()
+                await worker.sweep(force=True)
+                lost = set(owned) - set(worker.owned)
+                if lost:
+                    raise ReplayError(
+                        f"fenced out of partitions {sorted(lost)}: another process claimed them"
+                    )
+                rejects.flush()
+                gc.collect()  # with raised thresholds, cyclic garbage would otherwise pile up (RSS growth)
 
         topic = run.events_topic
         limit = batch_events * max(1, len(owned))
@@ -276,9 +289,10 @@ async def replay(
             if pending_count >= limit:
                 await flush()
                 bar.update(events)
-        await flush()
+        await flush(final=True)
         bar.update(events, final=True)
     finally:
+        gc.set_threshold(*thresholds)
         rejects.close()
         if producer is not None:
             await producer.stop()
