@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine import describe
 from streams import sample
 from streams.bootstrap import ensure_topics, keyspace
+from streams.redis_store import applied_events
 from streams.settings import Settings
 
 
@@ -38,15 +39,6 @@ def services() -> tuple[str, str]:
 
     st = devstack.up()
     return st.config.kafka_bootstrap, st.config.redis_url
-
-
-def applied(client: redis.Redis, settings: Settings) -> int:
-    keys = keyspace(settings)
-    total = 0
-    for p in range(settings.topic_partitions):
-        value = client.hget(keys.partition_meta(p), "offset")
-        total += 0 if value is None else int(value) + 1
-    return total
 
 
 def run_worker(base: Settings, client: redis.Redis, total: int) -> tuple[float, float]:
@@ -61,7 +53,7 @@ def run_worker(base: Settings, client: redis.Redis, total: int) -> tuple[float, 
     try:
         first = None
         while True:
-            done = applied(client, settings)
+            done = applied_events(client, keyspace(settings), settings.topic_partitions)
             if done and first is None:
                 first = (time.monotonic(), done)
             if done >= total:

@@ -22,15 +22,10 @@ from aiokafka import AIOKafkaConsumer
 
 from streams import devstack, sample
 from streams.bootstrap import ensure_topics, keyspace
+from streams.redis_store import applied_events
 from streams.settings import Settings
 
 GRIDS = ("lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction")
-
-
-def _applied(client: redis.Redis, settings: Settings) -> int:
-    keys = keyspace(settings)
-    values = [client.hget(keys.partition_meta(p), "offset") for p in range(settings.topic_partitions)]
-    return sum(int(v) + 1 for v in values if v is not None)
 
 
 def _segment_table(client: redis.Redis, settings: Settings) -> str:
@@ -116,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             f"fed {total:,} events ({args.customers} customers over {args.days} days, "
             f"{args.malformed:.1%} malformed) in {time.monotonic() - started:.1f}s"
         )
-        while (done := _applied(client, settings)) < total:
+        while (done := applied_events(client, keyspace(settings), settings.topic_partitions)) < total:
             if worker.poll() is not None:
                 print("the worker stopped unexpectedly", file=sys.stderr)
                 return 1

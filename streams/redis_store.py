@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 
 import redis.asyncio as aioredis
+from redis import Redis as SyncRedis
 from redis.exceptions import ResponseError
 
 from streams.indexes import IndexDelta
@@ -199,3 +200,12 @@ def _decode(row: dict[bytes, bytes] | dict[str, str]) -> dict[str, str]:
         (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
         for k, v in row.items()
     }
+
+
+def applied_events(client: SyncRedis, keys: KeySpace, partitions: int) -> int:
+    """How many records of the events topic the state in Redis accounts for (progress of a run or replay)."""
+    with client.pipeline(transaction=False) as pipe:
+        for p in range(partitions):
+            pipe.hget(keys.partition_meta(p), "offset")
+        values = pipe.execute()
+    return sum(int(v) + 1 for v in values if v is not None)
