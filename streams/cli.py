@@ -18,6 +18,7 @@ from streams.settings import Settings
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.bootstrap import worker_runtime
+    from streams.redis_tuning import memory_advice
 
     async def main() -> None:
         async with worker_runtime(settings) as runtime:
@@ -30,6 +31,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
                 f"(redis {resolved.redis_url}, namespace {resolved.namespace}, mode {resolved.mode})",
                 flush=True,
             )
+            advice = await memory_advice(runtime.redis)
+            if advice:
+                logging.getLogger("segstream").warning(advice)
             await runtime.worker.run()
 
     asyncio.run(main())

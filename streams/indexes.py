@@ -10,8 +10,8 @@ Rules (docs/read_side.md):
   the members, `customers` their count. An erased (deleted) customer leaves every segment.
 - day flows follow the transitions: each transition is one exit of `from` and one entry of `to` on the UTC day
   of its effective time, so the flows add up to the transitions published on the topic.
-- history: each transition, as compact JSON, is pushed on the customer's list; an erasure wipes the history
-  (privacy) and whatever follows it in the same batch starts a fresh one.
+- history: each transition, as a positional JSON array, is pushed on the customer's list; an erasure wipes
+  the history (privacy) and whatever follows it in the same batch starts a fresh one.
 """
 
 from __future__ import annotations
@@ -132,18 +132,12 @@ class IndexDelta:
 
 
 def history_entry(t: Transition) -> bytes:
-    """Compact JSON of one transition as kept in the history list (docs/read_side.md)."""
-    return orjson.dumps(
-        {
-            "grid": t.grid,
-            "from": t.from_segment,
-            "to": t.to_segment,
-            "at": iso(t.effective_at),
-            "cause": t.cause,
-            "id": t.id,
-            "why": dict(t.why),
-        }
-    )
+    """One transition as kept in the history list: a positional JSON array (docs/read_side.md).
+
+    `[grid, from, to, at, cause, why]`: no key names and no id, because the id is a hash of the other
+    fields and the reader recomputes it exactly; a third less memory per entry than a keyed object.
+    """
+    return orjson.dumps([t.grid, t.from_segment, t.to_segment, iso(t.effective_at), t.cause, dict(t.why)])
 
 
 def _int(text: str | None) -> int:

@@ -26,6 +26,8 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
 
 from segmentation import Definitions
+from segmentation.instants import parse_iso
+from segmentation.transition import transition_id
 from streams.keys import KeySpace
 from streams.namespaces import active_namespace
 from streams.partitioning import partition_for
@@ -210,7 +212,7 @@ class SegmentReader:
             raw, trimmed, exists = await pipe.execute()
         if not raw and not exists:
             return None
-        entries = [entry_of(orjson.loads(item)) for item in reversed(raw)]
+        entries = [entry_of(customer_id, orjson.loads(item)) for item in reversed(raw)]
         return History(customer_id=customer_id, entries=entries, trimmed=bool(trimmed))
 
     async def segment_of(self, customer_id: str, grid: str, as_of: datetime | None = None) -> SegmentAt:
@@ -428,7 +430,22 @@ def profile_of(customer_id: str, partition: int, row: Mapping[str, str]) -> Cust
     )
 
 
-def entry_of(raw: Mapping[str, Any]) -> HistoryEntry:
+def entry_of(customer_id: str, raw: object) -> HistoryEntry:
+    """A stored history entry: the positional array written today, or the keyed object of older versions."""
+    if isinstance(raw, list):
+        grid, from_segment, to_segment, at, cause, why = raw
+        effective_at = parse_iso(at)
+        return HistoryEntry(
+            grid=grid,
+            from_segment=from_segment,
+            to_segment=to_segment,
+            effective_at=effective_at,
+            cause=cause,
+            id=transition_id(customer_id, grid, from_segment, to_segment, effective_at, cause),
+            why=why or {},
+        )
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"unreadable history entry for customer {customer_id!r}")
     return HistoryEntry(
         grid=raw["grid"],
         from_segment=raw.get("from"),

@@ -10,6 +10,7 @@ import time
 from streams.devstack.config import StackConfig
 from streams.devstack.kafka import StackError, port_open
 from streams.devstack.process import read_pid, spawn
+from streams.redis_tuning import LISTPACK_VALUE
 
 
 def binary(cfg: StackConfig) -> str:
@@ -65,6 +66,8 @@ def start(cfg: StackConfig) -> int:
         "no",
         "--loglevel",
         "notice",
+        "--hash-max-listpack-value",  # customer hashes stay compact listpacks (streams/redis_tuning.py)
+        str(LISTPACK_VALUE),
     ]
     return spawn(argv, cfg.redis_dir / "redis.log", pid_file, marker=str(data))
 

@@ -63,7 +63,7 @@ def test_indexes_and_history_are_committed_with_the_state(make_store: StoreFacto
             "at_risk:in:2026-01-03": 1,
             "new:out:2026-01-04": 1,
         }
-        assert [json.loads(h)["to"] for h in snap.history["c1"]] == [
+        assert [json.loads(h)[2] for h in snap.history["c1"]] == [  # [grid, from, to, ...]
             "at_risk",
             "active",
         ]  # newest first, cap 2

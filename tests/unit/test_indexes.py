@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
+import pytest
+
 from segmentation.transition import Transition
-from streams.indexes import IndexDelta
-from streams.reader import History, HistoryEntry, segment_at
+from streams.indexes import IndexDelta, history_entry
+from streams.reader import History, HistoryEntry, entry_of, segment_at
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -102,3 +105,26 @@ def test_as_of_known_not_yet_and_beyond_a_trimmed_history() -> None:
     cut = History(customer_id="c", entries=entries[1:], trimmed=True)
     assert segment_at(cut, "lifecycle", T0 + timedelta(days=5)).status == "beyond_history"
     assert segment_at(cut, "lifecycle", T0 + timedelta(days=11)).segment == "active"
+
+
+def test_a_history_entry_reads_back_as_the_transition_with_its_exact_id() -> None:
+    sent = Transition.create(
+        "c9", "rfm", "loyal", "champions", T0 + timedelta(microseconds=7), "e42", "v1", {"rule": "r >= 4"}
+    )
+    stored = history_entry(sent)
+    assert b'"id"' not in stored and b'"grid"' not in stored  # positional: no keys, id derived on read
+    got = entry_of("c9", orjson.loads(stored))
+    assert (got.id, got.grid, got.from_segment, got.to_segment, got.effective_at, got.cause, got.why) == (
+        sent.id, "rfm", "loyal", "champions", sent.effective_at, "e42", {"rule": "r >= 4"},
+    )  # fmt: skip
+    first = Transition.create("c9", "lifecycle", None, "new", T0, "e1", "v1", {})
+    assert entry_of("c9", orjson.loads(history_entry(first))).id == first.id
+
+
+def test_history_entries_written_by_older_versions_stay_readable() -> None:
+    old = {"grid": "lifecycle", "from": None, "to": "new", "at": "2026-01-01T00:00:00+00:00",
+           "cause": "e1", "id": "abc", "why": {"rule": "x"}}  # fmt: skip
+    got = entry_of("c1", old)
+    assert (got.id, got.to_segment, got.effective_at, got.why) == ("abc", "new", T0, {"rule": "x"})
+    with pytest.raises(ValueError, match="unreadable history entry"):
+        entry_of("c1", "garbage")

@@ -1,0 +1,87 @@
+"""What a customer costs in Redis: the hash stays a compact listpack, and a worker warns when it cannot."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from segmentation import CustomerState, Definitions, apply, parse_event
+from streams.keys import KeySpace
+from streams.redis_store import RedisStateStore
+from streams.redis_tuning import LISTPACK_VALUE, memory_advice
+from streams.store import CustomerWrite
+from tests.services import Services
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@asynccontextmanager
+async def listpack_value(url: str, value: int) -> AsyncIterator[aioredis.Redis]:
+    """The server setting for the duration of a test, restored afterwards (the server may be shared)."""
+    client = aioredis.Redis.from_url(url)
+    before = (await client.config_get("hash-max-listpack-value"))["hash-max-listpack-value"]
+    await client.config_set("hash-max-listpack-value", value)
+    try:
+        yield client
+    finally:
+        await client.config_set("hash-max-listpack-value", before)
+        await client.aclose()
+
+
+def busy_customer() -> dict[str, str]:
+    """A year of purchases, opens, a survey and a profile; UUID event ids fill the de-duplication window."""
+    defs, state = Definitions.default(), CustomerState.new("customer-000042")
+    for n in range(120):
+        at = (T0 + timedelta(days=3 * n)).isoformat()
+        body: dict[str, Any] = (
+            {"type": "purchase", "order_id": f"o{n}", "amount": "42.50", "currency": "EUR", "channel": "web"}
+            if n % 3 == 0
+            else {"type": "email_open"}
+        )
+        if n == 50:
+            body = {"type": "profile_update", "birth_year": 1984, "region": "FR", "gender": "female"}
+        if n == 60:
+            body = {"type": "survey_response", "score": 9}
+        raw = {"event_id": str(uuid.UUID(int=n)), "customer_id": state.customer_id, "occurred_at": at,
+               "schema_version": 1, **body}  # fmt: skip
+        state = apply(state, parse_event(raw), defs).state
+    return state.to_mapping()
+
+
+def run(body: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(body())
+
+
+def test_a_busy_customer_hash_is_a_compact_listpack(services: Services, redis_prefix: str) -> None:
+    mapping = busy_customer()
+    assert len(mapping["recent_event_ids"]) > 64  # would turn the hash into a hashtable at Redis' default
+
+    async def body() -> None:
+        async with listpack_value(services.redis_url, LISTPACK_VALUE) as client:
+            store = RedisStateStore(client, KeySpace(redis_prefix.rstrip(":"), "ns", "events"))
+            claim = await store.claim(0)
+            await store.commit(claim, 1, None, [CustomerWrite("customer-000042", mapping)])
+            key = store.keys.customer(0, "customer-000042")
+            assert await client.object("encoding", key) == b"listpack"
+            assert await client.memory_usage(key, samples=0) < 6144  # ~5.2 KB; a hashtable is ~7.5 KB
+
+    run(body)
+
+
+def test_a_worker_warns_when_the_server_would_double_hash_memory(services: Services) -> None:
+    async def body() -> None:
+        async with listpack_value(services.redis_url, 64) as client:
+            advice = await memory_advice(client)
+            assert advice is not None and f"hash-max-listpack-value {LISTPACK_VALUE}" in advice
+        async with listpack_value(services.redis_url, LISTPACK_VALUE) as client:
+            assert await memory_advice(client) is None
+
+    run(body)
