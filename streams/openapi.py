@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from streams.reader import CustomerProfile, History, Kpis, MembersPage, SegmentAt
+from streams.history import History, SegmentAt
+from streams.profile import CustomerProfile, Kpis, MembersPage
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -18,19 +18,18 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
-from pydantic import BaseModel, ConfigDict, Field
 
 from segmentation import Definitions
-from segmentation.instants import parse_iso
-from segmentation.transition import transition_id
+from streams.history import History, HistoryEntry, SegmentAt, entry_of, segment_at
 from streams.keys import KeySpace
 from streams.namespaces import active_namespace
 from streams.partitioning import partition_for
+from streams.profile import CustomerProfile, Kpis, MembersPage, kpis_of, profile_of
 from streams.settings import Settings
 from streams.store import HISTORY_TRIMMED
 
@@ -44,96 +43,6 @@ class BadRequest(ValueError):
 
 class NotFound(LookupError):
     """An unknown grid, segment or customer (the HTTP API answers 404)."""
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class Rfm(_Model):
-    segment: str | None
-    r: int | None = Field(description="recency score 1-5")
-    f: int | None = Field(description="frequency score 1-5")
-    m: int | None = Field(description="monetary score 1-5")
-    last_purchase_at: datetime | None = Field(description="raw recency")
-    orders: int = Field(description="raw frequency")
-    monetary_minor: int = Field(description="raw monetary: net, base-currency minor units")
-
-
-class Lifecycle(_Model):
-    stage: str | None
-    since: datetime | None
-    reactivated_at: datetime | None
-
-
-class Freshness(_Model):
-    last_event_at: datetime | None
-    clock: datetime | None = Field(description="event time the segments are as of")
-    offset: str | None = Field(description="`partition:offset` of the last event applied")
-    definitions_version: str | None
-
-
-class Metrics(_Model):
-    currency: str | None
-    orders: int
-    refunds: int
-    gross_minor: int
-    refunded_minor: int
-    monetary_minor: int
-    monetary: str | None
-    first_seen_at: datetime | None
-    first_purchase_at: datetime | None
-    last_purchase_at: datetime | None
-
-
-class CustomerProfile(_Model):
-    customer_id: str
-    partition: int
-    segments: dict[str, str | None]
-    rfm: Rfm
-    lifecycle: Lifecycle
-    metrics: Metrics
-    freshness: Freshness
-    history_trimmed: bool
-
-
-class HistoryEntry(_Model):
-    grid: str
-    from_segment: str | None
-    to_segment: str | None
-    effective_at: datetime
-    cause: str
-    id: str
-    why: dict[str, str]
-
-
-class History(_Model):
-    customer_id: str
-    entries: list[HistoryEntry] = Field(description="oldest first")
-    trimmed: bool = Field(description="older transitions were dropped (capacity: history_size)")
-
-
-class SegmentAt(_Model):
-    customer_id: str
-    grid: str
-    as_of: datetime | None
-    segment: str | None
-    status: Literal["current", "known", "not_yet", "beyond_history", "unknown_customer"]
-    since: datetime | None = None
-    transition_id: str | None = None
-    why: dict[str, str] | None = None
-
-
-class Kpis(_Model):
-    customers: int
-    revenue_minor: int
-    orders: int
-    average_basket_minor: float | None = Field(description="revenue_minor / orders; None without orders")
-
-
-class MembersPage(_Model):
-    members: list[str]
-    next_cursor: str | None = Field(description="pass back as `cursor`; None when done")
 
 
 class SegmentReader:
@@ -365,108 +274,6 @@ class SyncReader:
         self.close()
 
 
-# -- pure helpers (unit tested) ---------------------------------------------------------------------------
-def segment_at(history: History, grid: str, as_of: datetime) -> SegmentAt:
-    """The last transition of `grid` effective at or before `as_of` decides; without one, either the customer
-    was not in the grid yet (its first transition, from none, is kept) or the history is too short to say."""
-    entries = [e for e in history.entries if e.grid == grid]
-    base = {"customer_id": history.customer_id, "grid": grid, "as_of": as_of}
-    for entry in reversed(entries):
-        if entry.effective_at <= as_of:
-            return SegmentAt(
-                **base,
-                segment=entry.to_segment,
-                status="known",
-                since=entry.effective_at,
-                transition_id=entry.id,
-                why=entry.why,
-            )
-    first_kept = entries[0] if entries else None
-    if not history.trimmed or (first_kept is not None and first_kept.from_segment is None):
-        return SegmentAt(**base, segment=None, status="not_yet")
-    return SegmentAt(**base, segment=None, status="beyond_history")
-
-
-def profile_of(customer_id: str, partition: int, row: Mapping[str, str]) -> CustomerProfile:
-    get = row.get
-    segments = {k[8:]: (v or None) for k, v in row.items() if k.startswith("segment:")}
-    return CustomerProfile(
-        customer_id=customer_id,
-        partition=partition,
-        segments=segments,
-        rfm=Rfm(
-            segment=get("segment:rfm") or None,
-            r=_opt_int(get("rfm:r")),
-            f=_opt_int(get("rfm:f")),
-            m=_opt_int(get("rfm:m")),
-            last_purchase_at=_time(get("last_purchase_at")),
-            orders=_opt_int(get("orders")) or 0,
-            monetary_minor=_opt_int(get("monetary_minor")) or 0,
-        ),
-        lifecycle=Lifecycle(
-            stage=get("segment:lifecycle") or None,
-            since=_time(get("lifecycle_since")),
-            reactivated_at=_time(get("reactivated_at")),
-        ),
-        metrics=Metrics(
-            currency=get("currency") or None,
-            orders=_opt_int(get("orders")) or 0,
-            refunds=_opt_int(get("refunds")) or 0,
-            gross_minor=_opt_int(get("gross_minor")) or 0,
-            refunded_minor=_opt_int(get("refunded_minor")) or 0,
-            monetary_minor=_opt_int(get("monetary_minor")) or 0,
-            monetary=get("monetary") or None,
-            first_seen_at=_time(get("first_seen_at")),
-            first_purchase_at=_time(get("first_purchase_at")),
-            last_purchase_at=_time(get("last_purchase_at")),
-        ),
-        freshness=Freshness(
-            last_event_at=_time(get("last_seen_at")),
-            clock=_time(get("clock")),
-            offset=get("_offset") or None,
-            definitions_version=get("definitions_version") or None,
-        ),
-        history_trimmed=get(HISTORY_TRIMMED) == "1",
-    )
-
-
-def entry_of(customer_id: str, raw: object) -> HistoryEntry:
-    """A stored history entry: the positional array written today, or the keyed object of older versions."""
-    if isinstance(raw, list):
-        grid, from_segment, to_segment, at, cause, why = raw
-        effective_at = parse_iso(at)
-        return HistoryEntry(
-            grid=grid,
-            from_segment=from_segment,
-            to_segment=to_segment,
-            effective_at=effective_at,
-            cause=cause,
-            id=transition_id(customer_id, grid, from_segment, to_segment, effective_at, cause),
-            why=why or {},
-        )
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"unreadable history entry for customer {customer_id!r}")
-    return HistoryEntry(
-        grid=raw["grid"],
-        from_segment=raw.get("from"),
-        to_segment=raw.get("to"),
-        effective_at=raw["at"],
-        cause=raw["cause"],
-        id=raw["id"],
-        why=raw.get("why") or {},
-    )
-
-
-def kpis_of(values: Mapping[str, int]) -> Kpis:
-    orders, revenue = values.get("orders", 0), values.get("revenue_minor", 0)
-    return Kpis(
-        customers=values.get("customers", 0),
-        revenue_minor=revenue,
-        orders=orders,
-        average_basket_minor=round(revenue / orders, 2) if orders else None,
-    )
-
-
 def settings_timeout(settings: Settings) -> float:
     return float(getattr(settings, "redis_timeout_s", 10.0))
 
@@ -486,17 +293,6 @@ def _parse_cursor(cursor: str | None, partitions: int) -> tuple[int, int]:
     if partition >= partitions:
         raise BadRequest("cursor out of range")
     return partition, position
-
-
-def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _opt_int(text: str | None) -> int | None:
-    return int(text) if text else None
 
 
 def _text(value: bytes | str) -> str:

@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from segmentation.transition import Transition
+from streams.history import History, HistoryEntry, entry_of, segment_at
 from streams.indexes import IndexDelta, history_entry
-from streams.reader import History, HistoryEntry, entry_of, segment_at
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
