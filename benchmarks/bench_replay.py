@@ -7,6 +7,10 @@ replays it, and its first quarter, each in a fresh process into a fresh namespac
 (peak RSS = that process's ru_maxrss). The file is streamed and the worker's state cache is bounded, so peak
 RSS should follow the population, not the file's length. --profile adds a cProfile run (top entries by
 own time). Uses SEGSTREAM_REDIS_URL when set, else the local stack.
+
+Each replay also prints its CPU budget: CPU-us per event of the replay process and of redis-server (read
+from /proc around the replay call only), and the rate the box could reach if nothing else ran. On 2 cores
+shared with Redis, that says whether Python or Redis bounds replay, independently of noisy wall time.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import describe
+from benchmarks.process_cpu import CpuMeter, budget_lines, cpu_seconds, stack_pids
 from streams import sample
 
 
@@ -39,6 +44,23 @@ def redis_url() -> str:
     from streams import devstack
 
     return devstack.up().config.redis_url
+
+
+def redis_pid(url: str) -> int | None:
+    """redis-server's pid: the local stack's, else the one Redis reports (INFO server) when it is local."""
+    pid = stack_pids().get("redis")
+    if pid is not None:
+        return pid
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        pid = int(client.info("server")["process_id"])
+    except Exception:  # accounting is best effort: a remote or restricted Redis just goes unmeasured
+        return None
+    finally:
+        client.close()
+    return pid if cpu_seconds(pid) is not None else None
 
 
 def child(path: Path, partitions: int, batch: int, url: str, profile: bool) -> None:
@@ -53,8 +75,12 @@ def child(path: Path, partitions: int, batch: int, url: str, profile: bool) -> N
     prefix = f"bench-replay-{uuid.uuid4().hex[:8]}"
     settings = Settings(redis_url=url, key_prefix=prefix, topic_partitions=partitions, namespace="bench")
 
+    server = redis_pid(url)
+    cpu: dict[str, float] = {}
+
     async def run() -> dict[str, float]:
         client = aioredis.Redis.from_url(url)
+        meter = CpuMeter({"replay": os.getpid()} | ({"redis": server} if server else {}))
         try:
             summary = await replay(
                 settings,
@@ -67,6 +93,7 @@ def child(path: Path, partitions: int, batch: int, url: str, profile: bool) -> N
                 batch_events=batch,
                 show_progress=False,
             )
+            cpu.update(meter.spent())
             await drop(client, prefix, "bench")
         finally:
             await client.aclose()
@@ -87,6 +114,7 @@ def child(path: Path, partitions: int, batch: int, url: str, profile: bool) -> N
     else:
         result = asyncio.run(run())
     result["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result.update({f"cpu_{name}": seconds for name, seconds in cpu.items()})
     print(json.dumps(result))
 
 
@@ -97,6 +125,14 @@ def run_child(path: Path, args: argparse.Namespace, url: str, profile: bool = Fa
                          "SEGSTREAM_REDIS_URL": url}).stdout  # fmt: skip
     result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
     return result
+
+
+def budget(result: dict[str, object]) -> list[str]:
+    """CPU-us per event of each process measured by the child (see process_cpu.budget_lines)."""
+    spent = {k[4:]: float(v) for k, v in result.items() if k.startswith("cpu_") and isinstance(v, float)}
+    events, seconds = result["events"], result["seconds"]
+    assert isinstance(events, int) and isinstance(seconds, float)
+    return budget_lines(spent, events, seconds)
 
 
 def main() -> None:
@@ -131,6 +167,7 @@ def main() -> None:
                 f" {r['dead_letters']:,} dead letters: {r['seconds']:.1f}s = {r['rate']:,.0f} events/s,"
                 f" peak RSS {r['max_rss_mib']:.0f} MiB"
             )
+            print("\n".join(budget(r)))
         if args.profile:
             r = run_child(paths["quarter"], args, url, profile=True)
             print(f"\ncProfile of the quarter replay ({r['rate']:,.0f} events/s under the profiler):")
