@@ -37,7 +37,7 @@ from streams.settings import Settings
 from streams.sources import Chunk, Progress
 from streams.worker import GC_THRESHOLDS, Worker
 
-DEFAULT_BATCH = 2000
+DEFAULT_BATCH = 20_000
 
 
 class ReplayError(Exception):
@@ -252,8 +252,12 @@ async def replay(
     batch_events: int = DEFAULT_BATCH,
     partitions: list[int] | None = None,
     show_progress: bool | None = None,
+    count: bool = True,
 ) -> ReplaySummary:
-    """Feed the source through a Worker into `namespace` (which must be prepared: see prepare_namespace)."""
+    """Feed the source through a Worker into `namespace` (which must be prepared: see prepare_namespace).
+
+    `partitions`: only these (a share of a split replay, see streams.replay_split); `count=False` skips
+    counting the namespace's customers at the end (a share would count the others' too)."""
     check_name(namespace)
     run = settings.model_copy(
         update={
@@ -340,7 +344,7 @@ async def replay(
         namespace=namespace,
         events=events,
         dead_letters=rejects.count,
-        customers=await count_customers(client, keys, run.topic_partitions),
+        customers=await count_customers(client, keys, run.topic_partitions) if count else 0,
         transitions=dict(sorted(worker.by_grid.items())),
         elapsed_s=round(elapsed, 3),
         events_per_s=round(events / elapsed if elapsed > 0 else 0.0, 1),

@@ -146,7 +146,14 @@ class KafkaSource:
             fetch_max_bytes=32 << 20,
             **self.settings.kafka_security(),
         )
-        self.partitions = [p for p in await self._partitions() if owned is None or p in owned]
+        found = await self._partitions()
+        beyond = [p for p in found if p >= self.settings.topic_partitions]
+        if owned is not None and beyond:  # unsplit, the replay itself refuses a partition it does not own
+            raise ValueError(
+                f"topic {self.topic!r} has partitions {beyond} beyond"
+                f" SEGSTREAM_TOPIC_PARTITIONS={self.settings.topic_partitions}"
+            )
+        self.partitions = [p for p in found if owned is None or p in owned]
         await consumer.start()
         try:
             tps = [TopicPartition(self.topic, p) for p in self.partitions]
