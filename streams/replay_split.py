@@ -28,7 +28,8 @@ import orjson
 import redis.asyncio as aioredis
 
 from streams.keys import KeySpace
-from streams.replay import Bar, ReplayError, ReplaySummary, count_customers
+from streams.replay import ReplaySummary, count_customers
+from streams.replay_output import Bar, ReplayError
 from streams.settings import Settings
 from streams.sources import Progress
 
