@@ -45,16 +45,23 @@ async def replay_file(
 
 
 async def replay_split_file(
-    settings: Settings, path: Path, namespace: str, out: Path, processes: int, batch: int = 2000
+    settings: Settings,
+    path: Path,
+    namespace: str,
+    out: Path,
+    processes: int,
+    batch: int = 2000,
+    topic: str | None = None,
 ) -> ReplaySummary:
-    """`replay_file` split across `processes` child processes (packaged definitions)."""
+    """`replay_file` split across `processes` child processes (packaged definitions); the Kafka `topic`
+    instead of the file when given."""
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
         await prepare_namespace(client, settings.key_prefix, namespace, force=False)
         return await replay_split(
             settings,
             client,
-            SourceSpec(path=path),
+            SourceSpec(topic=topic) if topic else SourceSpec(path=path),
             namespace,
             processes=processes,
             definitions_file=None,

@@ -103,6 +103,11 @@ def test_file_replay_equals_live_worker_and_itself(
     assert k.events == total
     assert customers_of(dump_namespace(settings, "rk")) == customers_of(dump_a)
 
+    # ... and so does the topic split across two processes (each consuming its own partitions)
+    k2 = asyncio.run(replay_split_file(settings, path, "rk2", tmp_path, processes=2, topic=live.events_topic))
+    assert (k2.events, k2.dead_letters, k2.transitions) == (total, a.dead_letters, a.transitions)
+    assert customers_of(dump_namespace(settings, "rk2")) == customers_of(dump_a)
+
 
 def test_replay_split_across_processes_equals_one_process(
     services: Services,
