@@ -28,7 +28,13 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("--emit", metavar="TOPIC", help="publish transitions to TOPIC (default: not published)")
     r.add_argument("--since", help="kafka source: first record at or after this ISO time")
     r.add_argument("--out-dir", default=".", help="where the summary and rejects files go (default .)")
-    r.add_argument("--batch", type=int, default=2000, help="events per partition per commit (default 2000)")
+    r.add_argument("--batch", type=int, default=None, help="events per partition per commit (default 20000)")
+    r.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="split the partitions across N processes (JSONL and kafka: sources; default 1)",
+    )
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--definitions", help="definitions YAML (default SEGSTREAM_DEFINITIONS_FILE or packaged)")
     g = r.add_argument_group("CSV import of orders")
@@ -108,7 +114,7 @@ async def _namespace(settings: Settings, client: aioredis.Redis, explicit: str |
 async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     from segmentation import Definitions
     from streams.bootstrap import load_definitions
-    from streams.replay import ReplayError, Source, prepare_namespace, replay
+    from streams.replay import DEFAULT_BATCH, ReplayError, Source, prepare_namespace, replay
 
     definitions = Definitions.from_yaml(args.definitions) if args.definitions else load_definitions(settings)
     out_dir = Path(args.out_dir)
@@ -160,28 +166,35 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
 
             file_source = FileSource(path, settings.topic_partitions)
             source = file_source
+    if args.processes < 1 or (args.processes > 1 and csv_source is not None):
+        print("segstream replay: --processes must be >= 1, and 1 for a CSV import", file=sys.stderr)
+        return 2
     client = _client(settings)
     try:
         await prepare_namespace(client, settings.key_prefix, args.namespace, args.force)
         try:
-            summary = await replay(
-                settings,
-                definitions,
-                client,
-                source,
-                args.namespace,
-                source_name=args.source,
-                rejects_path=Path(f"{stem}.rejects.jsonl"),
-                emit_topic=args.emit,
-                batch_events=args.batch,
-                partitions=None,
-                show_progress=False if args.no_progress else None,
-            )
+            if args.processes > 1:
+                summary = await _replay_split(settings, client, args, Path(f"{stem}.rejects.jsonl"))
+            else:
+                summary = await replay(
+                    settings,
+                    definitions,
+                    client,
+                    source,
+                    args.namespace,
+                    source_name=args.source,
+                    rejects_path=Path(f"{stem}.rejects.jsonl"),
+                    emit_topic=args.emit,
+                    batch_events=args.batch or DEFAULT_BATCH,
+                    partitions=None,
+                    show_progress=False if args.no_progress else None,
+                )
         except ReplayError as exc:
             print(f"segstream replay: {exc}", file=sys.stderr)
             return 1
     finally:
         await client.aclose()
+    extra.update(summary.extra)
     if csv_source is not None:
         extra.update(csv_rows=csv_source.rows, csv_rejected=csv_source.rejected)
         if csv_source.rejected:
@@ -193,6 +206,34 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     print(summary.text())
     print(f"summary: {stem}.summary.json; promote with: segstream promote {args.namespace}")
     return 0
+
+
+async def _replay_split(
+    settings: Settings, client: aioredis.Redis, args: argparse.Namespace, rejects: Path
+) -> Any:
+    """`replay --processes N` (N > 1): the partitions dealt to N processes (streams.replay_split)."""
+    from streams.replay import DEFAULT_BATCH
+    from streams.replay_split import SourceSpec, replay_split
+
+    if args.source.startswith("kafka:"):
+        since = datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        spec = SourceSpec(topic=args.source[len("kafka:") :], since=since)
+    else:
+        spec = SourceSpec(path=Path(args.source))
+    return await replay_split(
+        settings,
+        client,
+        spec,
+        args.namespace,
+        processes=args.processes,
+        definitions_file=args.definitions,
+        rejects_path=rejects,
+        emit_topic=args.emit,
+        batch_events=args.batch or DEFAULT_BATCH,
+        show_progress=False if args.no_progress else None,
+    )
 
 
 async def _namespaces(settings: Settings, args: argparse.Namespace) -> int:

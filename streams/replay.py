@@ -15,38 +15,34 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 import redis.asyncio as aioredis
 
 from segmentation import Definitions
 from streams.batch import BatchResult, Record
-from streams.deadletter import DeadLetter
 from streams.keys import KeySpace
 from streams.namespaces import NamespaceError, check_name, drop, is_empty
 from streams.redis_store import RedisStateStore
+from streams.replay_output import Bar, Rejects, forget_tracebacks
+from streams.replay_output import ReplayError as ReplayError  # raised by replay(); callers import it here
 from streams.settings import Settings
-from streams.sources import Item, Progress
-from streams.worker import GC_THRESHOLDS, Worker
+from streams.sources import Chunk, Progress
+from streams.worker import Worker
 
-DEFAULT_BATCH = 2000
-
-
-class ReplayError(Exception):
-    """The replay cannot go on (fenced by another process, partition count mismatch, ...)."""
+DEFAULT_BATCH = 20_000
 
 
 class Source(Protocol):
     progress: Progress
 
-    def chunks(self) -> AsyncIterator[list[Item]]: ...
+    def chunks(self, topic: str, owned: Collection[int] | None = None) -> AsyncIterator[Chunk]: ...
 
 
 @dataclass
@@ -83,57 +79,6 @@ class ReplaySummary:
         return "\n".join(lines)
 
 
-class Rejects:
-    """Dead letters as JSON lines, in line order within each flush; knows the lines of the pending records."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.count = 0
-        self._file: IO[bytes] | None = None
-        self._pending: list[DeadLetter] = []
-        self.lines: dict[tuple[int, int], int] = {}
-
-    async def add(self, dead: list[DeadLetter]) -> None:
-        self._pending.extend(dead)
-
-    def flush(self) -> None:
-        if not self._pending:
-            self.lines.clear()
-            return
-        if self._file is None:
-            if self.path is None:
-                raise ReplayError("dead letters but no rejects file: refusing to drop them")
-            self._file = self.path.open("wb")
-        rows = []
-        for d in self._pending:
-            line = self.lines.get((d.partition, d.offset))
-            rows.append(
-                (
-                    line if line is not None else -1,
-                    d.partition,
-                    d.offset,
-                    {
-                        "line": line,
-                        "partition": d.partition,
-                        "offset": d.offset,
-                        "stage": d.stage,
-                        "error_class": f"{type(d.error).__module__}.{type(d.error).__qualname__}",
-                        "error": str(d.error)[:2000],
-                        "value": None if d.value is None else d.value.decode("utf-8", "replace"),
-                    },
-                )
-            )
-        rows.sort(key=lambda r: (r[0], r[1], r[2]))
-        self._file.write(b"".join(orjson.dumps(r[3]) + b"\n" for r in rows))
-        self.count += len(rows)
-        self._pending.clear()
-        self.lines.clear()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-
-
 class ReplayWorker(Worker):
     """The worker, plus counting transitions per grid and sending dead letters to the rejects file."""
 
@@ -146,39 +91,10 @@ class ReplayWorker(Worker):
         for t in result.transitions:
             self.by_grid[t.grid] += 1
         if result.dead_letters:
+            forget_tracebacks(result.dead_letters)
             await self.rejects.add(result.dead_letters)
             result = dataclasses.replace(result, dead_letters=[])
         await super()._publish(result)
-
-
-class Bar:
-    """A one-line progress bar on stderr with rate and ETA; silent when stderr is not a terminal."""
-
-    def __init__(
-        self, progress: Progress, stream: IO[str] | None = None, enabled: bool | None = None
-    ) -> None:
-        self.progress = progress
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.started = time.monotonic()
-        self.last = 0.0
-
-    def update(self, events: int, final: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not final and now - self.last < 0.25):
-            return
-        self.last = now
-        elapsed = max(now - self.started, 1e-9)
-        rate = events / elapsed
-        p = self.progress
-        text = f"\r{events:>12,} events  {rate:>9,.0f} ev/s  {elapsed:6.0f}s"
-        if p.total:
-            share = min(p.done / p.total, 1.0)
-            eta = elapsed * (1 - share) / share if share > 0 else 0.0
-            filled = int(share * 30)
-            text += f"  [{'#' * filled}{'.' * (30 - filled)}] {share:6.1%}  ETA {eta:5.0f}s"
-        self.stream.write(text + ("\n" if final else ""))
-        self.stream.flush()
 
 
 async def count_customers(client: aioredis.Redis, keys: KeySpace, partitions: int) -> int:
@@ -212,8 +128,12 @@ async def replay(
     batch_events: int = DEFAULT_BATCH,
     partitions: list[int] | None = None,
     show_progress: bool | None = None,
+    count: bool = True,
 ) -> ReplaySummary:
-    """Feed the source through a Worker into `namespace` (which must be prepared: see prepare_namespace)."""
+    """Feed the source through a Worker into `namespace` (which must be prepared: see prepare_namespace).
+
+    `partitions`: only these (a share of a split replay, see streams.replay_split); `count=False` skips
+    counting the namespace's customers at the end (a share would count the others' too)."""
     check_name(namespace)
     run = settings.model_copy(
         update={
@@ -237,8 +157,12 @@ async def replay(
     bar = Bar(source.progress, enabled=show_progress)
     started = time.monotonic()
     events = 0
-    thresholds = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLDS)  # same reason as in Worker.run: millions of short-lived objects
+    # The cyclic GC is off for the replay and runs once per drain instead. The hot path makes millions of
+    # acyclic objects, and a batch in flight (~80k events at the default size) is live, so every automatic
+    # collection rescanned it for nothing: ~10 % of the CPU even at Worker.run's raised thresholds. The
+    # cycles that remain (asyncio tasks, dead letters until forget_tracebacks) live at most one drain window.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         for p in owned:
             await worker.own(p)
@@ -273,26 +197,25 @@ async def replay(
                         f"fenced out of partitions {sorted(lost)}: another process claimed them"
                     )
                 rejects.flush()
-                gc.collect()  # with raised thresholds, cyclic garbage would otherwise pile up (RSS growth)
+                gc.collect()  # the only collections of the replay (see above)
 
-        topic = run.events_topic
         limit = batch_events * max(1, len(owned))
-        async for chunk in source.chunks():
-            for item in chunk:
-                pending.setdefault(item.partition, []).append(
-                    Record(topic, item.partition, item.offset, item.key, item.value)
-                )
-                if item.line is not None:
-                    rejects.lines[(item.partition, item.offset)] = item.line
-            pending_count += len(chunk)
-            events += len(chunk)
+        async for chunk in source.chunks(run.events_topic, None if partitions is None else set(owned)):
+            for p, records in chunk.records.items():
+                pending.setdefault(p, []).extend(records)
+                lines = chunk.lines.get(p)
+                if lines:
+                    rejects.lines.extend(p, records[0].offset, lines)
+            pending_count += chunk.size
+            events += chunk.size
             if pending_count >= limit:
                 await flush()
                 bar.update(events)
         await flush(final=True)
         bar.update(events, final=True)
     finally:
-        gc.set_threshold(*thresholds)
+        if gc_was_enabled:
+            gc.enable()
         rejects.close()
         if producer is not None:
             await producer.stop()
@@ -302,7 +225,7 @@ async def replay(
         namespace=namespace,
         events=events,
         dead_letters=rejects.count,
-        customers=await count_customers(client, keys, run.topic_partitions),
+        customers=await count_customers(client, keys, run.topic_partitions) if count else 0,
         transitions=dict(sorted(worker.by_grid.items())),
         elapsed_s=round(elapsed, 3),
         events_per_s=round(events / elapsed if elapsed > 0 else 0.0, 1),

@@ -1,24 +1,31 @@
 """Replay sources: a JSONL file (optionally gzip), a CSV export of orders, or a Kafka topic.
 
-Every source yields chunks of :class:`Item` in log order, each with the Kafka partition and offset it has
-(Kafka) or would have (files). For a file, a line goes to `partition_for(customer id)`, as the producers key
-events, and its offset is its rank among the lines of that partition: the offsets a fresh topic fed with
-this file in order would give. So state replayed from a file carries the same `_offset` fields and
-partition offsets as the live worker's that consumed the same lines from such a topic. A line whose customer
-id cannot be recovered (truncated JSON) goes to partition 0.
+Every source yields chunks (:class:`Chunk`) in log order: the records of a slice of the log, already split
+by partition (as the worker takes them), each with the Kafka partition and offset it has (Kafka) or would
+have (files), and for files the line number of each record. For a file, a line goes to
+`partition_for(customer id)`, as the producers key events, and its offset is its rank among the lines of
+that partition: the offsets a fresh topic fed with this file in order would give. So state replayed from a
+file carries the same `_offset` fields and partition offsets as the live worker's that consumed the same
+lines from such a topic. A line whose customer id cannot be recovered (truncated JSON) goes to partition 0.
+
+A source can be limited to some partitions (`owned`): a replay split across processes gives each process
+its partitions. A file is still read whole by each (offsets are ranks among *all* the file's lines), but
+lines of other partitions are dropped before any object is made for them.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from array import array
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from streams.batch import Record
 from streams.partitioning import partition_for
 from streams.sample import recover_customer_id
 
@@ -26,13 +33,17 @@ CHUNK = 10_000
 NO_KEY_PARTITION = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None  # None: a Kafka tombstone (dead-lettered like any unparseable record)
-    line: int | None  # line number in the file (1-based), None for Kafka
+@dataclass
+class Chunk:
+    """A slice of the log split by partition, in log order within each partition.
+
+    `lines[p][i]` is the file line (1-based) of `records[p][i]`; empty for Kafka. Records are made here, once,
+    in the worker's own type: no intermediate object per event, and the line numbers (needed only for the
+    rare dead letter) cost 8 bytes each instead of a dict entry."""
+
+    records: dict[int, list[Record]] = field(default_factory=dict)
+    lines: dict[int, array[int]] = field(default_factory=dict)
+    size: int = 0
 
 
 @dataclass
@@ -71,27 +82,43 @@ class FileSource:
                 continue
             yield number, recover_customer_id(line), line
 
-    async def chunks(self) -> AsyncIterator[list[Item]]:
-        for chunk in assign(self.keyed(), self.partitions):
+    async def chunks(self, topic: str, owned: Collection[int] | None = None) -> AsyncIterator[Chunk]:
+        for chunk in assign(self.keyed(), self.partitions, topic, owned):
             yield chunk
 
 
 def assign(
-    keyed: Iterable[tuple[int, str | None, bytes]], partitions: int, chunk: int = CHUNK
-) -> Iterator[list[Item]]:
-    """Partition and number lines as a fresh topic would: partition by customer id, offsets 0, 1, ..."""
+    keyed: Iterable[tuple[int, str | None, bytes]],
+    partitions: int,
+    topic: str,
+    owned: Collection[int] | None = None,
+    chunk: int = CHUNK,
+) -> Iterator[Chunk]:
+    """Partition and number lines as a fresh topic would: partition by customer id, offsets 0, 1, ...
+    (over all lines); keep only the `owned` partitions' (all when None)."""
     next_offset = [0] * partitions
+    keep = [owned is None or p in owned for p in range(partitions)]
     part: Callable[[str], int] = lru_cache(maxsize=1 << 16)(lambda cid: partition_for(cid, partitions))
-    out: list[Item] = []
+    out = Chunk()
+    seen = 0
     for number, customer_id, line in keyed:
         p = NO_KEY_PARTITION if customer_id is None else part(customer_id)
         offset = next_offset[p]
         next_offset[p] = offset + 1
-        out.append(Item(p, offset, None if customer_id is None else customer_id.encode(), line, number))
-        if len(out) >= chunk:
+        seen += 1
+        if keep[p]:
+            records = out.records.get(p)
+            if records is None:
+                records = out.records[p] = []
+                out.lines[p] = array("q")
+            key = None if customer_id is None else customer_id.encode()
+            records.append(Record(topic, p, offset, key, line))
+            out.lines[p].append(number)
+            out.size += 1
+        if seen >= chunk:
             yield out
-            out = []
-    if out:
+            out, seen = Chunk(), 0
+    if out.size:
         yield out
 
 
@@ -106,7 +133,8 @@ class KafkaSource:
         self.progress = Progress(0, None, "records")
         self.partitions: list[int] = []
 
-    async def chunks(self) -> AsyncIterator[list[Item]]:
+    async def chunks(self, topic: str, owned: Collection[int] | None = None) -> AsyncIterator[Chunk]:
+        """`topic`: the events topic the records are attributed to (the namespace's, as for a file)."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         consumer = AIOKafkaConsumer(
@@ -118,7 +146,14 @@ class KafkaSource:
             fetch_max_bytes=32 << 20,
             **self.settings.kafka_security(),
         )
-        self.partitions = await self._partitions()
+        found = await self._partitions()
+        beyond = [p for p in found if p >= self.settings.topic_partitions]
+        if owned is not None and beyond:  # unsplit, the replay itself refuses a partition it does not own
+            raise ValueError(
+                f"topic {self.topic!r} has partitions {beyond} beyond"
+                f" SEGSTREAM_TOPIC_PARTITIONS={self.settings.topic_partitions}"
+            )
+        self.partitions = [p for p in found if owned is None or p in owned]
         await consumer.start()
         try:
             tps = [TopicPartition(self.topic, p) for p in self.partitions]
@@ -134,15 +169,17 @@ class KafkaSource:
             remaining = {tp for tp in tps if starts[tp] < ends[tp]}
             while remaining:
                 batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=CHUNK)
-                out: list[Item] = []
+                out = Chunk()
                 for tp, messages in batch.items():
-                    for m in messages:
-                        if m.offset < ends[tp]:
-                            out.append(Item(m.partition, m.offset, m.key, m.value, None))
+                    records = [Record(topic, m.partition, m.offset, m.key, m.value) for m in messages]
+                    records = [r for r in records if r.offset < ends[tp]]
+                    if records:
+                        out.records.setdefault(tp.partition, []).extend(records)
+                        out.size += len(records)
                     if await consumer.position(tp) >= ends[tp]:
                         remaining.discard(tp)
-                self.progress.done += len(out)
-                if out:
+                self.progress.done += out.size
+                if out.size:
                     yield out
         finally:
             await consumer.stop()
@@ -172,7 +209,7 @@ class CsvSource:
         self.partitions = partitions
         self.progress = Progress(0, orders.size, "B")
 
-    async def chunks(self) -> AsyncIterator[list[Item]]:
-        for chunk in assign(self.orders.keyed(), self.partitions):
+    async def chunks(self, topic: str, owned: Collection[int] | None = None) -> AsyncIterator[Chunk]:
+        for chunk in assign(self.orders.keyed(), self.partitions, topic, owned):
             self.progress.done = self.orders.position
             yield chunk

@@ -13,14 +13,20 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from streams import sample
+from streams import cli, sample
 from streams.bootstrap import ensure_topics
 from streams.namespaces import NamespaceError, drop, list_namespaces, promote
 from streams.partitioning import partition_for
 from streams.replay import prepare_namespace
 from streams.settings import Settings
 from streams.sources import KafkaSource
-from tests.integration.replay_helpers import customers_of, dump_namespace, replay_file
+from tests.integration.replay_helpers import (
+    batch_independent,
+    customers_of,
+    dump_namespace,
+    replay_file,
+    replay_split_file,
+)
 from tests.integration.test_worker_kill import caught_up, end_offsets
 from tests.integration.worker_harness import make_settings, read_topic, run_worker_until
 from tests.services import Services
@@ -96,6 +102,48 @@ def test_file_replay_equals_live_worker_and_itself(
     k = asyncio.run(replay_file(settings, path, "rk", tmp_path, source=source))
     assert k.events == total
     assert customers_of(dump_namespace(settings, "rk")) == customers_of(dump_a)
+
+    # ... and so does the topic split across two processes (each consuming its own partitions)
+    k2 = asyncio.run(replay_split_file(settings, path, "rk2", tmp_path, processes=2, topic=live.events_topic))
+    assert (k2.events, k2.dead_letters, k2.transitions) == (total, a.dead_letters, a.transitions)
+    assert customers_of(dump_namespace(settings, "rk2")) == customers_of(dump_a)
+
+
+def test_replay_split_across_processes_equals_one_process(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = sample.SampleSpec(customers=250, days=365, seed=31, malformed_share=0.01)
+    path = tmp_path / "events.jsonl.gz"
+    total = sample.write_jsonl(spec, path)
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=4)
+    one = asyncio.run(replay_file(settings, path, "one", tmp_path, batch=700))
+    split = asyncio.run(replay_split_file(settings, path, "three", tmp_path, processes=3, batch=500))
+    assert split.events == one.events == total
+    assert (split.dead_letters, split.customers, split.transitions) == (
+        one.dead_letters,
+        one.customers,
+        one.transitions,
+    )
+    assert split.dead_letters > 0 and split.extra["processes"] == 3
+    assert dump_namespace(settings, "three") == dump_namespace(settings, "one"), "key for key"
+    merged = (tmp_path / "three.rejects.jsonl").read_bytes()
+    assert merged == (tmp_path / "one.rejects.jsonl").read_bytes(), "one rejects file, in line order"
+    assert not list(tmp_path.glob("three.rejects.jsonl.part*"))
+
+    # the command line: --processes 2 (default batch size) gives the same state again
+    for name, value in settings.as_environment({}).items():
+        monkeypatch.setenv(name, value)
+    argv = ["replay", str(path), "--namespace", "two", "--processes", "2", "--out-dir", str(tmp_path)]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    two, reference = dump_namespace(settings, "two"), dump_namespace(settings, "one")
+    assert customers_of(two) == customers_of(reference)
+    assert batch_independent(two) == batch_independent(reference)
+    summary = orjson.loads((tmp_path / "replay-two.summary.json").read_bytes())
+    assert summary["events"] == total and summary["extra"]["processes"] == 2
 
 
 def test_namespace_admin(
