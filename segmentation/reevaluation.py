@@ -26,6 +26,7 @@ from segmentation.state import (
     I_RFM_M,
     I_RFM_R,
     CustomerState,
+    state_of,
 )
 from segmentation.transition import Transition, transition_id
 
@@ -36,7 +37,6 @@ SEG = {grid: _FIELDS.index(f"seg_{grid}") for grid in GRID_ORDER}
 _DUE = {grid: _FIELDS.index(f"due_{grid}") for grid in TIME_GRIDS}
 _DUE_AUDIENCES = _FIELDS.index("due_audiences")
 _DUES = (*_DUE.values(), _DUE_AUDIENCES)
-_make = CustomerState._make
 # grid -> (classifier, position of its segment, position of its due time, foresight), one lookup per grid
 _SPECS: dict[str, tuple[Classifier, int, int, Foresight | None]] = {
     grid: (CLASSIFY[grid], SEG[grid], _DUE.get(grid, -1), NEXT_CHANGE.get(grid)) for grid in GRID_ORDER
@@ -45,6 +45,8 @@ ALL = "all"
 _first = itemgetter(0)
 
 Change = tuple[str, str | None, str | None]  # grid, from, to
+_Entry = tuple[str, str]
+_Step = tuple[Rule, str, bool, bool, tuple[tuple[str, audiences.Getter], ...], str, tuple[_Entry, _Entry]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +57,12 @@ class _Plan:
     names: tuple[str, ...]
     timed: frozenset[str]
     # per rule, in name order: rule, name, whether it has `within`, whether time can only make it false
-    # (see audiences.fades_only), and its field getters
-    steps: tuple[tuple[Rule, str, bool, bool, tuple[tuple[str, audiences.Getter], ...]], ...]
+    # (see audiences.fades_only), its field getters, its grid name and its two possible (name, segment)
+    # entries of `CustomerState.audiences` (not_member, member: built once, shared by every state)
+    steps: tuple[_Step, ...]
     by_event: dict[str, frozenset[str]]
     by_grid: dict[str, frozenset[str]]
-    by_name: dict[str, Rule]
+    by_name: dict[str, tuple[Rule, tuple[tuple[str, audiences.Getter], ...]]]  # rule and its getters
 
 
 def plan_for(d: Definitions) -> _Plan:
@@ -78,6 +81,8 @@ def plan_for(d: Definitions) -> _Plan:
                     bool(r.fields & datetime_fields),
                     audiences.fades_only(r.expr),
                     audiences.getters(r),
+                    audiences.PREFIX + r.name,
+                    ((r.name, audiences.NOT_MEMBER), (r.name, audiences.MEMBER)),
                 )
                 for r in rules
             ),
@@ -91,7 +96,7 @@ def plan_for(d: Definitions) -> _Plan:
                 )
                 for grid in GRID_ORDER
             },
-            {rule.name: rule for rule in rules},
+            {rule.name: (rule, audiences.getters(rule)) for rule in rules},
         )
         d.memo["plan"] = plan
     return plan
@@ -101,7 +106,7 @@ def reevaluate(
     v: list[Any], grids: tuple[str, ...], dirty: frozenset[str] | str, d: Definitions, now: datetime
 ) -> list[Change]:
     """Re-classify `grids` and the `dirty` audiences on the totals in `v`, updating `v` in place."""
-    current = _make(v)
+    current = state_of(v)
     changes: list[Change] = []
     due_changed = False
     for grid in grids:
@@ -130,7 +135,7 @@ def reevaluate(
             dirty = dirty | plan.by_grid[grid]
     if dirty:
         if changes:  # the audiences read the new segments
-            current = _make(v)
+            current = state_of(v)
         audience_changes, timed_due = _reevaluate_audiences(current, v, dirty, d, now, plan)
         changes.extend(audience_changes)
         due_changed = due_changed or timed_due
@@ -170,23 +175,23 @@ def _reevaluate_audiences(
         previous = tuple((name, known.get(name, "")) for name in plan.names)
     timed_dirty = everything or not plan.timed.isdisjoint(dirty)
     dues: list[datetime] = []
-    after: list[tuple[str, str]] = []
+    after: list[_Entry] = []
     scale = d.scale
-    member, not_member = audiences.MEMBER, audiences.NOT_MEMBER
-    for (rule, name, timed, fading, getters), (_, old) in zip(plan.steps, previous, strict=True):
+    for (rule, name, timed, fading, getters, grid, entries), entry in zip(plan.steps, previous, strict=True):
         timed = timed and timed_dirty
         if everything or timed or name in dirty:
             values = {field: getter(current, scale) for field, getter in getters}
-            segment = member if rule.evaluate(values, now) else not_member
-            if timed and (segment == member or not fading):
-                due = rule.next_change(values, now)
+            inside = rule.evaluate(values, now)
+            if timed and (inside or not fading):
+                due = rule.next_change(values, now, inside)
                 if due is not None:
                     dues.append(due)
-            if segment != old:
-                changes.append((audiences.PREFIX + name, old or None, segment))
-            after.append((name, segment))
+            new = entries[1] if inside else entries[0]
+            if new[1] != entry[1]:
+                changes.append((grid, entry[1] or None, new[1]))
+            after.append(new)
         else:
-            after.append((name, old))
+            after.append(entry)
     v[I_AUDIENCES] = tuple(after)
     due = min(dues) if dues else None
     if not timed_dirty or due == v[_DUE_AUDIENCES]:
@@ -201,7 +206,8 @@ def _explain(
     if segment is None:
         return {"rule": "grid no longer defined"}
     if grid.startswith(audiences.PREFIX):
-        return audiences.explain(s, plan_for(d).by_name[grid[len(audiences.PREFIX) :]], d.scale)
+        rule, readers = plan_for(d).by_name[grid[len(audiences.PREFIX) :]]
+        return audiences.explain(s, rule, d.scale, readers)
     return EXPLAIN[grid](s, d, now, segment)
 
 
@@ -212,7 +218,8 @@ def transitions(
     customer, version = s.customer_id, d.version
     for grid, old, new in changes:
         why = _explain(grid, s, d, now, new)
-        why.update(extra)
+        if extra:
+            why.update(extra)
         key = transition_id(customer, grid, old, new, now, cause)
         out.append(Transition(key, customer, grid, old, new, now, cause, version, MappingProxyType(why)))
     return out

@@ -9,7 +9,7 @@ recomputation or a replay yields the same id and consumers can deduplicate redel
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -18,7 +18,7 @@ from typing import NamedTuple
 from segmentation.instants import iso
 from segmentation.state import CustomerState
 
-__all__ = ["CAUSE_DEFINITIONS", "CAUSE_TIME", "Outcome", "Transition", "transition_id"]
+__all__ = ["CAUSE_DEFINITIONS", "CAUSE_TIME", "Outcome", "Transition", "outcome_of", "transition_id"]
 
 CAUSE_TIME = "time"
 CAUSE_DEFINITIONS = "definitions"
@@ -99,3 +99,14 @@ class Outcome(NamedTuple):
 
     state: CustomerState
     transitions: tuple[Transition, ...] = ()
+
+
+def outcome_of(state: CustomerState, transitions: tuple[Transition, ...] = ()) -> Outcome:
+    """`Outcome(state, transitions)` in one C call (a NamedTuple's `__new__` is a Python function).
+
+    `apply` returns one per event, so the ~0.15 µs saved counts.
+    """
+    return _tuple_new(Outcome, (state, transitions))
+
+
+_tuple_new: Callable[[type[Outcome], tuple[CustomerState, tuple[Transition, ...]]], Outcome] = tuple.__new__
