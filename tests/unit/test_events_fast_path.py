@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
@@ -65,3 +66,48 @@ def test_string_timestamps_are_aware_and_in_utc(when: datetime, offset: str, sep
     parsed = ev._timestamp(text)
     assert parsed.tzinfo is UTC
     assert parsed == datetime.fromisoformat(text)
+
+
+def _attempt(text: str, positive: bool) -> str:
+    try:
+        return str(ev._amount(text, positive))
+    except Exception as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize(
+    ("text", "positive", "outcome"),
+    [
+        ("12.50", False, "12.50"),
+        ("12.50", True, "12.50"),
+        ("1e2", False, "100"),
+        ("-0", False, "0"),
+        ("-0", True, "must be > 0"),
+        ("0", True, "must be > 0"),
+        ("0.00", False, "0.00"),
+        ("0.00", True, "must be > 0"),
+        ("1.23456", False, "must have at most 4 decimal places"),
+    ],
+)
+def test_remembered_amounts_give_what_a_first_parse_gives(text: str, positive: bool, outcome: str) -> None:
+    """Each amount twice: the second call answers from the memo, and must answer the same."""
+    ev._AMOUNTS.clear()
+    assert _attempt(text, positive) == _attempt(text, positive) == outcome
+    assert (text in ev._AMOUNTS) is outcome[0].isdigit()  # only accepted texts are remembered
+    _attempt(text, False)  # remembered by a ">= 0" field: a "> 0" field still refuses zero
+    assert _attempt(text, positive) == outcome
+
+
+def test_the_amount_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ev, "_AMOUNTS_LIMIT", 3)
+    ev._AMOUNTS.clear()
+    for cents in range(10):
+        assert ev._amount(f"1.{cents:02d}", False) == Decimal(f"1.{cents:02d}")
+        assert len(ev._AMOUNTS) <= 3
+
+
+def test_a_dict_is_validated_without_a_copy_and_left_untouched() -> None:
+    raw = event("purchase", amount="12.30")
+    before = dict(raw)
+    assert parse_event(raw) == parse_event(before) == parse_event(json.dumps(before).encode())
+    assert raw == before
