@@ -164,8 +164,9 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
     if clock is None:
         changes = reevaluate(v, GRID_ORDER, ALL, definitions, now)
     else:
-        dirty = plan_for(definitions).by_event[kind]
-        changes = reevaluate(v, grids, dirty, definitions, now) if grids or dirty else []
+        plan = plan_for(definitions)
+        dirty = plan.by_event[kind]
+        changes = reevaluate(v, grids, dirty, definitions, now, plan) if grids or dirty else []
     new = state_of(v)
     if not changes and not out:
         return outcome_of(new, ())

@@ -13,10 +13,10 @@ from operator import itemgetter
 from types import MappingProxyType
 from typing import Any
 
-from segmentation import audiences, email_appetence, rfm
+from segmentation import audiences, rfm
 from segmentation.definitions import Definitions
 from segmentation.folding import TOUCHES
-from segmentation.grids import CLASSIFY, EXPLAIN, GRID_ORDER, NEXT_CHANGE, TIME_GRIDS, Classifier, Foresight
+from segmentation.grids import ASSESS, EXPLAIN, GRID_ORDER, TIME_GRIDS, Assessor
 from segmentation.rules import FieldType, Rule
 from segmentation.state import (
     I_AUDIENCES,
@@ -37,10 +37,12 @@ SEG = {grid: _FIELDS.index(f"seg_{grid}") for grid in GRID_ORDER}
 _DUE = {grid: _FIELDS.index(f"due_{grid}") for grid in TIME_GRIDS}
 _DUE_AUDIENCES = _FIELDS.index("due_audiences")
 _DUES = (*_DUE.values(), _DUE_AUDIENCES)
-# grid -> (classifier, position of its segment, position of its due time, foresight), one lookup per grid
-_SPECS: dict[str, tuple[Classifier, int, int, Foresight | None]] = {
-    grid: (CLASSIFY[grid], SEG[grid], _DUE.get(grid, -1), NEXT_CHANGE.get(grid)) for grid in GRID_ORDER
+# grid -> (assessor, position of its segment, position of its due time or -1), one lookup per grid
+_SPECS: dict[str, tuple[Assessor, int, int]] = {
+    grid: (ASSESS[grid], SEG[grid], _DUE.get(grid, -1)) for grid in GRID_ORDER
 }
+_SEG_LIFECYCLE = SEG["lifecycle"]
+_NO_SCORES = (None, None, None)
 ALL = "all"
 _first = itemgetter(0)
 
@@ -103,33 +105,38 @@ def plan_for(d: Definitions) -> _Plan:
 
 
 def reevaluate(
-    v: list[Any], grids: tuple[str, ...], dirty: frozenset[str] | str, d: Definitions, now: datetime
+    v: list[Any],
+    grids: tuple[str, ...],
+    dirty: frozenset[str] | str,
+    d: Definitions,
+    now: datetime,
+    plan: _Plan | None = None,
 ) -> list[Change]:
-    """Re-classify `grids` and the `dirty` audiences on the totals in `v`, updating `v` in place."""
+    """Re-classify `grids` and the `dirty` audiences on the totals in `v`, updating `v` in place.
+
+    `plan` is `plan_for(d)` when the caller already holds it (one lookup per event, not two).
+    """
     current = state_of(v)
     changes: list[Change] = []
     due_changed = False
     for grid in grids:
-        classify, index, due_index, foresee = _SPECS[grid]
-        due: datetime | None = None
-        if grid == "rfm":
+        assess, index, due_index = _SPECS[grid]
+        if grid == "rfm":  # R, F, M are kept too
             scores, segment, due = rfm.assess(current, d.rfm, now)
-            v[I_RFM_R], v[I_RFM_F], v[I_RFM_M] = scores or (None, None, None)
-        elif grid == "email":
-            segment, due = email_appetence.assess(current, d.email, now)
+            v[I_RFM_R], v[I_RFM_F], v[I_RFM_M] = scores or _NO_SCORES
         else:
-            segment = classify(current, d, now)
-            if foresee is not None:
-                due = foresee(current, d, now, segment)
-        if segment != v[index]:
-            changes.append((grid, v[index], segment))
+            segment, due = assess(current, d, now)
+        old = v[index]
+        if segment != old:
+            changes.append((grid, old, segment))
             v[index] = segment
-            if grid == "lifecycle":
+            if index == _SEG_LIFECYCLE:
                 v[I_LIFECYCLE_SINCE] = now
-        if foresee is not None and due != v[due_index]:
+        if due_index >= 0 and due != v[due_index]:
             v[due_index] = due
             due_changed = True
-    plan = plan_for(d)
+    if plan is None:
+        plan = plan_for(d)
     if changes and isinstance(dirty, frozenset):
         for grid, _, _ in changes:
             dirty = dirty | plan.by_grid[grid]
