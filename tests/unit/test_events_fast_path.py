@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -111,3 +112,39 @@ def test_a_dict_is_validated_without_a_copy_and_left_untouched() -> None:
     before = dict(raw)
     assert parse_event(raw) == parse_event(before) == parse_event(json.dumps(before).encode())
     assert raw == before
+
+
+def _verdict(check: Callable[[object], datetime], text: str) -> object:
+    try:
+        parsed = check(text)
+    except Exception as exc:  # pydantic's custom error type
+        return ("error", str(exc))
+    return ("ok", parsed, parsed.tzinfo)
+
+
+_FIELD_CHARS = "0123456789" * 3 + "٣２²⁹ x+-:.TZ\x00é"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    fields=st.lists(st.text(_FIELD_CHARS, min_size=1, max_size=5), min_size=8, max_size=8),
+    shape=st.sampled_from(["{}-{}-{}T{}:{}:{}+{}:{}", "{}-{}-{}T{}:{}:{}-{}:{}", "{}-{}-{}T{}:{}:{}Z"]),
+)
+def test_the_canonical_timestamp_shortcut_agrees_with_the_full_checks(fields: list[str], shape: str) -> None:
+    """Separators in place but anything between them (other digits, letters, lengths): same verdict."""
+    text = shape.format(*fields)
+    assert _verdict(ev._timestamp, text) == _verdict(ev._checked_timestamp, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-01-05T10:31:07+00:00", "2026-01-05T10:31:07Z", "2026-01-05T10:31:07-05:30",
+        "0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59-01:00", "2026-02-30T10:31:07+00:00",
+        "2026-01-05T24:00:00+00:00", "2026-01-05T10:31:07+24:00", "2026-01-05T10:31:60Z",
+        "2026-W01-1T10:31:07+00:00", "2026-01-05T10:31:07+0100", "2026-01-05T10:31:07.5Z",
+        "2026-01-05T10:31:07+00:0٣", "٢٠٢٦-01-05T10:31:07+00:00", "2026-01-05T1:31:07+00:00Z",
+    ],
+)  # fmt: skip
+def test_the_canonical_timestamp_shortcut_on_edge_cases(text: str) -> None:
+    assert _verdict(ev._timestamp, text) == _verdict(ev._checked_timestamp, text)
