@@ -181,26 +181,29 @@ def _reevaluate_audiences(
         )
         previous = tuple((name, known.get(name, "")) for name in plan.names)
     timed_dirty = everything or not plan.timed.isdisjoint(dirty)
-    dues: list[datetime] = []
-    after: list[_Entry] = []
+    due: datetime | None = None  # the earliest next change of the timed audiences
+    after: list[_Entry] | None = None  # copied from `previous` at the first change only
     scale = d.scale
+    position = -1
     for (rule, name, timed, fading, getters, grid, entries), entry in zip(plan.steps, previous, strict=True):
+        position += 1
         timed = timed and timed_dirty
         if everything or timed or name in dirty:
-            values = {field: getter(current, scale) for field, getter in getters}
+            values = {}
+            for field, getter in getters:  # a loop, not a comprehension: no extra frame per rule
+                values[field] = getter(current, scale)
             inside = rule.evaluate(values, now)
             if timed and (inside or not fading):
-                due = rule.next_change(values, now, inside)
-                if due is not None:
-                    dues.append(due)
+                change = rule.next_change(values, now, inside)
+                if change is not None and (due is None or change < due):
+                    due = change
             new = entries[1] if inside else entries[0]
             if new[1] != entry[1]:
                 changes.append((grid, entry[1] or None, new[1]))
-            after.append(new)
-        else:
-            after.append(entry)
-    v[I_AUDIENCES] = tuple(after)
-    due = min(dues) if dues else None
+                if after is None:
+                    after = list(previous)
+                after[position] = new
+    v[I_AUDIENCES] = previous if after is None else tuple(after)
     if not timed_dirty or due == v[_DUE_AUDIENCES]:
         return changes, False
     v[_DUE_AUDIENCES] = due
