@@ -153,10 +153,7 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
         if t < state.first_seen_at:  # type: ignore[operator]
             v[I_FIRST_SEEN] = t
     v[I_CLOCK] = now
-    recent = (state.recent_ids or ID_SEPARATOR) + event_id + ID_SEPARATOR  # state.remember, inlined
-    if recent.count(ID_SEPARATOR) > definitions.recent_event_ids + 1:
-        recent = trim(recent, definitions.recent_event_ids)
-    v[I_RECENT] = recent
+    v[I_RECENT] = remember(state.recent_ids, event_id, definitions.recent_event_ids)
     grids = FOLDS[kind](state, event, definitions, v, t)
     last_purchase = v[I_LAST_PURCHASE]
     if last_purchase is not None and "rfm" not in grids:  # keep R as of the clock (rfm.recency_score)
