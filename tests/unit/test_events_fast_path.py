@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from segmentation import event_values
 from segmentation import events as ev
 from segmentation.events import EVENT_TYPES, InvalidEvent, parse_event
 from tests.unit.test_events import event
@@ -64,14 +65,14 @@ def test_an_amount_on_a_type_without_one_is_still_an_unexpected_field() -> None:
 )
 def test_string_timestamps_are_aware_and_in_utc(when: datetime, offset: str, sep: str) -> None:
     text = when.isoformat(sep=sep) + offset
-    parsed = ev._timestamp(text)
+    parsed = event_values.timestamp(text)
     assert parsed.tzinfo is UTC
     assert parsed == datetime.fromisoformat(text)
 
 
 def _attempt(text: str, positive: bool) -> str:
     try:
-        return str(ev._amount(text, positive))
+        return str(event_values._amount(text, positive))
     except Exception as exc:
         return str(exc)
 
@@ -92,19 +93,19 @@ def _attempt(text: str, positive: bool) -> str:
 )
 def test_remembered_amounts_give_what_a_first_parse_gives(text: str, positive: bool, outcome: str) -> None:
     """Each amount twice: the second call answers from the memo, and must answer the same."""
-    ev._AMOUNTS.clear()
+    event_values._AMOUNTS.clear()
     assert _attempt(text, positive) == _attempt(text, positive) == outcome
-    assert (text in ev._AMOUNTS) is outcome[0].isdigit()  # only accepted texts are remembered
+    assert (text in event_values._AMOUNTS) is outcome[0].isdigit()  # only accepted texts are remembered
     _attempt(text, False)  # remembered by a ">= 0" field: a "> 0" field still refuses zero
     assert _attempt(text, positive) == outcome
 
 
 def test_the_amount_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ev, "_AMOUNTS_LIMIT", 3)
-    ev._AMOUNTS.clear()
+    monkeypatch.setattr(event_values, "_AMOUNTS_LIMIT", 3)
+    event_values._AMOUNTS.clear()
     for cents in range(10):
-        assert ev._amount(f"1.{cents:02d}", False) == Decimal(f"1.{cents:02d}")
-        assert len(ev._AMOUNTS) <= 3
+        assert event_values._amount(f"1.{cents:02d}", False) == Decimal(f"1.{cents:02d}")
+        assert len(event_values._AMOUNTS) <= 3
 
 
 def test_a_dict_is_validated_without_a_copy_and_left_untouched() -> None:
@@ -133,7 +134,7 @@ _FIELD_CHARS = "0123456789" * 3 + "٣２²⁹ x+-:.TZ\x00é"
 def test_the_canonical_timestamp_shortcut_agrees_with_the_full_checks(fields: list[str], shape: str) -> None:
     """Separators in place but anything between them (other digits, letters, lengths): same verdict."""
     text = shape.format(*fields)
-    assert _verdict(ev._timestamp, text) == _verdict(ev._checked_timestamp, text)
+    assert _verdict(event_values.timestamp, text) == _verdict(event_values.checked_timestamp, text)
 
 
 @pytest.mark.parametrize(
@@ -147,4 +148,4 @@ def test_the_canonical_timestamp_shortcut_agrees_with_the_full_checks(fields: li
     ],
 )  # fmt: skip
 def test_the_canonical_timestamp_shortcut_on_edge_cases(text: str) -> None:
-    assert _verdict(ev._timestamp, text) == _verdict(ev._checked_timestamp, text)
+    assert _verdict(event_values.timestamp, text) == _verdict(event_values.checked_timestamp, text)
