@@ -17,6 +17,7 @@ from segmentation import audiences, rfm
 from segmentation.definitions import Definitions
 from segmentation.folding import TOUCHES
 from segmentation.grids import ASSESS, EXPLAIN, GRID_ORDER, TIME_GRIDS, Assessor
+from segmentation.instants import iso
 from segmentation.rules import FieldType, Rule
 from segmentation.state import (
     I_AUDIENCES,
@@ -28,7 +29,7 @@ from segmentation.state import (
     CustomerState,
     state_of,
 )
-from segmentation.transition import Transition, transition_id
+from segmentation.transition import Transition, new_transition, transition_key
 
 __all__ = ["ALL", "SEG", "Change", "plan_for", "reevaluate", "transitions"]
 
@@ -215,21 +216,22 @@ def _explain(
 ) -> dict[str, str]:
     if segment is None:
         return {"rule": "grid no longer defined"}
-    if grid.startswith(audiences.PREFIX):
-        rule, readers = plan_for(d).by_name[grid[len(audiences.PREFIX) :]]
-        return audiences.explain(s, rule, d.scale, readers)
-    return EXPLAIN[grid](s, d, now, segment)
+    explain = EXPLAIN.get(grid)
+    if explain is not None:
+        return explain(s, d, now, segment)
+    rule, readers = plan_for(d).by_name[grid[len(audiences.PREFIX) :]]  # an audience
+    return audiences.explain(s, rule, d.scale, readers)
 
 
 def transitions(
     s: CustomerState, changes: list[Change], d: Definitions, now: datetime, cause: str, extra: dict[str, str]
 ) -> list[Transition]:
     out = []
-    customer, version = s.customer_id, d.version
+    customer, version, when = s.customer_id, d.version, iso(now)
     for grid, old, new in changes:
         why = _explain(grid, s, d, now, new)
         if extra:
             why.update(extra)
-        key = transition_id(customer, grid, old, new, now, cause)
-        out.append(Transition(key, customer, grid, old, new, now, cause, version, MappingProxyType(why)))
+        key = transition_key(customer, grid, old, new, when, cause)
+        out.append(new_transition(key, customer, grid, old, new, now, cause, version, MappingProxyType(why)))
     return out
