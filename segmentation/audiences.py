@@ -132,8 +132,12 @@ def fades_only(node: Node, negated: bool = False) -> bool:
     return True
 
 
-def explain(s: CustomerState, rule: Rule, scale: Decimal) -> dict[str, str]:
+def explain(
+    s: CustomerState, rule: Rule, scale: Decimal, readers: tuple[tuple[str, Getter], ...] | None = None
+) -> dict[str, str]:
+    """The rule and its fields' values, in field name order; `readers` is `getters(rule)` if already known."""
     why = {"rule": rule.text}
-    for name, value in sorted(values(s, rule, scale).items()):
+    for name, getter in readers or getters(rule):  # getters are in name order
+        value = getter(s, scale)
         why[name] = "null" if value is None else (iso(value) if isinstance(value, datetime) else str(value))
     return why

@@ -104,9 +104,7 @@ def next_change(s: CustomerState, cfg: EmailConfig, now: datetime, current: str)
     threshold = cfg.engaged_at if current == "engaged" else cfg.passive_at
     ref = s.email_scores_at
     base = s.email_open_score + cfg.click_weight * s.email_click_score
-    return ref + timedelta(
-        microseconds=_crossing(base, threshold, cfg.half_life_seconds, (now - ref) // _TICK)
-    )
+    return ref + _TICK * _crossing(base, threshold, cfg.half_life_seconds, (now - ref) // _TICK)
 
 
 def _crossing(base: float, threshold: float, half_life: float, elapsed: int) -> int:
@@ -142,7 +140,8 @@ def assess(s: CustomerState, cfg: EmailConfig, now: datetime) -> tuple[str, date
         segment, threshold = "passive", cfg.passive_at
     else:
         return "unresponsive", None
-    return segment, ref + timedelta(microseconds=_crossing(base, threshold, half_life, elapsed))
+    # _TICK * n is timedelta(microseconds=n) exactly, at a third of the cost of the keyword constructor
+    return segment, ref + _TICK * _crossing(base, threshold, half_life, elapsed)
 
 
 def explain(s: CustomerState, cfg: EmailConfig, now: datetime, segment: str) -> dict[str, str]:

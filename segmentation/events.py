@@ -7,12 +7,10 @@ timestamps must carry a UTC offset and are normalised to UTC.
 """
 
 import json
-import re
-import reprlib
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from decimal import Context, Decimal
-from typing import Annotated, Final, Literal, cast
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Final, Literal
 
 import orjson
 from pydantic import (
@@ -28,9 +26,19 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails
 
 from segmentation.currencies import CURRENCY_EXPONENT
+from segmentation.event_values import (
+    JSON_NUMBER,
+    SCHEMA_VERSION,
+    currency_code,
+    money,
+    positive_money,
+    show,
+    supported_version,
+    timestamp,
+)
 
 __all__ = [
     "CURRENCY_EXPONENT", "EVENT_TYPES", "MAX_EVENT_BYTES", "SCHEMA_VERSION", "AppSession", "CustomerErased",
@@ -40,12 +48,7 @@ __all__ = [
 ]  # fmt: skip
 
 MAX_EVENT_BYTES: Final = 64 * 1024
-SCHEMA_VERSION: Final = 1
 _MAX_INT: Final = 1_000_000_000  # keeps counters far inside Redis' signed 64-bit integers
-_MAX_AMOUNT_DIGITS: Final = 15  # whole digits; with 4 places an amount fits 19 digits (a SQL DECIMAL(19,4))
-_PLACES: Final = Decimal("0.0001")
-_ONE: Final = Decimal(1)
-_EXACT: Final = Context(prec=40)  # ample for 19 digits; immune to a caller's decimal.getcontext()
 
 
 class InvalidEvent(ValueError):
@@ -65,106 +68,15 @@ class InvalidEvent(ValueError):
         self.customer_id = customer_id
 
 
-def _fail(message: str, **context: object) -> PydanticCustomError:
-    return PydanticCustomError("segstream", message, context or None)
-
-
-_JSON_NUMBER: Final = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
-_NUMBER_TEXT: Final = re.compile(_JSON_NUMBER)
-
-
-def _amount(value: object, positive: bool) -> Decimal:
-    """Exact amount: finite, >= 0 (or > 0), < 10^15, at most 4 places; no exponent and no -0 kept."""
-    if type(value) is str:
-        match = _NUMBER_TEXT.fullmatch(value)
-        if match is None:  # Decimal() alone would take "1_000", " 5", "NaN"
-            raise _fail("must be a decimal number like 12.50")
-        number = Decimal(value)
-        plain = match[3] is None and len(match[2] or "") <= 5  # no exponent, at most 4 places: fast path
-    elif type(value) is int:
-        number, plain = Decimal(value), True
-    elif type(value) is Decimal:
-        number, plain = value, False
-    elif type(value) is float:  # only from caller-built mappings: take the digits its repr shows
-        number, plain = Decimal(repr(value)), False
-    else:
-        raise _fail("must be a decimal number or a numeric string")
-    if not number.is_finite():
-        raise _fail("must be a finite number")
-    if number < 0 or (positive and not number):
-        raise _fail("must be > 0" if positive else "must be >= 0")
-    if number and number.adjusted() >= _MAX_AMOUNT_DIGITS:
-        raise _fail("must be below 10^15")
-    if not plain:
-        exponent = cast(int, number.as_tuple().exponent)  # an int: the number is finite
-        if exponent < -4 and number.quantize(_PLACES, context=_EXACT) != number:
-            raise _fail("must have at most 4 decimal places")
-        if exponent < -4 or exponent > 0:
-            number = number.quantize(_PLACES if exponent < 0 else _ONE, context=_EXACT)
-    return number.copy_abs()  # turns -0 into 0; a no-op for every other accepted amount
-
-
-def _money(value: object) -> Decimal:
-    return _amount(value, False)
-
-
-def _positive_money(value: object) -> Decimal:
-    return _amount(value, True)
-
-
-def _currency(value: object) -> str:
-    if type(value) is str and value in CURRENCY_EXPONENT:
-        return value
-    if type(value) is str and value.upper() in CURRENCY_EXPONENT:
-        raise _fail("currency codes are upper-case, use '{code}'", code=value.upper())
-    raise _fail("unknown ISO 4217 currency code")
-
-
-def _schema_version(value: object) -> object:
-    """Accept exactly the integer 1: a plain Literal[1] would also take ``true`` and ``1.0``."""
-    if type(value) is int and value == SCHEMA_VERSION:
-        return value
-    raise PydanticCustomError(
-        "schema_version", "unsupported version {version} (supported: 1)", {"version": _show(value)}
-    )
-
-
-_ISO_TIMESTAMP: Final = re.compile(
-    r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d:?\d\d)?", re.ASCII
-)
-
-
-def _timestamp(value: object) -> datetime:
-    """RFC 3339 / ISO 8601 date-time with offset, to UTC; never guess a zone, never take epoch numbers."""
-    if isinstance(value, str):
-        match = _ISO_TIMESTAMP.fullmatch(value)
-        if match is None:
-            raise _fail("must be an ISO 8601 date-time like 2024-05-01T12:00:00Z")
-        if match[3] is None:
-            raise _fail("timestamp must carry a UTC offset")
-        try:  # with the offset the pattern saw, the result is always aware
-            value = datetime.fromisoformat(value)
-        except ValueError as exc:  # e.g. month 13, hour 24
-            raise _fail("invalid date-time: {reason}", reason=str(exc)) from None
-    elif not isinstance(value, datetime):
-        raise _fail("must be an ISO 8601 date-time string")
-    elif value.utcoffset() is None:
-        raise _fail("timestamp must carry a UTC offset")
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC equivalent
-        raise _fail("date-time out of range once converted to UTC") from None
-
-
 def _money_schema(bound: str) -> WithJsonSchema:
     return WithJsonSchema(
-        {"anyOf": [{"type": "number", bound: 0}, {"type": "string", "pattern": _JSON_NUMBER}]}
+        {"anyOf": [{"type": "number", bound: 0}, {"type": "string", "pattern": JSON_NUMBER}]}
     )
 
 
-_Money = Annotated[Decimal, BeforeValidator(_money), _money_schema("minimum")]
-_PositiveMoney = Annotated[Decimal, BeforeValidator(_positive_money), _money_schema("exclusiveMinimum")]
-_Currency = Annotated[str, PlainValidator(_currency), WithJsonSchema({"enum": [*CURRENCY_EXPONENT]})]
+_Money = Annotated[Decimal, BeforeValidator(money), _money_schema("minimum")]
+_PositiveMoney = Annotated[Decimal, BeforeValidator(positive_money), _money_schema("exclusiveMinimum")]
+_Currency = Annotated[str, PlainValidator(currency_code), WithJsonSchema({"enum": [*CURRENCY_EXPONENT]})]
 _Id = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")]
 _Ref = Annotated[StrictStr, Field(min_length=1, max_length=128)]
 _Label = Annotated[StrictStr, Field(min_length=1, max_length=64)]
@@ -179,8 +91,8 @@ class EventBase(BaseModel):
     type: str
     event_id: _Id
     customer_id: _Id
-    occurred_at: Annotated[datetime, BeforeValidator(_timestamp)]
-    schema_version: Annotated[Literal[1], BeforeValidator(_schema_version)]
+    occurred_at: Annotated[datetime, BeforeValidator(timestamp)]
+    schema_version: Annotated[Literal[1], BeforeValidator(supported_version)]
 
 
 class Item(BaseModel):
@@ -303,8 +215,6 @@ def _decimal(text: str) -> Decimal:
 
 
 _EXACT_DECODER: Final = json.JSONDecoder(parse_float=_decimal, parse_constant=_decimal)
-_REPR: Final = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 2, 60, 60, 40
 _MESSAGES: Final = {  # pydantic error type -> our wording ({...} filled from the error context)
     "missing": "field required",
     "extra_forbidden": "unexpected field",
@@ -325,14 +235,6 @@ _MESSAGES: Final = {  # pydantic error type -> our wording ({...} filled from th
 }
 
 
-def _show(value: object) -> str:
-    """Short, safe rendering of an offending value (bounded length and depth; Decimals without quotes)."""
-    try:
-        return str(value)[:60] if isinstance(value, Decimal) else _REPR.repr(value)
-    except ValueError:  # an int beyond Python's 4300-digit str() limit
-        return f"<{type(value).__name__} too large to show>"
-
-
 def _clip(value: object) -> str | None:
     return value[:128].encode("utf-8", "replace").decode("utf-8") if isinstance(value, str) else None
 
@@ -343,7 +245,7 @@ def _problem(error: ErrorDetails) -> tuple[str | None, str, str]:
     template = _MESSAGES.get(kind)
     message = template.format_map(error.get("ctx", {})) if template else error["msg"]
     if kind not in ("missing", "extra_forbidden", "schema_version"):  # these show no value, or already did
-        message += f" (got {_show(error['input'])})"
+        message += f" (got {show(error['input'])})"
     path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc[1:])
     return str(loc[0]), path.lstrip("."), message
 
@@ -355,9 +257,7 @@ def _invalid(problems: list[tuple[str | None, str, str]], data: Mapping[object, 
         p[1] != "schema_version" for p in problems
     ):
         reason = (
-            "field required"
-            if version is _MISSING
-            else f"unsupported version {_show(version)} (supported: 1)"
+            "field required" if version is _MISSING else f"unsupported version {show(version)} (supported: 1)"
         )
         problems.append((None, "schema_version", reason))  # the type was unknown, so pydantic never got there
     problems.sort(key=lambda problem: problem[1] != "schema_version")
@@ -415,7 +315,10 @@ def _decode(raw: object) -> object:
 
 def parse_event(raw: bytes | str | Mapping[str, object]) -> Event:
     """Validate one event from JSON bytes/str or a mapping; raises InvalidEvent and nothing else."""
-    data = _decode(raw) if type(raw) is bytes or not isinstance(raw, Mapping) else dict(raw)
+    if type(raw) is dict:  # validation never mutates it: no copy needed (the common case for callers)
+        data: object = raw
+    else:
+        data = _decode(raw) if type(raw) is bytes or not isinstance(raw, Mapping) else dict(raw)
     if not isinstance(data, dict):
         raise InvalidEvent(f"invalid event: expected a JSON object (got {type(data).__name__})")
     kind = data.get("type", _MISSING)
@@ -424,7 +327,7 @@ def parse_event(raw: bytes | str | Mapping[str, object]) -> Event:
         reason = (
             f"field required {expected}"
             if kind is _MISSING
-            else f"unknown event type {_show(kind)} {expected}"
+            else f"unknown event type {show(kind)} {expected}"
         )
         raise _invalid([(None, "type", reason)], data)
     try:

@@ -41,13 +41,12 @@ from segmentation.state import (
     ID_SEPARATOR,
     CustomerState,
     remember,
+    state_of,
     trim,
 )
-from segmentation.transition import CAUSE_DEFINITIONS, CAUSE_TIME, Outcome, Transition
+from segmentation.transition import CAUSE_DEFINITIONS, CAUSE_TIME, Outcome, Transition, outcome_of
 
 __all__ = ["advance", "apply", "next_due", "resegment"]
-
-_make = CustomerState._make
 
 
 def _stamp(v: list[Any], d: Definitions, now: datetime) -> None:
@@ -72,7 +71,7 @@ def resegment(state: CustomerState, definitions: Definitions, at: datetime) -> O
     _stamp(v, definitions, now)
     v[I_RECENT] = trim(state.recent_ids, definitions.recent_event_ids)
     changes = reevaluate(v, GRID_ORDER, ALL, definitions, now)
-    new = _make(v)
+    new = state_of(v)
     return Outcome(new, tuple(transitions(new, changes, definitions, now, CAUSE_DEFINITIONS, {})))
 
 
@@ -97,7 +96,7 @@ def advance(state: CustomerState, until: datetime, definitions: Definitions) -> 
         v = list(state)
         v[I_CLOCK] = due
         changes = reevaluate(v, TIME_GRIDS, ALL, definitions, due)
-        state = _make(v)
+        state = state_of(v)
         out.extend(transitions(state, changes, definitions, due, CAUSE_TIME, {}))
         due = state.next_due_at
     if until > (state.clock or until):
@@ -106,7 +105,7 @@ def advance(state: CustomerState, until: datetime, definitions: Definitions) -> 
         last = state.last_purchase_at
         if last is not None:
             v[I_RFM_R] = rfm.recency_score(definitions.rfm, last, until)
-        state = _make(v)
+        state = state_of(v)
     return Outcome(state, tuple(out))
 
 
@@ -122,7 +121,7 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
     event_id = event.event_id
     recent = state.recent_ids
     if f"\x1f{event_id}\x1f" in recent:  # is the id among the remembered ones (see state.ID_SEPARATOR)
-        return Outcome(state, ())
+        return outcome_of(state, ())
     if event.customer_id != state.customer_id:
         raise ValueError(
             f"event {event_id!r} is for customer {event.customer_id!r}, not {state.customer_id!r}"
@@ -154,10 +153,7 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
         if t < state.first_seen_at:  # type: ignore[operator]
             v[I_FIRST_SEEN] = t
     v[I_CLOCK] = now
-    recent = (state.recent_ids or ID_SEPARATOR) + event_id + ID_SEPARATOR  # state.remember, inlined
-    if recent.count(ID_SEPARATOR) > definitions.recent_event_ids + 1:
-        recent = trim(recent, definitions.recent_event_ids)
-    v[I_RECENT] = recent
+    v[I_RECENT] = remember(state.recent_ids, event_id, definitions.recent_event_ids)
     grids = FOLDS[kind](state, event, definitions, v, t)
     last_purchase = v[I_LAST_PURCHASE]
     if last_purchase is not None and "rfm" not in grids:  # keep R as of the clock (rfm.recency_score)
@@ -165,15 +161,16 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
     if clock is None:
         changes = reevaluate(v, GRID_ORDER, ALL, definitions, now)
     else:
-        dirty = plan_for(definitions).by_event[kind]
-        changes = reevaluate(v, grids, dirty, definitions, now) if grids or dirty else []
-    new = _make(v)
+        plan = plan_for(definitions)
+        dirty = plan.by_event[kind]
+        changes = reevaluate(v, grids, dirty, definitions, now, plan) if grids or dirty else []
+    new = state_of(v)
     if not changes and not out:
-        return Outcome(new, ())
+        return outcome_of(new, ())
     if changes:
         extra = {"occurred_at": iso(t), "late": "true"} if late else {}
         out.extend(transitions(new, changes, definitions, now, event_id, extra))
-    return Outcome(new, tuple(out))
+    return outcome_of(new, tuple(out))
 
 
 def _erase(state: CustomerState, event_id: str, t: datetime, d: Definitions) -> Outcome:
@@ -193,4 +190,4 @@ def _erase(state: CustomerState, event_id: str, t: datetime, d: Definitions) -> 
         for grid, old, _ in changes
     )
     forgotten = CustomerState.new(state.customer_id)._replace(recent_ids=remember("", event_id, 1))
-    return Outcome(forgotten, transitions)
+    return outcome_of(forgotten, transitions)

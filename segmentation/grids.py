@@ -14,7 +14,7 @@ from segmentation import channel, demographics, email_appetence, lifecycle, rfm,
 from segmentation.definitions import Definitions
 from segmentation.state import CustomerState
 
-__all__ = ["CLASSIFY", "EXPLAIN", "GRID_ORDER", "NEXT_CHANGE", "TIME_GRIDS"]
+__all__ = ["ASSESS", "CLASSIFY", "EXPLAIN", "GRID_ORDER", "NEXT_CHANGE", "TIME_GRIDS"]
 
 GRID_ORDER = ("lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction")
 TIME_GRIDS = ("lifecycle", "rfm", "email", "age_band")
@@ -22,6 +22,7 @@ TIME_GRIDS = ("lifecycle", "rfm", "email", "age_band")
 Classifier = Callable[[CustomerState, Definitions, datetime], str]
 Foresight = Callable[[CustomerState, Definitions, datetime, str], datetime | None]
 Explainer = Callable[[CustomerState, Definitions, datetime, str], dict[str, str]]
+Assessor = Callable[[CustomerState, Definitions, datetime], tuple[str, datetime | None]]
 
 CLASSIFY: Mapping[str, Classifier] = {
     "lifecycle": lambda s, d, now: lifecycle.classify(s, d.lifecycle, now),
@@ -50,4 +51,32 @@ EXPLAIN: Mapping[str, Explainer] = {
     "age_band": lambda s, d, now, seg: demographics.age_band_explain(s, d.age_band, now, seg),
     "region": lambda s, d, now, seg: demographics.region_explain(s, d.region, seg),
     "satisfaction": lambda s, d, now, seg: satisfaction.explain(s, d.satisfaction, seg),
+}
+
+
+def _lifecycle(s: CustomerState, d: Definitions, now: datetime) -> tuple[str, datetime | None]:
+    segment = lifecycle.classify(s, d.lifecycle, now)
+    return segment, lifecycle.next_change(s, d.lifecycle, now, segment)
+
+
+def _age_band(s: CustomerState, d: Definitions, now: datetime) -> tuple[str, datetime | None]:
+    return demographics.age_band(s, d.age_band, now), demographics.age_band_next_change(s, d.age_band, now)
+
+
+def _rfm(s: CustomerState, d: Definitions, now: datetime) -> tuple[str, datetime | None]:
+    _, segment, due = rfm.assess(s, d.rfm, now)
+    return segment, due
+
+
+# CLASSIFY and NEXT_CHANGE in one call per grid (None: no change by time alone), for the hot path of
+# `reevaluation`, which pays one call per grid instead of two, and one pass where a module has `assess`.
+ASSESS: Mapping[str, Assessor] = {
+    "lifecycle": _lifecycle,
+    "rfm": _rfm,
+    "value": lambda s, d, now: (value.classify(s, d.value), None),
+    "email": lambda s, d, now: email_appetence.assess(s, d.email, now),
+    "channel": lambda s, d, now: (channel.classify(s, d.channel), None),
+    "age_band": _age_band,
+    "region": lambda s, d, now: (demographics.region_group(s, d.region), None),
+    "satisfaction": lambda s, d, now: (satisfaction.classify(s, d.satisfaction), None),
 }

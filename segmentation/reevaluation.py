@@ -13,10 +13,11 @@ from operator import itemgetter
 from types import MappingProxyType
 from typing import Any
 
-from segmentation import audiences, email_appetence, rfm
+from segmentation import audiences, rfm
 from segmentation.definitions import Definitions
 from segmentation.folding import TOUCHES
-from segmentation.grids import CLASSIFY, EXPLAIN, GRID_ORDER, NEXT_CHANGE, TIME_GRIDS, Classifier, Foresight
+from segmentation.grids import ASSESS, EXPLAIN, GRID_ORDER, TIME_GRIDS, Assessor
+from segmentation.instants import iso
 from segmentation.rules import FieldType, Rule
 from segmentation.state import (
     I_AUDIENCES,
@@ -26,8 +27,9 @@ from segmentation.state import (
     I_RFM_M,
     I_RFM_R,
     CustomerState,
+    state_of,
 )
-from segmentation.transition import Transition, transition_id
+from segmentation.transition import Transition, new_transition, transition_key
 
 __all__ = ["ALL", "SEG", "Change", "plan_for", "reevaluate", "transitions"]
 
@@ -36,15 +38,18 @@ SEG = {grid: _FIELDS.index(f"seg_{grid}") for grid in GRID_ORDER}
 _DUE = {grid: _FIELDS.index(f"due_{grid}") for grid in TIME_GRIDS}
 _DUE_AUDIENCES = _FIELDS.index("due_audiences")
 _DUES = (*_DUE.values(), _DUE_AUDIENCES)
-_make = CustomerState._make
-# grid -> (classifier, position of its segment, position of its due time, foresight), one lookup per grid
-_SPECS: dict[str, tuple[Classifier, int, int, Foresight | None]] = {
-    grid: (CLASSIFY[grid], SEG[grid], _DUE.get(grid, -1), NEXT_CHANGE.get(grid)) for grid in GRID_ORDER
+# grid -> (assessor, position of its segment, position of its due time or -1), one lookup per grid
+_SPECS: dict[str, tuple[Assessor, int, int]] = {
+    grid: (ASSESS[grid], SEG[grid], _DUE.get(grid, -1)) for grid in GRID_ORDER
 }
+_SEG_LIFECYCLE = SEG["lifecycle"]
+_NO_SCORES = (None, None, None)
 ALL = "all"
 _first = itemgetter(0)
 
 Change = tuple[str, str | None, str | None]  # grid, from, to
+_Entry = tuple[str, str]
+_Step = tuple[Rule, str, bool, bool, tuple[tuple[str, audiences.Getter], ...], str, tuple[_Entry, _Entry]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +60,12 @@ class _Plan:
     names: tuple[str, ...]
     timed: frozenset[str]
     # per rule, in name order: rule, name, whether it has `within`, whether time can only make it false
-    # (see audiences.fades_only), and its field getters
-    steps: tuple[tuple[Rule, str, bool, bool, tuple[tuple[str, audiences.Getter], ...]], ...]
+    # (see audiences.fades_only), its field getters, its grid name and its two possible (name, segment)
+    # entries of `CustomerState.audiences` (not_member, member: built once, shared by every state)
+    steps: tuple[_Step, ...]
     by_event: dict[str, frozenset[str]]
     by_grid: dict[str, frozenset[str]]
-    by_name: dict[str, Rule]
+    by_name: dict[str, tuple[Rule, tuple[tuple[str, audiences.Getter], ...]]]  # rule and its getters
 
 
 def plan_for(d: Definitions) -> _Plan:
@@ -78,6 +84,8 @@ def plan_for(d: Definitions) -> _Plan:
                     bool(r.fields & datetime_fields),
                     audiences.fades_only(r.expr),
                     audiences.getters(r),
+                    audiences.PREFIX + r.name,
+                    ((r.name, audiences.NOT_MEMBER), (r.name, audiences.MEMBER)),
                 )
                 for r in rules
             ),
@@ -91,46 +99,51 @@ def plan_for(d: Definitions) -> _Plan:
                 )
                 for grid in GRID_ORDER
             },
-            {rule.name: rule for rule in rules},
+            {rule.name: (rule, audiences.getters(rule)) for rule in rules},
         )
         d.memo["plan"] = plan
     return plan
 
 
 def reevaluate(
-    v: list[Any], grids: tuple[str, ...], dirty: frozenset[str] | str, d: Definitions, now: datetime
+    v: list[Any],
+    grids: tuple[str, ...],
+    dirty: frozenset[str] | str,
+    d: Definitions,
+    now: datetime,
+    plan: _Plan | None = None,
 ) -> list[Change]:
-    """Re-classify `grids` and the `dirty` audiences on the totals in `v`, updating `v` in place."""
-    current = _make(v)
+    """Re-classify `grids` and the `dirty` audiences on the totals in `v`, updating `v` in place.
+
+    `plan` is `plan_for(d)` when the caller already holds it (one lookup per event, not two).
+    """
+    current = state_of(v)
     changes: list[Change] = []
     due_changed = False
     for grid in grids:
-        classify, index, due_index, foresee = _SPECS[grid]
-        due: datetime | None = None
-        if grid == "rfm":
+        assess, index, due_index = _SPECS[grid]
+        if grid == "rfm":  # R, F, M are kept too
             scores, segment, due = rfm.assess(current, d.rfm, now)
-            v[I_RFM_R], v[I_RFM_F], v[I_RFM_M] = scores or (None, None, None)
-        elif grid == "email":
-            segment, due = email_appetence.assess(current, d.email, now)
+            v[I_RFM_R], v[I_RFM_F], v[I_RFM_M] = scores or _NO_SCORES
         else:
-            segment = classify(current, d, now)
-            if foresee is not None:
-                due = foresee(current, d, now, segment)
-        if segment != v[index]:
-            changes.append((grid, v[index], segment))
+            segment, due = assess(current, d, now)
+        old = v[index]
+        if segment != old:
+            changes.append((grid, old, segment))
             v[index] = segment
-            if grid == "lifecycle":
+            if index == _SEG_LIFECYCLE:
                 v[I_LIFECYCLE_SINCE] = now
-        if foresee is not None and due != v[due_index]:
+        if due_index >= 0 and due != v[due_index]:
             v[due_index] = due
             due_changed = True
-    plan = plan_for(d)
+    if plan is None:
+        plan = plan_for(d)
     if changes and isinstance(dirty, frozenset):
         for grid, _, _ in changes:
             dirty = dirty | plan.by_grid[grid]
     if dirty:
         if changes:  # the audiences read the new segments
-            current = _make(v)
+            current = state_of(v)
         audience_changes, timed_due = _reevaluate_audiences(current, v, dirty, d, now, plan)
         changes.extend(audience_changes)
         due_changed = due_changed or timed_due
@@ -169,26 +182,29 @@ def _reevaluate_audiences(
         )
         previous = tuple((name, known.get(name, "")) for name in plan.names)
     timed_dirty = everything or not plan.timed.isdisjoint(dirty)
-    dues: list[datetime] = []
-    after: list[tuple[str, str]] = []
+    due: datetime | None = None  # the earliest next change of the timed audiences
+    after: list[_Entry] | None = None  # copied from `previous` at the first change only
     scale = d.scale
-    member, not_member = audiences.MEMBER, audiences.NOT_MEMBER
-    for (rule, name, timed, fading, getters), (_, old) in zip(plan.steps, previous, strict=True):
+    position = -1
+    for (rule, name, timed, fading, getters, grid, entries), entry in zip(plan.steps, previous, strict=True):
+        position += 1
         timed = timed and timed_dirty
         if everything or timed or name in dirty:
-            values = {field: getter(current, scale) for field, getter in getters}
-            segment = member if rule.evaluate(values, now) else not_member
-            if timed and (segment == member or not fading):
-                due = rule.next_change(values, now)
-                if due is not None:
-                    dues.append(due)
-            if segment != old:
-                changes.append((audiences.PREFIX + name, old or None, segment))
-            after.append((name, segment))
-        else:
-            after.append((name, old))
-    v[I_AUDIENCES] = tuple(after)
-    due = min(dues) if dues else None
+            values = {}
+            for field, getter in getters:  # a loop, not a comprehension: no extra frame per rule
+                values[field] = getter(current, scale)
+            inside = rule.evaluate(values, now)
+            if timed and (inside or not fading):
+                change = rule.next_change(values, now, inside)
+                if change is not None and (due is None or change < due):
+                    due = change
+            new = entries[1] if inside else entries[0]
+            if new[1] != entry[1]:
+                changes.append((grid, entry[1] or None, new[1]))
+                if after is None:
+                    after = list(previous)
+                after[position] = new
+    v[I_AUDIENCES] = previous if after is None else tuple(after)
     if not timed_dirty or due == v[_DUE_AUDIENCES]:
         return changes, False
     v[_DUE_AUDIENCES] = due
@@ -200,19 +216,22 @@ def _explain(
 ) -> dict[str, str]:
     if segment is None:
         return {"rule": "grid no longer defined"}
-    if grid.startswith(audiences.PREFIX):
-        return audiences.explain(s, plan_for(d).by_name[grid[len(audiences.PREFIX) :]], d.scale)
-    return EXPLAIN[grid](s, d, now, segment)
+    explain = EXPLAIN.get(grid)
+    if explain is not None:
+        return explain(s, d, now, segment)
+    rule, readers = plan_for(d).by_name[grid[len(audiences.PREFIX) :]]  # an audience
+    return audiences.explain(s, rule, d.scale, readers)
 
 
 def transitions(
     s: CustomerState, changes: list[Change], d: Definitions, now: datetime, cause: str, extra: dict[str, str]
 ) -> list[Transition]:
     out = []
-    customer, version = s.customer_id, d.version
+    customer, version, when = s.customer_id, d.version, iso(now)
     for grid, old, new in changes:
         why = _explain(grid, s, d, now, new)
-        why.update(extra)
-        key = transition_id(customer, grid, old, new, now, cause)
-        out.append(Transition(key, customer, grid, old, new, now, cause, version, MappingProxyType(why)))
+        if extra:
+            why.update(extra)
+        key = transition_key(customer, grid, old, new, when, cause)
+        out.append(new_transition(key, customer, grid, old, new, now, cause, version, MappingProxyType(why)))
     return out

@@ -74,32 +74,49 @@ class Rule:
         except (TypeError, ArithmeticError) as exc:
             raise RuleError(self.name, f"cannot evaluate: {exc}") from exc
 
-    def next_change(self, values: Mapping[str, object], now: datetime) -> datetime | None:
+    def next_change(
+        self, values: Mapping[str, object], now: datetime, current: bool | None = None
+    ) -> datetime | None:
         """Earliest instant after `now` at which `evaluate` changes with time alone, else None.
 
         Each `within` clause flips from true to false once, at field + window, so the result is
         constant between those deadlines: the answer is the first deadline whose result differs.
+        `current` is `evaluate(values, now)` when the caller already has it (saves one evaluation).
         """
+        windows = self._windows
+        if len(windows) == 1:  # the common case: no set, no sort
+            name, window = windows[0]
+            deadline = self._deadline(values.get(name), window)
+            if deadline is None or deadline <= now:
+                return None
+            if current is None:
+                current = self.evaluate(values, now)
+            return deadline if self.evaluate(values, deadline) != current else None
         deadlines: set[datetime] = set()
-        for name, window in self._windows:
-            stamp: Any = values.get(name)
-            if stamp is None:
-                continue
-            try:
-                deadline: datetime = stamp + window
-            except OverflowError:  # past datetime.max: never reached
-                continue
-            except TypeError as exc:
-                raise RuleError(self.name, f"cannot evaluate: {exc}") from exc
-            if deadline > now:
+        for name, window in windows:
+            deadline = self._deadline(values.get(name), window)
+            if deadline is not None and deadline > now:
                 deadlines.add(deadline)
         if not deadlines:
             return None
-        current = self.evaluate(values, now)
+        if current is None:
+            current = self.evaluate(values, now)
         for deadline in sorted(deadlines):
             if self.evaluate(values, deadline) != current:
                 return deadline
         return None
+
+    def _deadline(self, stamp: Any, window: timedelta) -> datetime | None:
+        """When `stamp within window` turns false (None: no stamp, or past datetime.max)."""
+        if stamp is None:
+            return None
+        try:
+            deadline: datetime = stamp + window
+        except OverflowError:  # past datetime.max: never reached
+            return None
+        except TypeError as exc:
+            raise RuleError(self.name, f"cannot evaluate: {exc}") from exc
+        return deadline
 
     @property
     def canonical_text(self) -> str:

@@ -9,8 +9,8 @@ recomputation or a replay yields the same id and consumers can deduplicate redel
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
 from typing import NamedTuple
@@ -18,7 +18,10 @@ from typing import NamedTuple
 from segmentation.instants import iso
 from segmentation.state import CustomerState
 
-__all__ = ["CAUSE_DEFINITIONS", "CAUSE_TIME", "Outcome", "Transition", "transition_id"]
+__all__ = [
+    "CAUSE_DEFINITIONS", "CAUSE_TIME", "Outcome", "Transition", "new_transition", "outcome_of",
+    "transition_id", "transition_key",
+]  # fmt: skip
 
 CAUSE_TIME = "time"
 CAUSE_DEFINITIONS = "definitions"
@@ -33,8 +36,23 @@ def transition_id(
     cause: str,
 ) -> str:
     """First 32 hex digits of SHA-256 over the fields, NUL-separated (no field can fake a separator)."""
-    parts = (customer_id, grid, from_segment or "", to_segment or "", iso(effective_at), cause)
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+    return transition_key(customer_id, grid, from_segment, to_segment, iso(effective_at), cause)
+
+
+def transition_key(
+    customer_id: str,
+    grid: str,
+    from_segment: str | None,
+    to_segment: str | None,
+    effective_text: str,
+    cause: str,
+) -> str:
+    """`transition_id` with the instant already as `iso` text (one formatting for all of an event's)."""
+    parts = (customer_id, grid, from_segment or "", to_segment or "", effective_text, cause)
+    return _sha256("\x00".join(parts).encode()).hexdigest()[:32]
+
+
+_sha256 = hashlib.sha256
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +109,42 @@ class Transition:
         }
 
 
+def _slot_setters() -> tuple[Callable[[Transition, object], None], ...]:
+    return tuple(getattr(Transition, f.name).__set__ for f in fields(Transition))
+
+
+(_ID, _CUSTOMER, _GRID, _FROM, _TO, _AT, _CAUSE, _VERSION, _WHY) = _slot_setters()
+_new = object.__new__
+
+
+def new_transition(
+    key: str,
+    customer_id: str,
+    grid: str,
+    from_segment: str | None,
+    to_segment: str | None,
+    effective_at: datetime,
+    cause: str,
+    definitions_version: str,
+    why: Mapping[str, str],
+) -> Transition:
+    """`Transition(...)` for the hot path: fills the slots directly (the frozen dataclass `__init__`
+    goes through `object.__setattr__` per field, ~0.3 µs more per transition). Same object, same
+    equality and hash; valid because `Transition` has no `__post_init__` (a test checks it).
+    """
+    t: Transition = _new(Transition)
+    _ID(t, key)
+    _CUSTOMER(t, customer_id)
+    _GRID(t, grid)
+    _FROM(t, from_segment)
+    _TO(t, to_segment)
+    _AT(t, effective_at)
+    _CAUSE(t, cause)
+    _VERSION(t, definitions_version)
+    _WHY(t, why)
+    return t
+
+
 class Outcome(NamedTuple):
     """The new state and the transitions, in the order they happened, that led to it.
 
@@ -99,3 +153,14 @@ class Outcome(NamedTuple):
 
     state: CustomerState
     transitions: tuple[Transition, ...] = ()
+
+
+def outcome_of(state: CustomerState, transitions: tuple[Transition, ...] = ()) -> Outcome:
+    """`Outcome(state, transitions)` in one C call (a NamedTuple's `__new__` is a Python function).
+
+    `apply` returns one per event, so the ~0.15 µs saved counts.
+    """
+    return _tuple_new(Outcome, (state, transitions))
+
+
+_tuple_new: Callable[[type[Outcome], tuple[CustomerState, tuple[Transition, ...]]], Outcome] = tuple.__new__

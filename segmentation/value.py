@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_right
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from segmentation.config_reading import DefinitionsError, read_decimal, read_list, read_str
@@ -26,6 +26,16 @@ class ValueConfig:
     segments: tuple[str, ...]
     lower_bounds: tuple[Decimal, ...]
     lower_minor: tuple[int, ...]
+    rules: dict[str, str] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        """Each tier's rule text, once: `explain` runs for every value transition."""
+        rules: dict[str, str] = {}
+        for index, segment in enumerate(self.segments):
+            upper = self.lower_bounds[index + 1] if index + 1 < len(self.segments) else None
+            below = "" if upper is None else f" and monetary < {upper}"
+            rules.setdefault(segment, f"monetary >= {self.lower_bounds[index]}{below}")  # first tier wins
+        object.__setattr__(self, "rules", rules)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, object], minor_exponent: int) -> ValueConfig:
@@ -58,9 +68,4 @@ def classify(s: CustomerState, cfg: ValueConfig) -> str:
 
 
 def explain(s: CustomerState, cfg: ValueConfig, segment: str) -> dict[str, str]:
-    index = cfg.segments.index(segment)
-    upper = f" and monetary < {cfg.lower_bounds[index + 1]}" if index + 1 < len(cfg.segments) else ""
-    return {
-        "rule": f"monetary >= {cfg.lower_bounds[index]}{upper}",
-        "monetary_minor": str(max(0, s.gross_minor - s.refunded_minor)),
-    }
+    return {"rule": cfg.rules[segment], "monetary_minor": str(max(0, s.gross_minor - s.refunded_minor))}

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from segmentation import DefinitionsError, advance, apply
-from segmentation.audiences import FIELDS, fades_only, values
+from segmentation.audiences import FIELDS, explain, fades_only, getters, values
 from segmentation.rules import FieldType, parse_rule
 from tests.unit.seg_helpers import DEFAULT, day, definitions_with, ev, of_grid, purchase, refund, run
 
@@ -131,3 +131,11 @@ def test_not_within_joins_exactly_when_the_window_ends() -> None:
 )
 def test_fades_only(text: str, expected: bool) -> None:
     assert fades_only(parse_rule("r", text, FIELDS).expr) is expected
+
+
+def test_explain_with_precomputed_readers_is_the_same_in_field_name_order() -> None:
+    rule = parse_rule("r", 'region == "FR" and orders > 1 and last_purchase_at within 9 days', FIELDS)
+    state, _ = run([purchase(day(0)), ev("profile_update", day(1), region="FR")])
+    why = explain(state, rule, DEFAULT.scale)
+    assert list(why) == ["rule", "last_purchase_at", "orders", "region"]
+    assert explain(state, rule, DEFAULT.scale, getters(rule)) == why

@@ -8,6 +8,7 @@ import pytest
 
 from segmentation import CustomerState, channel, demographics, satisfaction, value
 from segmentation.config_reading import DefinitionsError
+from segmentation.grids import ASSESS, CLASSIFY, GRID_ORDER, NEXT_CHANGE
 from tests.unit.seg_helpers import DEFAULT, day
 
 
@@ -207,3 +208,50 @@ def test_satisfaction_explain_and_validation() -> None:
     assert satisfaction.explain(CustomerState("c1"), cfg, "unknown") == {"rule": "no survey answer yet"}
     with pytest.raises(DefinitionsError, match="detractor_max < passive_max"):
         satisfaction.SatisfactionConfig.from_mapping({"detractor_max": 8})
+
+
+def test_value_explain_keeps_the_first_tier_of_a_repeated_name() -> None:
+    """The rule texts are built once per config; `segments.index` (the first tier) decided before."""
+    from decimal import Decimal
+
+    cfg = value.ValueConfig(("a", "b", "a"), (Decimal(0), Decimal(1), Decimal(2)), (0, 100, 200))
+    assert cfg.rules == {"a": "monetary >= 0 and monetary < 1", "b": "monetary >= 1 and monetary < 2"}
+
+
+def _states() -> list[CustomerState]:
+    """States over every grid's branches: no data, buyers at several ages, emailed, declared, surveyed."""
+    states = [CustomerState("c1")]
+    for n, (last, first) in enumerate([(day(0), day(0)), (day(-40), day(-100)), (day(-120), day(-300))]):
+        states.append(
+            CustomerState(
+                "c1",
+                first_purchase_at=first,
+                last_purchase_at=last,
+                orders=1 + n * 3,
+                gross_minor=5000 * n**3,
+                channel_store=n,
+                channel_web=1,
+                reactivated_at=last if n == 1 else None,
+                emails_sent=n,
+                email_open_score=float(n * 2),
+                email_click_score=0.5,
+                email_scores_at=day(-n * 10),
+                email_opens=n,
+                birth_year=1960 + n * 20,
+                region=("FR", "XX", None)[n],
+                survey_score=(None, 3, 10)[n],
+                unsubscribed=n == 2,
+            )
+        )
+    return states
+
+
+@pytest.mark.parametrize("grid", GRID_ORDER)
+def test_assess_is_classify_then_next_change(grid: str) -> None:
+    """ASSESS (the hot path's one call per grid) must give exactly CLASSIFY and NEXT_CHANGE."""
+    for state in _states():
+        for now in (day(0), day(45), day(400), datetime(2031, 6, 1, tzinfo=UTC)):
+            segment = CLASSIFY[grid](state, DEFAULT, now)
+            foresee = NEXT_CHANGE.get(grid)
+            due = foresee(state, DEFAULT, now, segment) if foresee else None
+            assert ASSESS[grid](state, DEFAULT, now) == (segment, due), (grid, state, now)

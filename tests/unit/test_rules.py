@@ -597,6 +597,7 @@ def test_next_change_is_exact(tree: Node, values: dict[str, Any]) -> None:
         assert change > NOW
         assert rule.evaluate(values, change) is not current
         assert rule.evaluate(values, change - US) is current
+    assert rule.next_change(values, NOW, current) == change  # the caller's own result saves one evaluation
 
 
 TOKEN_SOUP = "orders region last_purchase_at Orders and OR not in within days hour true null __class__ "

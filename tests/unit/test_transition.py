@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import timedelta, timezone
+from types import MappingProxyType
 
 from segmentation import Transition
-from segmentation.transition import transition_id
+from segmentation.instants import iso
+from segmentation.transition import new_transition, transition_id, transition_key
 from tests.unit.seg_helpers import day
 
 
@@ -35,3 +38,24 @@ def test_to_dict() -> None:
     assert Transition.create("c1", "rfm", None, "new", day(0), "e1", "v1", transition.why).why == {
         "rule": "x"
     }
+
+
+def test_the_hot_path_constructor_builds_the_same_transition() -> None:
+    """`new_transition` fills the slots itself: valid only while the dataclass init just assigns fields."""
+    assert not hasattr(Transition, "__post_init__")
+    assert [f.name for f in fields(Transition)] == [
+        "id", "customer_id", "grid", "from_segment", "to_segment", "effective_at", "cause",
+        "definitions_version", "why",
+    ]  # fmt: skip
+    args = ("k", "c1", "rfm", None, "new", day(3), "e9", "v1", MappingProxyType({"rule": "r"}))
+    fast, slow = new_transition(*args), Transition(*args)
+    assert type(fast) is Transition
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert [getattr(fast, f.name) for f in fields(Transition)] == list(args)
+
+
+def test_transition_key_is_the_id_over_the_instant_text() -> None:
+    at = day(1, seconds=0.5)
+    assert transition_key("c1", "rfm", None, "new", iso(at), "e1") == transition_id(
+        "c1", "rfm", None, "new", at, "e1"
+    )
