@@ -24,6 +24,7 @@ from typing import Any
 from segmentation import audiences, rfm
 from segmentation.config_reading import DefinitionsError
 from segmentation.definitions import Definitions
+from segmentation.duplicates import SHORT_ID, duplicate_key
 from segmentation.events import Event
 from segmentation.folding import FOLDS
 from segmentation.grids import GRID_ORDER, TIME_GRIDS
@@ -120,7 +121,10 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
     """Fold one validated event into the state; see the module docstring for the exact order of effects."""
     event_id = event.event_id
     recent = state.recent_ids
-    if f"\x1f{event_id}\x1f" in recent:  # is the id among the remembered ones (see state.ID_SEPARATOR)
+    key = event_id if len(event_id) <= SHORT_ID else duplicate_key(event_id)
+    if f"\x1f{key}\x1f" in recent:  # is the id among the remembered ones (see state.ID_SEPARATOR)
+        return outcome_of(state, ())
+    if key is not event_id and f"\x1f{event_id}\x1f" in recent:  # remembered whole by an older version
         return outcome_of(state, ())
     if event.customer_id != state.customer_id:
         raise ValueError(
@@ -131,7 +135,7 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
     kind = event.type
     t: datetime = event.occurred_at
     if kind == "customer_erased":
-        return _erase(state, event_id, t, definitions)
+        return _erase(state, event_id, key, t, definitions)
     out: list[Transition] = []
     if state.definitions_version != definitions.version:
         state = _align(state, definitions, out)
@@ -153,7 +157,7 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
         if t < state.first_seen_at:  # type: ignore[operator]
             v[I_FIRST_SEEN] = t
     v[I_CLOCK] = now
-    v[I_RECENT] = remember(state.recent_ids, event_id, definitions.recent_event_ids)
+    v[I_RECENT] = remember(state.recent_ids, key, definitions.recent_event_ids)
     grids = FOLDS[kind](state, event, definitions, v, t)
     last_purchase = v[I_LAST_PURCHASE]
     if last_purchase is not None and "rfm" not in grids:  # keep R as of the clock (rfm.recency_score)
@@ -173,7 +177,7 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
     return outcome_of(new, tuple(out))
 
 
-def _erase(state: CustomerState, event_id: str, t: datetime, d: Definitions) -> Outcome:
+def _erase(state: CustomerState, event_id: str, key: str, t: datetime, d: Definitions) -> Outcome:
     """Exit every grid (X -> None), then forget everything except the erasure's own id."""
     now = t if state.clock is None else max(state.clock, t)
     segments: list[tuple[str, str | None]] = [
@@ -189,5 +193,5 @@ def _erase(state: CustomerState, event_id: str, t: datetime, d: Definitions) -> 
         Transition.create(state.customer_id, grid, old, None, now, event_id, version, why)
         for grid, old, _ in changes
     )
-    forgotten = CustomerState.new(state.customer_id)._replace(recent_ids=remember("", event_id, 1))
+    forgotten = CustomerState.new(state.customer_id)._replace(recent_ids=remember("", key, 1))
     return outcome_of(forgotten, transitions)

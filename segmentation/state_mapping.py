@@ -34,7 +34,7 @@ by `state_from_mapping`, as are the derived keys (marked *derived*), which exist
 | `segment:audience:<name>` | `member` or `not_member` for each audience (kept sorted by name) |
 | `due:lifecycle`, `due:rfm`, `due:email`, `due:age_band`, `due:audiences` | next change by time, per grid |
 | `next_due_at` | the earliest of the `due:*` (when `advance` must next run for this customer) |
-| `recent_event_ids` | JSON list of the last event ids applied (duplicate detection) |
+| `recent_event_ids` | JSON list of the last event ids applied, long ones as digests (duplicate detection) |
 """
 
 from __future__ import annotations
