@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -137,10 +138,11 @@ def run_worker(
         assert first is not None
         spent = first[2].spent()
     finally:
+        if spy is not None:  # stop sampling first: the worker's shutdown is not part of the window
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         proc.terminate()
         proc.wait(30)
-        if spy is not None:
-            spy.wait(30)
         _drop(client, settings.key_prefix)
     seconds = end - first[0]
     return Run((total - first[1]) / seconds, seconds, total - first[1], spent)
