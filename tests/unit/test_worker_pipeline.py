@@ -12,7 +12,9 @@ import pytest
 from aiokafka import TopicPartition
 
 from segmentation import Definitions
+from streams import publish
 from streams.batch import Record
+from streams.partitioning import partition_for
 from streams.settings import Settings
 from streams.store import Claim, CustomerWrite, InMemoryStateStore
 from streams.worker import Worker
@@ -130,3 +132,15 @@ def test_kafka_offsets_and_metrics_are_reported_at_most_every_interval_and_on_dr
     assert log.commits == [5, 20]
     assert store.published[-1]["lag:0"] == 100 - 19 - 1
     assert asyncio.run(store.read_meta(0))[0] == 19
+
+
+def test_cached_partitions_are_the_default_partitioners(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Transitions must land where a consumer keyed by customer expects them, cache or no cache."""
+    monkeypatch.setattr(publish, "_CACHE_LIMIT", 3)
+    publish._partition_of.clear()
+    keys = [f"c{n:05d}".encode() for n in range(10)]
+    for _ in range(2):  # misses, then (after clears) hits
+        for key in keys:
+            for count in (1, 4, 7):
+                assert publish._partition(key, count) == partition_for(key.decode(), count)
+    assert len(publish._partition_of) <= 3
