@@ -85,6 +85,9 @@ for _ = 1, n_writes do
   if last > #parts then
     return redis.error_reply('BADARGS counts do not match the arguments at customer part ' .. j)
   end
+  if parts[j + 2] ~= '' and not string.match(parts[j + 2], '^-?%d+$') then
+    return redis.error_reply('BADARGS due time at customer part ' .. j)
+  end
   plan[#plan + 1] = {KEYS[k], parts[j], kind, parts[j + 2], first, mid, last}
   j, k = last + 1, k + 1
 end
@@ -139,6 +142,7 @@ while i <= #ARGV do
   i = after
 end
 -- Every check passed: write.
+local due_of, order = {}, {}
 for _, p in ipairs(plan) do
   local key, cid, kind, due_us, first, mid, last = p[1], p[2], p[3], p[4], p[5], p[6], p[7]
   if kind == 'D' then
@@ -151,11 +155,25 @@ for _, p in ipairs(plan) do
       redis.call('HSET', key, unpack(parts, first, mid))
     end
   end
-  if kind == 'D' or due_us == '' then
-    redis.call('ZREM', due, cid)
+  if due_of[cid] == nil then order[#order + 1] = cid end
+  due_of[cid] = (kind ~= 'D' and due_us ~= '') and due_us or false
+end
+-- Due times in a few calls instead of one per customer (a customer written twice keeps its last).
+local scored, gone = {}, {}
+for _, cid in ipairs(order) do
+  local at = due_of[cid]
+  if at then
+    scored[#scored + 1] = at
+    scored[#scored + 1] = cid
   else
-    redis.call('ZADD', due, due_us, cid)
+    gone[#gone + 1] = cid
   end
+end
+for first = 1, #scored, 1000 do
+  redis.call('ZADD', due, unpack(scored, first, math.min(first + 999, #scored)))
+end
+for first = 1, #gone, 1000 do
+  redis.call('ZREM', due, unpack(gone, first, math.min(first + 999, #gone)))
 end
 for _, op in ipairs(ops) do
   local name, key, src, first, last = op[1], op[2], op[3], op[4], op[5]

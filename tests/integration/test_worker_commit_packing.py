@@ -105,3 +105,37 @@ def test_a_packed_block_that_does_not_match_its_counts_writes_nothing(
             await client.aclose()
 
     asyncio.run(body())
+
+
+def test_due_times_follow_the_last_write_of_each_customer_and_are_checked_first(
+    services: Services, redis_prefix: str
+) -> None:
+    """Due times go out in one ZADD and one ZREM per batch: the result must be that of writing them one by
+    one, in order; a malformed due time must be refused before anything is written."""
+
+    async def body() -> None:
+        client = aioredis.Redis.from_url(services.redis_url)
+        keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
+        store = RedisStateStore(client, keys)
+        try:
+            claim = await store.claim(0)
+            await client.zadd(keys.due(0), {"old": 1, "kept": 2})
+            writes = [
+                CustomerWrite("a", {"x": "1"}, due_us=30),
+                CustomerWrite("b", {"x": "1"}, due_us=10),
+                CustomerWrite("old", {"x": "1"}),  # no due time any more
+                CustomerWrite("a", {"x": "2"}, due_us=20),  # written again: its last due wins
+                CustomerWrite("b", delete=True),  # erased after its first write
+            ]
+            await store.commit(claim, 1, None, writes)
+            assert await client.zrange(keys.due(0), 0, -1, withscores=True) == [(b"kept", 2.0), (b"a", 20.0)]
+            script = client.register_script(resources.files("streams").joinpath("commit.lua").read_text())
+            base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c")]
+            block = SEP.join(["c", "S", "soon", "1", "0", "x", "1"])
+            with pytest.raises(aioredis.ResponseError, match="BADARGS due"):
+                await script(keys=base, args=[f"{claim.fence}:2", 5, "", "1:7", block])
+            assert await client.exists(keys.customer(0, "c")) == 0
+        finally:
+            await client.aclose()
+
+    asyncio.run(body())
