@@ -213,6 +213,12 @@ def main() -> None:
     parser.add_argument("--naive-events", type=int, default=20_000, help="naive agent's events (0: none)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per worker variant")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--events-per-customer",
+        type=int,
+        default=120,
+        help="sets the population (events / this): fewer events per customer, more state writes per event",
+    )
     parser.add_argument("--baseline", type=Path, help="checkout whose worker runs in alternate rounds")
     parser.add_argument("--profile", action="store_true", help="one more run sampled by py-spy")
     parser.add_argument("--py-spy", help="py-spy executable (default: on PATH)")
@@ -230,7 +236,9 @@ def main() -> None:
         topic_partitions=args.partitions,
         mode="replay",
     )
-    spec = sample.SampleSpec(customers=max(1, args.events // 120), days=365, seed=11, malformed_share=0.002)
+    spec = sample.SampleSpec(
+        customers=max(1, args.events // args.events_per_customer), days=365, seed=11, malformed_share=0.002
+    )
     asyncio.run(ensure_topics(base))
     started = time.monotonic()
     total = asyncio.run(sample.produce(spec, bootstrap, base.events_topic))
