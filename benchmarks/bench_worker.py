@@ -1,10 +1,18 @@
-"""Events/s of the segstream worker against a naive Faust agent, same topic, same machine, one run.
+"""Events/s and CPU-us per event of the segstream worker against a naive Faust agent, same topic, one run.
 
     .venv/bin/python benchmarks/bench_worker.py [--events 200000] [--naive-events 20000] [--rounds 3]
+        [--baseline DIR] [--profile [--py-spy PATH]]
 
 Uses SEGSTREAM_KAFKA_BOOTSTRAP / SEGSTREAM_REDIS_URL when set, else starts the local stack. Each run is a
 separate process consuming the whole topic from the beginning into a fresh Redis prefix; the rate is taken
 from the first applied event to the last (group join and start-up excluded), median over rounds.
+
+On this 2-core box the broker and Redis share the cores with the worker, so events/s is bounded by the sum
+of the CPU every process spends per event: each run prints CPU-us/event of the worker, redis-server and the
+Kafka broker (read from /proc over the same window as the rate) and the ceiling that sum implies.
+`--baseline DIR` runs the worker of another checkout (e.g. `git archive <rev> | tar -x -C DIR`) in
+alternate rounds, so old and new are compared under the same load. `--profile` adds one worker run sampled
+by py-spy and breaks its CPU per event into pipeline stages (benchmarks/worker_profile.py).
 """
 
 from __future__ import annotations
@@ -12,23 +20,44 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import describe
+from benchmarks.process_cpu import CpuMeter, budget_lines, stack_pids
+from benchmarks.worker_profile import Breakdown, attach, find_py_spy
 from streams import sample
 from streams.bootstrap import ensure_topics, keyspace
 from streams.redis_store import applied_events
 from streams.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured run: events/s over its window, and CPU seconds per process over the same window."""
+
+    rate: float
+    seconds: float
+    events: int
+    cpu: dict[str, float]
+
+    def per_event(self, name: str) -> float:
+        return self.cpu.get(name, 0.0) * 1e6 / self.events if self.events else 0.0
 
 
 def services() -> tuple[str, str]:
@@ -41,37 +70,87 @@ def services() -> tuple[str, str]:
     return st.config.kafka_bootstrap, st.config.redis_url
 
 
-def run_worker(base: Settings, client: redis.Redis, total: int) -> tuple[float, float]:
+def listening_pid(port: int) -> int | None:
+    """The local process listening on TCP `port` (from /proc/net/tcp*), or None: services started by hand
+    or by another checkout's devstack have no pid file we know of, but they listen on the configured port."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{cols[9]}]")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+def service_pids(bootstrap: str, url: str) -> dict[str, int]:
+    pids = stack_pids()
+    ports = {"redis": urlparse(url).port or 6379, "kafka": int(bootstrap.split(",")[0].rsplit(":", 1)[1])}
+    for name, port in ports.items():
+        if name not in pids and (pid := listening_pid(port)) is not None:
+            pids[name] = pid
+    return pids
+
+
+def run_worker(
+    base: Settings,
+    client: redis.Redis,
+    total: int,
+    pids: dict[str, int],
+    source: Path = ROOT,
+    profile: tuple[str, Path] | None = None,
+) -> Run:
+    """The worker of the checkout `source`; with `profile` (py-spy, output) sampled from the first event."""
     settings = base.model_copy(
         update={"key_prefix": f"bench-{uuid.uuid4().hex[:8]}", "group_id": f"bench-{uuid.uuid4().hex[:8]}"}
     )
+    env = settings.as_environment()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        env=settings.as_environment(),
-        stdout=subprocess.DEVNULL,
+        [sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=source, stdout=subprocess.DEVNULL
     )
+    spy = None
     try:
         first = None
         while True:
             done = applied_events(client, keyspace(settings), settings.topic_partitions)
             if done and first is None:
-                first = (time.monotonic(), done)
+                first = (time.monotonic(), done, CpuMeter({"worker": proc.pid, **pids}))
+                if profile is not None:
+                    spy = attach(profile[0], proc.pid, profile[1])
             if done >= total:
                 break
             if proc.poll() is not None:
                 raise SystemExit("worker exited early")
             time.sleep(0.01)
         end = time.monotonic()
+        assert first is not None
+        spent = first[2].spent()
     finally:
+        if spy is not None:  # stop sampling first: the worker's shutdown is not part of the window
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         proc.terminate()
         proc.wait(30)
         _drop(client, settings.key_prefix)
-    assert first is not None
     seconds = end - first[0]
-    return (total - first[1]) / seconds, seconds
+    return Run((total - first[1]) / seconds, seconds, total - first[1], spent)
 
 
-def run_naive(base: Settings, client: redis.Redis, bootstrap: str, url: str, count: int) -> tuple[float, int]:
+def run_naive(
+    base: Settings, client: redis.Redis, bootstrap: str, url: str, count: int, pids: dict[str, int]
+) -> Run:
     prefix = f"naive-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as datadir:
         env = dict(
@@ -89,21 +168,25 @@ def run_naive(base: Settings, client: redis.Redis, bootstrap: str, url: str, cou
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            cwd=Path(__file__).resolve().parents[1],
+            cwd=ROOT,
         )
+        meter, started = None, 0
         try:
-            while int(client.hget(f"{prefix}:bench", "count") or 0) < count:
+            while (done := int(client.hget(f"{prefix}:bench", "count") or 0)) < count:
+                if done and meter is None:
+                    meter, started = CpuMeter({"naive agent": proc.pid, **pids}), done
                 if proc.poll() is not None:
                     raise SystemExit("naive agent exited early")
                 time.sleep(0.05)
+            spent = meter.spent() if meter is not None else {}
         finally:
             proc.terminate()
             proc.wait(60)
     stats = client.hgetall(f"{prefix}:bench")
     done = int(stats[b"count"])
-    rate = done / (float(stats[b"last"]) - float(stats[b"first"]))
+    seconds = float(stats[b"last"]) - float(stats[b"first"])
     _drop(client, prefix)
-    return rate, done
+    return Run(done / seconds, seconds, done - started, spent)
 
 
 def _drop(client: redis.Redis, prefix: str) -> None:
@@ -112,16 +195,37 @@ def _drop(client: redis.Redis, prefix: str) -> None:
         client.delete(*batch[i : i + 1000])
 
 
+def summary(name: str, runs: list[Run]) -> list[str]:
+    """Median events/s and median CPU-us/event per process over the runs of one variant."""
+    rate = statistics.median(r.rate for r in runs)
+    names = list(runs[0].cpu)
+    per_event = {n: statistics.median(r.per_event(n) for r in runs) for n in names}
+    out = [f"{name:28}{rate:>12,.0f} events/s (median of {len(runs)})"]
+    out += budget_lines({n: v * 1e-6 for n, v in per_event.items()}, 1, 1 / rate)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=200_000, help="approximate size of the topic")
-    parser.add_argument("--naive-events", type=int, default=20_000, help="events the naive agent processes")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--naive-events", type=int, default=20_000, help="naive agent's events (0: none)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per worker variant")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--events-per-customer",
+        type=int,
+        default=120,
+        help="sets the population (events / this): fewer events per customer, more state writes per event",
+    )
+    parser.add_argument("--baseline", type=Path, help="checkout whose worker runs in alternate rounds")
+    parser.add_argument("--profile", action="store_true", help="one more run sampled by py-spy")
+    parser.add_argument("--py-spy", help="py-spy executable (default: on PATH)")
+    parser.add_argument("--profile-out", type=Path, help="keep py-spy's collapsed stacks in this file")
     args = parser.parse_args()
     bootstrap, url = services()
+    pids = service_pids(bootstrap, url)
     tag = uuid.uuid4().hex[:8]
     base = Settings(
         kafka_bootstrap=bootstrap,
@@ -132,28 +236,64 @@ def main() -> None:
         topic_partitions=args.partitions,
         mode="replay",
     )
-    spec = sample.SampleSpec(customers=max(1, args.events // 120), days=365, seed=11, malformed_share=0.002)
+    spec = sample.SampleSpec(
+        customers=max(1, args.events // args.events_per_customer), days=365, seed=11, malformed_share=0.002
+    )
     asyncio.run(ensure_topics(base))
     started = time.monotonic()
     total = asyncio.run(sample.produce(spec, bootstrap, base.events_topic))
-    print(f"machine: {describe()}")
+    print(f"machine: {describe()}; CPU accounted for: worker, {', '.join(pids) or 'nothing else'}")
     print(
         f"topic: {total} events ({spec.customers} customers, 365 days, {args.partitions} partitions), "
         f"produced in {time.monotonic() - started:.1f}s"
     )
     client = redis.Redis.from_url(url)
-    rates = []
+    variants = {"segstream worker": ROOT}
+    if args.baseline is not None:
+        variants = {"baseline worker": args.baseline.resolve(), **variants}
+    runs: dict[str, list[Run]] = defaultdict(list)
     for i in range(args.rounds):
-        rate, seconds = run_worker(base, client, total)
-        rates.append(rate)
-        print(f"  segstream worker round {i + 1}: {rate:,.0f} events/s ({seconds:.1f}s)")
-    naive_rate, naive_done = run_naive(base, client, bootstrap, url, min(args.naive_events, total))
-    worker_rate = statistics.median(rates)
+        for name, source in variants.items():
+            run = run_worker(base, client, total, pids, source)
+            runs[name].append(run)
+            print(f"  {name} round {i + 1}: {run.rate:,.0f} events/s ({run.seconds:.1f}s)")
+            print("\n".join(budget_lines(run.cpu, run.events, run.seconds)))
+    naive = None
+    if args.naive_events > 0:
+        naive = run_naive(base, client, bootstrap, url, min(args.naive_events, total), pids)
+        print(f"  naive Faust agent: {naive.rate:,.0f} events/s ({naive.events} events)")
+        print("\n".join(budget_lines(naive.cpu, naive.events, naive.seconds)))
     print()
-    print(f"{'':28}{'events/s':>12}")
-    print(f"{'naive Faust agent':28}{naive_rate:>12,.0f}   ({naive_done} events, 1 run)")
-    print(f"{'segstream worker (median)':28}{worker_rate:>12,.0f}   ({total} events, {args.rounds} runs)")
-    print(f"{'ratio':28}{worker_rate / naive_rate:>11.1f}x")
+    for name in variants:
+        if runs[name]:
+            print("\n".join(summary(name, runs[name])))
+    if naive is not None and runs["segstream worker"]:
+        worker_rate = statistics.median(r.rate for r in runs["segstream worker"])
+        print(f"{'ratio to the naive agent':28}{worker_rate / naive.rate:>11.1f}x")
+    if args.profile:
+        profile(args.py_spy, args.profile_out, base, client, total, pids)
+
+
+def profile(
+    py_spy: str | None,
+    keep: Path | None,
+    base: Settings,
+    client: redis.Redis,
+    total: int,
+    pids: dict[str, int],
+) -> None:
+    spy = find_py_spy(py_spy)
+    if spy is None:
+        print("\nprofile: py-spy not found (pip install py-spy; --py-spy PATH)")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        out = keep or Path(tmp) / "worker.txt"
+        run = run_worker(base, client, total, pids, profile=(spy, out))
+        if not out.exists():
+            print("\nprofile: py-spy wrote nothing (ptrace not permitted?)")
+            return
+        print(f"\nworker CPU per event by stage (py-spy run, {run.rate:,.0f} events/s, sampling included)")
+        print("\n".join(Breakdown.read(out).lines(run.per_event("worker"))))
 
 
 if __name__ == "__main__":

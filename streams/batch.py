@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from segmentation import CustomerState, Definitions, InvalidEvent, advance, apply, parse_event
 from segmentation.events import Event
@@ -21,9 +22,25 @@ from streams.store import CustomerWrite
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+class Incoming(Protocol):
+    """What the worker needs of a Kafka record: aiokafka's ConsumerRecord as it comes (copying ~2,000 of
+    them per poll into our own type cost ~0.4 CPU-us per event), or a `Record` (replay, tests)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
-    """What the worker needs of a Kafka record."""
+    """A Kafka record made by hand (file replay, tests)."""
 
     topic: str
     partition: int
@@ -68,8 +85,8 @@ def from_us(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
 
 
-def decode(records: Sequence[Record]) -> tuple[list[tuple[Record, Event]], list[DeadLetter]]:
-    events: list[tuple[Record, Event]] = []
+def decode(records: Sequence[Incoming]) -> tuple[list[tuple[Incoming, Event]], list[DeadLetter]]:
+    events: list[tuple[Incoming, Event]] = []
     dead: list[DeadLetter] = []
     for rec in records:
         try:
@@ -81,13 +98,13 @@ def decode(records: Sequence[Record]) -> tuple[list[tuple[Record, Event]], list[
     return events, dead
 
 
-def customers_of(events: Sequence[tuple[Record, Event]]) -> list[str]:
+def customers_of(events: Sequence[tuple[Incoming, Event]]) -> list[str]:
     return list(dict.fromkeys(ev.customer_id for _, ev in events))
 
 
 def apply_batch(
-    records: Sequence[Record],
-    decoded: tuple[list[tuple[Record, Event]], list[DeadLetter]],
+    records: Sequence[Incoming],
+    decoded: tuple[list[tuple[Incoming, Event]], list[DeadLetter]],
     stored: Mapping[str, Known],
     definitions: Definitions,
 ) -> BatchResult:
@@ -106,8 +123,8 @@ STEP = 128
 
 
 def apply_steps(
-    records: Sequence[Record],
-    decoded: tuple[list[tuple[Record, Event]], list[DeadLetter]],
+    records: Sequence[Incoming],
+    decoded: tuple[list[tuple[Incoming, Event]], list[DeadLetter]],
     stored: Mapping[str, Known],
     definitions: Definitions,
 ) -> Generator[None, None, BatchResult]:
@@ -118,7 +135,7 @@ def apply_steps(
     result = BatchResult(dead_letters=list(dead), events=len(records))
     states: dict[str, CustomerState] = {}
     watermark: datetime | None = None
-    origins: dict[str, Record] = {}  # customer -> record of the last event applied to it
+    origins: dict[str, Incoming] = {}  # customer -> record of the last event applied to it
     for n, (rec, event) in enumerate(events, 1):
         if n % STEP == 0:
             yield

@@ -12,7 +12,7 @@ import gc
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -27,8 +27,8 @@ from segmentation.events import Event
 from streams.batch import (
     STEP,
     BatchResult,
+    Incoming,
     Known,
-    Record,
     advance_all,
     apply_steps,
     customers_of,
@@ -50,6 +50,11 @@ GC_THRESHOLDS = (50_000, 20, 10)
 (events, states, mappings) and CPython's default (700, 10, 10) collects, and rescans the states held in
 the caches, every few dozen events: ~20% of the worker's CPU on the benchmark (3.3 s -> 2.6 s per 100k
 events). Full collections still run, every ~10M allocations and by CPython's 25%-growth rule."""
+REPORT_INTERVAL_S = 1.0
+"""Step 6's Kafka offset commit and step 7's metrics go out at most this often per partition (and when the
+partition is revoked or the worker drains): both are informational (Redis holds the offset we resume from),
+and per batch they cost the broker ~0.6 CPU-us per event, a third of its share, for lag figures nobody
+reads more often than every few seconds."""
 T = TypeVar("T")
 TRANSIENT: tuple[type[BaseException], ...] = (
     RedisConnectionError,
@@ -74,6 +79,8 @@ class Owned:
     inflight: asyncio.Task[None] | None = None
     inflight_states: dict[str, Known] = field(default_factory=dict)
     prepared: int | None = None  # last offset handed to steps 4-7 (>= offset)
+    next_report: float = 0.0  # monotonic time of the next Kafka offset commit and metrics publication
+    reported: int | None = None  # offset last committed to Kafka
 
 
 class Worker:
@@ -112,6 +119,8 @@ class Worker:
                     if owned is not None and owned.inflight is not None:
                         # let the batch in flight finish (a failure is raised by the main loop)
                         await asyncio.wait({owned.inflight})
+                    if owned is not None and worker.owned.get(tp.partition) is owned:
+                        await worker._report(tp.partition, owned)
                     worker.owned.pop(tp.partition, None)
 
             async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
@@ -153,9 +162,8 @@ class Worker:
                 batches = await self.consumer.getmany(
                     timeout_ms=self.settings.batch_max_ms, max_records=self.settings.batch_max_events
                 )
-                for tp, messages in batches.items():
-                    records = [Record(m.topic, m.partition, m.offset, m.key, m.value) for m in messages]
-                    await self.submit(tp.partition, records)
+                for tp, messages in batches.items():  # aiokafka's records have Incoming's fields
+                    await self.submit(tp.partition, messages)
                 self._raise_failures()
                 await self.sweep()
             await self.drain()
@@ -164,7 +172,7 @@ class Worker:
             for task in list(self._tasks):  # only left on an error: like a crash, Redis has the truth
                 task.cancel()
 
-    async def process(self, partition: int, records: list[Record]) -> None:
+    async def process(self, partition: int, records: Sequence[Incoming]) -> None:
         """Apply and commit one partition's batch (`submit`, then wait until its steps 4-7 are done)."""
         await self.submit(partition, records)
         owned = self.owned.get(partition)
@@ -172,14 +180,17 @@ class Worker:
             await self._settle(owned)
 
     async def drain(self) -> None:
-        """Wait until every batch in flight is published and committed; raise the first failure."""
+        """Wait until every batch in flight is published and committed; raise the first failure; then
+        report the partitions' final offsets and metrics."""
         for owned in list(self.owned.values()):
             await self._settle(owned)
         if self._tasks:
             await asyncio.wait(set(self._tasks))
         self._raise_failures()
+        for partition, owned in list(self.owned.items()):
+            await self._report(partition, owned)
 
-    async def submit(self, partition: int, records: list[Record]) -> None:
+    async def submit(self, partition: int, records: Sequence[Incoming]) -> None:
         """One partition's batch, committed in this order:
 
         1. Drop records at or below the partition's applied offset (redeliveries after a rebalance or a
@@ -196,9 +207,10 @@ class Worker:
            Only now is the batch done; a worker fenced out by a newer owner writes nothing and forgets the
            partition.
         6. Update the in-memory cache and progress, then tell Kafka the offset (for lag monitoring only:
-           Redis, not Kafka, is where we resume from).
+           Redis, not Kafka, is where we resume from; at most every REPORT_INTERVAL_S, see `_report`).
         7. Publish the worker's counters and this partition's lag to the namespace's metrics hash (one
-           HSET, outside the commit; best effort: a failure is logged, never retried or raised).
+           HSET, outside the commit; best effort: a failure is logged, never retried or raised; at most
+           every REPORT_INTERVAL_S too).
 
         Steps 1-3 run here; steps 4-7 run in a task, so that while they wait for Kafka and Redis the
         worker decodes and applies the next batches (pure CPU). Per partition there is at most one task:
@@ -213,12 +225,12 @@ class Worker:
         if owned is None:
             return
         done = owned.offset if owned.prepared is None else owned.prepared
-        if done is not None:
+        if done is not None and records and records[0].offset <= done:
             records = [r for r in records if r.offset > done]
         if not records:
             return
         started = time.perf_counter()
-        decoded: tuple[list[tuple[Record, Event]], list[DeadLetter]] = ([], [])
+        decoded: tuple[list[tuple[Incoming, Event]], list[DeadLetter]] = ([], [])
         for start in range(0, len(records), STEP):  # pausing lets the batch in flight progress
             events, dead = decode(records[start : start + STEP])
             decoded[0].extend(events)
@@ -244,7 +256,7 @@ class Worker:
         task.add_done_callback(self._forget)
 
     async def _finish(
-        self, partition: int, owned: Owned, records: list[Record], result: BatchResult, started: float
+        self, partition: int, owned: Owned, records: Sequence[Incoming], result: BatchResult, started: float
     ) -> None:
         """Steps 4-7 of `submit`'s batch."""
         await self._publish(result)
@@ -254,15 +266,23 @@ class Worker:
         owned.offset = result.last_offset
         if result.watermark_us is not None:
             owned.watermark_us = max(result.watermark_us, owned.watermark_us or result.watermark_us)
-        if self.consumer is not None:
-            tp = TopicPartition(self.settings.events_topic, partition)
-            try:
-                await self.consumer.commit({tp: (owned.offset or 0) + 1})
-            except KafkaError as exc:  # informational only; the next batch commits again
-                log.warning("could not commit offset to Kafka for %s: %s", tp, exc)
         self.metrics.batch(
             len(records), len(result.transitions), len(result.dead_letters), time.perf_counter() - started
         )
+        if time.monotonic() >= owned.next_report:
+            await self._report(partition, owned)
+
+    async def _report(self, partition: int, owned: Owned) -> None:
+        """Steps 6 and 7 of `submit`: the Kafka offset (lag monitoring only: Redis, not Kafka, is where we
+        resume from) and the metrics; at most every REPORT_INTERVAL_S, and when the partition is let go."""
+        owned.next_report = time.monotonic() + REPORT_INTERVAL_S
+        if self.consumer is not None and owned.offset is not None and owned.offset != owned.reported:
+            tp = TopicPartition(self.settings.events_topic, partition)
+            try:
+                await self.consumer.commit({tp: owned.offset + 1})
+                owned.reported = owned.offset
+            except KafkaError as exc:  # informational only; the next report commits again
+                log.warning("could not commit offset to Kafka for %s: %s", tp, exc)
         await self._publish_metrics(partition, owned.offset)
 
     async def _settle(self, owned: Owned) -> None:

@@ -4,14 +4,17 @@ down with it, never let N+1 be committed on its own (which would skip N's events
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 
 from segmentation import Definitions
+from streams import publish
 from streams.batch import Record
+from streams.partitioning import partition_for
 from streams.settings import Settings
 from streams.store import Claim, CustomerWrite, InMemoryStateStore
 from streams.worker import Worker
@@ -88,3 +91,56 @@ def test_batches_in_flight_commit_in_log_order_and_count_every_event_once() -> N
     assert store.committed == [4, 9]
     rows = asyncio.run(store.load(0, ["c0", "c1", "c2"]))
     assert sum(int(row["orders"]) for row in rows.values()) == 10
+
+
+class OffsetLog:
+    """The consumer's side of steps 6-7: Kafka offset commits, and the high watermark for the lag."""
+
+    def __init__(self) -> None:
+        self.commits: list[int] = []
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.extend(offsets.values())
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 100
+
+
+class CountingStore(InMemoryStateStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[dict[str, str | int | float]] = []
+
+    async def publish_metrics(self, fields: Mapping[str, str | int | float]) -> None:
+        self.published.append(dict(fields))
+
+
+def test_kafka_offsets_and_metrics_are_reported_at_most_every_interval_and_on_drain() -> None:
+    """Informational reports must not cost a broker request per batch, yet the last offset must get out."""
+    store, log = CountingStore(), OffsetLog()
+
+    async def batches() -> None:
+        worker = Worker(Settings(), Definitions.default(), store, None, log)
+        await worker.own(0)
+        for first in range(0, 20, 5):
+            await worker.process(0, records(first, 5))
+        assert log.commits == [5]  # the first batch reports, the next three are within the interval
+        assert len(store.published) == 1
+        await worker.drain()
+
+    asyncio.run(batches())
+    assert log.commits == [5, 20]
+    assert store.published[-1]["lag:0"] == 100 - 19 - 1
+    assert asyncio.run(store.read_meta(0))[0] == 19
+
+
+def test_cached_partitions_are_the_default_partitioners(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Transitions must land where a consumer keyed by customer expects them, cache or no cache."""
+    monkeypatch.setattr(publish, "_CACHE_LIMIT", 3)
+    publish._partition_of.clear()
+    keys = [f"c{n:05d}".encode() for n in range(10)]
+    for _ in range(2):  # misses, then (after clears) hits
+        for key in keys:
+            for count in (1, 4, 7):
+                assert publish._partition(key, count) == partition_for(key.decode(), count)
+    assert len(publish._partition_of) <= 3

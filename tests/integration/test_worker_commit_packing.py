@@ -1,0 +1,141 @@
+"""The commit script takes the batch's customer writes packed into one argument (the worker's usual case)
+or one argument per part (when some value contains the separator): both must write exactly the same, and a
+packed block that does not match its counts must be refused before any write."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from streams.keys import KeySpace
+from streams.redis_store import SEP, RedisStateStore, _write_parts
+from streams.store import CustomerWrite
+from tests.services import Services
+
+pytestmark = pytest.mark.integration
+
+WRITES = [
+    CustomerWrite("c1", {"a": "1", "b": ""}, due_us=1_000),
+    CustomerWrite("c2", {"a": "2"}, removed_fields=["gone"], due_us=None),
+    CustomerWrite("c3", delete=True),
+]
+
+
+def test_parts_follow_the_script_layout() -> None:
+    assert _write_parts(WRITES) == [
+        *("c1", "S", "1000", "2", "0", "a", "1", "b", ""),
+        *("c2", "S", "", "1", "1", "a", "2", "gone"),
+        *("c3", "D", "", "0", "0"),
+    ]
+
+
+async def _state(client: aioredis.Redis, keys: KeySpace) -> dict[str, Any]:
+    return {cid: await client.hgetall(keys.customer(0, cid)) for cid in ("c1", "c2", "c3")} | {
+        "due": await client.zrange(keys.due(0), 0, -1, withscores=True)
+    }
+
+
+def test_packed_and_plain_commits_write_the_same(services: Services, redis_prefix: str) -> None:
+    async def commit_both(plain: bool) -> tuple[dict[str, Any], list[Any]]:
+        client = aioredis.Redis.from_url(services.redis_url)
+        keys = KeySpace(f"{redis_prefix}{'plain' if plain else 'packed'}", "ns", "events")
+        store = RedisStateStore(client, keys)
+        sent: list[Any] = []
+        script = store._commit
+
+        async def spy(keys: list[str], args: list[Any]) -> Any:
+            if plain:  # what the store sends when a value contains SEP: every part its own argument
+                n, packed = str(args[3]).split(":")[0], args[4]
+                args = [*args[:3], int(n), *packed.split(SEP), *args[5:]]
+            sent.append(args)
+            return await script(keys=keys, args=args)
+
+        store._commit = spy  # type: ignore[assignment]
+        try:
+            claim = await store.claim(0)
+            await client.hset(keys.customer(0, "c2"), mapping={"gone": "x", "kept": "y"})
+            await client.hset(keys.customer(0, "c3"), mapping={"a": "x"})
+            await client.zadd(keys.due(0), {"c2": 5, "c3": 6})
+            await store.commit(claim, 7, None, WRITES)
+            return await _state(client, keys), sent
+        finally:
+            await client.aclose()
+
+    packed, sent_packed = asyncio.run(commit_both(plain=False))
+    plain, sent_plain = asyncio.run(commit_both(plain=True))
+    assert sent_packed[0][3] == f"3:{len(_write_parts(WRITES))}"  # the usual case is one argument
+    assert len(sent_plain[0]) > len(sent_packed[0])
+    assert packed == plain
+    assert packed["c1"] == {b"a": b"1", b"b": b""}
+    assert packed["c2"] == {b"a": b"2", b"kept": b"y"}
+    assert packed["c3"] == {}
+    assert packed["due"] == [(b"c1", 1000.0)]
+
+
+def test_a_packed_block_that_does_not_match_its_counts_writes_nothing(
+    services: Services, redis_prefix: str
+) -> None:
+    async def body() -> None:
+        client = aioredis.Redis.from_url(services.redis_url)
+        keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
+        store = RedisStateStore(client, keys)
+        try:
+            claim = await store.claim(0)
+            script = client.register_script(resources.files("streams").joinpath("commit.lua").read_text())
+            base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c1"), keys.customer(0, "c2")]
+            good = SEP.join(["c1", "S", "", "1", "0", "a", "1", "c2", "S", "", "1", "0", "b", "2"])
+            bad_blocks: tuple[tuple[str, str], ...] = (
+                ("2:13", good),  # count one short
+                ("2:15", good),  # count one too many
+                ("2:14", good.replace("\x001\x000\x00b", "\x009\x000\x00b")),  # n_set beyond the block
+                ("2:14", good.replace("\x00S\x00", "\x00X\x00", 1)),  # unknown kind
+            )
+            for counts, block in bad_blocks:
+                with pytest.raises(aioredis.ResponseError, match="BADARGS"):
+                    await script(keys=base, args=[f"{claim.fence}:1", 5, "", counts, block])
+            assert await client.exists(keys.customer(0, "c1"), keys.customer(0, "c2")) == 0
+            assert await store.read_meta(0) == (None, None)
+            await script(keys=base, args=[f"{claim.fence}:1", 5, "", "2:14", good])
+            assert await client.hgetall(keys.customer(0, "c2")) == {b"b": b"2"}
+        finally:
+            await client.aclose()
+
+    asyncio.run(body())
+
+
+def test_due_times_follow_the_last_write_of_each_customer_and_are_checked_first(
+    services: Services, redis_prefix: str
+) -> None:
+    """Due times go out in one ZADD and one ZREM per batch: the result must be that of writing them one by
+    one, in order; a malformed due time must be refused before anything is written."""
+
+    async def body() -> None:
+        client = aioredis.Redis.from_url(services.redis_url)
+        keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
+        store = RedisStateStore(client, keys)
+        try:
+            claim = await store.claim(0)
+            await client.zadd(keys.due(0), {"old": 1, "kept": 2})
+            writes = [
+                CustomerWrite("a", {"x": "1"}, due_us=30),
+                CustomerWrite("b", {"x": "1"}, due_us=10),
+                CustomerWrite("old", {"x": "1"}),  # no due time any more
+                CustomerWrite("a", {"x": "2"}, due_us=20),  # written again: its last due wins
+                CustomerWrite("b", delete=True),  # erased after its first write
+            ]
+            await store.commit(claim, 1, None, writes)
+            assert await client.zrange(keys.due(0), 0, -1, withscores=True) == [(b"kept", 2.0), (b"a", 20.0)]
+            script = client.register_script(resources.files("streams").joinpath("commit.lua").read_text())
+            base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c")]
+            block = SEP.join(["c", "S", "soon", "1", "0", "x", "1"])
+            with pytest.raises(aioredis.ResponseError, match="BADARGS due"):
+                await script(keys=base, args=[f"{claim.fence}:2", 5, "", "1:7", block])
+            assert await client.exists(keys.customer(0, "c")) == 0
+        finally:
+            await client.aclose()
+
+    asyncio.run(body())
