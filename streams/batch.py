@@ -6,6 +6,7 @@ the worker loads states before and persists/publishes after, so this step can be
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from segmentation.transition import Transition
 from streams.deadletter import DeadLetter
 from streams.indexes import IndexDelta
 from streams.store import CustomerWrite
+
+log = logging.getLogger("segstream.worker")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -147,6 +150,7 @@ def apply_steps(
         try:
             outcome = apply(state, event, definitions)
         except Exception as exc:  # any failure of the core for this event: dead-letter it, go on
+            log.error("core failed on %s:%s@%s", rec.topic, rec.partition, rec.offset, exc_info=exc)
             result.dead_letters.append(
                 DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, exc, "apply")
             )

@@ -17,6 +17,9 @@ class DeadLetter:
     error: BaseException
     stage: str  # "parse" or "apply"
 
+    def __post_init__(self) -> None:
+        _detach(self.error)
+
     def headers(self) -> list[tuple[str, bytes]]:
         message = str(self.error)[:MAX_MESSAGE]
         return [
@@ -27,6 +30,25 @@ class DeadLetter:
             ("__connect.errors.exception.class.name", _class_name(self.error).encode()),
             ("__connect.errors.exception.message", message.encode()),
         ]
+
+
+def _detach(error: BaseException) -> None:
+    """Drop the tracebacks of the error, its causes and contexts: only the class and message are published.
+
+    A traceback holds the frame that raised, whose `f_back` chain reaches the batch's frames, whose locals
+    hold the dead letters, hence the error: a reference cycle through the whole batch (records, events,
+    states, writes) that only a full cyclic collection frees. With the worker's raised GC thresholds that
+    pinned ~6 KB per event (RSS 346 -> 132 MiB, ~15% less CPU per event once dropped, measured on a
+    208k-event topic). An unexpected failure of the core is logged with its traceback before this.
+    """
+    chain: list[BaseException | None] = [error]
+    seen: set[int] = set()
+    while chain:
+        item = chain.pop()
+        if item is not None and id(item) not in seen:
+            seen.add(id(item))
+            item.__traceback__ = None
+            chain += (item.__cause__, item.__context__)
 
 
 def _class_name(error: BaseException) -> str:

@@ -30,7 +30,7 @@ from streams.batch import BatchResult, Record
 from streams.keys import KeySpace
 from streams.namespaces import NamespaceError, check_name, drop, is_empty
 from streams.redis_store import RedisStateStore
-from streams.replay_output import Bar, Rejects, forget_tracebacks
+from streams.replay_output import Bar, Rejects
 from streams.replay_output import ReplayError as ReplayError  # raised by replay(); callers import it here
 from streams.settings import Settings
 from streams.sources import Chunk, Progress
@@ -91,7 +91,6 @@ class ReplayWorker(Worker):
         for t in result.transitions:
             self.by_grid[t.grid] += 1
         if result.dead_letters:
-            forget_tracebacks(result.dead_letters)
             await self.rejects.add(result.dead_letters)
             result = dataclasses.replace(result, dead_letters=[])
         await super()._publish(result)
@@ -160,7 +159,7 @@ async def replay(
     # The cyclic GC is off for the replay and runs once per drain instead. The hot path makes millions of
     # acyclic objects, and a batch in flight (~80k events at the default size) is live, so every automatic
     # collection rescanned it for nothing: ~10 % of the CPU even at Worker.run's raised thresholds. The
-    # cycles that remain (asyncio tasks, dead letters until forget_tracebacks) live at most one drain window.
+    # cycles that remain (asyncio tasks) live at most one drain window; dead letters hold no traceback.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:

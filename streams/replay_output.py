@@ -47,7 +47,7 @@ class LineIndex:
 class Rejects:
     """Dead letters as JSON lines, in line order within each flush; knows the lines of the pending records.
 
-    A dead letter is rendered to its row as soon as it arrives (see `forget_tracebacks` for why it must not
+    A dead letter is rendered to its row as soon as it arrives (see `deadletter._detach` for why it must not
     be kept)."""
 
     def __init__(self, path: Path | None) -> None:
@@ -87,25 +87,6 @@ class Rejects:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
-
-
-def forget_tracebacks(dead: list[DeadLetter]) -> None:
-    """Drop the tracebacks of the dead letters' exceptions (and of their causes and contexts).
-
-    A traceback holds the frame that raised, whose `f_back` chain reaches `Worker.submit`'s frame, whose
-    locals hold the dead letters, hence the exception: a reference cycle through the whole batch (records,
-    events, states, writes), freed only by a full cyclic collection. With the raised GC thresholds that
-    pinned ~6 KB per event until the next drain (~450 MiB of RSS for 64k events in the window) and made each
-    drain's gc.collect scan it all (~0.3 s). Only the exception's class and message are written out."""
-    for d in dead:
-        chain: list[BaseException | None] = [d.error]
-        seen: set[int] = set()
-        while chain:
-            error = chain.pop()
-            if error is not None and id(error) not in seen:
-                seen.add(id(error))
-                error.__traceback__ = None
-                chain += (error.__cause__, error.__context__)
 
 
 class Bar:
