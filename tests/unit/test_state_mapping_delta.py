@@ -97,3 +97,15 @@ def test_derived_fields_follow_amounts_and_currency() -> None:
         {"refunded_minor": "2000", "monetary_minor": "0", "monetary": "0.00"},
         [],
     )
+
+
+@given(
+    st.lists(st.text(max_size=20), max_size=8) | st.lists(st.sampled_from(['a"b', "c\\d", "é", "x\u2028"]))
+)
+@settings(max_examples=300)
+def test_the_duplicate_window_text_is_exactly_json(ids: list[str]) -> None:
+    import json
+
+    from segmentation.state_mapping import _recent_text
+
+    assert _recent_text(tuple(ids)) == json.dumps(ids, ensure_ascii=False)
