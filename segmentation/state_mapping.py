@@ -46,7 +46,7 @@ from typing import Any
 
 from segmentation.currencies import CURRENCY_EXPONENT
 from segmentation.instants import iso, parse_iso
-from segmentation.state import CustomerState, join_ids
+from segmentation.state import ID_SEPARATOR, CustomerState, join_ids
 
 __all__ = ["changed_fields", "state_from_mapping", "state_to_mapping"]
 
@@ -154,10 +154,13 @@ def state_to_mapping(state: CustomerState) -> dict[str, str]:
 
 
 _POSITIONS = {attr: n for n, attr in enumerate(CustomerState._fields)}
-# (position in the state tuple, key in the mapping, encoder, whether equal values always encode equally):
-# floats do not (0.0 == -0.0, but their reprs differ), so a float is always encoded to be compared.
+# (position in the state tuple, key in the mapping, encoder, whether two values of one type are equal exactly
+# when their texts are): floats are not (0.0 == -0.0, but their reprs differ), nor booleans (an int 2 and 1
+# would both print "1"), so those are always encoded to be compared. For the others a change of value of
+# the same type is a change of text, and the old value need not be encoded at all.
 _INDEXED: tuple[tuple[int, str, Callable[[Any], str], bool], ...] = tuple(
-    (_POSITIONS[attr], key, codec[0], codec is not _FLOAT) for key, attr, codec in _TABLE
+    (_POSITIONS[attr], key, codec[0], codec is not _FLOAT and codec is not _BOOL)
+    for key, attr, codec in _TABLE
 )
 
 
@@ -171,7 +174,11 @@ def changed_fields(old: CustomerState, new: CustomerState) -> tuple[dict[str, st
         return changed, removed
     for i, key, encode, exact in _INDEXED:
         a, b = old[i], new[i]
-        if a is b or (exact and type(a) is type(b) and a == b):
+        if a is b:
+            continue
+        if exact and type(a) is type(b):
+            if a != b:
+                changed[key] = encode(b)
             continue
         text = encode(b)
         if text != encode(a):
@@ -182,9 +189,9 @@ def changed_fields(old: CustomerState, new: CustomerState) -> tuple[dict[str, st
         changed.update((key, segment) for key, segment in after.items() if before.get(key) != segment)
         removed = [key for key in before if key not in after]
     if old.recent_ids != new.recent_ids:
-        ids = new.recent_event_ids
-        if ids != old.recent_event_ids:
-            changed[_RECENT] = _recent_text(ids)
+        text = _recent_joined(new.recent_ids)
+        if text != _recent_joined(old.recent_ids):
+            changed[_RECENT] = text
     if (
         old.gross_minor != new.gross_minor
         or old.refunded_minor != new.refunded_minor
@@ -193,6 +200,14 @@ def changed_fields(old: CustomerState, new: CustomerState) -> tuple[dict[str, st
         before = _derived(old)
         changed.update((key, text) for key, text in _derived(new).items() if before[key] != text)
     return changed, removed
+
+
+def _recent_joined(recent_ids: str) -> str:
+    """`_recent_text` of the ids in their stored string, without splitting it when no id needs escaping."""
+    inner = recent_ids[1:-1]
+    if inner and '"' not in inner and "\\" not in inner and inner.replace(ID_SEPARATOR, "").isprintable():
+        return '["' + inner.replace(ID_SEPARATOR, '", "') + '"]'
+    return _recent_text(tuple(recent_ids.split(ID_SEPARATOR)[1:-1]))
 
 
 def _recent_text(ids: tuple[str, ...]) -> str:

@@ -109,3 +109,14 @@ def test_the_duplicate_window_text_is_exactly_json(ids: list[str]) -> None:
     from segmentation.state_mapping import _recent_text
 
     assert _recent_text(tuple(ids)) == json.dumps(ids, ensure_ascii=False)
+
+
+@given(st.lists(st.text(min_size=1, max_size=12).filter(lambda s: ID_SEPARATOR not in s), max_size=8))
+@settings(max_examples=300)
+def test_the_window_text_from_the_stored_string_is_exactly_json(ids: list[str]) -> None:
+    import json
+
+    from segmentation.state import join_ids
+    from segmentation.state_mapping import _recent_joined
+
+    assert _recent_joined(join_ids(tuple(ids))) == json.dumps(ids, ensure_ascii=False)
