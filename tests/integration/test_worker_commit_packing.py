@@ -5,6 +5,8 @@ packed block that does not match its counts must be refused before any write."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
@@ -31,6 +33,19 @@ def test_parts_follow_the_script_layout() -> None:
         *("c2", "S", "", "1", "1", "a", "2", "gone"),
         *("c3", "D", "", "0", "0"),
     ]
+
+
+@asynccontextmanager
+async def redis_store(
+    services: Services, redis_prefix: str
+) -> AsyncIterator[tuple[aioredis.Redis, KeySpace, RedisStateStore]]:
+    """A store on the test's own key prefix; its client is closed afterwards."""
+    client = aioredis.Redis.from_url(services.redis_url)
+    keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
+    try:
+        yield client, keys, RedisStateStore(client, keys)
+    finally:
+        await client.aclose()
 
 
 async def _state(client: aioredis.Redis, keys: KeySpace) -> dict[str, Any]:
@@ -80,10 +95,7 @@ def test_a_packed_block_that_does_not_match_its_counts_writes_nothing(
     services: Services, redis_prefix: str
 ) -> None:
     async def body() -> None:
-        client = aioredis.Redis.from_url(services.redis_url)
-        keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
-        store = RedisStateStore(client, keys)
-        try:
+        async with redis_store(services, redis_prefix) as (client, keys, store):
             claim = await store.claim(0)
             script = client.register_script(resources.files("streams").joinpath("commit.lua").read_text())
             base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c1"), keys.customer(0, "c2")]
@@ -101,8 +113,6 @@ def test_a_packed_block_that_does_not_match_its_counts_writes_nothing(
             assert await store.read_meta(0) == (None, None)
             await script(keys=base, args=[f"{claim.fence}:1", 5, "", "2:14", good])
             assert await client.hgetall(keys.customer(0, "c2")) == {b"b": b"2"}
-        finally:
-            await client.aclose()
 
     asyncio.run(body())
 
@@ -114,10 +124,7 @@ def test_due_times_follow_the_last_write_of_each_customer_and_are_checked_first(
     one, in order; a malformed due time must be refused before anything is written."""
 
     async def body() -> None:
-        client = aioredis.Redis.from_url(services.redis_url)
-        keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
-        store = RedisStateStore(client, keys)
-        try:
+        async with redis_store(services, redis_prefix) as (client, keys, store):
             claim = await store.claim(0)
             await client.zadd(keys.due(0), {"old": 1, "kept": 2})
             writes = [
@@ -135,7 +142,5 @@ def test_due_times_follow_the_last_write_of_each_customer_and_are_checked_first(
             with pytest.raises(aioredis.ResponseError, match="BADARGS due"):
                 await script(keys=base, args=[f"{claim.fence}:2", 5, "", "1:7", block])
             assert await client.exists(keys.customer(0, "c")) == 0
-        finally:
-            await client.aclose()
 
     asyncio.run(body())
