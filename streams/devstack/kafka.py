@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from streams.devstack.config import POM, StackConfig, kafka_version
@@ -31,6 +32,17 @@ logger.state.level = WARN
 
 class StackError(RuntimeError):
     """The local stack cannot start; the message says what to install or free."""
+
+
+def new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A KRaft cluster id that never starts with "-", which kafka-storage would parse as an option.
+
+    Kafka's own Uuid.randomUuid() redraws for the same reason; a plain base64 draw failed ~1 format in 64.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def libs_dir(cfg: StackConfig) -> Path:
@@ -134,9 +146,15 @@ def start(cfg: StackConfig) -> int:
     props.write_text(properties(cfg))
     (cfg.kafka_dir / "log4j2.properties").write_text(LOG4J2.format(log=cfg.kafka_dir / "server.log"))
     if not (cfg.kafka_dir / "data" / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         fmt = _java(
-            cfg, libs, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(props)
+            cfg,
+            libs,
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            f"--cluster-id={new_cluster_id()}",
+            "-c",
+            str(props),
         )
         result = subprocess.run(fmt, capture_output=True, text=True, check=False)
         if result.returncode != 0:
