@@ -15,6 +15,9 @@ from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaProducer
 
+from segmentation.transition import Transition
+from streams.deadletter import DeadLetter
+from streams.envelope import transition_event
 from streams.partitioning import partition_for
 
 Item = tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes]]]  # key, value, headers
@@ -57,3 +60,21 @@ async def publish(producer: AIOKafkaProducer, topic: str, items: Iterable[Item])
     if futures:
         await asyncio.gather(*futures)
     return sum(len(v) for v in grouped.values())
+
+
+async def publish_outcome(
+    producer: AIOKafkaProducer,
+    transitions_topic: str,
+    dlq_topic: str,
+    transitions: Sequence[Transition],
+    dead_letters: Sequence[DeadLetter],
+) -> None:
+    """Step 4 of a batch: transitions (keyed by customer: in order per customer), then dead letters."""
+    if transitions:
+        await publish(
+            producer,
+            transitions_topic,
+            ((t.customer_id.encode(), transition_event(t), ()) for t in transitions),
+        )
+    if dead_letters:
+        await publish(producer, dlq_topic, ((d.key, d.value, d.headers()) for d in dead_letters))

@@ -11,16 +11,11 @@ import asyncio
 import gc
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from segmentation import CustomerState, Definitions
 from segmentation.events import Event
@@ -37,12 +32,14 @@ from streams.batch import (
     to_us,
 )
 from streams.deadletter import DeadLetter
-from streams.envelope import transition_event
+from streams.fenced_commit import commit_batch
 from streams.metrics import Metrics
-from streams.publish import publish
+from streams.ownership import Owned, Rebalance
+from streams.progress_report import report
+from streams.publish import publish_outcome
+from streams.retry import retry
 from streams.settings import Settings
-from streams.store import Claim, Fenced, StaleOffset, StateStore, WriteBatch
-from streams.worker_metrics import worker_fields
+from streams.store import Claim, StateStore, WriteBatch
 
 log = logging.getLogger("segstream.worker")
 GC_THRESHOLDS = (50_000, 20, 10)
@@ -50,37 +47,7 @@ GC_THRESHOLDS = (50_000, 20, 10)
 (events, states, mappings) and CPython's default (700, 10, 10) collects, and rescans the states held in
 the caches, every few dozen events: ~20% of the worker's CPU on the benchmark (3.3 s -> 2.6 s per 100k
 events). Full collections still run, every ~10M allocations and by CPython's 25%-growth rule."""
-REPORT_INTERVAL_S = 1.0
-"""Step 6's Kafka offset commit and step 7's metrics go out at most this often per partition (and when the
-partition is revoked or the worker drains): both are informational (Redis holds the offset we resume from),
-and per batch they cost the broker ~0.6 CPU-us per event, a third of its share, for lag figures nobody
-reads more often than every few seconds."""
 T = TypeVar("T")
-TRANSIENT: tuple[type[BaseException], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    KafkaError,
-    OSError,
-    asyncio.TimeoutError,
-)
-
-
-@dataclass
-class Owned:
-    """What the worker holds for a partition it owns: its fence, progress and a cache of states."""
-
-    claim: Claim
-    offset: int | None
-    watermark_us: int | None
-    cache: OrderedDict[str, Known] = field(default_factory=OrderedDict)
-    next_sweep: float = 0.0
-    # Steps 4-7 of the last batch prepared (see `submit`), still running while the next batch is prepared,
-    # and that batch's new states, which are the truth for the next batch until they are in the cache.
-    inflight: asyncio.Task[None] | None = None
-    inflight_states: dict[str, Known] = field(default_factory=dict)
-    prepared: int | None = None  # last offset handed to steps 4-7 (>= offset)
-    next_report: float = 0.0  # monotonic time of the next Kafka offset commit and metrics publication
-    reported: int | None = None  # offset last committed to Kafka
 
 
 class Worker:
@@ -110,24 +77,8 @@ class Worker:
 
     # -- partition ownership -------------------------------------------------------------------------
     def listener(self) -> ConsumerRebalanceListener:
-        worker = self
-
-        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-            async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-                for tp in revoked:
-                    owned = worker.owned.get(tp.partition)
-                    if owned is not None and owned.inflight is not None:
-                        # let the batch in flight finish (a failure is raised by the main loop)
-                        await asyncio.wait({owned.inflight})
-                    if owned is not None and worker.owned.get(tp.partition) is owned:
-                        await worker._report(tp.partition, owned)
-                    worker.owned.pop(tp.partition, None)
-
-            async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-                for tp in assigned:
-                    await worker.take(tp)
-
-        return Listener()
+        """Kafka's assignments drive ownership: taken partitions are claimed, revoked ones let go."""
+        return Rebalance(self)
 
     async def own(self, partition: int) -> Claim:
         """Claim the partition in Redis, fencing out any earlier owner; processing may start after it."""
@@ -188,7 +139,7 @@ class Worker:
             await asyncio.wait(set(self._tasks))
         self._raise_failures()
         for partition, owned in list(self.owned.items()):
-            await self._report(partition, owned)
+            await self.report(partition, owned)
 
     async def submit(self, partition: int, records: Sequence[Incoming]) -> None:
         """One partition's batch, committed in this order:
@@ -207,7 +158,7 @@ class Worker:
            Only now is the batch done; a worker fenced out by a newer owner writes nothing and forgets the
            partition.
         6. Update the in-memory cache and progress, then tell Kafka the offset (for lag monitoring only:
-           Redis, not Kafka, is where we resume from; at most every REPORT_INTERVAL_S, see `_report`).
+           Redis, not Kafka, is where we resume from; at most every REPORT_INTERVAL_S, see `report`).
         7. Publish the worker's counters and this partition's lag to the namespace's metrics hash (one
            HSET, outside the commit; best effort: a failure is logged, never retried or raised; at most
            every REPORT_INTERVAL_S too).
@@ -262,7 +213,7 @@ class Worker:
         await self._publish(result)
         if not await self._commit(owned, result, result.last_offset, result.watermark_us):
             return
-        self._remember(owned, result)
+        owned.remember(result.states, self.settings.state_cache_size)
         owned.offset = result.last_offset
         if result.watermark_us is not None:
             owned.watermark_us = max(result.watermark_us, owned.watermark_us or result.watermark_us)
@@ -270,20 +221,11 @@ class Worker:
             len(records), len(result.transitions), len(result.dead_letters), time.perf_counter() - started
         )
         if time.monotonic() >= owned.next_report:
-            await self._report(partition, owned)
+            await self.report(partition, owned)
 
-    async def _report(self, partition: int, owned: Owned) -> None:
-        """Steps 6 and 7 of `submit`: the Kafka offset (lag monitoring only: Redis, not Kafka, is where we
-        resume from) and the metrics; at most every REPORT_INTERVAL_S, and when the partition is let go."""
-        owned.next_report = time.monotonic() + REPORT_INTERVAL_S
-        if self.consumer is not None and owned.offset is not None and owned.offset != owned.reported:
-            tp = TopicPartition(self.settings.events_topic, partition)
-            try:
-                await self.consumer.commit({tp: owned.offset + 1})
-                owned.reported = owned.offset
-            except KafkaError as exc:  # informational only; the next report commits again
-                log.warning("could not commit offset to Kafka for %s: %s", tp, exc)
-        await self._publish_metrics(partition, owned.offset)
+    async def report(self, partition: int, owned: Owned) -> None:
+        """Steps 6 and 7 of `submit` (see `progress_report.report`)."""
+        await report(self.consumer, self.store, self.metrics, self.settings.events_topic, partition, owned)
 
     async def _settle(self, owned: Owned) -> None:
         """Wait for the partition's batch in flight; its failure is raised here."""
@@ -332,19 +274,14 @@ class Worker:
                 await self._publish(result)
                 if not await self._commit(owned, result, None, None):
                     break
-                self._remember(owned, result)
+                owned.remember(result.states, self.settings.state_cache_size)
                 self.metrics.swept(len(due), len(result.transitions))
                 if len(due) < limit:
                     break
 
     # -- steps ---------------------------------------------------------------------------------------
     async def _states(self, partition: int, owned: Owned, customer_ids: list[str]) -> dict[str, Known]:
-        cache, inflight = owned.cache, owned.inflight_states
-        states = {
-            cid: inflight[cid] if cid in inflight else cache[cid]
-            for cid in customer_ids
-            if cid in inflight or cid in cache
-        }
+        states = owned.held(customer_ids)
         missing = [cid for cid in customer_ids if cid not in states]
         if missing:
             rows = await self._retry(lambda: self.store.load(partition, missing), "load states")
@@ -361,85 +298,33 @@ class Worker:
                 await self.dead_letter_sink(result.dead_letters)
             return
 
-        async def send_all() -> None:
-            assert producer is not None
-            if result.transitions:
-                await publish(
-                    producer,
-                    self.settings.transitions_topic,
-                    ((t.customer_id.encode(), transition_event(t), ()) for t in result.transitions),
-                )
-            if result.dead_letters:
-                await publish(
-                    producer,
-                    self.settings.dlq_topic,
-                    ((d.key, d.value, d.headers()) for d in result.dead_letters),
-                )
-
-        await self._retry(send_all, "publish transitions and dead letters")
+        settings = self.settings
+        await self._retry(
+            lambda: publish_outcome(
+                producer,
+                settings.transitions_topic,
+                settings.dlq_topic,
+                result.transitions,
+                result.dead_letters,
+            ),
+            "publish transitions and dead letters",
+        )
 
     async def _commit(
         self, owned: Owned, result: BatchResult, offset: int | None, watermark: int | None
     ) -> bool:
+        """Step 5 (see `fenced_commit`); fenced out, the partition is forgotten and paused."""
         batch = WriteBatch(result.writes, result.index, self.settings.history_size)
-        try:
-            await self._retry(
-                lambda: self.store.commit(owned.claim, offset, watermark, batch), "commit state"
-            )
-        except Fenced as exc:
-            # Someone claimed the partition after us: a rebalance we have not seen yet, or a stale worker
-            # (this one) next to `definitions apply`. Stop touching it; a new assignment takes it back.
-            log.error(
-                "fenced out of partition %s, pausing it until it is assigned again: %s",
-                owned.claim.partition,
-                exc,
-            )
-            self.owned.pop(owned.claim.partition, None)
-            self.metrics.retry("fenced")
-            if self.consumer is not None:
-                self.consumer.pause(TopicPartition(self.settings.events_topic, owned.claim.partition))
-            return False
-        except StaleOffset:
-            # Only our own claim can commit, so a stale offset means an earlier attempt of this very commit
-            # landed although we saw a timeout: the script is atomic, so its content is ours. Confirm it.
-            stored, _ = await self._retry(lambda: self.store.read_meta(owned.claim.partition), "read offset")
-            if stored != offset:
-                raise RuntimeError(
-                    f"partition {owned.claim.partition}: stored offset {stored} is neither ours ({offset}) "
-                    "nor before it; refusing to continue on state we cannot account for"
-                ) from None
-            log.warning("commit of offset %s had landed before its timeout; continuing", offset)
-        return True
-
-    async def _publish_metrics(self, partition: int, offset: int | None) -> None:
-        lag: int | None = None
-        if self.consumer is not None and offset is not None:
-            high = self.consumer.highwater(TopicPartition(self.settings.events_topic, partition))
-            lag = None if high is None else max(0, high - offset - 1)
-        try:
-            await self.store.publish_metrics(worker_fields(self.metrics, partition, lag))
-        except Exception as exc:  # best effort: metrics must never stop or slow the stream
-            log.warning("could not publish metrics: %s", exc)
-
-    def _remember(self, owned: Owned, result: BatchResult) -> None:
-        cache, limit = owned.cache, self.settings.state_cache_size
-        for cid, known in result.states.items():
-            if known[0].first_seen_at is None:
-                cache.pop(cid, None)
-                continue
-            cache[cid] = known
-            cache.move_to_end(cid)
-        while len(cache) > limit:
-            cache.popitem(last=False)
+        if await commit_batch(
+            self.store, owned, batch, offset, watermark, self.metrics.retry, self.settings.retry_max_backoff_s
+        ):
+            return True
+        self.owned.pop(owned.claim.partition, None)
+        self.metrics.retry("fenced")
+        if self.consumer is not None:
+            self.consumer.pause(TopicPartition(self.settings.events_topic, owned.claim.partition))
+        return False
 
     async def _retry(self, action: Callable[[], Awaitable[T]], what: str) -> T:
         """Redis or Kafka unavailable: wait and try again, never move past an unapplied event."""
-        delay = 0.05
-        while True:
-            try:
-                return await action()
-            except TRANSIENT as exc:
-                self.metrics.retry(what)
-                log.warning("%s failed (%s: %s); retrying in %.2fs", what, type(exc).__name__, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.retry_max_backoff_s)
+        return await retry(action, what, self.metrics.retry, self.settings.retry_max_backoff_s)
