@@ -16,6 +16,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from segmentation import Definitions
 from streams.keys import KeySpace
 from streams.metrics import Metrics
+from streams.namespace_follow import NamespaceFollow
 from streams.redis_store import RedisStateStore
 from streams.settings import Settings
 from streams.worker import Worker
@@ -48,15 +49,26 @@ def keyspace(settings: Settings) -> KeySpace:
 
 
 async def resolve_namespace(settings: Settings, client: aioredis.Redis) -> Settings:
-    """The settings with `namespace` set: SEGSTREAM_NAMESPACE if given, else the active namespace now.
-
-    A running worker keeps the namespace it resolved at start-up: after `segstream promote`, restart it.
-    """
+    """The settings with `namespace` set: SEGSTREAM_NAMESPACE if given, else the active namespace now
+    (which a worker then follows, see `streams.namespace_follow`)."""
     if settings.namespace is not None:
         return settings
     from streams.namespaces import active_namespace
 
     return settings.model_copy(update={"namespace": await active_namespace(client, settings.key_prefix)})
+
+
+def follow_active(settings: Settings, client: aioredis.Redis) -> NamespaceFollow:
+    """How an unpinned worker reads the active-namespace pointer and reaches the namespace it names."""
+    from streams.namespaces import active_namespace
+
+    assert settings.namespace is not None, "resolve the namespace first"
+    prefix, topic = settings.key_prefix, settings.events_topic
+    return NamespaceFollow(
+        settings.namespace,
+        lambda: active_namespace(client, prefix),
+        lambda name: RedisStateStore(client, KeySpace(prefix, name, topic)),
+    )
 
 
 def redis_client(settings: Settings) -> aioredis.Redis:
@@ -124,10 +136,12 @@ async def worker_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     definitions = load_definitions(settings)
     await ensure_topics(settings)
     client = redis_client(settings)
+    pinned = settings.namespace is not None
     settings = await resolve_namespace(settings, client)
     prod, cons = producer(settings), consumer(settings)
     store = RedisStateStore(client, keyspace(settings))
-    worker = Worker(settings, definitions, store, prod, cons, metrics=Metrics())
+    follow = None if pinned else follow_active(settings, client)
+    worker = Worker(settings, definitions, store, prod, cons, metrics=Metrics(), follow=follow)
     await prod.start()
     try:
         cons.subscribe([settings.events_topic], listener=worker.listener())

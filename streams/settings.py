@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,7 +38,7 @@ class Settings(BaseSettings):
 
     definitions_file: Path | None = None  # None: the packaged defaults
     key_prefix: str = "segstream"
-    namespace: str | None = None  # None: the active namespace (streams.namespaces), resolved at start-up
+    namespace: str | None = None  # None: the active namespace (streams.namespaces), followed on promote
 
     batch_max_events: int = Field(8000, ge=1)  # a backlog writes each customer once per batch (~1.5x/event)
     batch_max_ms: int = Field(100, ge=1)
@@ -77,3 +78,16 @@ class Settings(BaseSettings):
                 keyfile=str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None,
             )
         return kwargs
+
+
+def without_password(url: str) -> str:
+    """A Redis URL fit for a log line: its password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
+    return urlunsplit(parts._replace(netloc=netloc))

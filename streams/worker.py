@@ -34,6 +34,7 @@ from streams.batch import (
 from streams.deadletter import DeadLetter
 from streams.fenced_commit import commit_batch
 from streams.metrics import Metrics
+from streams.namespace_follow import NamespaceFollow
 from streams.ownership import Owned, Rebalance
 from streams.progress_report import report
 from streams.publish import publish_outcome
@@ -61,8 +62,10 @@ class Worker:
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics: Metrics | None = None,
         dead_letter_sink: Callable[[list[DeadLetter]], Awaitable[None]] | None = None,
+        follow: NamespaceFollow | None = None,
     ) -> None:
-        """Without a producer (a replay that does not emit), dead letters go to dead_letter_sink instead."""
+        """Without a producer (a replay that does not emit), dead letters go to dead_letter_sink instead.
+        With `follow`, the worker moves to the namespace `segstream promote` makes active."""
         self.settings = settings
         self.definitions = definitions
         self.store = store
@@ -71,6 +74,7 @@ class Worker:
         self.wall_clock = wall_clock
         self.metrics = metrics or Metrics()
         self.dead_letter_sink = dead_letter_sink
+        self.follow = follow
         self.owned: dict[int, Owned] = {}
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()  # steps 4-7 in flight, any partition
@@ -117,11 +121,29 @@ class Worker:
                     await self.submit(tp.partition, messages)
                 self._raise_failures()
                 await self.sweep()
+                await self.follow_promote()
             await self.drain()
         finally:
             gc.set_threshold(*thresholds)
             for task in list(self._tasks):  # only left on an error: like a crash, Redis has the truth
                 task.cancel()
+
+    async def follow_promote(self) -> None:
+        """The active namespace moved (`segstream promote`): finish and commit what is in flight in the old
+        namespace, then own every assigned partition again in the new one, resuming after the offsets stored
+        there (so events the old namespace had and the new one lacks are applied to it, none skipped)."""
+        follow = self.follow
+        active = None if follow is None or self.consumer is None else await follow.moved()
+        if follow is None or self.consumer is None or active is None:
+            return
+        await self.drain()
+        log.warning("active namespace moved from %s to %s: following it", follow.current, active)
+        follow.current = active
+        self.store = follow.store_for(active)
+        self.settings = self.settings.model_copy(update={"namespace": active})
+        self.owned.clear()
+        for tp in sorted(self.consumer.assignment()):
+            await self.take(tp)
 
     async def process(self, partition: int, records: Sequence[Incoming]) -> None:
         """Apply and commit one partition's batch (`submit`, then wait until its steps 4-7 are done)."""

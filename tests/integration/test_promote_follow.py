@@ -1,0 +1,83 @@
+"""A worker started without SEGSTREAM_NAMESPACE follows `segstream promote` while it runs: it stops writing
+into the old namespace and resumes in the promoted one after the offsets stored there, so the promoted
+namespace ends equal to a replay of the whole log (nothing skipped, nothing counted twice)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from streams import sample
+from streams.bootstrap import worker_runtime
+from streams.namespaces import promote
+from streams.settings import Settings
+from tests.integration.replay_helpers import customers_of, dump_namespace, replay_file
+from tests.integration.test_replay import produce_like_the_file
+from tests.integration.test_worker_kill import caught_up, end_offsets
+from tests.integration.worker_harness import applied_offsets, make_settings
+from tests.services import Services
+
+
+async def until(condition: Callable[[], bool], worker: asyncio.Task[None], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if worker.done():
+            worker.result()
+            raise AssertionError("worker stopped by itself")
+        assert time.monotonic() < deadline, "condition not reached before timeout"
+        await asyncio.sleep(0.1)
+
+
+def test_a_running_worker_follows_promote_to_a_namespace_behind_it(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
+) -> None:
+    spec = sample.SampleSpec(customers=150, days=365, seed=31)
+    whole = tmp_path / "whole.jsonl.gz"
+    sample.write_jsonl(spec, whole)
+    lines = [x for x in gzip.decompress(whole.read_bytes()).splitlines() if x.strip()]
+    half, rebuilt_from = len(lines) // 2, len(lines) * 2 // 5
+    head = tmp_path / "head.jsonl"
+    head.write_bytes(b"\n".join(lines[:rebuilt_from]) + b"\n")
+
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=4, batch_max_events=300)
+    assert settings.namespace is None, "an unpinned worker is the one that follows"
+    in_ns: Callable[[str], Settings] = lambda ns: settings.model_copy(update={"namespace": ns})  # noqa: E731
+    # "rebuilt" lags the log (40% of it) at promote time; "reference" is the whole log, replayed
+    asyncio.run(replay_file(settings, head, "rebuilt", tmp_path))
+    asyncio.run(replay_file(settings, whole, "reference", tmp_path))
+
+    async def scenario() -> dict[int, int]:
+        await produce_like_the_file(settings, lines[:half])
+        first_ends = end_offsets(settings)
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            async with worker_runtime(settings) as runtime:
+                assert runtime.settings.namespace == "main"
+                task = asyncio.create_task(runtime.worker.run())
+                try:
+                    await until(caught_up(in_ns("main"), first_ends), task)
+                    await promote(client, settings.key_prefix, "rebuilt")
+                    follow = runtime.worker.follow
+                    assert follow is not None
+                    await until(lambda: follow.current == "rebuilt", task, timeout=10)
+                    await produce_like_the_file(settings, lines[half:])
+                    await until(caught_up(in_ns("rebuilt"), end_offsets(settings)), task)
+                finally:
+                    runtime.worker.stop()
+                    await asyncio.wait_for(task, 30)
+        finally:
+            await client.aclose()
+        return first_ends
+
+    first_ends = asyncio.run(scenario())
+
+    rebuilt, reference = dump_namespace(settings, "rebuilt"), dump_namespace(settings, "reference")
+    assert customers_of(rebuilt) == customers_of(reference), "promoted namespace == replay of the whole log"
+    assert applied_offsets(in_ns("rebuilt")) == applied_offsets(in_ns("reference"))
+    # once the worker followed, nothing more went into the old namespace
+    assert applied_offsets(in_ns("main")) == {p: end - 1 for p, end in first_ends.items()}
