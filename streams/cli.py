@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from streams.settings import Settings
+from streams.settings import Settings, without_password
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -26,9 +26,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, runtime.worker.stop)
             resolved = runtime.settings
+            namespace = f"{resolved.namespace} ({'pinned' if settings.namespace else 'follows promote'})"
+            redis_url = without_password(resolved.redis_url)
             print(
                 f"segstream worker: {resolved.events_topic} -> {resolved.transitions_topic} "
-                f"(redis {resolved.redis_url}, namespace {resolved.namespace}, mode {resolved.mode})",
+                f"(redis {redis_url}, namespace {namespace}, mode {resolved.mode})",
                 flush=True,
             )
             advice = await memory_advice(runtime.redis)
