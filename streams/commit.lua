@@ -178,8 +178,12 @@ end
 for _, op in ipairs(ops) do
   local name, key, src, first, last = op[1], op[2], op[3], op[4], op[5]
   if name == 'HINCRBY' then
+    -- a counter back at 0 is deleted (readers read absent as 0): otherwise a KPI hash would keep "0" only
+    -- where some commit saw the segment occupied, and its content would depend on the batch size
     for j = first, last, 2 do
-      redis.call('HINCRBY', key, src[j], src[j + 1])
+      if redis.call('HINCRBY', key, src[j], src[j + 1]) == 0 then
+        redis.call('HDEL', key, src[j])
+      end
     end
   elseif name == 'DEL' then
     redis.call('DEL', key)

@@ -182,14 +182,15 @@ def _apply_index(p: _Partition, index: IndexDelta, history_size: int) -> None:
         ix.members.setdefault(key, set()).difference_update(ids)
     for key, ids in index.members_add.items():
         ix.members.setdefault(key, set()).update(ids)
-    for grid, pairs in index.kpi_fields().items():
-        target = ix.kpis.setdefault(grid, {})
-        for name, delta in pairs:
-            target[name] = target.get(name, 0) + delta
-    for grid, pairs in index.flow_fields().items():
-        target = ix.flows.setdefault(grid, {})
-        for name, delta in pairs:
-            target[name] = target.get(name, 0) + delta
+    for counters, fields in ((ix.kpis, index.kpi_fields()), (ix.flows, index.flow_fields())):
+        for grid, pairs in fields.items():
+            target = counters.setdefault(grid, {})
+            for name, delta in pairs:
+                total = target.get(name, 0) + delta
+                if total:
+                    target[name] = total
+                else:  # like HINCRBY then HDEL at 0 in the commit script
+                    target.pop(name, None)
     for cid in index.history_reset:
         ix.history.pop(cid, None)
         ix.trimmed.discard(cid)

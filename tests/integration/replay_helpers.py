@@ -111,14 +111,11 @@ def customers_of(dump: dict[str, Any]) -> dict[str, Any]:
 
 
 def batch_independent(dump: dict[str, Any]) -> dict[str, Any]:
-    """The dump without what depends on the commit schedule (batch size) rather than on the log: each
-    partition's commit counter (`seq` in its meta hash) and KPI fields left at "0" by a segment that emptied
-    between two commits (absent when no commit saw the segment occupied)."""
+    """The dump without the one thing that depends on the commit schedule (batch size) rather than on the
+    log: each partition's commit counter (`seq` in its meta hash)."""
     out: dict[str, Any] = {}
     for key, value in dump.items():
         if key.endswith(":meta") and isinstance(value, dict):
             value = {k: v for k, v in value.items() if k != "seq"}
-        elif ":k:" in key and isinstance(value, dict):
-            value = {k: v for k, v in value.items() if v != "0"}
         out[key] = value
     return out
