@@ -2,7 +2,9 @@
 
 Hash `<prefix>:<namespace>:metrics` (docs/read_side.md):
 - `w:<worker>:<counter>` per worker process (`<worker>` = host-pid): events, transitions, dead_letters,
-  batches, batch_seconds_sum, batch_seconds_last, swept_customers, updated_at (epoch seconds);
+  batches, batch_seconds_sum, batch_seconds_last, swept_customers, updated_at (epoch seconds, refreshed
+  every second by a worker that owns a partition, busy or idle), stopped_at (epoch seconds, on a graceful
+  stop);
 - `lag:<partition>`: events behind the partition's high watermark, written by its current owner.
 Counters of a worker are totals since that process started; the API sums them over workers.
 """
@@ -20,6 +22,8 @@ from streams.metrics import Metrics
 
 WORKER_ID: Final = f"{socket.gethostname()}-{os.getpid()}".replace(":", "_")
 
+FRESH_S: Final = 15.0
+"""A worker that reported this recently is running: it reports every second while it owns a partition."""
 # counter name in the hash -> (Prometheus name, type, help)
 COUNTERS: Final = {
     "events": ("segstream_events_processed_total", "counter", "Events read from the events topic."),
@@ -44,6 +48,34 @@ def worker_fields(metrics: Metrics, partition: int, lag: int | None) -> dict[str
     if lag is not None:
         fields[f"lag:{partition}"] = lag
     return fields
+
+
+def stopped_fields() -> dict[str, str | int | float]:
+    """Written on a graceful stop, so that `running_workers` need not wait for the worker to age out."""
+    return {f"w:{WORKER_ID}:stopped_at": f"{time.time():.3f}"}
+
+
+def running_workers(row: Mapping[str, str], now: float, fresh_s: float = FRESH_S) -> dict[str, float]:
+    """Workers that reported within `fresh_s` seconds and have not stopped since: id -> seconds since."""
+    reported: dict[str, float] = {}
+    stopped: dict[str, float] = {}
+    for name, value in row.items():
+        if not name.startswith("w:"):
+            continue
+        worker, _, field = name[2:].rpartition(":")
+        try:
+            at = float(value)
+        except ValueError:
+            continue
+        if field == "updated_at":
+            reported[worker] = at
+        elif field == "stopped_at":
+            stopped[worker] = at
+    return {
+        worker: max(0.0, now - at)
+        for worker, at in reported.items()
+        if now - at <= fresh_s and stopped.get(worker, float("-inf")) < at
+    }
 
 
 def prometheus(row: Mapping[str, str], namespace: str) -> str:
