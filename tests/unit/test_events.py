@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from segmentation import events as ev
 from segmentation.currencies import CURRENCY_EXPONENT
+from segmentation.event_types import EVENT_CLASSES
 from segmentation.events import (
     EVENT_TYPES,
     MAX_EVENT_BYTES,
@@ -622,11 +623,11 @@ def test_schema_describes_the_wire_format() -> None:
     assert schema["discriminator"] == {
         "propertyName": "type",
         "mapping": {
-            kind: f"#/$defs/{cls.__name__}" for kind, cls in zip(EVENT_TYPES, ev._EVENT_CLASSES, strict=True)
+            kind: f"#/$defs/{cls.__name__}" for kind, cls in zip(EVENT_TYPES, EVENT_CLASSES, strict=True)
         },
     }
     defs: Any = schema["$defs"]
-    for cls in ev._EVENT_CLASSES:
+    for cls in EVENT_CLASSES:
         assert defs[cls.__name__]["required"][:5] == [
             "type",
             "event_id",
