@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,11 @@ def add_parsers(sub: Any) -> None:
     ap.add_argument("--namespace", help="default: SEGSTREAM_NAMESPACE or the active one")
     ap.add_argument("--no-emit", action="store_true", help="do not publish the transitions")
     ap.add_argument("--topic", help="transitions topic (default SEGSTREAM_TRANSITIONS_TOPIC)")
+    ap.add_argument(
+        "--force",
+        action="store_true",
+        help="apply although workers reported in the last 15 s (fenced out, they pause their partitions)",
+    )
 
     c = sub.add_parser("calibrate", help="propose RFM breakpoints from the population's quantiles")
     c.add_argument("--grid", default="rfm", choices=("rfm",))
@@ -79,7 +85,18 @@ async def _apply(
     from streams import definitions_change as change
     from streams.bootstrap import producer as make_producer
     from streams.publish import publish
+    from streams.worker_metrics import FRESH_S, running_workers
 
+    running = running_workers(_texts(await client.hgetall(keys.metrics())), time.time())
+    if running and not args.force:
+        ages = ", ".join(f"{worker} ({age:.1f} s ago)" for worker, age in sorted(running.items()))
+        print(
+            f"segstream definitions apply: workers are running on namespace {keys.namespace!r}: {ages}.\n"
+            "Stop them first (a stopped worker says so at once; a crashed one after "
+            f"{FRESH_S:.0f} s), or pass --force: they would be fenced out and pause their partitions.",
+            file=sys.stderr,
+        )
+        return 2
     topic = args.topic or settings.transitions_topic
     producer = None if args.no_emit else make_producer(settings)
     if producer is not None:
@@ -111,6 +128,13 @@ async def _apply(
         print("nothing to do: every customer is at this definitions version already")
     print(f"now restart the workers with SEGSTREAM_DEFINITIONS_FILE={args.new}")
     return 0
+
+
+def _texts(row: dict[Any, Any]) -> dict[str, str]:
+    return {
+        (k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
+        for k, v in row.items()
+    }
 
 
 async def run_calibrate(settings: Settings, args: argparse.Namespace) -> int:
