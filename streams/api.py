@@ -19,6 +19,7 @@ from aiohttp import web
 
 from streams.openapi import spec
 from streams.reader import BadRequest, NotFound, SegmentReader
+from streams.replies import text as _text
 from streams.settings import Settings
 from streams.worker_metrics import prometheus
 
@@ -50,10 +51,6 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _error(500, "internal error")
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _reader(request: web.Request) -> SegmentReader:

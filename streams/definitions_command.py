@@ -85,9 +85,10 @@ async def _apply(
     from streams import definitions_change as change
     from streams.bootstrap import producer as make_producer
     from streams.publish import publish
+    from streams.replies import texts
     from streams.worker_metrics import FRESH_S, running_workers
 
-    running = running_workers(_texts(await client.hgetall(keys.metrics())), time.time())
+    running = running_workers(texts(await client.hgetall(keys.metrics())), time.time())
     if running and not args.force:
         ages = ", ".join(f"{worker} ({age:.1f} s ago)" for worker, age in sorted(running.items()))
         print(
@@ -128,13 +129,6 @@ async def _apply(
         print("nothing to do: every customer is at this definitions version already")
     print(f"now restart the workers with SEGSTREAM_DEFINITIONS_FILE={args.new}")
     return 0
-
-
-def _texts(row: dict[Any, Any]) -> dict[str, str]:
-    return {
-        (k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
-        for k, v in row.items()
-    }
 
 
 async def run_calibrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from streams.replies import text as _text
+
 DEFAULT = "main"
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _RESERVED = frozenset({"namespace"})  # `<prefix>:namespace:active` is the pointer, not a namespace
@@ -48,10 +50,6 @@ def check_name(name: str) -> str:
 
 def _glob_escape(text: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 async def namespace_keys(client: aioredis.Redis, prefix: str, name: str) -> AsyncIterator[str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -30,6 +30,8 @@ from streams.keys import KeySpace
 from streams.namespaces import active_namespace
 from streams.partitioning import partition_for
 from streams.profile import CustomerProfile, Kpis, MembersPage, kpis_of, profile_of
+from streams.replies import text as _text
+from streams.replies import texts as _texts
 from streams.settings import Settings
 from streams.store import HISTORY_TRIMMED
 
@@ -293,14 +295,6 @@ def _parse_cursor(cursor: str | None, partitions: int) -> tuple[int, int]:
     if partition >= partitions:
         raise BadRequest("cursor out of range")
     return partition, position
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _texts(row: Mapping[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in row.items()}
 
 
 __all__: Sequence[str] = (
