@@ -29,7 +29,7 @@ from segmentation.state import (
     CustomerState,
     state_of,
 )
-from segmentation.transition import Transition, new_transition, transition_key
+from segmentation.transition import Transition, id_cause, new_transition, transition_key
 
 __all__ = ["ALL", "SEG", "Change", "plan_for", "reevaluate", "transitions"]
 
@@ -228,10 +228,11 @@ def transitions(
 ) -> list[Transition]:
     out = []
     customer, version, when = s.customer_id, d.version, iso(now)
+    key_cause = id_cause(cause, version)
     for grid, old, new in changes:
         why = _explain(grid, s, d, now, new)
         if extra:
             why.update(extra)
-        key = transition_key(customer, grid, old, new, when, cause)
+        key = transition_key(customer, grid, old, new, when, key_cause)
         out.append(new_transition(key, customer, grid, old, new, now, cause, version, MappingProxyType(why)))
     return out

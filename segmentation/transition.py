@@ -1,7 +1,8 @@
 """Transitions: the facts marketing automation reacts to, one per (customer, grid) segment change.
 
-The id is derived from what the transition *is* (customer, grid, from, to, effective time, cause), so a
-recomputation or a replay yields the same id and consumers can deduplicate redeliveries.
+The id is derived from what the transition *is* (customer, grid, from, to, effective time, cause; for a
+definitions change, also the definitions version), so a recomputation or a replay yields the same id and
+consumers can deduplicate redeliveries.
 `cause` is the id of the event that caused it, `time` for a change due to time passing, or
 `definitions` for a change due to new definitions. `why` carries the rule and the values that decided.
 """
@@ -19,12 +20,21 @@ from segmentation.instants import iso
 from segmentation.state import CustomerState
 
 __all__ = [
-    "CAUSE_DEFINITIONS", "CAUSE_TIME", "Outcome", "Transition", "new_transition", "outcome_of",
+    "CAUSE_DEFINITIONS", "CAUSE_TIME", "Outcome", "Transition", "id_cause", "new_transition", "outcome_of",
     "transition_id", "transition_key",
 ]  # fmt: skip
 
 CAUSE_TIME = "time"
 CAUSE_DEFINITIONS = "definitions"
+
+
+def id_cause(cause: str, definitions_version: str | None) -> str:
+    """The cause as hashed into the id. A definitions change names its version: applying v2, back to v1,
+    then v2 again moves a dormant customer (whose clock did not move) the same way at the same instant
+    twice, and the second move must not look like a redelivery of the first."""
+    if cause == CAUSE_DEFINITIONS and definitions_version is not None:
+        return f"{cause}@{definitions_version}"
+    return cause
 
 
 def transition_id(
@@ -34,9 +44,14 @@ def transition_id(
     to_segment: str | None,
     effective_at: datetime,
     cause: str,
+    definitions_version: str | None = None,
 ) -> str:
-    """First 32 hex digits of SHA-256 over the fields, NUL-separated (no field can fake a separator)."""
-    return transition_key(customer_id, grid, from_segment, to_segment, iso(effective_at), cause)
+    """First 32 hex digits of SHA-256 over the fields, NUL-separated (no field can fake a separator).
+
+    `definitions_version` counts only for cause `definitions` (see `id_cause`); None gives the id such
+    transitions had before versions counted."""
+    key_cause = id_cause(cause, definitions_version)
+    return transition_key(customer_id, grid, from_segment, to_segment, iso(effective_at), key_cause)
 
 
 def transition_key(
@@ -47,7 +62,8 @@ def transition_key(
     effective_text: str,
     cause: str,
 ) -> str:
-    """`transition_id` with the instant already as `iso` text (one formatting for all of an event's)."""
+    """`transition_id` with the instant already as `iso` text (one formatting for all of an event's) and
+    the cause already as `id_cause` gives it."""
     parts = (customer_id, grid, from_segment or "", to_segment or "", effective_text, cause)
     return _sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
@@ -83,7 +99,9 @@ class Transition:
     ) -> Transition:
         """Build a transition with its deterministic id and a read-only `why`."""
         return cls(
-            transition_id(customer_id, grid, from_segment, to_segment, effective_at, cause),
+            transition_id(
+                customer_id, grid, from_segment, to_segment, effective_at, cause, definitions_version
+            ),
             customer_id,
             grid,
             from_segment,

@@ -64,7 +64,7 @@ def segment_at(history: History, grid: str, as_of: datetime) -> SegmentAt:
 def entry_of(customer_id: str, raw: object) -> HistoryEntry:
     """A stored history entry: the positional array written today, or the keyed object of older versions."""
     if isinstance(raw, list):
-        grid, from_segment, to_segment, at, cause, why = raw
+        grid, from_segment, to_segment, at, cause, why, *version = raw  # version: cause `definitions` only
         effective_at = parse_iso(at)
         return HistoryEntry(
             grid=grid,
@@ -72,7 +72,15 @@ def entry_of(customer_id: str, raw: object) -> HistoryEntry:
             to_segment=to_segment,
             effective_at=effective_at,
             cause=cause,
-            id=transition_id(customer_id, grid, from_segment, to_segment, effective_at, cause),
+            id=transition_id(
+                customer_id,
+                grid,
+                from_segment,
+                to_segment,
+                effective_at,
+                cause,
+                version[0] if version else None,
+            ),
             why=why or {},
         )
     if not isinstance(raw, Mapping):

@@ -24,7 +24,7 @@ from typing import Final
 import orjson
 
 from segmentation.instants import iso
-from segmentation.transition import Transition
+from segmentation.transition import CAUSE_DEFINITIONS, Transition
 
 SEGMENT: Final = "segment:"
 METRICS: Final = ("customers", "revenue_minor", "orders")
@@ -134,10 +134,14 @@ class IndexDelta:
 def history_entry(t: Transition) -> bytes:
     """One transition as kept in the history list: a positional JSON array (docs/read_side.md).
 
-    `[grid, from, to, at, cause, why]`: no key names and no id, because the id is a hash of the other
-    fields and the reader recomputes it exactly; a third less memory per entry than a keyed object.
+    `[grid, from, to, at, cause, why]`, plus the definitions version for cause `definitions` (it is part of
+    that id): no key names and no id, because the id is a hash of the other fields and the reader recomputes
+    it exactly; a third less memory per entry than a keyed object.
     """
-    return orjson.dumps([t.grid, t.from_segment, t.to_segment, iso(t.effective_at), t.cause, dict(t.why)])
+    entry = [t.grid, t.from_segment, t.to_segment, iso(t.effective_at), t.cause, dict(t.why)]
+    if t.cause == CAUSE_DEFINITIONS:
+        entry.append(t.definitions_version)
+    return orjson.dumps(entry)
 
 
 def _int(text: str | None) -> int:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from segmentation.transition import Transition
+from segmentation.transition import Transition, transition_id
 from streams.history import History, HistoryEntry, entry_of, segment_at
 from streams.indexes import IndexDelta, history_entry
 
@@ -119,6 +119,26 @@ def test_a_history_entry_reads_back_as_the_transition_with_its_exact_id() -> Non
     )  # fmt: skip
     first = Transition.create("c9", "lifecycle", None, "new", T0, "e1", "v1", {})
     assert entry_of("c9", orjson.loads(history_entry(first))).id == first.id
+
+
+def test_a_definitions_change_keeps_its_version_in_history_and_id() -> None:
+    """v2, back to v1, then v2 again move a dormant customer the same way at the same instant: the two v2
+    moves are one id (a redelivery), the v3 move with the same from/to is another; the reader agrees."""
+    v2 = Transition.create("c9", "rfm", "loyal", "champions", T0, "definitions", "v2", {"rule": "r >= 4"})
+    v2_again = Transition.create("c9", "rfm", "loyal", "champions", T0, "definitions", "v2", {})
+    v3 = Transition.create("c9", "rfm", "loyal", "champions", T0, "definitions", "v3", {"rule": "r >= 3"})
+    assert v2.id == v2_again.id != v3.id
+    for sent in (v2, v3):
+        stored = orjson.loads(history_entry(sent))
+        assert stored[6] == sent.definitions_version
+        assert entry_of("c9", stored).id == sent.id
+    # an event's transition: the version is not part of its id (replays under new definitions keep ids)
+    by_event = Transition.create("c9", "rfm", "loyal", "champions", T0, "e7", "v2", {})
+    assert by_event.id == Transition.create("c9", "rfm", "loyal", "champions", T0, "e7", "v3", {}).id
+    assert len(orjson.loads(history_entry(by_event))) == 6
+    # an entry stored before versions counted reads back with the id it was published with
+    old_style = [*orjson.loads(history_entry(v2))[:6]]
+    assert entry_of("c9", old_style).id == transition_id("c9", "rfm", "loyal", "champions", T0, "definitions")
 
 
 def test_history_entries_written_by_older_versions_stay_readable() -> None:
