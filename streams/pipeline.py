@@ -167,7 +167,7 @@ class BatchPipeline:
         await self._publish(result)
         if not await self._commit(owned, result, result.last_offset, result.watermark_us):
             return
-        owned.remember(result.states, self.settings.state_cache_size)
+        owned.remember(result.states, self.cache_share())
         owned.offset = result.last_offset
         if result.watermark_us is not None:
             owned.watermark_us = max(result.watermark_us, owned.watermark_us or result.watermark_us)
@@ -246,6 +246,11 @@ class BatchPipeline:
         if self.consumer is not None:
             self.consumer.pause(TopicPartition(self.settings.events_topic, owned.claim.partition))
         return False
+
+    def cache_share(self) -> int:
+        """A partition's share of SEGSTREAM_STATE_CACHE_SIZE: the bound is per process, so a worker's memory
+        does not grow with the number of partitions it happens to own."""
+        return self.settings.state_cache_size // max(1, len(self.owned))
 
     async def _retry(self, action: Callable[[], Awaitable[T]], what: str) -> T:
         """Redis or Kafka unavailable: wait and try again, never move past an unapplied event."""

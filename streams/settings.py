@@ -42,7 +42,7 @@ class Settings(BaseSettings):
 
     batch_max_events: int = Field(8000, ge=1)  # a backlog writes each customer once per batch (~1.5x/event)
     batch_max_ms: int = Field(100, ge=1)
-    state_cache_size: int = Field(200_000, ge=0)
+    state_cache_size: int = Field(200_000, ge=0)  # states a worker process keeps in memory, all partitions
     mode: Literal["live", "replay"] = "live"
     sweep_interval_ms: int = Field(1000, ge=10)
     sweep_max_customers: int = Field(5000, ge=1)

@@ -132,7 +132,7 @@ class Worker(BatchPipeline):
                 await self._publish(result)
                 if not await self._commit(owned, result, None, None):
                     break
-                owned.remember(result.states, self.settings.state_cache_size)
+                owned.remember(result.states, self.cache_share())
                 self.metrics.swept(len(due), len(result.transitions))
                 if len(due) < limit:
                     break

@@ -144,3 +144,29 @@ def test_cached_partitions_are_the_default_partitioners(monkeypatch: pytest.Monk
             for count in (1, 4, 7):
                 assert publish._partition(key, count) == partition_for(key.decode(), count)
     assert len(publish._partition_of) <= 3
+
+
+def test_the_state_cache_is_bounded_per_process_whatever_the_partitions_owned() -> None:
+    """SEGSTREAM_STATE_CACHE_SIZE bounds the worker's memory: four partitions share it, not each one."""
+
+    def customers(partition: int, count: int) -> list[Record]:
+        out = []
+        for n, record in enumerate(records(0, count)):
+            body = orjson.loads(record.value or b"")
+            body["customer_id"], body["event_id"] = f"p{partition}-c{n}", f"p{partition}-e{n}"
+            out.append(Record("events", partition, n, None, orjson.dumps(body)))
+        return out
+
+    async def run() -> Worker:
+        worker = Worker(
+            Settings(state_cache_size=12), Definitions.default(), InMemoryStateStore(), None, None
+        )
+        for p in range(4):
+            await worker.own(p)
+        for p in range(4):
+            await worker.process(p, customers(p, 10))
+        await worker.drain()
+        return worker
+
+    worker = asyncio.run(run())
+    assert [len(owned.cache) for owned in worker.owned.values()] == [3, 3, 3, 3]
