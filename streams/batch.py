@@ -172,7 +172,7 @@ def apply_steps(
         write, mapping = write_for(state, before, f"{origin.partition}:{origin.offset}", before_state)
         result.writes.append(write)
         result.states[cid] = (state, mapping)
-        _index(result.index, write, before, mapping)
+        index_write(result.index, write, before, mapping)
     result.dead_letters.sort(key=lambda d: d.offset)
     return result
 
@@ -200,13 +200,14 @@ def advance_all(states: Mapping[str, Known], until: datetime, definitions: Defin
         moved.append((write, mapping, new_mapping))
     result.index.transitions(result.transitions)
     for write, before, after in moved:
-        _index(result.index, write, before, after)
+        index_write(result.index, write, before, after)
     return result
 
 
-def _index(
+def index_write(
     index: IndexDelta, write: CustomerWrite, before: Mapping[str, str] | None, after: Mapping[str, str]
 ) -> None:
+    """The read-side deltas of one customer write (membership, KPIs; an erasure wipes the history)."""
     if write.delete:
         index.erased(write.customer_id)
         if before:

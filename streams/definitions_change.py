@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,11 +28,12 @@ import redis.asyncio as aioredis
 
 from segmentation import CustomerState, Definitions, resegment
 from segmentation.transition import Transition
-from streams.batch import write_for
+from streams.batch import index_write, write_for
 from streams.envelope import transition_event
+from streams.indexes import IndexDelta
 from streams.keys import KeySpace
 from streams.redis_store import RedisStateStore
-from streams.store import CustomerWrite
+from streams.store import CustomerWrite, WriteBatch
 
 READ_BATCH = 500
 AUDIENCE = "audience:"
@@ -160,8 +161,10 @@ async def apply(
     new: Definitions,
     publish: Callable[[list[Transition]], Awaitable[object]] | None,
     definitions_yaml: str | None = None,
+    history_size: int = 64,
 ) -> ApplyResult:
-    """Re-segment and write every customer (see the module docstring); `publish` awaits the acks."""
+    """Re-segment and write every customer (see the module docstring); `publish` awaits the acks.
+    The read side moves with the states, in the same commit: membership, KPIs, day flows, history."""
     store = RedisStateStore(client, keys)
     result = ApplyResult(Matrix())
     for p in range(partitions):
@@ -169,20 +172,26 @@ async def apply(
         async for rows in stored_customers(client, keys, p):
             writes: list[CustomerWrite] = []
             transitions: list[Transition] = []
+            index = IndexDelta()
+            moved: list[tuple[CustomerWrite, Mapping[str, str], Mapping[str, str]]] = []
             for _, row in rows:
                 state = CustomerState.from_mapping(row)
                 if state.definitions_version == new.version:
                     result.matrix.already_current += 1
                 after, changed = reseg(state, new)
                 result.matrix.add(state, after)
-                write, _ = write_for(after, row)
+                write, new_row = write_for(after, row)
                 if write.delete or write.set_fields or write.removed_fields or changed:
                     writes.append(write)
+                    moved.append((write, row, new_row))
                 transitions.extend(changed)
+            index.transitions(transitions)  # first, as the worker does (an erasure then wipes the history)
+            for write, before, new_row in moved:
+                index_write(index, write, before, new_row)
             if transitions and publish is not None:
                 await publish(transitions)
             if writes:
-                await store.commit(claim, None, None, writes)
+                await store.commit(claim, None, None, WriteBatch(writes, index, history_size))
             result.written += len(writes)
             result.transitions += len(transitions)
             result.by_grid.update(t.grid for t in transitions)

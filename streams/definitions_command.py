@@ -115,6 +115,7 @@ async def _apply(
             new,
             None if producer is None else send,
             definitions_yaml=Path(args.new).read_text(encoding="utf-8"),
+            history_size=settings.history_size,
         )
     finally:
         if producer is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ from streams import calibrate, sample
 from streams import definitions_change as change
 from streams.keys import KeySpace
 from streams.publish import publish
+from streams.reader import SegmentReader
+from streams.settings import Settings
 from tests.integration.replay_helpers import customers_of, dump_namespace, replay_file
 from tests.integration.worker_harness import make_settings, read_topic
 from tests.services import Services
@@ -96,10 +98,67 @@ def test_diff_predicts_apply_cell_by_cell_and_second_apply_is_a_no_op(
     assert all(orjson.loads(r.value)["data"]["cause"] == "definitions" for r in records)
     assert first.transitions == sum(predicted.moves().values())
 
+    # the read side moved with the states: membership, KPIs and history agree with the hashes and the topic
+    expected_members, expected_kpis = indexes_from_hashes(after)
+    got_members, got_kpis, histories = asyncio.run(read_side(settings.model_copy(update={"namespace": "d"})))
+    assert got_members == expected_members
+    assert got_kpis == expected_kpis
+    for r in records:
+        event = orjson.loads(r.value)
+        assert event["data"]["id"] in histories[event["subject"]], "history holds the definitions move"
+
     # second apply: nothing written, nothing emitted, state unchanged
     assert second.transitions == 0 and second.written == 0
     assert second.matrix.already_current == second.matrix.customers
     assert customers_of(dump_namespace(settings, "d")) == after
+
+
+def indexes_from_hashes(
+    hashes: dict[str, dict[str, str]],
+) -> tuple[dict[tuple[str, str], set[str]], dict[tuple[str, str], tuple[int, int, int]]]:
+    """(grid, segment) -> members and (customers, revenue, orders), recomputed from the customer hashes."""
+    members: dict[tuple[str, str], set[str]] = defaultdict(set)
+    kpis: Counter[tuple[str, str, str]] = Counter()
+    for key, row in hashes.items():
+        cid = key.rsplit(":c:", 1)[1]
+        for name, segment in row.items():
+            if name.startswith("segment:") and segment:
+                cell = (name[len("segment:") :], segment)
+                members[cell].add(cid)
+                kpis[(*cell, "c")] += 1
+                kpis[(*cell, "r")] += int(row["monetary_minor"])
+                kpis[(*cell, "o")] += int(row["orders"])
+    return dict(members), {
+        cell: (kpis[(*cell, "c")], kpis[(*cell, "r")], kpis[(*cell, "o")]) for cell in members
+    }
+
+
+async def read_side(
+    settings: Settings,
+) -> tuple[dict[tuple[str, str], set[str]], dict[tuple[str, str], tuple[int, int, int]], dict[str, set[str]]]:
+    """What readers see: members and KPIs of every occupied segment, and each customer's history ids."""
+    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+    reader = SegmentReader(client, settings)
+    try:
+        members: dict[tuple[str, str], set[str]] = {}
+        kpis: dict[tuple[str, str], tuple[int, int, int]] = {}
+        customers: set[str] = set()
+        for grid, segments in reader.grids.items():
+            for segment in segments:
+                ids = {m async for m in reader.iter_members(grid, segment)}
+                if ids:
+                    members[(grid, segment)] = ids
+                    customers |= ids
+            for segment, k in (await reader.segment_kpis(grid)).items():
+                if k.customers or k.revenue_minor or k.orders:
+                    kpis[(grid, segment)] = (k.customers, k.revenue_minor, k.orders)
+        histories: dict[str, set[str]] = {}
+        for cid in customers:
+            history = await reader.history(cid)
+            histories[cid] = {e.id for e in history.entries} if history else set()
+        return members, kpis, histories
+    finally:
+        await client.aclose()
 
 
 def test_calibrate_proposes_ascending_breakpoints(
