@@ -64,10 +64,16 @@ def follow_active(settings: Settings, client: aioredis.Redis) -> NamespaceFollow
 
     assert settings.namespace is not None, "resolve the namespace first"
     prefix, topic = settings.key_prefix, settings.events_topic
+
+    async def definitions_of(name: str) -> str | None:
+        version = await client.hget(KeySpace(prefix, name, topic).definitions(), "version")
+        return None if version is None else version.decode() if isinstance(version, bytes) else str(version)
+
     return NamespaceFollow(
         settings.namespace,
         lambda: active_namespace(client, prefix),
         lambda name: RedisStateStore(client, KeySpace(prefix, name, topic)),
+        definitions_of,
     )
 
 
@@ -141,6 +147,16 @@ async def worker_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     prod, cons = producer(settings), consumer(settings)
     store = RedisStateStore(client, keyspace(settings))
     follow = None if pinned else follow_active(settings, client)
+    recorded = await client.hget(keyspace(settings).definitions(), "version")
+    if (
+        recorded is not None
+        and (recorded.decode() if isinstance(recorded, bytes) else recorded) != definitions.version
+    ):
+        log.warning(
+            "namespace %s was built with definitions %s, this worker runs %s: the customers it touches move "
+            "to this worker's definitions (run `segstream definitions apply` to move them all at once)",
+            settings.namespace, recorded, definitions.version,
+        )  # fmt: skip
     worker = Worker(settings, definitions, store, prod, cons, metrics=Metrics(), follow=follow)
     await prod.start()
     try:

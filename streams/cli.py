@@ -38,7 +38,13 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
                 logging.getLogger("segstream").warning(advice)
             await runtime.worker.run()
 
-    asyncio.run(main())
+    from streams.namespace_follow import FollowRefused
+
+    try:
+        asyncio.run(main())
+    except FollowRefused as exc:
+        print(f"segstream worker: {exc}", file=sys.stderr)
+        return 3
     return 0
 
 

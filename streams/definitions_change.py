@@ -197,7 +197,7 @@ async def apply(
             result.by_grid.update(t.grid for t in transitions)
     if definitions_yaml is not None:
         await client.hset(
-            f"{keys.prefix}:{keys.namespace}:definitions",
+            keys.definitions(),
             mapping={"version": new.version, "yaml": definitions_yaml},
         )
     return result

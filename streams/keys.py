@@ -47,6 +47,11 @@ class KeySpace:
         """List, newest first: the customer's transitions as compact JSON, capped (LPUSH + LTRIM)."""
         return f"{self._tag(partition)}:h:{customer_id}"
 
+    def definitions(self) -> str:
+        """Hash: `version` (and `yaml` after `definitions apply`) of the definitions the namespace was built
+        with; written by replay and apply, read by a worker before it follows a promote."""
+        return f"{self.prefix}:{self.namespace}:definitions"
+
     def metrics(self) -> str:
         """Hash (no hash tag, one key per namespace): the workers' published counters and lag."""
         return f"{self.prefix}:{self.namespace}:metrics"

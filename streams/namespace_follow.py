@@ -16,6 +16,10 @@ CHECK_INTERVAL_S = 1.0
 """How often the worker reads the active-namespace pointer (one GET): the read side re-reads it as often."""
 
 
+class FollowRefused(RuntimeError):
+    """The promoted namespace was built with other definitions than the worker's: following would mix."""
+
+
 @dataclass
 class NamespaceFollow:
     """The namespace the worker writes into, and how to read the pointer and reach another namespace."""
@@ -23,6 +27,7 @@ class NamespaceFollow:
     current: str
     read_active: Callable[[], Awaitable[str]]
     store_for: Callable[[str], StateStore]
+    definitions_of: Callable[[str], Awaitable[str | None]]  # the version a namespace was built with, if known
     next_check: float = 0.0
 
     async def moved(self) -> str | None:

@@ -30,6 +30,15 @@ class Owned:
     prepared: int | None = None  # last offset handed to steps 4-7 (>= offset)
     next_report: float = 0.0  # monotonic time of the next Kafka offset commit and metrics publication
     reported: int | None = None  # offset last committed to Kafka
+    catch_up_to: int | None = None  # last offset in the partition when taken; None once applied (or none)
+
+    def caught_up(self) -> bool:
+        """Applied everything the partition held when it was taken. Until then a live worker sweeps by event
+        time, like a replay: moving customers on by the wall clock first would turn the backlog's events
+        into late events and publish time-driven moves a continuous run never makes."""
+        if self.catch_up_to is not None and self.offset is not None and self.offset >= self.catch_up_to:
+            self.catch_up_to = None
+        return self.catch_up_to is None
 
     def held(self, customer_ids: Iterable[str]) -> dict[str, Known]:
         """The states of these customers that need no Redis read: in flight first, then cached."""
@@ -57,6 +66,7 @@ class Holder(Protocol):
     """The part of the worker a rebalance touches."""
 
     owned: dict[int, Owned]
+    ownership: asyncio.Lock  # held while `owned` changes: rebalances and namespace switches never interleave
 
     async def report(self, partition: int, owned: Owned) -> None: ...
 
@@ -70,6 +80,10 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.holder = holder
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        async with self.holder.ownership:
+            await self._let_go(revoked)
+
+    async def _let_go(self, revoked: Iterable[TopicPartition]) -> None:
         holder = self.holder
         for tp in revoked:
             owned = holder.owned.get(tp.partition)
@@ -81,5 +95,6 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             holder.owned.pop(tp.partition, None)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        for tp in assigned:
-            await self.holder.take(tp)
+        async with self.holder.ownership:
+            for tp in assigned:
+                await self.holder.take(tp)

@@ -36,6 +36,7 @@ from streams.publish import publish_outcome
 from streams.retry import retry
 from streams.settings import Settings
 from streams.store import Claim, StateStore, WriteBatch
+from streams.worker_metrics import stopped_fields
 
 log = logging.getLogger("segstream.worker")
 T = TypeVar("T")
@@ -68,6 +69,7 @@ class BatchPipeline:
         self.dead_letter_sink = dead_letter_sink
         self.follow = follow
         self.owned: dict[int, Owned] = {}
+        self.ownership = asyncio.Lock()  # see ownership.Holder
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()  # steps 4-7 in flight, any partition
 
@@ -246,6 +248,14 @@ class BatchPipeline:
         if self.consumer is not None:
             self.consumer.pause(TopicPartition(self.settings.events_topic, owned.claim.partition))
         return False
+
+    async def retire(self) -> None:
+        """Tell the namespace's metrics hash this process stopped writing here (`definitions apply` need not
+        wait for its heartbeat to age out); best effort, like every metrics publication."""
+        try:
+            await self.store.publish_metrics(stopped_fields())
+        except Exception as exc:
+            log.warning("could not publish metrics: %s", exc)
 
     def cache_share(self) -> int:
         """A partition's share of SEGSTREAM_STATE_CACHE_SIZE: the bound is per process, so a worker's memory

@@ -40,7 +40,11 @@ async def report(
         except KafkaError as exc:  # informational only; the next report commits again
             log.warning("could not commit offset to Kafka for %s: %s", tp, exc)
     lag: int | None = None
-    if consumer is not None and owned.offset is not None:
+    if (
+        consumer is not None
+        and owned.offset is not None
+        and TopicPartition(topic, partition) in consumer.assignment()
+    ):
         high = consumer.highwater(TopicPartition(topic, partition))
         lag = None if high is None else max(0, high - owned.offset - 1)
     try:

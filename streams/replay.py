@@ -211,6 +211,8 @@ async def replay(
                 await flush()
                 bar.update(events)
         await flush(final=True)
+        await client.hset(keys.definitions(), "version", definitions.version)  # what a follower checks
+        await worker.retire()  # the replay is no running worker for `definitions apply`
         bar.update(events, final=True)
     finally:
         if gc_was_enabled:

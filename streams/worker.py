@@ -14,9 +14,9 @@ import time
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from streams.batch import advance_all, from_us, to_us
+from streams.namespace_follow import FollowRefused
 from streams.ownership import Rebalance
 from streams.pipeline import BatchPipeline
-from streams.worker_metrics import stopped_fields
 
 log = logging.getLogger("segstream.worker")
 GC_THRESHOLDS = (50_000, 20, 10)
@@ -37,7 +37,10 @@ class Worker(BatchPipeline):
     async def take(self, tp: TopicPartition) -> None:
         """Own the partition and make the consumer resume right after the offset stored in Redis."""
         assert self.consumer is not None, "take() is for a worker that consumes Kafka"
+        consumer = self.consumer
+        ends = await self._retry(lambda: consumer.end_offsets([tp]), "read end offset")
         claim = await self.own(tp.partition)
+        self.owned[tp.partition].catch_up_to = ends[tp] - 1 if ends.get(tp) else None
         self.consumer.resume(tp)  # paused if we were fenced out of it earlier
         if claim.offset is None:
             await self.consumer.seek_to_beginning(tp)
@@ -68,7 +71,8 @@ class Worker(BatchPipeline):
                 await self.heartbeat()
                 await self.follow_promote()
             await self.drain()
-            await self._publish_quietly(stopped_fields())
+            self.owned.clear()  # a revocation during shutdown must not report after `retire`
+            await self.retire()
         finally:
             gc.set_threshold(*thresholds)
             for task in list(self._tasks):  # only left on an error: like a crash, Redis has the truth
@@ -79,14 +83,9 @@ class Worker(BatchPipeline):
         `definitions apply` can tell that a worker is running from the metrics hash."""
         now = time.monotonic()
         for partition, owned in list(self.owned.items()):
-            if now >= owned.next_report and owned.inflight is None:
+            idle = owned.inflight is None or owned.inflight.done()
+            if now >= owned.next_report and idle and self.owned.get(partition) is owned:
                 await self.report(partition, owned)
-
-    async def _publish_quietly(self, fields: dict[str, str | int | float]) -> None:
-        try:
-            await self.store.publish_metrics(fields)
-        except Exception as exc:  # best effort, like every metrics publication
-            log.warning("could not publish metrics: %s", exc)
 
     async def follow_promote(self) -> None:
         """The active namespace moved (`segstream promote`): finish and commit what is in flight in the old
@@ -94,16 +93,35 @@ class Worker(BatchPipeline):
         there (so events the old namespace had and the new one lacks are applied to it, none skipped)."""
         follow = self.follow
         active = None if follow is None or self.consumer is None else await follow.moved()
-        if follow is None or self.consumer is None or active is None:
+        if follow is None or active is None:
             return
-        await self.drain()
-        log.warning("active namespace moved from %s to %s: following it", follow.current, active)
-        follow.current = active
-        self.store = follow.store_for(active)
-        self.settings = self.settings.model_copy(update={"namespace": active})
-        self.owned.clear()
-        for tp in sorted(self.consumer.assignment()):
-            await self.take(tp)
+        async with self.ownership:  # no rebalance callback runs in between (see ownership.Holder)
+            await self.drain()
+            built_with = await self._retry(lambda: follow.definitions_of(active), "read definitions version")
+            if built_with is not None and built_with != self.definitions.version:
+                await self.retire()
+                raise FollowRefused(
+                    f"namespace {active!r} was built with definitions {built_with!r} and this worker runs "
+                    f"{self.definitions.version!r}: not following it (its customers would be re-segmented "
+                    f"back). Restart the worker with the definitions file of version {built_with!r}."
+                )
+            log.warning("active namespace moved from %s to %s: following it", follow.current, active)
+            await self.retire()  # from the old namespace's metrics
+            follow.current = active
+            self.store = follow.store_for(active)
+            self.settings = self.settings.model_copy(update={"namespace": active})
+            before = {p: owned.offset for p, owned in self.owned.items()}
+            self.owned.clear()
+            for p in sorted(before):
+                await self.take(TopicPartition(self.settings.events_topic, p))
+                was, now = before[p], self.owned[p].offset
+                if now is not None and (was is None or now > was):
+                    log.warning(
+                        "partition %s: namespace %s is ahead (offset %s, this worker was at %s): the "
+                        "transitions of the events in between were published only if its replay ran with "
+                        "--emit to the transitions topic",
+                        p, active, now, was,
+                    )  # fmt: skip
 
     async def sweep(self, force: bool = False) -> None:
         """Time-driven changes of the owned partitions: clock = event-time watermark in replay mode,
@@ -115,7 +133,7 @@ class Worker(BatchPipeline):
             await self._settle(owned)
             owned.next_sweep = now + self.settings.sweep_interval_ms / 1000
             clock_us = owned.watermark_us
-            if self.settings.mode == "live":
+            if self.settings.mode == "live" and owned.caught_up():
                 clock_us = max(clock_us or 0, to_us(self.wall_clock()))
             if clock_us is None:
                 continue

@@ -105,6 +105,9 @@ class OffsetLog:
     def highwater(self, tp: TopicPartition) -> int:
         return 100
 
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(Settings().events_topic, 0)}
+
 
 class CountingStore(InMemoryStateStore):
     def __init__(self) -> None:
