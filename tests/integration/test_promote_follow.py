@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
+from segmentation import Definitions
 from streams import sample
 from streams.bootstrap import worker_runtime
+from streams.namespace_follow import FollowRefused
 from streams.namespaces import promote
 from streams.settings import Settings
 from tests.integration.replay_helpers import customers_of, dump_namespace, replay_file
+from tests.integration.test_definitions_change import changed_definitions
 from tests.integration.test_replay import produce_like_the_file
 from tests.integration.test_worker_kill import caught_up, end_offsets
 from tests.integration.worker_harness import applied_offsets, make_settings
@@ -81,3 +86,41 @@ def test_a_running_worker_follows_promote_to_a_namespace_behind_it(
     assert applied_offsets(in_ns("rebuilt")) == applied_offsets(in_ns("reference"))
     # once the worker followed, nothing more went into the old namespace
     assert applied_offsets(in_ns("main")) == {p: end - 1 for p, end in first_ends.items()}
+
+
+def test_a_worker_refuses_to_follow_into_a_namespace_built_with_other_definitions(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
+) -> None:
+    """Following would re-segment the promoted namespace's customers back to the worker's definitions."""
+    spec = sample.SampleSpec(customers=40, days=120, seed=8)
+    path = tmp_path / "events.jsonl"
+    sample.write_jsonl(spec, path)
+    lines = [x for x in path.read_bytes().splitlines() if x.strip()]
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
+    other = Definitions.from_mapping(changed_definitions(random.Random(4)))
+    asyncio.run(replay_file(settings, path, "other", tmp_path, definitions=other))
+    before = customers_of(dump_namespace(settings, "other"))
+
+    async def scenario() -> None:
+        await produce_like_the_file(settings, lines)
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            async with worker_runtime(settings) as runtime:
+                task = asyncio.create_task(runtime.worker.run())
+                try:
+                    await until(
+                        caught_up(settings.model_copy(update={"namespace": "main"}), end_offsets(settings)),
+                        task,
+                    )
+                    await promote(client, settings.key_prefix, "other")
+                    with pytest.raises(FollowRefused, match="built with definitions 'test-2'"):
+                        await asyncio.wait_for(task, 30)
+                finally:
+                    runtime.worker.stop()
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+    assert customers_of(dump_namespace(settings, "other")) == before, "nothing written into it"
+    main_metrics = dump_namespace(settings, "main", skip=())["metrics"]
+    assert any(k.endswith(":stopped_at") for k in main_metrics), "the worker retired from the old namespace"
