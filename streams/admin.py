@@ -76,7 +76,10 @@ async def _promote(settings: Settings, args: argparse.Namespace) -> int:
         previous = await promote(client, settings.key_prefix, args.name, require_keys=not args.allow_empty)
     finally:
         await client.aclose()
-    print(f"active namespace: {args.name} (was {previous or 'main (default)'}); restart the workers")
+    print(
+        f"active namespace: {args.name} (was {previous or 'main (default)'}); workers without "
+        "SEGSTREAM_NAMESPACE follow it within a second, pinned ones need SEGSTREAM_NAMESPACE changed"
+    )
     return 0
 
 
