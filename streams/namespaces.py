@@ -3,8 +3,8 @@ while readers and the worker keep using the active one, then switch atomically.
 
 The active namespace is one string key, `<prefix>:namespace:active` (absent: `main`); promoting is one SET,
 atomic for every reader that looks it up afterwards. A worker without SEGSTREAM_NAMESPACE reads it every
-second and follows a promote (streams/namespace_follow.py). Listing and dropping walk the keys with SCAN (never KEYS) and delete with UNLINK in
-batches, so a large namespace never blocks Redis.
+second and follows a promote (streams/namespace_follow.py). Listing and dropping walk the keys with SCAN
+(never KEYS) and delete with UNLINK in batches, so a large namespace never blocks Redis.
 """
 
 from __future__ import annotations
