@@ -7,15 +7,17 @@ is not on the hot path: one asyncio task polls aiokafka in batches, applies the 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 
 from streams.batch import advance_all, from_us, to_us
 from streams.namespace_follow import FollowRefused
-from streams.ownership import Rebalance
+from streams.ownership import Owned, Rebalance
 from streams.pipeline import BatchPipeline
 
 log = logging.getLogger("segstream.worker")
@@ -123,6 +125,22 @@ class Worker(BatchPipeline):
                         p, active, now, was,
                     )  # fmt: skip
 
+    async def _caught_up(self, partition: int, owned: Owned) -> bool:
+        """`Owned.caught_up`, or the consumer fetched past the backlog: the last offsets of a partition can be
+        transaction markers or compacted away, never delivered, so the applied offset may never reach it."""
+        if owned.caught_up():
+            return True
+        tp = TopicPartition(self.settings.events_topic, partition)
+        if self.consumer is None or owned.catch_up_to is None or tp not in self.consumer.assignment():
+            return False
+        try:  # returns at once while the position is valid (always, after take's seek)
+            position = await asyncio.wait_for(self.consumer.position(tp), 1.0)
+        except (TimeoutError, KafkaError):
+            return False
+        if position > owned.catch_up_to:  # every record up to there was returned, submitted and settled
+            owned.catch_up_to = None
+        return owned.catch_up_to is None
+
     async def sweep(self, force: bool = False) -> None:
         """Time-driven changes of the owned partitions: clock = event-time watermark in replay mode,
         max(watermark, wall clock) live. Cost follows the number of due customers, not the population."""
@@ -133,7 +151,7 @@ class Worker(BatchPipeline):
             await self._settle(owned)
             owned.next_sweep = now + self.settings.sweep_interval_ms / 1000
             clock_us = owned.watermark_us
-            if self.settings.mode == "live" and owned.caught_up():
+            if self.settings.mode == "live" and await self._caught_up(partition, owned):
                 clock_us = max(clock_us or 0, to_us(self.wall_clock()))
             if clock_us is None:
                 continue
