@@ -28,6 +28,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -45,6 +46,7 @@ from streams.redis_store import applied_events
 from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+WORKER = ("-m", "streams.cli", "worker")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,33 @@ def service_pids(bootstrap: str, url: str) -> dict[str, int]:
     return pids
 
 
+def fresh_settings(bootstrap: str, url: str, partitions: int, kind: str = "bench") -> Settings:
+    """Replay-mode settings on topics of their own (events, transitions, dead letters): runs never collide."""
+    tag = f"{kind}-{uuid.uuid4().hex[:8]}"
+    return Settings(
+        kafka_bootstrap=bootstrap,
+        redis_url=url,
+        events_topic=f"{tag}-events",
+        transitions_topic=f"{tag}-transitions",
+        dlq_topic=f"{tag}-dlq",
+        topic_partitions=partitions,
+        mode="replay",
+    )
+
+
+def start_worker(
+    base: Settings, source: Path = ROOT, argv: Sequence[str] = WORKER, kind: str = "bench"
+) -> tuple[Settings, subprocess.Popen[bytes]]:
+    """A worker process (python `argv`) of the checkout `source`, on a fresh key prefix and consumer group."""
+    settings = base.model_copy(
+        update={"key_prefix": f"{kind}-{uuid.uuid4().hex[:8]}", "group_id": f"{kind}-{uuid.uuid4().hex[:8]}"}
+    )
+    env = settings.as_environment()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
+    proc = subprocess.Popen([sys.executable, *argv], env=env, cwd=source, stdout=subprocess.DEVNULL)
+    return settings, proc
+
+
 def run_worker(
     base: Settings,
     client: redis.Redis,
@@ -112,14 +141,7 @@ def run_worker(
     profile: tuple[str, Path] | None = None,
 ) -> Run:
     """The worker of the checkout `source`; with `profile` (py-spy, output) sampled from the first event."""
-    settings = base.model_copy(
-        update={"key_prefix": f"bench-{uuid.uuid4().hex[:8]}", "group_id": f"bench-{uuid.uuid4().hex[:8]}"}
-    )
-    env = settings.as_environment()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=source, stdout=subprocess.DEVNULL
-    )
+    settings, proc = start_worker(base, source)
     spy = None
     try:
         first = None
@@ -143,7 +165,7 @@ def run_worker(
             spy.wait(30)
         proc.terminate()
         proc.wait(30)
-        _drop(client, settings.key_prefix)
+        drop_keys(client, settings.key_prefix)
     seconds = end - first[0]
     return Run((total - first[1]) / seconds, seconds, total - first[1], spent)
 
@@ -185,11 +207,12 @@ def run_naive(
     stats = client.hgetall(f"{prefix}:bench")
     done = int(stats[b"count"])
     seconds = float(stats[b"last"]) - float(stats[b"first"])
-    _drop(client, prefix)
+    drop_keys(client, prefix)
     return Run(done / seconds, seconds, done - started, spent)
 
 
-def _drop(client: redis.Redis, prefix: str) -> None:
+def drop_keys(client: redis.Redis, prefix: str) -> None:
+    """Delete every key of a run's prefix."""
     batch = list(client.scan_iter(match=f"{prefix}:*", count=5000))
     for i in range(0, len(batch), 1000):
         client.delete(*batch[i : i + 1000])
@@ -226,16 +249,7 @@ def main() -> None:
     args = parser.parse_args()
     bootstrap, url = services()
     pids = service_pids(bootstrap, url)
-    tag = uuid.uuid4().hex[:8]
-    base = Settings(
-        kafka_bootstrap=bootstrap,
-        redis_url=url,
-        events_topic=f"bench-{tag}-events",
-        transitions_topic=f"bench-{tag}-transitions",
-        dlq_topic=f"bench-{tag}-dlq",
-        topic_partitions=args.partitions,
-        mode="replay",
-    )
+    base = fresh_settings(bootstrap, url, args.partitions)
     spec = sample.SampleSpec(
         customers=max(1, args.events // args.events_per_customer), days=365, seed=11, malformed_share=0.002
     )

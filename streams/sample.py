@@ -30,6 +30,7 @@ __all__ = [
     "MALFORMED_KINDS",
     "SampleSpec",
     "generate",
+    "keyed",
     "malformed_line",
     "produce",
     "recover_customer_id",
@@ -126,7 +127,7 @@ def malformed_line(kind: str, event: Event, line: bytes, rng: random.Random, ser
     return orjson.dumps(bad)
 
 
-def _keyed(spec: SampleSpec) -> Iterator[tuple[bytes | None, bytes]]:
+def keyed(spec: SampleSpec) -> Iterator[tuple[bytes | None, bytes]]:
     """(Kafka key, line) pairs; the key is the customer id, recovered from the line for malformed ones."""
     simulation = Simulation(
         customers=spec.customers,
@@ -163,7 +164,7 @@ def _keyed(spec: SampleSpec) -> Iterator[tuple[bytes | None, bytes]]:
 
 def generate(spec: SampleSpec) -> Iterator[bytes]:
     """JSON lines (without newline) sorted by ``occurred_at``; streamed, never held in memory."""
-    return map(itemgetter(1), _keyed(spec))  # map/itemgetter: no extra Python frame per line
+    return map(itemgetter(1), keyed(spec))  # map/itemgetter: no extra Python frame per line
 
 
 def write_jsonl(spec: SampleSpec, path: Path) -> int:
@@ -206,7 +207,7 @@ async def produce(spec: SampleSpec, bootstrap: str, topic: str, **kafka_security
     count = 0
     try:
         pending: list[asyncio.Future[Any]] = []
-        for key, line in _keyed(spec):
+        for key, line in keyed(spec):
             pending.append(await producer.send(topic, line, key=key))
             if len(pending) >= _SEND_CHUNK:
                 await asyncio.gather(*pending)
