@@ -11,9 +11,9 @@ lag (events produced and acked but not yet applied). At the end: the table, the 
 last quarter, the RSS slope (least squares, MiB/hour) over the second half and over the last quarter (the
 two differ while the worker still warms up), the CPU budget of the run and how many customers it saw.
 
---cache-size is the worker's state_cache_size *per partition*: below the population a partition sees, so
-the LRU fills during warm-up and then churns (the default, 200k per partition, would hold every customer
-of a 200k population and only ever grow). --baseline-gc runs the worker with CPython's default GC
+--cache-size is the worker's state_cache_size (per process, shared by its partitions; default here 80k):
+below the population, so the LRU fills during warm-up and then churns (the worker's default, 200k, would
+hold every customer of a 200k population and only ever grow). --baseline-gc runs the worker with CPython's default GC
 thresholds instead of streams.worker.GC_THRESHOLDS (patched in the worker process before it starts: the
 worker has no knob for it), to compare two runs. The worker, the Redis keys and the topics are removed at
 the end. Uses SEGSTREAM_KAFKA_BOOTSTRAP / SEGSTREAM_REDIS_URL when set, else the local stack.
@@ -197,7 +197,7 @@ def report(samples: list[Sample], peak: int, spent: dict[str, float], args: argp
         print("\n".join(budget_lines(spent, events, total)))
     gc = "CPython default" if args.baseline_gc else "worker.GC_THRESHOLDS"
     print(
-        f"worker: {args.partitions} partitions, state_cache_size {args.cache_size:,} per partition, GC {gc}; "
+        f"worker: {args.partitions} partitions, state_cache_size {args.cache_size:,}, GC {gc}; "
         f"{args.customers:,} customers at {args.rate:,} events/s"
     )
     print(f"machine: {describe()}")
@@ -211,7 +211,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=3000, help="events produced per second")
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--sample-s", type=float, default=30.0, help="seconds between samples")
-    parser.add_argument("--cache-size", type=int, default=20_000, help="worker's state_cache_size")
+    parser.add_argument("--cache-size", type=int, default=80_000, help="worker's state_cache_size")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--baseline-gc", action="store_true", help="CPython's default GC thresholds")
     args = parser.parse_args()
@@ -235,7 +235,7 @@ def main() -> None:
         drop_keys(client, settings.key_prefix)
         asyncio.run(delete_topics(base))
     report(sampler.samples, peak, spent, args)
-    cached = args.partitions * args.cache_size
+    cached = args.cache_size
     print(f"customers in Redis: {customers:,} (the worker caches at most {cached:,} states)")
 
 
