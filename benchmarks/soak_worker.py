@@ -13,10 +13,11 @@ two differ while the worker still warms up), the CPU budget of the run and how m
 
 --cache-size is the worker's state_cache_size (per process, shared by its partitions; default here 80k):
 below the population, so the LRU fills during warm-up and then churns (the worker's default, 200k, would
-hold every customer of a 200k population and only ever grow). --baseline-gc runs the worker with CPython's default GC
-thresholds instead of streams.worker.GC_THRESHOLDS (patched in the worker process before it starts: the
-worker has no knob for it), to compare two runs. The worker, the Redis keys and the topics are removed at
-the end. Uses SEGSTREAM_KAFKA_BOOTSTRAP / SEGSTREAM_REDIS_URL when set, else the local stack.
+hold every customer of a 200k population and only ever grow). --baseline-gc runs the worker with
+CPython's default GC thresholds instead of streams.worker.GC_THRESHOLDS (patched in the worker process
+before it starts: the worker has no knob for it), to compare two runs. The worker, the Redis keys and
+the topics are removed at the end. Uses SEGSTREAM_KAFKA_BOOTSTRAP / SEGSTREAM_REDIS_URL when set, else the
+local stack.
 """
 
 from __future__ import annotations
