@@ -78,7 +78,8 @@ async def _promote(settings: Settings, args: argparse.Namespace) -> int:
         await client.aclose()
     print(
         f"active namespace: {args.name} (was {previous or 'main (default)'}); workers without "
-        "SEGSTREAM_NAMESPACE follow it within a second, pinned ones need SEGSTREAM_NAMESPACE changed"
+        "SEGSTREAM_NAMESPACE follow it within a second (or exit 3 if it records other definitions); "
+        "pinned ones need SEGSTREAM_NAMESPACE changed"
     )
     return 0
 

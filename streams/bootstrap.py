@@ -16,8 +16,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 from segmentation import Definitions
 from streams.keys import KeySpace
 from streams.metrics import Metrics
-from streams.namespace_follow import NamespaceFollow
+from streams.namespace_follow import NamespaceFollow, definitions_rule
 from streams.redis_store import RedisStateStore
+from streams.replies import text
 from streams.settings import Settings
 from streams.worker import Worker
 
@@ -67,14 +68,35 @@ def follow_active(settings: Settings, client: aioredis.Redis) -> NamespaceFollow
 
     async def definitions_of(name: str) -> str | None:
         version = await client.hget(KeySpace(prefix, name, topic).definitions(), "version")
-        return None if version is None else version.decode() if isinstance(version, bytes) else str(version)
+        return None if version is None else text(version)
 
     return NamespaceFollow(
         settings.namespace,
         lambda: active_namespace(client, prefix),
         lambda name: RedisStateStore(client, KeySpace(prefix, name, topic)),
         definitions_of,
+        lambda name, version: record_definitions(client, KeySpace(prefix, name, topic), version),
     )
+
+
+async def check_definitions(settings: Settings, client: aioredis.Redis, mine: str) -> None:
+    """`definitions_rule` at start-up: raises DefinitionsMismatch, or records the namespace's version."""
+    assert settings.namespace is not None, "resolve the namespace first"
+    keys = keyspace(settings)
+    recorded = await client.hget(keys.definitions(), "version")
+    record = definitions_rule(
+        settings.namespace, None if recorded is None else text(recorded), mine, settings.adopt_definitions
+    )
+    if record is not None:
+        await record_definitions(client, keys, record)
+
+
+async def record_definitions(client: aioredis.Redis, keys: KeySpace, version: str) -> None:
+    """The namespace now holds (or moves to) this version; a YAML kept for another version goes."""
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.hset(keys.definitions(), "version", version)
+        pipe.hdel(keys.definitions(), "yaml")
+        await pipe.execute()
 
 
 def redis_client(settings: Settings) -> aioredis.Redis:
@@ -143,20 +165,15 @@ async def worker_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     await ensure_topics(settings)
     client = redis_client(settings)
     pinned = settings.namespace is not None
-    settings = await resolve_namespace(settings, client)
+    try:
+        settings = await resolve_namespace(settings, client)
+        await check_definitions(settings, client, definitions.version)
+    except BaseException:
+        await client.aclose()
+        raise
     prod, cons = producer(settings), consumer(settings)
     store = RedisStateStore(client, keyspace(settings))
     follow = None if pinned else follow_active(settings, client)
-    recorded = await client.hget(keyspace(settings).definitions(), "version")
-    if (
-        recorded is not None
-        and (recorded.decode() if isinstance(recorded, bytes) else recorded) != definitions.version
-    ):
-        log.warning(
-            "namespace %s was built with definitions %s, this worker runs %s: the customers it touches move "
-            "to this worker's definitions (run `segstream definitions apply` to move them all at once)",
-            settings.namespace, recorded, definitions.version,
-        )  # fmt: skip
     worker = Worker(settings, definitions, store, prod, cons, metrics=Metrics(), follow=follow)
     await prod.start()
     try:

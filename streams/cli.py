@@ -38,11 +38,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
                 logging.getLogger("segstream").warning(advice)
             await runtime.worker.run()
 
-    from streams.namespace_follow import FollowRefused
+    from streams.namespace_follow import DefinitionsMismatch
 
     try:
         asyncio.run(main())
-    except FollowRefused as exc:
+    except DefinitionsMismatch as exc:
         print(f"segstream worker: {exc}", file=sys.stderr)
         return 3
     return 0

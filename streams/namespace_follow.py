@@ -16,8 +16,33 @@ CHECK_INTERVAL_S = 1.0
 """How often the worker reads the active-namespace pointer (one GET): the read side re-reads it as often."""
 
 
-class FollowRefused(RuntimeError):
-    """The promoted namespace was built with other definitions than the worker's: following would mix."""
+class DefinitionsMismatch(RuntimeError):
+    """The namespace records other definitions than the worker's: writing into it would mix two versions."""
+
+
+def definitions_rule(namespace: str, recorded: str | None, mine: str, adopt: bool) -> str | None:
+    """The one rule at start-up and on a promote. Returns the version to record (None: leave it).
+
+    Nothing recorded: the namespace takes the worker's. Another version recorded: refused, unless the
+    operator rolls new definitions out lazily (SEGSTREAM_ADOPT_DEFINITIONS=true): then the namespace is
+    declared moving to the worker's, customer by customer as their events arrive."""
+    if recorded is None:
+        return mine
+    if recorded == mine:
+        return None
+    if adopt:
+        log.warning(
+            "namespace %s records definitions %s; adopting %s: customers move as their events arrive "
+            "(`segstream definitions apply` moves them all at once)",
+            namespace, recorded, mine,
+        )  # fmt: skip
+        return mine
+    raise DefinitionsMismatch(
+        f"namespace {namespace!r} was built with definitions {recorded!r} and this worker runs {mine!r}: "
+        f"refusing to write into it (its customers would be re-segmented back). Run the worker with the "
+        f"definitions file of version {recorded!r}, or set SEGSTREAM_ADOPT_DEFINITIONS=true to move the "
+        "namespace to this worker's definitions."
+    )
 
 
 @dataclass
@@ -28,6 +53,7 @@ class NamespaceFollow:
     read_active: Callable[[], Awaitable[str]]
     store_for: Callable[[str], StateStore]
     definitions_of: Callable[[str], Awaitable[str | None]]  # the version a namespace was built with, if known
+    record_definitions: Callable[[str, str], Awaitable[None]]  # (namespace, version)
     next_check: float = 0.0
 
     async def moved(self) -> str | None:

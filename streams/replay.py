@@ -211,7 +211,9 @@ async def replay(
                 await flush()
                 bar.update(events)
         await flush(final=True)
-        await client.hset(keys.definitions(), "version", definitions.version)  # what a follower checks
+        from streams.bootstrap import record_definitions
+
+        await record_definitions(client, keys, definitions.version)  # what workers check
         await worker.retire()  # the replay is no running worker for `definitions apply`
         bar.update(events, final=True)
     finally:

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
 
     definitions_file: Path | None = None  # None: the packaged defaults
     key_prefix: str = "segstream"
+    adopt_definitions: bool = False  # write into a namespace that records other definitions (lazy rollout)
     namespace: str | None = None  # None: the active namespace (streams.namespaces), followed on promote
 
     batch_max_events: int = Field(8000, ge=1)  # a backlog writes each customer once per batch (~1.5x/event)

@@ -13,10 +13,10 @@ import logging
 import time
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from streams.batch import advance_all, from_us, to_us
-from streams.namespace_follow import FollowRefused
+from streams.namespace_follow import DefinitionsMismatch, definitions_rule
 from streams.ownership import Owned, Rebalance
 from streams.pipeline import BatchPipeline
 
@@ -40,7 +40,11 @@ class Worker(BatchPipeline):
         """Own the partition and make the consumer resume right after the offset stored in Redis."""
         assert self.consumer is not None, "take() is for a worker that consumes Kafka"
         consumer = self.consumer
-        ends = await self._retry(lambda: consumer.end_offsets([tp]), "read end offset")
+        try:  # bounded: this may run in a rebalance callback, which must not stall the group
+            ends = await asyncio.wait_for(consumer.end_offsets([tp]), 10.0)
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("partition %s: end offset unknown (%s); no event-time catch-up", tp.partition, exc)
+            ends = {}
         claim = await self.own(tp.partition)
         self.owned[tp.partition].catch_up_to = ends[tp] - 1 if ends.get(tp) else None
         self.consumer.resume(tp)  # paused if we were fenced out of it earlier
@@ -97,16 +101,19 @@ class Worker(BatchPipeline):
         active = None if follow is None or self.consumer is None else await follow.moved()
         if follow is None or active is None:
             return
+        await self.drain()  # the bulk of it outside the lock: rebalances need not wait for it
         async with self.ownership:  # no rebalance callback runs in between (see ownership.Holder)
             await self.drain()
             built_with = await self._retry(lambda: follow.definitions_of(active), "read definitions version")
-            if built_with is not None and built_with != self.definitions.version:
-                await self.retire()
-                raise FollowRefused(
-                    f"namespace {active!r} was built with definitions {built_with!r} and this worker runs "
-                    f"{self.definitions.version!r}: not following it (its customers would be re-segmented "
-                    f"back). Restart the worker with the definitions file of version {built_with!r}."
+            try:
+                record = definitions_rule(
+                    active, built_with, self.definitions.version, self.settings.adopt_definitions
                 )
+            except DefinitionsMismatch:
+                await self.retire()
+                raise
+            if record is not None:
+                await self._retry(lambda: follow.record_definitions(active, record), "record definitions")
             log.warning("active namespace moved from %s to %s: following it", follow.current, active)
             await self.retire()  # from the old namespace's metrics
             follow.current = active
@@ -135,9 +142,13 @@ class Worker(BatchPipeline):
             return False
         try:  # returns at once while the position is valid (always, after take's seek)
             position = await asyncio.wait_for(self.consumer.position(tp), 1.0)
-        except (TimeoutError, KafkaError):
+        except (TimeoutError, IllegalStateError):
             return False
         if position > owned.catch_up_to:  # every record up to there was returned, submitted and settled
+            high = self.consumer.highwater(tp)
+            if high is not None and high - position > self.settings.batch_max_events:
+                owned.catch_up_to = high - 1  # more arrived meanwhile than a batch: catch up on that too
+                return False
             owned.catch_up_to = None
         return owned.catch_up_to is None
 

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from segmentation import Definitions
 from streams import sample
 from streams.bootstrap import worker_runtime
-from streams.namespace_follow import FollowRefused
+from streams.namespace_follow import DefinitionsMismatch
 from streams.namespaces import promote
 from streams.settings import Settings
 from tests.integration.replay_helpers import customers_of, dump_namespace, replay_file
@@ -113,7 +113,7 @@ def test_a_worker_refuses_to_follow_into_a_namespace_built_with_other_definition
                         task,
                     )
                     await promote(client, settings.key_prefix, "other")
-                    with pytest.raises(FollowRefused, match="built with definitions 'test-2'"):
+                    with pytest.raises(DefinitionsMismatch, match="built with definitions 'test-2'"):
                         await asyncio.wait_for(task, 30)
                 finally:
                     runtime.worker.stop()
@@ -121,6 +121,13 @@ def test_a_worker_refuses_to_follow_into_a_namespace_built_with_other_definition
             await client.aclose()
 
     asyncio.run(scenario())
+
+    async def restart() -> None:  # a supervisor restarting the worker meets the same rule at start-up
+        async with worker_runtime(settings):
+            raise AssertionError("a worker started on a namespace recorded with other definitions")
+
+    with pytest.raises(DefinitionsMismatch, match="SEGSTREAM_ADOPT_DEFINITIONS"):
+        asyncio.run(restart())
     assert customers_of(dump_namespace(settings, "other")) == before, "nothing written into it"
     main_metrics = dump_namespace(settings, "main", skip=())["metrics"]
     assert any(k.endswith(":stopped_at") for k in main_metrics), "the worker retired from the old namespace"

@@ -90,7 +90,10 @@ def test_a_rebalance_during_a_namespace_switch_waits_for_it_and_fences_nobody() 
         async def built_with(name: str) -> str | None:
             return None
 
-        follow = NamespaceFollow("old", read_active, lambda n: new if n == "new" else old, built_with)
+        async def record(name: str, version: str) -> None:
+            return None
+
+        follow = NamespaceFollow("old", read_active, lambda n: new if n == "new" else old, built_with, record)
         worker = Worker(Settings(), Definitions.default(), old, None, consumer, follow=follow)
         listener = worker.listener()
         await listener.on_partitions_assigned(set(tps))
