@@ -32,12 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import describe
 from segmentation import CustomerState, Definitions, apply, parse_event
-from streams.indexes import IndexDelta, history_entry
-from streams.keys import KeySpace
-from streams.reader import SegmentReader
-from streams.redis_store import RedisStateStore
+from segmentation.state_mapping import state_to_mapping
+from streams.read import SegmentReader
 from streams.settings import Settings
-from streams.store import CustomerWrite, WriteBatch
+from streams.store.indexes import IndexDelta, history_entry
+from streams.store.keys import KeySpace
+from streams.store.port import CustomerWrite, WriteBatch
+from streams.store.redis_store import RedisStateStore
 
 PARTITIONS = 4
 TEMPLATE = "tmpl-customer-00"
@@ -75,7 +76,7 @@ def template() -> tuple[dict[str, str], list[bytes]]:
         outcome = apply(state, parse_event(orjson.dumps(raw)), defs)
         state = outcome.state
         entries += [history_entry(t) for t in outcome.transitions]
-    return state.to_mapping(), entries
+    return state_to_mapping(state), entries
 
 
 async def write_customers(
@@ -85,7 +86,7 @@ async def write_customers(
     started = time.perf_counter()
     claims = {p: await store.claim(p) for p in range(PARTITIONS)}
     offsets = {p: (await store.read_meta(p))[0] or 0 for p in range(PARTITIONS)}
-    from streams.partitioning import partition_for
+    from streams.store.partitioning import partition_for
 
     pending: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
 
@@ -147,7 +148,7 @@ async def latency(url: str, settings: Settings, n: int, rate: float, seconds: fl
     client = aioredis.Redis.from_url(url, decode_responses=True)
     reader = SegmentReader(client, settings)
     keys = await reader.keyspace()
-    from streams.partitioning import partition_for
+    from streams.store.partitioning import partition_for
 
     async def bare() -> object:
         cid = pick()
@@ -174,7 +175,7 @@ async def latency(url: str, settings: Settings, n: int, rate: float, seconds: fl
     )
     port = random.randrange(20_000, 60_000)
     server = subprocess.Popen(
-        [sys.executable, "-m", "streams.api", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "streams.read.api", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         cwd=Path(__file__).resolve().parents[1],
         stdout=subprocess.DEVNULL,
@@ -211,7 +212,7 @@ async def latency(url: str, settings: Settings, n: int, rate: float, seconds: fl
 
 
 async def memory_breakdown(client: aioredis.Redis, keys: KeySpace, n: int) -> None:
-    from streams.partitioning import partition_for
+    from streams.store.partitioning import partition_for
 
     cid = f"c{0:09d}"
     p = partition_for(cid, PARTITIONS)

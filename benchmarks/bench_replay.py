@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import describe
 from benchmarks.process_cpu import CpuMeter, budget_lines, cpu_seconds, stack_pids
-from streams import sample
-from streams.replay import DEFAULT_BATCH
+from streams.replay.rebuild import DEFAULT_BATCH
+from streams.sample import generator as sample
 
 
 def redis_url() -> str:
@@ -74,11 +74,11 @@ def child(path: Path, partitions: int, batch: int, processes: int, url: str, pro
     import redis.asyncio as aioredis
 
     from segmentation import Definitions
-    from streams.namespaces import drop
-    from streams.replay import replay
-    from streams.replay_split import SourceSpec, replay_split
+    from streams.replay.rebuild import replay
+    from streams.replay.sources import FileSource
+    from streams.replay.split import SourceSpec, replay_split
     from streams.settings import Settings
-    from streams.sources import FileSource
+    from streams.store.namespaces import drop
 
     prefix = f"bench-replay-{uuid.uuid4().hex[:8]}"
     settings = Settings(redis_url=url, key_prefix=prefix, topic_partitions=partitions, namespace="bench")

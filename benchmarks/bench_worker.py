@@ -40,10 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine import describe
 from benchmarks.process_cpu import CpuMeter, budget_lines, stack_pids
 from benchmarks.worker_profile import Breakdown, attach, find_py_spy
-from streams import sample
 from streams.bootstrap import ensure_topics, keyspace
-from streams.redis_store import applied_events
+from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.redis_store import applied_events
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ("-m", "streams.cli", "worker")

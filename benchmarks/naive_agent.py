@@ -14,7 +14,8 @@ import faust
 import redis.asyncio as aioredis
 
 from segmentation import CustomerState, Definitions, InvalidEvent, apply, parse_event
-from streams.envelope import transition_event
+from segmentation.state_mapping import state_from_mapping, state_to_mapping
+from streams.topics.envelope import transition_event
 
 PREFIX = os.environ["BENCH_PREFIX"]
 app = faust.App(
@@ -47,9 +48,9 @@ async def segment(stream: faust.StreamT[bytes]) -> None:
             else:
                 key = f"{PREFIX}:c:{event.customer_id}"
                 row = cast(dict[str, str], await r.hgetall(key))
-                current = CustomerState.from_mapping(row) if row else CustomerState.new(event.customer_id)
+                current = state_from_mapping(row) if row else CustomerState.new(event.customer_id)
                 outcome = apply(current, event, definitions)
-                pipe.hset(key, mapping=cast(Any, outcome.state.to_mapping()))
+                pipe.hset(key, mapping=cast(Any, state_to_mapping(outcome.state)))
                 for t in outcome.transitions:
                     await transitions.send(key=t.customer_id.encode(), value=transition_event(t))
             pipe.hincrby(progress, "count", 1)

@@ -14,7 +14,7 @@ two differ while the worker still warms up), the CPU budget of the run and how m
 --cache-size is the worker's state_cache_size (per process, shared by its partitions; default here 80k):
 below the population, so the LRU fills during warm-up and then churns (the worker's default, 200k, would
 hold every customer of a 200k population and only ever grow). --baseline-gc runs the worker with
-CPython's default GC thresholds instead of streams.worker.GC_THRESHOLDS (patched in the worker process
+CPython's default GC thresholds instead of streams.worker.loop.GC_THRESHOLDS (patched in the worker process
 before it starts: the worker has no knob for it), to compare two runs. The worker, the Redis keys and
 the topics are removed at the end. Uses SEGSTREAM_KAFKA_BOOTSTRAP / SEGSTREAM_REDIS_URL when set, else the
 local stack.
@@ -40,15 +40,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_worker import WORKER, drop_keys, fresh_settings, service_pids, services, start_worker
 from benchmarks.machine import describe
 from benchmarks.process_cpu import CpuMeter, budget_lines, cpu_seconds
-from streams import sample
 from streams.bootstrap import ensure_topics, keyspace, producer
-from streams.keys import KeySpace
-from streams.redis_store import applied_events
+from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.keys import KeySpace
+from streams.store.redis_store import applied_events
 
 BASELINE_GC = (
     "-c",
-    "import gc, sys, streams.worker as w; from streams.cli import main; "
+    "import gc, sys, streams.worker.loop as w; from streams.cli import main; "
     "w.GC_THRESHOLDS = gc.get_threshold(); sys.exit(main(['worker']))",
 )
 MIB = 1024 * 1024

@@ -23,23 +23,23 @@ from pathlib import Path
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "transition envelopes + Kafka produce",
-        ("Worker._publish ", "streams/publish.py", "streams/envelope.py", "aiokafka/producer/"),
+        ("Worker._publish ", "streams/topics/publish.py", "streams/topics/envelope.py", "aiokafka/producer/"),
     ),
     (
         "Redis commit (client side)",
-        ("RedisStateStore.commit ", "RedisStateStore._index_ops ", "_fields (streams/redis_store.py"),
+        ("RedisStateStore.commit ", "RedisStateStore._index_ops ", "_fields (streams/store/redis_store.py"),
     ),
     ("Redis load of missing states", ("Worker._states ", "RedisStateStore.load ")),
-    ("parse_event", ("decode (streams/batch.py", "parse_event ", "segmentation/events.py")),
+    ("parse_event", ("decode (streams/worker/batch.py", "parse_event ", "segmentation/events.py")),
     (
         "state serialisation (changed_fields/to_mapping)",
         ("write_for ", "changed_fields ", "to_mapping ", "segmentation/state_mapping.py"),
     ),
-    ("read-side index deltas", ("_index (streams/batch.py", "streams/indexes.py")),
+    ("read-side index deltas", ("_index (streams/worker/batch.py", "streams/store/indexes.py")),
     ("apply (core)", ("segmentation/",)),
     (
         "Kafka fetch + decode",
-        ("aiokafka/", "<listcomp> (streams/worker.py", "Record.__init__ "),
+        ("aiokafka/", "<listcomp> (streams/worker/loop.py", "Record.__init__ "),
     ),
     ("Redis replies, metrics", ("redis/", "worker_metrics.py", "publish_metrics ")),
 )

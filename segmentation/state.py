@@ -13,7 +13,7 @@ they will next change by time alone, so the stream worker can schedule `advance`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -136,19 +136,6 @@ class CustomerState(NamedTuple):
     def monetary_minor(self) -> int:
         """Net monetary (M): gross minus refunds, never below zero, in base-currency minor units."""
         return max(0, self.gross_minor - self.refunded_minor)
-
-    def to_mapping(self) -> dict[str, str]:
-        """Flat string mapping for a Redis hash (fields documented in `segmentation.state_mapping`)."""
-        from segmentation.state_mapping import state_to_mapping
-
-        return state_to_mapping(self)
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, str]) -> CustomerState:
-        """Inverse of `to_mapping`; keys starting with `_` (storage adapter) and derived keys are ignored."""
-        from segmentation.state_mapping import state_from_mapping
-
-        return state_from_mapping(mapping)
 
 
 def state_of(values: list[Any]) -> CustomerState:

@@ -14,13 +14,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from segmentation import Definitions
-from streams.keys import KeySpace
-from streams.metrics import Metrics
-from streams.namespace_follow import NamespaceFollow, definitions_rule
-from streams.redis_store import RedisStateStore
-from streams.replies import text
 from streams.settings import Settings
-from streams.worker import Worker
+from streams.store.counters import Metrics
+from streams.store.keys import KeySpace
+from streams.store.redis_store import RedisStateStore
+from streams.store.replies import text
+from streams.worker.loop import Worker
+from streams.worker.namespace_follow import NamespaceFollow, definitions_rule
 
 log = logging.getLogger("segstream")
 
@@ -39,7 +39,7 @@ def keyspace(settings: Settings) -> KeySpace:
     if namespace is None:
         import redis
 
-        from streams.namespaces import DEFAULT, pointer_key
+        from streams.store.namespaces import DEFAULT, pointer_key
 
         client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         try:
@@ -51,17 +51,17 @@ def keyspace(settings: Settings) -> KeySpace:
 
 async def resolve_namespace(settings: Settings, client: aioredis.Redis) -> Settings:
     """The settings with `namespace` set: SEGSTREAM_NAMESPACE if given, else the active namespace now
-    (which a worker then follows, see `streams.namespace_follow`)."""
+    (which a worker then follows, see `streams.worker.namespace_follow`)."""
     if settings.namespace is not None:
         return settings
-    from streams.namespaces import active_namespace
+    from streams.store.namespaces import active_namespace
 
     return settings.model_copy(update={"namespace": await active_namespace(client, settings.key_prefix)})
 
 
 def follow_active(settings: Settings, client: aioredis.Redis) -> NamespaceFollow:
     """How an unpinned worker reads the active-namespace pointer and reaches the namespace it names."""
-    from streams.namespaces import active_namespace
+    from streams.store.namespaces import active_namespace
 
     assert settings.namespace is not None, "resolve the namespace first"
     prefix, topic = settings.key_prefix, settings.events_topic

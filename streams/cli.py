@@ -12,13 +12,14 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from streams.settings import Settings, without_password
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.bootstrap import worker_runtime
-    from streams.redis_tuning import memory_advice
+    from streams.store.tuning import memory_advice
 
     async def main() -> None:
         async with worker_runtime(settings) as runtime:
@@ -38,7 +39,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
                 logging.getLogger("segstream").warning(advice)
             await runtime.worker.run()
 
-    from streams.namespace_follow import DefinitionsMismatch
+    from streams.worker.namespace_follow import DefinitionsMismatch
 
     try:
         asyncio.run(main())
@@ -49,7 +50,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _sample(settings: Settings, args: argparse.Namespace) -> int:
-    from streams import sample
+    from streams.sample import generator as sample
 
     spec = sample.SampleSpec(
         customers=args.customers,
@@ -79,7 +80,7 @@ def _customer(settings: Settings, args: argparse.Namespace) -> int:
     import redis
 
     from streams.bootstrap import keyspace
-    from streams.partitioning import partition_for
+    from streams.store.partitioning import partition_for
 
     keys = keyspace(settings)
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
@@ -100,16 +101,38 @@ def _customer(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _api(settings: Settings, args: argparse.Namespace) -> int:
-    from streams import api
+    from streams.read import api
 
     argv = (["--host", args.host] if args.host else []) + (["--port", str(args.port)] if args.port else [])
     return api.main(argv)
 
 
-def _admin(settings: Settings, args: argparse.Namespace) -> int:
-    from streams import admin
+def _admin_parsers(sub: Any) -> None:
+    from streams.admin import definitions_command, namespaces_command
+    from streams.replay import command as replay_command
 
-    return admin.run(settings, args)
+    replay_command.add_parser(sub)
+    namespaces_command.add_parsers(sub)
+    definitions_command.add_parsers(sub)
+
+
+def _admin(settings: Settings, args: argparse.Namespace) -> int:
+    """Operator subcommands (replay, namespaces, promote, drop, definitions, calibrate)."""
+    from streams.admin import definitions_command, namespaces_command
+    from streams.replay import command as replay_command
+    from streams.store.namespaces import NamespaceError
+
+    handlers = {
+        "replay": replay_command.run,
+        **namespaces_command.HANDLERS,
+        "definitions": definitions_command.run_definitions,
+        "calibrate": definitions_command.run_calibrate,
+    }
+    try:
+        return asyncio.run(handlers[args.command](settings, args))
+    except NamespaceError as exc:
+        print(f"segstream {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,14 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--topic", help="topic to produce to (default SEGSTREAM_EVENTS_TOPIC)")
     c = sub.add_parser("customer", help="print one customer's state and segments")
     c.add_argument("customer_id")
-    from streams import admin
-
     a = sub.add_parser(
         "api", help="serve the HTTP read API (profiles, history, counts, KPIs, members, metrics)"
     )
     a.add_argument("--host", help="default SEGSTREAM_API_HOST (127.0.0.1)")
     a.add_argument("--port", type=int, help="default SEGSTREAM_API_PORT (8080)")
-    admin.add_parsers(sub)
+    _admin_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()

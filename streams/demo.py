@@ -20,10 +20,11 @@ import orjson
 import redis
 from aiokafka import AIOKafkaConsumer
 
-from streams import devstack, sample
+from streams import devstack
 from streams.bootstrap import ensure_topics, keyspace
-from streams.redis_store import applied_events
+from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.redis_store import applied_events
 
 GRIDS = ("lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction")
 

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     definitions_file: Path | None = None  # None: the packaged defaults
     key_prefix: str = "segstream"
     adopt_definitions: bool = False  # write into a namespace that records other definitions (lazy rollout)
-    namespace: str | None = None  # None: the active namespace (streams.namespaces), followed on promote
+    namespace: str | None = None  # None: the active namespace (streams.store.namespaces), followed on promote
 
     batch_max_events: int = Field(8000, ge=1)  # a backlog writes each customer once per batch (~1.5x/event)
     batch_max_ms: int = Field(100, ge=1)
@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     sweep_max_customers: int = Field(5000, ge=1)
     retry_max_backoff_s: float = Field(10.0, gt=0)
     history_size: int = Field(64, ge=1)  # transitions kept per customer for `as_of` and "why" (read side)
-    api_host: str = "127.0.0.1"  # `segstream api` / `python -m streams.api`
+    api_host: str = "127.0.0.1"  # `segstream api` / `python -m streams.read.api`
     api_port: int = Field(8080, ge=0, le=65535)
 
     def as_environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:

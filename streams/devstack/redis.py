@@ -10,7 +10,7 @@ import time
 from streams.devstack.config import StackConfig
 from streams.devstack.kafka import StackError, port_open
 from streams.devstack.process import read_pid, spawn
-from streams.redis_tuning import LISTPACK_VALUE
+from streams.store.tuning import LISTPACK_VALUE
 
 
 def binary(cfg: StackConfig) -> str:
@@ -66,7 +66,7 @@ def start(cfg: StackConfig) -> int:
         "no",
         "--loglevel",
         "notice",
-        "--hash-max-listpack-value",  # customer hashes stay compact listpacks (streams/redis_tuning.py)
+        "--hash-max-listpack-value",  # customer hashes stay compact listpacks (streams/store/tuning.py)
         str(LISTPACK_VALUE),
     ]
     return spawn(argv, cfg.redis_dir / "redis.log", pid_file, marker=str(data))

@@ -10,10 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from segmentation.transition import Transition
-from streams.indexes import IndexDelta
-from streams.keys import KeySpace
-from streams.redis_store import RedisStateStore
-from streams.store import HISTORY_TRIMMED, CustomerWrite, Fenced, IndexSnapshot, StateStore, WriteBatch
+from streams.store.indexes import IndexDelta
+from streams.store.keys import KeySpace
+from streams.store.port import HISTORY_TRIMMED, CustomerWrite, Fenced, IndexSnapshot, StateStore, WriteBatch
+from streams.store.redis_store import RedisStateStore
 from tests.contract.test_state_store import StoreFactory, _with_store, make_store, run
 from tests.services import Services
 
@@ -96,7 +96,9 @@ def test_the_script_validates_every_op_before_the_first_write(services: Services
         store = RedisStateStore(client, keys)
         try:
             claim = await store.claim(0)
-            script = client.register_script(resources.files("streams").joinpath("commit.lua").read_text())
+            script = client.register_script(
+                resources.files("streams.store").joinpath("commit.lua").read_text()
+            )
             base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c1"), keys.kpis(0, "g")]
             head: list[str | int] = [f"{claim.fence}:1", 5, "", 1, "c1", "S", "", 1, 0, "a", "1"]
             bad_ops: tuple[list[str | int], ...] = (

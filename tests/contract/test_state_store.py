@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 import pytest
 import redis.asyncio as aioredis
 
-from streams.keys import KeySpace
-from streams.redis_store import RedisStateStore
-from streams.store import CustomerWrite, Fenced, InMemoryStateStore, StaleOffset, StateStore
+from streams.store.keys import KeySpace
+from streams.store.port import CustomerWrite, Fenced, InMemoryStateStore, StaleOffset, StateStore
+from streams.store.redis_store import RedisStateStore
 from tests.services import Services
 
 T = TypeVar("T")

@@ -9,10 +9,10 @@ import redis
 import redis.asyncio as aioredis
 
 from segmentation import Definitions
-from streams.replay import ReplaySummary, Source, prepare_namespace, replay
-from streams.replay_split import SourceSpec, replay_split
+from streams.replay.rebuild import ReplaySummary, Source, prepare_namespace, replay
+from streams.replay.sources import FileSource
+from streams.replay.split import SourceSpec, replay_split
 from streams.settings import Settings
-from streams.sources import FileSource
 
 
 async def replay_file(

@@ -17,9 +17,10 @@ import redis
 import yaml
 
 from segmentation import Definitions
-from streams import cli, sample
+from streams import cli
 from streams.bootstrap import ensure_topics, keyspace
-from streams.worker_metrics import running_workers
+from streams.sample import generator as sample
+from streams.store.metrics_hash import running_workers
 from tests.integration.test_definitions_change import changed_definitions
 from tests.integration.test_worker_kill import caught_up, end_offsets, start_worker
 from tests.integration.worker_harness import make_settings, stored_customers

@@ -14,13 +14,15 @@ import orjson
 import redis.asyncio as aioredis
 import yaml
 
-from segmentation import CustomerState, Definitions
-from streams import calibrate, sample
-from streams import definitions_change as change
-from streams.keys import KeySpace
-from streams.publish import publish
-from streams.reader import SegmentReader
+from segmentation import Definitions
+from segmentation.state_mapping import state_from_mapping
+from streams.admin import calibrate
+from streams.admin import definitions_change as change
+from streams.read import SegmentReader
+from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.keys import KeySpace
+from streams.topics.publish import publish
 from tests.integration.replay_helpers import customers_of, dump_namespace, replay_file
 from tests.integration.worker_harness import make_settings, read_topic
 from tests.services import Services
@@ -57,7 +59,7 @@ def test_diff_predicts_apply_cell_by_cell_and_second_apply_is_a_no_op(
 
     async def run() -> tuple[change.Matrix, change.ApplyResult, change.ApplyResult]:
         from streams.bootstrap import producer as make_producer
-        from streams.replay import _ensure_topic
+        from streams.replay.rebuild import _ensure_topic
 
         await _ensure_topic(settings, topic)
         client = aioredis.Redis.from_url(settings.redis_url)
@@ -83,10 +85,10 @@ def test_diff_predicts_apply_cell_by_cell_and_second_apply_is_a_no_op(
     done = change.Matrix()
     assert set(before) == set(after)
     for key in before:
-        done.add(CustomerState.from_mapping(before[key]), CustomerState.from_mapping(after[key]))
+        done.add(state_from_mapping(before[key]), state_from_mapping(after[key]))
     assert done.cells == predicted.cells, f"seed {seed}"
     assert predicted.moves(), f"seed {seed}: the change should move someone"
-    assert all(CustomerState.from_mapping(row).definitions_version == "test-2" for row in after.values())
+    assert all(state_from_mapping(row).definitions_version == "test-2" for row in after.values())
 
     # the transitions published are exactly the off-diagonal cells
     records = asyncio.run(read_topic(settings, topic))

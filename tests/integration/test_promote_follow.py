@@ -15,11 +15,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from segmentation import Definitions
-from streams import sample
 from streams.bootstrap import worker_runtime
-from streams.namespace_follow import DefinitionsMismatch
-from streams.namespaces import promote
+from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.namespaces import promote
+from streams.worker.namespace_follow import DefinitionsMismatch
 from tests.integration.replay_helpers import customers_of, dump_namespace, replay_file
 from tests.integration.test_definitions_change import changed_definitions
 from tests.integration.test_replay import produce_like_the_file

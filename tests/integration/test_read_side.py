@@ -15,12 +15,12 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from segmentation import Definitions
-from streams import sample
-from streams.api import make_app
 from streams.bootstrap import keyspace
-from streams.reader import SegmentReader
-from streams.redis_store import RedisStateStore
+from streams.read import SegmentReader
+from streams.read.api import make_app
+from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.redis_store import RedisStateStore
 from tests.integration.test_worker_history import expected, history
 from tests.integration.worker_harness import (
     applied_offsets,
@@ -81,7 +81,7 @@ def test_indexes_equal_a_recomputation_after_a_randomised_stream(
     # membership and KPIs: recomputed from every customer hash, per partition and in total
     members: dict[tuple[int, str, str], set[str]] = defaultdict(set)
     totals: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    from streams.partitioning import partition_for
+    from streams.store.partitioning import partition_for
 
     for cid, row in hashes.items():
         p = partition_for(cid, settings.topic_partitions)

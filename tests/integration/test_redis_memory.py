@@ -13,10 +13,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from segmentation import CustomerState, Definitions, apply, parse_event
-from streams.keys import KeySpace
-from streams.redis_store import RedisStateStore
-from streams.redis_tuning import LISTPACK_VALUE, memory_advice
-from streams.store import CustomerWrite
+from segmentation.state_mapping import state_to_mapping
+from streams.store.keys import KeySpace
+from streams.store.port import CustomerWrite
+from streams.store.redis_store import RedisStateStore
+from streams.store.tuning import LISTPACK_VALUE, memory_advice
 from tests.services import Services
 
 pytestmark = pytest.mark.integration
@@ -53,7 +54,7 @@ def busy_customer() -> dict[str, str]:
         raw = {"event_id": str(uuid.UUID(int=n)), "customer_id": state.customer_id, "occurred_at": at,
                "schema_version": 1, **body}  # fmt: skip
         state = apply(state, parse_event(raw), defs).state
-    return state.to_mapping()
+    return state_to_mapping(state)
 
 
 def run(body: Callable[[], Coroutine[Any, Any, None]]) -> None:

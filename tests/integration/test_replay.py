@@ -13,13 +13,14 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from streams import cli, sample
+from streams import cli
 from streams.bootstrap import ensure_topics
-from streams.namespaces import NamespaceError, drop, list_namespaces, promote
-from streams.partitioning import partition_for
-from streams.replay import prepare_namespace
+from streams.replay.rebuild import prepare_namespace
+from streams.replay.sources import KafkaSource
+from streams.sample import generator as sample
 from streams.settings import Settings
-from streams.sources import KafkaSource
+from streams.store.namespaces import NamespaceError, drop, list_namespaces, promote
+from streams.store.partitioning import partition_for
 from tests.integration.replay_helpers import (
     batch_independent,
     customers_of,

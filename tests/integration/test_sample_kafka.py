@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from segmentation.events import InvalidEvent, parse_event
-from streams.sample import SampleSpec, generate, produce
+from streams.sample.generator import SampleSpec, generate, produce
 from tests.services import Services
 
 COUNT = 2_000

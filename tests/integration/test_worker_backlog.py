@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 import redis
 
-from streams import sample
 from streams.bootstrap import keyspace
-from streams.partitioning import partition_for
+from streams.sample import generator as sample
+from streams.store.partitioning import partition_for
 from tests.integration.replay_helpers import replay_file
 from tests.integration.test_replay import produce_like_the_file
 from tests.integration.test_worker_kill import caught_up, end_offsets

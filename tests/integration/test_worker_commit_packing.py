@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from streams.keys import KeySpace
-from streams.redis_store import SEP, RedisStateStore, _write_parts
-from streams.store import CustomerWrite
+from streams.store.keys import KeySpace
+from streams.store.port import CustomerWrite
+from streams.store.redis_store import SEP, RedisStateStore, _write_parts
 from tests.services import Services
 
 pytestmark = pytest.mark.integration
@@ -97,7 +97,9 @@ def test_a_packed_block_that_does_not_match_its_counts_writes_nothing(
     async def body() -> None:
         async with redis_store(services, redis_prefix) as (client, keys, store):
             claim = await store.claim(0)
-            script = client.register_script(resources.files("streams").joinpath("commit.lua").read_text())
+            script = client.register_script(
+                resources.files("streams.store").joinpath("commit.lua").read_text()
+            )
             base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c1"), keys.customer(0, "c2")]
             good = SEP.join(["c1", "S", "", "1", "0", "a", "1", "c2", "S", "", "1", "0", "b", "2"])
             bad_blocks: tuple[tuple[str, str], ...] = (
@@ -136,7 +138,9 @@ def test_due_times_follow_the_last_write_of_each_customer_and_are_checked_first(
             ]
             await store.commit(claim, 1, None, writes)
             assert await client.zrange(keys.due(0), 0, -1, withscores=True) == [(b"kept", 2.0), (b"a", 20.0)]
-            script = client.register_script(resources.files("streams").joinpath("commit.lua").read_text())
+            script = client.register_script(
+                resources.files("streams.store").joinpath("commit.lua").read_text()
+            )
             base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c")]
             block = SEP.join(["c", "S", "soon", "1", "0", "x", "1"])
             with pytest.raises(aioredis.ResponseError, match="BADARGS due"):

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from segmentation import CustomerState, Definitions, Transition, advance, apply, parse_event
+from segmentation.state_mapping import state_to_mapping
 from tests.integration.worker_harness import (
     applied_offsets,
     customer_key,
@@ -105,7 +106,7 @@ def test_scripted_history_matches_the_pure_core(
     records = asyncio.run(scenario())
     stored = stored_customers(settings)
     assert {cid: public(row) for cid, row in stored.items()} == {
-        cid: s.to_mapping() for cid, s in want_states.items()
+        cid: state_to_mapping(s) for cid, s in want_states.items()
     }
     got = [orjson.loads(r.value) for r in records]
     for customer in want_states:

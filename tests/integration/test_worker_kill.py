@@ -16,8 +16,8 @@ import orjson
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
-from streams import sample
 from streams.bootstrap import keyspace
+from streams.sample import generator as sample
 from streams.settings import Settings
 from tests.integration.worker_harness import (
     applied_offsets,

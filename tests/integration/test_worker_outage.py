@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from streams import sample
 from streams.bootstrap import ensure_topics, worker_runtime
+from streams.sample import generator as sample
 from tests.integration.test_worker_kill import caught_up, end_offsets
 from tests.integration.worker_harness import (
     applied_offsets,

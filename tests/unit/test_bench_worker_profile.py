@@ -12,21 +12,22 @@ from benchmarks.worker_profile import BOOKKEEPING, Breakdown, stage_of, stage_sa
 
 LOOP = "<module> (streams/cli.py:137);BaseEventLoop._run_once (asyncio/base_events.py:1922)"
 PUBLISH_BUILDS_BATCH = (
-    "Worker._publish (streams/worker.py:340);publish (streams/publish.py:36);"
+    "Worker._publish (streams/worker/loop.py:340);publish (streams/topics/publish.py:36);"
     "BatchBuilder.append (aiokafka/record/default_records.py:77)"
 )
 FETCH = (
-    "Worker.run (streams/worker.py:156);PartitionRecords._consumer_record (aiokafka/consumer/fetcher.py:311)"
+    "Worker.run (streams/worker/loop.py:156);"
+    "PartitionRecords._consumer_record (aiokafka/consumer/fetcher.py:311)"
 )
 PARSE = (
-    "Worker.submit (streams/worker.py:223);decode (streams/batch.py:78);"
+    "Worker.submit (streams/worker/loop.py:223);decode (streams/worker/batch.py:78);"
     "_timestamp (segmentation/events.py:140)"
 )
 DIFF = (
-    "apply_steps (streams/batch.py:151);write_for (streams/batch.py:211);"
+    "apply_steps (streams/worker/batch.py:151);write_for (streams/worker/batch.py:211);"
     "changed_fields (segmentation/state_mapping.py:187)"
 )
-APPLY = "apply_steps (streams/batch.py:141);apply (segmentation/evolution.py:145)"
+APPLY = "apply_steps (streams/worker/batch.py:141);apply (segmentation/evolution.py:145)"
 
 
 def test_produce_wins_over_fetch_for_record_batches_built_by_publish() -> None:

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from segmentation import parse_event
-from streams.csv_orders import CsvMappingError, CsvOptions, CsvOrders, parse_mapping
+from streams.replay.csv_orders import CsvMappingError, CsvOptions, CsvOrders, parse_mapping
 
 CSV = """id,cust,date,total,chan,cur,qty
 A1,c1,2026-03-29 01:30:00,19.90,store,eur,2

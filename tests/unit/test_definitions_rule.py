@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.namespace_follow import DefinitionsMismatch, definitions_rule
+from streams.worker.namespace_follow import DefinitionsMismatch, definitions_rule
 
 
 def test_a_namespace_without_a_recorded_version_takes_the_workers() -> None:

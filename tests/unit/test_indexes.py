@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from segmentation.transition import Transition, transition_id
-from streams.history import History, HistoryEntry, entry_of, segment_at
-from streams.indexes import IndexDelta, history_entry
+from streams.read.history import History, HistoryEntry, entry_of, segment_at
+from streams.store.indexes import IndexDelta, history_entry
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import orjson
 
-from streams.deadletter import DeadLetter
-from streams.replay_output import LineIndex
-from streams.replay_split import merge_rejects, shares
+from streams.replay.output import LineIndex
+from streams.replay.split import merge_rejects, shares
+from streams.topics.deadletter import DeadLetter
 
 
 def test_line_index_runs_of_offsets() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.worker_metrics import running_workers
+from streams.store.metrics_hash import running_workers
 
 NOW = 1_800_000_000.0
 

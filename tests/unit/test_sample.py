@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from segmentation.events import EVENT_TYPES, InvalidEvent, parse_event
-from streams.sample import (
+from streams.sample.generator import (
     MALFORMED_KINDS,
     SampleSpec,
     generate,

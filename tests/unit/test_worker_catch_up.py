@@ -11,8 +11,8 @@ from aiokafka import TopicPartition
 
 from segmentation import Definitions
 from streams.settings import Settings
-from streams.store import InMemoryStateStore
-from streams.worker import Worker
+from streams.store.port import InMemoryStateStore
+from streams.worker.loop import Worker
 from tests.unit.test_worker_follow import TOPIC, Assignment
 from tests.unit.test_worker_pipeline import records
 

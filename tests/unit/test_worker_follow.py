@@ -12,10 +12,10 @@ from aiokafka import TopicPartition
 from aiokafka.errors import IllegalStateError
 
 from segmentation import Definitions
-from streams.namespace_follow import NamespaceFollow
 from streams.settings import Settings
-from streams.store import Claim, InMemoryStateStore
-from streams.worker import Worker
+from streams.store.port import Claim, InMemoryStateStore
+from streams.worker.loop import Worker
+from streams.worker.namespace_follow import NamespaceFollow
 
 TOPIC = Settings().events_topic
 

@@ -12,12 +12,12 @@ import pytest
 from aiokafka import TopicPartition
 
 from segmentation import Definitions
-from streams import publish
-from streams.batch import Record
-from streams.partitioning import partition_for
 from streams.settings import Settings
-from streams.store import Claim, CustomerWrite, InMemoryStateStore
-from streams.worker import Worker
+from streams.store.partitioning import partition_for
+from streams.store.port import Claim, CustomerWrite, InMemoryStateStore
+from streams.topics import publish
+from streams.worker.batch import Record
+from streams.worker.loop import Worker
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 

@@ -1,0 +1,1 @@
+"""Operator commands on stored state: namespaces (list, promote, drop), definitions diff/apply, calibrate."""

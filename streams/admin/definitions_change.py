@@ -1,0 +1,208 @@
+"""Definition changes from stored state: a shadow diff, then a fenced apply.
+
+`diff` reads every stored customer (SCAN + pipelined HGETALL), re-segments it under the new definitions at
+its own clock (`resegment(state, new, at=state.clock)`, exactly what the worker's `apply`/`advance` do to a
+state built under another version), and counts, per grid, customers by (current segment, new segment).
+Nothing is written and no event is replayed.
+
+`apply` does the same and writes it: per partition it *claims* the partition (a new fence token, so a worker
+still running on it can no longer commit: stop the worker first), publishes the transitions (cause
+`definitions`, the new version) and waits for the acks, then commits the changed fields through the same
+fenced Lua commit as the worker (`write_for` + `StateStore.commit` without an offset). Publish-then-commit
+is the worker's order: a crash in between re-publishes the same transition ids on the next run. A second
+apply finds every state at the new version and changes nothing: no write, no transition.
+Then restart the worker with SEGSTREAM_DEFINITIONS_FILE pointing at the new file (a worker started with the
+old file would re-segment customers back to the old version as their events arrive).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import redis.asyncio as aioredis
+
+from segmentation import CustomerState, Definitions, resegment
+from segmentation.state_mapping import state_from_mapping
+from segmentation.transition import Transition
+from streams.store.indexes import IndexDelta
+from streams.store.keys import KeySpace
+from streams.store.port import CustomerWrite, WriteBatch
+from streams.store.redis_store import RedisStateStore
+from streams.store.writes import index_write, write_for
+from streams.topics.envelope import transition_event
+
+READ_BATCH = 500
+AUDIENCE = "audience:"
+Cell = tuple[str, str, str]  # grid, from, to ("-" for no segment)
+
+
+def segments_of(state: CustomerState) -> dict[str, str]:
+    """grid -> segment ('-' when the customer has none in that grid) for every grid the state carries."""
+    out = {
+        grid: getattr(state, f"seg_{grid}") or "-"
+        for grid in ("lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction")
+    }
+    out.update((AUDIENCE + name, segment) for name, segment in state.audiences)
+    return out
+
+
+@dataclass
+class Matrix:
+    """Customers per (grid, from, to), the diagonal (customers who stay) included."""
+
+    cells: Counter[Cell] = field(default_factory=Counter)
+    customers: int = 0
+    already_current: int = 0  # customers whose state is at the new version already
+
+    def add(self, before: CustomerState, after: CustomerState) -> None:
+        self.customers += 1
+        old, new = segments_of(before), segments_of(after)
+        for grid in dict.fromkeys([*old, *new]):
+            self.cells[(grid, old.get(grid, "-"), new.get(grid, "-"))] += 1
+
+    def moves(self) -> dict[Cell, int]:
+        return {cell: n for cell, n in sorted(self.cells.items()) if cell[1] != cell[2]}
+
+    def grids(self) -> list[str]:
+        return sorted({g for g, _, _ in self.cells}, key=lambda g: (g.startswith(AUDIENCE), g))
+
+    def table(self, moves_only_grids: bool = True) -> str:
+        """One from x to matrix per grid (rows: current segment, columns: new segment)."""
+        out: list[str] = [f"{self.customers:,} customers; cells count customers (row: now, column: new)"]
+        for grid in self.grids():
+            cells = {(f, t): n for (g, f, t), n in self.cells.items() if g == grid}
+            moved = sum(n for (f, t), n in cells.items() if f != t)
+            if moves_only_grids and not moved:
+                out.append(f"\n{grid}: no change")
+                continue
+            rows = sorted({f for f, _ in cells})
+            cols = sorted({t for _, t in cells})
+            width = max(8, *(len(c) for c in cols)) + 1
+            first = max(len(grid), *(len(r) for r in rows)) + 2
+            out.append(f"\n{grid}: {moved:,} would move")
+            corner = "now \\ new"
+            out.append(f"{corner:<{first}}" + "".join(f"{c:>{width}}" for c in cols))
+            for r in rows:
+                out.append(f"{r:<{first}}" + "".join(f"{cells.get((r, c), 0) or '.':>{width}}" for c in cols))
+        return "\n".join(out)
+
+    def write_csv(self, path: Path) -> None:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["grid", "from", "to", "customers"])
+            for (grid, old, new), n in sorted(self.cells.items()):
+                writer.writerow([grid, old, new, n])
+
+    def to_json(self) -> bytes:
+        grids: dict[str, list[dict[str, object]]] = {}
+        for (grid, old, new), n in sorted(self.cells.items()):
+            grids.setdefault(grid, []).append({"from": old, "to": new, "customers": n})
+        return orjson.dumps(
+            {"customers": self.customers, "already_current": self.already_current, "grids": grids},
+            option=orjson.OPT_INDENT_2,
+        )
+
+
+async def stored_customers(
+    client: aioredis.Redis, keys: KeySpace, partition: int
+) -> AsyncIterator[list[tuple[str, dict[str, str]]]]:
+    """The partition's customers as (id, stored mapping), in batches (SCAN + pipelined HGETALL)."""
+    store = RedisStateStore(client, keys)
+    batch: list[str] = []
+    marker = ":c:"
+    async for raw in client.scan_iter(match=keys.customer_pattern(partition), count=1000):
+        key = raw.decode() if isinstance(raw, bytes) else str(raw)
+        batch.append(key.split(marker, 1)[1])
+        if len(batch) >= READ_BATCH:
+            rows = await store.load(partition, batch)
+            yield list(rows.items())
+            batch = []
+    if batch:
+        rows = await store.load(partition, batch)
+        yield list(rows.items())
+
+
+def reseg(state: CustomerState, new: Definitions) -> tuple[CustomerState, tuple[Transition, ...]]:
+    if state.clock is None:
+        return state, ()
+    outcome = resegment(state, new, at=state.clock)
+    return outcome.state, outcome.transitions
+
+
+async def diff(client: aioredis.Redis, keys: KeySpace, partitions: int, new: Definitions) -> Matrix:
+    matrix = Matrix()
+    for p in range(partitions):
+        async for rows in stored_customers(client, keys, p):
+            for _, row in rows:
+                state = state_from_mapping(row)
+                if state.definitions_version == new.version:
+                    matrix.already_current += 1
+                after, _ = reseg(state, new)
+                matrix.add(state, after)
+    return matrix
+
+
+@dataclass
+class ApplyResult:
+    matrix: Matrix
+    written: int = 0
+    transitions: int = 0
+    by_grid: Counter[str] = field(default_factory=Counter)
+
+
+async def apply(
+    client: aioredis.Redis,
+    keys: KeySpace,
+    partitions: int,
+    new: Definitions,
+    publish: Callable[[list[Transition]], Awaitable[object]] | None,
+    definitions_yaml: str | None = None,
+    history_size: int = 64,
+) -> ApplyResult:
+    """Re-segment and write every customer (see the module docstring); `publish` awaits the acks.
+    The read side moves with the states, in the same commit: membership, KPIs, day flows, history."""
+    store = RedisStateStore(client, keys)
+    result = ApplyResult(Matrix())
+    for p in range(partitions):
+        claim = await store.claim(p)  # fences any worker still running on this partition
+        async for rows in stored_customers(client, keys, p):
+            writes: list[CustomerWrite] = []
+            transitions: list[Transition] = []
+            index = IndexDelta()
+            moved: list[tuple[CustomerWrite, Mapping[str, str], Mapping[str, str]]] = []
+            for _, row in rows:
+                state = state_from_mapping(row)
+                if state.definitions_version == new.version:
+                    result.matrix.already_current += 1
+                after, changed = reseg(state, new)
+                result.matrix.add(state, after)
+                write, new_row = write_for(after, row)
+                if write.delete or write.set_fields or write.removed_fields or changed:
+                    writes.append(write)
+                    moved.append((write, row, new_row))
+                transitions.extend(changed)
+            index.transitions(transitions)  # first, as the worker does (an erasure then wipes the history)
+            for write, before, new_row in moved:
+                index_write(index, write, before, new_row)
+            if transitions and publish is not None:
+                await publish(transitions)
+            if writes:
+                await store.commit(claim, None, None, WriteBatch(writes, index, history_size))
+            result.written += len(writes)
+            result.transitions += len(transitions)
+            result.by_grid.update(t.grid for t in transitions)
+    if definitions_yaml is not None:
+        await client.hset(
+            keys.definitions(),
+            mapping={"version": new.version, "yaml": definitions_yaml},
+        )
+    return result
+
+
+def envelope_items(transitions: list[Transition]) -> list[tuple[bytes, bytes, tuple[()]]]:
+    return [(t.customer_id.encode(), transition_event(t), ()) for t in transitions]

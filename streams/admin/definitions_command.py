@@ -1,0 +1,178 @@
+"""Changing what a namespace is segmented by: `definitions diff|apply`, and `calibrate` proposing a change."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from streams.settings import Settings
+
+__all__ = ["add_parsers", "run_calibrate", "run_definitions"]
+
+
+def add_parsers(sub: Any) -> None:
+    defs = sub.add_parser("definitions", help="shadow diff or apply new definitions from stored state")
+    dsub = defs.add_subparsers(dest="action", required=True)
+    diff = dsub.add_parser("diff", help="who would move between which segments, per grid")
+    diff.add_argument("new")
+    diff.add_argument("--csv", help="write the matrix as CSV (grid, from, to, customers)")
+    diff.add_argument("--json", help="write the matrix as JSON")
+    diff.add_argument("--namespace", help="default: SEGSTREAM_NAMESPACE or the active one")
+    diff.add_argument("--all", action="store_true", help="print grids without change too")
+    ap = dsub.add_parser("apply", help="re-segment every customer, write the new version, emit transitions")
+    ap.add_argument("new")
+    ap.add_argument("--namespace", help="default: SEGSTREAM_NAMESPACE or the active one")
+    ap.add_argument("--no-emit", action="store_true", help="do not publish the transitions")
+    ap.add_argument("--topic", help="transitions topic (default SEGSTREAM_TRANSITIONS_TOPIC)")
+    ap.add_argument(
+        "--force",
+        action="store_true",
+        help="apply although workers reported in the last 15 s (fenced out, they pause their partitions)",
+    )
+
+    c = sub.add_parser("calibrate", help="propose RFM breakpoints from the population's quantiles")
+    c.add_argument("--grid", default="rfm", choices=("rfm",))
+    c.add_argument("--bins", type=int, default=5)
+    c.add_argument("--output", help="new definitions file (default: print the proposal only)")
+    c.add_argument("--version", help="version of the new file (default: the current one bumped)")
+    c.add_argument("--namespace", help="default: SEGSTREAM_NAMESPACE or the active one")
+
+
+async def _namespace(settings: Settings, client: aioredis.Redis, explicit: str | None) -> str:
+    from streams.store.namespaces import active_namespace, check_name
+
+    return check_name(explicit or settings.namespace or await active_namespace(client, settings.key_prefix))
+
+
+async def run_definitions(settings: Settings, args: argparse.Namespace) -> int:
+    from segmentation import Definitions, DefinitionsError
+    from streams.admin import definitions_change as change
+    from streams.store.keys import KeySpace
+
+    try:
+        new = Definitions.from_yaml(args.new)
+    except (DefinitionsError, OSError) as exc:
+        print(f"segstream definitions: {exc}", file=sys.stderr)
+        return 2
+    from streams.bootstrap import redis_client  # the heavy import only once the file is valid
+
+    client = redis_client(settings)
+    try:
+        namespace = await _namespace(settings, client, args.namespace)
+        keys = KeySpace(settings.key_prefix, namespace, settings.events_topic)
+        if args.action == "diff":
+            matrix = await change.diff(client, keys, settings.topic_partitions, new)
+            print(f"namespace {namespace!r}, new definitions version {new.version!r}")
+            print(matrix.table(moves_only_grids=not args.all))
+            if args.csv:
+                matrix.write_csv(Path(args.csv))
+            if args.json:
+                Path(args.json).write_bytes(matrix.to_json())
+            return 0
+        return await _apply(settings, args, client, keys, new)
+    finally:
+        await client.aclose()
+
+
+async def _apply(
+    settings: Settings, args: argparse.Namespace, client: aioredis.Redis, keys: Any, new: Any
+) -> int:
+    from streams.admin import definitions_change as change
+    from streams.bootstrap import producer as make_producer
+    from streams.store.metrics_hash import FRESH_S, running_workers
+    from streams.store.replies import texts
+    from streams.topics.publish import publish
+
+    running = running_workers(texts(await client.hgetall(keys.metrics())), time.time())
+    if running and not args.force:
+        ages = ", ".join(f"{worker} ({age:.1f} s ago)" for worker, age in sorted(running.items()))
+        print(
+            f"segstream definitions apply: workers are running on namespace {keys.namespace!r}: {ages}.\n"
+            "Stop them first (a stopped worker says so at once; a crashed one after "
+            f"{FRESH_S:.0f} s), or pass --force: they would be fenced out and pause their partitions.",
+            file=sys.stderr,
+        )
+        return 2
+    topic = args.topic or settings.transitions_topic
+    producer = None if args.no_emit else make_producer(settings)
+    if producer is not None:
+        await producer.start()
+    try:
+
+        async def send(transitions: list[Any]) -> None:
+            assert producer is not None
+            await publish(producer, topic, change.envelope_items(transitions))
+
+        result = await change.apply(
+            client,
+            keys,
+            settings.topic_partitions,
+            new,
+            None if producer is None else send,
+            definitions_yaml=Path(args.new).read_text(encoding="utf-8"),
+            history_size=settings.history_size,
+        )
+    finally:
+        if producer is not None:
+            await producer.stop()
+    print(
+        f"namespace {keys.namespace!r}: {result.matrix.customers:,} customers, {result.written:,} written,"
+        f" {result.transitions:,} transitions" + ("" if producer is None else f" published to {topic}")
+    )
+    for grid, n in sorted(result.by_grid.items()):
+        print(f"  {grid:<32}{n:>10,}")
+    if result.transitions == 0 and result.written == 0:
+        print("nothing to do: every customer is at this definitions version already")
+    print(f"now restart the workers with SEGSTREAM_DEFINITIONS_FILE={args.new}")
+    return 0
+
+
+async def run_calibrate(settings: Settings, args: argparse.Namespace) -> int:
+    from segmentation import Definitions
+    from streams.admin import calibrate
+    from streams.admin import definitions_change as change
+    from streams.bootstrap import load_definitions, redis_client
+    from streams.store.keys import KeySpace
+
+    current = load_definitions(settings)
+    client = redis_client(settings)
+    try:
+        namespace = await _namespace(settings, client, args.namespace)
+        keys = KeySpace(settings.key_prefix, namespace, settings.events_topic)
+        population = await calibrate.read_population(
+            client, keys, settings.topic_partitions, current.minor_exponent
+        )
+        try:
+            proposal = calibrate.propose(population, args.bins)
+        except ValueError as exc:
+            print(f"segstream calibrate: {exc}", file=sys.stderr)
+            return 2
+        document = calibrate.new_document(
+            calibrate.base_document(settings.definitions_file), proposal, args.version
+        )
+        print(
+            f"{len(population.orders):,} of {population.customers:,} customers with purchases;"
+            f" recency measured at {population.reference}"
+        )
+        for name in ("recency_days", "frequency_orders", "monetary"):
+            print(f"  {name:<18} {list(getattr(current.rfm, name))!s:<36} -> {proposal[name]}")
+        new = Definitions.from_mapping(document)
+        matrix = await change.diff(client, keys, settings.topic_partitions, new)
+    finally:
+        await client.aclose()
+    print(f"\nif applied (version {new.version!r}):")
+    print(matrix.table())
+    if args.output:
+        note = (
+            f"Proposed by `segstream calibrate --grid rfm --bins {args.bins}` from namespace {namespace!r}"
+            f" ({len(population.orders)} customers with purchases, recency at {population.reference}).\n"
+            "Nothing is applied until `segstream definitions apply` with this file."
+        )
+        Path(args.output).write_text(calibrate.dump(document, note), encoding="utf-8")
+        print(f"\nwrote {args.output}; apply with: segstream definitions apply {args.output}")
+    return 0

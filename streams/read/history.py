@@ -1,0 +1,96 @@
+"""A customer's capped transition history and the "which segment on date D" answer derived from it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from segmentation.instants import parse_iso
+from segmentation.transition import transition_id
+from streams.read.profile import Answer
+
+
+class HistoryEntry(Answer):
+    grid: str
+    from_segment: str | None
+    to_segment: str | None
+    effective_at: datetime
+    cause: str
+    id: str
+    why: dict[str, str]
+
+
+class History(Answer):
+    customer_id: str
+    entries: list[HistoryEntry] = Field(description="oldest first")
+    trimmed: bool = Field(description="older transitions were dropped (capacity: history_size)")
+
+
+class SegmentAt(Answer):
+    customer_id: str
+    grid: str
+    as_of: datetime | None
+    segment: str | None
+    status: Literal["current", "known", "not_yet", "beyond_history", "unknown_customer"]
+    since: datetime | None = None
+    transition_id: str | None = None
+    why: dict[str, str] | None = None
+
+
+def segment_at(history: History, grid: str, as_of: datetime) -> SegmentAt:
+    """The last transition of `grid` effective at or before `as_of` decides; without one, either the customer
+    was not in the grid yet (its first transition, from none, is kept) or the history is too short to say."""
+    entries = [e for e in history.entries if e.grid == grid]
+    base = {"customer_id": history.customer_id, "grid": grid, "as_of": as_of}
+    for entry in reversed(entries):
+        if entry.effective_at <= as_of:
+            return SegmentAt(
+                **base,
+                segment=entry.to_segment,
+                status="known",
+                since=entry.effective_at,
+                transition_id=entry.id,
+                why=entry.why,
+            )
+    first_kept = entries[0] if entries else None
+    if not history.trimmed or (first_kept is not None and first_kept.from_segment is None):
+        return SegmentAt(**base, segment=None, status="not_yet")
+    return SegmentAt(**base, segment=None, status="beyond_history")
+
+
+def entry_of(customer_id: str, raw: object) -> HistoryEntry:
+    """A stored history entry: the positional array written today, or the keyed object of older versions."""
+    if isinstance(raw, list):
+        grid, from_segment, to_segment, at, cause, why, *version = raw  # version: cause `definitions` only
+        effective_at = parse_iso(at)
+        return HistoryEntry(
+            grid=grid,
+            from_segment=from_segment,
+            to_segment=to_segment,
+            effective_at=effective_at,
+            cause=cause,
+            id=transition_id(
+                customer_id,
+                grid,
+                from_segment,
+                to_segment,
+                effective_at,
+                cause,
+                version[0] if version else None,
+            ),
+            why=why or {},
+        )
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"unreadable history entry for customer {customer_id!r}")
+    return HistoryEntry(
+        grid=raw["grid"],
+        from_segment=raw.get("from"),
+        to_segment=raw.get("to"),
+        effective_at=raw["at"],
+        cause=raw["cause"],
+        id=raw["id"],
+        why=raw.get("why") or {},
+    )

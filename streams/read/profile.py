@@ -1,0 +1,143 @@
+"""The typed answers of the read side: a customer's profile, per-segment KPIs, pages of members.
+
+Built from the stored strings of a customer hash (fields: segmentation/state_mapping.py); empty values mean
+"none". Shared by the Python client, the HTTP API and its OpenAPI description.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from streams.store.port import HISTORY_TRIMMED
+
+
+class Answer(BaseModel):
+    """Base of every read-side answer: frozen, because an answer is a value, not a handle on state."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class Rfm(Answer):
+    segment: str | None
+    r: int | None = Field(description="recency score 1-5")
+    f: int | None = Field(description="frequency score 1-5")
+    m: int | None = Field(description="monetary score 1-5")
+    last_purchase_at: datetime | None = Field(description="raw recency")
+    orders: int = Field(description="raw frequency")
+    monetary_minor: int = Field(description="raw monetary: net, base-currency minor units")
+
+
+class Lifecycle(Answer):
+    stage: str | None
+    since: datetime | None
+    reactivated_at: datetime | None
+
+
+class Freshness(Answer):
+    last_event_at: datetime | None
+    clock: datetime | None = Field(description="event time the segments are as of")
+    offset: str | None = Field(description="`partition:offset` of the last event applied")
+    definitions_version: str | None
+
+
+class Metrics(Answer):
+    currency: str | None
+    orders: int
+    refunds: int
+    gross_minor: int
+    refunded_minor: int
+    monetary_minor: int
+    monetary: str | None
+    first_seen_at: datetime | None
+    first_purchase_at: datetime | None
+    last_purchase_at: datetime | None
+
+
+class CustomerProfile(Answer):
+    customer_id: str
+    partition: int
+    segments: dict[str, str | None]
+    rfm: Rfm
+    lifecycle: Lifecycle
+    metrics: Metrics
+    freshness: Freshness
+    history_trimmed: bool
+
+
+class Kpis(Answer):
+    customers: int
+    revenue_minor: int
+    orders: int
+    average_basket_minor: float | None = Field(description="revenue_minor / orders; None without orders")
+
+
+class MembersPage(Answer):
+    members: list[str]
+    next_cursor: str | None = Field(description="pass back as `cursor`; None when done")
+
+
+def profile_of(customer_id: str, partition: int, row: Mapping[str, str]) -> CustomerProfile:
+    get = row.get
+    segments = {k[8:]: (v or None) for k, v in row.items() if k.startswith("segment:")}
+    return CustomerProfile(
+        customer_id=customer_id,
+        partition=partition,
+        segments=segments,
+        rfm=Rfm(
+            segment=get("segment:rfm") or None,
+            r=_opt_int(get("rfm:r")),
+            f=_opt_int(get("rfm:f")),
+            m=_opt_int(get("rfm:m")),
+            last_purchase_at=_time(get("last_purchase_at")),
+            orders=_opt_int(get("orders")) or 0,
+            monetary_minor=_opt_int(get("monetary_minor")) or 0,
+        ),
+        lifecycle=Lifecycle(
+            stage=get("segment:lifecycle") or None,
+            since=_time(get("lifecycle_since")),
+            reactivated_at=_time(get("reactivated_at")),
+        ),
+        metrics=Metrics(
+            currency=get("currency") or None,
+            orders=_opt_int(get("orders")) or 0,
+            refunds=_opt_int(get("refunds")) or 0,
+            gross_minor=_opt_int(get("gross_minor")) or 0,
+            refunded_minor=_opt_int(get("refunded_minor")) or 0,
+            monetary_minor=_opt_int(get("monetary_minor")) or 0,
+            monetary=get("monetary") or None,
+            first_seen_at=_time(get("first_seen_at")),
+            first_purchase_at=_time(get("first_purchase_at")),
+            last_purchase_at=_time(get("last_purchase_at")),
+        ),
+        freshness=Freshness(
+            last_event_at=_time(get("last_seen_at")),
+            clock=_time(get("clock")),
+            offset=get("_offset") or None,
+            definitions_version=get("definitions_version") or None,
+        ),
+        history_trimmed=get(HISTORY_TRIMMED) == "1",
+    )
+
+
+def kpis_of(values: Mapping[str, int]) -> Kpis:
+    orders, revenue = values.get("orders", 0), values.get("revenue_minor", 0)
+    return Kpis(
+        customers=values.get("customers", 0),
+        revenue_minor=revenue,
+        orders=orders,
+        average_basket_minor=round(revenue / orders, 2) if orders else None,
+    )
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _opt_int(text: str | None) -> int | None:
+    return int(text) if text else None

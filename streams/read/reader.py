@@ -1,0 +1,269 @@
+"""The read client: one customer, its history and "as of" answers, segment counts, KPIs, flows and members.
+
+    reader = await SegmentReader.connect(Settings())
+    profile = await reader.get_customer("42")                 # None when unknown
+    at = await reader.segment_of("42", "lifecycle", as_of=datetime(2026, 3, 1, tzinfo=UTC))
+    counts = await reader.segment_kpis("rfm")                  # summed over partitions, one round trip
+    async for cid in reader.iter_members("lifecycle", "at_risk"): ...
+
+Keys and fields: docs/read_side.md. A customer lives in partition `partition_for(id, topic_partitions)`;
+per-segment figures are the sums of the per-partition hashes. The namespace is `settings.namespace` when set,
+else the active one (`streams.store.namespaces`), re-read at most every `namespace_ttl_s`: readers follow a
+switch.
+Never KEYS or SMEMBERS: members are paged with SSCAN, partition by partition.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import orjson
+import redis.asyncio as aioredis
+
+from segmentation import Definitions
+from streams.read.history import History, HistoryEntry, SegmentAt, entry_of, segment_at
+from streams.read.profile import CustomerProfile, Kpis, MembersPage, kpis_of, profile_of
+from streams.settings import Settings
+from streams.store.keys import KeySpace
+from streams.store.namespaces import active_namespace
+from streams.store.partitioning import partition_for
+from streams.store.port import HISTORY_TRIMMED
+from streams.store.replies import text as _text
+from streams.store.replies import texts as _texts
+
+T = TypeVar("T")
+MAX_ID_LENGTH = 256
+
+
+class BadRequest(ValueError):
+    """A parameter the read side refuses (the HTTP API answers 400)."""
+
+
+class NotFound(LookupError):
+    """An unknown grid, segment or customer (the HTTP API answers 404)."""
+
+
+class SegmentReader:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        settings: Settings,
+        definitions: Definitions | None = None,
+        namespace_ttl_s: float = 1.0,
+    ) -> None:
+        self._r = client
+        self.settings = settings
+        defs = definitions or (
+            Definitions.from_yaml(settings.definitions_file)
+            if settings.definitions_file
+            else Definitions.default()
+        )
+        self.grids: dict[str, tuple[str, ...]] = defs.grid_segments
+        self._ttl = namespace_ttl_s
+        self._keys: KeySpace | None = None
+        self._keys_at = 0.0
+        self._partitions = range(settings.topic_partitions)
+
+    @classmethod
+    async def connect(cls, settings: Settings, **kwargs: Any) -> SegmentReader:
+        client = aioredis.Redis.from_url(
+            settings.redis_url, decode_responses=True, socket_timeout=settings_timeout(settings)
+        )
+        return cls(client, settings, **kwargs)
+
+    @property
+    def client(self) -> aioredis.Redis:
+        return self._r
+
+    async def aclose(self) -> None:
+        await self._r.aclose()
+
+    # -- keys ---------------------------------------------------------------------------------------------
+    async def keyspace(self) -> KeySpace:
+        now = time.monotonic()
+        if self._keys is None or (self.settings.namespace is None and now - self._keys_at > self._ttl):
+            namespace = self.settings.namespace or await active_namespace(self._r, self.settings.key_prefix)
+            self._keys = KeySpace(self.settings.key_prefix, namespace, self.settings.events_topic)
+            self._keys_at = now
+        return self._keys
+
+    async def namespace(self) -> str:
+        return (await self.keyspace()).namespace
+
+    def partition(self, customer_id: str) -> int:
+        return partition_for(customer_id, self.settings.topic_partitions)
+
+    def _grid(self, grid: str) -> tuple[str, ...]:
+        segments = self.grids.get(grid)
+        if segments is None:
+            raise NotFound(f"unknown grid {grid!r}")
+        return segments
+
+    # -- one customer -------------------------------------------------------------------------------------
+    async def get_customer(self, customer_id: str) -> CustomerProfile | None:
+        _check_id(customer_id)
+        keys = await self.keyspace()
+        p = self.partition(customer_id)
+        row = _texts(await self._r.hgetall(keys.customer(p, customer_id)))
+        return profile_of(customer_id, p, row) if row else None
+
+    async def history(self, customer_id: str) -> History | None:
+        """Transitions kept for the customer, oldest first; None when neither state nor history exists."""
+        _check_id(customer_id)
+        keys = await self.keyspace()
+        p = self.partition(customer_id)
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.lrange(keys.history(p, customer_id), 0, -1)
+            pipe.hget(keys.customer(p, customer_id), HISTORY_TRIMMED)
+            pipe.exists(keys.customer(p, customer_id))
+            raw, trimmed, exists = await pipe.execute()
+        if not raw and not exists:
+            return None
+        entries = [entry_of(customer_id, orjson.loads(item)) for item in reversed(raw)]
+        return History(customer_id=customer_id, entries=entries, trimmed=bool(trimmed))
+
+    async def segment_of(self, customer_id: str, grid: str, as_of: datetime | None = None) -> SegmentAt:
+        """The segment now (from the hash) or at `as_of` (from the history; says so when it is too short)."""
+        self._grid(grid)
+        if as_of is None:
+            _check_id(customer_id)
+            keys = await self.keyspace()
+            p = self.partition(customer_id)
+            async with self._r.pipeline(transaction=False) as pipe:
+                pipe.exists(keys.customer(p, customer_id))
+                pipe.hget(keys.customer(p, customer_id), f"segment:{grid}")
+                exists, segment = await pipe.execute()
+            if not exists:
+                return SegmentAt(
+                    customer_id=customer_id, grid=grid, as_of=None, segment=None, status="unknown_customer"
+                )
+            return SegmentAt(
+                customer_id=customer_id, grid=grid, as_of=None, segment=segment or None, status="current"
+            )
+        if as_of.tzinfo is None:
+            raise BadRequest("as_of must carry a time zone")
+        history = await self.history(customer_id)
+        if history is None:
+            return SegmentAt(
+                customer_id=customer_id, grid=grid, as_of=as_of, segment=None, status="unknown_customer"
+            )
+        return segment_at(history, grid, as_of)
+
+    # -- per segment --------------------------------------------------------------------------------------
+    async def segment_count(self, grid: str, segment: str) -> int:
+        if segment not in self._grid(grid):
+            raise NotFound(f"unknown segment {segment!r} of grid {grid!r}")
+        keys = await self.keyspace()
+        async with self._r.pipeline(transaction=False) as pipe:
+            for p in self._partitions:
+                pipe.hget(keys.kpis(p, grid), f"{segment}:customers")
+            values = await pipe.execute()
+        return sum(int(v) for v in values if v)
+
+    async def segment_kpis(self, grid: str) -> dict[str, Kpis]:
+        """Every segment of the grid (zeros included): customers, net revenue, orders, average basket."""
+        segments = self._grid(grid)
+        keys = await self.keyspace()
+        async with self._r.pipeline(transaction=False) as pipe:
+            for p in self._partitions:
+                pipe.hgetall(keys.kpis(p, grid))
+            rows = await pipe.execute()
+        sums: dict[str, dict[str, int]] = {s: defaultdict(int) for s in segments}
+        for row in rows:
+            for name, value in _texts(row).items():
+                segment, _, metric = name.rpartition(":")
+                sums.setdefault(segment, defaultdict(int))[metric] += int(value)
+        return {segment: kpis_of(values) for segment, values in sums.items()}
+
+    async def segment_flows(self, grid: str) -> dict[str, dict[str, dict[str, int]]]:
+        """day (UTC) -> segment -> {"in": entries, "out": exits}, summed over partitions."""
+        self._grid(grid)
+        keys = await self.keyspace()
+        async with self._r.pipeline(transaction=False) as pipe:
+            for p in self._partitions:
+                pipe.hgetall(keys.flows(p, grid))
+            rows = await pipe.execute()
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for row in rows:
+            for name, value in _texts(row).items():
+                rest, _, day = name.rpartition(":")
+                segment, _, direction = rest.rpartition(":")
+                cell = out.setdefault(day, {}).setdefault(segment, {"in": 0, "out": 0})
+                cell[direction] = cell.get(direction, 0) + int(value)
+        return dict(sorted(out.items()))
+
+    async def members_page(
+        self, grid: str, segment: str, cursor: str | None = None, count: int = 100
+    ) -> MembersPage:
+        """One SSCAN step; the cursor is `<partition>:<sscan cursor>` (opaque to callers)."""
+        if segment not in self._grid(grid):
+            raise NotFound(f"unknown segment {segment!r} of grid {grid!r}")
+        if not 1 <= count <= 10_000:
+            raise BadRequest("count must be within 1..10000")
+        partition, position = _parse_cursor(cursor, self.settings.topic_partitions)
+        keys = await self.keyspace()
+        members: list[str] = []
+        while partition < self.settings.topic_partitions:
+            position, chunk = await self._r.sscan(
+                keys.members(partition, grid, segment), cursor=position, count=count
+            )
+            members += [_text(m) for m in chunk]
+            if position == 0:
+                partition, position = partition + 1, 0
+            if len(members) >= count:
+                break
+        done = partition >= self.settings.topic_partitions
+        return MembersPage(members=members, next_cursor=None if done else f"{partition}:{position}")
+
+    async def iter_members(self, grid: str, segment: str, count: int = 500) -> AsyncIterator[str]:
+        """Every member, SSCAN cursor per partition (a member moving meanwhile may be seen twice or not)."""
+        cursor: str | None = None
+        while True:
+            page = await self.members_page(grid, segment, cursor, count)
+            for member in page.members:
+                yield member
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def ping(self) -> bool:
+        return bool(await self._r.ping())
+
+
+def settings_timeout(settings: Settings) -> float:
+    return float(getattr(settings, "redis_timeout_s", 10.0))
+
+
+def _check_id(customer_id: str) -> None:
+    if not customer_id or len(customer_id) > MAX_ID_LENGTH or not customer_id.isprintable():
+        raise BadRequest("customer id must be 1..256 printable characters")
+
+
+def _parse_cursor(cursor: str | None, partitions: int) -> tuple[int, int]:
+    if cursor is None or cursor == "":
+        return 0, 0
+    head, sep, tail = cursor.partition(":")
+    if not sep or not head.isdigit() or not tail.isdigit():
+        raise BadRequest("malformed cursor")
+    partition, position = int(head), int(tail)
+    if partition >= partitions:
+        raise BadRequest("cursor out of range")
+    return partition, position
+
+
+__all__: Sequence[str] = (
+    "BadRequest",
+    "CustomerProfile",
+    "History",
+    "HistoryEntry",
+    "Kpis",
+    "MembersPage",
+    "NotFound",
+    "SegmentAt",
+    "SegmentReader",
+    "segment_at",
+)

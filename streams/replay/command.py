@@ -1,0 +1,178 @@
+"""`segstream replay` on its own: rebuilding a namespace from a log has its own sources, options and split."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from streams.settings import Settings
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Any) -> None:
+    r = sub.add_parser(
+        "replay",
+        help="rebuild state from a log into a fresh namespace",
+        description="SOURCE: a JSONL file (.gz or not), a CSV export of orders (--format csv or a .csv"
+        " name), or kafka:TOPIC (from the beginning, or --since).",
+    )
+    r.add_argument("source")
+    r.add_argument("--namespace", required=True, help="target namespace (must be empty unless --force)")
+    r.add_argument("--force", action="store_true", help="drop the namespace first if it holds keys")
+    r.add_argument("--format", choices=("auto", "jsonl", "csv"), default="auto")
+    r.add_argument("--emit", metavar="TOPIC", help="publish transitions to TOPIC (default: not published)")
+    r.add_argument("--since", help="kafka source: first record at or after this ISO time")
+    r.add_argument("--out-dir", default=".", help="where the summary and rejects files go (default .)")
+    r.add_argument("--batch", type=int, default=None, help="events per partition per commit (default 20000)")
+    r.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="split the partitions across N processes (JSONL and kafka: sources; default 1)",
+    )
+    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--definitions", help="definitions YAML (default SEGSTREAM_DEFINITIONS_FILE or packaged)")
+    g = r.add_argument_group("CSV import of orders")
+    g.add_argument(
+        "--map",
+        dest="columns",
+        help="field=column,...: customer_id, occurred_at, amount"
+        " (required), order_id, channel, currency, quantity",
+    )
+    g.add_argument("--time-format", help="strptime format of occurred_at (default ISO 8601)")
+    g.add_argument("--timezone", default="UTC", help="zone of naive times, e.g. Europe/Paris (default UTC)")
+    g.add_argument("--default-channel", default="web", choices=("web", "store", "app", "phone"))
+    g.add_argument("--default-currency", default="EUR")
+    g.add_argument("--delimiter", default=",")
+    g.add_argument("--decimal-comma", action="store_true", help="amounts written 1.234,56")
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    from segmentation import Definitions
+    from streams.bootstrap import load_definitions, redis_client
+    from streams.replay.rebuild import DEFAULT_BATCH, ReplayError, Source, prepare_namespace, replay
+
+    definitions = Definitions.from_yaml(args.definitions) if args.definitions else load_definitions(settings)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"replay-{args.namespace}"
+    source: Source
+    extra: dict[str, Any] = {}
+    csv_source = None
+    file_source = None
+    if args.source.startswith("kafka:"):
+        from streams.replay.sources import KafkaSource
+
+        since = datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        source = KafkaSource(args.source[len("kafka:") :], since, settings)
+    else:
+        path = Path(args.source)
+        if not path.is_file():
+            print(f"segstream replay: no such file {path}", file=sys.stderr)
+            return 2
+        fmt = args.format
+        if fmt == "auto":
+            fmt = "csv" if path.name.lower().removesuffix(".gz").endswith(".csv") else "jsonl"
+        if fmt == "csv":
+            from streams.replay.csv_orders import CsvMappingError, CsvOptions, CsvOrders, parse_mapping
+            from streams.replay.sources import CsvSource
+
+            if not args.columns:
+                print("segstream replay: a CSV source needs --map (see --help)", file=sys.stderr)
+                return 2
+            try:
+                options = CsvOptions(
+                    parse_mapping(args.columns),
+                    time_format=args.time_format,
+                    timezone=args.timezone,
+                    default_channel=args.default_channel,
+                    default_currency=args.default_currency.upper(),
+                    delimiter=args.delimiter,
+                    decimal_comma=args.decimal_comma,
+                )
+            except CsvMappingError as exc:
+                print(f"segstream replay: {exc}", file=sys.stderr)
+                return 2
+            csv_source = CsvOrders(path, options, Path(f"{stem}.rejects.csv"))
+            source = CsvSource(csv_source, settings.topic_partitions)
+        else:
+            from streams.replay.sources import FileSource
+
+            file_source = FileSource(path, settings.topic_partitions)
+            source = file_source
+    if args.processes < 1 or (args.processes > 1 and csv_source is not None):
+        print("segstream replay: --processes must be >= 1, and 1 for a CSV import", file=sys.stderr)
+        return 2
+    client = redis_client(settings)
+    try:
+        await prepare_namespace(client, settings.key_prefix, args.namespace, args.force)
+        try:
+            if args.processes > 1:
+                summary = await _replay_split(settings, client, args, Path(f"{stem}.rejects.jsonl"))
+            else:
+                summary = await replay(
+                    settings,
+                    definitions,
+                    client,
+                    source,
+                    args.namespace,
+                    source_name=args.source,
+                    rejects_path=Path(f"{stem}.rejects.jsonl"),
+                    emit_topic=args.emit,
+                    batch_events=args.batch or DEFAULT_BATCH,
+                    partitions=None,
+                    show_progress=False if args.no_progress else None,
+                )
+        except ReplayError as exc:
+            print(f"segstream replay: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        await client.aclose()
+    extra.update(summary.extra)
+    if csv_source is not None:
+        extra.update(csv_rows=csv_source.rows, csv_rejected=csv_source.rejected)
+        if csv_source.rejected:
+            extra["csv_rejects_file"] = str(csv_source.rejects_path)
+    if file_source is not None and file_source.blank_lines:
+        extra["blank_lines"] = file_source.blank_lines
+    summary.extra = extra
+    Path(f"{stem}.summary.json").write_bytes(summary.to_json())
+    print(summary.text())
+    print(f"summary: {stem}.summary.json; promote with: segstream promote {args.namespace}")
+    return 0
+
+
+async def _replay_split(
+    settings: Settings, client: aioredis.Redis, args: argparse.Namespace, rejects: Path
+) -> Any:
+    """`replay --processes N` (N > 1): the partitions dealt to N processes (streams.replay.split)."""
+    from streams.replay.rebuild import DEFAULT_BATCH
+    from streams.replay.split import SourceSpec, replay_split
+
+    if args.source.startswith("kafka:"):
+        since = datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        spec = SourceSpec(topic=args.source[len("kafka:") :], since=since)
+    else:
+        spec = SourceSpec(path=Path(args.source))
+    return await replay_split(
+        settings,
+        client,
+        spec,
+        args.namespace,
+        processes=args.processes,
+        definitions_file=args.definitions,
+        rejects_path=rejects,
+        emit_topic=args.emit,
+        batch_events=args.batch or DEFAULT_BATCH,
+        show_progress=False if args.no_progress else None,
+    )

@@ -1,0 +1,255 @@
+"""Rebuild state from a log into a fresh namespace, through the live worker's own code path.
+
+`replay()` builds a :class:`streams.worker.loop.Worker` without a consumer, owns every partition of the target
+namespace, and feeds it the source's records partition by partition, in log order, with the offsets the source
+gives (see :mod:`streams.replay.sources`). Everything else is the worker's: decode, apply, the fenced Lua
+commit, the due sweep. The clock is the partition watermark (`mode="replay"`), and the sweep runs after every
+flush, on a schedule that depends only on the log (never on the wall clock), so the same file gives the same
+namespace, key for key, field for field.
+
+Transitions go nowhere unless `emit_topic` is given; dead letters go to a rejects JSONL file (line number,
+partition, offset, stage, error, original line), never dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+import redis.asyncio as aioredis
+
+from segmentation import Definitions
+from streams.replay.output import Bar, Rejects
+from streams.replay.output import ReplayError as ReplayError  # raised by replay(); callers import it here
+from streams.replay.sources import Chunk, Progress
+from streams.settings import Settings
+from streams.store.keys import KeySpace
+from streams.store.namespaces import NamespaceError, check_name, drop, is_empty
+from streams.store.redis_store import RedisStateStore
+from streams.worker.batch import BatchResult, Record
+from streams.worker.loop import Worker
+
+DEFAULT_BATCH = 20_000
+
+
+class Source(Protocol):
+    progress: Progress
+
+    def chunks(self, topic: str, owned: Collection[int] | None = None) -> AsyncIterator[Chunk]: ...
+
+
+@dataclass
+class ReplaySummary:
+    source: str
+    namespace: str
+    events: int = 0
+    dead_letters: int = 0
+    customers: int = 0
+    transitions: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    events_per_s: float = 0.0
+    rejects_file: str | None = None
+    emitted_to: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(dataclasses.asdict(self), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+
+    def text(self) -> str:
+        lines = [
+            f"replay of {self.source} into namespace {self.namespace!r}",
+            f"  events        {self.events:>12,}",
+            f"  customers     {self.customers:>12,}",
+            f"  dead letters  {self.dead_letters:>12,}"
+            + (f"  -> {self.rejects_file}" if self.rejects_file else ""),
+            f"  elapsed       {self.elapsed_s:>12.1f} s",
+            f"  rate          {self.events_per_s:>12,.0f} events/s",
+            f"  transitions   {sum(self.transitions.values()):>12,}"
+            + (f"  -> topic {self.emitted_to}" if self.emitted_to else "  (not emitted)"),
+        ]
+        lines += [f"    {grid:<32}{n:>10,}" for grid, n in sorted(self.transitions.items())]
+        lines += [f"  {k}: {v}" for k, v in sorted(self.extra.items())]
+        return "\n".join(lines)
+
+
+class ReplayWorker(Worker):
+    """The worker, plus counting transitions per grid and sending dead letters to the rejects file."""
+
+    def __init__(self, *args: Any, rejects: Rejects, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rejects = rejects
+        self.by_grid: Counter[str] = Counter()
+
+    async def _publish(self, result: BatchResult) -> None:
+        for t in result.transitions:
+            self.by_grid[t.grid] += 1
+        if result.dead_letters:
+            await self.rejects.add(result.dead_letters)
+            result = dataclasses.replace(result, dead_letters=[])
+        await super()._publish(result)
+
+
+async def count_customers(client: aioredis.Redis, keys: KeySpace, partitions: int) -> int:
+    total = 0
+    for p in range(partitions):
+        async for _ in client.scan_iter(match=keys.customer_pattern(p), count=1000):
+            total += 1
+    return total
+
+
+async def prepare_namespace(client: aioredis.Redis, prefix: str, namespace: str, force: bool) -> None:
+    """Refuse a namespace that holds keys, unless forced (then it is dropped first; never the active one)."""
+    check_name(namespace)
+    if await is_empty(client, prefix, namespace):
+        return
+    if not force:
+        raise NamespaceError(f"namespace {namespace!r} is not empty: choose another name or pass --force")
+    await drop(client, prefix, namespace)
+
+
+async def replay(
+    settings: Settings,
+    definitions: Definitions,
+    client: aioredis.Redis,
+    source: Source,
+    namespace: str,
+    *,
+    source_name: str,
+    rejects_path: Path | None,
+    emit_topic: str | None = None,
+    batch_events: int = DEFAULT_BATCH,
+    partitions: list[int] | None = None,
+    show_progress: bool | None = None,
+    count: bool = True,
+) -> ReplaySummary:
+    """Feed the source through a Worker into `namespace` (which must be prepared: see prepare_namespace).
+
+    `partitions`: only these (a share of a split replay, see streams.replay.split); `count=False` skips
+    counting the namespace's customers at the end (a share would count the others' too)."""
+    check_name(namespace)
+    run = settings.model_copy(
+        update={
+            "namespace": namespace,
+            "mode": "replay",
+            "transitions_topic": emit_topic or settings.transitions_topic,
+        }
+    )
+    keys = KeySpace(run.key_prefix, namespace, run.events_topic)
+    store = RedisStateStore(client, keys)
+    rejects = Rejects(rejects_path)
+    producer = None
+    if emit_topic is not None:
+        from streams.bootstrap import producer as make_producer
+
+        await _ensure_topic(run, emit_topic)
+        producer = make_producer(run)
+        await producer.start()
+    worker = ReplayWorker(run, definitions, store, producer, None, rejects=rejects)
+    owned = partitions if partitions is not None else list(range(run.topic_partitions))
+    bar = Bar(source.progress, enabled=show_progress)
+    started = time.monotonic()
+    events = 0
+    # The cyclic GC is off for the replay and runs once per drain instead. The hot path makes millions of
+    # acyclic objects, and a batch in flight (~80k events at the default size) is live, so every automatic
+    # collection rescanned it for nothing: ~10 % of the CPU even at Worker.run's raised thresholds. The
+    # cycles that remain (asyncio tasks) live at most one drain window; dead letters hold no traceback.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for p in owned:
+            await worker.own(p)
+        pending: dict[int, list[Record]] = {}
+        pending_count = 0
+
+        flushes = 0
+
+        async def flush(final: bool = False) -> None:
+            nonlocal pending_count, flushes
+            for p in sorted(pending):  # checked first: submit() ignores a partition it does not own
+                if p not in worker.owned:
+                    raise ReplayError(
+                        f"partition {p} is not owned: the source has more partitions than"
+                        f" SEGSTREAM_TOPIC_PARTITIONS={run.topic_partitions}, or it was fenced"
+                    )
+            # Partitions are independent (own keys, own cache); submit() returns once a batch is applied in
+            # memory and its publish + commit run in the background, so the next chunk's CPU work overlaps
+            # them. Sweeping and the rejects file wait for every batch in flight (drain). When the sweep runs
+            # does not change the result: each customer is advanced to its own due instants.
+            for p in sorted(pending):
+                await worker.submit(p, pending[p])
+            pending.clear()
+            pending_count = 0
+            flushes += 1
+            if final or flushes % 8 == 0:
+                await worker.drain()
+                await worker.sweep(force=True)
+                lost = set(owned) - set(worker.owned)
+                if lost:
+                    raise ReplayError(
+                        f"fenced out of partitions {sorted(lost)}: another process claimed them"
+                    )
+                rejects.flush()
+                gc.collect()  # the only collections of the replay (see above)
+
+        limit = batch_events * max(1, len(owned))
+        async for chunk in source.chunks(run.events_topic, None if partitions is None else set(owned)):
+            for p, records in chunk.records.items():
+                pending.setdefault(p, []).extend(records)
+                lines = chunk.lines.get(p)
+                if lines:
+                    rejects.lines.extend(p, records[0].offset, lines)
+            pending_count += chunk.size
+            events += chunk.size
+            if pending_count >= limit:
+                await flush()
+                bar.update(events)
+        await flush(final=True)
+        from streams.bootstrap import record_definitions
+
+        await record_definitions(client, keys, definitions.version)  # what workers check
+        await worker.retire()  # the replay is no running worker for `definitions apply`
+        bar.update(events, final=True)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+        rejects.close()
+        if producer is not None:
+            await producer.stop()
+    elapsed = time.monotonic() - started
+    return ReplaySummary(
+        source=source_name,
+        namespace=namespace,
+        events=events,
+        dead_letters=rejects.count,
+        customers=await count_customers(client, keys, run.topic_partitions) if count else 0,
+        transitions=dict(sorted(worker.by_grid.items())),
+        elapsed_s=round(elapsed, 3),
+        events_per_s=round(events / elapsed if elapsed > 0 else 0.0, 1),
+        rejects_file=str(rejects_path) if rejects.count and rejects_path else None,
+        emitted_to=emit_topic,
+    )
+
+
+async def _ensure_topic(settings: Settings, topic: str) -> None:
+    import contextlib
+
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security())
+    await admin.start()
+    try:
+        if topic not in set(await admin.list_topics()):
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [NewTopic(topic, settings.topic_partitions, settings.topic_replication)]
+                )
+    finally:
+        await admin.close()

@@ -1,0 +1,215 @@
+"""Replay sources: a JSONL file (optionally gzip), a CSV export of orders, or a Kafka topic.
+
+Every source yields chunks (:class:`Chunk`) in log order: the records of a slice of the log, already split
+by partition (as the worker takes them), each with the Kafka partition and offset it has (Kafka) or would
+have (files), and for files the line number of each record. For a file, a line goes to
+`partition_for(customer id)`, as the producers key events, and its offset is its rank among the lines of
+that partition: the offsets a fresh topic fed with this file in order would give. So state replayed from a
+file carries the same `_offset` fields and partition offsets as the live worker's that consumed the same
+lines from such a topic. A line whose customer id cannot be recovered (truncated JSON) goes to partition 0.
+
+A source can be limited to some partitions (`owned`): a replay split across processes gives each process
+its partitions. A file is still read whole by each (offsets are ranks among *all* the file's lines), but
+lines of other partitions are dropped before any object is made for them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from array import array
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from streams.sample.generator import recover_customer_id
+from streams.store.partitioning import partition_for
+from streams.worker.batch import Record
+
+CHUNK = 10_000
+NO_KEY_PARTITION = 0
+
+
+@dataclass
+class Chunk:
+    """A slice of the log split by partition, in log order within each partition.
+
+    `lines[p][i]` is the file line (1-based) of `records[p][i]`; empty for Kafka. Records are made here, once,
+    in the worker's own type: no intermediate object per event, and the line numbers (needed only for the
+    rare dead letter) cost 8 bytes each instead of a dict entry."""
+
+    records: dict[int, list[Record]] = field(default_factory=dict)
+    lines: dict[int, array[int]] = field(default_factory=dict)
+    size: int = 0
+
+
+@dataclass
+class Progress:
+    """What a source can say about how far it got: done/total in its own unit (bytes or records)."""
+
+    done: int = 0
+    total: int | None = None
+    unit: str = "B"
+
+
+class FileSource:
+    """JSON lines, one event per line; gzip when the file starts with the gzip magic. Blank lines skipped."""
+
+    def __init__(self, path: Path, partitions: int) -> None:
+        self.path = path
+        self.partitions = partitions
+        self.progress = Progress(0, path.stat().st_size, "B")
+        self.blank_lines = 0
+
+    def _lines(self) -> Iterator[tuple[int, bytes]]:
+        with self.path.open("rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            stream: Any = io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"), 1 << 20) if gz else raw
+            for number, line in enumerate(stream, 1):
+                if number % 4096 == 0:
+                    self.progress.done = raw.tell()
+                yield number, line.rstrip(b"\r\n")
+            self.progress.done = self.progress.total or raw.tell()
+
+    def keyed(self) -> Iterator[tuple[int, str | None, bytes]]:
+        for number, line in self._lines():
+            if not line.strip():
+                self.blank_lines += 1
+                continue
+            yield number, recover_customer_id(line), line
+
+    async def chunks(self, topic: str, owned: Collection[int] | None = None) -> AsyncIterator[Chunk]:
+        for chunk in assign(self.keyed(), self.partitions, topic, owned):
+            yield chunk
+
+
+def assign(
+    keyed: Iterable[tuple[int, str | None, bytes]],
+    partitions: int,
+    topic: str,
+    owned: Collection[int] | None = None,
+    chunk: int = CHUNK,
+) -> Iterator[Chunk]:
+    """Partition and number lines as a fresh topic would: partition by customer id, offsets 0, 1, ...
+    (over all lines); keep only the `owned` partitions' (all when None)."""
+    next_offset = [0] * partitions
+    keep = [owned is None or p in owned for p in range(partitions)]
+    part: Callable[[str], int] = lru_cache(maxsize=1 << 16)(lambda cid: partition_for(cid, partitions))
+    out = Chunk()
+    seen = 0
+    for number, customer_id, line in keyed:
+        p = NO_KEY_PARTITION if customer_id is None else part(customer_id)
+        offset = next_offset[p]
+        next_offset[p] = offset + 1
+        seen += 1
+        if keep[p]:
+            records = out.records.get(p)
+            if records is None:
+                records = out.records[p] = []
+                out.lines[p] = array("q")
+            key = None if customer_id is None else customer_id.encode()
+            records.append(Record(topic, p, offset, key, line))
+            out.lines[p].append(number)
+            out.size += 1
+        if seen >= chunk:
+            yield out
+            out, seen = Chunk(), 0
+    if out.size:
+        yield out
+
+
+class KafkaSource:
+    """A topic from the beginning or from the first offset at or after a timestamp, up to the end offsets
+    seen at start (a replay ends; what arrives later is the live worker's job)."""
+
+    def __init__(self, topic: str, since: datetime | None, settings: Any) -> None:
+        self.topic = topic
+        self.since = since
+        self.settings = settings
+        self.progress = Progress(0, None, "records")
+        self.partitions: list[int] = []
+
+    async def chunks(self, topic: str, owned: Collection[int] | None = None) -> AsyncIterator[Chunk]:
+        """`topic`: the events topic the records are attributed to (the namespace's, as for a file)."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=4 << 20,
+            fetch_max_bytes=32 << 20,
+            **self.settings.kafka_security(),
+        )
+        found = await self._partitions()
+        beyond = [p for p in found if p >= self.settings.topic_partitions]
+        if owned is not None and beyond:  # unsplit, the replay itself refuses a partition it does not own
+            raise ValueError(
+                f"topic {self.topic!r} has partitions {beyond} beyond"
+                f" SEGSTREAM_TOPIC_PARTITIONS={self.settings.topic_partitions}"
+            )
+        self.partitions = [p for p in found if owned is None or p in owned]
+        await consumer.start()
+        try:
+            tps = [TopicPartition(self.topic, p) for p in self.partitions]
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            starts = await consumer.beginning_offsets(tps)
+            if self.since is not None:
+                at = await consumer.offsets_for_times({tp: int(self.since.timestamp() * 1000) for tp in tps})
+                starts = {tp: (ends[tp] if at[tp] is None else at[tp].offset) for tp in tps}
+            for tp in tps:
+                consumer.seek(tp, starts[tp])
+            self.progress.total = sum(ends[tp] - starts[tp] for tp in tps)
+            remaining = {tp for tp in tps if starts[tp] < ends[tp]}
+            while remaining:
+                batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=CHUNK)
+                out = Chunk()
+                for tp, messages in batch.items():
+                    records = [Record(topic, m.partition, m.offset, m.key, m.value) for m in messages]
+                    records = [r for r in records if r.offset < ends[tp]]
+                    if records:
+                        out.records.setdefault(tp.partition, []).extend(records)
+                        out.size += len(records)
+                    if await consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+                self.progress.done += out.size
+                if out.size:
+                    yield out
+        finally:
+            await consumer.stop()
+
+    async def _partitions(self) -> list[int]:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.settings.kafka_bootstrap, **self.settings.kafka_security()
+        )
+        await admin.start()
+        try:
+            described = await admin.describe_topics([self.topic])
+        finally:
+            await admin.close()
+        found = [p["partition"] for t in described if t.get("topic") == self.topic for p in t["partitions"]]
+        if not found:
+            raise ValueError(f"topic {self.topic!r} not found or without partitions")
+        return sorted(found)
+
+
+class CsvSource:
+    """A CSV export of orders (see streams.replay.csv_orders), partitioned and numbered like a JSONL file."""
+
+    def __init__(self, orders: Any, partitions: int) -> None:
+        self.orders = orders
+        self.partitions = partitions
+        self.progress = Progress(0, orders.size, "B")
+
+    async def chunks(self, topic: str, owned: Collection[int] | None = None) -> AsyncIterator[Chunk]:
+        for chunk in assign(self.orders.keyed(), self.partitions, topic, owned):
+            self.progress.done = self.orders.position
+            yield chunk

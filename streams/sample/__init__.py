@@ -1,0 +1,1 @@
+"""The deterministic synthetic event generator: personas, schedule, purchases, engagement."""

@@ -1,0 +1,128 @@
+"""The worker's counters, published to one Redis hash per namespace so the API process can serve /metrics.
+
+Hash `<prefix>:<namespace>:metrics` (docs/read_side.md):
+- `w:<worker>:<counter>` per worker process (`<worker>` = host-pid): events, transitions, dead_letters,
+  batches, batch_seconds_sum, batch_seconds_last, swept_customers, updated_at (epoch seconds, refreshed
+  every second by a worker that owns a partition, busy or idle), stopped_at (epoch seconds, on a graceful
+  stop);
+- `lag:<partition>`: events behind the partition's high watermark, written by its current owner.
+Counters of a worker are totals since that process started; the API sums them over workers.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Final
+
+from streams.store.counters import Metrics
+
+WORKER_ID: Final = f"{socket.gethostname()}-{os.getpid()}".replace(":", "_")
+
+FRESH_S: Final = 15.0
+"""A worker that reported this recently is running: it reports every second while it owns a partition."""
+# counter name in the hash -> (Prometheus name, type, help)
+COUNTERS: Final = {
+    "events": ("segstream_events_processed_total", "counter", "Events read from the events topic."),
+    "transitions": ("segstream_transitions_total", "counter", "Segment transitions published."),
+    "dead_letters": ("segstream_dead_letters_total", "counter", "Events sent to the dead-letter topic."),
+    "swept_customers": ("segstream_swept_customers_total", "counter", "Customers advanced by time."),
+}
+
+
+def worker_fields(metrics: Metrics, partition: int, lag: int | None) -> dict[str, str | int | float]:
+    prefix = f"w:{WORKER_ID}:"
+    fields: dict[str, str | int | float] = {
+        prefix + "events": metrics.events,
+        prefix + "transitions": metrics.transitions,
+        prefix + "dead_letters": metrics.dead_letters,
+        prefix + "batches": metrics.batches,
+        prefix + "batch_seconds_sum": f"{metrics.batch_seconds_total:.6f}",
+        prefix + "batch_seconds_last": f"{metrics.batch_seconds_last:.6f}",
+        prefix + "swept_customers": metrics.swept_customers,
+        prefix + "updated_at": f"{time.time():.3f}",
+    }
+    if lag is not None:
+        fields[f"lag:{partition}"] = lag
+    return fields
+
+
+def stopped_fields() -> dict[str, str | int | float]:
+    """Written on a graceful stop, so that `running_workers` need not wait for the worker to age out."""
+    return {f"w:{WORKER_ID}:stopped_at": f"{time.time():.3f}"}
+
+
+def running_workers(row: Mapping[str, str], now: float, fresh_s: float = FRESH_S) -> dict[str, float]:
+    """Workers that reported within `fresh_s` seconds and have not stopped since: id -> seconds since."""
+    reported: dict[str, float] = {}
+    stopped: dict[str, float] = {}
+    for name, value in row.items():
+        if not name.startswith("w:"):
+            continue
+        worker, _, field = name[2:].rpartition(":")
+        try:
+            at = float(value)
+        except ValueError:
+            continue
+        if field == "updated_at":
+            reported[worker] = at
+        elif field == "stopped_at":
+            stopped[worker] = at
+    return {
+        worker: max(0.0, now - at)
+        for worker, at in reported.items()
+        if now - at <= fresh_s and stopped.get(worker, float("-inf")) < at
+    }
+
+
+def prometheus(row: Mapping[str, str], namespace: str) -> str:
+    """Prometheus text exposition (version 0.0.4) of a metrics hash."""
+    totals: dict[str, float] = defaultdict(float)
+    last: dict[str, float] = {}
+    lags: dict[str, int] = {}
+    for name, value in row.items():
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        if name.startswith("lag:"):
+            lags[name[4:]] = int(number)
+        elif name.startswith("w:"):
+            worker, _, counter = name[2:].rpartition(":")
+            if counter in COUNTERS or counter in ("batches", "batch_seconds_sum"):
+                totals[counter] += number
+            elif counter == "batch_seconds_last":
+                last[worker] = number
+    label = f'namespace="{_escape(namespace)}"'
+    lines: list[str] = []
+    for counter, (metric, kind, text) in COUNTERS.items():
+        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} {kind}"]
+        lines.append(f"{metric}{{{label}}} {_num(totals.get(counter, 0.0))}")
+    lines += [
+        "# HELP segstream_batch_seconds Latency of a partition batch (decode, apply, publish, commit).",
+        "# TYPE segstream_batch_seconds summary",
+        f"segstream_batch_seconds_sum{{{label}}} {_num(totals.get('batch_seconds_sum', 0.0))}",
+        f"segstream_batch_seconds_count{{{label}}} {_num(totals.get('batches', 0.0))}",
+        "# HELP segstream_batch_seconds_last Duration of the worker's last batch.",
+        "# TYPE segstream_batch_seconds_last gauge",
+    ]
+    for worker, seconds in sorted(last.items()):
+        lines.append(f'segstream_batch_seconds_last{{{label},worker="{_escape(worker)}"}} {_num(seconds)}')
+    lines += [
+        "# HELP segstream_consumer_lag Events behind the partition's high watermark.",
+        "# TYPE segstream_consumer_lag gauge",
+    ]
+    for partition, lag in sorted(lags.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else -1):
+        lines.append(f'segstream_consumer_lag{{{label},partition="{_escape(partition)}"}} {lag}')
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:.6f}"
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

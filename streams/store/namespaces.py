@@ -1,0 +1,157 @@
+"""Namespaces: every key lives under <prefix>:<namespace>:..., so a replay can build a fresh namespace
+while readers and the worker keep using the active one, then switch atomically.
+
+The active namespace is one string key, `<prefix>:namespace:active` (absent: `main`); promoting is one SET,
+atomic for every reader that looks it up afterwards. A worker without SEGSTREAM_NAMESPACE reads it every
+second and follows a promote (streams/worker/namespace_follow.py). Listing and dropping walk the keys with
+SCAN (never KEYS) and delete with UNLINK in batches, so a large namespace never blocks Redis.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from streams.store.replies import text as _text
+
+DEFAULT = "main"
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_RESERVED = frozenset({"namespace"})  # `<prefix>:namespace:active` is the pointer, not a namespace
+_BATCH = 500
+
+
+class NamespaceError(Exception):
+    """A namespace operation was refused (bad name, active namespace, missing or non-empty namespace)."""
+
+
+def pointer_key(prefix: str) -> str:
+    """The one key outside any namespace: the name of the active namespace (absent means `main`)."""
+    return f"{prefix}:namespace:active"
+
+
+async def active_namespace(client: aioredis.Redis, prefix: str) -> str:
+    value = await client.get(pointer_key(prefix))
+    if value is None:
+        return DEFAULT
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def check_name(name: str) -> str:
+    """Namespace names: 1-64 of A-Z a-z 0-9 _ . - (no ':' and no glob characters), not `namespace`."""
+    if not _NAME.fullmatch(name) or name in _RESERVED:
+        raise NamespaceError(
+            f"invalid namespace name {name!r}: use 1-64 characters among A-Z a-z 0-9 _ . - (not 'namespace')"
+        )
+    return name
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+async def namespace_keys(client: aioredis.Redis, prefix: str, name: str) -> AsyncIterator[str]:
+    """Every key of the namespace (SCAN; a key may be seen twice if Redis rehashes meanwhile)."""
+    match = f"{_glob_escape(prefix)}:{_glob_escape(check_name(name))}:*"
+    async for key in client.scan_iter(match=match, count=1000):
+        yield _text(key)
+
+
+async def is_empty(client: aioredis.Redis, prefix: str, name: str) -> bool:
+    async for _ in namespace_keys(client, prefix, name):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class NamespaceInfo:
+    name: str
+    active: bool
+    keys: int
+    customers: int
+    memory_bytes: int | None  # None when not measured
+
+
+async def list_namespaces(
+    client: aioredis.Redis, prefix: str, with_memory: bool = True
+) -> list[NamespaceInfo]:
+    """Every namespace under the prefix with its key count, customer count and memory (MEMORY USAGE)."""
+    active = await active_namespace(client, prefix)
+    start = len(prefix) + 1
+    keys: dict[str, int] = {}
+    customers: dict[str, int] = {}
+    memory: dict[str, int] = {}
+    pending: list[tuple[str, str]] = []
+
+    async def measure() -> None:
+        if not pending:
+            return
+        async with client.pipeline(transaction=False) as pipe:
+            for _, key in pending:
+                pipe.memory_usage(key, samples=0)
+            sizes = await pipe.execute()
+        for (name, _), size in zip(pending, sizes, strict=True):
+            memory[name] = memory.get(name, 0) + int(size or 0)
+        pending.clear()
+
+    async for raw in client.scan_iter(match=f"{_glob_escape(prefix)}:*", count=1000):
+        key = _text(raw)
+        name = key[start:].split(":", 1)[0]
+        if key == pointer_key(prefix) or not _NAME.fullmatch(name) or name in _RESERVED:
+            continue
+        keys[name] = keys.get(name, 0) + 1
+        if "}:c:" in key:
+            customers[name] = customers.get(name, 0) + 1
+        if with_memory:
+            pending.append((name, key))
+            if len(pending) >= _BATCH:
+                await measure()
+    await measure()
+    if active not in keys:
+        keys[active] = 0
+    return [
+        NamespaceInfo(
+            name,
+            name == active,
+            keys[name],
+            customers.get(name, 0),
+            memory.get(name, 0) if with_memory else None,
+        )
+        for name in sorted(keys)
+    ]
+
+
+async def promote(client: aioredis.Redis, prefix: str, name: str, require_keys: bool = True) -> str | None:
+    """Make `name` the active namespace (one SET: atomic for readers); returns the previous one."""
+    check_name(name)
+    if require_keys and await is_empty(client, prefix, name):
+        raise NamespaceError(f"namespace {name!r} has no keys: nothing to promote (use --allow-empty)")
+    previous = await client.set(pointer_key(prefix), name, get=True)
+    return None if previous is None else _text(previous)  # type: ignore[arg-type]
+
+
+async def drop(client: aioredis.Redis, prefix: str, name: str) -> int:
+    """Delete every key of an inactive namespace (SCAN + UNLINK in batches); returns the keys removed."""
+    check_name(name)
+    if name == await active_namespace(client, prefix):
+        raise NamespaceError(f"namespace {name!r} is the active one: promote another before dropping it")
+    removed = 0
+    batch: list[str] = []
+
+    async def unlink() -> int:
+        async with client.pipeline(transaction=False) as pipe:
+            for key in batch:  # one key per command: also valid on Redis Cluster (keys in many slots)
+                pipe.unlink(key)
+            done = sum(int(n) for n in await pipe.execute())
+        batch.clear()
+        return done
+
+    async for key in namespace_keys(client, prefix, name):
+        batch.append(key)
+        if len(batch) >= _BATCH:
+            removed += await unlink()
+    if batch:
+        removed += await unlink()
+    return removed

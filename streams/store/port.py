@@ -1,0 +1,206 @@
+"""The state store port: what the worker needs from storage, and an in-memory implementation of it.
+
+The Redis adapter (`streams.store.redis_store`) and this in-memory one pass the same contract tests
+(`tests/contract/`), so the worker's logic can be unit tested without a server and trusted with one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from streams.store.indexes import IndexDelta
+
+DEFAULT_HISTORY_SIZE = 64
+HISTORY_TRIMMED = "_history_trimmed"  # customer hash field: "1" once its history lost its oldest entries
+
+
+class Fenced(Exception):
+    """This worker no longer owns the partition: another claimed it after us. Stop writing to it."""
+
+
+class StaleOffset(Exception):
+    """The commit would not move the partition's offset forward: its events are applied already."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Ownership of one partition: the fence token every commit must present, and where to resume."""
+
+    partition: int
+    fence: int
+    offset: int | None  # last applied offset, None when nothing was ever applied
+    watermark_us: int | None  # max event time applied (epoch µs), drives replay-mode time
+
+
+@dataclass(frozen=True)
+class CustomerWrite:
+    """One customer's change: fields to set, fields to remove, or deletion; plus its next due time."""
+
+    customer_id: str
+    set_fields: Mapping[str, str] = field(default_factory=dict)
+    removed_fields: Sequence[str] = ()
+    delete: bool = False
+    due_us: int | None = None  # None: no time-driven change pending
+
+
+class WriteBatch(list[CustomerWrite]):
+    """The writes of one batch plus its read-side index delta and the history cap.
+
+    A list, so the port's `commit(claim, offset, watermark_us, writes)` keeps its signature: a plain list of
+    writes commits state only, a WriteBatch also the indexes and history, in the same atomic step.
+    """
+
+    def __init__(
+        self,
+        writes: Iterable[CustomerWrite] = (),
+        index: IndexDelta | None = None,
+        history_size: int = DEFAULT_HISTORY_SIZE,
+    ) -> None:
+        super().__init__(writes)
+        if history_size < 1:
+            raise ValueError("history_size must be >= 1")
+        self.delta = index
+        self.history_size = history_size
+
+
+@dataclass
+class IndexSnapshot:
+    """Every read-side structure of one partition (tests and diagnostics; readers use streams.read.reader)."""
+
+    members: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    kpis: dict[str, dict[str, int]] = field(default_factory=dict)
+    flows: dict[str, dict[str, int]] = field(default_factory=dict)
+    history: dict[str, list[str]] = field(default_factory=dict)  # newest first
+    trimmed: set[str] = field(default_factory=set)
+
+
+class StateStore(Protocol):
+    async def claim(self, partition: int) -> Claim: ...
+
+    async def load(self, partition: int, customer_ids: Sequence[str]) -> dict[str, dict[str, str]]: ...
+
+    async def commit(
+        self, claim: Claim, offset: int | None, watermark_us: int | None, writes: Sequence[CustomerWrite]
+    ) -> None:
+        """Apply writes and move the offset atomically; on Fenced or StaleOffset nothing is written."""
+        ...
+
+    async def due(self, partition: int, until_us: int, limit: int) -> list[str]: ...
+
+    async def read_meta(self, partition: int) -> tuple[int | None, int | None]: ...
+
+    async def publish_metrics(self, fields: Mapping[str, str | int | float]) -> None:
+        """Outside the commit: the worker's counters for a read side in another process (one HSET)."""
+        ...
+
+
+@dataclass
+class _Partition:
+    fence: int = 0
+    offset: int | None = None
+    watermark_us: int | None = None
+    customers: dict[str, dict[str, str]] = field(default_factory=dict)
+    due: dict[str, int] = field(default_factory=dict)
+    indexes: IndexSnapshot = field(default_factory=IndexSnapshot)
+
+
+class InMemoryStateStore:
+    """Same semantics as the Redis store, for tests of the worker's logic."""
+
+    def __init__(self) -> None:
+        self._partitions: dict[int, _Partition] = {}
+        self.metrics: dict[str, str] = {}
+
+    def _p(self, partition: int) -> _Partition:
+        return self._partitions.setdefault(partition, _Partition())
+
+    async def claim(self, partition: int) -> Claim:
+        p = self._p(partition)
+        p.fence += 1
+        return Claim(partition, p.fence, p.offset, p.watermark_us)
+
+    async def load(self, partition: int, customer_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        customers = self._p(partition).customers
+        return {cid: dict(customers[cid]) for cid in customer_ids if cid in customers}
+
+    async def commit(
+        self, claim: Claim, offset: int | None, watermark_us: int | None, writes: Sequence[CustomerWrite]
+    ) -> None:
+        p = self._p(claim.partition)
+        if p.fence != claim.fence:
+            raise Fenced(f"partition {claim.partition} is owned by fence {p.fence}, not {claim.fence}")
+        if offset is not None and p.offset is not None and offset <= p.offset:
+            raise StaleOffset(f"partition {claim.partition}: offset {offset} <= applied {p.offset}")
+        for w in writes:
+            if w.delete:
+                p.customers.pop(w.customer_id, None)
+            else:
+                fields = p.customers.setdefault(w.customer_id, {})
+                for name in w.removed_fields:
+                    fields.pop(name, None)
+                fields.update(w.set_fields)
+            if w.due_us is None or w.delete:
+                p.due.pop(w.customer_id, None)
+            else:
+                p.due[w.customer_id] = w.due_us
+        if isinstance(writes, WriteBatch) and writes.delta is not None:
+            _apply_index(p, writes.delta, writes.history_size)
+        if offset is not None:
+            p.offset = offset
+        if watermark_us is not None:
+            p.watermark_us = max(watermark_us, p.watermark_us or watermark_us)
+
+    async def due(self, partition: int, until_us: int, limit: int) -> list[str]:
+        due = self._p(partition).due
+        ready = sorted((us, cid) for cid, us in due.items() if us <= until_us)
+        return [cid for _, cid in ready[:limit]]
+
+    async def read_meta(self, partition: int) -> tuple[int | None, int | None]:
+        p = self._p(partition)
+        return p.offset, p.watermark_us
+
+    async def publish_metrics(self, fields: Mapping[str, str | int | float]) -> None:
+        self.metrics.update({k: str(v) for k, v in fields.items()})
+
+    async def read_indexes(self, partition: int) -> IndexSnapshot:
+        ix = self._p(partition).indexes
+        return IndexSnapshot(
+            {k: set(v) for k, v in ix.members.items() if v},
+            {g: dict(f) for g, f in ix.kpis.items()},
+            {g: dict(f) for g, f in ix.flows.items()},
+            {c: list(h) for c, h in ix.history.items() if h},
+            set(ix.trimmed),
+        )
+
+
+def _apply_index(p: _Partition, index: IndexDelta, history_size: int) -> None:
+    """The same semantics as the commit script's op list (streams/store/commit.lua)."""
+    ix = p.indexes
+    for key, ids in index.members_remove.items():
+        ix.members.setdefault(key, set()).difference_update(ids)
+    for key, ids in index.members_add.items():
+        ix.members.setdefault(key, set()).update(ids)
+    for counters, fields in ((ix.kpis, index.kpi_fields()), (ix.flows, index.flow_fields())):
+        for grid, pairs in fields.items():
+            target = counters.setdefault(grid, {})
+            for name, delta in pairs:
+                total = target.get(name, 0) + delta
+                if total:
+                    target[name] = total
+                else:  # like HINCRBY then HDEL at 0 in the commit script
+                    target.pop(name, None)
+    for cid in index.history_reset:
+        ix.history.pop(cid, None)
+        ix.trimmed.discard(cid)
+        if cid in p.customers:
+            p.customers[cid].pop(HISTORY_TRIMMED, None)
+    for cid, entries in index.history.items():
+        kept = ix.history.setdefault(cid, [])
+        kept[:0] = [e.decode() for e in reversed(entries)]
+        if len(kept) > history_size:
+            del kept[history_size:]
+            ix.trimmed.add(cid)
+            if cid in p.customers:
+                p.customers[cid][HISTORY_TRIMMED] = "1"

@@ -1,0 +1,81 @@
+"""What one customer's change writes to the store: the changed hash fields, next due time and index deltas.
+
+Shared by the worker, replay and definition changes, so all three write exactly the same fields for the same
+state (the field-level diff is why a write costs what changed, not the ~70 fields of a full mapping).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+from segmentation import CustomerState
+from segmentation.state_mapping import changed_fields, state_to_mapping
+from streams.store.indexes import IndexDelta
+from streams.store.port import CustomerWrite
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+Known = tuple[CustomerState, Mapping[str, str]]
+"""A customer's state with the mapping last written for it, so a batch serialises each state only once."""
+
+
+class Written(dict[str, str]):
+    """A mapping `write_for` made: exactly `state_to_mapping` of the state it was written with, so the next
+    write of that customer can encode only the fields that changed (`changed_fields`) instead of all ~70.
+    A row read from Redis is a plain dict (it may hold storage or stale fields) and is diffed in full."""
+
+    __slots__ = ()
+
+
+def to_us(moment: datetime) -> int:
+    """Epoch microseconds, exact (no float), for Redis scores and watermarks."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def index_write(
+    index: IndexDelta, write: CustomerWrite, before: Mapping[str, str] | None, after: Mapping[str, str]
+) -> None:
+    """The read-side deltas of one customer write (membership, KPIs; an erasure wipes the history)."""
+    if write.delete:
+        index.erased(write.customer_id)
+        if before:
+            index.customer(write.customer_id, before, {})
+        return
+    index.customer(write.customer_id, before, after, (*write.set_fields, *write.removed_fields))
+
+
+def write_for(
+    state: CustomerState,
+    before: Mapping[str, str] | None,
+    origin: str | None = None,
+    before_state: CustomerState | None = None,
+) -> tuple[CustomerWrite, Mapping[str, str]]:
+    """Only the fields that changed go to Redis; an erased (blank) customer is deleted.
+
+    `before_state` is the state `before` was made from: when `before` is a `Written` mapping, only the
+    fields whose value differs are encoded (the same changes as a diff of full mappings, proven in
+    tests/unit/test_state_mapping_delta.py); otherwise the whole state is serialised and diffed."""
+    if state.first_seen_at is None:
+        return CustomerWrite(state.customer_id, delete=True), {}
+    if before_state is not None and isinstance(before, Written):
+        changed, removed = changed_fields(before_state, state)
+        new = Written(before)
+        new.update(changed)
+        for key in removed:
+            del new[key]
+    else:
+        new = Written(state_to_mapping(state))
+        old = before or {}
+        changed = {k: v for k, v in new.items() if old.get(k) != v}
+        removed = [k for k in old if k not in new and not k.startswith("_")]
+    if origin is not None:
+        changed["_offset"] = origin
+    due = state.next_due_at  # the core caches next_due() in the state
+    return CustomerWrite(state.customer_id, changed, removed, due_us=None if due is None else to_us(due)), new

@@ -1,0 +1,73 @@
+"""A worker started without SEGSTREAM_NAMESPACE follows `segstream promote` instead of writing on, unseen,
+into a namespace nobody reads any more."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from streams.store.port import StateStore
+from streams.worker.retry import TRANSIENT
+
+log = logging.getLogger("segstream.worker")
+CHECK_INTERVAL_S = 1.0
+"""How often the worker reads the active-namespace pointer (one GET): the read side re-reads it as often."""
+
+
+class DefinitionsMismatch(RuntimeError):
+    """The namespace records other definitions than the worker's: writing into it would mix two versions."""
+
+
+def definitions_rule(namespace: str, recorded: str | None, mine: str, adopt: bool) -> str | None:
+    """The one rule at start-up and on a promote. Returns the version to record (None: leave it).
+
+    Nothing recorded: the namespace takes the worker's. Another version recorded: refused, unless the
+    operator rolls new definitions out lazily (SEGSTREAM_ADOPT_DEFINITIONS=true): then the namespace is
+    declared moving to the worker's, customer by customer as their events arrive."""
+    if recorded is None:
+        return mine
+    if recorded == mine:
+        return None
+    if adopt:
+        log.warning(
+            "namespace %s records definitions %s; adopting %s: customers move as their events arrive "
+            "(`segstream definitions apply` moves them all at once)",
+            namespace, recorded, mine,
+        )  # fmt: skip
+        return mine
+    raise DefinitionsMismatch(
+        f"namespace {namespace!r} was built with definitions {recorded!r} and this worker runs {mine!r}: "
+        f"refusing to write into it (its customers would be re-segmented back). Run the worker with the "
+        f"definitions file of version {recorded!r}, or set SEGSTREAM_ADOPT_DEFINITIONS=true to move the "
+        "namespace to this worker's definitions."
+    )
+
+
+@dataclass
+class NamespaceFollow:
+    """The namespace the worker writes into, and how to read the pointer and reach another namespace."""
+
+    current: str
+    read_active: Callable[[], Awaitable[str]]
+    store_for: Callable[[str], StateStore]
+    definitions_of: Callable[[str], Awaitable[str | None]]  # the version a namespace was built with, if known
+    record_definitions: Callable[[str, str], Awaitable[None]]  # (namespace, version)
+    next_check: float = 0.0
+
+    async def moved(self) -> str | None:
+        """The active namespace if the pointer moved away from `current`, else None; reads it at most every
+        CHECK_INTERVAL_S. An unreachable Redis is not a move: the next check reads again."""
+        now = time.monotonic()
+        if now < self.next_check:
+            return None
+        self.next_check = now + CHECK_INTERVAL_S
+        try:
+            active = await self.read_active()
+        except TRANSIENT as exc:
+            log.warning(
+                "could not read the active namespace (%s: %s); checking again", type(exc).__name__, exc
+            )
+            return None
+        return None if active == self.current else active

@@ -1,0 +1,100 @@
+"""What a worker holds for a partition it owns: the fence, the progress, and the states it need not reload."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+
+from streams.store.port import Claim
+from streams.store.writes import Known
+
+
+@dataclass
+class Owned:
+    """A partition this worker owns (its claim fences out earlier owners) and how far it got."""
+
+    claim: Claim
+    offset: int | None
+    watermark_us: int | None
+    cache: OrderedDict[str, Known] = field(default_factory=OrderedDict)
+    next_sweep: float = 0.0
+    # Steps 4-7 of the last batch prepared (see `Worker.submit`), still running while the next batch is
+    # prepared, and that batch's new states, which are the truth for the next batch until they are cached.
+    inflight: asyncio.Task[None] | None = None
+    inflight_states: dict[str, Known] = field(default_factory=dict)
+    prepared: int | None = None  # last offset handed to steps 4-7 (>= offset)
+    next_report: float = 0.0  # monotonic time of the next Kafka offset commit and metrics publication
+    reported: int | None = None  # offset last committed to Kafka
+    catch_up_to: int | None = None  # last offset in the partition when taken; None once applied (or none)
+
+    def caught_up(self) -> bool:
+        """Applied everything the partition held when it was taken. Until then a live worker sweeps by event
+        time, like a replay: moving customers on by the wall clock first would turn the backlog's events
+        into late events and publish time-driven moves a continuous run never makes."""
+        if self.catch_up_to is not None and self.offset is not None and self.offset >= self.catch_up_to:
+            self.catch_up_to = None
+        return self.catch_up_to is None
+
+    def held(self, customer_ids: Iterable[str]) -> dict[str, Known]:
+        """The states of these customers that need no Redis read: in flight first, then cached."""
+        cache, inflight = self.cache, self.inflight_states
+        return {
+            cid: inflight[cid] if cid in inflight else cache[cid]
+            for cid in customer_ids
+            if cid in inflight or cid in cache
+        }
+
+    def remember(self, states: Mapping[str, Known], limit: int) -> None:
+        """Cache committed states, least recently used out first; an erased customer is forgotten."""
+        cache = self.cache
+        for cid, known in states.items():
+            if known[0].first_seen_at is None:
+                cache.pop(cid, None)
+                continue
+            cache[cid] = known
+            cache.move_to_end(cid)
+        while len(cache) > limit:
+            cache.popitem(last=False)
+
+
+class Holder(Protocol):
+    """The part of the worker a rebalance touches."""
+
+    owned: dict[int, Owned]
+    ownership: asyncio.Lock  # held while `owned` changes: rebalances and namespace switches never interleave
+
+    async def report(self, partition: int, owned: Owned) -> None: ...
+
+    async def take(self, tp: TopicPartition) -> None: ...
+
+
+class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Revoked: finish the batch in flight, report, forget. Assigned: claim and seek to Redis's offset."""
+
+    def __init__(self, holder: Holder) -> None:
+        self.holder = holder
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        async with self.holder.ownership:
+            await self._let_go(revoked)
+
+    async def _let_go(self, revoked: Iterable[TopicPartition]) -> None:
+        holder = self.holder
+        for tp in revoked:
+            owned = holder.owned.get(tp.partition)
+            if owned is not None and owned.inflight is not None:
+                # let the batch in flight finish (a failure is raised by the main loop)
+                await asyncio.wait({owned.inflight})
+            if owned is not None and holder.owned.get(tp.partition) is owned:
+                await holder.report(tp.partition, owned)
+            holder.owned.pop(tp.partition, None)
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        async with self.holder.ownership:
+            for tp in assigned:
+                await self.holder.take(tp)
