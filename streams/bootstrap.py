@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from segmentation import Definitions
 from streams.settings import Settings
@@ -182,7 +184,15 @@ async def worker_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         try:
             yield Runtime(settings, worker, client)
         finally:
-            await cons.stop()
+            await _bounded(cons.stop(), "consumer")
     finally:
-        await prod.stop()
+        await _bounded(prod.stop(), "producer")
         await client.aclose()
+
+
+async def _bounded(closing: Coroutine[Any, Any, None], what: str, timeout_s: float = 10.0) -> None:
+    """Closing a client may wait on an unreachable broker (leaving the group, flushing): a stop must end."""
+    try:
+        await asyncio.wait_for(closing, timeout_s)
+    except (TimeoutError, KafkaError) as exc:
+        log.warning("closing the %s: %s", what, exc or "timed out")

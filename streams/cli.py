@@ -21,11 +21,23 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.bootstrap import worker_runtime
     from streams.store.tuning import memory_advice
 
+    stop_timeout = settings.stop_timeout_s
+
     async def main() -> None:
         async with worker_runtime(settings) as runtime:
             loop = asyncio.get_running_loop()
+            run = asyncio.current_task()
+            assert run is not None
+
+            def stop() -> None:
+                """Graceful first (the batch in hand is finished and committed); cut short after
+                SEGSTREAM_STOP_TIMEOUT_S: whatever was not committed is applied again on restart."""
+                if not runtime.worker.stopping():
+                    loop.call_later(stop_timeout, run.cancel)
+                runtime.worker.stop()
+
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, runtime.worker.stop)
+                loop.add_signal_handler(sig, stop)
             resolved = runtime.settings
             namespace = f"{resolved.namespace} ({'pinned' if settings.namespace else 'follows promote'})"
             redis_url = without_password(resolved.redis_url)
@@ -39,6 +51,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
                 logging.getLogger("segstream").warning(advice)
             await runtime.worker.run()
 
+    from streams.worker.loop import FencedStall
     from streams.worker.namespace_follow import DefinitionsMismatch
 
     try:
@@ -46,6 +59,16 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     except DefinitionsMismatch as exc:
         print(f"segstream worker: {exc}", file=sys.stderr)
         return 3
+    except FencedStall as exc:
+        print(f"segstream worker: {exc}", file=sys.stderr)
+        return 4
+    except asyncio.CancelledError:
+        print(
+            f"segstream worker: no graceful stop within {stop_timeout:g} s (SEGSTREAM_STOP_TIMEOUT_S); "
+            "stopped anyway: batches not committed are applied again on restart",
+            file=sys.stderr,
+        )
+        return 5
     return 0
 
 

@@ -24,6 +24,11 @@ if not token then
 end
 local fence = redis.call('HGET', meta, 'fence')
 if fence ~= token then
+  -- a stored fence below ours (or none) means Redis lost writes (restore, failover to a lagging replica):
+  -- nobody else claimed the partition; the caller claims it again and resumes from what is stored
+  if not fence or tonumber(fence) < tonumber(token) then
+    return redis.error_reply('REWOUND partition fence ' .. tostring(fence) .. ' is below our claim ' .. token)
+  end
   return redis.error_reply('FENCED partition owned by ' .. tostring(fence) .. ', not ' .. token)
 end
 local seq, applied_seq = tonumber(seq_arg), tonumber(redis.call('HGET', meta, 'seq') or '0')
@@ -31,7 +36,8 @@ if seq <= applied_seq then
   return 'DUP'
 end
 if seq ~= applied_seq + 1 then
-  return redis.error_reply('BADSEQ commit ' .. seq_arg .. ' after ' .. applied_seq)
+  -- our own earlier commits are gone: Redis went back in time under the same fence
+  return redis.error_reply('REWOUND commit ' .. seq_arg .. ' after ' .. applied_seq .. ' under our own fence')
 end
 if ARGV[2] ~= '' then
   local applied = redis.call('HGET', meta, 'offset')

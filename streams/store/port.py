@@ -20,6 +20,12 @@ class Fenced(Exception):
     """This worker no longer owns the partition: another claimed it after us. Stop writing to it."""
 
 
+class Rewound(Exception):
+    """The store is behind our own claim (a restore, a failover to a lagging replica lost writes): nobody
+    else owns the partition, our view of it is just newer than the store's. Claim it again and resume from
+    what the store holds; nothing was written."""
+
+
 class StaleOffset(Exception):
     """The commit would not move the partition's offset forward: its events are applied already."""
 
@@ -99,6 +105,7 @@ class StateStore(Protocol):
 @dataclass
 class _Partition:
     fence: int = 0
+    seq: int = 0  # commits applied (the Redis script's `seq`): one behind ours means Redis lost some
     offset: int | None = None
     watermark_us: int | None = None
     customers: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -111,6 +118,7 @@ class InMemoryStateStore:
 
     def __init__(self) -> None:
         self._partitions: dict[int, _Partition] = {}
+        self._next_seq: dict[int, int] = {}
         self.metrics: dict[str, str] = {}
 
     def _p(self, partition: int) -> _Partition:
@@ -119,6 +127,7 @@ class InMemoryStateStore:
     async def claim(self, partition: int) -> Claim:
         p = self._p(partition)
         p.fence += 1
+        self._next_seq[partition] = p.seq + 1
         return Claim(partition, p.fence, p.offset, p.watermark_us)
 
     async def load(self, partition: int, customer_ids: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -129,8 +138,13 @@ class InMemoryStateStore:
         self, claim: Claim, offset: int | None, watermark_us: int | None, writes: Sequence[CustomerWrite]
     ) -> None:
         p = self._p(claim.partition)
+        if p.fence < claim.fence:
+            raise Rewound(f"partition {claim.partition}: fence {p.fence} is below our claim {claim.fence}")
         if p.fence != claim.fence:
             raise Fenced(f"partition {claim.partition} is owned by fence {p.fence}, not {claim.fence}")
+        seq = self._next_seq.get(claim.partition, 1)
+        if seq > p.seq + 1:
+            raise Rewound(f"partition {claim.partition}: commit {seq} after {p.seq} under our own fence")
         if offset is not None and p.offset is not None and offset <= p.offset:
             raise StaleOffset(f"partition {claim.partition}: offset {offset} <= applied {p.offset}")
         for w in writes:
@@ -151,6 +165,8 @@ class InMemoryStateStore:
             p.offset = offset
         if watermark_us is not None:
             p.watermark_us = max(watermark_us, p.watermark_us or watermark_us)
+        p.seq = seq
+        self._next_seq[claim.partition] = seq + 1
 
     async def due(self, partition: int, until_us: int, limit: int) -> list[str]:
         due = self._p(partition).due

@@ -17,6 +17,7 @@ from streams.store.port import (
     CustomerWrite,
     Fenced,
     IndexSnapshot,
+    Rewound,
     StaleOffset,
     WriteBatch,
 )
@@ -87,6 +88,8 @@ class RedisStateStore:
             message = str(exc)
             if message.startswith("FENCED"):
                 raise Fenced(f"partition {p}: {message}") from exc
+            if message.startswith("REWOUND"):
+                raise Rewound(f"partition {p}: {message}") from exc
             if message.startswith("STALE"):
                 raise StaleOffset(f"partition {p}: {message}") from exc
             raise

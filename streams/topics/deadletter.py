@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 MAX_MESSAGE = 2000
+MAX_KEY = 1024
+"""A longer key is cut too: a valid customer id has at most 128 characters."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,20 @@ class DeadLetter:
             ("__connect.errors.exception.message", message.encode()),
         ]
 
+    def record(self, max_value: int) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+        """Key, value and headers as published. It must always fit the dead-letter topic: a record accepted
+        near the events topic's size limit would not, once the headers are added, and a producer error on
+        it would stop the stream. So a value over `max_value` bytes (or a key over MAX_KEY) is cut, and the
+        headers say so, with the original's size and SHA-256: the whole record stays at its origin offset."""
+        key, value, headers = self.key, self.value, self.headers()
+        if value is not None and len(value) > max_value:
+            headers += _cut("value", value)
+            value = value[:max_value]
+        if key is not None and len(key) > MAX_KEY:
+            headers += _cut("key", key)
+            key = key[:MAX_KEY]
+        return key, value, headers
+
 
 def _detach(error: BaseException) -> None:
     """Drop the tracebacks of the error, its causes and contexts: only the class and message are published.
@@ -49,6 +66,14 @@ def _detach(error: BaseException) -> None:
             seen.add(id(item))
             item.__traceback__ = None
             chain += (item.__cause__, item.__context__)
+
+
+def _cut(what: str, data: bytes) -> list[tuple[str, bytes]]:
+    return [
+        (f"__segstream.original.{what}.truncated", b"true"),
+        (f"__segstream.original.{what}.size", str(len(data)).encode()),
+        (f"__segstream.original.{what}.sha256", hashlib.sha256(data).hexdigest().encode()),
+    ]
 
 
 def _class_name(error: BaseException) -> str:

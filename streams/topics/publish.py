@@ -68,6 +68,7 @@ async def publish_outcome(
     dlq_topic: str,
     transitions: Sequence[Transition],
     dead_letters: Sequence[DeadLetter],
+    dlq_max_value_bytes: int = 900_000,
 ) -> None:
     """Step 4 of a batch: transitions (keyed by customer: in order per customer), then dead letters."""
     if transitions:
@@ -77,4 +78,4 @@ async def publish_outcome(
             ((t.customer_id.encode(), transition_event(t), ()) for t in transitions),
         )
     if dead_letters:
-        await publish(producer, dlq_topic, ((d.key, d.value, d.headers()) for d in dead_letters))
+        await publish(producer, dlq_topic, (d.record(dlq_max_value_bytes) for d in dead_letters))

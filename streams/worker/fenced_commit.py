@@ -1,11 +1,12 @@
-"""Step 5 of a batch: one fenced commit, and what a timeout or a newer owner means for it."""
+"""Step 5 of a batch: one fenced commit, and what a timeout, a newer owner or a rewound Redis means for it."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Literal
 
-from streams.store.port import Fenced, StaleOffset, StateStore, WriteBatch
+from streams.store.port import Fenced, Rewound, StaleOffset, StateStore, WriteBatch
 from streams.worker.ownership import Owned
 from streams.worker.retry import retry
 
@@ -20,8 +21,9 @@ async def commit_batch(
     watermark_us: int | None,
     counted: Callable[[str], None],
     max_backoff_s: float,
-) -> bool:
-    """Commit, retrying transient failures; False when a newer owner fenced us out (nothing was written)."""
+) -> Literal["committed", "fenced", "rewound"]:
+    """Commit, retrying transient failures. Not committed (nothing was written): "fenced" when a newer owner
+    claimed the partition, "rewound" when Redis holds an older state than our claim (it lost writes)."""
     partition = owned.claim.partition
     try:
         await retry(
@@ -34,7 +36,12 @@ async def commit_batch(
         # Someone claimed the partition after us: a rebalance we have not seen yet, or a stale worker
         # (this one) next to `definitions apply`. Stop touching it; a new assignment takes it back.
         log.error("fenced out of partition %s, pausing it until it is assigned again: %s", partition, exc)
-        return False
+        return "fenced"
+    except Rewound as exc:
+        # Nobody else owns it: Redis went back in time (restored from an older snapshot, or a failover to a
+        # replica that lagged). Our cache and in-flight batches are ahead of it; the caller claims again.
+        log.error("partition %s: Redis lost writes (%s); claiming it again", partition, exc)
+        return "rewound"
     except StaleOffset:
         # Only our own claim can commit, so a stale offset means an earlier attempt of this very commit
         # landed although we saw a timeout: the script is atomic, so its content is ours. Confirm it.
@@ -45,4 +52,4 @@ async def commit_batch(
                 "nor before it; refusing to continue on state we cannot account for"
             ) from None
         log.warning("commit of offset %s had landed before its timeout; continuing", offset)
-    return True
+    return "committed"

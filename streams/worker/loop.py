@@ -11,6 +11,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Iterable
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
@@ -29,6 +30,12 @@ the caches, every few dozen events: ~20% of the worker's CPU on the benchmark (3
 events). Full collections still run, every ~10M allocations and by CPython's 25%-growth rule."""
 
 
+class FencedStall(RuntimeError):
+    """Fenced out of a partition Kafka still assigns to this worker, for longer than `fenced_grace_s`: some
+    other process writes it (or wrote it: a forced `definitions apply`). Sitting paused would make no progress
+    without a word; exiting lets the supervisor restart the worker, whose claim then fences the other out."""
+
+
 class Worker(BatchPipeline):
     """The pipeline driven by a Kafka consumer, by time, and by the active-namespace pointer."""
 
@@ -36,6 +43,11 @@ class Worker(BatchPipeline):
     def listener(self) -> ConsumerRebalanceListener:
         """Kafka's assignments drive ownership: taken partitions are claimed, revoked ones let go."""
         return Rebalance(self)
+
+    def hold(self, tps: Iterable[TopicPartition]) -> None:
+        """Pause newly assigned partitions until `take` has claimed them and sought to Redis's offset."""
+        if self.consumer is not None:
+            self.consumer.pause(*tps)
 
     async def take(self, tp: TopicPartition) -> None:
         """Own the partition and make the consumer resume right after the offset stored in Redis."""
@@ -48,11 +60,12 @@ class Worker(BatchPipeline):
             ends = {}
         claim = await self.own(tp.partition)
         self.owned[tp.partition].catch_up_to = ends[tp] - 1 if ends.get(tp) else None
-        self.consumer.resume(tp)  # paused if we were fenced out of it earlier
-        if claim.offset is None:
-            await self.consumer.seek_to_beginning(tp)
-        else:
-            self.consumer.seek(tp, claim.offset + 1)
+        self.fenced_since.pop(tp.partition, None)
+        self.retake.discard(tp.partition)
+        # Offset 0 for a partition never applied: where retention removed it, the consumer resets to the
+        # log start and `_in_order` accepts that gap once fetched twice.
+        self.consumer.seek(tp, 0 if claim.offset is None else claim.offset + 1)
+        self.consumer.resume(tp)  # paused since its assignment (`hold`), or since we were fenced out of it
         log.info(
             "partition %s taken: fence %s, resume after offset %s", tp.partition, claim.fence, claim.offset
         )
@@ -61,6 +74,9 @@ class Worker(BatchPipeline):
     def stop(self) -> None:
         """Graceful stop: the batch in hand is finished, published and committed first."""
         self._stopping.set()
+
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     async def run(self) -> None:
         assert self.consumer is not None, "run() needs a Kafka consumer"
@@ -71,9 +87,15 @@ class Worker(BatchPipeline):
                 batches = await self.consumer.getmany(
                     timeout_ms=self.settings.batch_max_ms, max_records=self.settings.batch_max_events
                 )
+                # Who owned each partition when its records came: a claim (a rebalance callback) may complete
+                # while an earlier partition's batch awaits, and a batch fetched before that claim's seek must
+                # never reach the new owner (it may start far beyond the stored offset).
+                fetched_for = {tp: self.owned.get(tp.partition) for tp in batches}
                 for tp, messages in batches.items():  # aiokafka's records have Incoming's fields
-                    await self.submit(tp.partition, messages)
+                    if fetched_for[tp] is not None and self.owned.get(tp.partition) is fetched_for[tp]:
+                        await self.submit(tp.partition, messages)
                 self._raise_failures()
+                await self._take_again()
                 await self.sweep()
                 await self.heartbeat()
                 await self.follow_promote()
@@ -85,10 +107,34 @@ class Worker(BatchPipeline):
             for task in list(self._tasks):  # only left on an error: like a crash, Redis has the truth
                 task.cancel()
 
+    async def _take_again(self) -> None:
+        """Claim again the partitions whose commit found Redis behind our claim (it lost writes): resume from
+        what Redis holds, with an empty cache (ours is ahead of it)."""
+        if not self.retake or self.consumer is None:
+            return
+        async with self.ownership:
+            assigned = self.consumer.assignment()
+            for partition in sorted(self.retake):
+                tp = TopicPartition(self.settings.events_topic, partition)
+                if tp in assigned and partition not in self.owned:
+                    await self.take(tp)
+            self.retake.clear()
+
     async def heartbeat(self) -> None:
         """Idle partitions report too (at most every REPORT_INTERVAL_S): lag stays current, and
-        `definitions apply` can tell that a worker is running from the metrics hash."""
+        `definitions apply` can tell that a worker is running from the metrics hash. A partition we were
+        fenced out of and Kafka still assigns to us for `fenced_grace_s` stops the worker (`FencedStall`)."""
         now = time.monotonic()
+        if self.fenced_since and self.consumer is not None:
+            assigned = {tp.partition for tp in self.consumer.assignment()}
+            for partition, since in list(self.fenced_since.items()):
+                if partition not in assigned or partition in self.owned:
+                    del self.fenced_since[partition]
+                elif now - since > self.settings.fenced_grace_s:
+                    raise FencedStall(
+                        f"fenced out of partition {partition} {now - since:.0f} s ago and still assigned to "
+                        "this worker: another process writes it; exiting so a restart claims it again"
+                    )
         for partition, owned in list(self.owned.items()):
             idle = owned.inflight is None or owned.inflight.done()
             if now >= owned.next_report and idle and self.owned.get(partition) is owned:

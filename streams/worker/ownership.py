@@ -31,6 +31,7 @@ class Owned:
     next_report: float = 0.0  # monotonic time of the next Kafka offset commit and metrics publication
     reported: int | None = None  # offset last committed to Kafka
     catch_up_to: int | None = None  # last offset in the partition when taken; None once applied (or none)
+    gap: tuple[int, int] | None = None  # (expected, first offset seen) of a batch refused as out of order
 
     def caught_up(self) -> bool:
         """Applied everything the partition held when it was taken. Until then a live worker sweeps by event
@@ -72,6 +73,8 @@ class Holder(Protocol):
 
     async def take(self, tp: TopicPartition) -> None: ...
 
+    def hold(self, tps: Iterable[TopicPartition]) -> None: ...
+
 
 class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     """Revoked: finish the batch in flight, report, forget. Assigned: claim and seek to Redis's offset."""
@@ -95,6 +98,8 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             holder.owned.pop(tp.partition, None)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        assigned = list(assigned)
+        self.holder.hold(assigned)  # before any await: nothing is fetched for them until `take` seeks
         async with self.holder.ownership:
             for tp in assigned:
                 await self.holder.take(tp)

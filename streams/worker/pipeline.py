@@ -7,6 +7,7 @@ rebalances, time-driven changes, the heartbeat and following `segstream promote`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import IllegalStateError
 
 from segmentation import Definitions
 from segmentation.events import Event
@@ -73,6 +75,8 @@ class BatchPipeline:
         self.ownership = asyncio.Lock()  # see ownership.Holder
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()  # steps 4-7 in flight, any partition
+        self.retake: set[int] = set()  # partitions to claim again: Redis lost writes (see `_commit`)
+        self.fenced_since: dict[int, float] = {}  # partition -> monotonic time a newer owner fenced us out
 
     async def own(self, partition: int) -> Claim:
         """Claim the partition in Redis, fencing out any earlier owner; processing may start after it."""
@@ -103,7 +107,9 @@ class BatchPipeline:
 
         1. Drop records at or below the partition's applied offset (redeliveries after a rebalance or a
            retry): their effect is already in Redis, applying them again would count them twice. (Or
-           at or below the offset of the batch in flight, whose effect is about to be.)
+           at or below the offset of the batch in flight, whose effect is about to be.) A consumed batch
+           is applied only when it starts exactly after that offset (`_in_order`); anything else (a batch
+           fetched before the claim's seek, say) is never applied: seek back and fetch again.
         2. Decode, then load from Redis in one round trip the states this worker does not hold.
         3. Apply the pure core in log order (no I/O); an event that fails becomes a dead letter here, so an
            exception can never make us skip an event silently (Faust's ack-on-exception hazard).
@@ -135,7 +141,7 @@ class BatchPipeline:
         done = owned.offset if owned.prepared is None else owned.prepared
         if done is not None and records and records[0].offset <= done:
             records = [r for r in records if r.offset > done]
-        if not records:
+        if not records or (self.consumer is not None and not self._in_order(partition, owned, done, records)):
             return
         started = time.perf_counter()
         decoded: tuple[list[tuple[Incoming, Event]], list[DeadLetter]] = ([], [])
@@ -179,6 +185,28 @@ class BatchPipeline:
         )
         if time.monotonic() >= owned.next_report:
             await self.report(partition, owned)
+
+    def _in_order(self, partition: int, owned: Owned, done: int | None, records: Sequence[Incoming]) -> bool:
+        """Records of a consumed partition start right after the last applied (or prepared) offset, or at 0
+        for a partition never applied, else they are refused and the consumer seeks back to it. Kafka may
+        legitimately have no record there (transaction markers, compaction, retention): a refused batch that
+        comes back starting at the same offset after the seek proves it (the consumer drops what it fetched
+        before a seek), so the gap is accepted then."""
+        expected, first = (0 if done is None else done + 1), records[0].offset
+        if first == expected:
+            owned.gap = None
+            return True
+        if owned.gap == (expected, first):
+            log.info("partition %s: offsets %s..%s hold no record; going on", partition, expected, first - 1)
+            owned.gap = None
+            return True
+        owned.gap = (expected, first)
+        self.metrics.retry("out of order batch")
+        log.warning("partition %s: batch starts at %s, not %s; fetching again", partition, first, expected)
+        assert self.consumer is not None
+        with contextlib.suppress(IllegalStateError):  # revoked meanwhile: the next owner resumes from Redis
+            self.consumer.seek(TopicPartition(self.settings.events_topic, partition), expected)
+        return False
 
     async def report(self, partition: int, owned: Owned) -> None:
         """Steps 6 and 7 of `submit` (see `progress_report.report`)."""
@@ -231,6 +259,7 @@ class BatchPipeline:
                 settings.dlq_topic,
                 result.transitions,
                 result.dead_letters,
+                settings.dlq_max_value_bytes,
             ),
             "publish transitions and dead letters",
         )
@@ -238,16 +267,27 @@ class BatchPipeline:
     async def _commit(
         self, owned: Owned, result: BatchResult, offset: int | None, watermark: int | None
     ) -> bool:
-        """Step 5 (see `fenced_commit`); fenced out, the partition is forgotten and paused."""
+        """Step 5 (see `fenced_commit`). Not committed, the partition is forgotten and paused: fenced out,
+        until Kafka assigns it again (or `fenced_grace_s` passed, see `Worker.heartbeat`); rewound, until the
+        poll loop claims it again (`retake`)."""
         batch = WriteBatch(result.writes, result.index, self.settings.history_size)
-        if await commit_batch(
+        outcome = await commit_batch(
             self.store, owned, batch, offset, watermark, self.metrics.retry, self.settings.retry_max_backoff_s
-        ):
+        )
+        if outcome == "committed":
             return True
-        self.owned.pop(owned.claim.partition, None)
-        self.metrics.retry("fenced")
-        if self.consumer is not None:
-            self.consumer.pause(TopicPartition(self.settings.events_topic, owned.claim.partition))
+        partition = owned.claim.partition
+        if self.owned.get(partition) is owned:
+            self.owned.pop(partition)
+        self.metrics.retry(outcome)
+        if self.consumer is None:  # a replay: it stops with an error once it sees the partition gone
+            return False
+        if outcome == "fenced":
+            self.fenced_since.setdefault(partition, time.monotonic())
+        else:
+            self.retake.add(partition)
+        with contextlib.suppress(IllegalStateError):  # revoked meanwhile
+            self.consumer.pause(TopicPartition(self.settings.events_topic, partition))
         return False
 
     async def retire(self) -> None:

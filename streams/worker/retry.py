@@ -7,7 +7,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    KafkaUnavailableError,
+    NoBrokersAvailable,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -20,6 +26,16 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
 )
+"""What may be an outage; `transient` says which of them really are."""
+_KAFKA_OUTAGE = (KafkaConnectionError, KafkaTimeoutError, KafkaUnavailableError, NoBrokersAvailable)
+
+
+def transient(exc: BaseException) -> bool:
+    """An outage to wait out. A Kafka error the broker says will not change on a retry (record too large,
+    not authorised, corrupt record...) is not: retrying it forever would stall every partition unseen."""
+    if isinstance(exc, KafkaError):
+        return bool(getattr(exc, "retriable", False)) or isinstance(exc, _KAFKA_OUTAGE)
+    return isinstance(exc, TRANSIENT)
 
 
 async def retry(
@@ -31,6 +47,8 @@ async def retry(
         try:
             return await action()
         except TRANSIENT as exc:
+            if not transient(exc):
+                raise
             counted(what)
             log.warning("%s failed (%s: %s); retrying in %.2fs", what, type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
