@@ -205,7 +205,7 @@ def test_a_batch_fetched_before_the_claims_seek_is_never_applied() -> None:
         await previous.process(1, p1[:10])  # Redis holds partition 1 up to offset 9
         store.gated = 1
         consumer = LogConsumer({0: p0, 1: p1}, committed={1: 10})  # Kafka's commit: lag only
-        worker = Worker(settings(), Definitions.default(), store, None, consumer)  # type: ignore[arg-type]
+        worker = Worker(settings(), Definitions.default(), store, None, consumer)
         listener = worker.listener()
         tps = [TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)]
         consumer.assign(tps)
@@ -230,7 +230,7 @@ def test_a_batch_that_does_not_start_after_the_applied_offset_is_refused_and_fet
     async def scenario() -> tuple[InMemoryStateStore, LogConsumer, Worker]:
         store = InMemoryStateStore()
         consumer = LogConsumer({0: log})
-        worker = Worker(settings(), Definitions.default(), store, None, consumer)  # type: ignore[arg-type]
+        worker = Worker(settings(), Definitions.default(), store, None, consumer)
         consumer.assign([TopicPartition(TOPIC, 0)])
         await worker.listener().on_partitions_assigned([TopicPartition(TOPIC, 0)])
         await worker.process(0, log[:10])
@@ -253,7 +253,7 @@ def test_offsets_without_records_are_accepted_once_fetched_again() -> None:
         store = InMemoryStateStore()
         consumer = LogConsumer({0: log})
         consumer.per_fetch = 7  # batches end right before each gap
-        worker = Worker(settings(), Definitions.default(), store, None, consumer)  # type: ignore[arg-type]
+        worker = Worker(settings(), Definitions.default(), store, None, consumer)
         consumer.assign([TopicPartition(TOPIC, 0)])
         await worker.listener().on_partitions_assigned([TopicPartition(TOPIC, 0)])
         await asyncio.gather(worker.run(), stop_when(worker, store, {0: 30}))
@@ -268,7 +268,7 @@ def test_a_newly_assigned_partition_is_paused_until_claimed() -> None:
     async def scenario() -> list[bool]:
         store = GatedStore(gated=0, opens_at=-1)
         consumer = LogConsumer({0: log_of(0, range(5))})
-        worker = Worker(settings(), Definitions.default(), store, None, consumer)  # type: ignore[arg-type]
+        worker = Worker(settings(), Definitions.default(), store, None, consumer)
         tp = TopicPartition(TOPIC, 0)
         consumer.assign([tp])
         task = asyncio.create_task(worker.listener().on_partitions_assigned([tp]))
@@ -314,7 +314,7 @@ def _rewind_scenario(snapshot_before_claim: bool) -> tuple[RestorableStore, Work
             await previous.process(0, log[:10])
             store.snapshot()
         consumer = LogConsumer({0: log})
-        worker = Worker(settings(), Definitions.default(), store, None, consumer)  # type: ignore[arg-type]
+        worker = Worker(settings(), Definitions.default(), store, None, consumer)
 
         def on_commit(offset: int | None) -> None:
             if offset == 9 and not snapshot_before_claim:
