@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -104,7 +104,9 @@ class BatchPipeline:
         1. Drop records at or below the partition's applied offset (redeliveries after a rebalance or a
            retry): their effect is already in Redis, applying them again would count them twice. (Or
            at or below the offset of the batch in flight, whose effect is about to be.)
-        2. Decode, then load from Redis in one round trip the states this worker does not hold.
+        2. Decode, then load from Redis in one round trip the states this worker does not hold. A record
+           not keyed by its customer id, or (live) dated later than the wall clock plus
+           SEGSTREAM_MAX_FUTURE_SKEW_S, is a dead letter: it never reaches a state or the watermark.
         3. Apply the pure core in log order (no I/O); an event that fails becomes a dead letter here, so an
            exception can never make us skip an event silently (Faust's ack-on-exception hazard).
         4. Publish transitions and dead letters and wait for every ack (acks=all, idempotent producer).
@@ -139,8 +141,11 @@ class BatchPipeline:
             return
         started = time.perf_counter()
         decoded: tuple[list[tuple[Incoming, Event]], list[DeadLetter]] = ([], [])
+        not_after = None  # live only: a replay applies the log whatever today's date (BRIEF 3.1)
+        if self.settings.mode == "live":
+            not_after = self.wall_clock() + timedelta(seconds=self.settings.max_future_skew_s)
         for start in range(0, len(records), STEP):  # pausing lets the batch in flight progress
-            events, dead = decode(records[start : start + STEP])
+            events, dead = decode(records[start : start + STEP], not_after)
             decoded[0].extend(events)
             decoded[1].extend(dead)
             await asyncio.sleep(0)
