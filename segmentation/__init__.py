@@ -7,15 +7,18 @@ from segmentation.config_reading import DefinitionsError
 from segmentation.definitions import Definitions
 from segmentation.events import Event, InvalidEvent, parse_event
 from segmentation.evolution import advance, apply, next_due, resegment
+from segmentation.limits import AmountAboveLimit, EventTooEarly
 from segmentation.money import UnknownCurrency
 from segmentation.state import CustomerState
 from segmentation.transition import Outcome, Transition
 
 __all__ = [
+    "AmountAboveLimit",
     "CustomerState",
     "Definitions",
     "DefinitionsError",
     "Event",
+    "EventTooEarly",
     "InvalidEvent",
     "Outcome",
     "Transition",

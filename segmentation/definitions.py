@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -39,8 +40,8 @@ __all__ = ["Definitions", "DefinitionsError"]
 
 _TOP_KEYS = frozenset(
     {
-        "version", "currency", "currency_rates", "recent_event_ids", "lifecycle", "rfm", "value", "email",
-        "channel", "age_band", "region", "satisfaction", "audiences",
+        "version", "currency", "currency_rates", "recent_event_ids", "max_amount", "earliest_event_time",
+        "lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction", "audiences",
     }
 )  # fmt: skip
 _SECTION_KEYS = {
@@ -64,6 +65,8 @@ class Definitions:
     currency: str
     currency_rates: tuple[tuple[str, Decimal], ...]
     recent_event_ids: int
+    max_amount: Decimal  # base currency, major units (see `limits`)
+    earliest_event_time: datetime  # aware, UTC
     lifecycle: LifecycleConfig
     rfm: RfmConfig
     value: ValueConfig
@@ -77,12 +80,14 @@ class Definitions:
     rates: Mapping[str, Decimal] = field(init=False, compare=False, repr=False)
     minor_exponent: int = field(init=False, compare=False, repr=False)
     scale: Decimal = field(init=False, compare=False, repr=False)
+    max_amount_minor: int = field(init=False, compare=False, repr=False)
     memo: dict[str, Any] = field(init=False, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rates", dict(self.currency_rates))
         object.__setattr__(self, "minor_exponent", CURRENCY_EXPONENT[self.currency])
         object.__setattr__(self, "scale", Decimal(1).scaleb(-CURRENCY_EXPONENT[self.currency]))
+        object.__setattr__(self, "max_amount_minor", int(self.max_amount.scaleb(self.minor_exponent)))
         object.__setattr__(self, "memo", {})  # per-instance cache of derived plans (see evolution)
 
     @property
@@ -141,6 +146,8 @@ class Definitions:
             currency=currency,
             currency_rates=_rates(read_section(raw, "currency_rates"), currency),
             recent_event_ids=recent,
+            max_amount=_max_amount(raw.get("max_amount", "1000000000"), exponent),
+            earliest_event_time=_instant(raw.get("earliest_event_time", "1970-01-01T00:00:00Z")),
             lifecycle=LifecycleConfig.from_mapping(read_section(raw, "lifecycle")),
             rfm=RfmConfig.from_mapping(read_section(raw, "rfm"), exponent),
             value=ValueConfig.from_mapping(read_section(raw, "value"), exponent),
@@ -182,6 +189,25 @@ def _rates(raw: Mapping[str, object], base: str) -> tuple[tuple[str, Decimal], .
             )
         rates[code] = rate
     return tuple(sorted(rates.items()))
+
+
+def _max_amount(value: object, exponent: int) -> Decimal:
+    amount = read_decimal(value, "max_amount")
+    if amount <= 0 or amount.scaleb(exponent) != amount.scaleb(exponent).to_integral_value():
+        raise DefinitionsError(f"max_amount: must be > 0 and a whole number of minor units, got {amount}")
+    return amount
+
+
+def _instant(value: object) -> datetime:
+    """An ISO 8601 date-time with offset (a YAML timestamp or a string), in UTC."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise DefinitionsError(f"earliest_event_time: not an ISO 8601 date-time: {value!r}") from None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise DefinitionsError(f"earliest_event_time: expected a date-time with an offset, got {value!r}")
+    return value.astimezone(UTC)
 
 
 def _audiences(raw: Mapping[str, object]) -> tuple[Rule, ...]:

@@ -29,6 +29,7 @@ from segmentation.events import Event
 from segmentation.folding import FOLDS
 from segmentation.grids import GRID_ORDER, TIME_GRIDS
 from segmentation.instants import iso
+from segmentation.limits import check_not_too_early
 from segmentation.reevaluation import ALL, Change, plan_for, reevaluate, transitions
 from segmentation.state import (
     I_CLOCK,
@@ -136,6 +137,8 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
     t: datetime = event.occurred_at
     if kind == "customer_erased":
         return _erase(state, event_id, key, t, definitions)
+    if t < definitions.earliest_event_time:
+        check_not_too_early(kind, t, definitions)
     out: list[Transition] = []
     if state.definitions_version != definitions.version:
         state = _align(state, definitions, out)

@@ -18,7 +18,7 @@ from typing import Any
 from segmentation import lifecycle
 from segmentation.definitions import Definitions
 from segmentation.email_appetence import decay
-from segmentation.money import to_base_minor
+from segmentation.limits import bounded_minor
 from segmentation.state import (
     I_APP_SECONDS,
     I_APP_SESSIONS,
@@ -62,7 +62,7 @@ _PURCHASE_GRIDS = ("lifecycle", "rfm", "value", "channel")
 
 def _purchase(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetime) -> tuple[str, ...]:
     v[I_ORDERS] = s.orders + 1
-    v[I_GROSS] = s.gross_minor + to_base_minor(e.amount, e.currency, d.rates, d.minor_exponent)
+    v[I_GROSS] = s.gross_minor + bounded_minor("purchase", e.amount, e.currency, d)
     index = I_CHANNEL[e.channel]
     v[index] += 1  # v starts as a copy of the state
     first = s.first_purchase_at
@@ -83,7 +83,7 @@ def _purchase(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetim
 
 
 def _refund(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetime) -> tuple[str, ...]:
-    v[I_REFUNDED] = s.refunded_minor + to_base_minor(e.amount, e.currency, d.rates, d.minor_exponent)
+    v[I_REFUNDED] = s.refunded_minor + bounded_minor("refund", e.amount, e.currency, d)
     v[I_REFUNDS] = s.refunds + 1
     return ("rfm", "value")
 

@@ -1,3 +1,4 @@
+#!lua
 -- Atomic, fenced commit of one partition's batch (all keys share the partition's hash tag).
 -- KEYS[1] partition meta hash, KEYS[2] due sorted set, KEYS[3..] customer hashes in write order, then the
 -- keys the index ops name (membership sets, KPI and flow hashes, history lists).
@@ -13,7 +14,10 @@
 --   DEL key                            HDEL key fields...
 --   LPUSHCAP key cap marker_key entries...  (LPUSH in order, LTRIM to cap; if trimmed, HSET marker_key
 --                                            _history_trimmed 1 when that hash exists)
--- Redis does not roll back a script that fails half way, so everything is checked before the first write.
+-- Redis does not roll back a script that fails half way, so everything is checked before the first write:
+-- the arguments, the type of every key written (WRONGTYPE), that every counter HINCRBY moves holds an integer
+-- (NOTINT) and stays inside the 64-bit range (OVERFLOW). The `#!lua` line above makes Redis 7 refuse the
+-- whole script up front when it is over maxmemory (a script without it fails at its first write command).
 -- The commit sequence makes a retried commit idempotent: a client that timed out cannot know whether the
 -- script ran; if it did, the retry finds its sequence already applied and returns 'DUP' without writing
 -- (index counters and history would otherwise count twice).
@@ -39,11 +43,16 @@ if seq ~= applied_seq + 1 then
   -- our own earlier commits are gone: Redis went back in time under the same fence
   return redis.error_reply('REWOUND commit ' .. seq_arg .. ' after ' .. applied_seq .. ' under our own fence')
 end
-if ARGV[2] ~= '' then
-  local applied = redis.call('HGET', meta, 'offset')
-  if applied and tonumber(applied) >= tonumber(ARGV[2]) then
-    return redis.error_reply('STALE offset ' .. ARGV[2] .. ' <= applied ' .. applied)
-  end
+local function int_arg(v) return v ~= nil and string.match(v, '^-?%d+$') ~= nil end
+local applied, wm = unpack(redis.call('HMGET', meta, 'offset', 'watermark'))
+if (applied and not int_arg(applied)) or (wm and not int_arg(wm)) then
+  return redis.error_reply('NOTINT ' .. meta .. ' offset/watermark: ' .. tostring(applied) .. '/' .. tostring(wm))
+end
+if (ARGV[2] ~= '' and not int_arg(ARGV[2])) or (ARGV[3] ~= '' and not int_arg(ARGV[3])) then
+  return redis.error_reply('BADARGS offset and watermark are integers or empty')
+end
+if ARGV[2] ~= '' and applied and tonumber(applied) >= tonumber(ARGV[2]) then
+  return redis.error_reply('STALE offset ' .. ARGV[2] .. ' <= applied ' .. applied)
 end
 -- exactly n parts of s separated by NUL (none for an empty s and n = 0), or nil
 local function split(s, n)
@@ -106,7 +115,6 @@ end
 if i > #ARGV + 1 then
   return redis.error_reply('BADARGS counts do not match the keys')
 end
-local function int_arg(v) return v ~= nil and string.match(v, '^-?%d+$') ~= nil end
 local function key_arg(v)
   local n = tonumber(v)
   if n and n >= 1 and n <= #KEYS and math.floor(n) == n then return n end
@@ -146,6 +154,76 @@ while i <= #ARGV do
   end
   ops[#ops + 1] = {name, KEYS[key], src, first, last}
   i = after
+end
+-- The keys hold what the writes need (or nothing): TYPE once per key; a key nothing holds yet takes the
+-- first kind asked of it, so two ops cannot ask for different kinds of one new key either.
+local kind_of = {}
+local function expect(key, want)
+  local have = kind_of[key]
+  if have == nil then
+    have = redis.call('TYPE', key)['ok']
+  end
+  if have == 'none' or have == want then
+    kind_of[key] = want
+    return nil
+  end
+  return 'WRONGTYPE ' .. key .. ' holds a ' .. have .. ', the commit writes it as a ' .. want
+end
+local bad = nil
+if #plan > 0 then bad = expect(due, 'zset') end
+for _, p in ipairs(plan) do
+  if bad then break end
+  if p[3] == 'S' then bad = expect(p[1], 'hash') end
+end
+if bad then return redis.error_reply(bad) end
+-- Counters: HINCRBY refuses a value that is not an integer and a result outside int64. Lua numbers are
+-- doubles (exact to 2^53 only), so the bound is conservative: |current| + |delta| must stay below 9.2e18
+-- (2^63 is ~9.223e18; the doubles' rounding is ~1e3 there, far inside the margin). One HMGET per op.
+local LIMIT = 9.2e18
+local function int64_text(v)
+  return v == '0' or (string.match(v, '^-?[1-9]%d*$') ~= nil and #v <= 20)
+end
+local projected = {}  -- key -> field -> value once the ops before have run (several ops may share a field)
+for _, op in ipairs(ops) do
+  local name, key, src, first, last = op[1], op[2], op[3], op[4], op[5]
+  if name == 'SADD' or name == 'SREM' then
+    bad = expect(key, 'set')
+  elseif name == 'HDEL' then
+    bad = expect(key, 'hash')
+  elseif name == 'LPUSHCAP' then
+    bad = expect(key, 'list') or expect(KEYS[tonumber(src[first + 1])], 'hash')
+  elseif name == 'HINCRBY' then
+    bad = expect(key, 'hash')
+    if not bad then
+      local fields = {}
+      for j = first, last, 2 do fields[#fields + 1] = src[j] end
+      local current = redis.call('HMGET', key, unpack(fields))
+      local seen = projected[key]
+      if not seen then
+        seen = {}
+        projected[key] = seen
+      end
+      for n, f in ipairs(fields) do
+        local delta, value = src[first + 2 * n - 1], seen[f]
+        if value == nil then
+          local text = current[n]
+          if text and not int64_text(text) then
+            bad = 'NOTINT ' .. key .. ' field ' .. f .. ' holds ' .. string.sub(text, 1, 40) .. ', not an integer'
+            break
+          end
+          value = text and tonumber(text) or 0
+        end
+        local d = tonumber(delta)
+        if not int64_text(delta) or math.abs(value) + math.abs(d) >= LIMIT then
+          bad = 'OVERFLOW ' .. key .. ' field ' .. f .. ': ' .. (current[n] or '0') .. ' + ' .. delta
+            .. ' could leave the 64-bit integer range'
+          break
+        end
+        seen[f] = value + d
+      end
+    end
+  end
+  if bad then return redis.error_reply(bad) end
 end
 -- Every check passed: write.
 local due_of, order = {}, {}
@@ -211,7 +289,6 @@ if ARGV[2] ~= '' then
   redis.call('HSET', meta, 'offset', ARGV[2])
 end
 if ARGV[3] ~= '' then
-  local wm = redis.call('HGET', meta, 'watermark')
   if not wm or tonumber(wm) < tonumber(ARGV[3]) then
     redis.call('HSET', meta, 'watermark', ARGV[3])
   end

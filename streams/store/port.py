@@ -30,6 +30,12 @@ class StaleOffset(Exception):
     """The commit would not move the partition's offset forward: its events are applied already."""
 
 
+class CommitRefused(Exception):
+    """The store refused the batch before writing any of it: a key holds another type than the commit writes,
+    a counter is not an integer or would leave the 64-bit range. Retrying cannot help (the same batch comes
+    back after a restart): the worker stops, and Redis still holds the state before the batch."""
+
+
 @dataclass(frozen=True)
 class Claim:
     """Ownership of one partition: the fence token every commit must present, and where to resume."""

@@ -14,6 +14,7 @@ from streams.store.keys import KeySpace
 from streams.store.port import (
     HISTORY_TRIMMED,
     Claim,
+    CommitRefused,
     CustomerWrite,
     Fenced,
     IndexSnapshot,
@@ -25,6 +26,7 @@ from streams.store.port import (
 _CHUNK = 1000  # members per SADD/SREM op: far below Lua's unpack limit
 SEP = "\x00"  # joins the batch's customer writes, or an op's args, into one script argument
 BSEP = SEP.encode()
+REFUSALS = ("WRONGTYPE", "NOTINT", "OVERFLOW")  # the script's checks of what the keys hold (commit.lua)
 
 
 class RedisStateStore:
@@ -92,6 +94,8 @@ class RedisStateStore:
                 raise Rewound(f"partition {p}: {message}") from exc
             if message.startswith("STALE"):
                 raise StaleOffset(f"partition {p}: {message}") from exc
+            if message.startswith(REFUSALS):
+                raise CommitRefused(f"partition {p}: commit refused, nothing written: {message}") from exc
             raise
 
     def _index_ops(

@@ -62,17 +62,49 @@ class BatchResult:
     index: IndexDelta = field(default_factory=IndexDelta)  # read-side deltas, committed with the writes
 
 
-def decode(records: Sequence[Incoming]) -> tuple[list[tuple[Incoming, Event]], list[DeadLetter]]:
+class WrongKey(ValueError):
+    """The record's key is not its event's customer id: the key chose the partition, and a customer's state
+    lives in the partition of its id (`partition_for`), so applying it would make a second, unreadable
+    state of that customer in the wrong partition."""
+
+
+class TooFarInFuture(ValueError):
+    """Event time further ahead of the live worker's wall clock than SEGSTREAM_MAX_FUTURE_SKEW_S: applied, it
+    would move the partition's watermark (and the sweep's clock) to that date and age every customer."""
+
+
+def decode(
+    records: Sequence[Incoming], not_after: datetime | None = None
+) -> tuple[list[tuple[Incoming, Event]], list[DeadLetter]]:
+    """Parse every record; a record that cannot be parsed, is not keyed by its customer id, or is dated
+    after `not_after` (live mode: wall clock + the allowed skew, computed once per batch) is a dead letter."""
     events: list[tuple[Incoming, Event]] = []
     dead: list[DeadLetter] = []
     for rec in records:
         try:
             if rec.value is None:
                 raise InvalidEvent("invalid event: empty record value (tombstone)")
-            events.append((rec, parse_event(rec.value)))
-        except InvalidEvent as exc:
+            event = parse_event(rec.value)
+            key = rec.key
+            if key is None or key != event.customer_id.encode():
+                raise WrongKey(_key_problem(key, event.customer_id))
+            if not_after is not None and event.occurred_at > not_after:
+                raise TooFarInFuture(
+                    f"{event.type} occurred_at: {event.occurred_at.isoformat()} is after"
+                    f" {not_after.isoformat()}, the live worker's clock plus SEGSTREAM_MAX_FUTURE_SKEW_S"
+                )
+            events.append((rec, event))
+        except (InvalidEvent, WrongKey, TooFarInFuture) as exc:
             dead.append(DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, exc, "parse"))
     return events, dead
+
+
+def _key_problem(key: bytes | None, customer_id: str) -> str:
+    why = "producers must key events by customer id (README, Events in)"
+    if key is None:
+        return f"record has no key; the event's customer_id is {customer_id!r}: {why}"
+    shown = key[:128].decode("utf-8", "replace")
+    return f"record key {shown!r} is not the event's customer_id {customer_id!r}: {why}"
 
 
 def customers_of(events: Sequence[tuple[Incoming, Event]]) -> list[str]:

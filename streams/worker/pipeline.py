@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -110,7 +110,9 @@ class BatchPipeline:
            at or below the offset of the batch in flight, whose effect is about to be.) A consumed batch
            is applied only when it starts exactly after that offset (`_in_order`); anything else (a batch
            fetched before the claim's seek, say) is never applied: seek back and fetch again.
-        2. Decode, then load from Redis in one round trip the states this worker does not hold.
+        2. Decode, then load from Redis in one round trip the states this worker does not hold. A record
+           not keyed by its customer id, or (live) dated later than the wall clock plus
+           SEGSTREAM_MAX_FUTURE_SKEW_S, is a dead letter: it never reaches a state or the watermark.
         3. Apply the pure core in log order (no I/O); an event that fails becomes a dead letter here, so an
            exception can never make us skip an event silently (Faust's ack-on-exception hazard).
         4. Publish transitions and dead letters and wait for every ack (acks=all, idempotent producer).
@@ -145,8 +147,11 @@ class BatchPipeline:
             return
         started = time.perf_counter()
         decoded: tuple[list[tuple[Incoming, Event]], list[DeadLetter]] = ([], [])
+        not_after = None  # live only: a replay applies the log whatever today's date (BRIEF 3.1)
+        if self.settings.mode == "live":
+            not_after = self.wall_clock() + timedelta(seconds=self.settings.max_future_skew_s)
         for start in range(0, len(records), STEP):  # pausing lets the batch in flight progress
-            events, dead = decode(records[start : start + STEP])
+            events, dead = decode(records[start : start + STEP], not_after)
             decoded[0].extend(events)
             decoded[1].extend(dead)
             await asyncio.sleep(0)

@@ -111,6 +111,15 @@ def test_the_script_validates_every_op_before_the_first_write(services: Services
             for ops in bad_ops:
                 with pytest.raises(aioredis.ResponseError, match="BADOP"):
                     await script(keys=base, args=head + ops)
+            too_big: list[str | int] = [
+                "HINCRBY",
+                4,
+                2,
+                "f",
+                "99999999999999999999",
+            ]  # beyond int64: HINCRBY would fail
+            with pytest.raises(aioredis.ResponseError, match="OVERFLOW"):
+                await script(keys=base, args=head + too_big)
             assert await client.exists(keys.customer(0, "c1"), keys.kpis(0, "g")) == 0
             assert await store.read_meta(0) == (None, None)
         finally:

@@ -36,7 +36,8 @@ def records(first: int, count: int) -> list[Record]:
             "currency": "EUR",
             "channel": "web",
         }
-        out.append(Record("events", 0, offset, None, orjson.dumps(body)))
+        key = str(body["customer_id"]).encode()
+        out.append(Record("events", 0, offset, key, orjson.dumps(body)))
     return out
 
 
@@ -157,7 +158,7 @@ def test_the_state_cache_is_bounded_per_process_whatever_the_partitions_owned() 
         for n, record in enumerate(records(0, count)):
             body = orjson.loads(record.value or b"")
             body["customer_id"], body["event_id"] = f"p{partition}-c{n}", f"p{partition}-e{n}"
-            out.append(Record("events", partition, n, None, orjson.dumps(body)))
+            out.append(Record("events", partition, n, body["customer_id"].encode(), orjson.dumps(body)))
         return out
 
     async def run() -> Worker:
