@@ -1,1 +1,1 @@
-"""Rebuilding a namespace from a log (JSONL, CSV orders, a Kafka topic) through the worker's own batch path."""
+"""Rebuilding a namespace from a log (JSONL, CSV orders, Kafka) through the worker's own batch path."""

@@ -1,1 +1,1 @@
-"""What goes onto Kafka topics: transitions as CloudEvents, dead letters with their origin, batched publish."""
+"""What goes onto Kafka: transitions as CloudEvents, dead letters with their origin, batched publish."""
