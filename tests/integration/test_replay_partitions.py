@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from segmentation import CustomerState, Definitions, advance
 from segmentation.state_mapping import state_from_mapping
 from streams import cli
+from streams.read import SegmentAt, SegmentReader
 from streams.sample import generator as sample
 from streams.settings import Settings
 from streams.store.replies import texts
 from tests.integration.replay_helpers import by_customer, dump_namespace, replay_file, replay_split_file
 from tests.integration.worker_harness import make_settings
 from tests.services import Services
+from tests.unit.seg_helpers import definitions_with
 
 SPEC = sample.SampleSpec(customers=300, days=540, seed=41, malformed_share=0.01, erasure_share=0.02)
 
@@ -106,3 +110,55 @@ def test_until_brings_everyone_to_that_instant(
     assert len(err.splitlines()) == 1 and f"--until {early} is before the log's event at" in err
     assert cli.main([*base, "--namespace", "cli-until", "--until", until.isoformat()]) == 0
     assert _states(settings, "cli-until") == expected
+
+
+def _line(event_id: str, customer: str, day: int) -> bytes:
+    at = (datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=day)).isoformat()
+    return orjson.dumps(
+        {"event_id": event_id, "customer_id": customer, "occurred_at": at, "schema_version": 1,
+         "type": "purchase", "order_id": event_id, "amount": "20.00", "currency": "EUR", "channel": "web"}
+    )  # fmt: skip
+
+
+def test_as_of_beyond_the_clock_is_projected_never_stale(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
+) -> None:
+    """bob bought on day 200, the log's end: his clock is day 200, and by day 250 time made him `active`
+    (day 230). The history alone still says `new`; the reader advances his state instead, and its answer is
+    the move a replay swept to day 250 records, id included."""
+    path = tmp_path / "two.jsonl"
+    path.write_bytes(_line("a1", "alice", 0) + b"\n" + _line("b1", "bob", 200) + b"\n")
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=1, namespace="asof")
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def day(n: int) -> timedelta:
+        return timedelta(days=n)
+
+    asyncio.run(replay_file(settings, path, "asof", tmp_path))
+    asyncio.run(replay_file(settings, path, "swept", tmp_path, until=t0 + day(250)))
+
+    async def answers() -> list[SegmentAt]:
+        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        reader = SegmentReader(client, settings)
+        other = SegmentReader(client, settings, definitions_with(version="other"))
+        swept = SegmentReader(client, settings.model_copy(update={"namespace": "swept"}))
+        try:
+            return [
+                await reader.segment_of("bob", "lifecycle", as_of=t0 + day(250)),
+                await reader.segment_of("bob", "lifecycle", as_of=t0 + day(210)),
+                await reader.segment_of("bob", "lifecycle", as_of=t0 + day(200)),
+                await other.segment_of("bob", "lifecycle", as_of=t0 + day(250)),
+                await swept.segment_of("bob", "lifecycle", as_of=t0 + day(250)),
+            ]
+        finally:
+            await client.aclose()
+
+    beyond, before_move, at_clock, without_definitions, recorded = asyncio.run(answers())
+    assert (beyond.status, beyond.segment, beyond.since) == ("projected", "active", t0 + day(230))
+    # swept, bob's clock is his due instant (day 230): beyond it, no move, the history's entry is kept
+    assert (recorded.status, recorded.segment, recorded.since) == ("projected", "active", t0 + day(230))
+    assert beyond.transition_id == recorded.transition_id and beyond.why == recorded.why
+    assert (before_move.status, before_move.segment, before_move.since) == ("projected", "new", t0 + day(200))
+    assert before_move.transition_id == at_clock.transition_id
+    assert (at_clock.status, at_clock.segment) == ("known", "new")
+    assert (without_definitions.status, without_definitions.segment) == ("beyond_clock", None)
