@@ -5,9 +5,10 @@ the result depends on the state, the event and the definitions only; time is the
 
 * `apply` ignores a duplicate event id (no effect at all); otherwise it first `advance`s the state to
   the event time (time-driven transitions due up to and including it, each stamped with its own due
-  time and cause `time`), folds the event into the totals, re-evaluates the grids the event can
-  affect and emits one transition per changed grid, cause = event id, effective at the state's clock
-  after the event (the event time; for a late event, the clock the state had already reached).
+  time and cause `time`; an erasure too, before its exits), folds the event into the totals,
+  re-evaluates the grids the event can affect and emits one transition per changed grid, cause = event
+  id, effective at the state's clock after the event (the event time; for a late event, the clock the
+  state had already reached).
 * `advance` applies every time-driven change up to `until` in time order; `next_due` is when the next
   one happens. Both use the due times cached in the state (`due_*`, `next_due_at`).
 * `resegment` re-evaluates every grid under other definitions (cause `definitions`); `apply` and
@@ -135,9 +136,9 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
         raise ValueError(f"event id {event_id!r} contains a control character")
     kind = event.type
     t: datetime = event.occurred_at
-    if kind == "customer_erased":
-        return _erase(state, event_id, key, t, definitions)
-    if t < definitions.earliest_event_time:
+    if (
+        t < definitions.earliest_event_time and kind != "customer_erased"
+    ):  # privacy: honoured whatever its date
         check_not_too_early(kind, t, definitions)
     out: list[Transition] = []
     if state.definitions_version != definitions.version:
@@ -147,6 +148,8 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
         outcome = advance(state, t, definitions)
         state = outcome.state
         out.extend(outcome.transitions)
+    if kind == "customer_erased":  # after the changes due by then: a sweep in between changes nothing
+        return _erase(state, event_id, key, t, definitions, out)
     clock = state.clock
     v: list[Any] = list(state)
     late = False
@@ -180,8 +183,13 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
     return outcome_of(new, tuple(out))
 
 
-def _erase(state: CustomerState, event_id: str, key: str, t: datetime, d: Definitions) -> Outcome:
-    """Exit every grid (X -> None), then forget everything except the erasure's own id."""
+def _erase(
+    state: CustomerState, event_id: str, key: str, t: datetime, d: Definitions, out: list[Transition]
+) -> Outcome:
+    """Exit every grid (X -> None), then forget everything except the erasure's own id.
+
+    `state` was already advanced to `t` (time-driven changes due at or before it are in `out`), as for any
+    event: otherwise the exits would depend on whether a sweep ran between the last event and the erasure."""
     now = t if state.clock is None else max(state.clock, t)
     segments: list[tuple[str, str | None]] = [
         ("lifecycle", state.seg_lifecycle), ("rfm", state.seg_rfm), ("value", state.seg_value),
@@ -192,9 +200,9 @@ def _erase(state: CustomerState, event_id: str, key: str, t: datetime, d: Defini
     changes += [(audiences.PREFIX + name, segment, None) for name, segment in state.audiences]
     version = state.definitions_version or d.version
     why = {"rule": "customer erased"}
-    transitions = tuple(
+    out.extend(
         Transition.create(state.customer_id, grid, old, None, now, event_id, version, why)
         for grid, old, _ in changes
     )
     forgotten = CustomerState.new(state.customer_id)._replace(recent_ids=remember("", key, 1))
-    return outcome_of(forgotten, transitions)
+    return outcome_of(forgotten, tuple(out))

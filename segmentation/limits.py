@@ -40,9 +40,9 @@ def bounded_minor(kind: str, amount: Decimal, currency: str, d: Definitions) -> 
 
 
 def check_not_too_early(kind: str, occurred_at: datetime, d: Definitions) -> None:
-    """Called by `apply` for every event but an erasure (a privacy request is honoured whatever its date)."""
-    if occurred_at < d.earliest_event_time:
-        raise EventTooEarly(
-            f"{kind} occurred_at: {occurred_at.isoformat()} is before {d.earliest_event_time.isoformat()}"
-            f" (earliest_event_time of definitions {d.version})"
-        )
+    """Called by `apply` for an event before `earliest_event_time`, but an erasure (a privacy request is
+    honoured whatever its date)."""
+    raise EventTooEarly(
+        f"{kind} occurred_at: {occurred_at.isoformat()} is before {d.earliest_event_time.isoformat()}"
+        f" (earliest_event_time of definitions {d.version})"
+    )

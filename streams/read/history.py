@@ -1,4 +1,11 @@
-"""A customer's capped transition history and the "which segment on date D" answer derived from it."""
+"""A customer's capped transition history and the "which segment on date D" answer derived from it.
+
+Up to the customer's clock the history is the record. Beyond it, no stored transition can say what time did
+since (a customer at_risk on its clock may be lost by D), so the stored state is advanced to D with the
+core's `advance` (pure): the answer is `projected`, i.e. what the worker will publish if no event of the
+customer arrives before D, or `beyond_clock` (segment unknown) when the reader lacks the definitions the
+state was built with.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from segmentation import CustomerState, Definitions, advance
 from segmentation.instants import parse_iso
 from segmentation.transition import transition_id
 from streams.read.profile import Answer
@@ -34,7 +42,9 @@ class SegmentAt(Answer):
     grid: str
     as_of: datetime | None
     segment: str | None
-    status: Literal["current", "known", "not_yet", "beyond_history", "unknown_customer"]
+    status: Literal[
+        "current", "known", "not_yet", "beyond_history", "projected", "beyond_clock", "unknown_customer"
+    ]
     since: datetime | None = None
     transition_id: str | None = None
     why: dict[str, str] | None = None
@@ -59,6 +69,44 @@ def segment_at(history: History, grid: str, as_of: datetime) -> SegmentAt:
     if not history.trimmed or (first_kept is not None and first_kept.from_segment is None):
         return SegmentAt(**base, segment=None, status="not_yet")
     return SegmentAt(**base, segment=None, status="beyond_history")
+
+
+def projected_at(
+    recorded: SegmentAt, state: CustomerState, definitions: Definitions | None, as_of: datetime
+) -> SegmentAt:
+    """`recorded` (the history's answer) when `as_of` is not after the state's clock; else the state advanced
+    to `as_of` with `definitions` decides (its last move in the grid, or no move: the segment at the clock),
+    or the answer says the segment is unknown (`beyond_clock`) when `definitions` are not the state's."""
+    clock = state.clock
+    if clock is None or as_of <= clock:
+        return recorded
+    base = {"customer_id": recorded.customer_id, "grid": recorded.grid, "as_of": as_of}
+    if definitions is None or definitions.version != state.definitions_version:
+        return SegmentAt(**base, segment=None, status="beyond_clock")
+    outcome = advance(state, as_of, definitions)
+    moves = [t for t in outcome.transitions if t.grid == recorded.grid]
+    if moves:
+        last = moves[-1]
+        return SegmentAt(
+            **base,
+            segment=last.to_segment,
+            status="projected",
+            since=last.effective_at,
+            transition_id=last.id,
+            why=dict(last.why),
+        )
+    grid, now = recorded.grid, outcome.state
+    name = grid.removeprefix("audience:")
+    segment = dict(now.audiences).get(name) if name != grid else getattr(now, f"seg_{grid}", None)
+    kept = recorded.status == "known" and recorded.segment == segment
+    return SegmentAt(
+        **base,
+        segment=segment or None,
+        status="projected",
+        since=recorded.since if kept else None,
+        transition_id=recorded.transition_id if kept else None,
+        why=recorded.why if kept else None,
+    )
 
 
 def entry_of(customer_id: str, raw: object) -> HistoryEntry:

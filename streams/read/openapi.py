@@ -65,7 +65,9 @@ def spec() -> dict[str, Any]:
                 (400, 404),
             ),
             "/customers/{customer_id}/segments/{grid}": _get(
-                "Segment of the customer in a grid, now or `as_of` an instant (from the history).",
+                "Segment of the customer in a grid, now or `as_of` an instant: from the history up to the"
+                " customer's clock, beyond it `projected` by advancing the stored state (or `beyond_clock`,"
+                " unknown, without the state's definitions).",
                 _json(_ref("SegmentAt")),
                 [
                     _CID,

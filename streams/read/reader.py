@@ -25,7 +25,8 @@ import orjson
 import redis.asyncio as aioredis
 
 from segmentation import Definitions
-from streams.read.history import History, HistoryEntry, SegmentAt, entry_of, segment_at
+from segmentation.state_mapping import state_from_mapping
+from streams.read.history import History, HistoryEntry, SegmentAt, entry_of, projected_at, segment_at
 from streams.read.profile import CustomerProfile, Kpis, MembersPage, kpis_of, profile_of
 from streams.settings import Settings
 from streams.store.keys import KeySpace
@@ -62,6 +63,7 @@ class SegmentReader:
             if settings.definitions_file
             else Definitions.default()
         )
+        self.definitions = defs  # to answer `as_of` beyond a customer's clock (see segment_of)
         self.grids: dict[str, tuple[str, ...]] = defs.grid_segments
         self._ttl = namespace_ttl_s
         self._keys: KeySpace | None = None
@@ -127,7 +129,8 @@ class SegmentReader:
         return History(customer_id=customer_id, entries=entries, trimmed=bool(trimmed))
 
     async def segment_of(self, customer_id: str, grid: str, as_of: datetime | None = None) -> SegmentAt:
-        """The segment now (from the hash) or at `as_of` (from the history; says so when it is too short)."""
+        """The segment now (from the hash) or at `as_of`: from the history up to the customer's clock (says so
+        when it is too short), beyond it projected by advancing the stored state (`history.projected_at`)."""
         self._grid(grid)
         if as_of is None:
             _check_id(customer_id)
@@ -151,7 +154,12 @@ class SegmentReader:
             return SegmentAt(
                 customer_id=customer_id, grid=grid, as_of=as_of, segment=None, status="unknown_customer"
             )
-        return segment_at(history, grid, as_of)
+        recorded = segment_at(history, grid, as_of)
+        keys = await self.keyspace()
+        row = _texts(await self._r.hgetall(keys.customer(self.partition(customer_id), customer_id)))
+        if not row:
+            return recorded
+        return projected_at(recorded, state_from_mapping(row), self.definitions, as_of)
 
     # -- per segment --------------------------------------------------------------------------------------
     async def segment_count(self, grid: str, segment: str) -> int:

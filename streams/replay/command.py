@@ -36,6 +36,12 @@ def add_parser(sub: Any) -> None:
         default=1,
         help="split the partitions across N processes (JSONL and kafka: sources; default 1)",
     )
+    r.add_argument(
+        "--until",
+        metavar="TIME",
+        help="RFC 3339 time with offset: at the end, everyone is brought to it (time-driven changes due by"
+        " then); refused if before the log's last event (default: the log's last event time)",
+    )
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--definitions", help="definitions YAML (default SEGSTREAM_DEFINITIONS_FILE or packaged)")
     g = r.add_argument_group("CSV import of orders")
@@ -56,8 +62,19 @@ def add_parser(sub: Any) -> None:
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     from segmentation import Definitions
     from streams.bootstrap import load_definitions, redis_client
-    from streams.replay.rebuild import DEFAULT_BATCH, ReplayError, Source, prepare_namespace, replay
+    from streams.replay.rebuild import (
+        DEFAULT_BATCH,
+        ReplayError,
+        Source,
+        UntilTooEarly,
+        prepare_namespace,
+        replay,
+    )
 
+    until = _until(args.until)
+    if isinstance(until, str):
+        print(f"segstream replay: {until}", file=sys.stderr)
+        return 2
     definitions = Definitions.from_yaml(args.definitions) if args.definitions else load_definitions(settings)
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +133,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         await prepare_namespace(client, settings.key_prefix, args.namespace, args.force)
         try:
             if args.processes > 1:
-                summary = await _replay_split(settings, client, args, Path(f"{stem}.rejects.jsonl"))
+                summary = await _replay_split(settings, client, args, Path(f"{stem}.rejects.jsonl"), until)
             else:
                 summary = await replay(
                     settings,
@@ -130,7 +147,11 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                     batch_events=args.batch or DEFAULT_BATCH,
                     partitions=None,
                     show_progress=False if args.no_progress else None,
+                    until=until,
                 )
+        except UntilTooEarly as exc:
+            print(f"segstream replay: {exc}; namespace {args.namespace!r} is incomplete", file=sys.stderr)
+            return 2
         except ReplayError as exc:
             print(f"segstream replay: {exc}", file=sys.stderr)
             return 1
@@ -150,8 +171,25 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _until(raw: str | None) -> datetime | str | None:
+    """--until as an aware datetime, or the one-line reason it is refused."""
+    if raw is None:
+        return None
+    try:
+        until = datetime.fromisoformat(raw)
+    except ValueError:
+        return f"--until {raw!r} is not an RFC 3339 time"
+    if until.tzinfo is None:
+        return f"--until {raw!r} has no UTC offset (write e.g. {raw}Z or {raw}+02:00)"
+    return until.astimezone(UTC)
+
+
 async def _replay_split(
-    settings: Settings, client: aioredis.Redis, args: argparse.Namespace, rejects: Path
+    settings: Settings,
+    client: aioredis.Redis,
+    args: argparse.Namespace,
+    rejects: Path,
+    until: datetime | None,
 ) -> Any:
     """`replay --processes N` (N > 1): the partitions dealt to N processes (streams.replay.split)."""
     from streams.replay.rebuild import DEFAULT_BATCH
@@ -175,4 +213,5 @@ async def _replay_split(
         emit_topic=args.emit,
         batch_events=args.batch or DEFAULT_BATCH,
         show_progress=False if args.no_progress else None,
+        until=until,
     )

@@ -5,7 +5,9 @@ namespace, and feeds it the source's records partition by partition, in log orde
 gives (see :mod:`streams.replay.sources`). Everything else is the worker's: decode, apply, the fenced Lua
 commit, the due sweep. The clock is the partition watermark (`mode="replay"`), and the sweep runs after every
 flush, on a schedule that depends only on the log (never on the wall clock), so the same file gives the same
-namespace, key for key, field for field.
+namespace, key for key, field for field. At the end every partition is swept to the end of the *whole* log (or
+to `until`), not to its own watermark: otherwise a customer's final segments would depend on which partition
+it hashes to, i.e. on the partition count (see `end_of_log` for a replay split across processes).
 
 Transitions go nowhere unless `emit_topic` is given; dead letters go to a rejects JSONL file (line number,
 partition, offset, stage, error, original line), never dropped.
@@ -17,8 +19,9 @@ import dataclasses
 import gc
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,10 +36,36 @@ from streams.settings import Settings
 from streams.store.keys import KeySpace
 from streams.store.namespaces import NamespaceError, check_name, drop, is_empty
 from streams.store.redis_store import RedisStateStore
+from streams.store.writes import from_us, to_us
 from streams.worker.batch import BatchResult, Record
 from streams.worker.loop import Worker
 
 DEFAULT_BATCH = 20_000
+
+
+class UntilTooEarly(ReplayError):
+    """`until` is before an event of the log: advancing to it would move time backwards (exit code 2)."""
+
+
+def check_until(until: datetime | None, watermarks: Collection[int | None]) -> None:
+    """Refuse `until` once an applied event is later than it."""
+    latest = max((w for w in watermarks if w is not None), default=None)
+    if until is not None and latest is not None and latest > to_us(until):
+        raise UntilTooEarly(
+            f"--until {until.isoformat()} is before the log's event at {from_us(latest).isoformat()}"
+        )
+
+
+async def sweep_to(worker: Worker, clock_us: int) -> None:
+    """Every owned partition's customers through their time-driven changes due at or before `clock_us`.
+
+    The sweep's clock in replay mode is the partition's watermark in memory; raising it here (after the last
+    batch: nothing else reads it) makes the sweep use the end of the log. The stored watermark is not
+    touched (a sweep commits none). Each customer still moves to its own due instants only (`advance_all`),
+    so the result depends on the clock, not on the partition the customer is in."""
+    for owned in worker.owned.values():
+        owned.watermark_us = max(owned.watermark_us or clock_us, clock_us)
+    await worker.sweep(force=True)
 
 
 class Source(Protocol):
@@ -128,11 +157,16 @@ async def replay(
     partitions: list[int] | None = None,
     show_progress: bool | None = None,
     count: bool = True,
+    until: datetime | None = None,
+    end_of_log: Callable[[int | None], Awaitable[int | None]] | None = None,
 ) -> ReplaySummary:
     """Feed the source through a Worker into `namespace` (which must be prepared: see prepare_namespace).
 
     `partitions`: only these (a share of a split replay, see streams.replay.split); `count=False` skips
-    counting the namespace's customers at the end (a share would count the others' too)."""
+    counting the namespace's customers at the end (a share would count the others' too). At the end every
+    partition is swept to `until` (UntilTooEarly if an event is later) or else to the log's end: the latest
+    event time of the owned partitions, or what `end_of_log` answers given it (a share learns the maximum
+    over every share from the parent process)."""
     check_name(namespace)
     run = settings.model_copy(
         update={
@@ -190,6 +224,7 @@ async def replay(
             if final or flushes % 8 == 0:
                 await worker.drain()
                 await worker.sweep(force=True)
+                check_until(until, [o.watermark_us for o in worker.owned.values()])
                 lost = set(owned) - set(worker.owned)
                 if lost:
                     raise ReplayError(
@@ -211,6 +246,16 @@ async def replay(
                 await flush()
                 bar.update(events)
         await flush(final=True)
+        end = max((o.watermark_us for o in worker.owned.values() if o.watermark_us is not None), default=None)
+        if end_of_log is not None:
+            end = await end_of_log(end)
+        clock = to_us(until) if until is not None else end
+        if clock is not None:
+            await sweep_to(worker, clock)
+            if set(owned) - set(worker.owned):
+                raise ReplayError(
+                    "fenced out of partitions during the final sweep: another process claimed them"
+                )
         from streams.bootstrap import record_definitions
 
         await record_definitions(client, keys, definitions.version)  # what workers check

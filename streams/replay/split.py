@@ -9,6 +9,10 @@ partitions' records (a file's offsets are ranks among all its lines).
 
 Each process writes its own rejects file; they are merged into one, in line order, at the end. Transitions
 (`--emit`) are published by each process for its partitions, with the same ids.
+
+The final sweep goes to the end of the whole log, which no process knows alone (a Kafka share reads only its
+partitions): each sends its partitions' latest event time to the parent and waits; once every share has, the
+parent answers the maximum to all, and each sweeps its partitions to it (as one process sweeps all of them).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from streams.replay.output import Bar, ReplayError
-from streams.replay.rebuild import ReplaySummary, count_customers
+from streams.replay.rebuild import ReplaySummary, UntilTooEarly, count_customers
 from streams.replay.sources import Progress
 from streams.settings import Settings
 from streams.store.keys import KeySpace
@@ -56,6 +60,7 @@ class Share:
     rejects_path: Path
     emit_topic: str | None
     batch_events: int
+    until: datetime | None = None
 
 
 def shares(partitions: int, processes: int) -> list[tuple[int, ...]]:
@@ -67,7 +72,9 @@ def shares(partitions: int, processes: int) -> list[tuple[int, ...]]:
 def _run_share(share: Share, results: Connection) -> None:
     """Child process body: replay the share and send back its figures (or the error)."""
     try:
-        results.send(("ok", asyncio.run(_replay_share(share))))
+        results.send(("ok", asyncio.run(_replay_share(share, results))))
+    except UntilTooEarly as exc:
+        results.send(("until", str(exc)))
     except ReplayError as exc:
         results.send(("replay", str(exc)))
     except BaseException as exc:  # reported to the parent, which stops the others and raises
@@ -76,7 +83,7 @@ def _run_share(share: Share, results: Connection) -> None:
         results.close()
 
 
-async def _replay_share(share: Share) -> dict[str, Any]:
+async def _replay_share(share: Share, parent: Connection) -> dict[str, Any]:
     from segmentation import Definitions
     from streams.bootstrap import load_definitions, redis_client
     from streams.replay.rebuild import Source, replay
@@ -96,6 +103,12 @@ async def _replay_share(share: Share) -> dict[str, Any]:
         assert share.source.topic is not None
         source = KafkaSource(share.source.topic, share.source.since, settings)
     client = redis_client(settings)
+
+    async def end_of_log(mine: int | None) -> int | None:
+        parent.send(("end", mine))
+        answer: int | None = await asyncio.to_thread(parent.recv)
+        return answer
+
     try:
         summary = await replay(
             settings,
@@ -110,6 +123,8 @@ async def _replay_share(share: Share) -> dict[str, Any]:
             partitions=list(share.partitions),
             show_progress=False,
             count=False,
+            until=share.until,
+            end_of_log=end_of_log,
         )
     finally:
         await client.aclose()
@@ -133,6 +148,7 @@ async def replay_split(
     emit_topic: str | None = None,
     batch_events: int,
     show_progress: bool | None = None,
+    until: datetime | None = None,
 ) -> ReplaySummary:
     """`replay` with the partitions dealt to `processes` child processes (the namespace must be prepared)."""
     started = time.monotonic()
@@ -142,9 +158,17 @@ async def replay_split(
     for k, owned in enumerate(parts):
         part_rejects = rejects_path.with_name(f"{rejects_path.name}.part{k}")
         share = Share(
-            settings, definitions_file, source, namespace, owned, part_rejects, emit_topic, batch_events
+            settings,
+            definitions_file,
+            source,
+            namespace,
+            owned,
+            part_rejects,
+            emit_topic,
+            batch_events,
+            until,
         )
-        receive, send = context.Pipe(duplex=False)
+        receive, send = context.Pipe(duplex=True)  # the child also receives the end of the whole log
         process = context.Process(target=_run_share, args=(share, send), name=f"replay-{k}")
         process.start()
         send.close()
@@ -152,17 +176,28 @@ async def replay_split(
     keys = KeySpace(settings.key_prefix, namespace, settings.events_topic)
     bar = Bar(Progress(0, None, "records"), enabled=show_progress)
     results: dict[int, dict[str, Any]] = {}
+    ends: dict[int, int | None] = {}
     try:
         waiting = {receive: k for k, (_, receive, _) in enumerate(children)}
         while waiting:
             ready = await asyncio.to_thread(wait, list(waiting), 0.5)
             for conn in ready:
                 assert isinstance(conn, Connection)
-                k = waiting.pop(conn)
+                k = waiting[conn]
                 try:
                     status, payload = conn.recv()
                 except EOFError:
                     status, payload = "error", f"exited with code {children[k][0].exitcode}"
+                if status == "end":  # a share is done but for its final sweep: answer once all are
+                    ends[k] = payload
+                    if len(ends) == len(children):
+                        end = max((e for e in ends.values() if e is not None), default=None)
+                        for _, pipe, _ in children:
+                            pipe.send(end)
+                    continue
+                del waiting[conn]
+                if status == "until":
+                    raise UntilTooEarly(payload)
                 if status != "ok":
                     raise ReplayError(f"process {k} (partitions {list(parts[k])}): {payload}")
                 results[k] = payload

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ async def replay_file(
     batch: int = 2000,
     definitions: Definitions | None = None,
     source: Source | None = None,
+    until: datetime | None = None,
 ) -> ReplaySummary:
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
@@ -39,6 +41,7 @@ async def replay_file(
             emit_topic=emit,
             batch_events=batch,
             show_progress=False,
+            until=until,
         )
     finally:
         await client.aclose()
@@ -52,6 +55,7 @@ async def replay_split_file(
     processes: int,
     batch: int = 2000,
     topic: str | None = None,
+    until: datetime | None = None,
 ) -> ReplaySummary:
     """`replay_file` split across `processes` child processes (packaged definitions); the Kafka `topic`
     instead of the file when given."""
@@ -68,6 +72,7 @@ async def replay_split_file(
             rejects_path=out / f"{namespace}.rejects.jsonl",
             batch_events=batch,
             show_progress=False,
+            until=until,
         )
     finally:
         await client.aclose()
@@ -108,6 +113,18 @@ def dump_namespace(
 
 def customers_of(dump: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in dump.items() if ":c:" in k}
+
+
+def by_customer(dump: dict[str, Any]) -> dict[str, Any]:
+    """Customer hashes (without the storage fields `_offset`, ...) and histories keyed by customer id alone:
+    what must not depend on the partition count, which changes the keys' hash tags and the offsets."""
+    out: dict[str, Any] = {}
+    for key, value in dump.items():
+        if ":c:" in key:
+            out["c:" + key.split(":c:", 1)[1]] = {k: v for k, v in value.items() if not k.startswith("_")}
+        elif ":h:" in key:
+            out["h:" + key.split(":h:", 1)[1]] = value
+    return out
 
 
 def batch_independent(dump: dict[str, Any]) -> dict[str, Any]:

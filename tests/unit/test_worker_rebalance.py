@@ -45,7 +45,11 @@ def event(partition: int, offset: int, customers: int) -> bytes:
 
 
 def log_of(partition: int, offsets: Iterable[int], customers: int = 3) -> list[Record]:
-    return [Record(TOPIC, partition, o, None, event(partition, o, customers)) for o in offsets]
+    """Keyed by customer id, as producers must."""
+    return [
+        Record(TOPIC, partition, o, f"c{partition}-{o % customers}".encode(), event(partition, o, customers))
+        for o in offsets
+    ]
 
 
 def expected_customers(records: Sequence[Record]) -> dict[str, dict[str, str]]:
