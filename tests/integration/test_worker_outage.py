@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
-import redis
+from collections.abc import Callable
 
 from streams.bootstrap import ensure_topics, worker_runtime
 from streams.sample import generator as sample
+from tests.integration.conftest import PORT
 from tests.integration.test_worker_kill import caught_up, end_offsets
 from tests.integration.worker_harness import (
     applied_offsets,
@@ -25,57 +21,6 @@ from tests.integration.worker_harness import (
     stored_customers,
 )
 from tests.services import Services
-
-PORT = 16479
-
-
-def start_redis(data: Path) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(PORT),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(data),
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--save",
-            "",
-        ],
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    client = redis.Redis(port=PORT)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if client.ping():
-                return proc
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    raise AssertionError("private redis-server did not start")
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
-    if not (shutil.which("redis-server") or os.path.exists("/usr/bin/redis-server")):
-        pytest.skip("needs the redis-server binary to run a private server")
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> subprocess.Popen[bytes]:
-        procs.append(start_redis(tmp_path))
-        return procs[-1]
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_worker_survives_a_hung_then_dead_redis_without_loss_or_double_count(
