@@ -61,7 +61,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         return 3
     except FencedStall as exc:
         print(f"segstream worker: {exc}", file=sys.stderr)
-        return 4
+        return 6
     except asyncio.CancelledError:
         print(
             f"segstream worker: no graceful stop within {stop_timeout:g} s (SEGSTREAM_STOP_TIMEOUT_S); "

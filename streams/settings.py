@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     sweep_max_customers: int = Field(5000, ge=1)
     retry_max_backoff_s: float = Field(10.0, gt=0)
     stop_timeout_s: float = Field(20.0, gt=0)  # SIGTERM: a graceful stop longer than this is cut short
-    fenced_grace_s: float = Field(60.0, gt=0)  # fenced out yet still assigned this long: exit (code 4)
+    fenced_grace_s: float = Field(60.0, gt=0)  # fenced out yet still assigned this long: exit (code 6)
     dlq_max_value_bytes: int = Field(900_000, ge=1024)  # a longer dead-letter value is cut (headers say so)
     history_size: int = Field(64, ge=1)  # transitions kept per customer for `as_of` and "why" (read side)
     api_host: str = "127.0.0.1"  # `segstream api` / `python -m streams.read.api`
