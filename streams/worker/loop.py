@@ -79,6 +79,22 @@ class Worker(BatchPipeline):
         return self._stopping.is_set()
 
     async def run(self) -> None:
+        """Poll, apply, sweep, report, follow promote, until `stop`.
+
+        aiokafka runs the rebalance listener in its own task, so ownership may change at any await here.
+        Each await, and why no event can be skipped or applied twice across it:
+        1. `getmany`: records of partitions not (yet) claimed are dropped; their claim seeks back to Redis's
+           offset, and a new assignment is paused until then (`hold`).
+        2. `submit` (decode, `_states`, apply, `_settle`): a batch reaches `submit` only if the partition's
+           owner is the one it was fetched for, starts right after the applied offset (`_in_order`), and is
+           dropped after its awaits if the partition was let go meanwhile; a revocation waits for the batch
+           in flight (`Rebalance._let_go`) and every commit carries the claim's fence.
+        3. `sweep`: per partition, stops as soon as the partition is no longer owned by the same claim; its
+           commit is fenced like any other.
+        4. `heartbeat` / `report`: progress only (Kafka offsets for lag, the metrics hash), never the truth.
+        5. `follow_promote`, `_take_again`: under the ownership lock, so no rebalance interleaves; each
+           `take` seeks to the stored offset and replaces the partition's `Owned`.
+        """
         assert self.consumer is not None, "run() needs a Kafka consumer"
         thresholds = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLDS)

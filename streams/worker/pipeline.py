@@ -37,6 +37,7 @@ from streams.worker.batch import (
 )
 from streams.worker.fenced_commit import commit_batch
 from streams.worker.namespace_follow import NamespaceFollow
+from streams.worker.offset_order import refetch_from
 from streams.worker.ownership import Owned
 from streams.worker.progress_report import report
 from streams.worker.retry import retry
@@ -192,22 +193,14 @@ class BatchPipeline:
             await self.report(partition, owned)
 
     def _in_order(self, partition: int, owned: Owned, done: int | None, records: Sequence[Incoming]) -> bool:
-        """Records of a consumed partition start right after the last applied (or prepared) offset, or at 0
-        for a partition never applied, else they are refused and the consumer seeks back to it. Kafka may
-        legitimately have no record there (transaction markers, compaction, retention): a refused batch that
-        comes back starting at the same offset after the seek proves it (the consumer drops what it fetched
-        before a seek), so the gap is accepted then."""
-        expected, first = (0 if done is None else done + 1), records[0].offset
-        if first == expected:
-            owned.gap = None
+        """`offset_order.refetch_from`: a batch out of order is refused and the consumer seeks back."""
+        expected = refetch_from(owned, done, records[0].offset)
+        if expected is None:
             return True
-        if owned.gap == (expected, first):
-            log.info("partition %s: offsets %s..%s hold no record; going on", partition, expected, first - 1)
-            owned.gap = None
-            return True
-        owned.gap = (expected, first)
         self.metrics.retry("out of order batch")
-        log.warning("partition %s: batch starts at %s, not %s; fetching again", partition, first, expected)
+        log.warning(
+            "partition %s: batch starts at %s, not %s; fetching again", partition, records[0].offset, expected
+        )
         assert self.consumer is not None
         with contextlib.suppress(IllegalStateError):  # revoked meanwhile: the next owner resumes from Redis
             self.consumer.seek(TopicPartition(self.settings.events_topic, partition), expected)
