@@ -1,0 +1,86 @@
+"""The suite's private Kafka + Redis (streams.devstack with its own folder and ports), and their faults."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.devstack import StackConfig, down, kafka, redis, up
+from streams.devstack.process import alive, read_pid
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_DIR = REPO / ".chaos" / "stack"
+
+
+@dataclass
+class PrivateStack:
+    """A devstack of our own; `start()` wipes its data (never the jars) when it is not running."""
+
+    cfg: StackConfig
+
+    @classmethod
+    def create(
+        cls,
+        root: Path = DEFAULT_DIR,
+        kafka_port: int = 19092,
+        controller_port: int = 19093,
+        redis_port: int = 16379,
+        heap: str = "384m",
+    ) -> PrivateStack:
+        return cls(StackConfig(root.resolve(), kafka_port, controller_port, redis_port, heap))
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.cfg.kafka_bootstrap
+
+    @property
+    def redis_url(self) -> str:
+        return self.cfg.redis_url
+
+    def start(self) -> None:
+        if read_pid(self.cfg.kafka_dir / "kafka.pid") is None:
+            shutil.rmtree(self.cfg.kafka_dir / "data", ignore_errors=True)
+        if read_pid(self.cfg.redis_dir / "redis.pid") is None:
+            shutil.rmtree(self.cfg.redis_dir / "data", ignore_errors=True)
+        up(self.cfg)
+
+    def stop(self) -> None:
+        down(self.cfg)
+
+    # -- faults -------------------------------------------------------------------------------------------
+    def kill9_kafka(self) -> None:
+        _kill9(self.cfg.kafka_dir / "kafka.pid", "kafka")
+
+    def restart_kafka(self, timeout: float = 90.0) -> float:
+        """Start the broker again (KRaft log recovery after kill -9) and wait until it answers; seconds."""
+        started = time.monotonic()
+        pid = kafka.start(self.cfg)
+        kafka.wait_ready(self.cfg, pid, timeout)
+        return time.monotonic() - started
+
+    def kill9_redis(self) -> None:
+        _kill9(self.cfg.redis_dir / "redis.pid", "redis")
+
+    def restart_redis(self, timeout: float = 30.0) -> float:
+        started = time.monotonic()
+        pid = redis.start(self.cfg)
+        redis.wait_ready(self.cfg, pid, timeout)
+        return time.monotonic() - started
+
+
+def _kill9(pid_file: Path, name: str) -> None:
+    pid = read_pid(pid_file)
+    if pid is None:
+        raise RuntimeError(f"the private {name} is not running")
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):  # our child when this process started the stack
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    pid_file.unlink(missing_ok=True)  # stale: the next start must not trust it
