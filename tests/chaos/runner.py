@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -156,6 +157,9 @@ def _settings(stack: PrivateStack, tag: str) -> Settings:
 
 
 async def run_scenario(scenario: Scenario, stack: PrivateStack, workdir: Path) -> Row:
+    # The feed's and the readers' clients log every refused connection while the broker is down on purpose.
+    for name in ("aiokafka", "kafka"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     row = Row(scenario.name, scenario.seed)
     started = time.monotonic()
     tag = f"{scenario.name.replace('_', '-')}-{scenario.seed}-{uuid.uuid4().hex[:6]}"

@@ -49,6 +49,7 @@ async def worker_kill9(ctx: Ctx) -> None:
         await asyncio.sleep(0.2)
         ctx.pool.start(0)
         ctx.pool.handled.discard(0)
+        await ctx.pool.started(0)
 
 
 async def rolling_restarts(ctx: Ctx) -> None:
@@ -72,6 +73,7 @@ async def rolling_restarts(ctx: Ctx) -> None:
             ctx.event(f"kill -9 worker {i} at {ctx.feeder.share:.0%}")
         ctx.pool.start(i)
         ctx.pool.handled.discard(i)
+        await ctx.pool.started(i)
         if k == stop_after:
             await ctx.until_progress()
             j = rng.randrange(n)
@@ -148,9 +150,9 @@ def suite(names: tuple[str, ...] = NAMES, seeds: int = 5, reduced: bool = False)
                     Scenario(
                         name,
                         100 + seed,
-                        feed_s=40 if reduced else 75,
+                        feed_s=50 if reduced else 100,
                         workers=2 if reduced else 3,
-                        params={"restarts": 10},
+                        params={"restarts": 6 if reduced else 10},
                         customers=customers,
                         days=days,
                     )

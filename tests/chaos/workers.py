@@ -21,6 +21,7 @@ class WorkerPool:
         self.handled: set[int] = set()  # slots a fault is acting on: the supervisor leaves them alone
         self.notes: list[str] = []
         self.starts = 0
+        self.banners = [0] * size  # "segstream worker:" lines each slot's log must show once started
         self._supervisor: asyncio.Task[None] | None = None
 
     def start(self, i: int) -> None:
@@ -38,6 +39,24 @@ class WorkerPool:
         finally:
             log.close()
         self.starts += 1
+        self.banners[i] += 1
+
+    async def started(self, i: int, timeout: float = 30.0) -> bool:
+        """Wait until slot i's current process printed its banner (clients started, signals handled)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                text = (self.logdir / f"worker-{i}.log").read_text(errors="replace")
+            except OSError:
+                text = ""
+            if text.count("segstream worker: ") >= self.banners[i]:
+                return True
+            proc = self.procs[i]
+            if proc is None or proc.poll() is not None:
+                return False
+            await asyncio.sleep(0.1)
+        self.notes.append(f"worker {i} did not start within {timeout:.0f}s")
+        return False
 
     def start_all(self) -> None:
         for i in range(self.size):
@@ -92,6 +111,7 @@ class WorkerPool:
         for proc in self.procs:
             if proc is not None and proc.poll() is None:
                 os.kill(proc.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+        await asyncio.gather(*(self.started(i) for i in range(self.size)))  # a graceful stop, not a startup
         await asyncio.gather(*(self.terminate(i, timeout) for i in range(self.size)))
 
     def kill_all(self) -> None:
@@ -108,4 +128,4 @@ class WorkerPool:
             text = (self.logdir / f"worker-{i}.log").read_text(errors="replace").strip().splitlines()
         except OSError:
             return ""
-        return " | ".join(line[-200:] for line in text[-lines:])
+        return " | ".join(line[-160:] for line in text[-lines:])
