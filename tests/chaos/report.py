@@ -21,17 +21,25 @@ def table(rows: Sequence[Row], command: str, elapsed_s: float) -> str:
         f"Last run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{command}`, {elapsed_s / 60:.1f} min, "
         f"{platform.machine()} {platform.system()}, Python {platform.python_version()}.",
         "",
-        "| scenario | runs | events | held | first differences |",
-        "|---|---|---|---|---|",
+        "| scenario | runs | events | held | first differences | workers that exited by themselves |",
+        "|---|---|---|---|---|---|",
     ]
     for name, runs in by_name.items():
         held = sum(1 for r in runs if r.held)
         verdict = "held" if held == len(runs) else f"**NOT HELD** ({len(runs) - held} of {len(runs)})"
         first = next((r for r in runs if not r.held), None)
         diff = "" if first is None else f"seed {first.seed}: " + "; ".join(first.problems[:3])
-        diff = diff.replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {name} | {len(runs)} | {sum(r.events for r in runs):,} | {verdict} | {diff} |")
+        crashes = [c for r in runs for c in r.crashes]
+        crashed = f"{len(crashes)}: {crashes[0][:160]}" if crashes else "0"
+        lines.append(
+            f"| {name} | {len(runs)} | {sum(r.events for r in runs):,} | {verdict} | {_cell(diff)} "
+            f"| {_cell(crashed)} |"
+        )
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def write(path: Path, rows: Sequence[Row], command: str, elapsed_s: float) -> None:

@@ -46,6 +46,7 @@ class Row:
     held: bool | None = None  # None: the harness could not finish (error)
     problems: list[str] = field(default_factory=list)
     info: list[str] = field(default_factory=list)
+    crashes: list[str] = field(default_factory=list)  # worker exits nobody asked for (restarted)
     seconds: float = 0.0
 
     @property
@@ -224,6 +225,7 @@ async def run_scenario(scenario: Scenario, stack: PrivateStack, workdir: Path) -
             if task is not asyncio.current_task() and not task.done():
                 task.cancel()
     row.problems = verdict.problems
+    row.crashes = pool.crashes
     row.info = verdict.info + pool.notes + [f"{len(ctx.events)} events: " + "; ".join(ctx.events)]
     row.seconds = time.monotonic() - started
     (rundir / "result.txt").write_text(row.line() + "\n")

@@ -115,6 +115,24 @@ async def redis_kill9(ctx: Ctx) -> None:
     )
 
 
+async def redis_rewind(ctx: Ctx) -> None:
+    """Redis comes back one second in the past (what AOF everysec allows on an OS crash; a process kill -9
+    alone loses nothing already written to the page cache): states, offsets, fences and commit counters
+    older than what the workers published and hold in memory."""
+    await ctx.feeder.until(0.4)
+    await ctx.until_progress()
+    ctx.stack.snapshot_redis()
+    at = ctx.applied_total()
+    await asyncio.sleep(ctx.scenario.params.get("rewind_s", 1.0))
+    await ctx.until_progress()
+    before = ctx.applied_total()
+    ctx.stack.kill9_redis()
+    ctx.stack.rewind_redis()
+    await asyncio.sleep(ctx.scenario.params.get("down_s", 2))
+    await asyncio.to_thread(ctx.stack.restart_redis)
+    ctx.event(f"redis killed at {before} applied, back rewound to {ctx.applied_total()} (snapshot at {at})")
+
+
 async def hostile_inputs(ctx: Ctx) -> None:
     """No process fault: the log's malformed share plus the hostile records appended after it."""
 
@@ -125,6 +143,7 @@ FAULTS: dict[str, Callable[[Ctx], Coroutine[Any, Any, None]]] = {
     "rolling_restarts": rolling_restarts,
     "broker_kill9": broker_kill9,
     "redis_kill9": redis_kill9,
+    "redis_rewind": redis_rewind,
     "hostile_inputs": hostile_inputs,
 }
 NAMES = tuple(FAULTS)
@@ -163,6 +182,8 @@ def suite(names: tuple[str, ...] = NAMES, seeds: int = 5, reduced: bool = False)
             )
         elif name == "redis_kill9":
             out.append(Scenario(name, 4, feed_s=10 if reduced else 30, customers=customers, days=days))
+        elif name == "redis_rewind":
+            out.append(Scenario(name, 6, feed_s=10 if reduced else 30, customers=customers, days=days))
         elif name == "hostile_inputs":
             out.append(
                 Scenario(name, 5, feed_s=6 if reduced else 15, hostile=True, customers=customers, days=days)

@@ -20,6 +20,7 @@ class WorkerPool:
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * size
         self.handled: set[int] = set()  # slots a fault is acting on: the supervisor leaves them alone
         self.notes: list[str] = []
+        self.crashes: list[str] = []  # exits nobody asked for (the supervisor restarted the worker)
         self.starts = 0
         self.banners = [0] * size  # "segstream worker:" lines each slot's log must show once started
         self._supervisor: asyncio.Task[None] | None = None
@@ -100,8 +101,9 @@ class WorkerPool:
             for i, proc in enumerate(self.procs):
                 if i in self.handled or proc is None or proc.poll() is None:
                     continue
+                self.crashes.append(f"exit {proc.returncode}: {self.tail(i, 1)}")
                 self.notes.append(f"worker {i} exited by itself ({proc.returncode}): {self.tail(i)}")
-                if len(self.notes) > 30:
+                if len(self.crashes) > 30:
                     return  # crash loop: leave it to the settle timeout to report
                 self.start(i)
 
