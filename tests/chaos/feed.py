@@ -119,6 +119,7 @@ class Feeder:
     def __init__(self, bootstrap: str, topic: str, records: list[Line], rate: float) -> None:
         self.bootstrap, self.topic, self.records, self.rate = bootstrap, topic, records, rate
         self.sent = 0
+        self._bonus = 0
         self._go = asyncio.Event()
         self._go.set()
         self._parked = asyncio.Event()
@@ -133,6 +134,11 @@ class Feeder:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the feed did not reach {share:.0%}")
             await asyncio.sleep(0.02)
+
+    def burst(self, records: int) -> None:
+        """Send `records` more at once, on top of the rate: the workers then have a backlog, so a fault
+        right after lands in the middle of batches (between publish and commit), not on an idle worker."""
+        self._bonus += records
 
     async def pause(self) -> None:
         self._go.clear()
@@ -165,7 +171,8 @@ class Feeder:
                     last = time.monotonic()
                 await asyncio.sleep(0.02)
                 now = time.monotonic()
-                credit += min(0.2, now - last) * self.rate
+                credit += min(0.2, now - last) * self.rate + self._bonus
+                self._bonus = 0
                 last = now
                 while credit >= 1 and self.sent < len(self.records) and self._go.is_set():
                     r = self.records[self.sent]

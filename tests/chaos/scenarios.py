@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 # aiokafka's default consumer session timeout (streams/bootstrap.py does not change it, and no setting
 # does): a worker stopped longer than this is dropped from the group and its partitions move.
 SESSION_TIMEOUT_S = 10.0
+BURST_SHARE = 8  # a burst before a fault is 1/8 of the log (see into_batches)
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,28 @@ async def baseline(ctx: Ctx) -> None:
     """No fault: the harness itself must find the worker equal to the reference."""
 
 
+async def into_batches(ctx: Ctx, rng: random.Random) -> None:
+    """A burst of records (1/8 of the log), then a short random wait: the next fault lands while the workers
+    work through it, often between a batch's publish and its commit (redelivered ids in the row show it)."""
+    target = min(len(ctx.feeder.records), ctx.feeder.sent + len(ctx.feeder.records) // BURST_SHARE)
+    ctx.feeder.burst(len(ctx.feeder.records) // BURST_SHARE)
+    while ctx.feeder.sent < target:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(rng.uniform(0.0, 0.15))
+    ctx.event(f"{ctx.applied_total()} of {ctx.feeder.sent} sent applied")
+
+
+async def cold_start(ctx: Ctx) -> None:
+    """No fault, but the feed starts with the workers (every other scenario waits until they own every
+    partition): a fresh group joining while records already flow."""
+
+
 async def worker_kill9(ctx: Ctx) -> None:
     kills = int(ctx.scenario.params.get("kills", 5))
+    rng = random.Random(ctx.scenario.seed)
     for k in range(kills):
         await ctx.feeder.until((k + 1) / (kills + 1))
-        await ctx.until_progress()
+        await into_batches(ctx, rng)
         ctx.pool.handled.add(0)
         ctx.pool.kill9(0)
         ctx.event(f"kill -9 worker 0 at {ctx.feeder.share:.0%}")
@@ -62,7 +80,7 @@ async def rolling_restarts(ctx: Ctx) -> None:
     n = ctx.scenario.workers
     for k in range(restarts):
         await ctx.feeder.until((k + 1) / (restarts + 2))
-        await ctx.until_progress()
+        await into_batches(ctx, rng)
         i = rng.randrange(n)
         ctx.pool.handled.add(i)
         if rng.random() < 0.5:
@@ -75,7 +93,7 @@ async def rolling_restarts(ctx: Ctx) -> None:
         ctx.pool.handled.discard(i)
         await ctx.pool.started(i)
         if k == stop_after:
-            await ctx.until_progress()
+            await into_batches(ctx, rng)
             j = rng.randrange(n)
             ctx.pool.handled.add(j)
             ctx.pool.stop_signal(j, signal.SIGSTOP)
@@ -87,6 +105,8 @@ async def rolling_restarts(ctx: Ctx) -> None:
 
 async def broker_kill9(ctx: Ctx) -> None:
     await ctx.feeder.until(0.4)
+    ctx.feeder.burst(len(ctx.feeder.records) // BURST_SHARE)
+    await ctx.until_progress()
     await ctx.feeder.pause()  # every record sent so far acknowledged: the producer never resends
     ctx.stack.kill9_kafka()
     ctx.event(f"kill -9 broker at {ctx.feeder.share:.0%}")
@@ -98,7 +118,7 @@ async def broker_kill9(ctx: Ctx) -> None:
 
 async def redis_kill9(ctx: Ctx) -> None:
     await ctx.feeder.until(0.4)
-    await ctx.until_progress()
+    await into_batches(ctx, random.Random(ctx.scenario.seed))
     before = ctx.applied_total()
     ctx.stack.kill9_redis()
     ctx.event(f"kill -9 redis at {ctx.feeder.share:.0%} (applied {before})")
@@ -139,6 +159,7 @@ async def hostile_inputs(ctx: Ctx) -> None:
 
 FAULTS: dict[str, Callable[[Ctx], Coroutine[Any, Any, None]]] = {
     "baseline": baseline,
+    "cold_start": cold_start,
     "worker_kill9": worker_kill9,
     "rolling_restarts": rolling_restarts,
     "broker_kill9": broker_kill9,
@@ -157,6 +178,10 @@ def suite(names: tuple[str, ...] = NAMES, seeds: int = 5, reduced: bool = False)
     for name in names:
         if name == "baseline":
             out.append(Scenario(name, 1, feed_s=8 if reduced else 20, customers=customers, days=days))
+        elif name == "cold_start":
+            out.append(
+                Scenario(name, 7, feed_s=8 if reduced else 20, workers=2, customers=customers, days=days)
+            )
         elif name == "worker_kill9":
             # A killed consumer holds its partitions until its session times out (~10 s) each time.
             kills = 3 if reduced else 5
