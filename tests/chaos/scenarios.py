@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -39,14 +40,21 @@ async def baseline(ctx: Ctx) -> None:
     """No fault: the harness itself must find the worker equal to the reference."""
 
 
-async def into_batches(ctx: Ctx, rng: random.Random) -> None:
-    """A burst of records (1/8 of the log), then a short random wait: the next fault lands while the workers
-    work through it, often between a batch's publish and its commit (redelivered ids in the row show it)."""
+async def into_batches(ctx: Ctx, rng: random.Random, timeout: float = 20.0) -> None:
+    """A burst of records (1/8 of the log), then return as soon as the workers committed part of it but not
+    all: the next fault lands while they work through a backlog, often between a batch's publish and its
+    commit (redelivered ids in the row show it). A restarted worker may first wait for the group to drop
+    its killed predecessor (session timeout), hence the timeout."""
+    before = ctx.applied_total()
     target = min(len(ctx.feeder.records), ctx.feeder.sent + len(ctx.feeder.records) // BURST_SHARE)
     ctx.feeder.burst(len(ctx.feeder.records) // BURST_SHARE)
-    while ctx.feeder.sent < target:
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(rng.uniform(0.0, 0.15))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        applied = ctx.applied_total()
+        if applied > before and (applied < ctx.feeder.sent or ctx.feeder.sent >= target):
+            break
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(rng.uniform(0.0, 0.02))
     ctx.event(f"{ctx.applied_total()} of {ctx.feeder.sent} sent applied")
 
 
