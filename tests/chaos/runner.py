@@ -238,6 +238,11 @@ async def run_scenario(scenario: Scenario, stack: PrivateStack, workdir: Path) -
         for task in asyncio.all_tasks():
             if task is not asyncio.current_task() and not task.done():
                 task.cancel()
+        try:
+            await asyncio.to_thread(stack.ensure_up)  # a scenario that failed half-way may leave one down
+        except Exception as exc:
+            verdict.problems.append(f"ERROR the private stack did not come back: {exc}")
+            row.held = None
     row.problems = verdict.problems
     row.crashes = pool.crashes
     row.info = verdict.info + pool.notes + [f"{len(ctx.events)} events: " + "; ".join(ctx.events)]

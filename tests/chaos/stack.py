@@ -49,6 +49,10 @@ class PrivateStack:
             shutil.rmtree(self.cfg.redis_dir / "data", ignore_errors=True)
         up(self.cfg)
 
+    def ensure_up(self) -> None:
+        """After a scenario, whatever happened in it: the next one finds both services running."""
+        up(self.cfg)
+
     def stop(self) -> None:
         down(self.cfg)
 
