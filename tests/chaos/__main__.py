@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-port", type=int, default=16379)
     parser.add_argument("--keep-stack", action="store_true", help="leave the private stack running")
     args = parser.parse_args(argv)
+    # SIGTERM and SIGINT (ignored by shells in background jobs) stop the run the same way: the scenario kills
+    # its workers, the private stack is stopped.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _interrupt)
     names = tuple(n.strip() for n in args.scenarios.split(",") if n.strip())
     scenarios = suite(names, args.seeds, args.reduced)
     stack = PrivateStack.create(args.dir / "stack", args.kafka_port, args.controller_port, args.redis_port)
@@ -63,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             command += f" --scenarios {','.join(names)}"
         report.write(args.report, rows, command, elapsed)
     return 1 if bad else 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 # aiokafka's default consumer session timeout (streams/bootstrap.py does not change it, and no setting
 # does): a worker stopped longer than this is dropped from the group and its partitions move.
 SESSION_TIMEOUT_S = 10.0
-BURST_SHARE = 8  # a burst before a fault is 1/8 of the log (see into_batches)
+BURST_SHARE = 3  # the bursts before a scenario's faults add up to a third of the log (see into_batches)
 
 
 @dataclass(frozen=True)
@@ -40,18 +40,21 @@ async def baseline(ctx: Ctx) -> None:
     """No fault: the harness itself must find the worker equal to the reference."""
 
 
-async def into_batches(ctx: Ctx, rng: random.Random, timeout: float = 20.0) -> None:
-    """A burst of records (1/8 of the log), then return as soon as the workers committed part of it but not
-    all: the next fault lands while they work through a backlog, often between a batch's publish and its
-    commit (redelivered ids in the row show it). A restarted worker may first wait for the group to drop
-    its killed predecessor (session timeout), hence the timeout."""
+async def into_batches(ctx: Ctx, rng: random.Random, faults: int = 1, timeout: float = 20.0) -> None:
+    """A burst of records (a third of the log shared among the scenario's `faults`), then return as soon as
+    the workers committed part of it but not all: the fault lands while they work through a backlog, often
+    between a batch's publish and its commit (redelivered ids in the row show it). A restarted worker may
+    first wait for the group to drop its killed predecessor (session timeout), hence the timeout."""
+    size = len(ctx.feeder.records) // (BURST_SHARE * faults)
     before = ctx.applied_total()
-    target = min(len(ctx.feeder.records), ctx.feeder.sent + len(ctx.feeder.records) // BURST_SHARE)
-    ctx.feeder.burst(len(ctx.feeder.records) // BURST_SHARE)
+    target = min(len(ctx.feeder.records), ctx.feeder.sent + size)
+    ctx.feeder.burst(size)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         applied = ctx.applied_total()
-        if applied > before and (applied < ctx.feeder.sent or ctx.feeder.sent >= target):
+        if applied > before and applied < ctx.feeder.sent:
+            break
+        if ctx.feeder.sent >= target and applied >= ctx.feeder.sent:  # nothing left to work on
             break
         await asyncio.sleep(0.005)
     await asyncio.sleep(rng.uniform(0.0, 0.02))
@@ -68,7 +71,7 @@ async def worker_kill9(ctx: Ctx) -> None:
     rng = random.Random(ctx.scenario.seed)
     for k in range(kills):
         await ctx.feeder.until((k + 1) / (kills + 1))
-        await into_batches(ctx, rng)
+        await into_batches(ctx, rng, kills)
         ctx.pool.handled.add(0)
         ctx.pool.kill9(0)
         ctx.event(f"kill -9 worker 0 at {ctx.feeder.share:.0%}")
@@ -88,7 +91,7 @@ async def rolling_restarts(ctx: Ctx) -> None:
     n = ctx.scenario.workers
     for k in range(restarts):
         await ctx.feeder.until((k + 1) / (restarts + 2))
-        await into_batches(ctx, rng)
+        await into_batches(ctx, rng, restarts + 1)
         i = rng.randrange(n)
         ctx.pool.handled.add(i)
         if rng.random() < 0.5:
@@ -101,7 +104,7 @@ async def rolling_restarts(ctx: Ctx) -> None:
         ctx.pool.handled.discard(i)
         await ctx.pool.started(i)
         if k == stop_after:
-            await into_batches(ctx, rng)
+            await into_batches(ctx, rng, restarts + 1)
             j = rng.randrange(n)
             ctx.pool.handled.add(j)
             ctx.pool.stop_signal(j, signal.SIGSTOP)
@@ -113,7 +116,7 @@ async def rolling_restarts(ctx: Ctx) -> None:
 
 async def broker_kill9(ctx: Ctx) -> None:
     await ctx.feeder.until(0.4)
-    ctx.feeder.burst(len(ctx.feeder.records) // BURST_SHARE)
+    ctx.feeder.burst(len(ctx.feeder.records) // (BURST_SHARE * 2))
     await ctx.until_progress()
     await ctx.feeder.pause()  # every record sent so far acknowledged: the producer never resends
     ctx.stack.kill9_kafka()
@@ -126,7 +129,7 @@ async def broker_kill9(ctx: Ctx) -> None:
 
 async def redis_kill9(ctx: Ctx) -> None:
     await ctx.feeder.until(0.4)
-    await into_batches(ctx, random.Random(ctx.scenario.seed))
+    await into_batches(ctx, random.Random(ctx.scenario.seed), 2)
     before = ctx.applied_total()
     ctx.stack.kill9_redis()
     ctx.event(f"kill -9 redis at {ctx.feeder.share:.0%} (applied {before})")
