@@ -42,9 +42,30 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _merge(old_block: str, new_table: str) -> str:
+    """The new table, plus the rows of scenarios this run did not include, kept from the previous table
+    (a run of a few scenarios refreshes theirs only) with the previous run's line."""
+    ran = {line.split("|")[1].strip() for line in new_table.splitlines() if line.startswith("| ")}
+    old_lines = old_block.splitlines()
+    kept = [
+        line
+        for line in old_lines
+        if line.startswith("| ") and line.split("|")[1].strip() not in ran | {"scenario"}
+    ]
+    if not kept:
+        return new_table
+    previous = [line for line in old_lines if line.startswith(("Last run:", "Rows not rerun"))]
+    note = "Rows not rerun come from: " + previous[0].removeprefix("Last run: ") if previous else ""
+    return "\n".join([*new_table.splitlines(), *kept, "", note]).rstrip()
+
+
 def write(path: Path, rows: Sequence[Row], command: str, elapsed_s: float) -> None:
     text = path.read_text() if path.exists() else f"# Reliability\n\n{START}\n{END}\n"
-    block = f"{START}\n{table(rows, command, elapsed_s)}\n{END}"
+    new_table = table(rows, command, elapsed_s)
+    found = re.search(re.escape(START) + "(.*?)" + re.escape(END), text, flags=re.S)
+    if found:
+        new_table = _merge(found.group(1), new_table)
+    block = f"{START}\n{new_table}\n{END}"
     if START in text and END in text:
         text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
     else:

@@ -73,6 +73,18 @@ class PrivateStack:
     def snapshot_redis(self) -> None:
         """Copy Redis's AOF folder as it is now (a copy taken mid-append ends in a truncated command, which
         Redis loads by default: aof-load-truncated)."""
+        import redis as redis_client
+
+        client = redis_client.Redis.from_url(self.redis_url, decode_responses=True)
+        try:  # a copy taken while Redis swaps AOF files could miss one: copy between rewrites
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                info = client.info("persistence")
+                if not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled"):
+                    break
+                time.sleep(0.05)
+        finally:
+            client.close()
         snapshot = self.cfg.redis_dir / "data-snapshot"
         shutil.rmtree(snapshot, ignore_errors=True)
         shutil.copytree(self.cfg.redis_dir / "data", snapshot)
