@@ -25,8 +25,12 @@ def table(rows: Sequence[Row], command: str, elapsed_s: float) -> str:
         "|---|---|---|---|---|---|",
     ]
     for name, runs in by_name.items():
-        held = sum(1 for r in runs if r.held)
-        verdict = "held" if held == len(runs) else f"**NOT HELD** ({len(runs) - held} of {len(runs)})"
+        failed = sum(1 for r in runs if r.held is False)
+        errors = sum(1 for r in runs if r.held is None)
+        verdict = " ".join(
+            [f"**NOT HELD** ({failed} of {len(runs)})"] * bool(failed)
+            + [f"**ERROR** ({errors} of {len(runs)}: the harness could not finish)"] * bool(errors)
+        ) or ("held" if runs else "")
         first = next((r for r in runs if not r.held), None)
         diff = "" if first is None else f"seed {first.seed}: " + "; ".join(first.problems[:3])
         crashes = [c for r in runs for c in r.crashes]
