@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The pure core must stay fully covered, branches included.
 COV := --cov=segmentation --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=100
 
-.PHONY: setup test unit lint demo bench stack-up stack-down stack-status clean
+.PHONY: setup test unit lint demo bench chaos chaos-reduced stack-up stack-down stack-status clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,7 +22,7 @@ test: setup lint
 
 ## unit: the pure-domain tests only, no services
 unit: setup
-	$(BIN)/python -m pytest -m "not integration" $(COV)
+	$(BIN)/python -m pytest -m "not integration and not chaos" $(COV)
 
 ## lint: ruff (lint + format check) and mypy --strict
 lint: setup
@@ -33,6 +33,14 @@ lint: setup
 ## demo: the main job on the local stack: worker + generated events, transitions and segment sizes
 demo: setup
 	$(BIN)/python -m streams.demo
+
+## chaos: the full chaos suite on a private stack (ports 19092/19093/16379), results into docs/reliability.md
+chaos: setup
+	$(BIN)/python -m tests.chaos --seeds 5 --report docs/reliability.md
+
+## chaos-reduced: the set `make test` runs (marker chaos), from the command line
+chaos-reduced: setup
+	$(BIN)/python -m tests.chaos --reduced
 
 ## bench: worker vs naive Faust agent, and the pure core's apply throughput
 bench: setup
