@@ -88,10 +88,28 @@ class IndexSnapshot:
     trimmed: set[str] = field(default_factory=set)
 
 
+def check_standing(claim: Claim, fence: int | None, seq: int, next_seq: int) -> None:
+    """Raise unless the partition is still exactly as our last commit left it: our fence, and our last commit
+    the last one stored (`next_seq` - 1, or `next_seq` when a commit of ours is in flight and just landed)."""
+    p = claim.partition
+    if fence is None or fence < claim.fence:
+        raise Rewound(f"partition {p}: fence {fence} is below our claim {claim.fence}")
+    if fence != claim.fence:
+        raise Fenced(f"partition {p} is owned by fence {fence}, not {claim.fence}")
+    if seq < next_seq - 1:
+        raise Rewound(f"partition {p}: stored commit {seq} is before our last one ({next_seq - 1})")
+    if seq > next_seq:  # only our claim commits under our fence: someone reused the number after a rewind
+        raise Fenced(f"partition {p}: commit {seq} under our fence {fence} is not ours ({next_seq - 1})")
+
+
 class StateStore(Protocol):
     async def claim(self, partition: int) -> Claim: ...
 
-    async def load(self, partition: int, customer_ids: Sequence[str]) -> dict[str, dict[str, str]]: ...
+    async def load(
+        self, partition: int, customer_ids: Sequence[str], claim: Claim | None = None
+    ) -> dict[str, dict[str, str]]:
+        """The stored customer hashes; with `claim`, in the same round trip, `check_standing` of it."""
+        ...
 
     async def commit(
         self, claim: Claim, offset: int | None, watermark_us: int | None, writes: Sequence[CustomerWrite]
@@ -136,8 +154,14 @@ class InMemoryStateStore:
         self._next_seq[partition] = p.seq + 1
         return Claim(partition, p.fence, p.offset, p.watermark_us)
 
-    async def load(self, partition: int, customer_ids: Sequence[str]) -> dict[str, dict[str, str]]:
-        customers = self._p(partition).customers
+    async def load(
+        self, partition: int, customer_ids: Sequence[str], claim: Claim | None = None
+    ) -> dict[str, dict[str, str]]:
+        p = self._p(partition)
+        if claim is not None:
+            fence = p.fence or None  # 0: never claimed (or Redis lost the claim)
+            check_standing(claim, fence, p.seq, self._next_seq.get(partition, 1))
+        customers = p.customers
         return {cid: dict(customers[cid]) for cid in customer_ids if cid in customers}
 
     async def commit(

@@ -21,6 +21,7 @@ from streams.store.port import (
     Rewound,
     StaleOffset,
     WriteBatch,
+    check_standing,
 )
 
 _CHUNK = 1000  # members per SADD/SREM op: far below Lua's unpack limit
@@ -52,13 +53,20 @@ class RedisStateStore:
         self._next_seq[partition] = (_int(seq) or 0) + 1
         return Claim(partition, int(fence), _int(offset), _int(watermark))
 
-    async def load(self, partition: int, customer_ids: Sequence[str]) -> dict[str, dict[str, str]]:
-        if not customer_ids:
+    async def load(
+        self, partition: int, customer_ids: Sequence[str], claim: Claim | None = None
+    ) -> dict[str, dict[str, str]]:
+        if not customer_ids and claim is None:
             return {}
         async with self._r.pipeline(transaction=False) as pipe:
+            if claim is not None:
+                pipe.hmget(self._keys.partition_meta(partition), ["fence", "seq"])
             for cid in customer_ids:
                 pipe.hgetall(self._keys.customer(partition, cid))
             rows = await pipe.execute()
+        if claim is not None:
+            fence, seq = rows.pop(0)
+            check_standing(claim, _int(fence), _int(seq) or 0, self._next_seq.get(partition, 1))
         return {cid: _decode(row) for cid, row in zip(customer_ids, rows, strict=True) if row}
 
     async def commit(

@@ -238,6 +238,8 @@ class Worker(BatchPipeline):
                 if not due:
                     break
                 states = await self._states(partition, owned, due)
+                if states is None:
+                    break
                 result = advance_all(states, from_us(clock_us), self.definitions)
                 await self._publish(result)
                 if not await self._commit(owned, result, None, None):

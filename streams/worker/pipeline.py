@@ -12,14 +12,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import IllegalStateError
 
 from segmentation import Definitions
 from segmentation.events import Event
-from segmentation.state_mapping import state_from_mapping
 from streams.settings import Settings
 from streams.store.counters import Metrics
 from streams.store.metrics_hash import stopped_fields
@@ -41,6 +40,7 @@ from streams.worker.offset_order import refetch_from
 from streams.worker.ownership import Owned
 from streams.worker.progress_report import report
 from streams.worker.retry import retry
+from streams.worker.standing import starting_states
 
 log = logging.getLogger("segstream.worker")
 T = TypeVar("T")
@@ -157,6 +157,8 @@ class BatchPipeline:
             decoded[1].extend(dead)
             await asyncio.sleep(0)
         stored = await self._states(partition, owned, customers_of(decoded[0]))
+        if stored is None:  # another owner moved the partition on, or Redis went back: apply nothing
+            return
         steps = apply_steps(records, decoded, stored, self.definitions)
         while True:
             try:
@@ -231,13 +233,15 @@ class BatchPipeline:
                 raise task.exception()  # type: ignore[misc]
 
     # -- steps ---------------------------------------------------------------------------------------
-    async def _states(self, partition: int, owned: Owned, customer_ids: list[str]) -> dict[str, Known]:
-        states = owned.held(customer_ids)
-        missing = [cid for cid in customer_ids if cid not in states]
-        if missing:
-            rows = await self._retry(lambda: self.store.load(partition, missing), "load states")
-            for cid, row in rows.items():
-                states[cid] = (state_from_mapping(row), row)
+    async def _states(self, partition: int, owned: Owned, customer_ids: list[str]) -> dict[str, Known] | None:
+        """The states a batch or a sweep starts from (see `standing.starting_states`), or None when we may
+        no longer write the partition (it is then forgotten and paused)."""
+        states = await starting_states(
+            self.store, owned, customer_ids, self.metrics.retry, self.settings.retry_max_backoff_s
+        )
+        if isinstance(states, str):
+            self._lose(owned, states)
+            return None
         return states
 
     async def _publish(self, result: BatchResult) -> None:
@@ -274,19 +278,24 @@ class BatchPipeline:
         )
         if outcome == "committed":
             return True
+        self._lose(owned, outcome)
+        return False
+
+    def _lose(self, owned: Owned, outcome: Literal["fenced", "rewound"]) -> None:
+        """Forget and pause a partition we may no longer write: fenced out, until Kafka assigns it again (or
+        `fenced_grace_s` passed, see `Worker.heartbeat`); rewound, until the poll loop claims it again."""
         partition = owned.claim.partition
         if self.owned.get(partition) is owned:
             self.owned.pop(partition)
         self.metrics.retry(outcome)
         if self.consumer is None:  # a replay: it stops with an error once it sees the partition gone
-            return False
+            return
         if outcome == "fenced":
             self.fenced_since.setdefault(partition, time.monotonic())
         else:
             self.retake.add(partition)
         with contextlib.suppress(IllegalStateError):  # revoked meanwhile
             self.consumer.pause(TopicPartition(self.settings.events_topic, partition))
-        return False
 
     async def retire(self) -> None:
         """Tell the namespace's metrics hash this process stopped writing here (`definitions apply` need not

@@ -97,6 +97,23 @@ def test_a_fenced_owner_writes_nothing(make_store: StoreFactory) -> None:
     run(_with_store(make_store, body))
 
 
+def test_a_load_with_our_claim_says_when_someone_else_wrote_since(make_store: StoreFactory) -> None:
+    """What a worker checks before applying a batch to the states it holds (see `standing`)."""
+
+    async def body(store: StateStore) -> None:
+        old = await store.claim(4)
+        await store.commit(old, 1, 10, [CustomerWrite("c1", {"a": "1"})])
+        assert await store.load(4, ["c1"], old) == {"c1": {"a": "1"}}
+        assert await store.load(4, [], old) == {}  # the check alone, when every state is held
+        new = await store.claim(4)
+        with pytest.raises(Fenced):
+            await store.load(4, ["c1"], old)
+        await store.commit(new, 2, 20, [CustomerWrite("c1", {"a": "2"})])
+        assert await store.load(4, ["c1"], new) == {"c1": {"a": "2"}}
+
+    run(_with_store(make_store, body))
+
+
 def test_an_offset_that_does_not_advance_is_refused_whole(make_store: StoreFactory) -> None:
     async def body(store: StateStore) -> None:
         claim = await store.claim(3)

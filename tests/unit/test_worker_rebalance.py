@@ -184,7 +184,9 @@ class GatedStore(InMemoryStateStore):
             return claim
         return await super().claim(partition)
 
-    async def load(self, partition: int, customer_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    async def load(
+        self, partition: int, customer_ids: Sequence[str], claim: Claim | None = None
+    ) -> dict[str, dict[str, str]]:
         if partition == 0:
             self.loads += 1
             if self.loads == self.opens_at:
@@ -192,7 +194,7 @@ class GatedStore(InMemoryStateStore):
                 await self.claimed.wait()
                 for _ in range(5):  # let the listener finish `take` (seek, resume)
                     await asyncio.sleep(0)
-        return await super().load(partition, customer_ids)
+        return await super().load(partition, customer_ids, claim)
 
 
 def test_a_batch_fetched_before_the_claims_seek_is_never_applied() -> None:
