@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ class Log:
     @classmethod
     def generate(cls, spec: sample.SampleSpec, path: Path, partitions: int) -> Log:
         sample.write_jsonl(spec, path)
+        _close_every_partition(path, partitions)
         records = []
         for _, customer_id, line in FileSource(path, partitions).keyed():
             # A fresh topic fed with this file in order gives the offsets the replay assigns (its sources
@@ -81,7 +83,9 @@ class Log:
             }
 
         hostile: list[tuple[str, str, dict[str, object]]] = [
-            ("far_future", victim, purchase("hostile-future", "9000-01-01T00:00:00Z", "10.00")),
+            # Replay mode (the suite's) applies any date after the definitions' earliest one; the live
+            # worker's wall-clock skew rule is tested in tests/integration/test_worker_hostile_input.py.
+            ("too_early", victim, purchase("hostile-too-early", "0001-01-01T00:00:00Z", "10.00")),
             ("foreign_key", other, purchase("hostile-foreign-key", last_time, "10.00")),
         ]
         hostile += [
@@ -186,3 +190,30 @@ class Feeder:
             self._parked.set()
         finally:
             await producer.stop()
+
+
+def _close_every_partition(path: Path, partitions: int) -> None:
+    """End the file with one web visit per partition at the log's last instant (a customer of its own).
+
+    A replay sweeps every partition to the end of the whole log; a worker can only sweep a partition to its
+    own watermark (it never knows how far the other partitions' logs go). With these, every partition's
+    watermark ends at the log's end in both, so the comparison checks effects, not that known difference.
+    """
+    with gzip.open(path, "rb") as f:
+        end = max(parse_event(line).occurred_at for line in f if _valid_json(line)).isoformat()
+    lines = []
+    for p in range(partitions):
+        cid = next(
+            f"clock-{p}-{k}" for k in range(10_000) if partition_for(f"clock-{p}-{k}", partitions) == p
+        )
+        event = {
+            "customer_id": cid,
+            "schema_version": 1,
+            "type": "web_visit",
+            "event_id": f"close-{p}",
+            "occurred_at": end,
+            "page": "/",
+        }
+        lines.append(orjson.dumps(event) + b"\n")
+    with gzip.open(path, "ab") as f:
+        f.writelines(lines)
