@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     history_size: int = Field(64, ge=1)  # transitions kept per customer for `as_of` and "why" (read side)
     api_host: str = "127.0.0.1"  # `segstream api` / `python -m streams.read.api`
     api_port: int = Field(8080, ge=0, le=65535)
+    # HTTP API security (docs/security.md): key lines `<name> sha256:<hex> <scopes>` from a file or a variable
+    api_keys_file: Path | None = None
+    api_keys: SecretStr | None = None
+    api_metrics_public: bool = False  # true: /metrics without a key (a scraper on a trusted network)
+    api_tls_certfile: Path | None = None  # both set: the API serves HTTPS only
+    api_tls_keyfile: Path | None = None
+    api_request_timeout_s: float = Field(5.0, gt=0)  # a request taking longer answers 503 + Retry-After
+    api_redis_max_connections: int = Field(64, ge=1)  # read side pool: a busy pool makes requests wait...
+    api_redis_pool_timeout_s: float = Field(1.0, gt=0)  # ...this long, then 503 + Retry-After
 
     def as_environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """These settings as SEGSTREAM_* variables (secrets unmasked), to start a worker process with them."""
