@@ -269,7 +269,7 @@ def _check_id(customer_id: str) -> None:
 def cursor_pattern(partitions: int) -> str:
     """`<partition>:<position>`: a partition of the topic, a position of at most 19 ASCII digits (below 2^64,
     which SSCAN cursors never exceed). Declared as is in the OpenAPI document, so what it allows is served."""
-    return "^(?:" + "|".join(str(p) for p in range(partitions)) + "):[0-9]{1,19}$"
+    return "^(?:(?:" + "|".join(str(p) for p in range(partitions)) + "):[0-9]{1,19})?$"  # empty: first page
 
 
 def _parse_cursor(cursor: str | None, valid: re.Pattern[str]) -> tuple[int, int]:
