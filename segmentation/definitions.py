@@ -122,10 +122,11 @@ class Definitions:
             text = data.decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise DefinitionsError(one_line(f"{path}: cannot read: {exc}")) from None
+        document = _load_yaml(text, str(path))
         try:
-            return cls.from_mapping(_load_yaml(text, str(path)))
+            return cls.from_mapping(document)
         except DefinitionsError as exc:
-            raise DefinitionsError(one_line(str(exc))) from None
+            raise DefinitionsError(one_line(f"{path}: {exc}")) from None
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, object]) -> Definitions:

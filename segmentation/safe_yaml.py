@@ -21,7 +21,7 @@ __all__ = ["MAX_DEPTH", "MAX_MESSAGE", "MAX_NODES", "MAX_SIZE", "load_bounded", 
 
 MAX_SIZE = 256 * 1024  # bytes (UTF-8) of a definitions file; the shipped default is ~6 KB
 MAX_DEPTH = 32  # nested mappings / lists; the default uses 4
-MAX_NODES = 20_000  # scalars + collections in the whole document
+MAX_NODES = 10_000  # scalars + collections in the whole document
 MAX_MESSAGE = 300  # characters of an error message: a quoted value never floods a terminal or a log
 
 

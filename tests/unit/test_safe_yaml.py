@@ -73,3 +73,14 @@ def test_from_yaml_files(tmp_path: Path) -> None:
     assert len(str(caught.value)) <= MAX_MESSAGE  # a quoted value is cut, not repeated in full
     default = Path(__file__).parents[2] / "segmentation" / "definitions.yaml"
     assert Definitions.from_yaml(default) == Definitions.default()
+
+
+def test_yaml_timestamps_are_still_read(tmp_path: Path) -> None:
+    """The bounded loader keeps SafeLoader's constructors: an unquoted timestamp is a date-time."""
+    path = tmp_path / "t.yaml"
+    default = (Path(__file__).parents[2] / "segmentation" / "definitions.yaml").read_text(encoding="utf-8")
+    text = default.replace(
+        'earliest_event_time: "1970-01-01T00:00:00Z"', "earliest_event_time: 2026-01-01T00:00:00Z"
+    )
+    path.write_text(text, encoding="utf-8")
+    assert Definitions.from_yaml(path).earliest_event_time.year == 2026
