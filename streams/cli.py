@@ -106,7 +106,7 @@ def _customer(settings: Settings, args: argparse.Namespace) -> int:
     from streams.store.partitioning import partition_for
 
     keys = keyspace(settings)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, **settings.redis_tls())
     first = partition_for(args.customer_id, settings.topic_partitions)
     order = [first] + [p for p in range(settings.topic_partitions) if p != first]
     for partition in order:

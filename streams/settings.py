@@ -28,6 +28,11 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"  # rediss:// for TLS; user:password@ for AUTH
     redis_timeout_s: float = Field(10.0, gt=0)  # a reply slower than this counts as an outage: retry
+    redis_tls_ca_file: Path | None = (
+        None  # rediss://: CA that signed the server's certificate (else system CAs)
+    )
+    redis_tls_cert_file: Path | None = None  # client certificate, when the server asks for one
+    redis_tls_key_file: Path | None = None
 
     events_topic: str = "customer-events"
     transitions_topic: str = "segment-transitions"
@@ -73,6 +78,17 @@ class Settings(BaseSettings):
                 plain = value.get_secret_value() if isinstance(value, SecretStr) else value
                 env[f"SEGSTREAM_{name.upper()}"] = str(plain)
         return env
+
+    def redis_tls(self) -> dict[str, Any]:
+        """Keyword arguments of every redis-py client for a `rediss://` URL (empty for `redis://`)."""
+        if not self.redis_url.startswith("rediss://"):
+            return {}
+        files = {
+            "ssl_ca_certs": self.redis_tls_ca_file,
+            "ssl_certfile": self.redis_tls_cert_file,
+            "ssl_keyfile": self.redis_tls_key_file,
+        }
+        return {name: str(path) for name, path in files.items() if path is not None}
 
     def kafka_security(self) -> dict[str, Any]:
         """Keyword arguments shared by every aiokafka client."""

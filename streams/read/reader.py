@@ -82,6 +82,7 @@ class SegmentReader:
             socket_timeout=settings_timeout(settings),
             max_connections=settings.api_redis_max_connections,
             timeout=settings.api_redis_pool_timeout_s,
+            **settings.redis_tls(),
         )
         return cls(aioredis.Redis.from_pool(pool), settings, **kwargs)
 

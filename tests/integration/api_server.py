@@ -18,11 +18,11 @@ from pathlib import Path
 import orjson
 
 from segmentation import Definitions
+from streams.devstack.certs import Certs
 from streams.read.auth import new_key
 from streams.settings import Settings
 from tests.integration.test_worker_history import ev, purchase
 from tests.integration.worker_harness import applied_offsets, customer_key, produce, run_worker_until
-from tests.tls import Certs
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 # Declared data of the customers below: none of these values may appear in a `why`.

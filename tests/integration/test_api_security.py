@@ -22,6 +22,7 @@ import pytest
 import redis
 from aiohttp import web
 
+from streams.devstack.certs import make_certs
 from streams.read import SegmentReader
 from streams.read.api import make_app
 from streams.read.auth import Authenticator
@@ -29,7 +30,6 @@ from streams.settings import Settings
 from tests.integration.api_server import DECLARED, Api, definitions_file, feed, serve
 from tests.integration.worker_harness import make_settings, read_topic
 from tests.services import Services
-from tests.tls import make_certs
 
 
 @pytest.fixture(scope="module")

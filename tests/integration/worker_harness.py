@@ -106,7 +106,7 @@ async def read_topic(
 def stored_customers(settings: Settings) -> dict[str, dict[str, str]]:
     """customer id -> hash, across partitions, read with SCAN."""
     keys = keyspace(settings)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, **settings.redis_tls())
     out: dict[str, dict[str, str]] = {}
     try:
         for partition in range(settings.topic_partitions):
@@ -119,7 +119,7 @@ def stored_customers(settings: Settings) -> dict[str, dict[str, str]]:
 
 def applied_offsets(settings: Settings) -> dict[int, int | None]:
     keys = keyspace(settings)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, **settings.redis_tls())
     try:
         out: dict[int, int | None] = {}
         for p in range(settings.topic_partitions):

@@ -1,4 +1,5 @@
-"""Throw-away certificates for the TLS tests: a CA and a server certificate for 127.0.0.1 / localhost."""
+"""Throw-away certificates for the secure local stack and its tests: a CA and a server certificate for
+127.0.0.1 / localhost (the `cryptography` package, a test dependency, imported only here)."""
 
 from __future__ import annotations
 
