@@ -1,11 +1,14 @@
-"""The worker and the HTTP API end to end over Redis with TLS and a least-privilege ACL user (issue 12):
-a private `redis-server` with a TLS port only and `user default off`; segstream's user may run only the
-commands in `streams.devstack.secure_redis.COMMANDS` on keys under its prefix. The worker applies every
-event, the API (HTTPS) serves what it wrote, nothing segstream sent was refused (ACL LOG), and the same user
-cannot FLUSHALL, CONFIG SET, KEYS or touch a key outside its prefix."""
+"""The worker and the HTTP API end to end over Kafka SASL_SSL (SCRAM-SHA-512) and Redis with TLS and a
+least-privilege ACL user (issue 12). A private broker whose only client listener is SASL_SSL, and a private
+`redis-server` with a TLS port only and `user default off`: segstream's Redis user may run only the commands
+in `streams.devstack.secure_redis.COMMANDS` on keys under its prefix. Events go in over SASL_SSL, the worker
+applies every one and publishes its transitions over SASL_SSL, the API (HTTPS) serves what it wrote, nothing
+segstream sent was refused (ACL LOG), and the same Redis user cannot FLUSHALL, CONFIG SET, KEYS or touch a key
+outside its prefix; a client without credentials gets nothing from the broker."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,14 +16,26 @@ from pathlib import Path
 
 import pytest
 import redis
+from aiokafka.errors import KafkaConnectionError
+from pydantic import SecretStr
 
-from streams.devstack import secure_redis
+from streams.devstack import secure_kafka, secure_redis
 from tests.integration.api_server import DECLARED, feed, free_port, serve
 from tests.integration.test_api_security import get
-from tests.integration.worker_harness import make_settings, stored_customers
+from tests.integration.worker_harness import make_settings, read_topic, stored_customers
 from tests.services import Services
 
 PREFIX = f"sec{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def sasl_kafka(tmp_path: Path) -> Iterator[secure_kafka.SecureKafka]:
+    broker = secure_kafka.start(tmp_path / "kafka", free_port(), free_port(), secrets.token_urlsafe(16))
+    try:
+        asyncio.run(secure_kafka.wait_ready(broker))
+        yield broker
+    finally:
+        broker.stop()
 
 
 @pytest.fixture
@@ -35,17 +50,28 @@ def tls_redis(tmp_path: Path) -> Iterator[secure_redis.SecureRedis]:
     server.stop()
 
 
-def test_worker_and_api_over_redis_tls_with_acl_user(
-    services: Services, topic_name: Callable[[str], str], tls_redis: secure_redis.SecureRedis
+def test_worker_and_api_over_kafka_sasl_ssl_and_redis_tls_with_acl_user(
+    services: Services,
+    topic_name: Callable[[str], str],
+    sasl_kafka: secure_kafka.SecureKafka,
+    tls_redis: secure_redis.SecureRedis,
 ) -> None:
     settings = make_settings(
         services,
         topic_name,
         PREFIX,
+        kafka_bootstrap=sasl_kafka.bootstrap,
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism=secure_kafka.MECHANISM,
+        kafka_sasl_username=sasl_kafka.user,
+        kafka_sasl_password=sasl_kafka.password,
+        kafka_ssl_cafile=sasl_kafka.certs.ca,
         redis_url=tls_redis.url,
         redis_tls_ca_file=tls_redis.certs.ca,
     )
     total = feed(settings)
+    transitions = asyncio.run(read_topic(settings, settings.transitions_topic, 1))
+    assert {r.key.decode() for r in transitions} >= set(DECLARED)
     assert len(stored_customers(settings)) == len(DECLARED) + 40
     with serve(settings, tls_redis.certs) as api:
         status, profile, _ = get(api, "/customers/p1", "pii")
@@ -82,3 +108,6 @@ def test_worker_and_api_over_redis_tls_with_acl_user(
             plain.ping()
     finally:
         admin.close()
+    wrong = settings.model_copy(update={"kafka_sasl_password": SecretStr("not-the-password")})
+    with pytest.raises(KafkaConnectionError):  # SaslAuthenticationFailed on every attempt (logged)
+        asyncio.run(read_topic(wrong, settings.transitions_topic, 1))

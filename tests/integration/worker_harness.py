@@ -40,7 +40,10 @@ async def produce(
 ) -> None:
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        **settings.kafka_security(),
     )
     await producer.start()
     try:
@@ -85,6 +88,7 @@ async def read_topic(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
+        **settings.kafka_security(),
     )
     await consumer.start()
     records: list[Any] = []
