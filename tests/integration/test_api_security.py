@@ -124,6 +124,18 @@ def test_numeric_parameters_are_strict_ascii_with_limits(world: tuple[Settings, 
     assert status == 400 and body["status"] == 400
 
 
+@pytest.mark.parametrize(
+    "as_of",
+    ["9999-12-31T23:59:59%2B00:00", "0001-01-01T00:00:00%2B00:00", "2026-01-01T00:00:00-23:59",
+     "\uff12\uff10\uff12\uff16-01-01T00:00:00Z", "2026-01-01T00:00:00", "2026-13-01T00:00:00Z", "1" * 40],
+)  # fmt: skip
+def test_extreme_as_of_is_answered_never_500(world: tuple[Settings, Api], as_of: str) -> None:
+    _, api = world
+    for grid in ("lifecycle", "age_band", "audience:french_elders"):
+        status, body, _ = get(api, f"/customers/p1/segments/{grid}?as_of={as_of}", "prof")
+        assert status in (200, 400), (grid, as_of, status, body)
+
+
 def test_wrong_method_answers_405_with_allow(world: tuple[Settings, Api]) -> None:
     _, api = world
     for method in ("POST", "DELETE", "HEAD"):
