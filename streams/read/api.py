@@ -27,6 +27,7 @@ from streams.read.http_guard import (
     deadline,
     errors,
     granted,
+    log,
 )
 from streams.read.http_guard import json_response as _json
 from streams.read.openapi import spec
@@ -110,7 +111,7 @@ async def get_health(request: web.Request) -> web.Response:
         ok = await reader.ping()
         namespace = await reader.namespace()
     except Exception as exc:  # Redis down: a health answer, not an error page
-        request.app.logger.warning("health check failed: %s", type(exc).__name__)
+        log.warning("health check failed: %s", type(exc).__name__)
         return _json({"status": "unavailable", "redis": False}, 503, {"Retry-After": "1"})
     return _json({"status": "ok" if ok else "unavailable", "redis": ok, "namespace": namespace})
 
