@@ -1,7 +1,8 @@
 """`python -m streams.devstack.secure [DIR]`: a private SASL_SSL broker and a TLS + ACL Redis (foreground).
 
 Prints the SEGSTREAM_* variables that point segstream at them (worker, replay, API), and stops both on
-Ctrl-C / SIGTERM. Ports: SEGSTREAM_DEVSTACK_SECURE_KAFKA_PORT (19092; controller +1),
+Ctrl-C / SIGTERM. Kafka ACLs allow the segstream user the default topic names and group only.
+Ports: SEGSTREAM_DEVSTACK_SECURE_KAFKA_PORT (19092; controller +1),
 SEGSTREAM_DEVSTACK_SECURE_REDIS_PORT (16380). Certificates and credentials are new at every start.
 """
 
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     broker = secure_kafka.start(directory / "kafka", kafka_port, kafka_port + 1, secrets.token_urlsafe(16))
     try:
         asyncio.run(secure_kafka.wait_ready(broker))
+        for name in ("customer-events", "segment-transitions", "segstream"):  # default topics and group
+            secure_kafka.grant(broker, name)
         print(
             f"SEGSTREAM_KAFKA_BOOTSTRAP={broker.bootstrap}\nSEGSTREAM_KAFKA_SECURITY_PROTOCOL=SASL_SSL\n"
             f"SEGSTREAM_KAFKA_SASL_MECHANISM={secure_kafka.MECHANISM}\n"

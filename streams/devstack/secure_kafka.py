@@ -29,6 +29,7 @@ class SecureKafka:
     user: str
     password: str
     directory: Path
+    admin_password: str
 
     @property
     def bootstrap(self) -> str:
@@ -76,7 +77,12 @@ def properties(directory: Path, port: int, controller_port: int, keystore: Path,
             "share.coordinator.state.topic.replication.factor=1",
             "share.coordinator.state.topic.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=true",
+            "auto.create.topics.enable=false",
+            # Kafka ACLs: a client may do only what `grant` allowed. The controller listener is PLAINTEXT on
+            # loopback: its (anonymous) principal is the broker itself talking to its quorum.
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:admin;User:ANONYMOUS",
+            "allow.everyone.if.no.acl.found=false",
             "",
         ]
     )
@@ -122,7 +128,55 @@ def start(
         [*java, "kafka.Kafka", str(props)], stdout=out, stderr=out, start_new_session=True
     )
     out.close()
-    return SecureKafka(process, port, certs, user, password, directory)
+    return SecureKafka(process, port, certs, user, password, directory, admin_password)
+
+
+# What segstream's user needs on its topics (worker, replay, admin commands): create the three topics and
+# read their metadata, consume events, produce transitions and dead letters; and its consumer group.
+TOPIC_OPERATIONS = ("CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "READ", "WRITE")
+GROUP_OPERATIONS = ("READ", "DESCRIBE")
+
+
+def grant(broker: SecureKafka, prefix: str) -> None:
+    """Allow `broker.user` the operations above on topics and groups whose names start with `prefix`."""
+    from kafka.admin import (
+        ACL,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        KafkaAdminClient,
+        ResourcePattern,
+        ResourceType,
+    )
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=broker.bootstrap,
+        security_protocol="SASL_SSL",
+        sasl_mechanism=MECHANISM,
+        sasl_plain_username="admin",
+        sasl_plain_password=broker.admin_password,
+        ssl_cafile=str(broker.certs.ca),
+    )
+    acls = [
+        ACL(
+            f"User:{broker.user}",
+            "*",
+            ACLOperation[operation],
+            ACLPermissionType.ALLOW,
+            ResourcePattern(kind, prefix, ACLResourcePatternType.PREFIXED),
+        )
+        for kind, operations in (
+            (ResourceType.TOPIC, TOPIC_OPERATIONS),
+            (ResourceType.GROUP, GROUP_OPERATIONS),
+        )
+        for operation in operations
+    ]
+    try:
+        result = admin.create_acls(acls)
+        if result.get("failed"):
+            raise RuntimeError(f"creating Kafka ACLs failed: {result['failed']}")
+    finally:
+        admin.close()
 
 
 async def wait_ready(broker: SecureKafka, timeout: float = 90.0) -> None:

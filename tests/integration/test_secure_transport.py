@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 import redis
-from aiokafka.errors import KafkaConnectionError
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 from pydantic import SecretStr
 
 from streams.devstack import secure_kafka, secure_redis
+from streams.settings import Settings
 from tests.integration.api_server import DECLARED, feed, free_port, serve
 from tests.integration.test_api_security import get
 from tests.integration.worker_harness import make_settings, read_topic, stored_customers
@@ -69,6 +71,7 @@ def test_worker_and_api_over_kafka_sasl_ssl_and_redis_tls_with_acl_user(
         redis_url=tls_redis.url,
         redis_tls_ca_file=tls_redis.certs.ca,
     )
+    secure_kafka.grant(sasl_kafka, topic_name(""))  # the test's topics and group only
     total = feed(settings)
     transitions = asyncio.run(read_topic(settings, settings.transitions_topic, 1))
     assert {r.key.decode() for r in transitions} >= set(DECLARED)
@@ -108,6 +111,18 @@ def test_worker_and_api_over_kafka_sasl_ssl_and_redis_tls_with_acl_user(
             plain.ping()
     finally:
         admin.close()
+    asyncio.run(_refused_outside_prefix(settings))
     wrong = settings.model_copy(update={"kafka_sasl_password": SecretStr("not-the-password")})
     with pytest.raises(KafkaConnectionError):  # SaslAuthenticationFailed on every attempt (logged)
         asyncio.run(read_topic(wrong, settings.transitions_topic, 1))
+
+
+async def _refused_outside_prefix(settings: Settings) -> None:
+    """Kafka ACLs: segstream's user may not write a topic outside its prefix."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security())
+    await producer.start()
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await producer.send_and_wait(f"other-{uuid.uuid4().hex[:6]}", b"x")
+    finally:
+        await producer.stop()
