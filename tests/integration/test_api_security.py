@@ -25,7 +25,7 @@ from aiohttp import web
 from streams.devstack.certs import make_certs
 from streams.read import SegmentReader
 from streams.read.api import make_app
-from streams.read.auth import Authenticator
+from streams.read.auth import Authenticator, new_key, parse_keys
 from streams.settings import Settings
 from tests.integration.api_server import DECLARED, Api, definitions_file, feed, serve
 from tests.integration.worker_harness import make_settings, read_topic
@@ -200,6 +200,33 @@ def test_a_busy_pool_answers_503_with_retry_after(services: Services) -> None:
             await runner.cleanup()
 
     assert asyncio.run(run()) == (503, "1")
+
+
+def test_metrics_can_be_made_public_and_only_metrics(services: Services) -> None:
+    """SEGSTREAM_API_METRICS_PUBLIC opens /metrics to a scraper without a key; the rest still needs one."""
+    settings = Settings(
+        redis_url=services.redis_url, key_prefix=f"test:{uuid.uuid4().hex[:12]}", namespace="m"
+    )
+
+    async def run() -> dict[str, int]:
+        reader = await SegmentReader.connect(settings)
+        auth = Authenticator(parse_keys(new_key("ops", ["segments:read"])[1]))
+        runner = web.AppRunner(make_app(reader, auth, close_reader=True, metrics_public=True))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        try:
+            async with aiohttp.ClientSession() as http:
+                statuses = {}
+                for path in ("/metrics", "/grids", "/customers/x"):
+                    async with http.get(base + path) as resp:
+                        statuses[path] = resp.status
+                return statuses
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(run()) == {"/metrics": 200, "/grids": 401, "/customers/x": 401}
 
 
 def test_schemathesis_finds_nothing(world: tuple[Settings, Api], tmp_path: Path) -> None:
