@@ -175,7 +175,7 @@ async def latency(url: str, settings: Settings, n: int, rate: float, seconds: fl
     )
     port = random.randrange(20_000, 60_000)
     server = subprocess.Popen(
-        [sys.executable, "-m", "streams.read.api", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "streams.read.api", "--host", "127.0.0.1", "--port", str(port), "--no-auth"],
         env=env,
         cwd=Path(__file__).resolve().parents[1],
         stdout=subprocess.DEVNULL,

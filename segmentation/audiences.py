@@ -36,8 +36,8 @@ from segmentation.rules_syntax import And, Node, Not, Or, Within
 from segmentation.state import CustomerState
 
 __all__ = [
-    "FIELDS", "MEMBER", "NOT_MEMBER", "SEGMENT_FIELDS", "Getter", "explain", "fades_only", "getters",
-    "values",
+    "DECLARED_FIELDS", "FIELDS", "MEMBER", "NOT_MEMBER", "SEGMENT_FIELDS", "Getter", "explain", "fades_only",
+    "getters", "values",
 ]  # fmt: skip
 
 MEMBER = "member"
@@ -92,6 +92,9 @@ _SPEC: dict[str, tuple[FieldType, Getter]] = {
 
 FIELDS: Mapping[str, FieldType] = {name: kind for name, (kind, _) in _SPEC.items()}
 
+# Declared personal data: an audience may test it, but its value never goes into a transition's `why`.
+DECLARED_FIELDS: frozenset[str] = frozenset({"birth_year", "household", "gender", "region"})
+
 # Which grid's segment each segment field mirrors (an audience on it is re-evaluated when it changes).
 SEGMENT_FIELDS: Mapping[str, str] = {
     "lifecycle": "lifecycle",
@@ -139,5 +142,8 @@ def explain(
     why = {"rule": rule.text}
     for name, getter in readers or getters(rule):  # getters are in name order
         value = getter(s, scale)
+        if name in DECLARED_FIELDS:  # personal data stays in the hash: say only whether it was declared
+            why[name] = "null" if value is None else "declared"
+            continue
         why[name] = "null" if value is None else (iso(value) if isinstance(value, datetime) else str(value))
     return why

@@ -19,8 +19,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from segmentation.audiences import FIELDS as AUDIENCE_FIELDS
 from segmentation.channel import ChannelConfig
 from segmentation.config_reading import DefinitionsError, read_decimal, read_int, read_section, read_str
@@ -32,6 +30,7 @@ from segmentation.lifecycle import SEGMENTS as LIFECYCLE_SEGMENTS
 from segmentation.lifecycle import LifecycleConfig
 from segmentation.rfm import RfmConfig
 from segmentation.rules import Rule, RuleError, parse_rule
+from segmentation.safe_yaml import MAX_SIZE, load_bounded, one_line
 from segmentation.satisfaction import SEGMENTS as SATISFACTION_SEGMENTS
 from segmentation.satisfaction import SatisfactionConfig
 from segmentation.value import ValueConfig
@@ -116,8 +115,18 @@ class Definitions:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Definitions:
-        """Load definitions from a YAML file."""
-        return cls.from_mapping(_load_yaml(Path(path).read_text(encoding="utf-8"), str(path)))
+        """Load definitions from a YAML file; every failure is a one-line `DefinitionsError`."""
+        try:
+            with Path(path).open("rb") as handle:
+                data = handle.read(MAX_SIZE + 1)  # never read more of a huge file than the limit
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DefinitionsError(one_line(f"{path}: cannot read: {exc}")) from None
+        document = _load_yaml(text, str(path))
+        try:
+            return cls.from_mapping(document)
+        except DefinitionsError as exc:
+            raise DefinitionsError(one_line(f"{path}: {exc}")) from None
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, object]) -> Definitions:
@@ -168,10 +177,7 @@ class Definitions:
 
 
 def _load_yaml(text: str, origin: str) -> Mapping[str, object]:
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DefinitionsError(f"{origin}: not valid YAML: {exc}") from None
+    document = load_bounded(text, origin)
     if not isinstance(document, Mapping):
         raise DefinitionsError(f"{origin}: expected a mapping at the top level")
     return document

@@ -117,17 +117,14 @@ def age_band_next_change(s: CustomerState, cfg: AgeBandConfig, now: datetime) ->
 
 
 def age_band_explain(s: CustomerState, cfg: AgeBandConfig, now: datetime, segment: str) -> dict[str, str]:
-    years = age(s, now)
-    if years is None:
+    """The band's bounds only: the declared birth year (and the exact age, which gives it away) is personal
+    data that must not travel with a transition onto the topic or into the history (docs/privacy.md)."""
+    if s.birth_year is None:
         return {"rule": "no birth year declared"}
     index = cfg.segments.index(segment)
     low = f"age >= {cfg.below[index - 1]}" if index > 0 else ""
     high = f"age < {cfg.below[index]}" if index < len(cfg.below) else ""
-    return {
-        "rule": " and ".join(part for part in (low, high) if part),
-        "age": str(years),
-        "birth_year": str(s.birth_year),
-    }
+    return {"rule": " and ".join(part for part in (low, high) if part)}
 
 
 def region_group(s: CustomerState, cfg: RegionConfig) -> str:
@@ -138,8 +135,9 @@ def region_group(s: CustomerState, cfg: RegionConfig) -> str:
 
 
 def region_explain(s: CustomerState, cfg: RegionConfig, segment: str) -> dict[str, str]:
+    """The group only, never the declared region code (personal data, docs/privacy.md)."""
     if s.region is None:
         return {"rule": "no region declared"}
     if segment == "other":
-        return {"rule": "declared region in no configured group", "region": s.region}
-    return {"rule": f"region in group {segment}", "region": s.region}
+        return {"rule": "declared region in no configured group"}
+    return {"rule": f"region in group {segment}"}

@@ -43,7 +43,7 @@ def keyspace(settings: Settings) -> KeySpace:
 
         from streams.store.namespaces import DEFAULT, pointer_key
 
-        client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        client = redis.Redis.from_url(settings.redis_url, decode_responses=True, **settings.redis_tls())
         try:
             namespace = str(client.get(pointer_key(settings.key_prefix)) or DEFAULT)
         finally:
@@ -107,6 +107,7 @@ def redis_client(settings: Settings) -> aioredis.Redis:
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         health_check_interval=30,
+        **settings.redis_tls(),
     )
 
 

@@ -106,7 +106,7 @@ def _customer(settings: Settings, args: argparse.Namespace) -> int:
     from streams.store.partitioning import partition_for
 
     keys = keyspace(settings)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, **settings.redis_tls())
     first = partition_for(args.customer_id, settings.topic_partitions)
     order = [first] + [p for p in range(settings.topic_partitions) if p != first]
     for partition in order:
@@ -127,7 +127,21 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     from streams.read import api
 
     argv = (["--host", args.host] if args.host else []) + (["--port", str(args.port)] if args.port else [])
-    return api.main(argv)
+    return api.main(argv + (["--no-auth"] if args.no_auth else []))
+
+
+def _api_key(settings: Settings, args: argparse.Namespace) -> int:
+    """A new API key: the token once on stdout (give it to the client), the line to configure on stderr."""
+    from streams.read.auth import KeyConfigError, new_key
+
+    try:
+        token, line = new_key(args.name, args.scope)
+    except KeyConfigError as exc:
+        print(f"segstream api-key: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    print(f"add to SEGSTREAM_API_KEYS_FILE: {line}", file=sys.stderr)
+    return 0
 
 
 def _admin_parsers(sub: Any) -> None:
@@ -177,16 +191,45 @@ def main(argv: list[str] | None = None) -> int:
     )
     a.add_argument("--host", help="default SEGSTREAM_API_HOST (127.0.0.1)")
     a.add_argument("--port", type=int, help="default SEGSTREAM_API_PORT (8080)")
+    a.add_argument("--no-auth", action="store_true", help="no API keys (refused unless bound to loopback)")
+    k = sub.add_parser("api-key", help="make an API key: token on stdout, its hashed config line on stderr")
+    k.add_argument("name")
+    k.add_argument("--scope", action="append", required=True, help="segments:read, profiles:read, ...")
     _admin_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
-    handler = {"worker": _worker, "sample": _sample, "customer": _customer, "api": _api}.get(
-        args.command, _admin
-    )
-    with contextlib.suppress(KeyboardInterrupt):
-        return handler(settings, args)
+    handler = {
+        "worker": _worker,
+        "sample": _sample,
+        "customer": _customer,
+        "api": _api,
+        "api-key": _api_key,
+    }.get(args.command, _admin)
+    from pydantic import ValidationError
+
+    from segmentation import DefinitionsError
+    from segmentation.safe_yaml import one_line
+
+    try:
+        settings = Settings()
+        with contextlib.suppress(KeyboardInterrupt):
+            return handler(settings, args)
+    except (DefinitionsError, ValidationError) as exc:  # configuration: one clear line, no traceback
+        message = f"segstream {args.command}: configuration error: {_config_error(exc)}"
+        print(one_line(message), file=sys.stderr)
+        return 2
     return 130
+
+
+def _config_error(exc: Exception) -> str:
+    """A settings error names the variable and the problem, never the (possibly secret) value given."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"SEGSTREAM_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+    return str(exc)
 
 
 if __name__ == "__main__":

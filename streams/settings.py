@@ -28,6 +28,11 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"  # rediss:// for TLS; user:password@ for AUTH
     redis_timeout_s: float = Field(10.0, gt=0)  # a reply slower than this counts as an outage: retry
+    redis_tls_ca_file: Path | None = (
+        None  # rediss://: CA that signed the server's certificate (else system CAs)
+    )
+    redis_tls_cert_file: Path | None = None  # client certificate, when the server asks for one
+    redis_tls_key_file: Path | None = None
 
     events_topic: str = "customer-events"
     transitions_topic: str = "segment-transitions"
@@ -55,6 +60,15 @@ class Settings(BaseSettings):
     history_size: int = Field(64, ge=1)  # transitions kept per customer for `as_of` and "why" (read side)
     api_host: str = "127.0.0.1"  # `segstream api` / `python -m streams.read.api`
     api_port: int = Field(8080, ge=0, le=65535)
+    # HTTP API security (docs/security.md): key lines `<name> sha256:<hex> <scopes>` from a file or a variable
+    api_keys_file: Path | None = None
+    api_keys: SecretStr | None = None
+    api_metrics_public: bool = False  # true: /metrics without a key (a scraper on a trusted network)
+    api_tls_certfile: Path | None = None  # both set: the API serves HTTPS only
+    api_tls_keyfile: Path | None = None
+    api_request_timeout_s: float = Field(5.0, gt=0)  # a request taking longer answers 503 + Retry-After
+    api_redis_max_connections: int = Field(64, ge=1)  # read side pool: a busy pool makes requests wait...
+    api_redis_pool_timeout_s: float = Field(1.0, gt=0)  # ...this long, then 503 + Retry-After
 
     def as_environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """These settings as SEGSTREAM_* variables (secrets unmasked), to start a worker process with them."""
@@ -64,6 +78,17 @@ class Settings(BaseSettings):
                 plain = value.get_secret_value() if isinstance(value, SecretStr) else value
                 env[f"SEGSTREAM_{name.upper()}"] = str(plain)
         return env
+
+    def redis_tls(self) -> dict[str, Any]:
+        """Keyword arguments of every redis-py client for a `rediss://` URL (empty for `redis://`)."""
+        if not self.redis_url.startswith("rediss://"):
+            return {}
+        files = {
+            "ssl_ca_certs": self.redis_tls_ca_file,
+            "ssl_certfile": self.redis_tls_cert_file,
+            "ssl_keyfile": self.redis_tls_key_file,
+        }
+        return {name: str(path) for name, path in files.items() if path is not None}
 
     def kafka_security(self) -> dict[str, Any]:
         """Keyword arguments shared by every aiokafka client."""

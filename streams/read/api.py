@@ -1,65 +1,61 @@
 """HTTP read API (aiohttp): customers, history, grids, counts + KPIs, members, health, metrics, OpenAPI.
 
-    python -m streams.read.api [--host 127.0.0.1] [--port 8080]      (settings: SEGSTREAM_* environment)
+    python -m streams.read.api [--host 127.0.0.1] [--port 8080] [--no-auth] [--tls-cert F --tls-key F]
 
-JSON everywhere except /metrics (Prometheus text). 404 for an unknown customer, grid or segment, 400 for a bad
-parameter; an unexpected error answers a generic 500 body, its detail goes to the log only.
+JSON everywhere except /metrics (Prometheus text). Every route but /health and /openapi.json needs an API key
+with the route's scope (streams/read/auth.py, docs/security.md). 400 for a bad parameter, 401/403 for a
+missing key / scope, 404 for an unknown customer, grid or segment, 503 + Retry-After when Redis is slow, down
+or busy; an unexpected error answers a generic 500 body, its detail goes to the log only.
 """
 
 from __future__ import annotations
 
-import argparse
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import re
 from datetime import datetime
-from typing import Any
 
-import orjson
 from aiohttp import web
 
+from segmentation import Definitions
+from streams.read.auth import Authenticator
+from streams.read.http_guard import (
+    AUTH,
+    SCOPE_OF,
+    TIMEOUT,
+    Handler,
+    authenticate,
+    deadline,
+    errors,
+    granted,
+    log,
+)
+from streams.read.http_guard import json_response as _json
 from streams.read.openapi import spec
 from streams.read.reader import BadRequest, NotFound, SegmentReader
+from streams.read.serve import checked_config
 from streams.settings import Settings
 from streams.store.metrics_hash import prometheus
 from streams.store.replies import text as _text
 
-log = logging.getLogger("segstream.api")
 READER: web.AppKey[SegmentReader] = web.AppKey("reader", SegmentReader)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
-
-
-def _error(status: int, message: str) -> web.Response:
-    return _json({"error": message, "status": status}, status)
-
-
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except BadRequest as exc:
-        return _error(400, str(exc))
-    except NotFound as exc:
-        return _error(404, str(exc))
-    except web.HTTPException as exc:
-        if exc.status >= 400:
-            return _error(exc.status, exc.reason)
-        raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return _error(500, "internal error")
+_DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit() accepts '²', which int() then refuses
 
 
 def _reader(request: web.Request) -> SegmentReader:
     return request.app[READER]
 
 
+def int_param(raw: str, name: str, low: int, high: int) -> int:
+    """A query integer: ASCII digits, within [low, high]; anything else is a 400 naming the limits."""
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
+        raise BadRequest(f"{name} must be an integer within {low}..{high}")
+    return int(raw)
+
+
 async def get_customer(request: web.Request) -> web.Response:
     cid = request.match_info["customer_id"]
-    profile = await _reader(request).get_customer(cid)
+    profile = await _reader(request).get_customer(cid, declared=granted(request, "pii:read"))
     if profile is None:
         raise NotFound(f"unknown customer {cid!r}")
     return _json(profile.model_dump(mode="json"))
@@ -105,10 +101,8 @@ async def get_flows(request: web.Request) -> web.Response:
 
 async def get_members(request: web.Request) -> web.Response:
     grid, segment = request.match_info["grid"], request.match_info["segment"]
-    raw_count = request.query.get("count", "100")
-    if not raw_count.isdigit():
-        raise BadRequest("count must be an integer within 1..10000")
-    page = await _reader(request).members_page(grid, segment, request.query.get("cursor"), int(raw_count))
+    count = int_param(request.query.get("count", "100"), "count", 1, 10_000)
+    page = await _reader(request).members_page(grid, segment, request.query.get("cursor"), count)
     return _json({"grid": grid, "segment": segment, **page.model_dump(mode="json")})
 
 
@@ -118,8 +112,8 @@ async def get_health(request: web.Request) -> web.Response:
         ok = await reader.ping()
         namespace = await reader.namespace()
     except Exception as exc:  # Redis down: a health answer, not an error page
-        log.warning("health check failed: %s", exc)
-        return _json({"status": "unavailable", "redis": False}, 503)
+        log.warning("health check failed: %s", type(exc).__name__)
+        return _json({"status": "unavailable", "redis": False}, 503, {"Retry-After": "1"})
     return _json({"status": "ok" if ok else "unavailable", "redis": ok, "namespace": namespace})
 
 
@@ -132,27 +126,42 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 
 async def get_openapi(request: web.Request) -> web.Response:
-    return _json(spec())
+    scopes: dict[str, str | None] = request.app[SCOPE_OF]
+    reader = _reader(request)
+    return _json(spec(reader.grids, scopes, reader.settings.topic_partitions))
 
 
-ROUTES: tuple[tuple[str, Handler], ...] = (
-    ("/customers/{customer_id}", get_customer),
-    ("/customers/{customer_id}/history", get_history),
-    ("/customers/{customer_id}/segments/{grid}", get_segment_of),
-    ("/grids", get_grids),
-    ("/grids/{grid}/segments", get_segments),
-    ("/grids/{grid}/flows", get_flows),
-    ("/grids/{grid}/segments/{segment}/members", get_members),
-    ("/health", get_health),
-    ("/metrics", get_metrics),
-    ("/openapi.json", get_openapi),
+# path, handler, scope needed (None: open to anyone who can reach the port)
+ROUTES: tuple[tuple[str, Handler, str | None], ...] = (
+    ("/customers/{customer_id}", get_customer, "profiles:read"),
+    ("/customers/{customer_id}/history", get_history, "profiles:read"),
+    ("/customers/{customer_id}/segments/{grid}", get_segment_of, "profiles:read"),
+    ("/grids", get_grids, "segments:read"),
+    ("/grids/{grid}/segments", get_segments, "segments:read"),
+    ("/grids/{grid}/flows", get_flows, "segments:read"),
+    ("/grids/{grid}/segments/{segment}/members", get_members, "members:read"),
+    ("/health", get_health, None),
+    ("/metrics", get_metrics, "metrics:read"),
+    ("/openapi.json", get_openapi, None),
 )
 
 
-def make_app(reader: SegmentReader, close_reader: bool = False) -> web.Application:
-    app = web.Application(middlewares=[errors])
+def make_app(
+    reader: SegmentReader,
+    auth: Authenticator,
+    close_reader: bool = False,
+    metrics_public: bool = False,
+    request_timeout_s: float = 5.0,
+) -> web.Application:
+    """The application; `auth` is required: `Authenticator.disabled()` is the explicit no-auth choice."""
+    app = web.Application(middlewares=[errors, deadline, authenticate])
     app[READER] = reader
-    for path, handler in ROUTES:
+    app[AUTH] = auth
+    app[TIMEOUT] = request_timeout_s
+    app[SCOPE_OF] = {
+        path: (None if path == "/metrics" and metrics_public else scope) for path, _, scope in ROUTES
+    }
+    for path, handler, _ in ROUTES:
         app.router.add_get(path, handler, allow_head=False)
     if close_reader:
 
@@ -163,21 +172,43 @@ def make_app(reader: SegmentReader, close_reader: bool = False) -> web.Applicati
     return app
 
 
-async def app_from_settings(settings: Settings) -> web.Application:
-    return make_app(await SegmentReader.connect(settings), close_reader=True)
+async def app_from_settings(
+    settings: Settings, auth: Authenticator, definitions: Definitions | None = None
+) -> web.Application:
+    return make_app(
+        await SegmentReader.connect(settings, definitions=definitions),
+        auth,
+        close_reader=True,
+        metrics_public=settings.api_metrics_public,
+        request_timeout_s=settings.api_request_timeout_s,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="segstream api", description="Serve the HTTP read API.")
-    parser.add_argument("--host", default=None, help="default: SEGSTREAM_API_HOST or 127.0.0.1")
-    parser.add_argument("--port", type=int, default=None, help="default: SEGSTREAM_API_PORT or 8080")
-    args = parser.parse_args(argv)
-    settings = Settings()
+    config = checked_config(argv)  # one line and exit code 2 on a broken or unsafe configuration
+    if isinstance(config, int):
+        return config
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    host = args.host or settings.api_host
-    port = args.port if args.port is not None else settings.api_port
-    web.run_app(app_from_settings(settings), host=host, port=port, access_log=None, print=None)
+    web.run_app(
+        app_from_settings(config.settings, config.auth, config.definitions),
+        host=config.host,
+        port=config.port,
+        ssl_context=config.ssl_context,
+        access_log=None,
+        print=None,
+        loop=_event_loop(),
+    )
     return 0
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where available: under 500 concurrent connections it more than halves the p99 (measured
+    1.1 s -> 0.46 s, docs/security.md); the standard loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 if __name__ == "__main__":

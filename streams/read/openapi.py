@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from streams.read.auth import SCOPES
 from streams.read.history import History, SegmentAt
 from streams.read.profile import CustomerProfile, Kpis, MembersPage
+from streams.read.reader import ID_PATTERN, cursor_pattern
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -19,21 +22,55 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 
 _ERROR = _json(_ref("Error"), "error")
-_CID = {"name": "customer_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 256}}
-_GRID = {"name": "grid", "in": "path", "required": True, "schema": {"type": "string"}}
-_SEGMENT = {"name": "segment", "in": "path", "required": True, "schema": {"type": "string"}}
+_CID = {
+    "name": "customer_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": ID_PATTERN},
+}
+_STATUS_TEXT = {
+    400: "bad parameter",
+    401: "no valid API key (WWW-Authenticate: Bearer)",
+    403: "the key lacks the scope",
+    404: "unknown customer, grid or segment",
+    503: "Redis slow, down or busy: retry after Retry-After seconds",
+}
 
 
 def _get(
-    summary: str, ok: dict[str, Any], params: list[dict[str, Any]], errors: tuple[int, ...]
+    summary: str,
+    ok: dict[str, Any],
+    params: list[dict[str, Any]],
+    errors: tuple[int, ...],
+    scope: str | None,
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": ok, "500": _ERROR}
-    for status in errors:
-        responses[str(status)] = _ERROR
-    return {"get": {"summary": summary, "parameters": params, "responses": responses}}
+    codes = (*errors, 503) if scope is None else (*errors, 401, 403, 503)
+    for status in codes:
+        responses[str(status)] = {**_ERROR, "description": _STATUS_TEXT[status]}
+    operation: dict[str, Any] = {"summary": summary, "parameters": params, "responses": responses}
+    if scope is None:
+        operation["security"] = []
+    else:
+        operation["security"] = [{"bearer": [scope]}]
+        operation["description"] = f"Needs an API key with the scope `{scope}`."
+    return {"get": operation}
 
 
-def spec() -> dict[str, Any]:
+def spec(
+    grids: Mapping[str, Sequence[str]], scope_of: Mapping[str, str | None], partitions: int
+) -> dict[str, Any]:
+    """The document for these grids (declared as enums) and these route scopes (None: open)."""
+    grid_names = sorted(grids)
+    segment_names = sorted({s for segments in grids.values() for s in segments})
+    grid = {"name": "grid", "in": "path", "required": True, "schema": {"type": "string", "enum": grid_names}}
+    segment = {
+        "name": "segment",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": segment_names},
+        "description": "a segment of the grid (another grid's segment: 404)",
+    }
     _, defs = models_json_schema(
         [(m, "serialization") for m in (CustomerProfile, History, SegmentAt, Kpis, MembersPage)],
         ref_template="#/components/schemas/{model}",
@@ -57,12 +94,14 @@ def spec() -> dict[str, Any]:
                 _json(_ref("CustomerProfile")),
                 [_CID],
                 (400, 404),
+                scope_of.get("/customers/{customer_id}"),
             ),
             "/customers/{customer_id}/history": _get(
                 "Kept transitions of the customer, oldest first (capped: see `trimmed`).",
                 _json(_ref("History")),
                 [_CID],
                 (400, 404),
+                scope_of.get("/customers/{customer_id}/history"),
             ),
             "/customers/{customer_id}/segments/{grid}": _get(
                 "Segment of the customer in a grid, now or `as_of` an instant: from the history up to the"
@@ -71,7 +110,7 @@ def spec() -> dict[str, Any]:
                 _json(_ref("SegmentAt")),
                 [
                     _CID,
-                    _GRID,
+                    grid,
                     {
                         "name": "as_of",
                         "in": "query",
@@ -80,6 +119,7 @@ def spec() -> dict[str, Any]:
                     },
                 ],
                 (400, 404),
+                scope_of.get("/customers/{customer_id}/segments/{grid}"),
             ),
             "/grids": _get(
                 "Every grid and its segments.",
@@ -88,6 +128,7 @@ def spec() -> dict[str, Any]:
                 ),
                 [],
                 (),
+                scope_of.get("/grids"),
             ),
             "/grids/{grid}/segments": _get(
                 "Customers, net revenue (minor units), orders and average basket per segment.",
@@ -100,22 +141,30 @@ def spec() -> dict[str, Any]:
                         },
                     }
                 ),
-                [_GRID],
+                [grid],
                 (404,),
+                scope_of.get("/grids/{grid}/segments"),
             ),
             "/grids/{grid}/flows": _get(
                 "Entries and exits per UTC day and segment.",
                 _json({"type": "object"}),
-                [_GRID],
+                [grid],
                 (404,),
+                scope_of.get("/grids/{grid}/flows"),
             ),
             "/grids/{grid}/segments/{segment}/members": _get(
                 "One page of the segment's members (SSCAN); follow `next_cursor` until null.",
                 _json(_ref("MembersPage")),
                 [
-                    _GRID,
-                    _SEGMENT,
-                    {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
+                    grid,
+                    segment,
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": cursor_pattern(partitions)},
+                        "description": "`next_cursor` of the previous page",
+                    },
                     {
                         "name": "count",
                         "in": "query",
@@ -124,20 +173,39 @@ def spec() -> dict[str, Any]:
                     },
                 ],
                 (400, 404),
+                scope_of.get("/grids/{grid}/segments/{segment}/members"),
             ),
             "/health": _get(
                 "Redis reachable and the namespace served.",
                 _json({"type": "object"}),
                 [],
                 (503,),
+                scope_of.get("/health"),
             ),
             "/metrics": _get(
                 "Worker counters, batch latency and lag (Prometheus text format).",
                 {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}},
                 [],
                 (),
+                scope_of.get("/metrics"),
             ),
-            "/openapi.json": _get("This description.", _json({"type": "object"}), [], ()),
+            "/openapi.json": _get(
+                "This description.",
+                _json({"type": "object"}),
+                [],
+                (),
+                scope_of.get("/openapi.json"),
+            ),
         },
-        "components": {"schemas": schemas},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "API key; scopes: "
+                    + "; ".join(f"`{name}`: {what}" for name, what in SCOPES.items()),
+                }
+            },
+        },
     }

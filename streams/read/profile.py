@@ -56,6 +56,16 @@ class Metrics(Answer):
     last_purchase_at: datetime | None
 
 
+class Declared(Answer):
+    """What the customer declared about themself: personal data, served only with the `pii:read` scope."""
+
+    birth_year: int | None
+    gender: str | None
+    region: str | None
+    household: int | None
+    declared_at: datetime | None = Field(description="event time of the last profile update")
+
+
 class CustomerProfile(Answer):
     customer_id: str
     partition: int
@@ -65,6 +75,9 @@ class CustomerProfile(Answer):
     metrics: Metrics
     freshness: Freshness
     history_trimmed: bool
+    declared: Declared | None = Field(
+        None, description="declared personal data; null unless asked for (HTTP: a key with `pii:read`)"
+    )
 
 
 class Kpis(Answer):
@@ -79,7 +92,10 @@ class MembersPage(Answer):
     next_cursor: str | None = Field(description="pass back as `cursor`; None when done")
 
 
-def profile_of(customer_id: str, partition: int, row: Mapping[str, str]) -> CustomerProfile:
+def profile_of(
+    customer_id: str, partition: int, row: Mapping[str, str], declared: bool = False
+) -> CustomerProfile:
+    """The profile; the declared personal data only when `declared` (the caller is entitled to it)."""
     get = row.get
     segments = {k[8:]: (v or None) for k, v in row.items() if k.startswith("segment:")}
     return CustomerProfile(
@@ -119,6 +135,15 @@ def profile_of(customer_id: str, partition: int, row: Mapping[str, str]) -> Cust
             definitions_version=get("definitions_version") or None,
         ),
         history_trimmed=get(HISTORY_TRIMMED) == "1",
+        declared=Declared(
+            birth_year=_opt_int(get("birth_year")),
+            gender=get("gender") or None,
+            region=get("region") or None,
+            household=_opt_int(get("household")),
+            declared_at=_time(get("profile_at")),
+        )
+        if declared
+        else None,
     )
 
 

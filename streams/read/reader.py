@@ -15,6 +15,7 @@ Never KEYS or SMEMBERS: members are paged with SSCAN, partition by partition.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -69,13 +70,21 @@ class SegmentReader:
         self._keys: KeySpace | None = None
         self._keys_at = 0.0
         self._partitions = range(settings.topic_partitions)
+        self._cursor = re.compile(cursor_pattern(settings.topic_partitions))
 
     @classmethod
     async def connect(cls, settings: Settings, **kwargs: Any) -> SegmentReader:
-        client = aioredis.Redis.from_url(
-            settings.redis_url, decode_responses=True, socket_timeout=settings_timeout(settings)
+        # A bounded pool that waits for a free connection (up to api_redis_pool_timeout_s) instead of
+        # raising MaxConnectionsError at once: a burst queues, and only a real overload answers 503.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_timeout=settings_timeout(settings),
+            max_connections=settings.api_redis_max_connections,
+            timeout=settings.api_redis_pool_timeout_s,
+            **settings.redis_tls(),
         )
-        return cls(client, settings, **kwargs)
+        return cls(aioredis.Redis.from_pool(pool), settings, **kwargs)
 
     @property
     def client(self) -> aioredis.Redis:
@@ -106,12 +115,13 @@ class SegmentReader:
         return segments
 
     # -- one customer -------------------------------------------------------------------------------------
-    async def get_customer(self, customer_id: str) -> CustomerProfile | None:
+    async def get_customer(self, customer_id: str, declared: bool = False) -> CustomerProfile | None:
+        """The profile, None when unknown; declared personal data only with `declared=True`."""
         _check_id(customer_id)
         keys = await self.keyspace()
         p = self.partition(customer_id)
         row = _texts(await self._r.hgetall(keys.customer(p, customer_id)))
-        return profile_of(customer_id, p, row) if row else None
+        return profile_of(customer_id, p, row, declared) if row else None
 
     async def history(self, customer_id: str) -> History | None:
         """Transitions kept for the customer, oldest first; None when neither state nor history exists."""
@@ -212,7 +222,7 @@ class SegmentReader:
             raise NotFound(f"unknown segment {segment!r} of grid {grid!r}")
         if not 1 <= count <= 10_000:
             raise BadRequest("count must be within 1..10000")
-        partition, position = _parse_cursor(cursor, self.settings.topic_partitions)
+        partition, position = _parse_cursor(cursor, self._cursor)
         keys = await self.keyspace()
         members: list[str] = []
         while partition < self.settings.topic_partitions:
@@ -246,21 +256,31 @@ def settings_timeout(settings: Settings) -> float:
     return float(getattr(settings, "redis_timeout_s", 10.0))
 
 
+ID_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]{1,256}$"  # declared as is in the OpenAPI document
+_ID = re.compile(ID_PATTERN)
+
+
 def _check_id(customer_id: str) -> None:
-    if not customer_id or len(customer_id) > MAX_ID_LENGTH or not customer_id.isprintable():
-        raise BadRequest("customer id must be 1..256 printable characters")
+    """1..256 characters, no control character: a rule the OpenAPI document can state exactly (a regular
+    expression), unlike str.isprintable()."""
+    if len(customer_id) > MAX_ID_LENGTH or not _ID.fullmatch(customer_id):
+        raise BadRequest("customer id must be 1..256 characters, none of them a control character")
 
 
-def _parse_cursor(cursor: str | None, partitions: int) -> tuple[int, int]:
+def cursor_pattern(partitions: int) -> str:
+    """`<partition>:<position>`: a partition of the topic, a position of at most 19 ASCII digits (below 2^64,
+    which SSCAN cursors never exceed). Declared as is in the OpenAPI document, so what it allows is served."""
+    return "^(?:(?:" + "|".join(str(p) for p in range(partitions)) + "):[0-9]{1,19})?$"  # empty: first page
+
+
+def _parse_cursor(cursor: str | None, valid: re.Pattern[str]) -> tuple[int, int]:
+    """ASCII digits only (str.isdigit() also accepts '²', which int() refuses), within the limits."""
     if cursor is None or cursor == "":
         return 0, 0
-    head, sep, tail = cursor.partition(":")
-    if not sep or not head.isdigit() or not tail.isdigit():
-        raise BadRequest("malformed cursor")
-    partition, position = int(head), int(tail)
-    if partition >= partitions:
-        raise BadRequest("cursor out of range")
-    return partition, position
+    if not valid.fullmatch(cursor):
+        raise BadRequest("malformed cursor: pass back the next_cursor of the previous page")
+    head, _, tail = cursor.partition(":")
+    return int(head), int(tail)
 
 
 __all__: Sequence[str] = (

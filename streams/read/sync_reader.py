@@ -29,8 +29,8 @@ class SyncReader:
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._runner.run(coro)
 
-    def get_customer(self, customer_id: str) -> CustomerProfile | None:
-        return self._run(self._reader.get_customer(customer_id))
+    def get_customer(self, customer_id: str, declared: bool = False) -> CustomerProfile | None:
+        return self._run(self._reader.get_customer(customer_id, declared))
 
     def history(self, customer_id: str) -> History | None:
         return self._run(self._reader.history(customer_id))

@@ -18,6 +18,7 @@ from segmentation import Definitions
 from streams.bootstrap import keyspace
 from streams.read import SegmentReader
 from streams.read.api import make_app
+from streams.read.auth import Authenticator
 from streams.sample import generator as sample
 from streams.settings import Settings
 from streams.store.redis_store import RedisStateStore
@@ -194,7 +195,7 @@ def test_as_of_answers_match_the_transitions_and_the_http_api_serves_them(
 
 
 async def _http_checks(reader: SegmentReader, settings: Settings) -> None:
-    runner = web.AppRunner(make_app(reader))
+    runner = web.AppRunner(make_app(reader, Authenticator.disabled()))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

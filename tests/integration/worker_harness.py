@@ -40,7 +40,10 @@ async def produce(
 ) -> None:
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        **settings.kafka_security(),
     )
     await producer.start()
     try:
@@ -85,6 +88,7 @@ async def read_topic(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
+        **settings.kafka_security(),
     )
     await consumer.start()
     records: list[Any] = []
@@ -106,7 +110,7 @@ async def read_topic(
 def stored_customers(settings: Settings) -> dict[str, dict[str, str]]:
     """customer id -> hash, across partitions, read with SCAN."""
     keys = keyspace(settings)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, **settings.redis_tls())
     out: dict[str, dict[str, str]] = {}
     try:
         for partition in range(settings.topic_partitions):
@@ -119,7 +123,7 @@ def stored_customers(settings: Settings) -> dict[str, dict[str, str]]:
 
 def applied_offsets(settings: Settings) -> dict[int, int | None]:
     keys = keyspace(settings)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, **settings.redis_tls())
     try:
         out: dict[int, int | None] = {}
         for p in range(settings.topic_partitions):

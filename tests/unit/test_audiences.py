@@ -138,4 +138,5 @@ def test_explain_with_precomputed_readers_is_the_same_in_field_name_order() -> N
     state, _ = run([purchase(day(0)), ev("profile_update", day(1), region="FR")])
     why = explain(state, rule, DEFAULT.scale)
     assert list(why) == ["rule", "last_purchase_at", "orders", "region"]
+    assert why["region"] == "declared"  # personal data: whether it was declared, never the value
     assert explain(state, rule, DEFAULT.scale, getters(rule)) == why

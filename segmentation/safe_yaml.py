@@ -1,0 +1,76 @@
+"""A bounded YAML reader for definitions files: no anchors or aliases, a maximum size and nesting depth.
+
+Why: `yaml.safe_load` builds whatever the text describes. An alias bomb (`a: &a [x, x]`, `b: &b [*a, *a]`,
+... nine levels) expands a few hundred bytes into millions of nodes, and an error message quoting such a value
+grew to megabytes; a document nested 10,000 deep ends in a `RecursionError` inside the composer. Definitions
+are short hand-written files: they need neither aliases nor deep nesting, so both are refused before anything
+is built, and a failure is a `DefinitionsError` whose message is one short line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from yaml.events import AliasEvent, CollectionStartEvent, NodeEvent
+from yaml.nodes import Node
+
+from segmentation.config_reading import DefinitionsError
+
+__all__ = ["MAX_DEPTH", "MAX_MESSAGE", "MAX_NODES", "MAX_SIZE", "load_bounded", "one_line"]
+
+MAX_SIZE = 256 * 1024  # bytes (UTF-8) of a definitions file; the shipped default is ~6 KB
+MAX_DEPTH = 32  # nested mappings / lists; the default uses 4
+MAX_NODES = 10_000  # scalars + collections in the whole document
+MAX_MESSAGE = 300  # characters of an error message: a quoted value never floods a terminal or a log
+
+
+def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
+    """The message on one line, cut to `limit` characters (with an ellipsis) when longer."""
+    flat = " ".join(message.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors and aliases and counts depth and nodes while composing."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, AliasEvent) or (isinstance(event, NodeEvent) and event.anchor is not None):
+            line = event.start_mark.line + 1 if event.start_mark else 0
+            raise DefinitionsError(f"line {line}: YAML anchors and aliases (&, *) are not allowed")
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise DefinitionsError(f"more than {MAX_NODES} YAML nodes")
+        nested = isinstance(event, CollectionStartEvent)
+        if nested:
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else 0
+                raise DefinitionsError(f"line {line}: nested deeper than {MAX_DEPTH} levels")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if nested:
+                self._depth -= 1
+
+
+def load_bounded(text: str, origin: str) -> object:
+    """Parse one YAML document within the limits; any failure is a one-line `DefinitionsError`."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_SIZE:
+        raise DefinitionsError(f"{origin}: larger than {MAX_SIZE} bytes, the limit of a definitions file")
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    except DefinitionsError as exc:
+        raise DefinitionsError(one_line(f"{origin}: {exc}")) from None
+    except yaml.YAMLError as exc:
+        raise DefinitionsError(one_line(f"{origin}: not valid YAML: {exc}")) from None
+    finally:
+        loader.dispose()

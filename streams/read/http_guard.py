@@ -1,0 +1,108 @@
+"""Middlewares of the HTTP read API: error shaping, per-request timeout and overload, authentication.
+
+Why here and not in each handler: every route must answer the same way to the same failure. A bad
+parameter is 400, an unknown thing 404, a missing or unknown key 401 (with `WWW-Authenticate`), a key without
+the route's scope 403, a wrong method 405 with `Allow`, and Redis being slow, down or its pool exhausted
+503 with `Retry-After` (never a 500: the client can retry). Only a bug answers a generic 500 (detail: log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import orjson
+import redis.exceptions
+from aiohttp import web
+
+from streams.read.auth import ApiKey, Authenticator
+from streams.read.reader import BadRequest, NotFound
+
+log = logging.getLogger("segstream.api")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+AUTH: web.AppKey[Authenticator] = web.AppKey("auth", Authenticator)
+SCOPE_OF = web.AppKey("scope_of", dict[str, str | None])
+TIMEOUT: web.AppKey[float] = web.AppKey("timeout", float)
+KEY = "segstream.key"  # request key: the ApiKey of the caller (absent when authentication is disabled)
+RETRY_AFTER_S = "1"
+_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, TimeoutError)
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )
+
+
+def error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    return json_response({"error": message, "status": status}, status, headers)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        return error(400, str(exc))
+    except NotFound as exc:
+        return error(404, str(exc))
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            kept = {k: v for k, v in exc.headers.items() if k in ("Allow", "WWW-Authenticate", "Retry-After")}
+            return error(exc.status, exc.reason, kept)
+        raise
+    except _UNAVAILABLE as exc:
+        log.warning("503 on %s %s: %s", request.method, request.path, type(exc).__name__)
+        return error(503, "temporarily unavailable, retry", {"Retry-After": RETRY_AFTER_S})
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error(500, "internal error")
+
+
+@web.middleware
+async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request within `api_request_timeout_s` (the pool wait included); past it, 503 (see errors)."""
+    async with asyncio.timeout(request.app[TIMEOUT]):
+        return await handler(request)
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """401 without a valid bearer key, 403 when the key lacks the route's scope; open routes pass."""
+    match = request.match_info
+    if match.http_exception is not None:  # unknown route or method: 404 / 405 whoever asks
+        raise match.http_exception
+    auth = request.app[AUTH]
+    resource = match.route.resource
+    scope = request.app[SCOPE_OF].get(resource.canonical if resource else "")
+    if scope is None or not auth.enabled:
+        return await handler(request)
+    key = auth.identify(request.headers.get("Authorization"))
+    if key is None:
+        return error(
+            401,
+            "a valid API key is required (Authorization: Bearer <key>)",
+            {"WWW-Authenticate": _challenge()},
+        )
+    if scope not in key.scopes:
+        return error(
+            403,
+            f"this key lacks the scope {scope!r}",
+            {"WWW-Authenticate": _challenge(f', error="insufficient_scope", scope="{scope}"')},
+        )
+    request[KEY] = key
+    return await handler(request)
+
+
+def _challenge(extra: str = "") -> str:
+    return f'Bearer realm="segstream"{extra}'
+
+
+def granted(request: web.Request, scope: str) -> bool:
+    """Whether the caller holds `scope` (always, when authentication is disabled on loopback)."""
+    if not request.app[AUTH].enabled:
+        return True
+    key: ApiKey | None = request.get(KEY)
+    return key is not None and scope in key.scopes
