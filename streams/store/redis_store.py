@@ -146,7 +146,9 @@ class RedisStateStore:
             args += ["DEL", slot(ks.history(p, cid)), 0]
             args += ["HDEL", slot(ks.customer(p, cid)), 1, HISTORY_TRIMMED]
         for cid, entries in index.history.items():
-            kept = entries[-cap:]
+            # One more than the cap when there are more: the script's LPUSH then overflows, trims and marks
+            # the customer's history as trimmed, as it would have had these entries come batch by batch.
+            kept = entries[-(cap + 1) :]
             key, marker = slot(ks.history(p, cid)), slot(ks.customer(p, cid))
             for start in range(0, len(kept), _CHUNK):
                 op("LPUSHCAP", key, [b"%d" % cap, b"%d" % marker, *kept[start : start + _CHUNK]])
