@@ -87,7 +87,6 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     definitions = Definitions.from_yaml(args.definitions) if args.definitions else load_definitions(settings)
     out_dir = Path(args.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"replay-{args.namespace}"
     source: Source
     extra: dict[str, Any] = {}
@@ -138,6 +137,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.processes < 1 or (args.processes > 1 and csv_source is not None):
         print("segstream replay: --processes must be >= 1, and 1 for a CSV import", file=sys.stderr)
         return 2
+    out_dir.mkdir(parents=True, exist_ok=True)  # only once the inputs are checked: a refused run makes none
     client = redis_client(settings)
     try:
         await prepare_namespace(client, settings.key_prefix, args.namespace, args.force)

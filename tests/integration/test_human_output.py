@@ -84,7 +84,10 @@ def test_replay_files_in_output_dir_then_card_and_json_of_the_customer(
     assert sorted(p.name for p in out.iterdir()) == ["replay-h1.rejects.jsonl", "replay-h1.summary.json"]
     assert orjson.loads((out / "replay-h1.summary.json").read_bytes())["dead_letters"] == 1
     assert list(work.iterdir()) == []
-    # the default is a folder of its own, not the current directory; the old flag name still works
+    # a refused replay makes no folder; the default is a folder of its own, not the current directory;
+    # the old flag name still works
+    assert cli.main(["replay", str(tmp_path / "missing.jsonl"), "--namespace", "hx", "--no-progress"]) == 2
+    assert list(work.iterdir()) == []
     assert cli.main(["replay", str(log), "--namespace", "h2", "--no-progress"]) == 0
     assert sorted(p.name for p in work.iterdir()) == ["replays"]
     assert (work / "replays" / "replay-h2.summary.json").is_file()
