@@ -100,6 +100,21 @@ def _sample(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _customer(settings: Settings, args: argparse.Namespace) -> int:
+    """A readable card by default (streams/read/card.py); `--json` the raw hash as before, for scripts."""
+    if not args.json:
+        from streams.read.card import customer_card
+        from streams.read.reader import BadRequest
+
+        try:
+            card = customer_card(settings, args.customer_id)
+        except BadRequest as exc:
+            print(f"segstream customer: {exc}", file=sys.stderr)
+            return 2
+        if card is None:
+            print(f"customer {args.customer_id!r} not found", file=sys.stderr)
+            return 1
+        print(card)
+        return 0
     import redis
 
     from streams.bootstrap import keyspace
@@ -184,8 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--start", help="first day, ISO date (default 2026-01-01)")
     s.add_argument("--output", help="JSONL file (.gz for gzip); default: produce to the events topic")
     s.add_argument("--topic", help="topic to produce to (default SEGSTREAM_EVENTS_TOPIC)")
-    c = sub.add_parser("customer", help="print one customer's state and segments")
+    c = sub.add_parser(
+        "customer", help="print one customer's segments (since, why), RFM, value, last purchase"
+    )
     c.add_argument("customer_id")
+    c.add_argument("--json", action="store_true", help="the raw stored hash as JSON (for scripts)")
     a = sub.add_parser(
         "api", help="serve the HTTP read API (profiles, history, counts, KPIs, members, metrics)"
     )

@@ -25,6 +25,7 @@ import numpy as np
 import redis.asyncio as aioredis
 import yaml
 
+from segmentation.rfm import RfmConfig
 from segmentation.state_mapping import state_from_mapping
 from streams.admin.definitions_change import stored_customers
 from streams.store.keys import KeySpace
@@ -137,3 +138,39 @@ def new_document(
 def dump(document: dict[str, Any], note: str) -> str:
     header = "".join(f"# {line}\n" for line in note.splitlines())
     return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=110)
+
+
+DIMENSIONS = ("recency_days", "frequency_orders", "monetary")
+
+
+def breakpoints(
+    rfm: RfmConfig, proposal: dict[str, list[Any]], exponent: int
+) -> dict[str, dict[str, list[str | int]]]:
+    """Current and proposed breakpoints per dimension: days and orders as integers, money as exact decimal
+    strings with the currency's digits. What both the table and `--json` show, so neither leaks a Python
+    repr like `Decimal('50')`, and JSON readers get no float."""
+    unit = Decimal(1).scaleb(-exponent)
+
+    def text(name: str, value: Any) -> str | int:
+        return format(Decimal(value).quantize(unit), "f") if name == "monetary" else int(value)
+
+    return {
+        name: {
+            "current": [text(name, v) for v in getattr(rfm, name)],
+            "proposed": [text(name, v) for v in proposal[name]],
+        }
+        for name in DIMENSIONS
+    }
+
+
+def breakpoints_table(points: dict[str, dict[str, list[str | int]]], currency: str) -> str:
+    """The breakpoints as a three-column table (dimension, current, proposed), one row per dimension."""
+    label = {"recency_days": "recency (days)", "frequency_orders": "frequency (orders)"}
+    label["monetary"] = f"monetary ({currency})"
+    rows = [
+        (label[n], ", ".join(map(str, p["current"])), ", ".join(map(str, p["proposed"])))
+        for n, p in points.items()
+    ]
+    head = ("RFM breakpoints", "current", "proposed")
+    widths = [max(len(r[i]) for r in (head, *rows)) + 3 for i in range(2)]
+    return "\n".join(f"{a:<{widths[0]}}{b:<{widths[1]}}{c}".rstrip() for a, b, c in (head, *rows))

@@ -37,6 +37,7 @@ from streams.store.writes import index_write, write_for
 from streams.topics.envelope import transition_event
 
 READ_BATCH = 500
+TABLE_WIDTH = 100  # columns of printed tables: half a wide screen, a usual terminal
 AUDIENCE = "audience:"
 Cell = tuple[str, str, str]  # grid, from, to ("-" for no segment)
 
@@ -71,8 +72,10 @@ class Matrix:
     def grids(self) -> list[str]:
         return sorted({g for g, _, _ in self.cells}, key=lambda g: (g.startswith(AUDIENCE), g))
 
-    def table(self, moves_only_grids: bool = True) -> str:
-        """One from x to matrix per grid (rows: current segment, columns: new segment)."""
+    def table(self, moves_only_grids: bool = True, width: int = TABLE_WIDTH) -> str:
+        """One from x to matrix per grid (rows: current segment, columns: new segment). A matrix wider than
+        `width` (the RFM grid's 11 segments take ~190 columns) is cut into column blocks that each fit, with
+        the row names repeated, so no terminal wraps a row into the next."""
         out: list[str] = [f"{self.customers:,} customers; cells count customers (row: now, column: new)"]
         for grid in self.grids():
             cells = {(f, t): n for (g, f, t), n in self.cells.items() if g == grid}
@@ -80,15 +83,8 @@ class Matrix:
             if moves_only_grids and not moved:
                 out.append(f"\n{grid}: no change")
                 continue
-            rows = sorted({f for f, _ in cells})
-            cols = sorted({t for _, t in cells})
-            width = max(8, *(len(c) for c in cols)) + 1
-            first = max(len(grid), *(len(r) for r in rows)) + 2
             out.append(f"\n{grid}: {moved:,} would move")
-            corner = "now \\ new"
-            out.append(f"{corner:<{first}}" + "".join(f"{c:>{width}}" for c in cols))
-            for r in rows:
-                out.append(f"{r:<{first}}" + "".join(f"{cells.get((r, c), 0) or '.':>{width}}" for c in cols))
+            out += matrix_lines(cells, width)
         return "\n".join(out)
 
     def write_csv(self, path: Path) -> None:
@@ -106,6 +102,37 @@ class Matrix:
             {"customers": self.customers, "already_current": self.already_current, "grids": grids},
             option=orjson.OPT_INDENT_2,
         )
+
+
+def matrix_lines(cells: Mapping[tuple[str, str], int], width: int = TABLE_WIDTH) -> list[str]:
+    """`cells` (now, new) -> customers as text: each column as wide as its name or count, blocks of columns
+    packed to `width`; '.' for an empty cell, so the non-zero ones stand out."""
+    rows = sorted({f for f, _ in cells})
+    cols = sorted({t for _, t in cells})
+    corner = "now \\ new"
+    first = max(len(corner), *(len(r) for r in rows)) + 2
+    widths = {c: max(len(c), *(len(f"{cells.get((r, c), 0):,}") for r in rows)) + 2 for c in cols}
+    blocks: list[list[str]] = [[]]
+    used = first
+    for c in cols:
+        if blocks[-1] and used + widths[c] > width:
+            blocks.append([])
+            used = first
+        blocks[-1].append(c)
+        used += widths[c]
+    out: list[str] = []
+    for i, block in enumerate(blocks):
+        if len(blocks) > 1:
+            out.append(f"(columns {cols.index(block[0]) + 1}-{cols.index(block[-1]) + 1} of {len(cols)})")
+        out.append(f"{corner:<{first}}" + "".join(f"{c:>{widths[c]}}" for c in block))
+        for r in rows:
+            values = (f"{cells[(r, c)]:,}" if cells.get((r, c)) else "." for c in block)
+            out.append(
+                f"{r:<{first}}" + "".join(f"{v:>{widths[c]}}" for v, c in zip(values, block, strict=True))
+            )
+        if i + 1 < len(blocks):
+            out.append("")
+    return out
 
 
 async def stored_customers(

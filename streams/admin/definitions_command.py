@@ -6,11 +6,16 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from streams.settings import Settings
+
+if TYPE_CHECKING:  # the modules themselves are imported lazily, by the commands that use them
+    from streams.admin.calibrate import Population
+    from streams.admin.definitions_change import Matrix
 
 __all__ = ["add_parsers", "run_calibrate", "run_definitions"]
 
@@ -41,6 +46,7 @@ def add_parsers(sub: Any) -> None:
     c.add_argument("--output", help="new definitions file (default: print the proposal only)")
     c.add_argument("--version", help="version of the new file (default: the current one bumped)")
     c.add_argument("--namespace", help="default: SEGSTREAM_NAMESPACE or the active one")
+    c.add_argument("--json", action="store_true", help="print the proposal and the diff as JSON")
 
 
 async def _namespace(settings: Settings, client: aioredis.Redis, explicit: str | None) -> str:
@@ -155,18 +161,12 @@ async def run_calibrate(settings: Settings, args: argparse.Namespace) -> int:
         document = calibrate.new_document(
             calibrate.base_document(settings.definitions_file), proposal, args.version
         )
-        print(
-            f"{len(population.orders):,} of {population.customers:,} customers with purchases;"
-            f" recency measured at {population.reference}"
-        )
-        for name in ("recency_days", "frequency_orders", "monetary"):
-            print(f"  {name:<18} {list(getattr(current.rfm, name))!s:<36} -> {proposal[name]}")
+        points = calibrate.breakpoints(current.rfm, proposal, current.minor_exponent)
         new = Definitions.from_mapping(document)
         matrix = await change.diff(client, keys, settings.topic_partitions, new)
     finally:
         await client.aclose()
-    print(f"\nif applied (version {new.version!r}):")
-    print(matrix.table())
+    _print_calibration(args, namespace, population, points, current.currency, new.version, matrix)
     if args.output:
         note = (
             f"Proposed by `segstream calibrate --grid rfm --bins {args.bins}` from namespace {namespace!r}"
@@ -174,5 +174,44 @@ async def run_calibrate(settings: Settings, args: argparse.Namespace) -> int:
             "Nothing is applied until `segstream definitions apply` with this file."
         )
         Path(args.output).write_text(calibrate.dump(document, note), encoding="utf-8")
-        print(f"\nwrote {args.output}; apply with: segstream definitions apply {args.output}")
+        print(
+            f"\nwrote {args.output}; apply with: segstream definitions apply {args.output}",
+            file=sys.stderr if args.json else sys.stdout,
+        )
     return 0
+
+
+def _print_calibration(
+    args: argparse.Namespace,
+    namespace: str,
+    population: Population,
+    points: dict[str, dict[str, list[str | int]]],
+    currency: str,
+    version: str,
+    matrix: Matrix,
+) -> None:
+    """Tables for a person (within 100 columns), or one JSON document for a script (`--json`)."""
+    from streams.admin import calibrate
+
+    reference = population.reference
+    if args.json:
+        document = {
+            "namespace": namespace,
+            "customers": population.customers,
+            "customers_with_purchases": len(population.orders),
+            "recency_measured_at": None if reference is None else reference.isoformat(),
+            "currency": currency,
+            "breakpoints": points,
+            "new_version": version,
+            "diff": orjson.loads(matrix.to_json()),
+        }
+        print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+        return
+    when = "-" if reference is None else reference.strftime("%Y-%m-%d %H:%M:%S UTC")
+    print(
+        f"namespace {namespace!r}: {len(population.orders):,} of {population.customers:,} customers with"
+        f" purchases; recency measured at {when}\n"
+    )
+    print(calibrate.breakpoints_table(points, currency))
+    print(f"\nif applied (version {version!r}):")
+    print(matrix.table())

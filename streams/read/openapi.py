@@ -90,7 +90,9 @@ def spec(
         },
         "paths": {
             "/customers/{customer_id}": _get(
-                "Profile of one customer: segments per grid, RFM, lifecycle, metrics, freshness.",
+                "Profile of one customer: segments per grid, RFM, lifecycle, metrics, freshness. Money as"
+                " `{amount, currency}` (amount: exact decimal string, major units) beside the `*_minor`"
+                " integers.",
                 _json(_ref("CustomerProfile")),
                 [_CID],
                 (400, 404),
@@ -131,7 +133,9 @@ def spec(
                 scope_of.get("/grids"),
             ),
             "/grids/{grid}/segments": _get(
-                "Customers, net revenue (minor units), orders and average basket per segment.",
+                "Customers, net revenue, orders and average basket per segment: `revenue` and"
+                " `average_basket` as exact decimal strings in major units with the currency (the basket"
+                " rounded half-to-even to the minor unit); `revenue_minor`, `average_basket_minor` stay.",
                 _json(
                     {
                         "type": "object",

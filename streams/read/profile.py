@@ -8,16 +8,48 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from segmentation.currencies import CURRENCY_EXPONENT
 from streams.store.port import HISTORY_TRIMMED
+
+AMOUNT_PATTERN = "^[0-9]+([.][0-9]+)?$"  # declared as is in the OpenAPI document
 
 
 class Answer(BaseModel):
     """Base of every read-side answer: frozen, because an answer is a value, not a handle on state."""
 
     model_config = ConfigDict(frozen=True)
+
+
+class Money(Answer):
+    """An exact amount in major units with its currency: a decimal string, never a float (a float cannot hold
+    329615.25 exactly, and scripts summing them drift); the `*_minor` integers stay beside it."""
+
+    amount: str = Field(
+        pattern=AMOUNT_PATTERN,
+        description="major units, a decimal string with the currency's minor-unit digits (e.g. 329615.25)",
+    )
+    currency: str = Field(description="ISO 4217 code (the definitions' base currency)")
+
+
+def money(minor: int, currency: str) -> Money:
+    """`minor` integer minor units as major units (EUR 32961525 -> 329615.25; JPY 500 -> 500)."""
+    return Money(amount=_major(Decimal(minor), currency), currency=currency)
+
+
+def money_ratio(minor: int, divisor: int, currency: str) -> Money:
+    """`minor / divisor` (an average) rounded half-to-even to the currency's minor unit, the rounding of
+    `segmentation.money`: an average basket is an amount one could pay, not a fraction of a cent."""
+    return Money(amount=_major(Decimal(minor) / Decimal(divisor), currency), currency=currency)
+
+
+def _major(minor: Decimal, currency: str) -> str:
+    exponent = CURRENCY_EXPONENT[currency]
+    whole = minor.quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    return format(whole.scaleb(-exponent), "f")
 
 
 class Rfm(Answer):
@@ -28,6 +60,7 @@ class Rfm(Answer):
     last_purchase_at: datetime | None = Field(description="raw recency")
     orders: int = Field(description="raw frequency")
     monetary_minor: int = Field(description="raw monetary: net, base-currency minor units")
+    net: Money | None = Field(None, description="raw monetary in major units (null without a currency)")
 
 
 class Lifecycle(Answer):
@@ -50,7 +83,12 @@ class Metrics(Answer):
     gross_minor: int
     refunded_minor: int
     monetary_minor: int
-    monetary: str | None
+    monetary: str | None = Field(
+        description="net in major units, no currency (kept for compatibility: `net`)"
+    )
+    gross: Money | None = Field(None, description="purchases, major units (null without a currency)")
+    refunded: Money | None = Field(None, description="refunds, major units")
+    net: Money | None = Field(None, description="max(0, gross - refunded), major units: RFM's monetary")
     first_seen_at: datetime | None
     first_purchase_at: datetime | None
     last_purchase_at: datetime | None
@@ -85,6 +123,10 @@ class Kpis(Answer):
     revenue_minor: int
     orders: int
     average_basket_minor: float | None = Field(description="revenue_minor / orders; None without orders")
+    revenue: Money | None = Field(None, description="net revenue in major units")
+    average_basket: Money | None = Field(
+        None, description="revenue / orders, rounded half-to-even to the minor unit; null without orders"
+    )
 
 
 class MembersPage(Answer):
@@ -97,6 +139,12 @@ def profile_of(
 ) -> CustomerProfile:
     """The profile; the declared personal data only when `declared` (the caller is entitled to it)."""
     get = row.get
+    currency = get("currency") or None
+    known = currency if currency in CURRENCY_EXPONENT else None
+
+    def amount(field: str) -> Money | None:
+        return None if known is None else money(_opt_int(get(field)) or 0, known)
+
     segments = {k[8:]: (v or None) for k, v in row.items() if k.startswith("segment:")}
     return CustomerProfile(
         customer_id=customer_id,
@@ -110,6 +158,7 @@ def profile_of(
             last_purchase_at=_time(get("last_purchase_at")),
             orders=_opt_int(get("orders")) or 0,
             monetary_minor=_opt_int(get("monetary_minor")) or 0,
+            net=amount("monetary_minor"),
         ),
         lifecycle=Lifecycle(
             stage=get("segment:lifecycle") or None,
@@ -124,6 +173,9 @@ def profile_of(
             refunded_minor=_opt_int(get("refunded_minor")) or 0,
             monetary_minor=_opt_int(get("monetary_minor")) or 0,
             monetary=get("monetary") or None,
+            gross=amount("gross_minor"),
+            refunded=amount("refunded_minor"),
+            net=amount("monetary_minor"),
             first_seen_at=_time(get("first_seen_at")),
             first_purchase_at=_time(get("first_purchase_at")),
             last_purchase_at=_time(get("last_purchase_at")),
@@ -147,13 +199,17 @@ def profile_of(
     )
 
 
-def kpis_of(values: Mapping[str, int]) -> Kpis:
+def kpis_of(values: Mapping[str, int], currency: str | None = None) -> Kpis:
+    """The segment's figures; in major units too when `currency` (the definitions' base) is given."""
     orders, revenue = values.get("orders", 0), values.get("revenue_minor", 0)
+    known = currency if currency in CURRENCY_EXPONENT else None
     return Kpis(
         customers=values.get("customers", 0),
         revenue_minor=revenue,
         orders=orders,
         average_basket_minor=round(revenue / orders, 2) if orders else None,
+        revenue=None if known is None else money(revenue, known),
+        average_basket=None if known is None or not orders else money_ratio(revenue, orders, known),
     )
 
 

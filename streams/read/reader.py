@@ -195,7 +195,8 @@ class SegmentReader:
             for name, value in _texts(row).items():
                 segment, _, metric = name.rpartition(":")
                 sums.setdefault(segment, defaultdict(int))[metric] += int(value)
-        return {segment: kpis_of(values) for segment, values in sums.items()}
+        currency = self.definitions.currency
+        return {segment: kpis_of(values, currency) for segment, values in sums.items()}
 
     async def segment_flows(self, grid: str) -> dict[str, dict[str, dict[str, int]]]:
         """day (UTC) -> segment -> {"in": entries, "out": exits}, summed over partitions."""

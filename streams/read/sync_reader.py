@@ -32,6 +32,9 @@ class SyncReader:
     def get_customer(self, customer_id: str, declared: bool = False) -> CustomerProfile | None:
         return self._run(self._reader.get_customer(customer_id, declared))
 
+    def namespace(self) -> str:
+        return self._run(self._reader.namespace())
+
     def history(self, customer_id: str) -> History | None:
         return self._run(self._reader.history(customer_id))
 

@@ -12,7 +12,11 @@ import redis.asyncio as aioredis
 
 from streams.settings import Settings
 
-__all__ = ["add_parser", "run"]
+__all__ = ["DEFAULT_OUTPUT_DIR", "add_parser", "run"]
+
+# A folder of its own (ignored by git), not the current directory: run from a checkout, replay files would
+# otherwise land among the sources, one summary and one rejects file per namespace replayed.
+DEFAULT_OUTPUT_DIR = "replays"
 
 
 def add_parser(sub: Any) -> None:
@@ -28,7 +32,13 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--format", choices=("auto", "jsonl", "csv"), default="auto")
     r.add_argument("--emit", metavar="TOPIC", help="publish transitions to TOPIC (default: not published)")
     r.add_argument("--since", help="kafka source: first record at or after this ISO time")
-    r.add_argument("--out-dir", default=".", help="where the summary and rejects files go (default .)")
+    r.add_argument(
+        "--output-dir",
+        "--out-dir",  # the flag's earlier name, kept as an alias
+        dest="output_dir",
+        default=DEFAULT_OUTPUT_DIR,
+        help="where the summary and rejects files go (default %(default)s, created if missing)",
+    )
     r.add_argument("--batch", type=int, default=None, help="events per partition per commit (default 20000)")
     r.add_argument(
         "--processes",
@@ -76,8 +86,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"segstream replay: {until}", file=sys.stderr)
         return 2
     definitions = Definitions.from_yaml(args.definitions) if args.definitions else load_definitions(settings)
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(args.output_dir)
     stem = out_dir / f"replay-{args.namespace}"
     source: Source
     extra: dict[str, Any] = {}
@@ -128,6 +137,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.processes < 1 or (args.processes > 1 and csv_source is not None):
         print("segstream replay: --processes must be >= 1, and 1 for a CSV import", file=sys.stderr)
         return 2
+    out_dir.mkdir(parents=True, exist_ok=True)  # only once the inputs are checked: a refused run makes none
     client = redis_client(settings)
     try:
         await prepare_namespace(client, settings.key_prefix, args.namespace, args.force)
