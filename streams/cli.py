@@ -90,12 +90,19 @@ def _sample(settings: Settings, args: argparse.Namespace) -> int:
         print(f"wrote {count} events to {args.output}")
     else:
         from streams.bootstrap import ensure_topics
+        from streams.progress import Bar
 
         asyncio.run(ensure_topics(settings))
         topic = args.topic or settings.events_topic
-        count = asyncio.run(
-            sample.produce(spec, settings.kafka_bootstrap, topic, **settings.kafka_security())
-        )
+        with Bar(f"sample -> {topic}", spec.days) as bar:
+
+            def sent(count: int, line: bytes) -> None:  # percent and ETA: days of the period sent
+                bar.update(sample.days_into(spec, line) or 0.0, detail=f"{count:,} events")
+
+            count = asyncio.run(
+                sample.produce(spec, settings.kafka_bootstrap, topic, sent, **settings.kafka_security())
+            )
+            bar.update(spec.days, detail=f"{count:,} events")
         print(f"produced {count} events to {topic}")
     return 0
 

@@ -20,17 +20,18 @@ ALLOWED: dict[str, frozenset[str]] = {
     # capabilities
     "worker": frozenset({"store", "topics", "settings"}),
     "read": frozenset({"store", "settings", "logs"}),
-    "replay": frozenset({"worker", "store", "topics", "sample", "bootstrap", "settings"}),
-    "admin": frozenset({"store", "topics", "bootstrap", "settings"}),
+    "replay": frozenset({"worker", "store", "topics", "sample", "bootstrap", "settings", "progress"}),
+    "admin": frozenset({"store", "topics", "bootstrap", "settings", "progress"}),
     "sample": frozenset(),
     "devstack": frozenset({"store"}),
     # top-level wiring
     "settings": frozenset(),
     "logs": frozenset(),
+    "progress": frozenset(),
     "bootstrap": frozenset({"store", "worker", "settings", "logs"}),
     "demo": frozenset({"bootstrap", "devstack", "sample", "settings", "store"}),
     "cli": frozenset(
-        {"admin", "bootstrap", "logs", "read", "replay", "sample", "settings", "store", "worker"}
+        {"admin", "bootstrap", "logs", "progress", "read", "replay", "sample", "settings", "store", "worker"}
     ),
 }
 """Folder (or top-level module) of `streams/` -> what else in `streams/` it may import."""
