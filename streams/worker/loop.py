@@ -122,6 +122,7 @@ class Worker(BatchPipeline):
             await self.drain()
             self.owned.clear()  # a revocation during shutdown must not report after `retire`
             await self.retire()
+            progress.stopped()
         finally:
             gc.set_threshold(*thresholds)
             for task in list(self._tasks):  # only left on an error: like a crash, Redis has the truth

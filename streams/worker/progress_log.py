@@ -98,6 +98,16 @@ class ProgressLog:
             self.metrics.events,
         )
 
+    def stopped(self) -> None:
+        """The last lifecycle line of a graceful stop: everything in flight was committed."""
+        m = self.metrics
+        log.info(
+            "stopped: %d events, %d transitions, %d dead letters since the worker started; all committed",
+            m.events,
+            m.transitions,
+            m.dead_letters,
+        )
+
     def line(self, now: float, lag: int | None, partitions: int) -> str:
         """Rates and counts since the previous line; resets the reference point."""
         m = self.metrics

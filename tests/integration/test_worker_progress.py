@@ -79,6 +79,7 @@ def test_worker_logs_caught_up_and_progress_lines(
     assert all(re.search(pattern, x) for x in progress), progress
     assert re.search(r"lag 0 over 2 partitions", progress[-1]), progress  # all applied by then
     assert not [x for x in lines if "ERROR" in x or "NotLeaderForPartition" in x], lines
+    assert f"stopped: {count} events" in lines[-1], lines  # SIGINT: a graceful stop, said last
 
 
 def test_log_format_json_gives_one_object_per_line(
