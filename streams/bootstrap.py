@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from segmentation import Definitions
+from streams import logs
 from streams.settings import Settings
 from streams.store.counters import Metrics
 from streams.store.keys import KeySpace
@@ -124,6 +125,7 @@ async def ensure_topics(settings: Settings) -> None:
             if t not in existing
         ]
         if new:
+            logs.topics_created(t.name for t in new)  # their first "not the leader yet" is no alarm
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker created it meanwhile
                 await admin.create_topics(new)
     finally:

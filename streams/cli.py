@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from streams import logs
 from streams.settings import Settings, without_password
 
 
@@ -89,12 +90,19 @@ def _sample(settings: Settings, args: argparse.Namespace) -> int:
         print(f"wrote {count} events to {args.output}")
     else:
         from streams.bootstrap import ensure_topics
+        from streams.progress import Bar
 
         asyncio.run(ensure_topics(settings))
         topic = args.topic or settings.events_topic
-        count = asyncio.run(
-            sample.produce(spec, settings.kafka_bootstrap, topic, **settings.kafka_security())
-        )
+        with Bar(f"sample -> {topic}", spec.days) as bar:
+
+            def sent(count: int, line: bytes) -> None:  # percent and ETA: days of the period sent
+                bar.update(sample.days_into(spec, line) or 0.0, detail=f"{count:,} events")
+
+            count = asyncio.run(
+                sample.produce(spec, settings.kafka_bootstrap, topic, sent, **settings.kafka_security())
+            )
+            bar.update(spec.days, detail=f"{count:,} events")
         print(f"produced {count} events to {topic}")
     return 0
 
@@ -189,6 +197,7 @@ def _admin(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="segstream", description="Streaming customer segmentation.")
+    parser.add_argument("--log-format", choices=("text", "json"), help="default SEGSTREAM_LOG_FORMAT (text)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="run the streaming updater (configured by SEGSTREAM_* variables)")
     s = sub.add_parser("sample", help="generate realistic synthetic events")
@@ -215,7 +224,6 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--scope", action="append", required=True, help="segments:read, profiles:read, ...")
     _admin_parsers(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handler = {
         "worker": _worker,
         "sample": _sample,
@@ -230,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = Settings()
+        logs.configure(args.log_format or settings.log_format)
         with contextlib.suppress(KeyboardInterrupt):
             return handler(settings, args)
     except (DefinitionsError, ValidationError) as exc:  # configuration: one clear line, no traceback

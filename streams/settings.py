@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     sweep_interval_ms: int = Field(1000, ge=10)
     sweep_max_customers: int = Field(5000, ge=1)
     retry_max_backoff_s: float = Field(10.0, gt=0)
+    progress_interval_s: float = Field(30.0, ge=0)  # worker: one progress line this often; 0: none
+    log_format: Literal["text", "json"] = "text"  # json: one object per log line (or --log-format json)
     stop_timeout_s: float = Field(20.0, gt=0)  # SIGTERM: a graceful stop longer than this is cut short
     fenced_grace_s: float = Field(60.0, gt=0)  # fenced out yet still assigned this long: exit (code 6)
     dlq_max_value_bytes: int = Field(900_000, ge=1024)  # a longer dead-letter value is cut (headers say so)

@@ -190,11 +190,14 @@ async def apply(
     publish: Callable[[list[Transition]], Awaitable[object]] | None,
     definitions_yaml: str | None = None,
     history_size: int = 64,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ApplyResult:
     """Re-segment and write every customer (see the module docstring); `publish` awaits the acks.
-    The read side moves with the states, in the same commit: membership, KPIs, day flows, history."""
+    The read side moves with the states, in the same commit: membership, KPIs, day flows, history.
+    `progress(partitions done, customers done)` is told after each batch of customers (a progress bar)."""
     store = RedisStateStore(client, keys)
     result = ApplyResult(Matrix())
+    customers = 0
     for p in range(partitions):
         claim = await store.claim(p)  # fences any worker still running on this partition
         async for rows in stored_customers(client, keys, p):
@@ -223,6 +226,11 @@ async def apply(
             result.written += len(writes)
             result.transitions += len(transitions)
             result.by_grid.update(t.grid for t in transitions)
+            customers += len(rows)
+            if progress is not None:
+                progress(p, customers)
+        if progress is not None:
+            progress(p + 1, customers)
     if definitions_yaml is not None:
         await client.hset(
             keys.definitions(),

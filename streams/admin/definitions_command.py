@@ -90,6 +90,7 @@ async def _apply(
 ) -> int:
     from streams.admin import definitions_change as change
     from streams.bootstrap import producer as make_producer
+    from streams.progress import Bar
     from streams.store.metrics_hash import FRESH_S, running_workers
     from streams.store.replies import texts
     from streams.topics.publish import publish
@@ -114,15 +115,17 @@ async def _apply(
             assert producer is not None
             await publish(producer, topic, change.envelope_items(transitions))
 
-        result = await change.apply(
-            client,
-            keys,
-            settings.topic_partitions,
-            new,
-            None if producer is None else send,
-            definitions_yaml=Path(args.new).read_text(encoding="utf-8"),
-            history_size=settings.history_size,
-        )
+        with Bar(f"apply {new.version}", settings.topic_partitions) as bar:
+            result = await change.apply(
+                client,
+                keys,
+                settings.topic_partitions,
+                new,
+                None if producer is None else send,
+                definitions_yaml=Path(args.new).read_text(encoding="utf-8"),
+                history_size=settings.history_size,
+                progress=lambda done, n: bar.update(done, detail=f"{n:,} customers"),
+            )
     finally:
         if producer is not None:
             await producer.stop()

@@ -18,6 +18,7 @@ from datetime import datetime
 from aiohttp import web
 
 from segmentation import Definitions
+from streams import logs
 from streams.read.auth import Authenticator
 from streams.read.http_guard import (
     AUTH,
@@ -188,17 +189,24 @@ def main(argv: list[str] | None = None) -> int:
     config = checked_config(argv)  # one line and exit code 2 on a broken or unsafe configuration
     if isinstance(config, int):
         return config
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(config.settings.log_format)  # no-op under `segstream api` (configured by the CLI)
     web.run_app(
         app_from_settings(config.settings, config.auth, config.definitions),
         host=config.host,
         port=config.port,
         ssl_context=config.ssl_context,
         access_log=None,
-        print=None,
+        print=lambda _banner: _listening(config.host, config.port, config.ssl_context is not None),
         loop=_event_loop(),
     )
     return 0
+
+
+def _listening(host: str, port: int, https: bool) -> None:
+    """Called by aiohttp once the port is open (never when binding failed), so the line is true."""
+    shown = f"[{host}]" if ":" in host else host
+    scheme = "https" if https else "http"
+    logging.getLogger("segstream.api").info("listening on %s://%s:%s", scheme, shown, port)
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:

@@ -3,14 +3,13 @@ progress bar. Kept apart from the replay loop (streams.replay.rebuild) so each s
 
 from __future__ import annotations
 
-import sys
-import time
 from array import array
 from pathlib import Path
 from typing import IO
 
 import orjson
 
+from streams.progress import Bar as ProgressBar
 from streams.replay.sources import Progress
 from streams.topics.deadletter import DeadLetter
 
@@ -90,30 +89,24 @@ class Rejects:
 
 
 class Bar:
-    """A one-line progress bar on stderr with rate and ETA; silent when stderr is not a terminal."""
+    """The replay's progress bar (`streams.progress.Bar`): percent and ETA of the source (bytes of a file, the
+    compressed offset of a gzip one; records of a topic), events and rate; nothing when stderr is no
+    terminal."""
 
     def __init__(
         self, progress: Progress, stream: IO[str] | None = None, enabled: bool | None = None
     ) -> None:
         self.progress = progress
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.started = time.monotonic()
-        self.last = 0.0
+        self.bar = ProgressBar("replay", progress.total, enabled=enabled, stream=stream)
+        self.enabled = self.bar.enabled
 
     def update(self, events: int, final: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not final and now - self.last < 0.25):
-            return
-        self.last = now
-        elapsed = max(now - self.started, 1e-9)
-        rate = events / elapsed
         p = self.progress
-        text = f"\r{events:>12,} events  {rate:>9,.0f} ev/s  {elapsed:6.0f}s"
-        if p.total:
-            share = min(p.done / p.total, 1.0)
-            eta = elapsed * (1 - share) / share if share > 0 else 0.0
-            filled = int(share * 30)
-            text += f"  [{'#' * filled}{'.' * (30 - filled)}] {share:6.1%}  ETA {eta:5.0f}s"
-        self.stream.write(text + ("\n" if final else ""))
-        self.stream.flush()
+        detail = f"{events:,} events {self.bar.rate(events):,.0f}/s"
+        self.bar.update(p.done if p.total else events, total=p.total, detail=detail)
+        if final:
+            self.bar.close()
+
+    def close(self) -> None:
+        """Stop drawing (a failed replay): the terminal gets its cursor back, the bar stays where it was."""
+        self.bar.close(self.progress.done)

@@ -264,6 +264,7 @@ async def replay(
     finally:
         if gc_was_enabled:
             gc.enable()
+        bar.close()  # a no-op after the final update
         rejects.close()
         if producer is not None:
             await producer.stop()

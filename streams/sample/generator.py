@@ -14,7 +14,7 @@ import asyncio
 import gzip
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -191,8 +191,25 @@ def write_jsonl(spec: SampleSpec, path: Path) -> int:
     return count
 
 
-async def produce(spec: SampleSpec, bootstrap: str, topic: str, **kafka_security_kwargs: Any) -> int:
+def days_into(spec: SampleSpec, line: bytes) -> float | None:
+    """How far into the sample's period an event line is (lines come in event-time order, so this is the
+    progress of a run): days since ``spec.start``; None for a line without a readable time (malformed)."""
+    try:
+        at = datetime.fromisoformat(orjson.loads(line)["occurred_at"])
+        return (at - spec.start).total_seconds() / 86_400
+    except (ValueError, TypeError, KeyError, orjson.JSONDecodeError):
+        return None
+
+
+async def produce(
+    spec: SampleSpec,
+    bootstrap: str,
+    topic: str,
+    sent: Callable[[int, bytes], None] | None = None,
+    **kafka_security_kwargs: Any,
+) -> int:
     """Send the sample to ``topic``, keyed by customer id so each customer stays in one partition, in order.
+    ``sent(count, last line)`` is told after each acknowledged chunk (a progress bar, see ``days_into``).
 
     acks=all with idempotence: a retried batch is neither lost nor duplicated, nor reordered. Sends are
     awaited in chunks (not one by one) so the producer can batch; extra keyword arguments go to
@@ -213,6 +230,8 @@ async def produce(spec: SampleSpec, bootstrap: str, topic: str, **kafka_security
                 await asyncio.gather(*pending)
                 count += len(pending)
                 pending.clear()
+                if sent is not None:
+                    sent(count, line)
         await asyncio.gather(*pending)
         count += len(pending)
         await producer.flush()

@@ -5,7 +5,10 @@ Hash `<prefix>:<namespace>:metrics` (docs/read_side.md):
   batches, batch_seconds_sum, batch_seconds_last, swept_customers, updated_at (epoch seconds, refreshed
   every second by a worker that owns a partition, busy or idle), stopped_at (epoch seconds, on a graceful
   stop);
-- `lag:<partition>`: events behind the partition's high watermark, written by its current owner.
+- `r:<worker>:<operation>`: retries of a Redis or Kafka operation, and partitions refused (`fenced`,
+  `rewound`, `out of order batch`), per worker process;
+- `lag:<partition>`: events behind the partition's high watermark, written by its current owner;
+- `seen:<partition>`: epoch seconds of its owner's last report (every second while owned, busy or idle).
 Counters of a worker are totals since that process started; the API sums them over workers.
 """
 
@@ -33,6 +36,23 @@ COUNTERS: Final = {
 }
 
 
+OPERATIONS: Final = (
+    "claim partition",
+    "load states",
+    "commit state",
+    "read offset",
+    "read due index",
+    "read definitions version",
+    "record definitions",
+    "publish transitions and dead letters",
+    "fenced",
+    "rewound",
+    "out of order batch",
+)
+"""What `Metrics.retry` counts (streams/worker): always exposed, at 0 until the first, so that `increase()` in
+an alert rule sees the first retry (a series that appears at 1 has no increase)."""
+
+
 def worker_fields(metrics: Metrics, partition: int, lag: int | None) -> dict[str, str | int | float]:
     prefix = f"w:{WORKER_ID}:"
     fields: dict[str, str | int | float] = {
@@ -45,6 +65,8 @@ def worker_fields(metrics: Metrics, partition: int, lag: int | None) -> dict[str
         prefix + "swept_customers": metrics.swept_customers,
         prefix + "updated_at": f"{time.time():.3f}",
     }
+    fields.update((f"r:{WORKER_ID}:{op.replace(':', '_')}", n) for op, n in metrics.retries.items())
+    fields[f"seen:{partition}"] = fields[prefix + "updated_at"]
     if lag is not None:
         fields[f"lag:{partition}"] = lag
     return fields
@@ -78,11 +100,13 @@ def running_workers(row: Mapping[str, str], now: float, fresh_s: float = FRESH_S
     }
 
 
-def prometheus(row: Mapping[str, str], namespace: str) -> str:
+def prometheus(row: Mapping[str, str], namespace: str, now: float | None = None) -> str:
     """Prometheus text exposition (version 0.0.4) of a metrics hash."""
     totals: dict[str, float] = defaultdict(float)
     last: dict[str, float] = {}
     lags: dict[str, int] = {}
+    seen: dict[str, float] = {}
+    retries: dict[str, float] = dict.fromkeys(OPERATIONS, 0.0)
     for name, value in row.items():
         try:
             number = float(value)
@@ -90,6 +114,11 @@ def prometheus(row: Mapping[str, str], namespace: str) -> str:
             continue
         if name.startswith("lag:"):
             lags[name[4:]] = int(number)
+        elif name.startswith("seen:"):
+            seen[name[5:]] = number
+        elif name.startswith("r:"):
+            operation = name[2:].partition(":")[2]
+            retries[operation] = retries.get(operation, 0.0) + number
         elif name.startswith("w:"):
             worker, _, counter = name[2:].rpartition(":")
             if counter in COUNTERS or counter in ("batches", "batch_seconds_sum"):
@@ -115,9 +144,37 @@ def prometheus(row: Mapping[str, str], namespace: str) -> str:
         "# HELP segstream_consumer_lag Events behind the partition's high watermark.",
         "# TYPE segstream_consumer_lag gauge",
     ]
-    for partition, lag in sorted(lags.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else -1):
+    for partition, lag in sorted(lags.items(), key=_by_partition):
         lines.append(f'segstream_consumer_lag{{{label},partition="{_escape(partition)}"}} {lag}')
+    lines += [
+        "# HELP segstream_partition_last_report_timestamp_seconds When the partition's owner last reported "
+        "(every second while a worker owns it).",
+        "# TYPE segstream_partition_last_report_timestamp_seconds gauge",
+    ]
+    for partition, at in sorted(seen.items(), key=_by_partition):
+        lines.append(
+            f'segstream_partition_last_report_timestamp_seconds{{{label},partition="{_escape(partition)}"}} '
+            f"{at:.3f}"
+        )
+    lines += [
+        "# HELP segstream_retries_total Operations retried while Redis or Kafka was unavailable, and "
+        "partitions refused (fenced, rewound, out of order batch).",
+        "# TYPE segstream_retries_total counter",
+    ]
+    for operation, n in sorted(retries.items()):
+        lines.append(f'segstream_retries_total{{{label},operation="{_escape(operation)}"}} {_num(n)}')
+    running = running_workers(row, time.time() if now is None else now)
+    lines += [
+        "# HELP segstream_workers_running Workers that reported in the last "
+        f"{FRESH_S:.0f} s and did not stop.",
+        "# TYPE segstream_workers_running gauge",
+        f"segstream_workers_running{{{label}}} {len(running)}",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _by_partition(item: tuple[str, object]) -> int:
+    return int(item[0]) if item[0].isdigit() else -1
 
 
 def _num(value: float) -> str:

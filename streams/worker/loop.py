@@ -21,6 +21,7 @@ from streams.worker.batch import advance_all
 from streams.worker.namespace_follow import DefinitionsMismatch, definitions_rule
 from streams.worker.ownership import Owned, Rebalance
 from streams.worker.pipeline import BatchPipeline
+from streams.worker.progress_log import ProgressLog, total_lag
 
 log = logging.getLogger("segstream.worker")
 GC_THRESHOLDS = (50_000, 20, 10)
@@ -91,13 +92,15 @@ class Worker(BatchPipeline):
            in flight (`Rebalance._let_go`) and every commit carries the claim's fence.
         3. `sweep`: per partition, stops as soon as the partition is no longer owned by the same claim; its
            commit is fenced like any other.
-        4. `heartbeat` / `report`: progress only (Kafka offsets for lag, the metrics hash), never the truth.
+        4. `heartbeat` / `report` / `progress.tick`: progress only (Kafka offsets for lag, the metrics hash,
+           the operator's log lines), never the truth.
         5. `follow_promote`, `_take_again`: under the ownership lock, so no rebalance interleaves; each
            `take` seeks to the stored offset and replaces the partition's `Owned`.
         """
         assert self.consumer is not None, "run() needs a Kafka consumer"
         thresholds = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLDS)
+        progress = ProgressLog(self.settings.progress_interval_s, self.metrics)
         try:
             while not self._stopping.is_set():
                 batches = await self.consumer.getmany(
@@ -114,10 +117,12 @@ class Worker(BatchPipeline):
                 await self._take_again()
                 await self.sweep()
                 await self.heartbeat()
+                await progress.tick(self.owned, self._caught_up, self._lag)
                 await self.follow_promote()
             await self.drain()
             self.owned.clear()  # a revocation during shutdown must not report after `retire`
             await self.retire()
+            progress.stopped()
         finally:
             gc.set_threshold(*thresholds)
             for task in list(self._tasks):  # only left on an error: like a crash, Redis has the truth
@@ -194,6 +199,9 @@ class Worker(BatchPipeline):
                         "--emit to the transitions topic",
                         p, active, now, was,
                     )  # fmt: skip
+
+    def _lag(self) -> int | None:
+        return total_lag(self.consumer, self.settings.events_topic, self.owned)
 
     async def _caught_up(self, partition: int, owned: Owned) -> bool:
         """`Owned.caught_up`, or the consumer fetched past the backlog: the last offsets of a partition can be
