@@ -24,7 +24,15 @@ _BATCH = 500
 
 
 class NamespaceError(Exception):
-    """A namespace operation was refused (bad name, active namespace, missing or non-empty namespace)."""
+    """A namespace name is unusable (exit code 2: bad input)."""
+
+    exit_code = 2
+
+
+class NamespaceRefused(NamespaceError):
+    """A guard refused the operation (unknown, active, empty or non-empty namespace): exit code 3."""
+
+    exit_code = 3
 
 
 def pointer_key(prefix: str) -> str:

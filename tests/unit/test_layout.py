@@ -28,7 +28,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "settings": frozenset(),
     "bootstrap": frozenset({"store", "worker", "settings"}),
     "demo": frozenset({"bootstrap", "devstack", "sample", "settings", "store"}),
-    "cli": frozenset({"admin", "bootstrap", "read", "replay", "sample", "settings", "store", "worker"}),
+    "errors": frozenset({"settings", "store"}),
+    "cli": frozenset(
+        {"admin", "bootstrap", "errors", "read", "replay", "sample", "settings", "store", "worker"}
+    ),
 }
 """Folder (or top-level module) of `streams/` -> what else in `streams/` it may import."""
 
