@@ -90,6 +90,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
         source = KafkaSource(args.source[len("kafka:") :], since, settings)
+        await source.check()  # a missing topic is refused before the namespace is touched
     else:
         path = Path(args.source)
         if not path.is_file():
@@ -115,10 +116,11 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                     delimiter=args.delimiter,
                     decimal_comma=args.decimal_comma,
                 )
+                csv_source = CsvOrders(path, options, Path(f"{stem}.rejects.csv"))
+                csv_source.check_header()  # before anything is written: a retry must not be refused
             except CsvMappingError as exc:
                 print(f"segstream replay: {exc}", file=sys.stderr)
                 return 2
-            csv_source = CsvOrders(path, options, Path(f"{stem}.rejects.csv"))
             source = CsvSource(csv_source, settings.topic_partitions)
         else:
             from streams.replay.sources import FileSource
