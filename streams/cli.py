@@ -10,6 +10,7 @@ import json
 import logging
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,8 +129,9 @@ def _customer(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _note(command: str) -> Callable[[str], None]:
-    """Where a command says it waits for a service: stdout, by its start line (stderr is for failures)."""
-    return lambda line: print(f"segstream {command}: {line}", flush=True)
+    """Where a command says it waits for a service: stdout, by its start line (stderr is for failures).
+    Not "segstream worker: ...": that prefix is the worker's started banner (tests/chaos counts it)."""
+    return lambda line: print(f"segstream {command} is {line}", flush=True)
 
 
 def _api(settings: Settings, args: argparse.Namespace) -> int:
@@ -218,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "api-key": _api_key,
     }.get(args.command, _admin)
     from segmentation.safe_yaml import one_line
-    from streams.errors import failure
+    from streams.errors import UNEXPECTED, failure
 
     settings = None
     try:
@@ -229,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         code, message = failure(exc, settings)
+        if code == UNEXPECTED:  # not an expected failure: the traceback is what a bug report needs
+            traceback.print_exc()
         print(one_line(f"segstream {args.command}: {message}"), file=sys.stderr)
         return code
     return 130

@@ -3,10 +3,12 @@
 Why one place: an operator (or a supervisor such as systemd or Kubernetes) acts on the code, a person on the
 line; a traceback helps neither unless asked for (`segstream --debug ...`). The codes:
 
-0 done; 1 unexpected failure (a bug: rerun with --debug and report it); 2 usage or bad input (arguments,
-settings, definitions file, CSV mapping, the API's port in use); 3 refused by a guard (unknown namespace,
-active namespace, workers running, definitions mismatch); 4 a service unreachable (Kafka, Redis);
-5 the worker's graceful stop timed out; 6 the worker was fenced out and stalled; 130 interrupted.
+- 0 done; 130 interrupted;
+- 1 unexpected failure: its traceback is printed too (a bug to report, or a case to add here);
+- 2 usage or bad input: arguments, settings, definitions file, CSV mapping, the API's port in use;
+- 3 refused by a guard: unknown or active namespace, workers running, definitions mismatch;
+- 4 a service unreachable: Kafka, Redis (the worker and the API wait SEGSTREAM_CONNECT_TIMEOUT_S first);
+- 5 the worker's graceful stop timed out; 6 the worker was fenced out and stalled (streams/cli.py).
 
 An exception may carry its own code as an `exit_code` attribute (ServiceUnreachable, NamespaceError).
 """
@@ -50,12 +52,13 @@ def failure(exc: Exception, settings: Settings | None) -> tuple[int, str]:
             UNREACHABLE,
             f"cannot reach Kafka at {kafka} ({exc}): {_DEVSTACK} or fix SEGSTREAM_KAFKA_BOOTSTRAP",
         )
+    if isinstance(exc, (ConnectionError, TimeoutError)):  # the builtins, from a client not named above
+        return UNREACHABLE, f"a service did not answer ({type(exc).__name__}: {exc}): is it running?"
     if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
         return USAGE, f"{exc}: stop what listens there, or choose another port (--port, SEGSTREAM_API_PORT)"
     if isinstance(exc, OSError):  # a file named on the command line or in the settings
         return USAGE, str(exc)
-    name = type(exc).__name__
-    return UNEXPECTED, f"unexpected {name}: {exc} (a bug: `segstream --debug ...` shows the traceback)"
+    return UNEXPECTED, f"unexpected {type(exc).__name__}: {exc} (traceback above)"
 
 
 def config_error(exc: Exception) -> str:

@@ -132,5 +132,5 @@ async def _wait_for_redis(settings: Settings) -> None:
         client,
         without_password(settings.redis_url),
         timeout_s=settings.connect_timeout_s,
-        note=lambda line: print(f"segstream api: {line}", flush=True),
+        note=lambda line: print(f"segstream api is {line}", flush=True),
     )

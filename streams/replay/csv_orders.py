@@ -39,7 +39,9 @@ CHANNELS: Final = ("web", "store", "app", "phone")
 
 
 class CsvMappingError(ValueError):
-    """The column mapping or the options are unusable (nothing was read)."""
+    """The column mapping or the options are unusable (nothing was read): exit code 2, bad input."""
+
+    exit_code = 2
 
 
 class RowError(ValueError):
