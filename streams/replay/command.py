@@ -90,6 +90,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
         source = KafkaSource(args.source[len("kafka:") :], since, settings)
+        from streams.bootstrap import wait_for_services
+
+        await wait_for_services(settings, lambda line: print(f"segstream replay is {line}"), redis=False)
         await source.check()  # a missing topic is refused before the namespace is touched
     else:
         path = Path(args.source)

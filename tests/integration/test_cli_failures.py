@@ -177,6 +177,13 @@ def test_replay_of_a_missing_topic_exits_2_and_creates_nothing(
     assert keys(client, env) == [] and missing not in topics(services)
 
 
+def test_replay_of_a_topic_without_kafka_exits_4(env: dict[str, str], client: redis.Redis) -> None:
+    bootstrap = f"127.0.0.1:{closed_port()}"
+    result = segstream(["replay", "kafka:t", "--namespace", "k1"], env, SEGSTREAM_KAFKA_BOOTSTRAP=bootstrap)
+    failed(result, 4, "Kafka", "SEGSTREAM_KAFKA_BOOTSTRAP")
+    assert keys(client, env) == []
+
+
 def test_usage_errors_are_one_line(env: dict[str, str]) -> None:
     failed(segstream(["drop"], env), 2, "name", "--help")
     failed(segstream(["replay", "x.jsonl"], env), 2, "--namespace")
