@@ -109,6 +109,7 @@ def checked_config(argv: list[str] | None = None) -> ServeConfig | int:
     except ValidationError as exc:
         fields = ", ".join("SEGSTREAM_" + "_".join(map(str, e["loc"])).upper() for e in exc.errors())
         print(one_line(f"segstream api: configuration error: invalid {fields}"), file=sys.stderr)
+        return 2
     except (ServeError, KeyConfigError, DefinitionsError) as exc:
         print(one_line(f"segstream api: configuration error: {exc}"), file=sys.stderr)
         return 2
@@ -121,6 +122,8 @@ def checked_config(argv: list[str] | None = None) -> ServeConfig | int:
 
 
 async def _wait_for_redis(settings: Settings) -> None:
+    """Started a little before Redis (a reboot, a deploy), the API waits for it rather than serve 503s."""
+
     def client() -> aioredis.Redis:
         timeout = settings.redis_timeout_s
         tls = settings.redis_tls()

@@ -150,6 +150,10 @@ def test_api_without_redis_exits_4(env: dict[str, str]) -> None:
     assert "waiting for Redis" in result.stdout
 
 
+def test_api_with_a_bad_setting_exits_2(env: dict[str, str]) -> None:
+    failed(segstream(["api", "--no-auth"], env, SEGSTREAM_API_PORT="http"), 2, "SEGSTREAM_API_PORT")
+
+
 def test_customer_without_redis_exits_4(env: dict[str, str]) -> None:
     url = f"redis://127.0.0.1:{closed_port()}/0"
     failed(segstream(["customer", "c-1"], env, SEGSTREAM_REDIS_URL=url), 4, "Redis")
@@ -229,7 +233,7 @@ def test_apply_creates_an_unknown_namespace_only_when_told(env: dict[str, str], 
     failed(segstream(apply, env), 3, "--create")
     assert keys(client, env) == []
     created = segstream([*apply, "--create"], env)
-    assert created.returncode == 0, created.stderr
+    assert created.returncode == 0 and keys(client, env, "fresh:"), created.stderr
 
 
 def test_debug_shows_the_traceback(env: dict[str, str]) -> None:
