@@ -43,7 +43,7 @@ def failure(exc: Exception, settings: Settings | None) -> tuple[int, str]:
     if isinstance(exc, AuthenticationError):
         return USAGE, f"Redis at {redis_url} refused the credentials: {exc}; fix {_REDIS}"
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
-        return UNREACHABLE, f"cannot reach Redis at {redis_url} ({exc}): {_DEVSTACK} or fix {_REDIS}"
+        return UNREACHABLE, f"cannot reach Redis at {redis_url}: {_DEVSTACK} or fix {_REDIS} ({exc})"
     if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError)):
         return UNREACHABLE, f"cannot reach Kafka at {kafka}: {_DEVSTACK} or fix {_KAFKA}"  # exc: the address
     if isinstance(exc, (ConnectionError, TimeoutError)):  # the builtins, from a client not named above

@@ -57,8 +57,8 @@ async def wait_for(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise ServiceUnreachable(
-                f"{service} at {address} did not answer within {shown} s ({reason}): {advice};"
-                f" to wait longer set {TIMEOUT_VARIABLE}"
+                f"{service} at {address} did not answer within {shown} s: {advice};"
+                f" to wait longer set {TIMEOUT_VARIABLE} (last error: {reason})"  # cut last if too long
             )
         if not noted:
             note(f"waiting for {service} at {address} (up to {shown} s, {TIMEOUT_VARIABLE})")
