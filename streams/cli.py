@@ -79,15 +79,19 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 def _sample(settings: Settings, args: argparse.Namespace) -> int:
     from streams.sample import generator as sample
 
-    spec = sample.SampleSpec(
-        customers=args.customers,
-        days=args.days,
-        seed=args.seed,
-        malformed_share=args.malformed,
-        start=datetime.fromisoformat(args.start).replace(tzinfo=UTC)
-        if args.start
-        else sample.SampleSpec().start,
-    )
+    try:
+        spec = sample.SampleSpec(
+            customers=args.customers,
+            days=args.days,
+            seed=args.seed,
+            malformed_share=args.malformed,
+            start=datetime.fromisoformat(args.start).replace(tzinfo=UTC)
+            if args.start
+            else sample.SampleSpec().start,
+        )
+    except ValueError as exc:  # bad input: one line, exit 2 (streams/errors.py)
+        print(f"segstream sample: {exc}", file=sys.stderr)
+        return 2
     if args.output:
         count = sample.write_jsonl(spec, Path(args.output))
         print(f"wrote {count} events to {args.output}")

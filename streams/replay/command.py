@@ -86,7 +86,11 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.source.startswith("kafka:"):
         from streams.replay.sources import KafkaSource
 
-        since = datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None
+        try:
+            since = datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None
+        except ValueError:
+            print(f"segstream replay: --since {args.since!r} is not an ISO time", file=sys.stderr)
+            return 2
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
         source = KafkaSource(args.source[len("kafka:") :], since, settings)

@@ -193,6 +193,16 @@ def test_usage_errors_are_one_line(env: dict[str, str]) -> None:
     failed(segstream(["replay", "x.jsonl"], env), 2, "--namespace")
 
 
+def test_bad_values_are_one_line_and_write_nothing(
+    env: dict[str, str], client: redis.Redis, tmp_path: Path
+) -> None:
+    out = tmp_path / "s.jsonl"
+    failed(segstream(["sample", "--start", "soon", "--output", str(out)], env), 2, "'soon'")
+    failed(segstream(["sample", "--malformed", "2", "--output", str(out)], env), 2, "malformed")
+    failed(segstream(["replay", "kafka:t", "--since", "yesterday", "--namespace", "k1"], env), 2, "--since")
+    assert not out.exists() and keys(client, env) == []
+
+
 # --- guards (3) ----------------------------------------------------------------------------------------
 
 
