@@ -127,9 +127,26 @@ async def ensure_topics(settings: Settings) -> None:
         ]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker created it meanwhile
-                await admin.create_topics(new)
+                _refused(await admin.create_topics(new))
     finally:
         await admin.close()
+
+
+class TopicsRefused(Exception):
+    """The broker refused to create a topic as configured (exit code 2: a setting to fix)."""
+
+    exit_code = 2
+
+
+def _refused(response: Any) -> None:
+    """aiokafka returns per-topic errors instead of raising: a refused topic would be auto-created later
+    with the broker's defaults (partitions, replication) and the worker would run on it unawares."""
+    for topic, code, message in getattr(response, "topic_errors", []):
+        if code not in (0, TopicAlreadyExistsError.errno):
+            raise TopicsRefused(
+                f"the broker refused to create topic {topic!r}: {message or f'error {code}'}; check"
+                " SEGSTREAM_TOPIC_PARTITIONS / SEGSTREAM_TOPIC_REPLICATION or create it yourself"
+            )
 
 
 async def wait_for_services(

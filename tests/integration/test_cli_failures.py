@@ -134,6 +134,16 @@ def test_worker_with_a_bad_definitions_file_exits_2(
     assert keys(client, env) == [] and our_topics(services, env) == set()
 
 
+def test_worker_whose_topics_the_broker_refuses_exits_2(
+    env: dict[str, str], client: redis.Redis, services: Services
+) -> None:
+    """aiokafka reports a refused topic in its response, not by raising: the worker used to go on, and the
+    broker then auto-created the topic with its own defaults."""
+    result = segstream(["worker"], env, SEGSTREAM_TOPIC_REPLICATION="100")
+    failed(result, 2, "refused to create topic", "SEGSTREAM_TOPIC_REPLICATION")
+    assert keys(client, env) == [] and our_topics(services, env) == set()
+
+
 def test_api_on_a_port_in_use_exits_2(env: dict[str, str]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
