@@ -180,6 +180,7 @@ def test_replay_with_a_column_missing_from_the_csv_writes_nothing_and_the_retry_
     retry = segstream([*replay, GOOD_MAP], env, cwd=tmp_path)
     assert retry.returncode == 0, retry.stderr
     assert keys(client, env, "csv1:")
+    failed(segstream([*replay, GOOD_MAP], env, cwd=tmp_path), 3, "'csv1' is not empty", "--force")
 
 
 def test_replay_of_a_missing_topic_exits_2_and_creates_nothing(
