@@ -91,6 +91,7 @@ async def _apply(
 ) -> int:
     from streams.admin import definitions_change as change
     from streams.bootstrap import producer as make_producer
+    from streams.bootstrap import wait_for_services
     from streams.store.metrics_hash import FRESH_S, running_workers
     from streams.store.replies import texts
     from streams.topics.publish import publish
@@ -106,6 +107,8 @@ async def _apply(
         )
         return 3
     topic = args.topic or settings.transitions_topic
+    if not args.no_emit:  # Kafka down: one line and exit 4 before anything is written
+        await wait_for_services(settings, lambda line: print(f"segstream definitions is {line}"), redis=False)
     producer = None if args.no_emit else make_producer(settings)
     if producer is not None:
         await producer.start()

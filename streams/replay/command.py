@@ -61,7 +61,7 @@ def add_parser(sub: Any) -> None:
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     from segmentation import Definitions
-    from streams.bootstrap import load_definitions, redis_client
+    from streams.bootstrap import load_definitions, redis_client, wait_for_services
     from streams.replay.rebuild import (
         DEFAULT_BATCH,
         ReplayError,
@@ -76,6 +76,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"segstream replay: {until}", file=sys.stderr)
         return 2
     definitions = Definitions.from_yaml(args.definitions) if args.definitions else load_definitions(settings)
+    if args.source.startswith("kafka:") or args.emit:  # Kafka down: one line, exit 4, before any write
+        await wait_for_services(settings, lambda line: print(f"segstream replay is {line}"), redis=False)
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"replay-{args.namespace}"
@@ -94,9 +96,6 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
         source = KafkaSource(args.source[len("kafka:") :], since, settings)
-        from streams.bootstrap import wait_for_services
-
-        await wait_for_services(settings, lambda line: print(f"segstream replay is {line}"), redis=False)
         await source.check()  # a missing topic is refused before the namespace is touched
     else:
         path = Path(args.source)

@@ -199,6 +199,22 @@ def test_replay_of_a_topic_without_kafka_exits_4(env: dict[str, str], client: re
     assert keys(client, env) == []
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["replay", str(ORDERS), "--namespace", "e1", "--map", GOOD_MAP, "--emit", "t", "--no-progress"],
+        ["definitions", "apply", str(ROOT / "segmentation" / "definitions.yaml"), "--namespace", "main"],
+    ],
+    ids=["replay-emit", "apply"],
+)
+def test_commands_publishing_without_kafka_exit_4_and_write_nothing(
+    env: dict[str, str], client: redis.Redis, command: list[str], tmp_path: Path
+) -> None:
+    bootstrap = f"127.0.0.1:{closed_port()}"
+    failed(segstream(command, env, cwd=tmp_path, SEGSTREAM_KAFKA_BOOTSTRAP=bootstrap), 4, "Kafka")
+    assert keys(client, env) == [] and list(tmp_path.iterdir()) == []
+
+
 def test_usage_errors_are_one_line(env: dict[str, str]) -> None:
     failed(segstream(["drop"], env), 2, "name", "--help")
     failed(segstream(["replay", "x.jsonl"], env), 2, "--namespace")
