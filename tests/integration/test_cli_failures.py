@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -43,6 +45,7 @@ def env(services: Services, redis_prefix: str, topic_name: Callable[[str], str])
         "SEGSTREAM_EVENTS_TOPIC": topic_name("events"),
         "SEGSTREAM_TRANSITIONS_TOPIC": topic_name("transitions"),
         "SEGSTREAM_DLQ_TOPIC": topic_name("dlq"),
+        "SEGSTREAM_GROUP_ID": topic_name("group"),  # never the shared default group
         "SEGSTREAM_CONNECT_TIMEOUT_S": "1",
         "SEGSTREAM_API_KEYS": "",
     }
@@ -122,6 +125,47 @@ def test_worker_without_redis_waits_then_exits_4(
     line = failed(result, 4, "Redis", "SEGSTREAM_REDIS_URL")
     assert "s3cret" not in line + result.stdout and "waiting for Redis" in result.stdout
     assert our_topics(services, env) == set(), "nothing created before the services answered"
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs a redis-server binary")
+def test_worker_waits_for_redis_and_starts_once_it_answers(env: dict[str, str], tmp_path: Path) -> None:
+    """The positive side of the wait: Redis started after the worker (a reboot, a deploy) is waited for."""
+    port = closed_port()
+    out = tmp_path / "worker.out"
+    late = {"SEGSTREAM_REDIS_URL": f"redis://127.0.0.1:{port}/0", "SEGSTREAM_CONNECT_TIMEOUT_S": "30"}
+    with out.open("wb") as sink:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env={**env, **late},
+            cwd=ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    redis_server = None
+    try:
+        until(lambda: "waiting for Redis" in out.read_text(), worker)
+        redis_server = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+        )
+        until(lambda: "segstream worker: " in out.read_text(), worker)  # its start banner
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0, out.read_text()
+    finally:
+        for proc in (worker, redis_server):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert "Traceback" not in out.read_text()
+
+
+def until(condition: Callable[[], bool], proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert proc.poll() is None, f"exited {proc.returncode}"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 def test_worker_with_a_bad_definitions_file_exits_2(
