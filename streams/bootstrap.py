@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from segmentation import Definitions
 from streams.settings import Settings, without_password
@@ -186,6 +186,10 @@ async def _kafka_answers(settings: Settings) -> None:
         await admin.list_topics()
     except KafkaConnectionError:
         raise ConnectionError("no broker answered") from None
+    except KafkaError as exc:  # a broker still starting: wait; refused credentials: no
+        if isinstance(exc, KafkaTimeoutError) or exc.retriable:
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
+        raise
     finally:
         with contextlib.suppress(Exception):
             await admin.close()

@@ -5,7 +5,8 @@ line; a traceback helps neither unless asked for (`segstream --debug ...`). The 
 
 - 0 done; 130 interrupted;
 - 1 unexpected failure: its traceback is printed too (a bug to report, or a case to add here);
-- 2 usage or bad input: arguments, settings, definitions file, CSV mapping, the API's port in use;
+- 2 usage or bad input: arguments, settings (Kafka / Redis credentials too), definitions file, CSV mapping,
+  a topic that does not exist or cannot be created, the API's port in use;
 - 3 refused by a guard: unknown or active namespace, workers running, definitions mismatch;
 - 4 a service unreachable: Kafka, Redis (the worker and the API wait SEGSTREAM_CONNECT_TIMEOUT_S first);
 - 5 the worker's graceful stop timed out; 6 the worker was fenced out and stalled (streams/cli.py).
@@ -17,7 +18,14 @@ from __future__ import annotations
 
 import errno
 
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    ClusterAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
+)
 from pydantic import ValidationError
 from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -44,6 +52,10 @@ def failure(exc: Exception, settings: Settings | None) -> tuple[int, str]:
         return USAGE, f"Redis at {redis_url} refused the credentials: {exc}; fix {_REDIS}"
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
         return UNREACHABLE, f"cannot reach Redis at {redis_url}: {_DEVSTACK} or fix {_REDIS} ({exc})"
+    if isinstance(exc, (AuthenticationFailedError, SaslAuthenticationFailed)):
+        return USAGE, f"Kafka at {kafka} refused the credentials: fix SEGSTREAM_KAFKA_SASL_* ({exc})"
+    if isinstance(exc, (ClusterAuthorizationFailedError, TopicAuthorizationFailedError)):
+        return USAGE, f"Kafka at {kafka} refused this user an operation: grant it (docs/security.md) ({exc})"
     if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError)):
         return UNREACHABLE, f"cannot reach Kafka at {kafka}: {_DEVSTACK} or fix {_KAFKA}"  # exc: the address
     if isinstance(exc, (ConnectionError, TimeoutError)):  # the builtins, from a client not named above

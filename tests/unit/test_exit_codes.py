@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -29,6 +29,7 @@ SETTINGS = Settings(redis_url="redis://:s3cret@db.example:6379/0", kafka_bootstr
         (OSError(errno.EADDRINUSE, "address already in use"), 2, ["in use", "--port"]),
         (FileNotFoundError(errno.ENOENT, "No such file", "x.csv"), 2, ["x.csv"]),
         (AuthenticationError("invalid password"), 2, ["refused the credentials", "SEGSTREAM_REDIS_URL"]),
+        (SaslAuthenticationFailed("bad password"), 2, ["Kafka at k1:9092 refused the credentials"]),
         (NamespaceRefused("unknown namespace 'x' (known: main (active))"), 3, ["known: main"]),
         (ServiceUnreachable("Kafka at k1:9092 did not answer"), 4, ["Kafka"]),
         (RedisConnectionError("Error 111"), 4, ["db.example", "SEGSTREAM_REDIS_URL"]),
