@@ -149,7 +149,18 @@ def test_worker_waits_for_redis_and_starts_once_it_answers(env: dict[str, str], 
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
         )
-        until(lambda: "segstream worker: " in out.read_text(), worker)  # its start banner
+        late_redis = redis.Redis(port=port)
+
+        def started() -> bool:  # the worker got through its start: it recorded its definitions there
+            try:
+                return bool(list(late_redis.scan_iter(match="*:definitions")))
+            except redis.ConnectionError:  # the late server is not listening yet
+                return False
+
+        try:
+            until(started, worker)
+        finally:
+            late_redis.close()
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0, out.read_text()
     finally:
