@@ -151,9 +151,9 @@ def test_worker_waits_for_redis_and_starts_once_it_answers(env: dict[str, str], 
         )
         late_redis = redis.Redis(port=port)
 
-        def started() -> bool:  # the worker got through its start: it recorded its definitions there
+        def started() -> bool:  # its poll loop runs: it reported into the namespace's metrics hash
             try:
-                return bool(list(late_redis.scan_iter(match="*:definitions")))
+                return bool(list(late_redis.scan_iter(match="*:metrics")))
             except redis.ConnectionError:  # the late server is not listening yet
                 return False
 
