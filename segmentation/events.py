@@ -220,10 +220,15 @@ def event_json_schema() -> dict[str, object]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "segstream event", **schema}
 
 
-def main() -> None:
-    """Print the schema: ``python -m segmentation.events > segmentation/event_schema.json``."""
-    print(json.dumps(event_json_schema(), indent=2, sort_keys=True))
+def schema_text() -> str:
+    """The content of segmentation/event_schema.json (pure: the test compares the shipped file with it)."""
+    return json.dumps(event_json_schema(), indent=2, sort_keys=True) + "\n"
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m segmentation.events [PATH]`: the one file segmentation/ writes
+    import sys
+    from pathlib import Path
+
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("event_schema.json")
+    target.write_text(schema_text(), encoding="utf-8")
+    print(f"wrote {target}")

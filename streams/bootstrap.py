@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -13,13 +14,14 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from segmentation import Definitions
 from streams import logs
-from streams.settings import Settings
+from streams.settings import Settings, without_password
 from streams.store.counters import Metrics
 from streams.store.keys import KeySpace
+from streams.store.reachable import wait_for, wait_for_redis
 from streams.store.redis_store import RedisStateStore
 from streams.store.replies import text
 from streams.worker.loop import Worker
@@ -127,9 +129,73 @@ async def ensure_topics(settings: Settings) -> None:
         if new:
             logs.topics_created(t.name for t in new)  # their first "not the leader yet" is no alarm
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker created it meanwhile
-                await admin.create_topics(new)
+                _refused(await admin.create_topics(new))
     finally:
         await admin.close()
+
+
+class TopicsRefused(Exception):
+    """The broker refused to create a topic as configured (exit code 2: a setting to fix)."""
+
+    exit_code = 2
+
+
+def _refused(response: Any) -> None:
+    """aiokafka returns per-topic errors instead of raising: a refused topic would be auto-created later
+    with the broker's defaults (partitions, replication) and the worker would run on it unawares."""
+    for topic, code, message in getattr(response, "topic_errors", []):
+        if code not in (0, TopicAlreadyExistsError.errno):
+            raise TopicsRefused(
+                f"the broker refused to create topic {topic!r}: {message or f'error {code}'}; check"
+                " SEGSTREAM_TOPIC_PARTITIONS / SEGSTREAM_TOPIC_REPLICATION or create it yourself"
+            )
+
+
+async def wait_for_services(
+    settings: Settings, note: Callable[[str], None], kafka: bool = True, redis: bool = True
+) -> None:
+    """Wait (up to SEGSTREAM_CONNECT_TIMEOUT_S in all) until Kafka and Redis answer, before anything is
+    created or written; ServiceUnreachable (exit code 4) when one does not."""
+    deadline = time.monotonic() + settings.connect_timeout_s
+    if kafka:
+        await wait_for(
+            "Kafka",
+            settings.kafka_bootstrap,
+            lambda: _kafka_answers(settings),
+            retry_on=(OSError,),
+            timeout_s=settings.connect_timeout_s,
+            note=note,
+            advice="start it (python -m streams.devstack up) or fix SEGSTREAM_KAFKA_BOOTSTRAP",
+        )
+    if redis:
+        await wait_for_redis(
+            lambda: redis_client(settings),
+            without_password(settings.redis_url),
+            timeout_s=max(0.0, deadline - time.monotonic()),
+            note=note,
+        )
+
+
+async def _kafka_answers(settings: Settings) -> None:
+    """One metadata round trip; aiokafka's own ERROR line per refused connection is muted meanwhile (we
+    say it once, in our words)."""
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security())
+    try:
+        await admin.start()
+        await admin.list_topics()
+    except KafkaConnectionError:
+        raise ConnectionError("no broker answered") from None
+    except KafkaError as exc:  # a broker still starting: wait; refused credentials: no
+        if isinstance(exc, KafkaTimeoutError) or exc.retriable:
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+        client_log.setLevel(level)
 
 
 def producer(settings: Settings) -> AIOKafkaProducer:

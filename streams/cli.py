@@ -10,21 +10,25 @@ import json
 import logging
 import signal
 import sys
+import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from streams import logs
 from streams.settings import Settings, without_password
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.bootstrap import worker_runtime
+    from streams.bootstrap import load_definitions, wait_for_services, worker_runtime
     from streams.store.tuning import memory_advice
 
     stop_timeout = settings.stop_timeout_s
+    load_definitions(settings)  # a broken file is reported before any wait (exit code 2)
 
     async def main() -> None:
+        await wait_for_services(settings, _note("worker"))
         async with worker_runtime(settings) as runtime:
             loop = asyncio.get_running_loop()
             run = asyncio.current_task()
@@ -76,22 +80,27 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 def _sample(settings: Settings, args: argparse.Namespace) -> int:
     from streams.sample import generator as sample
 
-    spec = sample.SampleSpec(
-        customers=args.customers,
-        days=args.days,
-        seed=args.seed,
-        malformed_share=args.malformed,
-        start=datetime.fromisoformat(args.start).replace(tzinfo=UTC)
-        if args.start
-        else sample.SampleSpec().start,
-    )
+    try:
+        spec = sample.SampleSpec(
+            customers=args.customers,
+            days=args.days,
+            seed=args.seed,
+            malformed_share=args.malformed,
+            start=datetime.fromisoformat(args.start).replace(tzinfo=UTC)
+            if args.start
+            else sample.SampleSpec().start,
+        )
+    except ValueError as exc:  # bad input: one line, exit 2 (streams/errors.py)
+        print(f"segstream sample: {exc}", file=sys.stderr)
+        return 2
     if args.output:
         count = sample.write_jsonl(spec, Path(args.output))
         print(f"wrote {count} events to {args.output}")
     else:
-        from streams.bootstrap import ensure_topics
+        from streams.bootstrap import ensure_topics, wait_for_services
         from streams.progress import Bar
 
+        asyncio.run(wait_for_services(settings, _note("sample"), redis=False))
         asyncio.run(ensure_topics(settings))
         topic = args.topic or settings.events_topic
         with Bar(f"sample -> {topic}", spec.days) as bar:
@@ -146,6 +155,12 @@ def _customer(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
+def _note(command: str) -> Callable[[str], None]:
+    """Where a command says it waits for a service: stdout, by its start line (stderr is for failures).
+    Not "segstream worker: ...": that prefix is the worker's started banner (tests/chaos counts it)."""
+    return lambda line: print(f"segstream {command} is {line}", flush=True)
+
+
 def _api(settings: Settings, args: argparse.Namespace) -> int:
     from streams.read import api
 
@@ -180,7 +195,6 @@ def _admin(settings: Settings, args: argparse.Namespace) -> int:
     """Operator subcommands (replay, namespaces, promote, drop, definitions, calibrate)."""
     from streams.admin import definitions_command, namespaces_command
     from streams.replay import command as replay_command
-    from streams.store.namespaces import NamespaceError
 
     handlers = {
         "replay": replay_command.run,
@@ -188,15 +202,19 @@ def _admin(settings: Settings, args: argparse.Namespace) -> int:
         "definitions": definitions_command.run_definitions,
         "calibrate": definitions_command.run_calibrate,
     }
-    try:
-        return asyncio.run(handlers[args.command](settings, args))
-    except NamespaceError as exc:
-        print(f"segstream {args.command}: {exc}", file=sys.stderr)
-        return 2
+    return asyncio.run(handlers[args.command](settings, args))
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (exit code 2), for every subcommand (subparsers share the class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="segstream", description="Streaming customer segmentation.")
+    parser = _Parser(prog="segstream", description="Streaming customer segmentation.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     parser.add_argument("--log-format", choices=("text", "json"), help="default SEGSTREAM_LOG_FORMAT (text)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="run the streaming updater (configured by SEGSTREAM_* variables)")
@@ -231,32 +249,24 @@ def main(argv: list[str] | None = None) -> int:
         "api": _api,
         "api-key": _api_key,
     }.get(args.command, _admin)
-    from pydantic import ValidationError
-
-    from segmentation import DefinitionsError
     from segmentation.safe_yaml import one_line
+    from streams.errors import UNEXPECTED, failure
 
+    settings = None
     try:
         settings = Settings()
         logs.configure(args.log_format or settings.log_format)
         with contextlib.suppress(KeyboardInterrupt):
             return handler(settings, args)
-    except (DefinitionsError, ValidationError) as exc:  # configuration: one clear line, no traceback
-        message = f"segstream {args.command}: configuration error: {_config_error(exc)}"
-        print(one_line(message), file=sys.stderr)
-        return 2
+    except Exception as exc:  # expected failures: one line, a documented exit code (streams/errors.py)
+        if args.debug:
+            raise
+        code, message = failure(exc, settings)
+        if code == UNEXPECTED:  # not an expected failure: the traceback is what a bug report needs
+            traceback.print_exc()
+        print(one_line(f"segstream {args.command}: {message}"), file=sys.stderr)
+        return code
     return 130
-
-
-def _config_error(exc: Exception) -> str:
-    """A settings error names the variable and the problem, never the (possibly secret) value given."""
-    from pydantic import ValidationError
-
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"SEGSTREAM_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-    return str(exc)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"  # rediss:// for TLS; user:password@ for AUTH
     redis_timeout_s: float = Field(10.0, gt=0)  # a reply slower than this counts as an outage: retry
+    connect_timeout_s: float = Field(30.0, ge=0)  # start-up: wait this long for Kafka / Redis, then exit 4
     redis_tls_ca_file: Path | None = (
         None  # rediss://: CA that signed the server's certificate (else system CAs)
     )

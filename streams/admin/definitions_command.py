@@ -32,6 +32,7 @@ def add_parsers(sub: Any) -> None:
     ap = dsub.add_parser("apply", help="re-segment every customer, write the new version, emit transitions")
     ap.add_argument("new")
     ap.add_argument("--namespace", help="default: SEGSTREAM_NAMESPACE or the active one")
+    ap.add_argument("--create", action="store_true", help="apply to a namespace that does not exist yet")
     ap.add_argument("--no-emit", action="store_true", help="do not publish the transitions")
     ap.add_argument("--topic", help="transitions topic (default SEGSTREAM_TRANSITIONS_TOPIC)")
     ap.add_argument(
@@ -49,10 +50,16 @@ def add_parsers(sub: Any) -> None:
     c.add_argument("--json", action="store_true", help="print the proposal and the diff as JSON")
 
 
-async def _namespace(settings: Settings, client: aioredis.Redis, explicit: str | None) -> str:
-    from streams.store.namespaces import active_namespace, check_name
+async def _namespace(settings: Settings, client: aioredis.Redis, args: argparse.Namespace) -> str:
+    """--namespace, SEGSTREAM_NAMESPACE or the active one; an unknown one (a typo?) is refused (exit code
+    3) unless `definitions apply --create`."""
+    from streams.store.namespaces import active_namespace, require_known
 
-    return check_name(explicit or settings.namespace or await active_namespace(client, settings.key_prefix))
+    name = args.namespace or settings.namespace or await active_namespace(client, settings.key_prefix)
+    if not getattr(args, "create", False):
+        hint = "; to create it, pass --create" if hasattr(args, "create") else ""
+        await require_known(client, settings.key_prefix, name, hint)
+    return name
 
 
 async def run_definitions(settings: Settings, args: argparse.Namespace) -> int:
@@ -69,7 +76,7 @@ async def run_definitions(settings: Settings, args: argparse.Namespace) -> int:
 
     client = redis_client(settings)
     try:
-        namespace = await _namespace(settings, client, args.namespace)
+        namespace = await _namespace(settings, client, args)
         keys = KeySpace(settings.key_prefix, namespace, settings.events_topic)
         if args.action == "diff":
             matrix = await change.diff(client, keys, settings.topic_partitions, new)
@@ -90,6 +97,7 @@ async def _apply(
 ) -> int:
     from streams.admin import definitions_change as change
     from streams.bootstrap import producer as make_producer
+    from streams.bootstrap import wait_for_services
     from streams.progress import Bar
     from streams.store.metrics_hash import FRESH_S, running_workers
     from streams.store.replies import texts
@@ -99,13 +107,15 @@ async def _apply(
     if running and not args.force:
         ages = ", ".join(f"{worker} ({age:.1f} s ago)" for worker, age in sorted(running.items()))
         print(
-            f"segstream definitions apply: workers are running on namespace {keys.namespace!r}: {ages}.\n"
-            "Stop them first (a stopped worker says so at once; a crashed one after "
-            f"{FRESH_S:.0f} s), or pass --force: they would be fenced out and pause their partitions.",
+            f"segstream definitions apply: workers are running on namespace {keys.namespace!r}: {ages};"
+            " stop them first (a stopped worker says so at once; a crashed one after "
+            f"{FRESH_S:.0f} s), or pass --force: they would be fenced out and pause their partitions",
             file=sys.stderr,
         )
-        return 2
+        return 3
     topic = args.topic or settings.transitions_topic
+    if not args.no_emit:  # Kafka down: one line and exit 4 before anything is written
+        await wait_for_services(settings, lambda line: print(f"segstream definitions is {line}"), redis=False)
     producer = None if args.no_emit else make_producer(settings)
     if producer is not None:
         await producer.start()
@@ -151,7 +161,7 @@ async def run_calibrate(settings: Settings, args: argparse.Namespace) -> int:
     current = load_definitions(settings)
     client = redis_client(settings)
     try:
-        namespace = await _namespace(settings, client, args.namespace)
+        namespace = await _namespace(settings, client, args)
         keys = KeySpace(settings.key_prefix, namespace, settings.events_topic)
         population = await calibrate.read_population(
             client, keys, settings.topic_partitions, current.minor_exponent

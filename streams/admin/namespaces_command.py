@@ -65,10 +65,11 @@ async def _promote(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _drop(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.store.namespaces import drop
+    from streams.store.namespaces import drop, require_known
 
     client = _client(settings)
     try:
+        await require_known(client, settings.key_prefix, args.name)
         removed = await drop(client, settings.key_prefix, args.name)
     finally:
         await client.aclose()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from streams.devstack.config import POM, StackConfig, kafka_version
-from streams.devstack.process import read_pid, spawn
+from streams.devstack.process import alive, read_pid, spawn
 
 LOG4J2 = """\
 status = error
@@ -165,13 +165,14 @@ def start(cfg: StackConfig) -> int:
 
 
 def wait_ready(cfg: StackConfig, pid: int, timeout: float = 90.0) -> None:
-    """Ready means the broker answers a metadata request, not merely that the port is open."""
+    """Ready means the broker answers a metadata request, not merely that the port is open. "Exited" is
+    judged on the spawned pid, not the pid file (see `streams.devstack.redis.wait_ready`)."""
     from kafka import KafkaAdminClient  # kafka-python: only needed once the stack is asked to start
 
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
-        if read_pid(cfg.kafka_dir / "kafka.pid") != pid:
+        if not alive(pid):
             raise StackError(
                 f"Kafka exited during start; see {cfg.kafka_dir / 'server.log'} and "
                 f"{cfg.kafka_dir / 'kafka.out'}:\n{_tail(cfg.kafka_dir / 'kafka.out')}"

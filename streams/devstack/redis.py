@@ -9,7 +9,7 @@ import time
 
 from streams.devstack.config import StackConfig
 from streams.devstack.kafka import StackError, port_open
-from streams.devstack.process import read_pid, spawn
+from streams.devstack.process import alive, read_pid, spawn
 from streams.store.tuning import LISTPACK_VALUE
 
 
@@ -26,6 +26,7 @@ def binary(cfg: StackConfig) -> str:
             "redis-server is not installed: install Debian's package (sudo apt-get install redis-server), "
             "or point the tests at a server with SEGSTREAM_REDIS_URL"
         )
+    print("redis-server not found: installing Debian's redis-server package with apt-get ...", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
         result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -73,11 +74,14 @@ def start(cfg: StackConfig) -> int:
 
 
 def wait_ready(cfg: StackConfig, pid: int, timeout: float = 30.0) -> None:
+    """Ready means PING answers. "Exited" is judged on the pid we spawned, not on the pid file: right after
+    the spawn, /proc/<pid>/cmdline may still be the forking Python's (exec not done yet), which `read_pid`
+    takes for a stranger's process, and a healthy start was reported as "exited during start"."""
     import redis as redis_client
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if read_pid(cfg.redis_dir / "redis.pid") != pid:
+        if not alive(pid):
             raise StackError(f"redis-server exited during start; see {cfg.redis_dir / 'redis.log'}")
         try:
             if redis_client.Redis.from_url(cfg.redis_url, socket_timeout=1).ping():

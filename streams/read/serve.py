@@ -3,23 +3,27 @@
 Why a separate step: a server that starts with a broken or unsafe configuration fails later, on a request, or
 worse serves personal data openly. So everything is checked before the port opens, and a failure is one line
 on stderr with exit code 2: no API key configured (and no `--no-auth`), `--no-auth` on an address other than
-loopback, a half-given TLS pair or unreadable certificate, broken definitions or settings.
+loopback, a half-given TLS pair or unreadable certificate, broken definitions or settings. Then it waits
+for Redis (up to SEGSTREAM_CONNECT_TIMEOUT_S, saying so on stdout) and gives up with one line, exit code 4.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import ssl
 import sys
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from segmentation import Definitions, DefinitionsError
 from segmentation.safe_yaml import one_line
 from streams.read.auth import Authenticator, KeyConfigError, parse_keys
-from streams.settings import Settings
+from streams.settings import Settings, without_password
+from streams.store.reachable import ServiceUnreachable, wait_for_redis
 
 
 class ServeError(ValueError):
@@ -79,7 +83,7 @@ class ServeConfig:
 
 
 def checked_config(argv: list[str] | None = None) -> ServeConfig | int:
-    """The checked configuration, or the exit code (2) after one line on stderr."""
+    """The checked configuration, or the exit code (2, or 4: Redis unreachable) after one line on stderr."""
     parser = argparse.ArgumentParser(prog="segstream api", description="Serve the HTTP read API.")
     parser.add_argument("--host", default=None, help="default: SEGSTREAM_API_HOST or 127.0.0.1")
     parser.add_argument("--port", type=int, default=None, help="default: SEGSTREAM_API_PORT or 8080")
@@ -90,7 +94,7 @@ def checked_config(argv: list[str] | None = None) -> ServeConfig | int:
     try:
         settings = Settings()
         host = args.host or settings.api_host
-        return ServeConfig(
+        config = ServeConfig(
             settings=settings,
             host=host,
             port=args.port if args.port is not None else settings.api_port,
@@ -105,6 +109,31 @@ def checked_config(argv: list[str] | None = None) -> ServeConfig | int:
     except ValidationError as exc:
         fields = ", ".join("SEGSTREAM_" + "_".join(map(str, e["loc"])).upper() for e in exc.errors())
         print(one_line(f"segstream api: configuration error: invalid {fields}"), file=sys.stderr)
+        return 2
     except (ServeError, KeyConfigError, DefinitionsError) as exc:
         print(one_line(f"segstream api: configuration error: {exc}"), file=sys.stderr)
-    return 2
+        return 2
+    try:
+        asyncio.run(_wait_for_redis(settings))
+    except ServiceUnreachable as exc:
+        print(one_line(f"segstream api: {exc}"), file=sys.stderr)
+        return exc.exit_code
+    return config
+
+
+async def _wait_for_redis(settings: Settings) -> None:
+    """Started a little before Redis (a reboot, a deploy), the API waits for it rather than serve 503s."""
+
+    def client() -> aioredis.Redis:
+        timeout = settings.redis_timeout_s
+        tls = settings.redis_tls()
+        return aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, **tls
+        )
+
+    await wait_for_redis(
+        client,
+        without_password(settings.redis_url),
+        timeout_s=settings.connect_timeout_s,
+        note=lambda line: print(f"segstream api is {line}", flush=True),
+    )

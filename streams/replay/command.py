@@ -71,7 +71,7 @@ def add_parser(sub: Any) -> None:
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     from segmentation import Definitions
-    from streams.bootstrap import load_definitions, redis_client
+    from streams.bootstrap import load_definitions, redis_client, wait_for_services
     from streams.replay.rebuild import (
         DEFAULT_BATCH,
         ReplayError,
@@ -86,6 +86,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"segstream replay: {until}", file=sys.stderr)
         return 2
     definitions = Definitions.from_yaml(args.definitions) if args.definitions else load_definitions(settings)
+    if args.source.startswith("kafka:") or args.emit:  # Kafka down: one line, exit 4, before any write
+        await wait_for_services(settings, lambda line: print(f"segstream replay is {line}"), redis=False)
     out_dir = Path(args.output_dir)
     stem = out_dir / f"replay-{args.namespace}"
     source: Source
@@ -95,10 +97,15 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.source.startswith("kafka:"):
         from streams.replay.sources import KafkaSource
 
-        since = datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None
+        try:
+            since = datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None
+        except ValueError:
+            print(f"segstream replay: --since {args.since!r} is not an ISO time", file=sys.stderr)
+            return 2
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
         source = KafkaSource(args.source[len("kafka:") :], since, settings)
+        await source.check()  # a missing topic is refused before the namespace is touched
     else:
         path = Path(args.source)
         if not path.is_file():
@@ -124,10 +131,11 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                     delimiter=args.delimiter,
                     decimal_comma=args.decimal_comma,
                 )
+                csv_source = CsvOrders(path, options, Path(f"{stem}.rejects.csv"))
+                csv_source.check_header()  # before anything is written: a retry must not be refused
             except CsvMappingError as exc:
                 print(f"segstream replay: {exc}", file=sys.stderr)
                 return 2
-            csv_source = CsvOrders(path, options, Path(f"{stem}.rejects.csv"))
             source = CsvSource(csv_source, settings.topic_partitions)
         else:
             from streams.replay.sources import FileSource

@@ -39,7 +39,9 @@ CHANNELS: Final = ("web", "store", "app", "phone")
 
 
 class CsvMappingError(ValueError):
-    """The column mapping or the options are unusable (nothing was read)."""
+    """The column mapping or the options are unusable (nothing was read): exit code 2, bad input."""
+
+    exit_code = 2
 
 
 class RowError(ValueError):
@@ -189,6 +191,21 @@ class CsvOrders:
         self.size = path.stat().st_size
         self.position = 0  # bytes read so far (for the progress bar)
 
+    def check_header(self) -> None:
+        """Raise CsvMappingError now if a mapped column is not in the header (or the file cannot be read
+        as text): called before the target namespace or the rejects file is touched, so a retry works."""
+        try:
+            with self.path.open(newline="", encoding=self.options.encoding) as handle:
+                header = next(csv.reader(handle, delimiter=self.options.delimiter), [])
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise CsvMappingError(f"cannot read {self.path} as CSV: {exc}") from None
+        self._check(header)
+
+    def _check(self, header: list[str]) -> None:
+        absent = [c for c in self.options.columns.values() if c not in header]
+        if absent:
+            raise CsvMappingError(f"columns not in the header of {self.path}: {absent} (header: {header})")
+
     def keyed(self) -> Iterator[tuple[int, str | None, bytes]]:
         with (
             self.path.open(newline="", encoding=self.options.encoding) as handle,
@@ -199,9 +216,7 @@ class CsvOrders:
     def _rows(self, handle: IO[str], rejects_file: IO[str]) -> Iterator[tuple[int, str | None, bytes]]:
         reader = csv.DictReader(handle, delimiter=self.options.delimiter)
         header = list(reader.fieldnames or [])
-        absent = [c for c in self.options.columns.values() if c not in header]
-        if absent:
-            raise CsvMappingError(f"columns not in the header of {self.path}: {absent} (header: {header})")
+        self._check(header)
         writer = csv.writer(rejects_file)
         writer.writerow(["line", "reason", *header])
         line = reader.line_num + 1

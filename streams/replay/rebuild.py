@@ -34,7 +34,7 @@ from streams.replay.output import ReplayError as ReplayError  # raised by replay
 from streams.replay.sources import Chunk, Progress
 from streams.settings import Settings
 from streams.store.keys import KeySpace
-from streams.store.namespaces import NamespaceError, check_name, drop, is_empty
+from streams.store.namespaces import NamespaceRefused, check_name, drop, is_empty
 from streams.store.redis_store import RedisStateStore
 from streams.store.writes import from_us, to_us
 from streams.worker.batch import BatchResult, Record
@@ -139,7 +139,7 @@ async def prepare_namespace(client: aioredis.Redis, prefix: str, namespace: str,
     if await is_empty(client, prefix, namespace):
         return
     if not force:
-        raise NamespaceError(f"namespace {namespace!r} is not empty: choose another name or pass --force")
+        raise NamespaceRefused(f"namespace {namespace!r} is not empty: choose another name or pass --force")
     await drop(client, prefix, namespace)
 
 

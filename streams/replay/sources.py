@@ -122,6 +122,12 @@ def assign(
         yield out
 
 
+class SourceError(ValueError):
+    """The source cannot be replayed as named (exit code 2: bad input)."""
+
+    exit_code = 2
+
+
 class KafkaSource:
     """A topic from the beginning or from the first offset at or after a timestamp, up to the end offsets
     seen at start (a replay ends; what arrives later is the live worker's job)."""
@@ -137,6 +143,14 @@ class KafkaSource:
         """`topic`: the events topic the records are attributed to (the namespace's, as for a file)."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        found = await self._partitions()
+        beyond = [p for p in found if p >= self.settings.topic_partitions]
+        if owned is not None and beyond:  # unsplit, the replay itself refuses a partition it does not own
+            raise SourceError(
+                f"topic {self.topic!r} has partitions {beyond} beyond"
+                f" SEGSTREAM_TOPIC_PARTITIONS={self.settings.topic_partitions}"
+            )
+        self.partitions = [p for p in found if owned is None or p in owned]
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap,
             group_id=None,
@@ -146,14 +160,6 @@ class KafkaSource:
             fetch_max_bytes=32 << 20,
             **self.settings.kafka_security(),
         )
-        found = await self._partitions()
-        beyond = [p for p in found if p >= self.settings.topic_partitions]
-        if owned is not None and beyond:  # unsplit, the replay itself refuses a partition it does not own
-            raise ValueError(
-                f"topic {self.topic!r} has partitions {beyond} beyond"
-                f" SEGSTREAM_TOPIC_PARTITIONS={self.settings.topic_partitions}"
-            )
-        self.partitions = [p for p in found if owned is None or p in owned]
         await consumer.start()
         try:
             tps = [TopicPartition(self.topic, p) for p in self.partitions]
@@ -184,6 +190,10 @@ class KafkaSource:
         finally:
             await consumer.stop()
 
+    async def check(self) -> None:
+        """SourceError now if the topic does not exist: before the target namespace is touched."""
+        await self._partitions()
+
     async def _partitions(self) -> list[int]:
         from aiokafka.admin import AIOKafkaAdminClient
 
@@ -192,12 +202,14 @@ class KafkaSource:
         )
         await admin.start()
         try:
+            if self.topic not in await admin.list_topics():  # describing a missing topic may create it
+                raise SourceError(f"topic {self.topic!r} not found: check the name (kafka:TOPIC)")
             described = await admin.describe_topics([self.topic])
         finally:
             await admin.close()
         found = [p["partition"] for t in described if t.get("topic") == self.topic for p in t["partitions"]]
         if not found:
-            raise ValueError(f"topic {self.topic!r} not found or without partitions")
+            raise SourceError(f"topic {self.topic!r} not found or without partitions: check the name")
         return sorted(found)
 
 

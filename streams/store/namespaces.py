@@ -24,7 +24,15 @@ _BATCH = 500
 
 
 class NamespaceError(Exception):
-    """A namespace operation was refused (bad name, active namespace, missing or non-empty namespace)."""
+    """A namespace name is unusable (exit code 2: bad input)."""
+
+    exit_code = 2
+
+
+class NamespaceRefused(NamespaceError):
+    """A guard refused the operation (unknown, active, empty or non-empty namespace): exit code 3."""
+
+    exit_code = 3
 
 
 def pointer_key(prefix: str) -> str:
@@ -123,11 +131,29 @@ async def list_namespaces(
     ]
 
 
+async def require_known(client: aioredis.Redis, prefix: str, name: str, create_hint: str = "") -> None:
+    """Refuse (NamespaceRefused, exit code 3) a namespace that is neither active nor holding keys: most
+    likely a typo, which would otherwise "drop 0 keys" or quietly create a namespace nobody reads."""
+    check_name(name)
+    if name == await active_namespace(client, prefix) or not await is_empty(client, prefix, name):
+        return
+    raise NamespaceRefused(f"unknown namespace {name!r} (known: {await _known(client, prefix)}){create_hint}")
+
+
+async def _known(client: aioredis.Redis, prefix: str) -> str:
+    """The namespaces for an error message: `main (active), spring`."""
+    infos = await list_namespaces(client, prefix, with_memory=False)
+    return ", ".join(info.name + (" (active)" if info.active else "") for info in infos)
+
+
 async def promote(client: aioredis.Redis, prefix: str, name: str, require_keys: bool = True) -> str | None:
     """Make `name` the active namespace (one SET: atomic for readers); returns the previous one."""
     check_name(name)
     if require_keys and await is_empty(client, prefix, name):
-        raise NamespaceError(f"namespace {name!r} has no keys: nothing to promote (use --allow-empty)")
+        raise NamespaceRefused(
+            f"namespace {name!r} has no keys: nothing to promote (known: {await _known(client, prefix)});"
+            " to promote it anyway, pass --allow-empty"
+        )
     previous = await client.set(pointer_key(prefix), name, get=True)
     return None if previous is None else _text(previous)  # type: ignore[arg-type]
 
@@ -136,7 +162,7 @@ async def drop(client: aioredis.Redis, prefix: str, name: str) -> int:
     """Delete every key of an inactive namespace (SCAN + UNLINK in batches); returns the keys removed."""
     check_name(name)
     if name == await active_namespace(client, prefix):
-        raise NamespaceError(f"namespace {name!r} is the active one: promote another before dropping it")
+        raise NamespaceRefused(f"namespace {name!r} is the active one: promote another before dropping it")
     removed = 0
     batch: list[str] = []
 

@@ -71,8 +71,9 @@ def test_apply_refuses_while_a_worker_runs_and_proceeds_once_it_stopped(
         time.sleep(2.5)
         assert reported_at() >= idle_since + 1.5, "an idle worker keeps reporting (heartbeat)"
         capsys.readouterr()
-        assert cli.main(apply) == 2
-        assert "workers are running on namespace 'live'" in capsys.readouterr().err
+        assert cli.main(apply) == 3  # refused by a guard
+        err = capsys.readouterr().err
+        assert "workers are running on namespace 'live'" in err and len(err.splitlines()) == 1
         assert versions() == {Definitions.default().version}, "a refused apply writes nothing"
 
         worker.send_signal(signal.SIGTERM)

@@ -30,8 +30,21 @@ ALLOWED: dict[str, frozenset[str]] = {
     "progress": frozenset(),
     "bootstrap": frozenset({"store", "worker", "settings", "logs"}),
     "demo": frozenset({"bootstrap", "devstack", "sample", "settings", "store"}),
+    "errors": frozenset({"settings", "store"}),
     "cli": frozenset(
-        {"admin", "bootstrap", "logs", "progress", "read", "replay", "sample", "settings", "store", "worker"}
+        {
+            "admin",
+            "bootstrap",
+            "errors",
+            "logs",
+            "progress",
+            "read",
+            "replay",
+            "sample",
+            "settings",
+            "store",
+            "worker",
+        }
     ),
 }
 """Folder (or top-level module) of `streams/` -> what else in `streams/` it may import."""
