@@ -34,6 +34,19 @@ class StackError(RuntimeError):
     """The local stack cannot start; the message says what to install or free."""
 
 
+SINGLE_NODE = (
+    "num.partitions=4",
+    "offsets.topic.replication.factor=1",
+    "offsets.topic.num.partitions=4",
+    "transaction.state.log.replication.factor=1",
+    "transaction.state.log.min.isr=1",
+    "share.coordinator.state.topic.replication.factor=1",
+    "share.coordinator.state.topic.min.isr=1",
+    "group.initial.rebalance.delay.ms=0",
+)
+"""Broker settings of a one-node cluster (internal topics with one replica); the secure broker shares them."""
+
+
 def new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
     """A KRaft cluster id that never starts with "-", which kafka-storage would parse as an option.
 
@@ -94,14 +107,7 @@ def properties(cfg: StackConfig) -> str:
             "inter.broker.listener.name=PLAINTEXT",
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             f"log.dirs={data}",
-            "num.partitions=4",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
+            *SINGLE_NODE,
             "auto.create.topics.enable=true",
             "log.retention.hours=168",
             "",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from streams.devstack.certs import Certs, make_certs
 from streams.devstack.config import StackConfig
-from streams.devstack.kafka import LOG4J2, new_cluster_id, port_open, resolve_jars
+from streams.devstack.kafka import LOG4J2, SINGLE_NODE, new_cluster_id, port_open, resolve_jars
 
 MECHANISM = "SCRAM-SHA-512"
 
@@ -69,14 +69,7 @@ def properties(directory: Path, port: int, controller_port: int, keystore: Path,
             "ssl.truststore.type=PEM",
             f"ssl.truststore.location={directory / 'tls' / 'ca.pem'}",
             f"log.dirs={directory / 'data'}",
-            "num.partitions=4",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
+            *SINGLE_NODE,
             "auto.create.topics.enable=false",
             # Kafka ACLs: a client may do only what `grant` allowed. The controller listener is PLAINTEXT on
             # loopback: its (anonymous) principal is the broker itself talking to its quorum.
