@@ -118,6 +118,8 @@ def _sample(settings: Settings, args: argparse.Namespace) -> int:
 
 def _customer(settings: Settings, args: argparse.Namespace) -> int:
     """A readable card by default (streams/read/card.py); `--json` the raw hash as before, for scripts."""
+    if settings.namespace:  # named by SEGSTREAM_NAMESPACE: a typo is refused (exit 3), not "not found"
+        asyncio.run(_require_namespace(settings))
     if not args.json:
         from streams.read.card import customer_card
         from streams.read.reader import BadRequest
@@ -153,6 +155,17 @@ def _customer(settings: Settings, args: argparse.Namespace) -> int:
             return 0
     print(f"customer {args.customer_id!r} not found", file=sys.stderr)
     return 1
+
+
+async def _require_namespace(settings: Settings) -> None:
+    from streams.bootstrap import redis_client
+    from streams.store.namespaces import require_known
+
+    client = redis_client(settings)
+    try:
+        await require_known(client, settings.key_prefix, settings.namespace or "")
+    finally:
+        await client.aclose()
 
 
 def _note(command: str) -> Callable[[str], None]:

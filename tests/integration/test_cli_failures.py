@@ -320,6 +320,16 @@ def test_commands_naming_an_unknown_namespace_are_refused(
     assert client.get(f"{env['SEGSTREAM_KEY_PREFIX']}:namespace:active") is None
 
 
+def test_customer_in_an_unknown_pinned_namespace_is_refused(env: dict[str, str], client: redis.Redis) -> None:
+    """SEGSTREAM_NAMESPACE with a typo: refused with the known ones, not "customer not found"."""
+    with_namespace(client, env, "spring")
+    for extra in ([], ["--json"]):
+        result = segstream(["customer", "c1", *extra], env, SEGSTREAM_NAMESPACE="sprnig")
+        failed(result, 3, "unknown namespace 'sprnig'", "spring")
+    found = segstream(["customer", "c1"], env, SEGSTREAM_NAMESPACE="spring")
+    assert found.returncode == 1 and "not found" in found.stderr, found.stderr  # known, no such customer
+
+
 def test_apply_creates_an_unknown_namespace_only_when_told(env: dict[str, str], client: redis.Redis) -> None:
     apply = ["definitions", "apply", "segmentation/definitions.yaml", "--no-emit", "--namespace", "fresh"]
     failed(segstream(apply, env), 3, "--create")

@@ -615,6 +615,22 @@ def test_shipped_schema_file_is_up_to_date() -> None:
     )
 
 
+def test_python_m_segmentation_events_regenerates_the_schema_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the README says it does (run in-process so that coverage sees the `__main__` block)."""
+    import runpy
+    import warnings
+
+    target = tmp_path / "schema.json"
+    monkeypatch.setattr(sys, "argv", ["segmentation.events", str(target)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # runpy: the module is already imported
+        runpy.run_module("segmentation.events", run_name="__main__")
+    assert target.read_text(encoding="utf-8") == SCHEMA_FILE.read_text(encoding="utf-8")
+    assert capsys.readouterr().out == f"wrote {target}\n"
+
+
 def test_schema_describes_the_wire_format() -> None:
     schema = event_json_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
