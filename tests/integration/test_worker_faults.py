@@ -180,6 +180,10 @@ def test_sigterm_stops_a_worker_stuck_on_a_hung_redis_within_the_stop_timeout(
             assert time.monotonic() < deadline, "the worker made no progress"
             time.sleep(0.05)
         os.kill(server.pid, signal.SIGSTOP)  # hung: every Redis call times out and is retried
+        # More events while Redis hangs: the worker may have applied the whole first feed already (a busy
+        # machine is enough), and the stop must face a batch in hand that cannot be committed.
+        more = sample.SampleSpec(customers=50, days=30, seed=4)
+        asyncio.run(sample.produce(more, settings.kafka_bootstrap, settings.events_topic))
         time.sleep(1.0)
         worker.send_signal(signal.SIGTERM)
         started = time.monotonic()
