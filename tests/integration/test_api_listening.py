@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable
 
+from tests.integration.cli_process import cli_process
 from tests.integration.worker_harness import make_settings
 from tests.services import Services
 
@@ -28,20 +25,7 @@ def test_api_logs_listening_on_its_address_in_json(
     settings = make_settings(services, topic_name, redis_prefix)
     port = free_port()
     argv = ["--log-format", "json", "api", "--no-auth", "--port", str(port)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", *argv],
-        env=settings.as_environment(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    stderr = proc.stderr
-    assert stderr is not None
-    reader = threading.Thread(target=lambda: lines.extend(iter(stderr.readline, "")), daemon=True)
-    reader.start()
-    try:
+    with cli_process(settings, argv) as (proc, lines):
         deadline = time.monotonic() + 30
         while not any("listening on" in line for line in lines):
             assert proc.poll() is None and time.monotonic() < deadline, lines
@@ -51,7 +35,3 @@ def test_api_logs_listening_on_its_address_in_json(
         assert record["level"] == "INFO" and record["logger"] == "segstream.api"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
             assert answer.status == 200  # the address in the line is the one serving
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(20)
-        reader.join(5)

@@ -7,16 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 
 from streams.bootstrap import ensure_topics
 from streams.sample import generator as sample
 from streams.settings import Settings
+from tests.integration.cli_process import cli_process
 from tests.integration.worker_harness import make_settings
 from tests.services import Services
 
@@ -27,29 +24,13 @@ def run_worker_until(
     settings: Settings, argv: list[str], wanted: Callable[[list[str]], bool], timeout: float = 60.0
 ) -> tuple[list[str], int]:
     """`segstream [argv] worker` as a process; its stderr lines until `wanted(lines)`, then SIGINT."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", *argv, "worker"],
-        env=settings.as_environment(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    stderr = proc.stderr
-    assert stderr is not None
-    reader = threading.Thread(target=lambda: lines.extend(iter(stderr.readline, "")), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + timeout
-    try:
+    with cli_process(settings, [*argv, "worker"]) as (proc, lines):
+        deadline = time.monotonic() + timeout
         while not wanted([line.rstrip("\n") for line in lines]):
             assert proc.poll() is None, f"worker exited early: {''.join(lines)}"
             assert time.monotonic() < deadline, f"not seen within {timeout} s: {''.join(lines)}"
             time.sleep(0.1)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(30)
-        reader.join(10)
+    code = proc.returncode
     return [line.rstrip("\n") for line in lines], code
 
 
