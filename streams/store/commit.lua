@@ -2,7 +2,8 @@
 -- Atomic, fenced commit of one partition's batch (all keys share the partition's hash tag).
 -- KEYS[1] partition meta hash, KEYS[2] due sorted set, KEYS[3..] customer hashes in write order, then the
 -- keys the index ops name (membership sets, KPI and flow hashes, history lists).
--- ARGV[1] '<fence token>:<commit sequence>', ARGV[2] offset or '', ARGV[3] watermark µs or '', ARGV[4] number of
+-- ARGV[1] '<fence token>:<commit sequence>[:<owner id>]' (the owner id tells two claims of one fence number
+-- apart: after Redis lost a claim, the next one gets the same number), ARGV[2] offset or '', ARGV[3] watermark µs or '', ARGV[4] number of
 -- customer writes, then per customer:
 --   customer_id, kind ('S' set / 'D' delete), due µs or '', n_set, n_removed, set pairs..., removed names...
 -- or, packed (the usual case), ARGV[4] '<number of writes>:<number of parts>' and ARGV[5] all those customer
@@ -22,11 +23,15 @@
 -- script ran; if it did, the retry finds its sequence already applied and returns 'DUP' without writing
 -- (index counters and history would otherwise count twice).
 local meta, due = KEYS[1], KEYS[2]
-local token, seq_arg = string.match(ARGV[1], '^(%d+):(%d+)$')
+local token, seq_arg, owner = string.match(ARGV[1], '^(%d+):(%d+):?([%w]*)$')
 if not token then
-  return redis.error_reply('BADARGS fence:sequence expected, got ' .. tostring(ARGV[1]))
+  return redis.error_reply('BADARGS fence:sequence[:owner] expected, got ' .. tostring(ARGV[1]))
 end
-local fence = redis.call('HGET', meta, 'fence')
+local fence, stored_owner = unpack(redis.call('HMGET', meta, 'fence', 'owner'))
+if fence == token and owner ~= '' and stored_owner and stored_owner ~= owner then
+  -- the same fence number, claimed again by someone else after Redis lost our claim: theirs now
+  return redis.error_reply('FENCED partition fence ' .. fence .. ' was claimed again by another owner')
+end
 if fence ~= token then
   -- a stored fence below ours (or none) means Redis lost writes (restore, failover to a lagging replica):
   -- nobody else claimed the partition; the caller claims it again and resumes from what is stored

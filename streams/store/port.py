@@ -6,6 +6,7 @@ The Redis adapter (`streams.store.redis_store`) and this in-memory one pass the 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -44,6 +45,7 @@ class Claim:
     fence: int
     offset: int | None  # last applied offset, None when nothing was ever applied
     watermark_us: int | None  # max event time applied (epoch µs), drives replay-mode time
+    owner: str = ""  # random id of this claim: tells it from a later claim that got the same fence number
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,14 @@ class IndexSnapshot:
     trimmed: set[str] = field(default_factory=set)
 
 
-def check_standing(claim: Claim, fence: int | None, seq: int, next_seq: int) -> None:
+def new_owner() -> str:
+    """A claim's random id (hex: the commit script's token pattern)."""
+    return secrets.token_hex(8)
+
+
+def check_standing(
+    claim: Claim, fence: int | None, seq: int, next_seq: int, owner: str | None = None
+) -> None:
     """Raise unless the partition is still exactly as our last commit left it: our fence, and our last commit
     the last one stored (`next_seq` - 1, or `next_seq` when a commit of ours is in flight and just landed)."""
     p = claim.partition
@@ -96,6 +105,8 @@ def check_standing(claim: Claim, fence: int | None, seq: int, next_seq: int) -> 
         raise Rewound(f"partition {p}: fence {fence} is below our claim {claim.fence}")
     if fence != claim.fence:
         raise Fenced(f"partition {p} is owned by fence {fence}, not {claim.fence}")
+    if claim.owner and owner is not None and owner != claim.owner:  # Redis lost our claim, another took it
+        raise Fenced(f"partition {p}: fence {fence} was claimed again by another owner")
     if seq < next_seq - 1:
         raise Rewound(f"partition {p}: stored commit {seq} is before our last one ({next_seq - 1})")
     if seq > next_seq:  # only our claim commits under our fence: someone reused the number after a rewind
@@ -129,6 +140,7 @@ class StateStore(Protocol):
 @dataclass
 class _Partition:
     fence: int = 0
+    owner: str = ""  # the id of the claim that holds `fence`
     seq: int = 0  # commits applied (the Redis script's `seq`): one behind ours means Redis lost some
     offset: int | None = None
     watermark_us: int | None = None
@@ -151,8 +163,9 @@ class InMemoryStateStore:
     async def claim(self, partition: int) -> Claim:
         p = self._p(partition)
         p.fence += 1
+        p.owner = new_owner()
         self._next_seq[partition] = p.seq + 1
-        return Claim(partition, p.fence, p.offset, p.watermark_us)
+        return Claim(partition, p.fence, p.offset, p.watermark_us, p.owner)
 
     async def load(
         self, partition: int, customer_ids: Sequence[str], claim: Claim | None = None
@@ -160,7 +173,7 @@ class InMemoryStateStore:
         p = self._p(partition)
         if claim is not None:
             fence = p.fence or None  # 0: never claimed (or Redis lost the claim)
-            check_standing(claim, fence, p.seq, self._next_seq.get(partition, 1))
+            check_standing(claim, fence, p.seq, self._next_seq.get(partition, 1), p.owner)
         customers = p.customers
         return {cid: dict(customers[cid]) for cid in customer_ids if cid in customers}
 
@@ -170,7 +183,7 @@ class InMemoryStateStore:
         p = self._p(claim.partition)
         if p.fence < claim.fence:
             raise Rewound(f"partition {claim.partition}: fence {p.fence} is below our claim {claim.fence}")
-        if p.fence != claim.fence:
+        if p.fence != claim.fence or (claim.owner and p.owner != claim.owner):
             raise Fenced(f"partition {claim.partition} is owned by fence {p.fence}, not {claim.fence}")
         seq = self._next_seq.get(claim.partition, 1)
         if seq > p.seq + 1:

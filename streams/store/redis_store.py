@@ -22,6 +22,7 @@ from streams.store.port import (
     StaleOffset,
     WriteBatch,
     check_standing,
+    new_owner,
 )
 
 _CHUNK = 1000  # members per SADD/SREM op: far below Lua's unpack limit
@@ -46,12 +47,14 @@ class RedisStateStore:
     async def claim(self, partition: int) -> Claim:
         """Take the partition: a new fence token makes every earlier owner's commits fail."""
         meta = self._keys.partition_meta(partition)
+        owner = new_owner()
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.hincrby(meta, "fence", 1)
+            pipe.hset(meta, "owner", owner)
             pipe.hmget(meta, ["offset", "watermark", "seq"])
-            fence, (offset, watermark, seq) = await pipe.execute()
+            fence, _, (offset, watermark, seq) = await pipe.execute()
         self._next_seq[partition] = (_int(seq) or 0) + 1
-        return Claim(partition, int(fence), _int(offset), _int(watermark))
+        return Claim(partition, int(fence), _int(offset), _int(watermark), owner)
 
     async def load(
         self, partition: int, customer_ids: Sequence[str], claim: Claim | None = None
@@ -60,13 +63,14 @@ class RedisStateStore:
             return {}
         async with self._r.pipeline(transaction=False) as pipe:
             if claim is not None:
-                pipe.hmget(self._keys.partition_meta(partition), ["fence", "seq"])
+                pipe.hmget(self._keys.partition_meta(partition), ["fence", "seq", "owner"])
             for cid in customer_ids:
                 pipe.hgetall(self._keys.customer(partition, cid))
             rows = await pipe.execute()
         if claim is not None:
-            fence, seq = rows.pop(0)
-            check_standing(claim, _int(fence), _int(seq) or 0, self._next_seq.get(partition, 1))
+            fence, seq, owner = rows.pop(0)
+            stored_owner = None if owner is None else _text(owner)
+            check_standing(claim, _int(fence), _int(seq) or 0, self._next_seq.get(partition, 1), stored_owner)
         return {cid: _decode(row) for cid, row in zip(customer_ids, rows, strict=True) if row}
 
     async def commit(
@@ -78,7 +82,7 @@ class RedisStateStore:
         parts = _write_parts(writes)
         block = SEP.join(parts)
         args: list[str | int | bytes] = [
-            f"{claim.fence}:{seq}",
+            f"{claim.fence}:{seq}:{claim.owner}" if claim.owner else f"{claim.fence}:{seq}",
             "" if offset is None else offset,
             "" if watermark_us is None else watermark_us,
         ]

@@ -211,7 +211,7 @@ async def run_scenario(scenario: Scenario, stack: PrivateStack, workdir: Path) -
         ctx.event("workers stopped")
         ref_ids, rejects = await asyncio.to_thread(_reference, settings, log, env, rundir)
         row.transitions = len(ref_ids)
-        skip_meta = ("fence", "seq", "offset") if hostile else ("fence", "seq")
+        skip_meta = ("fence", "seq", "owner", "offset") if hostile else ("fence", "seq", "owner")
         reference = namespace_state(
             settings.model_copy(update={"namespace": REFERENCE_NS}), REFERENCE_NS, skip_meta
         )
