@@ -260,6 +260,8 @@ async def replay(
 
         await record_definitions(client, keys, definitions.version)  # what workers check
         await worker.retire()  # the replay is no running worker for `definitions apply`
+        for held in list(worker.owned.values()):  # no random claim id left: two replays are byte-identical
+            await worker.store.release(held.claim)
         bar.update(events, final=True)
     finally:
         if gc_was_enabled:

@@ -132,6 +132,10 @@ class StateStore(Protocol):
 
     async def read_meta(self, partition: int) -> tuple[int | None, int | None]: ...
 
+    async def release(self, claim: Claim) -> None:
+        """Drop the claim's owner id when done (after a replay: the namespace is a function of the log)."""
+        ...
+
     async def publish_metrics(self, fields: Mapping[str, str | int | float]) -> None:
         """Outside the commit: the worker's counters for a read side in another process (one HSET)."""
         ...
@@ -215,6 +219,11 @@ class InMemoryStateStore:
         due = self._p(partition).due
         ready = sorted((us, cid) for cid, us in due.items() if us <= until_us)
         return [cid for _, cid in ready[:limit]]
+
+    async def release(self, claim: Claim) -> None:
+        p = self._p(claim.partition)
+        if p.owner == claim.owner:
+            p.owner = ""
 
     async def read_meta(self, partition: int) -> tuple[int | None, int | None]:
         p = self._p(partition)

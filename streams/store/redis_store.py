@@ -25,6 +25,10 @@ from streams.store.port import (
     new_owner,
 )
 
+_RELEASE = """if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
+  return redis.call('HDEL', KEYS[1], 'owner')
+end
+return 0"""
 _CHUNK = 1000  # members per SADD/SREM op: far below Lua's unpack limit
 SEP = "\x00"  # joins the batch's customer writes, or an op's args, into one script argument
 BSEP = SEP.encode()
@@ -160,6 +164,10 @@ class RedisStateStore:
     async def due(self, partition: int, until_us: int, limit: int) -> list[str]:
         members = await self._r.zrangebyscore(self._keys.due(partition), "-inf", until_us, start=0, num=limit)
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
+    async def release(self, claim: Claim) -> None:
+        """Forget our claim's owner id if it is still ours (fence and number stay: they only ever grow)."""
+        await self._r.eval(_RELEASE, 1, self._keys.partition_meta(claim.partition), claim.owner)
 
     async def read_meta(self, partition: int) -> tuple[int | None, int | None]:
         offset, watermark = await self._r.hmget(self._keys.partition_meta(partition), ["offset", "watermark"])
