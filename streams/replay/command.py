@@ -58,13 +58,33 @@ def add_parser(sub: Any) -> None:
     g.add_argument(
         "--map",
         dest="columns",
-        help="field=column,...: customer_id, occurred_at, amount"
-        " (required), order_id, channel, currency, quantity",
+        help="field=column,...: customer_id, occurred_at (required), amount, total or price (one at"
+        " least), order_id, channel, currency, quantity, sku, item_name, coupon, refunded",
+    )
+    g.add_argument(
+        "--preset", choices=("shopify", "generic"), help="a known export's mapping (docs/replay.md)"
     )
     g.add_argument("--time-format", help="strptime format of occurred_at (default ISO 8601)")
     g.add_argument("--timezone", default="UTC", help="zone of naive times, e.g. Europe/Paris (default UTC)")
     g.add_argument("--default-channel", default="web", choices=("web", "store", "app", "phone"))
-    g.add_argument("--default-currency", default="EUR")
+    g.add_argument(
+        "--currency",
+        "--default-currency",  # the flag's earlier name
+        dest="currency",
+        help="currency of amounts without a currency column or cell; required without a currency column",
+    )
+    g.add_argument(
+        "--order-window",
+        type=int,
+        default=10_000,
+        help="rows of one order lie within this many rows of its first (default %(default)s)",
+    )
+    g.add_argument(
+        "--hash-customer-id",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="customer id = pseudonym of the column's value, e.g. an email (default: the preset's; off)",
+    )
     g.add_argument("--delimiter", default=",")
     g.add_argument("--decimal-comma", action="store_true", help="amounts written 1.234,56")
 
@@ -113,24 +133,15 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         fmt = args.format
         if fmt == "auto":
-            fmt = "csv" if path.name.lower().removesuffix(".gz").endswith(".csv") else "jsonl"
+            csv_name = path.name.lower().removesuffix(".gz").endswith(".csv")
+            fmt = "csv" if csv_name or args.preset or args.columns else "jsonl"
         if fmt == "csv":
-            from streams.replay.csv_orders import CsvMappingError, CsvOptions, CsvOrders, parse_mapping
+            from streams.replay.csv_orders import CsvMappingError, CsvOrders, read_header
+            from streams.replay.presets import csv_options
             from streams.replay.sources import CsvSource
 
-            if not args.columns:
-                print("segstream replay: a CSV source needs --map (see --help)", file=sys.stderr)
-                return 2
             try:
-                options = CsvOptions(
-                    parse_mapping(args.columns),
-                    time_format=args.time_format,
-                    timezone=args.timezone,
-                    default_channel=args.default_channel,
-                    default_currency=args.default_currency.upper(),
-                    delimiter=args.delimiter,
-                    decimal_comma=args.decimal_comma,
-                )
+                options = csv_options(args, read_header(path, args.delimiter))
                 csv_source = CsvOrders(path, options, Path(f"{stem}.rejects.csv"))
                 csv_source.check_header()  # before anything is written: a retry must not be refused
             except CsvMappingError as exc:
@@ -178,6 +189,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     extra.update(summary.extra)
     if csv_source is not None:
         extra.update(csv_rows=csv_source.rows, csv_rejected=csv_source.rejected)
+        extra.update(csv_purchases=csv_source.purchases, csv_refunds=csv_source.refunds)
         if csv_source.rejected:
             extra["csv_rejects_file"] = str(csv_source.rejects_path)
     if file_source is not None and file_source.blank_lines:

@@ -1,26 +1,27 @@
 """CSV exports of orders turned into `purchase` / `refund` events, deterministically.
 
-The user maps columns (`customer_id`, `occurred_at`, `amount` required; `order_id`, `channel`, `currency`,
-`quantity` optional) and says how times are written (`--time-format`, strptime syntax, default ISO 8601)
-and in which zone naive times are (`--timezone`, default UTC).
+The user maps columns to fields (or names a preset, streams.replay.presets) and says how times are written
+(`--time-format`, strptime syntax, default ISO 8601) and in which zone naive times are (`--timezone`).
 
-* A row with amount >= 0 is a `purchase`; a negative amount is a `refund` of |amount| (order exports list
-  returns as negative lines). A refund needs the order id column: without it the row is rejected.
-* Event ids come from the row's content only: `csv-` + the first 32 hex digits of sha256 over the normalised
-  fields (customer, UTC time, type, amount, currency, channel, order id, quantity), plus the line number when
-  no order id column is mapped (two identical rows without an order id are two purchases). So the same file
-  replays identically, and an order exported twice (same normalised row, same order id) counts once: the
-  core ignores a duplicate event id.
-* Without an order id column the order id is the event id. Quantity becomes one item line
-  `{"sku": "unspecified", "quantity": q}`.
-* A row that cannot be converted, or whose event the core's parser rejects, goes to the rejects CSV with its
-  line number and the reason; nothing is dropped silently.
+* Order-level fields: `customer_id`, `occurred_at` (required), `order_id`, `currency`, `channel`, `total`,
+  `coupon`, `refunded`. Line-level fields: `amount` (the row's amount), `quantity`, `price` (unit price),
+  `sku`, `item_name`. At least one of `amount`, `total`, `price` must be mapped.
+* With an `order_id` column, the rows of one order become **one purchase** (streams.replay.order_groups):
+  its lines are the items, its amount the `total` (else the sum of the lines). Without one, every row is a
+  purchase of its own.
+* A row with a negative `amount` is a `refund` of |amount| for its order id (returns listed as negative
+  lines); `refunded` > 0 on an order adds a refund of that amount at the order's time.
+* Money needs a currency: a `currency` column, or `--currency` for every amount without one. The
+  definitions' base currency is never assumed: a mapping without a currency column and no `--currency` is
+  refused before anything is read.
+* Event ids come from the content only (see order_groups), so the same file replays identically.
+* A row that cannot be converted, or whose order's event the core's parser rejects, goes to the rejects CSV
+  with its line number and the reason; nothing is dropped silently.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,13 +30,18 @@ from pathlib import Path
 from typing import IO, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import orjson
+from segmentation.currencies import CURRENCY_EXPONENT
+from streams.replay.order_groups import Emitted, Line, OrderGroups, Rejected
+from streams.replay.pseudonyms import pseudonym
 
-from segmentation import InvalidEvent, parse_event
-
-REQUIRED: Final = ("customer_id", "occurred_at", "amount")
-OPTIONAL: Final = ("order_id", "channel", "currency", "quantity")
+REQUIRED: Final = ("customer_id", "occurred_at")
+MONEY: Final = ("amount", "total", "price")  # at least one
+OPTIONAL: Final = (
+    "order_id", "channel", "currency", "quantity", "amount", "total", "price", "sku", "item_name", "coupon",
+    "refunded",
+)  # fmt: skip
 CHANNELS: Final = ("web", "store", "app", "phone")
+DEFAULT_ORDER_WINDOW: Final = 10_000
 
 
 class CsvMappingError(ValueError):
@@ -54,22 +60,34 @@ class CsvOptions:
     time_format: str | None = None  # strptime format; None: ISO 8601
     timezone: str = "UTC"  # zone of naive times
     default_channel: str = "web"
-    default_currency: str = "EUR"
+    currency: str | None = None  # of amounts without a currency column (or with an empty cell)
     delimiter: str = ","
     decimal_comma: bool = False  # "12,50" means 12.50
     encoding: str = "utf-8-sig"
+    channel_values: Mapping[str, str] | None = None  # export's value -> channel; others: default_channel
+    hash_customer_id: bool = False  # customer id = pseudonym of the column's value (e.g. an email)
+    order_window: int = DEFAULT_ORDER_WINDOW  # rows of one order lie within this many rows
     zone: ZoneInfo = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         missing = [f for f in REQUIRED if f not in self.columns]
         unknown = [f for f in self.columns if f not in REQUIRED + OPTIONAL]
-        if missing or unknown:
+        if missing or unknown or not any(f in self.columns for f in MONEY):
             raise CsvMappingError(
                 f"column mapping: missing {missing or 'nothing'}, unknown {unknown or 'nothing'}"
-                f" (fields: {', '.join(REQUIRED + OPTIONAL)})"
+                f", and at least one of {', '.join(MONEY)} (fields: {', '.join(REQUIRED + OPTIONAL)})"
             )
         if self.default_channel not in CHANNELS:
             raise CsvMappingError(f"default channel must be one of {CHANNELS}")
+        if self.currency is None and "currency" not in self.columns:
+            raise CsvMappingError(
+                "no currency column is mapped: say the currency of the amounts with --currency (e.g."
+                " --currency EUR); the definitions' base currency is never assumed"
+            )
+        if self.currency is not None and self.currency not in CURRENCY_EXPONENT:
+            raise CsvMappingError(f"--currency {self.currency!r} is not an ISO 4217 code known here")
+        if self.order_window < 1:
+            raise CsvMappingError("--order-window must be >= 1")
         try:
             object.__setattr__(self, "zone", ZoneInfo(self.timezone))
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -87,13 +105,7 @@ def parse_mapping(text: str) -> dict[str, str]:
     return out
 
 
-def _clean(value: str | None) -> str:
-    return (value or "").strip()
-
-
 def _time(text: str, options: CsvOptions) -> datetime:
-    if not text:
-        raise RowError("occurred_at: empty")
     try:
         moment = (
             datetime.strptime(text, options.time_format)
@@ -107,76 +119,72 @@ def _time(text: str, options: CsvOptions) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _amount(text: str, options: CsvOptions) -> Decimal:
+def _amount(name: str, text: str, options: CsvOptions) -> Decimal:
     raw = text.replace(" ", "").replace("\u00a0", "")
     if options.decimal_comma:
         raw = raw.replace(".", "").replace(",", ".")
     try:
         value = Decimal(raw)
     except InvalidOperation:
-        raise RowError(f"amount: not a number: {text!r}") from None
+        raise RowError(f"{name}: not a number: {text!r}") from None
     if not value.is_finite():
-        raise RowError(f"amount: not a finite number: {text!r}")
+        raise RowError(f"{name}: not a finite number: {text!r}")
     return value
 
 
-def convert_row(row: Mapping[str, str | None], line: int, options: CsvOptions) -> tuple[str, bytes]:
-    """(customer id, event JSON) for one row; raises RowError with the reason."""
+def _channel(text: str, options: CsvOptions) -> str:
+    if not text or options.channel_values is None:
+        return text.lower()
+    return options.channel_values.get(text.lower(), options.default_channel)
+
+
+def read_line(row: Mapping[str, str | None], number: int, options: CsvOptions) -> Line:
+    """One row's cleaned and parsed values; a problem is kept as `error` (its order is then rejected)."""
     col = options.columns
 
     def get(name: str) -> str:
-        return _clean(row.get(col[name])) if name in col else ""
+        return (row.get(col[name]) or "").strip() if name in col else ""
 
-    customer = get("customer_id")
-    if not customer:
-        raise RowError("customer_id: empty")
-    at = _time(get("occurred_at"), options)
-    amount = _amount(get("amount"), options)
-    currency = (get("currency") or options.default_currency).upper()
-    channel = (get("channel") or options.default_channel).lower()
-    order_id = get("order_id")
-    quantity_text = get("quantity")
-    quantity: int | None = None
-    if quantity_text:
-        try:
-            quantity = int(Decimal(quantity_text))
-        except (InvalidOperation, ValueError):
-            raise RowError(f"quantity: not an integer: {quantity_text!r}") from None
-        if quantity < 1:
-            raise RowError(f"quantity: must be >= 1, got {quantity_text!r}")
-    kind = "refund" if amount < 0 else "purchase"
-    if kind == "refund" and "order_id" not in col:
-        raise RowError("negative amount (a refund) needs the order_id column to be mapped")
-    if kind == "refund" and not order_id:
-        raise RowError("negative amount (a refund) without an order id")
-    amount_text = str(abs(amount)).replace("E", "e")
-    occurred = at.isoformat().replace("+00:00", "Z")
-    normalised = "\x1f".join(
-        [customer, occurred, kind, amount_text, currency, channel, order_id, str(quantity or "")]
-    )
-    if "order_id" not in col:
-        normalised += f"\x1fline={line}"
-    event_id = "csv-" + hashlib.sha256(normalised.encode()).hexdigest()[:32]
-    event: dict[str, Any] = {
-        "event_id": event_id,
-        "customer_id": customer,
-        "occurred_at": occurred,
-        "schema_version": 1,
-        "type": kind,
-        "order_id": order_id or event_id,
-        "amount": amount_text,
-        "currency": currency,
-    }
-    if kind == "purchase":
-        event["channel"] = channel
-        if quantity is not None:
-            event["items"] = [{"sku": "unspecified", "quantity": quantity}]
-    value = orjson.dumps(event)
+    line = Line(number, row, get("order_id"))
     try:
-        parse_event(value)
-    except InvalidEvent as exc:
-        raise RowError(str(exc)) from None
-    return customer, value
+        customer = get("customer_id")
+        line.customer = pseudonym(customer) if customer and options.hash_customer_id else customer
+        when = get("occurred_at")
+        line.at = _time(when, options) if when else None
+        line.currency = get("currency").upper()
+        line.channel = _channel(get("channel"), options)
+        line.coupon = get("coupon")
+        for name in ("amount", "total", "price", "refunded"):
+            text = get(name)
+            setattr(line, name, _amount(name, text, options) if text else None)
+        for name in ("total", "price", "refunded"):
+            if (getattr(line, name) or 0) < 0:
+                raise RowError(f"{name}: must not be negative, got {get(name)!r}")
+        quantity = get("quantity")
+        if quantity:
+            try:
+                line.quantity = int(Decimal(quantity))
+            except (InvalidOperation, ValueError):
+                raise RowError(f"quantity: not an integer: {quantity!r}") from None
+            if line.quantity < 1:
+                raise RowError(f"quantity: must be >= 1, got {quantity!r}")
+        line.sku = get("sku") or get("item_name")[:128]
+        if line.amount is not None and line.amount < 0 and "order_id" not in col:
+            raise RowError("negative amount (a refund) needs the order_id column to be mapped")
+        if line.amount is not None and line.amount < 0 and not line.order_id:
+            raise RowError("negative amount (a refund) without an order id")
+    except RowError as exc:
+        line.error = str(exc)
+    return line
+
+
+def read_header(path: Path, delimiter: str = ",", encoding: str = "utf-8-sig") -> list[str]:
+    """The CSV file's header row; CsvMappingError when it cannot be read as CSV text."""
+    try:
+        with path.open(newline="", encoding=encoding) as handle:
+            return next(csv.reader(handle, delimiter=delimiter), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CsvMappingError(f"cannot read {path} as CSV: {exc}") from None
 
 
 class CsvOrders:
@@ -188,18 +196,15 @@ class CsvOrders:
         self.rejects_path = rejects
         self.rejected = 0
         self.rows = 0
+        self.purchases = 0
+        self.refunds = 0
         self.size = path.stat().st_size
         self.position = 0  # bytes read so far (for the progress bar)
 
     def check_header(self) -> None:
         """Raise CsvMappingError now if a mapped column is not in the header (or the file cannot be read
         as text): called before the target namespace or the rejects file is touched, so a retry works."""
-        try:
-            with self.path.open(newline="", encoding=self.options.encoding) as handle:
-                header = next(csv.reader(handle, delimiter=self.options.delimiter), [])
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise CsvMappingError(f"cannot read {self.path} as CSV: {exc}") from None
-        self._check(header)
+        self._check(read_header(self.path, self.options.delimiter, self.options.encoding))
 
     def _check(self, header: list[str]) -> None:
         absent = [c for c in self.options.columns.values() if c not in header]
@@ -219,20 +224,32 @@ class CsvOrders:
         self._check(header)
         writer = csv.writer(rejects_file)
         writer.writerow(["line", "reason", *header])
-        line = reader.line_num + 1
+        groups = OrderGroups(self.options)
+        number = reader.line_num + 1
         raw: Any = getattr(handle, "buffer", None)
+
+        def flush(outputs: list[Emitted | Rejected]) -> Iterator[tuple[int, str | None, bytes]]:
+            for out in outputs:
+                if isinstance(out, Rejected):
+                    self.rejected += 1
+                    writer.writerow([out.line, out.reason, *(out.row.get(c) or "" for c in header)])
+                else:
+                    if out.kind == "purchase":
+                        self.purchases += 1
+                    else:
+                        self.refunds += 1
+                    yield out.line, out.customer, out.value
+
         for row in reader:
             self.rows += 1
             if raw is not None and self.rows % 4096 == 0:
                 self.position = raw.tell()
-            try:
-                if None in row:
-                    raise RowError(f"{len(header) + len(row[None])} fields, header has {len(header)}")
-                customer, value = convert_row(row, line, self.options)
-            except RowError as exc:
-                self.rejected += 1
-                writer.writerow([line, str(exc), *(row.get(c) or "" for c in header)])
+            if None in row:
+                line = Line(number, row, "")
+                line.error = f"{len(header) + len(row[None])} fields, header has {len(header)}"
             else:
-                yield line, customer, value
-            line = reader.line_num + 1
+                line = read_line(row, number, self.options)
+            yield from flush(groups.add(line))
+            number = reader.line_num + 1
+        yield from flush(groups.finish())
         self.position = self.size

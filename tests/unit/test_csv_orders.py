@@ -33,6 +33,8 @@ def test_rows_become_purchases_and_refunds_with_rejects(tmp_path: Path) -> None:
     path = tmp_path / "orders.csv"
     path.write_text(CSV)
     out, orders = rows(path)
+    assert [line for line, _, _ in out] == [2, 5]  # line 8 has no currency, and no --currency was given
+    out, orders = rows(path, currency="EUR")
     events = [orjson.loads(v) for _, _, v in out]
     assert [line for line, _, _ in out] == [2, 5, 8]
     first, refund, defaults = events
@@ -66,7 +68,7 @@ def test_event_ids_are_a_function_of_the_content(tmp_path: Path) -> None:
 def test_decimal_comma_and_bad_mapping(tmp_path: Path) -> None:
     path = tmp_path / "orders.csv"
     path.write_text(CSV)
-    out, _ = rows(path, decimal_comma=True)
+    out, _ = rows(path, decimal_comma=True, currency="EUR")
     assert [orjson.loads(v)["amount"] for _, _, v in out][1] == "1.5"
     with pytest.raises(CsvMappingError, match="missing"):
         CsvOptions(parse_mapping("customer_id=cust"))
