@@ -40,6 +40,10 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="apply although workers reported in the last 15 s (fenced out, they pause their partitions)",
     )
+    ap.add_argument("--by", help="who applies, recorded in `definitions log` (default: the login name)")
+    lg = dsub.add_parser("log", help="the definitions versions applied to a namespace: when, by whom, moves")
+    lg.add_argument("--namespace", help="default: SEGSTREAM_NAMESPACE or the active one")
+    lg.add_argument("--format", choices=("text", "json"), default="text")
 
     c = sub.add_parser("calibrate", help="propose RFM breakpoints from the population's quantiles")
     c.add_argument("--grid", default="rfm", choices=("rfm",))
@@ -67,6 +71,8 @@ async def run_definitions(settings: Settings, args: argparse.Namespace) -> int:
     from streams.admin import definitions_change as change
     from streams.store.keys import KeySpace
 
+    if args.action == "log":
+        return await _log(settings, args)
     try:
         new = Definitions.from_yaml(args.new)
     except (DefinitionsError, OSError) as exc:
@@ -96,6 +102,7 @@ async def _apply(
     settings: Settings, args: argparse.Namespace, client: aioredis.Redis, keys: Any, new: Any
 ) -> int:
     from streams.admin import definitions_change as change
+    from streams.admin import definitions_log
     from streams.bootstrap import producer as make_producer
     from streams.bootstrap import wait_for_services
     from streams.progress import Bar
@@ -125,6 +132,7 @@ async def _apply(
             assert producer is not None
             await publish(producer, topic, change.envelope_items(transitions))
 
+        previous = await client.hget(keys.definitions(), "version")
         with Bar(f"apply {new.version}", settings.topic_partitions) as bar:
             result = await change.apply(
                 client,
@@ -139,6 +147,20 @@ async def _apply(
     finally:
         if producer is not None:
             await producer.stop()
+    entry = {
+        "action": "apply",
+        "version": new.version,
+        "previous_version": previous.decode() if isinstance(previous, bytes) else previous,
+        "applied_at": definitions_log.now_text(),
+        "by": args.by or definitions_log.default_by(),
+        "source": args.new,
+        "customers": result.matrix.customers,
+        "moved": definitions_log.moved_per_grid(result.matrix.cells),
+        "written": result.written,
+        "transitions": result.transitions,
+        "published": producer is not None,
+    }
+    await definitions_log.record(client, keys, entry)
     print(
         f"namespace {keys.namespace!r}: {result.matrix.customers:,} customers, {result.written:,} written,"
         f" {result.transitions:,} transitions" + ("" if producer is None else f" published to {topic}")
@@ -148,6 +170,27 @@ async def _apply(
     if result.transitions == 0 and result.written == 0:
         print("nothing to do: every customer is at this definitions version already")
     print(f"now restart the workers with SEGSTREAM_DEFINITIONS_FILE={args.new}")
+    return 0
+
+
+async def _log(settings: Settings, args: argparse.Namespace) -> int:
+    """`definitions log`: the recorded entries, as a table or as JSON (a list, oldest first)."""
+    from streams.admin import definitions_log
+    from streams.bootstrap import redis_client
+    from streams.store.keys import KeySpace
+
+    client = redis_client(settings)
+    try:
+        namespace = await _namespace(settings, client, args)
+        log = await definitions_log.entries(
+            client, KeySpace(settings.key_prefix, namespace, settings.events_topic)
+        )
+    finally:
+        await client.aclose()
+    if args.format == "json":
+        print(orjson.dumps({"namespace": namespace, "entries": log}, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(definitions_log.table(namespace, log))
     return 0
 
 

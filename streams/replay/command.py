@@ -53,6 +53,7 @@ def add_parser(sub: Any) -> None:
         " then); refused if before the log's last event (default: the log's last event time)",
     )
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--by", help="who replays, recorded in `definitions log` (default: the login name)")
     r.add_argument("--definitions", help="definitions YAML (default SEGSTREAM_DEFINITIONS_FILE or packaged)")
     g = r.add_argument_group("CSV import of orders")
     g.add_argument(
@@ -184,6 +185,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         except ReplayError as exc:
             print(f"segstream replay: {exc}", file=sys.stderr)
             return 1
+        await _record_definitions(settings, client, args, definitions.version, summary)
     finally:
         await client.aclose()
     extra.update(summary.extra)
@@ -199,6 +201,29 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     print(summary.text())
     print(f"summary: {stem}.summary.json; promote with: segstream promote {args.namespace}")
     return 0
+
+
+async def _record_definitions(
+    settings: Settings, client: aioredis.Redis, args: argparse.Namespace, version: str, summary: Any
+) -> None:
+    """The namespace was built under `version`: one entry in its definitions log (docs/replay.md)."""
+    from streams.admin import definitions_log
+    from streams.store.keys import KeySpace
+
+    entry = {
+        "action": "replay",
+        "version": version,
+        "previous_version": None,
+        "applied_at": definitions_log.now_text(),
+        "by": args.by or definitions_log.default_by(),
+        "source": args.source,
+        "customers": summary.customers,
+        "transitions_by_grid": dict(sorted(summary.transitions.items())),
+        "transitions": sum(summary.transitions.values()),
+        "events": summary.events,
+    }
+    keys = KeySpace(settings.key_prefix, args.namespace, settings.events_topic)
+    await definitions_log.record(client, keys, entry)
 
 
 def _until(raw: str | None) -> datetime | str | None:

@@ -52,6 +52,11 @@ class KeySpace:
         with; written by replay and apply, read by a worker before it follows a promote."""
         return f"{self.prefix}:{self.namespace}:definitions"
 
+    def definitions_log(self) -> str:
+        """List, oldest first: one JSON entry per `definitions apply` or replay that set the namespace's
+        definitions (version, when, by whom, moves per grid): streams/admin/definitions_log.py."""
+        return f"{self.prefix}:{self.namespace}:definitions:log"
+
     def metrics(self) -> str:
         """Hash (no hash tag, one key per namespace): the workers' published counters and lag."""
         return f"{self.prefix}:{self.namespace}:metrics"

@@ -79,10 +79,10 @@ async def replay_split_file(
 
 
 def dump_namespace(
-    settings: Settings, namespace: str, skip: tuple[str, ...] = ("metrics",)
+    settings: Settings, namespace: str, skip: tuple[str, ...] = ("metrics", "definitions:log")
 ) -> dict[str, Any]:
-    """Every key of the namespace (relative name) -> its full content, by type. `metrics` (the workers'
-    wall-clock counters, operational and not state) is skipped by default."""
+    """Every key of the namespace (relative name) -> its full content, by type. `metrics` and
+    `definitions:log` (wall-clock stamps, operational records and not state) are skipped by default."""
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     base = f"{settings.key_prefix}:{namespace}:"
     out: dict[str, Any] = {}

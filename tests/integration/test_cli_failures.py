@@ -228,9 +228,12 @@ def test_replay_with_a_column_missing_from_the_csv_writes_nothing_and_the_retry_
     env: dict[str, str], client: redis.Redis, tmp_path: Path
 ) -> None:
     shutil.copy(ORDERS, tmp_path / "orders.csv")
-    replay = ["replay", "orders.csv", "--namespace", "csv1", "--no-progress", "--map"]
+    replay = ["replay", "orders.csv", "--namespace", "csv1", "--no-progress", "--currency", "EUR", "--map"]
     result = segstream([*replay, GOOD_MAP.replace("=total", "=totl")], env, cwd=tmp_path)
     failed(result, 2, "totl", "header")
+    assert keys(client, env) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["orders.csv"]
+    no_currency = [r for r in replay if r not in ("--currency", "EUR")]
+    failed(segstream([*no_currency, GOOD_MAP], env, cwd=tmp_path), 2, "--currency", "never assumed")
     assert keys(client, env) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["orders.csv"]
     retry = segstream([*replay, GOOD_MAP], env, cwd=tmp_path)
     assert retry.returncode == 0, retry.stderr
@@ -257,7 +260,7 @@ def test_replay_of_a_topic_without_kafka_exits_4(env: dict[str, str], client: re
 @pytest.mark.parametrize(
     "command",
     [
-        ["replay", str(ORDERS), "--namespace", "e1", "--map", GOOD_MAP, "--emit", "t", "--no-progress"],
+        ["replay", str(ORDERS), "--namespace", "e1", "--map", GOOD_MAP, "--currency", "EUR", "--emit", "t"],
         ["definitions", "apply", str(ROOT / "segmentation" / "definitions.yaml"), "--namespace", "main"],
     ],
     ids=["replay-emit", "apply"],
