@@ -102,10 +102,10 @@ async def _apply(
     settings: Settings, args: argparse.Namespace, client: aioredis.Redis, keys: Any, new: Any
 ) -> int:
     from streams.admin import definitions_change as change
-    from streams.admin import definitions_log
     from streams.bootstrap import producer as make_producer
     from streams.bootstrap import wait_for_services
     from streams.progress import Bar
+    from streams.store import definitions_log
     from streams.store.metrics_hash import FRESH_S, running_workers
     from streams.store.replies import texts
     from streams.topics.publish import publish
@@ -175,8 +175,8 @@ async def _apply(
 
 async def _log(settings: Settings, args: argparse.Namespace) -> int:
     """`definitions log`: the recorded entries, as a table or as JSON (a list, oldest first)."""
-    from streams.admin import definitions_log
     from streams.bootstrap import redis_client
+    from streams.store import definitions_log
     from streams.store.keys import KeySpace
 
     client = redis_client(settings)

@@ -207,7 +207,7 @@ async def _record_definitions(
     settings: Settings, client: aioredis.Redis, args: argparse.Namespace, version: str, summary: Any
 ) -> None:
     """The namespace was built under `version`: one entry in its definitions log (docs/replay.md)."""
-    from streams.admin import definitions_log
+    from streams.store import definitions_log
     from streams.store.keys import KeySpace
 
     entry = {

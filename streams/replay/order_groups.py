@@ -26,14 +26,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
 from segmentation import InvalidEvent, parse_event
 
-if TYPE_CHECKING:
-    from streams.replay.csv_orders import CsvOptions
+
+class CsvOptions(Protocol):
+    """What grouping reads of streams.replay.csv_orders.CsvOptions (a protocol: no import cycle)."""
+
+    @property
+    def columns(self) -> Mapping[str, str]: ...
+    @property
+    def currency(self) -> str | None: ...
+    @property
+    def default_channel(self) -> str: ...
+    @property
+    def order_window(self) -> int: ...
+
 
 ORDER_LEVEL = ("customer", "at", "currency", "channel", "total", "coupon", "refunded")
 FIELD_NAMES = {"customer": "customer_id", "at": "occurred_at"}

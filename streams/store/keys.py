@@ -54,7 +54,7 @@ class KeySpace:
 
     def definitions_log(self) -> str:
         """List, oldest first: one JSON entry per `definitions apply` or replay that set the namespace's
-        definitions (version, when, by whom, moves per grid): streams/admin/definitions_log.py."""
+        definitions (version, when, by whom, moves per grid): streams/store/definitions_log.py."""
         return f"{self.prefix}:{self.namespace}:definitions:log"
 
     def metrics(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from streams.admin.definitions_log import default_by, moved_per_grid, now_text, table
+from streams.store.definitions_log import default_by, moved_per_grid, now_text, table
 
 
 def test_moved_per_grid_counts_off_diagonal_cells_only() -> None:
