@@ -6,15 +6,15 @@ The user maps columns to fields (or names a preset, streams.replay.presets) and 
 * Order-level fields: `customer_id`, `occurred_at` (required), `order_id`, `currency`, `channel`, `total`,
   `coupon`, `refunded`. Line-level fields: `amount` (the row's amount), `quantity`, `price` (unit price),
   `sku`, `item_name`. At least one of `amount`, `total`, `price` must be mapped.
-* With an `order_id` column, the rows of one order become **one purchase** (streams.replay.order_groups):
-  its lines are the items, its amount the `total` (else the sum of the lines). Without one, every row is a
-  purchase of its own.
+* With an `order_id` column, the rows of one order become **one purchase** (streams.replay.order_groups
+  groups them, streams.replay.order_events makes the events): its lines are the items, its amount the
+  `total` (else the sum of the lines). Without one, every row is a purchase of its own.
 * A row with a negative `amount` is a `refund` of |amount| for its order id (returns listed as negative
   lines); `refunded` > 0 on an order adds a refund of that amount at the order's time.
 * Money needs a currency: a `currency` column, or `--currency` for every amount without one. The
   definitions' base currency is never assumed: a mapping without a currency column and no `--currency` is
   refused before anything is read.
-* Event ids come from the content only (see order_groups), so the same file replays identically.
+* Event ids come from the content only (see order_events), so the same file replays identically.
 * A row that cannot be converted, or whose order's event the core's parser rejects, goes to the rejects CSV
   with its line number and the reason; nothing is dropped silently.
 """
@@ -31,7 +31,8 @@ from typing import IO, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from segmentation.currencies import CURRENCY_EXPONENT
-from streams.replay.order_groups import Emitted, Line, OrderGroups, Rejected
+from streams.replay.order_events import Emitted, Line, Rejected
+from streams.replay.order_groups import OrderGroups
 from streams.replay.pseudonyms import pseudonym
 
 REQUIRED: Final = ("customer_id", "occurred_at")
