@@ -60,7 +60,7 @@ def add_parser(sub: Any) -> None:
         "--map",
         dest="columns",
         help="field=column,...: customer_id, occurred_at (required), amount, total or price (one at"
-        " least), order_id, channel, currency, quantity, sku, item_name, coupon, refunded",
+        " least), order_id, channel, currency, quantity, sku, item_name, coupon, refunded, status",
     )
     g.add_argument(
         "--preset", choices=("shopify", "generic"), help="a known export's mapping (docs/replay.md)"

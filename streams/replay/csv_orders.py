@@ -4,7 +4,8 @@ The user maps columns to fields (or names a preset, streams.replay.presets) and 
 (`--time-format`, strptime syntax, default ISO 8601) and in which zone naive times are (`--timezone`).
 
 * Order-level fields: `customer_id`, `occurred_at` (required), `order_id`, `currency`, `channel`, `total`,
-  `coupon`, `refunded`. Line-level fields: `amount` (the row's amount), `quantity`, `price` (unit price),
+  `coupon`, `refunded`, `status` (an order whose status is `voided` is rejected: no money was taken).
+  Line-level fields: `amount` (the row's amount), `quantity`, `price` (unit price),
   `sku`, `item_name`. At least one of `amount`, `total`, `price` must be mapped.
 * With an `order_id` column, the rows of one order become **one purchase** (streams.replay.order_groups
   groups them, streams.replay.order_events makes the events): its lines are the items, its amount the
@@ -39,10 +40,11 @@ REQUIRED: Final = ("customer_id", "occurred_at")
 MONEY: Final = ("amount", "total", "price")  # at least one
 OPTIONAL: Final = (
     "order_id", "channel", "currency", "quantity", "amount", "total", "price", "sku", "item_name", "coupon",
-    "refunded",
+    "refunded", "status",
 )  # fmt: skip
 CHANNELS: Final = ("web", "store", "app", "phone")
 DEFAULT_ORDER_WINDOW: Final = 10_000
+NOT_PURCHASES: Final = frozenset({"voided"})  # Shopify: the payment authorisation was cancelled
 
 
 class CsvMappingError(ValueError):
@@ -68,6 +70,7 @@ class CsvOptions:
     channel_values: Mapping[str, str] | None = None  # export's value -> channel; others: default_channel
     hash_customer_id: bool = False  # customer id = pseudonym of the column's value (e.g. an email)
     order_window: int = DEFAULT_ORDER_WINDOW  # rows of one order lie within this many rows
+    not_purchases: frozenset[str] = NOT_PURCHASES  # order statuses rejected as "no money was taken"
     zone: ZoneInfo = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -155,6 +158,7 @@ def read_line(row: Mapping[str, str | None], number: int, options: CsvOptions) -
         line.currency = get("currency").upper()
         line.channel = _channel(get("channel"), options)
         line.coupon = get("coupon")
+        line.status = get("status")
         for name in ("amount", "total", "price", "refunded"):
             text = get(name)
             setattr(line, name, _amount(name, text, options) if text else None)

@@ -34,6 +34,8 @@ class CsvOptions(Protocol):
     def default_channel(self) -> str: ...
     @property
     def order_window(self) -> int: ...
+    @property
+    def not_purchases(self) -> frozenset[str]: ...
 
 
 FIELD_NAMES = {"customer": "customer_id", "at": "occurred_at"}
@@ -51,6 +53,7 @@ class Line:
     currency: str = ""
     channel: str = ""
     coupon: str = ""
+    status: str = ""
     amount: Decimal | None = None
     total: Decimal | None = None
     price: Decimal | None = None
@@ -139,7 +142,9 @@ def _events(order_id: str | None, lines: list[Line], options: CsvOptions) -> lis
     currency = _one(order_id, lines, "currency") or options.currency
     channel = _one(order_id, lines, "channel") or options.default_channel
     total, refunded = _one(order_id, lines, "total"), _one(order_id, lines, "refunded")
-    coupon = _one(order_id, lines, "coupon")
+    coupon, status = _one(order_id, lines, "coupon"), _one(order_id, lines, "status")
+    if status and status.lower() in options.not_purchases:
+        raise OrderError(f"order {order_id!r}: status {status!r}: not a purchase (no money was taken)")
     if not customer:
         raise OrderError("customer_id: empty")
     if at is None:

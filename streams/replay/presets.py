@@ -36,6 +36,7 @@ PRESETS: Final[Mapping[str, Preset]] = {
             "total": "Total",
             "coupon": "Discount Code",
             "refunded": "Refunded Amount",
+            "status": "Financial Status",
             "channel": "Source",
             "quantity": "Lineitem quantity",
             "item_name": "Lineitem name",

@@ -70,9 +70,10 @@ def test_shopify_export_becomes_one_purchase_per_order_with_items_coupons_and_re
         ("9", "customer_id: empty"),
         ("10", "order '#1006': lines disagree on currency: line 10 has 'EUR', line 11 has 'USD'"),
         ("11", "order '#1006': lines disagree on currency: line 10 has 'EUR', line 11 has 'USD'"),
+        ("12", "order '#1007': status 'voided': not a purchase (no money was taken)"),
     ]
     assert rejects[0]["Name"] == "#1005" and rejects[2]["Lineitem name"] == "Matches"
-    assert (orders.rows, orders.rejected, orders.purchases, orders.refunds) == (10, 3, 4, 2)
+    assert (orders.rows, orders.rejected, orders.purchases, orders.refunds) == (11, 4, 4, 2)
 
 
 def test_ids_depend_on_content_only_and_not_on_the_window(tmp_path: Path) -> None:
