@@ -57,6 +57,7 @@ PRESETS: Final[Mapping[str, Preset]] = {
             "total": "total",
             "coupon": "coupon",
             "refunded": "refunded",
+            "status": "status",
             "channel": "channel",
             "quantity": "quantity",
             "price": "unit_price",
