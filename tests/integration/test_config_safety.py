@@ -48,7 +48,7 @@ def test_hostile_definitions_exit_2_on_one_line(tmp_path: Path, case: str, comma
     )
     assert code == 2 and f"{case}.yaml" in stderr, stderr
     assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr and len(stderr) < 400, stderr
-    assert seconds < 3.0  # the process start is ~0.5 s of it; the check itself stays under a second
+    assert seconds < 20.0  # ~1 s on a quiet box; unguarded, the alias bomb runs into the 30 s timeout
 
 
 def test_bad_settings_exit_2_naming_the_variable_not_the_value() -> None:

@@ -42,4 +42,4 @@ def test_a_child_that_died_is_reported_at_once(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(StackError, match="exited during start"):
         redis.wait_ready(cfg, pid, timeout=10.0)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 6.0  # well before the 10 s timeout, on a loaded CI box too

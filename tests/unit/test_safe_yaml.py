@@ -37,7 +37,7 @@ def test_hostile_yaml_fails_fast_on_one_short_line(text: str, message: str) -> N
     started = time.monotonic()
     with pytest.raises(DefinitionsError) as caught:
         load_bounded(text, "defs.yaml")
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10.0  # unguarded, the bomb expands 9**9 nodes: minutes, or no memory
     assert message in str(caught.value)
     assert "\n" not in str(caught.value) and len(str(caught.value)) <= MAX_MESSAGE
 

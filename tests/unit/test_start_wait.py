@@ -55,7 +55,7 @@ def test_gives_up_after_the_timeout_with_the_advice_and_the_last_error() -> None
     started = time.monotonic()
     with pytest.raises(ServiceUnreachable) as caught:
         run(attempt, 0.6, notes)
-    assert 0.6 <= time.monotonic() - started < 2.0
+    assert 0.6 <= time.monotonic() - started < 6.0  # a loaded box adds delay, never removes the wait
     assert str(caught.value) == (
         "Thing at host:1 did not answer within 0.6 s: start it; to wait longer set"
         " SEGSTREAM_CONNECT_TIMEOUT_S (last error: refused)"
