@@ -1,0 +1,252 @@
+"""Who entered and who left a segment over a period, from the transitions topic: incremental syncs to a CRM.
+
+The transitions topic is the authoritative log of every move (invariant 3: a transition for every state
+change, none without one, redeliveries with the same id). A period is a range of offsets per partition:
+from the first offset published at or after `since` (Kafka's offsets-for-times index on record timestamps)
+or from a cursor, up to the end offsets when the request starts, or to the first offset published at or
+after `until`. Every transition of the range that touches the segment (from it or to it) is read, repeats of
+an id are dropped (first occurrence kept), and each customer is netted: in the segment before its first such
+transition and not after its last one: `left`; the other way round: `entered`; in and out again or out and in
+again: nothing. Memory follows the customers that moved in the period, not the segment's size.
+
+Exactness and its limits (docs/export.md):
+- the next cursor is the end of this range: consecutive syncs from cursor to cursor cover every transition
+  exactly once (offsets, not clocks, so no record can fall between two syncs);
+- a date maps to offsets by record timestamps; the topic must still hold the whole range: a period reaching
+  before what retention kept is refused (`ChangesError`), never answered incompletely;
+- a transition republished after a worker crash carries the same id and is dropped when both copies fall in
+  one range; when the crash straddles a range boundary, the copy in the later range counts again there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from streams.settings import Settings
+
+__all__ = ["Change", "ChangesError", "Window", "changes", "net_changes", "parse_cursor", "window"]
+
+
+class ChangesError(ValueError):
+    """A period that cannot be answered exactly (bad cursor, beyond retention, topic missing): exit 2."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Change:
+    """One customer's net move over the period: `entered` (from the segment it came from) or `left` (to
+    the segment it went to; none after an erasure); `at` and `transition_id` of that last move."""
+
+    customer_id: str
+    change: str
+    from_segment: str | None
+    to_segment: str | None
+    at: str
+    transition_id: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "customer_id": self.customer_id,
+            "change": self.change,
+            "from": self.from_segment,
+            "to": self.to_segment,
+            "at": self.at,
+            "transition_id": self.transition_id,
+        }
+
+
+CHANGE_COLUMNS = ("customer_id", "change", "from", "to", "at", "transition_id")
+
+
+@dataclass
+class Window:
+    """Offsets `[starts[p], ends[p])` of each partition of the transitions topic."""
+
+    starts: dict[int, int]
+    ends: dict[int, int]
+
+    def cursor(self) -> str:
+        """Where the next period starts: `<partition>:<offset>` per partition, comma-separated."""
+        return ",".join(f"{p}:{o}" for p, o in sorted(self.ends.items()))
+
+
+def parse_cursor(text: str, partitions: Iterable[int]) -> dict[int, int]:
+    wanted = sorted(partitions)
+    out: dict[int, int] = {}
+    for part in text.strip().split(","):
+        head, sep, tail = part.partition(":")
+        if not sep or not head.isascii() or not tail.isascii() or not head.isdigit() or not tail.isdigit():
+            raise ChangesError(f"malformed cursor {text!r}: pass back the cursor a previous sync printed")
+        out[int(head)] = int(tail)
+    if sorted(out) != wanted:
+        raise ChangesError(f"cursor {text!r} does not name the topic's partitions {wanted}")
+    return out
+
+
+@dataclass
+class _Net:
+    """One customer's moves touching the segment over the period (ids: repeats are dropped)."""
+
+    was_in: bool
+    last: dict[str, Any]
+    ids: set[str] = field(default_factory=set)
+
+
+def net_changes(transitions: Iterable[dict[str, Any]], grid: str, segment: str) -> list[Change]:
+    """Net entries and exits of `segment` from transitions in log order (the topic's `data` objects);
+    sorted by change, then customer id."""
+    moved: dict[str, _Net] = {}
+    for t in transitions:
+        if t.get("grid") != grid or segment not in (t.get("from_segment"), t.get("to_segment")):
+            continue
+        cid = t["customer_id"]
+        net = moved.get(cid)
+        if net is None:
+            net = moved[cid] = _Net(t.get("from_segment") == segment, t)
+        elif t["id"] in net.ids:
+            continue  # a redelivery (same id): its effect is already counted
+        net.ids.add(t["id"])
+        net.last = t
+    out: list[Change] = []
+    for cid, net in moved.items():
+        now_in = net.last.get("to_segment") == segment
+        if now_in == net.was_in:
+            continue
+        last = net.last
+        out.append(
+            Change(
+                customer_id=cid,
+                change="entered" if now_in else "left",
+                from_segment=last.get("from_segment"),
+                to_segment=last.get("to_segment"),
+                at=_z(last["effective_at"]),
+                transition_id=last["id"],
+            )
+        )
+    out.sort(key=lambda c: (c.change, c.customer_id))
+    return out
+
+
+def _z(text: str) -> str:
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+async def window(
+    consumer: Any,
+    topic: str,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | None,
+) -> Window:
+    """The period as offsets (see the module doc); refuses one that retention already cut."""
+    from aiokafka import TopicPartition
+
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        raise ChangesError(f"transitions topic {topic!r} not found (SEGSTREAM_TRANSITIONS_TOPIC)")
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    first = await consumer.beginning_offsets(tps)
+    last = await consumer.end_offsets(tps)
+    if cursor is not None:
+        given = parse_cursor(cursor, partitions)
+        starts = {tp.partition: given[tp.partition] for tp in tps}
+        for tp in tps:
+            if not first[tp] <= starts[tp.partition] <= last[tp]:
+                raise ChangesError(
+                    f"cursor offset {tp.partition}:{starts[tp.partition]} is outside what the topic holds"
+                    f" ({first[tp]}..{last[tp]}): retention removed part of the period; export the"
+                    " segment in full and sync from a new cursor"
+                )
+    elif since is not None:
+        at = await consumer.offsets_for_times({tp: _ms(since) for tp in tps})
+        starts = {tp.partition: last[tp] if at[tp] is None else at[tp].offset for tp in tps}
+        for tp in tps:
+            if first[tp] > 0 and starts[tp.partition] == first[tp]:
+                raise ChangesError(
+                    f"the transitions topic no longer holds everything since {since.isoformat()}"
+                    f" (partition {tp.partition} starts at offset {first[tp]}, retention): choose a later"
+                    " date, or export the segment in full"
+                )
+    else:
+        raise ChangesError("a period needs a start: since (a date) or a cursor")
+    if until is not None:
+        if since is not None and until <= since:
+            raise ChangesError("--until must be after --since")
+        at = await consumer.offsets_for_times({tp: _ms(until) for tp in tps})
+        ends = {tp.partition: last[tp] if at[tp] is None else at[tp].offset for tp in tps}
+    else:
+        ends = {tp.partition: last[tp] for tp in tps}
+    ends = {p: max(ends[p], starts[p]) for p in ends}
+    return Window(starts, ends)
+
+
+async def _records(consumer: Any, topic: str, span: Window) -> AsyncIterator[dict[str, Any]]:
+    """The `data` of every transition in the window, partition by partition, in offset order."""
+    from aiokafka import TopicPartition
+
+    for partition in sorted(span.starts):
+        start, end = span.starts[partition], span.ends[partition]
+        if start >= end:
+            continue
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        position = start
+        while position < end:
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
+            for message in batch.get(tp, []):
+                if message.offset >= end:
+                    break
+                try:
+                    data = orjson.loads(message.value)["data"]
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    raise ChangesError(
+                        f"record {partition}:{message.offset} of {topic!r} is not a transition"
+                    ) from None
+                yield data
+            position = await consumer.position(tp)
+
+
+async def changes(
+    settings: Settings,
+    grid: str,
+    segment: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+) -> tuple[list[Change], Window]:
+    """Net entries and exits of `segment` over the period, and the period's offsets (its `cursor()` is
+    where the next sync starts)."""
+    from aiokafka import AIOKafkaConsumer
+
+    topic = settings.transitions_topic
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 << 20,
+        **settings.kafka_security(),
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # fetches the cluster's metadata: the partitions of the topic
+        span = await window(consumer, topic, since, until, cursor)
+        records = [r async for r in _records(consumer, topic, span) if _touches(r, grid, segment)]
+    finally:
+        await consumer.stop()
+    return net_changes(records, grid, segment), span
+
+
+def _touches(t: dict[str, Any], grid: str, segment: str) -> bool:
+    return t.get("grid") == grid and segment in (t.get("from_segment"), t.get("to_segment"))
