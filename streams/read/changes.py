@@ -144,6 +144,7 @@ def _ms(moment: datetime) -> int:
 async def window(
     consumer: Any,
     topic: str,
+    partitions: list[int],
     since: datetime | None,
     until: datetime | None,
     cursor: str | None,
@@ -151,9 +152,6 @@ async def window(
     """The period as offsets (see the module doc); refuses one that retention already cut."""
     from aiokafka import TopicPartition
 
-    partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
-        raise ChangesError(f"transitions topic {topic!r} not found (SEGSTREAM_TRANSITIONS_TOPIC)")
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     first = await consumer.beginning_offsets(tps)
     last = await consumer.end_offsets(tps)
@@ -240,12 +238,26 @@ async def changes(
     )
     await consumer.start()
     try:
-        await consumer.topics()  # fetches the cluster's metadata: the partitions of the topic
-        span = await window(consumer, topic, since, until, cursor)
+        span = await window(consumer, topic, await _partitions(settings, topic), since, until, cursor)
         records = [r async for r in _records(consumer, topic, span) if _touches(r, grid, segment)]
     finally:
         await consumer.stop()
     return net_changes(records, grid, segment), span
+
+
+async def _partitions(settings: Settings, topic: str) -> list[int]:
+    """The topic's partitions, from the admin API (describing a missing topic might create it)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security())
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            raise ChangesError(f"transitions topic {topic!r} not found (SEGSTREAM_TRANSITIONS_TOPIC)")
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for t in described if t.get("topic") == topic for p in t["partitions"])
 
 
 def _touches(t: dict[str, Any], grid: str, segment: str) -> bool:

@@ -61,7 +61,8 @@ def expected_rows() -> dict[str, list[str]]:
         last = (T0 + timedelta(days=n + 3)).strftime("%Y-%m-%dT%H:%M:%SZ")
         rows[cid] = [cid, "new", "2", "105.00", "EUR", last, "2"]
     for i in range(40):
-        rows[f"x{i}"] = [f"x{i}", "new", "1", "40.00", "EUR", (T0 + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%SZ"), "1"]  # fmt: skip
+        last = (T0 + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rows[f"x{i}"] = [f"x{i}", "new", "1", "40.00", "EUR", last, "1"]
     return rows
 
 
@@ -154,7 +155,9 @@ def test_cli_audience_and_declared_columns_need_the_flag(world: tuple[Settings, 
     refused = cli(settings, "audience", "french_elders", "--columns", "customer_id,birth_year,region")
     assert refused.returncode == 2 and refused.stdout == ""
     assert "birth_year, region hold declared personal data" in refused.stderr
-    done = cli(settings, "audience", "french_elders", "--columns", "customer_id,birth_year,region", "--declared")
+    done = cli(
+        settings, "audience", "french_elders", "--columns", "customer_id,birth_year,region", "--declared"
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "customer_id,birth_year,region\np1,1984,FR\n"
 
