@@ -138,7 +138,8 @@ def _z(text: str) -> str:
 
 
 def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
+    """Epoch milliseconds for Kafka's time index (no record is older than the epoch)."""
+    return max(0, int(moment.timestamp() * 1000))
 
 
 async def window(
