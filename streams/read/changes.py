@@ -14,13 +14,13 @@ Exactness and its limits (docs/export.md):
   exactly once (offsets, not clocks, so no record can fall between two syncs);
 - a date maps to offsets by record timestamps; the topic must still hold the whole range: a period reaching
   before what retention kept is refused (`ChangesError`), never answered incompletely;
-- a transition republished after a worker crash carries the same id and is dropped when both copies fall in
-  one range; when the crash straddles a range boundary, the copy in the later range counts again there.
+- a transition republished after a worker crash carries the same id: repeats within the period are dropped,
+  and so are copies of moves published in the `LOOKBACK` records before the period (read for their ids).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -62,14 +62,22 @@ class Change:
 
 
 CHANGE_COLUMNS = ("customer_id", "change", "from", "to", "at", "transition_id")
+LOOKBACK = 50_000
+"""Records per partition read before a period for their ids only. A worker that crashed between publishing a
+batch's transitions and committing it republishes them (same ids) when the partition is taken again, right
+after the originals in the partition's order (the transitions topic is partitioned by customer id like the
+events topic); a sync that ended between the two must not count the copies again. A batch publishes at most
+a few tens of thousands of transitions per partition (SEGSTREAM_BATCH_MAX_EVENTS, SWEEP_MAX_CUSTOMERS)."""
 
 
 @dataclass
 class Window:
-    """Offsets `[starts[p], ends[p])` of each partition of the transitions topic."""
+    """Offsets `[starts[p], ends[p])` of each partition of the transitions topic, and `[lookback[p],
+    starts[p])`: read only for the ids of the moves published just before (see `LOOKBACK`)."""
 
     starts: dict[int, int]
     ends: dict[int, int]
+    lookback: dict[int, int] = field(default_factory=dict)
 
     def cursor(self) -> str:
         """Where the next period starts: `<partition>:<offset>` per partition, comma-separated."""
@@ -98,13 +106,17 @@ class _Net:
     ids: set[str] = field(default_factory=set)
 
 
-def net_changes(transitions: Iterable[dict[str, Any]], grid: str, segment: str) -> list[Change]:
-    """Net entries and exits of `segment` from transitions in log order (the topic's `data` objects);
-    sorted by change, then customer id."""
+def net_changes(
+    transitions: Iterable[dict[str, Any]], grid: str, segment: str, before: Collection[str] = ()
+) -> list[Change]:
+    """Net entries and exits of `segment` from transitions in log order (the topic's `data` objects), ids
+    in `before` (published before the period) left out; sorted by change, then customer id."""
     moved: dict[str, _Net] = {}
     for t in transitions:
         if t.get("grid") != grid or segment not in (t.get("from_segment"), t.get("to_segment")):
             continue
+        if t["id"] in before:
+            continue  # a copy of a move published before the period (a crash's republication)
         cid = t["customer_id"]
         net = moved.get(cid)
         if net is None:
@@ -149,6 +161,7 @@ async def window(
     since: datetime | None,
     until: datetime | None,
     cursor: str | None,
+    lookback_records: int = LOOKBACK,
 ) -> Window:
     """The period as offsets (see the module doc); refuses one that retention already cut."""
     from aiokafka import TopicPartition
@@ -186,11 +199,13 @@ async def window(
     else:
         ends = {tp.partition: last[tp] for tp in tps}
     ends = {p: max(ends[p], starts[p]) for p in ends}
-    return Window(starts, ends)
+    lookback = {tp.partition: max(first[tp], starts[tp.partition] - lookback_records) for tp in tps}
+    return Window(starts, ends, lookback)
 
 
-async def _records(consumer: Any, topic: str, span: Window) -> AsyncIterator[dict[str, Any]]:
-    """The `data` of every transition in the window, partition by partition, in offset order."""
+async def _records(consumer: Any, topic: str, span: Window) -> AsyncIterator[tuple[bool, dict[str, Any]]]:
+    """(in the period, `data`) of every transition of the lookback and the period, partition by
+    partition, in offset order."""
     from aiokafka import TopicPartition
 
     for partition in sorted(span.starts):
@@ -199,8 +214,8 @@ async def _records(consumer: Any, topic: str, span: Window) -> AsyncIterator[dic
             continue
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
-        consumer.seek(tp, start)
-        position = start
+        position = span.lookback.get(partition, start)
+        consumer.seek(tp, position)
         while position < end:
             batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
             for message in batch.get(tp, []):
@@ -212,7 +227,7 @@ async def _records(consumer: Any, topic: str, span: Window) -> AsyncIterator[dic
                     raise ChangesError(
                         f"record {partition}:{message.offset} of {topic!r} is not a transition"
                     ) from None
-                yield data
+                yield message.offset >= start, data
             position = await consumer.position(tp)
 
 
@@ -223,6 +238,7 @@ async def changes(
     since: datetime | None = None,
     until: datetime | None = None,
     cursor: str | None = None,
+    lookback: int = LOOKBACK,
 ) -> tuple[list[Change], Window]:
     """Net entries and exits of `segment` over the period, and the period's offsets (its `cursor()` is
     where the next sync starts)."""
@@ -239,11 +255,19 @@ async def changes(
     )
     await consumer.start()
     try:
-        span = await window(consumer, topic, await _partitions(settings, topic), since, until, cursor)
-        records = [r async for r in _records(consumer, topic, span) if _touches(r, grid, segment)]
+        partitions = await _partitions(settings, topic)
+        span = await window(consumer, topic, partitions, since, until, cursor, lookback)
+        before: set[str] = set()
+        records: list[dict[str, Any]] = []
+        async for inside, data in _records(consumer, topic, span):
+            if _touches(data, grid, segment):
+                if inside:
+                    records.append(data)
+                else:
+                    before.add(data["id"])
     finally:
         await consumer.stop()
-    return net_changes(records, grid, segment), span
+    return net_changes(records, grid, segment, before), span
 
 
 async def _partitions(settings: Settings, topic: str) -> list[int]:

@@ -44,6 +44,12 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--until", help="changes published before this time (default: now)")
     e.add_argument("--cursor", help="changes after the cursor a previous sync printed")
     e.add_argument(
+        "--lookback",
+        type=int,
+        default=None,
+        help="records per partition read before the period to recognise republished copies (50000)",
+    )
+    e.add_argument(
         "--cursor-file",
         help="incremental sync: start at the cursor in FILE (or --since when it does not exist yet), "
         "write the next cursor there once the output is complete",
@@ -110,8 +116,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         cursor_file = Path(args.cursor_file) if args.cursor_file else None
         if args.since or args.cursor or cursor_file:
             return await _changes(settings, args, grid, segment, cursor_file)
-        if args.until:
-            raise ExportUsage("--until needs --since, --cursor or --cursor-file")
+        if args.until or args.lookback is not None:
+            raise ExportUsage("--until and --lookback need --since, --cursor or --cursor-file")
         return await _members(reader, args, grid, segment)
     finally:
         await reader.aclose()
@@ -151,7 +157,7 @@ class _Counter:
 async def _changes(
     settings: Settings, args: argparse.Namespace, grid: str, segment: str, cursor_file: Path | None
 ) -> int:
-    from streams.read.changes import CHANGE_COLUMNS, changes
+    from streams.read.changes import CHANGE_COLUMNS, LOOKBACK, changes
 
     if args.columns or args.declared:
         raise ExportUsage("--columns applies to a members export, not to changes (docs/export.md)")
@@ -164,7 +170,10 @@ async def _changes(
     elif cursor_file is not None and since is None:
         raise ExportUsage(f"{cursor_file} does not exist yet: give --since for the first sync")
     until = _instant(args.until, "--until")
-    found, span = await changes(settings, grid, segment, since, until, cursor)
+    lookback = LOOKBACK if args.lookback is None else args.lookback
+    if lookback < 0:
+        raise ExportUsage("--lookback must be 0 or more")
+    found, span = await changes(settings, grid, segment, since, until, cursor, lookback)
     with _Output(args.output) as out:
         if args.format == "csv":
             out.write(_csv_line(CHANGE_COLUMNS))
