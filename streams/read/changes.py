@@ -33,9 +33,14 @@ __all__ = ["Change", "ChangesError", "Window", "changes", "net_changes", "parse_
 
 
 class ChangesError(ValueError):
-    """A period that cannot be answered exactly (bad cursor, beyond retention, topic missing): exit 2."""
+    """A period that cannot be answered exactly: exit code 2; HTTP 400, or 404 when `missing` (the topic
+    does not hold the period: retention, or a cursor of another topic)."""
 
     exit_code = 2
+
+    def __init__(self, message: str, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 @dataclass(frozen=True)
@@ -169,31 +174,36 @@ async def window(
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     first = await consumer.beginning_offsets(tps)
     last = await consumer.end_offsets(tps)
+    starts = {tp.partition: first[tp] for tp in tps}  # neither since nor a cursor: the whole log
+    if cursor is None and since is None and any(first[tp] > 0 for tp in tps):
+        raise ChangesError(
+            "the transitions topic no longer holds its beginning (retention): give since or a cursor",
+            missing=True,
+        )
     if cursor is not None:
         given = parse_cursor(cursor, partitions)
-        starts = {tp.partition: given[tp.partition] for tp in tps}
         for tp in tps:
-            if not first[tp] <= starts[tp.partition] <= last[tp]:
+            if not first[tp] <= given[tp.partition] <= last[tp]:
                 raise ChangesError(
-                    f"cursor offset {tp.partition}:{starts[tp.partition]} is outside what the topic holds"
-                    f" ({first[tp]}..{last[tp]}): retention removed part of the period; export the"
-                    " segment in full and sync from a new cursor"
+                    f"cursor offset {tp.partition}:{given[tp.partition]} is outside what the topic holds"
+                    f" ({first[tp]}..{last[tp]}): retention removed part of the period (or the topic was"
+                    " made again); export the segment in full and sync from a new cursor",
+                    missing=True,
                 )
-    elif since is not None:
+            starts[tp.partition] = given[tp.partition]
+    if since is not None:  # with a cursor too: the later of the two starts
         at = await consumer.offsets_for_times({tp: _ms(since) for tp in tps})
-        starts = {tp.partition: last[tp] if at[tp] is None else at[tp].offset for tp in tps}
         for tp in tps:
-            if first[tp] > 0 and starts[tp.partition] == first[tp]:
+            offset = last[tp] if at[tp] is None else at[tp].offset
+            if cursor is None and first[tp] > 0 and offset == first[tp]:
                 raise ChangesError(
                     f"the transitions topic no longer holds everything since {since.isoformat()}"
                     f" (partition {tp.partition} starts at offset {first[tp]}, retention): choose a later"
-                    " date, or export the segment in full"
+                    " date, or export the segment in full",
+                    missing=True,
                 )
-    else:
-        raise ChangesError("a period needs a start: since (a date) or a cursor")
-    if until is not None:
-        if since is not None and until <= since:
-            raise ChangesError("--until must be after --since")
+            starts[tp.partition] = max(starts[tp.partition], offset)
+    if until is not None:  # at or before the start: an empty period
         at = await consumer.offsets_for_times({tp: _ms(until) for tp in tps})
         ends = {tp.partition: last[tp] if at[tp] is None else at[tp].offset for tp in tps}
     else:

@@ -104,14 +104,12 @@ async def get_changes(request: web.Request) -> web.Response:
     grid, segment = _target(request, reader)
     fmt = _format(request)
     query = request.query
-    since, until, cursor = _instant(query.get("since"), "since"), _instant(query.get("until"), "until"), None
-    if "cursor" in query:
-        cursor = query["cursor"]
-        if since is not None:
-            raise BadRequest("give since or cursor, not both")
+    since, until = _instant(query.get("since"), "since"), _instant(query.get("until"), "until")
     try:
-        found, span = await changes(reader.settings, grid, segment, since, until, cursor)
+        found, span = await changes(reader.settings, grid, segment, since, until, query.get("cursor"))
     except ChangesError as exc:
+        if exc.missing:
+            raise NotFound(str(exc)) from None
         raise BadRequest(str(exc)) from None
     except KafkaError as exc:
         log.warning("changes: Kafka unavailable: %s", type(exc).__name__)

@@ -161,8 +161,8 @@ async def _changes(
 
     if args.columns or args.declared:
         raise ExportUsage("--columns applies to a members export, not to changes (docs/export.md)")
-    if args.cursor and (args.since or cursor_file):
-        raise ExportUsage("give --cursor, or --cursor-file (with --since for its first run), not both")
+    if args.cursor and cursor_file:
+        raise ExportUsage("give --cursor or --cursor-file, not both")
     cursor = args.cursor
     since = _instant(args.since, "--since")
     if cursor_file is not None and cursor_file.exists():
