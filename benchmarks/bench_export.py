@@ -16,7 +16,6 @@ else the local stack.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
+import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -76,26 +75,27 @@ def template() -> dict[str, str]:
     return mapping
 
 
-async def fill(client: aioredis.Redis, keys: KeySpace, start: int, stop: int) -> float:
-    """Customers `start`..`stop-1` (ids c000000000...): hash + membership of each grid, pipelined."""
+def fill(client: redis.Redis, keys: KeySpace, start: int, stop: int) -> float:
+    """Customers `start`..`stop-1` (ids c000000000...): hash + membership of each grid, pipelined (the sync
+    client: it packs commands with hiredis, several times faster than the asyncio one for 64-field HSETs)."""
     base = template()
     segments = {k[8:]: v for k, v in base.items() if k.startswith("segment:") and v}
     began = time.perf_counter()
     for low in range(start, stop, CHUNK):
-        async with client.pipeline(transaction=False) as pipe:
-            members: dict[tuple[int, str, str], list[str]] = {}
-            for i in range(low, min(low + CHUNK, stop)):
-                cid = f"c{i:09d}"
-                p = partition_for(cid, PARTITIONS)
-                row: dict[Any, Any] = dict(base, customer_id=cid, _offset=f"{p}:{i}")
-                row["gross_minor"] = row["monetary_minor"] = str(51000 + i % 9973)
-                row["monetary"] = f"{(51000 + i % 9973) / 100:.2f}"
-                pipe.hset(keys.customer(p, cid), mapping=row)
-                for grid, segment in segments.items():
-                    members.setdefault((p, grid, segment), []).append(cid)
-            for (p, grid, segment), ids in members.items():
-                pipe.sadd(keys.members(p, grid, segment), *ids)
-            await pipe.execute()
+        pipe = client.pipeline(transaction=False)
+        members: dict[tuple[int, str, str], list[str]] = {}
+        for i in range(low, min(low + CHUNK, stop)):
+            cid = f"c{i:09d}"
+            p = partition_for(cid, PARTITIONS)
+            row: dict[Any, Any] = dict(base, customer_id=cid, _offset=f"{p}:{i}")
+            row["gross_minor"] = row["monetary_minor"] = str(51000 + i % 9973)
+            row["monetary"] = f"{(51000 + i % 9973) / 100:.2f}"
+            pipe.hset(keys.customer(p, cid), mapping=row)
+            for grid, segment in segments.items():
+                members.setdefault((p, grid, segment), []).append(cid)
+        for (p, grid, segment), ids in members.items():
+            pipe.sadd(keys.members(p, grid, segment), *ids)
+        pipe.execute()
     return time.perf_counter() - began
 
 
@@ -120,24 +120,25 @@ def export(env: dict[str, str], fmt: str, output: Path) -> tuple[int, float, flo
     return rows, seconds, rss_kib / 1024
 
 
-async def cleanup(client: aioredis.Redis, prefix: str) -> int:
+def cleanup(client: redis.Redis, prefix: str) -> int:
+    """UNLINK every key of this run's own prefix (SCAN, never KEYS; nothing else is touched)."""
     removed = 0
     batch: list[bytes] = []
-    async for key in client.scan_iter(match=f"{prefix}:*", count=5000):
+    for key in client.scan_iter(match=f"{prefix}:*", count=5000):
         batch.append(key)
         if len(batch) >= 5000:
-            removed += await client.unlink(*batch)
+            removed += int(client.unlink(*batch))
             batch = []
     if batch:
-        removed += await client.unlink(*batch)
+        removed += int(client.unlink(*batch))
     return removed
 
 
-async def main_async(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> None:
     url = redis_url()
     prefix = f"bench-export-{uuid.uuid4().hex[:8]}"
     keys = KeySpace(prefix, NAMESPACE, TOPIC)
-    client = aioredis.Redis.from_url(url)
+    client = redis.Redis.from_url(url)
     env = dict(os.environ, SEGSTREAM_REDIS_URL=url, SEGSTREAM_KEY_PREFIX=prefix,
                SEGSTREAM_NAMESPACE=NAMESPACE, SEGSTREAM_EVENTS_TOPIC=TOPIC,
                SEGSTREAM_TOPIC_PARTITIONS=str(PARTITIONS))  # fmt: skip
@@ -148,7 +149,7 @@ async def main_async(args: argparse.Namespace) -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for n in checkpoints:
-                seconds = await fill(client, keys, filled, n)
+                seconds = fill(client, keys, filled, n)
                 print(f"filled {n - filled:,} customers in {seconds:.1f} s (total {n:,})", flush=True)
                 filled = n
                 for fmt in ("csv", "jsonl"):
@@ -164,16 +165,16 @@ async def main_async(args: argparse.Namespace) -> None:
                         raise SystemExit(f"expected {n} rows, got {rows}")
                     output.unlink()
     finally:
-        removed = await cleanup(client, prefix)
+        removed = cleanup(client, prefix)
         print(f"cleanup: {removed:,} keys removed under {prefix}:")
-        await client.aclose()
+        client.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", default="100000,1000000", help="member counts to export at")
     args = parser.parse_args()
-    asyncio.run(main_async(args))
+    run(args)
 
 
 if __name__ == "__main__":
