@@ -100,14 +100,15 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from streams.read.reader import NotFound, SegmentReader
+    from streams.store.namespaces import require_known
 
     grid, segment = _target(args)
-    if settings.namespace:  # named by SEGSTREAM_NAMESPACE: a typo is refused (exit 3), not an empty export
-        from streams.cli import _require_namespace
-
-        await _require_namespace(settings)
     reader = await SegmentReader.connect(settings)
     try:
+        if (
+            settings.namespace
+        ):  # named by SEGSTREAM_NAMESPACE: a typo is refused (exit 3), not an empty export
+            await require_known(reader.client, settings.key_prefix, settings.namespace)
         segments = reader.grids.get(grid)
         if segments is None:
             raise NotFound(f"unknown grid {grid!r}; known: {', '.join(reader.grids)}")

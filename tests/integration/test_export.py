@@ -233,3 +233,10 @@ def test_api_errors(world: tuple[Settings, Api], path: str, key: str | None, sta
     assert got == status, body
     assert headers["Content-Type"].startswith("application/json")
     assert orjson.loads(body)["status"] == status
+
+
+def test_cli_unknown_pinned_namespace_is_refused_with_exit_code_3(world: tuple[Settings, Api]) -> None:
+    settings, _ = world
+    done = cli(settings.model_copy(update={"namespace": "mian"}), "lifecycle", "new")
+    assert done.returncode == 3 and done.stdout == ""
+    assert "mian" in done.stderr and len(done.stderr.strip().splitlines()) == 1
