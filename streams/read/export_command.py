@@ -42,7 +42,7 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--output", help="a file (written whole or not at all); default stdout")
     e.add_argument("--since", help="changes published at or after this time (ISO 8601 with zone, or a date)")
     e.add_argument("--until", help="changes published before this time (default: now)")
-    e.add_argument("--cursor", help="changes after the cursor a previous sync printed")
+    e.add_argument("--cursor", help="changes after a previous sync's cursor (with --since: the later start)")
     e.add_argument(
         "--lookback",
         type=int,
@@ -167,7 +167,7 @@ async def _changes(
     cursor = args.cursor
     since = _instant(args.since, "--since")
     if cursor_file is not None and cursor_file.exists():
-        cursor, since = cursor_file.read_text(encoding="utf-8").strip(), None
+        cursor = cursor_file.read_text(encoding="utf-8").strip()  # with --since too: the later start
     elif cursor_file is not None and since is None:
         raise ExportUsage(f"{cursor_file} does not exist yet: give --since for the first sync")
     until = _instant(args.until, "--until")
