@@ -240,3 +240,33 @@ def test_cli_unknown_pinned_namespace_is_refused_with_exit_code_3(world: tuple[S
     done = cli(settings.model_copy(update={"namespace": "mian"}), "lifecycle", "new")
     assert done.returncode == 3 and done.stdout == ""
     assert "mian" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_export_is_not_cut_by_the_request_deadline(world: tuple[Settings, Api]) -> None:
+    """The per-request deadline (503 past it) would cut a long export: exports are exempt, others are not."""
+    from aiohttp import web
+
+    from streams.read import SegmentReader
+    from streams.read.api import make_app
+    from streams.read.auth import Authenticator
+
+    settings, _ = world
+
+    async def run() -> tuple[int, int, int]:
+        reader = await SegmentReader.connect(settings)
+        app = make_app(reader, Authenticator.disabled(), close_reader=True, request_timeout_s=1e-6)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+                async with session.get(base + "/grids/lifecycle/segments") as resp:
+                    kpis = resp.status
+                async with session.get(base + "/grids/lifecycle/segments/new/export") as resp:
+                    return kpis, resp.status, len((await resp.read()).splitlines())
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(run()) == (503, 200, 44)
