@@ -270,3 +270,53 @@ def test_an_export_is_not_cut_by_the_request_deadline(world: tuple[Settings, Api
             await runner.cleanup()
 
     assert asyncio.run(run()) == (503, 200, 44)
+
+
+def test_a_failure_after_the_first_byte_cuts_the_connection(
+    private_redis: Any, tmp_path: Path, services: Services
+) -> None:
+    """Redis dies mid-export: the client sees an incomplete transfer (the chunked body never ends), never a
+    short export that looks complete."""
+    from aiohttp import web
+
+    from benchmarks.bench_export import PARTITIONS, TOPIC, fill
+    from streams.read import SegmentReader
+    from streams.read.api import make_app
+    from streams.read.auth import Authenticator
+    from streams.store.keys import KeySpace
+    from tests.integration.conftest import PORT
+
+    server = private_redis()
+    url = f"redis://127.0.0.1:{PORT}/0"
+    fill(redis.Redis.from_url(url), KeySpace("cut", "main", TOPIC), 0, 40_000)
+    settings = Settings(redis_url=url, key_prefix="cut", namespace="main", events_topic=TOPIC,
+                        topic_partitions=PARTITIONS, redis_timeout_s=2)  # fmt: skip
+
+    async def run() -> tuple[int, int, str]:
+        reader = await SegmentReader.connect(settings)
+        runner = web.AppRunner(make_app(reader, Authenticator.disabled(), close_reader=True))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        received = 0
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session,
+                session.get(base + "/grids/lifecycle/segments/active/export") as resp,
+            ):
+                received += len(await resp.content.read(1000))
+                server.kill()  # Redis gone while the export still has ~39,000 rows to read
+                server.wait()
+                try:
+                    async for block in resp.content.iter_any():
+                        received += len(block)
+                except aiohttp.ClientPayloadError as exc:
+                    return resp.status, received, type(exc).__name__
+                return resp.status, received, "complete"
+        finally:
+            await runner.cleanup()
+
+    status, received, outcome = asyncio.run(run())
+    assert (status, outcome) == (200, "ClientPayloadError")
+    assert 0 < received < 40_000 * 40  # some rows arrived, far from all of them
