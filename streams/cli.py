@@ -197,16 +197,19 @@ def _api_key(settings: Settings, args: argparse.Namespace) -> int:
 
 def _admin_parsers(sub: Any) -> None:
     from streams.admin import definitions_command, namespaces_command
+    from streams.read import export_command
     from streams.replay import command as replay_command
 
     replay_command.add_parser(sub)
     namespaces_command.add_parsers(sub)
     definitions_command.add_parsers(sub)
+    export_command.add_parser(sub)
 
 
 def _admin(settings: Settings, args: argparse.Namespace) -> int:
     """Operator subcommands (replay, namespaces, promote, drop, definitions, calibrate)."""
     from streams.admin import definitions_command, namespaces_command
+    from streams.read import export_command
     from streams.replay import command as replay_command
 
     handlers = {
@@ -214,6 +217,7 @@ def _admin(settings: Settings, args: argparse.Namespace) -> int:
         **namespaces_command.HANDLERS,
         "definitions": definitions_command.run_definitions,
         "calibrate": definitions_command.run_calibrate,
+        "export": export_command.run,
     }
     return asyncio.run(handlers[args.command](settings, args))
 

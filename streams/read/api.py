@@ -19,7 +19,9 @@ from aiohttp import web
 
 from segmentation import Definitions
 from streams import logs
+from streams.read import http_guard
 from streams.read.auth import Authenticator
+from streams.read.export_api import get_changes, get_export
 from streams.read.http_guard import (
     AUTH,
     SCOPE_OF,
@@ -39,7 +41,7 @@ from streams.settings import Settings
 from streams.store.metrics_hash import prometheus
 from streams.store.replies import text as _text
 
-READER: web.AppKey[SegmentReader] = web.AppKey("reader", SegmentReader)
+READER = http_guard.READER  # one key object, also when this module runs as __main__ (python -m)
 _DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit() accepts '²', which int() then refuses
 
 
@@ -141,6 +143,8 @@ ROUTES: tuple[tuple[str, Handler, str | None], ...] = (
     ("/grids/{grid}/segments", get_segments, "segments:read"),
     ("/grids/{grid}/flows", get_flows, "segments:read"),
     ("/grids/{grid}/segments/{segment}/members", get_members, "members:read"),
+    ("/grids/{grid}/segments/{segment}/export", get_export, "members:read"),
+    ("/grids/{grid}/segments/{segment}/changes", get_changes, "members:read"),
     ("/health", get_health, None),
     ("/metrics", get_metrics, "metrics:read"),
     ("/openapi.json", get_openapi, None),

@@ -18,16 +18,24 @@ import redis.exceptions
 from aiohttp import web
 
 from streams.read.auth import ApiKey, Authenticator
-from streams.read.reader import BadRequest, NotFound
+from streams.read.reader import BadRequest, NotFound, SegmentReader
 
 log = logging.getLogger("segstream.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 AUTH: web.AppKey[Authenticator] = web.AppKey("auth", Authenticator)
+READER: web.AppKey[SegmentReader] = web.AppKey("reader", SegmentReader)
 SCOPE_OF = web.AppKey("scope_of", dict[str, str | None])
 TIMEOUT: web.AppKey[float] = web.AppKey("timeout", float)
 KEY = "segstream.key"  # request key: the ApiKey of the caller (absent when authentication is disabled)
 RETRY_AFTER_S = "1"
 _UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, TimeoutError)
+STREAMED: set[Handler] = set()  # handlers whose answer may take longer than the deadline (exports)
+
+
+def streamed(handler: Handler) -> Handler:
+    """Marks a route whose answer is streamed: no overall deadline (each Redis call keeps its timeout)."""
+    STREAMED.add(handler)
+    return handler
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -64,6 +72,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request within `api_request_timeout_s` (the pool wait included); past it, 503 (see errors)."""
+    if request.match_info.handler in STREAMED:
+        return await handler(request)
     async with asyncio.timeout(request.app[TIMEOUT]):
         return await handler(request)
 

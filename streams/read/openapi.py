@@ -8,6 +8,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from streams.read.auth import SCOPES
+from streams.read.columns import catalogue
 from streams.read.history import History, SegmentAt
 from streams.read.profile import CustomerProfile, Kpis, MembersPage
 from streams.read.reader import ID_PATTERN, cursor_pattern
@@ -28,6 +29,33 @@ _CID = {
     "required": True,
     "schema": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": ID_PATTERN},
 }
+_EXPORT_TYPES = ("text/csv", "application/x-ndjson")
+_FORMAT = {
+    "name": "format",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "enum": ["csv", "jsonl"]},
+    "description": "default: from the Accept header, else csv",
+}
+
+
+def _period(partitions: int) -> list[dict[str, Any]]:
+    """since / until / cursor of a changes request; a cursor names every partition of the topic in order."""
+    offsets = ",".join(f"{p}:[0-9]{{1,19}}" for p in range(partitions))
+    time = {"type": "string", "format": "date-time"}
+    return [
+        {"name": "since", "in": "query", "required": False, "schema": time},
+        {"name": "until", "in": "query", "required": False, "schema": time},
+        {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "pattern": f"^{offsets}$"},
+            "description": "`X-Segstream-Next-Cursor` of the previous sync; with since: the later start",
+        },
+    ]
+
+
 _STATUS_TEXT = {
     400: "bad parameter",
     401: "no valid API key (WWW-Authenticate: Bearer)",
@@ -35,6 +63,20 @@ _STATUS_TEXT = {
     404: "unknown customer, grid or segment",
     503: "Redis slow, down or busy: retry after Retry-After seconds",
 }
+
+
+def _columns(grids: Sequence[str]) -> dict[str, Any]:
+    """`columns=a,b`: distinct names of the export's catalogue (the default set when absent)."""
+    names = list(catalogue(grids))
+    return {
+        "name": "columns",
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": False,
+        "schema": {"type": "array", "items": {"type": "string", "enum": names}, "uniqueItems": True},
+        "description": "comma-separated column names (docs/export.md); the default set when absent",
+    }
 
 
 def _get(
@@ -178,6 +220,22 @@ def spec(
                 ],
                 (400, 404),
                 scope_of.get("/grids/{grid}/segments/{segment}/members"),
+            ),
+            "/grids/{grid}/segments/{segment}/export": _get(
+                "The segment's members with chosen columns, streamed as CSV or JSON lines (docs/export.md);"
+                " declared personal data columns need `pii:read` too (403).",
+                {"description": "OK", "content": {t: {"schema": {"type": "string"}} for t in _EXPORT_TYPES}},
+                [grid, segment, _FORMAT, _columns(grid_names)],
+                (400, 404),
+                scope_of.get("/grids/{grid}/segments/{segment}/export"),
+            ),
+            "/grids/{grid}/segments/{segment}/changes": _get(
+                "Who entered and who left the segment over a period of the transitions topic (since a time or"
+                " a cursor, until a time or now); the next cursor in `X-Segstream-Next-Cursor`.",
+                {"description": "OK", "content": {t: {"schema": {"type": "string"}} for t in _EXPORT_TYPES}},
+                [grid, segment, _FORMAT, *_period(partitions)],
+                (400, 404),
+                scope_of.get("/grids/{grid}/segments/{segment}/changes"),
             ),
             "/health": _get(
                 "Redis reachable and the namespace served.",

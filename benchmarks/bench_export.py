@@ -1,0 +1,181 @@
+"""Audience export in constant memory: rows/s and peak RSS of `segstream export` at 100k and 1M members.
+
+    .venv/bin/python benchmarks/bench_export.py [--checkpoints 100000,1000000]
+
+Synthetic fill (not through the worker, which would take minutes per million): a realistic customer (a year
+of purchases, emails, a survey) is made once by the pure core, its hash written for every customer with the
+store's own mapping (`state_to_mapping`, amounts varied per customer, the event-id window left empty) and
+each customer added to its segment's membership set of every grid, with pipelined HSET/SADD, under a fresh
+key prefix. Then, for each checkpoint N (the fill grows to N first), `segstream export lifecycle active`
+runs as a separate process in CSV and in JSON lines to a file; the benchmark prints rows, rows/s and the
+process's peak RSS (`resource.getrusage(RUSAGE_CHILDREN).ru_maxrss` of that child alone). Every key under
+the prefix is removed at the end (SCAN + UNLINK of its own prefix only). Uses SEGSTREAM_REDIS_URL when set,
+else the local stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.machine import describe
+from segmentation import CustomerState, Definitions, apply, parse_event
+from segmentation.state_mapping import state_to_mapping
+from streams.store.keys import KeySpace
+from streams.store.partitioning import partition_for
+
+PARTITIONS = 4
+TOPIC = "customer-events"
+NAMESPACE = "main"
+TEMPLATE = "tmpl-customer-00"
+CHUNK = 2000
+
+
+def redis_url() -> str:
+    url = os.environ.get("SEGSTREAM_REDIS_URL")
+    if url:
+        return url
+    from streams import devstack
+
+    return str(devstack.up().config.redis_url)
+
+
+def template() -> dict[str, str]:
+    """A customer with a year of activity, as the worker would store it (lifecycle `active`)."""
+    import orjson
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    defs, state = Definitions.default(), CustomerState.new(TEMPLATE)
+    events: list[dict[str, object]] = []
+    for i in range(12):
+        at = t0 + timedelta(days=30 * i)
+        events.append({"type": "purchase", "order_id": f"o{i}", "amount": "42.50", "currency": "EUR",
+                       "channel": "web", "occurred_at": at.isoformat()})  # fmt: skip
+        events.append({"type": "email_open", "occurred_at": (at + timedelta(days=2)).isoformat()})
+    events.append(
+        {"type": "survey_response", "score": 8, "occurred_at": (t0 + timedelta(days=200)).isoformat()}
+    )
+    for n, body in enumerate(sorted(events, key=lambda e: str(e["occurred_at"]))):
+        raw = {"event_id": f"{TEMPLATE}-e{n:04d}", "customer_id": TEMPLATE, "schema_version": 1, **body}
+        state = apply(state, parse_event(orjson.dumps(raw)), defs).state
+    mapping = state_to_mapping(state)
+    mapping["recent_event_ids"] = "[]"
+    return mapping
+
+
+def fill(client: redis.Redis, keys: KeySpace, start: int, stop: int) -> float:
+    """Customers `start`..`stop-1` (ids c000000000...): hash + membership of each grid, pipelined (the sync
+    client: it packs commands with hiredis, several times faster than the asyncio one for 64-field HSETs)."""
+    base = template()
+    segments = {k[8:]: v for k, v in base.items() if k.startswith("segment:") and v}
+    began = time.perf_counter()
+    for low in range(start, stop, CHUNK):
+        pipe = client.pipeline(transaction=False)
+        members: dict[tuple[int, str, str], list[str]] = {}
+        for i in range(low, min(low + CHUNK, stop)):
+            cid = f"c{i:09d}"
+            p = partition_for(cid, PARTITIONS)
+            row: dict[Any, Any] = dict(base, customer_id=cid, _offset=f"{p}:{i}")
+            row["gross_minor"] = row["monetary_minor"] = str(51000 + i % 9973)
+            row["monetary"] = f"{(51000 + i % 9973) / 100:.2f}"
+            pipe.hset(keys.customer(p, cid), mapping=row)
+            for grid, segment in segments.items():
+                members.setdefault((p, grid, segment), []).append(cid)
+        for (p, grid, segment), ids in members.items():
+            pipe.sadd(keys.members(p, grid, segment), *ids)
+        pipe.execute()
+    return time.perf_counter() - began
+
+
+def export(env: dict[str, str], fmt: str, output: Path) -> tuple[int, float, float]:
+    """(rows, seconds, peak RSS MiB) of one `segstream export` process."""
+    code = (
+        "import resource, sys\n"
+        "from streams.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    args = ["export", "lifecycle", "active", "--format", fmt, "--output", str(output)]
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        raise SystemExit(f"export failed ({done.returncode}): {done.stderr.strip()}")
+    rss_kib = int(done.stderr.split("maxrss_kib", 1)[1].split()[0])
+    with output.open("rb") as f:
+        rows = sum(1 for _ in f) - (1 if fmt == "csv" else 0)
+    return rows, seconds, rss_kib / 1024
+
+
+def cleanup(client: redis.Redis, prefix: str) -> int:
+    """UNLINK every key of this run's own prefix (SCAN, never KEYS; nothing else is touched)."""
+    removed = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=f"{prefix}:*", count=5000):
+        batch.append(key)
+        if len(batch) >= 5000:
+            removed += int(client.unlink(*batch))
+            batch = []
+    if batch:
+        removed += int(client.unlink(*batch))
+    return removed
+
+
+def run(args: argparse.Namespace) -> None:
+    url = redis_url()
+    prefix = f"bench-export-{uuid.uuid4().hex[:8]}"
+    keys = KeySpace(prefix, NAMESPACE, TOPIC)
+    client = redis.Redis.from_url(url)
+    env = dict(os.environ, SEGSTREAM_REDIS_URL=url, SEGSTREAM_KEY_PREFIX=prefix,
+               SEGSTREAM_NAMESPACE=NAMESPACE, SEGSTREAM_EVENTS_TOPIC=TOPIC,
+               SEGSTREAM_TOPIC_PARTITIONS=str(PARTITIONS))  # fmt: skip
+    print(f"machine: {describe()}")
+    print(f"redis: {url}, prefix {prefix} (synthetic fill: HSET + SADD with the store's mapping)")
+    checkpoints = sorted(int(n) for n in args.checkpoints.split(","))
+    filled = 0
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in checkpoints:
+                seconds = fill(client, keys, filled, n)
+                print(f"filled {n - filled:,} customers in {seconds:.1f} s (total {n:,})", flush=True)
+                filled = n
+                for fmt in ("csv", "jsonl"):
+                    output = Path(tmp) / f"export.{fmt}"
+                    rows, took, rss = export(env, fmt, output)
+                    size = output.stat().st_size / 1048576
+                    print(
+                        f"  {fmt:<5} {rows:>9,} rows  {rows / took:>9,.0f} rows/s  {took:6.1f} s"
+                        f"  peak RSS {rss:6.1f} MiB  file {size:7.1f} MiB",
+                        flush=True,
+                    )
+                    if rows != n:
+                        raise SystemExit(f"expected {n} rows, got {rows}")
+                    output.unlink()
+    finally:
+        removed = cleanup(client, prefix)
+        print(f"cleanup: {removed:,} keys removed under {prefix}:")
+        client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", default="100000,1000000", help="member counts to export at")
+    args = parser.parse_args()
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

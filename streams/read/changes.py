@@ -1,0 +1,299 @@
+"""Who entered and who left a segment over a period, from the transitions topic: incremental syncs to a CRM.
+
+The transitions topic is the authoritative log of every move (invariant 3: a transition for every state
+change, none without one, redeliveries with the same id). A period is a range of offsets per partition:
+from the first offset published at or after `since` (Kafka's offsets-for-times index on record timestamps)
+or from a cursor, up to the end offsets when the request starts, or to the first offset published at or
+after `until`. Every transition of the range that touches the segment (from it or to it) is read, repeats of
+an id are dropped (first occurrence kept), and each customer is netted: in the segment before its first such
+transition and not after its last one: `left`; the other way round: `entered`; in and out again or out and in
+again: nothing. Memory follows the customers that moved in the period, not the segment's size.
+
+Exactness and its limits (docs/export.md):
+- the next cursor is the end of this range: consecutive syncs from cursor to cursor cover every transition
+  exactly once (offsets, not clocks, so no record can fall between two syncs);
+- a date maps to offsets by record timestamps; the topic must still hold the whole range: a period reaching
+  before what retention kept is refused (`ChangesError`), never answered incompletely;
+- a transition republished after a worker crash carries the same id: repeats within the period are dropped,
+  and so are copies of moves published in the `LOOKBACK` records before the period (read for their ids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from streams.settings import Settings
+
+__all__ = ["Change", "ChangesError", "Window", "changes", "net_changes", "parse_cursor", "window"]
+
+
+class ChangesError(ValueError):
+    """A period that cannot be answered exactly: exit code 2; HTTP 400, or 404 when `missing` (the topic
+    does not hold the period: retention, or a cursor of another topic)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class Change:
+    """One customer's net move over the period: `entered` (from the segment it came from) or `left` (to
+    the segment it went to; none after an erasure); `at` and `transition_id` of that last move."""
+
+    customer_id: str
+    change: str
+    from_segment: str | None
+    to_segment: str | None
+    at: str
+    transition_id: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "customer_id": self.customer_id,
+            "change": self.change,
+            "from": self.from_segment,
+            "to": self.to_segment,
+            "at": self.at,
+            "transition_id": self.transition_id,
+        }
+
+
+CHANGE_COLUMNS = ("customer_id", "change", "from", "to", "at", "transition_id")
+LOOKBACK = 50_000
+"""Records per partition read before a period for their ids only. A worker that crashed between publishing a
+batch's transitions and committing it republishes them (same ids) when the partition is taken again, right
+after the originals in the partition's order (the transitions topic is partitioned by customer id like the
+events topic); a sync that ended between the two must not count the copies again. A batch publishes at most
+a few tens of thousands of transitions per partition (SEGSTREAM_BATCH_MAX_EVENTS, SWEEP_MAX_CUSTOMERS)."""
+
+
+@dataclass
+class Window:
+    """Offsets `[starts[p], ends[p])` of each partition of the transitions topic, and `[lookback[p],
+    starts[p])`: read only for the ids of the moves published just before (see `LOOKBACK`)."""
+
+    starts: dict[int, int]
+    ends: dict[int, int]
+    lookback: dict[int, int] = field(default_factory=dict)
+
+    def cursor(self) -> str:
+        """Where the next period starts: `<partition>:<offset>` per partition, comma-separated."""
+        return ",".join(f"{p}:{o}" for p, o in sorted(self.ends.items()))
+
+
+def parse_cursor(text: str, partitions: Iterable[int]) -> dict[int, int]:
+    wanted = sorted(partitions)
+    out: dict[int, int] = {}
+    for part in text.strip().split(","):
+        head, sep, tail = part.partition(":")
+        if not sep or not head.isascii() or not tail.isascii() or not head.isdigit() or not tail.isdigit():
+            raise ChangesError(f"malformed cursor {text!r}: pass back the cursor a previous sync printed")
+        out[int(head)] = int(tail)
+    if sorted(out) != wanted:
+        raise ChangesError(f"cursor {text!r} does not name the topic's partitions {wanted}")
+    return out
+
+
+@dataclass
+class _Net:
+    """One customer's moves touching the segment over the period (ids: repeats are dropped)."""
+
+    was_in: bool
+    last: dict[str, Any]
+    ids: set[str] = field(default_factory=set)
+
+
+def net_changes(
+    transitions: Iterable[dict[str, Any]], grid: str, segment: str, before: Collection[str] = ()
+) -> list[Change]:
+    """Net entries and exits of `segment` from transitions in log order (the topic's `data` objects), ids
+    in `before` (published before the period) left out; sorted by change, then customer id."""
+    moved: dict[str, _Net] = {}
+    for t in transitions:
+        if t.get("grid") != grid or segment not in (t.get("from_segment"), t.get("to_segment")):
+            continue
+        if t["id"] in before:
+            continue  # a copy of a move published before the period (a crash's republication)
+        cid = t["customer_id"]
+        net = moved.get(cid)
+        if net is None:
+            net = moved[cid] = _Net(t.get("from_segment") == segment, t)
+        elif t["id"] in net.ids:
+            continue  # a redelivery (same id): its effect is already counted
+        net.ids.add(t["id"])
+        net.last = t
+    out: list[Change] = []
+    for cid, net in moved.items():
+        now_in = net.last.get("to_segment") == segment
+        if now_in == net.was_in:
+            continue
+        last = net.last
+        out.append(
+            Change(
+                customer_id=cid,
+                change="entered" if now_in else "left",
+                from_segment=last.get("from_segment"),
+                to_segment=last.get("to_segment"),
+                at=_z(last["effective_at"]),
+                transition_id=last["id"],
+            )
+        )
+    out.sort(key=lambda c: (c.change, c.customer_id))
+    return out
+
+
+def _z(text: str) -> str:
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _ms(moment: datetime) -> int:
+    """Epoch milliseconds for Kafka's time index (no record is older than the epoch)."""
+    return max(0, int(moment.timestamp() * 1000))
+
+
+async def window(
+    consumer: Any,
+    topic: str,
+    partitions: list[int],
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | None,
+    lookback_records: int = LOOKBACK,
+) -> Window:
+    """The period as offsets (see the module doc); refuses one that retention already cut."""
+    from aiokafka import TopicPartition
+
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    first = await consumer.beginning_offsets(tps)
+    last = await consumer.end_offsets(tps)
+    starts = {tp.partition: first[tp] for tp in tps}  # neither since nor a cursor: the whole log
+    if cursor is None and since is None and any(first[tp] > 0 for tp in tps):
+        raise ChangesError(
+            "the transitions topic no longer holds its beginning (retention): give since or a cursor",
+            missing=True,
+        )
+    if cursor is not None:
+        given = parse_cursor(cursor, partitions)
+        for tp in tps:
+            if not first[tp] <= given[tp.partition] <= last[tp]:
+                raise ChangesError(
+                    f"cursor offset {tp.partition}:{given[tp.partition]} is outside what the topic holds"
+                    f" ({first[tp]}..{last[tp]}): retention removed part of the period (or the topic was"
+                    " made again); export the segment in full and sync from a new cursor",
+                    missing=True,
+                )
+            starts[tp.partition] = given[tp.partition]
+    if since is not None:  # with a cursor too: the later of the two starts
+        at = await consumer.offsets_for_times({tp: _ms(since) for tp in tps})
+        for tp in tps:
+            offset = last[tp] if at[tp] is None else at[tp].offset
+            if cursor is None and first[tp] > 0 and offset == first[tp]:
+                raise ChangesError(
+                    f"the transitions topic no longer holds everything since {since.isoformat()}"
+                    f" (partition {tp.partition} starts at offset {first[tp]}, retention): choose a later"
+                    " date, or export the segment in full",
+                    missing=True,
+                )
+            starts[tp.partition] = max(starts[tp.partition], offset)
+    if until is not None:  # at or before the start: an empty period
+        at = await consumer.offsets_for_times({tp: _ms(until) for tp in tps})
+        ends = {tp.partition: last[tp] if at[tp] is None else at[tp].offset for tp in tps}
+    else:
+        ends = {tp.partition: last[tp] for tp in tps}
+    ends = {p: max(ends[p], starts[p]) for p in ends}
+    lookback = {tp.partition: max(first[tp], starts[tp.partition] - lookback_records) for tp in tps}
+    return Window(starts, ends, lookback)
+
+
+async def _records(consumer: Any, topic: str, span: Window) -> AsyncIterator[tuple[bool, dict[str, Any]]]:
+    """(in the period, `data`) of every transition of the lookback and the period, partition by
+    partition, in offset order."""
+    from aiokafka import TopicPartition
+
+    for partition in sorted(span.starts):
+        start, end = span.starts[partition], span.ends[partition]
+        if start >= end:
+            continue
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        position = span.lookback.get(partition, start)
+        consumer.seek(tp, position)
+        while position < end:
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
+            for message in batch.get(tp, []):
+                if message.offset >= end:
+                    break
+                try:
+                    data = orjson.loads(message.value)["data"]
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    raise ChangesError(
+                        f"record {partition}:{message.offset} of {topic!r} is not a transition"
+                    ) from None
+                yield message.offset >= start, data
+            position = await consumer.position(tp)
+
+
+async def changes(
+    settings: Settings,
+    grid: str,
+    segment: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    lookback: int = LOOKBACK,
+) -> tuple[list[Change], Window]:
+    """Net entries and exits of `segment` over the period, and the period's offsets (its `cursor()` is
+    where the next sync starts)."""
+    from aiokafka import AIOKafkaConsumer
+
+    topic = settings.transitions_topic
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 << 20,
+        **settings.kafka_security(),
+    )
+    await consumer.start()
+    try:
+        partitions = await _partitions(settings, topic)
+        span = await window(consumer, topic, partitions, since, until, cursor, lookback)
+        before: set[str] = set()
+        records: list[dict[str, Any]] = []
+        async for inside, data in _records(consumer, topic, span):
+            if _touches(data, grid, segment):
+                if inside:
+                    records.append(data)
+                else:
+                    before.add(data["id"])
+    finally:
+        await consumer.stop()
+    return net_changes(records, grid, segment, before), span
+
+
+async def _partitions(settings: Settings, topic: str) -> list[int]:
+    """The topic's partitions, from the admin API (describing a missing topic might create it)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security())
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            raise ChangesError(f"transitions topic {topic!r} not found (SEGSTREAM_TRANSITIONS_TOPIC)")
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for t in described if t.get("topic") == topic for p in t["partitions"])
+
+
+def _touches(t: dict[str, Any], grid: str, segment: str) -> bool:
+    return t.get("grid") == grid and segment in (t.get("from_segment"), t.get("to_segment"))

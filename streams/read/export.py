@@ -1,0 +1,150 @@
+"""Audience export: the members of one segment (or audience) with chosen columns, as CSV or JSON lines,
+streamed in constant memory whatever the number of members.
+
+Per partition, the membership set `<tag>:m:<grid>:<segment>` is walked with SSCAN and the columns of each
+chunk of ids are read with pipelined HMGET (the next SSCAN rides in the same round trip); rows are encoded
+and handed to the writer chunk by chunk, so memory follows the chunk size, never the member count
+(`benchmarks/bench_export.py`). Used by `segstream export` and by the HTTP API.
+
+What an export guarantees while workers write (there is no snapshot across partitions):
+- every row is a member at the instant its row was read, and its columns come from one HMGET (atomic per
+  customer): a row never mixes two states of a customer;
+- a customer that is a member for the whole export is listed; one that enters or leaves meanwhile may be
+  listed or not (SSCAN's guarantee), and when listed its columns are the newer ones; one that left between
+  the SSCAN and its HMGET is left out (its hash no longer says the segment);
+- each member is listed once, except that Redis's SSCAN may return an id twice when the set's hash table
+  shrinks during the export (many members leaving at once): key the import by `customer_id`.
+For an exact incremental sync, export once, then apply the changes of the transitions topic from that
+point (`streams/read/changes.py`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+import redis.asyncio as aioredis
+
+from streams.read.columns import Column, Raw
+from streams.read.profile import Money
+from streams.store.keys import KeySpace
+
+__all__ = ["CHUNK", "FORMATS", "Format", "Selection", "encode_rows", "member_rows"]
+
+CHUNK = 1000  # ids per SSCAN step and per HMGET pipeline: ~1000 rows in flight at most
+Format = Literal["csv", "jsonl"]
+FORMATS: dict[str, str] = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to export: the members of `segment` in `grid`, with `columns`."""
+
+    grid: str
+    segment: str
+    columns: tuple[Column, ...]
+
+    def fields(self) -> list[str]:
+        """Fields read per member: the guard (`segment:<grid>`) first, then each column's, in order."""
+        out = [f"segment:{self.grid}"]
+        for column in self.columns:
+            out += column.fields
+        return out
+
+
+Row = tuple[str, list[str | None]]  # customer id, HMGET answer
+
+
+async def member_rows(
+    client: aioredis.Redis,
+    keys: KeySpace,
+    partitions: Sequence[int],
+    selection: Selection,
+    chunk: int = CHUNK,
+) -> AsyncIterator[list[Row]]:
+    """Chunks of (customer id, stored fields) of the current members, partition by partition."""
+    fields = selection.fields()
+    segment = selection.segment
+    for partition in partitions:
+        members = keys.members(partition, selection.grid, segment)
+        cursor, ids = await client.sscan(members, 0, count=chunk)
+        while ids or cursor:
+            names = [_str(i) for i in ids]
+            async with client.pipeline(transaction=False) as pipe:
+                for cid in names:
+                    pipe.hmget(keys.customer(partition, cid), fields)
+                if cursor:
+                    pipe.sscan(members, cursor, count=chunk)
+                replies = await pipe.execute()
+            cursor, ids = replies.pop() if cursor else (0, [])
+            kept = [
+                (cid, [_opt(v) for v in raw[1:]])
+                for cid, raw in zip(names, replies, strict=True)
+                if _opt(raw[0]) == segment  # still a member when its row was read
+            ]
+            if kept:
+                yield kept
+
+
+def _str(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _opt(value: str | bytes | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def values_of(columns: Sequence[Column], customer_id: str, raw: Raw) -> list[Any]:
+    """Each column's value for one member (`raw`: the HMGET answer without the guard field)."""
+    out: list[Any] = []
+    at = 0
+    for column in columns:
+        n = len(column.fields)
+        out.append(customer_id if column.name == "customer_id" else column.value(raw[at : at + n]))
+        at += n
+    return out
+
+
+async def encode_rows(
+    chunks: AsyncIterator[list[Row]], columns: Sequence[Column], fmt: Format
+) -> AsyncIterator[bytes]:
+    """The export as bytes, a header first for CSV, then one block per chunk of rows."""
+    names = [c.name for c in columns]
+    if fmt == "csv":
+        yield _csv([names])
+        async for rows in chunks:
+            yield _csv([[_cell(v) for v in values_of(columns, cid, raw)] for cid, raw in rows])
+    else:
+        async for rows in chunks:
+            yield b"".join(
+                orjson.dumps(dict(zip(names, values_of(columns, cid, raw), strict=True)), default=_json)
+                + b"\n"
+                for cid, raw in rows
+            )
+
+
+def _csv(rows: list[list[str]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def _cell(value: Any) -> str:
+    """CSV text: empty for none, money as its major-unit amount (the currency is its own column)."""
+    if value is None:
+        return ""
+    if isinstance(value, Money):
+        return value.amount
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Money):
+        return {"amount": value.amount, "currency": value.currency}
+    raise TypeError(f"not serialisable: {type(value).__name__}")
