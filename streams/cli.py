@@ -195,12 +195,20 @@ def _api_key(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.read.dashboard import report
+
+    return report.run(settings, args)
+
+
 def _admin_parsers(sub: Any) -> None:
     from streams.admin import definitions_command, namespaces_command
+    from streams.read.dashboard import report
     from streams.replay import command as replay_command
 
     replay_command.add_parser(sub)
     namespaces_command.add_parsers(sub)
+    report.add_parser(sub)
     definitions_command.add_parsers(sub)
 
 
@@ -261,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         "customer": _customer,
         "api": _api,
         "api-key": _api_key,
+        "report": _report,
     }.get(args.command, _admin)
     from segmentation.safe_yaml import one_line
     from streams.errors import UNEXPECTED, failure

@@ -20,6 +20,7 @@ from aiohttp import web
 from segmentation import Definitions
 from streams import logs
 from streams.read.auth import Authenticator
+from streams.read.dashboard import routes as dashboard
 from streams.read.http_guard import (
     AUTH,
     SCOPE_OF,
@@ -129,7 +130,9 @@ async def get_metrics(request: web.Request) -> web.Response:
 async def get_openapi(request: web.Request) -> web.Response:
     scopes: dict[str, str | None] = request.app[SCOPE_OF]
     reader = _reader(request)
-    return _json(spec(reader.grids, scopes, reader.settings.topic_partitions))
+    document = spec(reader.grids, scopes, reader.settings.topic_partitions)
+    document["paths"].update(dashboard.openapi_paths(reader.grids, scopes))  # the dashboard's routes
+    return _json(document)
 
 
 # path, handler, scope needed (None: open to anyone who can reach the port)
@@ -164,6 +167,7 @@ def make_app(
     }
     for path, handler, _ in ROUTES:
         app.router.add_get(path, handler, allow_head=False)
+    dashboard.register(app, reader)  # `/`, its assets and the aggregates it draws (docs/dashboard.md)
     if close_reader:
 
         async def close(app: web.Application) -> None:

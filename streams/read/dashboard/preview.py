@@ -1,0 +1,88 @@
+"""The definitions page: the versions served and stored, who a candidate file would move (a bounded sample).
+
+Why a sample: `segstream definitions diff` reads every customer, which at a million takes longer than an HTTP
+request may (SEGSTREAM_API_REQUEST_TIMEOUT_S). The preview re-segments at most `limit` stored customers,
+partition by partition in SCAN order, exactly as `diff` does (`definitions_change.reseg`), and says how many
+it read out of how many: the full answer stays `segstream definitions diff`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from segmentation import Definitions, DefinitionsError
+from segmentation.safe_yaml import load_bounded
+from segmentation.state_mapping import state_from_mapping
+from streams.admin.definitions_change import Matrix, reseg, segments_of, stored_customers
+from streams.read.reader import SegmentReader
+from streams.store.replies import text as _text
+
+DEFAULT_LIMIT = 20_000
+MAX_BODY = 256 * 1024
+EXAMPLES = 5  # customer ids shown per (grid, from, to) move: who would move
+
+
+async def total_customers(reader: SegmentReader) -> int:
+    kpis = await reader.segment_kpis("lifecycle")
+    return sum(k.customers for k in kpis.values())
+
+
+async def definitions_info(reader: SegmentReader) -> dict[str, Any]:
+    keys = await reader.keyspace()
+    stored = await reader.client.hget(keys.definitions(), "version")
+    defs = reader.definitions
+    return {
+        "namespace": keys.namespace,
+        "served_version": defs.version,
+        "stored_version": _text(stored) if stored else None,
+        "currency": defs.currency,
+        "grids": {grid: list(segments) for grid, segments in reader.grids.items()},
+        "customers": await total_customers(reader),
+    }
+
+
+async def preview(reader: SegmentReader, text: str, limit: int | None) -> dict[str, Any]:
+    """Moves per grid for at most `limit` customers under the candidate `text` (YAML); raises
+    DefinitionsError (a 400) for a candidate that does not load."""
+    document = load_bounded(text, "candidate")
+    if not isinstance(document, Mapping):
+        raise DefinitionsError("expected a mapping at the top level")
+    new = Definitions.from_mapping(document)
+    cap = limit or DEFAULT_LIMIT
+    keys = await reader.keyspace()
+    matrix = Matrix()
+    examples: dict[tuple[str, str, str], list[str]] = {}
+    for p in range(reader.settings.topic_partitions):
+        if matrix.customers >= cap:
+            break
+        async for rows in stored_customers(reader.client, keys, p):
+            for customer_id, row in rows[: cap - matrix.customers]:
+                state = state_from_mapping(row)
+                if state.definitions_version == new.version:
+                    matrix.already_current += 1
+                after, _ = reseg(state, new)
+                matrix.add(state, after)
+                before, later = segments_of(state), segments_of(after)
+                for grid in before.keys() | later.keys():
+                    cell = (grid, before.get(grid, "-"), later.get(grid, "-"))
+                    if cell[1] != cell[2] and len(examples.setdefault(cell, [])) < EXAMPLES:
+                        examples[cell].append(customer_id)
+            if matrix.customers >= cap:
+                break
+    grids: dict[str, list[dict[str, Any]]] = {}
+    for (grid, old, now), n in sorted(matrix.moves().items()):
+        grids.setdefault(grid, []).append(
+            {"from": old, "to": now, "customers": n, "examples": examples.get((grid, old, now), [])}
+        )
+    total = await total_customers(reader)
+    return {
+        "current_version": reader.definitions.version,
+        "candidate_version": new.version,
+        "examined": matrix.customers,
+        "total": total,
+        "complete": matrix.customers >= total,
+        "already_current": matrix.already_current,
+        "moved": {grid: sum(c["customers"] for c in cells) for grid, cells in grids.items()},
+        "grids": grids,
+    }
