@@ -184,12 +184,25 @@ def overview_figures(page: Any) -> dict[str, Any]:
     return {"sizes": sizes, "moves": moves, "kpis": dict(table), "days": days}
 
 
+def kpis_segments(world: World, grid: str) -> list[str]:
+    segments: list[str] = world.get("/grids")[1][grid]
+    return segments
+
+
 def check_against_api(world: World, grid: str, start: str, end: str, shown: dict[str, Any]) -> None:
     status, sizes = world.get(f"/grids/{grid}/sizes?from={start}&to={end}")
     assert status == 200
     assert shown["days"] == sizes["days"] and shown["sizes"] == sizes["sizes"]
     _, moves = world.get(f"/grids/{grid}/moves?from={start}&to={end}")
     assert shown["moves"] == sorted((f, t, n) for f, t, n in moves["cells"]) and moves["total"] > 0
+    # the (from, to) counters agree with the day flows, a separate key: exits per row, entries per column
+    _, flows = world.get(f"/grids/{grid}/flows")
+    days = [d for d in flows["days"] if start <= d <= end]
+    for segment in kpis_segments(world, grid):
+        out = sum(flows["days"][d].get(segment, {}).get("out", 0) for d in days)
+        into = sum(flows["days"][d].get(segment, {}).get("in", 0) for d in days)
+        assert sum(n for f, _, n in moves["cells"] if f == segment) == out
+        assert sum(n for _, t, n in moves["cells"] if t == segment) == into
     _, kpis = world.get(f"/grids/{grid}/segments")
     expected = {
         segment: {

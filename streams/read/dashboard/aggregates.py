@@ -9,6 +9,7 @@ matrix between two dates sums the per-day (from, to) counters (`x:<grid>`) the c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 
@@ -18,6 +19,7 @@ from streams.read.profile import Answer
 from streams.read.reader import BadRequest, SegmentReader
 from streams.store.replies import texts as _texts
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 NONE = "-"  # no segment: before a customer's first transition in the grid, or after an erasure
 
 
@@ -38,11 +40,11 @@ class Moves(Answer):
 
 
 def parse_day(raw: str | None, name: str) -> date | None:
-    """An optional ISO day (YYYY-MM-DD); anything else is a 400 naming the parameter."""
-    if raw is None or raw == "":
+    """An optional ISO day (YYYY-MM-DD); anything else (an empty value too) is a 400 naming the parameter."""
+    if raw is None:
         return None
     try:
-        if len(raw) != 10:
+        if not _DAY.fullmatch(raw):  # ASCII digits only, as the OpenAPI pattern says
             raise ValueError(raw)
         return date.fromisoformat(raw)
     except ValueError:
@@ -56,16 +58,17 @@ def sizes_from_flows(
     start: date | None,
     end: date | None,
 ) -> tuple[list[str], dict[str, list[int]]]:
-    """Per day of [start, end] (default: the flows' first to last day), the size at the end of the day."""
+    """Per day of [start, end] within the flows' first and last day (before the first every segment is
+    empty, after the last nothing changed), the size at the end of the day; none when the range is empty."""
     known = sorted(flows)
-    if not known and (start is None or end is None):
+    lowest = date.fromisoformat(known[0]) if known else None
+    highest = date.fromisoformat(known[-1]) if known else None
+    if lowest is None or highest is None:
         return [], {s: [] for s in segments}
-    first = start or date.fromisoformat(known[0])
-    last = end or date.fromisoformat(known[-1])
+    first = max(start or lowest, lowest)
+    last = min(end or highest, highest)
     if first > last:
-        raise BadRequest("from must not be after to")
-    if (last - first).days > 3660:
-        raise BadRequest("a range of at most 3660 days")
+        return [], {s: [] for s in segments}
     size = {s: current.get(s, 0) for s in segments}
     # Undo, newest first, the net entries of every day after `last`, then walk back through the range.
     later = [d for d in known if d > last.isoformat()]
@@ -98,9 +101,7 @@ def moves_from_rows(
 ) -> tuple[list[tuple[str, str, int]], int]:
     """Sum of `<from>><to>:<day>` fields with day within [start, end] over the partitions' hashes."""
     low = start.isoformat() if start else ""
-    high = end.isoformat() if end else "9999-12-31"
-    if low > high:
-        raise BadRequest("from must not be after to")
+    high = end.isoformat() if end else "9999-12-31"  # from after to: an empty range, no transition
     sums: dict[tuple[str, str], int] = {}
     for row in rows:
         for name, value in row.items():

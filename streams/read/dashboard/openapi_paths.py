@@ -57,7 +57,8 @@ def paths(
     )["get"]
     preview["requestBody"] = {
         "required": True,
-        "content": {"application/yaml": {"schema": {"type": "string", "maxLength": 262144}}},
+        "content": {"application/yaml": {"schema": {"type": "object"}}},
+        "description": "the candidate definitions file: a YAML mapping of at most 65,536 characters",
     }
     return {
         "/": _get("The dashboard page (no data: it asks for an API key).", html, [], (), scope_of.get("/")),

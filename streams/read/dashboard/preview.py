@@ -19,7 +19,7 @@ from streams.read.reader import SegmentReader
 from streams.store.replies import text as _text
 
 DEFAULT_LIMIT = 20_000
-MAX_BODY = 256 * 1024
+MAX_CHARACTERS = 65_536  # of the candidate text: at most 256 KiB of UTF-8, the definitions file limit
 EXAMPLES = 5  # customer ids shown per (grid, from, to) move: who would move
 
 
@@ -43,12 +43,16 @@ async def definitions_info(reader: SegmentReader) -> dict[str, Any]:
 
 
 async def preview(reader: SegmentReader, text: str, limit: int | None) -> dict[str, Any]:
-    """Moves per grid for at most `limit` customers under the candidate `text` (YAML); raises
-    DefinitionsError (a 400) for a candidate that does not load."""
+    """Moves per grid for at most `limit` customers under the candidate `text` (YAML). Text that is not a
+    YAML mapping raises DefinitionsError (a 400: not a definitions file at all); a mapping that is not valid
+    definitions is an answer (`valid: false` and the one-line reason), as `definitions diff` would say."""
     document = load_bounded(text, "candidate")
     if not isinstance(document, Mapping):
-        raise DefinitionsError("expected a mapping at the top level")
-    new = Definitions.from_mapping(document)
+        raise DefinitionsError("candidate: expected a YAML mapping at the top level")
+    try:
+        new = Definitions.from_mapping(document)
+    except DefinitionsError as exc:
+        return {"valid": False, "error": str(exc), "current_version": reader.definitions.version}
     cap = limit or DEFAULT_LIMIT
     keys = await reader.keyspace()
     matrix = Matrix()
@@ -77,6 +81,7 @@ async def preview(reader: SegmentReader, text: str, limit: int | None) -> dict[s
         )
     total = await total_customers(reader)
     return {
+        "valid": True,
         "current_version": reader.definitions.version,
         "candidate_version": new.version,
         "examined": matrix.customers,

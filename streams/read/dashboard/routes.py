@@ -17,7 +17,7 @@ from aiohttp import web
 from segmentation import DefinitionsError
 from streams.read.dashboard.aggregates import parse_day, segment_moves, segment_sizes
 from streams.read.dashboard.openapi_paths import paths
-from streams.read.dashboard.preview import MAX_BODY, definitions_info, preview
+from streams.read.dashboard.preview import MAX_CHARACTERS, definitions_info, preview
 from streams.read.http_guard import SCOPE_OF, Handler
 from streams.read.http_guard import json_response as _json
 from streams.read.reader import BadRequest, SegmentReader
@@ -85,11 +85,12 @@ async def get_definitions(request: web.Request) -> web.Response:
 
 
 async def post_preview(request: web.Request) -> web.Response:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise BadRequest(f"a definitions file of at most {MAX_BODY} bytes")
-    body = await request.content.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY:
-        raise BadRequest(f"a definitions file of at most {MAX_BODY} bytes")
+    if not request.body_exists:
+        raise BadRequest("the candidate definitions file is the request body (YAML)")
+    most = 4 * MAX_CHARACTERS  # bytes of UTF-8
+    if request.content_length is not None and request.content_length > most:
+        raise BadRequest(f"a definitions file of at most {MAX_CHARACTERS} characters")
+    body = await request.content.read(most + 1)
     raw = request.query.get("limit", "")
     limit = None
     if raw:
@@ -98,12 +99,14 @@ async def post_preview(request: web.Request) -> web.Response:
         limit = int(raw)
     try:
         text = body.decode("utf-8")
-        answer = await preview(_reader(request), text, limit)
     except UnicodeDecodeError:
         raise BadRequest("the definitions file must be UTF-8") from None
+    if len(text) > MAX_CHARACTERS:
+        raise BadRequest(f"a definitions file of at most {MAX_CHARACTERS} characters")
+    try:
+        return _json(await preview(_reader(request), text, limit))
     except DefinitionsError as exc:
-        raise BadRequest(f"candidate definitions: {exc}") from None
-    return _json(answer)
+        raise BadRequest(str(exc)) from None
 
 
 # method, path, handler, scope (None: public; the page and its assets hold no data)

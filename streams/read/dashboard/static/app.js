@@ -475,6 +475,10 @@ async function viewDefinitions() {
 
 function drawPreview(answer) {
   const box = document.getElementById("preview-result");
+  if (!answer.valid) {
+    box.replaceChildren(el("p", { id: "preview-summary", class: "error", text: "This file cannot be used: " + answer.error }));
+    return;
+  }
   const parts = [el("p", { id: "preview-summary", text: "Candidate " + answer.candidate_version + " vs "
     + answer.current_version + ": " + fmtInt(answer.examined) + " of " + fmtInt(answer.total)
     + " customers examined" + (answer.complete ? " (all)" : " (a sample)") + "." })];
