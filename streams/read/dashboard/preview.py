@@ -2,12 +2,15 @@
 
 Why a sample: `segstream definitions diff` reads every customer, which at a million takes longer than an HTTP
 request may (SEGSTREAM_API_REQUEST_TIMEOUT_S). The preview re-segments at most `limit` stored customers,
-partition by partition in SCAN order, exactly as `diff` does (`definitions_change.reseg`), and says how many
-it read out of how many: the full answer stays `segstream definitions diff`.
+partition by partition in SCAN order, exactly as `diff` does (`definitions_change.reseg`), and stops early
+when half the request timeout has passed; it says how many it read out of how many: the full answer stays
+`segstream definitions diff`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +23,7 @@ from streams.store.replies import text as _text
 
 DEFAULT_LIMIT = 20_000
 MAX_CHARACTERS = 65_536  # of the candidate text: at most 256 KiB of UTF-8, the definitions file limit
+YIELD_EVERY = 50
 EXAMPLES = 5  # customer ids shown per (grid, from, to) move: who would move
 
 
@@ -54,6 +58,7 @@ async def preview(reader: SegmentReader, text: str, limit: int | None) -> dict[s
     except DefinitionsError as exc:
         return {"valid": False, "error": str(exc), "current_version": reader.definitions.version}
     cap = limit or DEFAULT_LIMIT
+    budget_ends = time.monotonic() + reader.settings.api_request_timeout_s / 2
     keys = await reader.keyspace()
     matrix = Matrix()
     examples: dict[tuple[str, str, str], list[str]] = {}
@@ -61,7 +66,11 @@ async def preview(reader: SegmentReader, text: str, limit: int | None) -> dict[s
         if matrix.customers >= cap:
             break
         async for rows in stored_customers(reader.client, keys, p):
-            for customer_id, row in rows[: cap - matrix.customers]:
+            for n, (customer_id, row) in enumerate(rows[: cap - matrix.customers]):
+                if n % YIELD_EVERY == 0:  # CPU-bound: let the API's other requests through meanwhile
+                    await asyncio.sleep(0)
+                    if time.monotonic() > budget_ends:
+                        break
                 state = state_from_mapping(row)
                 if state.definitions_version == new.version:
                     matrix.already_current += 1
@@ -72,8 +81,10 @@ async def preview(reader: SegmentReader, text: str, limit: int | None) -> dict[s
                     cell = (grid, before.get(grid, "-"), later.get(grid, "-"))
                     if cell[1] != cell[2] and len(examples.setdefault(cell, [])) < EXAMPLES:
                         examples[cell].append(customer_id)
-            if matrix.customers >= cap:
+            if matrix.customers >= cap or time.monotonic() > budget_ends:
                 break
+        if time.monotonic() > budget_ends:
+            break
     grids: dict[str, list[dict[str, Any]]] = {}
     for (grid, old, now), n in sorted(matrix.moves().items()):
         grids.setdefault(grid, []).append(
