@@ -371,3 +371,67 @@ def test_report_as_pdf(world: World) -> None:
     segstream("report", "--output", str(output), "--format", "pdf", world=world)
     data = output.read_bytes()
     assert data.startswith(b"%PDF-") and len(data) > 20_000
+
+
+def test_extra_kpis_and_a_crosstab_are_drawn_when_the_api_offers_them(world: World, browser: Any) -> None:
+    """The KPI work of another branch adds fields per segment and a crosstab route: the page shows any extra
+    numeric or money field as a column and draws the crosstab when /openapi.json lists one. Simulated here
+    by rewriting the real API's answers in the browser (the real figures stay, the extras are added)."""
+    page, problems = watched(browser)
+    _, kpis = world.get("/grids/lifecycle/segments")
+    extra = {s: {"retention_rate": 0.25 + i / 100, "clv": {"amount": f"{1000 + i}.50", "currency": "EUR"}}
+             for i, s in enumerate(kpis["segments"])}  # fmt: skip
+    cells = [{"row": "active", "column": "champions", "customers": 1234},
+             {"row": "at_risk", "column": "lost", "customers": 56}]  # fmt: skip
+
+    def segments(route: Any) -> None:
+        body = orjson.loads(route.fetch().body())
+        for segment, fields in extra.items():
+            body["segments"][segment].update(fields)
+        route.fulfill(status=200, content_type="application/json", body=orjson.dumps(body))
+
+    def openapi(route: Any) -> None:
+        body = orjson.loads(route.fetch().body())
+        body["paths"]["/grids/{grid}/crosstab/{other}"] = {"get": {"parameters": []}}
+        route.fulfill(status=200, content_type="application/json", body=orjson.dumps(body))
+
+    asked: list[str] = []
+
+    def crosstab(route: Any) -> None:
+        asked.append(route.request.url)
+        route.fulfill(status=200, content_type="application/json", body=orjson.dumps({"cells": cells}))
+
+    page.route(world.base + "/grids/lifecycle/segments", segments)
+    page.route(world.base + "/openapi.json", openapi)
+    page.route(world.base + "/grids/*/crosstab/*", crosstab)
+    login(page, world)
+    for segment, fields in extra.items():
+        row = f"#kpi-table tr[data-segment={segment}]"
+        rate, clv = fields["retention_rate"], fields["clv"]
+        assert isinstance(rate, float) and isinstance(clv, dict)
+        assert page.text_content(f"{row} [data-field=retention_rate]") == f"{round(rate * 100, 2):g} %"
+        whole, _, frac = clv["amount"].partition(".")
+        assert page.text_content(f"{row} [data-field=clv]") == f"{int(whole):,}.{frac} EUR"
+    headers = page.eval_on_selector_all("#kpi-table th", "ths => ths.map(th => th.textContent)")
+    assert headers[:7] == [
+        "segment",
+        "customers",
+        "revenue",
+        "orders",
+        "average basket",
+        "retention rate",
+        "clv",
+    ]
+
+    assert page.is_visible("#nav-crosstab")
+    page.click("#nav-crosstab")
+    until(page, "!!(window.segstreamCharts['chart-crosstab'] && document.querySelector('#cross-a'))")
+    until(page, "window.segstreamCharts['chart-crosstab'].getOption().series[0].data.length === 2")
+    drawn = chart_series(page, "chart-crosstab")[0]["data"]
+    assert sorted((d[3], d[4], d[2]) for d in drawn) == [
+        ("active", "champions", 1234),
+        ("at_risk", "lost", 56),
+    ]
+    assert asked and asked[-1] == world.base + "/grids/lifecycle/crosstab/rfm"
+    shot(page, "crosstab")
+    assert problems == []
