@@ -288,6 +288,24 @@ def test_dashboard_pages_show_the_apis_figures(world: World, browser: Any) -> No
     answer = world.post("/definitions/preview?limit=20000", candidate.read_bytes())
     assert answer["complete"] and answer["examined"] == answer["total"] > 0
     assert answer["moved"]["lifecycle"] > 0
+    # the same moves as `segstream definitions diff` (every customer read by the CLI)
+    diff_file = world.tmp / "diff.json"
+    command = [sys.executable, "-m", "streams.cli", "definitions", "diff", str(candidate)]
+    result = subprocess.run(
+        [*command, "--json", str(diff_file)],
+        env=world.settings.as_environment(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    diff = orjson.loads(diff_file.read_bytes())
+    assert diff["customers"] == answer["examined"]
+    assert {
+        grid: [{"from": c["from"], "to": c["to"], "customers": c["customers"]} for c in cells]
+        for grid, cells in answer["grids"].items()
+    } == {
+        grid: [c for c in cells if c["from"] != c["to"]]
+        for grid, cells in diff["grids"].items()
+        if any(c["from"] != c["to"] for c in cells)
+    }
     assert page.text_content("#preview-summary") == (
         f"Candidate candidate-1 vs 2026.11-2: {answer['examined']:,} of {answer['total']:,} customers"
         " examined (all)."

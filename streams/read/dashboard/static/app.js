@@ -162,11 +162,16 @@ function viewOverview() {
 }
 
 async function drawOverview() {
+  // A newer change of grid or dates supersedes this drawing: answers that arrive late are dropped.
+  const generation = state.generation = (state.generation || 0) + 1;
+  const current = () => generation === state.generation;
   const grid = state.grid;
   let sizes;
   try { sizes = await api("/grids/" + encodeURIComponent(grid) + "/sizes" + period()); } catch (e) {
-    failure(document.getElementById("chart-sizes"), e); return;
+    if (current()) failure(document.getElementById("chart-sizes"), e);
+    return;
   }
+  if (!current()) return;
   if (!state.from && sizes.days.length) {
     state.from = sizes.days[0]; state.to = sizes.days[sizes.days.length - 1];
     document.getElementById("from").value = state.from; document.getElementById("to").value = state.to;
@@ -176,6 +181,7 @@ async function drawOverview() {
     api("/grids/" + encodeURIComponent(grid) + "/moves" + period()),
     api("/grids/" + encodeURIComponent(grid) + "/segments"),
   ]);
+  if (!current()) return;
   if (moves.status === "fulfilled") drawMoves(moves.value); else failure(document.getElementById("chart-moves"), moves.reason);
   if (kpis.status === "fulfilled") drawKpis(kpis.value, sizes); else failure(document.getElementById("kpis"), kpis.reason);
 }
