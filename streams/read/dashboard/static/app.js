@@ -474,7 +474,8 @@ async function viewDefinitions() {
     el("div", { class: "card" }, el("h2", { text: "Preview a candidate file: who would move" }),
       el("div", { class: "controls" }, file, el("label", { text: "customers to examine " }, limit), go),
       el("p", { class: "note", text: "Re-segments stored customers under the candidate at their own clock, as "
-        + "`segstream definitions diff` does, without writing; up to the number given (SCAN order). "
+        + "`segstream definitions diff` does, without writing; up to the number given (SCAN order) and within "
+        + "half the API's request timeout. "
         + "The full answer: segstream definitions diff FILE." }),
       el("div", { id: "preview-result" })));
 }
