@@ -203,13 +203,18 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
 
 def _admin_parsers(sub: Any) -> None:
     from streams.admin import definitions_command, namespaces_command
-    from streams.read.dashboard import report
     from streams.replay import command as replay_command
 
     replay_command.add_parser(sub)
     namespaces_command.add_parsers(sub)
-    report.add_parser(sub)
     definitions_command.add_parsers(sub)
+    # declared here: importing streams.read.dashboard.report would load the read side for every command
+    r = sub.add_parser("report", help="write the segment views for a period as one HTML (or PDF) file")
+    r.add_argument("--output", required=True, help="file to write, e.g. report.html")
+    r.add_argument("--from", dest="start", help="first UTC day YYYY-MM-DD (default: to minus 89 days)")
+    r.add_argument("--to", dest="end", help="last UTC day YYYY-MM-DD (default: the last day with a flow)")
+    r.add_argument("--grid", default="lifecycle", help="grid shown first (the PDF shows this one)")
+    r.add_argument("--format", choices=("html", "pdf"), default="html")
 
 
 def _admin(settings: Settings, args: argparse.Namespace) -> int:

@@ -33,16 +33,9 @@ class ReportError(ValueError):
     exit_code = 2
 
 
-def add_parser(sub: Any) -> None:
-    r = sub.add_parser("report", help="write the segment views for a period as one HTML (or PDF) file")
-    r.add_argument("--output", required=True, help="file to write, e.g. report.html")
-    r.add_argument("--from", dest="start", help="first UTC day YYYY-MM-DD (default: to minus 89 days)")
-    r.add_argument("--to", dest="end", help="last UTC day YYYY-MM-DD (default: the last day with a flow)")
-    r.add_argument("--grid", default="lifecycle", help="grid shown first (the PDF shows this one)")
-    r.add_argument("--format", choices=("html", "pdf"), default="html")
-
-
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    """`segstream report`; its arguments are declared in streams/cli.py (importing this module loads the
+    read side: a second or more of start-up that no other command should pay)."""
     try:
         start, end = parse_day(args.start, "--from"), parse_day(args.end, "--to")
     except BadRequest as exc:
