@@ -195,6 +195,12 @@ def _api_key(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.read.dashboard import report
+
+    return report.run(settings, args)
+
+
 def _admin_parsers(sub: Any) -> None:
     from streams.admin import definitions_command, namespaces_command
     from streams.read import export_command
@@ -204,6 +210,13 @@ def _admin_parsers(sub: Any) -> None:
     namespaces_command.add_parsers(sub)
     definitions_command.add_parsers(sub)
     export_command.add_parser(sub)
+    # declared here: importing streams.read.dashboard.report would load the read side for every command
+    r = sub.add_parser("report", help="write the segment views for a period as one HTML (or PDF) file")
+    r.add_argument("--output", required=True, help="file to write, e.g. report.html")
+    r.add_argument("--from", dest="start", help="first UTC day YYYY-MM-DD (default: to minus 89 days)")
+    r.add_argument("--to", dest="end", help="last UTC day YYYY-MM-DD (default: the last day with a flow)")
+    r.add_argument("--grid", default="lifecycle", help="grid shown first (the PDF shows this one)")
+    r.add_argument("--format", choices=("html", "pdf"), default="html")
 
 
 def _admin(settings: Settings, args: argparse.Namespace) -> int:
@@ -265,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "customer": _customer,
         "api": _api,
         "api-key": _api_key,
+        "report": _report,
     }.get(args.command, _admin)
     from segmentation.safe_yaml import one_line
     from streams.errors import UNEXPECTED, failure

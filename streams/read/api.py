@@ -21,6 +21,7 @@ from segmentation import Definitions
 from streams import logs
 from streams.read import http_guard
 from streams.read.auth import Authenticator
+from streams.read.dashboard import routes as dashboard
 from streams.read.export_api import get_changes, get_export
 from streams.read.http_guard import (
     AUTH,
@@ -131,7 +132,9 @@ async def get_metrics(request: web.Request) -> web.Response:
 async def get_openapi(request: web.Request) -> web.Response:
     scopes: dict[str, str | None] = request.app[SCOPE_OF]
     reader = _reader(request)
-    return _json(spec(reader.grids, scopes, reader.settings.topic_partitions))
+    document = spec(reader.grids, scopes, reader.settings.topic_partitions)
+    document["paths"].update(dashboard.openapi_paths(reader.grids, scopes))  # the dashboard's routes
+    return _json(document)
 
 
 # path, handler, scope needed (None: open to anyone who can reach the port)
@@ -168,6 +171,7 @@ def make_app(
     }
     for path, handler, _ in ROUTES:
         app.router.add_get(path, handler, allow_head=False)
+    dashboard.register(app, reader)  # `/`, its assets and the aggregates it draws (docs/dashboard.md)
     if close_reader:
 
         async def close(app: web.Application) -> None:

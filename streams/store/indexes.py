@@ -10,6 +10,8 @@ Rules (docs/read_side.md):
   the members, `customers` their count. An erased (deleted) customer leaves every segment.
 - day flows follow the transitions: each transition is one exit of `from` and one entry of `to` on the UTC day
   of its effective time, so the flows add up to the transitions published on the topic.
+- day moves follow the transitions too: `<from>><to>:<day>` counts each (from, to) pair per UTC day ('-' for
+  no segment), so the dashboard's transition matrix between two dates is a sum of fields, not a scan.
 - history: each transition, as a positional JSON array, is pushed on the customer's list; an erasure wipes
   the history (privacy) and whatever follows it in the same batch starts a fresh one.
 """
@@ -38,6 +40,7 @@ class IndexDelta:
     members_remove: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
     kpis: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
     flows: dict[tuple[str, str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    moves: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))  # (grid, field)
     history: dict[str, list[bytes]] = field(default_factory=dict)  # customer -> entries, oldest first
     history_reset: set[str] = field(default_factory=set)  # customers whose stored history is wiped first
 
@@ -47,6 +50,7 @@ class IndexDelta:
             or self.members_remove
             or self.kpis
             or self.flows
+            or self.moves
             or self.history
             or self.history_reset
         )
@@ -100,6 +104,7 @@ class IndexDelta:
                 flows[(t.grid, day, t.from_segment, "out")] += 1
             if t.to_segment:
                 flows[(t.grid, day, t.to_segment, "in")] += 1
+            self.moves[(t.grid, f"{t.from_segment or '-'}>{t.to_segment or '-'}:{day}")] += 1
             cid = t.customer_id
             if t.to_segment is None:  # only an erasure exits a grid without entering another
                 history.pop(cid, None)
@@ -128,6 +133,12 @@ class IndexDelta:
         out: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for (grid, day, segment, direction), count in self.flows.items():
             out[grid].append((f"{segment}:{direction}:{day}", count))
+        return out
+
+    def move_fields(self) -> dict[str, list[tuple[str, int]]]:
+        out: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for (grid, name), count in self.moves.items():
+            out[grid].append((name, count))
         return out
 
 

@@ -43,6 +43,10 @@ class KeySpace:
         """Hash: `<segment>:in:<YYYY-MM-DD>` / `<segment>:out:<YYYY-MM-DD>` entries and exits per UTC day."""
         return f"{self._tag(partition)}:f:{grid}"
 
+    def moves(self, partition: int, grid: str) -> str:
+        """Hash: `<from>><to>:<YYYY-MM-DD>` transitions per (from, to) pair and UTC day ('-': no segment)."""
+        return f"{self._tag(partition)}:x:{grid}"
+
     def history(self, partition: int, customer_id: str) -> str:
         """List, newest first: the customer's transitions as compact JSON, capped (LPUSH + LTRIM)."""
         return f"{self._tag(partition)}:h:{customer_id}"

@@ -88,6 +88,7 @@ class IndexSnapshot:
     flows: dict[str, dict[str, int]] = field(default_factory=dict)
     history: dict[str, list[str]] = field(default_factory=dict)  # newest first
     trimmed: set[str] = field(default_factory=set)
+    moves: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def new_owner() -> str:
@@ -240,6 +241,7 @@ class InMemoryStateStore:
             {g: dict(f) for g, f in ix.flows.items()},
             {c: list(h) for c, h in ix.history.items() if h},
             set(ix.trimmed),
+            {g: dict(f) for g, f in ix.moves.items()},
         )
 
 
@@ -250,7 +252,11 @@ def _apply_index(p: _Partition, index: IndexDelta, history_size: int) -> None:
         ix.members.setdefault(key, set()).difference_update(ids)
     for key, ids in index.members_add.items():
         ix.members.setdefault(key, set()).update(ids)
-    for counters, fields in ((ix.kpis, index.kpi_fields()), (ix.flows, index.flow_fields())):
+    for counters, fields in (
+        (ix.kpis, index.kpi_fields()),
+        (ix.flows, index.flow_fields()),
+        (ix.moves, index.move_fields()),
+    ):
         for grid, pairs in fields.items():
             target = counters.setdefault(grid, {})
             for name, delta in pairs:

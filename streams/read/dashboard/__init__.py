@@ -1,0 +1,1 @@
+"""The dashboard served by `segstream api` at `/`, and the aggregate answers it draws (docs/dashboard.md)."""
