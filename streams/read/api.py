@@ -32,6 +32,7 @@ from streams.read.http_guard import (
     log,
 )
 from streams.read.http_guard import json_response as _json
+from streams.read.kpis_routes import get_crosstab, get_kpis
 from streams.read.openapi import spec
 from streams.read.reader import BadRequest, NotFound, SegmentReader
 from streams.read.serve import checked_config
@@ -140,6 +141,8 @@ ROUTES: tuple[tuple[str, Handler, str | None], ...] = (
     ("/grids", get_grids, "segments:read"),
     ("/grids/{grid}/segments", get_segments, "segments:read"),
     ("/grids/{grid}/flows", get_flows, "segments:read"),
+    ("/grids/{grid}/kpis", get_kpis, "segments:read"),
+    ("/crosstab/{rows}/{columns}", get_crosstab, "segments:read"),
     ("/grids/{grid}/segments/{segment}/members", get_members, "members:read"),
     ("/health", get_health, None),
     ("/metrics", get_metrics, "metrics:read"),

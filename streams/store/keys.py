@@ -43,6 +43,14 @@ class KeySpace:
         """Hash: `<segment>:in:<YYYY-MM-DD>` / `<segment>:out:<YYYY-MM-DD>` entries and exits per UTC day."""
         return f"{self._tag(partition)}:f:{grid}"
 
+    def segment_days(self, partition: int, grid: str) -> str:
+        """Hash: per-segment KPI counters per UTC day or retention period (`<segment>:<metric>:<day>`)."""
+        return f"{self._tag(partition)}:d:{grid}"
+
+    def crosstab(self, partition: int, pair: str) -> str:
+        """Hash: `<segment a>|<segment b>:customers|revenue_minor|orders` for the grid pair `<a>|<b>`."""
+        return f"{self._tag(partition)}:x:{pair}"
+
     def history(self, partition: int, customer_id: str) -> str:
         """List, newest first: the customer's transitions as compact JSON, capped (LPUSH + LTRIM)."""
         return f"{self._tag(partition)}:h:{customer_id}"

@@ -88,6 +88,8 @@ class IndexSnapshot:
     flows: dict[str, dict[str, int]] = field(default_factory=dict)
     history: dict[str, list[str]] = field(default_factory=dict)  # newest first
     trimmed: set[str] = field(default_factory=set)
+    daily: dict[str, dict[str, int]] = field(default_factory=dict)  # grid -> KPI counters (`d:<grid>`)
+    cross: dict[str, dict[str, int]] = field(default_factory=dict)  # `<a>|<b>` -> crossing (`x:<a>|<b>`)
 
 
 def new_owner() -> str:
@@ -240,6 +242,8 @@ class InMemoryStateStore:
             {g: dict(f) for g, f in ix.flows.items()},
             {c: list(h) for c, h in ix.history.items() if h},
             set(ix.trimmed),
+            {g: dict(f) for g, f in ix.daily.items()},
+            {g: dict(f) for g, f in ix.cross.items()},
         )
 
 
@@ -250,7 +254,12 @@ def _apply_index(p: _Partition, index: IndexDelta, history_size: int) -> None:
         ix.members.setdefault(key, set()).difference_update(ids)
     for key, ids in index.members_add.items():
         ix.members.setdefault(key, set()).update(ids)
-    for counters, fields in ((ix.kpis, index.kpi_fields()), (ix.flows, index.flow_fields())):
+    for counters, fields in (
+        (ix.kpis, index.kpi_fields()),
+        (ix.flows, index.flow_fields()),
+        (ix.daily, index.daily_fields()),
+        (ix.cross, index.cross_fields()),
+    ):
         for grid, pairs in fields.items():
             target = counters.setdefault(grid, {})
             for name, delta in pairs:

@@ -1,0 +1,111 @@
+"""Per-segment KPI counters of one batch, and each customer's KPI marker (hash field `_kpi`).
+
+The counting rules are pure (`segmentation.kpi_tracking`); this module feeds them the batch's steps in log
+order, adds their counts to the batch's `IndexDelta` (`d:<grid>` hashes, committed by the same fenced script
+as the states) and writes each customer's marker into its hash with the rest of its write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import orjson
+
+from segmentation import CustomerState, Definitions, Transition
+from segmentation.kpi_tracking import Money, Tracker, segments_of, track
+from streams.store.indexes import IndexDelta
+from streams.store.port import CustomerWrite
+from streams.store.writes import from_us, to_us
+
+MARKER = "_kpi"
+
+
+def encode(tracker: Tracker) -> str:
+    """`[period, [[grid, segment at start], ...], bought (0/1), [[grid, segment, entry µs], ...]]`."""
+    return orjson.dumps(
+        [
+            tracker.period,
+            [list(item) for item in tracker.start],
+            1 if tracker.bought else 0,
+            [[grid, segment, to_us(at)] for grid, segment, at in tracker.pending],
+        ]
+    ).decode()
+
+
+def decode(text: str | None) -> Tracker:
+    if not text:
+        return Tracker()
+    period, start, bought, pending = orjson.loads(text)
+    return Tracker(
+        period,
+        tuple((grid, segment) for grid, segment in start),
+        bool(bought),
+        tuple((grid, segment, from_us(us)) for grid, segment, us in pending),
+    )
+
+
+class KpiCounting:
+    """One batch's counting: `step` per event or sweep in log order, then `finish` per customer write."""
+
+    def __init__(self, definitions: Definitions, index: IndexDelta, stored: Mapping[str, Mapping[str, str]]):
+        """`stored`: customer -> the mapping the batch starts from (its `_kpi` is the marker to continue)."""
+        self.config = definitions.kpis
+        self.index = index
+        self.stored = stored
+        self.trackers: dict[str, Tracker] = {}
+        index.crosstabs = self.config.crosstabs
+
+    def step(
+        self,
+        before: CustomerState,
+        after: CustomerState,
+        transitions: Sequence[Transition],
+        cause: str | None = None,
+        kind: str | None = None,
+    ) -> None:
+        """One applied event (`cause` its id, `kind` its type) or one sweep (`cause` None) of a customer."""
+        money = _money(before, after, kind)
+        if money is None and not transitions:
+            return
+        cid = before.customer_id
+        tracker = self.trackers.get(cid)
+        if tracker is None:
+            row = self.stored.get(cid)
+            tracker = decode(row.get(MARKER) if row is not None else None)
+        tracker, counts = track(tracker, segments_of(before), transitions, money, cause, self.config)
+        self.trackers[cid] = tracker
+        daily = self.index.daily
+        for grid, name, delta in counts:
+            daily[(grid, name)] += delta
+
+    def finish(self, write: CustomerWrite, mapping: dict[str, str]) -> CustomerWrite:
+        """The customer's write with its marker (and `mapping`, what the cache keeps, with it too)."""
+        tracker = self.trackers.get(write.customer_id)
+        row = self.stored.get(write.customer_id)
+        if write.delete:
+            return write
+        if tracker is None:  # no step this batch: the cached mapping keeps the stored marker
+            if row is not None and MARKER in row:
+                mapping[MARKER] = row[MARKER]
+            return write
+        text = encode(tracker)
+        mapping[MARKER] = text
+        if row is not None and row.get(MARKER) == text:
+            return write
+        return dataclasses.replace(write, set_fields={**write.set_fields, MARKER: text})
+
+
+def _money(before: CustomerState, after: CustomerState, kind: str | None) -> Money | None:
+    """The purchase or refund the event applied (none for a duplicate, which changes nothing)."""
+    if kind == "purchase" and after.orders != before.orders:
+        return Money(_at(after), 1, after.gross_minor - before.gross_minor)
+    if kind == "refund" and after.refunds != before.refunds:
+        return Money(_at(after), 0, before.refunded_minor - after.refunded_minor)
+    return None
+
+
+def _at(state: CustomerState) -> datetime:
+    assert state.clock is not None  # an applied event always sets the clock
+    return state.clock
