@@ -32,7 +32,7 @@ from streams.read.http_guard import (
     log,
 )
 from streams.read.http_guard import json_response as _json
-from streams.read.kpis_routes import get_crosstab, get_kpis
+from streams.read.kpis_routes import kpi_handlers
 from streams.read.openapi import spec
 from streams.read.reader import BadRequest, NotFound, SegmentReader
 from streams.read.serve import checked_config
@@ -132,6 +132,8 @@ async def get_openapi(request: web.Request) -> web.Response:
     reader = _reader(request)
     return _json(spec(reader.grids, scopes, reader.settings.topic_partitions))
 
+
+get_kpis, get_crosstab = kpi_handlers(_reader)
 
 # path, handler, scope needed (None: open to anyone who can reach the port)
 ROUTES: tuple[tuple[str, Handler, str | None], ...] = (

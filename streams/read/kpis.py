@@ -89,6 +89,21 @@ class Crosstab(Answer):
     cells: dict[str, dict[str, CrossCell]] = Field(description="row segment -> column segment -> cell")
 
 
+def range_problem(first: date | None, last: date | None) -> str | None:
+    """Why the days first..last cannot be asked for (None: they can)."""
+    if first is not None and last is not None:
+        if first > last:
+            return "from must not be after to"
+        if (last - first).days >= MAX_DAYS:
+            return f"at most {MAX_DAYS} days at once"
+    return None
+
+
+def not_kept(definitions: Definitions, a: str, b: str) -> str:
+    kept = ", ".join(f"{x} {y}" for x, y in definitions.kpis.crosstabs) or "none"
+    return f"the crossing {a} x {b} is not kept (kpis.crosstabs: {kept})"
+
+
 async def _summed(client: aioredis.Redis, names: Sequence[str]) -> list[dict[str, int]]:
     """HGETALL of each key (one pipeline), summed by field over the partitions' keys of each name group."""
     async with client.pipeline(transaction=False) as pipe:

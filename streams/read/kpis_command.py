@@ -59,18 +59,12 @@ async def _with_reader(
 ) -> int:
     """Unknown grid, a pair not kept, a bad range: one line, exit code 2; Redis down: streams/errors.py."""
     from streams.read.reader import BadRequest, NotFound, SegmentReader
+    from streams.store.namespaces import require_known
 
-    if settings.namespace:  # a typo in SEGSTREAM_NAMESPACE is refused (exit 3), not answered with zeros
-        from streams.bootstrap import redis_client
-        from streams.store.namespaces import require_known
-
-        client = redis_client(settings)
-        try:
-            await require_known(client, settings.key_prefix, settings.namespace)
-        finally:
-            await client.aclose()
     reader = await SegmentReader.connect(settings)
     try:
+        if settings.namespace:  # a typo in SEGSTREAM_NAMESPACE is refused (exit 3), not answered with zeros
+            await require_known(reader.client, settings.key_prefix, settings.namespace)
         print(await run(reader))
     except (BadRequest, NotFound) as exc:
         print(f"segstream {command}: {exc}", file=sys.stderr)

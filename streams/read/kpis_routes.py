@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 from aiohttp import web
 
-from streams.read.http_guard import json_response
+from streams.read.http_guard import Handler, json_response
 from streams.read.reader import BadRequest, SegmentReader
-
-
-def _reader(request: web.Request) -> SegmentReader:
-    from streams.read.api import READER  # the app key lives with the app
-
-    return request.app[READER]
 
 
 def _day(request: web.Request, name: str) -> date | None:
@@ -28,15 +23,19 @@ def _day(request: web.Request, name: str) -> date | None:
         raise BadRequest(f"{name} must be a day, YYYY-MM-DD") from None
 
 
-async def get_kpis(request: web.Request) -> web.Response:
-    """`GET /grids/{grid}/kpis?from=YYYY-MM-DD&to=YYYY-MM-DD` (both optional, inclusive, UTC days)."""
-    grid = request.match_info["grid"]
-    answer = await _reader(request).grid_kpis(grid, _day(request, "from"), _day(request, "to"))
-    return json_response(answer.model_dump(mode="json"))
+def kpi_handlers(reader_of: Callable[[web.Request], SegmentReader]) -> tuple[Handler, Handler]:
+    """The two handlers, given how the app finds its reader (the app key lives in `api`)."""
 
+    async def get_kpis(request: web.Request) -> web.Response:
+        """`GET /grids/{grid}/kpis?from=YYYY-MM-DD&to=YYYY-MM-DD` (both optional, inclusive, UTC days)."""
+        grid = request.match_info["grid"]
+        answer = await reader_of(request).grid_kpis(grid, _day(request, "from"), _day(request, "to"))
+        return json_response(answer.model_dump(mode="json"))
 
-async def get_crosstab(request: web.Request) -> web.Response:
-    """`GET /crosstab/{rows}/{columns}`: a kept grid pair, either way round."""
-    rows, columns = request.match_info["rows"], request.match_info["columns"]
-    answer = await _reader(request).crosstab(rows, columns)
-    return json_response(answer.model_dump(mode="json"))
+    async def get_crosstab(request: web.Request) -> web.Response:
+        """`GET /crosstab/{rows}/{columns}`: a kept grid pair, either way round."""
+        rows, columns = request.match_info["rows"], request.match_info["columns"]
+        answer = await reader_of(request).crosstab(rows, columns)
+        return json_response(answer.model_dump(mode="json"))
+
+    return get_kpis, get_crosstab

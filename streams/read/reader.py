@@ -29,6 +29,7 @@ from segmentation import Definitions
 from segmentation.state_mapping import state_from_mapping
 from streams.read import kpis as _kpis
 from streams.read.history import History, HistoryEntry, SegmentAt, entry_of, projected_at, segment_at
+from streams.read.kpis import Crosstab, GridKpis
 from streams.read.profile import CustomerProfile, Kpis, MembersPage, kpis_of, profile_of
 from streams.settings import Settings
 from streams.store.keys import KeySpace
@@ -216,29 +217,23 @@ class SegmentReader:
                 cell[direction] = cell.get(direction, 0) + int(value)
         return dict(sorted(out.items()))
 
-    async def grid_kpis(
-        self, grid: str, first: date | None = None, last: date | None = None
-    ) -> _kpis.GridKpis:
+    async def grid_kpis(self, grid: str, first: date | None = None, last: date | None = None) -> GridKpis:
         """Every segment's KPIs over the UTC days first..last (inclusive; None: unbounded) and the retention
-        periods inside them, from aggregate counters only (docs/read_side.md, "KPIs per segment")."""
+        periods inside them, from aggregate counters only (streams/read/kpis.py)."""
         self._grid(grid)
-        if first is not None and last is not None:
-            if first > last:
-                raise BadRequest("from must not be after to")
-            if (last - first).days >= _kpis.MAX_DAYS:
-                raise BadRequest(f"at most {_kpis.MAX_DAYS} days at once")
+        problem = _kpis.range_problem(first, last)
+        if problem:
+            raise BadRequest(problem)
         keys = await self.keyspace()
         return await _kpis.grid_kpis(self._r, keys, self._partitions, self.definitions, grid, first, last)
 
-    async def crosstab(self, rows: str, columns: str) -> _kpis.Crosstab:
+    async def crosstab(self, rows: str, columns: str) -> Crosstab:
         """Customers, orders and revenue per (segment of `rows`, segment of `columns`), for a kept pair."""
-        self._grid(rows)
-        self._grid(columns)
+        self._grid(rows), self._grid(columns)
         keys = await self.keyspace()
         answer = await _kpis.crosstab(self._r, keys, self._partitions, self.definitions, rows, columns)
         if answer is None:
-            kept = ", ".join(f"{a} {b}" for a, b in self.definitions.kpis.crosstabs) or "none"
-            raise NotFound(f"the crossing {rows} x {columns} is not kept (kpis.crosstabs: {kept})")
+            raise NotFound(_kpis.not_kept(self.definitions, rows, columns))
         return answer
 
     async def members_page(
