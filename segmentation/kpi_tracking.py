@@ -12,8 +12,8 @@ segment S (docs/read_side.md, "KPIs per segment and crossing"):
   customer's clock, as for its transitions).
 - `retained:<period>`: customers in S at the start of the period who bought during it (each counted once);
   `cohort_orders:<period>` / `cohort_revenue:<period>`: their purchases (net amounts) in the period.
-- `converted:<day>`: entries into S on that day followed by a purchase within `conversion_days` (any later
-  purchase; not the one that caused the entry).
+- `converted:<day>`: entries into S on that day followed by a purchase on that day or within the
+  `conversion_days` UTC days after it (any later purchase; not the one that caused the entry).
 - `churned:<day>`: moves into the churn segment on that day, counted for the segment the customer held just
   before the move in every grid (in the churn grid itself, the segment it left).
 """
@@ -21,7 +21,7 @@ segment S (docs/read_side.md, "KPIs per segment and crossing"):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime
 from typing import NamedTuple
 
 from segmentation.grids import GRID_ORDER
@@ -50,7 +50,8 @@ class Tracker(NamedTuple):
     period: str = ""  # retention period of the customer's latest counted instant
     start: tuple[tuple[str, str | None], ...] = ()  # grid -> segment at the period start, if moved since
     bought: bool = False  # already counted in `retained` for `period`
-    pending: tuple[tuple[str, str, datetime], ...] = ()  # entries (grid, segment, at) not yet converted
+    pending: tuple[tuple[str, str, date], ...] = ()  # entries (grid, segment, day) not yet converted
+    fresh: bool = False  # in no segment at the period's start (a customer first seen in it): in no cohort
 
 
 def segments_of(state: CustomerState) -> dict[str, str | None]:
@@ -84,49 +85,57 @@ def track(
 
 class _Step:
     def __init__(self, tracker: Tracker, before: Mapping[str, str | None], config: KpiConfig) -> None:
-        self.period, self.bought = tracker.period, tracker.bought
+        self.period, self.bought, self.fresh = tracker.period, tracker.bought, tracker.fresh
         self.start = dict(tracker.start)
         self.pending = list(tracker.pending)
         self.segments = dict(before)
         self.config = config
-        self.window = timedelta(days=config.conversion_days)
+        self.window = config.conversion_days
         self.counts: list[Count] = []
 
     def tracker(self) -> Tracker:
-        return Tracker(self.period, tuple(self.start.items()), self.bought, tuple(self.pending))
+        start = () if self.fresh else tuple(self.start.items())
+        return Tracker(self.period, start, self.bought, tuple(self.pending), self.fresh)
 
-    def _roll(self, at: datetime) -> None:
-        period = period_of(at.date(), self.config.retention_period)
+    def _roll(self, day: date) -> None:
+        period = period_of(day, self.config.retention_period)
         if period != self.period:
             self.period, self.start, self.bought = period, {}, False
+            self.fresh = not any(self.segments.values())
+
+    def _expire(self, day: date) -> None:
+        """Entries more than the window before `day` can no longer convert."""
+        window = self.window
+        self.pending = [p for p in self.pending if (day - p[2]).days <= window]
 
     def transition(self, t: Transition) -> None:
         if t.to_segment is None:  # an erasure: the customer starts afresh if it comes back
             self.period, self.start, self.bought, self.pending = "", {}, False, []
             self.segments = {}
             return
-        self._roll(t.effective_at)
-        self.start.setdefault(t.grid, t.from_segment)
+        day = t.effective_at.date()
+        self._roll(day)
+        if not self.fresh:
+            self.start.setdefault(t.grid, t.from_segment)
         config = self.config
         if t.grid == config.churn_grid and t.to_segment == config.churn_segment and t.from_segment:
-            day = t.effective_at.date().isoformat()
+            text = day.isoformat()
             for grid, segment in self.segments.items():
                 if segment is not None:
-                    self.counts.append((grid, f"{segment}:churned:{day}", 1))
-        oldest = t.effective_at - self.window
-        self.pending = [p for p in self.pending if p[2] >= oldest]
-        self.pending.append((t.grid, t.to_segment, t.effective_at))
+                    self.counts.append((grid, f"{segment}:churned:{text}", 1))
+        self._expire(day)
+        self.pending.append((t.grid, t.to_segment, day))
         self.segments[t.grid] = t.to_segment
 
     def money(self, money: Money, own: Sequence[Transition]) -> None:
         """`own`: the event's own transitions (the segments it leaves the customer in)."""
-        self._roll(money.at)
-        counts, day = self.counts, money.at.date().isoformat()
+        today = money.at.date()
+        self._roll(today)
+        counts, day = self.counts, today.isoformat()
         if money.orders:
-            oldest = money.at - self.window
-            for grid, segment, at in self.pending:
-                if at >= oldest:
-                    counts.append((grid, f"{segment}:converted:{at.date().isoformat()}", 1))
+            self._expire(today)
+            for grid, segment, entered in self.pending:
+                counts.append((grid, f"{segment}:converted:{entered.isoformat()}", 1))
             self.pending = []
         after = dict(self.segments)
         for t in own:
@@ -136,6 +145,9 @@ class _Step:
                 if money.orders:
                     counts.append((grid, f"{now}:orders:{day}", money.orders))
                 counts.append((grid, f"{now}:revenue:{day}", money.amount_minor))
+        if self.fresh:  # in no cohort this period
+            self.bought = self.bought or bool(money.orders)
+            return
         period, first = self.period, money.orders and not self.bought
         for grid, current in self.segments.items():
             cohort = self.start.get(grid, current)

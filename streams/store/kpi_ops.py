@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 import orjson
 
@@ -17,32 +17,35 @@ from segmentation import CustomerState, Definitions, Transition
 from segmentation.kpi_tracking import Money, Tracker, segments_of, track
 from streams.store.indexes import IndexDelta
 from streams.store.port import CustomerWrite
-from streams.store.writes import from_us, to_us
 
 MARKER = "_kpi"
 
 
 def encode(tracker: Tracker) -> str:
-    """`[period, [[grid, segment at start], ...], bought (0/1), [[grid, segment, entry µs], ...]]`."""
-    return orjson.dumps(
-        [
-            tracker.period,
-            [list(item) for item in tracker.start],
-            1 if tracker.bought else 0,
-            [[grid, segment, to_us(at)] for grid, segment, at in tracker.pending],
-        ]
-    ).decode()
+    """`[period, flags (1 bought, 2 fresh), [grid, segment at start, ...], [[day, grid, segment, ...], ...]]`,
+    the entries grouped by day (proleptic ordinal): an event's transitions share one day."""
+    days: dict[int, list[str]] = {}
+    for grid, segment, day in tracker.pending:
+        days.setdefault(day.toordinal(), []).extend((grid, segment))
+    flags = (1 if tracker.bought else 0) | (2 if tracker.fresh else 0)
+    start = [x for item in tracker.start for x in item]
+    return orjson.dumps([tracker.period, flags, start, [[d, *e] for d, e in days.items()]]).decode()
 
 
 def decode(text: str | None) -> Tracker:
     if not text:
         return Tracker()
-    period, start, bought, pending = orjson.loads(text)
+    period, flags, start, groups = orjson.loads(text)
+    pending = []
+    for day, *entries in groups:
+        when = date.fromordinal(day)
+        pending += [(entries[i], entries[i + 1], when) for i in range(0, len(entries), 2)]
     return Tracker(
         period,
-        tuple((grid, segment) for grid, segment in start),
-        bool(bought),
-        tuple((grid, segment, from_us(us)) for grid, segment, us in pending),
+        tuple((start[i], start[i + 1]) for i in range(0, len(start), 2)),
+        bool(flags & 1),
+        tuple(pending),
+        bool(flags & 2),
     )
 
 

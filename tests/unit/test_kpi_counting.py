@@ -80,7 +80,7 @@ def test_a_purchase_counts_for_its_segments_its_cohort_and_converts_recent_entri
     entered = move("lifecycle", "active", "at_risk", at("2026-03-01"))
     tracker, counts = track(Tracker(), before, [entered], None, None, CONFIG)
     assert counts == [] and tracker.period == "2026-03" and tracker.start == (("lifecycle", "active"),)
-    assert tracker.pending == (("lifecycle", "at_risk", at("2026-03-01")),)
+    assert tracker.pending == (("lifecycle", "at_risk", date(2026, 3, 1)),)
     own = move("lifecycle", "at_risk", "reactivated", at("2026-03-10"), cause="e2")
     buy = Money(at("2026-03-10"), 1, 2000)
     tracker, counts = track(tracker, {"lifecycle": "at_risk", "value": "low"}, [own], buy, "e2", CONFIG)
@@ -99,7 +99,7 @@ def test_a_purchase_counts_for_its_segments_its_cohort_and_converts_recent_entri
             ("value", "low:cohort_revenue:2026-03", 2000),
         ]
     )
-    assert tracker.bought and tracker.pending == (("lifecycle", "reactivated", at("2026-03-10")),)
+    assert tracker.bought and tracker.pending == (("lifecycle", "reactivated", date(2026, 3, 10)),)
     # a second purchase in the month: no second `retained`; a refund subtracts, without an order
     again = Money(at("2026-03-12"), 1, 500)
     tracker, counts = track(tracker, {"lifecycle": "reactivated", "value": "low"}, [], again, "e3", CONFIG)
@@ -140,7 +140,7 @@ def test_a_move_to_the_churn_segment_counts_for_the_segments_left_in_every_grid(
 
 def test_an_erasure_forgets_the_marker_and_a_first_purchase_has_no_cohort() -> None:
     tracker = Tracker(
-        "2026-03", (("lifecycle", "active"),), True, (("lifecycle", "active", at("2026-03-01")),)
+        "2026-03", (("lifecycle", "active"),), True, (("lifecycle", "active", date(2026, 3, 1)),)
     )
     gone = move("lifecycle", "active", None, at("2026-03-05"), cause="x")
     tracker, counts = track(tracker, {"lifecycle": "active"}, [gone], None, None, CONFIG)
@@ -153,7 +153,13 @@ def test_an_erasure_forgets_the_marker_and_a_first_purchase_has_no_cohort() -> N
         ("lifecycle", "new:orders:2026-03-06", 1),
         ("lifecycle", "new:revenue:2026-03-06", 900),
     ]
-    assert tracker.start == (("lifecycle", None),) and tracker.bought
+    assert tracker.fresh and tracker.start == () and tracker.bought
+    # still in no cohort for the rest of the month; in the next one, in the cohort it then holds
+    segments = {"lifecycle": "new"}
+    _, counts = track(tracker, segments, [], Money(at("2026-03-20"), 1, 100), "q", CONFIG)
+    assert not [c for c in counts if "cohort" in c[1] or "retained" in c[1]]
+    _, counts = track(tracker, segments, [], Money(at("2026-04-02"), 1, 100), "r", CONFIG)
+    assert ("lifecycle", "new:retained:2026-04", 1) in counts
 
 
 # -- derivations ------------------------------------------------------------------------------------------
@@ -200,11 +206,28 @@ def test_crosstab_cells_fill_every_pair_and_transpose() -> None:
     assert odd["gone"]["u"]["customers"] == 1  # a segment no longer defined still shows
 
 
-def test_no_step_before_the_window_starts_makes_a_conversion() -> None:
+def test_the_window_counts_in_utc_days_after_the_entry_day() -> None:
     config = KpiConfig(conversion_days=1)
-    t = move("lifecycle", "new", "active", at("2026-01-01"))
+    t = move("lifecycle", "new", "active", at("2026-01-01", 23))
     tracker, _ = track(Tracker(), {"lifecycle": "new"}, [t], None, None, config)
-    _, counts = track(
-        tracker, {"lifecycle": "active"}, [], Money(at("2026-01-01") + timedelta(days=2), 1, 1), "e", config
-    )
+    next_day = Money(at("2026-01-02", 22), 1, 1)
+    _, counts = track(tracker, {"lifecycle": "active"}, [], next_day, "e", config)
+    assert ("lifecycle", "active:converted:2026-01-01", 1) in counts
+    too_late = Money(at("2026-01-01", 23) + timedelta(days=2), 1, 1)
+    _, counts = track(tracker, {"lifecycle": "active"}, [], too_late, "e", config)
     assert not [c for c in counts if ":converted:" in c[1]]
+
+
+def test_the_marker_survives_its_stored_form() -> None:
+    from streams.store.kpi_ops import decode, encode
+
+    day = date(2026, 3, 1)
+    pending = (("lifecycle", "new", day), ("audience:vip", "member", day), ("rfm", "new", date(2026, 3, 2)))
+    for tracker in (
+        Tracker(),
+        Tracker("2026-03", (("lifecycle", "active"), ("value", None)), True, pending),
+        Tracker("2026-W10", (), False, pending, fresh=True),
+    ):
+        assert decode(encode(tracker)) == tracker
+    assert decode(None) == decode("") == Tracker()
+    assert len(encode(Tracker("2026-03", (), False, pending))) < 100  # one day stored once per group
