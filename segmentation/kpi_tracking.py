@@ -123,7 +123,8 @@ class _Step:
             for grid, segment in self.segments.items():
                 if segment is not None:
                     self.counts.append((grid, f"{segment}:churned:{text}", 1))
-        self._expire(day)
+        if self.pending:
+            self._expire(day)
         self.pending.append((t.grid, t.to_segment, day))
         self.segments[t.grid] = t.to_segment
 

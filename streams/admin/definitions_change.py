@@ -206,11 +206,11 @@ async def apply(
             transitions: list[Transition] = []
             index = IndexDelta()
             moved: list[tuple[CustomerWrite, Mapping[str, str], Mapping[str, str]]] = []
-            stored: dict[str, Mapping[str, str]] = {}
+            stored: dict[str, tuple[CustomerState, Mapping[str, str]]] = {}
             counting = KpiCounting(new, index, stored)
             for _, row in rows:
                 state = state_from_mapping(row)
-                stored[state.customer_id] = row
+                stored[state.customer_id] = (state, row)
                 if state.definitions_version == new.version:
                     result.matrix.already_current += 1
                 after, changed = reseg(state, new)

@@ -52,8 +52,14 @@ def decode(text: str | None) -> Tracker:
 class KpiCounting:
     """One batch's counting: `step` per event or sweep in log order, then `finish` per customer write."""
 
-    def __init__(self, definitions: Definitions, index: IndexDelta, stored: Mapping[str, Mapping[str, str]]):
-        """`stored`: customer -> the mapping the batch starts from (its `_kpi` is the marker to continue)."""
+    def __init__(
+        self,
+        definitions: Definitions,
+        index: IndexDelta,
+        stored: Mapping[str, tuple[CustomerState, Mapping[str, str]]],
+    ):
+        """`stored`: customer -> (state, mapping) the batch starts from (the mapping's `_kpi` is the marker to
+        continue)."""
         self.config = definitions.kpis
         self.index = index
         self.stored = stored
@@ -75,8 +81,8 @@ class KpiCounting:
         cid = before.customer_id
         tracker = self.trackers.get(cid)
         if tracker is None:
-            row = self.stored.get(cid)
-            tracker = decode(row.get(MARKER) if row is not None else None)
+            known = self.stored.get(cid)
+            tracker = decode(known[1].get(MARKER) if known is not None else None)
         tracker, counts = track(tracker, segments_of(before), transitions, money, cause, self.config)
         self.trackers[cid] = tracker
         daily = self.index.daily
@@ -86,7 +92,8 @@ class KpiCounting:
     def finish(self, write: CustomerWrite, mapping: dict[str, str]) -> CustomerWrite:
         """The customer's write with its marker (and `mapping`, what the cache keeps, with it too)."""
         tracker = self.trackers.get(write.customer_id)
-        row = self.stored.get(write.customer_id)
+        known = self.stored.get(write.customer_id)
+        row = known[1] if known is not None else None
         if write.delete:
             return write
         if tracker is None:  # no step this batch: the cached mapping keeps the stored marker

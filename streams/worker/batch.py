@@ -146,7 +146,7 @@ def apply_steps(
     states: dict[str, CustomerState] = {}
     watermark: datetime | None = None
     origins: dict[str, Incoming] = {}  # customer -> record of the last event applied to it
-    counting = KpiCounting(definitions, result.index, {cid: known[1] for cid, known in stored.items()})
+    counting = KpiCounting(definitions, result.index, stored)
     for n, (rec, event) in enumerate(events, 1):
         if n % STEP == 0:
             yield
@@ -195,7 +195,7 @@ def advance_all(states: Mapping[str, Known], until: datetime, definitions: Defin
     """
     result = BatchResult()
     moved: list[tuple[CustomerWrite, Mapping[str, str], Mapping[str, str]]] = []
-    counting = KpiCounting(definitions, result.index, {cid: known[1] for cid, known in states.items()})
+    counting = KpiCounting(definitions, result.index, states)
     for cid, (state, mapping) in states.items():
         current = state
         while current.next_due_at is not None and current.next_due_at <= until:
