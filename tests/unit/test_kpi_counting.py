@@ -125,6 +125,15 @@ def test_entries_older_than_the_window_do_not_convert_and_a_new_period_starts_a_
     tracker, counts = track(tracker, {"lifecycle": "active"}, [], late, "e", CONFIG)
     assert not [c for c in counts if ":converted:" in c[1]]
     assert ("lifecycle", "active:retained:2026-02", 1) in counts and tracker.start == ()
+    # a later move drops the entries it outlived, keeps the recent ones
+    t2 = move("rfm", "new", "promising", at("2026-01-20"))
+    tracker, _ = track(Tracker(), {"lifecycle": "new", "rfm": "new"}, [t1, t2], None, None, CONFIG)
+    t3 = move("rfm", "promising", "hibernating", at("2026-02-15"))
+    tracker, _ = track(tracker, {"lifecycle": "active", "rfm": "promising"}, [t3], None, None, CONFIG)
+    assert tracker.pending == (
+        ("rfm", "promising", date(2026, 1, 20)),
+        ("rfm", "hibernating", date(2026, 2, 15)),
+    )
 
 
 def test_a_move_to_the_churn_segment_counts_for_the_segments_left_in_every_grid() -> None:
