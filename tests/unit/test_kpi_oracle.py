@@ -136,7 +136,7 @@ def test_batched_counters_equal_a_brute_force_count(batch: int) -> None:
         for key, delta in result.index.daily.items():
             got[key] += delta
     got = +got
-    metrics = defaultdict(int)
+    metrics: defaultdict[str, int] = defaultdict(int)
     for (_, name), value in want.items():
         metrics[name.split(":")[-2]] += value
     assert all(metrics[m] > 0 for m in ("orders", "retained", "converted", "churned", "cohort_orders"))
