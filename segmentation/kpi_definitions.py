@@ -7,6 +7,7 @@ definitions version must count the same way.
 
 from __future__ import annotations
 
+from calendar import monthrange
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -76,11 +77,10 @@ def period_bounds(period: str) -> tuple[date, date]:
     if "-W" in period:
         year, week = period.split("-W")
         first = date.fromisocalendar(int(year), int(week), 1)
-        return first, first + timedelta(days=6)
+        return first, first + timedelta(days=min(6, (date.max - first).days))
     if len(period) == 7:
         first = date.fromisoformat(period + "-01")
-        following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-        return first, following - timedelta(days=1)
+        return first, first.replace(day=monthrange(first.year, first.month)[1])
     day = date.fromisoformat(period)
     return day, day
 
@@ -89,10 +89,12 @@ def periods_within(first: date, last: date, unit: str) -> list[str]:
     """The periods lying wholly inside the days first..last, in order."""
     out = []
     day = first
-    while day <= last:
+    while True:  # ends at the period holding `last` (never steps past date.max)
         period = period_of(day, unit)
         start, end = period_bounds(period)
         if start >= first and end <= last:
             out.append(period)
+        if end >= last:
+            break
         day = end + timedelta(days=1)
     return out

@@ -11,15 +11,26 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from segmentation.kpi_definitions import period_bounds, periods_within
 
-__all__ = ["DAY_METRICS", "PERIOD_METRICS", "crosstab_cells", "segment_figures"]
+__all__ = ["DAY_METRICS", "PERIOD_METRICS", "counter_fields", "crosstab_cells", "segment_figures"]
 
+FILL_DAYS = 3660  # over a longer range, only the periods that have counters are listed
 DAY_METRICS = ("orders", "revenue", "converted", "churned")
 PERIOD_METRICS = ("retained", "cohort_orders", "cohort_revenue")
+
+
+def counter_fields(segments: Sequence[str], first: date, last: date, period_unit: str) -> list[str]:
+    """Every `d:<grid>` field the days first..last can need (read with HMGET instead of the whole hash)."""
+    days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+    periods = periods_within(first, last, period_unit)
+    return [
+        *(f"{s}:{m}:{d}" for s in segments for m in DAY_METRICS for d in days),
+        *(f"{s}:{m}:{p}" for s in segments for m in PERIOD_METRICS for p in periods),
+    ]
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -36,15 +47,15 @@ def segment_figures(
     period_unit: str = "month",
 ) -> dict[str, Any]:
     """Figures of every segment over the days `first`..`last` (inclusive; None: unbounded), and of every
-    retention period lying wholly inside them (with both bounds, every such period, counted or not; else
-    the counted ones). Money stays in minor units (integers)."""
+    retention period lying wholly inside them (with both bounds at most FILL_DAYS apart, every such period,
+    counted or not; else the counted ones). Money stays in minor units (integers)."""
     lo = first.isoformat() if first else ""
     hi = last.isoformat() if last else "9999-12-31"
     days: dict[str, dict[str, int]] = {s: defaultdict(int) for s in segments}
     periods: dict[str, dict[str, dict[str, int]]] = defaultdict(
         lambda: {s: defaultdict(int) for s in segments}
     )
-    if first is not None and last is not None:
+    if first is not None and last is not None and (last - first).days <= FILL_DAYS:
         for period in periods_within(first, last, period_unit):
             periods[period] = {s: defaultdict(int) for s in segments}
     for name, value in counters.items():

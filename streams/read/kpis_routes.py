@@ -13,7 +13,7 @@ from streams.read.reader import BadRequest, SegmentReader
 
 def _day(request: web.Request, name: str) -> date | None:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         if len(raw) != 10:
