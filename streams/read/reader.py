@@ -221,9 +221,6 @@ class SegmentReader:
         """Every segment's KPIs over the UTC days first..last (inclusive; None: unbounded) and the retention
         periods inside them, from aggregate counters only (streams/read/kpis.py)."""
         self._grid(grid)
-        problem = _kpis.range_problem(first, last)
-        if problem:
-            raise BadRequest(problem)
         keys = await self.keyspace()
         return await _kpis.grid_kpis(self._r, keys, self._partitions, self.definitions, grid, first, last)
 

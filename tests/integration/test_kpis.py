@@ -183,12 +183,15 @@ async def _http(reader: SegmentReader, kpis: dict[str, Any]) -> None:
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
             async with http.get("/grids/lifecycle/kpis?from=2026-03-01&to=2026-03-31") as r:
                 assert r.status == 200 and await r.json() == kpis
+            async with http.get("/grids/lifecycle/kpis?from=2026-04-01&to=2026-03-01") as r:
+                empty = await r.json()  # from after to: an empty range
+                assert r.status == 200 and empty["orders"] == 0 and empty["periods"] == []
             async with http.get("/crosstab/value/lifecycle") as r:
                 body = await r.json()
                 assert r.status == 200 and body["cells"]["low"]["reactivated"]["customers"] == 1
             for path, status in (
                 ("/grids/lifecycle/kpis?from=2026-3-1", 400),
-                ("/grids/lifecycle/kpis?from=2026-04-01&to=2026-03-01", 400),
+                ("/grids/lifecycle/kpis?to=", 400),
                 ("/grids/nope/kpis", 404),
                 ("/crosstab/rfm/email", 404),
             ):

@@ -197,6 +197,10 @@ def test_figures_sum_the_days_and_rebuild_the_counts_at_the_start_from_the_flows
         "purchase_frequency": 1.5,
     }  # fmt: skip
     assert march["b"]["retention"] == 0.0 and march["b"]["purchase_frequency"] is None
+    empty = segment_figures(
+        ("a", "b"), counters, flows, {"a": 5, "b": 1}, date(2026, 3, 31), date(2026, 3, 1)
+    )
+    assert empty["total"] == {"orders": 0, "revenue_minor": 0} and empty["periods"] == []  # from after to
     whole = segment_figures(("a", "b"), counters, flows, {"a": 5, "b": 1}, None, None)
     assert [p["period"] for p in whole["periods"]] == ["2026-02", "2026-03"]
     assert whole["segments"]["a"]["orders"] == 12 and whole["segments"]["a"]["customers_at_start"] == 2
