@@ -26,6 +26,7 @@ from segmentation.currencies import CURRENCY_EXPONENT
 from segmentation.demographics import AgeBandConfig, RegionConfig
 from segmentation.email_appetence import SEGMENTS as EMAIL_SEGMENTS
 from segmentation.email_appetence import EmailConfig
+from segmentation.kpi_definitions import KpiConfig
 from segmentation.lifecycle import SEGMENTS as LIFECYCLE_SEGMENTS
 from segmentation.lifecycle import LifecycleConfig
 from segmentation.rfm import RfmConfig
@@ -41,6 +42,7 @@ _TOP_KEYS = frozenset(
     {
         "version", "currency", "currency_rates", "recent_event_ids", "max_amount", "earliest_event_time",
         "lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction", "audiences",
+        "kpis",
     }
 )  # fmt: skip
 _SECTION_KEYS = {
@@ -75,6 +77,7 @@ class Definitions:
     region: RegionConfig
     satisfaction: SatisfactionConfig
     audiences: tuple[Rule, ...]
+    kpis: KpiConfig = field(default_factory=KpiConfig)  # checked against the grids in `from_mapping`
     warnings: tuple[str, ...] = field(default=(), compare=False)
     rates: Mapping[str, Decimal] = field(init=False, compare=False, repr=False)
     minor_exponent: int = field(init=False, compare=False, repr=False)
@@ -167,6 +170,8 @@ class Definitions:
             satisfaction=SatisfactionConfig.from_mapping(read_section(raw, "satisfaction")),
             audiences=_audiences(read_section(raw, "audiences")),
         )
+        kpis = KpiConfig.from_mapping(read_section(raw, "kpis"), definitions.grid_segments)
+        object.__setattr__(definitions, "kpis", kpis)
         warnings = tuple(
             f"grid {grid!r} has {len(segments)} segments (a grid should have 3 to 10)"
             for grid, segments in definitions.grid_segments.items()

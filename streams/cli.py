@@ -1,5 +1,5 @@
 """`segstream` command line: worker, sample, customer, replay, namespaces, promote, drop, definitions
-(diff / apply), calibrate. See docs/replay.md."""
+(diff / apply), calibrate, kpis, crosstab. See docs/replay.md and docs/read_side.md."""
 
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
 
 def _admin_parsers(sub: Any) -> None:
     from streams.admin import definitions_command, namespaces_command
-    from streams.read import export_command
+    from streams.read import export_command, kpis_command
     from streams.replay import command as replay_command
 
     replay_command.add_parser(sub)
@@ -217,17 +217,19 @@ def _admin_parsers(sub: Any) -> None:
     r.add_argument("--to", dest="end", help="last UTC day YYYY-MM-DD (default: the last day with a flow)")
     r.add_argument("--grid", default="lifecycle", help="grid shown first (the PDF shows this one)")
     r.add_argument("--format", choices=("html", "pdf"), default="html")
+    kpis_command.add_parsers(sub)
 
 
 def _admin(settings: Settings, args: argparse.Namespace) -> int:
     """Operator subcommands (replay, namespaces, promote, drop, definitions, calibrate)."""
     from streams.admin import definitions_command, namespaces_command
-    from streams.read import export_command
+    from streams.read import export_command, kpis_command
     from streams.replay import command as replay_command
 
     handlers = {
         "replay": replay_command.run,
         **namespaces_command.HANDLERS,
+        **kpis_command.HANDLERS,
         "definitions": definitions_command.run_definitions,
         "calibrate": definitions_command.run_calibrate,
         "export": export_command.run,

@@ -31,6 +31,7 @@ from segmentation.state_mapping import state_from_mapping
 from segmentation.transition import Transition
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
+from streams.store.kpi_ops import KpiCounting
 from streams.store.port import CustomerWrite, WriteBatch
 from streams.store.redis_store import RedisStateStore
 from streams.store.writes import index_write, write_for
@@ -205,13 +206,18 @@ async def apply(
             transitions: list[Transition] = []
             index = IndexDelta()
             moved: list[tuple[CustomerWrite, Mapping[str, str], Mapping[str, str]]] = []
+            stored: dict[str, tuple[CustomerState, Mapping[str, str]]] = {}
+            counting = KpiCounting(new, index, stored)
             for _, row in rows:
                 state = state_from_mapping(row)
+                stored[state.customer_id] = (state, row)
                 if state.definitions_version == new.version:
                     result.matrix.already_current += 1
                 after, changed = reseg(state, new)
                 result.matrix.add(state, after)
+                counting.step(state, after, changed)
                 write, new_row = write_for(after, row)
+                write = counting.finish(write, new_row)  # type: ignore[arg-type]
                 if write.delete or write.set_fields or write.removed_fields or changed:
                     writes.append(write)
                     moved.append((write, row, new_row))

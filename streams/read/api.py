@@ -35,6 +35,7 @@ from streams.read.http_guard import (
     log,
 )
 from streams.read.http_guard import json_response as _json
+from streams.read.kpis_routes import kpi_handlers
 from streams.read.openapi import spec
 from streams.read.reader import BadRequest, NotFound, SegmentReader
 from streams.read.serve import checked_config
@@ -137,6 +138,8 @@ async def get_openapi(request: web.Request) -> web.Response:
     return _json(document)
 
 
+get_kpis, get_crosstab = kpi_handlers(_reader)
+
 # path, handler, scope needed (None: open to anyone who can reach the port)
 ROUTES: tuple[tuple[str, Handler, str | None], ...] = (
     ("/customers/{customer_id}", get_customer, "profiles:read"),
@@ -145,6 +148,8 @@ ROUTES: tuple[tuple[str, Handler, str | None], ...] = (
     ("/grids", get_grids, "segments:read"),
     ("/grids/{grid}/segments", get_segments, "segments:read"),
     ("/grids/{grid}/flows", get_flows, "segments:read"),
+    ("/grids/{grid}/kpis", get_kpis, "segments:read"),
+    ("/crosstab/{rows}/{columns}", get_crosstab, "segments:read"),
     ("/grids/{grid}/segments/{segment}/members", get_members, "members:read"),
     ("/grids/{grid}/segments/{segment}/export", get_export, "members:read"),
     ("/grids/{grid}/segments/{segment}/changes", get_changes, "members:read"),

@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 from streams.read.auth import SCOPES
 from streams.read.columns import catalogue
 from streams.read.history import History, SegmentAt
+from streams.read.kpis import Crosstab, GridKpis
 from streams.read.profile import CustomerProfile, Kpis, MembersPage
 from streams.read.reader import ID_PATTERN, cursor_pattern
 
@@ -79,6 +80,15 @@ def _columns(grids: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def _day_param(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+    }
+
+
 def _get(
     summary: str,
     ok: dict[str, Any],
@@ -114,7 +124,10 @@ def spec(
         "description": "a segment of the grid (another grid's segment: 404)",
     }
     _, defs = models_json_schema(
-        [(m, "serialization") for m in (CustomerProfile, History, SegmentAt, Kpis, MembersPage)],
+        [
+            (m, "serialization")
+            for m in (CustomerProfile, History, SegmentAt, Kpis, MembersPage, GridKpis, Crosstab)
+        ],
         ref_template="#/components/schemas/{model}",
     )
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
@@ -197,6 +210,24 @@ def spec(
                 [grid],
                 (404,),
                 scope_of.get("/grids/{grid}/flows"),
+            ),
+            "/grids/{grid}/kpis": _get(
+                "Per-segment KPIs over the UTC days `from`..`to` (inclusive; each optional): members at the"
+                " start and end, entries, exits, orders, net revenue and its share, average basket,"
+                " conversion of entrants within `conversion_days`, churn; and per retention period wholly"
+                " inside the days, its cohorts' retention, orders, frequency and basket (docs/read_side.md).",
+                _json(_ref("GridKpis")),
+                [grid, _day_param("from"), _day_param("to")],
+                (400, 404),
+                scope_of.get("/grids/{grid}/kpis"),
+            ),
+            "/crosstab/{rows}/{columns}": _get(
+                "Customers, orders and net revenue per (segment of `rows`, segment of `columns`), now; for a"
+                " grid pair kept by the definitions (`kpis.crosstabs`), either way round (else 404).",
+                _json(_ref("Crosstab")),
+                [{**grid, "name": "rows"}, {**grid, "name": "columns"}],
+                (404,),
+                scope_of.get("/crosstab/{rows}/{columns}"),
             ),
             "/grids/{grid}/segments/{segment}/members": _get(
                 "One page of the segment's members (SSCAN); follow `next_cursor` until null.",

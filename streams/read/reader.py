@@ -19,7 +19,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -27,7 +27,9 @@ import redis.asyncio as aioredis
 
 from segmentation import Definitions
 from segmentation.state_mapping import state_from_mapping
+from streams.read import kpis as _kpis
 from streams.read.history import History, HistoryEntry, SegmentAt, entry_of, projected_at, segment_at
+from streams.read.kpis import Crosstab, GridKpis
 from streams.read.profile import CustomerProfile, Kpis, MembersPage, kpis_of, profile_of
 from streams.settings import Settings
 from streams.store.keys import KeySpace
@@ -214,6 +216,22 @@ class SegmentReader:
                 cell = out.setdefault(day, {}).setdefault(segment, {"in": 0, "out": 0})
                 cell[direction] = cell.get(direction, 0) + int(value)
         return dict(sorted(out.items()))
+
+    async def grid_kpis(self, grid: str, first: date | None = None, last: date | None = None) -> GridKpis:
+        """Every segment's KPIs over the UTC days first..last (inclusive; None: unbounded) and the retention
+        periods inside them, from aggregate counters only (streams/read/kpis.py)."""
+        self._grid(grid)
+        keys = await self.keyspace()
+        return await _kpis.grid_kpis(self._r, keys, self._partitions, self.definitions, grid, first, last)
+
+    async def crosstab(self, rows: str, columns: str) -> Crosstab:
+        """Customers, orders and revenue per (segment of `rows`, segment of `columns`), for a kept pair."""
+        self._grid(rows), self._grid(columns)
+        keys = await self.keyspace()
+        answer = await _kpis.crosstab(self._r, keys, self._partitions, self.definitions, rows, columns)
+        if answer is None:
+            raise NotFound(_kpis.not_kept(self.definitions, rows, columns))
+        return answer
 
     async def members_page(
         self, grid: str, segment: str, cursor: str | None = None, count: int = 100

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from streams.read.history import History, SegmentAt
+from streams.read.kpis import Crosstab, GridKpis
 from streams.read.profile import CustomerProfile, Kpis
 from streams.read.reader import SegmentReader
 from streams.settings import Settings
@@ -46,6 +47,12 @@ class SyncReader:
 
     def segment_kpis(self, grid: str) -> dict[str, Kpis]:
         return self._run(self._reader.segment_kpis(grid))
+
+    def grid_kpis(self, grid: str, first: date | None = None, last: date | None = None) -> GridKpis:
+        return self._run(self._reader.grid_kpis(grid, first, last))
+
+    def crosstab(self, rows: str, columns: str) -> Crosstab:
+        return self._run(self._reader.crosstab(rows, columns))
 
     def members(self, grid: str, segment: str, count: int = 500) -> list[str]:
         async def collect() -> list[str]:

@@ -43,6 +43,10 @@ class IndexDelta:
     moves: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))  # (grid, field)
     history: dict[str, list[bytes]] = field(default_factory=dict)  # customer -> entries, oldest first
     history_reset: set[str] = field(default_factory=set)  # customers whose stored history is wiped first
+    # per-segment KPI counters (`d:<grid>`, see streams/store/kpi_ops.py) and grid crossings (`x:<a>|<b>`)
+    daily: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    cross: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    crosstabs: tuple[tuple[str, str], ...] = ()  # the grid pairs whose crossing is kept (definitions)
 
     def is_empty(self) -> bool:
         return not (
@@ -53,6 +57,8 @@ class IndexDelta:
             or self.moves
             or self.history
             or self.history_reset
+            or self.daily
+            or self.cross
         )
 
     # -- from mappings ----------------------------------------------------------------------------------
@@ -94,6 +100,29 @@ class IndexDelta:
                 kpis[(grid, s1, "customers")] += 1
                 kpis[(grid, s1, "revenue_minor")] += m1
                 kpis[(grid, s1, "orders")] += o1
+        if self.crosstabs:
+            self._cross(old, after, (m0, o0, m1, o1), money)
+
+    def _cross(
+        self, old: Mapping[str, str], after: Mapping[str, str], figures: tuple[int, ...], money: bool
+    ) -> None:
+        """The customer's cell in each kept crossing follows its two segments, like the KPIs."""
+        m0, o0, m1, o1 = figures
+        cross = self.cross
+        for a, b in self.crosstabs:
+            cell0 = (old.get(SEGMENT + a) or None, old.get(SEGMENT + b) or None)
+            cell1 = (after.get(SEGMENT + a) or None, after.get(SEGMENT + b) or None)
+            if cell0 == cell1 and not money:
+                continue
+            key = f"{a}|{b}"
+            if cell0[0] and cell0[1]:
+                cross[(key, f"{cell0[0]}|{cell0[1]}:customers")] -= 1
+                cross[(key, f"{cell0[0]}|{cell0[1]}:revenue_minor")] -= m0
+                cross[(key, f"{cell0[0]}|{cell0[1]}:orders")] -= o0
+            if cell1[0] and cell1[1]:
+                cross[(key, f"{cell1[0]}|{cell1[1]}:customers")] += 1
+                cross[(key, f"{cell1[0]}|{cell1[1]}:revenue_minor")] += m1
+                cross[(key, f"{cell1[0]}|{cell1[1]}:orders")] += o1
 
     # -- from transitions -------------------------------------------------------------------------------
     def transitions(self, transitions: Iterable[Transition]) -> None:
@@ -129,6 +158,14 @@ class IndexDelta:
                 out[grid].append((f"{segment}:{metric}", delta))
         return out
 
+    def daily_fields(self) -> dict[str, list[tuple[str, int]]]:
+        """grid -> [(field, delta)] of the KPI counters, zero deltas dropped."""
+        return _grouped(self.daily)
+
+    def cross_fields(self) -> dict[str, list[tuple[str, int]]]:
+        """`<a>|<b>` -> [(field, delta)] of the crossings, zero deltas dropped."""
+        return _grouped(self.cross)
+
     def flow_fields(self) -> dict[str, list[tuple[str, int]]]:
         out: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for (grid, day, segment, direction), count in self.flows.items():
@@ -153,6 +190,14 @@ def history_entry(t: Transition) -> bytes:
     if t.cause == CAUSE_DEFINITIONS:
         entry.append(t.definitions_version)
     return orjson.dumps(entry)
+
+
+def _grouped(counters: Mapping[tuple[str, str], int]) -> dict[str, list[tuple[str, int]]]:
+    out: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for (name, field_name), delta in counters.items():
+        if delta:
+            out[name].append((field_name, delta))
+    return out
 
 
 def _int(text: str | None) -> int:

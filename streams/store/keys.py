@@ -45,7 +45,15 @@ class KeySpace:
 
     def moves(self, partition: int, grid: str) -> str:
         """Hash: `<from>><to>:<YYYY-MM-DD>` transitions per (from, to) pair and UTC day ('-': no segment)."""
-        return f"{self._tag(partition)}:x:{grid}"
+        return f"{self._tag(partition)}:t:{grid}"
+
+    def segment_days(self, partition: int, grid: str) -> str:
+        """Hash: per-segment KPI counters per UTC day or retention period (`<segment>:<metric>:<day>`)."""
+        return f"{self._tag(partition)}:d:{grid}"
+
+    def crosstab(self, partition: int, pair: str) -> str:
+        """Hash: `<segment a>|<segment b>:customers|revenue_minor|orders` for the grid pair `<a>|<b>`."""
+        return f"{self._tag(partition)}:x:{pair}"
 
     def history(self, partition: int, customer_id: str) -> str:
         """List, newest first: the customer's transitions as compact JSON, capped (LPUSH + LTRIM)."""

@@ -89,6 +89,8 @@ class IndexSnapshot:
     history: dict[str, list[str]] = field(default_factory=dict)  # newest first
     trimmed: set[str] = field(default_factory=set)
     moves: dict[str, dict[str, int]] = field(default_factory=dict)
+    daily: dict[str, dict[str, int]] = field(default_factory=dict)  # grid -> KPI counters (`d:<grid>`)
+    cross: dict[str, dict[str, int]] = field(default_factory=dict)  # `<a>|<b>` -> crossing (`x:<a>|<b>`)
 
 
 def new_owner() -> str:
@@ -242,6 +244,8 @@ class InMemoryStateStore:
             {c: list(h) for c, h in ix.history.items() if h},
             set(ix.trimmed),
             {g: dict(f) for g, f in ix.moves.items()},
+            {g: dict(f) for g, f in ix.daily.items()},
+            {g: dict(f) for g, f in ix.cross.items()},
         )
 
 
@@ -256,6 +260,8 @@ def _apply_index(p: _Partition, index: IndexDelta, history_size: int) -> None:
         (ix.kpis, index.kpi_fields()),
         (ix.flows, index.flow_fields()),
         (ix.moves, index.move_fields()),
+        (ix.daily, index.daily_fields()),
+        (ix.cross, index.cross_fields()),
     ):
         for grid, pairs in fields.items():
             target = counters.setdefault(grid, {})

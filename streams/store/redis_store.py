@@ -152,6 +152,10 @@ class RedisStateStore:
             op("HINCRBY", slot(ks.flows(p, grid)), [text for name, d in pairs for text in (name, str(d))])
         for grid, pairs in index.move_fields().items():
             op("HINCRBY", slot(ks.moves(p, grid)), [text for name, d in pairs for text in (name, str(d))])
+        for grid, pairs in index.daily_fields().items():
+            op("HINCRBY", slot(ks.segment_days(p, grid)), [t for name, d in pairs for t in (name, str(d))])
+        for pair, pairs in index.cross_fields().items():
+            op("HINCRBY", slot(ks.crosstab(p, pair)), [t for name, d in pairs for t in (name, str(d))])
         for cid in index.history_reset:
             args += ["DEL", slot(ks.history(p, cid)), 0]
             args += ["HDEL", slot(ks.customer(p, cid)), 1, HISTORY_TRIMMED]
@@ -191,9 +195,10 @@ class RedisStateStore:
                 members = {_text(m) for m in await self._r.smembers(key)}
                 if members:
                     snap.members[(grid, segment)] = members
-            elif kind in ("k", "f", "x"):
+            elif kind in ("k", "f", "d", "t", "x"):
                 row = {_text(k): int(v) for k, v in (await self._r.hgetall(key)).items()}
-                {"k": snap.kpis, "f": snap.flows, "x": snap.moves}[kind][rest] = row
+                kinds = {"k": snap.kpis, "f": snap.flows, "d": snap.daily, "t": snap.moves, "x": snap.cross}
+                kinds[kind][rest] = row
             elif kind == "h":
                 snap.history[rest] = [_text(e) for e in await self._r.lrange(key, 0, -1)]
                 if await self._r.hget(self._keys.customer(partition, rest), HISTORY_TRIMMED):

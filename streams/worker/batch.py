@@ -16,6 +16,7 @@ from segmentation import CustomerState, Definitions, InvalidEvent, advance, appl
 from segmentation.events import Event
 from segmentation.transition import Transition
 from streams.store.indexes import IndexDelta
+from streams.store.kpi_ops import KpiCounting
 from streams.store.port import CustomerWrite
 from streams.store.writes import Known, index_write, to_us, write_for
 from streams.topics.deadletter import DeadLetter
@@ -145,6 +146,7 @@ def apply_steps(
     states: dict[str, CustomerState] = {}
     watermark: datetime | None = None
     origins: dict[str, Incoming] = {}  # customer -> record of the last event applied to it
+    counting = KpiCounting(definitions, result.index, stored)
     for n, (rec, event) in enumerate(events, 1):
         if n % STEP == 0:
             yield
@@ -163,6 +165,7 @@ def apply_steps(
             continue
         states[cid] = outcome.state
         origins[cid] = rec
+        counting.step(state, outcome.state, outcome.transitions, event.event_id, event.type)
         if outcome.transitions:
             result.transitions.extend(outcome.transitions)
         if watermark is None or event.occurred_at > watermark:
@@ -176,6 +179,7 @@ def apply_steps(
         before, before_state = (known[1], known[0]) if known is not None else (None, None)
         origin = origins[cid]
         write, mapping = write_for(state, before, f"{origin.partition}:{origin.offset}", before_state)
+        write = counting.finish(write, mapping)  # type: ignore[arg-type]
         result.writes.append(write)
         result.states[cid] = (state, mapping)
         index_write(result.index, write, before, mapping)
@@ -191,16 +195,19 @@ def advance_all(states: Mapping[str, Known], until: datetime, definitions: Defin
     """
     result = BatchResult()
     moved: list[tuple[CustomerWrite, Mapping[str, str], Mapping[str, str]]] = []
+    counting = KpiCounting(definitions, result.index, states)
     for cid, (state, mapping) in states.items():
         current = state
         while current.next_due_at is not None and current.next_due_at <= until:
             due = current.next_due_at
             outcome = advance(current, due, definitions)
             result.transitions.extend(outcome.transitions)
+            counting.step(current, outcome.state, outcome.transitions)
             current = outcome.state
             if current.next_due_at is not None and current.next_due_at <= due:  # the core must move on
                 raise RuntimeError(f"customer {cid}: next due {current.next_due_at} does not pass {due}")
         write, new_mapping = write_for(current, mapping, None, state)
+        write = counting.finish(write, new_mapping)  # type: ignore[arg-type]
         result.states[cid] = (current, new_mapping)
         result.writes.append(write)
         moved.append((write, mapping, new_mapping))

@@ -173,3 +173,44 @@ def test_a_commit_retried_after_an_ambiguous_timeout_is_applied_once(
         await client.aclose()
 
     run(body())
+
+
+def test_kpi_counters_and_crossings_are_committed_with_the_state(make_store: StoreFactory) -> None:
+    """`d:<grid>` and `x:<a>|<b>` are HINCRBY ops of the same commit: both stores hold the same sums, a
+    counter back at 0 is deleted, and the customer's KPI marker is written with the rest of its hash."""
+
+    def crossed(seg: str, tier: str, money: int, orders: int) -> dict[str, str]:
+        return {**row(seg, money, orders), "segment:value": tier}
+
+    async def body(store: StateStore) -> None:
+        claim = await store.claim(3)
+        d1 = IndexDelta(crosstabs=(("lifecycle", "value"),))
+        d1.customer("c1", None, crossed("new", "low", 500, 1))
+        d1.daily[("lifecycle", "new:orders:2026-01-01")] += 1
+        d1.daily[("lifecycle", "new:revenue:2026-01-01")] += 500
+        write = CustomerWrite("c1", {**crossed("new", "low", 500, 1), "_kpi": '["2026-01",[],1,[]]'})
+        await store.commit(claim, 1, None, WriteBatch([write], d1))
+        d2 = IndexDelta(crosstabs=(("lifecycle", "value"),))
+        d2.customer(
+            "c1", crossed("new", "low", 500, 1), crossed("new", "medium", 15000, 2), ["segment:value"]
+        )
+        d2.daily[("lifecycle", "new:orders:2026-01-01")] -= 1  # back at 0: deleted
+        d2.daily[("value", "medium:churned:2026-01-02")] += 1
+        await store.commit(
+            claim, 2, None, WriteBatch([CustomerWrite("c1", crossed("new", "medium", 15000, 2))], d2)
+        )
+        snap = await snapshot(store, 3)
+        assert snap.daily == {
+            "lifecycle": {"new:revenue:2026-01-01": 500},
+            "value": {"medium:churned:2026-01-02": 1},
+        }
+        assert snap.cross == {
+            "lifecycle|value": {
+                "new|medium:customers": 1,
+                "new|medium:revenue_minor": 15000,
+                "new|medium:orders": 2,
+            }
+        }
+        assert (await store.load(3, ["c1"]))["c1"]["_kpi"] == '["2026-01",[],1,[]]'
+
+    run(_with_store(make_store, body))

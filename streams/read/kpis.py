@@ -1,0 +1,228 @@
+"""Per-segment KPIs over a period and the grid crossings: read (one pipelined round trip), summed over
+partitions, derived by the pure `segmentation.kpi_figures`. No customer is read: only the aggregate hashes
+`k:<grid>`, `f:<grid>`, `d:<grid>` and `x:<a>|<b>` (docs/read_side.md, "KPIs per segment and crossing").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import Field
+
+from segmentation import Definitions
+from segmentation.kpi_figures import FILL_DAYS, counter_fields, crosstab_cells, segment_figures
+from streams.read.profile import Answer, Money, money, money_ratio
+from streams.store.keys import KeySpace
+
+
+class SegmentKpis(Answer):
+    """One segment over the days asked (counts are exact; ratios are None when they would divide by 0)."""
+
+    customers_at_start: int = Field(description="members at the start of the first day")
+    customers_at_end: int = Field(description="members at the end of the last day")
+    entrants: int = Field(description="entries into the segment during the days")
+    exits: int
+    orders: int = Field(description="purchases of customers in the segment once the purchase applied")
+    revenue_minor: int = Field(description="their net amounts (refunds subtract), base-currency minor units")
+    revenue: Money
+    revenue_share: float | None = Field(description="revenue / the grid's revenue over the days")
+    average_basket: Money | None = Field(description="revenue / orders, rounded half-to-even")
+    converted: int = Field(description="entrants of these days who bought within conversion_days")
+    conversion: float | None = Field(description="converted / entrants")
+    churned: int = Field(description="moves into the churn segment made from this segment")
+    churn_rate: float | None = Field(description="churned / customers_at_start")
+
+
+class SegmentPeriodKpis(Answer):
+    """One segment's cohort over one retention period: its members at the period's start."""
+
+    customers_at_start: int
+    buyers: int = Field(description="members at the start who bought during the period (each once)")
+    retention: float | None = Field(description="buyers / customers_at_start")
+    orders: int = Field(description="the buyers' purchases during the period")
+    revenue_minor: int
+    revenue: Money
+    purchase_frequency: float | None = Field(description="orders / buyers")
+    average_basket: Money | None
+
+
+class PeriodKpis(Answer):
+    period: str = Field(description="2026-03 (month), 2026-W10 (ISO week) or 2026-03-05 (day)")
+    first_day: date
+    last_day: date
+    segments: dict[str, SegmentPeriodKpis]
+
+
+class GridKpis(Answer):
+    grid: str
+    first_day: date | None = Field(description="null: from the first counted day")
+    last_day: date | None = Field(description="null: up to the last counted day")
+    currency: str
+    conversion_days: int
+    churn: str = Field(description="<grid>.<segment> a move into which is a churn")
+    retention_period: str
+    orders: int
+    revenue: Money
+    segments: dict[str, SegmentKpis]
+    periods: list[PeriodKpis] = Field(description="retention periods lying wholly inside the days")
+
+
+class CrossCell(Answer):
+    customers: int
+    orders: int
+    revenue_minor: int
+    revenue: Money
+    average_basket: Money | None
+
+
+class Crosstab(Answer):
+    rows: str = Field(description="grid whose segments are the rows")
+    columns: str = Field(description="grid whose segments are the columns")
+    currency: str
+    cells: dict[str, dict[str, CrossCell]] = Field(description="row segment -> column segment -> cell")
+
+
+def not_kept(definitions: Definitions, a: str, b: str) -> str:
+    kept = ", ".join(f"{x} {y}" for x, y in definitions.kpis.crosstabs) or "none"
+    return f"the crossing {a} x {b} is not kept (kpis.crosstabs: {kept})"
+
+
+async def _summed(
+    client: aioredis.Redis, names: Sequence[str], fields: Sequence[str] | None = None
+) -> list[dict[str, int]]:
+    """HGETALL of each key (one pipeline), or HMGET of `fields` for the first `len(names) // 3` keys (the
+    `d:` hashes) when given: a month out of years of counters reads a month's fields."""
+    async with client.pipeline(transaction=False) as pipe:
+        for n, key in enumerate(names):
+            if fields is not None and n < len(names) // 3:
+                pipe.hmget(key, list(fields))
+            else:
+                pipe.hgetall(key)
+        rows = await pipe.execute()
+    out = []
+    for row in rows:
+        if isinstance(row, list):
+            row = {f: v for f, v in zip(fields or (), row, strict=True) if v is not None}
+        out.append({(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in row.items()})
+    return out
+
+
+def _add(rows: Sequence[Mapping[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for row in rows:
+        for name, value in row.items():
+            out[name] += value
+    return out
+
+
+async def grid_kpis(
+    client: aioredis.Redis,
+    keys: KeySpace,
+    partitions: range,
+    definitions: Definitions,
+    grid: str,
+    first: date | None,
+    last: date | None,
+) -> GridKpis:
+    n = len(partitions)
+    names = [
+        *(keys.segment_days(p, grid) for p in partitions),
+        *(keys.flows(p, grid) for p in partitions),
+        *(keys.kpis(p, grid) for p in partitions),
+    ]
+    config = definitions.kpis
+    segments = definitions.grid_segments[grid]
+    fields = None
+    if first is not None and last is not None and (last - first).days <= FILL_DAYS:
+        # `from` after `to`: an empty range, no field to read (HMGET needs one)
+        fields = counter_fields(segments, first, last, config.retention_period) or [f"{segments[0]}:orders:-"]
+    rows = await _summed(client, names, fields)
+    counters, flows, current = _add(rows[:n]), _add(rows[n : 2 * n]), _add(rows[2 * n :])
+    customers = {name[: -len(":customers")]: v for name, v in current.items() if name.endswith(":customers")}
+    figures = segment_figures(segments, counters, flows, customers, first, last, config.retention_period)
+    currency = definitions.currency
+    return GridKpis(
+        grid=grid,
+        first_day=first,
+        last_day=last,
+        currency=currency,
+        conversion_days=config.conversion_days,
+        churn=f"{config.churn_grid}.{config.churn_segment}",
+        retention_period=config.retention_period,
+        orders=figures["total"]["orders"],
+        revenue=money(figures["total"]["revenue_minor"], currency),
+        segments={s: _segment(row, currency) for s, row in figures["segments"].items()},
+        periods=[
+            PeriodKpis(
+                period=p["period"],
+                first_day=date.fromisoformat(p["from"]),
+                last_day=date.fromisoformat(p["to"]),
+                segments={s: _cohort(row, currency) for s, row in p["segments"].items()},
+            )
+            for p in figures["periods"]
+        ],
+    )
+
+
+def _basket(revenue: int, orders: int, currency: str) -> Money | None:
+    return money_ratio(revenue, orders, currency) if orders else None
+
+
+def _segment(row: Mapping[str, Any], currency: str) -> SegmentKpis:
+    return SegmentKpis(
+        **row,
+        revenue=money(row["revenue_minor"], currency),
+        average_basket=_basket(row["revenue_minor"], row["orders"], currency),
+    )
+
+
+def _cohort(row: Mapping[str, Any], currency: str) -> SegmentPeriodKpis:
+    return SegmentPeriodKpis(
+        **row,
+        revenue=money(row["revenue_minor"], currency),
+        average_basket=_basket(row["revenue_minor"], row["orders"], currency),
+    )
+
+
+def kept_pair(definitions: Definitions, a: str, b: str) -> tuple[str, bool] | None:
+    """The stored pair key for grids a x b and whether it is stored as b x a; None if not kept."""
+    for first, second in definitions.kpis.crosstabs:
+        if (first, second) == (a, b):
+            return f"{a}|{b}", False
+        if (first, second) == (b, a):
+            return f"{b}|{a}", True
+    return None
+
+
+async def crosstab(
+    client: aioredis.Redis, keys: KeySpace, partitions: range, definitions: Definitions, a: str, b: str
+) -> Crosstab | None:
+    """Customers, orders, net revenue per (segment of a, segment of b) now; None: the pair is not kept."""
+    kept = kept_pair(definitions, a, b)
+    if kept is None:
+        return None
+    pair, transposed = kept
+    counters = _add(await _summed(client, [keys.crosstab(p, pair) for p in partitions]))
+    grids = definitions.grid_segments
+    cells = crosstab_cells(grids[a], grids[b], counters, transposed)
+    currency = definitions.currency
+    return Crosstab(
+        rows=a,
+        columns=b,
+        currency=currency,
+        cells={
+            row: {
+                column: CrossCell(
+                    **cell,
+                    revenue=money(cell["revenue_minor"], currency),
+                    average_basket=_basket(cell["revenue_minor"], cell["orders"], currency),
+                )
+                for column, cell in columns.items()
+            }
+            for row, columns in cells.items()
+        },
+    )
