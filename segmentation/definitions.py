@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from segmentation.audiences import FIELDS as AUDIENCE_FIELDS
+from segmentation.audiences import window_filters
+from segmentation.category import OTHER, CategoryConfig
 from segmentation.channel import ChannelConfig
 from segmentation.config_reading import DefinitionsError, read_decimal, read_int, read_section, read_str
 from segmentation.currencies import CURRENCY_EXPONENT
@@ -28,6 +30,8 @@ from segmentation.email_appetence import SEGMENTS as EMAIL_SEGMENTS
 from segmentation.email_appetence import EmailConfig
 from segmentation.lifecycle import SEGMENTS as LIFECYCLE_SEGMENTS
 from segmentation.lifecycle import LifecycleConfig
+from segmentation.promotion import SEGMENTS as PROMOTION_SEGMENTS
+from segmentation.promotion import PromotionConfig
 from segmentation.rfm import RfmConfig
 from segmentation.rules import Rule, RuleError, parse_rule
 from segmentation.safe_yaml import MAX_SIZE, load_bounded, one_line
@@ -41,6 +45,7 @@ _TOP_KEYS = frozenset(
     {
         "version", "currency", "currency_rates", "recent_event_ids", "max_amount", "earliest_event_time",
         "lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction", "audiences",
+        "category", "promotion", "recent_orders",
     }
 )  # fmt: skip
 _SECTION_KEYS = {
@@ -52,6 +57,8 @@ _SECTION_KEYS = {
     "age_band": {"bands"},
     "region": {"groups"},
     "satisfaction": {"detractor_max", "passive_max"},
+    "category": {"categories", "sku_prefixes", "dominant_share"},
+    "promotion": {"promo_driven_share", "full_price_max_share"},
 }
 _AUDIENCE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
@@ -75,6 +82,9 @@ class Definitions:
     region: RegionConfig
     satisfaction: SatisfactionConfig
     audiences: tuple[Rule, ...]
+    category: CategoryConfig
+    promotion: PromotionConfig
+    recent_orders: int  # orders kept per customer for windowed rules
     warnings: tuple[str, ...] = field(default=(), compare=False)
     rates: Mapping[str, Decimal] = field(init=False, compare=False, repr=False)
     minor_exponent: int = field(init=False, compare=False, repr=False)
@@ -101,6 +111,8 @@ class Definitions:
             "age_band": self.age_band.all_segments,
             "region": self.region.segments,
             "satisfaction": SATISFACTION_SEGMENTS,
+            "category": self.category.segments,
+            "promotion": PROMOTION_SEGMENTS,
         }
         for rule in self.audiences:
             grids[f"audience:{rule.name}"] = ("member", "not_member")
@@ -150,6 +162,10 @@ class Definitions:
         recent = read_int(raw, "recent_event_ids", 64)
         if not 1 <= recent <= 10_000:
             raise DefinitionsError(f"recent_event_ids: must be between 1 and 10000, got {recent}")
+        orders_kept = read_int(raw, "recent_orders", 20)
+        if not 1 <= orders_kept <= 200:
+            raise DefinitionsError(f"recent_orders: must be between 1 and 200, got {orders_kept}")
+        category = CategoryConfig.from_mapping(read_section(raw, "category"))
         definitions = cls(
             version=version,
             currency=currency,
@@ -165,7 +181,10 @@ class Definitions:
             age_band=AgeBandConfig.from_mapping(read_section(raw, "age_band")),
             region=RegionConfig.from_mapping(read_section(raw, "region")),
             satisfaction=SatisfactionConfig.from_mapping(read_section(raw, "satisfaction")),
-            audiences=_audiences(read_section(raw, "audiences")),
+            audiences=_audiences(read_section(raw, "audiences"), category),
+            category=category,
+            promotion=PromotionConfig.from_mapping(read_section(raw, "promotion")),
+            recent_orders=orders_kept,
         )
         warnings = tuple(
             f"grid {grid!r} has {len(segments)} segments (a grid should have 3 to 10)"
@@ -216,7 +235,7 @@ def _instant(value: object) -> datetime:
     return value.astimezone(UTC)
 
 
-def _audiences(raw: Mapping[str, object]) -> tuple[Rule, ...]:
+def _audiences(raw: Mapping[str, object], category: CategoryConfig) -> tuple[Rule, ...]:
     rules = []
     for name, text in raw.items():
         if not isinstance(name, str) or not _AUDIENCE_NAME.fullmatch(name):
@@ -226,7 +245,9 @@ def _audiences(raw: Mapping[str, object]) -> tuple[Rule, ...]:
         if not isinstance(text, str):
             raise DefinitionsError(f"audiences.{name}: expected the rule as a string, got {text!r}")
         try:
-            rules.append(parse_rule(name, text, AUDIENCE_FIELDS))
+            rules.append(
+                parse_rule(name, text, AUDIENCE_FIELDS, window_filters((*category.categories, OTHER)))
+            )
         except RuleError as exc:
             raise DefinitionsError(f"audiences.{name}: {exc}") from None
     return tuple(rules)
