@@ -48,7 +48,8 @@ RICH = definitions_with(
 
 TICK = timedelta(microseconds=1)
 EXCLUSIVE = (
-    "lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction", "category", "promotion",
+    "lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction",
+    "category", "promotion",
 )  # fmt: skip
 
 _payloads = st.one_of(
@@ -63,7 +64,8 @@ _payloads = st.one_of(
         st.booleans(),
         st.sampled_from([
             [], [{"sku": "SH-1", "quantity": 1}], [{"sku": "x", "quantity": 2, "category": "Home"}],
-            [{"sku": "SH-1", "quantity": 1, "unit_price": "3"}, {"sku": "AP-1", "quantity": 2, "unit_price": "1"}],
+            [{"sku": "SH-1", "quantity": 1, "unit_price": "3"},
+             {"sku": "AP-1", "quantity": 2, "unit_price": "1"}],
         ]),
     ),
     st.builds(lambda a: {"type": "refund", "order_id": "o", "amount": a, "currency": "EUR"},

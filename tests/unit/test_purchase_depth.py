@@ -231,8 +231,8 @@ def test_new_fields_round_trip_and_old_hashes_read_as_defaults() -> None:
         "promo_driven",
     )
     assert state_from_mapping(mapping) == state
-    old = {k: v for k, v in mapping.items() if k not in {"coupon_orders", "categories", "recent_orders",
-                                                          "segment:category", "segment:promotion"}}  # fmt: skip
+    new_keys = {"coupon_orders", "categories", "recent_orders", "segment:category", "segment:promotion"}
+    old = {k: v for k, v in mapping.items() if k not in new_keys}
     assert state_from_mapping(old) == state._replace(
         coupon_orders=0, categories=(), recent_orders=(), seg_category=None, seg_promotion=None
     )
@@ -385,10 +385,12 @@ def test_windowed_rule_errors_are_clear(text: str, message: str) -> None:
 
 
 def test_windowed_aggregates_need_the_window_filters_and_definitions_name_the_audience() -> None:
-    with pytest.raises(RuleError, match="windowed aggregates such as orders\\(...\\) are not available here"):
+    with pytest.raises(
+        RuleError, match=r"windowed aggregates such as orders\(\.\.\.\) are not available here"
+    ):
         parse_rule("r", "orders(last 1 day) >= 1", FIELDS)
     with pytest.raises(
-        DefinitionsError, match="audiences.r: rule 'r': filter 'category' cannot be \"garden\""
+        DefinitionsError, match=r"audiences\.r: rule 'r': filter 'category' cannot be \"garden\""
     ):
         definitions_with(audiences={"r": 'orders(last 1 day, category == "garden") >= 1'})
 
