@@ -400,3 +400,15 @@ def test_the_record_is_empty_for_a_customer_without_orders() -> None:
     assert state.recent_orders == () and state.due_audiences is None
     assert of_grid(transitions, "audience:web_full_price") == [(None, "not_member", day(0), "v")]
     assert advance(state, day(400), WINDOWED).transitions == ()
+
+
+def test_the_readme_rule_examples_load_with_the_default_definitions() -> None:
+    """Every audience of the README's rule example block is a valid rule (so the documentation runs)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("```yaml\naudiences:\n", 1)[1].split("```", 1)[0]
+    rules = dict(re.findall(r"^  (\w+): '(.*)'$", block, flags=re.MULTILINE))
+    assert "web_full_price_30d" in rules and len(rules) == 7
+    assert len(definitions_with(audiences=rules).audiences) == 7
