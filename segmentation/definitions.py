@@ -33,6 +33,7 @@ from segmentation.lifecycle import LifecycleConfig
 from segmentation.promotion import SEGMENTS as PROMOTION_SEGMENTS
 from segmentation.promotion import PromotionConfig
 from segmentation.rfm import RfmConfig
+from segmentation.rule_windows import SOURCE as WINDOW_SOURCE
 from segmentation.rules import Rule, RuleError, parse_rule
 from segmentation.safe_yaml import MAX_SIZE, load_bounded, one_line
 from segmentation.satisfaction import SEGMENTS as SATISFACTION_SEGMENTS
@@ -162,9 +163,9 @@ class Definitions:
         recent = read_int(raw, "recent_event_ids", 64)
         if not 1 <= recent <= 10_000:
             raise DefinitionsError(f"recent_event_ids: must be between 1 and 10000, got {recent}")
-        orders_kept = read_int(raw, "recent_orders", 20)
-        if not 1 <= orders_kept <= 200:
-            raise DefinitionsError(f"recent_orders: must be between 1 and 200, got {orders_kept}")
+        orders_kept = read_int(raw, "recent_orders", 12)
+        if not 0 <= orders_kept <= 200:
+            raise DefinitionsError(f"recent_orders: must be between 0 and 200, got {orders_kept}")
         category = CategoryConfig.from_mapping(read_section(raw, "category"))
         definitions = cls(
             version=version,
@@ -186,6 +187,11 @@ class Definitions:
             promotion=PromotionConfig.from_mapping(read_section(raw, "promotion")),
             recent_orders=orders_kept,
         )
+        windowed = [rule.name for rule in definitions.audiences if WINDOW_SOURCE in rule.fields]
+        if windowed and not orders_kept:
+            raise DefinitionsError(
+                f"recent_orders: 0 keeps no recent orders, but audiences {windowed} use windowed facts"
+            )
         warnings = tuple(
             f"grid {grid!r} has {len(segments)} segments (a grid should have 3 to 10)"
             for grid, segments in definitions.grid_segments.items()

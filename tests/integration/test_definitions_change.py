@@ -187,4 +187,4 @@ def test_calibrate_proposes_ascending_breakpoints(
     doc = calibrate.new_document(calibrate.base_document(None), proposal, None)
     new = Definitions.from_mapping(doc)  # validates: positive, strictly ascending, map covers 125 cells
     assert new.version != Definitions.default().version
-    assert calibrate.bump_version("2026.11-1") == "2026.12-1"
+    assert calibrate.bump_version("2026.11-1") == "2026.11-2"

@@ -180,10 +180,17 @@ def test_promotion_definitions_errors(section: dict[str, Any], message: str) -> 
         definitions_with(promotion=section)
 
 
-def test_recent_orders_size_is_bounded_in_the_definitions() -> None:
-    for size in (0, 201):
-        with pytest.raises(DefinitionsError, match=f"recent_orders: must be between 1 and 200, got {size}"):
+def test_recent_orders_size_is_bounded_in_the_definitions_and_zero_turns_the_record_off() -> None:
+    for size in (-1, 201):
+        with pytest.raises(DefinitionsError, match=f"recent_orders: must be between 0 and 200, got {size}"):
             definitions_with(recent_orders=size)
+    with pytest.raises(
+        DefinitionsError, match=r"recent_orders: 0 keeps no recent orders, but audiences \['w'\]"
+    ):
+        definitions_with(recent_orders=0, audiences={"w": "orders(last 1 day) >= 1"})
+    off = definitions_with(recent_orders=0)
+    state, _ = run([buy(day(0), "o1", coupon_used=True, items=[{"sku": "SH-1", "quantity": 1}])], off)
+    assert (state.recent_orders, state.seg_category, state.seg_promotion) == ((), "shoes", "promo_driven")
 
 
 # --- the recent-orders record --------------------------------------------------------------------------
