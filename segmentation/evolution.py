@@ -39,6 +39,7 @@ from segmentation.state import (
     I_LAST_PURCHASE,
     I_LAST_SEEN,
     I_RECENT,
+    I_RECENT_ORDERS,
     I_RFM_R,
     I_VERSION,
     ID_SEPARATOR,
@@ -73,6 +74,8 @@ def resegment(state: CustomerState, definitions: Definitions, at: datetime) -> O
     v = list(state)
     _stamp(v, definitions, now)
     v[I_RECENT] = trim(state.recent_ids, definitions.recent_event_ids)
+    kept = definitions.recent_orders  # a smaller record under the new definitions keeps the newest orders
+    v[I_RECENT_ORDERS] = state.recent_orders[-kept:] if kept else ()
     changes = reevaluate(v, GRID_ORDER, ALL, definitions, now)
     new = state_of(v)
     return Outcome(new, tuple(transitions(new, changes, definitions, now, CAUSE_DEFINITIONS, {})))

@@ -82,11 +82,10 @@ def _purchase(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetim
     split = split_order(e.items, amount, d.category)
     if split:
         v[I_CATEGORIES] = add_order(s.categories, split)
-    order_id = e.order_id
-    key = order_id if len(order_id) <= SHORT_ID else duplicate_key(order_id)
-    names = tuple(name for name, _ in split)
     if d.recent_orders:  # 0: no record (no windowed rules), no cost
-        order = RecentOrder(t, key, channel, coupon, amount, names)
+        order_id = e.order_id
+        key = order_id if len(order_id) <= SHORT_ID else duplicate_key(order_id)
+        order = RecentOrder(t, key, channel, coupon, amount, tuple(name for name, _ in split))
         v[I_RECENT_ORDERS] = record_order(s.recent_orders, order, d.recent_orders)
     first = s.first_purchase_at
     if first is None or t < first:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from segmentation import DefinitionsError, advance, apply
+from segmentation import DefinitionsError, advance, apply, resegment
 from segmentation.audiences import FIELDS, window_filters
 from segmentation.category import CategoryConfig, split_order
 from segmentation.event_types import Item
@@ -191,6 +191,14 @@ def test_recent_orders_size_is_bounded_in_the_definitions_and_zero_turns_the_rec
     off = definitions_with(recent_orders=0)
     state, _ = run([buy(day(0), "o1", coupon_used=True, items=[{"sku": "SH-1", "quantity": 1}])], off)
     assert (state.recent_orders, state.seg_category, state.seg_promotion) == ((), "shoes", "promo_driven")
+
+
+def test_new_definitions_with_a_smaller_record_keep_the_newest_orders() -> None:
+    state, _ = run([buy(day(n), f"o{n}") for n in range(3)], WINDOWED)
+    assert [o.key for o in state.recent_orders] == ["o0", "o1", "o2"]
+    smaller = resegment(state, definitions_with(recent_orders=2), day(3)).state
+    assert [o.key for o in smaller.recent_orders] == ["o1", "o2"]
+    assert resegment(state, definitions_with(recent_orders=0), day(3)).state.recent_orders == ()
 
 
 # --- the recent-orders record --------------------------------------------------------------------------
