@@ -93,7 +93,7 @@ def _align(state: CustomerState, d: Definitions, out: list[Transition]) -> Custo
 def advance(state: CustomerState, until: datetime, definitions: Definitions) -> Outcome:
     """Apply every time-driven change due at or before `until`, in time order; the clock ends at `until`."""
     out: list[Transition] = []
-    if state.definitions_version != definitions.version:
+    if state.definitions_version != definitions.version or state.seg_promotion is None:
         state = _align(state, definitions, out)
     if state.clock is None:
         return Outcome(state, ())
@@ -117,7 +117,7 @@ def advance(state: CustomerState, until: datetime, definitions: Definitions) -> 
 
 def next_due(state: CustomerState, definitions: Definitions) -> datetime | None:
     """Earliest instant after `state.clock` at which a segment changes if no event arrives."""
-    if state.definitions_version != definitions.version and state.clock is not None:
+    if (state.definitions_version != definitions.version or state.seg_promotion is None) and state.clock:
         return resegment(state, definitions, state.clock).state.next_due_at
     return state.next_due_at
 
@@ -144,7 +144,8 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
     ):  # privacy: honoured whatever its date
         check_not_too_early(kind, t, definitions)
     out: list[Transition] = []
-    if state.definitions_version != definitions.version:
+    # other definitions, or a hash stored before the purchase-depth grids (no promotion segment yet)
+    if state.definitions_version != definitions.version or state.seg_promotion is None:
         state = _align(state, definitions, out)
     due = state.next_due_at
     if due is not None and due <= t:

@@ -41,7 +41,7 @@ by `state_from_mapping`, as are the derived keys (marked *derived*), which exist
 | `segment:category`, `segment:promotion` | segments of the purchase-depth grids |
 
 The last five fields came with the purchase-depth grids: a hash written before them reads as their
-defaults (none, no order: the grids are filled in by the next event or re-segmentation).
+defaults (no segment, no order); `apply`/`advance` then fill in the two grids (cause `definitions`).
 """
 
 from __future__ import annotations

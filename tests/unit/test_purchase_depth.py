@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from segmentation import DefinitionsError, advance, apply, resegment
+from segmentation import DefinitionsError, advance, apply, next_due, resegment
 from segmentation.audiences import FIELDS, window_filters
 from segmentation.category import CategoryConfig, split_order
 from segmentation.event_types import Item
@@ -427,3 +427,18 @@ def test_the_readme_rule_examples_load_with_the_default_definitions() -> None:
     rules = dict(re.findall(r"^  (\w+): '(.*)'$", block, flags=re.MULTILINE))
     assert "web_full_price_30d" in rules and len(rules) == 7
     assert len(definitions_with(audiences=rules).audiences) == 7
+
+
+def test_a_hash_stored_before_the_new_grids_gets_them_at_its_next_event_or_time_step() -> None:
+    state, _ = run([buy(day(0), "o1", coupon_used=True)])
+    mapping = state_to_mapping(state)
+    for key in ("coupon_orders", "categories", "recent_orders", "segment:category", "segment:promotion"):
+        del mapping[key]
+    old = state_from_mapping(mapping)  # same definitions version: only the new grids are missing
+    outcome = apply(old, ev("web_visit", day(1), event_id="v"), DEFAULT)
+    assert [(t.grid, t.from_segment, t.to_segment, t.cause) for t in outcome.transitions] == [
+        ("category", None, "none", "definitions"),
+        ("promotion", None, "full_price", "definitions"),  # its coupon order predates the counter
+    ]
+    assert [t.grid for t in advance(old, day(2), DEFAULT).transitions] == ["category", "promotion"]
+    assert next_due(old, DEFAULT) == state.next_due_at
