@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from segmentation.config_reading import DefinitionsError, read_decimal, read_list, read_section
@@ -41,6 +40,7 @@ class CategoryConfig:
     rank: Mapping[str, int] = field(init=False, repr=False, compare=False, hash=False)
     known: frozenset[str] = field(init=False, repr=False, compare=False, hash=False)
     rule: str = field(init=False, repr=False, compare=False, hash=False)
+    share_ratio: tuple[int, int] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         names = self.categories
@@ -68,6 +68,7 @@ class CategoryConfig:
             )
         object.__setattr__(self, "rank", {name: n for n, name in enumerate((*names, OTHER))})
         object.__setattr__(self, "known", frozenset(names))
+        object.__setattr__(self, "share_ratio", self.dominant_share.as_integer_ratio())
         ties = " > ".join((*names, OTHER))
         object.__setattr__(self, "rule", f"most spend, at least {self.dominant_share} of it; ties: {ties}")
 
@@ -118,19 +119,21 @@ def split_order(items: Sequence[Any], amount_minor: int, cfg: CategoryConfig) ->
     if total == 0:  # every line priced at zero: split by quantity instead
         weights = _weights(items, names, False)
         total = sum(weights.values())
-    shares = {name: amount_minor * weight / total for name, weight in weights.items()}
-    floors = {name: int(share) for name, share in shares.items()}
+    floors = {name: amount_minor * weight // total for name, weight in weights.items()}
     left = amount_minor - sum(floors.values())
-    for name in sorted(shares, key=lambda n: (floors[n] - shares[n], n))[:left]:  # largest remainder first
+    remainders = {name: amount_minor * weight % total for name, weight in weights.items()}
+    for name in sorted(floors, key=lambda n: (-remainders[n], n))[:left]:  # largest remainder first
         floors[name] += 1
     return tuple(sorted(floors.items()))
 
 
-def _weights(items: Sequence[Any], names: list[str], priced: bool) -> dict[str, Fraction]:
-    weights: dict[str, Fraction] = {}
+def _weights(items: Sequence[Any], names: list[str], priced: bool) -> dict[str, int]:
+    """Integer weights: line values in the smallest decimal unit any price uses, or quantities."""
+    places = max(-min(0, int(item.unit_price.as_tuple().exponent)) for item in items) if priced else 0
+    weights: dict[str, int] = {}
     for item, name in zip(items, names, strict=True):
-        weight = Fraction(item.unit_price) * item.quantity if priced else Fraction(item.quantity)
-        weights[name] = weights.get(name, Fraction(0)) + weight
+        weight = item.quantity * int(item.unit_price.scaleb(places)) if priced else item.quantity
+        weights[name] = weights.get(name, 0) + weight
     return weights
 
 
@@ -170,7 +173,7 @@ def classify(s: CustomerState, cfg: CategoryConfig) -> str:
     rank = cfg.rank
     top = min(per, key=lambda n: (-per[n][0 if by_spend else 1], rank[n]))
     top_value, total = (per[top][0], spend_total) if by_spend else (per[top][1], orders_total)
-    numerator, denominator = cfg.dominant_share.as_integer_ratio()
+    numerator, denominator = cfg.share_ratio
     return top if top_value * denominator >= numerator * total else MIXED
 
 

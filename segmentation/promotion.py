@@ -8,7 +8,7 @@ refund does not change them: the order was placed with or without a coupon all t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from segmentation.config_reading import DefinitionsError, read_decimal
@@ -24,8 +24,13 @@ SEGMENTS = ("promo_driven", "occasional", "full_price", "no_purchase")
 class PromotionConfig:
     promo_driven_share: Decimal = Decimal("0.5")
     full_price_max_share: Decimal = Decimal("0")
+    # the shares as exact integer ratios, once: `classify` runs for every purchase
+    promo_ratio: tuple[int, int] = field(init=False, repr=False, compare=False)
+    full_price_ratio: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "promo_ratio", self.promo_driven_share.as_integer_ratio())
+        object.__setattr__(self, "full_price_ratio", self.full_price_max_share.as_integer_ratio())
         if not 0 <= self.full_price_max_share < self.promo_driven_share <= 1:
             raise DefinitionsError(
                 "promotion: need 0 <= full_price_max_share < promo_driven_share <= 1,"
@@ -49,10 +54,10 @@ def classify(s: CustomerState, cfg: PromotionConfig) -> str:
     if orders == 0:
         return "no_purchase"
     coupons = s.coupon_orders
-    numerator, denominator = cfg.promo_driven_share.as_integer_ratio()
+    numerator, denominator = cfg.promo_ratio
     if coupons * denominator >= numerator * orders:
         return "promo_driven"
-    numerator, denominator = cfg.full_price_max_share.as_integer_ratio()
+    numerator, denominator = cfg.full_price_ratio
     return "occasional" if coupons * denominator > numerator * orders else "full_price"
 
 
