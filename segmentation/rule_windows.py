@@ -10,10 +10,12 @@ which is what `Rule.next_change` needs for exact time-driven exits.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from bisect import bisect_right
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from segmentation.rules_syntax import Value, Windowed
@@ -37,48 +39,64 @@ def window_of(node: Windowed) -> timedelta:
 
 @dataclass(frozen=True, slots=True)
 class CompiledWindow:
-    """One windowed leaf, ready to evaluate: its aggregate, its deadlines and its comparison."""
+    """One windowed leaf, ready to evaluate: its aggregate, its deadlines and its comparison.
+
+    `next_change` evaluates a rule at each deadline of one record: the matching orders' times and running
+    totals are prepared once per record (kept for the last record seen), then each evaluation is a bisection.
+    """
 
     node: Windowed
     window: timedelta
     channel: str | None
     category: str | None
     coupon: bool | None
+    memo: list[Any] = field(default_factory=lambda: [None, ([], [0])], compare=False, repr=False)
 
-    def matching(self, record: tuple[Any, ...]) -> Iterator[Any]:
-        channel, category, coupon = self.channel, self.category, self.coupon
+    def prepared(self, record: tuple[Any, ...]) -> tuple[list[datetime], list[int]]:
+        """The matching orders' times (ascending) and the running totals of the aggregate (0 first)."""
+        memo = self.memo
+        if memo[0] is record:
+            return memo[1]  # type: ignore[no-any-return]
+        channel, category, coupon, kind = self.channel, self.category, self.coupon, self.node.field
+        times: list[datetime] = []
+        totals, total = [0], 0
         for order in record:
             if (
                 (channel is None or order.channel == channel)
                 and (category is None or category in order.categories)
                 and (coupon is None or order.coupon is coupon)
             ):
-                yield order
-
-    def aggregate(self, values: Mapping[str, Any], now: datetime) -> int | Decimal:
-        record, scale = values.get(SOURCE) or ((), Decimal(1))
-        window, kind = self.window, self.node.field
-        total = 0
-        for order in self.matching(record):
-            if now - order.at < window:
+                times.append(order.at)
                 if kind == "spend":
                     total += order.amount_minor
                 elif kind == "orders" or order.coupon:
                     total += 1
-        return Decimal(total) * scale if kind == "spend" else total
+                totals.append(total)
+        memo[0], memo[1] = record, (times, totals)
+        return times, totals
 
-    def deadlines(self, values: Mapping[str, Any], now: datetime) -> Iterator[datetime]:
-        """The instants after `now` at which an order leaves this window."""
-        record, _ = values.get(SOURCE) or ((), None)
+    def aggregate(self, values: Mapping[str, Any], now: datetime) -> int | Decimal:
+        """Over the orders with `now - time < window` (time > now - window: a bisection)."""
+        record, scale = values.get(SOURCE) or _NONE
+        times, totals = self.prepared(record)
+        total = totals[-1] - totals[bisect_right(times, now - self.window)]
+        return Decimal(total) * scale if self.node.field == "spend" else total
+
+    def deadlines(self, values: Mapping[str, Any], now: datetime) -> list[datetime]:
+        """The instants after `now` at which a matching order leaves this window."""
+        record, _ = values.get(SOURCE) or _NONE
+        times, _ = self.prepared(record)
         window = self.window
-        for order in self.matching(record):
-            deadline: datetime = order.at + window
-            if deadline > now:
-                yield deadline
+        return [at + window for at in times[bisect_right(times, now - window) :]]
 
 
+_NONE: tuple[tuple[Any, ...], Decimal] = ((), Decimal(1))
+
+
+@lru_cache(maxsize=1024)
 def compile_windowed(node: Windowed) -> tuple[CompiledWindow, Callable[[Mapping[str, Any], datetime], bool]]:
-    """The leaf's evaluator and its predicate (the aggregate compared with the literal)."""
+    """The leaf's evaluator and its predicate (the aggregate compared with the literal); one per leaf, so
+    that the predicate and `Rule.next_change` share the evaluator's prepared record."""
     filters = dict(node.filters)
     channel, category, coupon = filters.get("channel"), filters.get("category"), filters.get("coupon")
     compiled = CompiledWindow(
