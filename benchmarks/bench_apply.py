@@ -1,6 +1,7 @@
 """Throughput of `segmentation.apply` with the default definitions on a realistic event mix.
 
-A script, not a test: `.venv/bin/python benchmarks/bench_apply.py [--events N] [--customers N] [--rounds N]`.
+A script, not a test: `.venv/bin/python benchmarks/bench_apply.py [--events N] [--customers N] [--rounds N]
+[--items] [--definitions FILE]` (`--items`: purchases carry 1-3 lines with category sku prefixes).
 The mix (seeded, so every run applies the same events): 60% engagement (email sent/open/click, web
 visits, app sessions), 30% purchases, 5% refunds, 5% other (loyalty, support, survey, profile,
 unsubscribe), over a population of customers (default 2,000, i.e. ~100 events each: mostly known
@@ -33,10 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from segmentation import CustomerState, Definitions, apply, parse_event
 
 _ENGAGEMENT = ("email_sent", "email_open", "email_click", "web_visit", "app_session")
+_PREFIXES = ("SH-", "AP-", "AC-", "HM-", "BT-", "ZZ-")  # ZZ-: no category (other)
 _OTHER = ("loyalty", "support_contact", "survey_response", "profile_update", "email_unsubscribe")
 
 
-def generate(count: int, customers: int, seed: int = 42) -> list[dict[str, Any]]:
+def generate(count: int, customers: int, seed: int = 42, items: bool = False) -> list[dict[str, Any]]:
     """Raw event dicts, deterministic for a given seed."""
     rng = random.Random(seed)
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -51,6 +53,7 @@ def generate(count: int, customers: int, seed: int = 42) -> list[dict[str, Any]]
         for _ in range(customers)
     ]
     raws: list[dict[str, Any]] = []
+    basket = random.Random(seed + 1)  # items come from their own generator: the rest of the mix is unchanged
     for i in range(count):
         number = rng.randrange(customers)
         customer = f"c{number}"
@@ -81,6 +84,15 @@ def generate(count: int, customers: int, seed: int = 42) -> list[dict[str, Any]]
                 else rng.choice(("web", "store", "app", "phone")),
                 "coupon_used": rng.random() < 0.2,
             }
+            if items:  # 1-3 lines, skus with the default definitions' category prefixes
+                raw["items"] = [
+                    {
+                        "sku": f"{basket.choice(_PREFIXES)}{basket.randrange(1000)}",
+                        "quantity": basket.randrange(1, 3),
+                        "unit_price": f"{basket.randrange(500, 9000) / 100:.2f}",
+                    }
+                    for _ in range(basket.choice((1, 1, 2, 3)))
+                ]
         elif roll < 0.95:
             raw = {
                 "type": "refund",
@@ -158,9 +170,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--customers", type=int, default=2_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--items", action="store_true", help="purchases carry 1-3 items (categories)")
+    parser.add_argument("--definitions", help="a definitions YAML file (default: the packaged one)")
     args = parser.parse_args()
-    definitions = Definitions.default()
-    raws = generate(args.events, args.customers)
+    definitions = Definitions.from_yaml(args.definitions) if args.definitions else Definitions.default()
+    raws = generate(args.events, args.customers, items=args.items)
     events = [parse_event(raw) for raw in raws]
     n = len(events)
     results = {

@@ -22,6 +22,13 @@ Time-dependent fields (`days since ...`, age) are deliberately absent: time ente
 | unsubscribed | BOOL | email unsubscription |
 | first_seen_at, last_seen_at, first_purchase_at, last_purchase_at | DATETIME | for `within` |
 | lifecycle_since | DATETIME | start of the current lifecycle stage |
+| coupon_orders | NUMBER | orders placed with a coupon (lifetime) |
+| category, promotion | STRING | current segments of the purchase-depth grids |
+
+Windowed aggregates over the bounded record of recent orders (`segmentation.rule_windows`):
+`orders(...)`, `spend(...)` (major units, net of refunds naming the order) and `coupon_orders(...)`,
+each `(last N days|hours[, channel == "web"][, category == "shoes"][, coupon == true])`, compared with a
+number, e.g. `orders(last 30 days, channel == "web") >= 1 and coupon_orders(last 30 days) == 0`.
 """
 
 from __future__ import annotations
@@ -30,14 +37,16 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 
+from segmentation.channel import CHANNELS
 from segmentation.instants import iso
+from segmentation.rule_windows import SOURCE, WindowFilters
 from segmentation.rules import FieldType, Rule
-from segmentation.rules_syntax import And, Node, Not, Or, Within
+from segmentation.rules_syntax import And, Node, Not, Or, Windowed, Within
 from segmentation.state import CustomerState
 
 __all__ = [
     "DECLARED_FIELDS", "FIELDS", "MEMBER", "NOT_MEMBER", "SEGMENT_FIELDS", "Getter", "explain", "fades_only",
-    "getters", "values",
+    "getters", "values", "window_filters",
 ]  # fmt: skip
 
 MEMBER = "member"
@@ -88,9 +97,24 @@ _SPEC: dict[str, tuple[FieldType, Getter]] = {
     "first_purchase_at": (_D, lambda s, k: s.first_purchase_at),
     "last_purchase_at": (_D, lambda s, k: s.last_purchase_at),
     "lifecycle_since": (_D, lambda s, k: s.lifecycle_since),
+    "coupon_orders": (_N, lambda s, k: s.coupon_orders),
+    "category": (_S, lambda s, k: s.seg_category),
+    "promotion": (_S, lambda s, k: s.seg_promotion),
 }
 
 FIELDS: Mapping[str, FieldType] = {name: kind for name, (kind, _) in _SPEC.items()}
+# Not a field a rule may name: what its windowed aggregates read, (record, minor-to-major scale).
+_SPEC[SOURCE] = (_D, lambda s, k: (s.recent_orders, k))
+
+
+def window_filters(categories: tuple[str, ...]) -> WindowFilters:
+    """The filters of windowed aggregates and the literals each accepts (categories from the definitions)."""
+    return {
+        "channel": frozenset(CHANNELS),
+        "category": frozenset(categories),
+        "coupon": frozenset({True, False}),
+    }
+
 
 # Declared personal data: an audience may test it, but its value never goes into a transition's `why`.
 DECLARED_FIELDS: frozenset[str] = frozenset({"birth_year", "household", "gender", "region"})
@@ -106,6 +130,8 @@ SEGMENT_FIELDS: Mapping[str, str] = {
     "region_group": "region",
     "satisfaction": "satisfaction",
     "lifecycle_since": "lifecycle",
+    "category": "category",
+    "promotion": "promotion",
 }
 
 
@@ -128,6 +154,10 @@ def fades_only(node: Node, negated: bool = False) -> bool:
     """
     if isinstance(node, Within):
         return not negated
+    if isinstance(node, Windowed):  # an aggregate only decreases with time: `>=`/`>` fade, `<=`/`<` grow
+        if node.op in (">", ">="):
+            return not negated
+        return negated if node.op in ("<", "<=") else False
     if isinstance(node, Not):
         return fades_only(node.operand, not negated)
     if isinstance(node, And | Or):
@@ -136,12 +166,21 @@ def fades_only(node: Node, negated: bool = False) -> bool:
 
 
 def explain(
-    s: CustomerState, rule: Rule, scale: Decimal, readers: tuple[tuple[str, Getter], ...] | None = None
+    s: CustomerState,
+    rule: Rule,
+    scale: Decimal,
+    now: datetime,
+    readers: tuple[tuple[str, Getter], ...] | None = None,
 ) -> dict[str, str]:
-    """The rule and its fields' values, in field name order; `readers` is `getters(rule)` if already known."""
+    """The rule and its fields' values, in field name order; `readers` is `getters(rule)` if already known.
+
+    A windowed aggregate is shown by its text with its value at `now`."""
     why = {"rule": rule.text}
     for name, getter in readers or getters(rule):  # getters are in name order
         value = getter(s, scale)
+        if name == SOURCE:
+            why.update((text, str(aggregate)) for text, aggregate in rule.window_values({SOURCE: value}, now))
+            continue
         if name in DECLARED_FIELDS:  # personal data stays in the hash: say only whether it was declared
             why[name] = "null" if value is None else "declared"
             continue

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from segmentation.audiences import FIELDS as AUDIENCE_FIELDS
+from segmentation.audiences import window_filters
+from segmentation.category import OTHER, CategoryConfig
 from segmentation.channel import ChannelConfig
 from segmentation.config_reading import DefinitionsError, read_decimal, read_int, read_section, read_str
 from segmentation.currencies import CURRENCY_EXPONENT
@@ -29,7 +31,10 @@ from segmentation.email_appetence import EmailConfig
 from segmentation.kpi_definitions import KpiConfig
 from segmentation.lifecycle import SEGMENTS as LIFECYCLE_SEGMENTS
 from segmentation.lifecycle import LifecycleConfig
+from segmentation.promotion import SEGMENTS as PROMOTION_SEGMENTS
+from segmentation.promotion import PromotionConfig
 from segmentation.rfm import RfmConfig
+from segmentation.rule_windows import SOURCE as WINDOW_SOURCE
 from segmentation.rules import Rule, RuleError, parse_rule
 from segmentation.safe_yaml import MAX_SIZE, load_bounded, one_line
 from segmentation.satisfaction import SEGMENTS as SATISFACTION_SEGMENTS
@@ -42,6 +47,7 @@ _TOP_KEYS = frozenset(
     {
         "version", "currency", "currency_rates", "recent_event_ids", "max_amount", "earliest_event_time",
         "lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction", "audiences",
+        "category", "promotion", "recent_orders",
         "kpis",
     }
 )  # fmt: skip
@@ -54,6 +60,8 @@ _SECTION_KEYS = {
     "age_band": {"bands"},
     "region": {"groups"},
     "satisfaction": {"detractor_max", "passive_max"},
+    "category": {"categories", "sku_prefixes", "dominant_share"},
+    "promotion": {"promo_driven_share", "full_price_max_share"},
 }
 _AUDIENCE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
@@ -77,6 +85,9 @@ class Definitions:
     region: RegionConfig
     satisfaction: SatisfactionConfig
     audiences: tuple[Rule, ...]
+    category: CategoryConfig
+    promotion: PromotionConfig
+    recent_orders: int  # orders kept per customer for windowed rules
     kpis: KpiConfig = field(default_factory=KpiConfig)  # checked against the grids in `from_mapping`
     warnings: tuple[str, ...] = field(default=(), compare=False)
     rates: Mapping[str, Decimal] = field(init=False, compare=False, repr=False)
@@ -104,6 +115,8 @@ class Definitions:
             "age_band": self.age_band.all_segments,
             "region": self.region.segments,
             "satisfaction": SATISFACTION_SEGMENTS,
+            "category": self.category.segments,
+            "promotion": PROMOTION_SEGMENTS,
         }
         for rule in self.audiences:
             grids[f"audience:{rule.name}"] = ("member", "not_member")
@@ -153,6 +166,10 @@ class Definitions:
         recent = read_int(raw, "recent_event_ids", 64)
         if not 1 <= recent <= 10_000:
             raise DefinitionsError(f"recent_event_ids: must be between 1 and 10000, got {recent}")
+        orders_kept = read_int(raw, "recent_orders", 12)
+        if not 0 <= orders_kept <= 200:
+            raise DefinitionsError(f"recent_orders: must be between 0 and 200, got {orders_kept}")
+        category = CategoryConfig.from_mapping(read_section(raw, "category"))
         definitions = cls(
             version=version,
             currency=currency,
@@ -168,8 +185,16 @@ class Definitions:
             age_band=AgeBandConfig.from_mapping(read_section(raw, "age_band")),
             region=RegionConfig.from_mapping(read_section(raw, "region")),
             satisfaction=SatisfactionConfig.from_mapping(read_section(raw, "satisfaction")),
-            audiences=_audiences(read_section(raw, "audiences")),
+            audiences=_audiences(read_section(raw, "audiences"), category),
+            category=category,
+            promotion=PromotionConfig.from_mapping(read_section(raw, "promotion")),
+            recent_orders=orders_kept,
         )
+        windowed = [rule.name for rule in definitions.audiences if WINDOW_SOURCE in rule.fields]
+        if windowed and not orders_kept:
+            raise DefinitionsError(
+                f"recent_orders: 0 keeps no recent orders, but audiences {windowed} use windowed facts"
+            )
         kpis = KpiConfig.from_mapping(read_section(raw, "kpis"), definitions.grid_segments)
         object.__setattr__(definitions, "kpis", kpis)
         warnings = tuple(
@@ -221,7 +246,7 @@ def _instant(value: object) -> datetime:
     return value.astimezone(UTC)
 
 
-def _audiences(raw: Mapping[str, object]) -> tuple[Rule, ...]:
+def _audiences(raw: Mapping[str, object], category: CategoryConfig) -> tuple[Rule, ...]:
     rules = []
     for name, text in raw.items():
         if not isinstance(name, str) or not _AUDIENCE_NAME.fullmatch(name):
@@ -231,7 +256,9 @@ def _audiences(raw: Mapping[str, object]) -> tuple[Rule, ...]:
         if not isinstance(text, str):
             raise DefinitionsError(f"audiences.{name}: expected the rule as a string, got {text!r}")
         try:
-            rules.append(parse_rule(name, text, AUDIENCE_FIELDS))
+            rules.append(
+                parse_rule(name, text, AUDIENCE_FIELDS, window_filters((*category.categories, OTHER)))
+            )
         except RuleError as exc:
             raise DefinitionsError(f"audiences.{name}: {exc}") from None
     return tuple(rules)

@@ -67,13 +67,17 @@ class EventBase(BaseModel):
 
 
 class Item(BaseModel):
-    """One order line; ``unit_price`` is optional because many shops only send the order total."""
+    """One order line; ``unit_price`` is optional because many shops only send the order total.
+
+    ``category`` (optional) names the product category; without it the definitions' ``category.sku_prefixes``
+    may map the sku to one (docs/purchase_depth.md)."""
 
     model_config = _CONFIG
 
     sku: _Ref
     quantity: Annotated[StrictInt, Field(ge=1, le=_MAX_INT)]
     unit_price: _Money | None = None
+    category: _Label | None = None
 
 
 class Purchase(EventBase):

@@ -39,6 +39,7 @@ from segmentation.state import (
     I_LAST_PURCHASE,
     I_LAST_SEEN,
     I_RECENT,
+    I_RECENT_ORDERS,
     I_RFM_R,
     I_VERSION,
     ID_SEPARATOR,
@@ -73,6 +74,8 @@ def resegment(state: CustomerState, definitions: Definitions, at: datetime) -> O
     v = list(state)
     _stamp(v, definitions, now)
     v[I_RECENT] = trim(state.recent_ids, definitions.recent_event_ids)
+    kept = definitions.recent_orders  # a smaller record under the new definitions keeps the newest orders
+    v[I_RECENT_ORDERS] = state.recent_orders[-kept:] if kept else ()
     changes = reevaluate(v, GRID_ORDER, ALL, definitions, now)
     new = state_of(v)
     return Outcome(new, tuple(transitions(new, changes, definitions, now, CAUSE_DEFINITIONS, {})))
@@ -90,7 +93,7 @@ def _align(state: CustomerState, d: Definitions, out: list[Transition]) -> Custo
 def advance(state: CustomerState, until: datetime, definitions: Definitions) -> Outcome:
     """Apply every time-driven change due at or before `until`, in time order; the clock ends at `until`."""
     out: list[Transition] = []
-    if state.definitions_version != definitions.version:
+    if state.definitions_version != definitions.version or state.seg_promotion is None:
         state = _align(state, definitions, out)
     if state.clock is None:
         return Outcome(state, ())
@@ -114,7 +117,7 @@ def advance(state: CustomerState, until: datetime, definitions: Definitions) -> 
 
 def next_due(state: CustomerState, definitions: Definitions) -> datetime | None:
     """Earliest instant after `state.clock` at which a segment changes if no event arrives."""
-    if state.definitions_version != definitions.version and state.clock is not None:
+    if (state.definitions_version != definitions.version or state.seg_promotion is None) and state.clock:
         return resegment(state, definitions, state.clock).state.next_due_at
     return state.next_due_at
 
@@ -141,7 +144,8 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
     ):  # privacy: honoured whatever its date
         check_not_too_early(kind, t, definitions)
     out: list[Transition] = []
-    if state.definitions_version != definitions.version:
+    # other definitions, or a hash stored before the purchase-depth grids (no promotion segment yet)
+    if state.definitions_version != definitions.version or state.seg_promotion is None:
         state = _align(state, definitions, out)
     due = state.next_due_at
     if due is not None and due <= t:
@@ -195,6 +199,7 @@ def _erase(
         ("lifecycle", state.seg_lifecycle), ("rfm", state.seg_rfm), ("value", state.seg_value),
         ("email", state.seg_email), ("channel", state.seg_channel), ("age_band", state.seg_age_band),
         ("region", state.seg_region), ("satisfaction", state.seg_satisfaction),
+        ("category", state.seg_category), ("promotion", state.seg_promotion),
     ]  # fmt: skip
     changes: list[Change] = [(grid, segment, None) for grid, segment in segments if segment is not None]
     changes += [(audiences.PREFIX + name, segment, None) for name, segment in state.audiences]

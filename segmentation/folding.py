@@ -16,15 +16,21 @@ from datetime import datetime
 from typing import Any
 
 from segmentation import lifecycle
+from segmentation.category import add_order, split_order
 from segmentation.definitions import Definitions
+from segmentation.duplicates import SHORT_ID, duplicate_key
 from segmentation.email_appetence import decay
 from segmentation.limits import bounded_minor
+from segmentation.recent_orders import record_order, refund_order
+from segmentation.rule_windows import SOURCE
 from segmentation.state import (
     I_APP_SECONDS,
     I_APP_SESSIONS,
     I_BIRTH_YEAR,
+    I_CATEGORIES,
     I_CHANNEL,
     I_CLICK_SCORE,
+    I_COUPON_ORDERS,
     I_EMAIL_CLICKS,
     I_EMAIL_OPENS,
     I_EMAILS_SENT,
@@ -40,6 +46,7 @@ from segmentation.state import (
     I_ORDERS,
     I_PROFILE_AT,
     I_REACTIVATED_AT,
+    I_RECENT_ORDERS,
     I_REFUNDED,
     I_REFUNDS,
     I_REGION,
@@ -51,20 +58,35 @@ from segmentation.state import (
     I_UNSUBSCRIBED,
     I_WEB_VISITS,
     CustomerState,
+    RecentOrder,
 )
 
 __all__ = ["FOLDS", "TOUCHES"]
 
 Fold = Callable[[CustomerState, Any, Definitions, list[Any], datetime], tuple[str, ...]]
 
-_PURCHASE_GRIDS = ("lifecycle", "rfm", "value", "channel")
+_PURCHASE_GRIDS = ("lifecycle", "rfm", "value", "channel", "promotion")
+_ITEMS_PURCHASE_GRIDS = ("lifecycle", "rfm", "value", "channel", "category", "promotion")
 
 
 def _purchase(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetime) -> tuple[str, ...]:
     v[I_ORDERS] = s.orders + 1
-    v[I_GROSS] = s.gross_minor + bounded_minor("purchase", e.amount, e.currency, d)
-    index = I_CHANNEL[e.channel]
+    amount = bounded_minor("purchase", e.amount, e.currency, d)
+    v[I_GROSS] = s.gross_minor + amount
+    channel = e.channel
+    index = I_CHANNEL[channel]
     v[index] += 1  # v starts as a copy of the state
+    coupon = e.coupon_used
+    if coupon:
+        v[I_COUPON_ORDERS] = s.coupon_orders + 1
+    split = split_order(e.items, amount, d.category)
+    if split:
+        v[I_CATEGORIES] = add_order(s.categories, split)
+    if d.recent_orders:  # 0: no record (no windowed rules), no cost
+        order_id = e.order_id
+        key = order_id if len(order_id) <= SHORT_ID else duplicate_key(order_id)
+        order = RecentOrder(t, key, channel, coupon, amount, tuple(name for name, _ in split))
+        v[I_RECENT_ORDERS] = record_order(s.recent_orders, order, d.recent_orders)
     first = s.first_purchase_at
     if first is None or t < first:
         v[I_FIRST_PURCHASE] = t
@@ -79,12 +101,19 @@ def _purchase(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetim
             stage = s.seg_lifecycle if clock is None or t >= clock else lifecycle.classify(s, d.lifecycle, t)
             if stage in lifecycle.LAPSED:
                 v[I_REACTIVATED_AT] = t
-    return _PURCHASE_GRIDS
+    return _ITEMS_PURCHASE_GRIDS if split else _PURCHASE_GRIDS
 
 
 def _refund(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetime) -> tuple[str, ...]:
-    v[I_REFUNDED] = s.refunded_minor + bounded_minor("refund", e.amount, e.currency, d)
+    amount = bounded_minor("refund", e.amount, e.currency, d)
+    v[I_REFUNDED] = s.refunded_minor + amount
     v[I_REFUNDS] = s.refunds + 1
+    if s.recent_orders:
+        order_id = e.order_id
+        key = order_id if len(order_id) <= SHORT_ID else duplicate_key(order_id)
+        record = refund_order(s.recent_orders, key, amount)
+        if record is not None:
+            v[I_RECENT_ORDERS] = record
     return ("rfm", "value")
 
 
@@ -195,12 +224,20 @@ FOLDS: Mapping[str, Fold] = {
 
 _SEEN = ("first_seen_at", "last_seen_at")
 
-# Audience fields (see `audiences.FIELDS`) each event type can change directly.
+# Audience fields (see `audiences.FIELDS`) each event type can change directly; SOURCE: the recent orders.
 TOUCHES: Mapping[str, frozenset[str]] = {
     kind: frozenset((*_SEEN, *fields))
     for kind, fields in {
-        "purchase": ("orders", "monetary", "average_basket", "first_purchase_at", "last_purchase_at"),
-        "refund": ("monetary", "refunds"),
+        "purchase": (
+            "orders",
+            "monetary",
+            "average_basket",
+            "first_purchase_at",
+            "last_purchase_at",
+            "coupon_orders",
+            SOURCE,
+        ),
+        "refund": ("monetary", "refunds", SOURCE),
         "email_sent": ("emails_sent",),
         "email_open": ("email_opens",),
         "email_click": ("email_clicks",),

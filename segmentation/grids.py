@@ -1,7 +1,7 @@
 """The grid registry: for each exclusive grid, how to classify, explain and foresee it.
 
 Canonical grid order (also the order of transitions inside one outcome): lifecycle, rfm, value,
-email, channel, age_band, region, satisfaction, then the audiences in name order.
+email, channel, age_band, region, satisfaction, category, promotion, then the audiences in name order.
 Only lifecycle, rfm, email and age_band (and audiences with `within`) change with time alone.
 """
 
@@ -10,13 +10,26 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from segmentation import channel, demographics, email_appetence, lifecycle, rfm, satisfaction, value
+from segmentation import (
+    category,
+    channel,
+    demographics,
+    email_appetence,
+    lifecycle,
+    promotion,
+    rfm,
+    satisfaction,
+    value,
+)
 from segmentation.definitions import Definitions
 from segmentation.state import CustomerState
 
 __all__ = ["ASSESS", "CLASSIFY", "EXPLAIN", "GRID_ORDER", "NEXT_CHANGE", "TIME_GRIDS"]
 
-GRID_ORDER = ("lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction")
+GRID_ORDER = (
+    "lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction",
+    "category", "promotion",
+)  # fmt: skip
 TIME_GRIDS = ("lifecycle", "rfm", "email", "age_band")
 
 Classifier = Callable[[CustomerState, Definitions, datetime], str]
@@ -33,6 +46,8 @@ CLASSIFY: Mapping[str, Classifier] = {
     "age_band": lambda s, d, now: demographics.age_band(s, d.age_band, now),
     "region": lambda s, d, now: demographics.region_group(s, d.region),
     "satisfaction": lambda s, d, now: satisfaction.classify(s, d.satisfaction),
+    "category": lambda s, d, now: category.classify(s, d.category),
+    "promotion": lambda s, d, now: promotion.classify(s, d.promotion),
 }
 
 NEXT_CHANGE: Mapping[str, Foresight] = {
@@ -51,6 +66,8 @@ EXPLAIN: Mapping[str, Explainer] = {
     "age_band": lambda s, d, now, seg: demographics.age_band_explain(s, d.age_band, now, seg),
     "region": lambda s, d, now, seg: demographics.region_explain(s, d.region, seg),
     "satisfaction": lambda s, d, now, seg: satisfaction.explain(s, d.satisfaction, seg),
+    "category": lambda s, d, now, seg: category.explain(s, d.category, seg),
+    "promotion": lambda s, d, now, seg: promotion.explain(s, d.promotion, seg),
 }
 
 
@@ -79,4 +96,6 @@ ASSESS: Mapping[str, Assessor] = {
     "age_band": _age_band,
     "region": lambda s, d, now: (demographics.region_group(s, d.region), None),
     "satisfaction": lambda s, d, now: (satisfaction.classify(s, d.satisfaction), None),
+    "category": lambda s, d, now: (category.classify(s, d.category), None),
+    "promotion": lambda s, d, now: (promotion.classify(s, d.promotion), None),
 }

@@ -18,6 +18,7 @@ from segmentation.definitions import Definitions
 from segmentation.folding import TOUCHES
 from segmentation.grids import ASSESS, EXPLAIN, GRID_ORDER, TIME_GRIDS, Assessor
 from segmentation.instants import iso
+from segmentation.rule_windows import SOURCE
 from segmentation.rules import FieldType, Rule
 from segmentation.state import (
     I_AUDIENCES,
@@ -71,7 +72,9 @@ class _Plan:
 def plan_for(d: Definitions) -> _Plan:
     plan: _Plan | None = d.memo.get("plan")
     if plan is None:
+        # fields that change with time alone: datetimes (`within`) and the recent orders (windowed aggregates)
         datetime_fields = {f for f, kind in audiences.FIELDS.items() if kind is FieldType.DATETIME}
+        datetime_fields.add(SOURCE)
         rules = tuple(sorted(d.audiences, key=lambda rule: rule.name))
         plan = _Plan(
             rules,
@@ -220,7 +223,7 @@ def _explain(
     if explain is not None:
         return explain(s, d, now, segment)
     rule, readers = plan_for(d).by_name[grid[len(audiences.PREFIX) :]]  # an audience
-    return audiences.explain(s, rule, d.scale, readers)
+    return audiences.explain(s, rule, d.scale, now, readers)
 
 
 def transitions(

@@ -4,6 +4,9 @@ Rules are parsed by the hand-written parser of `rules_syntax` (never eval or an 
 checked against the field allow-list and its types, then compiled into a tree of small closures so
 that evaluating a rule per event costs about a microsecond.
 
+Windowed aggregates (`orders(last 30 days, channel == "web") >= 1`, see `rule_windows`) read the
+customer's recent orders; they change with time too, at the instants their orders leave the window.
+
 Null semantics: a null (None or missing) value makes every comparison false except `== null` and
 `!= null`; `field != "x"`, `field in (...)` and `field not in (...)` are all false when the field is
 null, and so is `field within N days`; `not` is plain negation, so `not email == "x"` is true when
@@ -20,6 +23,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from segmentation.rule_text import format_value, to_text, window_text
+from segmentation.rule_windows import AGGREGATES, SOURCE, CompiledWindow, WindowFilters, compile_windowed
 from segmentation.rules_syntax import (
     And,
     Compare,
@@ -29,11 +34,12 @@ from segmentation.rules_syntax import (
     Or,
     RuleError,
     Value,
+    Windowed,
     Within,
     parse_expression,
 )
 
-__all__ = ["FieldType", "Node", "Rule", "RuleError", "parse_rule", "to_text"]
+__all__ = ["FieldType", "Node", "Rule", "RuleError", "parse_rule", "to_text", "window_text"]
 
 
 class FieldType(enum.Enum):
@@ -59,13 +65,17 @@ class Rule:
     fields: frozenset[str] = field(init=False)
     _predicate: _Predicate = field(init=False, repr=False, compare=False)
     _windows: tuple[tuple[str, timedelta], ...] = field(init=False, repr=False, compare=False)
+    _windowed: tuple[CompiledWindow, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         leaves = list(_leaves(self.expr))
         windows = {(leaf.field, _window(leaf)) for leaf in leaves if isinstance(leaf, Within)}
-        object.__setattr__(self, "fields", frozenset(leaf.field for leaf in leaves))
+        windowed = {leaf: compile_windowed(leaf)[0] for leaf in leaves if isinstance(leaf, Windowed)}
+        fields = frozenset(SOURCE if isinstance(leaf, Windowed) else leaf.field for leaf in leaves)
+        object.__setattr__(self, "fields", fields)
         object.__setattr__(self, "_predicate", _compile(self.expr))
         object.__setattr__(self, "_windows", tuple(sorted(windows)))
+        object.__setattr__(self, "_windowed", tuple(windowed.values()))
 
     def evaluate(self, values: Mapping[str, object], now: datetime) -> bool:
         """Whether a customer with these field values is in the audience at `now` (event time)."""
@@ -84,7 +94,7 @@ class Rule:
         `current` is `evaluate(values, now)` when the caller already has it (saves one evaluation).
         """
         windows = self._windows
-        if len(windows) == 1:  # the common case: no set, no sort
+        if len(windows) == 1 and not self._windowed:  # the common case: no set, no sort
             name, window = windows[0]
             deadline = self._deadline(values.get(name), window)
             if deadline is None or deadline <= now:
@@ -97,6 +107,8 @@ class Rule:
             deadline = self._deadline(values.get(name), window)
             if deadline is not None and deadline > now:
                 deadlines.add(deadline)
+        for compiled in self._windowed:
+            deadlines.update(compiled.deadlines(values, now))
         if not deadlines:
             return None
         if current is None:
@@ -118,56 +130,48 @@ class Rule:
             raise RuleError(self.name, f"cannot evaluate: {exc}") from exc
         return deadline
 
+    def window_values(self, values: Mapping[str, object], now: datetime) -> list[tuple[str, object]]:
+        """Each windowed aggregate of the rule (canonical text) and its value at `now`, for a `why`."""
+        return [(window_text(c.node), c.aggregate(values, now)) for c in self._windowed]
+
     @property
     def canonical_text(self) -> str:
         """Normalised text (keywords lower-case, one spacing), e.g. to compare definitions versions."""
         return to_text(self.expr)
 
 
-def parse_rule(name: str, text: str, fields: Mapping[str, FieldType]) -> Rule:
-    """Parse and validate a rule; every problem raises RuleError naming the rule."""
+def parse_rule(
+    name: str, text: str, fields: Mapping[str, FieldType], window_filters: WindowFilters | None = None
+) -> Rule:
+    """Parse and validate a rule; every problem raises RuleError naming the rule.
+
+    `window_filters` allows windowed aggregates and says which filters and literals they accept."""
     expr = parse_expression(name, text)
     for leaf in _leaves(expr):
-        _check(name, leaf, fields)
+        if isinstance(leaf, Windowed):
+            _check_windowed(name, leaf, window_filters)
+        else:
+            _check(name, leaf, fields)
     return Rule(name, text, expr)
 
 
-def format_value(value: Value) -> str:
-    """Render a literal in the rule language (Decimal in plain notation, never exponent form)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
+def _check_windowed(rule: str, leaf: Windowed, filters: WindowFilters | None) -> None:
+    if filters is None:
+        raise RuleError(rule, f"windowed aggregates such as {leaf.field}(...) are not available here")
+    if leaf.field not in AGGREGATES:
+        raise RuleError(rule, f"unknown aggregate {leaf.field!r} (allowed: {', '.join(AGGREGATES)})")
+    if leaf.value is None or _kind(leaf.value) != "number":
+        raise RuleError(rule, f"{leaf.field}(...) is a number, compared with {format_value(leaf.value)}")
+    for name, value in leaf.filters:
+        allowed = filters.get(name)
+        if allowed is None:
+            raise RuleError(rule, f"unknown filter {name!r} (allowed: {', '.join(sorted(filters))})")
+        if value not in allowed or type(value) is not type(next(iter(allowed))):
+            shown = ", ".join(sorted(format_value(v) for v in allowed))
+            raise RuleError(rule, f"filter {name!r} cannot be {format_value(value)} (allowed: {shown})")
 
 
-def to_text(node: Node) -> str:
-    """Canonical text of an AST; parse_expression(to_text(n)) == n, which the property tests check."""
-    if isinstance(node, Compare):
-        return f"{node.field} {node.op} {format_value(node.value)}"
-    if isinstance(node, Membership):
-        keyword = "not in" if node.negated else "in"
-        return f"{node.field} {keyword} ({', '.join(format_value(v) for v in node.values)})"
-    if isinstance(node, Within):
-        unit = node.unit[:-1] if node.amount == 1 else node.unit
-        return f"{node.field} within {node.amount} {unit}"
-    if isinstance(node, Not):
-        return f"not {_wrap(node.operand, node)}"
-    joiner = " and " if isinstance(node, And) else " or "
-    return joiner.join(_wrap(operand, node) for operand in node.operands)
-
-
-def _wrap(node: Node, parent: Node) -> str:
-    """Parenthesise only where precedence alone would not rebuild the same tree."""
-    bare = not isinstance(node, And | Or) or (isinstance(node, And) and isinstance(parent, Or))
-    return to_text(node) if bare else f"({to_text(node)})"
-
-
-def _leaves(node: Node) -> Iterator[Compare | Membership | Within]:
+def _leaves(node: Node) -> Iterator[Compare | Membership | Within | Windowed]:
     if isinstance(node, Not):
         yield from _leaves(node.operand)
     elif isinstance(node, And | Or):
@@ -227,6 +231,8 @@ def _compile(node: Node) -> _Predicate:
         return _all(tuple(_compile(operand) for operand in node.operands))
     if isinstance(node, Or):
         return _any(tuple(_compile(operand) for operand in node.operands))
+    if isinstance(node, Windowed):
+        return compile_windowed(node)[1]
     name = node.field
     if isinstance(node, Within):
         window = _window(node)

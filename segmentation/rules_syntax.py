@@ -62,6 +62,16 @@ class Within:
 
 
 @dataclass(frozen=True, slots=True)
+class Windowed:  # `aggregate(last N days|hours[, filter == literal]...) op literal`
+    field: str  # the aggregate: orders, spend, coupon_orders
+    amount: int
+    unit: str  # normalised: "days" or "hours"
+    filters: tuple[tuple[str, Value], ...]  # (name, literal), sorted by name, each name once
+    op: str
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
 class Not:
     operand: Node
 
@@ -76,7 +86,7 @@ class Or:
     operands: tuple[Node, ...]
 
 
-Node: TypeAlias = Compare | Membership | Within | Not | And | Or
+Node: TypeAlias = Compare | Membership | Within | Windowed | Not | And | Or
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +246,8 @@ class _Parser:
         if not set(name) <= _FIELD_CHARS:
             self.fail("field names are lower-case letters, digits and '_'")
         self.advance()
+        if self.tokens[self.pos].kind == "(":  # an aggregate of the recent orders
+            return self.windowed(name)
         if self.tokens[self.pos].kind == "op":
             op = str(self.advance().value)
             return Compare(name, op, self.literal())
@@ -249,8 +261,8 @@ class _Parser:
             return Membership(name, self.literal_list(), negated)
         if self.peek_keyword("within"):
             self.advance()
-            return self.within(name)
-        self.fail(f"expected an operator, 'in', 'not in' or 'within' after field {name!r}")
+            return Within(name, *self.window("within"))
+        self.fail(f"expected an operator, '(', 'in', 'not in' or 'within' after field {name!r}")
 
     def literal(self) -> Value:
         token = self.tokens[self.pos]
@@ -272,11 +284,31 @@ class _Parser:
         self.expect(")", "',' or ')'")
         return tuple(items)
 
-    def within(self, name: str) -> Within:
+    def windowed(self, name: str) -> Windowed:  # `(last N unit, name == literal, ...) op literal`
+        self.advance()
+        if not self.peek_keyword("last"):
+            self.fail(f"expected 'last' after {name}(")
+        self.advance()
+        amount, unit = self.window("last")
+        filters: dict[str, Value] = {}
+        while self.tokens[self.pos].kind == ",":
+            self.advance()
+            token = self.advance()
+            if token.kind != "word" or token.value in KEYWORDS or not set(token.text) <= _FIELD_CHARS:
+                self.fail("expected a filter name", token)
+            if token.text in filters or self.tokens[self.pos].value != "==":
+                self.fail(f"expected '==' after filter {token.text!r} (each filter once)")
+            self.advance()
+            filters[token.text] = self.literal()
+        self.expect(")", "',' or ')'")
+        op = str(self.expect("op", f"an operator after {name}(...)").value)
+        return Windowed(name, amount, unit, tuple(sorted(filters.items())), op, self.literal())
+
+    def window(self, keyword: str) -> tuple[int, str]:
         number = self.tokens[self.pos]
         amount = number.value
         if type(amount) is not int or amount < 1:
-            self.fail("expected a positive whole number after 'within'")
+            self.fail(f"expected a positive whole number after '{keyword}'")
         self.advance()
         token = self.tokens[self.pos]
         unit = _UNITS.get(str(token.value)) if token.kind == "word" else None
@@ -284,5 +316,5 @@ class _Parser:
             self.fail("expected 'days' or 'hours'")
         self.advance()
         if amount > MAX_WINDOW[unit]:
-            self.fail(f"'within' window is at most {MAX_WINDOW[unit]} {unit}", number)
-        return Within(name, amount, unit)
+            self.fail(f"'{keyword}' window is at most {MAX_WINDOW[unit]} {unit}", number)
+        return amount, unit

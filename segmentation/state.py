@@ -17,7 +17,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-__all__ = ["ID_SEPARATOR", "CustomerState", "join_ids", "remember", "state_of", "trim"]
+__all__ = [
+    "ID_SEPARATOR", "CategoryTotal", "CustomerState", "RecentOrder", "join_ids", "remember", "state_of",
+    "trim",
+]  # fmt: skip
 
 # Recent event ids are kept as one string, each id enclosed in U+001F (a control character, which the
 # event contract forbids in ids): the duplicate check is then one substring search in contiguous
@@ -57,6 +60,25 @@ def trim(recent_ids: str, limit: int) -> str:
 def join_ids(event_ids: tuple[str, ...]) -> str:
     """The stored form of a tuple of ids (inverse of `CustomerState.recent_event_ids`)."""
     return ID_SEPARATOR + ID_SEPARATOR.join(event_ids) + ID_SEPARATOR if event_ids else ""
+
+
+class RecentOrder(NamedTuple):
+    """One order of the bounded recent-orders record (windowed facts for rules)."""
+
+    at: datetime
+    key: str  # the order id, or a 12-character digest of a long one (`duplicates.duplicate_key`)
+    channel: str
+    coupon: bool
+    amount_minor: int  # base-currency minor units, net of the refunds that named this order
+    categories: tuple[str, ...]  # sorted, each configured or `other`
+
+
+class CategoryTotal(NamedTuple):
+    """Lifetime purchases of one category: orders containing it and the spend allocated to it."""
+
+    name: str
+    orders: int
+    spend_minor: int
 
 
 class CustomerState(NamedTuple):
@@ -121,6 +143,12 @@ class CustomerState(NamedTuple):
     due_audiences: datetime | None = None
     next_due_at: datetime | None = None
     recent_ids: str = ""
+    # purchase depth (issue #15, docs/purchase_depth.md): what was bought, how, where recently
+    coupon_orders: int = 0
+    categories: tuple[CategoryTotal, ...] = ()  # by category name; bounded by the definitions' categories
+    recent_orders: tuple[RecentOrder, ...] = ()  # oldest first; at most `recent_orders.size`
+    seg_category: str | None = None
+    seg_promotion: str | None = None
 
     @property
     def recent_event_ids(self) -> tuple[str, ...]:
@@ -192,3 +220,6 @@ I_RFM_M = _F.index("rfm_m")
 I_AUDIENCES = _F.index("audiences")
 I_NEXT_DUE = _F.index("next_due_at")
 I_RECENT = _F.index("recent_ids")
+I_COUPON_ORDERS = _F.index("coupon_orders")
+I_CATEGORIES = _F.index("categories")
+I_RECENT_ORDERS = _F.index("recent_orders")

@@ -35,6 +35,13 @@ by `state_from_mapping`, as are the derived keys (marked *derived*), which exist
 | `due:lifecycle`, `due:rfm`, `due:email`, `due:age_band`, `due:audiences` | next change by time, per grid |
 | `next_due_at` | the earliest of the `due:*` (when `advance` must next run for this customer) |
 | `recent_event_ids` | JSON list of the last event ids applied, long ones as digests (duplicate detection) |
+| `coupon_orders` | orders placed with a coupon |
+| `categories` | JSON `[[category, orders, spend_minor], ...]` by name: lifetime per category |
+| `recent_orders` | JSON `[[time, order key, channel, coupon 0/1, amount_minor, [categories]], ...]` |
+| `segment:category`, `segment:promotion` | segments of the purchase-depth grids |
+
+The last five fields came with the purchase-depth grids: a hash written before them reads as their
+defaults (no segment, no order); `apply`/`advance` then fill in the two grids (cause `definitions`).
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from typing import Any
 
 from segmentation.currencies import CURRENCY_EXPONENT
 from segmentation.instants import iso, parse_iso
-from segmentation.state import ID_SEPARATOR, CustomerState, join_ids
+from segmentation.state import ID_SEPARATOR, CategoryTotal, CustomerState, RecentOrder, join_ids
 
 __all__ = ["changed_fields", "state_from_mapping", "state_to_mapping"]
 
@@ -73,6 +80,50 @@ _OPT_INT: _Codec = (_opt(str), _opt_decode(int))
 _FLOAT: _Codec = (repr, float)
 _BOOL: _Codec = (lambda value: "1" if value else "0", _bool)
 _TIME: _Codec = (_opt(iso), _opt_decode(parse_iso))
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _list(text: str) -> list[Any]:
+    value = json.loads(text)
+    if not isinstance(value, list):
+        raise ValueError("expected a JSON list")
+    return value
+
+
+def _categories(text: str) -> tuple[CategoryTotal, ...]:
+    out = []
+    for item in _list(text):
+        name, orders, spend = item  # a malformed item raises ValueError or TypeError
+        if not (isinstance(name, str) and type(orders) is int and type(spend) is int):
+            raise ValueError(f"expected [category, orders, spend_minor], got {item!r}")
+        out.append(CategoryTotal(name, orders, spend))
+    return tuple(out)
+
+
+def _orders_text(record: tuple[RecentOrder, ...]) -> str:
+    return _json(
+        [[iso(o.at), o.key, o.channel, int(o.coupon), o.amount_minor, list(o.categories)] for o in record]
+    )
+
+
+def _orders(text: str) -> tuple[RecentOrder, ...]:
+    out = []
+    for item in _list(text):
+        at, key, channel, coupon, amount, categories = item
+        if not (
+            isinstance(key, str) and isinstance(channel, str) and coupon in (0, 1) and type(amount) is int
+            and isinstance(categories, list) and all(isinstance(c, str) for c in categories)
+        ):  # fmt: skip
+            raise ValueError(f"expected [time, key, channel, 0/1, amount_minor, [categories]], got {item!r}")
+        out.append(RecentOrder(parse_iso(at), key, channel, coupon == 1, amount, tuple(categories)))
+    return tuple(out)
+
+
+_CATEGORIES: _Codec = (lambda value: _json([list(total) for total in value]), _categories)
+_ORDERS: _Codec = (_orders_text, _orders)
 
 # (key in the mapping, attribute of the state, codec), in a stable, readable order.
 _TABLE: tuple[tuple[str, str, _Codec], ...] = (
@@ -133,6 +184,15 @@ _TABLE: tuple[tuple[str, str, _Codec], ...] = (
     ("due:age_band", "due_age_band", _TIME),
     ("due:audiences", "due_audiences", _TIME),
     ("next_due_at", "next_due_at", _TIME),
+    ("coupon_orders", "coupon_orders", _INT),
+    ("categories", "categories", _CATEGORIES),
+    ("recent_orders", "recent_orders", _ORDERS),
+    ("segment:category", "seg_category", _OPT_STR),
+    ("segment:promotion", "seg_promotion", _OPT_STR),
+)
+# Fields a hash written before them may lack: read as the state's default (see the module docstring).
+_OPTIONAL = frozenset(
+    {"coupon_orders", "categories", "recent_orders", "segment:category", "segment:promotion"}
 )
 _AUDIENCE = "segment:audience:"
 _RECENT = "recent_event_ids"
@@ -236,10 +296,12 @@ def state_from_mapping(mapping: Mapping[str, str]) -> CustomerState:
         audiences.append((key[len(_AUDIENCE) :], text))
     for key, attr, (_, decode) in _TABLE:
         if key not in mapping:
+            if key in _OPTIONAL:
+                continue
             raise ValueError(f"state field {key!r} is missing")
         try:
             fields[attr] = decode(mapping[key])
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise ValueError(f"state field {key!r}: {exc}") from None
     recent = json.loads(mapping.get(_RECENT, "[]"))
     if not isinstance(recent, list) or not all(isinstance(item, str) for item in recent):

@@ -20,13 +20,14 @@ import orjson
 import redis
 from aiokafka import AIOKafkaConsumer
 
+from segmentation.grids import GRID_ORDER
 from streams import devstack
 from streams.bootstrap import ensure_topics, keyspace
 from streams.sample import generator as sample
 from streams.settings import Settings
 from streams.store.redis_store import applied_events
 
-GRIDS = ("lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction")
+GRIDS = GRID_ORDER
 
 
 def _segment_table(client: redis.Redis, settings: Settings) -> str:

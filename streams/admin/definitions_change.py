@@ -27,6 +27,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from segmentation import CustomerState, Definitions, resegment
+from segmentation.grids import GRID_ORDER
 from segmentation.state_mapping import state_from_mapping
 from segmentation.transition import Transition
 from streams.store.indexes import IndexDelta
@@ -45,10 +46,7 @@ Cell = tuple[str, str, str]  # grid, from, to ("-" for no segment)
 
 def segments_of(state: CustomerState) -> dict[str, str]:
     """grid -> segment ('-' when the customer has none in that grid) for every grid the state carries."""
-    out = {
-        grid: getattr(state, f"seg_{grid}") or "-"
-        for grid in ("lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction")
-    }
+    out = {grid: getattr(state, f"seg_{grid}") or "-" for grid in GRID_ORDER}
     out.update((AUDIENCE + name, segment) for name, segment in state.audiences)
     return out
 

@@ -15,6 +15,7 @@ import orjson
 import redis
 import yaml
 
+from segmentation import Definitions
 from streams.admin import calibrate
 from streams.replay.pseudonyms import pseudonym
 from tests.integration.replay_helpers import dump_namespace
@@ -24,6 +25,8 @@ from tests.services import Services
 ROOT = Path(__file__).resolve().parents[2]
 EXPORT = ROOT / "tests" / "data" / "shopify_orders_export.csv"
 ALICE, BOB, CAROL = (pseudonym(e) for e in ("alice@example.com", "bob@example.com", "carol@example.com"))
+
+DEFAULT_VERSION = Definitions.default().version
 
 
 def segstream(args: list[str], settings: Any, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -144,17 +147,17 @@ def test_definitions_log_lists_the_replay_and_an_apply_by_alice_with_its_moves(
     assert listed.returncode == 0, listed.stderr
     entries = orjson.loads(listed.stdout)["entries"]
     assert [(e["action"], e["version"], e["by"]) for e in entries] == [
-        ("replay", "2026.11-2", "ci"),
+        ("replay", DEFAULT_VERSION, "ci"),
         ("apply", "test-log-2", "alice"),
     ]
     applied = entries[1]
-    assert applied["previous_version"] == "2026.11-2" and applied["moved"] == {"value": 1}
+    assert applied["previous_version"] == DEFAULT_VERSION and applied["moved"] == {"value": 1}
     assert (applied["customers"], applied["written"], applied["transitions"]) == (3, 3, 1)
     assert applied["source"] == str(new) and applied["applied_at"].endswith("Z")
     assert entries[0]["customers"] == 3 and entries[0]["events"] == 6
 
     text = segstream(["definitions", "log", "--namespace", "shop"], settings, tmp_path)
     assert text.returncode == 0, text.stderr
-    assert "2026.11-2 -> test-log-2  by alice" in text.stdout and "moved: value 1" in text.stdout
+    assert f"{DEFAULT_VERSION} -> test-log-2  by alice" in text.stdout and "moved: value 1" in text.stdout
     client = redis.Redis.from_url(settings.redis_url)
     assert client.llen(f"{settings.key_prefix}:shop:definitions:log") == 2

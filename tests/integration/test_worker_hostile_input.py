@@ -79,7 +79,7 @@ def test_95_huge_purchases_are_dead_letters_and_the_stream_goes_on(
 
     dead = _dead(asyncio.run(scenario()))
     message = f"purchase amount: {HUGE} EUR is above the limit of 1000000000 EUR"
-    message += " (max_amount of definitions 2026.11-2)"
+    message += " (max_amount of definitions 2026.12-1)"
     assert dead == [(b"segmentation.limits.AmountAboveLimit", message.encode())] * 95
     stored = stored_customers(settings)["hugo"]
     assert (stored["orders"], stored["monetary_minor"]) == ("2", "8000")

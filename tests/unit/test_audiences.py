@@ -136,7 +136,8 @@ def test_fades_only(text: str, expected: bool) -> None:
 def test_explain_with_precomputed_readers_is_the_same_in_field_name_order() -> None:
     rule = parse_rule("r", 'region == "FR" and orders > 1 and last_purchase_at within 9 days', FIELDS)
     state, _ = run([purchase(day(0)), ev("profile_update", day(1), region="FR")])
-    why = explain(state, rule, DEFAULT.scale)
+    assert state.clock is not None
+    why = explain(state, rule, DEFAULT.scale, state.clock)
     assert list(why) == ["rule", "last_purchase_at", "orders", "region"]
     assert why["region"] == "declared"  # personal data: whether it was declared, never the value
-    assert explain(state, rule, DEFAULT.scale, getters(rule)) == why
+    assert explain(state, rule, DEFAULT.scale, state.clock, getters(rule)) == why

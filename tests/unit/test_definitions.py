@@ -18,7 +18,7 @@ DEFAULT_YAML = Path(__file__).resolve().parents[2] / "segmentation" / "definitio
 
 def test_default_is_loaded_once_hashable_and_complete() -> None:
     assert Definitions.default() is DEFAULT
-    assert DEFAULT.version == "2026.11-2"
+    assert DEFAULT.version == "2026.12-1"
     assert DEFAULT.currency == "EUR"
     assert DEFAULT.rates["USD"] == read_decimal("0.92", "x")
     assert DEFAULT.rates["EUR"] == 1

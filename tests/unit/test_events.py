@@ -560,8 +560,8 @@ def test_canonical_dict_format() -> None:
     assert canonical["occurred_at"] == "2026-11-20T13:03:12.250000Z"
     assert event_to_dict(parse_event(event("email_open")))["occurred_at"] == "2026-11-20T13:03:12Z"
     assert canonical["items"] == [
-        {"sku": "s-1", "quantity": 2, "unit_price": "49.95"},
-        {"sku": "s-2", "quantity": 1, "unit_price": None},
+        {"sku": "s-1", "quantity": 2, "unit_price": "49.95", "category": None},
+        {"sku": "s-2", "quantity": 1, "unit_price": None, "category": None},
     ]
 
 

@@ -29,6 +29,8 @@ def test_first_event_assigns_every_grid_from_none() -> None:
         ("age_band", None, "unknown"),
         ("region", None, "unknown"),
         ("satisfaction", None, "unknown"),
+        ("category", None, "none"),
+        ("promotion", None, "no_purchase"),
         ("audience:unhappy_recent_buyers", None, "not_member"),
         ("audience:vip_recent", None, "not_member"),
         ("audience:win_back", None, "not_member"),
@@ -210,7 +212,7 @@ def test_erasure_exits_every_grid_and_forgets_everything() -> None:
     erase = ev("customer_erased", day(2), event_id="erase")
     outcome = apply(state, erase, DEFAULT)
     assert outcome.state == CustomerState.new("c1")._replace(recent_ids="\x1ferase\x1f")
-    assert len(outcome.transitions) == 11
+    assert len(outcome.transitions) == 13  # 10 grids and 3 audiences
     assert {(t.to_segment, t.cause, t.effective_at) for t in outcome.transitions} == {(None, "erase", day(3))}
     assert outcome.transitions[0].from_segment == "new"
     assert outcome.transitions[0].why == {"rule": "customer erased"}

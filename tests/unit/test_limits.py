@@ -28,7 +28,7 @@ def test_a_purchase_above_max_amount_is_refused_and_changes_nothing() -> None:
         apply(state, huge, DEFAULT)
     assert str(refused.value) == (
         "purchase amount: 999999999999999.99 EUR is above the limit of 1000000000 EUR"
-        " (max_amount of definitions 2026.11-2)"
+        " (max_amount of definitions 2026.12-1)"
     )
     assert run([purchase(day(1), "1000000000.00")], state=state)[0].gross_minor == 1000 + 100_000_000_000
 
@@ -63,7 +63,7 @@ def test_an_event_before_earliest_event_time_is_refused() -> None:
             apply(state, old, DEFAULT)
         assert str(refused.value) == (
             f"{kind} occurred_at: 0001-01-01T00:00:00+00:00 is before 1970-01-01T00:00:00+00:00"
-            " (earliest_event_time of definitions 2026.11-2)"
+            " (earliest_event_time of definitions 2026.12-1)"
         )
     assert run([purchase(datetime(1970, 1, 1, tzinfo=UTC))])[0].orders == 1  # the bound itself is accepted
 

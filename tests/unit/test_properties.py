@@ -38,20 +38,35 @@ RICH = definitions_with(
             'last_purchase_at within 90 days and not (last_seen_at within 7 days) or lifecycle == "lost"'
         ),
         "buyer_recent": "orders >= 2 and first_purchase_at within 200 days",
-    }
+        # windowed facts of the recent orders: fading, growing and two-way rules
+        "web_full_price": 'orders(last 30 days, channel == "web") >= 1 and coupon_orders(last 30 days) == 0',
+        "few_recent": "orders >= 1 and orders(last 10 days) < 2",
+        "two_way": 'spend(last 48 hours, category == "shoes") == 0.00 or coupon_orders(last 9 days) != 1',
+    },
+    recent_orders=3,  # small, so that the record's bound is reached too
 )
 
 TICK = timedelta(microseconds=1)
-EXCLUSIVE = ("lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction")
+EXCLUSIVE = (
+    "lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction",
+    "category", "promotion",
+)  # fmt: skip
 
 _payloads = st.one_of(
     st.builds(
-        lambda amount, currency, channel: {
+        lambda amount, currency, channel, coupon, items: {
             "type": "purchase", "order_id": "o", "amount": amount, "currency": currency, "channel": channel,
+            "coupon_used": coupon, "items": items,
         },
         st.sampled_from(["0.00", "9.99", "45.00", "120.50", "800.00", "2500.00"]),
         st.sampled_from(["EUR", "USD", "JPY"]),
         st.sampled_from(["web", "store", "app", "phone"]),
+        st.booleans(),
+        st.sampled_from([
+            [], [{"sku": "SH-1", "quantity": 1}], [{"sku": "x", "quantity": 2, "category": "Home"}],
+            [{"sku": "SH-1", "quantity": 1, "unit_price": "3"},
+             {"sku": "AP-1", "quantity": 2, "unit_price": "1"}],
+        ]),
     ),
     st.builds(lambda a: {"type": "refund", "order_id": "o", "amount": a, "currency": "EUR"},
               st.sampled_from(["5.00", "60.00", "900.00"])),

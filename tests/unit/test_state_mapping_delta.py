@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segmentation import CustomerState
-from segmentation.state import ID_SEPARATOR
+from segmentation.state import ID_SEPARATOR, CategoryTotal, RecentOrder
 from segmentation.state_mapping import changed_fields, state_to_mapping
 
 
@@ -43,7 +43,28 @@ _recent = st.one_of(
 )
 
 
+_categories = st.lists(
+    st.builds(CategoryTotal, st.sampled_from(["shoes", "home", "é"]), _ints, _ints), max_size=2
+).map(tuple)
+_orders = st.lists(
+    st.builds(
+        RecentOrder,
+        _times.filter(lambda t: t is not None),
+        st.sampled_from(["o1", 'o"2']),
+        st.sampled_from(["web", "store"]),
+        st.booleans(),
+        _ints,
+        st.sampled_from([(), ("shoes",), ("home", "shoes")]),
+    ),
+    max_size=2,
+).map(tuple)
+
+
 def _strategy(name: str, default: Any) -> st.SearchStrategy[Any]:
+    if name == "categories":
+        return _categories
+    if name == "recent_orders":
+        return _orders
     if name == "customer_id":
         return st.sampled_from(["c1", "c2"])
     if name == "audiences":
