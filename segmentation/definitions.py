@@ -21,6 +21,8 @@ from typing import Any
 
 from segmentation.audiences import FIELDS as AUDIENCE_FIELDS
 from segmentation.channel import ChannelConfig
+from segmentation.clv import NO_PURCHASE as CLV_NO_PURCHASE
+from segmentation.clv import ClvConfig
 from segmentation.config_reading import DefinitionsError, read_decimal, read_int, read_section, read_str
 from segmentation.currencies import CURRENCY_EXPONENT
 from segmentation.demographics import AgeBandConfig, RegionConfig
@@ -41,6 +43,7 @@ _TOP_KEYS = frozenset(
     {
         "version", "currency", "currency_rates", "recent_event_ids", "max_amount", "earliest_event_time",
         "lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction", "audiences",
+        "clv",
     }
 )  # fmt: skip
 _SECTION_KEYS = {
@@ -75,6 +78,7 @@ class Definitions:
     region: RegionConfig
     satisfaction: SatisfactionConfig
     audiences: tuple[Rule, ...]
+    clv: ClvConfig | None = None  # only once `calibrate --model clv` fitted the model (segmentation/clv.py)
     warnings: tuple[str, ...] = field(default=(), compare=False)
     rates: Mapping[str, Decimal] = field(init=False, compare=False, repr=False)
     minor_exponent: int = field(init=False, compare=False, repr=False)
@@ -102,6 +106,8 @@ class Definitions:
             "region": self.region.segments,
             "satisfaction": SATISFACTION_SEGMENTS,
         }
+        if self.clv is not None:
+            grids["clv"] = (*self.clv.segments, CLV_NO_PURCHASE)
         for rule in self.audiences:
             grids[f"audience:{rule.name}"] = ("member", "not_member")
         return grids
@@ -166,6 +172,7 @@ class Definitions:
             region=RegionConfig.from_mapping(read_section(raw, "region")),
             satisfaction=SatisfactionConfig.from_mapping(read_section(raw, "satisfaction")),
             audiences=_audiences(read_section(raw, "audiences")),
+            clv=ClvConfig.from_mapping(read_section(raw, "clv")) if raw.get("clv") is not None else None,
         )
         warnings = tuple(
             f"grid {grid!r} has {len(segments)} segments (a grid should have 3 to 10)"

@@ -194,7 +194,7 @@ def _erase(
     segments: list[tuple[str, str | None]] = [
         ("lifecycle", state.seg_lifecycle), ("rfm", state.seg_rfm), ("value", state.seg_value),
         ("email", state.seg_email), ("channel", state.seg_channel), ("age_band", state.seg_age_band),
-        ("region", state.seg_region), ("satisfaction", state.seg_satisfaction),
+        ("region", state.seg_region), ("satisfaction", state.seg_satisfaction), ("clv", state.seg_clv),
     ]  # fmt: skip
     changes: list[Change] = [(grid, segment, None) for grid, segment in segments if segment is not None]
     changes += [(audiences.PREFIX + name, segment, None) for name, segment in state.audiences]

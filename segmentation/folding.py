@@ -39,6 +39,7 @@ from segmentation.state import (
     I_OPEN_SCORE,
     I_ORDERS,
     I_PROFILE_AT,
+    I_PURCHASE_DAYS,
     I_REACTIVATED_AT,
     I_REFUNDED,
     I_REFUNDS,
@@ -57,7 +58,7 @@ __all__ = ["FOLDS", "TOUCHES"]
 
 Fold = Callable[[CustomerState, Any, Definitions, list[Any], datetime], tuple[str, ...]]
 
-_PURCHASE_GRIDS = ("lifecycle", "rfm", "value", "channel")
+_PURCHASE_GRIDS = ("lifecycle", "rfm", "value", "channel", "clv")
 
 
 def _purchase(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetime) -> tuple[str, ...]:
@@ -66,9 +67,15 @@ def _purchase(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetim
     index = I_CHANNEL[e.channel]
     v[index] += 1  # v starts as a copy of the state
     first = s.first_purchase_at
+    last = s.last_purchase_at
+    # distinct UTC purchase days (CLV's x + 1): exact in order; a late purchase on a day other than the
+    # first's or the last's counts as a new day (the state keeps no list of days), see docs/clv.md
+    if first is None or last is None:
+        v[I_PURCHASE_DAYS] = 1
+    elif (day := t.date()) != last.date() and day != first.date():
+        v[I_PURCHASE_DAYS] = s.purchase_days + 1
     if first is None or t < first:
         v[I_FIRST_PURCHASE] = t
-    last = s.last_purchase_at
     if last is None or t >= last:
         v[I_LAST_PURCHASE] = t
         # A purchase made while at_risk or lost reactivates; the stage *at the purchase time* decides.
@@ -85,7 +92,7 @@ def _purchase(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetim
 def _refund(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetime) -> tuple[str, ...]:
     v[I_REFUNDED] = s.refunded_minor + bounded_minor("refund", e.amount, e.currency, d)
     v[I_REFUNDS] = s.refunds + 1
-    return ("rfm", "value")
+    return ("rfm", "value", "clv")
 
 
 def _email_sent(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetime) -> tuple[str, ...]:

@@ -1,8 +1,9 @@
 """The grid registry: for each exclusive grid, how to classify, explain and foresee it.
 
 Canonical grid order (also the order of transitions inside one outcome): lifecycle, rfm, value,
-email, channel, age_band, region, satisfaction, then the audiences in name order.
-Only lifecycle, rfm, email and age_band (and audiences with `within`) change with time alone.
+email, channel, age_band, region, satisfaction, clv, then the audiences in name order.
+Only lifecycle, rfm, email, age_band and clv (and audiences with `within`) change with time alone.
+The clv grid exists only with a `clv:` definitions section: without it its segment is None throughout.
 """
 
 from __future__ import annotations
@@ -10,19 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from segmentation import channel, demographics, email_appetence, lifecycle, rfm, satisfaction, value
+from segmentation import channel, clv, demographics, email_appetence, lifecycle, rfm, satisfaction, value
 from segmentation.definitions import Definitions
 from segmentation.state import CustomerState
 
 __all__ = ["ASSESS", "CLASSIFY", "EXPLAIN", "GRID_ORDER", "NEXT_CHANGE", "TIME_GRIDS"]
 
-GRID_ORDER = ("lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction")
-TIME_GRIDS = ("lifecycle", "rfm", "email", "age_band")
+GRID_ORDER = ("lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction", "clv")
+TIME_GRIDS = ("lifecycle", "rfm", "email", "age_band", "clv")
 
-Classifier = Callable[[CustomerState, Definitions, datetime], str]
+Classifier = Callable[[CustomerState, Definitions, datetime], str | None]  # None: grid not defined
 Foresight = Callable[[CustomerState, Definitions, datetime, str], datetime | None]
 Explainer = Callable[[CustomerState, Definitions, datetime, str], dict[str, str]]
-Assessor = Callable[[CustomerState, Definitions, datetime], tuple[str, datetime | None]]
+Assessor = Callable[[CustomerState, Definitions, datetime], tuple[str | None, datetime | None]]
 
 CLASSIFY: Mapping[str, Classifier] = {
     "lifecycle": lambda s, d, now: lifecycle.classify(s, d.lifecycle, now),
@@ -33,6 +34,7 @@ CLASSIFY: Mapping[str, Classifier] = {
     "age_band": lambda s, d, now: demographics.age_band(s, d.age_band, now),
     "region": lambda s, d, now: demographics.region_group(s, d.region),
     "satisfaction": lambda s, d, now: satisfaction.classify(s, d.satisfaction),
+    "clv": lambda s, d, now: clv.assess(s, d.clv, now, d.scale)[0],
 }
 
 NEXT_CHANGE: Mapping[str, Foresight] = {
@@ -40,6 +42,7 @@ NEXT_CHANGE: Mapping[str, Foresight] = {
     "rfm": lambda s, d, now, seg: rfm.next_change(s, d.rfm, now, seg),
     "email": lambda s, d, now, seg: email_appetence.next_change(s, d.email, now, seg),
     "age_band": lambda s, d, now, seg: demographics.age_band_next_change(s, d.age_band, now),
+    "clv": lambda s, d, now, seg: clv.assess(s, d.clv, now, d.scale)[1],
 }
 
 EXPLAIN: Mapping[str, Explainer] = {
@@ -51,6 +54,7 @@ EXPLAIN: Mapping[str, Explainer] = {
     "age_band": lambda s, d, now, seg: demographics.age_band_explain(s, d.age_band, now, seg),
     "region": lambda s, d, now, seg: demographics.region_explain(s, d.region, seg),
     "satisfaction": lambda s, d, now, seg: satisfaction.explain(s, d.satisfaction, seg),
+    "clv": lambda s, d, now, seg: clv.explain(s, d.clv, now, seg, d.scale),
 }
 
 
@@ -79,4 +83,5 @@ ASSESS: Mapping[str, Assessor] = {
     "age_band": _age_band,
     "region": lambda s, d, now: (demographics.region_group(s, d.region), None),
     "satisfaction": lambda s, d, now: (satisfaction.classify(s, d.satisfaction), None),
+    "clv": lambda s, d, now: clv.assess(s, d.clv, now, d.scale),
 }

@@ -120,6 +120,7 @@ def reevaluate(
     current = state_of(v)
     changes: list[Change] = []
     due_changed = False
+    segment: str | None
     for grid in grids:
         assess, index, due_index = _SPECS[grid]
         if grid == "rfm":  # R, F, M are kept too

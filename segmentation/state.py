@@ -121,6 +121,10 @@ class CustomerState(NamedTuple):
     due_audiences: datetime | None = None
     next_due_at: datetime | None = None
     recent_ids: str = ""
+    # CLV (segmentation/clv.py): distinct UTC purchase days (x = purchase_days - 1), the clv tier, its due
+    purchase_days: int = 0
+    seg_clv: str | None = None
+    due_clv: datetime | None = None
 
     @property
     def recent_event_ids(self) -> tuple[str, ...]:
@@ -192,3 +196,4 @@ I_RFM_M = _F.index("rfm_m")
 I_AUDIENCES = _F.index("audiences")
 I_NEXT_DUE = _F.index("next_due_at")
 I_RECENT = _F.index("recent_ids")
+I_PURCHASE_DAYS = _F.index("purchase_days")

@@ -34,6 +34,8 @@ by `state_from_mapping`, as are the derived keys (marked *derived*), which exist
 | `segment:audience:<name>` | `member` or `not_member` for each audience (kept sorted by name) |
 | `due:lifecycle`, `due:rfm`, `due:email`, `due:age_band`, `due:audiences` | next change by time, per grid |
 | `next_due_at` | the earliest of the `due:*` (when `advance` must next run for this customer) |
+| `purchase_days` | distinct UTC days with a purchase (BG/NBD frequency x = purchase_days - 1) |
+| `segment:clv`, `due:clv` | predicted-CLV tier (only with a `clv:` definitions section), next change |
 | `recent_event_ids` | JSON list of the last event ids applied, long ones as digests (duplicate detection) |
 """
 
@@ -133,7 +135,12 @@ _TABLE: tuple[tuple[str, str, _Codec], ...] = (
     ("due:age_band", "due_age_band", _TIME),
     ("due:audiences", "due_audiences", _TIME),
     ("next_due_at", "next_due_at", _TIME),
+    ("purchase_days", "purchase_days", _INT),
+    ("segment:clv", "seg_clv", _OPT_STR),
+    ("due:clv", "due_clv", _TIME),
 )
+# Fields added after states were first stored: a hash written before them reads as their default.
+_ADDED = {"purchase_days": "0", "segment:clv": "", "due:clv": ""}
 _AUDIENCE = "segment:audience:"
 _RECENT = "recent_event_ids"
 _DERIVED = frozenset({"monetary_minor", "monetary"})
@@ -235,6 +242,9 @@ def state_from_mapping(mapping: Mapping[str, str]) -> CustomerState:
             raise ValueError(f"unknown state field {key!r}")
         audiences.append((key[len(_AUDIENCE) :], text))
     for key, attr, (_, decode) in _TABLE:
+        if key not in mapping and key in _ADDED:
+            fields[attr] = decode(_ADDED[key])
+            continue
         if key not in mapping:
             raise ValueError(f"state field {key!r} is missing")
         try:
