@@ -42,7 +42,7 @@ class FitError(ValueError):
 
 @dataclass(frozen=True)
 class Population:
-    """Calibration data, one entry per customer with a purchase: x, t_x and T in weeks, zbar in major units."""
+    """Calibration data, one entry per customer with a purchase: x, t_x, T (weeks), zbar (major units)."""
 
     x: Array
     t_x: Array

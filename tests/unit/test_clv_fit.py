@@ -63,7 +63,7 @@ def test_a_likelihood_without_finite_optimum_is_refused() -> None:
 
 
 def test_tiers_are_quantiles_rounded_up_and_strictly_ascending() -> None:
-    """Quantiles are values of the population (inverted CDF), rounded up to the cent; a tie moves up a cent."""
+    """Quantiles are values of the population (inverted CDF) rounded up to the cent; a tie moves a cent up."""
     clv = [0.0] * 50 + [12.341] * 30 + [80.0] * 15 + [400.0] * 5
     assert propose_tiers(clv, [0.5, 0.6, 0.7, 0.9], Decimal("0.01")) == [
         Decimal(0), Decimal("0.01"), Decimal("12.35"), Decimal("12.36"), Decimal("80.00")

@@ -8,6 +8,7 @@ such integrals, which involve no hypergeometric function at all.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -96,7 +97,8 @@ def _prior_integral(m: BgNbd, integrand: Callable[[Array, Array], Array]) -> flo
     """E over the prior lambda ~ Gamma(r, alpha), p ~ Beta(a, b) of integrand(lambda, p), by quadrature.
 
     Substitutions u = (alpha lambda)^r and s = p^a absorb the densities' powers (smooth integrands for
-    Gauss-Legendre): the prior mass becomes e^(-alpha lambda) du / Gamma(r+1) and (1-p)^(b-1) ds / (a B(a, b)).
+    Gauss-Legendre): the prior mass becomes e^(-alpha lambda) du / Gamma(r+1) and
+    (1-p)^(b-1) ds / (a B(a, b)).
     """
     u, wu = _composite(80.0**m.r, 200)
     s, ws = _composite(1.0, 50)
@@ -134,7 +136,7 @@ def test_p_alive_is_one_without_repeat_purchase_and_falls_with_age() -> None:
     assert p_alive(CDNOW, 0, 0.0, 100.0) == 1.0
     ages = np.linspace(40.0, 300.0, 200)
     values = [p_alive(CDNOW, 3, 40.0, float(t)) for t in ages]
-    assert all(b < a for a, b in zip(values, values[1:], strict=False))
+    assert all(b < a for a, b in itertools.pairwise(values))
 
 
 @pytest.mark.parametrize("threshold", [0.9, 0.5, 0.1, 0.01])
