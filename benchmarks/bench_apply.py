@@ -158,8 +158,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--customers", type=int, default=2_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--definitions", help="a definitions file instead of the default (e.g. with clv:)")
     args = parser.parse_args()
-    definitions = Definitions.default()
+    definitions = Definitions.from_yaml(args.definitions) if args.definitions else Definitions.default()
     raws = generate(args.events, args.customers)
     events = [parse_event(raw) for raw in raws]
     n = len(events)
@@ -178,6 +179,7 @@ def main() -> None:
         ),
     }
     print(f"machine: {platform.platform()}, Python {platform.python_version()}, CPU {cpu_model()}")
+    print(f"definitions: {args.definitions or 'default'} (version {definitions.version})")
     print(
         f"events: {n} over {args.customers} customers, {args.rounds} rounds,"
         f" transitions: {run_apply(events, definitions)}"

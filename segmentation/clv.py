@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from segmentation.clv_model import BgNbd, GammaGamma, expected_purchases, expected_spend, p_alive
+from segmentation.clv_model import BgNbd, Forecast, GammaGamma, expected_spend, p_alive
 from segmentation.config_reading import DefinitionsError, read_decimal, read_int, read_list, read_str
 from segmentation.state import CustomerState
 
@@ -50,10 +50,19 @@ class ClvConfig:
     fitted: tuple[tuple[str, str], ...] = ()  # what calibrate recorded (data, customers): informative only
     horizon_weeks: float = field(init=False, repr=False, compare=False)
     bounds: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    forecasts: dict[int, Forecast] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "horizon_weeks", self.horizon_days / 7)
         object.__setattr__(self, "bounds", tuple(float(b) for b in self.lower_bounds))
+        object.__setattr__(self, "forecasts", {})  # per x, made on first use (see clv_model.Forecast)
+
+    def forecast(self, x: int) -> Forecast:
+        """The expected-purchases series for customers with x repeat purchase days."""
+        found = self.forecasts.get(x)
+        if found is None:
+            found = self.forecasts[x] = Forecast(self.bgnbd, x, self.horizon_weeks)
+        return found
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, object]) -> ClvConfig:
@@ -61,8 +70,11 @@ class ClvConfig:
         if extra:
             raise DefinitionsError(f"clv: unknown keys {sorted(map(str, extra))}")
         bg = BgNbd(*(_positive(raw, "bgnbd", key) for key in ("r", "alpha", "a", "b")))
-        if bg.a == 1.0:
-            raise DefinitionsError("clv.bgnbd.a: must differ from 1 (the closed form divides by a - 1)")
+        if bg.a == 1.0 or bg.a + bg.b <= 1.0:
+            raise DefinitionsError(
+                "clv.bgnbd: a must differ from 1 and a + b exceed 1 (the closed form divides by a - 1 and"
+                " its series needs a + b - 1 > 0)"
+            )
         gg = GammaGamma(*(_positive(raw, "gamma_gamma", key) for key in ("p", "q", "gamma")))
         if gg.q <= 1.0:
             raise DefinitionsError("clv.gamma_gamma.q: must be > 1 (the expected spend divides by q - 1)")
@@ -131,10 +143,9 @@ def figures(s: CustomerState, cfg: ClvConfig, now: datetime, scale: Decimal) -> 
 
 
 def _figures(cfg: ClvConfig, x: int, t_x: float, big_t: float, mean_spend: float) -> ClvFigures:
-    m = cfg.bgnbd
-    purchases = expected_purchases(m, x, t_x, big_t, cfg.horizon_weeks)
+    purchases = cfg.forecast(x).expected(t_x, big_t)
     spend = expected_spend(cfg.gamma_gamma, x, mean_spend)
-    return ClvFigures(p_alive(m, x, t_x, big_t), purchases, spend, purchases * spend)
+    return ClvFigures(p_alive(cfg.bgnbd, x, t_x, big_t), purchases, spend, purchases * spend)
 
 
 def _tier(cfg: ClvConfig, value: float) -> int:
@@ -151,8 +162,9 @@ def assess(
     if inputs is None:
         return NO_PURCHASE, None
     x, t_x, big_t, mean_minor = inputs
-    mean = mean_minor * float(scale)
-    tier = _tier(cfg, _figures(cfg, x, t_x, big_t, mean).clv)
+    spend = expected_spend(cfg.gamma_gamma, x, mean_minor * float(scale))
+    expected = cfg.forecast(x).expected
+    tier = _tier(cfg, expected(t_x, big_t) * spend)
     if tier == 0:  # the lowest tier starts at 0: clv_12m never goes below it
         return cfg.segments[0], None
     first = s.first_purchase_at
@@ -160,7 +172,7 @@ def assess(
     bound = cfg.bounds[tier]
 
     def gap(us: int) -> float:  # clv_12m minus the tier's bound, `us` microseconds after the first purchase
-        return _figures(cfg, x, t_x, us / _US_PER_WEEK, mean).clv - bound
+        return expected(t_x, us / _US_PER_WEEK) * spend - bound
 
     start = max((now - first) // _US, math.ceil(t_x * _US_PER_WEEK))
     limit = (datetime.max.replace(tzinfo=first.tzinfo) - first) // _US
@@ -171,9 +183,10 @@ def assess(
 def first_below(gap: Callable[[int], float], start: int, limit: int) -> int | None:
     """The smallest integer u > start with gap(u) < 0, for a gap falling in u with gap(start) >= 0.
 
-    Brackets the root by steps growing 4-fold from one week, then regula falsi with the Illinois
-    modification on integers (a bisection step whenever an interpolation kept more than half the
-    bracket), until the bracket is [u - 1, u]: exact to the microsecond for the function as computed.
+    Brackets the root by steps from one week, each extrapolating the last secant (at least doubling),
+    then regula falsi with the Illinois modification on integers (a bisection step after three
+    interpolations in a row that kept more than half the bracket), until the bracket is [u - 1, u]: exact
+    to the microsecond for the function as computed, in ~11 evaluations on the benchmark's customers.
     None if the root lies beyond `limit` (datetime.max).
     """
     lo, f_lo = start, gap(start)
@@ -185,14 +198,14 @@ def first_below(gap: Callable[[int], float], start: int, limit: int) -> int | No
         f_hi = gap(hi)
         if f_hi < 0:
             break
+        slope = (f_hi - f_lo) / step
+        step = max(2 * step, int(-1.5 * f_hi / slope)) if slope < 0 else 4 * step
         lo, f_lo = hi, f_hi
-        step *= 4
         hi = lo + step
-    side = 0
-    interpolate = True
+    side = slow = 0
     while hi - lo > 1:
         width = hi - lo
-        c = lo + int(width * (f_lo / (f_lo - f_hi))) if interpolate else (lo + hi) // 2
+        c = lo + int(width * (f_lo / (f_lo - f_hi))) if slow < 3 else (lo + hi) // 2
         c = min(max(c, lo + 1), hi - 1)
         f_c = gap(c)
         if f_c >= 0:
@@ -205,7 +218,7 @@ def first_below(gap: Callable[[int], float], start: int, limit: int) -> int | No
             if side < 0:
                 f_lo /= 2
             side = -1
-        interpolate = 2 * (hi - lo) <= width
+        slow = slow + 1 if 2 * (hi - lo) > width else 0
     return hi
 
 

@@ -10,8 +10,9 @@ new definitions version carries. Both likelihoods are maximised over the logarit
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 import numpy as np
@@ -20,6 +21,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, gammaln
 
 from segmentation.clv_model import BgNbd, GammaGamma
+from segmentation.state import CustomerState
 
 __all__ = [
     "FitError",
@@ -28,6 +30,7 @@ __all__ = [
     "fit_bgnbd",
     "fit_gamma_gamma",
     "gamma_gamma_log_likelihood",
+    "population_at",
     "propose_tiers",
 ]
 
@@ -57,6 +60,34 @@ class Population:
         if len({len(a) for a in arrays}) != 1:
             raise FitError("x, t_x, T and mean spend must have one value per customer")
         return cls(*arrays)
+
+
+_WEEK = timedelta(weeks=1)
+
+
+def population_at(states: Iterable[CustomerState], until: datetime, scale: Decimal) -> Population:
+    """The calibration inputs of every customer with a purchase at or before `until`, measured at `until`
+    (the states hold the history up to it): x = purchase days - 1, t_x and T in weeks from the first
+    purchase, zbar = net monetary / orders in major units (`scale`: one minor unit), as `segmentation.clv`.
+    """
+    rows = [
+        (
+            max(0, s.purchase_days - 1),
+            (s.last_purchase_at - s.first_purchase_at) / _WEEK,
+            (until - s.first_purchase_at) / _WEEK,
+            float(Decimal(max(0, s.gross_minor - s.refunded_minor)) * scale) / s.orders,
+        )
+        for s in states
+        if s.first_purchase_at is not None
+        and s.last_purchase_at is not None
+        and s.orders > 0
+        and s.first_purchase_at <= until
+    ]
+    return (
+        Population.of(*(list(column) for column in zip(*rows, strict=True)))
+        if rows
+        else Population.of([], [], [], [])
+    )
 
 
 def bgnbd_log_likelihood(m: BgNbd, x: Array, t_x: Array, big_t: Array) -> Array:

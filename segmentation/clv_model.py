@@ -6,9 +6,10 @@ inputs are x (repeat purchase days), t_x (weeks from the first purchase to the l
 the first purchase to the clock). Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV"): spend per transaction
 ~ Gamma(p, nu), nu ~ Gamma(q, gamma); the input is the mean spend zbar over the customer's x transactions.
 
-Plain `math` only: these run per customer on the hot path of `apply`, where numpy's per-call overhead
-costs more than the arithmetic. The Gauss hypergeometric function is our own series (`hyp2f1`), checked
-against scipy in the tests; `clv_fit` has the vectorised (numpy/scipy) likelihoods for the fit.
+Plain `math` for the scalar forms; the Gauss hypergeometric function is our own series (`hyp2f1`),
+checked against scipy in the tests. `Forecast` is the same series for one x and horizon with its
+coefficients computed once, summed by numpy: what the clv grid calls on the hot path of `apply`.
+`clv_fit` has the vectorised (numpy/scipy) likelihoods for the fit.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
+
 __all__ = [
     "BgNbd",
+    "Forecast",
     "GammaGamma",
     "alive_crossing",
     "bgnbd_log_likelihood",
@@ -113,6 +117,52 @@ def expected_purchases(m: BgNbd, x: int, t_x: float, big_t: float, t: float) -> 
     series = hyp2f1(c - m.r - x, m.a - 1.0, c, t / (m.alpha + big_t + t))
     bracket = 1.0 - math.exp((m.a - 1.0) * math.log(base)) * series
     return c / (m.a - 1.0) * bracket / (1.0 + _odds_dead(m, x, t_x, big_t))
+
+
+class Forecast:
+    """E[Y(t) | x, t_x, T] for one model, one x and one horizon t, for any T >= 0, fast.
+
+    The Euler-transformed series of `expected_purchases` is sum_n c_n z^n with coefficients c_n that do
+    not depend on T: they are computed once here, up to the degree where the tail bound of `hyp2f1` falls
+    below 1e-15 of the sum at the largest z, t/(alpha+t) (T = 0; z only falls as T grows), and each
+    evaluation is one numpy dot product of them with the powers of z (~3 us against ~200 us for the
+    term-by-term loop when z is near 1, as it is for young customers).
+    """
+
+    __slots__ = ("_coefficients", "_degrees", "_m", "_scale", "_t", "_x")
+
+    def __init__(self, m: BgNbd, x: int, t: float) -> None:
+        a, b, c = m.a + m.b - 1.0 - m.r, m.a - 1.0, m.a + m.b + x - 1.0
+        if c <= 0.0:
+            raise ArithmeticError(f"clv forecast: the series needs a + b > 1 (a={m.a}, b={m.b})")
+        z = t / (m.alpha + t)
+        coefficients = [1.0]
+        total = term = 1.0
+        n = 0
+        while True:
+            ratio = (a + n) * (b + n) / ((c + n) * (n + 1))
+            coefficients.append(coefficients[-1] * ratio)
+            term *= ratio * z
+            total += term
+            n += 1
+            if n > -a and n > -b:
+                rho = max(abs(ratio * z), z)
+                if rho < 1.0 and abs(term) * rho <= _EPSILON * abs(total) * (1.0 - rho):
+                    break
+            if n >= _MAX_TERMS:
+                raise ArithmeticError(f"clv forecast for x={x}: no convergence in {_MAX_TERMS} terms")
+        self._coefficients = np.array(coefficients)
+        self._degrees = np.arange(len(coefficients), dtype=np.float64)
+        self._m, self._x, self._t = m, x, t
+        self._scale = c / (m.a - 1.0)
+
+    def expected(self, t_x: float, big_t: float) -> float:
+        """E[Y(t) | x, t_x, T], equal to `expected_purchases(m, x, t_x, T, t)` to ~1e-15."""
+        m, t = self._m, self._t
+        horizon_end = m.alpha + big_t + t
+        series = float(self._coefficients @ np.power(t / horizon_end, self._degrees))
+        bracket = 1.0 - math.exp((m.a - 1.0) * math.log((m.alpha + big_t) / horizon_end)) * series
+        return self._scale * bracket / (1.0 + _odds_dead(m, self._x, t_x, big_t))
 
 
 def expected_spend(g: GammaGamma, x: int, mean_spend: float) -> float:

@@ -13,10 +13,12 @@ from segmentation.clv_fit import (
     bgnbd_log_likelihood,
     fit_bgnbd,
     fit_gamma_gamma,
+    population_at,
     propose_tiers,
 )
 from segmentation.clv_model import BgNbd, GammaGamma
 from tests.unit.clv_simulation import simulate
+from tests.unit.seg_helpers import DEFAULT, day, ev, purchase, refund, run
 
 TRUE_BGNBD = BgNbd(r=1.0, alpha=5.0, a=1.5, b=3.0)
 TRUE_SPEND = GammaGamma(p=3.0, q=8.0, gamma=100.0)
@@ -70,3 +72,13 @@ def test_tiers_are_quantiles_rounded_up_and_strictly_ascending() -> None:
     ]  # fmt: skip
     with pytest.raises(FitError, match="no customer"):
         propose_tiers([], [0.5], Decimal("0.01"))
+
+
+def test_calibration_inputs_are_read_from_states_at_the_calibration_end() -> None:
+    buyer, _ = run([purchase(day(0), "30.00"), purchase(day(7), "50.00"), refund(day(8), "20.00")])
+    browser, _ = run([ev("web_visit", day(1))])
+    later, _ = run([purchase(day(30), "10.00")])
+    population = population_at([buyer, browser, later], day(14), DEFAULT.scale)
+    assert population.x.tolist() == [1.0] and population.t_x.tolist() == [1.0]
+    assert population.big_t.tolist() == [2.0] and population.mean_spend.tolist() == [30.0]  # (80 - 20) / 2
+    assert len(population_at([browser], day(14), DEFAULT.scale).x) == 0

@@ -166,7 +166,8 @@ def test_first_below_is_the_first_integer_past_the_root() -> None:
 
 BAD = [
     ({"bgnbd": None}, "clv.bgnbd: expected a mapping"),
-    ({"bgnbd": {"r": "1", "alpha": "2", "a": "1", "b": "3"}}, "must differ from 1"),
+    ({"bgnbd": {"r": "1", "alpha": "2", "a": "1", "b": "3"}}, "a must differ from 1"),
+    ({"bgnbd": {"r": "1", "alpha": "2", "a": "0.5", "b": "0.4"}}, "a \\+ b exceed 1"),
     ({"bgnbd": {"r": "-1", "alpha": "2", "a": "2", "b": "3"}}, "clv.bgnbd.r: must be a positive number"),
     ({"gamma_gamma": {"p": "1", "q": "0.5", "gamma": "3"}}, "q: must be > 1"),
     ({"horizon_days": 0}, "horizon_days: must be between 1 and 3650"),

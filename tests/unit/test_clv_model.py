@@ -20,6 +20,7 @@ from scipy import integrate, special, stats
 from segmentation import clv_fit
 from segmentation.clv_model import (
     BgNbd,
+    Forecast,
     GammaGamma,
     alive_crossing,
     bgnbd_log_likelihood,
@@ -183,3 +184,28 @@ def test_vectorised_likelihoods_of_the_fit_agree_with_the_scalar_ones() -> None:
         gamma_gamma_log_likelihood(SPEND, int(n), float(z)) for n, z in zip(counts, spends, strict=True)
     ]
     assert gg == pytest.approx(scalar, rel=1e-12)
+
+
+@pytest.mark.parametrize("m", [CDNOW, OTHER])
+@pytest.mark.parametrize(("x", "t_x", "big_t"), HISTORIES)
+def test_the_precomputed_forecast_is_the_series(m: BgNbd, x: int, t_x: float, big_t: float) -> None:
+    forecast = Forecast(m, x, 365 / 7)
+    assert forecast.expected(t_x, big_t) == pytest.approx(
+        expected_purchases(m, x, t_x, big_t, 365 / 7), rel=1e-13
+    )
+
+
+def test_a_forecast_that_cannot_converge_is_refused() -> None:
+    """alpha near 0 puts z = t/(alpha+t) at 1 - 2e-11 for a new customer: the series needs ~1e12 terms."""
+    with pytest.raises(ArithmeticError, match="no convergence"):
+        Forecast(BgNbd(0.5, 1e-9, 0.8, 2.0), 0, 52.0)
+    with pytest.raises(ArithmeticError, match="a \\+ b > 1"):
+        Forecast(BgNbd(0.5, 3.0, 0.5, 0.3), 0, 52.0)
+
+
+def test_a_forecast_whose_first_terms_change_sign() -> None:
+    """a + b - 1 - r < 0: the first coefficients alternate in sign before the tail bound applies."""
+    m = BgNbd(r=2.0, alpha=3.0, a=0.5, b=0.8)
+    for x, t_x, big_t in HISTORIES:
+        expected = expected_purchases(m, x, t_x, big_t, 20.0)
+        assert Forecast(m, x, 20.0).expected(t_x, big_t) == pytest.approx(expected, rel=1e-12)
