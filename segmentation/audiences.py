@@ -22,6 +22,11 @@ Time-dependent fields (`days since ...`, age) are deliberately absent: time ente
 | unsubscribed | BOOL | email unsubscription |
 | first_seen_at, last_seen_at, first_purchase_at, last_purchase_at | DATETIME | for `within` |
 | lifecycle_since | DATETIME | start of the current lifecycle stage |
+| clv | STRING | current CLV tier (null without a `clv:` definitions section) |
+| p_alive, expected_purchases_12m, clv_12m | FALLING | CLV model figures at the instant evaluated (`clv`) |
+
+The FALLING fields need a `clv:` section; they only fall while no event arrives, may only be compared
+with <, <=, >, >= and a number, and `Rule.next_change` gives the exact instant each comparison flips.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 
+from segmentation import clv
 from segmentation.instants import iso
 from segmentation.rules import FieldType, Rule
-from segmentation.rules_syntax import And, Node, Not, Or, Within
+from segmentation.rules_syntax import And, Compare, Node, Not, Or, Within
 from segmentation.state import CustomerState
 
 __all__ = [
@@ -44,7 +50,7 @@ MEMBER = "member"
 NOT_MEMBER = "not_member"
 PREFIX = "audience:"
 
-_N, _S, _D, _B = FieldType.NUMBER, FieldType.STRING, FieldType.DATETIME, FieldType.BOOL
+_N, _S, _D, _B, _F = FieldType.NUMBER, FieldType.STRING, FieldType.DATETIME, FieldType.BOOL, FieldType.FALLING
 
 # field name -> (type, getter(state, minor-unit scale))
 Getter = Callable[[CustomerState, Decimal], object]
@@ -88,9 +94,13 @@ _SPEC: dict[str, tuple[FieldType, Getter]] = {
     "first_purchase_at": (_D, lambda s, k: s.first_purchase_at),
     "last_purchase_at": (_D, lambda s, k: s.last_purchase_at),
     "lifecycle_since": (_D, lambda s, k: s.lifecycle_since),
+    "clv": (_S, lambda s, k: s.seg_clv),
 }
 
-FIELDS: Mapping[str, FieldType] = {name: kind for name, (kind, _) in _SPEC.items()}
+FIELDS: Mapping[str, FieldType] = {
+    **{name: kind for name, (kind, _) in _SPEC.items()},
+    **dict.fromkeys(clv.FIELDS, _F),
+}
 
 # Declared personal data: an audience may test it, but its value never goes into a transition's `why`.
 DECLARED_FIELDS: frozenset[str] = frozenset({"birth_year", "household", "gender", "region"})
@@ -106,17 +116,26 @@ SEGMENT_FIELDS: Mapping[str, str] = {
     "region_group": "region",
     "satisfaction": "satisfaction",
     "lifecycle_since": "lifecycle",
+    "clv": "clv",
 }
 
 
-def getters(rule: Rule) -> tuple[tuple[str, Getter], ...]:
-    """How to read each field of the rule from a state."""
-    return tuple((name, _SPEC[name][1]) for name in sorted(rule.fields))
+def getters(rule: Rule, model: clv.ClvConfig | None = None) -> tuple[tuple[str, Getter], ...]:
+    """How to read each field of the rule from a state (`model`: the definitions' clv section)."""
+    return tuple((name, _getter(name, model)) for name in sorted(rule.fields))
 
 
-def values(s: CustomerState, rule: Rule, scale: Decimal) -> dict[str, object]:
+def _getter(name: str, model: clv.ClvConfig | None) -> Getter:
+    if name in _SPEC:
+        return _SPEC[name][1]
+    return lambda s, k: clv.figure(s, model, name, k)
+
+
+def values(
+    s: CustomerState, rule: Rule, scale: Decimal, model: clv.ClvConfig | None = None
+) -> dict[str, object]:
     """The rule's fields, read from the state (`scale` turns minor units into major units)."""
-    return {name: getter(s, scale) for name, getter in getters(rule)}
+    return {name: getter(s, scale) for name, getter in getters(rule, model)}
 
 
 def fades_only(node: Node, negated: bool = False) -> bool:
@@ -128,6 +147,8 @@ def fades_only(node: Node, negated: bool = False) -> bool:
     """
     if isinstance(node, Within):
         return not negated
+    if isinstance(node, Compare) and node.field in clv.FIELDS:  # > and >= fade, < and <= appear
+        return (node.op in (">", ">=")) != negated
     if isinstance(node, Not):
         return fades_only(node.operand, not negated)
     if isinstance(node, And | Or):

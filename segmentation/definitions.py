@@ -21,6 +21,7 @@ from typing import Any
 
 from segmentation.audiences import FIELDS as AUDIENCE_FIELDS
 from segmentation.channel import ChannelConfig
+from segmentation.clv import FIELDS as CLV_FIELDS
 from segmentation.clv import NO_PURCHASE as CLV_NO_PURCHASE
 from segmentation.clv import ClvConfig
 from segmentation.config_reading import DefinitionsError, read_decimal, read_int, read_section, read_str
@@ -174,6 +175,14 @@ class Definitions:
             audiences=_audiences(read_section(raw, "audiences")),
             clv=ClvConfig.from_mapping(read_section(raw, "clv")) if raw.get("clv") is not None else None,
         )
+        if definitions.clv is None:
+            for rule in definitions.audiences:
+                needs = sorted(rule.fields & {"clv", *CLV_FIELDS})
+                if needs:
+                    raise DefinitionsError(
+                        f"audiences.{rule.name}: {', '.join(needs)} need a clv section"
+                        " (segstream calibrate --model clv)"
+                    )
         warnings = tuple(
             f"grid {grid!r} has {len(segments)} segments (a grid should have 3 to 10)"
             for grid, segments in definitions.grid_segments.items()

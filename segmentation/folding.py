@@ -206,8 +206,17 @@ _SEEN = ("first_seen_at", "last_seen_at")
 TOUCHES: Mapping[str, frozenset[str]] = {
     kind: frozenset((*_SEEN, *fields))
     for kind, fields in {
-        "purchase": ("orders", "monetary", "average_basket", "first_purchase_at", "last_purchase_at"),
-        "refund": ("monetary", "refunds"),
+        "purchase": (
+            "orders",
+            "monetary",
+            "average_basket",
+            "first_purchase_at",
+            "last_purchase_at",
+            "p_alive",
+            "expected_purchases_12m",
+            "clv_12m",
+        ),
+        "refund": ("monetary", "refunds", "clv_12m"),
         "email_sent": ("emails_sent",),
         "email_open": ("email_opens",),
         "email_click": ("email_clicks",),

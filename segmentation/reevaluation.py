@@ -71,7 +71,8 @@ class _Plan:
 def plan_for(d: Definitions) -> _Plan:
     plan: _Plan | None = d.memo.get("plan")
     if plan is None:
-        datetime_fields = {f for f, kind in audiences.FIELDS.items() if kind is FieldType.DATETIME}
+        timed_kinds = (FieldType.DATETIME, FieldType.FALLING)  # fields through which time alone acts
+        datetime_fields = {f for f, kind in audiences.FIELDS.items() if kind in timed_kinds}
         rules = tuple(sorted(d.audiences, key=lambda rule: rule.name))
         plan = _Plan(
             rules,
@@ -83,7 +84,7 @@ def plan_for(d: Definitions) -> _Plan:
                     r.name,
                     bool(r.fields & datetime_fields),
                     audiences.fades_only(r.expr),
-                    audiences.getters(r),
+                    audiences.getters(r, d.clv),
                     audiences.PREFIX + r.name,
                     ((r.name, audiences.NOT_MEMBER), (r.name, audiences.MEMBER)),
                 )
@@ -99,7 +100,7 @@ def plan_for(d: Definitions) -> _Plan:
                 )
                 for grid in GRID_ORDER
             },
-            {rule.name: (rule, audiences.getters(rule)) for rule in rules},
+            {rule.name: (rule, audiences.getters(rule, d.clv)) for rule in rules},
         )
         d.memo["plan"] = plan
     return plan

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from segmentation.rules_syntax import (
     And,
@@ -33,7 +33,7 @@ from segmentation.rules_syntax import (
     parse_expression,
 )
 
-__all__ = ["FieldType", "Node", "Rule", "RuleError", "parse_rule", "to_text"]
+__all__ = ["Falling", "FieldType", "Node", "Rule", "RuleError", "parse_rule", "to_text"]
 
 
 class FieldType(enum.Enum):
@@ -43,6 +43,20 @@ class FieldType(enum.Enum):
     STRING = "string"
     DATETIME = "datetime"
     BOOL = "boolean"
+    FALLING = "falling number"  # a number that only falls while no event arrives (see `Falling`)
+
+
+class Falling(Protocol):
+    """A field value that depends on the instant and only falls with time (e.g. CLV's p_alive).
+
+    Rules may only compare it with <, <=, >, >= and a number; `next_change` asks it when it crosses.
+    """
+
+    def at(self, now: datetime) -> float | None:
+        """The value at `now` (None: null)."""
+
+    def first_below(self, limit: Decimal, inclusive: bool, now: datetime) -> datetime | None:
+        """The first instant after `now` at which the value is < limit (<= limit if inclusive), if any."""
 
 
 _Predicate = Callable[[Mapping[str, Any], datetime], bool]
@@ -56,16 +70,26 @@ class Rule:
     name: str
     text: str
     expr: Node
+    falling: frozenset[str] = frozenset()  # the FALLING fields among the rule's (set by `parse_rule`)
     fields: frozenset[str] = field(init=False)
     _predicate: _Predicate = field(init=False, repr=False, compare=False)
     _windows: tuple[tuple[str, timedelta], ...] = field(init=False, repr=False, compare=False)
+    _thresholds: tuple[tuple[str, Decimal, bool], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         leaves = list(_leaves(self.expr))
         windows = {(leaf.field, _window(leaf)) for leaf in leaves if isinstance(leaf, Within)}
+        # a comparison with a falling field flips once: when the value goes below the literal (<, >=) or
+        # reaches it (<=, >)
+        thresholds = {
+            (leaf.field, Decimal(leaf.value), leaf.op in ("<=", ">"))  # type: ignore[arg-type]
+            for leaf in leaves
+            if isinstance(leaf, Compare) and leaf.field in self.falling
+        }
         object.__setattr__(self, "fields", frozenset(leaf.field for leaf in leaves))
-        object.__setattr__(self, "_predicate", _compile(self.expr))
+        object.__setattr__(self, "_predicate", _compile(self.expr, self.falling))
         object.__setattr__(self, "_windows", tuple(sorted(windows)))
+        object.__setattr__(self, "_thresholds", tuple(sorted(thresholds)))
 
     def evaluate(self, values: Mapping[str, object], now: datetime) -> bool:
         """Whether a customer with these field values is in the audience at `now` (event time)."""
@@ -79,12 +103,13 @@ class Rule:
     ) -> datetime | None:
         """Earliest instant after `now` at which `evaluate` changes with time alone, else None.
 
-        Each `within` clause flips from true to false once, at field + window, so the result is
-        constant between those deadlines: the answer is the first deadline whose result differs.
+        Each `within` clause flips from true to false once, at field + window, and each comparison with a
+        falling field once, when the value crosses the literal, so the result is constant between those
+        deadlines: the answer is the first deadline whose result differs.
         `current` is `evaluate(values, now)` when the caller already has it (saves one evaluation).
         """
         windows = self._windows
-        if len(windows) == 1:  # the common case: no set, no sort
+        if len(windows) == 1 and not self._thresholds:  # the common case: no set, no sort
             name, window = windows[0]
             deadline = self._deadline(values.get(name), window)
             if deadline is None or deadline <= now:
@@ -97,6 +122,12 @@ class Rule:
             deadline = self._deadline(values.get(name), window)
             if deadline is not None and deadline > now:
                 deadlines.add(deadline)
+        for name, limit, inclusive in self._thresholds:
+            value = values.get(name)
+            if value is not None:
+                crossing = value.first_below(limit, inclusive, now)  # type: ignore[attr-defined]
+                if crossing is not None and crossing > now:
+                    deadlines.add(crossing)
         if not deadlines:
             return None
         if current is None:
@@ -129,7 +160,8 @@ def parse_rule(name: str, text: str, fields: Mapping[str, FieldType]) -> Rule:
     expr = parse_expression(name, text)
     for leaf in _leaves(expr):
         _check(name, leaf, fields)
-    return Rule(name, text, expr)
+    falling = frozenset(leaf.field for leaf in _leaves(expr) if fields[leaf.field] is FieldType.FALLING)
+    return Rule(name, text, expr, falling)
 
 
 def format_value(value: Value) -> str:
@@ -189,6 +221,18 @@ def _check(rule: str, leaf: Compare | Membership | Within, fields: Mapping[str, 
     if kind is None:
         allowed = ", ".join(sorted(fields))
         raise RuleError(rule, f"unknown field {leaf.field!r} (allowed: {allowed})")
+    if kind is FieldType.FALLING:
+        literal = leaf.value if isinstance(leaf, Compare) else None
+        if not (
+            isinstance(leaf, Compare)
+            and leaf.op in _ORDERING
+            and literal is not None
+            and _kind(literal) == "number"
+        ):
+            raise RuleError(
+                rule, f"{leaf.field!r} changes with time: compare it with <, <=, > or >= a number"
+            )
+        return
     if isinstance(leaf, Within):
         if kind is not FieldType.DATETIME:
             raise RuleError(rule, f"'within' needs a DATETIME field, {leaf.field!r} is {kind.name}")
@@ -218,16 +262,19 @@ def _window(leaf: Within) -> timedelta:
     return timedelta(days=leaf.amount) if leaf.unit == "days" else timedelta(hours=leaf.amount)
 
 
-def _compile(node: Node) -> _Predicate:
+def _compile(node: Node, falling: frozenset[str]) -> _Predicate:
     """Turn the AST into closures once, so evaluation does no tree walking or dispatch on node type."""
     if isinstance(node, Not):
-        inner = _compile(node.operand)
+        inner = _compile(node.operand, falling)
         return lambda v, now: not inner(v, now)
     if isinstance(node, And):
-        return _all(tuple(_compile(operand) for operand in node.operands))
+        return _all(tuple(_compile(operand, falling) for operand in node.operands))
     if isinstance(node, Or):
-        return _any(tuple(_compile(operand) for operand in node.operands))
+        return _any(tuple(_compile(operand, falling) for operand in node.operands))
     name = node.field
+    if name in falling:  # the value at `now`, then an ordinary comparison
+        compare = _compare("value", node.op, node.value)  # type: ignore[union-attr]
+        return lambda v, now: (x := v.get(name)) is not None and compare({"value": x.at(now)}, now)
     if isinstance(node, Within):
         window = _window(node)
         return lambda v, now: (x := v.get(name)) is not None and now - x < window
