@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 
-from segmentation import clv
+from segmentation import clv, clv_fields
 from segmentation.instants import iso
 from segmentation.rules import FieldType, Rule
 from segmentation.rules_syntax import And, Compare, Node, Not, Or, Within
@@ -99,7 +99,7 @@ _SPEC: dict[str, tuple[FieldType, Getter]] = {
 
 FIELDS: Mapping[str, FieldType] = {
     **{name: kind for name, (kind, _) in _SPEC.items()},
-    **dict.fromkeys(clv.FIELDS, _F),
+    **dict.fromkeys(clv_fields.FIELDS, _F),
 }
 
 # Declared personal data: an audience may test it, but its value never goes into a transition's `why`.
@@ -128,7 +128,7 @@ def getters(rule: Rule, model: clv.ClvConfig | None = None) -> tuple[tuple[str, 
 def _getter(name: str, model: clv.ClvConfig | None) -> Getter:
     if name in _SPEC:
         return _SPEC[name][1]
-    return lambda s, k: clv.figure(s, model, name, k)
+    return lambda s, k: clv_fields.figure(s, model, name, k)
 
 
 def values(
@@ -147,7 +147,7 @@ def fades_only(node: Node, negated: bool = False) -> bool:
     """
     if isinstance(node, Within):
         return not negated
-    if isinstance(node, Compare) and node.field in clv.FIELDS:  # > and >= fade, < and <= appear
+    if isinstance(node, Compare) and node.field in clv_fields.FIELDS:  # > and >= fade, < and <= appear
         return (node.op in (">", ">=")) != negated
     if isinstance(node, Not):
         return fades_only(node.operand, not negated)

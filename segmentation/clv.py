@@ -25,20 +25,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from segmentation.clv_model import BgNbd, Forecast, GammaGamma, alive_crossing, expected_spend, p_alive
+from segmentation.clv_model import BgNbd, Forecast, GammaGamma, expected_spend, p_alive
 from segmentation.config_reading import DefinitionsError, read_decimal, read_int, read_list, read_str
 from segmentation.state import CustomerState
 
 __all__ = [
-    "FIELDS",
     "NO_PURCHASE",
     "ClvConfig",
     "ClvFigures",
-    "Figure",
     "assess",
     "explain",
-    "figure",
     "figures",
+    "first_below",
+    "history_inputs",
 ]
 
 GRID = "clv"
@@ -133,7 +132,7 @@ class ClvFigures:
     clv: float
 
 
-def _inputs(s: CustomerState, now: datetime) -> tuple[int, float, float, float] | None:
+def history_inputs(s: CustomerState, now: datetime) -> tuple[int, float, float, float] | None:
     """x, t_x (weeks), T (weeks) and zbar (major units) of a customer with a purchase, else None."""
     first, last = s.first_purchase_at, s.last_purchase_at
     if first is None or last is None or s.orders <= 0:
@@ -145,7 +144,7 @@ def _inputs(s: CustomerState, now: datetime) -> tuple[int, float, float, float] 
 
 def figures(s: CustomerState, cfg: ClvConfig, now: datetime, scale: Decimal) -> ClvFigures | None:
     """p_alive, expected purchases and spend, and CLV over the horizon at `now`; None without purchase."""
-    inputs = _inputs(s, now)
+    inputs = history_inputs(s, now)
     if inputs is None:
         return None
     x, t_x, big_t, mean_minor = inputs
@@ -168,7 +167,7 @@ def assess(
     """The tier at `now` and the instant it next changes with time alone (None: never, or no clv grid)."""
     if cfg is None:
         return None, None
-    inputs = _inputs(s, now)
+    inputs = history_inputs(s, now)
     if inputs is None:
         return NO_PURCHASE, None
     x, t_x, big_t, mean_minor = inputs
@@ -230,79 +229,6 @@ def first_below(gap: Callable[[int], float], start: int, limit: int) -> int | No
             side = -1
         slow = slow + 1 if 2 * (hi - lo) > width else 0
     return hi
-
-
-FIELDS = ("p_alive", "expected_purchases_12m", "clv_12m")  # the audience fields (`Figure`)
-
-
-class Figure:
-    """One of `FIELDS` for one customer, at any instant while no event arrives (a `rules.Falling`).
-
-    `at(now)` is the figure at `now`; `first_below` the first microsecond at which it is below a limit:
-    p_alive by its closed form ((alpha+T)/(alpha+t_x))^(r+x) = (1/limit - 1)(b+x-1)/a, the others by
-    `first_below`'s search; both then checked against `at` to the microsecond, so a rule's comparison,
-    which calls `at`, flips exactly there. Its text is the figure at the state's clock (for `why`).
-    """
-
-    __slots__ = ("_cfg", "_first", "_name", "_shown", "_spend", "_t_x", "_x")
-
-    def __init__(self, cfg: ClvConfig, name: str, s: CustomerState, scale: Decimal) -> None:
-        inputs = _inputs(s, s.clock or datetime.max)
-        assert inputs is not None and s.first_purchase_at is not None  # `figure` checked
-        self._x, self._t_x, big_t, mean_minor = inputs
-        self._cfg, self._name, self._first = cfg, name, s.first_purchase_at
-        self._spend = expected_spend(cfg.gamma_gamma, self._x, mean_minor * float(scale))
-        self._shown = self._value(big_t)
-
-    def _value(self, big_t: float) -> float:
-        cfg, x = self._cfg, self._x
-        if self._name == "p_alive":
-            return p_alive(cfg.bgnbd, x, self._t_x, big_t)
-        purchases = cfg.forecast(x).expected(self._t_x, big_t)
-        return purchases if self._name == "expected_purchases_12m" else purchases * self._spend
-
-    def _weeks(self, us: int) -> float:
-        return max(self._t_x, us / _US_PER_WEEK)
-
-    def at(self, now: datetime) -> float:
-        return self._value(self._weeks((now - self._first) // _US))
-
-    def first_below(self, limit: Decimal, inclusive: bool, now: datetime) -> datetime | None:
-        def below(us: int) -> bool:
-            value = self._value(self._weeks(us))
-            return value <= limit if inclusive else value < limit
-
-        start = (now - self._first) // _US
-        if below(start):
-            return None  # already below: it stays so (the figure only falls)
-        first = self._first
-        limit_us = (datetime.max.replace(tzinfo=first.tzinfo) - first) // _US
-        if self._name == "p_alive":
-            weeks = alive_crossing(self._cfg.bgnbd, self._x, self._t_x, float(limit))
-            if weeks is None:
-                return None
-            found = min(max(start + 1, round(weeks * _US_PER_WEEK)), limit_us)
-        else:
-            bound = float(limit)
-            crossing = first_below(lambda us: self._value(self._weeks(us)) - bound, start, limit_us)
-            if crossing is None:
-                return None
-            found = crossing
-        while found < limit_us and not below(found):  # the float estimate against the exact comparison
-            found += 1
-        while found - 1 > start and below(found - 1):
-            found -= 1
-        return first + timedelta(microseconds=found) if below(found) else None
-
-    def __str__(self) -> str:
-        return f"{self._shown:.6f}"
-
-
-def figure(s: CustomerState, cfg: ClvConfig | None, name: str, scale: Decimal) -> Figure | None:
-    """The audience field `name` of a customer (None, i.e. null, without purchase or clv section)."""
-    if cfg is None or s.first_purchase_at is None or s.last_purchase_at is None or s.orders <= 0:
-        return None
-    return Figure(cfg, name, s, scale)
 
 
 def explain(

@@ -21,9 +21,9 @@ from typing import Any
 
 from segmentation.audiences import FIELDS as AUDIENCE_FIELDS
 from segmentation.channel import ChannelConfig
-from segmentation.clv import FIELDS as CLV_FIELDS
 from segmentation.clv import NO_PURCHASE as CLV_NO_PURCHASE
 from segmentation.clv import ClvConfig
+from segmentation.clv_fields import FIELDS as CLV_FIELDS
 from segmentation.config_reading import DefinitionsError, read_decimal, read_int, read_section, read_str
 from segmentation.currencies import CURRENCY_EXPONENT
 from segmentation.demographics import AgeBandConfig, RegionConfig

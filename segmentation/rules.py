@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from segmentation.rules_syntax import (
     And,
@@ -33,7 +33,7 @@ from segmentation.rules_syntax import (
     parse_expression,
 )
 
-__all__ = ["Falling", "FieldType", "Node", "Rule", "RuleError", "parse_rule", "to_text"]
+__all__ = ["FieldType", "Node", "Rule", "RuleError", "parse_rule", "to_text"]
 
 
 class FieldType(enum.Enum):
@@ -43,20 +43,7 @@ class FieldType(enum.Enum):
     STRING = "string"
     DATETIME = "datetime"
     BOOL = "boolean"
-    FALLING = "falling number"  # a number that only falls while no event arrives (see `Falling`)
-
-
-class Falling(Protocol):
-    """A field value that depends on the instant and only falls with time (e.g. CLV's p_alive).
-
-    Rules may only compare it with <, <=, >, >= and a number; `next_change` asks it when it crosses.
-    """
-
-    def at(self, now: datetime) -> float | None:
-        """The value at `now` (None: null)."""
-
-    def first_below(self, limit: Decimal, inclusive: bool, now: datetime) -> datetime | None:
-        """The first instant after `now` at which the value is < limit (<= limit if inclusive), if any."""
+    FALLING = "falling number"  # only falls while no event arrives: `at`, `first_below` (clv_fields.Figure)
 
 
 _Predicate = Callable[[Mapping[str, Any], datetime], bool]

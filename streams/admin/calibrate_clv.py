@@ -14,7 +14,9 @@ The new file is the current document plus a `clv:` section, version bumped; appl
 from __future__ import annotations
 
 import argparse
+import gzip
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -27,7 +29,6 @@ from segmentation import CustomerState, Definitions, InvalidEvent, apply, parse_
 from segmentation.clv import ClvConfig, figures
 from segmentation.clv_fit import FitError, fit_bgnbd, fit_gamma_gamma, population_at, propose_tiers
 from streams.admin import calibrate
-from streams.replay.sources import FileSource
 from streams.settings import Settings
 
 QUANTILES = (0.5, 0.8, 0.95)
@@ -45,11 +46,21 @@ class History:
     rejected: int = 0
 
 
+def lines(path: Path) -> Iterator[bytes]:
+    """The non-blank lines; gzip when the file starts with the gzip magic (as `segstream replay` reads)."""
+    with path.open("rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+    with gzip.open(path, "rb") if gz else path.open("rb") as stream:
+        for line in stream:
+            if line.strip():
+                yield line
+
+
 def replay_file(path: Path, definitions: Definitions, until: datetime | None) -> History:
     """Apply the file's events dated up to `until` (all of them without it) to fresh states, in file order."""
     states: dict[str, CustomerState] = {}
     history = History(states, until or datetime.min.replace(tzinfo=UTC))
-    for _, _, line in FileSource(path, 1).keyed():
+    for line in lines(path):
         try:
             event = parse_event(line)
         except InvalidEvent:

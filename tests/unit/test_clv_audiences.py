@@ -10,7 +10,7 @@ import pytest
 
 from segmentation import CustomerState, DefinitionsError, advance
 from segmentation.audiences import FIELDS, fades_only, values
-from segmentation.clv import Figure, figure
+from segmentation.clv_fields import Figure, figure
 from segmentation.rules import RuleError, parse_rule
 from tests.unit.seg_helpers import day, definitions_with, ev, of_grid, purchase, run
 from tests.unit.test_clv_grid import SECTION
