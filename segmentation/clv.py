@@ -243,7 +243,7 @@ def explain(
     upper = "" if index + 1 == len(cfg.segments) else f" and clv_12m < {cfg.lower_bounds[index + 1]}"
     return {
         "rule": f"clv_12m >= {cfg.lower_bounds[index]}{upper}",
-        "clv_12m": f"{numbers.clv:.2f}",
+        "clv_12m": repr(numbers.clv),  # full precision: at a crossing it is just below a bound
         "p_alive": f"{numbers.p_alive:.6f}",
         "expected_purchases_12m": f"{numbers.expected_purchases:.6f}",
         "expected_spend": f"{numbers.expected_spend:.2f}",
