@@ -48,6 +48,8 @@ def segments_of(state: CustomerState) -> dict[str, str]:
         grid: getattr(state, f"seg_{grid}") or "-"
         for grid in ("lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction")
     }
+    if state.seg_clv is not None:  # the clv grid exists only under definitions with a clv section
+        out["clv"] = state.seg_clv
     out.update((AUDIENCE + name, segment) for name, segment in state.audiences)
     return out
 
