@@ -139,7 +139,7 @@ def history_inputs(s: CustomerState, now: datetime) -> tuple[int, float, float, 
         return None
     t_x = (last - first) / _US / _US_PER_WEEK
     big_t = max(t_x, (now - first) / _US / _US_PER_WEEK)  # a late purchase can move `last` past `now`
-    return max(0, s.purchase_days - 1), t_x, big_t, max(0, s.gross_minor - s.refunded_minor) / s.orders
+    return s.repeat_purchase_days, t_x, big_t, max(0, s.gross_minor - s.refunded_minor) / s.orders
 
 
 def figures(s: CustomerState, cfg: ClvConfig, now: datetime, scale: Decimal) -> ClvFigures | None:
@@ -247,5 +247,5 @@ def explain(
         "p_alive": f"{numbers.p_alive:.6f}",
         "expected_purchases_12m": f"{numbers.expected_purchases:.6f}",
         "expected_spend": f"{numbers.expected_spend:.2f}",
-        "repeat_purchase_days": str(max(0, s.purchase_days - 1)),
+        "repeat_purchase_days": str(s.repeat_purchase_days),
     }

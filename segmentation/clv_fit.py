@@ -72,7 +72,7 @@ def population_at(states: Iterable[CustomerState], until: datetime, scale: Decim
     """
     rows = [
         (
-            max(0, s.purchase_days - 1),
+            s.repeat_purchase_days,
             (s.last_purchase_at - s.first_purchase_at) / _WEEK,
             (until - s.first_purchase_at) / _WEEK,
             float(Decimal(max(0, s.gross_minor - s.refunded_minor)) * scale) / s.orders,

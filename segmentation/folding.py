@@ -70,10 +70,13 @@ def _purchase(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetim
     last = s.last_purchase_at
     # distinct UTC purchase days (CLV's x + 1): exact in order; a late purchase on a day other than the
     # first's or the last's counts as a new day (the state keeps no list of days), see docs/clv.md
+    days = s.purchase_days or s.orders  # a state stored before purchase_days existed: orders stand in
     if first is None or last is None:
         v[I_PURCHASE_DAYS] = 1
     elif (day := t.date()) != last.date() and day != first.date():
-        v[I_PURCHASE_DAYS] = s.purchase_days + 1
+        v[I_PURCHASE_DAYS] = days + 1
+    elif not s.purchase_days:
+        v[I_PURCHASE_DAYS] = days
     if first is None or t < first:
         v[I_FIRST_PURCHASE] = t
     if last is None or t >= last:

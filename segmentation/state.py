@@ -137,6 +137,12 @@ class CustomerState(NamedTuple):
         return cls(customer_id)
 
     @property
+    def repeat_purchase_days(self) -> int:
+        """BG/NBD's frequency x: distinct purchase days - 1. A state stored before `purchase_days` existed (0
+        with orders) counts its orders instead: the same unless a day had several orders."""
+        return max(0, (self.purchase_days or self.orders) - 1)
+
+    @property
     def monetary_minor(self) -> int:
         """Net monetary (M): gross minus refunds, never below zero, in base-currency minor units."""
         return max(0, self.gross_minor - self.refunded_minor)

@@ -122,6 +122,16 @@ def test_late_purchases_and_purchase_days() -> None:
     assert assess(state._replace(clock=day(9)), CLV.clv, day(9), CLV.scale)[0] == state.seg_clv
 
 
+def test_states_stored_before_purchase_days_count_their_orders() -> None:
+    state, _ = run([purchase(day(0)), purchase(day(3)), purchase(day(5))], CLV)
+    legacy = state._replace(purchase_days=0)  # as read from a hash written before the field existed
+    assert legacy.repeat_purchase_days == 2 == state.repeat_purchase_days
+    same_day, _ = run([purchase(day(5, hours=2))], CLV, legacy)
+    assert same_day.purchase_days == 3
+    new_day, _ = run([purchase(day(9))], CLV, legacy)
+    assert new_day.purchase_days == 4
+
+
 def test_erasure_and_a_definitions_change_leave_the_grid() -> None:
     state, _ = run([purchase(day(0), "100.00")], CLV)
     erased = apply(state, ev("customer_erased", day(1)), CLV)
