@@ -192,6 +192,7 @@ def main() -> None:
         ),
     }
     print(f"machine: {platform.platform()}, Python {platform.python_version()}, CPU {cpu_model()}")
+    print(f"definitions: {args.definitions or 'default'} (version {definitions.version})")
     print(
         f"events: {n} over {args.customers} customers, {args.rounds} rounds,"
         f" transitions: {run_apply(events, definitions)}"

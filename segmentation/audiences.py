@@ -24,11 +24,16 @@ Time-dependent fields (`days since ...`, age) are deliberately absent: time ente
 | lifecycle_since | DATETIME | start of the current lifecycle stage |
 | coupon_orders | NUMBER | orders placed with a coupon (lifetime) |
 | category, promotion | STRING | current segments of the purchase-depth grids |
+| clv | STRING | current CLV tier (null without a `clv:` definitions section) |
+| p_alive, expected_purchases_12m, clv_12m | FALLING | CLV model figures at the instant evaluated (`clv`) |
 
 Windowed aggregates over the bounded record of recent orders (`segmentation.rule_windows`):
 `orders(...)`, `spend(...)` (major units, net of refunds naming the order) and `coupon_orders(...)`,
 each `(last N days|hours[, channel == "web"][, category == "shoes"][, coupon == true])`, compared with a
 number, e.g. `orders(last 30 days, channel == "web") >= 1 and coupon_orders(last 30 days) == 0`.
+
+The FALLING fields need a `clv:` section; they only fall while no event arrives, may only be compared
+with <, <=, >, >= and a number, and `Rule.next_change` gives the exact instant each comparison flips.
 """
 
 from __future__ import annotations
@@ -37,11 +42,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 
+from segmentation import clv, clv_fields
 from segmentation.channel import CHANNELS
 from segmentation.instants import iso
 from segmentation.rule_windows import SOURCE, WindowFilters
 from segmentation.rules import FieldType, Rule
-from segmentation.rules_syntax import And, Node, Not, Or, Windowed, Within
+from segmentation.rules_syntax import And, Compare, Node, Not, Or, Windowed, Within
 from segmentation.state import CustomerState
 
 __all__ = [
@@ -53,7 +59,7 @@ MEMBER = "member"
 NOT_MEMBER = "not_member"
 PREFIX = "audience:"
 
-_N, _S, _D, _B = FieldType.NUMBER, FieldType.STRING, FieldType.DATETIME, FieldType.BOOL
+_N, _S, _D, _B, _F = FieldType.NUMBER, FieldType.STRING, FieldType.DATETIME, FieldType.BOOL, FieldType.FALLING
 
 # field name -> (type, getter(state, minor-unit scale))
 Getter = Callable[[CustomerState, Decimal], object]
@@ -100,9 +106,13 @@ _SPEC: dict[str, tuple[FieldType, Getter]] = {
     "coupon_orders": (_N, lambda s, k: s.coupon_orders),
     "category": (_S, lambda s, k: s.seg_category),
     "promotion": (_S, lambda s, k: s.seg_promotion),
+    "clv": (_S, lambda s, k: s.seg_clv),
 }
 
-FIELDS: Mapping[str, FieldType] = {name: kind for name, (kind, _) in _SPEC.items()}
+FIELDS: Mapping[str, FieldType] = {
+    **{name: kind for name, (kind, _) in _SPEC.items()},
+    **dict.fromkeys(clv_fields.FIELDS, _F),
+}
 # Not a field a rule may name: what its windowed aggregates read, (record, minor-to-major scale).
 _SPEC[SOURCE] = (_D, lambda s, k: (s.recent_orders, k))
 
@@ -132,17 +142,26 @@ SEGMENT_FIELDS: Mapping[str, str] = {
     "lifecycle_since": "lifecycle",
     "category": "category",
     "promotion": "promotion",
+    "clv": "clv",
 }
 
 
-def getters(rule: Rule) -> tuple[tuple[str, Getter], ...]:
-    """How to read each field of the rule from a state."""
-    return tuple((name, _SPEC[name][1]) for name in sorted(rule.fields))
+def getters(rule: Rule, model: clv.ClvConfig | None = None) -> tuple[tuple[str, Getter], ...]:
+    """How to read each field of the rule from a state (`model`: the definitions' clv section)."""
+    return tuple((name, _getter(name, model)) for name in sorted(rule.fields))
 
 
-def values(s: CustomerState, rule: Rule, scale: Decimal) -> dict[str, object]:
+def _getter(name: str, model: clv.ClvConfig | None) -> Getter:
+    if name in _SPEC:
+        return _SPEC[name][1]
+    return lambda s, k: clv_fields.figure(s, model, name, k)
+
+
+def values(
+    s: CustomerState, rule: Rule, scale: Decimal, model: clv.ClvConfig | None = None
+) -> dict[str, object]:
     """The rule's fields, read from the state (`scale` turns minor units into major units)."""
-    return {name: getter(s, scale) for name, getter in getters(rule)}
+    return {name: getter(s, scale) for name, getter in getters(rule, model)}
 
 
 def fades_only(node: Node, negated: bool = False) -> bool:
@@ -158,6 +177,8 @@ def fades_only(node: Node, negated: bool = False) -> bool:
         if node.op in (">", ">="):
             return not negated
         return negated if node.op in ("<", "<=") else False
+    if isinstance(node, Compare) and node.field in clv_fields.FIELDS:  # > and >= fade, < and <= appear
+        return (node.op in (">", ">=")) != negated
     if isinstance(node, Not):
         return fades_only(node.operand, not negated)
     if isinstance(node, And | Or):

@@ -23,6 +23,9 @@ from segmentation.audiences import FIELDS as AUDIENCE_FIELDS
 from segmentation.audiences import window_filters
 from segmentation.category import OTHER, CategoryConfig
 from segmentation.channel import ChannelConfig
+from segmentation.clv import NO_PURCHASE as CLV_NO_PURCHASE
+from segmentation.clv import ClvConfig
+from segmentation.clv_fields import FIELDS as CLV_FIELDS
 from segmentation.config_reading import DefinitionsError, read_decimal, read_int, read_section, read_str
 from segmentation.currencies import CURRENCY_EXPONENT
 from segmentation.demographics import AgeBandConfig, RegionConfig
@@ -48,7 +51,7 @@ _TOP_KEYS = frozenset(
         "version", "currency", "currency_rates", "recent_event_ids", "max_amount", "earliest_event_time",
         "lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction", "audiences",
         "category", "promotion", "recent_orders",
-        "kpis",
+        "clv", "kpis",
     }
 )  # fmt: skip
 _SECTION_KEYS = {
@@ -88,6 +91,7 @@ class Definitions:
     category: CategoryConfig
     promotion: PromotionConfig
     recent_orders: int  # orders kept per customer for windowed rules
+    clv: ClvConfig | None  # only once `calibrate --model clv` fitted the model (segmentation/clv.py)
     kpis: KpiConfig = field(default_factory=KpiConfig)  # checked against the grids in `from_mapping`
     warnings: tuple[str, ...] = field(default=(), compare=False)
     rates: Mapping[str, Decimal] = field(init=False, compare=False, repr=False)
@@ -118,6 +122,8 @@ class Definitions:
             "category": self.category.segments,
             "promotion": PROMOTION_SEGMENTS,
         }
+        if self.clv is not None:
+            grids["clv"] = (*self.clv.segments, CLV_NO_PURCHASE)
         for rule in self.audiences:
             grids[f"audience:{rule.name}"] = ("member", "not_member")
         return grids
@@ -189,12 +195,21 @@ class Definitions:
             category=category,
             promotion=PromotionConfig.from_mapping(read_section(raw, "promotion")),
             recent_orders=orders_kept,
+            clv=ClvConfig.from_mapping(read_section(raw, "clv")) if raw.get("clv") is not None else None,
         )
         windowed = [rule.name for rule in definitions.audiences if WINDOW_SOURCE in rule.fields]
         if windowed and not orders_kept:
             raise DefinitionsError(
                 f"recent_orders: 0 keeps no recent orders, but audiences {windowed} use windowed facts"
             )
+        if definitions.clv is None:
+            for rule in definitions.audiences:
+                needs = sorted(rule.fields & {"clv", *CLV_FIELDS})
+                if needs:
+                    raise DefinitionsError(
+                        f"audiences.{rule.name}: {', '.join(needs)} need a clv section"
+                        " (segstream calibrate --model clv)"
+                    )
         kpis = KpiConfig.from_mapping(read_section(raw, "kpis"), definitions.grid_segments)
         object.__setattr__(definitions, "kpis", kpis)
         warnings = tuple(

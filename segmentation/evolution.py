@@ -199,7 +199,7 @@ def _erase(
         ("lifecycle", state.seg_lifecycle), ("rfm", state.seg_rfm), ("value", state.seg_value),
         ("email", state.seg_email), ("channel", state.seg_channel), ("age_band", state.seg_age_band),
         ("region", state.seg_region), ("satisfaction", state.seg_satisfaction),
-        ("category", state.seg_category), ("promotion", state.seg_promotion),
+        ("category", state.seg_category), ("promotion", state.seg_promotion), ("clv", state.seg_clv),
     ]  # fmt: skip
     changes: list[Change] = [(grid, segment, None) for grid, segment in segments if segment is not None]
     changes += [(audiences.PREFIX + name, segment, None) for name, segment in state.audiences]

@@ -45,6 +45,7 @@ from segmentation.state import (
     I_OPEN_SCORE,
     I_ORDERS,
     I_PROFILE_AT,
+    I_PURCHASE_DAYS,
     I_REACTIVATED_AT,
     I_RECENT_ORDERS,
     I_REFUNDED,
@@ -65,8 +66,8 @@ __all__ = ["FOLDS", "TOUCHES"]
 
 Fold = Callable[[CustomerState, Any, Definitions, list[Any], datetime], tuple[str, ...]]
 
-_PURCHASE_GRIDS = ("lifecycle", "rfm", "value", "channel", "promotion")
-_ITEMS_PURCHASE_GRIDS = ("lifecycle", "rfm", "value", "channel", "category", "promotion")
+_PURCHASE_GRIDS = ("lifecycle", "rfm", "value", "channel", "promotion", "clv")
+_ITEMS_PURCHASE_GRIDS = ("lifecycle", "rfm", "value", "channel", "category", "promotion", "clv")
 
 
 def _purchase(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetime) -> tuple[str, ...]:
@@ -88,9 +89,18 @@ def _purchase(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetim
         order = RecentOrder(t, key, channel, coupon, amount, tuple(name for name, _ in split))
         v[I_RECENT_ORDERS] = record_order(s.recent_orders, order, d.recent_orders)
     first = s.first_purchase_at
+    last = s.last_purchase_at
+    # distinct UTC purchase days (CLV's x + 1): exact in order; a late purchase on a day other than the
+    # first's or the last's counts as a new day (the state keeps no list of days), see docs/clv.md
+    days = s.purchase_days or s.orders  # a state stored before purchase_days existed: orders stand in
+    if first is None or last is None:
+        v[I_PURCHASE_DAYS] = 1
+    elif (day := t.date()) != last.date() and day != first.date():
+        v[I_PURCHASE_DAYS] = days + 1
+    elif not s.purchase_days:
+        v[I_PURCHASE_DAYS] = days
     if first is None or t < first:
         v[I_FIRST_PURCHASE] = t
-    last = s.last_purchase_at
     if last is None or t >= last:
         v[I_LAST_PURCHASE] = t
         # A purchase made while at_risk or lost reactivates; the stage *at the purchase time* decides.
@@ -114,7 +124,7 @@ def _refund(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetime)
         record = refund_order(s.recent_orders, key, amount)
         if record is not None:
             v[I_RECENT_ORDERS] = record
-    return ("rfm", "value")
+    return ("rfm", "value", "clv")
 
 
 def _email_sent(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetime) -> tuple[str, ...]:
@@ -236,8 +246,11 @@ TOUCHES: Mapping[str, frozenset[str]] = {
             "last_purchase_at",
             "coupon_orders",
             SOURCE,
+            "p_alive",
+            "expected_purchases_12m",
+            "clv_12m",
         ),
-        "refund": ("monetary", "refunds", SOURCE),
+        "refund": ("monetary", "refunds", SOURCE, "clv_12m"),
         "email_sent": ("emails_sent",),
         "email_open": ("email_opens",),
         "email_click": ("email_clicks",),

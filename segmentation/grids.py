@@ -1,8 +1,9 @@
 """The grid registry: for each exclusive grid, how to classify, explain and foresee it.
 
 Canonical grid order (also the order of transitions inside one outcome): lifecycle, rfm, value,
-email, channel, age_band, region, satisfaction, category, promotion, then the audiences in name order.
-Only lifecycle, rfm, email and age_band (and audiences with `within`) change with time alone.
+email, channel, age_band, region, satisfaction, category, promotion, clv, then the audiences in name order.
+Only lifecycle, rfm, email, age_band and clv (and audiences with `within` or windowed facts) change with time
+alone. The clv grid exists only with a `clv:` definitions section: without it its segment is None throughout.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime
 from segmentation import (
     category,
     channel,
+    clv,
     demographics,
     email_appetence,
     lifecycle,
@@ -28,14 +30,14 @@ __all__ = ["ASSESS", "CLASSIFY", "EXPLAIN", "GRID_ORDER", "NEXT_CHANGE", "TIME_G
 
 GRID_ORDER = (
     "lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction",
-    "category", "promotion",
+    "category", "promotion", "clv",
 )  # fmt: skip
-TIME_GRIDS = ("lifecycle", "rfm", "email", "age_band")
+TIME_GRIDS = ("lifecycle", "rfm", "email", "age_band", "clv")
 
-Classifier = Callable[[CustomerState, Definitions, datetime], str]
+Classifier = Callable[[CustomerState, Definitions, datetime], str | None]  # None: grid not defined
 Foresight = Callable[[CustomerState, Definitions, datetime, str], datetime | None]
 Explainer = Callable[[CustomerState, Definitions, datetime, str], dict[str, str]]
-Assessor = Callable[[CustomerState, Definitions, datetime], tuple[str, datetime | None]]
+Assessor = Callable[[CustomerState, Definitions, datetime], tuple[str | None, datetime | None]]
 
 CLASSIFY: Mapping[str, Classifier] = {
     "lifecycle": lambda s, d, now: lifecycle.classify(s, d.lifecycle, now),
@@ -48,6 +50,7 @@ CLASSIFY: Mapping[str, Classifier] = {
     "satisfaction": lambda s, d, now: satisfaction.classify(s, d.satisfaction),
     "category": lambda s, d, now: category.classify(s, d.category),
     "promotion": lambda s, d, now: promotion.classify(s, d.promotion),
+    "clv": lambda s, d, now: clv.assess(s, d.clv, now, d.scale)[0],
 }
 
 NEXT_CHANGE: Mapping[str, Foresight] = {
@@ -55,6 +58,7 @@ NEXT_CHANGE: Mapping[str, Foresight] = {
     "rfm": lambda s, d, now, seg: rfm.next_change(s, d.rfm, now, seg),
     "email": lambda s, d, now, seg: email_appetence.next_change(s, d.email, now, seg),
     "age_band": lambda s, d, now, seg: demographics.age_band_next_change(s, d.age_band, now),
+    "clv": lambda s, d, now, seg: clv.assess(s, d.clv, now, d.scale)[1],
 }
 
 EXPLAIN: Mapping[str, Explainer] = {
@@ -68,6 +72,7 @@ EXPLAIN: Mapping[str, Explainer] = {
     "satisfaction": lambda s, d, now, seg: satisfaction.explain(s, d.satisfaction, seg),
     "category": lambda s, d, now, seg: category.explain(s, d.category, seg),
     "promotion": lambda s, d, now, seg: promotion.explain(s, d.promotion, seg),
+    "clv": lambda s, d, now, seg: clv.explain(s, d.clv, now, seg, d.scale),
 }
 
 
@@ -98,4 +103,5 @@ ASSESS: Mapping[str, Assessor] = {
     "satisfaction": lambda s, d, now: (satisfaction.classify(s, d.satisfaction), None),
     "category": lambda s, d, now: (category.classify(s, d.category), None),
     "promotion": lambda s, d, now: (promotion.classify(s, d.promotion), None),
+    "clv": lambda s, d, now: clv.assess(s, d.clv, now, d.scale),
 }

@@ -72,9 +72,9 @@ class _Plan:
 def plan_for(d: Definitions) -> _Plan:
     plan: _Plan | None = d.memo.get("plan")
     if plan is None:
-        # fields that change with time alone: datetimes (`within`) and the recent orders (windowed aggregates)
-        datetime_fields = {f for f, kind in audiences.FIELDS.items() if kind is FieldType.DATETIME}
-        datetime_fields.add(SOURCE)
+        timed_kinds = (FieldType.DATETIME, FieldType.FALLING)  # fields through which time alone acts
+        datetime_fields = {f for f, kind in audiences.FIELDS.items() if kind in timed_kinds}
+        datetime_fields.add(SOURCE)  # the recent orders: windowed aggregates change with time too
         rules = tuple(sorted(d.audiences, key=lambda rule: rule.name))
         plan = _Plan(
             rules,
@@ -86,7 +86,7 @@ def plan_for(d: Definitions) -> _Plan:
                     r.name,
                     bool(r.fields & datetime_fields),
                     audiences.fades_only(r.expr),
-                    audiences.getters(r),
+                    audiences.getters(r, d.clv),
                     audiences.PREFIX + r.name,
                     ((r.name, audiences.NOT_MEMBER), (r.name, audiences.MEMBER)),
                 )
@@ -102,7 +102,7 @@ def plan_for(d: Definitions) -> _Plan:
                 )
                 for grid in GRID_ORDER
             },
-            {rule.name: (rule, audiences.getters(rule)) for rule in rules},
+            {rule.name: (rule, audiences.getters(rule, d.clv)) for rule in rules},
         )
         d.memo["plan"] = plan
     return plan
@@ -123,6 +123,7 @@ def reevaluate(
     current = state_of(v)
     changes: list[Change] = []
     due_changed = False
+    segment: str | None
     for grid in grids:
         assess, index, due_index = _SPECS[grid]
         if grid == "rfm":  # R, F, M are kept too

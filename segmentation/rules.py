@@ -16,15 +16,15 @@ changes without any new event (for exact time-driven transitions).
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from segmentation.rule_text import format_value, to_text, window_text
-from segmentation.rule_windows import AGGREGATES, SOURCE, CompiledWindow, WindowFilters, compile_windowed
+from segmentation.rule_fields import FieldType, check_leaf, check_windowed
+from segmentation.rule_text import to_text, window_text
+from segmentation.rule_windows import SOURCE, CompiledWindow, WindowFilters, compile_windowed
 from segmentation.rules_syntax import (
     And,
     Compare,
@@ -42,17 +42,7 @@ from segmentation.rules_syntax import (
 __all__ = ["FieldType", "Node", "Rule", "RuleError", "parse_rule", "to_text", "window_text"]
 
 
-class FieldType(enum.Enum):
-    """Type of an allow-listed customer field; NUMBER values are int or Decimal, DATETIME tz-aware."""
-
-    NUMBER = "number"
-    STRING = "string"
-    DATETIME = "datetime"
-    BOOL = "boolean"
-
-
 _Predicate = Callable[[Mapping[str, Any], datetime], bool]
-_ORDERING = frozenset({"<", "<=", ">", ">="})
 
 
 @dataclass(frozen=True)
@@ -62,20 +52,30 @@ class Rule:
     name: str
     text: str
     expr: Node
+    falling: frozenset[str] = frozenset()  # the FALLING fields among the rule's (set by `parse_rule`)
     fields: frozenset[str] = field(init=False)
     _predicate: _Predicate = field(init=False, repr=False, compare=False)
     _windows: tuple[tuple[str, timedelta], ...] = field(init=False, repr=False, compare=False)
     _windowed: tuple[CompiledWindow, ...] = field(init=False, repr=False, compare=False)
+    _thresholds: tuple[tuple[str, Decimal, bool], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         leaves = list(_leaves(self.expr))
         windows = {(leaf.field, _window(leaf)) for leaf in leaves if isinstance(leaf, Within)}
         windowed = {leaf: compile_windowed(leaf)[0] for leaf in leaves if isinstance(leaf, Windowed)}
+        # a comparison with a falling field flips once: when the value goes below the literal (<, >=) or
+        # reaches it (<=, >)
+        thresholds = {
+            (leaf.field, Decimal(leaf.value), leaf.op in ("<=", ">"))  # type: ignore[arg-type]
+            for leaf in leaves
+            if isinstance(leaf, Compare) and leaf.field in self.falling
+        }
         fields = frozenset(SOURCE if isinstance(leaf, Windowed) else leaf.field for leaf in leaves)
         object.__setattr__(self, "fields", fields)
-        object.__setattr__(self, "_predicate", _compile(self.expr))
+        object.__setattr__(self, "_predicate", _compile(self.expr, self.falling))
         object.__setattr__(self, "_windows", tuple(sorted(windows)))
         object.__setattr__(self, "_windowed", tuple(windowed.values()))
+        object.__setattr__(self, "_thresholds", tuple(sorted(thresholds)))
 
     def evaluate(self, values: Mapping[str, object], now: datetime) -> bool:
         """Whether a customer with these field values is in the audience at `now` (event time)."""
@@ -89,12 +89,13 @@ class Rule:
     ) -> datetime | None:
         """Earliest instant after `now` at which `evaluate` changes with time alone, else None.
 
-        Each `within` clause flips from true to false once, at field + window, so the result is
-        constant between those deadlines: the answer is the first deadline whose result differs.
+        Each `within` clause flips from true to false once, at field + window, and each comparison with a
+        falling field once, when the value crosses the literal, so the result is constant between those
+        deadlines: the answer is the first deadline whose result differs.
         `current` is `evaluate(values, now)` when the caller already has it (saves one evaluation).
         """
         windows = self._windows
-        if len(windows) == 1 and not self._windowed:  # the common case: no set, no sort
+        if len(windows) == 1 and not self._windowed and not self._thresholds:  # common: no set, no sort
             name, window = windows[0]
             deadline = self._deadline(values.get(name), window)
             if deadline is None or deadline <= now:
@@ -109,6 +110,12 @@ class Rule:
                 deadlines.add(deadline)
         for compiled in self._windowed:
             deadlines.update(compiled.deadlines(values, now))
+        for name, limit, inclusive in self._thresholds:
+            value = values.get(name)
+            if value is not None:
+                crossing = value.first_below(limit, inclusive, now)  # type: ignore[attr-defined]
+                if crossing is not None and crossing > now:
+                    deadlines.add(crossing)
         if not deadlines:
             return None
         if current is None:
@@ -149,26 +156,15 @@ def parse_rule(
     expr = parse_expression(name, text)
     for leaf in _leaves(expr):
         if isinstance(leaf, Windowed):
-            _check_windowed(name, leaf, window_filters)
+            check_windowed(name, leaf, window_filters)
         else:
-            _check(name, leaf, fields)
-    return Rule(name, text, expr)
-
-
-def _check_windowed(rule: str, leaf: Windowed, filters: WindowFilters | None) -> None:
-    if filters is None:
-        raise RuleError(rule, f"windowed aggregates such as {leaf.field}(...) are not available here")
-    if leaf.field not in AGGREGATES:
-        raise RuleError(rule, f"unknown aggregate {leaf.field!r} (allowed: {', '.join(AGGREGATES)})")
-    if leaf.value is None or _kind(leaf.value) != "number":
-        raise RuleError(rule, f"{leaf.field}(...) is a number, compared with {format_value(leaf.value)}")
-    for name, value in leaf.filters:
-        allowed = filters.get(name)
-        if allowed is None:
-            raise RuleError(rule, f"unknown filter {name!r} (allowed: {', '.join(sorted(filters))})")
-        if value not in allowed or type(value) is not type(next(iter(allowed))):
-            shown = ", ".join(sorted(format_value(v) for v in allowed))
-            raise RuleError(rule, f"filter {name!r} cannot be {format_value(value)} (allowed: {shown})")
+            check_leaf(name, leaf, fields)
+    falling = frozenset(
+        leaf.field
+        for leaf in _leaves(expr)
+        if not isinstance(leaf, Windowed) and fields[leaf.field] is FieldType.FALLING
+    )
+    return Rule(name, text, expr, falling)
 
 
 def _leaves(node: Node) -> Iterator[Compare | Membership | Within | Windowed]:
@@ -181,59 +177,25 @@ def _leaves(node: Node) -> Iterator[Compare | Membership | Within | Windowed]:
         yield node
 
 
-def _kind(value: str | int | Decimal | bool) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    return "string" if isinstance(value, str) else "number"
-
-
-def _check(rule: str, leaf: Compare | Membership | Within, fields: Mapping[str, FieldType]) -> None:
-    """Reject at definition time what could only fail or silently never match at evaluation time."""
-    kind = fields.get(leaf.field)
-    if kind is None:
-        allowed = ", ".join(sorted(fields))
-        raise RuleError(rule, f"unknown field {leaf.field!r} (allowed: {allowed})")
-    if isinstance(leaf, Within):
-        if kind is not FieldType.DATETIME:
-            raise RuleError(rule, f"'within' needs a DATETIME field, {leaf.field!r} is {kind.name}")
-        return
-    if isinstance(leaf, Compare) and leaf.value is None:
-        if leaf.op in _ORDERING:
-            raise RuleError(rule, f"operator {leaf.op!r} cannot be used with null (use == or !=)")
-        return
-    if kind is FieldType.DATETIME:
-        raise RuleError(
-            rule, f"DATETIME field {leaf.field!r} can only be compared with null or used with 'within'"
-        )
-    if isinstance(leaf, Compare) and leaf.op in _ORDERING and kind is not FieldType.NUMBER:
-        raise RuleError(rule, f"operator {leaf.op!r} is not allowed on {kind.name} field {leaf.field!r}")
-    for value in (leaf.value,) if isinstance(leaf, Compare) else leaf.values:
-        if value is None:
-            raise RuleError(rule, "null is not allowed in an 'in' list (use == null)")
-        if _kind(value) != kind.value:
-            raise RuleError(
-                rule,
-                f"type mismatch: {kind.name} field {leaf.field!r} compared with "
-                f"{_kind(value)} {format_value(value)}",
-            )
-
-
 def _window(leaf: Within) -> timedelta:
     return timedelta(days=leaf.amount) if leaf.unit == "days" else timedelta(hours=leaf.amount)
 
 
-def _compile(node: Node) -> _Predicate:
+def _compile(node: Node, falling: frozenset[str]) -> _Predicate:
     """Turn the AST into closures once, so evaluation does no tree walking or dispatch on node type."""
     if isinstance(node, Not):
-        inner = _compile(node.operand)
+        inner = _compile(node.operand, falling)
         return lambda v, now: not inner(v, now)
     if isinstance(node, And):
-        return _all(tuple(_compile(operand) for operand in node.operands))
+        return _all(tuple(_compile(operand, falling) for operand in node.operands))
     if isinstance(node, Or):
-        return _any(tuple(_compile(operand) for operand in node.operands))
+        return _any(tuple(_compile(operand, falling) for operand in node.operands))
     if isinstance(node, Windowed):
         return compile_windowed(node)[1]
     name = node.field
+    if name in falling:  # the value at `now`, then an ordinary comparison
+        compare = _compare("value", node.op, node.value)  # type: ignore[union-attr]
+        return lambda v, now: (x := v.get(name)) is not None and compare({"value": x.at(now)}, now)
     if isinstance(node, Within):
         window = _window(node)
         return lambda v, now: (x := v.get(name)) is not None and now - x < window

@@ -149,6 +149,10 @@ class CustomerState(NamedTuple):
     recent_orders: tuple[RecentOrder, ...] = ()  # oldest first; at most `recent_orders.size`
     seg_category: str | None = None
     seg_promotion: str | None = None
+    # CLV (segmentation/clv.py): distinct UTC purchase days (x = purchase_days - 1), the clv tier, its due
+    purchase_days: int = 0
+    seg_clv: str | None = None
+    due_clv: datetime | None = None
 
     @property
     def recent_event_ids(self) -> tuple[str, ...]:
@@ -159,6 +163,12 @@ class CustomerState(NamedTuple):
     def new(cls, customer_id: str) -> CustomerState:
         """A customer never seen: no segment in any grid until the first event."""
         return cls(customer_id)
+
+    @property
+    def repeat_purchase_days(self) -> int:
+        """BG/NBD's frequency x: distinct purchase days - 1. A state stored before `purchase_days` existed (0
+        with orders) counts its orders instead: the same unless a day had several orders."""
+        return max(0, (self.purchase_days or self.orders) - 1)
 
     @property
     def monetary_minor(self) -> int:
@@ -223,3 +233,4 @@ I_RECENT = _F.index("recent_ids")
 I_COUPON_ORDERS = _F.index("coupon_orders")
 I_CATEGORIES = _F.index("categories")
 I_RECENT_ORDERS = _F.index("recent_orders")
+I_PURCHASE_DAYS = _F.index("purchase_days")

@@ -34,6 +34,8 @@ by `state_from_mapping`, as are the derived keys (marked *derived*), which exist
 | `segment:audience:<name>` | `member` or `not_member` for each audience (kept sorted by name) |
 | `due:lifecycle`, `due:rfm`, `due:email`, `due:age_band`, `due:audiences` | next change by time, per grid |
 | `next_due_at` | the earliest of the `due:*` (when `advance` must next run for this customer) |
+| `purchase_days` | distinct UTC days with a purchase (BG/NBD frequency x = purchase_days - 1) |
+| `segment:clv`, `due:clv` | predicted-CLV tier (only with a `clv:` definitions section), next change |
 | `recent_event_ids` | JSON list of the last event ids applied, long ones as digests (duplicate detection) |
 | `coupon_orders` | orders placed with a coupon |
 | `categories` | JSON `[[category, orders, spend_minor], ...]` by name: lifetime per category |
@@ -189,11 +191,15 @@ _TABLE: tuple[tuple[str, str, _Codec], ...] = (
     ("recent_orders", "recent_orders", _ORDERS),
     ("segment:category", "seg_category", _OPT_STR),
     ("segment:promotion", "seg_promotion", _OPT_STR),
+    ("purchase_days", "purchase_days", _INT),
+    ("segment:clv", "seg_clv", _OPT_STR),
+    ("due:clv", "due_clv", _TIME),
 )
 # Fields a hash written before them may lack: read as the state's default (see the module docstring).
-_OPTIONAL = frozenset(
-    {"coupon_orders", "categories", "recent_orders", "segment:category", "segment:promotion"}
-)
+_OPTIONAL = frozenset({
+    "coupon_orders", "categories", "recent_orders", "segment:category", "segment:promotion",
+    "purchase_days", "segment:clv", "due:clv",
+})  # fmt: skip
 _AUDIENCE = "segment:audience:"
 _RECENT = "recent_event_ids"
 _DERIVED = frozenset({"monetary_minor", "monetary"})

@@ -46,7 +46,9 @@ Cell = tuple[str, str, str]  # grid, from, to ("-" for no segment)
 
 def segments_of(state: CustomerState) -> dict[str, str]:
     """grid -> segment ('-' when the customer has none in that grid) for every grid the state carries."""
-    out = {grid: getattr(state, f"seg_{grid}") or "-" for grid in GRID_ORDER}
+    out = {grid: getattr(state, f"seg_{grid}") or "-" for grid in GRID_ORDER if grid != "clv"}
+    if state.seg_clv is not None:  # the clv grid exists only under definitions with a clv section
+        out["clv"] = state.seg_clv
     out.update((AUDIENCE + name, segment) for name, segment in state.audiences)
     return out
 

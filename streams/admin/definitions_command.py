@@ -45,8 +45,13 @@ def add_parsers(sub: Any) -> None:
     lg.add_argument("--namespace", help="default: SEGSTREAM_NAMESPACE or the active one")
     lg.add_argument("--format", choices=("text", "json"), default="text")
 
-    c = sub.add_parser("calibrate", help="propose RFM breakpoints from the population's quantiles")
+    c = sub.add_parser("calibrate", help="propose RFM breakpoints, or fit the CLV model (--model clv)")
     c.add_argument("--grid", default="rfm", choices=("rfm",))
+    c.add_argument("--model", choices=("clv",), help="fit BG/NBD + Gamma-Gamma on --events (docs/clv.md)")
+    c.add_argument("--events", help="--model clv: JSONL event file (.gz too) holding the purchase history")
+    c.add_argument(
+        "--until", help="--model clv: calibration end, ISO date or date-time (default: last event)"
+    )
     c.add_argument("--bins", type=int, default=5)
     c.add_argument("--output", help="new definitions file (default: print the proposal only)")
     c.add_argument("--version", help="version of the new file (default: the current one bumped)")
@@ -195,6 +200,10 @@ async def _log(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_calibrate(settings: Settings, args: argparse.Namespace) -> int:
+    if args.model == "clv":
+        from streams.admin import calibrate_clv
+
+        return calibrate_clv.run(settings, args)
     from segmentation import Definitions
     from streams.admin import calibrate
     from streams.admin import definitions_change as change

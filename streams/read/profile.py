@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from segmentation.currencies import CURRENCY_EXPONENT
 from streams.store.port import HISTORY_TRIMMED
 
+_CLV = "segment:clv"
 AMOUNT_PATTERN = "^[0-9]+([.][0-9]+)?$"  # declared as is in the OpenAPI document
 
 
@@ -145,7 +146,8 @@ def profile_of(
     def amount(field: str) -> Money | None:
         return None if known is None else money(_opt_int(get(field)) or 0, known)
 
-    segments = {k[8:]: (v or None) for k, v in row.items() if k.startswith("segment:")}
+    # every grid the hash carries; `clv` only once a clv definitions section gave it a segment (docs/clv.md)
+    segments = {k[8:]: (v or None) for k, v in row.items() if k.startswith("segment:") and (v or k != _CLV)}
     return CustomerProfile(
         customer_id=customer_id,
         partition=partition,

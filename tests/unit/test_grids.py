@@ -250,5 +250,5 @@ def test_assess_is_classify_then_next_change(grid: str) -> None:
         for now in (day(0), day(45), day(400), datetime(2031, 6, 1, tzinfo=UTC)):
             segment = CLASSIFY[grid](state, DEFAULT, now)
             foresee = NEXT_CHANGE.get(grid)
-            due = foresee(state, DEFAULT, now, segment) if foresee else None
+            due = foresee(state, DEFAULT, now, segment) if foresee and segment is not None else None
             assert ASSESS[grid](state, DEFAULT, now) == (segment, due), (grid, state, now)

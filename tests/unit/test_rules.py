@@ -14,7 +14,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from segmentation import rule_text, rule_windows, rules, rules_syntax
+from segmentation import rule_fields, rule_text, rule_windows, rules, rules_syntax
 from segmentation.rules import FieldType, Rule, RuleError, parse_rule, to_text
 from segmentation.rules_syntax import And, Compare, Membership, Node, Not, Or, Within
 
@@ -489,12 +489,13 @@ def test_no_python_object_attribute_can_be_reached() -> None:
             "segmentation.rules_syntax",
             "segmentation.rule_windows",
             "segmentation.rule_text",
+            "segmentation.rule_fields",
             "operator",
             "bisect",
             "functools",
         }
     )
-    for module in (rules, rules_syntax, rule_windows, rule_text):
+    for module in (rules, rules_syntax, rule_windows, rule_text, rule_fields):
         tree = ast.parse(Path(str(module.__file__)).read_text())
         for node in ast.walk(tree):
             assert not (isinstance(node, ast.Name) and node.id in forbidden), node.id
