@@ -65,6 +65,9 @@ class RedisStateStore:
     ) -> dict[str, dict[str, str]]:
         if not customer_ids and claim is None:
             return {}
+        # Ours as the load is sent: a commit of ours in flight may land after Redis answers this load and
+        # still have its reply handled first (tests/contract/test_load_during_commit.py).
+        next_seq = self._next_seq.get(partition, 1)
         async with self._r.pipeline(transaction=False) as pipe:
             if claim is not None:
                 pipe.hmget(self._keys.partition_meta(partition), ["fence", "seq", "owner"])
@@ -74,7 +77,7 @@ class RedisStateStore:
         if claim is not None:
             fence, seq, owner = rows.pop(0)
             stored_owner = None if owner is None else _text(owner)
-            check_standing(claim, _int(fence), _int(seq) or 0, self._next_seq.get(partition, 1), stored_owner)
+            check_standing(claim, _int(fence), _int(seq) or 0, next_seq, stored_owner)
         return {cid: _decode(row) for cid, row in zip(customer_ids, rows, strict=True) if row}
 
     async def commit(
