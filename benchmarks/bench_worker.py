@@ -228,6 +228,25 @@ def summary(name: str, runs: list[Run]) -> list[str]:
     return out
 
 
+def events_topic(
+    bootstrap: str, url: str, partitions: int, events: int, per_customer: int, kind: str = "bench"
+) -> tuple[Settings, int]:
+    """Fresh topics and the engagement-heavy sample (~`events` events, `per_customer` each) on the events
+    topic: what every job of a run consumes. Returns the settings naming the topics and the event count."""
+    base = fresh_settings(bootstrap, url, partitions, kind)
+    spec = sample.SampleSpec(
+        customers=max(1, events // per_customer), days=365, seed=11, malformed_share=0.002
+    )
+    asyncio.run(ensure_topics(base))
+    started = time.monotonic()
+    total = asyncio.run(sample.produce(spec, bootstrap, base.events_topic))
+    print(
+        f"topic: {total} events ({spec.customers} customers, 365 days, {partitions} partitions), "
+        f"produced in {time.monotonic() - started:.1f}s"
+    )
+    return base, total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -249,18 +268,8 @@ def main() -> None:
     args = parser.parse_args()
     bootstrap, url = services()
     pids = service_pids(bootstrap, url)
-    base = fresh_settings(bootstrap, url, args.partitions)
-    spec = sample.SampleSpec(
-        customers=max(1, args.events // args.events_per_customer), days=365, seed=11, malformed_share=0.002
-    )
-    asyncio.run(ensure_topics(base))
-    started = time.monotonic()
-    total = asyncio.run(sample.produce(spec, bootstrap, base.events_topic))
+    base, total = events_topic(bootstrap, url, args.partitions, args.events, args.events_per_customer)
     print(f"machine: {describe()}; CPU accounted for: worker, {', '.join(pids) or 'nothing else'}")
-    print(
-        f"topic: {total} events ({spec.customers} customers, 365 days, {args.partitions} partitions), "
-        f"produced in {time.monotonic() - started:.1f}s"
-    )
     client = redis.Redis.from_url(url)
     variants = {"segstream worker": ROOT}
     if args.baseline is not None:

@@ -1,0 +1,152 @@
+"""segstream against the same job in quixstreams and in a naive Faust agent: events/s and CPU-us per event.
+
+    pip install -e '.[bench-peer]'        # quixstreams, for the peer (benchmarks/peer_quix.py)
+    .venv/bin/python benchmarks/bench_peers.py [--events 200000] [--rounds 3] [--naive-events 20000]
+
+One topic (the engagement-heavy sample of bench_worker.py), one broker, one run: each round runs the
+segstream worker (state in Redis) and the quixstreams peer (state in RocksDB + changelog topic), each in its
+own process from the start of the topic; the naive Faust agent (benchmarks/naive_agent.py) runs once on the
+first `--naive-events`. Each job is timed from its first event to its last one committed; CPU is read from
+/proc over the same window for the job's process, redis-server and the Kafka broker (the peer uses no Redis:
+what Redis spends meanwhile is other load). Medians over rounds, then the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bench_worker import (
+    Run,
+    events_topic,
+    run_naive,
+    run_worker,
+    service_pids,
+    services,
+    summary,
+)
+from benchmarks.machine import describe
+from benchmarks.process_cpu import CpuMeter, budget_lines
+from streams.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SEGSTREAM, PEER, NAIVE = "segstream worker", "quixstreams peer", "naive Faust agent"
+
+
+def run_quix(base: Settings, total: int, pids: dict[str, int]) -> Run:
+    """The peer in its own process on a fresh consumer group, state directory and output topics."""
+    tag = f"peer-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as state_dir:
+        env = dict(
+            os.environ,
+            BENCH_BOOTSTRAP=base.kafka_bootstrap,
+            BENCH_TOPIC=base.events_topic,
+            BENCH_TRANSITIONS=f"{base.transitions_topic}-{tag}",
+            BENCH_DLQ=f"{base.dlq_topic}-{tag}",
+            BENCH_GROUP=tag,
+            BENCH_STATE_DIR=state_dir,
+            BENCH_EVENTS=str(total),
+            PYTHONPATH=str(ROOT),
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.peer_quix"], env=env, cwd=ROOT, stdout=subprocess.PIPE
+        )
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline().split()
+            if not first:
+                raise SystemExit("quixstreams peer exited early (pip install -e '.[bench-peer]'?)")
+            meter = CpuMeter({"quix peer": proc.pid, **pids})
+            done = proc.stdout.readline().split()
+            spent = meter.spent()
+            if not done:
+                raise SystemExit("quixstreams peer exited before its last event")
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    count, started, ended = int(done[1]), float(done[2]), float(done[3])
+    return Run(count / (ended - started), ended - started, count, spent)
+
+
+def compare(runs: dict[str, list[Run]]) -> list[str]:
+    """One line per job (median events/s, CPU-us/event of process + redis + broker), then segstream's
+    ratios to each other job."""
+    rows: dict[str, tuple[float, float, float, float]] = {}
+    for name, measured in runs.items():
+        if not measured:
+            continue
+        proc_name = next(iter(measured[0].cpu))
+        own = statistics.median(r.per_event(proc_name) for r in measured)
+        red = statistics.median(r.per_event("redis") for r in measured)
+        kafka = statistics.median(r.per_event("kafka") for r in measured)
+        rows[name] = (statistics.median(r.rate for r in measured), own, red, kafka)
+    out = [f"{'job':20}{'events/s':>11}{'process':>10}{'redis':>8}{'kafka':>8}{'total CPU-us/event':>20}"]
+    for name, (rate, own, red, kafka) in rows.items():
+        out.append(f"{name:20}{rate:>11,.0f}{own:>10.1f}{red:>8.1f}{kafka:>8.1f}{own + red + kafka:>20.1f}")
+    if SEGSTREAM in rows:
+        ours = rows[SEGSTREAM]
+        for name, (rate, own, red, kafka) in rows.items():
+            if name != SEGSTREAM:
+                out.append(
+                    f"segstream vs {name}: {ours[0] / rate:.1f}x events/s, "
+                    f"{(own + red + kafka) / sum(ours[1:]):.1f}x less CPU per event"
+                )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=200_000, help="approximate size of the topic")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds of segstream and the peer")
+    parser.add_argument("--naive-events", type=int, default=20_000, help="naive agent's events (0: none)")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--events-per-customer", type=int, default=120)
+    args = parser.parse_args()
+    bootstrap, url = services()
+    pids = service_pids(bootstrap, url)
+    base, total = events_topic(
+        bootstrap, url, args.partitions, args.events, args.events_per_customer, "peers"
+    )
+    print(f"machine: {describe()}; CPU accounted for: the job, {', '.join(pids) or 'nothing else'}")
+    client = redis.Redis.from_url(url)
+    runs: dict[str, list[Run]] = defaultdict(list)
+    for i in range(args.rounds):
+        jobs: dict[str, Callable[[], Run]] = {
+            SEGSTREAM: lambda: run_worker(base, client, total, pids),
+            PEER: lambda: run_quix(base, total, pids),
+        }
+        for name, job in jobs.items():
+            run = job()
+            runs[name].append(run)
+            print(
+                f"  {name} round {i + 1}: {run.rate:,.0f} events/s ({run.events} events, {run.seconds:.1f}s)"
+            )
+            print("\n".join(budget_lines(run.cpu, run.events, run.seconds)))
+    if args.naive_events > 0:
+        naive = run_naive(base, client, bootstrap, url, min(args.naive_events, total), pids)
+        runs[NAIVE].append(naive)
+        print(f"  {NAIVE}: {naive.rate:,.0f} events/s ({naive.events} events)")
+        print("\n".join(budget_lines(naive.cpu, naive.events, naive.seconds)))
+    print()
+    for name, measured in runs.items():
+        print("\n".join(summary(name, measured)))
+    print()
+    print("\n".join(compare(runs)))
+
+
+if __name__ == "__main__":
+    main()
