@@ -71,7 +71,7 @@ def test_variants_name_settings_fields_only() -> None:
 
 
 def test_reclaims_are_the_fenced_and_rewound_counters_of_every_worker() -> None:
-    metrics = {
+    metrics: dict[bytes | str, bytes | str] = {
         b"w:h-1:events": b"900",
         b"r:h-1:rewound": b"3",
         "r:h-2:fenced": "2",
