@@ -9,7 +9,8 @@ engagement-heavy sample at the rate, each event dated at its planned send time. 
 topic meanwhile: a transition's `data.cause` is the id of the event that caused it, so an event's latency is
 the arrival of its first transition minus the moment it was handed to the producer. Events sent during the
 warm-up (after the worker answered a first event) are left out; so are events that change no segment. Prints
-p50/p95/p99/max, the rate achieved and the CPU-us per event of the worker, redis-server and the broker.
+p50/p95/p99/max, the rate achieved and the CPU-us per event of the worker, redis-server, the broker and
+this load generator (`load`: producing and reading the transitions).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -176,7 +178,7 @@ async def paced(
         now = time.monotonic()
         due = min(len(events), int((now - start) * rate) + 1)
         if meter is None and now - start >= warmup:
-            meter, first = CpuMeter({"worker": worker, **pids}), i
+            meter, first = CpuMeter({"worker": worker, **pids, "load": os.getpid()}), i
         while i < due:
             key, event_id, line = events[i]
             matcher.produced(event_id, time.time())
