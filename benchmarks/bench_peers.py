@@ -13,7 +13,6 @@ what Redis spends meanwhile is other load). Medians over rounds, then the ratios
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -36,6 +35,7 @@ from benchmarks.bench_worker import (
     service_pids,
     services,
     summary,
+    topic_arguments,
 )
 from benchmarks.machine import describe
 from benchmarks.process_cpu import CpuMeter, budget_lines
@@ -107,14 +107,8 @@ def compare(runs: dict[str, list[Run]]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--events", type=int, default=200_000, help="approximate size of the topic")
+    parser = topic_arguments(__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds of segstream and the peer")
-    parser.add_argument("--naive-events", type=int, default=20_000, help="naive agent's events (0: none)")
-    parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--events-per-customer", type=int, default=120)
     args = parser.parse_args()
     bootstrap, url = services()
     pids = service_pids(bootstrap, url)

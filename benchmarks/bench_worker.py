@@ -247,13 +247,11 @@ def events_topic(
     return base, total
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def topic_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options of the shared topic and of the naive agent's run (bench_worker.py, bench_peers.py)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000, help="approximate size of the topic")
     parser.add_argument("--naive-events", type=int, default=20_000, help="naive agent's events (0: none)")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per worker variant")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument(
         "--events-per-customer",
@@ -261,6 +259,12 @@ def main() -> None:
         default=120,
         help="sets the population (events / this): fewer events per customer, more state writes per event",
     )
+    return parser
+
+
+def main() -> None:
+    parser = topic_arguments(__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per worker variant")
     parser.add_argument("--baseline", type=Path, help="checkout whose worker runs in alternate rounds")
     parser.add_argument("--profile", action="store_true", help="one more run sampled by py-spy")
     parser.add_argument("--py-spy", help="py-spy executable (default: on PATH)")
