@@ -55,7 +55,8 @@ def test_peer_benchmark_compares_segstream_with_the_quixstreams_job(services: Se
 @pytest.mark.timeout(120)
 def test_latency_benchmark_measures_event_to_transition_percentiles(services: Services) -> None:
     out = run(services, "bench_latency.py", "--rates", "400", "--seconds", "4", "--warmup", "1")
-    row = re.search(r"^defaults +400 +([\d,]+) +(\d+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+)", out, re.M)
+    assert "settings: defaults" in out, out
+    row = re.search(r"^ +400 +([\d,]+) +(\d+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) ", out, re.M)
     assert row is not None, out
     achieved, events, p50, p95, p99, top = (float(g.replace(",", "")) for g in row.groups())
     assert 300 <= achieved <= 500  # the producer kept the rate
