@@ -7,8 +7,9 @@ One topic (the engagement-heavy sample of bench_worker.py), one broker, one run:
 segstream worker (state in Redis) and the quixstreams peer (state in RocksDB + changelog topic), each in its
 own process from the start of the topic; the naive Faust agent (benchmarks/naive_agent.py) runs once on the
 first `--naive-events`. Each job is timed from its first event to its last one committed; CPU is read from
-/proc over the same window for the job's process, redis-server and the Kafka broker (the peer uses no Redis:
-what Redis spends meanwhile is other load). Medians over rounds, then the ratios.
+/proc over the same window for the job's process, redis-server (not for the peer, which uses no Redis) and
+the Kafka broker; on a shared machine the services' figures include other clients' load. Medians over
+rounds, then the ratios.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def run_quix(base: Settings, total: int, pids: dict[str, int]) -> Run:
             first = proc.stdout.readline().split()
             if not first:
                 raise SystemExit("quixstreams peer exited early (pip install -e '.[bench-peer]'?)")
-            meter = CpuMeter({"quix peer": proc.pid, **pids})
+            used = {name: pid for name, pid in pids.items() if name != "redis"}  # the peer's state is local
+            meter = CpuMeter({"quix peer": proc.pid, **used})
             done = proc.stdout.readline().split()
             spent = meter.spent()
             if not done:
@@ -81,27 +83,29 @@ def run_quix(base: Settings, total: int, pids: dict[str, int]) -> Run:
 
 
 def compare(runs: dict[str, list[Run]]) -> list[str]:
-    """One line per job (median events/s, CPU-us/event of process + redis + broker), then segstream's
-    ratios to each other job."""
-    rows: dict[str, tuple[float, float, float, float]] = {}
+    """One line per job (median events/s, CPU-us/event of its process and of the services it uses: the peer
+    uses no Redis), then segstream's ratios to each other job."""
+    rows: dict[str, tuple[float, float, float | None, float]] = {}
     for name, measured in runs.items():
         if not measured:
             continue
-        proc_name = next(iter(measured[0].cpu))
-        own = statistics.median(r.per_event(proc_name) for r in measured)
-        red = statistics.median(r.per_event("redis") for r in measured)
+        own = statistics.median(r.per_event(next(iter(r.cpu))) for r in measured)
+        red = (
+            statistics.median(r.per_event("redis") for r in measured) if "redis" in measured[0].cpu else None
+        )
         kafka = statistics.median(r.per_event("kafka") for r in measured)
         rows[name] = (statistics.median(r.rate for r in measured), own, red, kafka)
     out = [f"{'job':20}{'events/s':>11}{'process':>10}{'redis':>8}{'kafka':>8}{'total CPU-us/event':>20}"]
+    totals = {name: own + (red or 0.0) + kafka for name, (_, own, red, kafka) in rows.items()}
     for name, (rate, own, red, kafka) in rows.items():
-        out.append(f"{name:20}{rate:>11,.0f}{own:>10.1f}{red:>8.1f}{kafka:>8.1f}{own + red + kafka:>20.1f}")
+        shown = "-" if red is None else f"{red:.1f}"
+        out.append(f"{name:20}{rate:>11,.0f}{own:>10.1f}{shown:>8}{kafka:>8.1f}{totals[name]:>20.1f}")
     if SEGSTREAM in rows:
-        ours = rows[SEGSTREAM]
-        for name, (rate, own, red, kafka) in rows.items():
+        for name, (rate, *_) in rows.items():
             if name != SEGSTREAM:
                 out.append(
-                    f"segstream vs {name}: {ours[0] / rate:.1f}x events/s, "
-                    f"{(own + red + kafka) / sum(ours[1:]):.1f}x less CPU per event"
+                    f"segstream vs {name}: {rows[SEGSTREAM][0] / rate:.1f}x events/s, "
+                    f"{totals[name] / totals[SEGSTREAM]:.1f}x less CPU per event"
                 )
     return out
 
