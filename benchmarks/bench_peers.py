@@ -14,6 +14,7 @@ rounds, then the ratios.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
 import subprocess
@@ -21,7 +22,6 @@ import sys
 import tempfile
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -40,22 +40,28 @@ from benchmarks.bench_worker import (
 )
 from benchmarks.machine import describe
 from benchmarks.process_cpu import CpuMeter, budget_lines
+from streams.bootstrap import ensure_topics
 from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SEGSTREAM, PEER, NAIVE = "segstream worker", "quixstreams peer", "naive Faust agent"
 
 
-def run_quix(base: Settings, total: int, pids: dict[str, int]) -> Run:
-    """The peer in its own process on a fresh consumer group, state directory and output topics."""
+def run_quix(base: Settings, total: int, pids: dict[str, int], transitions: str) -> Run:
+    """The peer in its own process on a fresh consumer group and state directory, producing to
+    `transitions` (and to a dead-letter topic of its own)."""
     tag = f"peer-{uuid.uuid4().hex[:8]}"
+    topics = base.model_copy(
+        update={"transitions_topic": transitions, "dlq_topic": f"{base.dlq_topic}-{tag}"}
+    )
+    asyncio.run(ensure_topics(topics))  # partitioned like segstream's (quixstreams would make 1 partition)
     with tempfile.TemporaryDirectory() as state_dir:
         env = dict(
             os.environ,
             BENCH_BOOTSTRAP=base.kafka_bootstrap,
             BENCH_TOPIC=base.events_topic,
-            BENCH_TRANSITIONS=f"{base.transitions_topic}-{tag}",
-            BENCH_DLQ=f"{base.dlq_topic}-{tag}",
+            BENCH_TRANSITIONS=transitions,
+            BENCH_DLQ=topics.dlq_topic,
             BENCH_GROUP=tag,
             BENCH_STATE_DIR=state_dir,
             BENCH_EVENTS=str(total),
@@ -80,6 +86,20 @@ def run_quix(base: Settings, total: int, pids: dict[str, int]) -> Run:
             proc.wait(60)
     count, started, ended = int(done[1]), float(done[2]), float(done[3])
     return Run(count / (ended - started), ended - started, count, spent)
+
+
+def records_in(bootstrap: str, topic: str) -> int:
+    """Records on a topic so far (the sum of its end offsets; 0 before it exists): what a job published."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        ends = consumer.end_offsets(
+            [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        )
+        return int(sum(ends.values()))
+    finally:
+        consumer.close()
 
 
 def compare(runs: dict[str, list[Run]]) -> list[str]:
@@ -123,15 +143,18 @@ def main() -> None:
     client = redis.Redis.from_url(url)
     runs: dict[str, list[Run]] = defaultdict(list)
     for i in range(args.rounds):
-        jobs: dict[str, Callable[[], Run]] = {
-            SEGSTREAM: lambda: run_worker(base, client, total, pids),
-            PEER: lambda: run_quix(base, total, pids),
-        }
-        for name, job in jobs.items():
-            run = job()
+        outputs = {SEGSTREAM: base.transitions_topic, PEER: f"{base.transitions_topic}-peer-{i}"}
+        for name, out in outputs.items():
+            before = records_in(bootstrap, out)
+            if name == SEGSTREAM:
+                run = run_worker(base, client, total, pids)
+            else:
+                run = run_quix(base, total, pids, out)
             runs[name].append(run)
+            published = records_in(bootstrap, out) - before
             print(
-                f"  {name} round {i + 1}: {run.rate:,.0f} events/s ({run.events} events, {run.seconds:.1f}s)"
+                f"  {name} round {i + 1}: {run.rate:,.0f} events/s ({run.events} events, "
+                f"{run.seconds:.1f}s), {published} transitions published"
             )
             print("\n".join(budget_lines(run.cpu, run.events, run.seconds)))
     if args.naive_events > 0:
