@@ -50,6 +50,14 @@ def test_peer_benchmark_compares_segstream_with_the_quixstreams_job(services: Se
     assert set(rows) == {"segstream worker", "quixstreams peer"}, out
     assert all(rate > 0 for rate in rows.values())
     assert re.search(r"^segstream vs quixstreams peer: [\d.]+x events/s, [\d.]+x less CPU", out, re.M), out
+    published = dict(
+        re.findall(
+            r"^  (segstream worker|quixstreams peer) round 1: .* (\d+) transitions published", out, re.M
+        )
+    )
+    ours, theirs = int(published["segstream worker"]), int(published["quixstreams peer"])
+    assert ours > 0
+    assert abs(ours - theirs) <= 0.02 * ours  # the same job: only time-driven transitions differ
 
 
 @pytest.mark.timeout(120)
