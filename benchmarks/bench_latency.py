@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -205,13 +206,20 @@ async def read_transitions(consumer: AIOKafkaConsumer, matcher: Matcher, answere
             answered.set()
 
 
-def variant(text: str) -> dict[str, str]:
-    """`name=value,name=value` (Settings field names) as a settings update."""
-    pairs = [item.split("=", 1) for item in text.split(",") if item]
-    unknown = [name for name, _ in pairs if name not in Settings.model_fields]
+def variant(text: str) -> dict[str, Any]:
+    """`name=value,name=value` (Settings field names) as a settings update, values checked as the worker
+    would check them."""
+    pairs = dict(item.split("=", 1) for item in text.split(",") if item)
+    unknown = [name for name in pairs if name not in Settings.model_fields]
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown setting(s): {', '.join(unknown)}")
-    return {name: value for name, value in pairs}
+    try:
+        checked = Settings.model_validate(pairs)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(
+            ": ".join(line.strip() for line in str(exc).splitlines()[1:3])
+        ) from None
+    return {name: getattr(checked, name) for name in pairs}
 
 
 def main() -> None:
@@ -233,7 +241,8 @@ def main() -> None:
         f"{'rate':>7}{'achieved':>10}{'events':>8}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8} ms"
         f"{'dup':>6}{'reclaim':>8}  CPU-us/event"
     )
-    for update in [{}, *args.variant]:
+    updates: list[dict[str, Any]] = [{}, *args.variant]
+    for update in updates:
         print("settings: " + (",".join(f"{k}={v}" for k, v in update.items()) or "defaults"))
         for rate in (float(r) for r in args.rates.split(",")):
             base = fresh_settings(bootstrap, url, args.partitions, "latency")

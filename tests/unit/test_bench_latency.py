@@ -62,12 +62,14 @@ def test_live_events_are_valid_keyed_and_dated_at_their_planned_send_time() -> N
 
 
 def test_variants_name_settings_fields_only() -> None:
-    assert variant("batch_max_events=500,batch_max_ms=10") == {
-        "batch_max_events": "500",
-        "batch_max_ms": "10",
+    assert variant("batch_max_events=500,kafka_fetch_max_wait_ms=10") == {
+        "batch_max_events": 500,
+        "kafka_fetch_max_wait_ms": 10,
     }
     with pytest.raises(argparse.ArgumentTypeError, match="unknown setting"):
         variant("batch_size=500")
+    with pytest.raises(argparse.ArgumentTypeError, match="kafka_fetch_min_bytes"):
+        variant("kafka_fetch_min_bytes=0")
 
 
 def test_reclaims_are_the_fenced_and_rewound_counters_of_every_worker() -> None:
