@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from segmentation import CustomerState, Definitions, apply
 from segmentation.state_mapping import state_from_mapping, state_to_mapping
+from streams.settings import Settings
 from streams.topics.deadletter import DeadLetter
 from streams.topics.envelope import transition_event
 from streams.worker.batch import Record, decode
 
+DLQ_MAX_VALUE_BYTES: int = Settings.model_fields["dlq_max_value_bytes"].default  # the worker's default
 SLOT = "customer"
 """The state key: quixstreams scopes state by message key (the customer id), so one slot is the state."""
 
@@ -70,13 +71,11 @@ def segment(record: Record, state: Slot, definitions: Definitions) -> list[Outpu
 
 
 def _dead(letter: DeadLetter) -> Output:
-    _, value, headers = letter.record(900_000)
+    _, value, headers = letter.record(DLQ_MAX_VALUE_BYTES)
     return Output(value, headers, True)
 
 
 def main() -> None:  # pragma: no cover - runs in the benchmark's child process (tests/integration)
-    # confluent-kafka's schema-registry client imports authlib, which warns about httpx on every start
-    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
     from quixstreams import Application, State, message_context
     from quixstreams.models import Topic
     from quixstreams.models.serializers import Serializer
