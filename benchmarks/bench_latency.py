@@ -8,9 +8,12 @@ Per rate and settings variant: fresh topics and key prefix, a `segstream worker`
 engagement-heavy sample at the rate, each event dated at its planned send time. It consumes the transitions
 topic meanwhile: a transition's `data.cause` is the id of the event that caused it, so an event's latency is
 the arrival of its first transition minus the moment it was handed to the producer. Events sent during the
-warm-up (after the worker answered a first event) are left out; so are events that change no segment. Prints
-p50/p95/p99/max, the rate achieved and the CPU-us per event of the worker, redis-server, the broker and
-this load generator (`load`: producing and reading the transitions).
+warm-up (after the worker answered a first event) are left out; so are events that change no segment. The
+run ends once the worker has committed every event (at most 60 s after the last send), so a worker that
+falls behind shows its whole delay. Prints the rate asked and achieved, events measured, p50/p95/p99/max in
+ms, transitions that arrived twice (`dup`), partitions the worker gave up and claimed again (`reclaim`),
+events still not applied at the end (`behind`), and the CPU-us per event of the worker, redis-server, the
+broker and this load generator (`load`: producing and reading the transitions).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from benchmarks.process_cpu import CpuMeter
 from streams.bootstrap import ensure_topics, keyspace
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.redis_store import applied_events
 from streams.store.replies import text
 
 
@@ -132,7 +136,8 @@ async def measure(
             producer, settings.events_topic, events[1:], rate, warmup, matcher, proc.pid, pids
         )
         spent = meter.spent()
-        await asyncio.sleep(2.0)  # the last events' transitions
+        behind = await caught_up(settings, len(events), deadline=time.monotonic() + 60.0)
+        await asyncio.sleep(0.5)  # transitions are published before the commit: all are on the topic
         reader.cancel()
         if proc.poll() is not None:
             raise SystemExit("worker exited early")
@@ -145,12 +150,29 @@ async def measure(
         refused = partitions_refused(client.hgetall(keyspace(settings).metrics()))
         drop_keys(client, settings.key_prefix)
     per_event = {name: cpu * 1e6 / sent.count for name, cpu in spent.items()}
-    return Result(rate, sent.rate, matcher.summary() | {"refused": refused}, per_event)
+    return Result(rate, sent.rate, matcher.summary() | {"refused": refused, "behind": behind}, per_event)
+
+
+async def caught_up(settings: Settings, produced: int, deadline: float) -> int:
+    """Wait until the worker committed every produced event (or the deadline): an event whose transitions
+    had not arrived when the run stopped would be left out, and an overloaded worker would look fast. Returns
+    how many events were still not applied."""
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = keyspace(settings)
+    try:
+        while (done := applied_events(client, keys, settings.topic_partitions)) < produced:
+            if time.monotonic() > deadline:
+                return produced - done
+            await asyncio.sleep(0.1)
+        return 0
+    finally:
+        client.close()
 
 
 def partitions_refused(metrics: Mapping[bytes | str, bytes | str]) -> float:
     """How often the worker gave up a partition and claimed it again (`r:<worker>:fenced` / `rewound` in
-    its metrics hash, streams/store/metrics_hash.py): each such batch is applied and published again."""
+    its metrics hash, streams/store/metrics_hash.py): the partition is paused, claimed again and its events
+    fetched again from the stored offset."""
     return float(sum(int(v) for k, v in metrics.items() if text(k).endswith((":fenced", ":rewound"))))
 
 
@@ -239,7 +261,7 @@ def main() -> None:
     print(f"machine: {describe()}; CPU accounted for: worker, {', '.join(pids) or 'nothing else'}")
     print(
         f"{'rate':>7}{'achieved':>10}{'events':>8}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8} ms"
-        f"{'dup':>6}{'reclaim':>8}  CPU-us/event"
+        f"{'dup':>6}{'reclaim':>8}{'behind':>8}  CPU-us/event"
     )
     updates: list[dict[str, Any]] = [{}, *args.variant]
     for update in updates:
@@ -255,7 +277,7 @@ def row(result: Result) -> str:
     lat = result.latency
     ms = "".join(f"{lat[k]:>8.1f}" if k in lat else f"{'-':>8}" for k in ("p50", "p95", "p99", "max"))
     cpu = " ".join(f"{k} {v:.1f}" for k, v in result.cpu_per_event.items())
-    again = f"{lat['duplicates']:>6.0f}{lat['refused']:>8.0f}"
+    again = f"{lat['duplicates']:>6.0f}{lat['refused']:>8.0f}{lat['behind']:>8.0f}"
     return f"{result.rate:>7,.0f}{result.achieved:>10,.0f}{lat['events']:>8,.0f}{ms}   {again}  {cpu}"
 
 
