@@ -12,8 +12,9 @@ warm-up (after the worker answered a first event) are left out; so are events th
 run ends once the worker has committed every event (at most 60 s after the last send), so a worker that
 falls behind shows its whole delay. Prints the rate asked and achieved, events measured, p50/p95/p99/max in
 ms, transitions that arrived twice (`dup`), partitions the worker gave up and claimed again (`reclaim`),
-events still not applied at the end (`behind`), and the CPU-us per event of the worker, redis-server, the
-broker and this load generator (`load`: producing and reading the transitions).
+events still not applied at the end (`behind`), the worker's mean events per batch (`batch`), and the CPU-us
+per event of the worker, redis-server, the broker and this load generator (`load`: producing and reading
+the transitions).
 """
 
 from __future__ import annotations
@@ -147,10 +148,10 @@ async def measure(
         proc.terminate()
         proc.wait(30)
         client = redis.Redis.from_url(settings.redis_url)
-        refused = partitions_refused(client.hgetall(keyspace(settings).metrics()))
+        counters = worker_counters(client.hgetall(keyspace(settings).metrics()))
         drop_keys(client, settings.key_prefix)
     per_event = {name: cpu * 1e6 / sent.count for name, cpu in spent.items()}
-    return Result(rate, sent.rate, matcher.summary() | {"refused": refused, "behind": behind}, per_event)
+    return Result(rate, sent.rate, matcher.summary() | counters | {"behind": behind}, per_event)
 
 
 async def caught_up(settings: Settings, produced: int, deadline: float) -> int:
@@ -169,11 +170,17 @@ async def caught_up(settings: Settings, produced: int, deadline: float) -> int:
         client.close()
 
 
-def partitions_refused(metrics: Mapping[bytes | str, bytes | str]) -> float:
-    """How often the worker gave up a partition and claimed it again (`r:<worker>:fenced` / `rewound` in
-    its metrics hash, streams/store/metrics_hash.py): the partition is paused, claimed again and its events
-    fetched again from the stored offset."""
-    return float(sum(int(v) for k, v in metrics.items() if text(k).endswith((":fenced", ":rewound"))))
+def worker_counters(metrics: Mapping[bytes | str, bytes | str]) -> dict[str, float]:
+    """From the worker's metrics hash (streams/store/metrics_hash.py): `refused`, how often it gave up a
+    partition and claimed it again (`r:<worker>:fenced` / `rewound`: the partition is paused, claimed again
+    and its events fetched again from the stored offset); `batch`, its mean events per batch."""
+    totals: dict[str, int] = {}
+    for key, value in metrics.items():
+        name = text(key).rsplit(":", 1)[-1]
+        if name in ("fenced", "rewound", "events", "batches"):
+            totals[name] = totals.get(name, 0) + int(value)
+    refused = totals.get("fenced", 0) + totals.get("rewound", 0)
+    return {"refused": float(refused), "batch": totals.get("events", 0) / max(1, totals.get("batches", 0))}
 
 
 @dataclass(frozen=True)
@@ -261,7 +268,7 @@ def main() -> None:
     print(f"machine: {describe()}; CPU accounted for: worker, {', '.join(pids) or 'nothing else'}")
     print(
         f"{'rate':>7}{'achieved':>10}{'events':>8}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8} ms"
-        f"{'dup':>6}{'reclaim':>8}{'behind':>8}  CPU-us/event"
+        f"{'dup':>6}{'reclaim':>8}{'behind':>8}{'batch':>7}  CPU-us/event"
     )
     updates: list[dict[str, Any]] = [{}, *args.variant]
     for update in updates:
@@ -277,7 +284,7 @@ def row(result: Result) -> str:
     lat = result.latency
     ms = "".join(f"{lat[k]:>8.1f}" if k in lat else f"{'-':>8}" for k in ("p50", "p95", "p99", "max"))
     cpu = " ".join(f"{k} {v:.1f}" for k, v in result.cpu_per_event.items())
-    again = f"{lat['duplicates']:>6.0f}{lat['refused']:>8.0f}{lat['behind']:>8.0f}"
+    again = f"{lat['duplicates']:>6.0f}{lat['refused']:>8.0f}{lat['behind']:>8.0f}{lat['batch']:>7.0f}"
     return f"{result.rate:>7,.0f}{result.achieved:>10,.0f}{lat['events']:>8,.0f}{ms}   {again}  {cpu}"
 
 

@@ -9,7 +9,7 @@ import itertools
 import orjson
 import pytest
 
-from benchmarks.bench_latency import Matcher, live_events, partitions_refused, percentile, variant
+from benchmarks.bench_latency import Matcher, live_events, percentile, variant, worker_counters
 from segmentation import parse_event
 
 
@@ -72,11 +72,16 @@ def test_variants_name_settings_fields_only() -> None:
         variant("kafka_fetch_min_bytes=0")
 
 
-def test_reclaims_are_the_fenced_and_rewound_counters_of_every_worker() -> None:
+def test_reclaims_and_batch_size_sum_the_counters_of_every_worker() -> None:
     metrics: dict[bytes | str, bytes | str] = {
         b"w:h-1:events": b"900",
+        b"w:h-1:batches": b"30",
+        "w:h-2:events": "300",
+        "w:h-2:batches": "10",
         b"r:h-1:rewound": b"3",
         "r:h-2:fenced": "2",
         b"r:h-1:load states": b"7",
+        b"lag:0": b"12",
     }
-    assert partitions_refused(metrics) == 5.0
+    assert worker_counters(metrics) == {"refused": 5.0, "batch": 30.0}
+    assert worker_counters({}) == {"refused": 0.0, "batch": 0.0}
