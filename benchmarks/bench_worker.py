@@ -228,13 +228,30 @@ def summary(name: str, runs: list[Run]) -> list[str]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def events_topic(
+    bootstrap: str, url: str, partitions: int, events: int, per_customer: int, kind: str = "bench"
+) -> tuple[Settings, int]:
+    """Fresh topics and the engagement-heavy sample (~`events` events, `per_customer` each) on the events
+    topic: what every job of a run consumes. Returns the settings naming the topics and the event count."""
+    base = fresh_settings(bootstrap, url, partitions, kind)
+    spec = sample.SampleSpec(
+        customers=max(1, events // per_customer), days=365, seed=11, malformed_share=0.002
     )
+    asyncio.run(ensure_topics(base))
+    started = time.monotonic()
+    total = asyncio.run(sample.produce(spec, bootstrap, base.events_topic))
+    print(
+        f"topic: {total} events ({spec.customers} customers, 365 days, {partitions} partitions), "
+        f"produced in {time.monotonic() - started:.1f}s"
+    )
+    return base, total
+
+
+def topic_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options of the shared topic and of the naive agent's run (bench_worker.py, bench_peers.py)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000, help="approximate size of the topic")
     parser.add_argument("--naive-events", type=int, default=20_000, help="naive agent's events (0: none)")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per worker variant")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument(
         "--events-per-customer",
@@ -242,6 +259,12 @@ def main() -> None:
         default=120,
         help="sets the population (events / this): fewer events per customer, more state writes per event",
     )
+    return parser
+
+
+def main() -> None:
+    parser = topic_arguments(__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per worker variant")
     parser.add_argument("--baseline", type=Path, help="checkout whose worker runs in alternate rounds")
     parser.add_argument("--profile", action="store_true", help="one more run sampled by py-spy")
     parser.add_argument("--py-spy", help="py-spy executable (default: on PATH)")
@@ -249,18 +272,8 @@ def main() -> None:
     args = parser.parse_args()
     bootstrap, url = services()
     pids = service_pids(bootstrap, url)
-    base = fresh_settings(bootstrap, url, args.partitions)
-    spec = sample.SampleSpec(
-        customers=max(1, args.events // args.events_per_customer), days=365, seed=11, malformed_share=0.002
-    )
-    asyncio.run(ensure_topics(base))
-    started = time.monotonic()
-    total = asyncio.run(sample.produce(spec, bootstrap, base.events_topic))
+    base, total = events_topic(bootstrap, url, args.partitions, args.events, args.events_per_customer)
     print(f"machine: {describe()}; CPU accounted for: worker, {', '.join(pids) or 'nothing else'}")
-    print(
-        f"topic: {total} events ({spec.customers} customers, 365 days, {args.partitions} partitions), "
-        f"produced in {time.monotonic() - started:.1f}s"
-    )
     client = redis.Redis.from_url(url)
     variants = {"segstream worker": ROOT}
     if args.baseline is not None:

@@ -217,6 +217,8 @@ def consumer(settings: Settings) -> AIOKafkaConsumer:
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 << 20,
         fetch_max_bytes=32 << 20,
+        fetch_min_bytes=settings.kafka_fetch_min_bytes,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         isolation_level="read_committed",
         **settings.kafka_security(),
     )

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     namespace: str | None = None  # None: the active namespace (streams.store.namespaces), followed on promote
 
     batch_max_events: int = Field(8000, ge=1)  # a backlog writes each customer once per batch (~1.5x/event)
+    # a fetch returns once it holds kafka_fetch_min_bytes or waited kafka_fetch_max_wait_ms: 1 byte gives the
+    # lowest latency; more makes bigger batches at a steady rate (less CPU per event), docs/benchmarks.md
+    kafka_fetch_min_bytes: int = Field(1, ge=1)
+    kafka_fetch_max_wait_ms: int = Field(500, ge=0)
     batch_max_ms: int = Field(100, ge=1)
     state_cache_size: int = Field(200_000, ge=0)  # states a worker process keeps in memory, all partitions
     mode: Literal["live", "replay"] = "live"

@@ -1,0 +1,292 @@
+"""Event -> transition latency of the worker run as in production, at steady produce rates.
+
+    .venv/bin/python benchmarks/bench_latency.py [--rates 1000,5000,10000] [--seconds 20] [--warmup 5]
+        [--variant batch_max_events=500 ...]
+
+Per rate and settings variant: fresh topics and key prefix, a `segstream worker` process in live mode
+(settings from SEGSTREAM_* as in production, plus the variant's), and this process producing the
+engagement-heavy sample at the rate, each event dated at its planned send time. It consumes the transitions
+topic meanwhile: a transition's `data.cause` is the id of the event that caused it, so an event's latency is
+the arrival of its first transition minus the moment it was handed to the producer. Events sent during the
+warm-up (after the worker answered a first event) are left out; so are events that change no segment. The
+run ends once the worker has committed every event (at most 60 s after the last send), so a worker that
+falls behind shows its whole delay. Prints the rate asked and achieved, events measured, p50/p95/p99/max in
+ms, transitions that arrived twice (`dup`), partitions the worker gave up and claimed again (`reclaim`),
+events still not applied at the end (`behind`), the worker's mean events per batch (`batch`), and the CPU-us
+per event of the worker, redis-server, the broker and this load generator (`load`: producing and reading
+the transitions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bench_worker import drop_keys, fresh_settings, service_pids, services, start_worker
+from benchmarks.machine import describe
+from benchmarks.process_cpu import CpuMeter
+from streams.bootstrap import ensure_topics, keyspace
+from streams.sample import generator as sample
+from streams.settings import Settings
+from streams.store.redis_store import applied_events
+from streams.store.replies import text
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (0 < q <= 100) of ascending values: a value that was measured."""
+    if not ordered:
+        raise ValueError("no values")
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+@dataclass
+class Matcher:
+    """Each event's produce time, and its latency once the first transition it caused arrives."""
+
+    measured_from: float = math.inf  # events sent before this (warm-up) are not measured
+    sent: dict[str, float] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    duplicates: int = 0  # transitions that arrived again (same id): a batch applied twice
+
+    def produced(self, event_id: str, at: float) -> None:
+        if at >= self.measured_from:
+            self.sent[event_id] = at
+
+    def arrived(self, transition_id: str, cause: str, at: float) -> None:
+        """A transition caused by `cause` arrived: the event's first one counts, later ones are its siblings
+        (other grids) or time-driven changes (cause `time`, never sent)."""
+        if transition_id in self.ids:
+            self.duplicates += 1
+        self.ids.add(transition_id)
+        sent = self.sent.pop(cause, None)
+        if sent is not None:
+            self.latencies.append(at - sent)
+
+    def summary(self) -> dict[str, float]:
+        ordered = sorted(self.latencies)
+        out = {"events": float(len(ordered)), "duplicates": float(self.duplicates)}
+        if ordered:
+            out |= {f"p{q}": percentile(ordered, q) * 1000 for q in (50, 95, 99)}
+            out["max"] = ordered[-1] * 1000
+        return out
+
+
+def live_events(
+    count: int, rate: float, start: float, per_customer: int = 120
+) -> Iterator[tuple[bytes, str, bytes]]:
+    """(key, event id, line) of the sample, each dated at its planned send time start + i / rate (live mode
+    dead-letters events dated in the future, and the sample's own dates are in the past)."""
+    spec = sample.SampleSpec(customers=max(1, count // per_customer), seed=11, limit=count)
+    for i, (key, line) in enumerate(sample.keyed(spec)):
+        event: dict[str, Any] = orjson.loads(line)
+        at = datetime.fromtimestamp(start + i / rate, UTC)
+        event["occurred_at"] = at.isoformat(timespec="seconds").replace("+00:00", "Z")
+        yield key or b"", str(event["event_id"]), orjson.dumps(event)
+
+
+@dataclass(frozen=True)
+class Result:
+    rate: float
+    achieved: float
+    latency: dict[str, float]
+    cpu_per_event: dict[str, float]
+
+
+async def measure(
+    settings: Settings, rate: float, seconds: float, warmup: float, pids: dict[str, int]
+) -> Result:
+    """One worker process at one steady rate; see the module doc."""
+    await ensure_topics(settings)
+    planned = int(rate * (seconds + warmup))
+    events = list(live_events(planned + 1, rate, time.time()))
+    settings, proc = start_worker(settings, kind="latency")
+    matcher = Matcher()
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+    )
+    await consumer.start()
+    await producer.start()
+    try:
+        parts = range(settings.topic_partitions)  # ensure_topics made it so
+        consumer.assign([TopicPartition(settings.transitions_topic, p) for p in parts])
+        await consumer.seek_to_beginning()
+        answered = asyncio.Event()
+        reader = asyncio.create_task(read_transitions(consumer, matcher, answered))
+        key, _, line = events[0]
+        await producer.send_and_wait(settings.events_topic, line, key=key)  # the worker is up once it answers
+        await asyncio.wait_for(answered.wait(), 60.0)
+        meter, sent = await paced(
+            producer, settings.events_topic, events[1:], rate, warmup, matcher, proc.pid, pids
+        )
+        spent = meter.spent()
+        behind = await caught_up(settings, len(events), deadline=time.monotonic() + 60.0)
+        await asyncio.sleep(0.5)  # transitions are published before the commit: all are on the topic
+        reader.cancel()
+        if proc.poll() is not None:
+            raise SystemExit("worker exited early")
+    finally:
+        await producer.stop()
+        await consumer.stop()
+        proc.terminate()
+        proc.wait(30)
+        client = redis.Redis.from_url(settings.redis_url)
+        counters = worker_counters(client.hgetall(keyspace(settings).metrics()))
+        drop_keys(client, settings.key_prefix)
+    per_event = {name: cpu * 1e6 / sent.count for name, cpu in spent.items()}
+    return Result(rate, sent.rate, matcher.summary() | counters | {"behind": behind}, per_event)
+
+
+async def caught_up(settings: Settings, produced: int, deadline: float) -> int:
+    """Wait until the worker committed every produced event (or the deadline): an event whose transitions
+    had not arrived when the run stopped would be left out, and an overloaded worker would look fast. Returns
+    how many events were still not applied."""
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = keyspace(settings)
+    try:
+        while (done := applied_events(client, keys, settings.topic_partitions)) < produced:
+            if time.monotonic() > deadline:
+                return produced - done
+            await asyncio.sleep(0.1)
+        return 0
+    finally:
+        client.close()
+
+
+def worker_counters(metrics: Mapping[bytes | str, bytes | str]) -> dict[str, float]:
+    """From the worker's metrics hash (streams/store/metrics_hash.py): `refused`, how often it gave up a
+    partition and claimed it again (`r:<worker>:fenced` / `rewound`: the partition is paused, claimed again
+    and its events fetched again from the stored offset); `batch`, its mean events per batch."""
+    totals: dict[str, int] = {}
+    for key, value in metrics.items():
+        name = text(key).rsplit(":", 1)[-1]
+        if name in ("fenced", "rewound", "events", "batches"):
+            totals[name] = totals.get(name, 0) + int(value)
+    refused = totals.get("fenced", 0) + totals.get("rewound", 0)
+    return {"refused": float(refused), "batch": totals.get("events", 0) / max(1, totals.get("batches", 0))}
+
+
+@dataclass(frozen=True)
+class Sent:
+    count: int
+    rate: float
+
+
+async def paced(
+    producer: AIOKafkaProducer,
+    topic: str,
+    events: Sequence[tuple[bytes, str, bytes]],
+    rate: float,
+    warmup: float,
+    matcher: Matcher,
+    worker: int,
+    pids: dict[str, int],
+) -> tuple[CpuMeter, Sent]:
+    """Send the events at `rate` (every 2 ms, all those due); CPU is metered over the measured part only."""
+    start = time.monotonic()
+    matcher.measured_from = time.time() + warmup  # produce and arrival times are on the wall clock
+    meter: CpuMeter | None = None
+    i, pending, first = 0, [], 0
+    while i < len(events):
+        now = time.monotonic()
+        due = min(len(events), int((now - start) * rate) + 1)
+        if meter is None and now - start >= warmup:
+            meter, first = CpuMeter({"worker": worker, **pids, "load": os.getpid()}), i
+        while i < due:
+            key, event_id, line = events[i]
+            matcher.produced(event_id, time.time())
+            pending.append(await producer.send(topic, line, key=key))
+            i += 1
+        if len(pending) > 1000:
+            await asyncio.gather(*pending)
+            pending.clear()
+        await asyncio.sleep(0.002)
+    await asyncio.gather(*pending)
+    elapsed = time.monotonic() - start - warmup
+    assert meter is not None, "the run is shorter than its warm-up"
+    return meter, Sent(len(events) - first, (len(events) - first) / elapsed)
+
+
+async def read_transitions(consumer: AIOKafkaConsumer, matcher: Matcher, answered: asyncio.Event) -> None:
+    while True:
+        batches = await consumer.getmany(timeout_ms=100)
+        at = time.time()
+        for records in batches.values():
+            for rec in records:
+                envelope = orjson.loads(rec.value)
+                matcher.arrived(envelope["id"], envelope["data"]["cause"], at)
+            answered.set()
+
+
+def variant(text: str) -> dict[str, Any]:
+    """`name=value,name=value` (Settings field names) as a settings update, values checked as the worker
+    would check them."""
+    pairs = dict(item.split("=", 1) for item in text.split(",") if item)
+    unknown = [name for name in pairs if name not in Settings.model_fields]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown setting(s): {', '.join(unknown)}")
+    try:
+        checked = Settings.model_validate(pairs)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(
+            ": ".join(line.strip() for line in str(exc).splitlines()[1:3])
+        ) from None
+    return {name: getattr(checked, name) for name in pairs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rates", default="1000,5000,10000", help="events/s, comma-separated")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per rate")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds sent before measuring")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--variant", type=variant, action="append", default=[], help="settings to compare (name=value,...)"
+    )
+    args = parser.parse_args()
+    bootstrap, url = services()
+    pids = service_pids(bootstrap, url)
+    print(f"machine: {describe()}; CPU accounted for: worker, {', '.join(pids) or 'nothing else'}")
+    print(
+        f"{'rate':>7}{'achieved':>10}{'events':>8}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8} ms"
+        f"{'dup':>6}{'reclaim':>8}{'behind':>8}{'batch':>7}  CPU-us/event"
+    )
+    updates: list[dict[str, Any]] = [{}, *args.variant]
+    for update in updates:
+        print("settings: " + (",".join(f"{k}={v}" for k, v in update.items()) or "defaults"))
+        for rate in (float(r) for r in args.rates.split(",")):
+            base = fresh_settings(bootstrap, url, args.partitions, "latency")
+            settings = base.model_copy(update={"mode": "live", **update})
+            result = asyncio.run(measure(settings, rate, args.seconds, args.warmup, pids))
+            print(row(result), flush=True)
+
+
+def row(result: Result) -> str:
+    lat = result.latency
+    ms = "".join(f"{lat[k]:>8.1f}" if k in lat else f"{'-':>8}" for k in ("p50", "p95", "p99", "max"))
+    cpu = " ".join(f"{k} {v:.1f}" for k, v in result.cpu_per_event.items())
+    again = f"{lat['duplicates']:>6.0f}{lat['refused']:>8.0f}{lat['behind']:>8.0f}{lat['batch']:>7.0f}"
+    return f"{result.rate:>7,.0f}{result.achieved:>10,.0f}{lat['events']:>8,.0f}{ms}   {again}  {cpu}"
+
+
+if __name__ == "__main__":
+    main()
