@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 
 from streams.devstack.config import StackConfig
+from streams.devstack.debian import program
 from streams.devstack.kafka import StackError, port_open
 from streams.devstack.process import alive, read_pid, spawn
 from streams.store.tuning import LISTPACK_VALUE
@@ -15,24 +13,8 @@ from streams.store.tuning import LISTPACK_VALUE
 
 def binary(cfg: StackConfig) -> str:
     """Find redis-server, installing Debian's package when we are allowed to (root, apt, not disabled)."""
-    found = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
-    )
-    if found:
-        return found
-    can_install = cfg.install_missing and shutil.which("apt-get") is not None and os.geteuid() == 0
-    if not can_install:
-        raise StackError(
-            "redis-server is not installed: install Debian's package (sudo apt-get install redis-server), "
-            "or point the tests at a server with SEGSTREAM_REDIS_URL"
-        )
-    print("redis-server not found: installing Debian's redis-server package with apt-get ...", flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
-        result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-        if result.returncode != 0:
-            raise StackError(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
-    return "/usr/bin/redis-server"
+    advice = ", or point the tests at a server with SEGSTREAM_REDIS_URL"
+    return program("redis-server", "redis-server", "/usr/bin/redis-server", cfg.install_missing, advice)
 
 
 def start(cfg: StackConfig) -> int:
