@@ -1,10 +1,12 @@
 """Dashboard cost at a large population: the aggregate endpoints and the page in Chromium, over the aggregate
-keys a population of N customers leaves after a year (days x segment pairs per grid, N customers in total).
+keys a population of N customers leaves after a year (days x segment pairs per grid, N customers in total;
+the KPI counters `d:<grid>`, every metric of every segment every day and month, and the kept crossings).
 
     .venv/bin/python benchmarks/bench_dashboard.py [--customers 1000000] [--days 365] [--rounds 7]
 
 Why synthetic aggregates rather than N stored customers: the dashboard reads no customer at all (only
-`k:<grid>`, `f:<grid>`, `x:<grid>`), and those hashes grow with days x segments, not with customers; here
+`k:<grid>`, `f:<grid>`, `t:<grid>`, `d:<grid>`, `x:<a>|<b>`), and those hashes grow with days x segments,
+not with customers; here
 every (from, to) pair of every grid is non-zero every day (the worst case), counts adding up to N customers.
 The preview and the customer page read customers; they are not timed here. Uses SEGSTREAM_REDIS_URL when
 set, else the local stack; a fresh key prefix, removed at the end. Prints medians per endpoint (HTTP, one
@@ -30,12 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import describe
 from segmentation import Definitions
+from segmentation.kpi_figures import DAY_METRICS, PERIOD_METRICS
 from streams.devstack.chromium import binary as chromium_binary
 from streams.read.auth import new_key
 from streams.settings import Settings
 from streams.store.keys import KeySpace
 
 PARTITIONS = 4
+CROSS_METRICS = ("customers", "revenue_minor", "orders")
 
 
 def fill(settings: Settings, customers: int, days: int) -> None:
@@ -65,14 +69,37 @@ def fill(settings: Settings, customers: int, days: int) -> None:
                     size[new] += n
                     flows[f"{new}:in:{day}"] = flows.get(f"{new}:in:{day}", 0) + n
             kpis = {f"{s}:customers": n for s, n in size.items() if n}
+            counters = {
+                f"{s}:{m}:{(first + timedelta(days=d)).isoformat()}": rng.randint(1, 500)
+                for s in segments
+                for m in DAY_METRICS
+                for d in range(days)
+            }
+            months = sorted({(first + timedelta(days=d)).isoformat()[:7] for d in range(days)})
+            counters.update(
+                {
+                    f"{s}:{m}:{month}": rng.randint(1, 500)
+                    for s in segments
+                    for m in PERIOD_METRICS
+                    for month in months
+                }
+            )
             for key, mapping in (
                 (keys.moves(p, grid), moves),
                 (keys.flows(p, grid), flows),
                 (keys.kpis(p, grid), kpis),
+                (keys.segment_days(p, grid), counters),
             ):
                 items = list(mapping.items())
                 for start in range(0, len(items), 5000):
                     client.hset(key, mapping=dict(items[start : start + 5000]))
+    grids = Definitions.default().grid_segments
+    for a, b in Definitions.default().kpis.crosstabs:
+        cells = {
+            f"{x}|{y}:{m}": rng.randint(1, 9999) for x in grids[a] for y in grids[b] for m in CROSS_METRICS
+        }
+        for p in range(PARTITIONS):
+            client.hset(keys.crosstab(p, f"{a}|{b}"), mapping=dict(cells.items()))
     client.close()
 
 
@@ -116,7 +143,10 @@ def main() -> None:
                 return len(response.read())
 
         for path in ("/grids/lifecycle/segments", "/grids/lifecycle/sizes", "/grids/lifecycle/moves",
-                     "/grids/rfm/sizes", "/grids/rfm/moves?from=2026-10-01&to=2026-12-31"):  # fmt: skip
+                     "/grids/rfm/sizes", "/grids/rfm/moves?from=2026-10-01&to=2026-12-31",
+                     "/grids/lifecycle/kpis?from=2026-01-01&to=2026-12-31",
+                     "/grids/rfm/kpis?from=2026-10-01&to=2026-12-31",
+                     "/crosstab/lifecycle/value"):  # fmt: skip
             times = []
             for _ in range(args.rounds):
                 t0 = time.perf_counter()
@@ -139,7 +169,7 @@ def page_load(base_url: str, token: str, rounds: int) -> None:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_binary(), args=["--no-sandbox"])
-        times = []
+        times, crossings = [], []
         for _ in range(rounds):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(base_url + "/")
@@ -149,13 +179,23 @@ def page_load(base_url: str, token: str, rounds: int) -> None:
             page.reload()
             while not page.evaluate(
                 "!!(window.segstreamCharts && window.segstreamCharts['chart-moves'] && "
-                "document.querySelector('#kpi-table tbody tr'))"
+                "document.querySelector('#kpi-table tbody tr') && "
+                "document.querySelector('#kpi-table [data-field=retention]'))"
             ):
                 page.wait_for_timeout(10)
             times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            page.click("#nav-crosstab")
+            while not page.evaluate(
+                "!!(window.segstreamCharts['chart-crosstab'] && "
+                "window.segstreamCharts['chart-crosstab'].getOption().series[0].data.length)"
+            ):
+                page.wait_for_timeout(10)
+            crossings.append(time.perf_counter() - t0)
             page.close()
         browser.close()
     print(f"page (lifecycle, full year) to charts + KPI table drawn: median {statistics.median(times):.2f} s")
+    print(f"crosstab view (lifecycle x value) to heatmap drawn: median {statistics.median(crossings):.2f} s")
 
 
 if __name__ == "__main__":

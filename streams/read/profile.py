@@ -16,7 +16,7 @@ from segmentation.currencies import CURRENCY_EXPONENT
 from streams.store.port import HISTORY_TRIMMED
 
 _CLV = "segment:clv"
-AMOUNT_PATTERN = "^[0-9]+([.][0-9]+)?$"  # declared as is in the OpenAPI document
+AMOUNT_PATTERN = "^-?[0-9]+([.][0-9]+)?$"  # as is in the OpenAPI document; net of refunds: may be < 0
 
 
 class Answer(BaseModel):
@@ -50,6 +50,8 @@ def money_ratio(minor: int, divisor: int, currency: str) -> Money:
 def _major(minor: Decimal, currency: str) -> str:
     exponent = CURRENCY_EXPONENT[currency]
     whole = minor.quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    if not whole:
+        whole = Decimal(0)  # -0.4 minor units is "0.00", not "-0.00"
     return format(whole.scaleb(-exponent), "f")
 
 

@@ -153,8 +153,18 @@ def shot(page: Any, name: str) -> None:
 def money_text(money: dict[str, str] | None) -> str:
     if money is None:
         return "—"
-    whole, _, frac = money["amount"].partition(".")
-    return f"{int(whole):,}" + (f".{frac}" if frac else "") + " " + money["currency"]
+    sign, digits = ("-", money["amount"][1:]) if money["amount"].startswith("-") else ("", money["amount"])
+    whole, _, frac = digits.partition(".")
+    return sign + f"{int(whole):,}" + (f".{frac}" if frac else "") + " " + money["currency"]
+
+
+def percent_text(value: float | None) -> str:
+    """As the page's Intl.NumberFormat("en-US", {maximumFractionDigits: 2}) of value * 100, then " %"."""
+    return "—" if value is None else decimal_text(value * 100) + " %"
+
+
+def decimal_text(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def login(page: Any, world: World) -> None:
@@ -181,7 +191,42 @@ def overview_figures(page: Any) -> dict[str, Any]:
            td.textContent]))])"""
     )
     days = page.evaluate("window.segstreamCharts['chart-sizes'].getOption().xAxis[0].data")
-    return {"sizes": sizes, "moves": moves, "kpis": dict(table), "days": days}
+    title = page.text_content("#kpi-period")
+    return {"sizes": sizes, "moves": moves, "kpis": dict(table), "days": days, "period_title": title}
+
+
+def crosstab_figures(page: Any) -> dict[str, Any]:
+    """The crosstab heatmap as drawn: axes, and per cell (row, column) its customers and the texts shown."""
+    option = page.evaluate(
+        """(() => { const o = window.segstreamCharts['chart-crosstab'].getOption();
+           return {rows: o.yAxis[0].data, columns: o.xAxis[0].data, rows_name: o.yAxis[0].name,
+                   columns_name: o.xAxis[0].name, data: o.series[0].data}; })()"""
+    )
+    cells = {(d[3], d[4]): d[2:3] + d[5:9] for d in option.pop("data")}
+    return {**option, "cells": cells}
+
+
+def check_crosstab(world: World, page: Any, rows: str, columns: str) -> None:
+    """Every cell of the heatmap is the API's `GET /crosstab/{rows}/{columns}` cell, in the API's order."""
+    status, answer = world.get(f"/crosstab/{rows}/{columns}")
+    assert status == 200 and answer["rows"] == rows and answer["columns"] == columns
+    shown = crosstab_figures(page)
+    assert (shown["rows_name"], shown["columns_name"]) == (rows, columns)
+    assert shown["rows"] == list(answer["cells"]) == world.get("/grids")[1][rows]
+    assert shown["columns"] == list(next(iter(answer["cells"].values())))
+    expected = {
+        (r, c): [
+            cell["customers"],
+            f"{cell['orders']:,}",
+            money_text(cell["revenue"]),
+            money_text(cell["average_basket"]),
+            f"{cell['customers']:,}\n{money_text(cell['revenue'])}",
+        ]
+        for r, row in answer["cells"].items()
+        for c, cell in row.items()
+    }
+    assert shown["cells"] == expected
+    assert sum(cell[0] for cell in expected.values()) > 0
 
 
 def kpis_segments(world: World, grid: str) -> list[str]:
@@ -204,16 +249,34 @@ def check_against_api(world: World, grid: str, start: str, end: str, shown: dict
         assert sum(n for f, _, n in moves["cells"] if f == segment) == out
         assert sum(n for _, t, n in moves["cells"] if t == segment) == into
     _, kpis = world.get(f"/grids/{grid}/segments")
+    status, period = world.get(f"/grids/{grid}/kpis?from={start}&to={end}")
+    assert status == 200 and (period["first_day"], period["last_day"]) == (start, end)
+    assert period["periods"], "the ranges tested hold at least one whole month: retention is shown"
+    cohort = period["periods"][-1]["segments"]
     expected = {
         segment: {
             "customers": f"{k['customers']:,}",
             "revenue": money_text(k["revenue"]),
             "orders": f"{k['orders']:,}",
             "average_basket": money_text(k["average_basket"]),
+            "period_orders": f"{period['segments'][segment]['orders']:,}",
+            "period_revenue": money_text(period["segments"][segment]["revenue"]),
+            "revenue_share": percent_text(period["segments"][segment]["revenue_share"]),
+            "period_average_basket": money_text(period["segments"][segment]["average_basket"]),
+            "conversion": percent_text(period["segments"][segment]["conversion"]),
+            "churn_rate": percent_text(period["segments"][segment]["churn_rate"]),
+            "retention": percent_text(cohort[segment]["retention"]),
+            "purchase_frequency": decimal_text(cohort[segment]["purchase_frequency"]),
         }
         for segment, k in kpis["segments"].items()
     }
     assert shown["kpis"] == expected
+    # not vacuous: the period's KPIs carry figures, not only dashes
+    for field in ("revenue_share", "conversion", "retention", "purchase_frequency"):
+        assert any(row[field] != "—" for row in expected.values()), field
+    assert shown["period_title"] == (
+        f"period {start} to {end}; retention, frequency: {period['periods'][-1]['period']}"
+    )
 
 
 def test_dashboard_pages_show_the_apis_figures(world: World, browser: Any) -> None:
@@ -374,6 +437,9 @@ def test_report_opens_offline_with_the_dashboards_figures(world: World, browser:
     page.wait_for_selector("#kpi-table")
     until(page, "window.segstreamCharts['chart-moves'] !== undefined")
     check_against_api(world, "lifecycle", "2026-03-01", "2026-07-31", overview_figures(page))
+    # the kept crossing is drawn below the KPI table (so the PDF has it too), with the API's figures
+    until(page, "!!window.segstreamCharts['chart-crosstab']")
+    check_crosstab(world, page, "lifecycle", "value")
     shot(page, "report")
     page.select_option("#grid", "value")
     until(page, "document.querySelector('#kpi-table tbody tr') && "
@@ -391,65 +457,39 @@ def test_report_as_pdf(world: World) -> None:
     assert data.startswith(b"%PDF-") and len(data) > 20_000
 
 
-def test_extra_kpis_and_a_crosstab_are_drawn_when_the_api_offers_them(world: World, browser: Any) -> None:
-    """The KPI work of another branch adds fields per segment and a crosstab route: the page shows any extra
-    numeric or money field as a column and draws the crosstab when /openapi.json lists one. Simulated here
-    by rewriting the real API's answers in the browser (the real figures stay, the extras are added)."""
+def test_the_kept_crossing_is_the_apis_and_another_pair_is_not_available(world: World, browser: Any) -> None:
+    """The crosstab view draws `GET /crosstab/{a}/{b}` for the pairs `/definitions` lists as kept (either way
+    round), cell by cell; a pair that is not kept is said to be not available, never drawn as zeros."""
     page, problems = watched(browser)
-    _, kpis = world.get("/grids/lifecycle/segments")
-    extra = {s: {"retention_rate": 0.25 + i / 100, "clv": {"amount": f"{1000 + i}.50", "currency": "EUR"}}
-             for i, s in enumerate(kpis["segments"])}  # fmt: skip
-    cells = [{"row": "active", "column": "champions", "customers": 1234},
-             {"row": "at_risk", "column": "lost", "customers": 56}]  # fmt: skip
-
-    def segments(route: Any) -> None:
-        body = orjson.loads(route.fetch().body())
-        for segment, fields in extra.items():
-            body["segments"][segment].update(fields)
-        route.fulfill(status=200, content_type="application/json", body=orjson.dumps(body))
-
-    def openapi(route: Any) -> None:
-        body = orjson.loads(route.fetch().body())
-        body["paths"]["/grids/{grid}/crosstab/{other}"] = {"get": {"parameters": []}}
-        route.fulfill(status=200, content_type="application/json", body=orjson.dumps(body))
-
     asked: list[str] = []
-
-    def crosstab(route: Any) -> None:
-        asked.append(route.request.url)
-        route.fulfill(status=200, content_type="application/json", body=orjson.dumps({"cells": cells}))
-
-    page.route(world.base + "/grids/lifecycle/segments", segments)
-    page.route(world.base + "/openapi.json", openapi)
-    page.route(world.base + "/grids/*/crosstab/*", crosstab)
+    page.on("request", lambda r: asked.append(r.url) if "/crosstab/" in r.url else None)
     login(page, world)
-    for segment, fields in extra.items():
-        row = f"#kpi-table tr[data-segment={segment}]"
-        rate, clv = fields["retention_rate"], fields["clv"]
-        assert isinstance(rate, float) and isinstance(clv, dict)
-        assert page.text_content(f"{row} [data-field=retention_rate]") == f"{round(rate * 100, 2):g} %"
-        whole, _, frac = clv["amount"].partition(".")
-        assert page.text_content(f"{row} [data-field=clv]") == f"{int(whole):,}.{frac} EUR"
-    headers = page.eval_on_selector_all("#kpi-table th", "ths => ths.map(th => th.textContent)")
-    assert headers[:7] == [
-        "segment",
-        "customers",
-        "revenue",
-        "orders",
-        "average basket",
-        "retention rate",
-        "clv",
-    ]
-
+    _, info = world.get("/definitions")
+    assert info["crosstabs"] == [["lifecycle", "value"]]  # segmentation/definitions.yaml kpis.crosstabs
     assert page.is_visible("#nav-crosstab")
     page.click("#nav-crosstab")
     until(page, "!!(window.segstreamCharts['chart-crosstab'] && document.querySelector('#cross-a'))")
-    until(page, "window.segstreamCharts['chart-crosstab'].getOption().series[0].data.length === 2")
-    drawn = chart_series(page, "chart-crosstab")[0]["data"]
-    assert sorted((d[3], d[4], d[2]) for d in drawn) == [
-        ("active", "champions", 1234),
-        ("at_risk", "lost", 56),
-    ]
-    assert asked and asked[-1] == world.base + "/grids/lifecycle/crosstab/rfm"
+    until(page, "window.segstreamCharts['chart-crosstab'].getOption().series[0].data.length > 0")
+    check_crosstab(world, page, "lifecycle", "value")
+    assert asked == [world.base + "/crosstab/lifecycle/value"]
     shot(page, "crosstab")
+
+    page.select_option("#cross-a", "value")
+    page.select_option("#cross-b", "lifecycle")
+    until(page, "window.segstreamCharts['chart-crosstab'] && "
+                "window.segstreamCharts['chart-crosstab'].getOption().yAxis[0].name === 'value'")  # fmt: skip
+    check_crosstab(world, page, "value", "lifecycle")
+
+    page.select_option("#cross-a", "rfm")
+    page.select_option("#cross-b", "email")
+    until(page, "document.querySelector('#crosstab-note').textContent.startsWith('Not available')")
+    assert page.text_content("#crosstab-note") == (
+        "Not available: the crossing rfm \u00d7 email is not kept by the definitions"
+        " (kpis.crosstabs: lifecycle \u00d7 value)."
+    )
+    assert page.evaluate("window.segstreamCharts['chart-crosstab'] === undefined")
+    assert not page.is_visible("#chart-crosstab")
+    assert world.get("/crosstab/rfm/email")[0] == 404  # the API has no such crossing either
+    assert not any("rfm" in url for url in asked)
+    shot(page, "crosstab-not-kept")
     assert problems == []

@@ -21,6 +21,15 @@ def test_money_is_exact_with_the_currency_digits() -> None:
     assert money(10**17 + 1, "EUR").amount == "1000000000000000.01"  # beyond a float's exact integers
 
 
+def test_a_net_revenue_below_zero_is_a_negative_amount() -> None:
+    """A period's or cohort's net revenue is negative when its refunds exceed its purchases (the KPIs)."""
+    assert money(-11798, "EUR").amount == "-117.98"
+    assert money(-5, "EUR").amount == "-0.05"
+    assert money_ratio(-11798, 2, "EUR").amount == "-58.99"
+    assert money_ratio(-1, 3, "EUR").amount == "0.00"  # no negative zero
+    assert money_ratio(-1, 3, "JPY").amount == "0"
+
+
 def test_average_basket_rounds_half_to_even_to_the_minor_unit() -> None:
     assert money_ratio(10001, 2, "EUR").amount == "50.00"  # 5000.5 cents -> 5000
     assert money_ratio(10003, 2, "EUR").amount == "50.02"  # 5001.5 cents -> 5002

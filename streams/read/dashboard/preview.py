@@ -71,6 +71,9 @@ async def definitions_info(reader: SegmentReader) -> dict[str, Any]:
         "stored_version": _text(stored) if stored else None,
         "currency": defs.currency,
         "grids": {grid: list(segments) for grid, segments in reader.grids.items()},
+        # the grid pairs whose crossing is kept (`GET /crosstab/{a}/{b}`, either way round): the page offers
+        # these and says "not kept" for any other, never zeros
+        "crosstabs": [list(pair) for pair in defs.kpis.crosstabs],
         "customers": await total_customers(reader),
     }
 

@@ -3,8 +3,9 @@
 Why the dashboard's own code: the file embeds the API's answers for fixed URLs (`window.SEGSTREAM_REPORT`),
 the vendored chart library and the page's script and style, so it opens anywhere without network and shows
 exactly the figures the dashboard shows for the same period. No customer ids, profiles or member lists are
-embedded (a report is shared by email): sizes, transitions and KPIs only. PDF: Debian's Chromium prints it
-(`chromium --headless --print-to-pdf`), the acceptable simple way; no extra library.
+embedded (a report is shared by email): sizes, transitions, KPIs and the kept grid crossings only (the
+crossings, drawn below the KPI table, are in the PDF too). PDF: Debian's Chromium prints it (`chromium
+--headless --print-to-pdf`), the acceptable simple way; no extra library.
 """
 
 from __future__ import annotations
@@ -80,12 +81,19 @@ async def collect(
             responses[f"/grids/{grid}/sizes{query}"] = sizes.model_dump(mode="json")
             moves = await segment_moves(reader, grid, start, end)
             responses[f"/grids/{grid}/moves{query}"] = moves.model_dump(mode="json")
+            period_kpis = await reader.grid_kpis(grid, start, end)
+            responses[f"/grids/{grid}/kpis{query}"] = period_kpis.model_dump(mode="json")
+        crosstabs = [list(pair) for pair in reader.definitions.kpis.crosstabs]
+        for a, b in crosstabs:  # either way round, as the API answers
+            for rows, columns in ((a, b), (b, a)):
+                cross = await reader.crosstab(rows, columns)
+                responses[f"/crosstab/{rows}/{columns}"] = cross.model_dump(mode="json")
         return {
             "namespace": await reader.namespace(),
             "period": {"from": start.isoformat(), "to": end.isoformat()},
             "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "first_grid": first_grid,
-            "crosstab": None,
+            "crosstabs": crosstabs,
             "responses": responses,
         }
     finally:

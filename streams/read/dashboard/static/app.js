@@ -16,7 +16,8 @@ class ApiError extends Error {
 
 async function api(path, options) {
   if (REPORT) {
-    if (Object.prototype.hasOwnProperty.call(REPORT.responses, path)) return REPORT.responses[path];
+    const key = decodeURIComponent(path); // the report stores its answers under unencoded URLs
+    if (Object.prototype.hasOwnProperty.call(REPORT.responses, key)) return REPORT.responses[key];
     throw new ApiError(404, "not in this report");
   }
   const opts = options || {};
@@ -43,13 +44,8 @@ function groupDigits(text) {
   return frac === undefined ? grouped : grouped + "." + frac;
 }
 function fmtMoney(m) { return m && m.amount !== undefined ? groupDigits(m.amount) + " " + m.currency : "—"; }
-function fmtNumber(key, v) {
-  if (v === null || v === undefined) return "—";
-  if (typeof v === "object" && v.amount !== undefined) return fmtMoney(v);
-  if (/(rate|share|ratio|percent)/.test(key) && Math.abs(v) <= 1) return DEC.format(v * 100) + " %";
-  return Number.isInteger(v) ? fmtInt(v) : DEC.format(v);
-}
-function label(key) { return key.replace(/_/g, " "); }
+function fmtPercent(v) { return v === null || v === undefined ? "—" : DEC.format(v * 100) + " %"; }
+function fmtDecimal(v) { return v === null || v === undefined ? "—" : DEC.format(v); }
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -91,7 +87,7 @@ document.getElementById("login-form").addEventListener("submit", (event) => {
 document.getElementById("logout").addEventListener("click", () => { sessionStorage.removeItem(KEY); showLogin(""); });
 
 // -- state and routing -----------------------------------------------------------------------------------
-const state = { grids: {}, grid: "lifecycle", from: "", to: "", crosstab: null };
+const state = { grids: {}, grid: "lifecycle", from: "", to: "", crosstabs: [] };
 
 function route() {
   const [view, arg] = (location.hash.replace(/^#/, "") || "overview").split("/");
@@ -121,8 +117,8 @@ async function start() {
     api("/health").then((h) => { document.getElementById("namespace").textContent = "namespace " + h.namespace; })
       .catch(() => {});
   }
-  state.crosstab = await findCrosstab();
-  document.getElementById("nav-crosstab").hidden = !state.crosstab;
+  state.crosstabs = await keptCrosstabs();
+  document.getElementById("nav-crosstab").hidden = !state.crosstabs.length;
   route();
 }
 
@@ -156,8 +152,14 @@ function viewOverview() {
       el("div", { class: "card", id: "members-card" }, el("h2", { text: "Members" }),
         el("p", { class: "note", text: REPORT ? "Not in a report: member ids are personal data."
           : "Pick a segment in the table below to list its members." }))),
-    el("div", { class: "card" }, el("h2", { text: "KPIs per segment" }), el("div", { id: "kpis" })),
+    el("div", { class: "card" }, el("h2", { text: "KPIs per segment" }), el("div", { id: "kpis" }),
+      el("p", { class: "note", text: "Now: the segment's members today. Period: purchases and net revenue "
+        + "during the days, share of the grid's revenue, conversion of the period's entrants (bought within "
+        + "the definitions' conversion_days; entries near the end may still convert), churn (moves into the "
+        + "churn segment / members at the start); retention and purchase frequency of the last calendar "
+        + "retention period wholly inside the days (hover a cell for every period)." })),
   );
+  if (REPORT && state.crosstabs.length) app.append(crosstabCard());
   drawOverview();
 }
 
@@ -177,13 +179,16 @@ async function drawOverview() {
     document.getElementById("from").value = state.from; document.getElementById("to").value = state.to;
   }
   drawSizes(sizes);
-  const [moves, kpis] = await Promise.allSettled([
+  const [moves, kpis, periodKpis] = await Promise.allSettled([
     api("/grids/" + encodeURIComponent(grid) + "/moves" + period()),
     api("/grids/" + encodeURIComponent(grid) + "/segments"),
+    api("/grids/" + encodeURIComponent(grid) + "/kpis" + period()),
   ]);
   if (!current()) return;
   if (moves.status === "fulfilled") drawMoves(moves.value); else failure(document.getElementById("chart-moves"), moves.reason);
-  if (kpis.status === "fulfilled") drawKpis(kpis.value, sizes); else failure(document.getElementById("kpis"), kpis.reason);
+  if (kpis.status !== "fulfilled") failure(document.getElementById("kpis"), kpis.reason);
+  else if (periodKpis.status !== "fulfilled") failure(document.getElementById("kpis"), periodKpis.reason);
+  else drawKpis(kpis.value, periodKpis.value, sizes);
 }
 
 function drawSizes(sizes) {
@@ -225,18 +230,6 @@ function drawMoves(moves) {
   });
 }
 
-function extraColumns(segments) {
-  const known = new Set(["customers", "revenue", "orders", "average_basket"]);
-  const extra = [];
-  for (const k of Object.values(segments)) {
-    for (const [key, v] of Object.entries(k)) {
-      if (known.has(key) || key.endsWith("_minor") || extra.includes(key)) continue;
-      if (typeof v === "number" || (v && typeof v === "object" && v.amount !== undefined)) extra.push(key);
-    }
-  }
-  return extra;
-}
-
 function sparkline(values) {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
@@ -253,26 +246,54 @@ function sparkline(values) {
   return svg;
 }
 
-function drawKpis(answer, sizes) {
-  const extra = extraColumns(answer.segments);
-  const head = el("tr", {}, el("th", { text: "segment" }), el("th", { class: "num", text: "customers" }),
-    el("th", { class: "num", text: "revenue" }), el("th", { class: "num", text: "orders" }),
-    el("th", { class: "num", text: "average basket" }),
-    ...extra.map((k) => el("th", { class: "num", text: label(k) })),
-    el("th", { text: "size, " + (sizes.days[0] || "") + " to " + (sizes.days[sizes.days.length - 1] || "") }));
+// The period's columns: [data-field, header, value of (segment KPIs, last retention period's cohort)].
+const PERIOD_COLUMNS = [
+  ["period_orders", "orders", (k) => fmtInt(k.orders)],
+  ["period_revenue", "net revenue", (k) => fmtMoney(k.revenue)],
+  ["revenue_share", "revenue share", (k) => fmtPercent(k.revenue_share)],
+  ["period_average_basket", "average basket", (k) => fmtMoney(k.average_basket)],
+  ["conversion", "conversion", (k) => fmtPercent(k.conversion)],
+  ["churn_rate", "churn rate", (k) => fmtPercent(k.churn_rate)],
+  ["retention", "retention", (k, c) => fmtPercent(c && c.retention)],
+  ["purchase_frequency", "purchase frequency", (k, c) => fmtDecimal(c && c.purchase_frequency)],
+];
+
+function drawKpis(answer, kpis, sizes) {
+  const last = kpis.periods.length ? kpis.periods[kpis.periods.length - 1] : null;
+  const days = (kpis.first_day || "…") + " to " + (kpis.last_day || "…");
+  const cohort = last ? "; retention, frequency: " + last.period
+    : "; no whole " + kpis.retention_period + " inside: no retention";
+  const top = el("tr", {}, el("th", { rowspan: "2", text: "segment" }),
+    el("th", { colspan: "4", class: "group", text: "now (members today)" }),
+    el("th", { colspan: String(PERIOD_COLUMNS.length), class: "group", id: "kpi-period", text: "period " + days + cohort }),
+    el("th", { rowspan: "2", text: "size per day",
+      title: "customers at the end of each day, " + (sizes.days[0] || "") + " to " + (sizes.days[sizes.days.length - 1] || "") }));
+  const head = el("tr", {}, ...["customers", "revenue", "orders", "average basket"].map((t) => el("th", { class: "num", text: t })),
+    ...PERIOD_COLUMNS.map(([, text]) => el("th", { class: "num", text })));
   const body = el("tbody");
   for (const [segment, k] of Object.entries(answer.segments)) {
     const name = REPORT ? el("span", { text: segment })
       : el("a", { class: "link", text: segment, on: { onclick: () => showMembers(answer.grid, segment, null) } });
+    const p = kpis.segments[segment] || {};
+    const c = last ? last.segments[segment] : null;
+    const every = kpis.periods.map((q) => {
+      const x = q.segments[segment] || {};
+      return q.period + ": retention " + fmtPercent(x.retention) + ", frequency " + fmtDecimal(x.purchase_frequency)
+        + " (" + fmtInt(x.buyers) + " of " + fmtInt(x.customers_at_start) + ")";
+    }).join("\n");
     body.append(el("tr", { "data-segment": segment }, el("td", {}, name),
       el("td", { class: "num", "data-field": "customers", text: fmtInt(k.customers) }),
       el("td", { class: "num", "data-field": "revenue", text: fmtMoney(k.revenue) }),
       el("td", { class: "num", "data-field": "orders", text: fmtInt(k.orders) }),
       el("td", { class: "num", "data-field": "average_basket", text: fmtMoney(k.average_basket) }),
-      ...extra.map((key) => el("td", { class: "num", "data-field": key, text: fmtNumber(key, k[key]) })),
+      ...PERIOD_COLUMNS.map(([field, , value]) => {
+        const cell = el("td", { class: "num period", "data-field": field, text: value(p, c) });
+        if ((field === "retention" || field === "purchase_frequency") && every) cell.title = every;
+        return cell;
+      }),
       el("td", {}, sparkline(sizes.sizes[segment] || []))));
   }
-  document.getElementById("kpis").replaceChildren(el("table", { id: "kpi-table" }, el("thead", {}, head), body));
+  document.getElementById("kpis").replaceChildren(el("table", { id: "kpi-table" }, el("thead", {}, top, head), body));
 }
 
 async function showMembers(grid, segment, cursor) {
@@ -292,90 +313,93 @@ async function showMembers(grid, segment, cursor) {
   card.replaceChildren(...parts);
 }
 
-// -- crosstab of two grids: drawn only when the API offers one (its OpenAPI document lists the route) -------
-async function findCrosstab() {
-  if (REPORT) return REPORT.crosstab || null;
-  try {
-    const doc = await api("/openapi.json");
-    const path = Object.keys(doc.paths || {}).find((p) => p.includes("crosstab"));
-    if (!path) return null;
-    const params = ((doc.paths[path].get || {}).parameters || []).filter((p) => p.in === "query" && p.required);
-    return { path, query: params.map((p) => p.name) };
-  } catch (e) { return null; }
+// -- crossing of two grids: a heatmap for the pairs the definitions keep (`kpis.crosstabs`), else "not kept" ---
+async function keptCrosstabs() {
+  if (REPORT) return REPORT.crosstabs || [];
+  try { return (await api("/definitions")).crosstabs || []; } catch (e) { return []; }
 }
 
-function crosstabUrl(spec, a, b) {
-  let path = spec.path;
-  const slots = path.match(/\{[^}]+\}/g) || [];
-  const values = [a, b];
-  slots.forEach((slot, i) => { path = path.replace(slot, encodeURIComponent(values[i] || "")); });
-  const rest = values.slice(slots.length);
-  const query = spec.query.slice(0, rest.length).map((name, i) => name + "=" + encodeURIComponent(rest[i]));
-  return path + (query.length ? "?" + query.join("&") : "");
+function isKept(a, b) {
+  return state.crosstabs.some(([x, y]) => (x === a && y === b) || (x === b && y === a));
 }
 
-function crosstabCells(answer) {
-  // Accepts the shapes a crosstab may take: [{row, column, customers}] / [[row, column, n]] cells, or a
-  // nested {row: {column: n}} mapping (under `cells`, `matrix`, `counts` or at the top).
-  const source = answer.cells || answer.matrix || answer.counts || answer;
-  const cells = [];
-  if (Array.isArray(source)) {
-    for (const c of source) {
-      if (Array.isArray(c)) cells.push([String(c[0]), String(c[1]), Number(c[2])]);
-      else {
-        const vals = Object.values(c);
-        const n = c.customers ?? c.count ?? c.value ?? vals.find((v) => typeof v === "number");
-        const strs = vals.filter((v) => typeof v === "string");
-        cells.push([String(strs[0]), String(strs[1]), Number(n)]);
-      }
+function crosstabCard() {
+  const grids = Object.keys(state.grids);
+  const a = el("select", { id: "cross-a" }), b = el("select", { id: "cross-b" });
+  grids.forEach((g) => { a.append(el("option", { value: g, text: g })); b.append(el("option", { value: g, text: g })); });
+  a.value = state.crossA || state.crosstabs[0][0]; b.value = state.crossB || state.crosstabs[0][1];
+  const kept = state.crosstabs.map(([x, y]) => x + " × " + y).join(", ");
+  const note = el("p", { id: "crosstab-note", class: "note" });
+  const box = el("div", { id: "chart-crosstab", class: "chart tall" });
+  const notAvailable = (text) => {
+    const existing = echarts.getInstanceByDom(box);
+    if (existing) existing.dispose();
+    delete charts["chart-crosstab"];
+    box.hidden = true;
+    note.className = "error";
+    note.textContent = text;
+  };
+  const draw = async () => {
+    state.crossA = a.value; state.crossB = b.value;
+    if (!isKept(a.value, b.value)) {
+      notAvailable("Not available: the crossing " + a.value + " × " + b.value + " is not kept by the definitions "
+        + "(kpis.crosstabs: " + kept + ").");
+      return;
     }
-  } else if (source && typeof source === "object") {
-    for (const [r, row] of Object.entries(source)) {
-      if (row && typeof row === "object") {
-        for (const [col, v] of Object.entries(row)) {
-          const n = typeof v === "number" ? v : v && (v.customers ?? v.count);
-          if (typeof n === "number") cells.push([r, col, n]);
-        }
-      }
+    let answer;
+    try { answer = await api("/crosstab/" + encodeURIComponent(a.value) + "/" + encodeURIComponent(b.value)); } catch (e) {
+      notAvailable(e.status === 404 ? "Not available: " + e.message : "Could not load: " + e.message);
+      return;
+    }
+    if (answer.rows !== a.value || answer.columns !== b.value) return; // superseded by a newer choice
+    box.hidden = false;
+    note.className = "note";
+    note.textContent = "Customers now in both segments (colour and first line) and their net revenue (second "
+      + "line); hover a cell for orders and average basket. Kept pairs: " + kept + ".";
+    drawCrosstab(answer);
+  };
+  a.addEventListener("change", draw); b.addEventListener("change", draw);
+  const card = el("div", { class: "card" }, el("h2", { text: "Customers and revenue by the segments of two grids (now)" }),
+    el("div", { class: "controls" }, el("label", { text: "Rows " }, a), el("label", { text: "Columns " }, b)), note, box);
+  setTimeout(draw, 0); // once the card is in the page (the chart needs its size)
+  return card;
+}
+
+function drawCrosstab(answer) {
+  const rows = Object.keys(answer.cells);
+  const cols = [];
+  for (const r of rows) for (const col of Object.keys(answer.cells[r])) if (!cols.includes(col)) cols.push(col);
+  // [column index, row index, customers, row, column, orders, revenue, basket, label]
+  const data = [];
+  for (const r of rows) {
+    for (const [col, cell] of Object.entries(answer.cells[r])) {
+      data.push([cols.indexOf(col), rows.indexOf(r), cell.customers, r, col, fmtInt(cell.orders), fmtMoney(cell.revenue),
+        fmtMoney(cell.average_basket), fmtInt(cell.customers) + "\n" + fmtMoney(cell.revenue)]);
     }
   }
-  return cells;
+  const max = data.reduce((m, d) => Math.max(m, d[2]), 0);
+  const c = chart("chart-crosstab");
+  c.setOption({
+    animation: !REPORT,
+    tooltip: { formatter: (p) => p.data[3] + " × " + p.data[4] + ": " + fmtInt(p.data[2]) + " customers, "
+      + p.data[5] + " orders, revenue " + p.data[6] + ", average basket " + p.data[7] },
+    grid: { left: 110, right: 20, top: 10, bottom: 100 },
+    xAxis: { type: "category", data: cols, axisLabel: { rotate: 40 }, name: answer.columns },
+    yAxis: { type: "category", data: rows, inverse: true, name: answer.rows },
+    visualMap: { dimension: 2, min: 0, max: Math.max(1, max), orient: "horizontal", left: "center", bottom: 0, itemHeight: 120,
+      inRange: { color: ["#eef6ee", "#2e7d32"] } },
+    series: [{ name: "customers", type: "heatmap", data, label: { show: true, fontSize: 11, lineHeight: 16, color: "#1d2733", textBorderColor: "#ffffffcc", textBorderWidth: 3,
+      formatter: (p) => p.data[8] } }],
+  });
 }
 
 function viewCrosstab() {
   const app = document.getElementById("app");
-  if (!state.crosstab) { app.replaceChildren(el("p", { class: "note", text: "This API offers no crosstab." })); return; }
-  const grids = Object.keys(state.grids);
-  const a = el("select", { id: "cross-a" }), b = el("select", { id: "cross-b" });
-  grids.forEach((g) => { a.append(el("option", { value: g, text: g })); b.append(el("option", { value: g, text: g })); });
-  a.value = state.crossA || "lifecycle"; b.value = state.crossB || (grids.includes("rfm") ? "rfm" : grids[1]);
-  const draw = async () => {
-    state.crossA = a.value; state.crossB = b.value;
-    let answer;
-    try { answer = await api(crosstabUrl(state.crosstab, a.value, b.value)); } catch (e) {
-      failure(document.getElementById("chart-crosstab"), e); return;
-    }
-    const cells = crosstabCells(answer);
-    const rows = [...new Set(cells.map((c) => c[0]))], cols = [...new Set(cells.map((c) => c[1]))];
-    const max = cells.reduce((m, c) => Math.max(m, c[2]), 0);
-    const c = chart("chart-crosstab");
-    c.setOption({
-      animation: !REPORT,
-      tooltip: { formatter: (p) => p.data[3] + " × " + p.data[4] + ": " + fmtInt(p.data[2]) },
-      grid: { left: 130, right: 20, top: 10, bottom: 100 },
-      xAxis: { type: "category", data: cols, axisLabel: { rotate: 40 }, name: b.value },
-      yAxis: { type: "category", data: rows, inverse: true, name: a.value },
-      visualMap: { dimension: 2, min: 0, max: Math.max(1, max), orient: "horizontal", left: "center", bottom: 0, itemHeight: 120,
-        inRange: { color: ["#eef6ee", "#2e7d32"] } },
-      series: [{ name: "customers", type: "heatmap", label: { show: true, formatter: (p) => fmtInt(p.data[2]) },
-        data: cells.map(([r, col, n]) => [cols.indexOf(col), rows.indexOf(r), n, r, col]) }],
-    });
-  };
-  a.addEventListener("change", draw); b.addEventListener("change", draw);
-  app.replaceChildren(el("div", { class: "card" }, el("h2", { text: "Customers by the segments of two grids" }),
-    el("div", { class: "controls" }, el("label", { text: "Rows " }, a), el("label", { text: "Columns " }, b)),
-    el("div", { id: "chart-crosstab", class: "chart" })));
-  draw();
+  if (!state.crosstabs.length) {
+    app.replaceChildren(el("p", { class: "note", text: "The definitions keep no crossing of two grids (kpis.crosstabs)." }));
+    return;
+  }
+  app.replaceChildren(crosstabCard());
 }
 
 // -- one customer: current segments with their why, the timeline of transitions ---------------------------
