@@ -23,6 +23,7 @@ import orjson
 import pytest
 import redis
 
+from segmentation import Definitions
 from streams.devstack.chromium import binary as chromium_binary
 from streams.read.auth import new_key
 from streams.sample import generator as sample
@@ -36,6 +37,8 @@ playwright = pytest.importorskip("playwright.sync_api")
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "dashboard"
 NAMESPACE = "dash"
 CANDIDATE_AT_RISK_DAYS = 60  # the candidate file moves at_risk earlier: some active customers would move
+
+DEFAULT_VERSION = Definitions.default().version
 
 
 @dataclass(frozen=True)
@@ -337,14 +340,14 @@ def test_dashboard_pages_show_the_apis_figures(world: World, browser: Any) -> No
     candidate = world.tmp / "candidate.yaml"
     text = (Path(__file__).parents[2] / "segmentation" / "definitions.yaml").read_text(encoding="utf-8")
     candidate.write_text(
-        text.replace('version: "2026.11-2"', 'version: "candidate-1"', 1).replace(
+        text.replace(f'version: "{DEFAULT_VERSION}"', 'version: "candidate-1"', 1).replace(
             "at_risk_after_days: 90", f"at_risk_after_days: {CANDIDATE_AT_RISK_DAYS}", 1
         ),
         encoding="utf-8",
     )
     page.goto(world.base + "/#definitions")
     page.wait_for_selector("#definitions-info")
-    assert page.text_content("#definitions-info [data-field=served]") == "2026.11-2"
+    assert page.text_content("#definitions-info [data-field=served]") == DEFAULT_VERSION
     page.set_input_files("#candidate", str(candidate))
     page.click("#preview")
     page.wait_for_selector("#preview-summary")
@@ -370,7 +373,7 @@ def test_dashboard_pages_show_the_apis_figures(world: World, browser: Any) -> No
         if any(c["from"] != c["to"] for c in cells)
     }
     assert page.text_content("#preview-summary") == (
-        f"Candidate candidate-1 vs 2026.11-2: {answer['examined']:,} of {answer['total']:,} customers"
+        f"Candidate candidate-1 vs {DEFAULT_VERSION}: {answer['examined']:,} of {answer['total']:,} customers"
         " examined (all)."
     )
     rows = page.evaluate(
