@@ -20,28 +20,28 @@ import orjson
 import redis
 from aiokafka import AIOKafkaConsumer
 
-from segmentation.grids import GRID_ORDER
+from segmentation import Definitions
 from streams import devstack
 from streams.bootstrap import ensure_topics, keyspace
 from streams.sample import generator as sample
 from streams.settings import Settings
 from streams.store.redis_store import applied_events
 
-GRIDS = GRID_ORDER
-
 
 def _segment_table(client: redis.Redis, settings: Settings) -> str:
     keys = keyspace(settings)
-    sizes: dict[str, Counter[str]] = {g: Counter() for g in GRIDS}
+    # the exclusive grids of the default definitions (the clv grid exists only once calibrated)
+    grids = [g for g in Definitions.default().grid_segments if not g.startswith("audience:")]
+    sizes: dict[str, Counter[str]] = {g: Counter() for g in grids}
     customers = 0
     for p in range(settings.topic_partitions):
         for key in client.scan_iter(match=keys.customer_pattern(p), count=2000):
-            row = client.hmget(key, [f"segment:{g}" for g in GRIDS])
+            row = client.hmget(key, [f"segment:{g}" for g in grids])
             customers += 1
-            for grid, seg in zip(GRIDS, row, strict=True):
+            for grid, seg in zip(grids, row, strict=True):
                 sizes[grid][seg.decode() if isinstance(seg, bytes) else (seg or "-")] += 1
     lines = [f"{customers} customers", f"{'grid':<14}{'segment':<22}{'customers':>10}"]
-    for grid in GRIDS:
+    for grid in grids:
         for i, (seg, n) in enumerate(sorted(sizes[grid].items(), key=lambda kv: (-kv[1], kv[0]))):
             lines.append(f"{grid if i == 0 else '':<14}{seg:<22}{n:>10}")
     return "\n".join(lines)

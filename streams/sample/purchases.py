@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import zlib
 from typing import Final, cast
 
 from streams.sample.personas import Customer
@@ -77,7 +78,7 @@ class Purchases(Schedule):
             price = max(1, round(rng.lognormvariate(item_median, 0.6))) * minor - (1 if minor > 1 else 0)
             quantity = 1 if rng.random() < 0.82 else 2 + int(rng.random() * 2)
             total += price * quantity
-            sku = f"sku-{int(5000 * rng.random() ** 3):05d}"
+            sku = _sku(c.cid, int(5000 * rng.random() ** 3))
             items.append({"sku": sku, "quantity": quantity, "unit_price": self._money(price)})
         coupon = rng.random() < p.coupon_p
         amount = total * 9 // 10 if coupon else total  # a 10% coupon on the order total
@@ -140,3 +141,16 @@ class Purchases(Schedule):
         if rng.random() < 0.3:  # satisfaction after a contact, lower when the problem stayed open
             self._push(t + int((0.5 + rng.random()) * DAY), c, K_SURVEY, 0 if resolved else -3)
         return event
+
+
+# SKU prefixes of the default definitions' categories (`category.sku_prefixes`): shoes, apparel, accessories,
+# home, beauty.
+_PREFIXES = ("SH-", "AP-", "AC-", "HM-", "BT-")
+
+
+def _sku(customer_id: str, number: int) -> str:
+    """A SKU whose prefix names a category: ~70 % from the customer's favourite one, so the category grid has
+    dominant buyers and mixed ones. Derived from the item number: the random stream stays as it was."""
+    favourite = zlib.crc32(customer_id.encode()) % len(_PREFIXES)
+    prefix = _PREFIXES[favourite] if number % 10 < 7 else _PREFIXES[number % len(_PREFIXES)]
+    return f"{prefix}{number:05d}"
