@@ -56,6 +56,10 @@ def test_compose_file_is_valid() -> None:
     assert {"9092:9092"} == set(spec["services"]["kafka"]["ports"])
     for name in ("kafka", "redis"):
         assert "healthcheck" in spec["services"][name]
+    # Kafka's data lives on the mounted volume, not in the image's default /tmp/kraft-combined-logs
+    kafka = spec["services"]["kafka"]
+    data_dir = kafka["environment"]["KAFKA_LOG_DIRS"]
+    assert any(volume.endswith(":" + data_dir) for volume in kafka["volumes"])
     for cli in (["docker", "compose"], ["docker-compose"]):
         if shutil.which(cli[0]) is None:
             continue
