@@ -133,17 +133,21 @@ def _exact(text: str) -> Decimal:
 _DECODER: Final = msgspec.json.Decoder(_Wire, float_hook=_exact)
 _CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")  # as event_types._Id's pattern
 _new: Final = object.__new__
-_set: Final = object.__setattr__
+_SLOT: Final = BaseModel.__dict__  # the slots pydantic's own model_construct fills (KeyError: pydantic changed)
+_put_dict: Final = _SLOT["__dict__"].__set__
+_put_fields_set: Final = _SLOT["__pydantic_fields_set__"].__set__
+_put_extra: Final = _SLOT["__pydantic_extra__"].__set__
+_put_private: Final = _SLOT["__pydantic_private__"].__set__
 
 
 def _model(cls: type[BaseModel], values: dict[str, Any], fields_set: set[str]) -> Any:
-    """The instance pydantic validation would build, without validating again (what model_construct
-    does, minus its per-field default and alias handling: every field is in `values`)."""
+    """The instance pydantic validation would build, without validating again: what model_construct
+    does, minus its per-field default and alias handling (every field is in `values`), ~10x cheaper."""
     instance = _new(cls)
-    _set(instance, "__dict__", values)
-    _set(instance, "__pydantic_fields_set__", fields_set)
-    _set(instance, "__pydantic_extra__", None)
-    _set(instance, "__pydantic_private__", None)
+    _put_dict(instance, values)
+    _put_fields_set(instance, fields_set)
+    _put_extra(instance, None)
+    _put_private(instance, None)
     return instance
 
 
