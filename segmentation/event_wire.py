@@ -133,7 +133,9 @@ def _exact(text: str) -> Decimal:
 _DECODER: Final = msgspec.json.Decoder(_Wire, float_hook=_exact)
 _CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")  # as event_types._Id's pattern
 _new: Final = object.__new__
-_SLOT: Final = BaseModel.__dict__  # the slots pydantic's own model_construct fills (KeyError: pydantic changed)
+_SLOT: Final = (
+    BaseModel.__dict__
+)  # the slots pydantic's own model_construct fills (KeyError: pydantic changed)
 _put_dict: Final = _SLOT["__dict__"].__set__
 _put_fields_set: Final = _SLOT["__pydantic_fields_set__"].__set__
 _put_extra: Final = _SLOT["__pydantic_extra__"].__set__
@@ -206,8 +208,8 @@ def decode_event(raw: bytes | str) -> models.Event | None:
     acceptable as it stands: the caller's pydantic path then says why (or, never seen, accepts it)."""
     try:
         wire = _DECODER.decode(raw)
-    except (msgspec.DecodeError, UnicodeEncodeError):  # ValidationError included; str with lone surrogates
-        return None
+    except (msgspec.DecodeError, UnicodeEncodeError, RecursionError):
+        return None  # ValidationError is a DecodeError; UnicodeEncodeError: a str with lone surrogates
     model, tag, converters, defaults, names = _PLANS[type(wire)]
     values: dict[str, Any] = {"type": tag, **asdict(wire)}
     ids = values["event_id"] + values["customer_id"]

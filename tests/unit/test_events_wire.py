@@ -270,6 +270,7 @@ def line(kind: str, token: str = "", **changes: object) -> str:
     return json.dumps(event(kind, **changes)).replace('"@"', token)
 
 
+ESCAPED_TAG = '"\\u0074ype": "web\\u005fvisit"'  # "type": "web_visit" with JSON escapes
 SAMPLES: list[tuple[str, bytes | str]] = [
     ("valid purchase", json.dumps(event("purchase"))),
     ("no items", json.dumps(event("purchase", items=...))),
@@ -293,6 +294,12 @@ SAMPLES: list[tuple[str, bytes | str]] = [
     ("NaN amount", json.dumps(event("purchase", amount="@")).replace('"@"', "NaN")),
     ("huge exponent", json.dumps(event("purchase", amount="@")).replace('"@"', "1e999999999999")),
     ("huge integer", json.dumps(event("loyalty", points_delta="@")).replace('"@"', "9" * 5000)),
+    ("amount nested deep", line("purchase", amount="@", token="[" * 20_000 + "]" * 20_000)),
+    ("amount of 5000 digits", line("purchase", amount="@", token="9" * 5000)),
+    ("raw newline in a string", line("web_visit", page="@", token='"a\nb"')),
+    ("raw DEL in a string", line("web_visit", page="@", token='"a\x7fb"')),
+    ("escaped key and tag", line("web_visit").replace('"type": "web_visit"', ESCAPED_TAG)),
+    ("items null", line("purchase", items=None)),
     ("at the size limit", json.dumps(event("web_visit", page="p" * 2000)).ljust(MAX_EVENT_BYTES)),
     ("over the size limit", json.dumps(event("web_visit")).ljust(MAX_EVENT_BYTES + 1).encode()),
     ("str over a quarter of the limit", json.dumps(event("web_visit")).ljust(MAX_EVENT_BYTES // 4 + 1)),
