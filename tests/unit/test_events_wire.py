@@ -54,7 +54,8 @@ def verdict(parse: Any, raw: bytes | str) -> tuple[object, ...]:
     fields = {name: getattr(parsed, name) for name in type(parsed).model_fields}
     shapes = {name: (type(v), repr(v)) for name, v in fields.items()}  # Decimal('1.0') != Decimal('1')
     items = [(type(i), i.model_fields_set, repr(i)) for i in getattr(parsed, "items", ())]
-    return (type(parsed), parsed, parsed.model_fields_set, shapes, items, parsed.model_dump(mode="json"))
+    dumped = json.dumps(parsed.model_dump(mode="json"))  # key order included
+    return (type(parsed), parsed, repr(parsed), parsed.model_fields_set, shapes, items, dumped)
 
 
 def repeats_a_key(raw: bytes | str) -> bool:
