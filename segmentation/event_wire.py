@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Union
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -33,93 +33,68 @@ _Id = Annotated[str, Meta(min_length=1, max_length=128)]  # control characters: 
 _Ref = Annotated[str, Meta(min_length=1, max_length=128)]
 _Label = Annotated[str, Meta(min_length=1, max_length=64)]
 _Page = Annotated[str, Meta(min_length=1, max_length=2048)]
+_Field = tuple[str, object] | tuple[str, object, object]
 
 
-class _Base(Struct, tag_field="type", forbid_unknown_fields=True):
-    # amounts are Any: strings, ints, and floats as exact Decimals (float_hook) go to event_values.money;
-    # occurred_at is a string for event_values.timestamp (msgspec's own datetime reads other shapes)
-    event_id: _Id
-    customer_id: _Id
-    occurred_at: str
-    schema_version: Literal[1]
+def _optional(name: str, kind: object) -> _Field:
+    """A field with a default: UNSET when left out (not in the model's fields set), None when null."""
+    return name, Union[kind, UnsetType, None], UNSET  # noqa: UP007  (kind is a runtime value)
 
 
-class _Item(Struct, forbid_unknown_fields=True):
-    sku: _Ref
-    quantity: Annotated[int, Meta(ge=1, le=_MAX_INT)]
-    unit_price: Any = UNSET  # UNSET: left out (not in the model's fields set), None: null
-    category: _Label | UnsetType | None = UNSET
-
-
-class _Purchase(_Base, tag="purchase"):
-    order_id: _Ref
-    amount: Any
-    currency: str
-    channel: Literal["web", "store", "app", "phone"]
-    items: Annotated[tuple[_Item, ...], Meta(max_length=500)] | UnsetType = UNSET
-    coupon_used: bool | UnsetType = UNSET
-
-
-class _Refund(_Base, tag="refund"):
-    order_id: _Ref
-    amount: Any
-    currency: str
-
-
-class _EmailSent(_Base, tag="email_sent"):
-    campaign_id: _Ref | UnsetType | None = UNSET
-
-
-class _EmailOpen(_Base, tag="email_open"):
-    campaign_id: _Ref | UnsetType | None = UNSET
-
-
-class _EmailClick(_Base, tag="email_click"):
-    campaign_id: _Ref | UnsetType | None = UNSET
-
-
-class _EmailUnsubscribe(_Base, tag="email_unsubscribe"):
-    campaign_id: _Ref | UnsetType | None = UNSET
-
-
-class _WebVisit(_Base, tag="web_visit"):
-    page: _Page | UnsetType | None = UNSET
-
-
-class _AppSession(_Base, tag="app_session"):
-    duration_seconds: Annotated[int, Meta(ge=0, le=_MAX_INT)] | UnsetType | None = UNSET
-
-
-class _Loyalty(_Base, tag="loyalty"):
-    points_delta: Annotated[int, Meta(ge=-_MAX_INT, le=_MAX_INT)]
-    tier: _Label | UnsetType | None = UNSET
-
-
-class _SupportContact(_Base, tag="support_contact"):
-    channel: Literal["email", "phone", "chat", "store"]
-    resolved: bool
-
-
-class _SurveyResponse(_Base, tag="survey_response"):
-    score: Annotated[int, Meta(ge=0, le=10)]
-    interests: Annotated[tuple[_Label, ...], Meta(max_length=50)] | UnsetType = UNSET
-
-
-class _ProfileUpdate(_Base, tag="profile_update"):
-    birth_year: Annotated[int, Meta(ge=1900, le=2100)] | UnsetType | None = UNSET
-    gender: Literal["female", "male", "other", "undisclosed"] | UnsetType | None = UNSET
-    region: _Label | UnsetType | None = UNSET
-    household: Annotated[int, Meta(ge=1, le=20)] | UnsetType | None = UNSET
-
-
-class _CustomerErased(_Base, tag="customer_erased"):
-    pass
-
-
-_Wire = (
-    _Purchase | _Refund | _EmailSent | _EmailOpen | _EmailClick | _EmailUnsubscribe | _WebVisit | _AppSession
-    | _Loyalty | _SupportContact | _SurveyResponse | _ProfileUpdate | _CustomerErased
-)  # fmt: skip
+# Structs are made with defstruct, not class statements: mypyc (which may compile segmentation/) drops the
+# class keywords (tag, tag_field) of the classes it leaves to Python, which breaks the tagged union.
+# Amounts are Any: strings, ints, and floats as exact Decimals (float_hook) go to event_values.money;
+# occurred_at is a string for event_values.timestamp (msgspec's own datetime reads other shapes).
+_COMMON: Final[list[_Field]] = [
+    ("event_id", _Id), ("customer_id", _Id), ("occurred_at", str), ("schema_version", Literal[1]),
+]  # fmt: skip
+_ITEM: Final = msgspec.defstruct(
+    "_Item",
+    [
+        ("sku", _Ref),
+        ("quantity", Annotated[int, Meta(ge=1, le=_MAX_INT)]),
+        ("unit_price", Any, UNSET),
+        _optional("category", _Label),
+    ],
+    forbid_unknown_fields=True,
+)
+_LINES: Final = tuple.__class_getitem__((_ITEM, ...))  # tuple[_ITEM, ...]: a runtime type, for msgspec
+_FIELDS: Final[dict[str, list[_Field]]] = {
+    "purchase": [
+        ("order_id", _Ref),
+        ("amount", Any),
+        ("currency", str),
+        ("channel", Literal["web", "store", "app", "phone"]),
+        ("items", Union[Annotated[_LINES, Meta(max_length=500)], UnsetType], UNSET),  # noqa: UP007
+        ("coupon_used", Union[bool, UnsetType], UNSET),  # noqa: UP007
+    ],
+    "refund": [("order_id", _Ref), ("amount", Any), ("currency", str)],
+    "email_sent": [_optional("campaign_id", _Ref)],
+    "email_open": [_optional("campaign_id", _Ref)],
+    "email_click": [_optional("campaign_id", _Ref)],
+    "email_unsubscribe": [_optional("campaign_id", _Ref)],
+    "web_visit": [_optional("page", _Page)],
+    "app_session": [_optional("duration_seconds", Annotated[int, Meta(ge=0, le=_MAX_INT)])],
+    "loyalty": [("points_delta", Annotated[int, Meta(ge=-_MAX_INT, le=_MAX_INT)]), _optional("tier", _Label)],
+    "support_contact": [("channel", Literal["email", "phone", "chat", "store"]), ("resolved", bool)],
+    "survey_response": [
+        ("score", Annotated[int, Meta(ge=0, le=10)]),
+        ("interests", Union[Annotated[tuple[_Label, ...], Meta(max_length=50)], UnsetType], UNSET),  # noqa: UP007
+    ],
+    "profile_update": [
+        _optional("birth_year", Annotated[int, Meta(ge=1900, le=2100)]),
+        _optional("gender", Literal["female", "male", "other", "undisclosed"]),
+        _optional("region", _Label),
+        _optional("household", Annotated[int, Meta(ge=1, le=20)]),
+    ],
+    "customer_erased": [],
+}
+_STRUCTS: Final[dict[str, type[Struct]]] = {
+    tag: msgspec.defstruct(
+        f"_{tag}", [*_COMMON, *fields], tag_field="type", tag=tag, forbid_unknown_fields=True
+    )
+    for tag, fields in _FIELDS.items()
+}
 
 
 def _exact(text: str) -> Decimal:
@@ -130,7 +105,7 @@ def _exact(text: str) -> Decimal:
         return Decimal("NaN")
 
 
-_DECODER: Final = msgspec.json.Decoder(_Wire, float_hook=_exact)
+_DECODER: Final = msgspec.json.Decoder(Union[tuple(_STRUCTS.values())], float_hook=_exact)  # noqa: UP007
 _CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")  # as event_types._Id's pattern
 _new: Final[Callable[[type], Any]] = object.__new__
 _SLOT: Final = (
@@ -162,20 +137,20 @@ def _currency(value: str) -> str:
 _ITEM_FIELDS: Final = frozenset(models.Item.model_fields)
 
 
-def _items(lines: tuple[_Item, ...]) -> tuple[models.Item, ...]:
+def _items(lines: tuple[Struct, ...]) -> tuple[models.Item, ...]:
     out: list[models.Item] = []
     for line in lines:
-        price, category = line.unit_price, line.category
+        values = asdict(line)
         given = set(_ITEM_FIELDS)
+        price = values["unit_price"]
         if price is UNSET:
-            price = None
+            values["unit_price"] = None
             given.discard("unit_price")
         elif price is not None:
-            price = money(price)
-        if category is UNSET:
-            category = None
+            values["unit_price"] = money(price)
+        if values["category"] is UNSET:
+            values["category"] = None
             given.discard("category")
-        values = {"sku": line.sku, "quantity": line.quantity, "unit_price": price, "category": category}
         out.append(_model(models.Item, values, given))
     return tuple(out)
 
@@ -183,15 +158,16 @@ def _items(lines: tuple[_Item, ...]) -> tuple[models.Item, ...]:
 _SPECIAL: Final[dict[str, Callable[[Any], Any]]] = {"currency": _currency, "items": _items}
 
 
-def _plan(kind: type[Struct], model: type[BaseModel]) -> _Plan:
+def _plan(tag: str, model: type[BaseModel]) -> _Plan:
     """How a Struct becomes its model: (model, tag, converters, defaults of optional fields, all fields)."""
+    kind = _STRUCTS[tag]
     fields = kind.__struct_fields__
-    assert set(fields) | {"type"} == set(model.model_fields), kind  # mirrors: same fields, same names
-    special = {**_SPECIAL, "amount": positive_money if kind is _Refund else money}
+    assert ("type", *fields) == tuple(model.model_fields), tag  # mirrors: same fields, same order
+    special = {**_SPECIAL, "amount": positive_money if tag == "refund" else money}
     converters = tuple((name, special[name]) for name in fields if name in special)
     optional = fields[len(fields) - len(kind.__struct_defaults__) :]
     defaults = tuple((name, model.model_fields[name].default) for name in optional)
-    return model, str(kind.__struct_config__.tag), converters, defaults, frozenset(model.model_fields)
+    return model, tag, converters, defaults, frozenset(model.model_fields)
 
 
 _Plan = tuple[
@@ -199,7 +175,7 @@ _Plan = tuple[
     frozenset[str],
 ]  # fmt: skip
 _PLANS: Final[dict[type[Struct], _Plan]] = {
-    kind: _plan(kind, model) for kind, model in zip(_Wire.__args__, models.EVENT_CLASSES, strict=True)
+    _STRUCTS[tag]: _plan(tag, model) for tag, model in zip(_FIELDS, models.EVENT_CLASSES, strict=True)
 }
 
 
