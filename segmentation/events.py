@@ -3,7 +3,9 @@
 Everything entering the stream goes through :func:`parse_event`, which returns a validated event or raises
 :class:`InvalidEvent` (never anything else), so the worker can dead-letter bad input and go on.
 Amounts are exact :class:`~decimal.Decimal` values (JSON numbers never pass through binary float);
-timestamps must carry a UTC offset and are normalised to UTC.
+timestamps must carry a UTC offset and are normalised to UTC. JSON is decoded and validated by msgspec
+(:mod:`segmentation.event_wire`, the hot path); mappings and whatever msgspec refuses by pydantic (orjson,
+then the json module where an amount needs exact digits), which words every rejection.
 """
 
 import json
