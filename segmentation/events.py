@@ -3,7 +3,9 @@
 Everything entering the stream goes through :func:`parse_event`, which returns a validated event or raises
 :class:`InvalidEvent` (never anything else), so the worker can dead-letter bad input and go on.
 Amounts are exact :class:`~decimal.Decimal` values (JSON numbers never pass through binary float);
-timestamps must carry a UTC offset and are normalised to UTC.
+timestamps must carry a UTC offset and are normalised to UTC. JSON is decoded and validated by msgspec
+(:mod:`segmentation.event_wire`, the hot path); mappings and whatever msgspec refuses by pydantic (orjson,
+then the json module where an amount needs exact digits), which words every rejection.
 """
 
 import json
@@ -37,6 +39,7 @@ from segmentation.event_types import (
     WebVisit,
 )
 from segmentation.event_values import SCHEMA_VERSION, show
+from segmentation.event_wire import decode_event
 
 __all__ = [
     "CURRENCY_EXPONENT", "EVENT_TYPES", "MAX_EVENT_BYTES", "SCHEMA_VERSION", "AppSession", "CustomerErased",
@@ -181,7 +184,21 @@ def _decode(raw: object) -> object:
 
 
 def parse_event(raw: bytes | str | Mapping[str, object]) -> Event:
-    """Validate one event from JSON bytes/str or a mapping; raises InvalidEvent and nothing else."""
+    """Validate one event from JSON bytes/str or a mapping; raises InvalidEvent and nothing else.
+
+    JSON goes through msgspec (`event_wire`) first; what it does not accept, and mappings, through pydantic
+    (`validate_event`), which gives the same verdict and the reason (tests/unit/test_events_wire.py)."""
+    if (type(raw) is bytes and len(raw) <= MAX_EVENT_BYTES) or (
+        type(raw) is str and len(raw) <= MAX_EVENT_BYTES // 4  # at most 4 UTF-8 bytes per character
+    ):
+        event = decode_event(raw)
+        if event is not None:
+            return event
+    return validate_event(raw)
+
+
+def validate_event(raw: bytes | str | Mapping[str, object]) -> Event:
+    """`parse_event` with pydantic only: the reference the msgspec path is tested against."""
     if type(raw) is dict:  # validation never mutates it: no copy needed (the common case for callers)
         data: object = raw
     else:
