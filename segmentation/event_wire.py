@@ -184,8 +184,10 @@ def decode_event(raw: bytes | str) -> models.Event | None:
     acceptable as it stands: the caller's pydantic path then says why (or, never seen, accepts it)."""
     try:
         wire = _DECODER.decode(raw)
-    except (msgspec.DecodeError, UnicodeEncodeError, RecursionError):
-        return None  # ValidationError is a DecodeError; UnicodeEncodeError: a str with lone surrogates
+    except (msgspec.DecodeError, UnicodeError, RecursionError):
+        # ValidationError is a DecodeError; UnicodeEncodeError: a str with lone surrogates; msgspec 0.22
+        # raises UnicodeDecodeError (0.23 a DecodeError) for invalid UTF-8 inside a string
+        return None
     model, tag, converters, defaults, names = _PLANS[type(wire)]
     values: dict[str, Any] = {"type": tag, **asdict(wire)}
     ids = values["event_id"] + values["customer_id"]
