@@ -5,14 +5,18 @@ hash fields), and a figure that depends on key names would silently stop countin
 under the run's prefix is found with SCAN and sized with MEMORY USAGE (SAMPLES 0: every element, exact), and
 split in two: *per-customer* keys (a name holding a customer id as one of its `:`/`{}`-separated parts) and
 *aggregates* (the rest: per-partition counters, indexes, membership structures). Both are divided by the
-customers that own at least one key. The `used_memory` delta of INFO around the run is printed as a
-cross-check; on a Redis shared with other work it is noisy, the MEMORY USAGE sum is not.
+customers that own at least one key. As a cross-check, `drop` deletes the keys (DEL, freed at once) and
+reports how much INFO `used_memory` fell meanwhile: allocator overhead included, and only the other clients'
+writes during that second as noise (a delta across the whole run, on a Redis shared with other work, is
+not usable). The MEMORY USAGE sum is the figure; the freed bytes say whether it misses something.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import re
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,7 +25,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Footprint", "customer_ids", "kind_of", "measure", "used_memory"]
+__all__ = ["Footprint", "customer_ids", "drop", "kind_of", "measure", "used_memory"]
 
 _PARTS = re.compile(r"[:{}]")
 _CHUNK = 1000
@@ -64,7 +68,7 @@ class Footprint:
     customer_bytes: int
     aggregate_keys: int
     aggregate_bytes: int
-    used_memory_delta: int | None = None
+    used_memory_delta: int | None = None  # used_memory freed by deleting the keys (see `drop`)
     kinds: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (keys, bytes)
 
     @property
@@ -79,7 +83,7 @@ class Footprint:
             "bytes/customer": self.per_customer,
             "  per-customer keys": self.customer_bytes / n,
             "  partition aggregates": self.aggregate_bytes / n,
-            "  used_memory delta": used,
+            "  used_memory freed by drop": used,
         }
 
     def lines(self, top: int = 8) -> list[str]:
@@ -89,7 +93,7 @@ class Footprint:
             f"per-customer keys {self.customer_bytes / n:,.0f} ({self.customer_keys:,} keys), "
             f"aggregates {self.aggregate_bytes / n:,.0f} ({self.aggregate_keys:,} keys)"
             + (
-                f"; used_memory delta {self.used_memory_delta / n:,.0f}"
+                f"; used_memory freed by dropping them {self.used_memory_delta / n:,.0f}"
                 if self.used_memory_delta is not None
                 else ""
             )
@@ -131,7 +135,22 @@ def _sizes(client: Any, keys: list[bytes]) -> Iterable[tuple[bytes, int]]:
         yield from zip(chunk, (int(size or 0) for size in pipe.execute()), strict=True)
 
 
-def measure(client: Any, prefix: str, ids: set[str], used_before: int | None = None) -> Footprint:
+def drop(client: Any, prefix: str, footprint: Footprint | None = None) -> Footprint | None:
+    """Delete every key under `prefix:` (DEL: freed synchronously, lazy frees awaited); with `footprint`,
+    return it with the used_memory freed meanwhile as its cross-check."""
+    before = used_memory(client)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=5000))
+    for i in range(0, len(keys), _CHUNK):
+        client.delete(*keys[i : i + _CHUNK])
+    deadline = time.monotonic() + 10
+    while int(client.info("memory").get("lazyfree_pending_objects", 0)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if footprint is None:
+        return None
+    return dataclasses.replace(footprint, used_memory_delta=before - used_memory(client))
+
+
+def measure(client: Any, prefix: str, ids: set[str]) -> Footprint:
     """Size every key under `prefix:` with a synchronous redis client (see the module docstring)."""
     keys = list(client.scan_iter(match=f"{prefix}:*", count=5000))
     owners: set[str] = set()
@@ -148,13 +167,11 @@ def measure(client: Any, prefix: str, ids: set[str], used_before: int | None = N
         target[1] += size
         if owner is not None:
             owners.add(owner)
-    delta = used_memory(client) - used_before if used_before is not None else None
     return Footprint(
         customers=len(owners),
         customer_keys=per_customer[0],
         customer_bytes=per_customer[1],
         aggregate_keys=aggregate[0],
         aggregate_bytes=aggregate[1],
-        used_memory_delta=delta,
         kinds={kind: (kinds[kind], kind_bytes[kind]) for kind in kinds},
     )

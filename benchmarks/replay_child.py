@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.footprint import Footprint, customer_ids, measure, used_memory
+from benchmarks.footprint import Footprint, customer_ids, drop, measure
 from benchmarks.process_cpu import CpuMeter, budget_lines, cpu_seconds, stack_pids
 
 __all__ = ["budget", "footprint_of", "num", "redis_url", "run_child"]
@@ -71,7 +71,6 @@ def child(path: Path, args: argparse.Namespace, url: str) -> None:
     from streams.replay.sources import FileSource
     from streams.replay.split import SourceSpec, replay_split
     from streams.settings import Settings
-    from streams.store.namespaces import drop
 
     prefix = f"bench-replay-{uuid.uuid4().hex[:8]}"
     settings = Settings(redis_url=url, key_prefix=prefix, topic_partitions=partitions, namespace="bench")
@@ -83,7 +82,6 @@ def child(path: Path, args: argparse.Namespace, url: str) -> None:
     cpu: dict[str, float] = {}
     ids = customer_ids(path)  # outside the measured window, like the memory measurement
     sync = redis.Redis.from_url(url)
-    used_before = used_memory(sync)
     footprint: list[Footprint] = []
 
     async def run() -> dict[str, float]:
@@ -119,8 +117,9 @@ def child(path: Path, args: argparse.Namespace, url: str) -> None:
             cpu.update(meter.spent())
             after = resource.getrusage(resource.RUSAGE_CHILDREN)  # split replays' processes, joined
             cpu["replay"] += after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-            footprint.append(measure(sync, prefix, ids, used_before))
-            await drop(client, prefix, "bench")
+            measured = drop(sync, prefix, measure(sync, prefix, ids))  # the whole prefix is throw-away
+            assert measured is not None
+            footprint.append(measured)
         finally:
             await client.aclose()
             sync.close()
