@@ -171,9 +171,10 @@ def run_child(
     ]
     cmd += ["--cprofile"] if profile else []
     cmd += ["--source", str(source)] if source is not None else []
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ,
-                         "SEGSTREAM_REDIS_URL": url}).stdout  # fmt: skip
-    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "SEGSTREAM_REDIS_URL": url})
+    if done.returncode != 0:  # the child's own error, not just its exit status
+        raise SystemExit(f"replay child failed ({' '.join(cmd[1:])}):\n{done.stderr[-4000:]}")
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
