@@ -171,7 +171,12 @@ def run_child(
     ]
     cmd += ["--cprofile"] if profile else []
     cmd += ["--source", str(source)] if source is not None else []
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "SEGSTREAM_REDIS_URL": url})
+    env = {**os.environ, "SEGSTREAM_REDIS_URL": url}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:  # a shared Redis can be BUSY with another client's script: one retry, said
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"  (replay child failed, run again: {last[:300]})", file=sys.stderr)
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:  # the child's own error, not just its exit status
         raise SystemExit(f"replay child failed ({' '.join(cmd[1:])}):\n{done.stderr[-4000:]}")
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
