@@ -1,7 +1,7 @@
 """Events/s and CPU-us per event of the segstream worker against a naive Faust agent, same topic, one run.
 
     .venv/bin/python benchmarks/bench_worker.py [--events 200000] [--naive-events 20000] [--rounds 3]
-        [--baseline DIR] [--profile [--py-spy PATH]]
+        [--baseline DIR] [--stages [--py-spy PATH]] [--profile order-history [--customers 23500]]
 
 Uses SEGSTREAM_KAFKA_BOOTSTRAP / SEGSTREAM_REDIS_URL when set, else starts the local stack. Each run is a
 separate process consuming the whole topic from the beginning into a fresh Redis prefix; the rate is taken
@@ -11,8 +11,15 @@ On this 2-core box the broker and Redis share the cores with the worker, so even
 of the CPU every process spends per event: each run prints CPU-us/event of the worker, redis-server and the
 Kafka broker (read from /proc over the same window as the rate) and the ceiling that sum implies.
 `--baseline DIR` runs the worker of another checkout (e.g. `git archive <rev> | tar -x -C DIR`) in
-alternate rounds, so old and new are compared under the same load. `--profile` adds one worker run sampled
-by py-spy and breaks its CPU per event into pipeline stages (benchmarks/worker_profile.py).
+alternate rounds, so old and new are compared under the same load, and prints their medians side by side.
+`--stages` adds one worker run sampled by py-spy and breaks its CPU per event into pipeline stages
+(benchmarks/worker_profile.py).
+
+Each worker run also prints transitions per event (records its run added to the transitions topic), CPU-us
+per transition per process, and the Redis memory of its keys per customer (benchmarks/footprint.py: MEMORY
+USAGE of every key of the run's prefix, per-customer keys and aggregates, no layout assumed).
+`--profile order-history` puts the sample generator's import shape on the topic instead of the
+engagement-heavy default (--customers customers, 23,500 by default, 18 months; --events is then unused).
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.before_after import load_average, side_by_side
+from benchmarks.footprint import Footprint, drop, measure
 from benchmarks.machine import describe
 from benchmarks.process_cpu import CpuMeter, budget_lines, stack_pids
 from benchmarks.worker_profile import Breakdown, attach, find_py_spy
@@ -57,9 +66,36 @@ class Run:
     seconds: float
     events: int
     cpu: dict[str, float]
+    transitions_per_event: float = 0.0  # when measured (run_worker with `ids`)
+    footprint: Footprint | None = None
 
     def per_event(self, name: str) -> float:
         return self.cpu.get(name, 0.0) * 1e6 / self.events if self.events else 0.0
+
+    def per_transition(self, name: str) -> float:
+        tpe = self.transitions_per_event
+        return self.per_event(name) / tpe if tpe else float("nan")
+
+    def lines(self) -> list[str]:
+        """CPU-us per event of each process, then per transition and bytes per customer when measured."""
+        out = budget_lines(self.cpu, self.events, self.seconds)
+        if self.transitions_per_event:
+            per = ", ".join(f"{name} {self.per_transition(name):.2f}" for name in self.cpu)
+            total = sum(self.per_transition(name) for name in self.cpu)
+            out.append(
+                f"  {self.transitions_per_event:.2f} transitions per event; "
+                f"CPU-us/transition {per}, total {total:.2f}"
+            )
+        return out + (self.footprint.lines() if self.footprint is not None else [])
+
+    def metrics(self) -> dict[str, float]:
+        """The figures compared across variants (see before_after.side_by_side)."""
+        out = {"events/s": self.rate, "transitions/event": self.transitions_per_event}
+        for unit, cost in (("event", self.per_event), ("transition", self.per_transition)):
+            for name in self.cpu:
+                out[f"CPU-us/{unit} {name}"] = cost(name)
+            out[f"CPU-us/{unit} total"] = sum(cost(name) for name in self.cpu)
+        return out | (self.footprint.figures() if self.footprint is not None else {})
 
 
 def services() -> tuple[str, str]:
@@ -139,10 +175,15 @@ def run_worker(
     pids: dict[str, int],
     source: Path = ROOT,
     profile: tuple[str, Path] | None = None,
+    ids: set[str] | None = None,
 ) -> Run:
-    """The worker of the checkout `source`; with `profile` (py-spy, output) sampled from the first event."""
+    """The worker of the checkout `source`; with `profile` (py-spy, output) sampled from the first event;
+    with `ids` (the topic's customer ids) also transitions per event and Redis bytes per customer."""
+    if ids is not None:
+        published = records_in(base.kafka_bootstrap, base.transitions_topic)
     settings, proc = start_worker(base, source)
     spy = None
+    footprint, transitions_per_event, completed = None, 0.0, False
     try:
         first = None
         while True:
@@ -159,15 +200,34 @@ def run_worker(
         end = time.monotonic()
         assert first is not None
         spent = first[2].spent()
+        completed = True
     finally:
         if spy is not None:  # stop sampling first: the worker's shutdown is not part of the window
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
         proc.terminate()
         proc.wait(30)
+        if completed and ids is not None:  # after the worker stopped: everything flushed, nothing moving
+            added = records_in(base.kafka_bootstrap, base.transitions_topic) - published
+            transitions_per_event = added / total
+            footprint = drop(client, settings.key_prefix, measure(client, settings.key_prefix, ids))
         drop_keys(client, settings.key_prefix)
     seconds = end - first[0]
-    return Run((total - first[1]) / seconds, seconds, total - first[1], spent)
+    events = total - first[1]
+    return Run(events / seconds, seconds, events, spent, transitions_per_event, footprint)
+
+
+def records_in(bootstrap: str, topic: str) -> int:
+    """Records on a topic so far (the sum of its end offsets; 0 before it exists): what a run published."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or ()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return int(sum(ends.values()))
+    finally:
+        consumer.close()
 
 
 def run_naive(
@@ -219,32 +279,55 @@ def drop_keys(client: redis.Redis, prefix: str) -> None:
 
 
 def summary(name: str, runs: list[Run]) -> list[str]:
-    """Median events/s and median CPU-us/event per process over the runs of one variant."""
+    """Median events/s and median CPU-us/event per process over the runs of one variant; per transition and
+    bytes per customer (medians) when measured."""
     rate = statistics.median(r.rate for r in runs)
     names = list(runs[0].cpu)
     per_event = {n: statistics.median(r.per_event(n) for r in runs) for n in names}
     out = [f"{name:28}{rate:>12,.0f} events/s (median of {len(runs)})"]
     out += budget_lines({n: v * 1e-6 for n, v in per_event.items()}, 1, 1 / rate)
+    if runs[0].transitions_per_event:
+        tpe = statistics.median(r.transitions_per_event for r in runs)
+        per = {n: statistics.median(r.per_transition(n) for r in runs) for n in names}
+        text = ", ".join(f"{n} {v:.2f}" for n, v in per.items())
+        out.append(f"  {tpe:.2f} transitions/event; CPU-us/transition {text}, total {sum(per.values()):.2f}")
+    sizes = [r.footprint for r in runs if r.footprint is not None]
+    if sizes:
+        figures = {k: statistics.median(f.figures()[k] for f in sizes) for k in sizes[0].figures()}
+        out.append("  Redis " + ", ".join(f"{k.strip()} {v:,.0f}" for k, v in figures.items()))
     return out
 
 
 def events_topic(
-    bootstrap: str, url: str, partitions: int, events: int, per_customer: int, kind: str = "bench"
+    bootstrap: str,
+    url: str,
+    partitions: int,
+    events: int,
+    per_customer: int,
+    kind: str = "bench",
+    spec: sample.SampleSpec | None = None,
 ) -> tuple[Settings, int]:
-    """Fresh topics and the engagement-heavy sample (~`events` events, `per_customer` each) on the events
-    topic: what every job of a run consumes. Returns the settings naming the topics and the event count."""
+    """Fresh topics and the engagement-heavy sample (~`events` events, `per_customer` each; or `spec`) on
+    the events topic: what every job of a run consumes. Returns the settings naming the topics and the
+    event count."""
     base = fresh_settings(bootstrap, url, partitions, kind)
-    spec = sample.SampleSpec(
-        customers=max(1, events // per_customer), days=365, seed=11, malformed_share=0.002
-    )
+    if spec is None:
+        spec = sample.SampleSpec(
+            customers=max(1, events // per_customer), days=365, seed=11, malformed_share=0.002
+        )
     asyncio.run(ensure_topics(base))
     started = time.monotonic()
     total = asyncio.run(sample.produce(spec, bootstrap, base.events_topic))
     print(
-        f"topic: {total} events ({spec.customers} customers, 365 days, {partitions} partitions), "
-        f"produced in {time.monotonic() - started:.1f}s"
+        f"topic: {total} events ({spec.customers} customers, {spec.days} days, profile {spec.profile}, "
+        f"{partitions} partitions), produced in {time.monotonic() - started:.1f}s"
     )
     return base, total
+
+
+def order_history(customers: int) -> sample.SampleSpec:
+    """The import shape (streams/sample/order_history.py): 18 months of orders, most customers new."""
+    return sample.SampleSpec(customers=customers, days=548, seed=11, profile="order-history")
 
 
 def topic_arguments(doc: str | None) -> argparse.ArgumentParser:
@@ -266,14 +349,21 @@ def main() -> None:
     parser = topic_arguments(__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per worker variant")
     parser.add_argument("--baseline", type=Path, help="checkout whose worker runs in alternate rounds")
-    parser.add_argument("--profile", action="store_true", help="one more run sampled by py-spy")
+    parser.add_argument("--stages", action="store_true", help="one more run sampled by py-spy")
     parser.add_argument("--py-spy", help="py-spy executable (default: on PATH)")
     parser.add_argument("--profile-out", type=Path, help="keep py-spy's collapsed stacks in this file")
+    parser.add_argument("--profile", choices=("default", "order-history"), default="default")
+    parser.add_argument("--customers", type=int, default=23_500, help="order-history: the population")
     args = parser.parse_args()
     bootstrap, url = services()
     pids = service_pids(bootstrap, url)
-    base, total = events_topic(bootstrap, url, args.partitions, args.events, args.events_per_customer)
-    print(f"machine: {describe()}; CPU accounted for: worker, {', '.join(pids) or 'nothing else'}")
+    spec = order_history(args.customers) if args.profile == "order-history" else None
+    base, total = events_topic(
+        bootstrap, url, args.partitions, args.events, args.events_per_customer, spec=spec
+    )
+    ids = {key.decode() for key, _ in sample.keyed(spec or sample_of(args)) if key is not None}
+    print(f"machine: {describe()}; {load_average()}")
+    print(f"CPU accounted for: worker, {', '.join(pids) or 'nothing else'}")
     client = redis.Redis.from_url(url)
     variants = {"segstream worker": ROOT}
     if args.baseline is not None:
@@ -281,10 +371,10 @@ def main() -> None:
     runs: dict[str, list[Run]] = defaultdict(list)
     for i in range(args.rounds):
         for name, source in variants.items():
-            run = run_worker(base, client, total, pids, source)
+            run = run_worker(base, client, total, pids, source, ids=ids)
             runs[name].append(run)
             print(f"  {name} round {i + 1}: {run.rate:,.0f} events/s ({run.seconds:.1f}s)")
-            print("\n".join(budget_lines(run.cpu, run.events, run.seconds)))
+            print("\n".join(run.lines()))
     naive = None
     if args.naive_events > 0:
         naive = run_naive(base, client, bootstrap, url, min(args.naive_events, total), pids)
@@ -297,8 +387,20 @@ def main() -> None:
     if naive is not None and runs["segstream worker"]:
         worker_rate = statistics.median(r.rate for r in runs["segstream worker"])
         print(f"{'ratio to the naive agent':28}{worker_rate / naive.rate:>11.1f}x")
-    if args.profile:
+    if runs["baseline worker"] and runs["segstream worker"]:
+        old, new = ([r.metrics() for r in runs[name]] for name in ("baseline worker", "segstream worker"))
+        print(
+            f"\nbaseline and segstream worker, medians of {args.rounds} alternate rounds, {load_average()}:"
+        )
+        print("\n".join(side_by_side(old, new, ("before", "after"))))
+    if args.stages:
         profile(args.py_spy, args.profile_out, base, client, total, pids)
+
+
+def sample_of(args: argparse.Namespace) -> sample.SampleSpec:
+    """The default profile's spec, as events_topic builds it (for the customer ids)."""
+    customers = max(1, args.events // args.events_per_customer)
+    return sample.SampleSpec(customers=customers, days=365, seed=11, malformed_share=0.002)
 
 
 def profile(

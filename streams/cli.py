@@ -83,8 +83,9 @@ def _sample(settings: Settings, args: argparse.Namespace) -> int:
     try:
         spec = sample.SampleSpec(
             customers=args.customers,
-            days=args.days,
+            days=args.days if args.days is not None else sample.PROFILE_DAYS[args.profile],
             seed=args.seed,
+            profile=args.profile,
             malformed_share=args.malformed,
             start=datetime.fromisoformat(args.start).replace(tzinfo=UTC)
             if args.start
@@ -252,7 +253,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("worker", help="run the streaming updater (configured by SEGSTREAM_* variables)")
     s = sub.add_parser("sample", help="generate realistic synthetic events")
     s.add_argument("--customers", type=int, default=1000)
-    s.add_argument("--days", type=int, default=365)
+    s.add_argument("--days", type=int, help="length of the period (default 365; order-history 548)")
+    s.add_argument(
+        "--profile",
+        choices=("default", "order-history"),
+        default="default",
+        help="default: engagement-heavy; order-history: an 18-month order export, most customers new",
+    )
     s.add_argument("--seed", type=int, default=42)
     s.add_argument("--malformed", type=float, default=0.0, help="share of malformed events, e.g. 0.01")
     s.add_argument("--start", help="first day, ISO date (default 2026-01-01)")

@@ -50,7 +50,6 @@ class Simulation(Purchases, Engagement):
         erasure_share: float,
     ) -> None:
         super().__init__(days=days, start=start, seed=seed)
-        rng = self.rng
         self.currency = currency
         self.minor = 10**currency_exponent
         self.exponent = currency_exponent
@@ -60,6 +59,11 @@ class Simulation(Purchases, Engagement):
             self._web, self._visit, self._app, self._loyalty, self._refund, self._survey, self._support,
             self._profile, self._erase,
         )  # fmt: skip
+        self._populate(customers, erasure_share)
+
+    def _populate(self, customers: int, erasure_share: float) -> None:
+        """Draw each customer's persona and schedule its joining (and erasure); profiles override this."""
+        rng = self.rng
         span = self.end - self.origin
         for index in range(customers):
             persona = PERSONAS[bisect.bisect_left(PERSONA_CUM, rng.random() * PERSONA_CUM[-1])]

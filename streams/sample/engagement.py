@@ -33,6 +33,7 @@ class Engagement(Schedule):
 
     _campaigns: list[int]  # send times and ids, set by the simulation from _campaign_calendar
     _campaign_ids: list[str]
+    targeted_share: float = _TARGETED_SHARE
 
     @staticmethod
     def _campaign_calendar(start: datetime, days: int) -> tuple[list[int], list[str]]:
@@ -54,7 +55,7 @@ class Engagement(Schedule):
         rng = self.rng
         if index + 1 < len(self._campaigns):
             self._push(self._campaigns[index + 1] + c.send_offset, c, K_EMAIL, index + 1)
-        if rng.random() >= _TARGETED_SHARE:
+        if rng.random() >= self.targeted_share:
             return None
         churned = t >= c.churn_at
         event = self._event(c, t, "email_sent")

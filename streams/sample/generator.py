@@ -25,9 +25,12 @@ import orjson
 
 from segmentation.events import CURRENCY_EXPONENT
 from streams.sample.behaviour import Event, Simulation
+from streams.sample.order_history import ORDER_HISTORY_DAYS, OrderHistory
 
 __all__ = [
     "MALFORMED_KINDS",
+    "PROFILES",
+    "PROFILE_DAYS",
     "SampleSpec",
     "generate",
     "keyed",
@@ -48,6 +51,10 @@ MALFORMED_KINDS: Final = (
 _UNKNOWN_TYPES: Final = ("page_view", "Purchase", "purchase.v2", "cart_add", "")
 _CUSTOMER_ID: Final = re.compile(rb'"customer_id"\s*:\s*"([^"\\\x00-\x1f]{1,128})"')
 _SEND_CHUNK: Final = 5_000
+# Profiles: the shape of the population. "default" is engagement-heavy (~120 events per customer a year);
+# "order-history" is an 18-month order export, the import shape (streams/sample/order_history.py).
+PROFILES: Final = ("default", "order-history")
+PROFILE_DAYS: Final = {"default": 365, "order-history": ORDER_HISTORY_DAYS}  # the CLI's default --days
 _WRITE_CHUNK: Final = 2_000
 
 
@@ -57,7 +64,8 @@ class SampleSpec:
 
     ``malformed_share`` is the expected share of *emitted lines* that are malformed (they come in addition
     to the valid events, so the valid stream does not depend on it); ``erasure_share`` is the share of
-    customers who ask to be erased during the period; ``limit`` stops after that many lines.
+    customers who ask to be erased during the period; ``limit`` stops after that many lines; ``profile`` is
+    one of :data:`PROFILES`.
     """
 
     customers: int = 1000
@@ -68,6 +76,7 @@ class SampleSpec:
     currency: str = "EUR"
     erasure_share: float = 0.001
     limit: int | None = None
+    profile: str = "default"
 
     def __post_init__(self) -> None:
         if self.customers < 0 or self.days < 0:
@@ -82,6 +91,8 @@ class SampleSpec:
             raise ValueError(f"unknown currency {self.currency!r}")
         if self.limit is not None and self.limit < 0:
             raise ValueError("limit must be >= 0")
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r} (one of: {', '.join(PROFILES)})")
 
 
 def recover_customer_id(line: bytes) -> str | None:
@@ -129,7 +140,8 @@ def malformed_line(kind: str, event: Event, line: bytes, rng: random.Random, ser
 
 def keyed(spec: SampleSpec) -> Iterator[tuple[bytes | None, bytes]]:
     """(Kafka key, line) pairs; the key is the customer id, recovered from the line for malformed ones."""
-    simulation = Simulation(
+    population = OrderHistory if spec.profile == "order-history" else Simulation
+    simulation = population(
         customers=spec.customers,
         days=spec.days,
         start=spec.start,
