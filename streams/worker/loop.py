@@ -86,10 +86,10 @@ class Worker(BatchPipeline):
         Each await, and why no event can be skipped or applied twice across it:
         1. `getmany`: records of partitions not (yet) claimed are dropped; their claim seeks back to Redis's
            offset, and a new assignment is paused until then (`hold`).
-        2. `submit` (decode, `_states`, apply, `_settle`): a batch reaches `submit` only if the partition's
-           owner is the one it was fetched for, starts right after the applied offset (`_in_order`), and is
-           dropped after its awaits if the partition was let go meanwhile; a revocation waits for the batch
-           in flight (`Rebalance._let_go`) and every commit carries the claim's fence.
+        2. `submit_all` (per partition, concurrently: decode, `_states`, apply, `_settle`): a batch is applied
+           only if the partition's owner is the one it was fetched for, starts right after the applied offset
+           (`_in_order`), and is dropped after its awaits if the partition was let go meanwhile; a revocation
+           waits for the batch in flight (`Rebalance._let_go`) and every commit carries the claim's fence.
         3. `sweep`: per partition, stops as soon as the partition is no longer owned by the same claim; its
            commit is fenced like any other.
         4. `heartbeat` / `report` / `progress.tick`: progress only (Kafka offsets for lag, the metrics hash,
@@ -109,10 +109,12 @@ class Worker(BatchPipeline):
                 # Who owned each partition when its records came: a claim (a rebalance callback) may complete
                 # while an earlier partition's batch awaits, and a batch fetched before that claim's seek must
                 # never reach the new owner (it may start far beyond the stored offset).
-                fetched_for = {tp: self.owned.get(tp.partition) for tp in batches}
-                for tp, messages in batches.items():  # aiokafka's records have Incoming's fields
-                    if fetched_for[tp] is not None and self.owned.get(tp.partition) is fetched_for[tp]:
-                        await self.submit(tp.partition, messages)
+                await self.submit_all(
+                    [
+                        (tp.partition, messages, self.owned.get(tp.partition))
+                        for tp, messages in batches.items()
+                    ]
+                )
                 self._raise_failures()
                 await self._take_again()
                 await self.sweep()

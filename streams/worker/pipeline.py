@@ -103,8 +103,39 @@ class BatchPipeline:
         for partition, owned in list(self.owned.items()):
             await self.report(partition, owned)
 
-    async def submit(self, partition: int, records: Sequence[Incoming]) -> None:
-        """One partition's batch, committed in this order:
+    async def submit_all(self, batches: Sequence[tuple[int, Sequence[Incoming], Owned | None]]) -> None:
+        """`submit` each (partition, records, owner it was fetched for) of one poll, the partitions at once.
+
+        Each partition's batch waits on Redis (load) and on its previous batch (publish, commit); one after
+        the other, a poll of four partitions waited four round trips before its last partition was applied,
+        and every event fetched meanwhile waited for the whole cycle. Concurrently the waits overlap, while
+        each partition's batches still go through steps 1-7 in log order (one poll, one batch per
+        partition; the next poll starts once this one's steps 1-3 are done). A failure cancels the other
+        partitions' steps 1-3 (nothing is written by them) and is raised as is."""
+        ready = [(p, records, owner) for p, records, owner in batches if owner is not None and records]
+        if len(ready) <= 1:  # the usual case at a low rate: no task to create
+            for partition, records, owner in ready:
+                await self.submit(partition, records, owner)
+            return
+        tasks = [asyncio.create_task(self.submit(p, records, owner)) for p, records, owner in ready]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:  # a failure, or this coroutine cancelled: no partition's steps 1-3 go on unattended
+            pending = [task for task in tasks if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        for task in tasks:  # in partition order, as the loop raised before
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def submit(
+        self, partition: int, records: Sequence[Incoming], fetched_for: Owned | None = None
+    ) -> None:
+        """One partition's batch, committed in this order (with `fetched_for`, only if the partition's
+        owner is still the one the records were fetched for: a claim completed meanwhile sought back to
+        Redis's offset, and what was fetched before that seek must never reach the new owner):
 
         1. Drop records at or below the partition's applied offset (redeliveries after a rebalance or a
            retry): their effect is already in Redis, applying them again would count them twice. (Or
@@ -139,7 +170,7 @@ class BatchPipeline:
         A sweep (and `process`, `drain`, a revocation) first waits for the partition's task.
         """
         owned = self.owned.get(partition)
-        if owned is None:
+        if owned is None or (fetched_for is not None and owned is not fetched_for):
             return
         done = owned.offset if owned.prepared is None else owned.prepared
         if done is not None and records and records[0].offset <= done:
@@ -155,7 +186,8 @@ class BatchPipeline:
             events, dead = decode(records[start : start + STEP], not_after)
             decoded[0].extend(events)
             decoded[1].extend(dead)
-            await asyncio.sleep(0)
+            if start + STEP < len(records):  # not after the last part: loading the states pauses anyway
+                await asyncio.sleep(0)
         stored = await self._states(partition, owned, customers_of(decoded[0]))
         if stored is None:  # another owner moved the partition on, or Redis went back: apply nothing
             return
@@ -216,6 +248,10 @@ class BatchPipeline:
         """Wait for the partition's batch in flight; its failure is raised here."""
         task = owned.inflight
         if task is None:
+            return
+        if task.done():  # the usual case at a low rate: no shield (a future and two callbacks) to make
+            owned.inflight, owned.inflight_states = None, {}
+            task.result()  # its failure, raised here
             return
         try:
             await asyncio.shield(task)
@@ -285,9 +321,15 @@ class BatchPipeline:
         """Forget and pause a partition we may no longer write: fenced out, until Kafka assigns it again (or
         `fenced_grace_s` passed, see `Worker.heartbeat`); rewound, until the poll loop claims it again."""
         partition = owned.claim.partition
-        if self.owned.get(partition) is owned:
-            self.owned.pop(partition)
+        current = self.owned.get(partition)
         self.metrics.retry(outcome)
+        if current is not None and current is not owned:
+            # This worker claimed the partition again meanwhile (revoked and assigned while the batch
+            # loaded): our own newer claim fenced the old one out. The new claim has sought to Redis's offset
+            # and resumed; pausing it now would stall the partition until the next rebalance.
+            return
+        if current is owned:
+            self.owned.pop(partition)
         if self.consumer is None:  # a replay: it stops with an error once it sees the partition gone
             return
         if outcome == "fenced":
