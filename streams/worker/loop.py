@@ -225,12 +225,26 @@ class Worker(BatchPipeline):
             owned.catch_up_to = None
         return owned.catch_up_to is None
 
+    async def _anything_due(self, partition: int, owned: Owned) -> bool:
+        """Live, with a batch in flight: is any customer due by the wall clock? Most sweeps find nobody, and
+        waiting for the batch first (`_settle`) held the poll loop up for its publish and commit once per
+        partition and sweep interval. What the batch in flight makes due is in the future (live events are
+        dated about now), so none is missed; replay and a forced sweep always settle first."""
+        if self.settings.mode != "live" or owned.inflight is None or owned.inflight.done():
+            return True
+        clock_us = max(owned.watermark_us or 0, to_us(self.wall_clock()))
+        due = await self._retry(lambda: self.store.due(partition, clock_us, 1), "read due index")
+        return bool(due)
+
     async def sweep(self, force: bool = False) -> None:
         """Time-driven changes of the owned partitions: clock = event-time watermark in replay mode,
         max(watermark, wall clock) live. Cost follows the number of due customers, not the population."""
         now = time.monotonic()
         for partition, owned in list(self.owned.items()):
             if not force and now < owned.next_sweep:
+                continue
+            if not force and not await self._anything_due(partition, owned):
+                owned.next_sweep = now + self.settings.sweep_interval_ms / 1000
                 continue
             await self._settle(owned)
             owned.next_sweep = now + self.settings.sweep_interval_ms / 1000

@@ -281,6 +281,8 @@ class BatchPipeline:
         return states
 
     async def _publish(self, result: BatchResult) -> None:
+        if not result.transitions and not result.dead_letters:  # most small batches: nothing to send
+            return
         producer = self.producer
         if producer is None:  # a replay that was not asked to emit transitions
             if result.dead_letters:

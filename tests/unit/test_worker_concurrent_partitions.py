@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 
 from aiokafka import TopicPartition
 
 from segmentation import Definitions
-from streams.store.port import Claim, InMemoryStateStore
+from streams.store.port import Claim, CustomerWrite, InMemoryStateStore
 from streams.worker.loop import Worker
 from tests.unit.test_worker_rebalance import (
+    T0,
     TOPIC,
     LogConsumer,
     expected_customers,
@@ -136,3 +138,59 @@ def test_a_failure_in_one_partition_cancels_the_others_and_is_raised_as_is() -> 
     assert message == "stored state unreadable"
     assert store._p(0).offset is None and store._p(1).offset is None
     assert left == 0
+
+
+class GatedCommits(InMemoryStateStore):
+    """Commits after the first `free` wait for `gate`; `order` records when commits and sweeps finish."""
+
+    def __init__(self, free: int) -> None:
+        super().__init__()
+        self.free, self.gate, self.order = free, asyncio.Event(), list[str]()
+
+    async def commit(
+        self, claim: Claim, offset: int | None, watermark_us: int | None, writes: Sequence[CustomerWrite]
+    ) -> None:
+        if self.free <= 0:
+            await self.gate.wait()
+        self.free -= 1
+        await super().commit(claim, offset, watermark_us, writes)
+        self.order.append(f"commit {offset}")
+
+
+def sweep_with_a_batch_in_flight(days_later: int) -> tuple[list[str], GatedCommits]:
+    """A live worker commits offsets 0-9, then the commit of 10-19 waits while a sweep runs at the wall
+    clock `days_later` days after the events."""
+    log = log_of(0, range(20))
+
+    async def scenario() -> GatedCommits:
+        store = GatedCommits(free=1)
+        now = T0 + timedelta(days=days_later)
+        live = settings().model_copy(update={"mode": "live"})
+        worker = Worker(live, Definitions.default(), store, None, None, wall_clock=lambda: now)
+        await worker.own(0)
+        await worker.process(0, log[:10])
+        await worker.submit(0, log[10:])  # its commit waits for the gate
+        sweep = asyncio.create_task(worker.sweep())
+        await asyncio.wait({sweep}, timeout=0.2)
+        store.order.append("sweep done" if sweep.done() else "sweep waiting")
+        store.gate.set()
+        await sweep
+        await worker.drain()
+        return store
+
+    store = asyncio.run(scenario())
+    return store.order, store
+
+
+def test_a_live_sweep_with_nobody_due_does_not_wait_for_the_batch_in_flight() -> None:
+    order, store = sweep_with_a_batch_in_flight(days_later=1)
+    assert order == ["commit 9", "sweep done", "commit 19"]
+    assert store._p(0).offset == 19
+
+
+def test_a_live_sweep_with_customers_due_waits_for_the_batch_in_flight_first() -> None:
+    """A year later every customer is due: the sweep settles the batch first, then moves them on."""
+    order, store = sweep_with_a_batch_in_flight(days_later=400)
+    assert order[:3] == ["commit 9", "sweep waiting", "commit 19"]
+    assert order[3:] == ["commit None"] * (len(order) - 3) and len(order) > 3  # the sweep's own commits
+    assert store._p(0).offset == 19
