@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_latency.py [--rates 1000,5000,10000] [--seconds 20] [--warmup 5]
         [--variant batch_max_events=500 ...] [--baseline DIR] [--profile-dir DIR [--py-spy PATH]]
+    .venv/bin/python benchmarks/bench_latency.py --pipeline 1,2,10
 
 Per rate and settings variant: fresh topics and key prefix, a `segstream worker` process in live mode
 (settings from SEGSTREAM_* as in production, plus the variant's), and this process producing the
@@ -17,6 +18,8 @@ per event of the worker, redis-server, the broker and this load generator (`load
 the transitions), and the worker's CPU-us per batch (`us/batch`: its CPU per event times its mean batch).
 `--baseline DIR` runs another checkout's worker (`git archive <commit> | tar -x -C DIR`) before ours at every
 rate, so both see the same load; `--profile-dir` keeps py-spy's collapsed stacks of every worker there.
+`--pipeline 1,2,10` measures instead the CPU per batch of steps 1-7 alone (this process, the real Redis, no
+Kafka) for batches of that many events: the fixed cost per batch without the broker's noise.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,11 +49,14 @@ from benchmarks.bench_worker import ROOT, drop_keys, fresh_settings, service_pid
 from benchmarks.machine import describe
 from benchmarks.process_cpu import CpuMeter
 from benchmarks.worker_profile import attach, find_py_spy
-from streams.bootstrap import ensure_topics, keyspace
+from segmentation import Definitions
+from streams.bootstrap import ensure_topics, keyspace, redis_client
 from streams.sample import generator as sample
 from streams.settings import Settings
-from streams.store.redis_store import applied_events
+from streams.store.redis_store import RedisStateStore, applied_events
 from streams.store.replies import text
+from streams.worker.batch import Record
+from streams.worker.pipeline import BatchPipeline
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
@@ -267,6 +274,31 @@ def variant(text: str) -> dict[str, Any]:
     return {name: getattr(checked, name) for name in pairs}
 
 
+async def pipeline_cost(settings: Settings, per_batch: int, batches: int = 1500) -> tuple[float, float]:
+    """(CPU-us per batch, CPU-us per event) of this process running batches of `per_batch` live-dated events
+    of one partition through steps 1-7 (`BatchPipeline.process`) against the real Redis, no Kafka: the
+    worker's fixed cost per batch without the broker, after a warm-up that fills the state cache."""
+    client = redis_client(settings)
+    try:
+        store = RedisStateStore(client, keyspace(settings))
+        pipeline = BatchPipeline(settings, Definitions.default(), store, None, None)
+        await pipeline.own(0)
+        count = 2 * batches * per_batch
+        lines = live_events(count, 1000.0, time.time() - count / 1000)
+        records = [Record("latency", 0, n, key, value) for n, (key, _, value) in enumerate(lines)]
+        half = count // 2
+        for start in range(0, half, per_batch):
+            await pipeline.process(0, records[start : start + per_batch])
+        before = os.times()
+        for start in range(half, count, per_batch):
+            await pipeline.process(0, records[start : start + per_batch])
+        after = os.times()
+    finally:
+        await client.aclose()
+    spent = (after.user - before.user + after.system - before.system) * 1e6
+    return spent / batches, spent / half
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -283,7 +315,23 @@ def main() -> None:
     )
     parser.add_argument("--profile-dir", type=Path, help="sample each worker with py-spy, stacks in here")
     parser.add_argument("--py-spy", help="py-spy executable (default: on PATH)")
+    parser.add_argument(
+        "--pipeline", help="batch sizes (e.g. 1,2,10): CPU per batch of steps 1-7 alone, no Kafka; then exit"
+    )
     args = parser.parse_args()
+    if args.pipeline:
+        bootstrap, url = services()
+        print(f"machine: {describe()}; steps 1-7 in this process against {url}, no Kafka")
+        for size in (int(n) for n in args.pipeline.split(",")):
+            live = fresh_settings(bootstrap, url, 1, "latency").model_copy(
+                update={"mode": "live", "key_prefix": f"latency-pipeline-{uuid.uuid4().hex[:8]}"}
+            )
+            try:
+                per_batch, per_event = asyncio.run(pipeline_cost(live, size))
+            finally:
+                drop_keys(redis.Redis.from_url(url), live.key_prefix)
+            print(f"  {size:>4} events/batch: {per_batch:7.0f} CPU-us per batch, {per_event:6.1f} per event")
+        return
     spy = find_py_spy(args.py_spy) if args.profile_dir else None
     if args.profile_dir and spy is None:
         raise SystemExit(
