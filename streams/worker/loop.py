@@ -18,6 +18,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 
 from streams.store.writes import from_us, to_us
 from streams.worker.batch import advance_all
+from streams.worker.concurrent_partitions import submit_at_once
 from streams.worker.namespace_follow import DefinitionsMismatch, definitions_rule
 from streams.worker.ownership import Owned, Rebalance
 from streams.worker.pipeline import BatchPipeline
@@ -64,7 +65,7 @@ class Worker(BatchPipeline):
         self.fenced_since.pop(tp.partition, None)
         self.retake.discard(tp.partition)
         # Offset 0 for a partition never applied: where retention removed it, the consumer resets to the
-        # log start and `_in_order` accepts that gap once fetched twice.
+        # log start and `in_order` accepts that gap once fetched twice.
         self.consumer.seek(tp, 0 if claim.offset is None else claim.offset + 1)
         self.consumer.resume(tp)  # paused since its assignment (`hold`), or since we were fenced out of it
         log.info(
@@ -86,10 +87,11 @@ class Worker(BatchPipeline):
         Each await, and why no event can be skipped or applied twice across it:
         1. `getmany`: records of partitions not (yet) claimed are dropped; their claim seeks back to Redis's
            offset, and a new assignment is paused until then (`hold`).
-        2. `submit_all` (per partition, concurrently: decode, `_states`, apply, `_settle`): a batch is applied
-           only if the partition's owner is the one it was fetched for, starts right after the applied offset
-           (`_in_order`), and is dropped after its awaits if the partition was let go meanwhile; a revocation
-           waits for the batch in flight (`Rebalance._let_go`) and every commit carries the claim's fence.
+        2. `submit_at_once` (per partition, concurrently: decode, `_states`, apply, `_settle`): a batch is
+           applied only if the partition's owner is the one it was fetched for, starts right after the
+           applied offset (`in_order`), and is dropped after its awaits if the partition was let go meanwhile;
+           a revocation waits for the batch in flight (`Rebalance._let_go`) and every commit carries the
+           claim's fence.
         3. `sweep`: per partition, stops as soon as the partition is no longer owned by the same claim; its
            commit is fenced like any other.
         4. `heartbeat` / `report` / `progress.tick`: progress only (Kafka offsets for lag, the metrics hash,
@@ -109,11 +111,12 @@ class Worker(BatchPipeline):
                 # Who owned each partition when its records came: a claim (a rebalance callback) may complete
                 # while an earlier partition's batch awaits, and a batch fetched before that claim's seek must
                 # never reach the new owner (it may start far beyond the stored offset).
-                await self.submit_all(
+                await submit_at_once(
+                    self.submit,
                     [
                         (tp.partition, messages, self.owned.get(tp.partition))
                         for tp, messages in batches.items()
-                    ]
+                    ],
                 )
                 self._raise_failures()
                 await self._take_again()

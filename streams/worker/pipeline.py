@@ -36,7 +36,7 @@ from streams.worker.batch import (
 )
 from streams.worker.fenced_commit import commit_batch
 from streams.worker.namespace_follow import NamespaceFollow
-from streams.worker.offset_order import refetch_from
+from streams.worker.offset_order import in_order
 from streams.worker.ownership import Owned
 from streams.worker.progress_report import report
 from streams.worker.retry import retry
@@ -103,33 +103,6 @@ class BatchPipeline:
         for partition, owned in list(self.owned.items()):
             await self.report(partition, owned)
 
-    async def submit_all(self, batches: Sequence[tuple[int, Sequence[Incoming], Owned | None]]) -> None:
-        """`submit` each (partition, records, owner it was fetched for) of one poll, the partitions at once.
-
-        Each partition's batch waits on Redis (load) and on its previous batch (publish, commit); one after
-        the other, a poll of four partitions waited four round trips before its last partition was applied,
-        and every event fetched meanwhile waited for the whole cycle. Concurrently the waits overlap, while
-        each partition's batches still go through steps 1-7 in log order (one poll, one batch per
-        partition; the next poll starts once this one's steps 1-3 are done). A failure cancels the other
-        partitions' steps 1-3 (nothing is written by them) and is raised as is."""
-        ready = [(p, records, owner) for p, records, owner in batches if owner is not None and records]
-        if len(ready) <= 1:  # the usual case at a low rate: no task to create
-            for partition, records, owner in ready:
-                await self.submit(partition, records, owner)
-            return
-        tasks = [asyncio.create_task(self.submit(p, records, owner)) for p, records, owner in ready]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        finally:  # a failure, or this coroutine cancelled: no partition's steps 1-3 go on unattended
-            pending = [task for task in tasks if not task.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
-        for task in tasks:  # in partition order, as the loop raised before
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-
     async def submit(
         self, partition: int, records: Sequence[Incoming], fetched_for: Owned | None = None
     ) -> None:
@@ -140,7 +113,7 @@ class BatchPipeline:
         1. Drop records at or below the partition's applied offset (redeliveries after a rebalance or a
            retry): their effect is already in Redis, applying them again would count them twice. (Or
            at or below the offset of the batch in flight, whose effect is about to be.) A consumed batch
-           is applied only when it starts exactly after that offset (`_in_order`); anything else (a batch
+           is applied only when it starts exactly after that offset (`in_order`); anything else (a batch
            fetched before the claim's seek, say) is never applied: seek back and fetch again.
         2. Decode, then load from Redis in one round trip the states this worker does not hold. A record
            not keyed by its customer id, or (live) dated later than the wall clock plus
@@ -175,7 +148,8 @@ class BatchPipeline:
         done = owned.offset if owned.prepared is None else owned.prepared
         if done is not None and records and records[0].offset <= done:
             records = [r for r in records if r.offset > done]
-        if not records or (self.consumer is not None and not self._in_order(partition, owned, done, records)):
+        topic, first = self.settings.events_topic, records[0].offset if records else 0
+        if not records or not in_order(self.consumer, topic, owned, done, first, self.metrics.retry):
             return
         started = time.perf_counter()
         decoded: tuple[list[tuple[Incoming, Event]], list[DeadLetter]] = ([], [])
@@ -225,20 +199,6 @@ class BatchPipeline:
         )
         if time.monotonic() >= owned.next_report:
             await self.report(partition, owned)
-
-    def _in_order(self, partition: int, owned: Owned, done: int | None, records: Sequence[Incoming]) -> bool:
-        """`offset_order.refetch_from`: a batch out of order is refused and the consumer seeks back."""
-        expected = refetch_from(owned, done, records[0].offset)
-        if expected is None:
-            return True
-        self.metrics.retry("out of order batch")
-        log.warning(
-            "partition %s: batch starts at %s, not %s; fetching again", partition, records[0].offset, expected
-        )
-        assert self.consumer is not None
-        with contextlib.suppress(IllegalStateError):  # revoked meanwhile: the next owner resumes from Redis
-            self.consumer.seek(TopicPartition(self.settings.events_topic, partition), expected)
-        return False
 
     async def report(self, partition: int, owned: Owned) -> None:
         """Steps 6 and 7 of `submit` (see `progress_report.report`)."""
@@ -325,11 +285,8 @@ class BatchPipeline:
         partition = owned.claim.partition
         current = self.owned.get(partition)
         self.metrics.retry(outcome)
-        if current is not None and current is not owned:
-            # This worker claimed the partition again meanwhile (revoked and assigned while the batch
-            # loaded): our own newer claim fenced the old one out. The new claim has sought to Redis's offset
-            # and resumed; pausing it now would stall the partition until the next rebalance.
-            return
+        if current is not None and current is not owned:  # our own newer claim fenced this one out: it
+            return  # sought to Redis's offset and resumed; pausing it would stall it until the next rebalance
         if current is owned:
             self.owned.pop(partition)
         if self.consumer is None:  # a replay: it stops with an error once it sees the partition gone
