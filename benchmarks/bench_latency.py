@@ -1,7 +1,8 @@
 """Event -> transition latency of the worker run as in production, at steady produce rates.
 
     .venv/bin/python benchmarks/bench_latency.py [--rates 1000,5000,10000] [--seconds 20] [--warmup 5]
-        [--variant batch_max_events=500 ...]
+        [--variant batch_max_events=500 ...] [--baseline DIR] [--profile-dir DIR [--py-spy PATH]]
+    .venv/bin/python benchmarks/bench_latency.py --pipeline 1,2,10
 
 Per rate and settings variant: fresh topics and key prefix, a `segstream worker` process in live mode
 (settings from SEGSTREAM_* as in production, plus the variant's), and this process producing the
@@ -14,7 +15,11 @@ falls behind shows its whole delay. Prints the rate asked and achieved, events m
 ms, transitions that arrived twice (`dup`), partitions the worker gave up and claimed again (`reclaim`),
 events still not applied at the end (`behind`), the worker's mean events per batch (`batch`), and the CPU-us
 per event of the worker, redis-server, the broker and this load generator (`load`: producing and reading
-the transitions).
+the transitions), and the worker's CPU-us per batch (`us/batch`: its CPU per event times its mean batch).
+`--baseline DIR` runs another checkout's worker (`git archive <commit> | tar -x -C DIR`) before ours at every
+rate, so both see the same load; `--profile-dir` keeps py-spy's collapsed stacks of every worker there.
+`--pipeline 1,2,10` measures instead the CPU per batch of steps 1-7 alone (this process, the real Redis, no
+Kafka) for batches of that many events: the fixed cost per batch without the broker's noise.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ import argparse
 import asyncio
 import math
 import os
+import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,14 +45,18 @@ from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_worker import drop_keys, fresh_settings, service_pids, services, start_worker
+from benchmarks.bench_worker import ROOT, drop_keys, fresh_settings, service_pids, services, start_worker
 from benchmarks.machine import describe
 from benchmarks.process_cpu import CpuMeter
-from streams.bootstrap import ensure_topics, keyspace
+from benchmarks.worker_profile import attach, find_py_spy
+from segmentation import Definitions
+from streams.bootstrap import ensure_topics, keyspace, redis_client
 from streams.sample import generator as sample
 from streams.settings import Settings
-from streams.store.redis_store import applied_events
+from streams.store.redis_store import RedisStateStore, applied_events
 from streams.store.replies import text
+from streams.worker.batch import Record
+from streams.worker.pipeline import BatchPipeline
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
@@ -110,13 +121,21 @@ class Result:
 
 
 async def measure(
-    settings: Settings, rate: float, seconds: float, warmup: float, pids: dict[str, int]
+    settings: Settings,
+    rate: float,
+    seconds: float,
+    warmup: float,
+    pids: dict[str, int],
+    source: Path = ROOT,
+    profile: tuple[str, Path] | None = None,
 ) -> Result:
-    """One worker process at one steady rate; see the module doc."""
+    """One worker process (of the checkout `source`) at one steady rate; see the module doc. With `profile`
+    (py-spy, output), the worker is sampled from its first answer to its end."""
     await ensure_topics(settings)
     planned = int(rate * (seconds + warmup))
     events = list(live_events(planned + 1, rate, time.time()))
-    settings, proc = start_worker(settings, kind="latency")
+    settings, proc = start_worker(settings, source, kind="latency")
+    spy: subprocess.Popen[bytes] | None = None
     matcher = Matcher()
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     producer = AIOKafkaProducer(
@@ -133,6 +152,8 @@ async def measure(
         key, _, line = events[0]
         await producer.send_and_wait(settings.events_topic, line, key=key)  # the worker is up once it answers
         await asyncio.wait_for(answered.wait(), 60.0)
+        if profile is not None:
+            spy = attach(profile[0], proc.pid, profile[1])
         meter, sent = await paced(
             producer, settings.events_topic, events[1:], rate, warmup, matcher, proc.pid, pids
         )
@@ -147,6 +168,8 @@ async def measure(
         await consumer.stop()
         proc.terminate()
         proc.wait(30)
+        if spy is not None:
+            spy.wait(30)
         client = redis.Redis.from_url(settings.redis_url)
         counters = worker_counters(client.hgetall(keyspace(settings).metrics()))
         drop_keys(client, settings.key_prefix)
@@ -251,6 +274,31 @@ def variant(text: str) -> dict[str, Any]:
     return {name: getattr(checked, name) for name in pairs}
 
 
+async def pipeline_cost(settings: Settings, per_batch: int, batches: int = 1500) -> tuple[float, float]:
+    """(CPU-us per batch, CPU-us per event) of this process running batches of `per_batch` live-dated events
+    of one partition through steps 1-7 (`BatchPipeline.process`) against the real Redis, no Kafka: the
+    worker's fixed cost per batch without the broker, after a warm-up that fills the state cache."""
+    client = redis_client(settings)
+    try:
+        store = RedisStateStore(client, keyspace(settings))
+        pipeline = BatchPipeline(settings, Definitions.default(), store, None, None)
+        await pipeline.own(0)
+        count = 2 * batches * per_batch
+        lines = live_events(count, 1000.0, time.time() - count / 1000)
+        records = [Record("latency", 0, n, key, value) for n, (key, _, value) in enumerate(lines)]
+        half = count // 2
+        for start in range(0, half, per_batch):
+            await pipeline.process(0, records[start : start + per_batch])
+        before = os.times()
+        for start in range(half, count, per_batch):
+            await pipeline.process(0, records[start : start + per_batch])
+        after = os.times()
+    finally:
+        await client.aclose()
+    spent = (after.user - before.user + after.system - before.system) * 1e6
+    return spent / batches, spent / half
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -262,29 +310,67 @@ def main() -> None:
     parser.add_argument(
         "--variant", type=variant, action="append", default=[], help="settings to compare (name=value,...)"
     )
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout's worker, run before ours at every rate (same load)"
+    )
+    parser.add_argument("--profile-dir", type=Path, help="sample each worker with py-spy, stacks in here")
+    parser.add_argument("--py-spy", help="py-spy executable (default: on PATH)")
+    parser.add_argument(
+        "--pipeline", help="batch sizes (e.g. 1,2,10): CPU per batch of steps 1-7 alone, no Kafka; then exit"
+    )
     args = parser.parse_args()
+    if args.pipeline:
+        bootstrap, url = services()
+        print(f"machine: {describe()}; steps 1-7 in this process against {url}, no Kafka")
+        for size in (int(n) for n in args.pipeline.split(",")):
+            live = fresh_settings(bootstrap, url, 1, "latency").model_copy(
+                update={"mode": "live", "key_prefix": f"latency-pipeline-{uuid.uuid4().hex[:8]}"}
+            )
+            try:
+                per_batch, per_event = asyncio.run(pipeline_cost(live, size))
+            finally:
+                drop_keys(redis.Redis.from_url(url), live.key_prefix)
+            print(f"  {size:>4} events/batch: {per_batch:7.0f} CPU-us per batch, {per_event:6.1f} per event")
+        return
+    spy = find_py_spy(args.py_spy) if args.profile_dir else None
+    if args.profile_dir and spy is None:
+        raise SystemExit(
+            "--profile-dir needs py-spy: pip install py-spy (any environment), pass --py-spy PATH"
+        )
     bootstrap, url = services()
     pids = service_pids(bootstrap, url)
     print(f"machine: {describe()}; CPU accounted for: worker, {', '.join(pids) or 'nothing else'}")
     print(
         f"{'rate':>7}{'achieved':>10}{'events':>8}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8} ms"
-        f"{'dup':>6}{'reclaim':>8}{'behind':>8}{'batch':>7}  CPU-us/event"
+        f"{'dup':>6}{'reclaim':>8}{'behind':>8}{'batch':>7}{'us/batch':>9}  CPU-us/event"
     )
+    sources = [("base", args.baseline.resolve()), ("new", ROOT)] if args.baseline else [("", ROOT)]
     updates: list[dict[str, Any]] = [{}, *args.variant]
     for update in updates:
         print("settings: " + (",".join(f"{k}={v}" for k, v in update.items()) or "defaults"))
         for rate in (float(r) for r in args.rates.split(",")):
-            base = fresh_settings(bootstrap, url, args.partitions, "latency")
-            settings = base.model_copy(update={"mode": "live", **update})
-            result = asyncio.run(measure(settings, rate, args.seconds, args.warmup, pids))
-            print(row(result), flush=True)
+            for name, source in sources:
+                base = fresh_settings(bootstrap, url, args.partitions, "latency")
+                settings = base.model_copy(update={"mode": "live", **update})
+                profile = None
+                if spy is not None:
+                    args.profile_dir.mkdir(parents=True, exist_ok=True)
+                    tag = "-".join(
+                        filter(None, [name, f"{rate:.0f}", *(f"{k}={v}" for k, v in update.items())])
+                    )
+                    profile = (spy, args.profile_dir / f"{tag}.txt")
+                result = asyncio.run(
+                    measure(settings, rate, args.seconds, args.warmup, pids, source, profile)
+                )
+                print(row(result) + (f"  {name}" if name else ""), flush=True)
 
 
 def row(result: Result) -> str:
     lat = result.latency
     ms = "".join(f"{lat[k]:>8.1f}" if k in lat else f"{'-':>8}" for k in ("p50", "p95", "p99", "max"))
     cpu = " ".join(f"{k} {v:.1f}" for k, v in result.cpu_per_event.items())
-    again = f"{lat['duplicates']:>6.0f}{lat['refused']:>8.0f}{lat['behind']:>8.0f}{lat['batch']:>7.0f}"
+    again = f"{lat['duplicates']:>6.0f}{lat['refused']:>8.0f}{lat['behind']:>8.0f}{lat['batch']:>7.1f}"
+    again += f"{lat['batch'] * result.cpu_per_event.get('worker', 0.0):>9.0f}"
     return f"{result.rate:>7,.0f}{result.achieved:>10,.0f}{lat['events']:>8,.0f}{ms}   {again}  {cpu}"
 
 

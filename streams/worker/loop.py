@@ -18,6 +18,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 
 from streams.store.writes import from_us, to_us
 from streams.worker.batch import advance_all
+from streams.worker.concurrent_partitions import submit_at_once
 from streams.worker.namespace_follow import DefinitionsMismatch, definitions_rule
 from streams.worker.ownership import Owned, Rebalance
 from streams.worker.pipeline import BatchPipeline
@@ -64,7 +65,7 @@ class Worker(BatchPipeline):
         self.fenced_since.pop(tp.partition, None)
         self.retake.discard(tp.partition)
         # Offset 0 for a partition never applied: where retention removed it, the consumer resets to the
-        # log start and `_in_order` accepts that gap once fetched twice.
+        # log start and `in_order` accepts that gap once fetched twice.
         self.consumer.seek(tp, 0 if claim.offset is None else claim.offset + 1)
         self.consumer.resume(tp)  # paused since its assignment (`hold`), or since we were fenced out of it
         log.info(
@@ -86,10 +87,11 @@ class Worker(BatchPipeline):
         Each await, and why no event can be skipped or applied twice across it:
         1. `getmany`: records of partitions not (yet) claimed are dropped; their claim seeks back to Redis's
            offset, and a new assignment is paused until then (`hold`).
-        2. `submit` (decode, `_states`, apply, `_settle`): a batch reaches `submit` only if the partition's
-           owner is the one it was fetched for, starts right after the applied offset (`_in_order`), and is
-           dropped after its awaits if the partition was let go meanwhile; a revocation waits for the batch
-           in flight (`Rebalance._let_go`) and every commit carries the claim's fence.
+        2. `submit_at_once` (per partition, concurrently: decode, `_states`, apply, `_settle`): a batch is
+           applied only if the partition's owner is the one it was fetched for, starts right after the
+           applied offset (`in_order`), and is dropped after its awaits if the partition was let go meanwhile;
+           a revocation waits for the batch in flight (`Rebalance._let_go`) and every commit carries the
+           claim's fence.
         3. `sweep`: per partition, stops as soon as the partition is no longer owned by the same claim; its
            commit is fenced like any other.
         4. `heartbeat` / `report` / `progress.tick`: progress only (Kafka offsets for lag, the metrics hash,
@@ -109,10 +111,13 @@ class Worker(BatchPipeline):
                 # Who owned each partition when its records came: a claim (a rebalance callback) may complete
                 # while an earlier partition's batch awaits, and a batch fetched before that claim's seek must
                 # never reach the new owner (it may start far beyond the stored offset).
-                fetched_for = {tp: self.owned.get(tp.partition) for tp in batches}
-                for tp, messages in batches.items():  # aiokafka's records have Incoming's fields
-                    if fetched_for[tp] is not None and self.owned.get(tp.partition) is fetched_for[tp]:
-                        await self.submit(tp.partition, messages)
+                await submit_at_once(
+                    self.submit,
+                    [
+                        (tp.partition, messages, self.owned.get(tp.partition))
+                        for tp, messages in batches.items()
+                    ],
+                )
                 self._raise_failures()
                 await self._take_again()
                 await self.sweep()
@@ -223,12 +228,26 @@ class Worker(BatchPipeline):
             owned.catch_up_to = None
         return owned.catch_up_to is None
 
+    async def _anything_due(self, partition: int, owned: Owned) -> bool:
+        """Live, with a batch in flight: is any customer due by the wall clock? Most sweeps find nobody, and
+        waiting for the batch first (`_settle`) held the poll loop up for its publish and commit once per
+        partition and sweep interval. What the batch in flight makes due is in the future (live events are
+        dated about now), so none is missed; replay and a forced sweep always settle first."""
+        if self.settings.mode != "live" or owned.inflight is None or owned.inflight.done():
+            return True
+        clock_us = max(owned.watermark_us or 0, to_us(self.wall_clock()))
+        due = await self._retry(lambda: self.store.due(partition, clock_us, 1), "read due index")
+        return bool(due)
+
     async def sweep(self, force: bool = False) -> None:
         """Time-driven changes of the owned partitions: clock = event-time watermark in replay mode,
         max(watermark, wall clock) live. Cost follows the number of due customers, not the population."""
         now = time.monotonic()
         for partition, owned in list(self.owned.items()):
             if not force and now < owned.next_sweep:
+                continue
+            if not force and not await self._anything_due(partition, owned):
+                owned.next_sweep = now + self.settings.sweep_interval_ms / 1000
                 continue
             await self._settle(owned)
             owned.next_sweep = now + self.settings.sweep_interval_ms / 1000

@@ -9,7 +9,12 @@ after the seek proves it, since the consumer drops what it fetched before a seek
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
 
 from streams.worker.ownership import Owned
 
@@ -34,3 +39,26 @@ def refetch_from(owned: Owned, done: int | None, first: int) -> int | None:
         return None
     owned.gap = (expected, first)
     return expected
+
+
+def in_order(
+    consumer: AIOKafkaConsumer | None,
+    topic: str,
+    owned: Owned,
+    done: int | None,
+    first: int,
+    counted: Callable[[str], None],
+) -> bool:
+    """`refetch_from` for a consumed batch: one out of order is refused and the consumer seeks back (without a
+    consumer, a replay, every batch is taken as it comes)."""
+    if consumer is None:
+        return True
+    expected = refetch_from(owned, done, first)
+    if expected is None:
+        return True
+    partition = owned.claim.partition
+    counted("out of order batch")
+    log.warning("partition %s: batch starts at %s, not %s; fetching again", partition, first, expected)
+    with contextlib.suppress(IllegalStateError):  # revoked meanwhile: the next owner resumes from Redis
+        consumer.seek(TopicPartition(topic, partition), expected)
+    return False

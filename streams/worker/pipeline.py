@@ -36,7 +36,7 @@ from streams.worker.batch import (
 )
 from streams.worker.fenced_commit import commit_batch
 from streams.worker.namespace_follow import NamespaceFollow
-from streams.worker.offset_order import refetch_from
+from streams.worker.offset_order import in_order
 from streams.worker.ownership import Owned
 from streams.worker.progress_report import report
 from streams.worker.retry import retry
@@ -103,13 +103,17 @@ class BatchPipeline:
         for partition, owned in list(self.owned.items()):
             await self.report(partition, owned)
 
-    async def submit(self, partition: int, records: Sequence[Incoming]) -> None:
-        """One partition's batch, committed in this order:
+    async def submit(
+        self, partition: int, records: Sequence[Incoming], fetched_for: Owned | None = None
+    ) -> None:
+        """One partition's batch, committed in this order (with `fetched_for`, only if the partition's
+        owner is still the one the records were fetched for: a claim completed meanwhile sought back to
+        Redis's offset, and what was fetched before that seek must never reach the new owner):
 
         1. Drop records at or below the partition's applied offset (redeliveries after a rebalance or a
            retry): their effect is already in Redis, applying them again would count them twice. (Or
            at or below the offset of the batch in flight, whose effect is about to be.) A consumed batch
-           is applied only when it starts exactly after that offset (`_in_order`); anything else (a batch
+           is applied only when it starts exactly after that offset (`in_order`); anything else (a batch
            fetched before the claim's seek, say) is never applied: seek back and fetch again.
         2. Decode, then load from Redis in one round trip the states this worker does not hold. A record
            not keyed by its customer id, or (live) dated later than the wall clock plus
@@ -139,12 +143,13 @@ class BatchPipeline:
         A sweep (and `process`, `drain`, a revocation) first waits for the partition's task.
         """
         owned = self.owned.get(partition)
-        if owned is None:
+        if owned is None or (fetched_for is not None and owned is not fetched_for):
             return
         done = owned.offset if owned.prepared is None else owned.prepared
         if done is not None and records and records[0].offset <= done:
             records = [r for r in records if r.offset > done]
-        if not records or (self.consumer is not None and not self._in_order(partition, owned, done, records)):
+        topic, first = self.settings.events_topic, records[0].offset if records else 0
+        if not records or not in_order(self.consumer, topic, owned, done, first, self.metrics.retry):
             return
         started = time.perf_counter()
         decoded: tuple[list[tuple[Incoming, Event]], list[DeadLetter]] = ([], [])
@@ -155,7 +160,8 @@ class BatchPipeline:
             events, dead = decode(records[start : start + STEP], not_after)
             decoded[0].extend(events)
             decoded[1].extend(dead)
-            await asyncio.sleep(0)
+            if start + STEP < len(records):  # not after the last part: loading the states pauses anyway
+                await asyncio.sleep(0)
         stored = await self._states(partition, owned, customers_of(decoded[0]))
         if stored is None:  # another owner moved the partition on, or Redis went back: apply nothing
             return
@@ -194,20 +200,6 @@ class BatchPipeline:
         if time.monotonic() >= owned.next_report:
             await self.report(partition, owned)
 
-    def _in_order(self, partition: int, owned: Owned, done: int | None, records: Sequence[Incoming]) -> bool:
-        """`offset_order.refetch_from`: a batch out of order is refused and the consumer seeks back."""
-        expected = refetch_from(owned, done, records[0].offset)
-        if expected is None:
-            return True
-        self.metrics.retry("out of order batch")
-        log.warning(
-            "partition %s: batch starts at %s, not %s; fetching again", partition, records[0].offset, expected
-        )
-        assert self.consumer is not None
-        with contextlib.suppress(IllegalStateError):  # revoked meanwhile: the next owner resumes from Redis
-            self.consumer.seek(TopicPartition(self.settings.events_topic, partition), expected)
-        return False
-
     async def report(self, partition: int, owned: Owned) -> None:
         """Steps 6 and 7 of `submit` (see `progress_report.report`)."""
         await report(self.consumer, self.store, self.metrics, self.settings.events_topic, partition, owned)
@@ -216,6 +208,10 @@ class BatchPipeline:
         """Wait for the partition's batch in flight; its failure is raised here."""
         task = owned.inflight
         if task is None:
+            return
+        if task.done():  # the usual case at a low rate: no shield (a future and two callbacks) to make
+            owned.inflight, owned.inflight_states = None, {}
+            task.result()  # its failure, raised here
             return
         try:
             await asyncio.shield(task)
@@ -245,6 +241,8 @@ class BatchPipeline:
         return states
 
     async def _publish(self, result: BatchResult) -> None:
+        if not result.transitions and not result.dead_letters:  # most small batches: nothing to send
+            return
         producer = self.producer
         if producer is None:  # a replay that was not asked to emit transitions
             if result.dead_letters:
@@ -285,9 +283,12 @@ class BatchPipeline:
         """Forget and pause a partition we may no longer write: fenced out, until Kafka assigns it again (or
         `fenced_grace_s` passed, see `Worker.heartbeat`); rewound, until the poll loop claims it again."""
         partition = owned.claim.partition
-        if self.owned.get(partition) is owned:
-            self.owned.pop(partition)
+        current = self.owned.get(partition)
         self.metrics.retry(outcome)
+        if current is not None and current is not owned:  # our own newer claim fenced this one out: it
+            return  # sought to Redis's offset and resumed; pausing it would stall it until the next rebalance
+        if current is owned:
+            self.owned.pop(partition)
         if self.consumer is None:  # a replay: it stops with an error once it sees the partition gone
             return
         if outcome == "fenced":
