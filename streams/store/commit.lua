@@ -12,7 +12,6 @@
 -- then index ops until the end, each: name, key index (into KEYS), n_args, args...; or, packed, the name
 -- followed by '*', key index, n_args, and one argument with the n_args args joined by NUL
 --   SADD/SREM key members...          HINCRBY key field delta [field delta ...]
---   DEL key                            HDEL key fields...
 -- Redis does not roll back a script that fails half way, so everything is checked before the first write:
 -- the arguments, the type of every key written (WRONGTYPE), that every counter HINCRBY moves holds an integer
 -- (NOTINT) and stays inside the 64-bit range (OVERFLOW). The `#!lua` line above makes Redis 7 refuse the
@@ -138,15 +137,13 @@ while i <= #ARGV do
   elseif last > #ARGV then
     return redis.error_reply('BADOP malformed op at argument ' .. i)
   end
-  if name == 'SADD' or name == 'SREM' or name == 'HDEL' then
+  if name == 'SADD' or name == 'SREM' then
     if n < 1 then return redis.error_reply('BADOP ' .. name .. ' without members at ' .. i) end
   elseif name == 'HINCRBY' then
     if n < 2 or n % 2 ~= 0 then return redis.error_reply('BADOP HINCRBY pairs at ' .. i) end
     for j = first + 1, last, 2 do
       if not int_arg(src[j]) then return redis.error_reply('BADOP HINCRBY delta at ' .. j) end
     end
-  elseif name == 'DEL' then
-    if n ~= 0 then return redis.error_reply('BADOP DEL takes no args at ' .. i) end
   else
     return redis.error_reply('BADOP unknown op ' .. tostring(name) .. ' at ' .. i)
   end
@@ -186,8 +183,6 @@ for _, op in ipairs(ops) do
   local name, key, src, first, last = op[1], op[2], op[3], op[4], op[5]
   if name == 'SADD' or name == 'SREM' then
     bad = expect(key, 'set')
-  elseif name == 'HDEL' then
-    bad = expect(key, 'hash')
   elseif name == 'HINCRBY' then
     bad = expect(key, 'hash')
     if not bad then
@@ -265,8 +260,6 @@ for _, op in ipairs(ops) do
         redis.call('HDEL', key, src[j])
       end
     end
-  elseif name == 'DEL' then
-    redis.call('DEL', key)
   else
     redis.call(name, key, unpack(src, first, last))
   end
