@@ -116,7 +116,7 @@ def customers_of(dump: dict[str, Any]) -> dict[str, Any]:
 
 
 def by_customer(dump: dict[str, Any]) -> dict[str, Any]:
-    """Customer hashes (without the storage fields `_offset`, ...; with the history field) keyed by customer id alone:
+    """Customer hashes (without the storage fields `_offset`, ...; with the history field) by customer id:
     what must not depend on the partition count, which changes the keys' hash tags and the offsets."""
     out: dict[str, Any] = {}
     for key, value in dump.items():
