@@ -176,8 +176,8 @@ def test_indexes_equal_a_recomputation_after_a_randomised_stream(
             if current.get(e.grid) == n == last[e.grid]:
                 assert e.why == h.why[e.grid], (cid, e)
                 if e.effective_at == clock:
-                    published = {k: v for k, v in t["why"].items() if k not in ("occurred_at", "late")}
-                    assert e.why == published, (cid, e)
+                    sent = {k: v for k, v in t["why"].items() if k not in ("occurred_at", "late")}
+                    assert e.why == sent, (cid, e)
                     checked += 1
             else:
                 assert e.why == {}, (cid, e)

@@ -68,13 +68,13 @@ def test_appending_batch_by_batch_codes_what_one_batch_would() -> None:
         t("lifecycle", "new", "active", T0 + timedelta(days=2), "e2"),
         t("loyalty", "gold", "vip", T0, "e3"),
     ]
-    blob = None
+    blob: str | None = None
     for batch in (ts[:3], ts[3:4], ts[4:]):  # an event's transitions come in one batch
         blob = appended(blob, batch, 64)
-    assert blob == appended(None, ts, 64) == encode(decode(blob)[0], False)
+    assert blob is not None and blob == appended(None, ts, 64) == encode(decode(blob)[0], False)
     assert sent_back(blob) == as_sent(ts)
-    one_by_one = None
-    for x in ts:  # never happens (one event, one batch), and still reads back the same
+    one_by_one = appended(None, ts[:1], 64)
+    for x in ts[1:]:  # never happens (one event, one batch), and still reads back the same
         one_by_one = appended(one_by_one, [x], 64)
     assert sent_back(one_by_one) == as_sent(ts)
 

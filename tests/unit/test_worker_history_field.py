@@ -43,7 +43,7 @@ BATCHES = [
 
 
 def core_transitions(customer: str) -> list[Transition]:
-    state, out = CustomerState.new(customer), []
+    state, out = CustomerState.new(customer), list[Transition]()
     for batch in BATCHES:
         for record in batch:
             event = parse_event(record.value or b"")
