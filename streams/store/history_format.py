@@ -16,17 +16,18 @@ Layout: `VERSION`, then four sections separated by RS (0x1e):
   grids     names of grids missing from `PRESET`, separated by US (0x1f)
   segments  names of segments missing from their grid's preset, separated by US
   body      groups of the transitions one cause made at one instant, oldest first:
-            time (zigzag delta to the group before: seconds * 2, or µs * 2 + 1), cause then US, count,
-            then per transition: grid code * 2 + (1 if `from` follows), `to` code (0: none), [`from` code]
+            time (zigzag delta to the group before: seconds * 2, or µs * 2 + 1), cause then US, then per
+            transition: grid code * 2 + (1 if `from` follows), `to` code (0: none), [`from` code]; then GS
 Numbers are little-endian base-48 digits: 0x50 + d for a digit with more to come, 0x20 + d for the last.
 Codes: a grid's index in `PRESET` or, after it, in the grids section; a segment's 1 + its index in its grid's
-preset or, after it, in the segments section. Appending reads the meta and name sections only, never the
-body; going over the cap re-codes the kept entries (oldest dropped, trimmed set).
+preset or, after it, in the segments section. Appending reads the meta and name sections and the head of the
+body's last group (an entry of the same instant and cause joins it: the code never depends on the batches),
+never the whole body; going over the cap re-codes the kept entries (oldest dropped, trimmed set).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final, NamedTuple
 
@@ -37,6 +38,7 @@ FIELD: Final = "history"
 VERSION: Final = "\x01"
 RS: Final = "\x1e"
 US: Final = "\x1f"
+GS: Final = "\x1d"  # ends a group
 _TIME: Final = "\x02"  # cause `time`
 _DEFINITIONS: Final = "\x03"  # cause `definitions`, its version follows
 _BASE: Final = 48
@@ -68,7 +70,10 @@ PRESET: Final[dict[str, tuple[str, ...]]] = {
 }  # fmt: skip
 _PRESET_GRIDS: Final = tuple(PRESET)
 _PRESET_CODES: Final = {grid: n for n, grid in enumerate(_PRESET_GRIDS)}
-_PRESET_SEGMENTS: Final = {grid: {s: n + 1 for n, s in enumerate(segs)} for grid, segs in PRESET.items()}
+_PRESET_SEGMENTS: Final[dict[str, dict[str | None, int]]] = {
+    grid: {None: 0, **{s: n + 1 for n, s in enumerate(segs)}} for grid, segs in PRESET.items()
+}
+_NONE: Final[dict[str | None, int]] = {None: 0}  # the codes of a grid outside the preset: none but `none`
 
 
 class UnknownHistoryFormat(ValueError):
@@ -110,12 +115,12 @@ def appended(blob: str | None, transitions: Sequence[Transition], cap: int) -> s
     """`blob` (None: no history yet) with `transitions` (one customer's, oldest first) added, at most `cap`
     entries kept."""
     if not blob:
-        return encode(list(map(entry_of, transitions[-cap:])), len(transitions) > cap)
+        return _coded(int(len(transitions) > cap), 0, 0, [], [], "", _rows(transitions[-cap:]))
     trimmed, count, last_us, grids, segments, body = _parts(blob)
     if count + len(transitions) > cap:
         kept = [*decode(blob)[0], *map(entry_of, transitions)]
         return encode(kept[-cap:], True)
-    return _coded(trimmed, count, last_us, grids, segments, body, map(entry_of, transitions))
+    return _coded(trimmed, count, last_us, grids, segments, body, _rows(transitions))
 
 
 def encode(entries: Sequence[Entry], trimmed: bool) -> str:
@@ -136,8 +141,8 @@ def decode(blob: str) -> tuple[list[Entry], bool]:
             at += _unzig(delta >> 1) * (1 if delta & 1 else _SECOND)
             stop = body.index(US, i)
             cause = _cause_text(body[i:stop])
-            n, i = _number(body, stop + 1)
-            for _ in range(n):
+            i = stop + 1
+            while body[i] != GS:
                 code, i = _number(body, i)
                 grid = grid_names[code >> 1]
                 names = names_of.get(grid)
@@ -149,6 +154,7 @@ def decode(blob: str) -> tuple[list[Entry], bool]:
                     from_code, i = _number(body, i)
                     from_segment = names[from_code]
                 entries.append(Entry(grid, from_segment, names[to_code], at, cause))
+            i += 1
     except (IndexError, ValueError) as exc:
         raise UnknownHistoryFormat(f"unreadable history body at character {i}: {exc}") from None
     if len(entries) != count:
@@ -175,49 +181,59 @@ def _coded(
     grids: list[str],
     segments: list[str],
     body: str,
-    entries: Iterable[Entry],
+    entries: Iterable[tuple[str, str | None, str | None, int, str]],
 ) -> str:
-    """The blob of the given sections with `entries` appended (grouped by instant and cause)."""
+    """The blob of the given sections with `entries` appended, grouped by instant and cause: an entry of the
+    body's last group joins it, so the code does not depend on how the entries were batched."""
     out: list[str] = [body]
+    put = out.append
+    last_digit = _LAST
     grid_codes = {name: n for n, name in enumerate(grids, len(_PRESET_GRIDS))}
     custom = {name: n for n, name in enumerate(segments)}
-    group: list[str] = []
-    size = 0  # entries in `group`
-    group_key: tuple[int, str] | None = None
-    for e in entries:
-        if (e.at_us, e.key_cause) != group_key:
-            if group_key is not None:
-                _put(out, size)
-                out.extend(group)
-            delta = e.at_us - last_us
+    group_at, group_cause = None, None
+    if body:
+        start = body.rfind(GS, 0, len(body) - 1) + 1
+        _, i = _number(body, start)
+        group_at, group_cause = last_us, _cause_text(body[i : body.index(US, i)])
+    inside = False  # `out` ends inside a group
+    for grid, from_segment, to_segment, at_us, key_cause in entries:
+        if at_us != group_at or key_cause != group_cause:
+            if inside:
+                put(GS)
+            delta = at_us - last_us
             if delta % _SECOND:
                 _put(out, _zig(delta) << 1 | 1)
             else:
                 _put(out, _zig(delta // _SECOND) << 1)
-            out.append(_cause_code(e.key_cause))
-            out.append(US)
-            group, size, group_key, last_us = [], 0, (e.at_us, e.key_cause), e.at_us
+            put(_cause_code(key_cause))
+            put(US)
+            group_at, group_cause, last_us, inside = at_us, key_cause, at_us, True
+        elif not inside:  # the body's last group goes on
+            out[0], inside = body[:-1], True
         count += 1
-        size += 1
-        grid = e.grid
         code = _PRESET_CODES.get(grid)
         if code is None:
             code = grid_codes.get(grid)
             if code is None:
                 code = grid_codes[grid] = len(_PRESET_GRIDS) + len(grids)
                 grids.append(_name(grid))
-        preset = _PRESET_SEGMENTS.get(grid, {})
-        to_code = _segment(e.to_segment, preset, custom, segments)
-        if e.from_segment is None:
-            _put(group, code << 1)
-            _put(group, to_code)
+        known = _PRESET_SEGMENTS.get(grid, _NONE)
+        to_code = known.get(to_segment)
+        if to_code is None:  # every grid codes none (0): a segment name outside the preset
+            to_code = _segment(str(to_segment), known, custom, segments)
+        if from_segment is None:
+            code <<= 1
         else:
-            _put(group, code << 1 | 1)
-            _put(group, to_code)
-            _put(group, _segment(e.from_segment, preset, custom, segments))
-    if group_key is not None:
-        _put(out, size)
-        out.extend(group)
+            code = code << 1 | 1
+        put(last_digit[code]) if code < _BASE else _put(out, code)
+        put(last_digit[to_code]) if to_code < _BASE else _put(out, to_code)
+        if from_segment is not None:
+            from_code = known.get(from_segment)
+            if from_code is None:
+                from_code = _segment(from_segment, known, custom, segments)
+            put(last_digit[from_code]) if from_code < _BASE else _put(out, from_code)
+    if inside:
+        put(GS)
     meta: list[str] = []
     _put(meta, trimmed)
     _put(meta, count)
@@ -225,17 +241,27 @@ def _coded(
     return VERSION + "".join(meta) + RS + US.join(grids) + RS + US.join(segments) + RS + "".join(out)
 
 
-def _segment(name: str | None, preset: dict[str, int], custom: dict[str, int], segments: list[str]) -> int:
-    if name is None:
-        return 0
-    code = preset.get(name)
-    if code is not None:
-        return code
+def _rows(transitions: Iterable[Transition]) -> Iterator[tuple[str, str | None, str | None, int, str]]:
+    """Each transition as an entry's fields (an event's moves share one instant: converted once)."""
+    at: datetime | None = None
+    us = 0
+    for t in transitions:
+        if t.effective_at is not at:
+            at = t.effective_at
+            us = to_us(at)
+        cause = t.cause
+        if cause == CAUSE_DEFINITIONS:
+            cause = f"{CAUSE_DEFINITIONS}@{t.definitions_version}"
+        yield t.grid, t.from_segment, t.to_segment, us, cause
+
+
+def _segment(name: str, preset: dict[str | None, int], custom: dict[str, int], segments: list[str]) -> int:
+    """A segment missing from its grid's preset: its code from the customer's own names (added if new)."""
     index = custom.get(name)
     if index is None:
         index = custom[name] = len(segments)
         segments.append(_name(name))
-    return 1 + len(preset) + index
+    return len(preset) + index  # `preset` counts none (0)
 
 
 def _name(name: str) -> str:
