@@ -18,7 +18,7 @@ Layout: `VERSION`, then four sections separated by RS (0x1e):
   body      groups of the transitions one cause made at one instant, oldest first:
             time (zigzag delta to the group before: seconds * 2, or µs * 2 + 1), cause then US, then per
             transition: grid code * 2 + (1 if `from` follows), `to` code (0: none), [`from` code]; then GS
-Numbers are little-endian base-48 digits: 0x50 + d for a digit with more to come, 0x20 + d for the last.
+Numbers: streams/store/coded_numbers.py (base 48, characters 0x20-0x7f).
 Codes: a grid's index in `PRESET` or, after it, in the grids section; a segment's 1 + its index in its grid's
 preset or, after it, in the segments section. Appending reads the meta and name sections and the head of the
 body's last group (an entry of the same instant and cause joins it: the code never depends on the batches),
@@ -33,6 +33,7 @@ from typing import Final, NamedTuple
 
 from segmentation.instants import iso
 from segmentation.transition import CAUSE_DEFINITIONS, CAUSE_TIME, Transition, transition_key
+from streams.store.coded_numbers import BASE, LAST, number, put, unzig, zig
 
 FIELD: Final = "history"
 VERSION: Final = "\x01"
@@ -41,9 +42,6 @@ US: Final = "\x1f"
 GS: Final = "\x1d"  # ends a group
 _TIME: Final = "\x02"  # cause `time`
 _DEFINITIONS: Final = "\x03"  # cause `definitions`, its version follows
-_BASE: Final = 48
-_LAST: Final = tuple(chr(0x20 + d) for d in range(_BASE))
-_MORE: Final = tuple(chr(0x50 + d) for d in range(_BASE))
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND: Final = 1_000_000
 
@@ -137,21 +135,21 @@ def decode(blob: str) -> tuple[list[Entry], bool]:
     i, end, at = 0, len(body), 0
     try:
         while i < end:
-            delta, i = _number(body, i)
-            at += _unzig(delta >> 1) * (1 if delta & 1 else _SECOND)
+            delta, i = number(body, i)
+            at += unzig(delta >> 1) * (1 if delta & 1 else _SECOND)
             stop = body.index(US, i)
             cause = _cause_text(body[i:stop])
             i = stop + 1
             while body[i] != GS:
-                code, i = _number(body, i)
+                code, i = number(body, i)
                 grid = grid_names[code >> 1]
                 names = names_of.get(grid)
                 if names is None:
                     names = names_of[grid] = (None, *PRESET.get(grid, ()), *segments)
-                to_code, i = _number(body, i)
+                to_code, i = number(body, i)
                 from_segment = None
                 if code & 1:
-                    from_code, i = _number(body, i)
+                    from_code, i = number(body, i)
                     from_segment = names[from_code]
                 entries.append(Entry(grid, from_segment, names[to_code], at, cause))
             i += 1
@@ -186,27 +184,27 @@ def _coded(
     """The blob of the given sections with `entries` appended, grouped by instant and cause: an entry of the
     body's last group joins it, so the code does not depend on how the entries were batched."""
     out: list[str] = [body]
-    put = out.append
-    last_digit = _LAST
+    add = out.append
+    last_digit = LAST
     grid_codes = {name: n for n, name in enumerate(grids, len(_PRESET_GRIDS))}
     custom = {name: n for n, name in enumerate(segments)}
     group_at, group_cause = None, None
     if body:
         start = body.rfind(GS, 0, len(body) - 1) + 1
-        _, i = _number(body, start)
+        _, i = number(body, start)
         group_at, group_cause = last_us, _cause_text(body[i : body.index(US, i)])
     inside = False  # `out` ends inside a group
     for grid, from_segment, to_segment, at_us, key_cause in entries:
         if at_us != group_at or key_cause != group_cause:
             if inside:
-                put(GS)
+                add(GS)
             delta = at_us - last_us
             if delta % _SECOND:
-                _put(out, _zig(delta) << 1 | 1)
+                put(out, zig(delta) << 1 | 1)
             else:
-                _put(out, _zig(delta // _SECOND) << 1)
-            put(_cause_code(key_cause))
-            put(US)
+                put(out, zig(delta // _SECOND) << 1)
+            add(_cause_code(key_cause))
+            add(US)
             group_at, group_cause, last_us, inside = at_us, key_cause, at_us, True
         elif not inside:  # the body's last group goes on
             out[0], inside = body[:-1], True
@@ -225,19 +223,19 @@ def _coded(
             code <<= 1
         else:
             code = code << 1 | 1
-        put(last_digit[code]) if code < _BASE else _put(out, code)
-        put(last_digit[to_code]) if to_code < _BASE else _put(out, to_code)
+        add(last_digit[code]) if code < BASE else put(out, code)
+        add(last_digit[to_code]) if to_code < BASE else put(out, to_code)
         if from_segment is not None:
             from_code = known.get(from_segment)
             if from_code is None:
                 from_code = _segment(from_segment, known, custom, segments)
-            put(last_digit[from_code]) if from_code < _BASE else _put(out, from_code)
+            add(last_digit[from_code]) if from_code < BASE else put(out, from_code)
     if inside:
-        put(GS)
+        add(GS)
     meta: list[str] = []
-    _put(meta, trimmed)
-    _put(meta, count)
-    _put(meta, _zig(last_us))
+    put(meta, trimmed)
+    put(meta, count)
+    put(meta, zig(last_us))
     return VERSION + "".join(meta) + RS + US.join(grids) + RS + US.join(segments) + RS + "".join(out)
 
 
@@ -297,48 +295,16 @@ def _parts(blob: str) -> tuple[int, int, int, list[str], list[str], str]:
         raise UnknownHistoryFormat("history: sections missing")
     meta, grids, segments, body = sections
     try:
-        trimmed, i = _number(meta, 0)
-        count, i = _number(meta, i)
-        last, i = _number(meta, i)
+        trimmed, i = number(meta, 0)
+        count, i = number(meta, i)
+        last, i = number(meta, i)
     except (IndexError, ValueError) as exc:
         raise UnknownHistoryFormat(f"history: unreadable header: {exc}") from None
     return (
         trimmed,
         count,
-        _unzig(last),
+        unzig(last),
         grids.split(US) if grids else [],
         segments.split(US) if segments else [],
         body,
     )
-
-
-def _put(out: list[str], value: int) -> None:
-    while value >= _BASE:
-        out.append(_MORE[value % _BASE])
-        value //= _BASE
-    out.append(_LAST[value])
-
-
-def _number(text: str, i: int) -> tuple[int, int]:
-    value, scale = 0, 1
-    while True:
-        c = ord(text[i]) - 0x20
-        i += 1
-        if c >= _BASE:
-            c -= _BASE
-            if c >= _BASE:
-                raise ValueError(f"not a digit: {text[i - 1]!r}")
-            value += c * scale
-            scale *= _BASE
-        elif c >= 0:
-            return value + c * scale, i
-        else:
-            raise ValueError(f"not a digit: {text[i - 1]!r}")
-
-
-def _zig(n: int) -> int:
-    return n << 1 if n >= 0 else ((-n) << 1) - 1
-
-
-def _unzig(z: int) -> int:
-    return z >> 1 if not z & 1 else -((z + 1) >> 1)

@@ -24,3 +24,12 @@ def test_no_why_without_a_clock_or_under_other_definitions() -> None:
     state, _ = run([purchase(day(0))])
     other = definitions_with(audiences={"big": "monetary > 1"})
     assert other.version != DEFAULT.version and current_why(state, other) == {}
+
+
+def test_a_grid_without_a_segment_has_no_why() -> None:
+    """Under definitions that drop a grid's segment (none yet, an audience not evaluated): no why for it."""
+    state, _ = run([purchase(day(0))])
+    blank = state._replace(seg_value="", audiences=tuple((name, "") for name, _ in state.audiences))
+    why = current_why(blank, DEFAULT)
+    assert "value" not in why and not any(g.startswith("audience:") for g in why)
+    assert why == {g: w for g, w in current_why(state, DEFAULT).items() if g in why} and "lifecycle" in why
