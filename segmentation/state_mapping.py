@@ -290,12 +290,15 @@ def _derived(state: CustomerState) -> dict[str, str]:
     return {"monetary_minor": str(net), "monetary": str(Decimal(net).scaleb(-exponent))}
 
 
+_HISTORY = "history"  # the coded transition history (streams/store/history_format.py): not state
+
+
 def state_from_mapping(mapping: Mapping[str, str]) -> CustomerState:
     """Rebuild the state; a missing, unknown or malformed field raises ValueError naming it."""
     fields: dict[str, Any] = {}
     audiences: list[tuple[str, str]] = []
     for key, text in mapping.items():
-        if key.startswith("_") or key in _DERIVED or key in _KEYS or key == _RECENT:
+        if key.startswith("_") or key in _DERIVED or key in _KEYS or key in (_RECENT, _HISTORY):
             continue
         if not key.startswith(_AUDIENCE):
             raise ValueError(f"unknown state field {key!r}")

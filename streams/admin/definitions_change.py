@@ -204,7 +204,7 @@ async def apply(
         async for rows in stored_customers(client, keys, p):
             writes: list[CustomerWrite] = []
             transitions: list[Transition] = []
-            index = IndexDelta()
+            index = IndexDelta(history_size=history_size)
             moved: list[tuple[CustomerWrite, Mapping[str, str], Mapping[str, str]]] = []
             stored: dict[str, tuple[CustomerState, Mapping[str, str]]] = {}
             counting = KpiCounting(new, index, stored)
@@ -228,7 +228,7 @@ async def apply(
             if transitions and publish is not None:
                 await publish(transitions)
             if writes:
-                await store.commit(claim, None, None, WriteBatch(writes, index, history_size))
+                await store.commit(claim, None, None, WriteBatch(writes, index))
             result.written += len(writes)
             result.transitions += len(transitions)
             result.by_grid.update(t.grid for t in transitions)

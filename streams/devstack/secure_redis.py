@@ -27,7 +27,7 @@ COMMANDS = (
     "evalsha", "script|load", "multi", "exec",                               # commit script, pipelines
     "hgetall", "hget", "hmget", "hset", "hdel", "hincrby",                   # hashes: customer, meta, KPIs
     "sadd", "srem", "sscan", "smembers",                                     # membership
-    "lpush", "ltrim", "lrange",                                              # history
+    "ltrim", "lrange",                                                       # definitions log
     "zadd", "zrem", "zrangebyscore",                                         # due index
     "get", "set", "exists", "type", "del", "unlink", "scan", "memory|usage",  # pointer, namespaces
 )  # fmt: skip

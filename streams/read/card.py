@@ -1,7 +1,8 @@
 """`segstream customer <id>`: one customer as a card a person reads, from the read client's answers.
 
 The raw hash holds ~70 fields, 64 event-id digests among them; an operator asking "where is this customer and
-why" wants each grid's segment with since when and the rule that put it there (from the kept history), the RFM
+why" wants each grid's segment with since when (the kept history) and the rule that keeps it there (derived
+from the state as of its clock), the RFM
 scores, the money in major units with its currency, and the last purchase. `--json` keeps the raw hash for
 scripts. Rendering is pure (`render_card`), so it is tested without a terminal; `why` lines wrap at `WIDTH`.
 """
@@ -40,9 +41,10 @@ def render_card(profile: CustomerProfile, history: History | None, namespace: st
         f"  segments as of {_when(fresh.clock)}; definitions {fresh.definitions_version or '-'}",
         f"  last event {_when(fresh.last_event_at)}, applied at offset {fresh.offset or '-'}",
         "",
-        "segments (why: the rule and the values it saw when the customer moved there)",
+        "segments (why: the rule and the values that keep the customer there, as of its clock)",
     ]
     entries = history.entries if history is not None else []
+    reasons = history.why if history is not None else {}
     trimmed = history.trimmed if history is not None else profile.history_trimmed
     grid_width = min(max((len(g) for g in profile.segments), default=4), 30) + 2
     segment_width = max((len(s or "-") for s in profile.segments.values()), default=1) + 2
@@ -55,9 +57,10 @@ def render_card(profile: CustomerProfile, history: History | None, namespace: st
         else:
             since = "since before the kept history" if trimmed else "since -"
         lines.append(f"  {grid:<{grid_width}}{segment or '-':<{segment_width}}{since}")
-        if entry is not None:
+        if entry is not None or grid in reasons:
+            moved = _cause(entry.cause) if entry is not None else ""
             lines += textwrap.wrap(
-                f"{_why(entry.why)}; {_cause(entry.cause)}".removeprefix("; "),
+                "; ".join(part for part in (_why(reasons.get(grid, {})), moved) if part),
                 WIDTH,
                 initial_indent="      why: ",
                 subsequent_indent="           ",

@@ -16,9 +16,10 @@ from typing import Literal
 from pydantic import Field
 
 from segmentation import CustomerState, Definitions, advance
-from segmentation.instants import parse_iso
-from segmentation.transition import transition_id
+from segmentation.explanation import current_why
+from segmentation.state_mapping import state_from_mapping
 from streams.read.profile import Answer
+from streams.store import history_format
 
 
 class HistoryEntry(Answer):
@@ -28,13 +29,22 @@ class HistoryEntry(Answer):
     effective_at: datetime
     cause: str
     id: str
-    why: dict[str, str]
+    why: dict[str, str] = Field(
+        description="the rule and values that keep the customer in this segment, as of its clock: only on the"
+        " entry that put it in its current segment of the grid (past entries keep no why; every"
+        " transition's own is on the transitions topic)"
+    )
 
 
 class History(Answer):
     customer_id: str
     entries: list[HistoryEntry] = Field(description="oldest first")
     trimmed: bool = Field(description="older transitions were dropped (capacity: history_size)")
+    why: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="per grid, why the customer is in its current segment, as of its clock (derived from the"
+        " state with the definitions it was built with; empty when the reader's definitions are others)",
+    )
 
 
 class SegmentAt(Answer):
@@ -109,36 +119,30 @@ def projected_at(
     )
 
 
-def entry_of(customer_id: str, raw: object) -> HistoryEntry:
-    """A stored history entry: the positional array written today, or the keyed object of older versions."""
-    if isinstance(raw, list):
-        grid, from_segment, to_segment, at, cause, why, *version = raw  # version: cause `definitions` only
-        effective_at = parse_iso(at)
-        return HistoryEntry(
-            grid=grid,
-            from_segment=from_segment,
-            to_segment=to_segment,
-            effective_at=effective_at,
-            cause=cause,
-            id=transition_id(
-                customer_id,
-                grid,
-                from_segment,
-                to_segment,
-                effective_at,
-                cause,
-                version[0] if version else None,
-            ),
-            why=why or {},
+def history_of(customer_id: str, row: Mapping[str, str], definitions: Definitions | None) -> History:
+    """The customer's history from its hash: the coded `history` field, each entry with its exact transition
+    id, and the why of each current segment derived by the core from the state (`current_why`)."""
+    blob = row.get(history_format.FIELD)
+    kept, trimmed = history_format.decode(blob) if blob else ([], False)
+    why = current_why(state_from_mapping(row), definitions) if definitions is not None else {}
+    current: set[int] = set()  # the entries that put the customer in its current segments
+    seen: set[str] = set()
+    for n in range(len(kept) - 1, -1, -1):
+        e = kept[n]
+        if e.grid not in seen:
+            seen.add(e.grid)
+            if e.grid in why and e.to_segment == (row.get(f"segment:{e.grid}") or None):
+                current.add(n)
+    entries = [
+        HistoryEntry(
+            grid=e.grid,
+            from_segment=e.from_segment,
+            to_segment=e.to_segment,
+            effective_at=e.effective_at,
+            cause=e.cause,
+            id=e.transition_id(customer_id),
+            why=why[e.grid] if n in current else {},
         )
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"unreadable history entry for customer {customer_id!r}")
-    return HistoryEntry(
-        grid=raw["grid"],
-        from_segment=raw.get("from"),
-        to_segment=raw.get("to"),
-        effective_at=raw["at"],
-        cause=raw["cause"],
-        id=raw["id"],
-        why=raw.get("why") or {},
-    )
+        for n, e in enumerate(kept)
+    ]
+    return History(customer_id=customer_id, entries=entries, trimmed=trimmed, why=why)

@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 from segmentation.currencies import CURRENCY_EXPONENT
-from streams.store.port import HISTORY_TRIMMED
+from streams.store.history_format import FIELD, is_trimmed
 
 _CLV = "segment:clv"
 AMOUNT_PATTERN = "^-?[0-9]+([.][0-9]+)?$"  # as is in the OpenAPI document; net of refunds: may be < 0
@@ -190,7 +190,7 @@ def profile_of(
             offset=get("_offset") or None,
             definitions_version=get("definitions_version") or None,
         ),
-        history_trimmed=get(HISTORY_TRIMMED) == "1",
+        history_trimmed=is_trimmed(get(FIELD)),
         declared=Declared(
             birth_year=_opt_int(get("birth_year")),
             gender=get("gender") or None,

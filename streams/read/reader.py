@@ -22,20 +22,19 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-import orjson
 import redis.asyncio as aioredis
 
 from segmentation import Definitions
 from segmentation.state_mapping import state_from_mapping
 from streams.read import kpis as _kpis
-from streams.read.history import History, HistoryEntry, SegmentAt, entry_of, projected_at, segment_at
+from streams.read.history import History, HistoryEntry, SegmentAt, history_of, projected_at, segment_at
 from streams.read.kpis import Crosstab, GridKpis
 from streams.read.profile import CustomerProfile, Kpis, MembersPage, kpis_of, profile_of
 from streams.settings import Settings
+from streams.store.history_format import UnknownHistoryFormat
 from streams.store.keys import KeySpace
 from streams.store.namespaces import active_namespace
 from streams.store.partitioning import partition_for
-from streams.store.port import HISTORY_TRIMMED
 from streams.store.replies import text as _text
 from streams.store.replies import texts as _texts
 
@@ -126,19 +125,20 @@ class SegmentReader:
         return profile_of(customer_id, p, row, declared) if row else None
 
     async def history(self, customer_id: str) -> History | None:
-        """Transitions kept for the customer, oldest first; None when neither state nor history exists."""
+        """Transitions kept for the customer, oldest first (the `history` field of its hash), with the why of
+        each current segment as of its clock; None for an unknown customer."""
         _check_id(customer_id)
         keys = await self.keyspace()
-        p = self.partition(customer_id)
-        async with self._r.pipeline(transaction=False) as pipe:
-            pipe.lrange(keys.history(p, customer_id), 0, -1)
-            pipe.hget(keys.customer(p, customer_id), HISTORY_TRIMMED)
-            pipe.exists(keys.customer(p, customer_id))
-            raw, trimmed, exists = await pipe.execute()
-        if not raw and not exists:
+        row = _texts(await self._r.hgetall(keys.customer(self.partition(customer_id), customer_id)))
+        if not row:
             return None
-        entries = [entry_of(customer_id, orjson.loads(item)) for item in reversed(raw)]
-        return History(customer_id=customer_id, entries=entries, trimmed=bool(trimmed))
+        try:
+            return history_of(customer_id, row, self.definitions)
+        except UnknownHistoryFormat as exc:
+            raise UnknownHistoryFormat(
+                f"namespace {keys.namespace!r}, customer {customer_id!r}: {exc}; rebuild the namespace with"
+                " `segstream replay`"
+            ) from None
 
     async def segment_of(self, customer_id: str, grid: str, as_of: datetime | None = None) -> SegmentAt:
         """The segment now (from the hash) or at `as_of`: from the history up to the customer's clock (says so

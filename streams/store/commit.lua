@@ -1,7 +1,7 @@
 #!lua
 -- Atomic, fenced commit of one partition's batch (all keys share the partition's hash tag).
 -- KEYS[1] partition meta hash, KEYS[2] due sorted set, KEYS[3..] customer hashes in write order, then the
--- keys the index ops name (membership sets, KPI and flow hashes, history lists).
+-- keys the index ops name (membership sets, KPI and flow hashes).
 -- ARGV[1] '<fence token>:<commit sequence>[:<owner id>]' (the owner id tells two claims of one fence number
 -- apart: after Redis lost a claim, the next one gets the same number), ARGV[2] offset or '', ARGV[3] watermark µs or '', ARGV[4] number of
 -- customer writes, then per customer:
@@ -12,16 +12,13 @@
 -- then index ops until the end, each: name, key index (into KEYS), n_args, args...; or, packed, the name
 -- followed by '*', key index, n_args, and one argument with the n_args args joined by NUL
 --   SADD/SREM key members...          HINCRBY key field delta [field delta ...]
---   DEL key                            HDEL key fields...
---   LPUSHCAP key cap marker_key entries...  (LPUSH in order, LTRIM to cap; if trimmed, HSET marker_key
---                                            _history_trimmed 1 when that hash exists)
 -- Redis does not roll back a script that fails half way, so everything is checked before the first write:
 -- the arguments, the type of every key written (WRONGTYPE), that every counter HINCRBY moves holds an integer
 -- (NOTINT) and stays inside the 64-bit range (OVERFLOW). The `#!lua` line above makes Redis 7 refuse the
 -- whole script up front when it is over maxmemory (a script without it fails at its first write command).
 -- The commit sequence makes a retried commit idempotent: a client that timed out cannot know whether the
 -- script ran; if it did, the retry finds its sequence already applied and returns 'DUP' without writing
--- (index counters and history would otherwise count twice).
+-- (index counters would otherwise count twice).
 local meta, due = KEYS[1], KEYS[2]
 local token, seq_arg, owner = string.match(ARGV[1], '^(%d+):(%d+):?([%w]*)$')
 if not token then
@@ -140,19 +137,12 @@ while i <= #ARGV do
   elseif last > #ARGV then
     return redis.error_reply('BADOP malformed op at argument ' .. i)
   end
-  if name == 'SADD' or name == 'SREM' or name == 'HDEL' then
+  if name == 'SADD' or name == 'SREM' then
     if n < 1 then return redis.error_reply('BADOP ' .. name .. ' without members at ' .. i) end
   elseif name == 'HINCRBY' then
     if n < 2 or n % 2 ~= 0 then return redis.error_reply('BADOP HINCRBY pairs at ' .. i) end
     for j = first + 1, last, 2 do
       if not int_arg(src[j]) then return redis.error_reply('BADOP HINCRBY delta at ' .. j) end
-    end
-  elseif name == 'DEL' then
-    if n ~= 0 then return redis.error_reply('BADOP DEL takes no args at ' .. i) end
-  elseif name == 'LPUSHCAP' then
-    local cap = tonumber(src[first])
-    if n < 3 or not cap or cap < 1 or not key_arg(src[first + 1]) then
-      return redis.error_reply('BADOP LPUSHCAP at ' .. i)
     end
   else
     return redis.error_reply('BADOP unknown op ' .. tostring(name) .. ' at ' .. i)
@@ -193,10 +183,6 @@ for _, op in ipairs(ops) do
   local name, key, src, first, last = op[1], op[2], op[3], op[4], op[5]
   if name == 'SADD' or name == 'SREM' then
     bad = expect(key, 'set')
-  elseif name == 'HDEL' then
-    bad = expect(key, 'hash')
-  elseif name == 'LPUSHCAP' then
-    bad = expect(key, 'list') or expect(KEYS[tonumber(src[first + 1])], 'hash')
   elseif name == 'HINCRBY' then
     bad = expect(key, 'hash')
     if not bad then
@@ -272,18 +258,6 @@ for _, op in ipairs(ops) do
     for j = first, last, 2 do
       if redis.call('HINCRBY', key, src[j], src[j + 1]) == 0 then
         redis.call('HDEL', key, src[j])
-      end
-    end
-  elseif name == 'DEL' then
-    redis.call('DEL', key)
-  elseif name == 'LPUSHCAP' then
-    local cap = tonumber(src[first])
-    local marker = KEYS[tonumber(src[first + 1])]
-    local len = redis.call('LPUSH', key, unpack(src, first + 2, last))
-    if len > cap then
-      redis.call('LTRIM', key, 0, cap - 1)
-      if redis.call('EXISTS', marker) == 1 then
-        redis.call('HSET', marker, '_history_trimmed', '1')
       end
     end
   else

@@ -12,8 +12,9 @@ Rules (docs/read_side.md):
   of its effective time, so the flows add up to the transitions published on the topic.
 - day moves follow the transitions too: `<from>><to>:<day>` counts each (from, to) pair per UTC day ('-' for
   no segment), so the dashboard's transition matrix between two dates is a sum of fields, not a scan.
-- history: each transition, as a positional JSON array, is pushed on the customer's list; an erasure wipes
-  the history (privacy) and whatever follows it in the same batch starts a fresh one.
+- history: each customer's transitions of the batch are kept here, oldest first, and appended to the coded
+  `history` field of its hash by `streams.store.writes.index_write` (streams/store/history_format.py); an
+  erasure wipes the history (privacy) and whatever follows it in the same batch starts a fresh one.
 """
 
 from __future__ import annotations
@@ -23,10 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-import orjson
-
-from segmentation.instants import iso
-from segmentation.transition import CAUSE_DEFINITIONS, Transition
+from segmentation.transition import Transition
 
 SEGMENT: Final = "segment:"
 METRICS: Final = ("customers", "revenue_minor", "orders")
@@ -41,8 +39,9 @@ class IndexDelta:
     kpis: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
     flows: dict[tuple[str, str, str, str], int] = field(default_factory=lambda: defaultdict(int))
     moves: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))  # (grid, field)
-    history: dict[str, list[bytes]] = field(default_factory=dict)  # customer -> entries, oldest first
+    history: dict[str, list[Transition]] = field(default_factory=dict)  # customer -> its own, oldest first
     history_reset: set[str] = field(default_factory=set)  # customers whose stored history is wiped first
+    history_size: int = 64  # entries kept per customer (settings.history_size), the oldest dropped
     # per-segment KPI counters (`d:<grid>`, see streams/store/kpi_ops.py) and grid crossings (`x:<a>|<b>`)
     daily: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     cross: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
@@ -55,8 +54,6 @@ class IndexDelta:
             or self.kpis
             or self.flows
             or self.moves
-            or self.history
-            or self.history_reset
             or self.daily
             or self.cross
         )
@@ -142,7 +139,7 @@ class IndexDelta:
             entries = history.get(cid)
             if entries is None:
                 entries = history[cid] = []
-            entries.append(history_entry(t))
+            entries.append(t)
 
     def erased(self, customer_id: str) -> None:
         """The customer is deleted: no history may survive it (privacy)."""
@@ -177,19 +174,6 @@ class IndexDelta:
         for (grid, name), count in self.moves.items():
             out[grid].append((name, count))
         return out
-
-
-def history_entry(t: Transition) -> bytes:
-    """One transition as kept in the history list: a positional JSON array (docs/read_side.md).
-
-    `[grid, from, to, at, cause, why]`, plus the definitions version for cause `definitions` (it is part of
-    that id): no key names and no id, because the id is a hash of the other fields and the reader recomputes
-    it exactly; a third less memory per entry than a keyed object.
-    """
-    entry = [t.grid, t.from_segment, t.to_segment, iso(t.effective_at), t.cause, dict(t.why)]
-    if t.cause == CAUSE_DEFINITIONS:
-        entry.append(t.definitions_version)
-    return orjson.dumps(entry)
 
 
 def _grouped(counters: Mapping[tuple[str, str], int]) -> dict[str, list[tuple[str, int]]]:

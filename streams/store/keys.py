@@ -55,10 +55,6 @@ class KeySpace:
         """Hash: `<segment a>|<segment b>:customers|revenue_minor|orders` for the grid pair `<a>|<b>`."""
         return f"{self._tag(partition)}:x:{pair}"
 
-    def history(self, partition: int, customer_id: str) -> str:
-        """List, newest first: the customer's transitions as compact JSON, capped (LPUSH + LTRIM)."""
-        return f"{self._tag(partition)}:h:{customer_id}"
-
     def definitions(self) -> str:
         """Hash: `version` (and `yaml` after `definitions apply`) of the definitions the namespace was built
         with; written by replay and apply, read by a worker before it follows a promote."""

@@ -13,8 +13,9 @@ from typing import Protocol
 
 from streams.store.indexes import IndexDelta
 
-DEFAULT_HISTORY_SIZE = 64
-HISTORY_TRIMMED = "_history_trimmed"  # customer hash field: "1" once its history lost its oldest entries
+DEFAULT_HISTORY_SIZE = (
+    64  # transitions kept per customer in its `history` field (streams/store/history_format.py)
+)
 
 
 class Fenced(Exception):
@@ -60,23 +61,16 @@ class CustomerWrite:
 
 
 class WriteBatch(list[CustomerWrite]):
-    """The writes of one batch plus its read-side index delta and the history cap.
+    """The writes of one batch plus its read-side index delta.
 
     A list, so the port's `commit(claim, offset, watermark_us, writes)` keeps its signature: a plain list of
-    writes commits state only, a WriteBatch also the indexes and history, in the same atomic step.
+    writes commits state only, a WriteBatch also the indexes, in the same atomic step (the history is a field
+    of each customer's write: `streams.store.writes.index_write`).
     """
 
-    def __init__(
-        self,
-        writes: Iterable[CustomerWrite] = (),
-        index: IndexDelta | None = None,
-        history_size: int = DEFAULT_HISTORY_SIZE,
-    ) -> None:
+    def __init__(self, writes: Iterable[CustomerWrite] = (), index: IndexDelta | None = None) -> None:
         super().__init__(writes)
-        if history_size < 1:
-            raise ValueError("history_size must be >= 1")
         self.delta = index
-        self.history_size = history_size
 
 
 @dataclass
@@ -86,8 +80,6 @@ class IndexSnapshot:
     members: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     kpis: dict[str, dict[str, int]] = field(default_factory=dict)
     flows: dict[str, dict[str, int]] = field(default_factory=dict)
-    history: dict[str, list[str]] = field(default_factory=dict)  # newest first
-    trimmed: set[str] = field(default_factory=set)
     moves: dict[str, dict[str, int]] = field(default_factory=dict)
     daily: dict[str, dict[str, int]] = field(default_factory=dict)  # grid -> KPI counters (`d:<grid>`)
     cross: dict[str, dict[str, int]] = field(default_factory=dict)  # `<a>|<b>` -> crossing (`x:<a>|<b>`)
@@ -210,7 +202,7 @@ class InMemoryStateStore:
             else:
                 p.due[w.customer_id] = w.due_us
         if isinstance(writes, WriteBatch) and writes.delta is not None:
-            _apply_index(p, writes.delta, writes.history_size)
+            _apply_index(p, writes.delta)
         if offset is not None:
             p.offset = offset
         if watermark_us is not None:
@@ -241,15 +233,13 @@ class InMemoryStateStore:
             {k: set(v) for k, v in ix.members.items() if v},
             {g: dict(f) for g, f in ix.kpis.items()},
             {g: dict(f) for g, f in ix.flows.items()},
-            {c: list(h) for c, h in ix.history.items() if h},
-            set(ix.trimmed),
             {g: dict(f) for g, f in ix.moves.items()},
             {g: dict(f) for g, f in ix.daily.items()},
             {g: dict(f) for g, f in ix.cross.items()},
         )
 
 
-def _apply_index(p: _Partition, index: IndexDelta, history_size: int) -> None:
+def _apply_index(p: _Partition, index: IndexDelta) -> None:
     """The same semantics as the commit script's op list (streams/store/commit.lua)."""
     ix = p.indexes
     for key, ids in index.members_remove.items():
@@ -271,16 +261,3 @@ def _apply_index(p: _Partition, index: IndexDelta, history_size: int) -> None:
                     target[name] = total
                 else:  # like HINCRBY then HDEL at 0 in the commit script
                     target.pop(name, None)
-    for cid in index.history_reset:
-        ix.history.pop(cid, None)
-        ix.trimmed.discard(cid)
-        if cid in p.customers:
-            p.customers[cid].pop(HISTORY_TRIMMED, None)
-    for cid, entries in index.history.items():
-        kept = ix.history.setdefault(cid, [])
-        kept[:0] = [e.decode() for e in reversed(entries)]
-        if len(kept) > history_size:
-            del kept[history_size:]
-            ix.trimmed.add(cid)
-            if cid in p.customers:
-                p.customers[cid][HISTORY_TRIMMED] = "1"

@@ -12,7 +12,6 @@ from redis.exceptions import ResponseError
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.port import (
-    HISTORY_TRIMMED,
     Claim,
     CommitRefused,
     CustomerWrite,
@@ -101,7 +100,7 @@ class RedisStateStore:
         keys += [customer_key(p, w.customer_id) for w in writes]
         delta = writes.delta if isinstance(writes, WriteBatch) else None
         if delta is not None and not delta.is_empty():
-            self._index_ops(p, delta, writes.history_size, keys, args)  # type: ignore[attr-defined]
+            self._index_ops(p, delta, keys, args)
         try:
             await self._commit(keys=keys, args=args)  # 'DUP': an earlier attempt of this commit had landed
             self._next_seq[p] = seq + 1
@@ -117,9 +116,7 @@ class RedisStateStore:
                 raise CommitRefused(f"partition {p}: commit refused, nothing written: {message}") from exc
             raise
 
-    def _index_ops(
-        self, p: int, index: IndexDelta, cap: int, keys: list[str], args: list[str | int | bytes]
-    ) -> None:
+    def _index_ops(self, p: int, index: IndexDelta, keys: list[str], args: list[str | int | bytes]) -> None:
         """Append the index delta as the script's generic op list (name, key index, n_args, args...)."""
         slots = {key: n for n, key in enumerate(keys, 1)}
 
@@ -159,16 +156,6 @@ class RedisStateStore:
             op("HINCRBY", slot(ks.segment_days(p, grid)), [t for name, d in pairs for t in (name, str(d))])
         for pair, pairs in index.cross_fields().items():
             op("HINCRBY", slot(ks.crosstab(p, pair)), [t for name, d in pairs for t in (name, str(d))])
-        for cid in index.history_reset:
-            args += ["DEL", slot(ks.history(p, cid)), 0]
-            args += ["HDEL", slot(ks.customer(p, cid)), 1, HISTORY_TRIMMED]
-        for cid, entries in index.history.items():
-            # One more than the cap when there are more: the script's LPUSH then overflows, trims and marks
-            # the customer's history as trimmed, as it would have had these entries come batch by batch.
-            kept = entries[-(cap + 1) :]
-            key, marker = slot(ks.history(p, cid)), slot(ks.customer(p, cid))
-            for start in range(0, len(kept), _CHUNK):
-                op("LPUSHCAP", key, [b"%d" % cap, b"%d" % marker, *kept[start : start + _CHUNK]])
 
     async def due(self, partition: int, until_us: int, limit: int) -> list[str]:
         members = await self._r.zrangebyscore(self._keys.due(partition), "-inf", until_us, start=0, num=limit)
@@ -187,7 +174,7 @@ class RedisStateStore:
         await self._r.hset(self._keys.metrics(), mapping=mapping)  # type: ignore[arg-type]
 
     async def read_indexes(self, partition: int) -> IndexSnapshot:
-        """Every index and history key of the partition, read with SCAN (diagnostics and tests only)."""
+        """Every index key of the partition, read with SCAN (diagnostics and tests only)."""
         tag = self._keys.partition_meta(partition)[: -len(":meta")]
         snap = IndexSnapshot()
         async for raw in self._r.scan_iter(match=f"{tag}:*", count=1000):
@@ -202,10 +189,6 @@ class RedisStateStore:
                 row = {_text(k): int(v) for k, v in (await self._r.hgetall(key)).items()}
                 kinds = {"k": snap.kpis, "f": snap.flows, "d": snap.daily, "t": snap.moves, "x": snap.cross}
                 kinds[kind][rest] = row
-            elif kind == "h":
-                snap.history[rest] = [_text(e) for e in await self._r.lrange(key, 0, -1)]
-                if await self._r.hget(self._keys.customer(partition, rest), HISTORY_TRIMMED):
-                    snap.trimmed.add(rest)
         return snap
 
 

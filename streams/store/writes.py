@@ -6,11 +6,13 @@ state (the field-level diff is why a write costs what changed, not the ~70 field
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from segmentation import CustomerState
 from segmentation.state_mapping import changed_fields, state_to_mapping
+from streams.store import history_format
 from streams.store.indexes import IndexDelta
 from streams.store.port import CustomerWrite
 
@@ -22,7 +24,8 @@ Known = tuple[CustomerState, Mapping[str, str]]
 
 
 class Written(dict[str, str]):
-    """A mapping `write_for` made: exactly `state_to_mapping` of the state it was written with, so the next
+    """A mapping `write_for` made: exactly `state_to_mapping` of the state it was written with (and the
+    customer's `history` field as `index_write` left it), so the next
     write of that customer can encode only the fields that changed (`changed_fields`) instead of all ~70.
     A row read from Redis is a plain dict (it may hold storage or stale fields) and is diffed in full."""
 
@@ -42,13 +45,22 @@ def from_us(us: int) -> datetime:
 def index_write(
     index: IndexDelta, write: CustomerWrite, before: Mapping[str, str] | None, after: Mapping[str, str]
 ) -> None:
-    """The read-side deltas of one customer write (membership, KPIs; an erasure wipes the history)."""
+    """The read-side deltas of one customer write (membership, KPIs; an erasure wipes the history), and its
+    transitions appended to its `history` field, in the write and in `after` (the mapping the worker caches
+    for the next batch)."""
+    cid = write.customer_id
     if write.delete:
-        index.erased(write.customer_id)
+        index.erased(cid)
         if before:
-            index.customer(write.customer_id, before, {})
+            index.customer(cid, before, {})
         return
-    index.customer(write.customer_id, before, after, (*write.set_fields, *write.removed_fields))
+    moves = index.history.get(cid)
+    if moves is not None or cid in index.history_reset:
+        kept = None if cid in index.history_reset or not before else before.get(history_format.FIELD)
+        blob = history_format.appended(kept, moves or (), index.history_size)
+        cast(MutableMapping[str, str], write.set_fields)[history_format.FIELD] = blob
+        cast(MutableMapping[str, str], after)[history_format.FIELD] = blob
+    index.customer(cid, before, after, (*write.set_fields, *write.removed_fields))
 
 
 def write_for(
@@ -73,6 +85,8 @@ def write_for(
     else:
         new = Written(state_to_mapping(state))
         old = before or {}
+        if history_format.FIELD in old:  # not state: kept as is, appended to by `index_write`
+            new[history_format.FIELD] = old[history_format.FIELD]
         changed = {k: v for k, v in new.items() if old.get(k) != v}
         removed = [k for k in old if k not in new and not k.startswith("_")]
     if origin is not None:

@@ -17,7 +17,7 @@ from segmentation.events import Event
 from segmentation.transition import Transition
 from streams.store.indexes import IndexDelta
 from streams.store.kpi_ops import KpiCounting
-from streams.store.port import CustomerWrite
+from streams.store.port import DEFAULT_HISTORY_SIZE, CustomerWrite
 from streams.store.writes import Known, index_write, to_us, write_for
 from streams.topics.deadletter import DeadLetter
 
@@ -137,12 +137,14 @@ def apply_steps(
     decoded: tuple[list[tuple[Incoming, Event]], list[DeadLetter]],
     stored: Mapping[str, Known],
     definitions: Definitions,
+    history_size: int = DEFAULT_HISTORY_SIZE,
 ) -> Generator[None, None, BatchResult]:
     """`apply_batch` as a generator that pauses every STEP events and returns the result: the worker
     resumes it from its event loop, so the previous batch's publish and commit are not held up for the
     whole of this batch's CPU work (pure: pausing changes nothing in the result)."""
     events, dead = decoded
     result = BatchResult(dead_letters=list(dead), events=len(records))
+    result.index.history_size = history_size
     states: dict[str, CustomerState] = {}
     watermark: datetime | None = None
     origins: dict[str, Incoming] = {}  # customer -> record of the last event applied to it
@@ -187,13 +189,19 @@ def apply_steps(
     return result
 
 
-def advance_all(states: Mapping[str, Known], until: datetime, definitions: Definitions) -> BatchResult:
+def advance_all(
+    states: Mapping[str, Known],
+    until: datetime,
+    definitions: Definitions,
+    history_size: int = DEFAULT_HISTORY_SIZE,
+) -> BatchResult:
     """Time-driven changes up to `until` for the given customers (the due sweep).
 
     Each customer is advanced to its own due instants, never to `until` itself: the sweep's clock depends on
     when the timer fired, and the stored state must depend only on the log (BRIEF 3.1).
     """
     result = BatchResult()
+    result.index.history_size = history_size
     moved: list[tuple[CustomerWrite, Mapping[str, str], Mapping[str, str]]] = []
     counting = KpiCounting(definitions, result.index, states)
     for cid, (state, mapping) in states.items():

@@ -165,7 +165,7 @@ class BatchPipeline:
         stored = await self._states(partition, owned, customers_of(decoded[0]))
         if stored is None:  # another owner moved the partition on, or Redis went back: apply nothing
             return
-        steps = apply_steps(records, decoded, stored, self.definitions)
+        steps = apply_steps(records, decoded, stored, self.definitions, self.settings.history_size)
         while True:
             try:
                 next(steps)
@@ -270,7 +270,7 @@ class BatchPipeline:
         """Step 5 (see `fenced_commit`). Not committed, the partition is forgotten and paused: fenced out,
         until Kafka assigns it again (or `fenced_grace_s` passed, see `Worker.heartbeat`); rewound, until the
         poll loop claims it again (`retake`)."""
-        batch = WriteBatch(result.writes, result.index, self.settings.history_size)
+        batch = WriteBatch(result.writes, result.index)
         outcome = await commit_batch(
             self.store, owned, batch, offset, watermark, self.metrics.retry, self.settings.retry_max_backoff_s
         )

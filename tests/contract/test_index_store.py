@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 
@@ -10,10 +9,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from segmentation.transition import Transition
+from streams.store.history_format import FIELD, decode, entry_of
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
-from streams.store.port import HISTORY_TRIMMED, CustomerWrite, Fenced, IndexSnapshot, StateStore, WriteBatch
+from streams.store.port import CustomerWrite, Fenced, IndexSnapshot, StateStore, WriteBatch
 from streams.store.redis_store import RedisStateStore
+from streams.store.writes import index_write
 from tests.contract.test_state_store import StoreFactory, _with_store, make_store, run
 from tests.services import Services
 
@@ -33,23 +34,29 @@ async def snapshot(store: StateStore, partition: int) -> IndexSnapshot:
     return await store.read_indexes(partition)  # type: ignore[attr-defined, no-any-return]
 
 
+def write(
+    index: IndexDelta, cid: str, before: dict[str, str] | None, after: dict[str, str] | None
+) -> CustomerWrite:
+    """The customer's write as the worker makes it: `index_write` adds the history field (to `after` too)."""
+    w = CustomerWrite(cid, delete=True) if after is None else CustomerWrite(cid, dict(after))
+    index_write(index, w, before, {} if after is None else after)
+    return w
+
+
 def test_indexes_and_history_are_committed_with_the_state(make_store: StoreFactory) -> None:
     async def body(store: StateStore) -> None:
         claim = await store.claim(0)
-        d1 = IndexDelta()
+        d1 = IndexDelta(history_size=2)
         d1.transitions([tr("c1", None, "new", 0), tr("c2", None, "new", 0)])
-        d1.customer("c1", None, row("new", 500, 1))
-        d1.customer("c2", None, row("new", 200, 1))
-        writes = [CustomerWrite("c1", row("new", 500, 1)), CustomerWrite("c2", row("new", 200, 1))]
-        await store.commit(claim, 1, None, WriteBatch(writes, d1, history_size=2))
-        d2 = IndexDelta()
+        c1, c2 = row("new", 500, 1), row("new", 200, 1)
+        writes = [write(d1, "c1", None, c1), write(d1, "c2", None, c2)]
+        await store.commit(claim, 1, None, WriteBatch(writes, d1))
+        assert (await store.load(0, ["c1"]))["c1"] == c1  # the history field is in the cached mapping too
+        d2 = IndexDelta(history_size=2)
         d2.transitions([tr("c1", "new", "active", 1), tr("c1", "active", "at_risk", 2)])
-        d2.customer("c1", row("new", 500, 1), row("at_risk", 900, 2), ["segment:lifecycle"])
         d2.transitions([tr("c2", "new", None, 3)])
-        d2.erased("c2")
-        d2.customer("c2", row("new", 200, 1), {})
-        writes = [CustomerWrite("c1", row("at_risk", 900, 2)), CustomerWrite("c2", delete=True)]
-        await store.commit(claim, 2, None, WriteBatch(writes, d2, history_size=2))
+        writes = [write(d2, "c1", c1, row("at_risk", 900, 2)), write(d2, "c2", c2, None)]
+        await store.commit(claim, 2, None, WriteBatch(writes, d2))
         snap = await snapshot(store, 0)
         assert snap.members == {("lifecycle", "at_risk"): {"c1"}}
         assert snap.kpis["lifecycle"]["at_risk:customers"] == 1
@@ -63,13 +70,11 @@ def test_indexes_and_history_are_committed_with_the_state(make_store: StoreFacto
             "at_risk:in:2026-01-03": 1,
             "new:out:2026-01-04": 1,
         }
-        assert [json.loads(h)[2] for h in snap.history["c1"]] == [  # [grid, from, to, ...]
-            "at_risk",
-            "active",
-        ]  # newest first, cap 2
-        assert set(snap.history) == {"c1"}  # the erased customer's history is gone
-        assert snap.trimmed == {"c1"}
-        assert (await store.load(0, ["c1"]))["c1"][HISTORY_TRIMMED] == "1"
+        stored = await store.load(0, ["c1", "c2"])
+        expected = [tr("c1", "new", "active", 1), tr("c1", "active", "at_risk", 2)]  # cap 2: the first went
+        assert decode(stored["c1"][FIELD]) == ([entry_of(t) for t in expected], True)
+        assert [e.transition_id("c1") for e in decode(stored["c1"][FIELD])[0]] == [t.id for t in expected]
+        assert set(stored) == {"c1"}  # the erased customer's hash, and its history with it, is gone
 
     run(_with_store(make_store, body))
 
@@ -80,16 +85,12 @@ def test_a_history_over_its_cap_in_one_batch_is_marked_trimmed(make_store: Store
 
     async def body(store: StateStore) -> None:
         claim = await store.claim(2)
-        d = IndexDelta()
-        d.transitions(
-            [tr("c1", None, "new", 0), tr("c1", "new", "active", 1), tr("c1", "active", "at_risk", 2)]
-        )
-        d.customer("c1", None, row("at_risk", 500, 1))
-        await store.commit(claim, 1, None, WriteBatch([CustomerWrite("c1", row("at_risk", 500, 1))], d, 2))
-        snap = await snapshot(store, 2)
-        assert [json.loads(h)[2] for h in snap.history["c1"]] == ["at_risk", "active"]
-        assert snap.trimmed == {"c1"}
-        assert (await store.load(2, ["c1"]))["c1"][HISTORY_TRIMMED] == "1"
+        d = IndexDelta(history_size=2)
+        moves = [tr("c1", None, "new", 0), tr("c1", "new", "active", 1), tr("c1", "active", "at_risk", 2)]
+        d.transitions(moves)
+        await store.commit(claim, 1, None, WriteBatch([write(d, "c1", None, row("at_risk", 500, 1))], d))
+        stored = (await store.load(2, ["c1"]))["c1"]
+        assert decode(stored[FIELD]) == ([entry_of(t) for t in moves[1:]], True)
 
     run(_with_store(make_store, body))
 
@@ -126,7 +127,7 @@ def test_the_script_validates_every_op_before_the_first_write(services: Services
                 ["SADD", 4, 1, "c1", "HINCRBY", 9, 2, "f", "1"],
                 ["SADD", 4, 1, "c1", "EVAL", 4, 1, "x"],
                 ["SADD", 4, 5, "c1"],
-                ["LPUSHCAP", 4, 3, 0, 3, "e"],
+                ["LPUSHCAP", 4, 3, 0, 3, "e"],  # retired with the h: lists (format 2)
             )
             for ops in bad_ops:
                 with pytest.raises(aioredis.ResponseError, match="BADOP"):
@@ -157,18 +158,18 @@ def test_a_commit_retried_after_an_ambiguous_timeout_is_applied_once(
         client = aioredis.Redis.from_url(services.redis_url)
         store = RedisStateStore(client, KeySpace(redis_prefix.rstrip(":"), "ns", "events"))
         claim = await store.claim(0)
-        delta = IndexDelta()
+        delta = IndexDelta(history_size=8)
         delta.transitions([tr("c1", None, "new", 0)])
-        delta.customer("c1", None, row("new", 500, 1))
-        batch = WriteBatch([CustomerWrite("c1", row("new", 500, 1))], delta, history_size=8)
+        batch = WriteBatch([write(delta, "c1", None, row("new", 500, 1))], delta)
         await store.commit(claim, None, None, batch)  # a sweep commit: no offset to guard it
         store._next_seq[0] -= 1  # as if the reply had been lost: the caller retries the same commit
         await store.commit(claim, None, None, batch)
         snap = await store.read_indexes(0)
         assert snap.kpis["lifecycle"]["new:customers"] == 1
         assert snap.kpis["lifecycle"]["new:revenue_minor"] == 500
-        assert len(snap.history["c1"]) == 1
-        await store.commit(claim, None, None, WriteBatch([CustomerWrite("c2", row("new", 1, 1))], None, 8))
+        history = (await store.load(0, ["c1"]))["c1"][FIELD]
+        assert decode(history) == ([entry_of(tr("c1", None, "new", 0))], False)
+        await store.commit(claim, None, None, WriteBatch([CustomerWrite("c2", row("new", 1, 1))], None))
         assert set(await store.load(0, ["c1", "c2"])) == {"c1", "c2"}  # the sequence moved on
         await client.aclose()
 

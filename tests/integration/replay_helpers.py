@@ -116,14 +116,12 @@ def customers_of(dump: dict[str, Any]) -> dict[str, Any]:
 
 
 def by_customer(dump: dict[str, Any]) -> dict[str, Any]:
-    """Customer hashes (without the storage fields `_offset`, ...) and histories keyed by customer id alone:
+    """Customer hashes (without the storage fields `_offset`, ...; with the history field) by customer id:
     what must not depend on the partition count, which changes the keys' hash tags and the offsets."""
     out: dict[str, Any] = {}
     for key, value in dump.items():
         if ":c:" in key:
             out["c:" + key.split(":c:", 1)[1]] = {k: v for k, v in value.items() if not k.startswith("_")}
-        elif ":h:" in key:
-            out["h:" + key.split(":h:", 1)[1]] = value
     return out
 
 

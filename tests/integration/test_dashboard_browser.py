@@ -332,8 +332,9 @@ def test_dashboard_pages_show_the_apis_figures(world: World, browser: Any) -> No
         (e["effective_at"], e["grid"], e["to_segment"]) for e in history["entries"]
     ]
     why_rfm = page.locator("#customer-segments tr[data-grid=rfm] td.why").text_content() or ""
-    last_rfm = [e for e in history["entries"] if e["grid"] == "rfm"][-1]
-    assert why_rfm == ", ".join(f"{k}={v}" for k, v in last_rfm["why"].items()) and why_rfm
+    last_rfm = [e for e in history["entries"] if e["grid"] == "rfm"][-1]  # the move into champions
+    assert history["why"]["rfm"] == last_rfm["why"]  # the current segment's why, derived from the state
+    assert why_rfm == ", ".join(f"{k}={v}" for k, v in history["why"]["rfm"].items()) and why_rfm
     shot(page, "customer")
 
     # definitions: the versions, and who a candidate file would move

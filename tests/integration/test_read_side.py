@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from segmentation import Definitions
+from segmentation.instants import parse_iso
 from streams.bootstrap import keyspace
 from streams.read import SegmentReader
 from streams.read.api import make_app
@@ -143,6 +144,7 @@ def test_indexes_equal_a_recomputation_after_a_randomised_stream(
 
     # history: the customer's transitions since its last erasure, in order (none for an erased customer)
     by_customer: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    checked = 0
     for r in records:
         event = orjson.loads(r.value)
         by_customer[event["subject"]].append(event["data"])
@@ -155,7 +157,31 @@ def test_indexes_equal_a_recomputation_after_a_randomised_stream(
             assert h is None or h.entries == [], cid
             continue
         assert [e.id for e in h.entries] == [t["id"] for t in since], cid
+        assert [(e.grid, e.from_segment, e.to_segment, e.effective_at, e.cause) for e in h.entries] == [
+            (t["grid"], t["from_segment"], t["to_segment"], parse_iso(t["effective_at"]), t["cause"])
+            for t in since
+        ], cid
         assert not h.trimmed
+        # why: only on the entry that put the customer in its current segment of a grid, derived from the
+        # state as of its clock: for a move made at the clock, the why it was published with
+        row, clock = hashes[cid], parse_iso(hashes[cid]["clock"])
+        current = {
+            e.grid: n
+            for n, e in enumerate(h.entries)
+            if e.to_segment is not None and e.to_segment == (row.get(f"segment:{e.grid}") or None)
+        }
+        last = {e.grid: n for n, e in enumerate(h.entries)}
+        assert set(h.why) == {k[len("segment:") :] for k, v in row.items() if k.startswith("segment:") and v}
+        for n, (e, t) in enumerate(zip(h.entries, since, strict=True)):
+            if current.get(e.grid) == n == last[e.grid]:
+                assert e.why == h.why[e.grid], (cid, e)
+                if e.effective_at == clock:
+                    sent = {k: v for k, v in t["why"].items() if k not in ("occurred_at", "late")}
+                    assert e.why == sent, (cid, e)
+                    checked += 1
+            else:
+                assert e.why == {}, (cid, e)
+    assert checked >= 20, "the whys of moves made at the clock must be checked"
 
 
 def test_as_of_answers_match_the_transitions_and_the_http_api_serves_them(

@@ -13,12 +13,14 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
+from segmentation.instants import parse_iso
 from streams import cli
 from streams.bootstrap import ensure_topics
 from streams.replay.rebuild import prepare_namespace
 from streams.replay.sources import KafkaSource
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.history_format import FIELD, decode
 from streams.store.namespaces import NamespaceError, drop, list_namespaces, promote
 from streams.store.partitioning import partition_for
 from tests.integration.replay_helpers import (
@@ -94,9 +96,32 @@ def test_file_replay_equals_live_worker_and_itself(
         assert dump_live.get(f"{tag}:due") == dump_a.get(f"{tag}:due")
 
     live_ids = ids(asyncio.run(read_topic(live, live.transitions_topic)))
-    replay_ids = ids(asyncio.run(read_topic(live, emit_a)))
+    emitted = asyncio.run(read_topic(live, emit_a))
+    replay_ids = ids(emitted)
     assert len(replay_ids) == len(set(replay_ids)) == sum(a.transitions.values())
     assert set(live_ids) == set(replay_ids)
+    # each replayed customer's history field: its emitted transitions since its last erasure, the last 64
+    # (settings.history_size), with their exact ids, causes and instants
+    since: dict[str, list[dict[str, Any]]] = {}
+    for record in emitted:
+        event = orjson.loads(record.value)
+        moves = since.setdefault(event["subject"], [])
+        if event["data"]["to_segment"] is None:  # an erasure: the history starts afresh
+            moves.clear()
+        else:
+            moves.append(event["data"])
+    trimmed = 0
+    for key, row in customers_of(dump_a).items():
+        cid = key.split(":c:", 1)[1]
+        entries, cut = decode(row[FIELD])
+        want = since[cid][-settings.history_size :]
+        assert cut == (len(since[cid]) > settings.history_size), cid
+        trimmed += cut
+        assert [(e.transition_id(cid), e.grid, e.from_segment, e.to_segment, e.cause) for e in entries] == [
+            (t["id"], t["grid"], t["from_segment"], t["to_segment"], t["cause"]) for t in want
+        ], cid
+        assert [e.effective_at for e in entries] == [parse_iso(t["effective_at"]) for t in want], cid
+    assert trimmed > 0, "some histories must reach the cap"
 
     # the Kafka topic itself as the replay source gives the same namespace again
     source = KafkaSource(live.events_topic, None, live)

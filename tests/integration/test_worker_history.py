@@ -11,6 +11,7 @@ import orjson
 
 from segmentation import CustomerState, Definitions, Transition, advance, apply, parse_event
 from segmentation.state_mapping import state_to_mapping
+from streams.store.history_format import FIELD, decode, entry_of
 from tests.integration.worker_harness import (
     applied_offsets,
     customer_key,
@@ -71,7 +72,8 @@ def expected(
 
 
 def public(mapping: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in mapping.items() if not k.startswith("_")}
+    """The state's fields: storage fields and the coded history left out (asserted on their own)."""
+    return {k: v for k, v in mapping.items() if not k.startswith("_") and k != FIELD}
 
 
 def history() -> list[bytes]:
@@ -114,6 +116,11 @@ def test_scripted_history_matches_the_pure_core(
         want = [t for t in want_transitions if t.customer_id == customer]
         assert [g["id"] for g in mine] == [t.id for t in want], customer
         assert [g["data"] for g in mine] == [t.to_dict() for t in want]
+        # the customer's history field: every transition, exactly, each with the id published on the topic
+        entries, trimmed = decode(stored[customer][FIELD])
+        assert (entries, trimmed) == ([entry_of(t) for t in want], False)
+        assert [e.transition_id(customer) for e in entries] == [g["id"] for g in mine]
+        assert [e.cause for e in entries] == [g["data"]["cause"] for g in mine]
     assert {r.key for r in records} == {c.encode() for c in want_states}
     first = got[0]
     assert first["specversion"] == "1.0" and first["type"] == "io.segstream.segment.transition.v1"

@@ -52,7 +52,13 @@ def test_field_names_readers_rely_on() -> None:
 
 def test_reserved_and_derived_keys_are_ignored() -> None:
     state = _rich()
-    mapping = {**state_to_mapping(state), "_offset": "12", "_updated_at": "x", "monetary": "999"}
+    mapping = {
+        **state_to_mapping(state),
+        "_offset": "12",
+        "_updated_at": "x",
+        "monetary": "999",
+        "history": "\x01 ",
+    }
     assert state_from_mapping(mapping) == state
 
 

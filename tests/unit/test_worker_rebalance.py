@@ -20,6 +20,7 @@ from aiokafka.errors import IllegalStateError
 from segmentation import CustomerState, Definitions, apply, parse_event
 from segmentation.state_mapping import state_to_mapping
 from streams.settings import Settings
+from streams.store.history_format import FIELD, Entry, decode, entry_of
 from streams.store.port import Claim, CustomerWrite, InMemoryStateStore
 from streams.worker.batch import Record
 from streams.worker.loop import Worker
@@ -55,19 +56,24 @@ def log_of(partition: int, offsets: Iterable[int], customers: int = 3) -> list[R
 def expected_customers(records: Sequence[Record]) -> dict[str, dict[str, str]]:
     """Every record applied exactly once, in log order, by the pure core."""
     states: dict[str, CustomerState] = {}
+    moves: dict[str, list[Entry]] = {}
     definitions = Definitions.default()
     for rec in records:
         assert rec.value is not None
         ev = parse_event(rec.value)
-        states[ev.customer_id] = apply(
-            states.get(ev.customer_id, CustomerState.new(ev.customer_id)), ev, definitions
-        ).state
-    return {cid: state_to_mapping(s) for cid, s in states.items()}
+        outcome = apply(states.get(ev.customer_id, CustomerState.new(ev.customer_id)), ev, definitions)
+        states[ev.customer_id] = outcome.state
+        moves.setdefault(ev.customer_id, []).extend(map(entry_of, outcome.transitions))
+    return {
+        cid: {**state_to_mapping(s), FIELD: repr(moves[cid])} if moves.get(cid) else state_to_mapping(s)
+        for cid, s in states.items()
+    }
 
 
 def stored_customers(store: InMemoryStateStore, partition: int) -> dict[str, dict[str, str]]:
+    """The stored hashes, the coded history decoded (its entries; the code depends on the batches)."""
     return {
-        cid: {k: v for k, v in row.items() if not k.startswith("_")}
+        cid: {k: repr(decode(v)[0]) if k == FIELD else v for k, v in row.items() if not k.startswith("_")}
         for cid, row in store._p(partition).customers.items()
     }
 

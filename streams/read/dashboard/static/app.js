@@ -414,8 +414,8 @@ function viewCustomer(id) {
   if (id) drawCustomer(id);
 }
 
-function why(entry) {
-  return entry ? Object.entries(entry.why || {}).map(([k, v]) => k + "=" + v).join(", ") : "";
+function why(reasons) {
+  return Object.entries(reasons || {}).map(([k, v]) => k + "=" + v).join(", ");
 }
 
 async function drawCustomer(id) {
@@ -435,7 +435,7 @@ async function drawCustomer(id) {
     const e = last[grid] && last[grid].to_segment === segment ? last[grid] : null;
     return el("tr", { "data-grid": grid }, el("td", { text: grid }), el("td", { "data-field": "segment", text: segment || "—" }),
       el("td", { text: e ? e.effective_at.replace("T", " ").replace("+00:00", "Z") : "" }),
-      el("td", { class: "why", text: why(e) }));
+      el("td", { class: "why", text: why(history.why[grid]) }));  // as of the clock, derived from the state
   });
   const m = profile.metrics;
   const facts = el("p", {}, "Orders " + fmtInt(m.orders) + ", net " + fmtMoney(m.net) + ", refunds " + fmtInt(m.refunds)
@@ -444,8 +444,7 @@ async function drawCustomer(id) {
   const timeline = el("tbody");
   for (const e of [...history.entries].reverse()) {
     timeline.append(el("tr", {}, el("td", { text: e.effective_at }), el("td", { text: e.grid }),
-      el("td", { text: (e.from_segment || "—") + " → " + (e.to_segment || "—") }), el("td", { text: e.cause }),
-      el("td", { class: "why", text: why(e) })));
+      el("td", { text: (e.from_segment || "—") + " → " + (e.to_segment || "—") }), el("td", { text: e.cause })));
   }
   box.replaceChildren(
     el("div", { class: "card" }, el("h2", { text: "Customer " + id }), facts,
@@ -453,7 +452,7 @@ async function drawCustomer(id) {
         el("th", { text: "segment" }), el("th", { text: "since" }), el("th", { text: "why" }))), el("tbody", {}, ...rows))),
     el("div", { class: "card" }, el("h2", { text: "Timeline of transitions" }), el("div", { id: "chart-timeline", class: "chart small" }),
       el("table", { id: "customer-history" }, el("thead", {}, el("tr", {}, el("th", { text: "effective" }), el("th", { text: "grid" }),
-        el("th", { text: "move" }), el("th", { text: "cause" }), el("th", { text: "why" }))), timeline)));
+        el("th", { text: "move" }), el("th", { text: "cause" }))), timeline)));
   const grids = [...new Set(history.entries.map((e) => e.grid))];
   const c = chart("chart-timeline");
   c.setOption({
