@@ -15,6 +15,10 @@
 --   DEL key                            HDEL key fields...
 --   LPUSHCAP key cap marker_key entries...  (LPUSH in order, LTRIM to cap; if trimmed, HSET marker_key
 --                                            _history_trimmed 1 when that hash exists)
+--   BITS meta entries...  membership (streams/store/membership.py), at most one per commit; each entry is
+--     'A' customer_key            a lifetime begun, in log order: the customer takes the next ordinal
+--     'M' customer_key n bits...  '+k' sets, '-k' clears the customer's bit in the bitmap KEYS[k]
+--   (customer_key, k: indexes into KEYS; bits are cleared at the stored ordinal `_o`, set at the new one)
 -- Redis does not roll back a script that fails half way, so everything is checked before the first write:
 -- the arguments, the type of every key written (WRONGTYPE), that every counter HINCRBY moves holds an integer
 -- (NOTINT) and stays inside the 64-bit range (OVERFLOW). The `#!lua` line above makes Redis 7 refuse the
@@ -125,6 +129,40 @@ local function key_arg(v)
   if n and n >= 1 and n <= #KEYS and math.floor(n) == n then return n end
   return nil
 end
+-- BITS entries as {allocs = keys in log order, moves = key -> {{set?, bitmap}...}, order = keys}, or nil
+local function parse_bits(src, first, last)
+  local b = {allocs = {}, moves = {}, order = {}}
+  local seen, j = {}, first
+  while j <= last do
+    local tag, k = src[j], key_arg(src[j + 1])
+    if not k then return nil end
+    local key = KEYS[k]
+    if not seen[key] then
+      seen[key] = true
+      b.order[#b.order + 1] = key
+    end
+    if tag == 'A' then
+      b.allocs[#b.allocs + 1] = key
+      j = j + 2
+    elseif tag == 'M' then
+      local n = tonumber(src[j + 2])
+      if not n or n < 1 or j + 2 + n > last then return nil end
+      local m = b.moves[key] or {}
+      b.moves[key] = m
+      for x = j + 3, j + 2 + n do
+        local sign, bk = string.match(src[x], '^([+-])(%d+)$')
+        bk = bk and key_arg(bk)
+        if not bk then return nil end
+        m[#m + 1] = {sign == '+', KEYS[bk]}
+      end
+      j = j + 3 + n
+    else
+      return nil
+    end
+  end
+  return b
+end
+local bits = nil
 local ops = {}
 while i <= #ARGV do
   local name, key, n = ARGV[i], key_arg(ARGV[i + 1]), tonumber(ARGV[i + 2])
@@ -154,6 +192,10 @@ while i <= #ARGV do
     if n < 3 or not cap or cap < 1 or not key_arg(src[first + 1]) then
       return redis.error_reply('BADOP LPUSHCAP at ' .. i)
     end
+  elseif name == 'BITS' then
+    if bits or KEYS[key] ~= meta then return redis.error_reply('BADOP BITS at ' .. i) end
+    bits = parse_bits(src, first, last)
+    if not bits then return redis.error_reply('BADOP BITS entries at ' .. i) end
   else
     return redis.error_reply('BADOP unknown op ' .. tostring(name) .. ' at ' .. i)
   end
@@ -230,6 +272,121 @@ for _, op in ipairs(ops) do
   end
   if bad then return redis.error_reply(bad) end
 end
+-- Membership: resolve and allocate the ordinals (no write yet), then check every key BITS writes.
+local CHUNK = 128
+local tag = string.sub(meta, 1, #meta - 4)  -- '<prefix>:<ns>:{<topic>:<p>}:'
+local function chunk_key(ordinal) return tag .. 'o:' .. math.floor(ordinal / CHUNK) end
+if bits then
+  local counter = redis.call('HGET', meta, 'ordinals')
+  if counter and not string.match(counter, '^%d+$') then
+    return redis.error_reply('NOTINT ' .. meta .. ' field ordinals holds ' .. string.sub(counter, 1, 40))
+  end
+  counter = tonumber(counter or '0')
+  bits.start = counter
+  local old, new, gone = {}, {}, {}
+  for _, p in ipairs(plan) do gone[p[1]] = (p[3] == 'D') end
+  for _, key in ipairs(bits.order) do
+    bad = expect(key, 'hash')
+    if bad then return redis.error_reply(bad) end
+    local o = redis.call('HGET', key, '_o')
+    if o and not string.match(o, '^%d+$') then
+      return redis.error_reply('NOTINT ' .. key .. ' field _o holds ' .. string.sub(o, 1, 40))
+    end
+    if o then old[key] = tonumber(o) end  -- HGET answers false, not nil, for no field
+  end
+  for _, key in ipairs(bits.allocs) do
+    new[key] = counter  -- a customer with several lifetimes in the batch keeps its last
+    counter = counter + 1
+  end
+  for _, key in ipairs(bits.order) do
+    -- a customer entering a segment without a begun lifetime nor an ordinal (written by a caller that
+    -- does not report lifetimes): the next ordinal, in op order
+    if not gone[key] and new[key] == nil and old[key] == nil then
+      for _, mv in ipairs(bits.moves[key] or {}) do
+        if mv[1] then
+          new[key] = counter
+          counter = counter + 1
+          break
+        end
+      end
+    end
+  end
+  bits.counter, bits.old, bits.new, bits.gone = counter, old, new, gone
+  for _, key in ipairs(bits.order) do
+    for _, mv in ipairs(bits.moves[key] or {}) do
+      bad = expect(mv[2], 'string')
+      if bad then return redis.error_reply(bad) end
+    end
+    local o, n = old[key], new[key]
+    if o and (gone[key] or n) then bad = expect(chunk_key(o), 'hash') end
+    if not bad and n and not gone[key] then bad = expect(chunk_key(n), 'hash') end
+    if bad then return redis.error_reply(bad) end
+  end
+end
+local function write_bits(b)
+  local per, bitmaps, dels, sets, chunks, listed = {}, {}, {}, {}, {}, {}
+  local function chunk(ordinal, into)
+    local ck = chunk_key(ordinal)
+    local l = into[ck]
+    if not l then
+      l = {}
+      into[ck] = l
+      if not listed[ck] then
+        listed[ck] = true
+        chunks[#chunks + 1] = ck
+      end
+    end
+    return l, tostring(ordinal % CHUNK)
+  end
+  for _, key in ipairs(b.order) do
+    local o, n, gone = b.old[key], b.new[key], b.gone[key]
+    for _, mv in ipairs(b.moves[key] or {}) do
+      local at = mv[1] and not gone and (n or o) or (not mv[1] and o)
+      if at then
+        local l = per[mv[2]]
+        if not l then
+          l = {{}, {}}
+          per[mv[2]] = l
+          bitmaps[#bitmaps + 1] = mv[2]
+        end
+        local into = mv[1] and l[2] or l[1]
+        into[#into + 1] = at
+      end
+    end
+    if o and (gone or n) then
+      local l, f = chunk(o, dels)
+      l[#l + 1] = f
+    end
+    if n and not gone then
+      local l, f = chunk(n, sets)
+      l[#l + 1] = f
+      l[#l + 1] = string.sub(key, #tag + 3)  -- the id: the key is '<tag>c:<id>'
+      redis.call('HSET', key, '_o', n)
+    end
+  end
+  for _, bm in ipairs(bitmaps) do
+    -- clears before sets: a customer re-created in the batch leaves at its old ordinal, enters at its new
+    local args = {}
+    for v = 1, 2 do
+      for _, at in ipairs(per[bm][v]) do
+        args[#args + 1] = 'SET'
+        args[#args + 1] = 'u1'
+        args[#args + 1] = at
+        args[#args + 1] = v - 1
+        if #args >= 4000 then
+          redis.call('BITFIELD', bm, unpack(args))
+          args = {}
+        end
+      end
+    end
+    if #args > 0 then redis.call('BITFIELD', bm, unpack(args)) end
+  end
+  for _, ck in ipairs(chunks) do
+    if dels[ck] then redis.call('HDEL', ck, unpack(dels[ck])) end
+    if sets[ck] then redis.call('HSET', ck, unpack(sets[ck])) end
+  end
+  if b.counter ~= b.start then redis.call('HSET', meta, 'ordinals', b.counter) end
+end
 -- Every check passed: write.
 local due_of, order = {}, {}
 for _, p in ipairs(plan) do
@@ -276,6 +433,8 @@ for _, op in ipairs(ops) do
     end
   elseif name == 'DEL' then
     redis.call('DEL', key)
+  elseif name == 'BITS' then
+    write_bits(bits)
   elseif name == 'LPUSHCAP' then
     local cap = tonumber(src[first])
     local marker = KEYS[tonumber(src[first + 1])]
