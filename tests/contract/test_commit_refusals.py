@@ -34,7 +34,8 @@ def row(seg: str, money: int, orders: int) -> dict[str, str]:
 def first_batch() -> WriteBatch:
     d = IndexDelta()
     d.transitions([tr("c1", None, "new", 0), tr("c3", None, "new", 0)])
-    d.began("c1"), d.began("c3")
+    d.began("c1")
+    d.began("c3")
     d.customer("c1", None, row("new", 500, 1))
     d.customer("c3", None, row("new", 100, 1))
     writes = [CustomerWrite("c1", row("new", 500, 1), due_us=W0), CustomerWrite("c3", row("new", 100, 1))]

@@ -120,7 +120,8 @@ def dump_namespace(
 def membership_bits(raw: redis.Redis, key: str) -> bytes | None:
     """A membership bitmap by its set bits: trailing zero bytes (a bit set, then cleared, at the end) and an
     all-zero bitmap depend on the batching, not on the log, so they are left out (None: no member)."""
-    bits = bytes(raw.get(key) or b"").rstrip(b"\0")
+    value = raw.get(key)
+    bits = value.rstrip(b"\0") if isinstance(value, bytes) else b""
     return bits or None
 
 
