@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> None:
                SEGSTREAM_NAMESPACE=NAMESPACE, SEGSTREAM_EVENTS_TOPIC=TOPIC,
                SEGSTREAM_TOPIC_PARTITIONS=str(PARTITIONS))  # fmt: skip
     print(f"machine: {describe()}")
-    print(f"redis: {url}, prefix {prefix} (synthetic fill: HSET + ordinals + bitmaps with the store's layout)")
+    print(f"redis: {url}, prefix {prefix} (synthetic fill: HSET, ordinals, bitmaps: the store's layout)")
     checkpoints = sorted(int(n) for n in args.checkpoints.split(","))
     filled = 0
     try:

@@ -261,8 +261,7 @@ class SegmentReader:
         return MembersPage(members=members, next_cursor=None if done else f"{partition}:{position}")
 
     async def iter_members(self, grid: str, segment: str, count: int = 500) -> AsyncIterator[str]:
-        """Every member, partition by partition (a member moving meanwhile may be seen twice or not: once at
-        its old ordinal if erased and re-created meanwhile, or missed if it enters behind the walk)."""
+        """Every member, partition by partition (one entering or leaving meanwhile may be listed or not)."""
         cursor: str | None = None
         while True:
             page = await self.members_page(grid, segment, cursor, count)
