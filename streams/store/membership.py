@@ -26,7 +26,6 @@ from redis.asyncio import Redis
 from streams.store.keys import KeySpace
 
 CHUNK: Final = 128  # ordinals per `o:` hash
-ORDINAL: Final = "_o"  # customer hash field: the customer's ordinal in its partition
 ORDINALS: Final = "ordinals"  # partition meta field: the next ordinal to give
 WINDOW: Final = 8192  # bitmap bytes per GETRANGE: 65,536 ordinals
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from streams.store.indexes import IndexDelta
-from streams.store.membership import ORDINAL
+from streams.store.ordinals import Ordinals
 
 DEFAULT_HISTORY_SIZE = 64
 HISTORY_TRIMMED = "_history_trimmed"  # customer hash field: "1" once its history lost its oldest entries
@@ -155,11 +155,7 @@ class _Partition:
     customers: dict[str, dict[str, str]] = field(default_factory=dict)
     due: dict[str, int] = field(default_factory=dict)
     indexes: IndexSnapshot = field(default_factory=IndexSnapshot)
-    # membership as the commit script keeps it (streams/store/membership.py): next ordinal, ordinal -> id,
-    # (grid, segment) -> ordinals whose bit is set
-    ordinals: int = 0
-    ids: dict[int, str] = field(default_factory=dict)
-    bits: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    membership: Ordinals = field(default_factory=Ordinals)  # as the commit script keeps it
 
 
 class InMemoryStateStore:
@@ -204,7 +200,7 @@ class InMemoryStateStore:
         if offset is not None and p.offset is not None and offset <= p.offset:
             raise StaleOffset(f"partition {claim.partition}: offset {offset} <= applied {p.offset}")
         delta = writes.delta if isinstance(writes, WriteBatch) else None
-        stored = _stored_ordinals(p, delta) if delta is not None else {}
+        stored = p.membership.stored(p.customers, delta) if delta is not None else {}
         for w in writes:
             if w.delete:
                 p.customers.pop(w.customer_id, None)
@@ -218,7 +214,7 @@ class InMemoryStateStore:
             else:
                 p.due[w.customer_id] = w.due_us
         if isinstance(writes, WriteBatch) and delta is not None:
-            _apply_membership(p, delta, stored)
+            p.membership.apply(p.customers, delta, stored)
             _apply_index(p, delta, writes.history_size)
         if offset is not None:
             p.offset = offset
@@ -247,9 +243,8 @@ class InMemoryStateStore:
     async def read_indexes(self, partition: int) -> IndexSnapshot:
         p = self._p(partition)
         ix = p.indexes
-        members = {k: {p.ids[o] for o in bits if o in p.ids} for k, bits in p.bits.items()}
         return IndexSnapshot(
-            {k: v for k, v in members.items() if v},
+            p.membership.members(),
             {g: dict(f) for g, f in ix.kpis.items()},
             {g: dict(f) for g, f in ix.flows.items()},
             {c: list(h) for c, h in ix.history.items() if h},
@@ -258,58 +253,6 @@ class InMemoryStateStore:
             {g: dict(f) for g, f in ix.daily.items()},
             {g: dict(f) for g, f in ix.cross.items()},
         )
-
-
-def _stored_ordinals(p: _Partition, index: IndexDelta) -> dict[str, int | None]:
-    """The ordinal (`_o`) of every customer the delta's membership names, read before the batch's writes."""
-    out: dict[str, int | None] = {}
-    for cid in _script_order(index):
-        text = p.customers.get(cid, {}).get(ORDINAL)
-        out[cid] = None if text is None else int(text)
-    return out
-
-
-def _apply_membership(p: _Partition, index: IndexDelta, old: Mapping[str, int | None]) -> None:
-    """The commit script's BITS op: ordinals for the lifetimes begun (log order), then clear at the stored
-    ordinal, set at the new one, and the ordinal -> id map."""
-    new: dict[str, int] = {}
-    for cid in index.created:
-        new[cid] = p.ordinals
-        p.ordinals += 1
-    adds: dict[str, list[tuple[str, str]]] = {}
-    for key, ids in index.members_add.items():
-        for cid in ids:
-            adds.setdefault(cid, []).append(key)
-    for cid in _script_order(index):  # the fallback: entering a segment without an ordinal
-        if cid in p.customers and cid not in new and old[cid] is None and cid in adds:
-            new[cid] = p.ordinals
-            p.ordinals += 1
-    for key, ids in index.members_remove.items():
-        for cid in ids:
-            at = old[cid]
-            if at is not None:
-                p.bits.setdefault(key, set()).discard(at)
-    for cid, keys in adds.items():
-        at = new.get(cid, old[cid])
-        if cid in p.customers and at is not None:
-            for key in keys:
-                p.bits.setdefault(key, set()).add(at)
-    for cid in old:
-        was, now, gone = old[cid], new.get(cid), cid not in p.customers
-        if was is not None and (gone or now is not None):
-            p.ids.pop(was, None)
-        if now is not None and not gone:
-            p.ids[now] = cid
-            p.customers[cid][ORDINAL] = str(now)
-
-
-def _script_order(index: IndexDelta) -> list[str]:
-    """Customers in the order the Redis store names them in its BITS op: lifetimes, removals, additions."""
-    names = dict.fromkeys(index.created)
-    for members in (index.members_remove, index.members_add):
-        for ids in members.values():
-            names.update(dict.fromkeys(ids))
-    return list(names)
 
 
 def _apply_index(p: _Partition, index: IndexDelta, history_size: int) -> None:
