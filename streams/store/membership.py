@@ -6,8 +6,9 @@ ordinal costs a few bytes, plus one ordinal -> id entry per customer. Counts sta
 - Each lifetime of a customer in a partition (creation to erasure) takes the partition's next ordinal (meta
   field `ordinals`), in log order, inside the commit script; the customer hash holds it as `_o`. An erased
   customer's ordinal is never reused: its bits are cleared and its map entry removed in the erasing commit.
-- `o:<ordinal // CHUNK>` hashes map `<ordinal % CHUNK>` to the customer id; CHUNK stays under Redis's default
-  `hash-max-listpack-entries` (128), so every chunk is a compact listpack.
+- `o:<ordinal // CHUNK>` hashes map `<ordinal % CHUNK>` to the customer id; CHUNK (128) stays well under
+  `hash-max-listpack-entries` (512 by default; managed services rarely lower it), so every chunk is a compact
+  listpack, and an HMGET in it scans a short list.
 - `m:<grid>:<segment>` is a bitmap (a Redis string): bit `ordinal` is set while the customer is in the
   segment (SETBIT numbering: bit 0 is the most significant bit of byte 0).
 
