@@ -345,11 +345,11 @@ local function write_bits(b)
       if at then
         local l = per[mv[2]]
         if not l then
-          l = {{}, {}}
+          l = {{}, {}, {}}  -- clears, sets at ordinals given before this batch, sets at ordinals given in it
           per[mv[2]] = l
           bitmaps[#bitmaps + 1] = mv[2]
         end
-        local into = mv[1] and l[2] or l[1]
+        local into = (not mv[1] and l[1]) or (at < b.start and l[2]) or l[3]
         into[#into + 1] = at
       end
     end
@@ -366,13 +366,14 @@ local function write_bits(b)
   end
   for _, bm in ipairs(bitmaps) do
     -- clears before sets: a customer re-created in the batch leaves at its old ordinal, enters at its new
-    local args = {}
+    local l, args = per[bm], {}
     for v = 1, 2 do
-      for _, at in ipairs(per[bm][v]) do
+      local value = (v == 1) and '0' or '1'
+      for _, at in ipairs(l[v]) do
         args[#args + 1] = 'SET'
         args[#args + 1] = 'u1'
         args[#args + 1] = at
-        args[#args + 1] = v - 1
+        args[#args + 1] = value
         if #args >= 4000 then
           redis.call('BITFIELD', bm, unpack(args))
           args = {}
@@ -380,6 +381,31 @@ local function write_bits(b)
       end
     end
     if #args > 0 then redis.call('BITFIELD', bm, unpack(args)) end
+    local fresh = l[3]
+    if #fresh > 0 then
+      -- the ordinals given in this batch held no bit yet: set them in Lua in the bytes they span, read once
+      -- (after the clears above, which may share the first byte) and written back once (SETRANGE), instead
+      -- of a BITFIELD subcommand per bit (most of a new customer's cost in Redis)
+      local lo, hi = fresh[1], fresh[1]
+      for _, at in ipairs(fresh) do
+        if at < lo then lo = at elseif at > hi then hi = at end
+      end
+      lo, hi = math.floor(lo / 8), math.floor(hi / 8)
+      local stored, bytes = redis.call('GETRANGE', bm, lo, hi), {}
+      for s = 1, #stored, 4000 do
+        for x, v in ipairs({string.byte(stored, s, math.min(s + 3999, #stored))}) do bytes[s + x - 1] = v end
+      end
+      for x = #stored + 1, hi - lo + 1 do bytes[x] = 0 end
+      for _, at in ipairs(fresh) do
+        local x = math.floor(at / 8) - lo + 1
+        bytes[x] = bit.bor(bytes[x], bit.rshift(128, at % 8))
+      end
+      local text = {}
+      for s = 1, #bytes, 4000 do
+        text[#text + 1] = string.char(unpack(bytes, s, math.min(s + 3999, #bytes)))
+      end
+      redis.call('SETRANGE', bm, lo, table.concat(text))
+    end
   end
   for _, ck in ipairs(chunks) do
     if dels[ck] then redis.call('HDEL', ck, unpack(dels[ck])) end
