@@ -5,9 +5,10 @@
 Synthetic fill (not through the worker, which would take minutes per million): a realistic customer (a year
 of purchases, emails, a survey) is made once by the pure core, its hash written for every customer with the
 store's own mapping (`state_to_mapping`, amounts varied per customer, the event-id window left empty) and
-each customer added to its segment's membership set of every grid, with pipelined HSET/SADD, under a fresh
-key prefix. Then, for each checkpoint N (the fill grows to N first), `segstream export lifecycle active`
-runs as a separate process in CSV and in JSON lines to a file; the benchmark prints rows, rows/s and the
+each customer given the next ordinal of its partition and its bit set in its segment's membership bitmap of
+every grid (the layout of streams/store/membership.py), with pipelined HSET/SET, under a fresh key prefix.
+Then, for each checkpoint N (the fill grows to N first), `segstream export lifecycle active` runs as a
+separate process in CSV and in JSON lines to a file; the benchmark prints rows, rows/s and the
 process's peak RSS (`resource.getrusage(RUSAGE_CHILDREN).ru_maxrss` of that child alone). Every key under
 the prefix is removed at the end (SCAN + UNLINK of its own prefix only). Uses SEGSTREAM_REDIS_URL when set,
 else the local stack.
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine import describe
 from segmentation import CustomerState, Definitions, apply, parse_event
 from segmentation.state_mapping import state_to_mapping
+from streams.store import membership
 from streams.store.keys import KeySpace
 from streams.store.partitioning import partition_for
 
@@ -75,27 +77,45 @@ def template() -> dict[str, str]:
     return mapping
 
 
+_NEXT: dict[int, int] = {}  # partition -> next ordinal
+_BITMAPS: dict[tuple[int, str, str], bytearray] = {}  # the membership bitmaps as written
+
+
 def fill(client: redis.Redis, keys: KeySpace, start: int, stop: int) -> float:
-    """Customers `start`..`stop-1` (ids c000000000...): hash + membership of each grid, pipelined (the sync
-    client: it packs commands with hiredis, several times faster than the asyncio one for 64-field HSETs)."""
+    """Customers `start`..`stop-1` (ids c000000000...): hash + ordinal + membership of each grid, pipelined
+    (the sync client: it packs commands with hiredis, several times faster than the asyncio one for 64-field
+    HSETs); the bitmaps are built here and written whole at the end."""
     base = template()
     segments = {k[8:]: v for k, v in base.items() if k.startswith("segment:") and v}
     began = time.perf_counter()
     for low in range(start, stop, CHUNK):
         pipe = client.pipeline(transaction=False)
-        members: dict[tuple[int, str, str], list[str]] = {}
+        names: dict[tuple[int, int], dict[Any, Any]] = {}
         for i in range(low, min(low + CHUNK, stop)):
             cid = f"c{i:09d}"
             p = partition_for(cid, PARTITIONS)
-            row: dict[Any, Any] = dict(base, customer_id=cid, _offset=f"{p}:{i}")
+            ordinal = _NEXT.get(p, 0)
+            _NEXT[p] = ordinal + 1
+            row: dict[Any, Any] = dict(base, customer_id=cid, _offset=f"{p}:{i}", _o=str(ordinal))
             row["gross_minor"] = row["monetary_minor"] = str(51000 + i % 9973)
             row["monetary"] = f"{(51000 + i % 9973) / 100:.2f}"
             pipe.hset(keys.customer(p, cid), mapping=row)
+            chunk, field = membership.chunk_of(ordinal)
+            names.setdefault((p, chunk), {})[field] = cid
             for grid, segment in segments.items():
-                members.setdefault((p, grid, segment), []).append(cid)
-        for (p, grid, segment), ids in members.items():
-            pipe.sadd(keys.members(p, grid, segment), *ids)
+                bits = _BITMAPS.setdefault((p, grid, segment), bytearray())
+                if len(bits) <= ordinal // 8:
+                    bits.extend(bytes(ordinal // 8 + 1 - len(bits)))
+                bits[ordinal // 8] |= 0x80 >> (ordinal % 8)
+        for (p, chunk), mapping in names.items():
+            pipe.hset(keys.ordinals(p, chunk), mapping=mapping)
         pipe.execute()
+    pipe = client.pipeline(transaction=False)
+    for (p, grid, segment), bits in _BITMAPS.items():
+        pipe.set(keys.members(p, grid, segment), bytes(bits))
+    for p, ordinal in _NEXT.items():
+        pipe.hset(keys.partition_meta(p), "ordinals", ordinal)
+    pipe.execute()
     return time.perf_counter() - began
 
 
@@ -143,7 +163,7 @@ def run(args: argparse.Namespace) -> None:
                SEGSTREAM_NAMESPACE=NAMESPACE, SEGSTREAM_EVENTS_TOPIC=TOPIC,
                SEGSTREAM_TOPIC_PARTITIONS=str(PARTITIONS))  # fmt: skip
     print(f"machine: {describe()}")
-    print(f"redis: {url}, prefix {prefix} (synthetic fill: HSET + SADD with the store's mapping)")
+    print(f"redis: {url}, prefix {prefix} (synthetic fill: HSET, ordinals, bitmaps: the store's layout)")
     checkpoints = sorted(int(n) for n in args.checkpoints.split(","))
     filled = 0
     try:

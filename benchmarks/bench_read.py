@@ -1,5 +1,5 @@
 """Read-side figures: get_customer p50/p99 through the client and over HTTP at a steady rate, and Redis memory
-per customer (state hash + membership sets + KPI/flow hashes + history) for N synthetic customers.
+per customer (state hash + membership bitmaps + KPI/flow hashes + history) for N synthetic customers.
 
     .venv/bin/python benchmarks/bench_read.py [--customers 1000000] [--rate 1000] [--seconds 10]
 
@@ -222,17 +222,13 @@ async def memory_breakdown(client: aioredis.Redis, keys: KeySpace, n: int) -> No
     hist = await client.hstrlen(keys.customer(p, cid), history_format.FIELD)
     fields = await client.hlen(keys.customer(p, cid))
     sets = 0
-    cursor = 0
     tag = keys.partition_meta(0)[: -len(":{x:0}:meta") - len(keys.topic)]
-    while True:
-        cursor, found = await client.scan(cursor, match=f"{tag}*:m:*", count=1000)
-        for key in found:
+    for kind in ("m", "o"):  # bitmaps and ordinal map chunks (streams/store/membership.py)
+        async for key in client.scan_iter(match=f"{tag}*:{kind}:*", count=1000):
             sets += await client.memory_usage(key, samples=5) or 0
-        if cursor == 0:
-            break
     print(f"  one customer hash ({fields} fields):  {state:6,} bytes (MEMORY USAGE)")
     print(f"  its history field (in the hash):     {hist:6,} bytes")
-    print(f"  membership sets, per customer:       {sets / n:8,.0f} bytes (MEMORY USAGE, sampled)")
+    print(f"  membership (bitmaps + ordinal map):  {sets / n:8,.0f} bytes per customer (MEMORY USAGE)")
 
 
 async def main_async(args: argparse.Namespace) -> None:

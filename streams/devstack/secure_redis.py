@@ -26,7 +26,7 @@ COMMANDS = (
     "auth", "hello", "ping", "select",                                       # connection
     "evalsha", "script|load", "multi", "exec",                               # commit script, pipelines
     "hgetall", "hget", "hmget", "hset", "hdel", "hincrby",                   # hashes: customer, meta, KPIs
-    "sadd", "srem", "sscan", "smembers",                                     # membership
+    "bitfield", "getrange", "setrange",                                      # membership bitmaps
     "ltrim", "lrange",                                                       # definitions log
     "zadd", "zrem", "zrangebyscore",                                         # due index
     "get", "set", "exists", "type", "del", "unlink", "scan", "memory|usage",  # pointer, namespaces

@@ -1,19 +1,21 @@
 """Audience export: the members of one segment (or audience) with chosen columns, as CSV or JSON lines,
 streamed in constant memory whatever the number of members.
 
-Per partition, the membership set `<tag>:m:<grid>:<segment>` is walked with SSCAN and the columns of each
-chunk of ids are read with pipelined HMGET (the next SSCAN rides in the same round trip); rows are encoded
-and handed to the writer chunk by chunk, so memory follows the chunk size, never the member count
-(`benchmarks/bench_export.py`). Used by `segstream export` and by the HTTP API.
+Per partition, the membership bitmap `<tag>:m:<grid>:<segment>` is walked in ordinal order a chunk of
+members at a time (streams/store/membership.py: GETRANGE windows, ordinals mapped to ids with HMGET) and the
+columns of each chunk are read with pipelined HMGET; rows are encoded and handed to the writer chunk by
+chunk, so memory follows the chunk size, never the member count (`benchmarks/bench_export.py`). Used by
+`segstream export` and by the HTTP API.
 
 What an export guarantees while workers write (there is no snapshot across partitions):
 - every row is a member at the instant its row was read, and its columns come from one HMGET (atomic per
   customer): a row never mixes two states of a customer;
 - a customer that is a member for the whole export is listed; one that enters or leaves meanwhile may be
-  listed or not (SSCAN's guarantee), and when listed its columns are the newer ones; one that left between
-  the SSCAN and its HMGET is left out (its hash no longer says the segment);
-- each member is listed once, except that Redis's SSCAN may return an id twice when the set's hash table
-  shrinks during the export (many members leaving at once): key the import by `customer_id`.
+  listed or not (it is listed when it enters ahead of the walk), and when listed its columns are the newer
+  ones; one that left between the bitmap read and its HMGET is left out (its hash no longer says the
+  segment);
+- each customer is listed at most once: the walk goes forward through the ordinals, and a customer erased
+  and re-created meanwhile has only its new ordinal (the old one's map entry went with the erasure).
 For an exact incremental sync, export once, then apply the changes of the transitions topic from that
 point (`streams/read/changes.py`).
 """
@@ -31,11 +33,12 @@ import redis.asyncio as aioredis
 
 from streams.read.columns import Column, Raw
 from streams.read.profile import Money
+from streams.store import membership
 from streams.store.keys import KeySpace
 
 __all__ = ["CHUNK", "FORMATS", "Format", "Selection", "encode_rows", "member_rows"]
 
-CHUNK = 1000  # ids per SSCAN step and per HMGET pipeline: ~1000 rows in flight at most
+CHUNK = 1000  # members per bitmap step and per HMGET pipeline: ~1000 rows in flight at most
 Format = Literal["csv", "jsonl"]
 FORMATS: dict[str, str] = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 
@@ -70,17 +73,17 @@ async def member_rows(
     fields = selection.fields()
     segment = selection.segment
     for partition in partitions:
-        members = keys.members(partition, selection.grid, segment)
-        cursor, ids = await client.sscan(members, 0, count=chunk)
-        while ids or cursor:
-            names = [_str(i) for i in ids]
+        position: int | None = 0
+        while position is not None:
+            names, position = await membership.page(
+                client, keys, partition, selection.grid, segment, position, chunk
+            )
+            if not names:
+                continue
             async with client.pipeline(transaction=False) as pipe:
                 for cid in names:
                     pipe.hmget(keys.customer(partition, cid), fields)
-                if cursor:
-                    pipe.sscan(members, cursor, count=chunk)
                 replies = await pipe.execute()
-            cursor, ids = replies.pop() if cursor else (0, [])
             kept = [
                 (cid, [_opt(v) for v in raw[1:]])
                 for cid, raw in zip(names, replies, strict=True)
@@ -88,10 +91,6 @@ async def member_rows(
             ]
             if kept:
                 yield kept
-
-
-def _str(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _opt(value: str | bytes | None) -> str | None:

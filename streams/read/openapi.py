@@ -230,7 +230,7 @@ def spec(
                 scope_of.get("/crosstab/{rows}/{columns}"),
             ),
             "/grids/{grid}/segments/{segment}/members": _get(
-                "One page of the segment's members (SSCAN); follow `next_cursor` until null.",
+                "One page of the segment's members (bitmap walk); follow `next_cursor` until null.",
                 _json(_ref("MembersPage")),
                 [
                     grid,

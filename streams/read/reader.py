@@ -10,7 +10,8 @@ Keys and fields: docs/read_side.md. A customer lives in partition `partition_for
 per-segment figures are the sums of the per-partition hashes. The namespace is `settings.namespace` when set,
 else the active one (`streams.store.namespaces`), re-read at most every `namespace_ttl_s`: readers follow a
 switch.
-Never KEYS or SMEMBERS: members are paged with SSCAN, partition by partition.
+Never KEYS: members are paged partition by partition, walking each segment's bitmap in byte windows and
+mapping ordinals to ids (streams/store/membership.py).
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from streams.read.history import History, HistoryEntry, SegmentAt, history_of, p
 from streams.read.kpis import Crosstab, GridKpis
 from streams.read.profile import CustomerProfile, Kpis, MembersPage, kpis_of, profile_of
 from streams.settings import Settings
+from streams.store import membership
 from streams.store.history_format import UnknownHistoryFormat
 from streams.store.keys import KeySpace
 from streams.store.namespaces import active_namespace
 from streams.store.partitioning import partition_for
-from streams.store.replies import text as _text
 from streams.store.replies import texts as _texts
 
 T = TypeVar("T")
@@ -236,7 +237,8 @@ class SegmentReader:
     async def members_page(
         self, grid: str, segment: str, cursor: str | None = None, count: int = 100
     ) -> MembersPage:
-        """One SSCAN step; the cursor is `<partition>:<sscan cursor>` (opaque to callers)."""
+        """Up to `count` members; the cursor is `<partition>:<ordinal>` (opaque to callers): where the walk
+        goes on, so a page never repeats a member of an earlier page of the same walk."""
         if segment not in self._grid(grid):
             raise NotFound(f"unknown segment {segment!r} of grid {grid!r}")
         if not 1 <= count <= 10_000:
@@ -245,19 +247,21 @@ class SegmentReader:
         keys = await self.keyspace()
         members: list[str] = []
         while partition < self.settings.topic_partitions:
-            position, chunk = await self._r.sscan(
-                keys.members(partition, grid, segment), cursor=position, count=count
+            ids, after = await membership.page(  # OlderFormat: the namespace needs a replay
+                self._r, keys, partition, grid, segment, position, count - len(members)
             )
-            members += [_text(m) for m in chunk]
-            if position == 0:
+            members += ids
+            if after is None:
                 partition, position = partition + 1, 0
+            else:
+                position = after
             if len(members) >= count:
                 break
         done = partition >= self.settings.topic_partitions
         return MembersPage(members=members, next_cursor=None if done else f"{partition}:{position}")
 
     async def iter_members(self, grid: str, segment: str, count: int = 500) -> AsyncIterator[str]:
-        """Every member, SSCAN cursor per partition (a member moving meanwhile may be seen twice or not)."""
+        """Every member, partition by partition (one entering or leaving meanwhile may be listed or not)."""
         cursor: str | None = None
         while True:
             page = await self.members_page(grid, segment, cursor, count)
@@ -287,8 +291,8 @@ def _check_id(customer_id: str) -> None:
 
 
 def cursor_pattern(partitions: int) -> str:
-    """`<partition>:<position>`: a partition of the topic, a position of at most 19 ASCII digits (below 2^64,
-    which SSCAN cursors never exceed). Declared as is in the OpenAPI document, so what it allows is served."""
+    """`<partition>:<position>`: a partition of the topic, a position (the next ordinal) of at most 19 ASCII
+    digits. Declared as is in the OpenAPI document, so what it allows is served."""
     return "^(?:(?:" + "|".join(str(p) for p in range(partitions)) + "):[0-9]{1,19})?$"  # empty: first page
 
 

@@ -12,6 +12,10 @@
 -- then index ops until the end, each: name, key index (into KEYS), n_args, args...; or, packed, the name
 -- followed by '*', key index, n_args, and one argument with the n_args args joined by NUL
 --   SADD/SREM key members...          HINCRBY key field delta [field delta ...]
+--   BITS meta entries...  membership (streams/store/membership.py), at most one per commit; each entry is
+--     'A' customer_key            a lifetime begun, in log order: the customer takes the next ordinal
+--     'M' customer_key n bits...  '+k' sets, '-k' clears the customer's bit in the bitmap KEYS[k]
+--   (customer_key, k: indexes into KEYS; bits are cleared at the stored ordinal `_o`, set at the new one)
 -- Redis does not roll back a script that fails half way, so everything is checked before the first write:
 -- the arguments, the type of every key written (WRONGTYPE), that every counter HINCRBY moves holds an integer
 -- (NOTINT) and stays inside the 64-bit range (OVERFLOW). The `#!lua` line above makes Redis 7 refuse the
@@ -122,6 +126,40 @@ local function key_arg(v)
   if n and n >= 1 and n <= #KEYS and math.floor(n) == n then return n end
   return nil
 end
+-- BITS entries as {allocs = keys in log order, moves = key -> {{set?, bitmap}...}, order = keys}, or nil
+local function parse_bits(src, first, last)
+  local b = {allocs = {}, moves = {}, order = {}}
+  local seen, j = {}, first
+  while j <= last do
+    local tag, k = src[j], key_arg(src[j + 1])
+    if not k then return nil end
+    local key = KEYS[k]
+    if not seen[key] then
+      seen[key] = true
+      b.order[#b.order + 1] = key
+    end
+    if tag == 'A' then
+      b.allocs[#b.allocs + 1] = key
+      j = j + 2
+    elseif tag == 'M' then
+      local n = tonumber(src[j + 2])
+      if not n or n < 1 or j + 2 + n > last then return nil end
+      local m = b.moves[key] or {}
+      b.moves[key] = m
+      for x = j + 3, j + 2 + n do
+        local sign, bk = string.match(src[x], '^([+-])(%d+)$')
+        bk = bk and key_arg(bk)
+        if not bk then return nil end
+        m[#m + 1] = {sign == '+', KEYS[bk]}
+      end
+      j = j + 3 + n
+    else
+      return nil
+    end
+  end
+  return b
+end
+local bits = nil
 local ops = {}
 while i <= #ARGV do
   local name, key, n = ARGV[i], key_arg(ARGV[i + 1]), tonumber(ARGV[i + 2])
@@ -144,6 +182,10 @@ while i <= #ARGV do
     for j = first + 1, last, 2 do
       if not int_arg(src[j]) then return redis.error_reply('BADOP HINCRBY delta at ' .. j) end
     end
+  elseif name == 'BITS' then
+    if bits or KEYS[key] ~= meta then return redis.error_reply('BADOP BITS at ' .. i) end
+    bits = parse_bits(src, first, last)
+    if not bits then return redis.error_reply('BADOP BITS entries at ' .. i) end
   else
     return redis.error_reply('BADOP unknown op ' .. tostring(name) .. ' at ' .. i)
   end
@@ -216,6 +258,147 @@ for _, op in ipairs(ops) do
   end
   if bad then return redis.error_reply(bad) end
 end
+-- Membership: resolve and allocate the ordinals (no write yet), then check every key BITS writes.
+local CHUNK = 128
+local tag = string.sub(meta, 1, #meta - 4)  -- '<prefix>:<ns>:{<topic>:<p>}:'
+local function chunk_key(ordinal) return tag .. 'o:' .. math.floor(ordinal / CHUNK) end
+if bits then
+  local counter = redis.call('HGET', meta, 'ordinals')
+  if counter and not string.match(counter, '^%d+$') then
+    return redis.error_reply('NOTINT ' .. meta .. ' field ordinals holds ' .. string.sub(counter, 1, 40))
+  end
+  counter = tonumber(counter or '0')
+  bits.start = counter
+  local old, new, gone = {}, {}, {}
+  for _, p in ipairs(plan) do gone[p[1]] = (p[3] == 'D') end
+  for _, key in ipairs(bits.order) do
+    bad = expect(key, 'hash')
+    if bad then return redis.error_reply(bad) end
+    local o = redis.call('HGET', key, '_o')
+    if o and not string.match(o, '^%d+$') then
+      return redis.error_reply('NOTINT ' .. key .. ' field _o holds ' .. string.sub(o, 1, 40))
+    end
+    if o then old[key] = tonumber(o) end  -- HGET answers false, not nil, for no field
+  end
+  for _, key in ipairs(bits.allocs) do
+    new[key] = counter  -- a customer with several lifetimes in the batch keeps its last
+    counter = counter + 1
+  end
+  for _, key in ipairs(bits.order) do
+    -- a customer entering a segment without a begun lifetime nor an ordinal (written by a caller that
+    -- does not report lifetimes): the next ordinal, in op order
+    if not gone[key] and new[key] == nil and old[key] == nil then
+      for _, mv in ipairs(bits.moves[key] or {}) do
+        if mv[1] then
+          new[key] = counter
+          counter = counter + 1
+          break
+        end
+      end
+    end
+  end
+  bits.counter, bits.old, bits.new, bits.gone = counter, old, new, gone
+  for _, key in ipairs(bits.order) do
+    for _, mv in ipairs(bits.moves[key] or {}) do
+      bad = expect(mv[2], 'string')
+      if bad then return redis.error_reply(bad) end
+    end
+    local o, n = old[key], new[key]
+    if o and (gone[key] or n) then bad = expect(chunk_key(o), 'hash') end
+    if not bad and n and not gone[key] then bad = expect(chunk_key(n), 'hash') end
+    if bad then return redis.error_reply(bad) end
+  end
+end
+local function write_bits(b)
+  local per, bitmaps, dels, sets, chunks, listed = {}, {}, {}, {}, {}, {}
+  local function chunk(ordinal, into)
+    local ck = chunk_key(ordinal)
+    local l = into[ck]
+    if not l then
+      l = {}
+      into[ck] = l
+      if not listed[ck] then
+        listed[ck] = true
+        chunks[#chunks + 1] = ck
+      end
+    end
+    return l, tostring(ordinal % CHUNK)
+  end
+  for _, key in ipairs(b.order) do
+    local o, n, gone = b.old[key], b.new[key], b.gone[key]
+    for _, mv in ipairs(b.moves[key] or {}) do
+      local at = mv[1] and not gone and (n or o) or (not mv[1] and o)
+      if at then
+        local l = per[mv[2]]
+        if not l then
+          l = {{}, {}, {}}  -- clears, sets at ordinals given before this batch, sets at ordinals given in it
+          per[mv[2]] = l
+          bitmaps[#bitmaps + 1] = mv[2]
+        end
+        local into = (not mv[1] and l[1]) or (at < b.start and l[2]) or l[3]
+        into[#into + 1] = at
+      end
+    end
+    if o and (gone or n) then
+      local l, f = chunk(o, dels)
+      l[#l + 1] = f
+    end
+    if n and not gone then
+      local l, f = chunk(n, sets)
+      l[#l + 1] = f
+      l[#l + 1] = string.sub(key, #tag + 3)  -- the id: the key is '<tag>c:<id>'
+      redis.call('HSET', key, '_o', n)
+    end
+  end
+  for _, bm in ipairs(bitmaps) do
+    -- clears before sets: a customer re-created in the batch leaves at its old ordinal, enters at its new
+    local l, args = per[bm], {}
+    for v = 1, 2 do
+      local value = (v == 1) and '0' or '1'
+      for _, at in ipairs(l[v]) do
+        args[#args + 1] = 'SET'
+        args[#args + 1] = 'u1'
+        args[#args + 1] = at
+        args[#args + 1] = value
+        if #args >= 4000 then
+          redis.call('BITFIELD', bm, unpack(args))
+          args = {}
+        end
+      end
+    end
+    if #args > 0 then redis.call('BITFIELD', bm, unpack(args)) end
+    local fresh = l[3]
+    if #fresh > 0 then
+      -- the ordinals given in this batch held no bit yet: set them in Lua in the bytes they span, read once
+      -- (after the clears above, which may share the first byte) and written back once (SETRANGE), instead
+      -- of a BITFIELD subcommand per bit (most of a new customer's cost in Redis)
+      local lo, hi = fresh[1], fresh[1]
+      for _, at in ipairs(fresh) do
+        if at < lo then lo = at elseif at > hi then hi = at end
+      end
+      lo, hi = math.floor(lo / 8), math.floor(hi / 8)
+      local stored, bytes = redis.call('GETRANGE', bm, lo, hi), {}
+      for s = 1, #stored, 4000 do
+        for x, v in ipairs({string.byte(stored, s, math.min(s + 3999, #stored))}) do bytes[s + x - 1] = v end
+      end
+      for x = #stored + 1, hi - lo + 1 do bytes[x] = 0 end
+      for _, at in ipairs(fresh) do
+        local x = math.floor(at / 8) - lo + 1
+        bytes[x] = bit.bor(bytes[x], bit.rshift(128, at % 8))
+      end
+      local text = {}
+      for s = 1, #bytes, 4000 do
+        text[#text + 1] = string.char(unpack(bytes, s, math.min(s + 3999, #bytes)))
+      end
+      redis.call('SETRANGE', bm, lo, table.concat(text))
+    end
+  end
+  for _, ck in ipairs(chunks) do
+    if dels[ck] then redis.call('HDEL', ck, unpack(dels[ck])) end
+    if sets[ck] then redis.call('HSET', ck, unpack(sets[ck])) end
+  end
+  if b.counter ~= b.start then redis.call('HSET', meta, 'ordinals', b.counter) end
+end
 -- Every check passed: write.
 local due_of, order = {}, {}
 for _, p in ipairs(plan) do
@@ -260,6 +443,8 @@ for _, op in ipairs(ops) do
         redis.call('HDEL', key, src[j])
       end
     end
+  elseif name == 'BITS' then
+    write_bits(bits)
   else
     redis.call(name, key, unpack(src, first, last))
   end

@@ -8,6 +8,10 @@ Rules (docs/read_side.md):
 - membership and KPIs follow the stored mappings: a customer is in segment S of grid G when its hash has
   `segment:G = S` (an empty value means no segment); KPIs are the sums of `monetary_minor` and `orders` over
   the members, `customers` their count. An erased (deleted) customer leaves every segment.
+- membership is kept as bits at the customer's ordinal (streams/store/membership.py): each lifetime of a
+  customer (creation to erasure) takes the partition's next ordinal in log order (`began`), so ordinals do
+  not depend on how the log was cut into batches; a customer erased and re-created within one batch leaves
+  every segment at its old ordinal and enters them again at its new one.
 - day flows follow the transitions: each transition is one exit of `from` and one entry of `to` on the UTC day
   of its effective time, so the flows add up to the transitions published on the topic.
 - day moves follow the transitions too: `<from>><to>:<day>` counts each (from, to) pair per UTC day ('-' for
@@ -46,11 +50,19 @@ class IndexDelta:
     daily: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     cross: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     crosstabs: tuple[tuple[str, str], ...] = ()  # the grid pairs whose crossing is kept (definitions)
+    created: list[str] = field(default_factory=list)  # a customer per lifetime begun, in log order
+    _began: set[str] = field(default_factory=set)
+
+    def began(self, customer_id: str) -> None:
+        """An event created the customer (blank state before, not after): it takes the next ordinal."""
+        self.created.append(customer_id)
+        self._began.add(customer_id)
 
     def is_empty(self) -> bool:
         return not (
             self.members_add
             or self.members_remove
+            or self.created
             or self.kpis
             or self.flows
             or self.moves
@@ -72,7 +84,9 @@ class IndexDelta:
         m0, o0 = _int(old.get("monetary_minor")), _int(old.get("orders"))
         m1, o1 = _int(after.get("monetary_minor")), _int(after.get("orders"))
         money = m0 != m1 or o0 != o1
-        if not old or not after or money:
+        # re-created in this batch over a stored hash: every segment moves to the new ordinal
+        renewed = bool(old) and bool(after) and customer_id in self._began
+        if not old or not after or money or renewed:
             fields: Iterable[str] = {k: None for m in (old, after) for k in m if k.startswith(SEGMENT)}
         else:
             fields = [k for k in changed if k.startswith(SEGMENT)]
@@ -81,6 +95,9 @@ class IndexDelta:
             s0, s1 = old.get(key) or None, after.get(key) or None
             grid = key[8:]
             if s0 == s1:
+                if s0 is not None and renewed:
+                    self.members_remove[(grid, s0)].append(customer_id)
+                    self.members_add[(grid, s0)].append(customer_id)
                 if s0 is not None and money:
                     if m1 != m0:
                         kpis[(grid, s0, "revenue_minor")] += m1 - m0

@@ -32,8 +32,12 @@ class KeySpace:
 
     # -- read-side indexes and history, kept by the same commit script (see docs/read_side.md) ----------
     def members(self, partition: int, grid: str, segment: str) -> str:
-        """Set: ids of the partition's customers currently in `segment` of `grid`."""
+        """Bitmap: bit `ordinal` set while that customer is in `segment` of `grid` (store/membership.py)."""
         return f"{self._tag(partition)}:m:{grid}:{segment}"
+
+    def ordinals(self, partition: int, chunk: int) -> str:
+        """Hash: `<ordinal % 128>` -> customer id for the ordinals `chunk * 128` .. `chunk * 128 + 127`."""
+        return f"{self._tag(partition)}:o:{chunk}"
 
     def kpis(self, partition: int, grid: str) -> str:
         """Hash: `<segment>:customers`, `<segment>:revenue_minor`, `<segment>:orders` (partition's share)."""

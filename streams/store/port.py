@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from streams.store.indexes import IndexDelta
+from streams.store.ordinals import Ordinals
 
 DEFAULT_HISTORY_SIZE = (
     64  # transitions kept per customer in its `history` field (streams/store/history_format.py)
@@ -146,6 +147,7 @@ class _Partition:
     customers: dict[str, dict[str, str]] = field(default_factory=dict)
     due: dict[str, int] = field(default_factory=dict)
     indexes: IndexSnapshot = field(default_factory=IndexSnapshot)
+    membership: Ordinals = field(default_factory=Ordinals)  # as the commit script keeps it
 
 
 class InMemoryStateStore:
@@ -189,6 +191,8 @@ class InMemoryStateStore:
             raise Rewound(f"partition {claim.partition}: commit {seq} after {p.seq} under our own fence")
         if offset is not None and p.offset is not None and offset <= p.offset:
             raise StaleOffset(f"partition {claim.partition}: offset {offset} <= applied {p.offset}")
+        delta = writes.delta if isinstance(writes, WriteBatch) else None
+        stored = p.membership.stored(p.customers, delta) if delta is not None else {}
         for w in writes:
             if w.delete:
                 p.customers.pop(w.customer_id, None)
@@ -201,8 +205,9 @@ class InMemoryStateStore:
                 p.due.pop(w.customer_id, None)
             else:
                 p.due[w.customer_id] = w.due_us
-        if isinstance(writes, WriteBatch) and writes.delta is not None:
-            _apply_index(p, writes.delta)
+        if isinstance(writes, WriteBatch) and delta is not None:
+            p.membership.apply(p.customers, delta, stored)
+            _apply_index(p, delta)
         if offset is not None:
             p.offset = offset
         if watermark_us is not None:
@@ -228,9 +233,10 @@ class InMemoryStateStore:
         self.metrics.update({k: str(v) for k, v in fields.items()})
 
     async def read_indexes(self, partition: int) -> IndexSnapshot:
-        ix = self._p(partition).indexes
+        p = self._p(partition)
+        ix = p.indexes
         return IndexSnapshot(
-            {k: set(v) for k, v in ix.members.items() if v},
+            p.membership.members(),
             {g: dict(f) for g, f in ix.kpis.items()},
             {g: dict(f) for g, f in ix.flows.items()},
             {g: dict(f) for g, f in ix.moves.items()},
@@ -242,10 +248,6 @@ class InMemoryStateStore:
 def _apply_index(p: _Partition, index: IndexDelta) -> None:
     """The same semantics as the commit script's op list (streams/store/commit.lua)."""
     ix = p.indexes
-    for key, ids in index.members_remove.items():
-        ix.members.setdefault(key, set()).difference_update(ids)
-    for key, ids in index.members_add.items():
-        ix.members.setdefault(key, set()).update(ids)
     for counters, fields in (
         (ix.kpis, index.kpi_fields()),
         (ix.flows, index.flow_fields()),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 
 import redis.asyncio as aioredis
@@ -11,6 +11,7 @@ from redis.exceptions import ResponseError
 
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
+from streams.store.membership import bitmap_ordinals, ids_of, raw_reply
 from streams.store.port import (
     Claim,
     CommitRefused,
@@ -28,9 +29,9 @@ _RELEASE = """if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
   return redis.call('HDEL', KEYS[1], 'owner')
 end
 return 0"""
-_CHUNK = 1000  # members per SADD/SREM op: far below Lua's unpack limit
 SEP = "\x00"  # joins the batch's customer writes, or an op's args, into one script argument
 BSEP = SEP.encode()
+_CHUNK = 1000  # entries per LPUSHCAP op: far below Lua's unpack limit
 REFUSALS = ("WRONGTYPE", "NOTINT", "OVERFLOW")  # the script's checks of what the keys hold (commit.lua)
 
 
@@ -138,14 +139,8 @@ class RedisStateStore:
             else:
                 args.extend((name, key, len(raw), *raw))
 
-        for (grid, segment), ids in index.members_remove.items():
-            key = slot(ks.members(p, grid, segment))
-            for start in range(0, len(ids), _CHUNK):
-                op("SREM", key, ids[start : start + _CHUNK])
-        for (grid, segment), ids in index.members_add.items():
-            key = slot(ks.members(p, grid, segment))
-            for start in range(0, len(ids), _CHUNK):
-                op("SADD", key, ids[start : start + _CHUNK])
+        if index.created or index.members_add or index.members_remove:
+            op("BITS", 1, _bits_entries(index, p, ks, slot))
         for grid, pairs in index.kpi_fields().items():
             op("HINCRBY", slot(ks.kpis(p, grid)), [text for name, d in pairs for text in (name, str(d))])
         for grid, pairs in index.flow_fields().items():
@@ -182,7 +177,8 @@ class RedisStateStore:
             kind, _, rest = key[len(tag) + 1 :].partition(":")
             if kind == "m":
                 grid, _, segment = rest.rpartition(":")
-                members = {_text(m) for m in await self._r.smembers(key)}
+                bitmap = await raw_reply(self._r, "GET", key)
+                members = set(await ids_of(self._r, self._keys, partition, bitmap_ordinals(bitmap)))
                 if members:
                     snap.members[(grid, segment)] = members
             elif kind in ("k", "f", "d", "t", "x"):
@@ -190,6 +186,29 @@ class RedisStateStore:
                 kinds = {"k": snap.kpis, "f": snap.flows, "d": snap.daily, "t": snap.moves, "x": snap.cross}
                 kinds[kind][rest] = row
         return snap
+
+
+def _bits_entries(index: IndexDelta, p: int, ks: KeySpace, slot: Callable[[str], int]) -> list[str]:
+    """The membership op's entries (commit.lua BITS): the lifetimes begun, in log order, then per customer
+    the bitmaps whose bit it clears ('-k') and sets ('+k'); key indexes only, never an id."""
+    moves: dict[str, list[str]] = {}
+    for sign, members in (("-", index.members_remove), ("+", index.members_add)):
+        for (grid, segment), ids in members.items():
+            bit = f"{sign}{slot(ks.members(p, grid, segment))}"
+            for cid in ids:
+                entry = moves.get(cid)
+                if entry is None:
+                    moves[cid] = [bit]
+                else:
+                    entry.append(bit)
+    out: list[str] = []
+    customer = ks.customer
+    for cid in index.created:
+        out += ("A", str(slot(customer(p, cid))))
+    for cid, bits in moves.items():
+        out += ("M", str(slot(customer(p, cid))), str(len(bits)))
+        out += bits
+    return out
 
 
 def _write_parts(writes: Sequence[CustomerWrite]) -> list[str]:

@@ -167,6 +167,8 @@ def apply_steps(
             continue
         states[cid] = outcome.state
         origins[cid] = rec
+        if state.first_seen_at is None and outcome.state.first_seen_at is not None:
+            result.index.began(cid)  # a new lifetime: the next ordinal of the partition, in log order
         counting.step(state, outcome.state, outcome.transitions, event.event_id, event.type)
         if outcome.transitions:
             result.transitions.extend(outcome.transitions)

@@ -31,9 +31,8 @@ def namespace_state(
 
 def _kind(key: str) -> str:
     tail = key.split("}:", 1)[-1]
-    return {"c": "customer", "h": "history", "m": "membership", "k": "kpi", "f": "flow"}.get(
-        tail.split(":", 1)[0], tail.split(":", 1)[0]
-    )
+    kinds = {"c": "customer", "h": "history", "m": "membership", "o": "ordinal map", "k": "kpi", "f": "flow"}
+    return kinds.get(tail.split(":", 1)[0], tail.split(":", 1)[0])
 
 
 def _short(value: Any, width: int = 60) -> str:

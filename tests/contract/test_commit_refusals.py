@@ -34,6 +34,8 @@ def row(seg: str, money: int, orders: int) -> dict[str, str]:
 def first_batch() -> WriteBatch:
     d = IndexDelta()
     d.transitions([tr("c1", None, "new", 0), tr("c3", None, "new", 0)])
+    d.began("c1")
+    d.began("c3")
     d.customer("c1", None, row("new", 500, 1))
     d.customer("c3", None, row("new", 100, 1))
     writes = [CustomerWrite("c1", row("new", 500, 1), due_us=W0), CustomerWrite("c3", row("new", 100, 1))]
@@ -42,9 +44,11 @@ def first_batch() -> WriteBatch:
 
 def second_batch() -> WriteBatch:
     """Every op the script knows: HSET/HDEL and DEL of customers (the history is one of their fields),
-    ZADD/ZREM of due times, SREM/SADD of members, HINCRBY of KPIs and flows."""
+    ZADD/ZREM of due times, membership bits (an ordinal allocated, bits cleared and set, an erased customer's
+    map entry removed), HINCRBY of KPIs and flows."""
     d = IndexDelta()
     d.transitions([tr("c1", "new", "active", 1), tr("c2", None, "new", 1), tr("c3", "new", None, 1)])
+    d.began("c2")
     d.customer("c1", row("new", 500, 1), row("active", 900, 2), ["segment:lifecycle"])
     d.customer("c2", None, row("new", 300, 1))
     d.erased("c3")
@@ -104,13 +108,19 @@ CASES: dict[str, tuple[Poison, str]] = {
         "WRONGTYPE",
     ),
     "due index is a hash": (_replace(lambda ks: ks.due(0), "hash"), "WRONGTYPE"),
-    "membership set is a string": (
-        _replace(lambda ks: ks.members(0, "lifecycle", "active"), "string"),
+    "entered membership bitmap is a set (an older format)": (
+        _replace(lambda ks: ks.members(0, "lifecycle", "active"), "set"),
         "WRONGTYPE",
     ),
-    "left membership set is a zset": (
+    "left membership bitmap is a zset": (
         _replace(lambda ks: ks.members(0, "lifecycle", "new"), "zset"),
         "WRONGTYPE",
+    ),
+    "ordinal map chunk is a list": (_replace(lambda ks: ks.ordinals(0, 0), "list"), "WRONGTYPE"),
+    "a customer's ordinal is not an integer": (_field(lambda ks: ks.customer(0, "c1"), "_o", "x"), "NOTINT"),
+    "meta ordinal counter is not an integer": (
+        _field(lambda ks: ks.partition_meta(0), "ordinals", "1e3"),
+        "NOTINT",
     ),
     "kpi hash is a list": (_replace(_kpis, "list"), "WRONGTYPE"),
     "flow hash is a set": (_replace(lambda ks: ks.flows(0, "lifecycle"), "set"), "WRONGTYPE"),
@@ -158,13 +168,16 @@ def test_the_same_batch_commits_when_nothing_is_poisoned(services: Services, red
             claim = await store.claim(0)
             await store.commit(claim, 1, W0, first_batch())
             await store.commit(claim, 2, W0 + 5, second_batch())
-            assert set(await store.load(0, ["c1", "c2", "c3"])) == {"c1", "c2"}
+            loaded = await store.load(0, ["c1", "c2", "c3"])
+            assert {cid: row["_o"] for cid, row in loaded.items()} == {"c1": "0", "c2": "2"}
             assert await store.read_meta(0) == (2, W0 + 5)
             snap = await store.read_indexes(0)
             assert snap.kpis["lifecycle"] == {
                 "active:customers": 1, "active:revenue_minor": 900, "active:orders": 2,
                 "new:customers": 1, "new:revenue_minor": 300, "new:orders": 1,
             }  # fmt: skip
+            assert snap.members == {("lifecycle", "active"): {"c1"}, ("lifecycle", "new"): {"c2"}}
+            assert await r.hgetall(ks.ordinals(0, 0)) == {b"0": b"c1", b"2": b"c2"}  # c3's entry erased
         finally:
             await r.aclose()
 

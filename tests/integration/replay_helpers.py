@@ -84,6 +84,7 @@ def dump_namespace(
     """Every key of the namespace (relative name) -> its full content, by type. `metrics` and
     `definitions:log` (wall-clock stamps, operational records and not state) are skipped by default."""
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    raw = redis.Redis.from_url(settings.redis_url)  # membership bitmaps are binary
     base = f"{settings.key_prefix}:{namespace}:"
     out: dict[str, Any] = {}
     try:
@@ -98,6 +99,10 @@ def dump_namespace(
                 out[name] = client.zrange(key, 0, -1, withscores=True)
             elif kind == "set":
                 out[name] = sorted(map(str, client.smembers(key)))
+            elif kind == "string" and ":m:" in name:
+                bits = membership_bits(raw, str(key))
+                if bits is not None:
+                    out[name] = bits
             elif kind == "string":
                 out[name] = client.get(key)
             elif kind == "list":
@@ -108,7 +113,16 @@ def dump_namespace(
                 out[name] = kind
     finally:
         client.close()
+        raw.close()
     return out
+
+
+def membership_bits(raw: redis.Redis, key: str) -> bytes | None:
+    """A membership bitmap by its set bits: trailing zero bytes (a bit set, then cleared, at the end) and an
+    all-zero bitmap depend on the batching, not on the log, so they are left out (None: no member)."""
+    value = raw.get(key)
+    bits = value.rstrip(b"\0") if isinstance(value, bytes) else b""
+    return bits or None
 
 
 def customers_of(dump: dict[str, Any]) -> dict[str, Any]:
