@@ -14,6 +14,19 @@ DEFAULT = Definitions.default()
 _ids = itertools.count()
 
 
+def packed_before(state: CustomerState, field: str) -> dict[str, str]:
+    """The customer hash of `state` as a segstream that did not have `field` and the fields after it yet
+    stored it (their packed array ends before them)."""
+    import msgspec
+
+    from segmentation.state_mapping import state_to_mapping
+
+    raw = msgspec.msgpack.encode(tuple(state)[: CustomerState._fields.index(field)])
+    escaped = raw.translate(bytes.maketrans(b"\x00\xc1", b"\xc1\x00"))
+    escaped = escaped.replace(b"\xd4", b"\xd4\x02").replace(b"\x00", b"\xd4\x01")
+    return state_to_mapping(state) | {"state": (b"\x02" + escaped).decode("utf-8", "surrogateescape")}
+
+
 def day(n: float, **extra: float) -> datetime:
     """T0 + n days (+ extra timedelta fields): every test instant is exact."""
     return T0 + timedelta(days=n, **extra)
