@@ -275,7 +275,7 @@ def test_new_fields_round_trip_and_old_hashes_read_as_defaults() -> None:
 )
 def test_malformed_new_fields_are_refused_naming_them(key: str, value: object, message: str) -> None:
     state, _ = run([buy(day(0), "o1")])
-    values = list(state)
+    values: list[object] = list(state)
     values[type(state)._fields.index(key)] = value
     raw = msgspec.msgpack.encode(values).translate(bytes.maketrans(b"\x00\xc1", b"\xc1\x00"))
     raw = raw.replace(b"\xd4", b"\xd4\x02").replace(b"\x00", b"\xd4\x01")

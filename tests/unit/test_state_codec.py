@@ -19,7 +19,7 @@ from segmentation.state_codec import FORMAT, StorageFormatError, pack_state, unp
 
 _INT64 = st.integers(-(2**63), 2**63 - 1)
 _FLOATS = st.floats(allow_nan=False) | st.sampled_from([-0.0, 0.0, 5e-324, -5e-324, 2.2250738585072e-308])
-_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)  # any Unicode but lone surrogates
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)  # any Unicode but lone surrogates
 _TIMES = st.datetimes(
     min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
 ) | st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))])).filter(
