@@ -21,6 +21,11 @@ are ignored here.
 A hash without `state` but with format-1 fields was written by an earlier segstream: it is refused
 (`StorageFormatError`); namespaces are rebuilt by `segstream replay`, never migrated.
 
+The segments are stored once: `state` packs the state without the segments the readable `segment:*` fields
+already hold (a segment and each audience's answer are ~40% of a packed state), and `state_from_mapping` takes
+them back from those fields. Only a value whose readable text would not give it back (an empty-string segment,
+audiences out of name order) stays in the packed state.
+
 In Python the mapping is `str -> str`: `state` holds its bytes decoded as UTF-8 with `surrogateescape`
 (lossless both ways), so the store encodes what it writes with that error handler and readers decode with it.
 """
@@ -28,9 +33,10 @@ In Python the mapping is `str -> str`: `state` holds its bytes decoded as UTF-8 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from itertools import pairwise
 from typing import Any
 
-from segmentation.state import CustomerState
+from segmentation.state import CustomerState, state_of
 from segmentation.state_codec import StorageFormatError, pack_state, unpack_state
 from segmentation.state_fields import AUDIENCE, FIELDS, READABLE, derived_fields
 
@@ -47,6 +53,9 @@ _KEPT = tuple(entry for entry in FIELDS if entry[0] in READABLE)
 _INDEXED: tuple[tuple[int, str, Callable[[Any], str], bool], ...] = tuple(
     (_POSITIONS[attr], key, encode, encode is not repr) for key, attr, encode in _KEPT
 )
+# (position in the state tuple, readable key) of each grid's segment; the audiences' position
+_SEGMENTS = tuple((_POSITIONS[attr], key) for key, attr, _ in _KEPT if key.startswith("segment:"))
+_I_AUDIENCES = _POSITIONS["audiences"]
 _FORMAT_1 = ("first_seen_at", "customer_id", "recent_event_ids")  # fields only a format-1 hash has
 FORMAT_1 = (
     "customer hash is in storage format 1, written by an earlier segstream: "
@@ -55,8 +64,16 @@ FORMAT_1 = (
 
 
 def packed_text(state: CustomerState) -> str:
-    """The value of the `state` field: the packed state's bytes as text (UTF-8, `surrogateescape`)."""
-    return pack_state(state).decode("utf-8", "surrogateescape")
+    """The value of the `state` field: the state without the segments the readable fields hold, packed, its
+    bytes as text (UTF-8, `surrogateescape`)."""
+    values = list(state)
+    for i, _ in _SEGMENTS:
+        if values[i] != "":  # None or a name: its readable text gives it back ("" would read back as None)
+            values[i] = None
+    audiences = state.audiences
+    if audiences and all(a[0] < b[0] for a, b in pairwise(audiences)):  # by name, each once
+        values[_I_AUDIENCES] = ()
+    return pack_state(state_of(values)).decode("utf-8", "surrogateescape")
 
 
 def state_to_mapping(state: CustomerState) -> dict[str, str]:
@@ -121,4 +138,12 @@ def state_from_mapping(mapping: Mapping[str, str]) -> CustomerState:
         packed = text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         raise ValueError(f"customer hash field {STATE!r} is not a packed state") from None
-    return unpack_state(packed)
+    state = unpack_state(packed)
+    values = list(state)
+    for i, key in _SEGMENTS:
+        if values[i] is None:
+            values[i] = mapping.get(key) or None
+    if not state.audiences:
+        n = len(AUDIENCE)
+        values[_I_AUDIENCES] = tuple(sorted((k[n:], v) for k, v in mapping.items() if k.startswith(AUDIENCE)))
+    return state_of(values)

@@ -61,11 +61,11 @@ class Selection:
 
     def stored(self) -> list[str]:
         """Hash fields read per member: the guard (`segment:<grid>`) first, then the columns' fields when
-        all are readable in the hash (`state_fields.READABLE`), else the packed `state` they come from."""
+        all are readable in the hash (`state_fields.READABLE`), else the packed `state` first."""
         fields = self.fields()
         if all(f in READABLE or f.startswith(AUDIENCE) for f in fields):
             return [f"segment:{self.grid}", *fields]
-        return [f"segment:{self.grid}", STATE]
+        return [f"segment:{self.grid}", STATE, *fields]
 
 
 Row = tuple[str, list[str | None]]  # customer id, HMGET answer
@@ -81,7 +81,7 @@ async def member_rows(
     """Chunks of (customer id, stored fields) of the current members, partition by partition."""
     fields = selection.fields()
     stored = selection.stored()
-    packed = stored[-1] == STATE and STATE not in fields
+    packed = len(stored) > len(fields) + 1
     segment = selection.segment
     for partition in partitions:
         members = keys.members(partition, selection.grid, segment)
@@ -96,7 +96,7 @@ async def member_rows(
                 replies = await pipe.execute()
             cursor, ids = replies.pop() if cursor else (0, [])
             kept = [
-                (cid, _decoded(raw[1], fields, keys.namespace) if packed else [_opt(v) for v in raw[1:]])
+                (cid, _decoded(raw[1:], fields, keys.namespace) if packed else [_opt(v) for v in raw[1:]])
                 for cid, raw in zip(names, replies, strict=True)
                 if _opt(raw[0]) == segment  # still a member when its row was read
             ]
@@ -104,11 +104,14 @@ async def member_rows(
                 yield kept
 
 
-def _decoded(value: str | bytes | None, fields: list[str], namespace: str) -> list[str | None]:
-    """The fields' texts from a member's packed state (a hash without one is refused: another format)."""
-    if value is None:  # the guard field is there, the state is not: a hash of storage format 1
+def _decoded(raw: list[Any], fields: list[str], namespace: str) -> list[str | None]:
+    """The fields' texts from a member's packed state and readable fields (`raw`: `state`, then `fields`);
+    a hash without a packed state is refused (another storage format)."""
+    if raw[0] is None:  # the guard field is there, the state is not: a hash of storage format 1
         raise StoredFormatError(f"namespace {namespace!r}: {FORMAT_1}")
-    return texts_of(stored_state({STATE: text(value)}, namespace), fields)
+    row = {f: text(v) for f, v in zip(fields, raw[1:], strict=True) if v is not None}
+    row[STATE] = text(raw[0])
+    return texts_of(stored_state(row, namespace), fields)
 
 
 def _str(value: str | bytes) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from segmentation import CustomerState
-from segmentation.state_codec import pack_state
+from segmentation.state_codec import unpack_state
 from segmentation.state_fields import state_fields, texts_of
 from segmentation.state_mapping import StorageFormatError, state_from_mapping, state_to_mapping
 from tests.unit.seg_helpers import day, ev, purchase, run
@@ -47,7 +47,7 @@ def test_the_hash_holds_the_readable_fields_and_the_packed_state() -> None:
         "clock": "2026-01-07T00:00:00+00:00", "last_purchase_at": "2026-01-01T00:00:00+00:00",
         "definitions_version": state.definitions_version,
     }  # fmt: skip
-    assert mapping["state"].encode("utf-8", "surrogateescape") == pack_state(state)
+    assert state_from_mapping(mapping) == state
 
 
 def test_the_readers_view_keeps_format_1_names_and_texts() -> None:
@@ -91,3 +91,22 @@ def test_a_format_1_hash_is_refused_with_the_fix() -> None:
         state_from_mapping({"state": "\ud800"})
     with pytest.raises(ValueError, match="packed customer state is damaged"):
         state_from_mapping({"state": "\x02"})
+
+
+def test_segments_are_stored_once_in_the_readable_fields() -> None:
+    """`state` packs no segment the readable fields hold; those it cannot hold exactly stay packed."""
+    state = _rich()
+    packed = unpack_state(state_to_mapping(state)["state"].encode("utf-8", "surrogateescape"))
+    assert packed == state._replace(
+        **{f: None for f in state._fields if f.startswith("seg_")}, audiences=()
+    )  # fmt: skip
+    odd = state._replace(seg_rfm="", audiences=(("b", "member"), ("a", "not_member")))
+    mapping = state_to_mapping(odd)
+    kept = unpack_state(mapping["state"].encode("utf-8", "surrogateescape"))
+    assert (kept.seg_rfm, kept.seg_value, kept.audiences) == ("", None, odd.audiences)
+    assert state_from_mapping(mapping) == odd
+    twice = state._replace(audiences=(("a", "member"), ("a", "not_member")))
+    assert state_from_mapping(state_to_mapping(twice)) == twice
+    assert state_from_mapping({"state": mapping["state"]}) == odd._replace(
+        **{f: None for f in state._fields if f.startswith("seg_") and f != "seg_rfm"}
+    )  # a hash without its readable fields: no segment
