@@ -24,7 +24,7 @@ import msgspec
 
 from segmentation.state import CustomerState
 
-__all__ = ["FORMAT", "StorageFormatError", "pack_state", "unpack_state"]
+__all__ = ["FORMAT", "StorageFormatError", "nul_free", "pack_state", "unpack_state", "with_nul"]
 
 FORMAT: Final = 2  # the storage format; the first byte of every packed state
 _HEAD: Final = bytes([FORMAT])
@@ -40,16 +40,32 @@ class StorageFormatError(ValueError):
     """A stored state of another storage format: rebuild the namespace with `segstream replay`."""
 
 
+def nul_free(raw: bytes) -> bytes:
+    """msgpack `raw` without NUL, compactly (0x00 and 0xC1 swapped, then NUL and 0xD4 escaped)."""
+    raw = raw.translate(_SWAP)
+    if b"\x00" in raw or _ESC in raw:
+        raw = raw.replace(_ESC, _ESC_ESC).replace(b"\x00", _ESC_NUL)
+    return raw
+
+
+def with_nul(raw: bytes) -> bytes:
+    """The msgpack bytes `nul_free` was given; a bad escape raises ValueError."""
+    if b"\x00" in raw:
+        raise ValueError("an unescaped NUL")
+    if _ESC in raw:
+        if raw.count(_ESC) != raw.count(_ESC_NUL) + raw.count(_ESC_ESC):
+            raise ValueError("a bad escape sequence")
+        raw = raw.replace(_ESC_NUL, b"\x00").replace(_ESC_ESC, _ESC)
+    return raw.translate(_SWAP)
+
+
 def pack_state(state: CustomerState) -> bytes:
     """The state as bytes without NUL; `unpack_state` gives back an equal state (floats bit-identical)."""
     try:
         raw = _encode(state)
     except (TypeError, OverflowError) as exc:  # a value msgpack cannot hold (an int beyond 64 bits, ...)
         raise ValueError(f"customer state cannot be packed: {exc}") from None
-    raw = raw.translate(_SWAP)
-    if b"\x00" in raw or _ESC in raw:
-        raw = raw.replace(_ESC, _ESC_ESC).replace(b"\x00", _ESC_NUL)
-    return _HEAD + raw
+    return _HEAD + nul_free(raw)
 
 
 def unpack_state(packed: bytes) -> CustomerState:
@@ -61,14 +77,7 @@ def unpack_state(packed: bytes) -> CustomerState:
             f"packed customer state has storage format {packed[0]}, this segstream reads format {FORMAT}"
             " only: rebuild the namespace with `segstream replay`"
         )
-    raw = packed[1:]
-    if b"\x00" in raw:
-        raise ValueError("packed customer state is damaged: an unescaped NUL")
-    if _ESC in raw:
-        if raw.count(_ESC) != raw.count(_ESC_NUL) + raw.count(_ESC_ESC):
-            raise ValueError("packed customer state is damaged: a bad escape sequence")
-        raw = raw.replace(_ESC_NUL, b"\x00").replace(_ESC_ESC, _ESC)
     try:
-        return _decode(raw.translate(_SWAP))
-    except msgspec.MsgspecError as exc:
+        return _decode(with_nul(packed[1:]))
+    except (msgspec.MsgspecError, ValueError) as exc:
         raise ValueError(f"packed customer state is damaged: {exc}") from None
