@@ -52,7 +52,7 @@ def test_a_format_1_namespace_is_refused_in_one_line_by_the_cli_and_the_api(
     try:  # the customer as a segstream of storage format 1 left it: every field readable, no `state`
         row = decoded(client.hgetall(key))  # type: ignore[arg-type]
         client.hdel(key, "state")
-        client.hset(key, mapping=dict(row))  # type: ignore[arg-type]
+        client.hset(key, mapping={k: v.encode("utf-8", "surrogateescape") for k, v in row.items()})
     finally:
         client.close()
     monkeypatch.setenv("SEGSTREAM_NAMESPACE", "old")
