@@ -54,7 +54,7 @@ def redis_url() -> str:
     return str(devstack.up().config.redis_url)
 
 
-def template() -> dict[str, str]:
+def template() -> CustomerState:
     """A customer with a year of activity, as the worker would store it (lifecycle `active`)."""
     import orjson
 
@@ -72,9 +72,7 @@ def template() -> dict[str, str]:
     for n, body in enumerate(sorted(events, key=lambda e: str(e["occurred_at"]))):
         raw = {"event_id": f"{TEMPLATE}-e{n:04d}", "customer_id": TEMPLATE, "schema_version": 1, **body}
         state = apply(state, parse_event(orjson.dumps(raw)), defs).state
-    mapping = state_to_mapping(state)
-    mapping["recent_event_ids"] = "[]"
-    return mapping
+    return state._replace(recent_ids="")
 
 
 _NEXT: dict[int, int] = {}  # partition -> next ordinal
@@ -86,7 +84,7 @@ def fill(client: redis.Redis, keys: KeySpace, start: int, stop: int) -> float:
     (the sync client: it packs commands with hiredis, several times faster than the asyncio one for 64-field
     HSETs); the bitmaps are built here and written whole at the end."""
     base = template()
-    segments = {k[8:]: v for k, v in base.items() if k.startswith("segment:") and v}
+    segments = {k[8:]: v for k, v in state_to_mapping(base).items() if k.startswith("segment:") and v}
     began = time.perf_counter()
     for low in range(start, stop, CHUNK):
         pipe = client.pipeline(transaction=False)
@@ -96,9 +94,10 @@ def fill(client: redis.Redis, keys: KeySpace, start: int, stop: int) -> float:
             p = partition_for(cid, PARTITIONS)
             ordinal = _NEXT.get(p, 0)
             _NEXT[p] = ordinal + 1
-            row: dict[Any, Any] = dict(base, customer_id=cid, _offset=f"{p}:{i}", _o=str(ordinal))
-            row["gross_minor"] = row["monetary_minor"] = str(51000 + i % 9973)
-            row["monetary"] = f"{(51000 + i % 9973) / 100:.2f}"
+            mapping = state_to_mapping(base._replace(customer_id=cid, gross_minor=51000 + i % 9973))
+            row: dict[Any, Any] = {k: v.encode("utf-8", "surrogateescape") for k, v in mapping.items()}
+            row["_offset"] = f"{p}:{i}"
+            row["_o"] = str(ordinal)
             pipe.hset(keys.customer(p, cid), mapping=row)
             chunk, field = membership.chunk_of(ordinal)
             names.setdefault((p, chunk), {})[field] = cid
@@ -107,8 +106,8 @@ def fill(client: redis.Redis, keys: KeySpace, start: int, stop: int) -> float:
                 if len(bits) <= ordinal // 8:
                     bits.extend(bytes(ordinal // 8 + 1 - len(bits)))
                 bits[ordinal // 8] |= 0x80 >> (ordinal % 8)
-        for (p, chunk), mapping in names.items():
-            pipe.hset(keys.ordinals(p, chunk), mapping=mapping)
+        for (p, chunk), ids in names.items():
+            pipe.hset(keys.ordinals(p, chunk), mapping=ids)
         pipe.execute()
     pipe = client.pipeline(transaction=False)
     for (p, grid, segment), bits in _BITMAPS.items():

@@ -54,7 +54,7 @@ def redis_url() -> str:
     return str(devstack.up().config.redis_url)
 
 
-def template() -> tuple[dict[str, str], list[Transition]]:
+def template() -> tuple[CustomerState, list[Transition]]:
     """A realistic customer: a year of purchases, emails, a refund and a survey (its hash and history)."""
     import orjson
 
@@ -77,15 +77,15 @@ def template() -> tuple[dict[str, str], list[Transition]]:
         outcome = apply(state, parse_event(orjson.dumps(raw)), defs)
         state = outcome.state
         entries += outcome.transitions
-    return state_to_mapping(state), entries
+    return state, entries
 
 
 async def write_customers(
     store: RedisStateStore, n: int, history_size: int, start: int = 0, chunk: int = 500
 ) -> float:
-    mapping, entries = template()
+    state, entries = template()
     # the coded history holds no customer id (the reader hashes it into each id): one blob fits every copy
-    mapping[history_format.FIELD] = history_format.appended(None, entries, history_size)
+    blob = history_format.appended(None, entries, history_size)
     started = time.perf_counter()
     claims = {p: await store.claim(p) for p in range(PARTITIONS)}
     offsets = {p: (await store.read_meta(p))[0] or 0 for p in range(PARTITIONS)}
@@ -98,9 +98,10 @@ async def write_customers(
         delta = IndexDelta()
         writes = []
         for cid in ids:
-            row = {k: (cid if v == TEMPLATE else v) for k, v in mapping.items()}
+            mine = state._replace(customer_id=cid, recent_ids=state.recent_ids.replace(TEMPLATE, cid))
+            row = state_to_mapping(mine)
+            row[history_format.FIELD] = blob
             row["_offset"] = f"{p}:{offsets[p]}"
-            row["recent_event_ids"] = row["recent_event_ids"].replace(TEMPLATE, cid)
             writes.append(CustomerWrite(cid, row, due_us=1_800_000_000_000_000))
             delta.customer(cid, None, row)
         offsets[p] += 1
@@ -147,7 +148,7 @@ def summary(name: str, latencies: list[float], seconds: float) -> str:
 async def latency(url: str, settings: Settings, n: int, rate: float, seconds: float) -> None:
     ids = [f"c{random.randrange(n):09d}" for _ in range(10_000)]
     pick = itertools.cycle(ids).__next__
-    client = aioredis.Redis.from_url(url, decode_responses=True)
+    client = aioredis.Redis.from_url(url, decode_responses=True, encoding_errors="surrogateescape")
     reader = SegmentReader(client, settings)
     keys = await reader.keyspace()
     from streams.store.partitioning import partition_for

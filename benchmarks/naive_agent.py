@@ -33,7 +33,9 @@ state: dict[str, Any] = {}
 
 @app.agent(events)
 async def segment(stream: faust.StreamT[bytes]) -> None:
-    r = aioredis.Redis.from_url(os.environ["BENCH_REDIS_URL"], decode_responses=True)
+    r = aioredis.Redis.from_url(
+        os.environ["BENCH_REDIS_URL"], decode_responses=True, encoding_errors="surrogateescape"
+    )
     progress = f"{PREFIX}:bench"
     async for value in stream:
         now = str(time.time())
@@ -50,7 +52,8 @@ async def segment(stream: faust.StreamT[bytes]) -> None:
                 row = cast(dict[str, str], await r.hgetall(key))
                 current = state_from_mapping(row) if row else CustomerState.new(event.customer_id)
                 outcome = apply(current, event, definitions)
-                pipe.hset(key, mapping=cast(Any, state_to_mapping(outcome.state)))
+                mapping = state_to_mapping(outcome.state)  # `state` is bytes as text (surrogateescape)
+                pipe.hset(key, mapping={k: v.encode("utf-8", "surrogateescape") for k, v in mapping.items()})
                 for t in outcome.transitions:
                     await transitions.send(key=t.customer_id.encode(), value=transition_event(t))
             pipe.hincrby(progress, "count", 1)

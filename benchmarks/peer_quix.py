@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import os
 import time
+from base64 import b64decode, b64encode
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from segmentation import CustomerState, Definitions, apply
-from segmentation.state_mapping import state_from_mapping, state_to_mapping
+from segmentation.state_codec import pack_state, unpack_state
 from streams.settings import Settings
 from streams.topics.deadletter import DeadLetter
 from streams.topics.envelope import transition_event
@@ -28,7 +29,8 @@ from streams.worker.batch import Record, decode
 
 DLQ_MAX_VALUE_BYTES: int = Settings.model_fields["dlq_max_value_bytes"].default  # the worker's default
 SLOT = "customer"
-"""The state key: quixstreams scopes state by message key (the customer id), so one slot is the state."""
+"""The state key: quixstreams scopes state by message key (the customer id), so one slot is the state: the
+packed state as segstream stores it (`segmentation.state_codec`), base64 for quixstreams' JSON serialiser."""
 
 
 class Slot(Protocol):
@@ -55,7 +57,7 @@ def segment(record: Record, state: Slot, definitions: Definitions) -> list[Outpu
         return [_dead(dead[0])]
     event = events[0][1]
     stored = state.get(SLOT)
-    current = state_from_mapping(stored) if stored else CustomerState.new(event.customer_id)
+    current = unpack_state(b64decode(stored)) if stored else CustomerState.new(event.customer_id)
     try:
         outcome = apply(current, event, definitions)
     except Exception as exc:  # as the worker: any failure of the core for one event is a dead letter
@@ -66,7 +68,7 @@ def segment(record: Record, state: Slot, definitions: Definitions) -> list[Outpu
                 )
             )
         ]
-    state.set(SLOT, state_to_mapping(outcome.state))
+    state.set(SLOT, b64encode(pack_state(outcome.state)).decode("ascii"))
     return [Output(transition_event(t), [], False) for t in outcome.transitions]
 
 

@@ -139,14 +139,17 @@ def _customer(settings: Settings, args: argparse.Namespace) -> int:
 
     from streams.bootstrap import keyspace
     from streams.store.partitioning import partition_for
+    from streams.store.replies import TEXT_OPTIONS
+    from streams.store.stored_state import readers_view
 
     keys = keyspace(settings)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, **settings.redis_tls())
+    client = redis.Redis.from_url(settings.redis_url, **TEXT_OPTIONS, **settings.redis_tls())
     first = partition_for(args.customer_id, settings.topic_partitions)
     order = [first] + [p for p in range(settings.topic_partitions) if p != first]
     for partition in order:
-        row = client.hgetall(keys.customer(partition, args.customer_id))
-        if row:
+        stored: dict[str, str] = client.hgetall(keys.customer(partition, args.customer_id))  # type: ignore[assignment]
+        if stored:  # every field decoded from the packed state, as the read client shows them
+            row = readers_view(stored, keys.namespace)
             print(
                 json.dumps(
                     {"customer_id": args.customer_id, "partition": partition, **dict(sorted(row.items()))},

@@ -26,9 +26,9 @@ import redis.asyncio as aioredis
 import yaml
 
 from segmentation.rfm import RfmConfig
-from segmentation.state_mapping import state_from_mapping
 from streams.admin.definitions_change import stored_customers
 from streams.store.keys import KeySpace
+from streams.store.stored_state import stored_state
 from streams.store.writes import from_us
 
 BINS = 5
@@ -57,7 +57,7 @@ async def read_population(
     for p in range(partitions):
         async for rows in stored_customers(client, keys, p):
             for _, row in rows:
-                state = state_from_mapping(row)
+                state = stored_state(row, keys.namespace)
                 population.customers += 1
                 if state.last_purchase_at is None or state.orders <= 0:
                     continue

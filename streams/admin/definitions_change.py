@@ -28,13 +28,13 @@ import redis.asyncio as aioredis
 
 from segmentation import CustomerState, Definitions, resegment
 from segmentation.grids import GRID_ORDER
-from segmentation.state_mapping import state_from_mapping
 from segmentation.transition import Transition
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.kpi_ops import KpiCounting
 from streams.store.port import CustomerWrite, WriteBatch
 from streams.store.redis_store import RedisStateStore
+from streams.store.stored_state import stored_state
 from streams.store.writes import index_write, write_for
 from streams.topics.envelope import transition_event
 
@@ -167,7 +167,7 @@ async def diff(client: aioredis.Redis, keys: KeySpace, partitions: int, new: Def
     for p in range(partitions):
         async for rows in stored_customers(client, keys, p):
             for _, row in rows:
-                state = state_from_mapping(row)
+                state = stored_state(row, keys.namespace)
                 if state.definitions_version == new.version:
                     matrix.already_current += 1
                 after, _ = reseg(state, new)
@@ -209,7 +209,7 @@ async def apply(
             stored: dict[str, tuple[CustomerState, Mapping[str, str]]] = {}
             counting = KpiCounting(new, index, stored)
             for _, row in rows:
-                state = state_from_mapping(row)
+                state = stored_state(row, keys.namespace)
                 stored[state.customer_id] = (state, row)
                 if state.definitions_version == new.version:
                     result.matrix.already_current += 1

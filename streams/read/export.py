@@ -31,10 +31,14 @@ from typing import Any, Literal
 import orjson
 import redis.asyncio as aioredis
 
+from segmentation.state_fields import AUDIENCE, READABLE, texts_of
+from segmentation.state_mapping import FORMAT_1, STATE
 from streams.read.columns import Column, Raw
 from streams.read.profile import Money
 from streams.store import membership
 from streams.store.keys import KeySpace
+from streams.store.replies import text
+from streams.store.stored_state import StoredFormatError, stored_state
 
 __all__ = ["CHUNK", "FORMATS", "Format", "Selection", "encode_rows", "member_rows"]
 
@@ -52,11 +56,19 @@ class Selection:
     columns: tuple[Column, ...]
 
     def fields(self) -> list[str]:
-        """Fields read per member: the guard (`segment:<grid>`) first, then each column's, in order."""
-        out = [f"segment:{self.grid}"]
+        """The columns' fields, in order (storage-format-1 names: `segmentation.state_fields`)."""
+        out: list[str] = []
         for column in self.columns:
             out += column.fields
         return out
+
+    def stored(self) -> list[str]:
+        """Hash fields read per member: the guard (`segment:<grid>`) first, then the columns' fields when
+        all are readable in the hash (`state_fields.READABLE`), else the packed `state` first."""
+        fields = self.fields()
+        if all(f in READABLE or f.startswith(AUDIENCE) for f in fields):
+            return [f"segment:{self.grid}", *fields]
+        return [f"segment:{self.grid}", STATE, *fields]
 
 
 Row = tuple[str, list[str | None]]  # customer id, HMGET answer
@@ -71,6 +83,8 @@ async def member_rows(
 ) -> AsyncIterator[list[Row]]:
     """Chunks of (customer id, stored fields) of the current members, partition by partition."""
     fields = selection.fields()
+    stored = selection.stored()
+    packed = len(stored) > len(fields) + 1
     segment = selection.segment
     for partition in partitions:
         position: int | None = 0
@@ -82,10 +96,10 @@ async def member_rows(
                 continue
             async with client.pipeline(transaction=False) as pipe:
                 for cid in names:
-                    pipe.hmget(keys.customer(partition, cid), fields)
+                    pipe.hmget(keys.customer(partition, cid), stored)
                 replies = await pipe.execute()
             kept = [
-                (cid, [_opt(v) for v in raw[1:]])
+                (cid, _decoded(raw[1:], fields, keys.namespace) if packed else [_opt(v) for v in raw[1:]])
                 for cid, raw in zip(names, replies, strict=True)
                 if _opt(raw[0]) == segment  # still a member when its row was read
             ]
@@ -93,8 +107,18 @@ async def member_rows(
                 yield kept
 
 
+def _decoded(raw: list[Any], fields: list[str], namespace: str) -> list[str | None]:
+    """The fields' texts from a member's packed state and readable fields (`raw`: `state`, then `fields`);
+    a hash without a packed state is refused (another storage format)."""
+    if raw[0] is None:  # the guard field is there, the state is not: a hash of storage format 1
+        raise StoredFormatError(f"namespace {namespace!r}: {FORMAT_1}")
+    row = {f: text(v) for f, v in zip(fields, raw[1:], strict=True) if v is not None}
+    row[STATE] = text(raw[0])
+    return texts_of(stored_state(row, namespace), fields)
+
+
 def _opt(value: str | bytes | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
+    return text(value) if value is not None else None
 
 
 def values_of(columns: Sequence[Column], customer_id: str, raw: Raw) -> list[Any]:

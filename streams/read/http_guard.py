@@ -19,6 +19,7 @@ from aiohttp import web
 
 from streams.read.auth import ApiKey, Authenticator
 from streams.read.reader import BadRequest, NotFound, SegmentReader
+from streams.store.stored_state import StoredFormatError
 
 log = logging.getLogger("segstream.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -56,6 +57,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error(400, str(exc))
     except NotFound as exc:
         return error(404, str(exc))
+    except StoredFormatError as exc:  # a namespace of another storage format: rebuild it (replay)
+        return error(409, str(exc))
     except web.HTTPException as exc:
         if exc.status >= 400:
             kept = {k: v for k, v in exc.headers.items() if k in ("Allow", "WWW-Authenticate", "Retry-After")}

@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 
 from segmentation import Definitions
-from segmentation.state_mapping import state_from_mapping
 from streams.read import kpis as _kpis
 from streams.read.history import History, HistoryEntry, SegmentAt, history_of, projected_at, segment_at
 from streams.read.kpis import Crosstab, GridKpis
@@ -38,6 +37,7 @@ from streams.store.keys import KeySpace
 from streams.store.namespaces import active_namespace
 from streams.store.partitioning import partition_for
 from streams.store.replies import texts as _texts
+from streams.store.stored_state import readers_view, stored_state
 
 T = TypeVar("T")
 MAX_ID_LENGTH = 256
@@ -81,6 +81,7 @@ class SegmentReader:
         pool = aioredis.BlockingConnectionPool.from_url(
             settings.redis_url,
             decode_responses=True,
+            encoding_errors="surrogateescape",  # the packed `state` field (streams/store/replies.py)
             socket_timeout=settings_timeout(settings),
             max_connections=settings.api_redis_max_connections,
             timeout=settings.api_redis_pool_timeout_s,
@@ -123,7 +124,7 @@ class SegmentReader:
         keys = await self.keyspace()
         p = self.partition(customer_id)
         row = _texts(await self._r.hgetall(keys.customer(p, customer_id)))
-        return profile_of(customer_id, p, row, declared) if row else None
+        return profile_of(customer_id, p, readers_view(row, keys.namespace), declared) if row else None
 
     async def history(self, customer_id: str) -> History | None:
         """Transitions kept for the customer, oldest first (the `history` field of its hash), with the why of
@@ -172,7 +173,7 @@ class SegmentReader:
         row = _texts(await self._r.hgetall(keys.customer(self.partition(customer_id), customer_id)))
         if not row:
             return recorded
-        return projected_at(recorded, state_from_mapping(row), self.definitions, as_of)
+        return projected_at(recorded, stored_state(row, keys.namespace), self.definitions, as_of)
 
     # -- per segment --------------------------------------------------------------------------------------
     async def segment_count(self, grid: str, segment: str) -> int:

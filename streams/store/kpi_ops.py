@@ -11,31 +11,36 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
-import orjson
+import msgspec
 
 from segmentation import CustomerState, Definitions, Transition
 from segmentation.kpi_tracking import Money, Tracker, segments_of, track
+from segmentation.state_codec import nul_free, with_nul
 from streams.store.indexes import IndexDelta
 from streams.store.port import CustomerWrite
 
 MARKER = "_kpi"
+_pack = msgspec.msgpack.Encoder().encode
+_unpack = msgspec.msgpack.Decoder().decode
 
 
 def encode(tracker: Tracker) -> str:
     """`[period, flags (1 bought, 2 fresh), [grid, segment at start, ...], [[day, grid, segment, ...], ...]]`,
-    the entries grouped by day (proleptic ordinal): an event's transitions share one day."""
+    the entries grouped by day (proleptic ordinal): an event's transitions share one day. msgpack without NUL
+    (`state_codec.nul_free`, ~25% smaller than JSON), as text like the packed `state` (surrogateescape)."""
     days: dict[int, list[str]] = {}
     for grid, segment, day in tracker.pending:
         days.setdefault(day.toordinal(), []).extend((grid, segment))
     flags = (1 if tracker.bought else 0) | (2 if tracker.fresh else 0)
     start = [x for item in tracker.start for x in item]
-    return orjson.dumps([tracker.period, flags, start, [[d, *e] for d, e in days.items()]]).decode()
+    value = [tracker.period, flags, start, [[d, *e] for d, e in days.items()]]
+    return nul_free(_pack(value)).decode("utf-8", "surrogateescape")
 
 
 def decode(text: str | None) -> Tracker:
     if not text:
         return Tracker()
-    period, flags, start, groups = orjson.loads(text)
+    period, flags, start, groups = _unpack(with_nul(text.encode("utf-8", "surrogateescape")))
     pending = []
     for day, *entries in groups:
         when = date.fromordinal(day)

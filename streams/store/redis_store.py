@@ -93,10 +93,12 @@ class RedisStateStore:
             "" if offset is None else offset,
             "" if watermark_us is None else watermark_us,
         ]
+        # Encoded here, not by redis-py: a packed `state` is bytes carried as text with `surrogateescape`
+        # (segmentation/state_mapping.py), which redis-py's strict encoder refuses.
         if block.count(SEP) == len(parts) - 1:  # the usual case: one argument for every customer write
-            args += [f"{len(writes)}:{len(parts)}", block]
+            args += [f"{len(writes)}:{len(parts)}", block.encode("utf-8", "surrogateescape")]
         else:  # some name or value contains SEP: one argument per part
-            args += [len(writes), *parts]
+            args += [len(writes), *(part.encode("utf-8", "surrogateescape") for part in parts)]
         customer_key = self._keys.customer
         keys += [customer_key(p, w.customer_id) for w in writes]
         delta = writes.delta if isinstance(writes, WriteBatch) else None
@@ -231,7 +233,7 @@ def _write_parts(writes: Sequence[CustomerWrite]) -> list[str]:
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
 def _int(value: bytes | str | None) -> int | None:
@@ -240,7 +242,9 @@ def _int(value: bytes | str | None) -> int | None:
 
 def _decode(row: dict[bytes, bytes] | dict[str, str]) -> dict[str, str]:
     return {
-        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        (k.decode() if isinstance(k, bytes) else k): (
+            v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else v
+        )
         for k, v in row.items()
     }
 

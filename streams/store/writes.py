@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from segmentation import CustomerState
-from segmentation.state_mapping import changed_fields, state_to_mapping
+from segmentation.state_mapping import STATE, changed_fields, state_to_mapping
 from streams.store import history_format
 from streams.store.indexes import IndexDelta
 from streams.store.port import CustomerWrite
@@ -25,8 +25,8 @@ Known = tuple[CustomerState, Mapping[str, str]]
 
 class Written(dict[str, str]):
     """A mapping `write_for` made: exactly `state_to_mapping` of the state it was written with (and the
-    customer's `history` field as `index_write` left it), so the next
-    write of that customer can encode only the fields that changed (`changed_fields`) instead of all ~70.
+    customer's `history` field as `index_write` left it), so the next write of that customer can encode only
+    the readable fields that changed (`changed_fields`) and pack the state once.
     A row read from Redis is a plain dict (it may hold storage or stale fields) and is diffed in full."""
 
     __slots__ = ()
@@ -77,7 +77,7 @@ def write_for(
     if state.first_seen_at is None:
         return CustomerWrite(state.customer_id, delete=True), {}
     if before_state is not None and isinstance(before, Written):
-        changed, removed = changed_fields(before_state, state)
+        changed, removed = changed_fields(before_state, state, before.get(STATE))
         new = Written(before)
         new.update(changed)
         for key in removed:
@@ -88,7 +88,7 @@ def write_for(
         if history_format.FIELD in old:  # not state: kept as is, appended to by `index_write`
             new[history_format.FIELD] = old[history_format.FIELD]
         changed = {k: v for k, v in new.items() if old.get(k) != v}
-        removed = [k for k in old if k not in new and not k.startswith("_")]
+        removed = [k for k in old if k not in new and not k.startswith("_") and k != "history"]
     if origin is not None:
         changed["_offset"] = origin
     due = state.next_due_at  # the core caches next_due() in the state

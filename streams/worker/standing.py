@@ -6,8 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import Literal
 
-from segmentation.state_mapping import state_from_mapping
 from streams.store.port import Fenced, Rewound, StateStore
+from streams.store.stored_state import stored_state
 from streams.store.writes import Known
 from streams.worker.ownership import Owned
 from streams.worker.retry import retry
@@ -46,6 +46,10 @@ async def starting_states(
     except Rewound as exc:
         log.error("partition %s: Redis lost writes (%s); claiming it again", partition, exc)
         return "rewound"
+    keys = getattr(
+        store, "keys", None
+    )  # the Redis store's: names the namespace if a hash is of another format
+    namespace = getattr(keys, "namespace", "(in memory)")
     for cid, row in rows.items():
-        states[cid] = (state_from_mapping(row), row)
+        states[cid] = (stored_state(row, namespace), row)
     return states

@@ -89,7 +89,12 @@ class Ctx:
         self.events.append(f"{time.monotonic() - self.started:5.1f}s {text}")
 
     def _meta(self) -> list[dict[str, str]]:
-        client = redis.Redis.from_url(self.settings.redis_url, decode_responses=True, socket_timeout=5)
+        client = redis.Redis.from_url(
+            self.settings.redis_url,
+            decode_responses=True,
+            encoding_errors="surrogateescape",
+            socket_timeout=5,
+        )
         try:
             return [client.hgetall(self.keys.partition_meta(p)) for p in range(PARTITIONS)]  # type: ignore[misc]
         finally:
@@ -128,7 +133,12 @@ class Ctx:
 
     def caught_up(self, ends: dict[int, int]) -> tuple[bool, str]:
         """Every record applied and no time-driven change pending at the partition's watermark."""
-        client = redis.Redis.from_url(self.settings.redis_url, decode_responses=True, socket_timeout=5)
+        client = redis.Redis.from_url(
+            self.settings.redis_url,
+            decode_responses=True,
+            encoding_errors="surrogateescape",
+            socket_timeout=5,
+        )
         try:
             behind = []
             for p, end in ends.items():

@@ -75,7 +75,9 @@ class PrivateStack:
         Redis loads by default: aof-load-truncated)."""
         import redis as redis_client
 
-        client = redis_client.Redis.from_url(self.redis_url, decode_responses=True)
+        client = redis_client.Redis.from_url(
+            self.redis_url, decode_responses=True, encoding_errors="surrogateescape"
+        )
         try:  # a copy taken while Redis swaps AOF files could miss one: copy between rewrites
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:

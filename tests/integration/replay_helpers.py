@@ -83,7 +83,9 @@ def dump_namespace(
 ) -> dict[str, Any]:
     """Every key of the namespace (relative name) -> its full content, by type. `metrics` and
     `definitions:log` (wall-clock stamps, operational records and not state) are skipped by default."""
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis.Redis.from_url(
+        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
+    )
     raw = redis.Redis.from_url(settings.redis_url)  # membership bitmaps are binary
     base = f"{settings.key_prefix}:{namespace}:"
     out: dict[str, Any] = {}

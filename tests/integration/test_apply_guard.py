@@ -48,7 +48,9 @@ def test_apply_refuses_while_a_worker_runs_and_proceeds_once_it_stopped(
     for name, value in settings.as_environment({}).items():
         monkeypatch.setenv(name, value)
     apply = ["definitions", "apply", str(new_path), "--no-emit"]
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis.Redis.from_url(
+        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
+    )
     metrics_key = keyspace(settings).metrics()
 
     def reported_at() -> float:

@@ -53,7 +53,7 @@ def env(services: Services, redis_prefix: str, topic_name: Callable[[str], str])
 
 @pytest.fixture
 def client(services: Services) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(services.redis_url, decode_responses=True)
+    c = redis.Redis.from_url(services.redis_url, decode_responses=True, encoding_errors="surrogateescape")
     yield c
     c.close()
 

@@ -139,7 +139,9 @@ async def read_side(
     settings: Settings,
 ) -> tuple[dict[tuple[str, str], set[str]], dict[tuple[str, str], tuple[int, int, int]], dict[str, set[str]]]:
     """What readers see: members and KPIs of every occupied segment, and each customer's history ids."""
-    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = aioredis.Redis.from_url(
+        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
+    )
     reader = SegmentReader(client, settings)
     try:
         members: dict[tuple[str, str], set[str]] = {}

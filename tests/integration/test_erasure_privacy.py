@@ -64,7 +64,9 @@ def test_after_erasure_no_key_or_value_holds_the_id(
         await run_worker_until(
             settings, lambda: sum((o or -1) + 1 for o in applied_offsets(settings).values()) == len(lines)
         )
-        client = redis.asyncio.Redis.from_url(settings.redis_url, decode_responses=True)
+        client = redis.asyncio.Redis.from_url(
+            settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
+        )
         reader = SegmentReader(client, settings)
         try:
             return {

@@ -87,7 +87,9 @@ def settled(settings: Settings, total: int) -> Callable[[], bool]:
     def done() -> bool:
         if sum((o if o is not None else -1) + 1 for o in applied_offsets(settings).values()) != total:
             return False
-        client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        client = redis.Redis.from_url(
+            settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
+        )
         try:
             for p in range(settings.topic_partitions):
                 mark = client.hget(keys.partition_meta(p), "watermark")

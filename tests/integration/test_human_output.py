@@ -25,7 +25,7 @@ from streams.sample import generator as sample
 from streams.settings import Settings
 from streams.store.keys import KeySpace
 from streams.store.partitioning import partition_for
-from tests.integration.worker_harness import make_settings
+from tests.integration.worker_harness import decoded, make_settings
 from tests.services import Services
 
 KNOWN = "known-1"
@@ -99,10 +99,12 @@ def test_replay_files_in_output_dir_then_card_and_json_of_the_customer(
     assert cli.main(["customer", KNOWN]) == 0
     card = capsys.readouterr().out
     keys = KeySpace(settings.key_prefix, "h1", settings.events_topic)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis.Redis.from_url(
+        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
+    )
     try:
         row = client.hgetall(keys.customer(partition_for(KNOWN, 2), KNOWN))
-        stored: dict[str, str] = {str(k): str(v) for k, v in row.items()}
+        stored: dict[str, str] = decoded({str(k): str(v) for k, v in row.items()})
     finally:
         client.close()
     # every grid the hash carries (an empty `clv`: no clv definitions section, no grid; docs/clv.md)

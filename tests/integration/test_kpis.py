@@ -137,7 +137,9 @@ def test_scripted_history_gives_exact_kpis_and_crossing_through_client_cli_and_a
     async def scenario() -> None:
         await produce(settings, lines, customer_key)
         await run_worker_until(settings, _applied(settings, len(lines)))
-        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        client = aioredis.Redis.from_url(
+            settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
+        )
         reader = SegmentReader(client, settings)
         try:
             kpis = (await reader.grid_kpis("lifecycle", *MARCH)).model_dump(mode="json")

@@ -19,7 +19,7 @@ from segmentation import Definitions
 from streams.admin import calibrate
 from streams.replay.pseudonyms import pseudonym
 from tests.integration.replay_helpers import dump_namespace
-from tests.integration.worker_harness import make_settings, read_topic
+from tests.integration.worker_harness import decoded, make_settings, read_topic
 from tests.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def customer(settings: Any, namespace: str, customer_id: str) -> dict[str, str]:
         if isinstance(v, dict) and k.endswith(f":c:{customer_id}")
     ]
     assert len(rows) == 1, (customer_id, len(rows))
-    return rows[0]
+    return decoded(rows[0])
 
 
 def replay(settings: Any, namespace: str, emit: str, cwd: Path) -> dict[str, Any]:

@@ -52,7 +52,9 @@ def test_indexes_equal_a_recomputation_after_a_randomised_stream(
         await produce(settings, lines, lambda line: (sample.recover_customer_id(line) or "").encode() or None)
         await run_worker_until(settings, _all_applied(settings, len(lines)), timeout=120)
         records = await read_topic(settings, settings.transitions_topic)
-        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        client = aioredis.Redis.from_url(
+            settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
+        )
         reader = SegmentReader(client, settings)
         store = RedisStateStore(client, keyspace(settings))
         try:
@@ -194,7 +196,9 @@ def test_as_of_answers_match_the_transitions_and_the_http_api_serves_them(
     async def scenario() -> None:
         await produce(settings, lines, customer_key)
         await run_worker_until(settings, _all_applied(settings, len(lines)))
-        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        client = aioredis.Redis.from_url(
+            settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
+        )
         reader = SegmentReader(client, settings)
         try:
             for t in want:

@@ -59,7 +59,9 @@ def test_same_customers_whatever_the_partitions_batch_and_processes(
 
 
 def _states(settings: Settings, namespace: str) -> dict[str, CustomerState]:
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis.Redis.from_url(
+        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
+    )
     try:
         return {
             str(key).split(":c:", 1)[1]: state_from_mapping(texts(client.hgetall(key)))
@@ -138,7 +140,9 @@ def test_as_of_beyond_the_clock_is_projected_never_stale(
     asyncio.run(replay_file(settings, path, "swept", tmp_path, until=t0 + day(250)))
 
     async def answers() -> list[SegmentAt]:
-        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        client = aioredis.Redis.from_url(
+            settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
+        )
         reader = SegmentReader(client, settings)
         other = SegmentReader(client, settings, definitions_with(version="other"))
         swept = SegmentReader(client, settings.model_copy(update={"namespace": "swept"}))

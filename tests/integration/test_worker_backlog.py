@@ -40,7 +40,7 @@ def test_a_live_worker_with_a_backlog_publishes_what_a_replay_does_up_to_the_wat
     asyncio.run(produce_like_the_file(live, lines))
     asyncio.run(run_worker_until(live, caught_up(live, end_offsets(live)), timeout=180))
 
-    client = redis.Redis.from_url(base.redis_url, decode_responses=True)
+    client = redis.Redis.from_url(base.redis_url, decode_responses=True, encoding_errors="surrogateescape")
     ref_keys = keyspace(base.model_copy(update={"namespace": "ref"}))
     try:
         watermark = {p: int(str(client.hget(ref_keys.partition_meta(p), "watermark"))) for p in range(2)}

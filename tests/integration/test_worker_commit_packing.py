@@ -7,15 +7,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
+from segmentation import CustomerState
+from segmentation.state_mapping import state_from_mapping, state_to_mapping
 from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite
 from streams.store.redis_store import SEP, RedisStateStore, _write_parts
+from streams.store.replies import texts
 from tests.services import Services
 
 pytestmark = pytest.mark.integration
@@ -65,7 +69,7 @@ def test_packed_and_plain_commits_write_the_same(services: Services, redis_prefi
         async def spy(keys: list[str], args: list[Any]) -> Any:
             if plain:  # what the store sends when a value contains SEP: every part its own argument
                 n, packed = str(args[3]).split(":")[0], args[4]
-                args = [*args[:3], int(n), *packed.split(SEP), *args[5:]]
+                args = [*args[:3], int(n), *packed.split(SEP.encode()), *args[5:]]  # sent encoded
             sent.append(args)
             return await script(keys=keys, args=args)
 
@@ -146,5 +150,40 @@ def test_due_times_follow_the_last_write_of_each_customer_and_are_checked_first(
             with pytest.raises(aioredis.ResponseError, match="BADARGS due"):
                 await script(keys=base, args=[f"{claim.fence}:2", 5, "", "1:7", block])
             assert await client.exists(keys.customer(0, "c")) == 0
+
+    asyncio.run(body())
+
+
+def test_a_packed_state_rides_in_the_one_block_and_reads_back_exactly(
+    services: Services, redis_prefix: str
+) -> None:
+    """The binary `state` field holds no NUL, so a batch of them stays one script argument; Redis keeps
+    its bytes exactly (the state decodes equal, every readable field as written)."""
+    state = CustomerState(
+        "c1",
+        orders=3,
+        gross_minor=0,
+        email_open_score=-0.0,
+        seg_rfm="champions",
+        clock=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    mapping = state_to_mapping(state)
+
+    async def body() -> None:
+        async with redis_store(services, redis_prefix) as (client, keys, store):
+            sent: list[Any] = []
+            script = store._commit
+
+            async def spy(keys: list[str], args: list[Any]) -> Any:
+                sent.append(args)
+                return await script(keys=keys, args=args)
+
+            store._commit = spy  # type: ignore[assignment]
+            claim = await store.claim(0)
+            await store.commit(claim, 1, None, [CustomerWrite("c1", mapping)])
+            assert len(sent[0]) == 5  # fence, offset, watermark, counts, the one block
+            row = texts(await client.hgetall(keys.customer(0, "c1")))
+            assert row == mapping and state_from_mapping(row) == state
+            assert str(state_from_mapping(row).email_open_score) == "-0.0"
 
     asyncio.run(body())

@@ -49,7 +49,9 @@ def _dead(records: list[Any]) -> list[tuple[bytes, bytes]]:
 
 
 def _watermarks(settings: Settings) -> dict[int, int | None]:
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis.Redis.from_url(
+        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
+    )
     try:
         keys = keyspace(settings)
         values = [client.hget(keys.partition_meta(p), "watermark") for p in range(settings.topic_partitions)]

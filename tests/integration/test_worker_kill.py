@@ -40,7 +40,9 @@ def end_offsets(settings: Settings) -> dict[int, int]:
 
 def caught_up(settings: Settings, ends: dict[int, int]) -> Callable[[], bool]:
     """Every event applied and no time-driven change pending at the partition's watermark."""
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis.Redis.from_url(
+        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
+    )
     keys = keyspace(settings)
 
     def check() -> bool:

@@ -24,6 +24,7 @@ from tests.integration.test_worker_history import T0, ev, public
 from tests.integration.worker_harness import (
     applied_offsets,
     customer_key,
+    decoded,
     make_settings,
     produce,
     read_topic,
@@ -122,7 +123,9 @@ def iso(n: float) -> str:
 
 
 def due_score(settings: Settings, customer: str) -> float | None:
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis.Redis.from_url(
+        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
+    )
     try:
         return client.zscore(keyspace(settings).due(0), customer)
     finally:
@@ -146,7 +149,7 @@ def test_purchase_depth_history_through_the_worker(
                 applied_offsets(settings).get(0) == len(lines) - 1
                 and stored_customers(settings).get("dora", {}).get("segment:audience:web_full_price_30d")
                 == "not_member"
-                and stored_customers(settings)["dora"].get("due:audiences") == iso(365)
+                and decoded(stored_customers(settings)["dora"]).get("due:audiences") == iso(365)
             ),
         )
         return await read_topic(settings, settings.transitions_topic, len(want_transitions))
@@ -203,7 +206,7 @@ def test_purchase_depth_history_through_the_worker(
     assert exit_why['orders(last 30 days, channel == "web")'] == "0"
     assert exit_why["coupon_orders(last 30 days)"] == "0"
 
-    dora = stored["dora"]
+    dora = decoded(stored["dora"])
     assert dora["categories"] == '[["apparel",1,10000],["beauty",1,4000],["home",1,1000],["shoes",2,14000]]'
     assert dora["recent_orders"] == (  # in event-time order, the late one in its place
         f'[["{iso(0)}","o-d1","web",0,8000,["shoes"]],'

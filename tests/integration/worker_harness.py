@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.bootstrap import ensure_topics, keyspace, worker_runtime
 from streams.settings import Settings
+from streams.store.stored_state import readers_view
 
 
 def make_settings(
@@ -110,7 +111,9 @@ async def read_topic(
 def stored_customers(settings: Settings) -> dict[str, dict[str, str]]:
     """customer id -> hash, across partitions, read with SCAN."""
     keys = keyspace(settings)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, **settings.redis_tls())
+    client = redis.Redis.from_url(
+        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape", **settings.redis_tls()
+    )
     out: dict[str, dict[str, str]] = {}
     try:
         for partition in range(settings.topic_partitions):
@@ -121,9 +124,20 @@ def stored_customers(settings: Settings) -> dict[str, dict[str, str]]:
     return out
 
 
+def decoded(row: dict[str, str]) -> dict[str, str]:
+    """Every field of a stored customer hash as readers see it (format-1 names and texts), decoded from
+    its packed `state`; each readable field the hash holds must say exactly what the state says."""
+    view = readers_view(row, "test")
+    readable = [k for k in row if k not in ("state", "history") and not k.startswith("_")]
+    assert {k: row[k] for k in readable} == {k: view.get(k) for k in readable}
+    return view
+
+
 def applied_offsets(settings: Settings) -> dict[int, int | None]:
     keys = keyspace(settings)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, **settings.redis_tls())
+    client = redis.Redis.from_url(
+        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape", **settings.redis_tls()
+    )
     try:
         out: dict[int, int | None] = {}
         for p in range(settings.topic_partitions):

@@ -14,6 +14,23 @@ DEFAULT = Definitions.default()
 _ids = itertools.count()
 
 
+def packed_before(state: CustomerState, field: str) -> dict[str, str]:
+    """The customer hash of `state` as a segstream that did not have `field` and the fields after it yet
+    stored it (their packed array ends before them)."""
+    import msgspec
+
+    from segmentation.state_fields import FIELDS
+    from segmentation.state_mapping import state_to_mapping
+
+    cut = CustomerState._fields.index(field)
+    newer = {key for key, attr, _ in FIELDS if CustomerState._fields.index(attr) >= cut}
+    raw = msgspec.msgpack.encode(tuple(state)[:cut])
+    escaped = raw.translate(bytes.maketrans(b"\x00\xc1", b"\xc1\x00"))
+    escaped = escaped.replace(b"\xd4", b"\xd4\x02").replace(b"\x00", b"\xd4\x01")
+    mapping = {k: v for k, v in state_to_mapping(state).items() if k not in newer}
+    return mapping | {"state": (b"\x02" + escaped).decode("utf-8", "surrogateescape")}
+
+
 def day(n: float, **extra: float) -> datetime:
     """T0 + n days (+ extra timedelta fields): every test instant is exact."""
     return T0 + timedelta(days=n, **extra)

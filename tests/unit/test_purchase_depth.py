@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
 from segmentation import DefinitionsError, advance, apply, next_due, resegment
@@ -13,8 +14,9 @@ from segmentation.category import CategoryConfig, split_order
 from segmentation.event_types import Item
 from segmentation.rules import RuleError, parse_rule, to_text
 from segmentation.state import CategoryTotal
+from segmentation.state_fields import state_fields
 from segmentation.state_mapping import state_from_mapping, state_to_mapping
-from tests.unit.seg_helpers import DEFAULT, day, definitions_with, ev, of_grid, refund, run
+from tests.unit.seg_helpers import DEFAULT, day, definitions_with, ev, of_grid, packed_before, refund, run
 
 WEB_FULL_PRICE = 'orders(last 30 days, channel == "web") >= 1 and coupon_orders(last 30 days) == 0'
 WINDOWED = definitions_with(audiences={"web_full_price": WEB_FULL_PRICE}, recent_orders=3)
@@ -237,7 +239,7 @@ def test_the_record_keeps_the_latest_orders_in_time_order_and_refunds_reduce_the
 
 def test_new_fields_round_trip_and_old_hashes_read_as_defaults() -> None:
     state, _ = run([buy(day(0), 'o"1', coupon_used=True, items=[{"sku": "SH-1", "quantity": 2}])])
-    mapping = state_to_mapping(state)
+    mapping = state_fields(state)
     assert mapping["categories"] == '[["shoes",1,1000]]'
     assert mapping["recent_orders"] == '[["2026-01-01T00:00:00+00:00","o\\"1","web",1,1000,["shoes"]]]'
     assert (mapping["coupon_orders"], mapping["segment:category"], mapping["segment:promotion"]) == (
@@ -245,28 +247,40 @@ def test_new_fields_round_trip_and_old_hashes_read_as_defaults() -> None:
         "shoes",
         "promo_driven",
     )
-    assert state_from_mapping(mapping) == state
-    new_keys = {"coupon_orders", "categories", "recent_orders", "segment:category", "segment:promotion"}
-    old = {k: v for k, v in mapping.items() if k not in new_keys}
+    assert state_from_mapping(state_to_mapping(state)) == state
+    old = packed_before(state, "coupon_orders")
     assert state_from_mapping(old) == state._replace(
-        coupon_orders=0, categories=(), recent_orders=(), seg_category=None, seg_promotion=None
+        coupon_orders=0,
+        categories=(),
+        recent_orders=(),
+        seg_category=None,
+        seg_promotion=None,
+        purchase_days=0,
     )
 
 
 @pytest.mark.parametrize(
-    ("key", "text", "message"),
+    ("key", "value", "message"),
     [
-        ("categories", "{}", "expected a JSON list"),
-        ("categories", '[["a", 1]]', "state field 'categories': not enough values to unpack"),
-        ("categories", '[["a", 1, "2"]]', "expected \\[category, orders, spend_minor\\]"),
-        ("recent_orders", '[["2026-01-01T00:00:00Z", "o", "web", 2, 1, []]]', "expected \\[time, key"),
-        ("recent_orders", '[[1, "o", "web", 1, 1, []]]', "state field 'recent_orders'"),
+        ("categories", {}, "Expected `array`, got `object` - at `\\$\\[60\\]`"),
+        ("categories", [["a", 1]], "Expected `array` of length 3, got 2 - at `\\$\\[60\\]\\[0\\]`"),
+        ("categories", [["a", 1, "2"]], "Expected `int`, got `str` - at `\\$\\[60\\]\\[0\\]\\[2\\]`"),
+        (
+            "recent_orders",
+            [[0, "o", "web", 2, 1, []]],
+            "Expected `datetime`, got `int` - at `\\$\\[61\\]\\[0\\]\\[0\\]`",
+        ),
+        ("recent_orders", [[None, "o", "web", True, 1, []]], "Expected `datetime`, got `None`"),
     ],
 )
-def test_malformed_new_fields_are_refused_naming_them(key: str, text: str, message: str) -> None:
+def test_malformed_new_fields_are_refused_naming_them(key: str, value: object, message: str) -> None:
     state, _ = run([buy(day(0), "o1")])
-    mapping = state_to_mapping(state) | {key: text}
-    with pytest.raises(ValueError, match=message):
+    values: list[object] = list(state)
+    values[type(state)._fields.index(key)] = value
+    raw = msgspec.msgpack.encode(values).translate(bytes.maketrans(b"\x00\xc1", b"\xc1\x00"))
+    raw = raw.replace(b"\xd4", b"\xd4\x02").replace(b"\x00", b"\xd4\x01")
+    mapping = state_to_mapping(state) | {"state": (b"\x02" + raw).decode("utf-8", "surrogateescape")}
+    with pytest.raises(ValueError, match="packed customer state is damaged: " + message):
         state_from_mapping(mapping)
 
 
@@ -431,10 +445,9 @@ def test_the_readme_rule_examples_load_with_the_default_definitions() -> None:
 
 def test_a_hash_stored_before_the_new_grids_gets_them_at_its_next_event_or_time_step() -> None:
     state, _ = run([buy(day(0), "o1", coupon_used=True)])
-    mapping = state_to_mapping(state)
-    for key in ("coupon_orders", "categories", "recent_orders", "segment:category", "segment:promotion"):
-        del mapping[key]
-    old = state_from_mapping(mapping)  # same definitions version: only the new grids are missing
+    old = state_from_mapping(
+        packed_before(state, "coupon_orders")
+    )  # same definitions version: only the new grids are missing
     outcome = apply(old, ev("web_visit", day(1), event_id="v"), DEFAULT)
     assert [(t.grid, t.from_segment, t.to_segment, t.cause) for t in outcome.transitions] == [
         ("category", None, "none", "definitions"),

@@ -1,11 +1,15 @@
-"""State <-> flat string mapping: exact field names, lossless round trip, reserved and derived keys."""
+"""State <-> customer hash (storage format 2): readable fields, packed state, lossless round trip."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from segmentation import CustomerState
-from segmentation.state_mapping import state_from_mapping, state_to_mapping
+from segmentation.state_codec import unpack_state
+from segmentation.state_fields import state_fields, texts_of
+from segmentation.state_mapping import StorageFormatError, state_from_mapping, state_to_mapping
 from tests.unit.seg_helpers import day, ev, purchase, run
 
 
@@ -30,64 +34,79 @@ def test_round_trip_is_lossless() -> None:
     assert state_from_mapping(state_to_mapping(CustomerState.new("x"))) == CustomerState.new("x")
 
 
-def test_field_names_readers_rely_on() -> None:
-    mapping = state_to_mapping(_rich())
-    assert mapping["segment:lifecycle"] == "new"
-    assert mapping["segment:rfm"] == "new"
-    assert mapping["segment:audience:vip_recent"] == "not_member"
-    assert (mapping["rfm:r"], mapping["rfm:f"], mapping["rfm:m"]) == ("5", "1", "2")
-    assert mapping["orders"] == "1"
-    assert mapping["monetary_minor"] == "12345"
-    assert mapping["monetary"] == "123.45"
-    assert mapping["last_purchase_at"] == "2026-01-01T00:00:00+00:00"
-    assert mapping["lifecycle_since"] == "2026-01-01T00:00:00+00:00"
-    assert mapping["email:unsubscribed"] == "1"
-    assert mapping["channel:store"] == "1"
-    assert mapping["gender"] == "female"
-    assert mapping["reactivated_at"] == ""
-    assert mapping["next_due_at"] == "2026-01-31T00:00:00+00:00"
-    assert mapping["email:open_score"] == repr(_rich().email_open_score)
-    assert all(isinstance(value, str) for value in mapping.values())
+def test_the_hash_holds_the_readable_fields_and_the_packed_state() -> None:
+    """Storage format 2: exactly the documented readable fields, with format 1's texts, plus `state`."""
+    state = _rich()
+    mapping = state_to_mapping(state)
+    assert {k: v for k, v in mapping.items() if k != "state"} == {
+        "segment:lifecycle": "new", "segment:rfm": "new", "segment:value": "medium",
+        "segment:email": "unsubscribed", "segment:channel": "store", "segment:age_band": "age_35_44",
+        "segment:region": "north",
+        "segment:satisfaction": "passive", "segment:category": "none", "segment:promotion": "full_price",
+        "segment:clv": "", "segment:audience:unhappy_recent_buyers": "not_member",
+        "segment:audience:vip_recent": "not_member", "segment:audience:win_back": "not_member",
+        "orders": "1", "monetary_minor": "12345", "monetary": "123.45", "currency": "EUR",
+        "clock": "2026-01-07T00:00:00+00:00", "last_purchase_at": "2026-01-01T00:00:00+00:00",
+        "definitions_version": state.definitions_version,
+    }  # fmt: skip
+    assert state_from_mapping(mapping) == state
 
 
-def test_reserved_and_derived_keys_are_ignored() -> None:
+def test_the_readers_view_keeps_format_1_names_and_texts() -> None:
+    state = _rich()
+    fields = state_fields(state)
+    assert (fields["rfm:r"], fields["rfm:f"], fields["rfm:m"]) == ("5", "1", "2")
+    assert fields["lifecycle_since"] == "2026-01-01T00:00:00+00:00"
+    assert fields["email:unsubscribed"] == "1"
+    assert fields["channel:store"] == "1"
+    assert fields["gender"] == "female"
+    assert fields["reactivated_at"] == ""
+    assert fields["next_due_at"] == "2026-01-31T00:00:00+00:00"
+    assert fields["email:open_score"] == repr(state.email_open_score)
+    ids = [f"e{n}" for n in range(int(state.recent_event_ids[0][1:]), int(state.recent_event_ids[0][1:]) + 6)]
+    assert fields["recent_event_ids"] == str([*ids, "DNFnoUmV98ER"]).replace("'", '"')  # a long id: digest
+    assert all(isinstance(value, str) for value in fields.values())
+    keys = ["orders", "monetary", "segment:audience:win_back", "segment:audience:nope", "recent_event_ids"]
+    assert texts_of(state, keys) == [fields.get(k) for k in keys]
+
+
+def test_readable_storage_and_history_fields_are_ignored() -> None:
     state = _rich()
     mapping = {
         **state_to_mapping(state),
         "_offset": "12",
-        "_updated_at": "x",
+        "_kpi": "x",
+        "history": "\udcff",
         "monetary": "999",
-        "history": "\x01 ",
     }
     assert state_from_mapping(mapping) == state
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"surprise": "1"}, "unknown state field 'surprise'"),
-        ({"orders": "many"}, "state field 'orders'"),
-        ({"email:unsubscribed": "yes"}, "expected 0 or 1"),
-        ({"clock": "2026-01-01T00:00:00"}, "naive timestamp"),
-        ({"recent_event_ids": "[1, 2]"}, "expected a JSON list of strings"),
-        ({"recent_event_ids": "{}"}, "expected a JSON list of strings"),
-    ],
-)
-def test_malformed_mapping_is_refused(change: dict[str, str], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        state_from_mapping({**state_to_mapping(_rich()), **change})
+def test_a_format_1_hash_is_refused_with_the_fix() -> None:
+    with pytest.raises(
+        StorageFormatError, match="storage format 1, written by an earlier segstream: rebuild"
+    ):
+        state_from_mapping(state_fields(_rich()))
+    with pytest.raises(ValueError, match="customer hash has no 'state' field"):
+        state_from_mapping({"segment:rfm": "new"})
+    with pytest.raises(ValueError, match="field 'state' is not a packed state"):
+        state_from_mapping({"state": "\ud800"})
+    with pytest.raises(ValueError, match="packed customer state is damaged"):
+        state_from_mapping({"state": "\x02"})
 
 
-def test_missing_field_is_refused() -> None:
-    mapping = state_to_mapping(_rich())
-    del mapping["orders"]
-    with pytest.raises(ValueError, match="state field 'orders' is missing"):
-        state_from_mapping(mapping)
-
-
-def test_times_are_normalised_to_utc() -> None:
-    state = state_from_mapping(
-        {**state_to_mapping(CustomerState.new("x")), "clock": "2026-01-01T02:00:00+02:00"}
-    )
-    assert state.clock == day(0)
-    assert state_to_mapping(state)["clock"] == "2026-01-01T00:00:00+00:00"
+def test_segments_are_stored_once_in_the_readable_fields() -> None:
+    """`state` packs no segment the readable fields hold; those it cannot hold exactly stay packed."""
+    state = _rich()
+    packed = unpack_state(state_to_mapping(state)["state"].encode("utf-8", "surrogateescape"))
+    no_segments: dict[str, Any] = {f: None for f in state._fields if f.startswith("seg_")}
+    assert packed == state._replace(**no_segments, audiences=())
+    odd = state._replace(seg_rfm="", audiences=(("b", "member"), ("a", "not_member")))
+    mapping = state_to_mapping(odd)
+    kept = unpack_state(mapping["state"].encode("utf-8", "surrogateescape"))
+    assert (kept.seg_rfm, kept.seg_value, kept.audiences) == ("", None, odd.audiences)
+    assert state_from_mapping(mapping) == odd
+    twice = state._replace(audiences=(("a", "member"), ("a", "not_member")))
+    assert state_from_mapping(state_to_mapping(twice)) == twice
+    bare = state_from_mapping({"state": mapping["state"]})  # a hash without its readable fields: no segment
+    assert bare == odd._replace(**{f: v for f, v in no_segments.items() if f != "seg_rfm"})

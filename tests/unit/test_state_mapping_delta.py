@@ -1,4 +1,4 @@
-"""`changed_fields` is exactly the diff of two full mappings, for any two states."""
+"""`changed_fields` (and `write_for` with it) is exactly the diff of two full mappings, for any two states."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from segmentation import CustomerState
 from segmentation.state import ID_SEPARATOR, CategoryTotal, RecentOrder
-from segmentation.state_mapping import changed_fields, state_to_mapping
+from segmentation.state_mapping import changed_fields, packed_text, state_to_mapping
+from streams.store.writes import Written, write_for
 
 
 def full_diff(old: CustomerState, new: CustomerState) -> tuple[dict[str, str], list[str]]:
@@ -110,14 +111,31 @@ def test_small_changes(old: CustomerState, data: st.DataObject) -> None:
 
 def test_derived_fields_follow_amounts_and_currency() -> None:
     old = CustomerState("c", gross_minor=1234, currency="EUR")
-    assert changed_fields(old, old._replace(currency="JPY")) == (
-        {"currency": "JPY", "monetary": "1234"},
+    yen, refunded = old._replace(currency="JPY"), old._replace(refunded_minor=2000)
+    assert changed_fields(old, yen) == (
+        {"currency": "JPY", "monetary": "1234", "state": packed_text(yen)},
         [],
     )
-    assert changed_fields(old, old._replace(refunded_minor=2000)) == (
-        {"refunded_minor": "2000", "monetary_minor": "0", "monetary": "0.00"},
+    assert changed_fields(old, refunded, packed_text(old)) == (
+        {"monetary_minor": "0", "monetary": "0.00", "state": packed_text(refunded)},  # refunds: packed only
         [],
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(_states, st.data())
+def test_write_for_with_the_cached_mapping_writes_what_a_full_diff_writes(
+    old: CustomerState, data: st.DataObject
+) -> None:
+    """The worker's fast path (a `Written` mapping and its state: readable fields diffed, `state` packed
+    once) against the plain one (the same mapping as a row read from Redis, serialised and diffed in full)."""
+    names = data.draw(st.lists(st.sampled_from(CustomerState._fields), max_size=4, unique=True))
+    new = old._replace(**{n: data.draw(_strategy(n, CustomerState._field_defaults.get(n))) for n in names})
+    fast, fast_row = write_for(new, Written(state_to_mapping(old)), "0:1", old)
+    full, full_row = write_for(new, dict(state_to_mapping(old)), "0:1")
+    assert (fast, dict(fast_row)) == (full, dict(full_row))
+    if new.first_seen_at is not None:
+        assert dict(fast_row) == state_to_mapping(new)
 
 
 @given(
@@ -127,17 +145,6 @@ def test_derived_fields_follow_amounts_and_currency() -> None:
 def test_the_duplicate_window_text_is_exactly_json(ids: list[str]) -> None:
     import json
 
-    from segmentation.state_mapping import _recent_text
+    from segmentation.state_fields import _recent_text
 
     assert _recent_text(tuple(ids)) == json.dumps(ids, ensure_ascii=False)
-
-
-@given(st.lists(st.text(min_size=1, max_size=12).filter(lambda s: ID_SEPARATOR not in s), max_size=8))
-@settings(max_examples=300)
-def test_the_window_text_from_the_stored_string_is_exactly_json(ids: list[str]) -> None:
-    import json
-
-    from segmentation.state import join_ids
-    from segmentation.state_mapping import _recent_joined
-
-    assert _recent_joined(join_ids(tuple(ids))) == json.dumps(ids, ensure_ascii=False)

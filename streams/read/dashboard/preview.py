@@ -18,11 +18,11 @@ from typing import Any
 
 from segmentation import CustomerState, Definitions, DefinitionsError, resegment
 from segmentation.safe_yaml import load_bounded
-from segmentation.state_mapping import state_from_mapping
 from streams.read.reader import SegmentReader
 from streams.store.keys import KeySpace
 from streams.store.redis_store import RedisStateStore
 from streams.store.replies import text as _text
+from streams.store.stored_state import stored_state
 
 DEFAULT_LIMIT = 20_000
 MAX_CHARACTERS = 65_536  # of the candidate text: at most 256 KiB of UTF-8, the definitions file limit
@@ -104,7 +104,7 @@ async def preview(reader: SegmentReader, text: str, limit: int | None) -> dict[s
                     await asyncio.sleep(0)
                     if time.monotonic() > budget_ends:
                         break
-                state = state_from_mapping(row)
+                state = stored_state(row, keys.namespace)
                 examined += 1
                 already_current += state.definitions_version == new.version
                 after = state if state.clock is None else resegment(state, new, at=state.clock).state

@@ -1,0 +1,83 @@
+"""The customer state packed into one compact, versioned binary value (storage format 2, issue #13).
+
+The ~70 text fields of storage format 1 made the customer hash ~2.2 KB and cost an encode per changed field.
+Packed, the whole state is one msgpack array (msgspec, in C: ~1 µs either way) behind a format byte:
+
+    FORMAT (one byte, 0x02) + escaped(msgpack array of every `CustomerState` field, in field order)
+
+msgpack keeps every value exact: ints, floats as their 64 bits (-0.0, subnormals, infinities), times
+as msgpack timestamps (UTC, to the microsecond), nested tuples (`audiences`, `categories`, `recent_orders`)
+as arrays, `recent_ids` as its stored string. A state packed before a field was appended to `CustomerState`
+decodes with that field's default (msgspec fills missing trailing fields).
+
+The escaping keeps NUL out of the value: the store joins a batch's writes with NUL into one script argument
+(streams/store/redis_store.py). msgpack is full of zeros (every 0 counter), so the bytes 0x00 and 0xC1
+(a byte msgpack never uses as a type) are swapped first, then the rare remaining NUL and the escape byte
+0xD4 (fixext1, which msgspec never writes for a state) are written as two-byte sequences.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from segmentation.state import CustomerState
+
+__all__ = ["FORMAT", "StorageFormatError", "nul_free", "pack_state", "unpack_state", "with_nul"]
+
+FORMAT: Final = 2  # the storage format; the first byte of every packed state
+_HEAD: Final = bytes([FORMAT])
+_SWAP: Final = bytes.maketrans(b"\x00\xc1", b"\xc1\x00")
+_ESC: Final = b"\xd4"
+_ESC_NUL: Final = b"\xd4\x01"
+_ESC_ESC: Final = b"\xd4\x02"
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(CustomerState).decode
+
+
+class StorageFormatError(ValueError):
+    """A stored state of another storage format: rebuild the namespace with `segstream replay`."""
+
+
+def nul_free(raw: bytes) -> bytes:
+    """msgpack `raw` without NUL, compactly (0x00 and 0xC1 swapped, then NUL and 0xD4 escaped)."""
+    raw = raw.translate(_SWAP)
+    if b"\x00" in raw or _ESC in raw:
+        raw = raw.replace(_ESC, _ESC_ESC).replace(b"\x00", _ESC_NUL)
+    return raw
+
+
+def with_nul(raw: bytes) -> bytes:
+    """The msgpack bytes `nul_free` was given; a bad escape raises ValueError."""
+    if b"\x00" in raw:
+        raise ValueError("an unescaped NUL")
+    if _ESC in raw:
+        if raw.count(_ESC) != raw.count(_ESC_NUL) + raw.count(_ESC_ESC):
+            raise ValueError("a bad escape sequence")
+        raw = raw.replace(_ESC_NUL, b"\x00").replace(_ESC_ESC, _ESC)
+    return raw.translate(_SWAP)
+
+
+def pack_state(state: CustomerState) -> bytes:
+    """The state as bytes without NUL; `unpack_state` gives back an equal state (floats bit-identical)."""
+    try:
+        raw = _encode(state)
+    except (TypeError, OverflowError) as exc:  # a value msgpack cannot hold (an int beyond 64 bits, ...)
+        raise ValueError(f"customer state cannot be packed: {exc}") from None
+    return _HEAD + nul_free(raw)
+
+
+def unpack_state(packed: bytes) -> CustomerState:
+    """The state `pack_state` packed; another format byte or a damaged value raises ValueError."""
+    if not packed:
+        raise ValueError("packed customer state is empty")
+    if packed[0] != FORMAT:
+        raise StorageFormatError(
+            f"packed customer state has storage format {packed[0]}, this segstream reads format {FORMAT}"
+            " only: rebuild the namespace with `segstream replay`"
+        )
+    try:
+        return _decode(with_nul(packed[1:]))
+    except (msgspec.MsgspecError, ValueError) as exc:
+        raise ValueError(f"packed customer state is damaged: {exc}") from None

@@ -1,0 +1,37 @@
+"""A customer's stored state, read back; a hash of another storage format is one clear line, not a traceback.
+
+Namespaces are rebuilt by `segstream replay`, never migrated (segmentation/state_mapping.py): a hash written
+by an earlier segstream (storage format 1) or a later one is refused naming the namespace and the fix. The CLI
+exits with code 3 on it (`exit_code`), the HTTP API answers 409 with the line, the worker stops with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from segmentation import CustomerState
+from segmentation.state_fields import state_fields
+from segmentation.state_mapping import StorageFormatError, state_from_mapping
+
+__all__ = ["StoredFormatError", "readers_view", "stored_state"]
+
+
+class StoredFormatError(ValueError):
+    """The namespace holds customer hashes of another storage format: rebuild it with `segstream replay`."""
+
+    exit_code = 3
+
+
+def stored_state(row: Mapping[str, str], namespace: str) -> CustomerState:
+    try:
+        return state_from_mapping(row)
+    except StorageFormatError as exc:
+        raise StoredFormatError(f"namespace {namespace!r}: {exc}") from None
+
+
+def readers_view(row: Mapping[str, str], namespace: str) -> dict[str, str]:
+    """Every field as readers know it (`state_fields`: storage-format-1 names and texts), decoded from the
+    packed state, plus the store's own `_` fields."""
+    view = state_fields(stored_state(row, namespace))
+    view.update((key, value) for key, value in row.items() if key.startswith("_"))
+    return view
