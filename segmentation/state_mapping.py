@@ -223,10 +223,10 @@ _POSITIONS = {attr: n for n, attr in enumerate(CustomerState._fields)}
 # (position in the state tuple, key in the mapping, encoder, whether two values of one type are equal exactly
 # when their texts are): floats are not (0.0 == -0.0, but their reprs differ), nor booleans (an int 2 and 1
 # would both print "1"), so those are always encoded to be compared. For the others a change of value of
-# the same type is a change of text, and the old value need not be encoded at all.
+# the same type is a change of text, and the old value need not be encoded at all. (Codecs compared with
+# `!=`, not `is`: compiled by mypyc, a module-level tuple is a new object at each use.)
 _INDEXED: tuple[tuple[int, str, Callable[[Any], str], bool], ...] = tuple(
-    (_POSITIONS[attr], key, codec[0], codec is not _FLOAT and codec is not _BOOL)
-    for key, attr, codec in _TABLE
+    (_POSITIONS[attr], key, codec[0], codec != _FLOAT and codec != _BOOL) for key, attr, codec in _TABLE
 )
 
 
