@@ -32,6 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from segmentation import CustomerState, Definitions, apply, parse_event
+from streams.core import choice
 
 _ENGAGEMENT = ("email_sent", "email_open", "email_click", "web_visit", "app_session")
 _PREFIXES = ("SH-", "AP-", "AC-", "HM-", "BT-", "ZZ-")  # ZZ-: no category (other)
@@ -193,6 +194,7 @@ def main() -> None:
     }
     print(f"machine: {platform.platform()}, Python {platform.python_version()}, CPU {cpu_model()}")
     print(f"definitions: {args.definitions or 'default'} (version {definitions.version})")
+    print(choice.describe())  # SEGSTREAM_PURE_PYTHON=1: the pure-Python core
     print(
         f"events: {n} over {args.customers} customers, {args.rounds} rounds,"
         f" transitions: {run_apply(events, definitions)}"

@@ -53,16 +53,26 @@ def file_digests(source: str) -> dict[str, str]:
 
 class _CompiledCore:
     """Finds `segmentation` (and the mypyc runtime library) in the build directory, ahead of every other
-    finder (so neither pytest's rootdir on sys.path nor the editable install can pick the sources)."""
+    finder (so neither pytest's rootdir on sys.path nor the editable install can pick the sources); not when
+    sys.path leads to another checkout's `segmentation` (a benchmark's baseline, a script run elsewhere)."""
 
-    def __init__(self, build: str, libraries: list[str]) -> None:
+    def __init__(self, build: str, source: str, libraries: list[str]) -> None:
         self.build = build
+        self.source = os.path.realpath(source)
         self.libraries = frozenset(libraries)
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None, /
     ) -> ModuleSpec | None:
-        if fullname == PACKAGE or fullname in self.libraries:
+        global _reason
+        if fullname == PACKAGE:
+            found = PathFinder.find_spec(fullname, sys.path)
+            where = next(iter(found.submodule_search_locations or ())) if found is not None else None
+            if where is not None and os.path.realpath(where) != self.source:
+                _reason = f"sys.path leads to another {PACKAGE}/ ({where}) than the one built"
+                return None
+            return PathFinder.find_spec(fullname, [self.build])
+        if fullname in self.libraries:
             return PathFinder.find_spec(fullname, [self.build])
         if fullname.startswith(PACKAGE + "."):
             return PathFinder.find_spec(fullname, path)
@@ -98,7 +108,7 @@ def _refusal(build: str, source: str) -> str | None:
         return stale
     if PACKAGE in sys.modules:
         return f"{PACKAGE} was imported before the core was chosen"
-    sys.meta_path.insert(0, _CompiledCore(build, list(manifest.get("libraries", []))))
+    sys.meta_path.insert(0, _CompiledCore(build, source, list(manifest.get("libraries", []))))
     return None
 
 
