@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The pure core must stay fully covered, branches included.
 COV := --cov=segmentation --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=100
 
-.PHONY: setup test unit lint demo bench chaos chaos-reduced stack-up stack-down stack-status clean
+.PHONY: setup core test unit lint demo bench chaos chaos-reduced stack-up stack-down stack-status clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -13,16 +13,29 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
-## setup: virtualenv at .venv with the project and its test/dev tools
-setup: $(VENV)/.installed
+# The core compiled by mypyc into .build/mypyc (never next to the sources); rebuilt when segmentation/ changes.
+CORE := .build/mypyc/manifest.json
+$(CORE): $(VENV)/.installed streams/core/build.py $(shell find segmentation -type f -not -path '*/__pycache__/*')
+	$(BIN)/python -m streams.core.build
 
-## test: lint, types, then every test (starts the local Kafka + Redis when no other is given)
+## setup: virtualenv at .venv with the project and its test/dev tools, and the compiled core (pure Python if
+## it cannot be built)
+setup: $(VENV)/.installed $(CORE)
+
+## core: rebuild the compiled core now
+core: $(VENV)/.installed
+	$(BIN)/python -m streams.core.build
+
+## test: lint, types, the unit and contract tests on the pure-Python core (coverage), every test on the
+## compiled core (starts the local Kafka + Redis when no other is given), then both cores over 1M events
 test: setup lint
-	$(BIN)/python -m pytest $(COV)
+	SEGSTREAM_PURE_PYTHON=1 $(BIN)/python -m pytest -m "not integration and not chaos" $(COV)
+	SEGSTREAM_EXPECT_CORE=compiled $(BIN)/python -m pytest
+	$(BIN)/python -m tests.core_differential --events 1000000
 
-## unit: the pure-domain tests only, no services
+## unit: the pure-domain tests only, no services, on the pure-Python core (whose coverage is measured)
 unit: setup
-	$(BIN)/python -m pytest -m "not integration and not chaos" $(COV)
+	SEGSTREAM_PURE_PYTHON=1 $(BIN)/python -m pytest -m "not integration and not chaos" $(COV)
 
 ## lint: ruff (lint + format check) and mypy --strict
 lint: setup

@@ -1,7 +1,7 @@
 """Throughput of `segmentation.apply` with the default definitions on a realistic event mix.
 
 A script, not a test: `.venv/bin/python benchmarks/bench_apply.py [--events N] [--customers N] [--rounds N]
-[--items] [--definitions FILE]` (`--items`: purchases carry 1-3 lines with category sku prefixes).
+[--items] [--definitions FILE] [--cpu]` (`--items`: purchases carry 1-3 lines with category sku prefixes).
 The mix (seeded, so every run applies the same events): 60% engagement (email sent/open/click, web
 visits, app sessions), 30% purchases, 5% refunds, 5% other (loyalty, support, survey, profile,
 unsubscribe), over a population of customers (default 2,000, i.e. ~100 events each: mostly known
@@ -32,6 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from segmentation import CustomerState, Definitions, apply, parse_event
+from streams.core import choice
 
 _ENGAGEMENT = ("email_sent", "email_open", "email_click", "web_visit", "app_session")
 _PREFIXES = ("SH-", "AP-", "AC-", "HM-", "BT-", "ZZ-")  # ZZ-: no category (other)
@@ -155,13 +156,15 @@ def gc_paused(work: Callable[[], int]) -> int:
         gc.enable()
 
 
-def timed(label: str, rounds: int, work: Callable[[], int]) -> float:
+def timed(
+    label: str, rounds: int, work: Callable[[], int], clock: Callable[[], float] = time.perf_counter
+) -> float:
     """Median events/s over `rounds` runs of `work()` (which returns the number of events processed)."""
     rates: list[float] = []
     for _ in range(rounds):
-        began = time.perf_counter()
+        began = clock()
         count = work()
-        rates.append(count / (time.perf_counter() - began))
+        rates.append(count / (clock() - began))
     return statistics.median(rates)
 
 
@@ -172,32 +175,38 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--items", action="store_true", help="purchases carry 1-3 items (categories)")
     parser.add_argument("--definitions", help="a definitions YAML file (default: the packaged one)")
+    parser.add_argument(
+        "--cpu", action="store_true", help="per CPU second of this process (a shared machine)"
+    )
     args = parser.parse_args()
+    clock = time.process_time if args.cpu else time.perf_counter
     definitions = Definitions.from_yaml(args.definitions) if args.definitions else Definitions.default()
     raws = generate(args.events, args.customers, items=args.items)
     events = [parse_event(raw) for raw in raws]
     n = len(events)
     results = {
-        "apply": timed("apply", args.rounds, lambda: (run_apply(events, definitions), n)[1]),
+        "apply": timed("apply", args.rounds, lambda: (run_apply(events, definitions), n)[1], clock),
         "baseline: NamedTuple _replace": timed(
-            "replace", args.rounds, lambda: (run_replace(events, definitions), n)[1]
+            "replace", args.rounds, lambda: (run_replace(events, definitions), n)[1], clock
         ),
         "baseline: parse_event alone": timed(
-            "parse", max(1, args.rounds // 2), lambda: len([parse_event(raw) for raw in raws])
+            "parse", max(1, args.rounds // 2), lambda: len([parse_event(raw) for raw in raws]), clock
         ),
         "baseline: parse_event, GC paused": timed(
             "parse",
             max(1, args.rounds // 2),
             lambda: gc_paused(lambda: len([parse_event(raw) for raw in raws])),
+            clock,
         ),
     }
     print(f"machine: {platform.platform()}, Python {platform.python_version()}, CPU {cpu_model()}")
     print(f"definitions: {args.definitions or 'default'} (version {definitions.version})")
+    print(choice.describe())  # SEGSTREAM_PURE_PYTHON=1: the pure-Python core
     print(
         f"events: {n} over {args.customers} customers, {args.rounds} rounds,"
         f" transitions: {run_apply(events, definitions)}"
     )
-    print(f"{'what':32} {'events/s':>12} {'us/event':>10}")
+    print(f"{'what':32} {'events/s':>12} {'us/event':>10}" + (" (per CPU second)" if args.cpu else ""))
     for label, rate in results.items():
         print(f"{label:32} {rate:12,.0f} {1e6 / rate:10.2f}")
 

@@ -35,21 +35,22 @@ class KpiConfig:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, object], grids: Mapping[str, tuple[str, ...]]) -> KpiConfig:
         """Validated against the grids the definitions have (`Definitions.grid_segments`)."""
+        default = cls()
         extra = set(raw) - _KEYS
         if extra:
             raise DefinitionsError(f"kpis: unknown keys {sorted(map(str, extra))}")
-        days = read_int(raw, "conversion_days", cls.conversion_days, "kpis.")
+        days = read_int(raw, "conversion_days", default.conversion_days, "kpis.")
         if not 1 <= days <= 3650:
             raise DefinitionsError(f"kpis.conversion_days: must be between 1 and 3650, got {days}")
-        churn = read_str(raw, "churn", f"{cls.churn_grid}.{cls.churn_segment}", "kpis.")
+        churn = read_str(raw, "churn", f"{default.churn_grid}.{default.churn_segment}", "kpis.")
         grid, _, segment = churn.rpartition(".")
         if segment not in grids.get(grid, ()):
             raise DefinitionsError(f"kpis.churn: {churn!r} is not <grid>.<segment> of a known grid")
-        period = read_str(raw, "retention_period", cls.retention_period, "kpis.")
+        period = read_str(raw, "retention_period", default.retention_period, "kpis.")
         if period not in PERIODS:
             raise DefinitionsError(f"kpis.retention_period: one of {', '.join(PERIODS)}, got {period!r}")
         pairs: list[tuple[str, str]] = []
-        for item in read_list(raw, "crosstabs", [list(p) for p in cls.crosstabs], "kpis."):
+        for item in read_list(raw, "crosstabs", [list(p) for p in default.crosstabs], "kpis."):
             if (
                 not isinstance(item, list)
                 or len(item) != 2

@@ -70,7 +70,7 @@ def load_bounded(text: str, origin: str) -> object:
         return loader.get_single_data()
     except DefinitionsError as exc:
         raise DefinitionsError(one_line(f"{origin}: {exc}")) from None
-    except yaml.YAMLError as exc:
-        raise DefinitionsError(one_line(f"{origin}: not valid YAML: {exc}")) from None
+    except yaml.YAMLError as error:  # not `exc` again: mypyc gives one name one type per function
+        raise DefinitionsError(one_line(f"{origin}: not valid YAML: {error}")) from None
     finally:
         loader.dispose()

@@ -135,7 +135,7 @@ def _slot_setters() -> tuple[Callable[[Transition, object], None], ...]:
 _new = object.__new__
 
 
-def new_transition(
+def _filled(
     key: str,
     customer_id: str,
     grid: str,
@@ -161,6 +161,14 @@ def new_transition(
     _VERSION(t, definitions_version)
     _WHY(t, why)
     return t
+
+
+# Compiled by mypyc (docs/benchmarks.md, "Compiled core"), `Transition` is a native class: `object.__new__`
+# refuses it, and its own constructor is then the fast one.
+_NATIVE = hasattr(Transition, "__mypyc_attrs__")
+new_transition: Callable[
+    [str, str, str, str | None, str | None, datetime, str, str, Mapping[str, str]], Transition
+] = Transition if _NATIVE else _filled
 
 
 class Outcome(NamedTuple):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from streams import logs
+from streams.core import choice as core_choice
 from streams.settings import Settings, without_password
 
 
@@ -50,6 +51,10 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
                 f"segstream worker: {resolved.events_topic} -> {resolved.transitions_topic} "
                 f"(redis {redis_url}, namespace {namespace}, mode {resolved.mode})",
                 flush=True,
+            )
+            core_line = core_choice.describe()  # a stale or failed build says so here, once
+            logging.getLogger("segstream").log(
+                logging.INFO if core_choice.compiled() else logging.WARNING, core_line
             )
             advice = await memory_advice(runtime.redis)
             if advice:
@@ -185,6 +190,13 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     return api.main(argv + (["--no-auth"] if args.no_auth else []))
 
 
+def _version(settings: Settings, args: argparse.Namespace) -> int:
+    from importlib.metadata import version
+
+    print(f"segstream {version('segstream')}\n{core_choice.describe()}")
+    return 0
+
+
 def _api_key(settings: Settings, args: argparse.Namespace) -> int:
     """A new API key: the token once on stdout (give it to the client), the line to configure on stderr."""
     from streams.read.auth import KeyConfigError, new_key
@@ -279,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--host", help="default SEGSTREAM_API_HOST (127.0.0.1)")
     a.add_argument("--port", type=int, help="default SEGSTREAM_API_PORT (8080)")
     a.add_argument("--no-auth", action="store_true", help="no API keys (refused unless bound to loopback)")
+    sub.add_parser("version", help="the version and which core runs: compiled (mypyc) or pure Python (why)")
     k = sub.add_parser("api-key", help="make an API key: token on stdout, its hashed config line on stderr")
     k.add_argument("name")
     k.add_argument("--scope", action="append", required=True, help="segments:read, profiles:read, ...")
@@ -291,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         "api": _api,
         "api-key": _api_key,
         "report": _report,
+        "version": _version,
     }.get(args.command, _admin)
     from segmentation.safe_yaml import one_line
     from streams.errors import UNEXPECTED, failure

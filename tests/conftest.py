@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from streams.core import choice as core_choice
 from tests.services import Services, discover
 
 _services: Services | None = None
@@ -24,10 +26,19 @@ def _get_services() -> Services:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    core = core_choice.describe()
     if not _wants_services(config):
-        return ["services: not used (integration tests deselected)"]
+        return [core, "services: not used (integration tests deselected)"]
     s = _get_services()
-    return [f"kafka: {s.kafka_description} [{s.origin}]", f"redis: {s.redis_description}"]
+    return [core, f"kafka: {s.kafka_description} [{s.origin}]", f"redis: {s.redis_description}"]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """SEGSTREAM_EXPECT_CORE=compiled|pure (`make test`): refuse to run on the other core, so a suite meant
+    for the compiled core cannot pass on the pure one because the build was missing or stale."""
+    expected = os.environ.get("SEGSTREAM_EXPECT_CORE")
+    if expected and (expected == "compiled") != core_choice.compiled():
+        raise pytest.UsageError(f"SEGSTREAM_EXPECT_CORE={expected}, but {core_choice.describe()}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

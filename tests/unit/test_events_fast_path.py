@@ -100,12 +100,13 @@ def test_remembered_amounts_give_what_a_first_parse_gives(text: str, positive: b
     assert _attempt(text, positive) == outcome
 
 
-def test_the_amount_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(event_values, "_AMOUNTS_LIMIT", 3)
+def test_the_amount_memo_is_bounded() -> None:
+    """Filled past its real limit (a patched limit would not reach the mypyc-compiled module)."""
     event_values._AMOUNTS.clear()
-    for cents in range(10):
-        assert event_values._amount(f"1.{cents:02d}", False) == Decimal(f"1.{cents:02d}")
-        assert len(event_values._AMOUNTS) <= 3
+    for cents in range(event_values._AMOUNTS_LIMIT + 10):
+        assert event_values._amount(f"{cents // 100}.{cents % 100:02d}", False) == Decimal(cents).scaleb(-2)
+        assert len(event_values._AMOUNTS) <= event_values._AMOUNTS_LIMIT
+    assert 0 < len(event_values._AMOUNTS) <= 10
 
 
 def test_a_dict_is_validated_without_a_copy_and_left_untouched() -> None:

@@ -23,6 +23,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "replay": frozenset({"worker", "store", "topics", "sample", "bootstrap", "settings", "progress"}),
     "admin": frozenset({"store", "topics", "bootstrap", "settings", "progress"}),
     "sample": frozenset(),
+    "core": frozenset(),  # builds and chooses the compiled segmentation core
     "devstack": frozenset({"store"}),
     # top-level wiring
     "settings": frozenset(),
@@ -35,6 +36,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         {
             "admin",
             "bootstrap",
+            "core",
             "errors",
             "logs",
             "progress",

@@ -1,0 +1,146 @@
+"""Which core runs: a compiled build is used only when current; otherwise pure Python, saying why."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+import pytest
+
+from streams.core import build, choice
+from tests.core_differential import compare
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _build_dir(tmp_path: Path, source: Path, **extra: object) -> Path:
+    out = tmp_path / "build"
+    out.mkdir()
+    manifest: dict[str, object] = {
+        "files": choice.file_digests(str(source)),
+        "ext_suffix": ".cpython-311-x86_64-linux-gnu.so",
+        "libraries": [],
+    }
+    manifest.update(extra)
+    (out / choice.MANIFEST).write_text(json.dumps(manifest))
+    return out
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    src = tmp_path / "segmentation"
+    src.mkdir()
+    (src / "__init__.py").write_text('"""pkg"""\n')
+    (src / "rules.py").write_text("X = 1\n")
+    (src / "definitions.yaml").write_text("grids: {}\n")
+    (src / "__pycache__").mkdir()
+    (src / "__pycache__" / "rules.cpython-311.pyc").write_bytes(b"\0")
+    return src
+
+
+def test_an_edited_source_makes_the_build_stale_and_names_the_file(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = _build_dir(tmp_path, source)
+    (source / "rules.py").write_text("X = 2\n")
+    monkeypatch.delenv(choice.PURE_ENV, raising=False)
+    assert choice._refusal(str(out), str(source)) == (
+        "stale build: segmentation/rules.py changed since it was compiled; run make setup"
+    )
+    (source / "new_module.py").write_text("")
+    assert "segmentation/new_module.py, segmentation/rules.py changed" in str(
+        choice._refusal(str(out), str(source))
+    )
+
+
+def test_only_sources_count_not_caches(source: Path) -> None:
+    assert choice.source_files(str(source)) == ["__init__.py", "definitions.yaml", "rules.py"]
+
+
+def test_every_reason_for_pure_python_is_one_line(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(choice.PURE_ENV, raising=False)
+    assert choice._refusal(str(tmp_path / "none"), str(source)) == "no compiled build (run make setup)"
+    failed = _build_dir(tmp_path, source, error="exit 1: gcc: command not found")
+    assert choice._refusal(str(failed), str(source)) == "mypyc build failed: exit 1: gcc: command not found"
+    (failed / choice.MANIFEST).write_text(json.dumps({"files": {}, "ext_suffix": ".cpython-39-x.so"}))
+    assert choice._refusal(str(failed), str(source)) == (
+        "built for another interpreter (.cpython-39-x.so); run make setup"
+    )
+    monkeypatch.setenv(choice.PURE_ENV, "1")
+    assert choice._refusal(str(failed), str(source)) == "SEGSTREAM_PURE_PYTHON=1"
+
+
+def test_a_current_build_is_not_installed_under_an_imported_core(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(choice.PURE_ENV, raising=False)
+    out = _build_dir(tmp_path, source, ext_suffix=EXTENSION_SUFFIXES[0])
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    assert "segmentation" in sys.modules  # this test process already runs one core
+    assert choice._refusal(str(out), str(source)) == "segmentation was imported before the core was chosen"
+    monkeypatch.delitem(sys.modules, "segmentation")
+    assert choice._refusal(str(out), str(source)) is None
+    assert type(sys.meta_path[0]).__name__ == "_CompiledCore"
+
+
+def test_segstream_version_names_the_core_and_the_env_forces_pure_python() -> None:
+    env = {**os.environ, choice.PURE_ENV: "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "version"], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines()[1] == "core: pure Python (SEGSTREAM_PURE_PYTHON=1)"
+
+
+def test_a_failed_build_leaves_a_reason_and_no_extension(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `make setup` meets without a working mypyc or compiler: exit 0, pure Python, the reason kept."""
+    monkeypatch.delenv(choice.PURE_ENV, raising=False)
+    src = tmp_path / "segmentation"
+    src.mkdir()
+    (src / "__init__.py").write_text("")
+    (src / "broken.py").write_text('X: int = "not an int"\n')  # mypyc type-checks before compiling
+    manifest = build.build(tmp_path / "out", src, jobs=1)
+    assert str(manifest["error"]).startswith("exit 1: ")
+    assert "broken.py" in str(manifest["error"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["build.log", "manifest.json"]
+    assert "mypyc build failed: exit 1" in str(choice._refusal(str(tmp_path / "out"), str(src)))
+
+
+def test_the_differential_check_fails_on_any_difference() -> None:
+    pure = {
+        "compiled": False, "core": "pure Python (x)", "digest": "a", "chunks": ["1", "2"], "events": 10,
+        "transitions": 3, "dead_letters": 1, "writes": 4, "swept": 0, "customers": 2,
+    }  # fmt: skip
+    compiled = {**pure, "compiled": True, "core": "compiled (mypyc)"}
+    assert compare(pure, compiled, 5) == []
+    assert compare(pure, {**compiled, "digest": "b", "chunks": ["1", "3"]}, 5) == [
+        "outputs differ within events 5-10"
+    ]
+    assert compare(pure, {**compiled, "transitions": 4}, 5) == ["transitions: pure 3 vs compiled 4"]
+    missing = {**compiled, "compiled": False, "core": "pure Python (no compiled build (run make setup))"}
+    assert compare(pure, missing, 5) == [
+        "no compiled core to compare: pure Python (no compiled build (run make setup))"
+    ]
+
+
+def test_another_checkouts_sources_on_sys_path_run_as_they_are(tmp_path: Path) -> None:
+    """A benchmark's baseline (`PYTHONPATH=<other checkout>`) must run that checkout's code, not our build."""
+    shutil.copytree(
+        ROOT / "segmentation", tmp_path / "segmentation", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    env = {k: v for k, v in os.environ.items() if k != choice.PURE_ENV}
+    env["PYTHONPATH"] = str(tmp_path)
+    code = "import segmentation.evolution as e, streams.core.choice as c; print(e.__file__, c.describe())"
+    run = [sys.executable, "-c", code]
+    done = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
+    where, line = done.stdout.split(" ", 1)
+    assert where == str(tmp_path / "segmentation" / "evolution.py")
+    assert line.startswith("core: pure Python (")
