@@ -37,7 +37,7 @@ from streams.store.keys import KeySpace
 from streams.store.namespaces import active_namespace
 from streams.store.partitioning import partition_for
 from streams.store.replies import texts as _texts
-from streams.store.stored_state import readers_view, stored_state
+from streams.store.stored_state import StoredFormatError, readers_view, stored_state
 
 T = TypeVar("T")
 MAX_ID_LENGTH = 256
@@ -136,8 +136,8 @@ class SegmentReader:
             return None
         try:
             return history_of(customer_id, row, self.definitions)
-        except UnknownHistoryFormat as exc:
-            raise UnknownHistoryFormat(
+        except UnknownHistoryFormat as exc:  # the CLI exits 3 and the API answers 409, as for the state
+            raise StoredFormatError(
                 f"namespace {keys.namespace!r}, customer {customer_id!r}: {exc}; rebuild the namespace with"
                 " `segstream replay`"
             ) from None

@@ -86,3 +86,53 @@ def test_a_format_1_namespace_is_refused_in_one_line_by_the_cli_and_the_api(
         409,
         {"error": f"namespace 'old': {FIX} `segstream replay`", "status": 409},
     )
+
+
+def test_an_unreadable_history_field_is_refused_in_one_line_by_the_cli_and_the_api(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A `history` field of another format (a newer segstream, or damage) is exit 3 / HTTP 409, not a 500."""
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
+    use(settings, monkeypatch)
+    log = tmp_path / "events.jsonl"
+    known_customer_log(log)
+    assert (
+        cli.main(["replay", str(log), "--namespace", "hist", "--output-dir", str(tmp_path), "--no-progress"])
+        == 0
+    )
+    keys = KeySpace(settings.key_prefix, "hist", settings.events_topic)
+    key = keys.customer(partition_for(KNOWN, 2), KNOWN)
+    client = redis.Redis.from_url(settings.redis_url, **TEXT_OPTIONS)
+    try:
+        client.hset(key, "history", "~not a history")
+    finally:
+        client.close()
+    monkeypatch.setenv("SEGSTREAM_NAMESPACE", "hist")
+    capsys.readouterr()
+    assert cli.main(["customer", KNOWN]) == 3
+    out, err = capsys.readouterr()
+    assert err.startswith(f"segstream customer: namespace 'hist', customer '{KNOWN}': history")
+    assert err.endswith("rebuild the namespace with `segstream replay`\n") and err.count("\n") == 1
+    assert "Traceback" not in out + err
+
+    async def http() -> int:
+        reader = SegmentReader(aioredis.Redis.from_url(settings.redis_url, **TEXT_OPTIONS), Settings())
+        runner = web.AppRunner(make_app(reader, Authenticator.disabled()))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            port = runner.addresses[0][1]
+            url = f"http://127.0.0.1:{port}/customers/{KNOWN}/history"
+            async with aiohttp.ClientSession() as session, session.get(url) as resp:
+                return resp.status
+        finally:
+            await runner.cleanup()
+            await reader.aclose()
+
+    assert asyncio.run(http()) == 409
