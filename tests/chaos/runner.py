@@ -58,7 +58,9 @@ class Row:
             f"{self.scenario:<17} seed {self.seed:<4} events {self.events:>6}"
             f"  transitions {self.transitions:>6}  {self.seconds:>5.0f}s  {self.status}"
         )
-        return "\n".join([head, *(f"    - {p}" for p in self.problems), *(f"    . {i}" for i in self.info)])
+        text = "\n".join([head, *(f"    - {p}" for p in self.problems), *(f"    . {i}" for i in self.info)])
+        # a problem may quote a stored value: binary ones (the packed state) travel as surrogate escapes
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _base_env() -> dict[str, str]:
