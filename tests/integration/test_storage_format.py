@@ -31,6 +31,41 @@ KNOWN = "known-1"
 FIX = "customer hash is in storage format 1, written by an earlier segstream: rebuild the namespace with"
 
 
+def replayed(
+    namespace: str,
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Settings, str]:
+    """The known customer's log replayed into `namespace`; the settings and the customer's key."""
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
+    use(settings, monkeypatch)
+    log = tmp_path / "events.jsonl"
+    known_customer_log(log)
+    replay = ["replay", str(log), "--namespace", namespace, "--output-dir", str(tmp_path), "--no-progress"]
+    assert cli.main(replay) == 0
+    keys = KeySpace(settings.key_prefix, namespace, settings.events_topic)
+    return settings, keys.customer(partition_for(KNOWN, 2), KNOWN)
+
+
+async def served(settings: Settings, path: str) -> tuple[int, object]:
+    """Status and JSON body of GET `path` from the HTTP API over the namespace in force."""
+    reader = SegmentReader(aioredis.Redis.from_url(settings.redis_url, **TEXT_OPTIONS), Settings())
+    runner = web.AppRunner(make_app(reader, Authenticator.disabled()))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            return resp.status, orjson.loads(await resp.read())
+    finally:
+        await runner.cleanup()
+        await reader.aclose()
+
+
 def test_a_format_1_namespace_is_refused_in_one_line_by_the_cli_and_the_api(
     services: Services,
     topic_name: Callable[[str], str],
@@ -39,15 +74,7 @@ def test_a_format_1_namespace_is_refused_in_one_line_by_the_cli_and_the_api(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
-    use(settings, monkeypatch)
-    log = tmp_path / "events.jsonl"
-    known_customer_log(log)
-    assert (
-        cli.main(["replay", str(log), "--namespace", "old", "--output-dir", str(tmp_path), "--no-progress"])
-        == 0
-    )
-    key = KeySpace(settings.key_prefix, "old", settings.events_topic).customer(partition_for(KNOWN, 2), KNOWN)
+    settings, key = replayed("old", services, topic_name, redis_prefix, tmp_path, monkeypatch)
     client = redis.Redis.from_url(settings.redis_url, **TEXT_OPTIONS)
     try:  # the customer as a segstream of storage format 1 left it: every field readable, no `state`
         row = decoded(client.hgetall(key))  # type: ignore[arg-type]
@@ -67,22 +94,7 @@ def test_a_format_1_namespace_is_refused_in_one_line_by_the_cli_and_the_api(
         assert err == f"segstream {command[0]}: namespace 'old': {FIX} `segstream replay`\n"
         assert "Traceback" not in out + err
 
-    async def http() -> tuple[int, object]:
-        reader = SegmentReader(aioredis.Redis.from_url(settings.redis_url, **TEXT_OPTIONS), Settings())
-        runner = web.AppRunner(make_app(reader, Authenticator.disabled()))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        try:
-            port = runner.addresses[0][1]
-            url = f"http://127.0.0.1:{port}/customers/{KNOWN}"
-            async with aiohttp.ClientSession() as session, session.get(url) as resp:
-                return resp.status, orjson.loads(await resp.read())
-        finally:
-            await runner.cleanup()
-            await reader.aclose()
-
-    assert asyncio.run(http()) == (
+    assert asyncio.run(served(settings, f"/customers/{KNOWN}")) == (
         409,
         {"error": f"namespace 'old': {FIX} `segstream replay`", "status": 409},
     )
@@ -97,16 +109,7 @@ def test_an_unreadable_history_field_is_refused_in_one_line_by_the_cli_and_the_a
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A `history` field of another format (a newer segstream, or damage) is exit 3 / HTTP 409, not a 500."""
-    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
-    use(settings, monkeypatch)
-    log = tmp_path / "events.jsonl"
-    known_customer_log(log)
-    assert (
-        cli.main(["replay", str(log), "--namespace", "hist", "--output-dir", str(tmp_path), "--no-progress"])
-        == 0
-    )
-    keys = KeySpace(settings.key_prefix, "hist", settings.events_topic)
-    key = keys.customer(partition_for(KNOWN, 2), KNOWN)
+    settings, key = replayed("hist", services, topic_name, redis_prefix, tmp_path, monkeypatch)
     client = redis.Redis.from_url(settings.redis_url, **TEXT_OPTIONS)
     try:
         client.hset(key, "history", "~not a history")
@@ -120,19 +123,5 @@ def test_an_unreadable_history_field_is_refused_in_one_line_by_the_cli_and_the_a
     assert err.endswith("rebuild the namespace with `segstream replay`\n") and err.count("\n") == 1
     assert "Traceback" not in out + err
 
-    async def http() -> int:
-        reader = SegmentReader(aioredis.Redis.from_url(settings.redis_url, **TEXT_OPTIONS), Settings())
-        runner = web.AppRunner(make_app(reader, Authenticator.disabled()))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        try:
-            port = runner.addresses[0][1]
-            url = f"http://127.0.0.1:{port}/customers/{KNOWN}/history"
-            async with aiohttp.ClientSession() as session, session.get(url) as resp:
-                return resp.status
-        finally:
-            await runner.cleanup()
-            await reader.aclose()
-
-    assert asyncio.run(http()) == 409
+    status, _ = asyncio.run(served(settings, f"/customers/{KNOWN}/history"))
+    assert status == 409
