@@ -31,8 +31,8 @@ EXCLUDED: dict[str, str] = {
     "event_types.py": "pydantic models: mypyc emits C that references pydantic.main without declaring it",
     "events.py": "`python -m segmentation.events` writes the schema (a compiled module cannot run as -m),"
     " and `parse_event` takes any object by contract (compiled, a wrong type is a TypeError)",
-    "state.py": "msgspec decodes the packed state by `CustomerState`'s annotations (state_codec.py); compiled,"
-    " a NamedTuple's `X | None` annotations become `type` and every stored state fails to decode",
+    "state.py": "msgspec decodes the packed state by `CustomerState`'s annotations (state_codec.py);"
+    " compiled, a NamedTuple's `X | None` annotations become `type` and no stored state decodes",
 }
 GROUP = "segmentation_core"  # mypyc's shared runtime library becomes `segmentation_core__mypyc`
 PTH = "segstream_core.pth"
