@@ -151,7 +151,12 @@ def write_pth(out: Path, source: Path) -> Path:
     quiet in a checkout without `streams.core`, e.g. an older branch in the same venv)."""
     pth = Path(sysconfig.get_paths()["purelib"]) / PTH
     call = f"c.choose({str(out)!r}, {str(source)!r})"
-    body = f"try:\n import streams.core.choice as c\nexcept ImportError:\n pass\nelse:\n {call}\n"
+    # `streams` leaves sys.modules again: a benchmark's baseline must be able to import another checkout's
+    body = (
+        f"try:\n import streams.core.choice as c\nexcept ImportError:\n pass\nelse:\n {call}\n"
+        "finally:\n for m in ('streams.core.choice', 'streams.core', 'streams'):\n"
+        "  sys.modules.pop(m, None)\n"
+    )
     pth.write_text(f"import sys; exec({body!r})  # segstream: make setup (streams/core/build.py)\n")
     return pth
 

@@ -27,7 +27,17 @@ MANIFEST = "manifest.json"
 PACKAGE = "segmentation"
 _ARTEFACTS = (".pyc", ".so", ".pyd", ".c", ".o")
 
-_reason = "no compiled build installed (run make setup)"
+# Why the build is not in use, kept on `sys`: the start-up hook drops this module (and `streams`) from
+# sys.modules once it has chosen, so that a benchmark's baseline can import another checkout's `streams`.
+_REASON = "_segstream_core_reason"
+
+
+def _reason() -> str:
+    return str(getattr(sys, _REASON, "no compiled build installed (run make setup)"))
+
+
+def _set_reason(text: str) -> None:
+    setattr(sys, _REASON, text)
 
 
 def source_files(source: str) -> list[str]:
@@ -64,12 +74,11 @@ class _CompiledCore:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None, /
     ) -> ModuleSpec | None:
-        global _reason
         if fullname == PACKAGE:
             found = PathFinder.find_spec(fullname, sys.path)
             where = next(iter(found.submodule_search_locations or ())) if found is not None else None
             if where is not None and os.path.realpath(where) != self.source:
-                _reason = f"sys.path leads to another {PACKAGE}/ ({where}) than the one built"
+                _set_reason(f"sys.path leads to another {PACKAGE}/ ({where}) than the one built")
                 return None
             return PathFinder.find_spec(fullname, [self.build])
         if fullname in self.libraries:
@@ -114,12 +123,11 @@ def _refusal(build: str, source: str) -> str | None:
 
 def choose(build: str, source: str) -> None:
     """Put the compiled core ahead of the sources when it is current; remember why not otherwise."""
-    global _reason
     try:
         refusal = _refusal(build, source)
     except Exception as exc:  # an interpreter must start whatever the build directory holds
         refusal = f"build check failed: {exc!r}"
-    _reason = refusal or ""
+    _set_reason(refusal or "")
 
 
 def compiled() -> bool:
@@ -133,7 +141,7 @@ def status() -> str:
     """`compiled (mypyc)` or `pure Python (<why>)`, for logs and `segstream version`."""
     if compiled():
         return "compiled (mypyc)"
-    return f"pure Python ({_reason or 'the compiled build was chosen but the sources were imported'})"
+    return f"pure Python ({_reason() or 'the compiled build was chosen but the sources were imported'})"
 
 
 def describe() -> str:

@@ -144,3 +144,11 @@ def test_another_checkouts_sources_on_sys_path_run_as_they_are(tmp_path: Path) -
     where, line = done.stdout.split(" ", 1)
     assert where == str(tmp_path / "segmentation" / "evolution.py")
     assert line.startswith("core: pure Python (")
+
+
+def test_the_start_up_choice_leaves_no_streams_module_behind() -> None:
+    """After the venv's start-up hook, `streams` is importable from any checkout (a benchmark's --baseline):
+    the hook must not leave this checkout's package in sys.modules."""
+    code = "import sys; print(sorted(m for m in sys.modules if m.split('.')[0] == 'streams'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
