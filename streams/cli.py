@@ -12,11 +12,9 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, NoReturn
 
-from streams import logs
+from streams import logs, sample_command
 from streams.core import choice as core_choice
 from streams.settings import Settings, without_password
 
@@ -79,46 +77,6 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 5
-    return 0
-
-
-def _sample(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.sample import generator as sample
-
-    try:
-        spec = sample.SampleSpec(
-            customers=args.customers,
-            days=args.days if args.days is not None else sample.PROFILE_DAYS[args.profile],
-            seed=args.seed,
-            profile=args.profile,
-            malformed_share=args.malformed,
-            start=datetime.fromisoformat(args.start).replace(tzinfo=UTC)
-            if args.start
-            else sample.SampleSpec().start,
-        )
-    except ValueError as exc:  # bad input: one line, exit 2 (streams/errors.py)
-        print(f"segstream sample: {exc}", file=sys.stderr)
-        return 2
-    if args.output:
-        count = sample.write_jsonl(spec, Path(args.output))
-        print(f"wrote {count} events to {args.output}")
-    else:
-        from streams.bootstrap import ensure_topics, wait_for_services
-        from streams.progress import Bar
-
-        asyncio.run(wait_for_services(settings, _note("sample"), redis=False))
-        asyncio.run(ensure_topics(settings))
-        topic = args.topic or settings.events_topic
-        with Bar(f"sample -> {topic}", spec.days) as bar:
-
-            def sent(count: int, line: bytes) -> None:  # percent and ETA: days of the period sent
-                bar.update(sample.days_into(spec, line) or 0.0, detail=f"{count:,} events")
-
-            count = asyncio.run(
-                sample.produce(spec, settings.kafka_bootstrap, topic, sent, **settings.kafka_security())
-            )
-            bar.update(spec.days, detail=f"{count:,} events")
-        print(f"produced {count} events to {topic}")
     return 0
 
 
@@ -266,20 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-format", choices=("text", "json"), help="default SEGSTREAM_LOG_FORMAT (text)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="run the streaming updater (configured by SEGSTREAM_* variables)")
-    s = sub.add_parser("sample", help="generate realistic synthetic events")
-    s.add_argument("--customers", type=int, default=1000)
-    s.add_argument("--days", type=int, help="length of the period (default 365; order-history 548)")
-    s.add_argument(
-        "--profile",
-        choices=("default", "order-history"),
-        default="default",
-        help="default: engagement-heavy; order-history: an 18-month order export, most customers new",
-    )
-    s.add_argument("--seed", type=int, default=42)
-    s.add_argument("--malformed", type=float, default=0.0, help="share of malformed events, e.g. 0.01")
-    s.add_argument("--start", help="first day, ISO date (default 2026-01-01)")
-    s.add_argument("--output", help="JSONL file (.gz for gzip); default: produce to the events topic")
-    s.add_argument("--topic", help="topic to produce to (default SEGSTREAM_EVENTS_TOPIC)")
+    sample_command.add_parser(sub)
     c = sub.add_parser(
         "customer", help="print one customer's segments (since, why), RFM, value, last purchase"
     )
@@ -299,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler = {
         "worker": _worker,
-        "sample": _sample,
+        "sample": sample_command.run,
         "customer": _customer,
         "api": _api,
         "api-key": _api_key,

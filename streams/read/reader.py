@@ -137,10 +137,8 @@ class SegmentReader:
         try:
             return history_of(customer_id, row, self.definitions)
         except UnknownHistoryFormat as exc:  # the CLI exits 3 and the API answers 409, as for the state
-            raise StoredFormatError(
-                f"namespace {keys.namespace!r}, customer {customer_id!r}: {exc}; rebuild the namespace with"
-                " `segstream replay`"
-            ) from None
+            where = f"namespace {keys.namespace!r}, customer {customer_id!r}: {exc}"
+            raise StoredFormatError(f"{where}; rebuild the namespace with `segstream replay`") from None
 
     async def segment_of(self, customer_id: str, grid: str, as_of: datetime | None = None) -> SegmentAt:
         """The segment now (from the hash) or at `as_of`: from the history up to the customer's clock (says so

@@ -31,6 +31,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "progress": frozenset(),
     "bootstrap": frozenset({"store", "worker", "settings", "logs"}),
     "demo": frozenset({"bootstrap", "devstack", "sample", "settings", "store"}),
+    "sample_command": frozenset({"bootstrap", "progress", "sample", "settings"}),
     "errors": frozenset({"settings", "store"}),
     "cli": frozenset(
         {
@@ -43,6 +44,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "read",
             "replay",
             "sample",
+            "sample_command",
             "settings",
             "store",
             "worker",
