@@ -220,6 +220,8 @@ class Worker(BatchPipeline):
             position = await asyncio.wait_for(self.consumer.position(tp), 1.0)
         except (TimeoutError, IllegalStateError):
             return False
+        if owned.inflight is not None and not owned.inflight.done():
+            return False  # fetched and applied, not yet settled: a sweep no longer waits for it (check again)
         if position > owned.catch_up_to:  # every record up to there was returned, submitted and settled
             high = self.consumer.highwater(tp)
             if high is not None and high - position > self.settings.batch_max_events:
