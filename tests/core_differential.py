@@ -62,7 +62,8 @@ class _Digest:
         for d in result.dead_letters:
             add(repr((d.offset, d.stage, d.key, d.headers())).encode())
         for cid, (_, mapping) in sorted(result.states.items()):  # whole states: at the end (`run`)
-            add(cid.encode() + b"\0" + orjson.dumps(dict(mapping), option=orjson.OPT_SORT_KEYS))
+            # repr, not JSON: the packed `state` is binary carried as surrogate escapes (storage format 2)
+            add(cid.encode() + b"\0" + repr(sorted(mapping.items())).encode())
         index = result.index  # its sets (`history_reset`) sorted: their order varies with the hash seed
         add(repr({f.name: _ordered(getattr(index, f.name)) for f in fields(index)}).encode())
         self.counts["transitions"] += len(result.transitions)
