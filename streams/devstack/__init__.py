@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.devstack import kafka, redis
+from streams.devstack import kafka, kafka_cluster, redis
 from streams.devstack.config import StackConfig, kafka_version
 from streams.devstack.kafka import StackError
 from streams.devstack.process import read_pid, stop
 
-__all__ = ["StackConfig", "StackError", "Status", "down", "kafka_version", "status", "up"]
+__all__ = ["StackConfig", "StackError", "Status", "down", "kafka_version", "status", "up", "up_cluster"]
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,21 @@ def up(cfg: StackConfig | None = None) -> Status:
     return status(cfg)
 
 
+def up_cluster(cfg: StackConfig | None = None, brokers: int = 3) -> kafka_cluster.KafkaCluster:
+    """`up --kafka-brokers N`: Redis and a replicated Kafka of N nodes (instead of the single broker)."""
+    cfg = cfg or StackConfig.from_env()
+    cfg.redis_dir.mkdir(parents=True, exist_ok=True)
+    cluster = kafka_cluster.KafkaCluster.from_env(cfg, brokers)
+    redis_pid = redis.start(cfg)
+    kafka_cluster.up(cfg, cluster)
+    redis.wait_ready(cfg, redis_pid)
+    return cluster
+
+
 def down(cfg: StackConfig | None = None) -> list[str]:
     """Stops only the processes recorded in our pid files; returns the names of those it stopped."""
     cfg = cfg or StackConfig.from_env()
-    stopped = []
+    stopped = [f"kafka node {n}" for n in kafka_cluster.down(kafka_cluster.KafkaCluster.from_env(cfg))]
     if stop(cfg.kafka_dir / "kafka.pid", grace_seconds=60):
         stopped.append("kafka")
     if stop(cfg.redis_dir / "redis.pid"):
