@@ -121,17 +121,42 @@ async def ensure_topics(settings: Settings) -> None:
     try:
         existing = set(await admin.list_topics())
         wanted = [settings.events_topic, settings.transitions_topic, settings.dlq_topic]
-        new = [
-            NewTopic(t, settings.topic_partitions, settings.topic_replication)
-            for t in wanted
-            if t not in existing
-        ]
+        missing = [t for t in wanted if t not in existing]
+        replicas = await replication_factor(settings, admin) if missing else 1
+        new = [NewTopic(t, settings.topic_partitions, replicas) for t in missing]
         if new:
             logs.topics_created(t.name for t in new)  # their first "not the leader yet" is no alarm
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker created it meanwhile
                 _refused(await admin.create_topics(new))
     finally:
         await admin.close()
+
+
+async def replication_factor(settings: Settings, admin: AIOKafkaAdminClient) -> int:
+    """SEGSTREAM_TOPIC_REPLICATION, else the cluster's own `default.replication.factor`.
+
+    A fixed default of 1 put the worker's topics on a single broker of a replicated cluster: that broker's
+    crash then stopped the stream and could lose acknowledged transitions. Asking the broker is what Kafka's
+    own clients do with replication -1 (which aiokafka's CreateTopics version cannot send). Where the broker
+    will not say (no DESCRIBE_CONFIGS right), min(3, brokers) is the usual production choice.
+    """
+    if settings.topic_replication is not None:
+        return settings.topic_replication
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    brokers = (await admin.describe_cluster())["brokers"]
+    key = "default.replication.factor"
+    try:
+        response = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.BROKER, str(brokers[0]["node_id"]), {key: None})]
+        )
+        for resource in response[0].to_object()["resources"]:
+            for entry in resource["config_entries"]:
+                if entry["config_names"] == key:
+                    return int(entry["config_value"])
+    except (KafkaError, LookupError, ValueError) as exc:
+        log.warning("could not read the brokers' %s (%s): %d replicas", key, exc, min(3, len(brokers)))
+    return min(3, len(brokers))
 
 
 class TopicsRefused(Exception):

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     transitions_topic: str = "segment-transitions"
     dlq_topic: str = "customer-events.dlq"
     topic_partitions: int = Field(4, ge=1)
-    topic_replication: int = Field(1, ge=1)
+    topic_replication: int | None = Field(None, ge=1)  # None: the brokers' default.replication.factor
     group_id: str = "segstream"
 
     definitions_file: Path | None = None  # None: the packaged defaults

@@ -291,13 +291,14 @@ async def _ensure_topic(settings: Settings, topic: str) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
+    from streams.bootstrap import replication_factor
+
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security())
     await admin.start()
     try:
         if topic not in set(await admin.list_topics()):
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [NewTopic(topic, settings.topic_partitions, settings.topic_replication)]
-                )
+                replicas = await replication_factor(settings, admin)
+                await admin.create_topics([NewTopic(topic, settings.topic_partitions, replicas)])
     finally:
         await admin.close()
