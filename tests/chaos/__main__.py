@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.chaos import report
 from tests.chaos.runner import Row, run_scenario
-from tests.chaos.scenarios import NAMES, suite
+from tests.chaos.scenarios import CLUSTER_ONLY, NAMES, suite
 from tests.chaos.stack import REPO, PrivateStack
 
 
@@ -44,6 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     names = tuple(n.strip() for n in args.scenarios.split(",") if n.strip())
     scenarios = suite(names, args.seeds, args.reduced)
     stack = PrivateStack.create(args.dir / "stack", args.kafka_port, args.controller_port, args.redis_port)
+    if set(names) <= set(
+        CLUSTER_ONLY
+    ):  # 3 brokers of our own on 29292-29294, the Redis of SEGSTREAM_REDIS_URL
+        from tests.chaos.cluster_stack import ClusterStack
+
+        stack = ClusterStack.create_cluster(args.dir / "cluster")
+    elif set(names) & set(CLUSTER_ONLY):
+        parser.error(f"run {', '.join(CLUSTER_ONLY)} on its own (it needs the 3-broker stack)")
     started = time.monotonic()
     rows: list[Row] = []
     print(

@@ -86,6 +86,7 @@ class Ctx:
         self.keys = KeySpace(settings.key_prefix, WORKER_NS, settings.events_topic)
         self.events: list[str] = []
         self.started = time.monotonic()
+        self.stall_s = 0.0  # the longest pause of progress a scenario measured (replicated_broker_kill9)
 
     def event(self, text: str) -> None:
         self.events.append(f"{time.monotonic() - self.started:5.1f}s {text}")

@@ -127,6 +127,43 @@ async def broker_kill9(ctx: Ctx) -> None:
     ctx.feeder.resume()
 
 
+async def replicated_broker_kill9(ctx: Ctx) -> None:
+    """3 brokers (replication 3, min ISR 2): kill -9 the leader of partition 0 under load, the feed going on
+    (unlike broker_kill9, nothing waits for acks first), bring it back after `down_s`. The longest stretch
+    without progress while records waited is the pause the worker saw."""
+    from tests.chaos.cluster_stack import ClusterStack
+
+    stack = ctx.stack
+    assert isinstance(stack, ClusterStack), "replicated_broker_kill9 needs the 3-broker stack"
+    await ctx.feeder.until(0.3)
+    await into_batches(ctx, random.Random(ctx.scenario.seed), 2)
+    node = await asyncio.to_thread(stack.leader_of, ctx.settings.events_topic, 0)
+    watch = asyncio.create_task(_longest_stall(ctx))
+    stack.kill9_node(node)
+    ctx.event(f"kill -9 node {node} (leader of p0) at {ctx.feeder.share:.0%}, {ctx.applied_total()} applied")
+    await asyncio.sleep(ctx.scenario.params.get("down_s", 10))
+    ctx.event(f"{ctx.applied_total()} of {ctx.feeder.sent} applied with node {node} down")
+    took = await asyncio.to_thread(stack.restart_node, node)
+    ctx.event(f"node {node} back after {took:.1f}s")
+    await ctx.feeder.until(1.0)
+    await ctx.until_progress()
+    watch.cancel()
+    await asyncio.gather(watch, return_exceptions=True)
+    ctx.event(f"longest pause of the worker with records waiting: {ctx.stall_s:.1f}s")
+
+
+async def _longest_stall(ctx: Ctx) -> None:
+    """Sample progress every 0.1 s; keep in ctx.stall_s the longest time nothing new was applied while the
+    feed had sent more than was applied."""
+    last, since = ctx.applied_total(), time.monotonic()
+    while True:
+        await asyncio.sleep(0.1)
+        now = ctx.applied_total()
+        if now != last or now >= ctx.feeder.sent:
+            last, since = now, time.monotonic()
+        ctx.stall_s = max(ctx.stall_s, time.monotonic() - since)
+
+
 async def redis_kill9(ctx: Ctx) -> None:
     await ctx.feeder.until(0.4)
     await into_batches(ctx, random.Random(ctx.scenario.seed), 2)
@@ -177,8 +214,10 @@ FAULTS: dict[str, Callable[[Ctx], Coroutine[Any, Any, None]]] = {
     "redis_kill9": redis_kill9,
     "redis_rewind": redis_rewind,
     "hostile_inputs": hostile_inputs,
+    "replicated_broker_kill9": replicated_broker_kill9,
 }
-NAMES = tuple(FAULTS)
+CLUSTER_ONLY = ("replicated_broker_kill9",)  # on tests.chaos.cluster_stack.ClusterStack (3 brokers)
+NAMES = tuple(n for n in FAULTS if n not in CLUSTER_ONLY)
 
 
 def suite(names: tuple[str, ...] = NAMES, seeds: int = 5, reduced: bool = False) -> list[Scenario]:
@@ -216,6 +255,18 @@ def suite(names: tuple[str, ...] = NAMES, seeds: int = 5, reduced: bool = False)
             out.append(
                 Scenario(name, 3, feed_s=10 if reduced else 30, workers=2, customers=customers, days=days)
             )
+        elif name == "replicated_broker_kill9":
+            out.append(
+                Scenario(
+                    name,
+                    8,
+                    feed_s=30 if reduced else 60,
+                    workers=2,
+                    params={"down_s": 10 if reduced else 20},
+                    customers=customers,
+                    days=days,
+                )
+            )
         elif name == "redis_kill9":
             out.append(Scenario(name, 4, feed_s=10 if reduced else 30, customers=customers, days=days))
         elif name == "redis_rewind":
@@ -225,5 +276,5 @@ def suite(names: tuple[str, ...] = NAMES, seeds: int = 5, reduced: bool = False)
                 Scenario(name, 5, feed_s=6 if reduced else 15, hostile=True, customers=customers, days=days)
             )
         else:
-            raise ValueError(f"unknown scenario {name!r}; known: {', '.join(NAMES)}")
+            raise ValueError(f"unknown scenario {name!r}; known: {', '.join(FAULTS)}")
     return out

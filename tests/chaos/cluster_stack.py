@@ -1,0 +1,111 @@
+"""A replicated Kafka of 3 KRaft nodes (streams.devstack.kafka_cluster) with a shared Redis, for the chaos
+runner: the same interface as `PrivateStack`, its faults aimed at one node of the cluster."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+
+from streams.devstack import StackConfig, kafka_cluster
+from tests.chaos.stack import REPO, PrivateStack, _retrying
+
+DEFAULT_DIR = REPO / ".chaos" / "cluster"
+# Not the reduced chaos suite's 29092/29093 (tests/chaos/test_chaos.py) nor the CLI's 29092-29094/29192-29194:
+# a developer's `up --kafka-brokers 3` may run meanwhile.
+BROKER_PORT, CONTROLLER_PORT = 29292, 29392
+
+
+@dataclass
+class ClusterStack(PrivateStack):
+    """3 nodes of our own (their data wiped on `start()` when none runs) and a Redis we share: the runner's
+    keys carry a prefix of their own (chaos:<scenario>-<seed>-<random>), so nothing collides."""
+
+    cluster: kafka_cluster.KafkaCluster | None = None
+    shared_redis_url: str = "redis://127.0.0.1:6379/0"
+
+    @classmethod
+    def create_cluster(
+        cls,
+        root: Path = DEFAULT_DIR,
+        broker_port: int = BROKER_PORT,
+        controller_port: int = CONTROLLER_PORT,
+        redis_url: str | None = None,
+    ) -> ClusterStack:
+        # the jars are the local stack's (resolved once under .devstack/kafka), the nodes live under root
+        jars_from = StackConfig.from_env()
+        cluster = kafka_cluster.KafkaCluster(root.resolve(), 3, broker_port, controller_port, heap="384m")
+        url = redis_url or os.environ.get("SEGSTREAM_REDIS_URL", "redis://127.0.0.1:6379/0")
+        return cls(jars_from, cluster, url)
+
+    @property
+    def nodes(self) -> kafka_cluster.KafkaCluster:
+        assert self.cluster is not None
+        return self.cluster
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.nodes.bootstrap
+
+    @property
+    def redis_url(self) -> str:
+        return self.shared_redis_url
+
+    def start(self) -> None:
+        if all(pid is None for pid in kafka_cluster.pids(self.nodes).values()):
+            kafka_cluster.wipe(self.nodes)
+        kafka_cluster.up(self.cfg, self.nodes)
+
+    def ensure_up(self) -> None:
+        """After a scenario: every node running again (a node killed by a failed scenario comes back)."""
+
+        def start() -> None:
+            kafka_cluster.up(self.cfg, self.nodes)
+
+        _retrying(start)
+
+    def stop(self) -> None:
+        kafka_cluster.down(self.nodes)
+
+    # -- faults -------------------------------------------------------------------------------------------
+    def leader_of(self, topic: str, partition: int) -> int:
+        """The node leading a partition now (the one whose crash the worker's clients feel at once)."""
+        admin = KafkaAdminClient(bootstrap_servers=self.kafka_bootstrap, request_timeout_ms=10000)
+        try:
+            for described in admin.describe_topics([topic]):
+                for p in described["partitions"]:
+                    if p["partition_index"] == partition:
+                        return int(p["leader_id"])
+        finally:
+            admin.close()
+        raise RuntimeError(f"no leader known for {topic}[{partition}]")
+
+    def replicas(self, topic: str) -> list[int]:
+        """How many replicas each partition of the topic has, in partition order."""
+        admin = KafkaAdminClient(bootstrap_servers=self.kafka_bootstrap, request_timeout_ms=10000)
+        try:
+            partitions = [p for d in admin.describe_topics([topic]) for p in d["partitions"]]
+            return [len(p["replica_nodes"]) for p in sorted(partitions, key=lambda p: p["partition_index"])]
+        finally:
+            admin.close()
+
+    def kill9_node(self, node: int) -> None:
+        kafka_cluster.kill9(self.nodes, node)
+
+    def restart_node(self, node: int, timeout: float = 120.0) -> float:
+        started = time.monotonic()
+
+        def start() -> None:
+            kafka_cluster.restart(self.cfg, self.nodes, node, timeout)
+
+        _retrying(start)
+        return time.monotonic() - started
+
+    def kill9_kafka(self) -> None:
+        raise NotImplementedError("a cluster has nodes: kill9_node(node)")
+
+    def kill9_redis(self) -> None:
+        raise NotImplementedError("the Redis is shared: never killed here")

@@ -1,0 +1,64 @@
+"""The worker on a replicated Kafka (3 KRaft brokers, replication 3, min ISR 2) as part of `make test`
+(markers chaos + integration): exact states and transitions of a scripted history, and a leader's kill -9
+under load that loses nothing (compared with a replay reference, as the chaos suite does).
+
+The 3 brokers are our own (ports 29292-29294 / controllers 29392-29394 unless SEGSTREAM_CLUSTER_KAFKA_PORT /
+_CONTROLLER_PORT say otherwise, folder .chaos/cluster); Redis is the shared one, under unique prefixes."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.chaos.cluster_stack import BROKER_PORT, CONTROLLER_PORT, DEFAULT_DIR, ClusterStack
+from tests.chaos.runner import run_scenario
+from tests.chaos.scenarios import suite
+from tests.integration import (
+    test_worker_history as history,
+)  # the module: pytest must not collect its test here
+from tests.integration.worker_harness import make_settings
+from tests.services import Services
+
+pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def cluster(services: Services) -> Iterator[ClusterStack]:
+    env = os.environ
+    stack = ClusterStack.create_cluster(
+        DEFAULT_DIR,
+        int(env.get("SEGSTREAM_CLUSTER_KAFKA_PORT", str(BROKER_PORT))),
+        int(env.get("SEGSTREAM_CLUSTER_CONTROLLER_PORT", str(CONTROLLER_PORT))),
+        services.redis_url,
+    )
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.mark.timeout(300)
+def test_scripted_history_is_exact_on_three_brokers(
+    cluster: ClusterStack, services: Services, topic_name: Callable[[str], str], redis_prefix: str
+) -> None:
+    on_cluster = dataclasses.replace(services, kafka_bootstrap=cluster.kafka_bootstrap)
+    history.test_scripted_history_matches_the_pure_core(on_cluster, topic_name, redis_prefix)
+    # the worker created its topics with the cluster's replication (3), not a single copy
+    settings = make_settings(on_cluster, topic_name, redis_prefix)
+    for topic in (settings.events_topic, settings.transitions_topic, settings.dlq_topic):
+        assert cluster.replicas(topic) == [3, 3], topic
+
+
+@pytest.mark.timeout(420)
+def test_a_leader_killed_under_load_loses_nothing(cluster: ClusterStack) -> None:
+    (scenario,) = suite(("replicated_broker_kill9",), reduced=True)
+    row = asyncio.run(run_scenario(scenario, cluster, DEFAULT_DIR / "runs"))
+    print(row.line())
+    assert row.held, row.line()
+    assert row.crashes == [], f"the worker exited on the broker's loss: {row.crashes}"
+    assert any("back after" in info for info in row.info[-1:]), row.line()  # the fault really happened
