@@ -224,6 +224,13 @@ async def _kafka_answers(settings: Settings) -> None:
 
 
 def producer(settings: Settings) -> AIOKafkaProducer:
+    """acks=all: a transition is acknowledged once every in-sync replica holds it (at least
+    min.insync.replicas, 2 of 3 on a replicated cluster), so a leader's crash right after the ack loses
+    nothing; acks=1 would lose what the dead leader had not yet copied. Idempotence: the batches aiokafka
+    resends after a leader's loss (connection reset, NOT_LEADER) are written once. The default delivery
+    timeout (request_timeout_ms, 40 s) outlasts a leader election (the broker session timeout, 6-9 s, measured
+    in docs/reliability.md); a batch that still fails is published again by the pipeline's retry (same
+    transition ids, at least once)."""
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
@@ -235,6 +242,10 @@ def producer(settings: Settings) -> AIOKafkaProducer:
 
 
 def consumer(settings: Settings) -> AIOKafkaConsumer:
+    """A broker's loss needs no setting here: a fetch from the dead leader fails, the client refreshes its
+    metadata and fetches from the new leader; a dead group coordinator is looked up again (the group's state
+    is in __consumer_offsets, replicated). The offsets that count are Redis's, committed with the state
+    (`streams.store`), so a Kafka commit lost in the failover is only a stale lag figure."""
     return AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=settings.group_id,

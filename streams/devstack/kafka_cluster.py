@@ -213,9 +213,20 @@ def pids(cluster: KafkaCluster) -> dict[int, int | None]:
     return {n: read_pid(cluster.pid_file(n)) for n in cluster.ids}
 
 
-def down(cluster: KafkaCluster) -> list[int]:
-    """SIGTERM every running node (a controlled shutdown moves its leaderships first); the nodes stopped."""
-    return [n for n in cluster.ids if stop(cluster.pid_file(n), grace_seconds=60)]
+def down(cluster: KafkaCluster, timeout: float = 60.0) -> list[int]:
+    """SIGTERM every running node at once (one by one, the last ones lose their quorum and hang in their
+    controlled shutdown) and wait until their ports are free; the nodes stopped."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(cluster.nodes) as pool:
+        stopped = list(pool.map(lambda n: stop(cluster.pid_file(n), grace_seconds=timeout), cluster.ids))
+    # a JVM whose main thread ended already reads as gone (its /proc state is Z) while its threads still
+    # hold the listeners for a moment
+    deadline = time.monotonic() + timeout
+    ports = [p for n in cluster.ids for p in (cluster.port(n), cluster.controller(n))]
+    while any(port_open(p) for p in ports) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return [n for n, was in zip(cluster.ids, stopped, strict=True) if was]
 
 
 def kill9(cluster: KafkaCluster, node: int) -> None:

@@ -37,7 +37,10 @@ class ClusterStack(PrivateStack):
     ) -> ClusterStack:
         # the jars are the local stack's (resolved once under .devstack/kafka), the nodes live under root
         jars_from = StackConfig.from_env()
-        cluster = kafka_cluster.KafkaCluster(root.resolve(), 3, broker_port, controller_port, heap="384m")
+        # laid out as the local stack's (<root>/kafka-cluster), so `devstack status|down` with
+        # SEGSTREAM_DEVSTACK_DIR=<root> see these nodes too
+        nodes = root.resolve() / "kafka-cluster"
+        cluster = kafka_cluster.KafkaCluster(nodes, 3, broker_port, controller_port, heap="384m")
         url = redis_url or os.environ.get("SEGSTREAM_REDIS_URL", "redis://127.0.0.1:6379/0")
         return cls(jars_from, cluster, url)
 

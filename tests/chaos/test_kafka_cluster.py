@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from streams.devstack.__main__ import main as devstack_cli
+from streams.devstack.kafka import port_open
 from tests.chaos.cluster_stack import BROKER_PORT, CONTROLLER_PORT, DEFAULT_DIR, ClusterStack
 from tests.chaos.runner import run_scenario
 from tests.chaos.scenarios import suite
-from tests.integration import (
-    test_worker_history as history,
-)  # the module: pytest must not collect its test here
+from tests.integration import test_worker_history as history  # a module: its test is not collected here
 from tests.integration.worker_harness import make_settings
 from tests.services import Services
 
@@ -62,3 +62,21 @@ def test_a_leader_killed_under_load_loses_nothing(cluster: ClusterStack) -> None
     assert row.held, row.line()
     assert row.crashes == [], f"the worker exited on the broker's loss: {row.crashes}"
     assert any("back after" in info for info in row.info[-1:]), row.line()  # the fault really happened
+
+
+def test_devstack_status_and_down_cover_the_cluster(
+    cluster: ClusterStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Last in the module: the CLI's `down` stops the 3 nodes (the fixture then finds nothing to stop)."""
+    nodes = cluster.nodes
+    monkeypatch.setenv("SEGSTREAM_DEVSTACK_DIR", str(nodes.root.parent))
+    monkeypatch.setenv("SEGSTREAM_DEVSTACK_KAFKA_CLUSTER_PORT", str(nodes.broker_port))
+    monkeypatch.setenv("SEGSTREAM_DEVSTACK_KAFKA_CLUSTER_CONTROLLER_PORT", str(nodes.controller_port))
+    devstack_cli(["status"])
+    report = capsys.readouterr().out
+    for node in nodes.ids:
+        assert f"kafka-{node} running" in report, report
+    assert f"bootstrap {nodes.bootstrap}" in report
+    assert devstack_cli(["down"]) == 0
+    assert capsys.readouterr().out.strip() == "stopped: kafka node 1, kafka node 2, kafka node 3"
+    assert not any(port_open(nodes.port(n)) or port_open(nodes.controller(n)) for n in nodes.ids)
