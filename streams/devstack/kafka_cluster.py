@@ -222,11 +222,12 @@ def down(cluster: KafkaCluster, timeout: float = 60.0) -> list[int]:
         stopped = list(pool.map(lambda n: stop(cluster.pid_file(n), grace_seconds=timeout), cluster.ids))
     # a JVM whose main thread ended already reads as gone (its /proc state is Z) while its threads still
     # hold the listeners for a moment
+    mine = [n for n, was in zip(cluster.ids, stopped, strict=True) if was]
     deadline = time.monotonic() + timeout
-    ports = [p for n in cluster.ids for p in (cluster.port(n), cluster.controller(n))]
+    ports = [p for n in mine for p in (cluster.port(n), cluster.controller(n))]  # never someone else's
     while any(port_open(p) for p in ports) and time.monotonic() < deadline:
         time.sleep(0.2)
-    return [n for n, was in zip(cluster.ids, stopped, strict=True) if was]
+    return mine
 
 
 def kill9(cluster: KafkaCluster, node: int) -> None:
