@@ -73,6 +73,23 @@ class ClusterStack(PrivateStack):
     def stop(self) -> None:
         kafka_cluster.down(self.nodes)
 
+    def forget(self, key_prefix: str) -> None:
+        """The Redis is shared: a scenario that held leaves none of its keys behind."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=10)
+        try:
+            batch: list[bytes] = []
+            for key in client.scan_iter(match=f"{key_prefix}:*", count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                client.unlink(*batch)
+        finally:
+            client.close()
+
     # -- faults -------------------------------------------------------------------------------------------
     def leader_of(self, topic: str, partition: int) -> int:
         """The node leading a partition now (the one whose crash the worker's clients feel at once)."""

@@ -256,6 +256,8 @@ async def run_scenario(scenario: Scenario, stack: PrivateStack, workdir: Path) -
         except Exception as exc:
             verdict.problems.append(f"ERROR the private stack did not come back: {exc}")
             row.held = None
+    if row.held:  # a run that did not hold keeps its keys for a look
+        await asyncio.to_thread(stack.forget, settings.key_prefix)
     row.problems = verdict.problems
     row.crashes = pool.crashes
     row.info = verdict.info + pool.notes + [f"{len(ctx.events)} events: " + "; ".join(ctx.events)]

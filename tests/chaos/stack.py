@@ -57,6 +57,9 @@ class PrivateStack:
     def stop(self) -> None:
         down(self.cfg)
 
+    def forget(self, key_prefix: str) -> None:
+        """A scenario's keys after its comparison: kept here (this Redis is wiped on the next start)."""
+
     # -- faults -------------------------------------------------------------------------------------------
     def kill9_kafka(self) -> None:
         _kill9(self.cfg.kafka_dir / "kafka.pid", "kafka")
