@@ -54,6 +54,16 @@ def test_scripted_history_is_exact_on_three_brokers(
         assert cluster.replicas(topic) == [3, 3], topic
 
 
+@pytest.mark.timeout(300)
+def test_time_driven_transition_is_exact_on_three_brokers(
+    cluster: ClusterStack, services: Services, topic_name: Callable[[str], str], redis_prefix: str
+) -> None:
+    on_cluster = dataclasses.replace(services, kafka_bootstrap=cluster.kafka_bootstrap)
+    history.test_replay_mode_moves_a_silent_customer_to_at_risk_at_the_exact_due_time(
+        on_cluster, topic_name, redis_prefix
+    )
+
+
 @pytest.mark.timeout(420)
 def test_a_leader_killed_under_load_loses_nothing(cluster: ClusterStack) -> None:
     (scenario,) = suite(("replicated_broker_kill9",), reduced=True)
