@@ -11,8 +11,10 @@ as bench_worker.py) in one consumer group. Once the group is stable and the topi
 over --idle-s is the fixed cost of a worker; then the same pre-generated events (bench_worker.py's engagement
 sample, or --profile order-history) are produced, and from the end of production to the last event applied
 the CPU of every worker, of redis-server and of the broker is read from /proc (benchmarks/process_cpu.py):
-events/s and CPU-us per event, medians over --rounds (the Ns alternate within a round, so load drift on the
-shared box hits them alike).
+events/s and CPU-us per event, medians over --rounds. Redis and the broker may serve other clients too: their
+CPU per second over the idle window (the background) is subtracted from theirs over the measured window.
+The Ns alternate within a round, so load drift on the shared box hits them alike. The workers are stopped
+(SIGSTOP) while the events are produced, so all of them start on the backlog at once.
 
 Rebalance cost (once per N, after its last round, same group): events are produced at a steady --rate, then
 one worker joins, one leaves gracefully (SIGTERM), one joins again and one is killed (SIGKILL); after each,
@@ -27,7 +29,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,17 +63,50 @@ from streams.bootstrap import ensure_topics, keyspace, producer
 from streams.sample import generator as sample
 from streams.settings import Settings
 
+BREATHE_S = 4.0
 
-async def _send(settings: Settings, records: list[tuple[bytes | None, bytes]]) -> None:
+
+async def _send(
+    settings: Settings, records: list[tuple[bytes | None, bytes]], breathe: Callable[[], None]
+) -> None:
     prod = producer(settings)
     await prod.start()
     try:
         for i in range(0, len(records), 2000):
-            await asyncio.gather(
-                *[await prod.send(settings.events_topic, v, key=k) for k, v in records[i : i + 2000]]
-            )
+            chunk = records[i : i + 2000]
+            await asyncio.gather(*[await prod.send(settings.events_topic, v, key=k) for k, v in chunk])
+            breathe()
     finally:
         await prod.stop()
+
+
+@dataclass
+class Frozen:
+    """The workers stopped (SIGSTOP) while the backlog is produced, so they all start on it at once, in a
+    stable group: consuming while it is produced would measure the producer's share of the broker too, and
+    with 8 workers most events were applied before production ended. Every `BREATHE_S` they run for 0.5 s
+    (a heartbeat: the group's session timeout is 10 s)."""
+
+    procs: list[subprocess.Popen[bytes]]
+    since: float = 0.0
+
+    def __enter__(self) -> Frozen:
+        self._signal(signal.SIGSTOP)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._signal(signal.SIGCONT)
+
+    def breathe(self) -> None:
+        if time.monotonic() - self.since > BREATHE_S:
+            self._signal(signal.SIGCONT)
+            time.sleep(0.5)
+            self._signal(signal.SIGSTOP)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        for proc in self.procs:
+            proc.send_signal(sig)
+        self.since = time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -81,9 +118,12 @@ class Round:
     cpu: dict[str, float]  # CPU seconds over the window: "workers" (sum), "redis", "kafka"
     per_worker: list[float]  # CPU seconds of each worker over the window
     idle: list[float]  # CPU seconds per second of each worker, idle with the group stable
+    background: dict[str, float]  # CPU seconds per second of redis and kafka meanwhile (other clients)
 
     def per_event(self, name: str) -> float:
-        return self.cpu.get(name, 0.0) * 1e6 / self.events
+        """CPU-us per event of a process; for a shared service, net of its background over the window."""
+        spent = self.cpu.get(name, 0.0) - self.background.get(name, 0.0) * self.seconds
+        return max(0.0, spent) * 1e6 / self.events
 
 
 def measure_round(
@@ -108,12 +148,15 @@ def measure_round(
             for _ in range(n):
                 group.spawn()
             wait_stable(group, client, n)
-            idle = CpuMeter({str(p.pid): p.pid for p in group.procs})
+            idle = CpuMeter({**{f"w{i}": p.pid for i, p in enumerate(group.procs)}, **pids})
             time.sleep(idle_s)
-            idle_cpu = [s / idle_s for s in idle.spent().values()]
-            asyncio.run(_send(settings, records))
-            start, done = time.monotonic(), sum(applied(client, keys, partitions))
-            meter = CpuMeter({**{f"w{i}": p.pid for i, p in enumerate(group.procs)}, **pids})
+            background = {name: s / idle_s for name, s in idle.spent().items()}
+            idle_cpu = [background.pop(f"w{i}", 0.0) for i in range(n)]
+            with Frozen(group.procs) as frozen:
+                asyncio.run(_send(settings, records, frozen.breathe))
+                done = sum(applied(client, keys, partitions))  # the window starts as they resume
+                meter = CpuMeter({**{f"w{i}": p.pid for i, p in enumerate(group.procs)}, **pids})
+                start = time.monotonic()
             while sum(applied(client, keys, partitions)) < len(records):
                 if len(group.alive()) < n:
                     raise SystemExit(f"a worker exited early; see {logs}")
@@ -130,6 +173,7 @@ def measure_round(
                 {"workers": sum(per_worker), **spent},
                 per_worker,
                 idle_cpu,
+                background,
             )
             extra = then(group) if then is not None else None
         finally:
@@ -238,6 +282,7 @@ def main() -> None:
             print(
                 f"  {n} workers round {i + 1}: {run.rate:,.0f} events/s over {run.events:,} events; "
                 f"CPU-us/event {cpu}; idle {statistics.median(run.idle) * 1000:.0f} ms/s per worker; "
+                f"background {', '.join(f'{k} {v:.2f}' for k, v in run.background.items())} cores; "
                 f"{loads[-1]}",
                 flush=True,
             )

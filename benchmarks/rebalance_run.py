@@ -158,6 +158,15 @@ def rebalance(
             )
     finally:
         load.halt()
+    expected = backlog + load.produced
+    deadline = time.monotonic() + timeout_s
+    while (now_applied := sum(applied(client, keys, partitions))) < expected:
+        if time.monotonic() > deadline:  # a rebalance that loses progress for good would show here
+            raise SystemExit(
+                f"stalled: {now_applied:,} of {expected:,} events applied {timeout_s:.0f}s after the load"
+            )
+        time.sleep(SAMPLE_S)
+    print(f"    drained: all {expected:,} events applied after the triggers", flush=True)
     if load.exhausted:
         print("    the steady load's sample ran out: later figures saw no load")
     return costs
