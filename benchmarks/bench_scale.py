@@ -135,14 +135,18 @@ def measure_round(
     pids: dict[str, int],
     idle_s: float,
     then: Callable[[Group], Any] | None = None,
+    keep_logs: Path | None = None,
 ) -> tuple[Round, Any]:
-    """One round for N workers on a fresh topic and prefix; `then(group)` runs before the teardown."""
+    """One round for N workers on a fresh topic and prefix; `then(group)` runs before the teardown. The
+    workers' logs go to `keep_logs`/<prefix> when given, else to a directory removed at the end."""
     base = fresh_settings(*base_url, partitions, kind="scale")
     tag = f"scale-{uuid.uuid4().hex[:8]}"
     settings = base.model_copy(update={"key_prefix": tag, "group_id": tag, "progress_interval_s": 0.0})
     asyncio.run(ensure_topics(settings))
     keys = keyspace(settings)
-    with tempfile.TemporaryDirectory() as logs:
+    with tempfile.TemporaryDirectory() as scratch:
+        logs = scratch if keep_logs is None else str(keep_logs / tag)
+        Path(logs).mkdir(parents=True, exist_ok=True)
         group = Group(settings, Path(logs))
         try:
             for _ in range(n):
@@ -233,6 +237,7 @@ def main() -> None:
     parser.add_argument("--triggers", default=",".join(TRIGGERS), help="rebalance triggers, in order")
     parser.add_argument("--no-rebalance", dest="rebalance", action="store_false")
     parser.add_argument("--json", type=Path, help="write every round and rebalance cost here")
+    parser.add_argument("--logs", type=Path, help="keep the workers' logs under this directory")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
     triggers = tuple(args.triggers.split(","))
@@ -272,7 +277,7 @@ def main() -> None:
             if last:
                 print(f"  {n} workers, rebalance under {args.rate:,.0f} events/s:", flush=True)
             run, extra = measure_round(
-                n, (bootstrap, url), args.partitions, records, client, pids, args.idle_s, then
+                n, (bootstrap, url), args.partitions, records, client, pids, args.idle_s, then, args.logs
             )
             rounds[n].append(run)
             if extra is not None:
