@@ -1,7 +1,7 @@
 """Many workers in one consumer group: CPU per event, per-worker overhead and rebalance cost, 1 to 8 workers.
 
     .venv/bin/python benchmarks/bench_scale.py [--workers 1,2,4,8] [--partitions 16] [--events 200000]
-        [--rounds 2] [--profile order-history [--customers 23500]] [--rate 2000]
+        [--rounds 2] [--profile order-history [--customers 23500]] [--rate 1000]
         [--triggers join,leave,rejoin,kill | --no-rebalance] [--json PATH]
 
 This box has 2 cores, shared with the broker and Redis, so adding workers cannot add events/s here; what it
@@ -231,7 +231,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=23_500, help="order-history: the population")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--idle-s", type=float, default=3.0, help="idle CPU window, group stable")
-    parser.add_argument("--rate", type=float, default=2000.0, help="steady load of the rebalance test")
+    parser.add_argument("--rate", type=float, default=1000.0, help="steady load of the rebalance test")
     parser.add_argument("--hold-s", type=float, default=5.0, help="normal lag this long: settled")
     parser.add_argument("--timeout-s", type=float, default=60.0, help="give up on one trigger after this")
     parser.add_argument("--triggers", default=",".join(TRIGGERS), help="rebalance triggers, in order")
