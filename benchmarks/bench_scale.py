@@ -29,9 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,55 +56,9 @@ from benchmarks.process_cpu import CpuMeter
 from benchmarks.rebalance_run import TRIGGERS, rebalance
 from benchmarks.rebalance_timeline import Cost
 from benchmarks.soak_worker import delete_topics
-from benchmarks.worker_group import Group, applied, wait_stable
-from streams.bootstrap import ensure_topics, keyspace, producer
+from benchmarks.worker_group import Frozen, Group, applied, send_backlog, wait_stable
+from streams.bootstrap import ensure_topics, keyspace
 from streams.sample import generator as sample
-from streams.settings import Settings
-
-BREATHE_S = 4.0
-
-
-async def _send(
-    settings: Settings, records: list[tuple[bytes | None, bytes]], breathe: Callable[[], None]
-) -> None:
-    prod = producer(settings)
-    await prod.start()
-    try:
-        for i in range(0, len(records), 2000):
-            chunk = records[i : i + 2000]
-            await asyncio.gather(*[await prod.send(settings.events_topic, v, key=k) for k, v in chunk])
-            breathe()
-    finally:
-        await prod.stop()
-
-
-@dataclass
-class Frozen:
-    """The workers stopped (SIGSTOP) while the backlog is produced, so they all start on it at once, in a
-    stable group: consuming while it is produced would measure the producer's share of the broker too, and
-    with 8 workers most events were applied before production ended. Every `BREATHE_S` they run for 0.5 s
-    (a heartbeat: the group's session timeout is 10 s)."""
-
-    procs: list[subprocess.Popen[bytes]]
-    since: float = 0.0
-
-    def __enter__(self) -> Frozen:
-        self._signal(signal.SIGSTOP)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._signal(signal.SIGCONT)
-
-    def breathe(self) -> None:
-        if time.monotonic() - self.since > BREATHE_S:
-            self._signal(signal.SIGCONT)
-            time.sleep(0.5)
-            self._signal(signal.SIGSTOP)
-
-    def _signal(self, sig: signal.Signals) -> None:
-        for proc in self.procs:
-            proc.send_signal(sig)
-        self.since = time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -157,7 +109,7 @@ def measure_round(
             background = {name: s / idle_s for name, s in idle.spent().items()}
             idle_cpu = [background.pop(f"w{i}", 0.0) for i in range(n)]
             with Frozen(group.procs) as frozen:
-                asyncio.run(_send(settings, records, frozen.breathe))
+                asyncio.run(send_backlog(settings, records, frozen.breathe))
                 done = sum(applied(client, keys, partitions))  # the window starts as they resume
                 meter = CpuMeter({**{f"w{i}": p.pid for i, p in enumerate(group.procs)}, **pids})
                 start = time.monotonic()

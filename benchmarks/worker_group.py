@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,11 +15,13 @@ import redis
 from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.bench_worker import ROOT, WORKER
-from streams.bootstrap import keyspace
+from streams.bootstrap import keyspace, producer
 from streams.settings import Settings
 from streams.store.keys import KeySpace
 
-__all__ = ["Group", "applied", "group_state", "wait_stable"]
+__all__ = ["Frozen", "Group", "applied", "group_state", "send_backlog", "wait_stable"]
+
+BREATHE_S = 4.0
 
 
 @dataclass
@@ -89,3 +93,47 @@ def applied(client: redis.Redis, keys: KeySpace, partitions: int) -> tuple[int, 
         for p in range(partitions):
             pipe.hget(keys.partition_meta(p), "offset")
         return tuple(0 if v is None else int(v) + 1 for v in pipe.execute())
+
+
+async def send_backlog(
+    settings: Settings, records: list[tuple[bytes | None, bytes]], breathe: Callable[[], None]
+) -> None:
+    """Produce `records` in acked chunks of 2,000, calling `breathe` after each (see `Frozen`)."""
+    prod = producer(settings)
+    await prod.start()
+    try:
+        for i in range(0, len(records), 2000):
+            chunk = records[i : i + 2000]
+            await asyncio.gather(*[await prod.send(settings.events_topic, v, key=k) for k, v in chunk])
+            breathe()
+    finally:
+        await prod.stop()
+
+
+@dataclass
+class Frozen:
+    """The workers stopped (SIGSTOP) while the backlog is produced, so they all start on it at once, in a
+    stable group: consuming while it is produced would measure the producer's share of the broker too, and
+    with 8 workers most events were applied before production ended. Every `BREATHE_S` they run for 0.5 s
+    (a heartbeat: the group's session timeout is 10 s)."""
+
+    procs: list[subprocess.Popen[bytes]]
+    since: float = 0.0
+
+    def __enter__(self) -> Frozen:
+        self._signal(signal.SIGSTOP)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._signal(signal.SIGCONT)
+
+    def breathe(self) -> None:
+        if time.monotonic() - self.since > BREATHE_S:
+            self._signal(signal.SIGCONT)
+            time.sleep(0.5)
+            self._signal(signal.SIGSTOP)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        for proc in self.procs:
+            proc.send_signal(sig)
+        self.since = time.monotonic()
