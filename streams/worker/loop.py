@@ -11,7 +11,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
@@ -51,15 +51,30 @@ class Worker(BatchPipeline):
         if self.consumer is not None:
             self.consumer.pause(*tps)
 
-    async def take(self, tp: TopicPartition) -> None:
-        """Own the partition and make the consumer resume right after the offset stored in Redis."""
+    async def take_all(self, tps: Sequence[TopicPartition]) -> None:
+        """Own a new assignment: its end offsets asked once, before any of it resumes, then each partition
+        taken. Kafka answers one connection's requests in order, so a question asked after a partition was
+        resumed waits for that partition's long-poll fetch (up to kafka_fetch_max_wait_ms): asked per
+        partition, a 16-partition assignment took 6 s to resume (tests/integration/test_worker_assignment)."""
+        ends = await self._end_offsets(tps)
+        for tp in tps:
+            await self.take(tp, ends)
+
+    async def _end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         assert self.consumer is not None, "take() is for a worker that consumes Kafka"
-        consumer = self.consumer
         try:  # bounded: this may run in a rebalance callback, which must not stall the group
-            ends = await asyncio.wait_for(consumer.end_offsets([tp]), 10.0)
+            return dict(await asyncio.wait_for(self.consumer.end_offsets(list(tps)), 10.0))
         except (TimeoutError, KafkaError) as exc:
-            log.warning("partition %s: end offset unknown (%s); no event-time catch-up", tp.partition, exc)
-            ends = {}
+            partitions = ",".join(str(tp.partition) for tp in tps)
+            log.warning("partition %s: end offset unknown (%s); no event-time catch-up", partitions, exc)
+            return {}
+
+    async def take(self, tp: TopicPartition, ends: Mapping[TopicPartition, int] | None = None) -> None:
+        """Own the partition and make the consumer resume right after the offset stored in Redis (`ends`:
+        the end offsets of its assignment, when `take_all` asked them already)."""
+        assert self.consumer is not None, "take() is for a worker that consumes Kafka"
+        if ends is None:
+            ends = await self._end_offsets([tp])
         claim = await self.own(tp.partition)
         self.owned[tp.partition].catch_up_to = ends[tp] - 1 if ends.get(tp) else None
         self.fenced_since.pop(tp.partition, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -71,7 +71,7 @@ class Holder(Protocol):
 
     async def report(self, partition: int, owned: Owned) -> None: ...
 
-    async def take(self, tp: TopicPartition) -> None: ...
+    async def take_all(self, tps: Sequence[TopicPartition]) -> None: ...
 
     def hold(self, tps: Iterable[TopicPartition]) -> None: ...
 
@@ -101,5 +101,4 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         assigned = list(assigned)
         self.holder.hold(assigned)  # before any await: nothing is fetched for them until `take` seeks
         async with self.holder.ownership:
-            for tp in assigned:
-                await self.holder.take(tp)
+            await self.holder.take_all(assigned)
