@@ -270,7 +270,11 @@ class Worker(BatchPipeline):
                 if states is None:
                     break
                 result = advance_all(
-                    states, from_us(clock_us), self.definitions, self.settings.history_size, self.explains
+                    states,
+                    from_us(clock_us),
+                    self.definitions,
+                    self.settings.history_size,
+                    self.producer is not None,
                 )
                 await self._publish(result)
                 if not await self._commit(owned, result, None, None):

@@ -79,12 +79,6 @@ class BatchPipeline:
         self.retake: set[int] = set()  # partitions to claim again: Redis lost writes (see `_commit`)
         self.fenced_since: dict[int, float] = {}  # partition -> monotonic time a newer owner fenced us out
 
-    @property
-    def explains(self) -> bool:
-        """Whether the core builds each transition's why: only when they are published (a replay without
-        --emit publishes none, and storage format 2 keeps no past why)."""
-        return self.producer is not None
-
     async def own(self, partition: int) -> Claim:
         """Claim the partition in Redis, fencing out any earlier owner; processing may start after it."""
         claim = await self._retry(lambda: self.store.claim(partition), "claim partition")
@@ -171,9 +165,8 @@ class BatchPipeline:
         stored = await self._states(partition, owned, customers_of(decoded[0]))
         if stored is None:  # another owner moved the partition on, or Redis went back: apply nothing
             return
-        steps = apply_steps(
-            records, decoded, stored, self.definitions, self.settings.history_size, self.explains
-        )
+        explain = self.producer is not None  # whys only when published (format 2 keeps no past why)
+        steps = apply_steps(records, decoded, stored, self.definitions, self.settings.history_size, explain)
         while True:
             try:
                 next(steps)
