@@ -164,8 +164,20 @@ def start_worker(
     )
     env = settings.as_environment()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
+    build = source / ".build" / "mypyc"
+    if source != ROOT and argv[:1] == ("-m",) and (build / "manifest.json").exists():
+        # the baseline's own compiled core (this venv's start-up hook chose this checkout's build)
+        code = _BASELINE_CORE.format(build=str(build), core=str(source / "segmentation"), module=argv[1])
+        argv = ("-c", code, *argv[2:])
     proc = subprocess.Popen([sys.executable, *argv], env=env, cwd=source, stdout=subprocess.DEVNULL)
     return settings, proc
+
+
+_BASELINE_CORE = (
+    "import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != '_CompiledCore'];"
+    " from streams.core import choice; choice.choose({build!r}, {core!r});"
+    " runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+)
 
 
 def run_worker(

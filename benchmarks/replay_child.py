@@ -58,11 +58,25 @@ def redis_pid(url: str) -> int | None:
     return pid if cpu_seconds(pid) is not None else None
 
 
+def _baseline_core(source: Path) -> None:
+    """The baseline checkout's own mypyc build when it has one (`python -m streams.core.build` run there), so
+    before/after compare compiled with compiled: this venv's start-up hook chose this checkout's build."""
+    build = source / ".build" / "mypyc"
+    if not (build / "manifest.json").exists():
+        return
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "_CompiledCore"]
+    from streams.core import choice  # the baseline's (the start-up hook dropped this checkout's `streams`)
+
+    choice.choose(str(build), str(source / "segmentation"))
+
+
 def child(path: Path, args: argparse.Namespace, url: str) -> None:
     """One replay in this process, with the code of `args.source` (a checkout) when given; prints JSON."""
     partitions, batch, processes, profile = args.partitions, args.batch, args.processes, args.cprofile
     if args.source:
-        sys.path.insert(0, str(Path(args.source).resolve()))
+        source = Path(args.source).resolve()
+        sys.path.insert(0, str(source))
+        _baseline_core(source)
     import redis
     import redis.asyncio as aioredis
 
@@ -145,7 +159,10 @@ def child(path: Path, args: argparse.Namespace, url: str) -> None:
         result["max_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     result.update({f"cpu_{name}": seconds for name, seconds in cpu.items()})
     result["footprint"] = footprint[0].to_json()  # type: ignore[assignment]
-    result["code"] = str(Path(streams.__file__).resolve().parents[1])  # type: ignore[assignment]
+    from streams.core.choice import status
+
+    code = str(Path(streams.__file__).resolve().parents[1])
+    result["code"] = f"{code}, core {status()}"  # type: ignore[assignment]
     print(json.dumps(result))
 
 

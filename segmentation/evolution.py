@@ -9,6 +9,9 @@ the result depends on the state, the event and the definitions only; time is the
   re-evaluates the grids the event can affect and emits one transition per changed grid, cause = event
   id, effective at the state's clock after the event (the event time; for a late event, the clock the
   state had already reached).
+* `explain=False` (apply, advance, resegment) leaves every transition's `why` empty (`NO_WHY`) and changes
+  nothing else: for a caller that publishes no transition (a replay without --emit), where building the
+  whys was a sizeable share of the core's work and nothing read them.
 * `advance` applies every time-driven change up to `until` in time order; `next_due` is when the next
   one happens. Both use the due times cached in the state (`due_*`, `next_due_at`).
 * `resegment` re-evaluates every grid under other definitions (cause `definitions`); `apply` and
@@ -57,7 +60,7 @@ def _stamp(v: list[Any], d: Definitions, now: datetime) -> None:
     v[I_CLOCK], v[I_VERSION], v[I_CURRENCY] = now, d.version, d.currency
 
 
-def resegment(state: CustomerState, definitions: Definitions, at: datetime) -> Outcome:
+def resegment(state: CustomerState, definitions: Definitions, at: datetime, explain: bool = True) -> Outcome:
     """Re-evaluate every grid under `definitions` at max(clock, at); changes carry cause `definitions`.
 
     To attribute time-driven changes before `at` to time, `advance` under the old definitions first.
@@ -78,23 +81,23 @@ def resegment(state: CustomerState, definitions: Definitions, at: datetime) -> O
     v[I_RECENT_ORDERS] = state.recent_orders[-kept:] if kept else ()
     changes = reevaluate(v, GRID_ORDER, ALL, definitions, now)
     new = state_of(v)
-    return Outcome(new, tuple(transitions(new, changes, definitions, now, CAUSE_DEFINITIONS, {})))
+    return Outcome(new, tuple(transitions(new, changes, definitions, now, CAUSE_DEFINITIONS, {}, explain)))
 
 
-def _align(state: CustomerState, d: Definitions, out: list[Transition]) -> CustomerState:
+def _align(state: CustomerState, d: Definitions, out: list[Transition], explain: bool) -> CustomerState:
     """Bring a state built under other definitions to `d` (appending the transitions to `out`)."""
     if state.clock is None:
         return state
-    outcome = resegment(state, d, state.clock)
+    outcome = resegment(state, d, state.clock, explain)
     out.extend(outcome.transitions)
     return outcome.state
 
 
-def advance(state: CustomerState, until: datetime, definitions: Definitions) -> Outcome:
+def advance(state: CustomerState, until: datetime, definitions: Definitions, explain: bool = True) -> Outcome:
     """Apply every time-driven change due at or before `until`, in time order; the clock ends at `until`."""
     out: list[Transition] = []
     if state.definitions_version != definitions.version or state.seg_promotion is None:
-        state = _align(state, definitions, out)
+        state = _align(state, definitions, out, explain)
     if state.clock is None:
         return Outcome(state, ())
     due = state.next_due_at
@@ -103,7 +106,7 @@ def advance(state: CustomerState, until: datetime, definitions: Definitions) -> 
         v[I_CLOCK] = due
         changes = reevaluate(v, TIME_GRIDS, ALL, definitions, due)
         state = state_of(v)
-        out.extend(transitions(state, changes, definitions, due, CAUSE_TIME, {}))
+        out.extend(transitions(state, changes, definitions, due, CAUSE_TIME, {}, explain))
         due = state.next_due_at
     if until > (state.clock or until):
         v = list(state)
@@ -122,7 +125,7 @@ def next_due(state: CustomerState, definitions: Definitions) -> datetime | None:
     return state.next_due_at
 
 
-def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outcome:
+def apply(state: CustomerState, event: Event, definitions: Definitions, explain: bool = True) -> Outcome:
     """Fold one validated event into the state; see the module docstring for the exact order of effects."""
     event_id = event.event_id
     recent = state.recent_ids
@@ -146,10 +149,10 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
     out: list[Transition] = []
     # other definitions, or a hash stored before the purchase-depth grids (no promotion segment yet)
     if state.definitions_version != definitions.version or state.seg_promotion is None:
-        state = _align(state, definitions, out)
+        state = _align(state, definitions, out, explain)
     due = state.next_due_at
     if due is not None and due <= t:
-        outcome = advance(state, t, definitions)
+        outcome = advance(state, t, definitions, explain)
         state = outcome.state
         out.extend(outcome.transitions)
     if kind == "customer_erased":  # after the changes due by then: a sweep in between changes nothing
@@ -182,8 +185,8 @@ def apply(state: CustomerState, event: Event, definitions: Definitions) -> Outco
     if not changes and not out:
         return outcome_of(new, ())
     if changes:
-        extra = {"occurred_at": iso(t), "late": "true"} if late else {}
-        out.extend(transitions(new, changes, definitions, now, event_id, extra))
+        extra = {"occurred_at": iso(t), "late": "true"} if late and explain else {}
+        out.extend(transitions(new, changes, definitions, now, event_id, extra, explain))
     return outcome_of(new, tuple(out))
 
 

@@ -30,7 +30,7 @@ from segmentation.state import (
     CustomerState,
     state_of,
 )
-from segmentation.transition import Transition, id_cause, new_transition, transition_key
+from segmentation.transition import NO_WHY, Transition, id_cause, new_transition, transition_key
 
 __all__ = ["ALL", "SEG", "Change", "plan_for", "reevaluate", "transitions"]
 
@@ -228,15 +228,27 @@ def _explain(
 
 
 def transitions(
-    s: CustomerState, changes: list[Change], d: Definitions, now: datetime, cause: str, extra: dict[str, str]
+    s: CustomerState,
+    changes: list[Change],
+    d: Definitions,
+    now: datetime,
+    cause: str,
+    extra: dict[str, str],
+    explain: bool = True,
 ) -> list[Transition]:
+    """The changes as transitions; without `explain` their why is `NO_WHY` (ids and all else the same)."""
     out = []
     customer, version, when = s.customer_id, d.version, iso(now)
     key_cause = id_cause(cause, version)
     for grid, old, new in changes:
-        why = _explain(grid, s, d, now, new)
-        if extra:
-            why.update(extra)
         key = transition_key(customer, grid, old, new, when, key_cause)
-        out.append(new_transition(key, customer, grid, old, new, now, cause, version, MappingProxyType(why)))
+        if explain:
+            why = _explain(grid, s, d, now, new)
+            if extra:
+                why.update(extra)
+            out.append(
+                new_transition(key, customer, grid, old, new, now, cause, version, MappingProxyType(why))
+            )
+        else:
+            out.append(new_transition(key, customer, grid, old, new, now, cause, version, NO_WHY))
     return out

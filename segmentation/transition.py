@@ -4,7 +4,9 @@ The id is derived from what the transition *is* (customer, grid, from, to, effec
 definitions change, also the definitions version), so a recomputation or a replay yields the same id and
 consumers can deduplicate redeliveries.
 `cause` is the id of the event that caused it, `time` for a change due to time passing, or
-`definitions` for a change due to new definitions. `why` carries the rule and the values that decided.
+`definitions` for a change due to new definitions. `why` carries the rule and the values that decided; it is
+`NO_WHY` (empty) when the caller asked the core not to explain (`explain=False`: a replay that publishes no
+transition, where nothing would read it); the id never depends on it.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from segmentation.instants import iso
 from segmentation.state import CustomerState
 
 __all__ = [
-    "CAUSE_DEFINITIONS", "CAUSE_TIME", "Outcome", "Transition", "id_cause", "new_transition", "outcome_of",
-    "transition_id", "transition_key",
+    "CAUSE_DEFINITIONS", "CAUSE_TIME", "NO_WHY", "Outcome", "Transition", "id_cause", "new_transition",
+    "outcome_of", "transition_id", "transition_key",
 ]  # fmt: skip
 
 CAUSE_TIME = "time"
 CAUSE_DEFINITIONS = "definitions"
+NO_WHY: Mapping[str, str] = MappingProxyType({})  # the why of a transition applied with explain=False
 
 
 def id_cause(cause: str, definitions_version: str | None) -> str:

@@ -217,10 +217,15 @@ if bad then return redis.error_reply(bad) end
 -- doubles (exact to 2^53 only), so the bound is conservative: |current| + |delta| must stay below 9.2e18
 -- (2^63 is ~9.223e18; the doubles' rounding is ~1e3 there, far inside the margin). One HMGET per op.
 local LIMIT = 9.2e18
+-- Below 2^53 a double holds every integer exactly: each HINCRBY op's results are then known here, and written
+-- with one HSET (and one HDEL for the counters back at 0) per op instead of one HINCRBY per field (~3x less
+-- Redis CPU per counter). A field whose value or delta reaches 2^53 is left to HINCRBY, exact in Redis.
+local EXACT = 9007199254740992
 local function int64_text(v)
   return v == '0' or (string.match(v, '^-?[1-9]%d*$') ~= nil and #v <= 20)
 end
 local projected = {}  -- key -> field -> value once the ops before have run (several ops may share a field)
+local inexact = {}  -- key -> field -> true once a value of it may be beyond EXACT (HINCRBY from then on)
 for _, op in ipairs(ops) do
   local name, key, src, first, last = op[1], op[2], op[3], op[4], op[5]
   if name == 'SADD' or name == 'SREM' then
@@ -231,11 +236,13 @@ for _, op in ipairs(ops) do
       local fields = {}
       for j = first, last, 2 do fields[#fields + 1] = src[j] end
       local current = redis.call('HMGET', key, unpack(fields))
-      local seen = projected[key]
+      local seen, far = projected[key], inexact[key]
       if not seen then
-        seen = {}
-        projected[key] = seen
+        seen, far = {}, {}
+        projected[key], inexact[key] = seen, far
       end
+      local results = {}  -- per field pair of the op: the field's value after it
+      op[6] = results
       for n, f in ipairs(fields) do
         local delta, value = src[first + 2 * n - 1], seen[f]
         if value == nil then
@@ -252,7 +259,8 @@ for _, op in ipairs(ops) do
             .. ' could leave the 64-bit integer range'
           break
         end
-        seen[f] = value + d
+        seen[f], results[n] = value + d, value + d
+        if math.abs(value) + math.abs(d) >= EXACT then far[f] = true end
       end
     end
   end
@@ -438,11 +446,27 @@ for _, op in ipairs(ops) do
   if name == 'HINCRBY' then
     -- a counter back at 0 is deleted (readers read absent as 0): otherwise a KPI hash would keep "0" only
     -- where some commit saw the segment occupied, and its content would depend on the batch size
-    for j = first, last, 2 do
-      if redis.call('HINCRBY', key, src[j], src[j + 1]) == 0 then
-        redis.call('HDEL', key, src[j])
+    local far, final, names, sets, zeros = inexact[key], {}, {}, {}, {}
+    for n, value in ipairs(op[6]) do
+      local f = src[first + 2 * n - 2]
+      if far[f] then  -- some value of it may be beyond EXACT in this commit: Redis adds
+        if redis.call('HINCRBY', key, f, src[first + 2 * n - 1]) == 0 then redis.call('HDEL', key, f) end
+      else
+        if final[f] == nil then names[#names + 1] = f end
+        final[f] = value  -- a field named twice in the op ends at its last value
       end
     end
+    for _, f in ipairs(names) do
+      local value = final[f]
+      if value == 0 then
+        zeros[#zeros + 1] = f
+      else
+        sets[#sets + 1] = f
+        sets[#sets + 1] = string.format('%d', value)
+      end
+    end
+    for s = 1, #sets, 2000 do redis.call('HSET', key, unpack(sets, s, math.min(s + 1999, #sets))) end
+    for s = 1, #zeros, 2000 do redis.call('HDEL', key, unpack(zeros, s, math.min(s + 1999, #zeros))) end
   elseif name == 'BITS' then
     write_bits(bits)
   else

@@ -42,7 +42,10 @@ class IndexDelta:
     members_remove: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
     kpis: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
     flows: dict[tuple[str, str, str, str], int] = field(default_factory=lambda: defaultdict(int))
-    moves: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))  # (grid, field)
+    # (grid, from, to, day): formatted into `<from>><to>:<day>` fields once per batch (`move_fields`)
+    moves: dict[tuple[str, str | None, str | None, str], int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
     history: dict[str, list[Transition]] = field(default_factory=dict)  # customer -> its own, oldest first
     history_reset: set[str] = field(default_factory=set)  # customers whose stored history is wiped first
     history_size: int = 64  # entries kept per customer (settings.history_size), the oldest dropped
@@ -140,16 +143,20 @@ class IndexDelta:
 
     # -- from transitions -------------------------------------------------------------------------------
     def transitions(self, transitions: Iterable[Transition]) -> None:
-        flows, history = self.flows, self.history
+        flows, moves, history = self.flows, self.moves, self.history
+        at, day = None, ""
         for t in transitions:
-            day = t.effective_at.date().isoformat()
-            if t.from_segment:
-                flows[(t.grid, day, t.from_segment, "out")] += 1
-            if t.to_segment:
-                flows[(t.grid, day, t.to_segment, "in")] += 1
-            self.moves[(t.grid, f"{t.from_segment or '-'}>{t.to_segment or '-'}:{day}")] += 1
+            if t.effective_at is not at:  # an event's (or a due instant's) transitions share one datetime
+                at = t.effective_at
+                day = at.date().isoformat()
+            grid, before, after = t.grid, t.from_segment, t.to_segment
+            if before:
+                flows[(grid, day, before, "out")] += 1
+            if after:
+                flows[(grid, day, after, "in")] += 1
+            moves[(grid, before, after, day)] += 1
             cid = t.customer_id
-            if t.to_segment is None:  # only an erasure exits a grid without entering another
+            if after is None:  # only an erasure exits a grid without entering another
                 history.pop(cid, None)
                 self.history_reset.add(cid)
                 continue
@@ -188,8 +195,8 @@ class IndexDelta:
 
     def move_fields(self) -> dict[str, list[tuple[str, int]]]:
         out: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        for (grid, name), count in self.moves.items():
-            out[grid].append((name, count))
+        for (grid, before, after, day), count in self.moves.items():
+            out[grid].append((f"{before or '-'}>{after or '-'}:{day}", count))
         return out
 
 

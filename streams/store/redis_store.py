@@ -141,18 +141,26 @@ class RedisStateStore:
             else:
                 args.extend((name, key, len(raw), *raw))
 
+        def counters(key: int, pairs: list[tuple[str, int]]) -> None:
+            """A HINCRBY op, packed as one text encoded once (not one `encode` per field and delta)."""
+            packed = SEP.join([f"{name}{SEP}{d}" for name, d in pairs])
+            if packed.count(SEP) == 2 * len(pairs) - 1:
+                args.extend(("HINCRBY*", key, 2 * len(pairs), packed.encode()))
+            else:  # a name holds NUL: one argument each
+                op("HINCRBY", key, [text for name, d in pairs for text in (name, str(d))])
+
         if index.created or index.members_add or index.members_remove:
             op("BITS", 1, _bits_entries(index, p, ks, slot))
         for grid, pairs in index.kpi_fields().items():
-            op("HINCRBY", slot(ks.kpis(p, grid)), [text for name, d in pairs for text in (name, str(d))])
+            counters(slot(ks.kpis(p, grid)), pairs)
         for grid, pairs in index.flow_fields().items():
-            op("HINCRBY", slot(ks.flows(p, grid)), [text for name, d in pairs for text in (name, str(d))])
+            counters(slot(ks.flows(p, grid)), pairs)
         for grid, pairs in index.move_fields().items():
-            op("HINCRBY", slot(ks.moves(p, grid)), [text for name, d in pairs for text in (name, str(d))])
+            counters(slot(ks.moves(p, grid)), pairs)
         for grid, pairs in index.daily_fields().items():
-            op("HINCRBY", slot(ks.segment_days(p, grid)), [t for name, d in pairs for t in (name, str(d))])
+            counters(slot(ks.segment_days(p, grid)), pairs)
         for pair, pairs in index.cross_fields().items():
-            op("HINCRBY", slot(ks.crosstab(p, pair)), [t for name, d in pairs for t in (name, str(d))])
+            counters(slot(ks.crosstab(p, pair)), pairs)
 
     async def due(self, partition: int, until_us: int, limit: int) -> list[str]:
         members = await self._r.zrangebyscore(self._keys.due(partition), "-inf", until_us, start=0, num=limit)

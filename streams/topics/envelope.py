@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from segmentation.transition import Transition
+from segmentation.transition import NO_WHY, Transition
 
 SOURCE = "urn:segstream"
 TYPE = "io.segstream.segment.transition.v1"
@@ -12,6 +12,8 @@ TYPE = "io.segstream.segment.transition.v1"
 
 def transition_event(transition: Transition) -> bytes:
     """The CloudEvents `id` is the transition id, so a redelivered transition is recognisable."""
+    if transition.why is NO_WHY:  # applied with explain=False (a replay that publishes nothing): a bug
+        raise ValueError(f"transition {transition.id} has no why: it was applied without explain=True")
     data = transition.to_dict()
     return orjson.dumps(
         {

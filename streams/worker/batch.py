@@ -138,10 +138,12 @@ def apply_steps(
     stored: Mapping[str, Known],
     definitions: Definitions,
     history_size: int = DEFAULT_HISTORY_SIZE,
+    explain: bool = True,
 ) -> Generator[None, None, BatchResult]:
     """`apply_batch` as a generator that pauses every STEP events and returns the result: the worker
     resumes it from its event loop, so the previous batch's publish and commit are not held up for the
-    whole of this batch's CPU work (pure: pausing changes nothing in the result)."""
+    whole of this batch's CPU work (pure: pausing changes nothing in the result). `explain=False` when the
+    transitions are not published (their why is then empty: see `segmentation.evolution`)."""
     events, dead = decoded
     result = BatchResult(dead_letters=list(dead), events=len(records))
     result.index.history_size = history_size
@@ -158,7 +160,7 @@ def apply_steps(
             known = stored.get(cid)
             state = known[0] if known is not None else CustomerState.new(cid)
         try:
-            outcome = apply(state, event, definitions)
+            outcome = apply(state, event, definitions, explain)
         except Exception as exc:  # any failure of the core for this event: dead-letter it, go on
             log.error("core failed on %s:%s@%s", rec.topic, rec.partition, rec.offset, exc_info=exc)
             result.dead_letters.append(
@@ -196,8 +198,10 @@ def advance_all(
     until: datetime,
     definitions: Definitions,
     history_size: int = DEFAULT_HISTORY_SIZE,
+    explain: bool = True,
 ) -> BatchResult:
-    """Time-driven changes up to `until` for the given customers (the due sweep).
+    """Time-driven changes up to `until` for the given customers (the due sweep); `explain` as in
+    `apply_steps`.
 
     Each customer is advanced to its own due instants, never to `until` itself: the sweep's clock depends on
     when the timer fired, and the stored state must depend only on the log (BRIEF 3.1).
@@ -210,7 +214,7 @@ def advance_all(
         current = state
         while current.next_due_at is not None and current.next_due_at <= until:
             due = current.next_due_at
-            outcome = advance(current, due, definitions)
+            outcome = advance(current, due, definitions, explain)
             result.transitions.extend(outcome.transitions)
             counting.step(current, outcome.state, outcome.transitions)
             current = outcome.state

@@ -284,7 +284,13 @@ class Worker(BatchPipeline):
                 states = await self._states(partition, owned, due)
                 if states is None:
                     break
-                result = advance_all(states, from_us(clock_us), self.definitions, self.settings.history_size)
+                result = advance_all(
+                    states,
+                    from_us(clock_us),
+                    self.definitions,
+                    self.settings.history_size,
+                    self.producer is not None,
+                )
                 await self._publish(result)
                 if not await self._commit(owned, result, None, None):
                     break

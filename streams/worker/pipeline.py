@@ -165,7 +165,8 @@ class BatchPipeline:
         stored = await self._states(partition, owned, customers_of(decoded[0]))
         if stored is None:  # another owner moved the partition on, or Redis went back: apply nothing
             return
-        steps = apply_steps(records, decoded, stored, self.definitions, self.settings.history_size)
+        explain = self.producer is not None  # whys only when published (format 2 keeps no past why)
+        steps = apply_steps(records, decoded, stored, self.definitions, self.settings.history_size, explain)
         while True:
             try:
                 next(steps)

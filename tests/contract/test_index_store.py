@@ -217,3 +217,40 @@ def test_kpi_counters_and_crossings_are_committed_with_the_state(make_store: Sto
         assert (await store.load(3, ["c1"]))["c1"]["_kpi"] == '["2026-01",[],1,[]]'
 
     run(_with_store(make_store, body))
+
+
+@pytest.mark.integration
+def test_counters_stay_exact_past_2_53_and_a_counter_back_at_0_is_deleted(
+    services: Services, redis_prefix: str
+) -> None:
+    """The script writes a counter's known result with HSET while doubles hold it exactly (below 2^53) and
+    leaves the rest to HINCRBY: every value is the exact integer sum either way, a field named twice ends at
+    its sum, a zero result deletes the field."""
+
+    async def body() -> None:
+        client = aioredis.Redis.from_url(services.redis_url)
+        keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
+        store = RedisStateStore(client, keys)
+        try:
+            claim = await store.claim(0)
+            kpis = keys.kpis(0, "g")
+            near = 2**53 - 1  # one below: adding 3 crosses 2^53, where a double would round
+            await client.hset(kpis, mapping={"big": str(near), "gone": "7", "small": "10", "neg": str(-near)})
+            script = client.register_script(
+                resources.files("streams.store").joinpath("commit.lua").read_text()
+            )
+            base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c1"), kpis]
+            head: list[str | int] = [f"{claim.fence}:1", 5, "", 1, "c1", "S", "", 1, 0, "a", "1"]
+            ops: list[str | int] = ["HINCRBY", 4, 10, "big", 3, "gone", -7, "small", 5, "new", 4, "small", -1]
+            ops += ["HINCRBY", 4, 4, "neg", -2, "big", 1]
+            await script(keys=base, args=head + ops)
+            assert await client.hgetall(kpis) == {
+                b"big": str(near + 4).encode(),  # 9007199254740995: not a double
+                b"small": b"14",
+                b"new": b"4",
+                b"neg": str(-near - 2).encode(),
+            }
+        finally:
+            await client.aclose()
+
+    run(body())

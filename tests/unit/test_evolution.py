@@ -9,12 +9,14 @@ import pytest
 from segmentation import (
     CustomerState,
     DefinitionsError,
+    Transition,
     UnknownCurrency,
     advance,
     apply,
     next_due,
     resegment,
 )
+from segmentation.transition import NO_WHY
 from tests.unit.seg_helpers import DEFAULT, day, definitions_with, ev, of_grid, purchase, refund, run
 
 
@@ -284,3 +286,38 @@ def test_transition_ids_are_deterministic() -> None:
     assert [t.id for t in one] == [t.id for t in two]
     assert len({t.id for t in one}) == len(one)
     assert all(len(t.id) == 32 for t in one)
+
+
+def _unexplained(transitions: tuple[Transition, ...] | list[Transition]) -> list[tuple[object, ...]]:
+    return [(t.id, t.grid, t.from_segment, t.to_segment, t.effective_at, t.cause) for t in transitions]
+
+
+def test_without_explain_the_same_transitions_come_without_why() -> None:
+    """explain=False (a replay that publishes nothing) changes only the why: states, ids, order identical,
+    through a first event, a late one, an advance and a realignment to new definitions."""
+    events = [
+        purchase(day(0), "150.00", event_id="a"),
+        purchase(day(120), "20.00", event_id="b"),
+        purchase(day(50), "2000.00", event_id="late"),
+    ]
+    richer = definitions_with(
+        value={"tiers": [{"segment": "small", "from": "0"}, {"segment": "big", "from": "100"}]}
+    )
+    explained, quiet = CustomerState.new("c1"), CustomerState.new("c1")
+    for event in events:
+        one, two = apply(explained, event, DEFAULT), apply(quiet, event, DEFAULT, explain=False)
+        assert two.state == one.state
+        assert _unexplained(two.transitions) == _unexplained(one.transitions)
+        assert all(t.why is NO_WHY for t in two.transitions) and all(t.why for t in one.transitions)
+        explained, quiet = one.state, two.state
+    for one, two in (
+        (advance(explained, day(400), richer), advance(quiet, day(400), richer, explain=False)),
+        (resegment(explained, richer, day(130)), resegment(quiet, richer, day(130), explain=False)),
+        (
+            apply(explained, ev("web_visit", day(130), event_id="w"), richer),
+            apply(quiet, ev("web_visit", day(130), event_id="w"), richer, explain=False),
+        ),
+    ):
+        assert one.transitions and two.state == one.state
+        assert _unexplained(two.transitions) == _unexplained(one.transitions)
+        assert all(t.why is NO_WHY for t in two.transitions)

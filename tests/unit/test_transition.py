@@ -6,9 +6,12 @@ from dataclasses import fields
 from datetime import timedelta, timezone
 from types import MappingProxyType
 
+import pytest
+
 from segmentation import Transition
 from segmentation.instants import iso
-from segmentation.transition import new_transition, transition_id, transition_key
+from segmentation.transition import NO_WHY, new_transition, transition_id, transition_key
+from streams.topics.envelope import transition_event
 from tests.unit.seg_helpers import day
 
 
@@ -59,3 +62,11 @@ def test_transition_key_is_the_id_over_the_instant_text() -> None:
     assert transition_key("c1", "rfm", None, "new", iso(at), "e1") == transition_id(
         "c1", "rfm", None, "new", at, "e1"
     )
+
+
+def test_a_transition_applied_without_explain_is_never_published() -> None:
+    """Its why was skipped (explain=False): publishing it would put an empty why on the topic."""
+    quiet = new_transition("k", "c1", "rfm", None, "new", day(0), "e1", "v1", NO_WHY)
+    with pytest.raises(ValueError, match="has no why"):
+        transition_event(quiet)
+    assert transition_event(Transition.create("c1", "rfm", None, "new", day(0), "e1", "v1", {"rule": "x"}))
