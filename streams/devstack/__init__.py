@@ -1,18 +1,34 @@
 """The project's local stack: Apache Kafka (KRaft) from Maven Central jars and Debian's redis-server.
 
 `python -m streams.devstack up|down|status`. No Docker needed; everything lives under `.devstack/`.
+`up --redis-cluster` also starts a 3-primary Redis Cluster (streams/devstack/redis_cluster.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.devstack import kafka, redis
+from streams.devstack import kafka, redis, redis_cluster
 from streams.devstack.config import StackConfig, kafka_version
 from streams.devstack.kafka import StackError
 from streams.devstack.process import read_pid, stop
 
-__all__ = ["StackConfig", "StackError", "Status", "down", "kafka_version", "status", "up"]
+__all__ = [
+    "StackConfig",
+    "StackError",
+    "Status",
+    "cluster_down",
+    "cluster_status",
+    "cluster_up",
+    "down",
+    "kafka_version",
+    "status",
+    "up",
+]
+
+cluster_up = redis_cluster.up
+cluster_down = redis_cluster.down
+cluster_status = redis_cluster.status
 
 
 @dataclass(frozen=True)
@@ -44,9 +60,12 @@ def up(cfg: StackConfig | None = None) -> Status:
 
 
 def down(cfg: StackConfig | None = None) -> list[str]:
-    """Stops only the processes recorded in our pid files; returns the names of those it stopped."""
+    """Stops only the processes recorded in our pid files (the cluster's too); returns the names of those it
+    stopped."""
     cfg = cfg or StackConfig.from_env()
     stopped = []
+    if redis_cluster.down(cfg):
+        stopped.append("redis-cluster")
     if stop(cfg.kafka_dir / "kafka.pid", grace_seconds=60):
         stopped.append("kafka")
     if stop(cfg.redis_dir / "redis.pid"):
