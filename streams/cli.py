@@ -98,15 +98,14 @@ def _customer(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         print(card)
         return 0
-    import redis
 
-    from streams.bootstrap import keyspace
+    from streams.bootstrap import keyspace, sync_redis
     from streams.store.partitioning import partition_for
     from streams.store.replies import TEXT_OPTIONS
     from streams.store.stored_state import readers_view
 
     keys = keyspace(settings)
-    client = redis.Redis.from_url(settings.redis_url, **TEXT_OPTIONS, **settings.redis_tls())
+    client = sync_redis(settings, **TEXT_OPTIONS)
     first = partition_for(args.customer_id, settings.topic_partitions)
     order = [first] + [p for p in range(settings.topic_partitions) if p != first]
     for partition in order:

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
 
     redis_url: str = "redis://127.0.0.1:6379/0"  # rediss:// for TLS; user:password@ for AUTH
+    # Redis Cluster: a redis+cluster:// (rediss+cluster://) URL, or this set with a plain one (connection.py)
+    redis_cluster: bool = False
     redis_timeout_s: float = Field(10.0, gt=0)  # a reply slower than this counts as an outage: retry
     connect_timeout_s: float = Field(30.0, ge=0)  # start-up: wait this long for Kafka / Redis, then exit 4
     redis_tls_ca_file: Path | None = (
@@ -88,7 +90,7 @@ class Settings(BaseSettings):
 
     def redis_tls(self) -> dict[str, Any]:
         """Keyword arguments of every redis-py client for a `rediss://` URL (empty for `redis://`)."""
-        if not self.redis_url.startswith("rediss://"):
+        if not self.redis_url.startswith(("rediss://", "rediss+cluster://")):
             return {}
         files = {
             "ssl_ca_certs": self.redis_tls_ca_file,

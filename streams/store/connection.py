@@ -1,0 +1,65 @@
+"""The one factory of Redis clients: a single server or a Redis Cluster, chosen from the URL or a setting.
+
+A cluster is named by the scheme `redis+cluster://host:port` (`rediss+cluster://` for TLS), or by a plain
+`redis://` URL with SEGSTREAM_REDIS_CLUSTER=true; any node serves as the entry point, redis-py's cluster
+client learns the others (CLUSTER SLOTS) and routes each command to the primary of its key's slot. Every key
+of one Kafka partition shares a hash tag (streams/store/keys.py), so a partition is one slot: the commit
+script and the claim's MULTI run on one node. Keys outside a partition (the namespace pointer, definitions,
+metrics) are single-key commands. SCAN runs on every primary (redis-py's cluster `scan_iter`).
+
+The cluster clients are typed as the single-server ones: they speak the same commands, and the callers'
+few cluster differences (SCAN per node, pipelines split by slot) are redis-py's. Redis Cluster has only
+database 0: redis-py refuses another number in the URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+
+_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def is_cluster(url: str, cluster_setting: bool = False) -> bool:
+    """A Redis Cluster: the URL's scheme says so (`redis+cluster://`), or the setting does."""
+    return cluster_setting or url.split("://", 1)[0].lower() in _SCHEMES
+
+
+def plain_url(url: str) -> str:
+    """The URL redis-py understands: `redis+cluster://h:p` -> `redis://h:p` (others unchanged)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{_SCHEMES.get(scheme.lower(), scheme)}{sep}{rest}"
+
+
+def async_client(url: str, cluster: bool = False, **options: Any) -> aioredis.Redis:
+    """An asyncio client of `url` (single server or cluster), with redis-py connection `options`."""
+    if is_cluster(url, cluster):
+        client = AsyncRedisCluster.from_url(plain_url(url), **options)
+        return cast(aioredis.Redis, client)
+    return aioredis.Redis.from_url(url, **options)
+
+
+def sync_client(url: str, cluster: bool = False, **options: Any) -> redis.Redis:
+    """A blocking client of `url` (single server or cluster), with redis-py connection `options`."""
+    if is_cluster(url, cluster):
+        client = RedisCluster.from_url(plain_url(url), **options)
+        return cast(redis.Redis, client)
+    return redis.Redis.from_url(url, **options)
+
+
+def async_pooled_client(
+    url: str, max_connections: int, pool_timeout_s: float, cluster: bool = False, **options: Any
+) -> aioredis.Redis:
+    """A bounded client for a server that answers many requests: on a single server, a pool that waits up
+    to `pool_timeout_s` for a free connection (a burst queues); on a cluster, at most `max_connections` per
+    node (redis-py's cluster client raises MaxConnectionsError at once when a node's are all busy)."""
+    if is_cluster(url, cluster):
+        return async_client(url, cluster, max_connections=max_connections, **options)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=pool_timeout_s, **options
+    )
+    return aioredis.Redis.from_pool(pool)
