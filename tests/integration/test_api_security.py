@@ -19,7 +19,6 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-import redis
 from aiohttp import web
 
 from streams.devstack.certs import make_certs
@@ -27,6 +26,7 @@ from streams.read import SegmentReader
 from streams.read.api import make_app
 from streams.read.auth import Authenticator, new_key, parse_keys
 from streams.settings import Settings
+from streams.store.connection import sync_client
 from tests.integration.api_server import DECLARED, Api, definitions_file, feed, serve
 from tests.integration.worker_harness import make_settings, read_topic
 from tests.services import Services
@@ -53,7 +53,7 @@ def world(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Itera
         with serve(settings, make_certs(directory / "tls")) as api:
             yield settings, api
     finally:
-        client = redis.Redis.from_url(services.redis_url)
+        client = sync_client(services.redis_url)
         for key in list(client.scan_iter(match=f"test:{unique}:*", count=1000)):
             client.delete(key)
         client.close()
