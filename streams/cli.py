@@ -175,11 +175,12 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _admin_parsers(sub: Any) -> None:
-    from streams.admin import definitions_command, namespaces_command
+    from streams.admin import definitions_command, doctor_command, namespaces_command
     from streams.read import export_command, kpis_command
     from streams.replay import command as replay_command
 
     replay_command.add_parser(sub)
+    doctor_command.add_parser(sub)
     namespaces_command.add_parsers(sub)
     definitions_command.add_parsers(sub)
     export_command.add_parser(sub)
@@ -195,12 +196,13 @@ def _admin_parsers(sub: Any) -> None:
 
 def _admin(settings: Settings, args: argparse.Namespace) -> int:
     """Operator subcommands (replay, namespaces, promote, drop, definitions, calibrate)."""
-    from streams.admin import definitions_command, namespaces_command
+    from streams.admin import definitions_command, doctor_command, namespaces_command
     from streams.read import export_command, kpis_command
     from streams.replay import command as replay_command
 
     handlers = {
         "replay": replay_command.run,
+        "doctor": doctor_command.run,
         **namespaces_command.HANDLERS,
         **kpis_command.HANDLERS,
         "definitions": definitions_command.run_definitions,
