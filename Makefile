@@ -38,7 +38,7 @@ test: setup lint
 
 ## test-cluster: every Redis integration test against a Redis Cluster (those that cannot apply skip, saying why)
 test-cluster: setup
-	SEGSTREAM_TEST_REDIS=cluster $(BIN)/python -m pytest -m integration
+	SEGSTREAM_TEST_REDIS=cluster $(BIN)/python -m pytest tests/contract tests/integration
 
 ## unit: the pure-domain tests only, no services, on the pure-Python core (whose coverage is measured)
 unit: setup

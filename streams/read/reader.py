@@ -152,7 +152,8 @@ class SegmentReader:
             keys = await self.keyspace()
             p = self.partition(customer_id)
             async with self._r.pipeline(transaction=False) as pipe:
-                pipe.exists(keys.customer(p, customer_id))
+                # HLEN, not EXISTS: redis-py's cluster pipeline runs EXISTS (a multi-key command) apart
+                pipe.hlen(keys.customer(p, customer_id))
                 pipe.hget(keys.customer(p, customer_id), f"segment:{grid}")
                 exists, segment = await pipe.execute()
             if not exists:
