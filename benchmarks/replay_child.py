@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.footprint import Footprint, customer_ids, drop, measure
 from benchmarks.process_cpu import CpuMeter, budget_lines, cpu_seconds, stack_pids
+from streams.store.connection import async_client, sync_client
 
 __all__ = ["budget", "footprint_of", "num", "redis_url", "run_child"]
 
@@ -46,9 +47,8 @@ def redis_pid(url: str) -> int | None:
     pid = stack_pids().get("redis")
     if pid is not None:
         return pid
-    import redis
 
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)
     try:
         pid = int(client.info("server")["process_id"])
     except Exception:  # accounting is best effort: a remote or restricted Redis just goes unmeasured
@@ -63,8 +63,6 @@ def child(path: Path, args: argparse.Namespace, url: str) -> None:
     partitions, batch, processes, profile = args.partitions, args.batch, args.processes, args.cprofile
     if args.source:
         sys.path.insert(0, str(Path(args.source).resolve()))
-    import redis
-    import redis.asyncio as aioredis
 
     from segmentation import Definitions
     from streams.replay.rebuild import DEFAULT_BATCH, replay
@@ -81,11 +79,11 @@ def child(path: Path, args: argparse.Namespace, url: str) -> None:
     server = redis_pid(url)
     cpu: dict[str, float] = {}
     ids = customer_ids(path)  # outside the measured window, like the memory measurement
-    sync = redis.Redis.from_url(url)
+    sync = sync_client(url)
     footprint: list[Footprint] = []
 
     async def run() -> dict[str, float]:
-        client = aioredis.Redis.from_url(url)
+        client = async_client(url)
         meter = CpuMeter({"replay": os.getpid()} | ({"redis": server} if server else {}))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         rejects = path.with_suffix(f".{prefix}.rejects.jsonl")

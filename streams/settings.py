@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     api_request_timeout_s: float = Field(5.0, gt=0)  # a request taking longer answers 503 + Retry-After
     api_redis_max_connections: int = Field(64, ge=1)  # read side pool: a busy pool makes requests wait...
     api_redis_pool_timeout_s: float = Field(1.0, gt=0)  # ...this long, then 503 + Retry-After
+
+    @model_validator(mode="after")
+    def _cluster_has_database_0_only(self) -> Settings:
+        """Redis Cluster has database 0 only: say so at start-up, in the settings' words."""
+        from streams.store.connection import is_cluster
+
+        database = urlsplit(self.redis_url).path.strip("/")
+        if is_cluster(self.redis_url, self.redis_cluster) and database not in ("", "0"):
+            raise ValueError(
+                f"SEGSTREAM_REDIS_URL names database {database}, but a Redis Cluster has database 0 only"
+            )
+        return self
 
     def as_environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """These settings as SEGSTREAM_* variables (secrets unmasked), to start a worker process with them."""

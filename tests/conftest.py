@@ -44,8 +44,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration" in str(item.path).replace("\\", "/"):
+        path = str(item.path).replace("\\", "/")
+        if "tests/integration" in path:
             item.add_marker(pytest.mark.integration)
+        if "tests/contract" in path:  # the store's contract: a few seconds, run on a Redis Cluster too
+            item.add_marker(pytest.mark.cluster)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

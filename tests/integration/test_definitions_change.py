@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import yaml
 
 from segmentation import Definitions
@@ -40,6 +41,7 @@ def changed_definitions(rng: random.Random) -> dict[str, Any]:
     return doc
 
 
+@pytest.mark.cluster
 def test_diff_predicts_apply_cell_by_cell_and_second_apply_is_a_no_op(
     services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
 ) -> None:

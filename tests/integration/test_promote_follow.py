@@ -38,6 +38,7 @@ async def until(condition: Callable[[], bool], worker: asyncio.Task[None], timeo
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.cluster
 def test_a_running_worker_follows_promote_to_a_namespace_behind_it(
     services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
 ) -> None:

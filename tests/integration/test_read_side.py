@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 from aiohttp import web
 
 from segmentation import Definitions
@@ -184,6 +185,7 @@ def test_indexes_equal_a_recomputation_after_a_randomised_stream(
     assert checked >= 20, "the whys of moves made at the clock must be checked"
 
 
+@pytest.mark.cluster
 def test_as_of_answers_match_the_transitions_and_the_http_api_serves_them(
     services: Services, topic_name: Callable[[str], str], redis_prefix: str
 ) -> None:

@@ -135,6 +135,7 @@ def test_file_replay_equals_live_worker_and_itself(
     assert customers_of(dump_namespace(settings, "rk2")) == customers_of(dump_a)
 
 
+@pytest.mark.cluster
 def test_replay_split_across_processes_equals_one_process(
     services: Services,
     topic_name: Callable[[str], str],
@@ -172,6 +173,7 @@ def test_replay_split_across_processes_equals_one_process(
     assert summary["events"] == total and summary["extra"]["processes"] == 2
 
 
+@pytest.mark.cluster
 def test_namespace_admin(
     services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
 ) -> None:

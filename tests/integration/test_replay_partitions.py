@@ -33,6 +33,7 @@ def _log(tmp_path: Path) -> tuple[Path, int]:
     return path, sample.write_jsonl(SPEC, path)
 
 
+@pytest.mark.cluster
 def test_same_customers_whatever_the_partitions_batch_and_processes(
     services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
 ) -> None:

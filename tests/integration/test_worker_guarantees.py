@@ -29,6 +29,8 @@ from tests.integration.worker_harness import (
 )
 from tests.services import Services
 
+pytestmark = pytest.mark.cluster  # make test runs these on a Redis Cluster too
+
 
 def _all_applied(settings: Any, total: int) -> Callable[[], bool]:
     return lambda: sum((o if o is not None else -1) + 1 for o in applied_offsets(settings).values()) == total

@@ -52,3 +52,31 @@ def test_tls_options_follow_the_cluster_tls_scheme_too() -> None:
 def test_the_cluster_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEGSTREAM_REDIS_CLUSTER", "true")
     assert Settings().redis_cluster is True
+
+
+def test_a_cluster_url_with_another_database_is_a_configuration_error() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="database 2, but a Redis Cluster has database 0 only"):
+        Settings(redis_url="redis+cluster://h:7000/2")
+    with pytest.raises(ValidationError, match="database 1, but"):
+        Settings(redis_url="redis://h:7000/1", redis_cluster=True)
+    assert Settings(redis_url="redis+cluster://h:7000/0").redis_url == "redis+cluster://h:7000/0"
+    assert Settings(redis_url="redis://h:6379/3").redis_url == "redis://h:6379/3"
+
+
+def test_an_unreachable_cluster_is_waited_for_then_reported_as_unreachable() -> None:
+    """redis-py's cluster client says "no node reachable" with RedisClusterException, not ConnectionError."""
+    import asyncio
+
+    from streams.bootstrap import wait_for_services
+    from streams.store.reachable import ServiceUnreachable
+
+    notes: list[str] = []
+    settings = Settings(redis_url="redis+cluster://127.0.0.1:1", connect_timeout_s=1)
+    with pytest.raises(ServiceUnreachable, match="did not answer within 1 s") as caught:
+        asyncio.run(wait_for_services(settings, notes.append, kafka=False))
+    assert caught.value.exit_code == 4
+    assert notes == [
+        "waiting for Redis at redis+cluster://127.0.0.1:1 (up to 1 s, SEGSTREAM_CONNECT_TIMEOUT_S)"
+    ]
