@@ -7,7 +7,7 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from streams.store.connection import sync_client
 from tests.integration.replay_helpers import replay_file
 from tests.integration.slot_migration import Primary, move_slot, owner, primaries
 from tests.integration.worker_harness import make_settings
-from tests.services import Services, cluster_url, wants_cluster
+from tests.services import Services, wants_cluster
 
 CUSTOMERS = 300
 
@@ -107,30 +107,12 @@ def test_doctor_on_a_single_server_reports_one_node_with_exact_figures(
 # -- Redis Cluster ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    """SEGSTREAM_REDIS_CLUSTER_URL, else the local stack's cluster (started here if needed)."""
-    cleanups: list[Callable[[], object]] = []
-    yield cluster_url(cleanups)
-    while cleanups:
-        cleanups.pop()()
-
-
-@pytest.fixture
-def cluster_prefix(cluster: str, unique: str) -> Iterator[str]:
-    prefix = f"test:{unique}"
-    yield prefix
-    client = sync_client(cluster)
-    try:
-        for key in list(client.scan_iter(match=f"{prefix}:*", count=1000)):
-            client.unlink(key)  # one key per command: the keys span many slots
-    finally:
-        client.close()
-
-
+@pytest.mark.cluster
+@pytest.mark.skipif(not wants_cluster(), reason="about the cluster layout: SEGSTREAM_TEST_REDIS=cluster")
 def test_doctor_on_a_cluster_names_each_partitions_node_and_warns_on_a_skewed_layout(
-    services: Services, cluster: str, cluster_prefix: str, unique: str, tmp_path: Path
+    services: Services, redis_prefix: str, tmp_path: Path
 ) -> None:
+    cluster, cluster_prefix = services.redis_url, redis_prefix.rstrip(":")
     host, port = cluster.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)
     nodes = primaries(host, int(port))
     assert len(nodes) >= 3
