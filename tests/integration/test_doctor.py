@@ -110,7 +110,7 @@ def test_doctor_on_a_single_server_reports_one_node_with_exact_figures(
 @pytest.mark.cluster
 @pytest.mark.skipif(not wants_cluster(), reason="about the cluster layout: SEGSTREAM_TEST_REDIS=cluster")
 def test_doctor_on_a_cluster_names_each_partitions_node_and_warns_on_a_skewed_layout(
-    services: Services, redis_prefix: str, tmp_path: Path
+    services: Services, redis_prefix: str, unique: str, tmp_path: Path
 ) -> None:
     cluster, cluster_prefix = services.redis_url, redis_prefix.rstrip(":")
     host, port = cluster.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)
