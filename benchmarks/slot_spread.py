@@ -72,8 +72,8 @@ def main() -> None:
             best = math.ceil(partitions / nodes) / (partitions / nodes) - 1
             p95 = int(0.95 * (args.topics - 1))
             print(
-                f"{nodes:>5} {partitions:>10} {per_node:>8.1f} {statistics.median(real):>+13.0%} {real[p95]:>+10.0%}"
-                f" {statistics.median(drawn):>+14.0%} {drawn[p95]:>+11.0%} {best:>+6.0%}"
+                f"{nodes:>5} {partitions:>10} {per_node:>8.1f} {statistics.median(real):>+13.0%}"
+                f" {real[p95]:>+10.0%} {statistics.median(drawn):>+14.0%} {drawn[p95]:>+11.0%} {best:>+6.0%}"
             )
 
 
