@@ -14,10 +14,12 @@ database 0: redis-py refuses another number in the URL.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
@@ -35,10 +37,36 @@ def plain_url(url: str) -> str:
     return f"{_SCHEMES.get(scheme.lower(), scheme)}{sep}{rest}"
 
 
+class _LastReleasedFirst(deque[Any]):
+    """A node's free connections, the one given back last taken first (`popleft` is what redis-py calls)."""
+
+    def popleft(self) -> Any:
+        return self.pop()
+
+
+class _AskingCluster(AsyncRedisCluster):
+    """redis-py's asyncio cluster client, with ASK redirections that work while a slot migrates.
+
+    On ASK it sends ASKING, then the command, each on a free connection of the importing node taken from the
+    front of its queue and given back at the end: with two free connections they go out on different ones,
+    the node answers the command MOVED (no ASKING on that connection), the source answers ASK again, until
+    "TTL exhausted" (redis-py 8.1; lettuce had the same bug, redis/lettuce#1218). A read of a key already
+    migrated failed for the whole migration. Taking the connection given back last puts both on one
+    connection: nothing runs between ASKING's release and the command's acquire (no await in between)."""
+
+    def get_node(
+        self, host: str | None = None, port: int | None = None, node_name: str | None = None
+    ) -> ClusterNode | None:
+        node = super().get_node(host, port, node_name)  # how the ASK branch finds the importing node
+        if node is not None and not isinstance(node._free, _LastReleasedFirst):
+            node._free = _LastReleasedFirst(node._free)
+        return node
+
+
 def async_client(url: str, cluster: bool = False, **options: Any) -> aioredis.Redis:
     """An asyncio client of `url` (single server or cluster), with redis-py connection `options`."""
     if is_cluster(url, cluster):
-        client = AsyncRedisCluster.from_url(plain_url(url), **options)
+        client = _AskingCluster.from_url(plain_url(url), **options)
         return cast(aioredis.Redis, client)
     return aioredis.Redis.from_url(url, **options)
 

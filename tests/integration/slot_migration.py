@@ -26,7 +26,8 @@ class Primary:
         return redis.Redis(host=self.host, port=self.port, socket_timeout=10)
 
 
-def _command(client: redis.Redis, *args: Any) -> Any:
+def command(client: redis.Redis, *args: Any) -> Any:
+    """One raw command (redis-py types `execute_command` loosely)."""
     return cast(Any, client).execute_command(*args)
 
 
@@ -34,7 +35,7 @@ def primaries(host: str, port: int) -> list[Primary]:
     """Every primary of the cluster one node belongs to (CLUSTER NODES)."""
     client = redis.Redis(host=host, port=port, decode_responses=True)
     try:
-        nodes = _command(client, "CLUSTER NODES")  # redis-py parses it: address -> fields
+        nodes = command(client, "CLUSTER NODES")  # redis-py parses it: address -> fields
     finally:
         client.close()
     out = []
@@ -49,7 +50,7 @@ def owner(nodes: list[Primary], slot: int) -> Primary:
     """The primary serving `slot`, as the first of `nodes` sees it (CLUSTER SLOTS)."""
     client = nodes[0].client()
     try:
-        rows = _command(client, "CLUSTER SLOTS")
+        rows = command(client, "CLUSTER SLOTS")
     finally:
         client.close()
     by_id = {(p.host, p.port): p for p in nodes}
@@ -86,19 +87,19 @@ def move_slot(
     src, dst = source.client(), target.client()
     moved = 0
     try:
-        _command(dst, "CLUSTER SETSLOT", slot, "IMPORTING", source.node_id)
-        _command(src, "CLUSTER SETSLOT", slot, "MIGRATING", target.node_id)
+        command(dst, "CLUSTER SETSLOT", slot, "IMPORTING", source.node_id)
+        command(src, "CLUSTER SETSLOT", slot, "MIGRATING", target.node_id)
         while True:
-            keys = _command(src, "CLUSTER GETKEYSINSLOT", slot, batch)
+            keys = command(src, "CLUSTER GETKEYSINSLOT", slot, batch)
             if not keys:
                 break
-            _command(src, "MIGRATE", target.host, target.port, "", 0, 10_000, "KEYS", *keys)
+            command(src, "MIGRATE", target.host, target.port, "", 0, 10_000, "KEYS", *keys)
             moved += len(keys)
             between_batches()
         for node in [target, source] + [n for n in nodes if n not in (source, target)]:
             c = node.client()
             try:
-                _command(c, "CLUSTER SETSLOT", slot, "NODE", target.node_id)
+                command(c, "CLUSTER SETSLOT", slot, "NODE", target.node_id)
             finally:
                 c.close()
     finally:
