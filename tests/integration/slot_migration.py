@@ -4,6 +4,7 @@ slot of one Kafka partition's hash tag. Clients see MOVED and ASK meanwhile, as 
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,3 +118,46 @@ def _wait_agreed(nodes: list[Primary], slot: int, target: Primary, timeout: floa
             return
         time.sleep(0.05)
     raise AssertionError(f"slot {slot}: the primaries do not agree on {target.name}")
+
+
+def ranges(nodes: list[Primary]) -> dict[str, list[tuple[int, int]]]:
+    """ "host:port" -> the slot ranges it serves (CLUSTER SLOTS, as the first node sees it)."""
+    client = nodes[0].client()
+    try:
+        rows = command(client, "CLUSTER SLOTS")
+    finally:
+        client.close()
+    out: dict[str, list[tuple[int, int]]] = {}
+    for (start, end), (host, port) in _ranges(rows):
+        out.setdefault(f"{host}:{port}", []).append((start, end))
+    return {name: sorted(spans) for name, spans in out.items()}
+
+
+def redis_cli_reshard(nodes: list[Primary], source: Primary, target: Primary, slots: int) -> str:
+    """`redis-cli --cluster reshard`: the `slots` lowest-numbered slots of `source` move to `target`, key
+    batch by key batch (10 keys per MIGRATE); returns its last output line."""
+    done = subprocess.run(
+        [
+            "redis-cli",
+            "--cluster",
+            "reshard",
+            source.name,
+            "--cluster-from",
+            source.node_id,
+            "--cluster-to",
+            target.node_id,
+            "--cluster-slots",
+            str(slots),
+            "--cluster-pipeline",
+            "10",
+            "--cluster-yes",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"redis-cli --cluster reshard exited {done.returncode}: {done.stderr[-500:]}")
+    lines = done.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
