@@ -5,8 +5,7 @@ local stack (started here when not running, stopped at the end if we started it)
 
 SEGSTREAM_TEST_REDIS=cluster points the tests at a Redis Cluster instead of the single server:
 SEGSTREAM_REDIS_CLUSTER_URL if set, else the local stack's 3-primary cluster (`cluster_url`, started here
-when not running, stopped at the end if we started it). Tests that cannot apply to a cluster skip with
-`skip_on_cluster`.
+when not running, stopped at the end if we started it).
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass
@@ -48,13 +46,6 @@ def _redis_description(url: str) -> str:
 def wants_cluster() -> bool:
     """SEGSTREAM_TEST_REDIS=cluster: the Redis tests run against a Redis Cluster."""
     return os.environ.get("SEGSTREAM_TEST_REDIS", "single") == "cluster"
-
-
-def skip_on_cluster(reason: str) -> Any:
-    """A marker for a test that cannot apply to a Redis Cluster (the reason is printed with the skip)."""
-    import pytest
-
-    return pytest.mark.skipif(wants_cluster(), reason=f"not on Redis Cluster: {reason}")
 
 
 def cluster_url(cleanups: list[Callable[[], object]]) -> str:

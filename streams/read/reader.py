@@ -79,7 +79,7 @@ class SegmentReader:
     async def connect(cls, settings: Settings, **kwargs: Any) -> SegmentReader:
         # A bounded pool that waits for a free connection (up to api_redis_pool_timeout_s) instead of
         # raising MaxConnectionsError at once: a burst queues, and only a real overload answers 503 (on a
-        # Redis Cluster, the bound is per node and a full node answers 503 at once: connection.py).
+        # Redis Cluster, the bound is per node and the API's RequestGate does the waiting: http_guard.py).
         client = async_pooled_client(
             settings.redis_url,
             settings.api_redis_max_connections,
