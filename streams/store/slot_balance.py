@@ -74,7 +74,8 @@ def skew(values: list[int]) -> float:
 
 
 async def slot_owners(client: aioredis.Redis) -> tuple[list[str], dict[int, str]]:
-    """(every primary, slot -> primary) from CLUSTER SLOTS; ([SINGLE], {}) on a single server."""
+    """(every primary, slot -> primary) from CLUSTER SLOTS and CLUSTER NODES (the server's view, not the
+    client's cache); ([SINGLE], {}) on a single server."""
     if not isinstance(client, AsyncRedisCluster):
         return [SINGLE], {}
     rows = await client.execute_command("CLUSTER SLOTS", target_nodes=AsyncRedisCluster.RANDOM)
@@ -84,8 +85,11 @@ async def slot_owners(client: aioredis.Redis) -> tuple[list[str], dict[int, str]
         for slot in range(start, end + 1):
             owners[slot] = info
         primaries.add(info)
-    for node in client.get_primaries():  # a primary serving no slot at all is the worst skew: count it
-        primaries.add(f"{node.host}:{node.port}")
+    nodes = await client.execute_command("CLUSTER NODES", target_nodes=AsyncRedisCluster.RANDOM)
+    for address, info in nodes.items():  # a primary serving no slot at all is the worst skew: count it
+        flags = str(info["flags"]).split(",")
+        if "master" in flags and "fail" not in flags:
+            primaries.add(_text(address).split("@", 1)[0])
     return sorted(primaries), owners
 
 
