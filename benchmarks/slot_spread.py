@@ -17,8 +17,14 @@ import argparse
 import math
 import random
 import statistics
+import sys
+from pathlib import Path
 
 from redis.crc import key_slot
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.machine import describe
 
 SLOTS = 16384
 
@@ -52,6 +58,7 @@ def main() -> None:
     parser.add_argument("--topics", type=int, default=2000, help="topic names (and random draws) per row")
     args = parser.parse_args()
     rng = random.Random(7)
+    print(f"machine: {describe()} (a calculation: the figures do not depend on it)")
     print("largest node over the mean (median / p95 over topic names); best: after moving slots")
     print(
         f"{'nodes':>5} {'partitions':>10} {'per node':>8} {'crc16 median':>13} {'crc16 p95':>10}"
