@@ -101,8 +101,9 @@ async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
     slots = request.app.get(GATE)
     if slots is None:
         return await handler(request)
-    try:
-        await asyncio.wait_for(slots.slots.acquire(), slots.wait_s)
+    try:  # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow the request deadline's cancel
+        async with asyncio.timeout(slots.wait_s):
+            await slots.slots.acquire()
     except TimeoutError:
         raise redis.exceptions.ConnectionError("no Redis connection free in time") from None
     try:

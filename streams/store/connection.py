@@ -15,6 +15,7 @@ database 0: redis-py refuses another number in the URL.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import redis
@@ -91,3 +92,18 @@ def async_pooled_client(
         url, max_connections=max_connections, timeout=pool_timeout_s, **options
     )
     return aioredis.Redis.from_pool(pool)
+
+
+async def scan_slot(
+    client: aioredis.Redis, match: str, slot_key: str, count: int = 1000
+) -> AsyncIterator[Any]:
+    """SCAN for keys of one slot (`match` names keys of `slot_key`'s hash tag, e.g. a partition's): on a
+    cluster only the primary serving that slot is walked, not every node (a partition is one slot)."""
+    if isinstance(client, AsyncRedisCluster):
+        await client.initialize()  # the slot map: a client that sent nothing yet has none
+        node = client.get_node_from_key(slot_key)
+        async for key in client.scan_iter(match=match, count=count, target_nodes=node):
+            yield key
+    else:
+        async for key in client.scan_iter(match=match, count=count):
+            yield key
