@@ -77,9 +77,7 @@ class SegmentReader:
 
     @classmethod
     async def connect(cls, settings: Settings, **kwargs: Any) -> SegmentReader:
-        # A bounded pool that waits for a free connection (up to api_redis_pool_timeout_s) instead of
-        # raising MaxConnectionsError at once: a burst queues, and only a real overload answers 503 (on a
-        # Redis Cluster, the bound is per node and the API's RequestGate does the waiting: http_guard.py).
+        # bounded: a burst waits for a free connection, only overload answers 503 (connection.py, cluster too)
         client = async_pooled_client(
             settings.redis_url,
             settings.api_redis_max_connections,
@@ -152,8 +150,7 @@ class SegmentReader:
             keys = await self.keyspace()
             p = self.partition(customer_id)
             async with self._r.pipeline(transaction=False) as pipe:
-                # HLEN, not EXISTS: redis-py's cluster pipeline runs EXISTS (a multi-key command) apart
-                pipe.hlen(keys.customer(p, customer_id))
+                pipe.hlen(keys.customer(p, customer_id))  # not EXISTS: multi-key in a cluster pipeline
                 pipe.hget(keys.customer(p, customer_id), f"segment:{grid}")
                 exists, segment = await pipe.execute()
             if not exists:
