@@ -60,7 +60,7 @@ class _AskingCluster(AsyncRedisCluster):
     ) -> ClusterNode | None:
         node = super().get_node(host, port, node_name)  # how the ASK branch finds the importing node
         if node is not None and not isinstance(node._free, _LastReleasedFirst):
-            node._free = _LastReleasedFirst(node._free)
+            node._free = _LastReleasedFirst(node._free, maxlen=node._free.maxlen)
         return node
 
 
