@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The pure core must stay fully covered, branches included.
 COV := --cov=segmentation --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=100
 
-.PHONY: setup core test unit lint demo bench chaos chaos-reduced stack-up stack-down stack-status clean
+.PHONY: setup core test test-cluster unit lint demo bench chaos chaos-reduced stack-up stack-down stack-status clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,11 +27,18 @@ core: $(VENV)/.installed
 	$(BIN)/python -m streams.core.build
 
 ## test: lint, types, the unit and contract tests on the pure-Python core (coverage), every test on the
-## compiled core (starts the local Kafka + Redis when no other is given), then both cores over 1M events
+## compiled core (starts the local Kafka + Redis when no other is given), the tests marked `cluster` again
+## on a Redis Cluster (the local stack's 3 primaries unless SEGSTREAM_REDIS_CLUSTER_URL), then both cores
+## over 1M events
 test: setup lint
 	SEGSTREAM_PURE_PYTHON=1 $(BIN)/python -m pytest -m "not integration and not chaos" $(COV)
 	SEGSTREAM_EXPECT_CORE=compiled $(BIN)/python -m pytest
+	SEGSTREAM_TEST_REDIS=cluster SEGSTREAM_EXPECT_CORE=compiled $(BIN)/python -m pytest -m cluster
 	$(BIN)/python -m tests.core_differential --events 1000000
+
+## test-cluster: every Redis integration test against a Redis Cluster (those that cannot apply skip, saying why)
+test-cluster: setup
+	SEGSTREAM_TEST_REDIS=cluster $(BIN)/python -m pytest tests/contract tests/integration
 
 ## unit: the pure-domain tests only, no services, on the pure-Python core (whose coverage is measured)
 unit: setup

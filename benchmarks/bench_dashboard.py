@@ -26,8 +26,6 @@ import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
-import redis
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import describe
@@ -36,6 +34,7 @@ from segmentation.kpi_figures import DAY_METRICS, PERIOD_METRICS
 from streams.devstack.chromium import binary as chromium_binary
 from streams.read.auth import new_key
 from streams.settings import Settings
+from streams.store.connection import sync_client
 from streams.store.keys import KeySpace
 
 PARTITIONS = 4
@@ -46,7 +45,7 @@ def fill(settings: Settings, customers: int, days: int) -> None:
     """Per grid and partition: every (from, to) pair every day, flows derived from them, today's counts."""
     rng = random.Random(7)
     keys = KeySpace(settings.key_prefix, str(settings.namespace), settings.events_topic)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_client(settings.redis_url)
     first = date(2026, 1, 1)
     for grid, segments in Definitions.default().grid_segments.items():
         share = customers // PARTITIONS
@@ -157,7 +156,7 @@ def main() -> None:
     finally:
         api.terminate()
         api.wait(10)
-        client = redis.Redis.from_url(settings.redis_url)
+        client = sync_client(settings.redis_url)
         found = list(client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
         for start in range(0, len(found), 500):
             client.delete(*found[start : start + 500])

@@ -35,6 +35,7 @@ from benchmarks.machine import describe
 from segmentation import CustomerState, Definitions, apply, parse_event
 from segmentation.state_mapping import state_to_mapping
 from streams.store import membership
+from streams.store.connection import sync_client
 from streams.store.keys import KeySpace
 from streams.store.partitioning import partition_for
 
@@ -157,7 +158,7 @@ def run(args: argparse.Namespace) -> None:
     url = redis_url()
     prefix = f"bench-export-{uuid.uuid4().hex[:8]}"
     keys = KeySpace(prefix, NAMESPACE, TOPIC)
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)
     env = dict(os.environ, SEGSTREAM_REDIS_URL=url, SEGSTREAM_KEY_PREFIX=prefix,
                SEGSTREAM_NAMESPACE=NAMESPACE, SEGSTREAM_EVENTS_TOPIC=TOPIC,
                SEGSTREAM_TOPIC_PARTITIONS=str(PARTITIONS))  # fmt: skip

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from segmentation import Definitions
 from streams.read.reader import SegmentReader
 from streams.settings import Settings
+from streams.store.connection import async_client
 
 
 async def fill(client: aioredis.Redis, reader: SegmentReader, days: int, partitions: int) -> int:
@@ -77,7 +78,7 @@ async def main() -> None:
         namespace="main",
         topic_partitions=args.partitions,
     )
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = async_client(settings.redis_url)
     reader = SegmentReader(client, settings, Definitions.default())
     try:
         fields = await fill(client, reader, args.days, args.partitions)

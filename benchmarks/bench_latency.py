@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
@@ -53,6 +52,7 @@ from segmentation import Definitions
 from streams.bootstrap import ensure_topics, keyspace, redis_client
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.connection import sync_client
 from streams.store.redis_store import RedisStateStore, applied_events
 from streams.store.replies import text
 from streams.worker.batch import Record
@@ -170,7 +170,7 @@ async def measure(
         proc.wait(30)
         if spy is not None:
             spy.wait(30)
-        client = redis.Redis.from_url(settings.redis_url)
+        client = sync_client(settings.redis_url)
         counters = worker_counters(client.hgetall(keyspace(settings).metrics()))
         drop_keys(client, settings.key_prefix)
     per_event = {name: cpu * 1e6 / sent.count for name, cpu in spent.items()}
@@ -181,7 +181,7 @@ async def caught_up(settings: Settings, produced: int, deadline: float) -> int:
     """Wait until the worker committed every produced event (or the deadline): an event whose transitions
     had not arrived when the run stopped would be left out, and an overloaded worker would look fast. Returns
     how many events were still not applied."""
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_client(settings.redis_url)
     keys = keyspace(settings)
     try:
         while (done := applied_events(client, keys, settings.topic_partitions)) < produced:
@@ -329,7 +329,7 @@ def main() -> None:
             try:
                 per_batch, per_event = asyncio.run(pipeline_cost(live, size))
             finally:
-                drop_keys(redis.Redis.from_url(url), live.key_prefix)
+                drop_keys(sync_client(url), live.key_prefix)
             print(f"  {size:>4} events/batch: {per_batch:7.0f} CPU-us per batch, {per_event:6.1f} per event")
         return
     spy = find_py_spy(args.py_spy) if args.profile_dir else None

@@ -29,6 +29,7 @@ from benchmarks.bench_export import NAMESPACE, PARTITIONS, TOPIC, cleanup, fill,
 from benchmarks.machine import describe
 from streams.read.reader import SegmentReader
 from streams.settings import Settings
+from streams.store.connection import async_client, sync_client
 from streams.store.keys import KeySpace
 
 
@@ -82,7 +83,7 @@ async def walk_sets(client: aioredis.Redis, keys: KeySpace, count: int) -> tuple
 async def measure(url: str, keys: KeySpace, n: int, counts: list[int], rounds: int) -> None:
     settings = Settings(redis_url=url, key_prefix=keys.prefix, namespace=NAMESPACE, events_topic=TOPIC,
                         topic_partitions=PARTITIONS)  # fmt: skip
-    client = aioredis.Redis.from_url(url, decode_responses=True)
+    client = async_client(url, decode_responses=True)
     reader = SegmentReader(client, settings)
     try:
         for count in counts:
@@ -125,7 +126,7 @@ def main() -> None:
     url = redis_url()
     prefix = f"bench-members-{uuid.uuid4().hex[:8]}"
     keys = KeySpace(prefix, NAMESPACE, TOPIC)
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)
     print(f"machine: {describe()}")
     try:
         seconds = fill(client, keys, 0, args.customers)

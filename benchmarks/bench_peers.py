@@ -24,8 +24,6 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
-import redis
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_worker import (
@@ -42,6 +40,7 @@ from benchmarks.machine import describe
 from benchmarks.process_cpu import CpuMeter, budget_lines
 from streams.bootstrap import ensure_topics
 from streams.settings import Settings
+from streams.store.connection import sync_client
 
 ROOT = Path(__file__).resolve().parents[1]
 SEGSTREAM, PEER, NAIVE = "segstream worker", "quixstreams peer", "naive Faust agent"
@@ -140,7 +139,7 @@ def main() -> None:
         bootstrap, url, args.partitions, args.events, args.events_per_customer, "peers"
     )
     print(f"machine: {describe()}; CPU accounted for: the job, {', '.join(pids) or 'nothing else'}")
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)
     runs: dict[str, list[Run]] = defaultdict(list)
     for i in range(args.rounds):
         outputs = {SEGSTREAM: base.transitions_topic, PEER: f"{base.transitions_topic}-peer-{i}"}

@@ -36,6 +36,7 @@ from segmentation.state_mapping import state_to_mapping
 from streams.read import SegmentReader
 from streams.settings import Settings
 from streams.store import history_format
+from streams.store.connection import async_client
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite, WriteBatch
@@ -148,7 +149,7 @@ def summary(name: str, latencies: list[float], seconds: float) -> str:
 async def latency(url: str, settings: Settings, n: int, rate: float, seconds: float) -> None:
     ids = [f"c{random.randrange(n):09d}" for _ in range(10_000)]
     pick = itertools.cycle(ids).__next__
-    client = aioredis.Redis.from_url(url, decode_responses=True, encoding_errors="surrogateescape")
+    client = async_client(url, decode_responses=True, encoding_errors="surrogateescape")
     reader = SegmentReader(client, settings)
     keys = await reader.keyspace()
     from streams.store.partitioning import partition_for
@@ -238,7 +239,7 @@ async def main_async(args: argparse.Namespace) -> None:
     settings = Settings(
         redis_url=url, key_prefix=prefix, namespace="main", topic_partitions=PARTITIONS, events_topic="events"
     )
-    client = aioredis.Redis.from_url(url)
+    client = async_client(url)
     keys = KeySpace(prefix, "main", "events")
     print(f"machine: {describe()}")
     info = await client.info("server")

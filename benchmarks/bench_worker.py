@@ -52,6 +52,7 @@ from benchmarks.worker_profile import Breakdown, attach, find_py_spy
 from streams.bootstrap import ensure_topics, keyspace
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.connection import sync_client
 from streams.store.redis_store import applied_events
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -376,7 +377,7 @@ def main() -> None:
     ids = {key.decode() for key, _ in sample.keyed(spec or sample_of(args)) if key is not None}
     print(f"machine: {describe()}; {load_average()}")
     print(f"CPU accounted for: worker, {', '.join(pids) or 'nothing else'}")
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)
     variants = {"segstream worker": ROOT}
     if args.baseline is not None:
         variants = {"baseline worker": args.baseline.resolve(), **variants}

@@ -11,10 +11,10 @@ import time
 from typing import Any, cast
 
 import faust
-import redis.asyncio as aioredis
 
 from segmentation import CustomerState, Definitions, InvalidEvent, apply, parse_event
 from segmentation.state_mapping import state_from_mapping, state_to_mapping
+from streams.store.connection import async_client
 from streams.topics.envelope import transition_event
 
 PREFIX = os.environ["BENCH_PREFIX"]
@@ -33,9 +33,7 @@ state: dict[str, Any] = {}
 
 @app.agent(events)
 async def segment(stream: faust.StreamT[bytes]) -> None:
-    r = aioredis.Redis.from_url(
-        os.environ["BENCH_REDIS_URL"], decode_responses=True, encoding_errors="surrogateescape"
-    )
+    r = async_client(os.environ["BENCH_REDIS_URL"], decode_responses=True, encoding_errors="surrogateescape")
     progress = f"{PREFIX}:bench"
     async for value in stream:
         now = str(time.time())

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -46,9 +47,8 @@ def redis_pid(url: str) -> int | None:
     pid = stack_pids().get("redis")
     if pid is not None:
         return pid
-    import redis
 
-    client = redis.Redis.from_url(url)
+    client = _sync_client(url)
     try:
         pid = int(client.info("server")["process_id"])
     except Exception:  # accounting is best effort: a remote or restricted Redis just goes unmeasured
@@ -70,6 +70,28 @@ def _baseline_core(source: Path) -> None:
     choice.choose(str(build), str(source / "segmentation"))
 
 
+def _sync_client(url: str) -> Any:
+    """A blocking client from the factory of the checkout being measured (a baseline may predate it)."""
+    try:
+        from streams.store.connection import sync_client
+    except ImportError:
+        import redis
+
+        return redis.Redis.from_url(url)
+    return sync_client(url)
+
+
+def _async_client(url: str) -> Any:
+    """An asyncio client from the factory of the checkout being measured (a baseline may predate it)."""
+    try:
+        from streams.store.connection import async_client
+    except ImportError:
+        import redis.asyncio as aioredis
+
+        return aioredis.Redis.from_url(url)
+    return async_client(url)
+
+
 def child(path: Path, args: argparse.Namespace, url: str) -> None:
     """One replay in this process, with the code of `args.source` (a checkout) when given; prints JSON."""
     partitions, batch, processes, profile = args.partitions, args.batch, args.processes, args.cprofile
@@ -77,9 +99,6 @@ def child(path: Path, args: argparse.Namespace, url: str) -> None:
         source = Path(args.source).resolve()
         sys.path.insert(0, str(source))
         _baseline_core(source)
-    import redis
-    import redis.asyncio as aioredis
-
     from segmentation import Definitions
     from streams.replay.rebuild import DEFAULT_BATCH, replay
     from streams.replay.sources import FileSource
@@ -95,11 +114,11 @@ def child(path: Path, args: argparse.Namespace, url: str) -> None:
     server = redis_pid(url)
     cpu: dict[str, float] = {}
     ids = customer_ids(path)  # outside the measured window, like the memory measurement
-    sync = redis.Redis.from_url(url)
+    sync = _sync_client(url)
     footprint: list[Footprint] = []
 
     async def run() -> dict[str, float]:
-        client = aioredis.Redis.from_url(url)
+        client = _async_client(url)
         meter = CpuMeter({"replay": os.getpid()} | ({"redis": server} if server else {}))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         rejects = path.with_suffix(f".{prefix}.rejects.jsonl")

@@ -43,6 +43,7 @@ from benchmarks.process_cpu import CpuMeter, budget_lines, cpu_seconds
 from streams.bootstrap import ensure_topics, keyspace, producer
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.connection import sync_client
 from streams.store.keys import KeySpace
 from streams.store.redis_store import applied_events
 
@@ -221,7 +222,7 @@ def main() -> None:
     base = fresh_settings(bootstrap, url, args.partitions, "soak")
     base = base.model_copy(update={"state_cache_size": args.cache_size})
     asyncio.run(ensure_topics(base))
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)
     settings, proc = start_worker(base, argv=BASELINE_GC if args.baseline_gc else WORKER, kind="soak")
     print(f"worker pid {proc.pid}, topic {settings.events_topic}, prefix {settings.key_prefix}")
     print(f"{'minute':>7} {'RSS MiB':>9} {'cores':>6} {'applied':>11} {'produced':>11} {'lag':>9}")

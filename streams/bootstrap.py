@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -19,6 +20,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError,
 from segmentation import Definitions
 from streams import logs
 from streams.settings import Settings, without_password
+from streams.store import connection
 from streams.store.counters import Metrics
 from streams.store.keys import KeySpace
 from streams.store.reachable import wait_for, wait_for_redis
@@ -42,11 +44,9 @@ def keyspace(settings: Settings) -> KeySpace:
     """Keys of the configured namespace; without SEGSTREAM_NAMESPACE, the active one (read once, here)."""
     namespace = settings.namespace
     if namespace is None:
-        import redis
-
         from streams.store.namespaces import DEFAULT, pointer_key
 
-        client = redis.Redis.from_url(settings.redis_url, decode_responses=True, **settings.redis_tls())
+        client = sync_redis(settings, decode_responses=True)
         try:
             namespace = str(client.get(pointer_key(settings.key_prefix)) or DEFAULT)
         finally:
@@ -104,13 +104,23 @@ async def record_definitions(client: aioredis.Redis, keys: KeySpace, version: st
         await pipe.execute()
 
 
-def redis_client(settings: Settings) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout_s,
-        socket_connect_timeout=settings.redis_timeout_s,
-        health_check_interval=30,
-        **settings.redis_tls(),
+def redis_client(settings: Settings, **options: Any) -> aioredis.Redis:
+    """The asyncio client of the configured Redis (single server or cluster: streams/store/connection.py)
+    with the configured timeouts and TLS; `options` add or override redis-py connection options."""
+    defaults: dict[str, Any] = {
+        "socket_timeout": settings.redis_timeout_s,
+        "socket_connect_timeout": settings.redis_timeout_s,
+        "health_check_interval": 30,
+    }
+    return connection.async_client(
+        settings.redis_url, settings.redis_cluster, **{**defaults, **settings.redis_tls(), **options}
+    )
+
+
+def sync_redis(settings: Settings, **options: Any) -> redis.Redis:
+    """The blocking client of the configured Redis (single server or cluster), TLS included."""
+    return connection.sync_client(
+        settings.redis_url, settings.redis_cluster, **{**settings.redis_tls(), **options}
     )
 
 

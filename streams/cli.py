@@ -98,15 +98,14 @@ def _customer(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         print(card)
         return 0
-    import redis
 
-    from streams.bootstrap import keyspace
+    from streams.bootstrap import keyspace, sync_redis
     from streams.store.partitioning import partition_for
     from streams.store.replies import TEXT_OPTIONS
     from streams.store.stored_state import readers_view
 
     keys = keyspace(settings)
-    client = redis.Redis.from_url(settings.redis_url, **TEXT_OPTIONS, **settings.redis_tls())
+    client = sync_redis(settings, **TEXT_OPTIONS)
     first = partition_for(args.customer_id, settings.topic_partitions)
     order = [first] + [p for p in range(settings.topic_partitions) if p != first]
     for partition in order:
@@ -176,11 +175,12 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _admin_parsers(sub: Any) -> None:
-    from streams.admin import definitions_command, namespaces_command
+    from streams.admin import definitions_command, doctor_command, namespaces_command
     from streams.read import export_command, kpis_command
     from streams.replay import command as replay_command
 
     replay_command.add_parser(sub)
+    doctor_command.add_parser(sub)
     namespaces_command.add_parsers(sub)
     definitions_command.add_parsers(sub)
     export_command.add_parser(sub)
@@ -196,12 +196,13 @@ def _admin_parsers(sub: Any) -> None:
 
 def _admin(settings: Settings, args: argparse.Namespace) -> int:
     """Operator subcommands (replay, namespaces, promote, drop, definitions, calibrate)."""
-    from streams.admin import definitions_command, namespaces_command
+    from streams.admin import definitions_command, doctor_command, namespaces_command
     from streams.read import export_command, kpis_command
     from streams.replay import command as replay_command
 
     handlers = {
         "replay": replay_command.run,
+        "doctor": doctor_command.run,
         **namespaces_command.HANDLERS,
         **kpis_command.HANDLERS,
         "definitions": definitions_command.run_definitions,

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer
 
 from segmentation import Definitions
 from streams import devstack
-from streams.bootstrap import ensure_topics, keyspace
+from streams.bootstrap import ensure_topics, keyspace, sync_redis
 from streams.sample import generator as sample
 from streams.settings import Settings
 from streams.store.redis_store import applied_events
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         env=settings.as_environment(),
         stdout=subprocess.DEVNULL,
     )
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_redis(settings)
     try:
         spec = sample.SampleSpec(customers=args.customers, days=args.days, malformed_share=args.malformed)
         started = time.monotonic()

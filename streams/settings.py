@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
 
     redis_url: str = "redis://127.0.0.1:6379/0"  # rediss:// for TLS; user:password@ for AUTH
+    # Redis Cluster: a redis+cluster:// (rediss+cluster://) URL, or this set with a plain one (connection.py)
+    redis_cluster: bool = False
     redis_timeout_s: float = Field(10.0, gt=0)  # a reply slower than this counts as an outage: retry
     connect_timeout_s: float = Field(30.0, ge=0)  # start-up: wait this long for Kafka / Redis, then exit 4
     redis_tls_ca_file: Path | None = (
@@ -77,6 +79,18 @@ class Settings(BaseSettings):
     api_redis_max_connections: int = Field(64, ge=1)  # read side pool: a busy pool makes requests wait...
     api_redis_pool_timeout_s: float = Field(1.0, gt=0)  # ...this long, then 503 + Retry-After
 
+    @model_validator(mode="after")
+    def _cluster_has_database_0_only(self) -> Settings:
+        """Redis Cluster has database 0 only: say so at start-up, in the settings' words."""
+        scheme = self.redis_url.split("://", 1)[0].lower()  # as streams/store/connection.py's is_cluster
+        cluster = self.redis_cluster or scheme in ("redis+cluster", "rediss+cluster")
+        database = urlsplit(self.redis_url).path.strip("/")
+        if cluster and database not in ("", "0"):
+            raise ValueError(
+                f"SEGSTREAM_REDIS_URL names database {database}, but a Redis Cluster has database 0 only"
+            )
+        return self
+
     def as_environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """These settings as SEGSTREAM_* variables (secrets unmasked), to start a worker process with them."""
         env = dict(os.environ if base is None else base)
@@ -88,7 +102,7 @@ class Settings(BaseSettings):
 
     def redis_tls(self) -> dict[str, Any]:
         """Keyword arguments of every redis-py client for a `rediss://` URL (empty for `redis://`)."""
-        if not self.redis_url.startswith("rediss://"):
+        if not self.redis_url.startswith(("rediss://", "rediss+cluster://")):
             return {}
         files = {
             "ssl_ca_certs": self.redis_tls_ca_file,

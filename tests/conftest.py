@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from streams.core import choice as core_choice
+from streams.store.connection import sync_client
 from tests.services import Services, discover
 
 _services: Services | None = None
@@ -43,8 +44,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration" in str(item.path).replace("\\", "/"):
+        path = str(item.path).replace("\\", "/")
+        if "tests/integration" in path:
             item.add_marker(pytest.mark.integration)
+        if "tests/contract" in path:  # the store's contract: a few seconds, run on a Redis Cluster too
+            item.add_marker(pytest.mark.cluster)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -72,11 +76,10 @@ def topic_name(unique: str) -> Callable[[str], str]:
 @pytest.fixture
 def redis_prefix(services: Services, unique: str) -> Iterator[str]:
     """An isolated key prefix; every key under it is removed after the test (SCAN, never KEYS)."""
-    import redis
 
     prefix = f"test:{unique}:"
     yield prefix
-    client = redis.Redis.from_url(services.redis_url)
+    client = sync_client(services.redis_url)
     batch = list(client.scan_iter(match=f"{prefix}*", count=1000))
     for start in range(0, len(batch), 500):
         client.delete(*batch[start : start + 500])

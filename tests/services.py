@@ -2,6 +2,10 @@
 
 Order: addresses from the environment; testcontainers when a Docker daemon answers; else the project's
 local stack (started here when not running, stopped at the end if we started it).
+
+SEGSTREAM_TEST_REDIS=cluster points the tests at a Redis Cluster instead of the single server:
+SEGSTREAM_REDIS_CLUSTER_URL if set, else the local stack's 3-primary cluster (`cluster_url`, started here
+when not running, stopped at the end if we started it).
 """
 
 from __future__ import annotations
@@ -26,10 +30,38 @@ class Services:
 
 
 def _redis_description(url: str) -> str:
-    import redis
+    from streams.store.connection import is_cluster, sync_client
 
-    info = redis.Redis.from_url(url, socket_timeout=5).info("server")
-    return f"Redis {info['redis_version']} at {url}"
+    client = sync_client(url, socket_timeout=5)
+    try:
+        if is_cluster(url):
+            primaries = client.get_primaries()  # type: ignore[attr-defined]
+            version = client.info("server", target_nodes=primaries[0])["redis_version"]
+            return f"Redis Cluster {version}, {len(primaries)} primaries, at {url}"
+        return f"Redis {client.info('server')['redis_version']} at {url}"
+    finally:
+        client.close()
+
+
+def wants_cluster() -> bool:
+    """SEGSTREAM_TEST_REDIS=cluster: the Redis tests run against a Redis Cluster."""
+    return os.environ.get("SEGSTREAM_TEST_REDIS", "single") == "cluster"
+
+
+def cluster_url(cleanups: list[Callable[[], object]]) -> str:
+    """A Redis Cluster: SEGSTREAM_REDIS_CLUSTER_URL, else the local stack's (started if not running; its stop
+    is appended to `cleanups` when started here, unless SEGSTREAM_DEVSTACK_KEEP=1)."""
+    url = os.environ.get("SEGSTREAM_REDIS_CLUSTER_URL")
+    if url:
+        return url
+    from streams import devstack
+
+    cfg = devstack.StackConfig.from_env()
+    started_here = not devstack.cluster_status(cfg).running
+    st = devstack.cluster_up(cfg)
+    if started_here and os.environ.get("SEGSTREAM_DEVSTACK_KEEP") != "1":
+        cleanups.append(lambda: devstack.cluster_down(cfg))
+    return st.url
 
 
 def _kafka_description(bootstrap: str, known_version: str | None = None) -> str:
@@ -101,4 +133,8 @@ def _from_devstack() -> Services:
 
 
 def discover() -> Services:
-    return _from_env() or (_from_testcontainers() if _docker_answers() else _from_devstack())
+    services = _from_env() or (_from_testcontainers() if _docker_answers() else _from_devstack())
+    if wants_cluster():
+        services.redis_url = cluster_url(services._cleanups)
+        services.redis_description = _redis_description(services.redis_url)
+    return services

@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from segmentation import CustomerState, Definitions, resegment
 from segmentation.grids import GRID_ORDER
 from segmentation.transition import Transition
+from streams.store.connection import scan_slot
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.kpi_ops import KpiCounting
@@ -143,7 +144,7 @@ async def stored_customers(
     store = RedisStateStore(client, keys)
     batch: list[str] = []
     marker = ":c:"
-    async for raw in client.scan_iter(match=keys.customer_pattern(partition), count=1000):
+    async for raw in scan_slot(client, keys.customer_pattern(partition), keys.partition_meta(partition)):
         key = raw.decode() if isinstance(raw, bytes) else str(raw)
         batch.append(key.split(marker, 1)[1])
         if len(batch) >= READ_BATCH:

@@ -1,18 +1,36 @@
 """The project's local stack: Apache Kafka (KRaft) from Maven Central jars and Debian's redis-server.
 
 `python -m streams.devstack up|down|status`. No Docker needed; everything lives under `.devstack/`.
+`up --redis-cluster` also starts a 3-primary Redis Cluster (streams/devstack/redis_cluster.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.devstack import kafka, kafka_cluster, redis
+from streams.devstack import kafka, kafka_cluster, redis, redis_cluster
 from streams.devstack.config import StackConfig, kafka_version
 from streams.devstack.kafka import StackError
 from streams.devstack.process import read_pid, stop
 
-__all__ = ["StackConfig", "StackError", "Status", "down", "kafka_version", "status", "up", "up_cluster"]
+__all__ = [
+    "StackConfig",
+    "StackError",
+    "Status",
+    "cluster_down",
+    "cluster_status",
+    "cluster_up",
+    "down",
+    "kafka_cluster_up",
+    "kafka_version",
+    "status",
+    "up",
+]
+
+# The local Redis Cluster (`up --redis-cluster`), beside the single server
+cluster_up = redis_cluster.up
+cluster_down = redis_cluster.down
+cluster_status = redis_cluster.status
 
 
 @dataclass(frozen=True)
@@ -43,7 +61,7 @@ def up(cfg: StackConfig | None = None) -> Status:
     return status(cfg)
 
 
-def up_cluster(cfg: StackConfig | None = None, brokers: int = 3) -> kafka_cluster.KafkaCluster:
+def kafka_cluster_up(cfg: StackConfig | None = None, brokers: int = 3) -> kafka_cluster.KafkaCluster:
     """`up --kafka-brokers N`: Redis and a replicated Kafka of N nodes (instead of the single broker)."""
     cfg = cfg or StackConfig.from_env()
     cfg.redis_dir.mkdir(parents=True, exist_ok=True)
@@ -55,9 +73,12 @@ def up_cluster(cfg: StackConfig | None = None, brokers: int = 3) -> kafka_cluste
 
 
 def down(cfg: StackConfig | None = None) -> list[str]:
-    """Stops only the processes recorded in our pid files; returns the names of those it stopped."""
+    """Stops only the processes recorded in our pid files (the cluster's too); returns the names of those it
+    stopped."""
     cfg = cfg or StackConfig.from_env()
     stopped = [f"kafka node {n}" for n in kafka_cluster.down(kafka_cluster.KafkaCluster.from_env(cfg))]
+    if redis_cluster.down(cfg):
+        stopped.append("redis-cluster")
     if stop(cfg.kafka_dir / "kafka.pid", grace_seconds=60):
         stopped.append("kafka")
     if stop(cfg.redis_dir / "redis.pid"):

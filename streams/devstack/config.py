@@ -32,6 +32,7 @@ class StackConfig:
     redis_port: int = 6379
     kafka_heap: str = "512m"
     install_missing: bool = True
+    cluster_port: int = 7000  # the optional Redis Cluster: 3 primaries from here (devstack/redis_cluster.py)
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -41,6 +42,7 @@ class StackConfig:
             kafka_port=int(env.get("SEGSTREAM_DEVSTACK_KAFKA_PORT", "9092")),
             controller_port=int(env.get("SEGSTREAM_DEVSTACK_CONTROLLER_PORT", "9093")),
             redis_port=int(env.get("SEGSTREAM_DEVSTACK_REDIS_PORT", "6379")),
+            cluster_port=int(env.get("SEGSTREAM_DEVSTACK_CLUSTER_PORT", "7000")),
             kafka_heap=env.get("SEGSTREAM_DEVSTACK_KAFKA_HEAP", "512m"),
             install_missing=env.get("SEGSTREAM_DEVSTACK_INSTALL", "1") != "0",
         )
@@ -54,9 +56,18 @@ class StackConfig:
         return self.root / "redis"
 
     @property
+    def cluster_dir(self) -> Path:
+        return self.root / "redis-cluster"
+
+    @property
     def kafka_bootstrap(self) -> str:
         return f"127.0.0.1:{self.kafka_port}"
 
     @property
     def redis_url(self) -> str:
         return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def redis_cluster_url(self) -> str:
+        """The cluster for segstream (the scheme says "cluster": streams/store/connection.py)."""
+        return f"redis+cluster://127.0.0.1:{self.cluster_port}"

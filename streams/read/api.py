@@ -25,12 +25,15 @@ from streams.read.dashboard import routes as dashboard
 from streams.read.export_api import get_changes, get_export
 from streams.read.http_guard import (
     AUTH,
+    GATE,
     SCOPE_OF,
     TIMEOUT,
     Handler,
+    RequestGate,
     authenticate,
     deadline,
     errors,
+    gate,
     granted,
     log,
 )
@@ -40,6 +43,7 @@ from streams.read.openapi import spec
 from streams.read.reader import BadRequest, NotFound, SegmentReader
 from streams.read.serve import checked_config
 from streams.settings import Settings
+from streams.store.connection import is_cluster
 from streams.store.metrics_hash import prometheus
 from streams.store.replies import text as _text
 
@@ -167,7 +171,10 @@ def make_app(
     request_timeout_s: float = 5.0,
 ) -> web.Application:
     """The application; `auth` is required: `Authenticator.disabled()` is the explicit no-auth choice."""
-    app = web.Application(middlewares=[errors, deadline, authenticate])
+    app = web.Application(middlewares=[errors, deadline, gate, authenticate])
+    settings = reader.settings
+    if is_cluster(settings.redis_url, settings.redis_cluster):
+        app[GATE] = RequestGate(settings.api_redis_max_connections, settings.api_redis_pool_timeout_s)
     app[READER] = reader
     app[AUTH] = auth
     app[TIMEOUT] = request_timeout_s

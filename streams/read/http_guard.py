@@ -81,6 +81,37 @@ async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse
         return await handler(request)
 
 
+class RequestGate:
+    """At most `limit` requests use Redis at once; the next waits up to `wait_s`, then 503. For a Redis
+    Cluster, whose redis-py client has no waiting pool (a node's `max_connections` all busy raise at once):
+    a request holds at most one connection per node at a time, so this bounds each node's connections as a
+    single server's blocking pool bounds its own (streams/store/connection.py)."""
+
+    def __init__(self, limit: int, wait_s: float) -> None:
+        self.slots = asyncio.Semaphore(limit)
+        self.wait_s = wait_s
+
+
+GATE: web.AppKey[RequestGate] = web.AppKey("gate", RequestGate)
+
+
+@web.middleware
+async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Wait for a slot of the app's RequestGate (when it has one); none within its wait: 503 (see errors)."""
+    slots = request.app.get(GATE)
+    if slots is None:
+        return await handler(request)
+    try:  # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow the request deadline's cancel
+        async with asyncio.timeout(slots.wait_s):
+            await slots.slots.acquire()
+    except TimeoutError:
+        raise redis.exceptions.ConnectionError("no Redis connection free in time") from None
+    try:
+        return await handler(request)
+    finally:
+        slots.slots.release()
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """401 without a valid bearer key, 403 when the key lacks the route's scope; open routes pass."""

@@ -32,6 +32,7 @@ from streams.read.kpis import Crosstab, GridKpis
 from streams.read.profile import CustomerProfile, Kpis, MembersPage, kpis_of, profile_of
 from streams.settings import Settings
 from streams.store import membership
+from streams.store.connection import async_pooled_client
 from streams.store.history_format import UnknownHistoryFormat
 from streams.store.keys import KeySpace
 from streams.store.namespaces import active_namespace
@@ -76,18 +77,18 @@ class SegmentReader:
 
     @classmethod
     async def connect(cls, settings: Settings, **kwargs: Any) -> SegmentReader:
-        # A bounded pool that waits for a free connection (up to api_redis_pool_timeout_s) instead of
-        # raising MaxConnectionsError at once: a burst queues, and only a real overload answers 503.
-        pool = aioredis.BlockingConnectionPool.from_url(
+        # bounded: a burst waits for a free connection, only overload answers 503 (connection.py, cluster too)
+        client = async_pooled_client(
             settings.redis_url,
+            settings.api_redis_max_connections,
+            settings.api_redis_pool_timeout_s,
+            settings.redis_cluster,
             decode_responses=True,
             encoding_errors="surrogateescape",  # the packed `state` field (streams/store/replies.py)
             socket_timeout=settings_timeout(settings),
-            max_connections=settings.api_redis_max_connections,
-            timeout=settings.api_redis_pool_timeout_s,
             **settings.redis_tls(),
         )
-        return cls(aioredis.Redis.from_pool(pool), settings, **kwargs)
+        return cls(client, settings, **kwargs)
 
     @property
     def client(self) -> aioredis.Redis:
@@ -149,7 +150,7 @@ class SegmentReader:
             keys = await self.keyspace()
             p = self.partition(customer_id)
             async with self._r.pipeline(transaction=False) as pipe:
-                pipe.exists(keys.customer(p, customer_id))
+                pipe.hlen(keys.customer(p, customer_id))  # not EXISTS: multi-key in a cluster pipeline
                 pipe.hget(keys.customer(p, customer_id), f"segment:{grid}")
                 exists, segment = await pipe.execute()
             if not exists:

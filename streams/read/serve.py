@@ -23,6 +23,7 @@ from segmentation import Definitions, DefinitionsError
 from segmentation.safe_yaml import one_line
 from streams.read.auth import Authenticator, KeyConfigError, parse_keys
 from streams.settings import Settings, without_password
+from streams.store.connection import async_client
 from streams.store.reachable import ServiceUnreachable, wait_for_redis
 
 
@@ -127,8 +128,12 @@ async def _wait_for_redis(settings: Settings) -> None:
     def client() -> aioredis.Redis:
         timeout = settings.redis_timeout_s
         tls = settings.redis_tls()
-        return aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, **tls
+        return async_client(
+            settings.redis_url,
+            settings.redis_cluster,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            **tls,
         )
 
     await wait_for_redis(

@@ -33,6 +33,7 @@ from streams.replay.output import Bar, Rejects
 from streams.replay.output import ReplayError as ReplayError  # raised by replay(); callers import it here
 from streams.replay.sources import Chunk, Progress
 from streams.settings import Settings
+from streams.store.connection import scan_slot
 from streams.store.keys import KeySpace
 from streams.store.namespaces import NamespaceRefused, check_name, drop, is_empty
 from streams.store.redis_store import RedisStateStore
@@ -128,7 +129,7 @@ class ReplayWorker(Worker):
 async def count_customers(client: aioredis.Redis, keys: KeySpace, partitions: int) -> int:
     total = 0
     for p in range(partitions):
-        async for _ in client.scan_iter(match=keys.customer_pattern(p), count=1000):
+        async for _ in scan_slot(client, keys.customer_pattern(p), keys.partition_meta(p)):
             total += 1
     return total
 

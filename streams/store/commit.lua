@@ -20,6 +20,9 @@
 -- the arguments, the type of every key written (WRONGTYPE), that every counter HINCRBY moves holds an integer
 -- (NOTINT) and stays inside the 64-bit range (OVERFLOW). The `#!lua` line above makes Redis 7 refuse the
 -- whole script up front when it is over maxmemory (a script without it fails at its first write command).
+-- The ordinal map keys (`<tag>o:<chunk>`) are named here, not in KEYS (their numbers are known only once the
+-- ordinals are given, below): they carry the partition's hash tag, and on Redis Cluster the `#!lua` line
+-- also makes Redis refuse any key outside the declared keys' slot, so a wrong name fails, never lands.
 -- The commit sequence makes a retried commit idempotent: a client that timed out cannot know whether the
 -- script ran; if it did, the retry finds its sequence already applied and returns 'DUP' without writing
 -- (index counters would otherwise count twice).

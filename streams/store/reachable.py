@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
-from redis.exceptions import AuthenticationError
+from redis.exceptions import AuthenticationError, ClusterDownError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -79,6 +79,12 @@ async def wait_for_redis(
         client = make_client()
         try:
             await client.ping()
+        except RedisClusterException as exc:
+            # redis-py's cluster client says "no node reachable" with this class, which also carries
+            # configuration errors (those are not waited for)
+            if "cannot be connected" in str(exc):
+                raise RedisConnectionError(str(exc)) from None
+            raise
         finally:
             await client.aclose()
 
@@ -86,7 +92,7 @@ async def wait_for_redis(
         "Redis",
         address,
         ping,
-        retry_on=(RedisConnectionError, RedisTimeoutError, OSError),
+        retry_on=(RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError),
         give_up_on=(AuthenticationError,),
         timeout_s=timeout_s,
         note=note,

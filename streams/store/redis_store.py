@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from redis import Redis as SyncRedis
 from redis.exceptions import ResponseError
 
+from streams.store.connection import scan_slot
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.membership import bitmap_ordinals, ids_of, raw_reply
@@ -182,7 +183,7 @@ class RedisStateStore:
         """Every index key of the partition, read with SCAN (diagnostics and tests only)."""
         tag = self._keys.partition_meta(partition)[: -len(":meta")]
         snap = IndexSnapshot()
-        async for raw in self._r.scan_iter(match=f"{tag}:*", count=1000):
+        async for raw in scan_slot(self._r, f"{tag}:*", self._keys.partition_meta(partition)):
             key = raw.decode() if isinstance(raw, bytes) else str(raw)
             kind, _, rest = key[len(tag) + 1 :].partition(":")
             if kind == "m":

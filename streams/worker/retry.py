@@ -14,6 +14,7 @@ from aiokafka.errors import (
     KafkaUnavailableError,
     NoBrokersAvailable,
 )
+from redis.exceptions import ClusterError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -22,6 +23,7 @@ T = TypeVar("T")
 TRANSIENT: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
+    ClusterError,  # "TTL exhausted": refused (TRYAGAIN while its slot migrates) until redis-py gave up
     KafkaError,
     OSError,
     asyncio.TimeoutError,

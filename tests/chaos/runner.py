@@ -17,6 +17,7 @@ import redis
 from streams.bootstrap import ensure_topics
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.connection import sync_client
 from streams.store.keys import KeySpace
 from tests.chaos.compare import (
     Verdict,
@@ -92,7 +93,7 @@ class Ctx:
         self.events.append(f"{time.monotonic() - self.started:5.1f}s {text}")
 
     def _meta(self) -> list[dict[str, str]]:
-        client = redis.Redis.from_url(
+        client = sync_client(  # single server or cluster (streams/store/connection.py)
             self.settings.redis_url,
             decode_responses=True,
             encoding_errors="surrogateescape",
@@ -136,7 +137,7 @@ class Ctx:
 
     def caught_up(self, ends: dict[int, int]) -> tuple[bool, str]:
         """Every record applied and no time-driven change pending at the partition's watermark."""
-        client = redis.Redis.from_url(
+        client = sync_client(  # single server or cluster (streams/store/connection.py)
             self.settings.redis_url,
             decode_responses=True,
             encoding_errors="surrogateescape",

@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from segmentation.transition import Transition
+from streams.store.connection import async_client
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.port import CommitRefused, CustomerWrite, WriteBatch
@@ -140,7 +141,7 @@ def test_each_op_that_redis_would_fail_half_way_is_refused_before_any_write(
     poison, code = CASES[case]
 
     async def body() -> None:
-        r = aioredis.Redis.from_url(services.redis_url)
+        r = async_client(services.redis_url)
         ks = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
         try:
             store = RedisStateStore(r, ks)
@@ -161,7 +162,7 @@ def test_the_same_batch_commits_when_nothing_is_poisoned(services: Services, red
     """The control: unpoisoned, the batch of the test above writes (so "unchanged" there means refused)."""
 
     async def body() -> None:
-        r = aioredis.Redis.from_url(services.redis_url)
+        r = async_client(services.redis_url)
         ks = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
         try:
             store = RedisStateStore(r, ks)
@@ -190,7 +191,7 @@ def test_a_counter_at_the_edge_of_int64_still_moves_when_it_stays_inside(
     """Conservative, not absurd: a large counter that stays well inside the range is committed."""
 
     async def body() -> None:
-        r = aioredis.Redis.from_url(services.redis_url)
+        r = async_client(services.redis_url)
         ks = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
         try:
             store = RedisStateStore(r, ks)

@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from segmentation.transition import Transition
+from streams.store.connection import async_client
 from streams.store.history_format import FIELD, decode, entry_of
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
@@ -114,7 +115,7 @@ def test_a_fenced_commit_writes_no_index(make_store: StoreFactory) -> None:
 @pytest.mark.integration
 def test_the_script_validates_every_op_before_the_first_write(services: Services, redis_prefix: str) -> None:
     async def body() -> None:
-        client = aioredis.Redis.from_url(services.redis_url)
+        client = async_client(services.redis_url)
         keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
         store = RedisStateStore(client, keys)
         try:
@@ -157,7 +158,7 @@ def test_a_commit_retried_after_an_ambiguous_timeout_is_applied_once(
     """The client saw a timeout but the script ran: the retry (same sequence) must not count again."""
 
     async def body() -> None:
-        client = aioredis.Redis.from_url(services.redis_url)
+        client = async_client(services.redis_url)
         store = RedisStateStore(client, KeySpace(redis_prefix.rstrip(":"), "ns", "events"))
         claim = await store.claim(0)
         delta = IndexDelta(history_size=8)

@@ -9,9 +9,9 @@ import asyncio
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
+from streams.store.connection import async_client
 from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite
 from streams.store.redis_store import RedisStateStore
@@ -25,24 +25,26 @@ def test_a_load_answered_before_an_inflight_commit_landed_is_not_taken_for_a_rew
     services: Services, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def body() -> None:
-        r = aioredis.Redis.from_url(services.redis_url)
+        r = async_client(services.redis_url)
         ks = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
         try:
             store = RedisStateStore(r, ks)
             claim = await store.claim(0)
             await store.commit(claim, 1, None, [CustomerWrite("c1", {"n": "1"})])
             answered, release = asyncio.Event(), asyncio.Event()
-            original = Pipeline.execute
+            pipeline = type(r.pipeline())  # redis-py's Pipeline, or its ClusterPipeline on a cluster
+            original = pipeline.execute
 
             async def held(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
                 """The load's reply has arrived (Redis answered it) but is handed over only on `release`."""
                 result: list[Any] = await original(self, raise_on_error)
-                if not self.is_transaction and not release.is_set():
+                transaction = getattr(self, "is_transaction", None) or getattr(self, "_transaction", False)
+                if not transaction and not release.is_set():
                     answered.set()
                     await release.wait()
                 return result
 
-            monkeypatch.setattr(Pipeline, "execute", held)
+            monkeypatch.setattr(pipeline, "execute", held)
             load = asyncio.create_task(store.load(0, ["c2"], claim))
             await answered.wait()  # the load saw commit 1 as the last one stored
             await store.commit(claim, 2, None, [CustomerWrite("c1", {"n": "2"})])  # lands; reply read first

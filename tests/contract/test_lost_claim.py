@@ -4,8 +4,8 @@ claims must still be told apart, or the older owner's commit is taken for a dupl
 from __future__ import annotations
 
 import pytest
-import redis.asyncio as aioredis
 
+from streams.store.connection import async_client
 from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite, Fenced
 from streams.store.redis_store import RedisStateStore
@@ -19,7 +19,7 @@ def test_an_owner_whose_claim_redis_lost_cannot_commit_under_the_same_fence_numb
     services: Services, redis_prefix: str
 ) -> None:
     async def body() -> None:
-        r = aioredis.Redis.from_url(services.redis_url)
+        r = async_client(services.redis_url)
         ks = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
         try:
             old, new = RedisStateStore(r, ks), RedisStateStore(r, ks)  # two workers, one Redis

@@ -14,6 +14,7 @@ from streams.read.export import Selection, member_rows
 from streams.read.reader import SegmentReader
 from streams.settings import Settings
 from streams.store import membership
+from streams.store.connection import async_client
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite, StateStore, WriteBatch
@@ -128,7 +129,7 @@ def test_a_caller_without_lifetimes_gets_ordinals_in_op_order(make_store: StoreF
 @pytest.mark.integration
 def test_a_retried_commit_allocates_nothing_twice(services: Services, redis_prefix: str) -> None:
     async def body() -> None:
-        client = aioredis.Redis.from_url(services.redis_url)
+        client = async_client(services.redis_url)
         keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
         store = RedisStateStore(client, keys)
         try:
@@ -148,7 +149,7 @@ def test_a_retried_commit_allocates_nothing_twice(services: Services, redis_pref
 @pytest.mark.integration
 def test_malformed_bits_entries_are_refused_before_any_write(services: Services, redis_prefix: str) -> None:
     async def body() -> None:
-        client = aioredis.Redis.from_url(services.redis_url)
+        client = async_client(services.redis_url)
         keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
         store = RedisStateStore(client, keys)
         try:
@@ -183,7 +184,7 @@ def test_pages_cross_map_chunks_and_holes_exactly(services: Services, redis_pref
     another segment: the reader's pages and the export list exactly the members, each once, in order."""
 
     async def body() -> None:
-        client = aioredis.Redis.from_url(services.redis_url)
+        client = async_client(services.redis_url)
         prefix = redis_prefix.rstrip(":")
         keys = KeySpace(prefix, "ns", "events")
         store = RedisStateStore(client, keys)
@@ -206,9 +207,7 @@ def test_pages_cross_map_chunks_and_holes_exactly(services: Services, redis_pref
                 redis_url=services.redis_url, key_prefix=prefix, namespace="ns", events_topic="events",
                 topic_partitions=2,
             )  # fmt: skip
-            reader = SegmentReader(
-                aioredis.Redis.from_url(services.redis_url, decode_responses=True), settings
-            )
+            reader = SegmentReader(async_client(services.redis_url, decode_responses=True), settings)
             listed: list[str] = []
             cursor: str | None = None
             pages = 0

@@ -7,8 +7,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
-import redis.asyncio as aioredis
 
+from streams.store.connection import async_client
 from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite, Fenced, InMemoryStateStore, StaleOffset, StateStore
 from streams.store.redis_store import RedisStateStore
@@ -40,7 +40,7 @@ def make_store(request: pytest.FixtureRequest) -> StoreFactory:
     prefix: str = request.getfixturevalue("redis_prefix")
 
     async def real() -> tuple[StateStore, Callable[[], Coroutine[Any, Any, None]]]:
-        client = aioredis.Redis.from_url(services.redis_url)
+        client = async_client(services.redis_url)
         return RedisStateStore(client, KeySpace(prefix.rstrip(":"), "ns", "events")), client.aclose
 
     return real

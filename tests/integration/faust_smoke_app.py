@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 import faust
-import redis
+
+from streams.store.connection import sync_client
 
 app = faust.App(
     os.environ["SMOKE_APP_ID"],
@@ -15,7 +16,7 @@ app = faust.App(
     topic_partitions=1,
 )
 source = app.topic(os.environ["SMOKE_TOPIC"], value_type=bytes, value_serializer="raw")
-sink = redis.Redis.from_url(os.environ["SMOKE_REDIS_URL"])
+sink = sync_client(os.environ["SMOKE_REDIS_URL"])
 
 
 @app.agent(source)

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 
 from segmentation import Definitions
 from streams.replay.rebuild import ReplaySummary, Source, prepare_namespace, replay
 from streams.replay.sources import FileSource
 from streams.replay.split import SourceSpec, replay_split
 from streams.settings import Settings
+from streams.store.connection import async_client, sync_client
 
 
 async def replay_file(
@@ -27,7 +27,7 @@ async def replay_file(
     source: Source | None = None,
     until: datetime | None = None,
 ) -> ReplaySummary:
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = async_client(settings.redis_url)
     try:
         await prepare_namespace(client, settings.key_prefix, namespace, force=False)
         return await replay(
@@ -59,7 +59,7 @@ async def replay_split_file(
 ) -> ReplaySummary:
     """`replay_file` split across `processes` child processes (packaged definitions); the Kafka `topic`
     instead of the file when given."""
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = async_client(settings.redis_url)
     try:
         await prepare_namespace(client, settings.key_prefix, namespace, force=False)
         return await replay_split(
@@ -83,10 +83,8 @@ def dump_namespace(
 ) -> dict[str, Any]:
     """Every key of the namespace (relative name) -> its full content, by type. `metrics` and
     `definitions:log` (wall-clock stamps, operational records and not state) are skipped by default."""
-    client = redis.Redis.from_url(
-        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
-    )
-    raw = redis.Redis.from_url(settings.redis_url)  # membership bitmaps are binary
+    client = sync_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
+    raw = sync_client(settings.redis_url)  # membership bitmaps are binary
     base = f"{settings.key_prefix}:{namespace}:"
     out: dict[str, Any] = {}
     try:

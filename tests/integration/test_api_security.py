@@ -19,14 +19,15 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-import redis
 from aiohttp import web
 
 from streams.devstack.certs import make_certs
 from streams.read import SegmentReader
 from streams.read.api import make_app
 from streams.read.auth import Authenticator, new_key, parse_keys
+from streams.read.http_guard import GATE
 from streams.settings import Settings
+from streams.store.connection import sync_client
 from tests.integration.api_server import DECLARED, Api, definitions_file, feed, serve
 from tests.integration.worker_harness import make_settings, read_topic
 from tests.services import Services
@@ -53,7 +54,7 @@ def world(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Itera
         with serve(settings, make_certs(directory / "tls")) as api:
             yield settings, api
     finally:
-        client = redis.Redis.from_url(services.redis_url)
+        client = sync_client(services.redis_url)
         for key in list(client.scan_iter(match=f"test:{unique}:*", count=1000)):
             client.delete(key)
         client.close()
@@ -187,8 +188,13 @@ def test_a_busy_pool_answers_503_with_retry_after(services: Services) -> None:
 
     async def run() -> tuple[int, str | None]:
         reader = await SegmentReader.connect(settings)
-        held = await reader.client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
-        runner = web.AppRunner(make_app(reader, Authenticator.disabled(), close_reader=True))
+        app = make_app(reader, Authenticator.disabled(), close_reader=True)
+        on_cluster = GATE in app  # a cluster client has no shared pool: the API's gate bounds it
+        if on_cluster:
+            await app[GATE].slots.acquire()
+        else:
+            held = await reader.client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+        runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -200,7 +206,10 @@ def test_a_busy_pool_answers_503_with_retry_after(services: Services) -> None:
             ):
                 return resp.status, resp.headers.get("Retry-After")
         finally:
-            await reader.client.connection_pool.release(held)
+            if on_cluster:
+                app[GATE].slots.release()
+            else:
+                await reader.client.connection_pool.release(held)
             await runner.cleanup()
 
     assert asyncio.run(run()) == (503, "1")

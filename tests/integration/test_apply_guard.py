@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-import redis
 import yaml
 
 from segmentation import Definitions
 from streams import cli
 from streams.bootstrap import ensure_topics, keyspace
 from streams.sample import generator as sample
+from streams.store.connection import sync_client
 from streams.store.metrics_hash import running_workers
 from tests.integration.test_definitions_change import changed_definitions
 from tests.integration.test_worker_kill import caught_up, end_offsets, start_worker
@@ -48,9 +48,7 @@ def test_apply_refuses_while_a_worker_runs_and_proceeds_once_it_stopped(
     for name, value in settings.as_environment({}).items():
         monkeypatch.setenv(name, value)
     apply = ["definitions", "apply", str(new_path), "--no-emit"]
-    client = redis.Redis.from_url(
-        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
-    )
+    client = sync_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
     metrics_key = keyspace(settings).metrics()
 
     def reported_at() -> float:

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import redis
 
 from benchmarks.footprint import drop, measure
+from streams.store.connection import sync_client
 from tests.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def row(out: str, name: str) -> list[str]:
 def test_footprint_splits_a_prefix_into_customer_keys_and_aggregates(
     services: Services, redis_prefix: str
 ) -> None:
-    client = redis.Redis.from_url(services.redis_url)
+    client = sync_client(services.redis_url)
     prefix = redis_prefix.rstrip(":")
     tag = f"{prefix}:main:{{events:0}}"
     client.hset(f"{tag}:c:c000001", mapping={"segment:lifecycle": "new", "orders": "1"})

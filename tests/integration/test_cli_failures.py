@@ -18,6 +18,7 @@ import pytest
 import redis
 from kafka import KafkaAdminClient
 
+from streams.store.connection import sync_client
 from streams.store.keys import KeySpace
 from tests.services import Services
 
@@ -53,7 +54,7 @@ def env(services: Services, redis_prefix: str, topic_name: Callable[[str], str])
 
 @pytest.fixture
 def client(services: Services) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(services.redis_url, decode_responses=True, encoding_errors="surrogateescape")
+    c = sync_client(services.redis_url, decode_responses=True, encoding_errors="surrogateescape")
     yield c
     c.close()
 

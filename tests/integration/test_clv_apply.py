@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 import yaml
 
 from segmentation import Definitions
@@ -22,6 +21,7 @@ from streams.admin import calibrate, calibrate_clv
 from streams.admin import definitions_change as change
 from streams.read import SegmentReader
 from streams.sample import generator as sample
+from streams.store.connection import async_client
 from streams.store.keys import KeySpace
 from streams.topics.publish import publish
 from tests.integration.replay_helpers import customers_of, dump_namespace, replay_file
@@ -54,7 +54,7 @@ def test_fitted_clv_definitions_apply_to_stored_customers(
         from streams.replay.rebuild import _ensure_topic
 
         await _ensure_topic(settings, topic)
-        client = aioredis.Redis.from_url(settings.redis_url)
+        client = async_client(settings.redis_url)
         producer = make_producer(settings)
         await producer.start()
         try:

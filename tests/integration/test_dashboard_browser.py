@@ -21,13 +21,13 @@ from typing import Any
 
 import orjson
 import pytest
-import redis
 
 from segmentation import Definitions
 from streams.devstack.chromium import binary as chromium_binary
 from streams.read.auth import new_key
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.connection import sync_client
 from tests.integration.api_server import free_port
 from tests.integration.replay_helpers import replay_file
 from tests.services import Services
@@ -110,7 +110,7 @@ def world(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Itera
         process.terminate()
         process.wait(10)
         log.close()
-        client = redis.Redis.from_url(services.redis_url)
+        client = sync_client(services.redis_url)
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         for start in range(0, len(keys), 500):
             client.delete(*keys[start : start + 500])

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
+import pytest
 import yaml
 
 from segmentation import Definitions
@@ -21,6 +21,7 @@ from streams.admin import definitions_change as change
 from streams.read import SegmentReader
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.connection import async_client
 from streams.store.keys import KeySpace
 from streams.topics.publish import publish
 from tests.integration.replay_helpers import customers_of, dump_namespace, replay_file
@@ -40,6 +41,7 @@ def changed_definitions(rng: random.Random) -> dict[str, Any]:
     return doc
 
 
+@pytest.mark.cluster
 def test_diff_predicts_apply_cell_by_cell_and_second_apply_is_a_no_op(
     services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
 ) -> None:
@@ -62,7 +64,7 @@ def test_diff_predicts_apply_cell_by_cell_and_second_apply_is_a_no_op(
         from streams.replay.rebuild import _ensure_topic
 
         await _ensure_topic(settings, topic)
-        client = aioredis.Redis.from_url(settings.redis_url)
+        client = async_client(settings.redis_url)
         producer = make_producer(settings)
         await producer.start()
         try:
@@ -139,9 +141,7 @@ async def read_side(
     settings: Settings,
 ) -> tuple[dict[tuple[str, str], set[str]], dict[tuple[str, str], tuple[int, int, int]], dict[str, set[str]]]:
     """What readers see: members and KPIs of every occupied segment, and each customer's history ids."""
-    client = aioredis.Redis.from_url(
-        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
-    )
+    client = async_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
     reader = SegmentReader(client, settings)
     try:
         members: dict[tuple[str, str], set[str]] = {}
@@ -176,7 +176,7 @@ def test_calibrate_proposes_ascending_breakpoints(
     keys = KeySpace(settings.key_prefix, "cal", settings.events_topic)
 
     async def read() -> calibrate.Population:
-        client = aioredis.Redis.from_url(settings.redis_url)
+        client = async_client(settings.redis_url)
         try:
             return await calibrate.read_population(client, keys, 2, 2)
         finally:

@@ -70,3 +70,39 @@ def test_compose_file_is_valid() -> None:
             [*cli, "-f", str(compose), "config", "-q"], capture_output=True, text=True, check=False
         )
         assert result.returncode == 0, result.stderr
+
+
+def test_redis_cluster_up_is_idempotent_survives_a_restart_and_down_stops_it(tmp_path: Path) -> None:
+    import redis
+    from redis.cluster import RedisCluster
+
+    cfg = StackConfig(root=tmp_path / "cluster", cluster_port=17310)
+    nodes = [17310, 17311, 17312]
+    try:
+        first = devstack.cluster_up(cfg)
+        assert first.running and first.ports == tuple(nodes)
+        assert first.url == "redis+cluster://127.0.0.1:17310"
+        assert all(port_open(p) and port_open(p + 10000) for p in nodes)  # client and bus ports
+        again = devstack.cluster_up(cfg)
+        assert again.pids == first.pids
+        for port in nodes:
+            info = redis.Redis(port=port, decode_responses=True).cluster("INFO")
+            assert (info["cluster_state"], info["cluster_size"]) == ("ok", "3")
+        client = RedisCluster(host="127.0.0.1", port=17310)
+        slots = client.cluster_slots()
+        assert sorted(slots) == [(0, 5460), (5461, 10922), (10923, 16383)]
+        client.set("{t:0}:kept", "1")
+        client.close()
+        assert devstack.cluster_down(cfg)
+        assert not devstack.cluster_status(cfg).running
+        restarted = devstack.cluster_up(cfg)  # the nodes rejoin from nodes.conf: same slots, same data
+        assert restarted.running and restarted.pids != first.pids
+        client = RedisCluster(host="127.0.0.1", port=17310)
+        assert client.get("{t:0}:kept") == b"1"
+        client.close()
+    finally:
+        stopped = devstack.down(cfg)
+    assert stopped == ["redis-cluster"]
+    assert not any(port_open(p) for p in nodes)
+    assert _our_processes(cfg.root) == []
+    assert not devstack.cluster_down(cfg)

@@ -13,6 +13,7 @@ import redis
 
 from segmentation import Definitions
 from streams.read import SegmentReader
+from streams.store.connection import async_client, sync_client
 from tests.integration.test_worker_history import T0, ev, purchase
 from tests.integration.worker_harness import (
     applied_offsets,
@@ -64,9 +65,7 @@ def test_after_erasure_no_key_or_value_holds_the_id(
         await run_worker_until(
             settings, lambda: sum((o or -1) + 1 for o in applied_offsets(settings).values()) == len(lines)
         )
-        client = redis.asyncio.Redis.from_url(
-            settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
-        )
+        client = async_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
         reader = SegmentReader(client, settings)
         try:
             return {
@@ -88,7 +87,7 @@ def test_after_erasure_no_key_or_value_holds_the_id(
         segment = kept.segments[grid]
         assert kpis[segment].customers == 1 and kpis[segment].revenue_minor == kept.metrics.monetary_minor
 
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_client(settings.redis_url)
     try:
         keys = list(client.scan_iter(match=f"{redis_prefix}*", count=1000))
         assert any(KEPT.encode() in key for key in keys)  # the scan does see customers' keys

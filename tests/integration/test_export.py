@@ -18,11 +18,11 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-import redis
 
 from streams.devstack.certs import make_certs
 from streams.read.columns import DEFAULT_COLUMNS
 from streams.settings import Settings
+from streams.store.connection import sync_client
 from tests.integration.api_server import DECLARED, T0, Api, definitions_file, feed, serve
 from tests.integration.worker_harness import make_settings, stored_customers
 from tests.services import Services
@@ -47,7 +47,7 @@ def world(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Itera
         with serve(settings, make_certs(directory / "tls")) as api:
             yield settings, api
     finally:
-        client = redis.Redis.from_url(services.redis_url)
+        client = sync_client(services.redis_url)
         for key in list(client.scan_iter(match=f"test:{unique}:*", count=1000)):
             client.delete(key)
         client.close()
@@ -288,7 +288,7 @@ def test_a_failure_after_the_first_byte_cuts_the_connection(
 
     server = private_redis()
     url = f"redis://127.0.0.1:{PORT}/0"
-    fill(redis.Redis.from_url(url), KeySpace("cut", "main", TOPIC), 0, 40_000)
+    fill(sync_client(url), KeySpace("cut", "main", TOPIC), 0, 40_000)
     settings = Settings(redis_url=url, key_prefix="cut", namespace="main", events_topic=TOPIC,
                         topic_partitions=PARTITIONS, redis_timeout_s=2)  # fmt: skip
 

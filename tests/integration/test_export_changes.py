@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
@@ -28,6 +27,7 @@ from streams.bootstrap import keyspace
 from streams.devstack.certs import make_certs
 from streams.read.changes import Change, ChangesError, changes
 from streams.settings import Settings
+from streams.store.connection import sync_client
 from streams.store.partitioning import partition_for
 from tests.integration.api_server import serve
 from tests.integration.test_worker_history import ev, purchase
@@ -87,9 +87,7 @@ def settled(settings: Settings, total: int) -> Callable[[], bool]:
     def done() -> bool:
         if sum((o if o is not None else -1) + 1 for o in applied_offsets(settings).values()) != total:
             return False
-        client = redis.Redis.from_url(
-            settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
-        )
+        client = sync_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
         try:
             for p in range(settings.topic_partitions):
                 mark = client.hget(keys.partition_meta(p), "watermark")

@@ -14,7 +14,6 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-import redis
 from aiohttp.test_utils import TestClient, TestServer
 
 from streams import cli
@@ -23,6 +22,7 @@ from streams.read.api import make_app
 from streams.read.auth import Authenticator
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.connection import sync_client
 from streams.store.keys import KeySpace
 from streams.store.partitioning import partition_for
 from tests.integration.worker_harness import decoded, make_settings
@@ -99,9 +99,7 @@ def test_replay_files_in_output_dir_then_card_and_json_of_the_customer(
     assert cli.main(["customer", KNOWN]) == 0
     card = capsys.readouterr().out
     keys = KeySpace(settings.key_prefix, "h1", settings.events_topic)
-    client = redis.Redis.from_url(
-        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
-    )
+    client = sync_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
     try:
         row = client.hgetall(keys.customer(partition_for(KNOWN, 2), KNOWN))
         stored: dict[str, str] = decoded({str(k): str(v) for k, v in row.items()})

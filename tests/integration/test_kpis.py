@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from streams.read import SegmentReader
 from streams.read.api import make_app
 from streams.read.auth import Authenticator
 from streams.settings import Settings
+from streams.store.connection import async_client
 from tests.integration.replay_helpers import dump_namespace, replay_file
 from tests.integration.test_worker_history import ev, purchase
 from tests.integration.test_worker_kill import caught_up, end_offsets
@@ -137,9 +137,7 @@ def test_scripted_history_gives_exact_kpis_and_crossing_through_client_cli_and_a
     async def scenario() -> None:
         await produce(settings, lines, customer_key)
         await run_worker_until(settings, _applied(settings, len(lines)))
-        client = aioredis.Redis.from_url(
-            settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
-        )
+        client = async_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
         reader = SegmentReader(client, settings)
         try:
             kpis = (await reader.grid_kpis("lifecycle", *MARCH)).model_dump(mode="json")

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
 import yaml
 from aiohttp import web
 
@@ -23,6 +22,7 @@ from streams.read.api import make_app
 from streams.read.auth import Authenticator
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.connection import async_client
 from tests.integration.worker_harness import applied_offsets, make_settings
 from tests.services import Services
 
@@ -82,7 +82,7 @@ def exposed(text: str) -> dict[str, list[str]]:
 
 async def metrics_text(settings: Settings) -> str:
     """GET /metrics of the real API app over HTTP."""
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = async_client(settings.redis_url)
     runner = web.AppRunner(make_app(SegmentReader(client, settings), Authenticator.disabled()))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis
 import yaml
 
 from segmentation import Definitions
 from streams.admin import calibrate
 from streams.replay.pseudonyms import pseudonym
+from streams.store.connection import sync_client
 from tests.integration.replay_helpers import dump_namespace
 from tests.integration.worker_harness import decoded, make_settings, read_topic
 from tests.services import Services
@@ -159,5 +159,5 @@ def test_definitions_log_lists_the_replay_and_an_apply_by_alice_with_its_moves(
     text = segstream(["definitions", "log", "--namespace", "shop"], settings, tmp_path)
     assert text.returncode == 0, text.stderr
     assert f"{DEFAULT_VERSION} -> test-log-2  by alice" in text.stdout and "moved: value 1" in text.stdout
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_client(settings.redis_url)
     assert client.llen(f"{settings.key_prefix}:shop:definitions:log") == 2

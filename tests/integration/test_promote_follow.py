@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
 from segmentation import Definitions
 from streams.bootstrap import worker_runtime
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.connection import async_client
 from streams.store.namespaces import promote
 from streams.worker.namespace_follow import DefinitionsMismatch
 from tests.integration.replay_helpers import customers_of, dump_namespace, replay_file
@@ -38,6 +38,7 @@ async def until(condition: Callable[[], bool], worker: asyncio.Task[None], timeo
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.cluster
 def test_a_running_worker_follows_promote_to_a_namespace_behind_it(
     services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
 ) -> None:
@@ -59,7 +60,7 @@ def test_a_running_worker_follows_promote_to_a_namespace_behind_it(
     async def scenario() -> dict[int, int]:
         await produce_like_the_file(settings, lines[:half])
         first_ends = end_offsets(settings)
-        client = aioredis.Redis.from_url(settings.redis_url)
+        client = async_client(settings.redis_url)
         try:
             async with worker_runtime(settings) as runtime:
                 assert runtime.settings.namespace == "main"
@@ -103,7 +104,7 @@ def test_a_worker_refuses_to_follow_into_a_namespace_built_with_other_definition
 
     async def scenario() -> None:
         await produce_like_the_file(settings, lines)
-        client = aioredis.Redis.from_url(settings.redis_url)
+        client = async_client(settings.redis_url)
         try:
             async with worker_runtime(settings) as runtime:
                 task = asyncio.create_task(runtime.worker.run())

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 import orjson
-import redis.asyncio as aioredis
+import pytest
 from aiohttp import web
 
 from segmentation import Definitions
@@ -22,6 +22,7 @@ from streams.read.api import make_app
 from streams.read.auth import Authenticator
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.connection import async_client
 from streams.store.redis_store import RedisStateStore
 from tests.integration.test_worker_history import expected, history
 from tests.integration.worker_harness import (
@@ -52,9 +53,7 @@ def test_indexes_equal_a_recomputation_after_a_randomised_stream(
         await produce(settings, lines, lambda line: (sample.recover_customer_id(line) or "").encode() or None)
         await run_worker_until(settings, _all_applied(settings, len(lines)), timeout=120)
         records = await read_topic(settings, settings.transitions_topic)
-        client = aioredis.Redis.from_url(
-            settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
-        )
+        client = async_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
         reader = SegmentReader(client, settings)
         store = RedisStateStore(client, keyspace(settings))
         try:
@@ -186,6 +185,7 @@ def test_indexes_equal_a_recomputation_after_a_randomised_stream(
     assert checked >= 20, "the whys of moves made at the clock must be checked"
 
 
+@pytest.mark.cluster
 def test_as_of_answers_match_the_transitions_and_the_http_api_serves_them(
     services: Services, topic_name: Callable[[str], str], redis_prefix: str
 ) -> None:
@@ -196,9 +196,7 @@ def test_as_of_answers_match_the_transitions_and_the_http_api_serves_them(
     async def scenario() -> None:
         await produce(settings, lines, customer_key)
         await run_worker_until(settings, _all_applied(settings, len(lines)))
-        client = aioredis.Redis.from_url(
-            settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
-        )
+        client = async_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
         reader = SegmentReader(client, settings)
         try:
             for t in want:

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from segmentation import CustomerState, Definitions, apply, parse_event
 from segmentation.state_mapping import state_to_mapping
+from streams.store.connection import async_client
 from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite
 from streams.store.redis_store import RedisStateStore
@@ -27,7 +28,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 @asynccontextmanager
 async def listpack_value(url: str, value: int) -> AsyncIterator[aioredis.Redis]:
     """The server setting for the duration of a test, restored afterwards (the server may be shared)."""
-    client = aioredis.Redis.from_url(url)
+    client = async_client(url)
     before = (await client.config_get("hash-max-listpack-value"))["hash-max-listpack-value"] or "64"
     await client.config_set("hash-max-listpack-value", value)
     try:

@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 import pytest
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from segmentation.instants import parse_iso
@@ -20,6 +19,7 @@ from streams.replay.rebuild import prepare_namespace
 from streams.replay.sources import KafkaSource
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.connection import async_client
 from streams.store.history_format import FIELD, decode
 from streams.store.namespaces import NamespaceError, drop, list_namespaces, promote
 from streams.store.partitioning import partition_for
@@ -135,6 +135,7 @@ def test_file_replay_equals_live_worker_and_itself(
     assert customers_of(dump_namespace(settings, "rk2")) == customers_of(dump_a)
 
 
+@pytest.mark.cluster
 def test_replay_split_across_processes_equals_one_process(
     services: Services,
     topic_name: Callable[[str], str],
@@ -172,6 +173,7 @@ def test_replay_split_across_processes_equals_one_process(
     assert summary["events"] == total and summary["extra"]["processes"] == 2
 
 
+@pytest.mark.cluster
 def test_namespace_admin(
     services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
 ) -> None:
@@ -183,7 +185,7 @@ def test_namespace_admin(
     summary = asyncio.run(replay_file(settings, path, "n1", tmp_path))
 
     async def scenario() -> None:
-        client = aioredis.Redis.from_url(settings.redis_url)
+        client = async_client(settings.redis_url)
         try:
             with pytest.raises(NamespaceError, match="not empty"):
                 await prepare_namespace(client, prefix, "n1", force=False)

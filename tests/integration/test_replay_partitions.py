@@ -11,8 +11,6 @@ from typing import Any
 
 import orjson
 import pytest
-import redis
-import redis.asyncio as aioredis
 
 from segmentation import CustomerState, Definitions, advance
 from segmentation.state_mapping import state_from_mapping
@@ -20,6 +18,7 @@ from streams import cli
 from streams.read import SegmentAt, SegmentReader
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.connection import async_client, sync_client
 from streams.store.replies import texts
 from tests.integration.replay_helpers import by_customer, dump_namespace, replay_file, replay_split_file
 from tests.integration.worker_harness import make_settings
@@ -34,6 +33,7 @@ def _log(tmp_path: Path) -> tuple[Path, int]:
     return path, sample.write_jsonl(SPEC, path)
 
 
+@pytest.mark.cluster
 def test_same_customers_whatever_the_partitions_batch_and_processes(
     services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
 ) -> None:
@@ -59,9 +59,7 @@ def test_same_customers_whatever_the_partitions_batch_and_processes(
 
 
 def _states(settings: Settings, namespace: str) -> dict[str, CustomerState]:
-    client = redis.Redis.from_url(
-        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
-    )
+    client = sync_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
     try:
         return {
             str(key).split(":c:", 1)[1]: state_from_mapping(texts(client.hgetall(key)))
@@ -140,9 +138,7 @@ def test_as_of_beyond_the_clock_is_projected_never_stale(
     asyncio.run(replay_file(settings, path, "swept", tmp_path, until=t0 + day(250)))
 
     async def answers() -> list[SegmentAt]:
-        client = aioredis.Redis.from_url(
-            settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
-        )
+        client = async_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
         reader = SegmentReader(client, settings)
         other = SegmentReader(client, settings, definitions_with(version="other"))
         swept = SegmentReader(client, settings.model_copy(update={"namespace": "swept"}))

@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import redis
 from kafka import KafkaProducer
 
+from streams.store.connection import sync_client
 from tests.services import Services
 
 
@@ -36,7 +36,7 @@ def test_faust_agent_processes_one_message(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    client = redis.Redis.from_url(services.redis_url)
+    client = sync_client(services.redis_url)
     try:
         producer = KafkaProducer(bootstrap_servers=services.kafka_bootstrap, acks="all")
         producer.send(topic, b"hello-faust")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import redis
-
+from streams.store.connection import sync_client
 from tests.services import Services
 
 
 def test_redis_hash_and_lua_round_trip(services: Services, redis_prefix: str) -> None:
-    client = redis.Redis.from_url(
-        services.redis_url, decode_responses=True, encoding_errors="surrogateescape"
-    )
+    client = sync_client(services.redis_url, decode_responses=True, encoding_errors="surrogateescape")
     key = f"{redis_prefix}{{c42}}:state"
     client.hset(key, mapping={"segment:lifecycle": "active", "orders": "3"})
     script = client.register_script(

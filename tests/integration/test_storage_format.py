@@ -10,8 +10,6 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
-import redis
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from streams import cli
@@ -19,6 +17,7 @@ from streams.read.api import make_app
 from streams.read.auth import Authenticator
 from streams.read.reader import SegmentReader
 from streams.settings import Settings
+from streams.store.connection import async_client, sync_client
 from streams.store.keys import KeySpace
 from streams.store.partitioning import partition_for
 from streams.store.replies import TEXT_OPTIONS
@@ -52,7 +51,7 @@ def replayed(
 
 async def served(settings: Settings, path: str) -> tuple[int, object]:
     """Status and JSON body of GET `path` from the HTTP API over the namespace in force."""
-    reader = SegmentReader(aioredis.Redis.from_url(settings.redis_url, **TEXT_OPTIONS), Settings())
+    reader = SegmentReader(async_client(settings.redis_url, **TEXT_OPTIONS), Settings())
     runner = web.AppRunner(make_app(reader, Authenticator.disabled()))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -75,7 +74,7 @@ def test_a_format_1_namespace_is_refused_in_one_line_by_the_cli_and_the_api(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings, key = replayed("old", services, topic_name, redis_prefix, tmp_path, monkeypatch)
-    client = redis.Redis.from_url(settings.redis_url, **TEXT_OPTIONS)
+    client = sync_client(settings.redis_url, **TEXT_OPTIONS)
     try:  # the customer as a segstream of storage format 1 left it: every field readable, no `state`
         row = decoded(client.hgetall(key))  # type: ignore[arg-type]
         client.hdel(key, "state")
@@ -110,7 +109,7 @@ def test_an_unreadable_history_field_is_refused_in_one_line_by_the_cli_and_the_a
 ) -> None:
     """A `history` field of another format (a newer segstream, or damage) is exit 3 / HTTP 409, not a 500."""
     settings, key = replayed("hist", services, topic_name, redis_prefix, tmp_path, monkeypatch)
-    client = redis.Redis.from_url(settings.redis_url, **TEXT_OPTIONS)
+    client = sync_client(settings.redis_url, **TEXT_OPTIONS)
     try:
         client.hset(key, "history", "~not a history")
     finally:

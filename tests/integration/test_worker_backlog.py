@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis
 
 from streams.bootstrap import keyspace
 from streams.sample import generator as sample
+from streams.store.connection import sync_client
 from streams.store.partitioning import partition_for
 from tests.integration.replay_helpers import replay_file
 from tests.integration.test_replay import produce_like_the_file
@@ -40,7 +40,7 @@ def test_a_live_worker_with_a_backlog_publishes_what_a_replay_does_up_to_the_wat
     asyncio.run(produce_like_the_file(live, lines))
     asyncio.run(run_worker_until(live, caught_up(live, end_offsets(live)), timeout=180))
 
-    client = redis.Redis.from_url(base.redis_url, decode_responses=True, encoding_errors="surrogateescape")
+    client = sync_client(base.redis_url, decode_responses=True, encoding_errors="surrogateescape")
     ref_keys = keyspace(base.model_copy(update={"namespace": "ref"}))
     try:
         watermark = {p: int(str(client.hget(ref_keys.partition_meta(p), "watermark"))) for p in range(2)}

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from segmentation import CustomerState
 from segmentation.state_mapping import state_from_mapping, state_to_mapping
+from streams.store.connection import async_client
 from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite
 from streams.store.redis_store import SEP, RedisStateStore, _write_parts
@@ -44,7 +45,7 @@ async def redis_store(
     services: Services, redis_prefix: str
 ) -> AsyncIterator[tuple[aioredis.Redis, KeySpace, RedisStateStore]]:
     """A store on the test's own key prefix; its client is closed afterwards."""
-    client = aioredis.Redis.from_url(services.redis_url)
+    client = async_client(services.redis_url)
     keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
     try:
         yield client, keys, RedisStateStore(client, keys)
@@ -60,7 +61,7 @@ async def _state(client: aioredis.Redis, keys: KeySpace) -> dict[str, Any]:
 
 def test_packed_and_plain_commits_write_the_same(services: Services, redis_prefix: str) -> None:
     async def commit_both(plain: bool) -> tuple[dict[str, Any], list[Any]]:
-        client = aioredis.Redis.from_url(services.redis_url)
+        client = async_client(services.redis_url)
         keys = KeySpace(f"{redis_prefix}{'plain' if plain else 'packed'}", "ns", "events")
         store = RedisStateStore(client, keys)
         sent: list[Any] = []

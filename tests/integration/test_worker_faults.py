@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 
 import orjson
-import redis
 from aiokafka import AIOKafkaProducer
 
 from streams.bootstrap import ensure_topics, worker_runtime
 from streams.sample import generator as sample
+from streams.store.connection import sync_client
 from tests.integration.conftest import PORT
 from tests.integration.test_worker_kill import caught_up, end_offsets
 from tests.integration.worker_harness import (
@@ -31,7 +31,7 @@ from tests.services import Services
 
 
 def _dump(url: str, prefix: str) -> dict[bytes, bytes]:
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)
     try:
         return {k: client.dump(k) for k in client.scan_iter(match=f"{prefix}*", count=1000)}  # type: ignore[misc]
     finally:
@@ -40,7 +40,7 @@ def _dump(url: str, prefix: str) -> dict[bytes, bytes]:
 
 def _restore(url: str, prefix: str, snapshot: dict[bytes, bytes]) -> None:
     """Redis as it was at the snapshot: every key of the prefix written since is gone or older."""
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)
     try:
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
             client.delete(key)

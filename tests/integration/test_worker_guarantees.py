@@ -14,6 +14,7 @@ import pytest
 from segmentation import Definitions
 from segmentation.state_mapping import state_to_mapping
 from streams.bootstrap import keyspace, worker_runtime
+from streams.store.connection import async_client
 from streams.store.port import Claim, CustomerWrite, Fenced
 from streams.store.redis_store import RedisStateStore
 from tests.integration.test_worker_history import T0, ev, expected, history, public, purchase
@@ -27,6 +28,8 @@ from tests.integration.worker_harness import (
     stored_customers,
 )
 from tests.services import Services
+
+pytestmark = pytest.mark.cluster  # make test runs these on a Redis Cluster too
 
 
 def _all_applied(settings: Any, total: int) -> Callable[[], bool]:
@@ -107,9 +110,8 @@ def test_a_fenced_worker_cannot_write(
     settings = make_settings(services, topic_name, redis_prefix)
 
     async def scenario() -> None:
-        import redis.asyncio as aioredis
 
-        client = aioredis.Redis.from_url(settings.redis_url)
+        client = async_client(settings.redis_url)
         store = RedisStateStore(client, keyspace(settings))
         old = await store.claim(0)
         await store.claim(0)  # a new owner after a rebalance

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import pytest
 
 from segmentation import CustomerState, Definitions, Transition, advance, apply, parse_event
 from segmentation.state_mapping import state_to_mapping
@@ -22,6 +23,8 @@ from tests.integration.worker_harness import (
     stored_customers,
 )
 from tests.services import Services
+
+pytestmark = pytest.mark.cluster  # make test runs these on a Redis Cluster too
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import yaml
 
 from streams.bootstrap import keyspace
 from streams.settings import Settings
+from streams.store.connection import sync_client
 from streams.store.partitioning import partition_for
 from streams.store.port import CommitRefused
 from streams.store.writes import to_us
@@ -49,9 +49,7 @@ def _dead(records: list[Any]) -> list[tuple[bytes, bytes]]:
 
 
 def _watermarks(settings: Settings) -> dict[int, int | None]:
-    client = redis.Redis.from_url(
-        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
-    )
+    client = sync_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
     try:
         keys = keyspace(settings)
         values = [client.hget(keys.partition_meta(p), "watermark") for p in range(settings.topic_partitions)]

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from streams.bootstrap import keyspace
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.connection import sync_client
 from tests.integration.worker_harness import (
     applied_offsets,
     make_settings,
@@ -40,9 +40,7 @@ def end_offsets(settings: Settings) -> dict[int, int]:
 
 def caught_up(settings: Settings, ends: dict[int, int]) -> Callable[[], bool]:
     """Every event applied and no time-driven change pending at the partition's watermark."""
-    client = redis.Redis.from_url(
-        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
-    )
+    client = sync_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
     keys = keyspace(settings)
 
     def check() -> bool:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis
 import yaml
 
 from segmentation import CustomerState, Definitions, Transition, advance, apply, parse_event
 from segmentation.state_mapping import state_to_mapping
 from streams.bootstrap import keyspace
 from streams.settings import Settings
+from streams.store.connection import sync_client
 from tests.integration.test_worker_history import T0, ev, public
 from tests.integration.worker_harness import (
     applied_offsets,
@@ -123,9 +123,7 @@ def iso(n: float) -> str:
 
 
 def due_score(settings: Settings, customer: str) -> float | None:
-    client = redis.Redis.from_url(
-        settings.redis_url, decode_responses=True, encoding_errors="surrogateescape"
-    )
+    client = sync_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
     try:
         return client.zscore(keyspace(settings).due(0), customer)
     finally:

@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import orjson
-import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.bootstrap import ensure_topics, keyspace, worker_runtime
 from streams.settings import Settings
+from streams.store.connection import sync_client
 from streams.store.stored_state import readers_view
 
 
@@ -111,7 +111,7 @@ async def read_topic(
 def stored_customers(settings: Settings) -> dict[str, dict[str, str]]:
     """customer id -> hash, across partitions, read with SCAN."""
     keys = keyspace(settings)
-    client = redis.Redis.from_url(
+    client = sync_client(
         settings.redis_url, decode_responses=True, encoding_errors="surrogateescape", **settings.redis_tls()
     )
     out: dict[str, dict[str, str]] = {}
@@ -135,7 +135,7 @@ def decoded(row: dict[str, str]) -> dict[str, str]:
 
 def applied_offsets(settings: Settings) -> dict[int, int | None]:
     keys = keyspace(settings)
-    client = redis.Redis.from_url(
+    client = sync_client(
         settings.redis_url, decode_responses=True, encoding_errors="surrogateescape", **settings.redis_tls()
     )
     try:

@@ -1,0 +1,109 @@
+"""The one factory of Redis clients: a single server or a Redis Cluster, chosen from the URL or a setting.
+
+A cluster is named by the scheme `redis+cluster://host:port` (`rediss+cluster://` for TLS), or by a plain
+`redis://` URL with SEGSTREAM_REDIS_CLUSTER=true; any node serves as the entry point, redis-py's cluster
+client learns the others (CLUSTER SLOTS) and routes each command to the primary of its key's slot. Every key
+of one Kafka partition shares a hash tag (streams/store/keys.py), so a partition is one slot: the commit
+script and the claim's MULTI run on one node. Keys outside a partition (the namespace pointer, definitions,
+metrics) are single-key commands. SCAN runs on every primary (redis-py's cluster `scan_iter`).
+
+The cluster clients are typed as the single-server ones: they speak the same commands, and the callers'
+few cluster differences (SCAN per node, pipelines split by slot) are redis-py's. Redis Cluster has only
+database 0: redis-py refuses another number in the URL.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+
+_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def is_cluster(url: str, cluster_setting: bool = False) -> bool:
+    """A Redis Cluster: the URL's scheme says so (`redis+cluster://`), or the setting does."""
+    return cluster_setting or url.split("://", 1)[0].lower() in _SCHEMES
+
+
+def plain_url(url: str) -> str:
+    """The URL redis-py understands: `redis+cluster://h:p` -> `redis://h:p` (others unchanged)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{_SCHEMES.get(scheme.lower(), scheme)}{sep}{rest}"
+
+
+class _LastReleasedFirst(deque[Any]):
+    """A node's free connections, the one given back last taken first (`popleft` is what redis-py calls)."""
+
+    def popleft(self) -> Any:
+        return self.pop()
+
+
+class _AskingCluster(AsyncRedisCluster):
+    """redis-py's asyncio cluster client, with ASK redirections that work while a slot migrates.
+
+    On ASK it sends ASKING, then the command, each on a free connection of the importing node taken from the
+    front of its queue and given back at the end: with two free connections they go out on different ones,
+    the node answers the command MOVED (no ASKING on that connection), the source answers ASK again, until
+    "TTL exhausted" (redis-py 8.1; lettuce had the same bug, redis/lettuce#1218). A read of a key already
+    migrated failed for the whole migration. Taking the connection given back last puts both on one
+    connection: nothing runs between ASKING's release and the command's acquire (no await in between)."""
+
+    def get_node(
+        self, host: str | None = None, port: int | None = None, node_name: str | None = None
+    ) -> ClusterNode | None:
+        node = super().get_node(host, port, node_name)  # how the ASK branch finds the importing node
+        if node is not None and not isinstance(node._free, _LastReleasedFirst):
+            node._free = _LastReleasedFirst(node._free, maxlen=node._free.maxlen)
+        return node
+
+
+def async_client(url: str, cluster: bool = False, **options: Any) -> aioredis.Redis:
+    """An asyncio client of `url` (single server or cluster), with redis-py connection `options`."""
+    if is_cluster(url, cluster):
+        client = _AskingCluster.from_url(plain_url(url), **options)
+        return cast(aioredis.Redis, client)
+    return aioredis.Redis.from_url(url, **options)
+
+
+def sync_client(url: str, cluster: bool = False, **options: Any) -> redis.Redis:
+    """A blocking client of `url` (single server or cluster), with redis-py connection `options`."""
+    if is_cluster(url, cluster):
+        client = RedisCluster.from_url(plain_url(url), **options)
+        return cast(redis.Redis, client)
+    return redis.Redis.from_url(url, **options)
+
+
+def async_pooled_client(
+    url: str, max_connections: int, pool_timeout_s: float, cluster: bool = False, **options: Any
+) -> aioredis.Redis:
+    """A bounded client for a server that answers many requests: on a single server, a pool that waits up
+    to `pool_timeout_s` for a free connection (a burst queues); on a cluster, at most `max_connections` per
+    node (redis-py's cluster client raises MaxConnectionsError at once when a node's are all busy)."""
+    if is_cluster(url, cluster):
+        return async_client(url, cluster, max_connections=max_connections, **options)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=pool_timeout_s, **options
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
+async def scan_slot(
+    client: aioredis.Redis, match: str, slot_key: str, count: int = 1000
+) -> AsyncIterator[Any]:
+    """SCAN for keys of one slot (`match` names keys of `slot_key`'s hash tag, e.g. a partition's): on a
+    cluster only the primary serving that slot is walked, not every node (a partition is one slot)."""
+    if isinstance(client, AsyncRedisCluster):
+        await client.initialize()  # the slot map: a client that sent nothing yet has none
+        node = client.get_node_from_key(slot_key)
+        async for key in client.scan_iter(match=match, count=count, target_nodes=node):
+            yield key
+    else:
+        async for key in client.scan_iter(match=match, count=count):
+            yield key

@@ -1,0 +1,82 @@
+"""Which Redis a URL or setting names: a single server or a Redis Cluster (streams/store/connection.py)."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+from streams.settings import Settings
+from streams.store import connection
+
+
+@pytest.mark.parametrize(
+    ("url", "setting", "cluster"),
+    [
+        ("redis://127.0.0.1:6379/0", False, False),
+        ("rediss://h:6380", False, False),
+        ("redis+cluster://127.0.0.1:7000", False, True),
+        ("REDISS+CLUSTER://u:p@h:7000", False, True),
+        ("redis://127.0.0.1:7000", True, True),
+    ],
+)
+def test_a_cluster_is_named_by_the_scheme_or_the_setting(url: str, setting: bool, cluster: bool) -> None:
+    assert connection.is_cluster(url, setting) is cluster
+
+
+def test_the_cluster_scheme_becomes_the_one_redis_py_knows() -> None:
+    assert connection.plain_url("redis+cluster://h:7000") == "redis://h:7000"
+    assert connection.plain_url("rediss+cluster://u:p@h:7000/0") == "rediss://u:p@h:7000/0"
+    assert connection.plain_url("redis://h:6379/2") == "redis://h:6379/2"
+
+
+def test_the_factory_builds_the_client_the_url_names_without_connecting() -> None:
+    assert type(connection.async_client("redis://127.0.0.1:1/0")) is aioredis.Redis
+    assert isinstance(connection.async_client("redis+cluster://127.0.0.1:1"), AsyncRedisCluster)
+    assert isinstance(connection.async_client("redis://127.0.0.1:1", cluster=True), AsyncRedisCluster)
+    assert type(connection.sync_client("redis://127.0.0.1:1/0")) is redis.Redis
+    pooled = connection.async_pooled_client("redis://127.0.0.1:1/0", 7, 0.5)
+    assert type(pooled.connection_pool) is aioredis.BlockingConnectionPool
+    assert pooled.connection_pool.max_connections == 7
+    clustered = connection.async_pooled_client("redis+cluster://127.0.0.1:1", 7, 0.5)
+    assert isinstance(clustered, AsyncRedisCluster)
+
+
+def test_tls_options_follow_the_cluster_tls_scheme_too() -> None:
+    tls = Settings(redis_url="rediss+cluster://h:7000", redis_tls_ca_file="/etc/ca.pem").redis_tls()
+    assert tls == {"ssl_ca_certs": "/etc/ca.pem"}
+    assert Settings(redis_url="redis+cluster://h:7000", redis_tls_ca_file="/etc/ca.pem").redis_tls() == {}
+
+
+def test_the_cluster_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGSTREAM_REDIS_CLUSTER", "true")
+    assert Settings().redis_cluster is True
+
+
+def test_a_cluster_url_with_another_database_is_a_configuration_error() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="database 2, but a Redis Cluster has database 0 only"):
+        Settings(redis_url="redis+cluster://h:7000/2")
+    with pytest.raises(ValidationError, match="database 1, but"):
+        Settings(redis_url="redis://h:7000/1", redis_cluster=True)
+    assert Settings(redis_url="redis+cluster://h:7000/0").redis_url == "redis+cluster://h:7000/0"
+    assert Settings(redis_url="redis://h:6379/3").redis_url == "redis://h:6379/3"
+
+
+def test_an_unreachable_cluster_is_waited_for_then_reported_as_unreachable() -> None:
+    """redis-py's cluster client says "no node reachable" with RedisClusterException, not ConnectionError."""
+    import asyncio
+
+    from streams.bootstrap import wait_for_services
+    from streams.store.reachable import ServiceUnreachable
+
+    notes: list[str] = []
+    settings = Settings(redis_url="redis+cluster://127.0.0.1:1", connect_timeout_s=1)
+    with pytest.raises(ServiceUnreachable, match="did not answer within 1 s") as caught:
+        asyncio.run(wait_for_services(settings, notes.append, kafka=False))
+    assert caught.value.exit_code == 4
+    assert notes == [
+        "waiting for Redis at redis+cluster://127.0.0.1:1 (up to 1 s, SEGSTREAM_CONNECT_TIMEOUT_S)"
+    ]
