@@ -22,13 +22,14 @@ import resource
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.footprint import Footprint, customer_ids, drop, measure
 from benchmarks.process_cpu import CpuMeter, budget_lines, cpu_seconds, stack_pids
-from streams.store.connection import async_client, sync_client
 
 __all__ = ["budget", "footprint_of", "num", "redis_url", "run_child"]
 
@@ -42,13 +43,12 @@ def redis_url() -> str:
     return devstack.up().config.redis_url
 
 
-def redis_pid(url: str) -> int | None:
+def redis_pid(url: str, make_client: Callable[[str], Any]) -> int | None:
     """redis-server's pid: the local stack's, else the one Redis reports (INFO server) when it is local."""
     pid = stack_pids().get("redis")
     if pid is not None:
         return pid
-
-    client = sync_client(url)
+    client = make_client(url)
     try:
         pid = int(client.info("server")["process_id"])
     except Exception:  # accounting is best effort: a remote or restricted Redis just goes unmeasured
@@ -63,7 +63,6 @@ def child(path: Path, args: argparse.Namespace, url: str) -> None:
     partitions, batch, processes, profile = args.partitions, args.batch, args.processes, args.cprofile
     if args.source:
         sys.path.insert(0, str(Path(args.source).resolve()))
-
     from segmentation import Definitions
     from streams.replay.rebuild import DEFAULT_BATCH, replay
     from streams.replay.sources import FileSource
@@ -75,8 +74,15 @@ def child(path: Path, args: argparse.Namespace, url: str) -> None:
 
     import streams
 
+    try:  # the checkout's client factory (a Redis Cluster URL too); a checkout from before it: single server
+        from streams.store.connection import async_client, sync_client
+    except ImportError:
+        import redis
+        import redis.asyncio as aioredis
+
+        async_client, sync_client = aioredis.Redis.from_url, redis.Redis.from_url  # type: ignore[assignment]
     batch = batch or DEFAULT_BATCH
-    server = redis_pid(url)
+    server = redis_pid(url, sync_client)
     cpu: dict[str, float] = {}
     ids = customer_ids(path)  # outside the measured window, like the memory measurement
     sync = sync_client(url)
