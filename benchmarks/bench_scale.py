@@ -59,6 +59,7 @@ from benchmarks.soak_worker import delete_topics
 from benchmarks.worker_group import Frozen, Group, applied, send_backlog, wait_stable
 from streams.bootstrap import ensure_topics, keyspace
 from streams.sample import generator as sample
+from streams.store.connection import sync_client
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ def main() -> None:
         f"{args.partitions} partitions; CPU accounted for: workers, {', '.join(pids) or 'nothing else'}",
         flush=True,
     )
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)
     rounds: dict[int, list[Round]] = {n: [] for n in counts}
     costs: dict[int, dict[str, Cost]] = {}
     loads: list[str] = []

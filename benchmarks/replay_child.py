@@ -22,6 +22,7 @@ import resource
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,12 @@ def redis_url() -> str:
     return devstack.up().config.redis_url
 
 
-def redis_pid(url: str) -> int | None:
+def redis_pid(url: str, make_client: Callable[[str], Any]) -> int | None:
     """redis-server's pid: the local stack's, else the one Redis reports (INFO server) when it is local."""
     pid = stack_pids().get("redis")
     if pid is not None:
         return pid
-
-    client = _sync_client(url)
+    client = make_client(url)
     try:
         pid = int(client.info("server")["process_id"])
     except Exception:  # accounting is best effort: a remote or restricted Redis just goes unmeasured
@@ -70,28 +70,6 @@ def _baseline_core(source: Path) -> None:
     choice.choose(str(build), str(source / "segmentation"))
 
 
-def _sync_client(url: str) -> Any:
-    """A blocking client from the factory of the checkout being measured (a baseline may predate it)."""
-    try:
-        from streams.store.connection import sync_client
-    except ImportError:
-        import redis
-
-        return redis.Redis.from_url(url)
-    return sync_client(url)
-
-
-def _async_client(url: str) -> Any:
-    """An asyncio client from the factory of the checkout being measured (a baseline may predate it)."""
-    try:
-        from streams.store.connection import async_client
-    except ImportError:
-        import redis.asyncio as aioredis
-
-        return aioredis.Redis.from_url(url)
-    return async_client(url)
-
-
 def child(path: Path, args: argparse.Namespace, url: str) -> None:
     """One replay in this process, with the code of `args.source` (a checkout) when given; prints JSON."""
     partitions, batch, processes, profile = args.partitions, args.batch, args.processes, args.cprofile
@@ -99,6 +77,7 @@ def child(path: Path, args: argparse.Namespace, url: str) -> None:
         source = Path(args.source).resolve()
         sys.path.insert(0, str(source))
         _baseline_core(source)
+
     from segmentation import Definitions
     from streams.replay.rebuild import DEFAULT_BATCH, replay
     from streams.replay.sources import FileSource
@@ -110,15 +89,22 @@ def child(path: Path, args: argparse.Namespace, url: str) -> None:
 
     import streams
 
+    try:  # the checkout's client factory (a Redis Cluster URL too); a checkout from before it: single server
+        from streams.store.connection import async_client, sync_client
+    except ImportError:
+        import redis
+        import redis.asyncio as aioredis
+
+        async_client, sync_client = aioredis.Redis.from_url, redis.Redis.from_url  # type: ignore[assignment]
     batch = batch or DEFAULT_BATCH
-    server = redis_pid(url)
+    server = redis_pid(url, sync_client)
     cpu: dict[str, float] = {}
     ids = customer_ids(path)  # outside the measured window, like the memory measurement
-    sync = _sync_client(url)
+    sync = sync_client(url)
     footprint: list[Footprint] = []
 
     async def run() -> dict[str, float]:
-        client = _async_client(url)
+        client = async_client(url)
         meter = CpuMeter({"replay": os.getpid()} | ({"redis": server} if server else {}))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         rejects = path.with_suffix(f".{prefix}.rejects.jsonl")
@@ -178,10 +164,7 @@ def child(path: Path, args: argparse.Namespace, url: str) -> None:
         result["max_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     result.update({f"cpu_{name}": seconds for name, seconds in cpu.items()})
     result["footprint"] = footprint[0].to_json()  # type: ignore[assignment]
-    from streams.core.choice import status
-
-    code = str(Path(streams.__file__).resolve().parents[1])
-    result["code"] = f"{code}, core {status()}"  # type: ignore[assignment]
+    result["code"] = str(Path(streams.__file__).resolve().parents[1])  # type: ignore[assignment]
     print(json.dumps(result))
 
 

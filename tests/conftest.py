@@ -76,7 +76,6 @@ def topic_name(unique: str) -> Callable[[str], str]:
 @pytest.fixture
 def redis_prefix(services: Services, unique: str) -> Iterator[str]:
     """An isolated key prefix; every key under it is removed after the test (SCAN, never KEYS)."""
-
     prefix = f"test:{unique}:"
     yield prefix
     client = sync_client(services.redis_url)

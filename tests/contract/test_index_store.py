@@ -229,7 +229,7 @@ def test_counters_stay_exact_past_2_53_and_a_counter_back_at_0_is_deleted(
     its sum, a zero result deletes the field."""
 
     async def body() -> None:
-        client = aioredis.Redis.from_url(services.redis_url)
+        client = async_client(services.redis_url)
         keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
         store = RedisStateStore(client, keys)
         try:

@@ -11,6 +11,7 @@ import yaml
 
 from streams import devstack
 from streams.devstack import StackConfig
+from streams.devstack.__main__ import main as devstack_cli
 from streams.devstack.kafka import port_open
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +73,9 @@ def test_compose_file_is_valid() -> None:
         assert result.returncode == 0, result.stderr
 
 
-def test_redis_cluster_up_is_idempotent_survives_a_restart_and_down_stops_it(tmp_path: Path) -> None:
+def test_redis_cluster_up_is_idempotent_survives_a_restart_and_down_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import redis
     from redis.cluster import RedisCluster
 
@@ -85,6 +88,11 @@ def test_redis_cluster_up_is_idempotent_survives_a_restart_and_down_stops_it(tmp
         assert all(port_open(p) and port_open(p + 10000) for p in nodes)  # client and bus ports
         again = devstack.cluster_up(cfg)
         assert again.pids == first.pids
+        monkeypatch.setenv("SEGSTREAM_DEVSTACK_DIR", str(cfg.root))
+        monkeypatch.setenv("SEGSTREAM_DEVSTACK_CLUSTER_PORT", "17310")
+        assert devstack_cli(["status", "--redis-cluster"]) == 3  # the cluster runs, the rest of the stack not
+        shown = capsys.readouterr().out.splitlines()[-1]
+        assert shown.startswith("redis-cluster running (pids ") and "redis+cluster://127.0.0.1:17310" in shown
         for port in nodes:
             info = redis.Redis(port=port, decode_responses=True).cluster("INFO")
             assert (info["cluster_state"], info["cluster_size"]) == ("ok", "3")

@@ -7,9 +7,9 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-import redis
 
 from streams.bootstrap import ensure_topics, keyspace
+from streams.store.connection import sync_client
 from tests.integration.worker_harness import make_settings, run_worker_until
 from tests.services import Services
 
@@ -26,7 +26,7 @@ def test_a_worker_takes_its_whole_assignment_without_waiting_a_fetch_per_partiti
         services, topic_name, redis_prefix, topic_partitions=16, kafka_fetch_max_wait_ms=4000
     )
     keys = keyspace(settings)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_client(settings.redis_url)
 
     def claimed() -> bool:
         return all(client.hexists(keys.partition_meta(p), "fence") for p in range(16))

@@ -110,7 +110,6 @@ def test_a_fenced_worker_cannot_write(
     settings = make_settings(services, topic_name, redis_prefix)
 
     async def scenario() -> None:
-
         client = async_client(settings.redis_url)
         store = RedisStateStore(client, keyspace(settings))
         old = await store.claim(0)
