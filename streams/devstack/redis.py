@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from streams.devstack.config import StackConfig
 from streams.devstack.debian import program
@@ -17,28 +18,19 @@ def binary(cfg: StackConfig) -> str:
     return program("redis-server", "redis-server", "/usr/bin/redis-server", cfg.install_missing, advice)
 
 
-def start(cfg: StackConfig) -> int:
-    pid_file = cfg.redis_dir / "redis.pid"
-    pid = read_pid(pid_file)
-    if pid is not None:
-        return pid
-    if port_open(cfg.redis_port):
-        raise StackError(
-            f"port {cfg.redis_port} is taken by a process the local stack did not start; "
-            "stop it or set SEGSTREAM_DEVSTACK_REDIS_PORT"
-        )
-    data = cfg.redis_dir / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    argv = [
+def server_argv(cfg: StackConfig, port: int, data: Path, *extra: str) -> list[str]:
+    """redis-server on loopback, AOF everysec into `data`: the single server and every cluster node alike."""
+    return [
         binary(cfg),
         "--bind",
         "127.0.0.1",
         "--port",
-        str(cfg.redis_port),
+        str(port),
         "--protected-mode",
         "yes",
         "--dir",
         str(data),
+        *extra,
         "--appendonly",
         "yes",
         "--appendfsync",
@@ -52,6 +44,21 @@ def start(cfg: StackConfig) -> int:
         "--hash-max-listpack-value",  # customer hashes stay compact listpacks (streams/store/tuning.py)
         str(LISTPACK_VALUE),
     ]
+
+
+def start(cfg: StackConfig) -> int:
+    pid_file = cfg.redis_dir / "redis.pid"
+    pid = read_pid(pid_file)
+    if pid is not None:
+        return pid
+    if port_open(cfg.redis_port):
+        raise StackError(
+            f"port {cfg.redis_port} is taken by a process the local stack did not start; "
+            "stop it or set SEGSTREAM_DEVSTACK_REDIS_PORT"
+        )
+    data = cfg.redis_dir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    argv = server_argv(cfg, cfg.redis_port, data)
     return spawn(argv, cfg.redis_dir / "redis.log", pid_file, marker=str(data))
 
 

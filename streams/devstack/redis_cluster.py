@@ -18,8 +18,7 @@ from streams.devstack.config import StackConfig
 from streams.devstack.debian import program
 from streams.devstack.kafka import StackError, port_open
 from streams.devstack.process import alive, read_pid, spawn, stop
-from streams.devstack.redis import binary
-from streams.store.tuning import LISTPACK_VALUE
+from streams.devstack.redis import server_argv
 
 NODES = 3
 BUS_OFFSET = 10_000  # Redis Cluster's node-to-node bus: the client port + 10000
@@ -80,35 +79,17 @@ def _start_node(cfg: StackConfig, port: int) -> int:
             )
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
-    argv = [
-        binary(cfg),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--protected-mode",
-        "yes",
-        "--dir",
-        str(data),
+    argv = server_argv(
+        cfg,
+        port,
+        data,
         "--cluster-enabled",
         "yes",
         "--cluster-config-file",
         "nodes.conf",
         "--cluster-node-timeout",
         "5000",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-        "--save",
-        "",
-        "--daemonize",
-        "no",
-        "--loglevel",
-        "notice",
-        "--hash-max-listpack-value",  # as the single server: customer hashes stay listpacks
-        str(LISTPACK_VALUE),
-    ]
+    )
     return spawn(argv, folder / "redis.log", pid_file, marker=str(data))
 
 
