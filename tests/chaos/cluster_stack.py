@@ -11,7 +11,7 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 
 from streams.devstack import StackConfig, kafka_cluster
-from tests.chaos.stack import REPO, PrivateStack, _retrying
+from tests.chaos.stack import REPO, PrivateStack, _retrying, forget_keys
 
 DEFAULT_DIR = REPO / ".chaos" / "cluster"
 # Not the reduced chaos suite's 29092/29093 (tests/chaos/test_chaos.py) nor the CLI's 29092-29094/29192-29194:
@@ -75,20 +75,7 @@ class ClusterStack(PrivateStack):
 
     def forget(self, key_prefix: str) -> None:
         """The Redis is shared: a scenario that held leaves none of its keys behind."""
-        import redis
-
-        client = redis.Redis.from_url(self.redis_url, socket_timeout=10)
-        try:
-            batch: list[bytes] = []
-            for key in client.scan_iter(match=f"{key_prefix}:*", count=1000):
-                batch.append(key)
-                if len(batch) >= 500:
-                    client.unlink(*batch)
-                    batch.clear()
-            if batch:
-                client.unlink(*batch)
-        finally:
-            client.close()
+        forget_keys(self.redis_url, key_prefix)
 
     # -- faults -------------------------------------------------------------------------------------------
     def leader_of(self, topic: str, partition: int) -> int:

@@ -21,6 +21,7 @@ from redis.crc import key_slot
 from streams.store.connection import async_client, sync_client
 from tests.chaos.runner import PARTITIONS, run_scenario
 from tests.chaos.scenarios import FAULTS, Scenario, into_batches
+from tests.chaos.stack import forget_keys
 from tests.integration.slot_migration import (
     Primary,
     command,
@@ -52,6 +53,10 @@ class SharedStack:
 
     def ensure_up(self) -> None:
         """Nothing to restart: the resharding kills nothing."""
+
+    def forget(self, key_prefix: str) -> None:
+        """The cluster is shared: a run that held leaves none of its keys behind."""
+        forget_keys(self.redis_url, key_prefix)
 
 
 @dataclass
