@@ -25,7 +25,7 @@ segment S (docs/read_side.md, "KPIs per segment and crossing"):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
 from segmentation.grids import GRID_ORDER
@@ -121,8 +121,11 @@ class _Step:
         self.pending = list(tracker.pending)
         self.segments = dict(before)
         self.config = config
-        self.window = config.conversion_days
+        self.window = timedelta(days=config.conversion_days)
         self.tally = tally
+        # the day last rolled to and expired at: an event's transitions share one, so each is done once
+        self.rolled: date | None = None
+        self.expired: date | None = None
 
     def add(self, metrics: tuple[str, ...], when: str, pairs: tuple[str, ...], values: list[int]) -> None:
         key = (metrics, when, pairs)
@@ -138,20 +141,27 @@ class _Step:
         return Tracker(self.period, start, self.bought, tuple(self.pending), self.fresh)
 
     def _roll(self, day: date) -> None:
+        if day == self.rolled:
+            return
+        self.rolled = day
         period = period_of(day, self.config.retention_period)
         if period != self.period:
             self.period, self.start, self.bought = period, {}, False
             self.fresh = not any(self.segments.values())
 
     def _expire(self, day: date) -> None:
-        """Entries more than the window before `day` can no longer convert."""
-        window = self.window
-        self.pending = [p for p in self.pending if (day - p[2]).days <= window]
+        """Entries more than the window before `day` can no longer convert (the entries added since the
+        last expiry on the same day are of that day: none to drop)."""
+        if day == self.expired:
+            return
+        self.expired = day
+        oldest = day - self.window
+        self.pending = [p for p in self.pending if p[2] >= oldest]
 
     def transition(self, t: Transition) -> None:
         if t.to_segment is None:  # an erasure: the customer starts afresh if it comes back
             self.period, self.start, self.bought, self.pending = "", {}, False, []
-            self.segments = {}
+            self.segments, self.rolled = {}, None
             return
         day = t.effective_at.date()
         self._roll(day)
@@ -160,8 +170,7 @@ class _Step:
         config = self.config
         if t.grid == config.churn_grid and t.to_segment == config.churn_segment and t.from_segment:
             self.add(_CHURNED, day.isoformat(), _pairs(self.segments), [1])
-        if self.pending:
-            self._expire(day)
+        self._expire(day)  # (so every entry added since the last expiry is of its day)
         self.pending.append((t.grid, t.to_segment, day))
         self.segments[t.grid] = t.to_segment
 
@@ -172,8 +181,11 @@ class _Step:
         orders, amount = money.orders, money.amount_minor
         if orders:
             self._expire(today)
+            last, text = None, ""
             for grid, segment, entered in self.pending:
-                self.add(_CONVERTED, entered.isoformat(), (grid, segment), [1])
+                if entered != last:
+                    last, text = entered, entered.isoformat()
+                self.add(_CONVERTED, text, (grid, segment), [1])
             self.pending = []
         after = dict(self.segments)
         for t in own:
