@@ -2,7 +2,11 @@
 that keeps them exact: which segments the customer held at the start of the current retention period,
 whether it was already counted as a buyer of that period, and its entries still waiting for a purchase.
 
-Every count is a (grid, field, delta) the read side adds to `d:<grid>`: `<segment>:<metric>:<day or period>`.
+Every count is a (grid, segment, metric, day or period) key with its delta; the read side adds it to
+`d:<grid>` as the field `<segment>:<metric>:<day or period>`. A step does not make them one by one (a purchase
+touches ~55): it adds one `Tally` entry per purchase, cohort, churn or conversion (metrics, day or period, the
+customer's (grid, segment) pairs) -> summed values, so the customers of a batch sharing segments share one
+entry; `counts` expands a batch's tally once, in the order the counts were first made.
 A step sees the customer's changes in effective-time order (the core emits them so), so counting never
 depends on how events were batched: a replay counts what the live worker counted. Definitions, per grid G and
 segment S (docs/read_side.md, "KPIs per segment and crossing"):
@@ -21,7 +25,7 @@ segment S (docs/read_side.md, "KPIs per segment and crossing"):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
 from segmentation.grids import GRID_ORDER
@@ -29,9 +33,20 @@ from segmentation.kpi_definitions import KpiConfig, period_of
 from segmentation.state import CustomerState
 from segmentation.transition import Transition
 
-__all__ = ["Count", "Money", "Tracker", "segments_of", "track"]
+__all__ = ["CountKey", "Counts", "Money", "Tally", "Tracker", "counts", "segments_of", "track"]
 
-Count = tuple[str, str, int]  # grid, field, delta
+CountKey = tuple[str, str, str, str]  # grid, segment, metric, day or period (ISO text)
+Counts = dict[CountKey, int]  # summed deltas, in first-counted order
+# (metrics, day or period, flat (grid, segment, grid, segment...)) -> one summed value per metric
+TallyKey = tuple[tuple[str, ...], str, tuple[str, ...]]
+Tally = dict[TallyKey, list[int]]
+_SALES = ("orders", "revenue")
+_REFUND = ("revenue",)
+_RETAINED = ("retained", "cohort_orders", "cohort_revenue")
+_COHORT = ("cohort_orders", "cohort_revenue")
+_COHORT_REFUND = ("cohort_revenue",)
+_CHURNED = ("churned",)
+_CONVERTED = ("converted",)
 _FIELDS = CustomerState._fields
 _SEG = tuple((grid, _FIELDS.index(f"seg_{grid}")) for grid in GRID_ORDER)
 
@@ -69,10 +84,12 @@ def track(
     money: Money | None,
     cause: str | None,
     config: KpiConfig,
-) -> tuple[Tracker, list[Count]]:
+    tally: Tally | None = None,
+) -> tuple[Tracker, Tally]:
     """Counts of one step: `before` the segments before it, `transitions` its changes in order; `money` the
-    purchase or refund it applied (counted before the changes whose cause is `cause`, the event's id)."""
-    step = _Step(tracker, before, config)
+    purchase or refund it applied (counted before the changes whose cause is `cause`, the event's id).
+    `tally`: the batch's so far, added to and returned (a new one when None)."""
+    step = _Step(tracker, before, config, {} if tally is None else tally)
     for t in transitions:
         if money is not None and t.cause == cause:
             step.money(money, [x for x in transitions if x.cause == cause])
@@ -80,38 +97,71 @@ def track(
         step.transition(t)
     if money is not None:
         step.money(money, ())
-    return step.tracker(), step.counts
+    return step.tracker(), step.tally
+
+
+def counts(tally: Tally) -> Counts:
+    """Each count of the tally, summed per key, in the order the steps first made it (zeros kept)."""
+    out: Counts = {}
+    for (metrics, when, pairs), values in tally.items():
+        for i in range(0, len(pairs), 2):
+            grid, segment = pairs[i], pairs[i + 1]
+            for j in range(len(metrics)):
+                key = (grid, segment, metrics[j], when)
+                out[key] = out.get(key, 0) + values[j]
+    return out
 
 
 class _Step:
-    def __init__(self, tracker: Tracker, before: Mapping[str, str | None], config: KpiConfig) -> None:
+    def __init__(
+        self, tracker: Tracker, before: Mapping[str, str | None], config: KpiConfig, tally: Tally
+    ) -> None:
         self.period, self.bought, self.fresh = tracker.period, tracker.bought, tracker.fresh
         self.start = dict(tracker.start)
         self.pending = list(tracker.pending)
         self.segments = dict(before)
         self.config = config
-        self.window = config.conversion_days
-        self.counts: list[Count] = []
+        self.window = timedelta(days=config.conversion_days)
+        self.tally = tally
+        # the day last rolled to and expired at: an event's transitions share one, so each is done once
+        self.rolled: date | None = None
+        self.expired: date | None = None
+
+    def add(self, metrics: tuple[str, ...], when: str, pairs: tuple[str, ...], values: list[int]) -> None:
+        key = (metrics, when, pairs)
+        known = self.tally.get(key)
+        if known is None:
+            self.tally[key] = values
+        else:
+            for i, value in enumerate(values):
+                known[i] += value
 
     def tracker(self) -> Tracker:
         start = () if self.fresh else tuple(self.start.items())
         return Tracker(self.period, start, self.bought, tuple(self.pending), self.fresh)
 
     def _roll(self, day: date) -> None:
+        if day == self.rolled:
+            return
+        self.rolled = day
         period = period_of(day, self.config.retention_period)
         if period != self.period:
             self.period, self.start, self.bought = period, {}, False
             self.fresh = not any(self.segments.values())
 
     def _expire(self, day: date) -> None:
-        """Entries more than the window before `day` can no longer convert."""
-        window = self.window
-        self.pending = [p for p in self.pending if (day - p[2]).days <= window]
+        """Entries more than the window before `day` can no longer convert (the entries added since the
+        last expiry on the same day are of that day: none to drop)."""
+        if day == self.expired:
+            return
+        self.expired = day
+        oldest = day - self.window
+        self.pending = [p for p in self.pending if p[2] >= oldest]
 
     def transition(self, t: Transition) -> None:
         if t.to_segment is None:  # an erasure: the customer starts afresh if it comes back
             self.period, self.start, self.bought, self.pending = "", {}, False, []
-            self.segments = {}
+            self.segments, self.rolled = {}, None
             return
         day = t.effective_at.date()
         self._roll(day)
@@ -119,12 +169,8 @@ class _Step:
             self.start.setdefault(t.grid, t.from_segment)
         config = self.config
         if t.grid == config.churn_grid and t.to_segment == config.churn_segment and t.from_segment:
-            text = day.isoformat()
-            for grid, segment in self.segments.items():
-                if segment is not None:
-                    self.counts.append((grid, f"{segment}:churned:{text}", 1))
-        if self.pending:
-            self._expire(day)
+            self.add(_CHURNED, day.isoformat(), _pairs(self.segments), [1])
+        self._expire(day)  # (so every entry added since the last expiry is of its day)
         self.pending.append((t.grid, t.to_segment, day))
         self.segments[t.grid] = t.to_segment
 
@@ -132,31 +178,42 @@ class _Step:
         """`own`: the event's own transitions (the segments it leaves the customer in)."""
         today = money.at.date()
         self._roll(today)
-        counts, day = self.counts, today.isoformat()
-        if money.orders:
+        orders, amount = money.orders, money.amount_minor
+        if orders:
             self._expire(today)
+            last, text = None, ""
             for grid, segment, entered in self.pending:
-                counts.append((grid, f"{segment}:converted:{entered.isoformat()}", 1))
+                if entered != last:
+                    last, text = entered, entered.isoformat()
+                self.add(_CONVERTED, text, (grid, segment), [1])
             self.pending = []
         after = dict(self.segments)
         for t in own:
             after[t.grid] = t.to_segment
-        for grid, now in after.items():
-            if now is not None:
-                if money.orders:
-                    counts.append((grid, f"{now}:orders:{day}", money.orders))
-                counts.append((grid, f"{now}:revenue:{day}", money.amount_minor))
+        day = today.isoformat()
+        if orders:
+            self.add(_SALES, day, _pairs(after), [orders, amount])
+        else:
+            self.add(_REFUND, day, _pairs(after), [amount])
         if self.fresh:  # in no cohort this period
-            self.bought = self.bought or bool(money.orders)
+            self.bought = self.bought or bool(orders)
             return
-        period, first = self.period, money.orders and not self.bought
-        for grid, current in self.segments.items():
-            cohort = self.start.get(grid, current)
-            if cohort is not None:
-                if first:
-                    counts.append((grid, f"{cohort}:retained:{period}", 1))
-                if money.orders:
-                    counts.append((grid, f"{cohort}:cohort_orders:{period}", money.orders))
-                counts.append((grid, f"{cohort}:cohort_revenue:{period}", money.amount_minor))
-        if money.orders:
+        start = self.start
+        cohort = _pairs({grid: start.get(grid, current) for grid, current in self.segments.items()})
+        if orders and not self.bought:
+            self.add(_RETAINED, self.period, cohort, [1, orders, amount])
+        elif orders:
+            self.add(_COHORT, self.period, cohort, [orders, amount])
+        else:
+            self.add(_COHORT_REFUND, self.period, cohort, [amount])
+        if orders:
             self.bought = True
+
+
+def _pairs(segments: Mapping[str, str | None]) -> tuple[str, ...]:
+    """`grid, segment, ...` of the grids with a segment, in the mapping's order."""
+    flat: list[str] = []
+    for grid, segment in segments.items():
+        if segment is not None:
+            flat += (grid, segment)
+    return tuple(flat)

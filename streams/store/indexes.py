@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from segmentation.kpi_tracking import Tally, counts
 from segmentation.transition import Transition
 
 SEGMENT: Final = "segment:"
@@ -49,8 +50,10 @@ class IndexDelta:
     history: dict[str, list[Transition]] = field(default_factory=dict)  # customer -> its own, oldest first
     history_reset: set[str] = field(default_factory=set)  # customers whose stored history is wiped first
     history_size: int = 64  # entries kept per customer (settings.history_size), the oldest dropped
-    # per-segment KPI counters (`d:<grid>`, see streams/store/kpi_ops.py) and grid crossings (`x:<a>|<b>`)
-    daily: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    # per-segment KPI counters (`d:<grid>`, see streams/store/kpi_ops.py): the batch's tally, expanded and
+    # formatted into `<segment>:<metric>:<day or period>` fields once per batch (`daily_fields`)
+    daily: Tally = field(default_factory=dict)
+    # grid crossings (`x:<a>|<b>`)
     cross: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     crosstabs: tuple[tuple[str, str], ...] = ()  # the grid pairs whose crossing is kept (definitions)
     created: list[str] = field(default_factory=list)  # a customer per lifetime begun, in log order
@@ -181,7 +184,11 @@ class IndexDelta:
 
     def daily_fields(self) -> dict[str, list[tuple[str, int]]]:
         """grid -> [(field, delta)] of the KPI counters, zero deltas dropped."""
-        return _grouped(self.daily)
+        out: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for (grid, segment, metric, when), delta in counts(self.daily).items():
+            if delta:
+                out[grid].append((f"{segment}:{metric}:{when}", delta))
+        return out
 
     def cross_fields(self) -> dict[str, list[tuple[str, int]]]:
         """`<a>|<b>` -> [(field, delta)] of the crossings, zero deltas dropped."""

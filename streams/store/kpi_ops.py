@@ -88,11 +88,9 @@ class KpiCounting:
         if tracker is None:
             known = self.stored.get(cid)
             tracker = decode(known[1].get(MARKER) if known is not None else None)
-        tracker, counts = track(tracker, segments_of(before), transitions, money, cause, self.config)
-        self.trackers[cid] = tracker
-        daily = self.index.daily
-        for grid, name, delta in counts:
-            daily[(grid, name)] += delta
+        self.trackers[cid], _ = track(
+            tracker, segments_of(before), transitions, money, cause, self.config, self.index.daily
+        )
 
     def finish(self, write: CustomerWrite, mapping: dict[str, str]) -> CustomerWrite:
         """The customer's write with its marker (and `mapping`, what the cache keeps, with it too)."""

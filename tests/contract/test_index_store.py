@@ -190,16 +190,15 @@ def test_kpi_counters_and_crossings_are_committed_with_the_state(make_store: Sto
         claim = await store.claim(3)
         d1 = IndexDelta(crosstabs=(("lifecycle", "value"),))
         d1.customer("c1", None, crossed("new", "low", 500, 1))
-        d1.daily[("lifecycle", "new:orders:2026-01-01")] += 1
-        d1.daily[("lifecycle", "new:revenue:2026-01-01")] += 500
+        d1.daily[(("orders", "revenue"), "2026-01-01", ("lifecycle", "new"))] = [1, 500]
         write = CustomerWrite("c1", {**crossed("new", "low", 500, 1), "_kpi": '["2026-01",[],1,[]]'})
         await store.commit(claim, 1, None, WriteBatch([write], d1))
         d2 = IndexDelta(crosstabs=(("lifecycle", "value"),))
         d2.customer(
             "c1", crossed("new", "low", 500, 1), crossed("new", "medium", 15000, 2), ["segment:value"]
         )
-        d2.daily[("lifecycle", "new:orders:2026-01-01")] -= 1  # back at 0: deleted
-        d2.daily[("value", "medium:churned:2026-01-02")] += 1
+        d2.daily[(("orders",), "2026-01-01", ("lifecycle", "new"))] = [-1]  # back at 0: deleted
+        d2.daily[(("churned",), "2026-01-02", ("value", "medium"))] = [1]
         await store.commit(
             claim, 2, None, WriteBatch([CustomerWrite("c1", crossed("new", "medium", 15000, 2))], d2)
         )

@@ -9,7 +9,8 @@ import pytest
 from segmentation import Definitions, DefinitionsError
 from segmentation.kpi_definitions import KpiConfig, period_bounds, period_of, periods_within
 from segmentation.kpi_figures import crosstab_cells, segment_figures
-from segmentation.kpi_tracking import Money, Tracker, segments_of, track
+from segmentation.kpi_tracking import Money, Tally, Tracker, counts, segments_of
+from segmentation.kpi_tracking import track as track_tally
 from segmentation.state import CustomerState
 from segmentation.transition import Transition
 
@@ -19,6 +20,12 @@ CONFIG = KpiConfig()
 
 def at(day: str, hour: int = 9) -> datetime:
     return datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
+
+
+def track(*args: object) -> tuple[Tracker, list[tuple[str, str, int]]]:
+    """The step's counts as the stored `d:<grid>` fields: (grid, `<segment>:<metric>:<when>`, delta)."""
+    tracker, tally = track_tally(*args)  # type: ignore[arg-type]
+    return tracker, [(g, f"{s}:{m}:{w}", d) for (g, s, m, w), d in counts(tally).items()]
 
 
 def move(grid: str, old: str | None, new: str | None, when: datetime, cause: str = "time") -> Transition:
@@ -169,6 +176,35 @@ def test_an_erasure_forgets_the_marker_and_a_first_purchase_has_no_cohort() -> N
     assert not [c for c in counts if "cohort" in c[1] or "retained" in c[1]]
     _, counts = track(tracker, segments, [], Money(at("2026-04-02"), 1, 100), "r", CONFIG)
     assert ("lifecycle", "new:retained:2026-04", 1) in counts
+
+
+def test_a_batch_sums_its_steps_per_key_in_first_counted_order() -> None:
+    batch: Tally = {}
+    active, risky = {"lifecycle": "active"}, {"lifecycle": "at_risk", "value": "low"}
+    step = Money(at("2026-03-02"), 1, 700)
+    tracker, got = track_tally(Tracker(), active, [], step, "a", CONFIG, batch)
+    assert got is batch
+    track_tally(Tracker(), risky, [], Money(at("2026-03-02"), 0, -50), "b", CONFIG, batch)  # a refund first
+    track_tally(tracker, active, [], Money(at("2026-03-02", 15), 1, 300), "c", CONFIG, batch)
+    track_tally(Tracker(), risky, [], Money(at("2026-03-02"), 1, 900), "d", CONFIG, batch)
+    assert len(batch) == 7  # 2 per customer's first step, 1 more per later one: not one per count
+    assert list(counts(batch).items()) == [
+        (("lifecycle", "active", "orders", "2026-03-02"), 2),
+        (("lifecycle", "active", "revenue", "2026-03-02"), 1000),
+        (("lifecycle", "active", "retained", "2026-03"), 1),
+        (("lifecycle", "active", "cohort_orders", "2026-03"), 2),
+        (("lifecycle", "active", "cohort_revenue", "2026-03"), 1000),
+        (("lifecycle", "at_risk", "revenue", "2026-03-02"), 850),
+        (("value", "low", "revenue", "2026-03-02"), 850),
+        (("lifecycle", "at_risk", "cohort_revenue", "2026-03"), 850),
+        (("value", "low", "cohort_revenue", "2026-03"), 850),
+        (("lifecycle", "at_risk", "orders", "2026-03-02"), 1),
+        (("value", "low", "orders", "2026-03-02"), 1),
+        (("lifecycle", "at_risk", "retained", "2026-03"), 1),
+        (("lifecycle", "at_risk", "cohort_orders", "2026-03"), 1),
+        (("value", "low", "retained", "2026-03"), 1),
+        (("value", "low", "cohort_orders", "2026-03"), 1),
+    ]
 
 
 # -- derivations ------------------------------------------------------------------------------------------

@@ -133,8 +133,9 @@ def test_batched_counters_equal_a_brute_force_count(batch: int) -> None:
         stored.update(result.states)
         for cid in [w.customer_id for w in result.writes if w.delete]:
             stored.pop(cid, None)
-        for key, delta in result.index.daily.items():
-            got[key] += delta
+        for grid, pairs in result.index.daily_fields().items():
+            for name, delta in pairs:
+                got[(grid, name)] += delta
     got = +got
     metrics: defaultdict[str, int] = defaultdict(int)
     for (_, name), value in want.items():
