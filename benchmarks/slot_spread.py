@@ -25,6 +25,7 @@ from redis.crc import key_slot
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import describe
+from streams.store.slot_balance import skew  # the doctor's own measure
 
 SLOTS = 16384
 
@@ -40,10 +41,6 @@ def layout(nodes: int) -> list[int]:
             owner[slot] = node
         first, cursor = last + 1, cursor + per
     return owner
-
-
-def skew(counts: list[int]) -> float:
-    return max(counts) / (sum(counts) / len(counts)) - 1.0
 
 
 def spread(owner: list[int], nodes: int, slots: list[int]) -> float:

@@ -23,6 +23,9 @@
 -- The ordinal map keys (`<tag>o:<chunk>`) are named here, not in KEYS (their numbers are known only once the
 -- ordinals are given, below): they carry the partition's hash tag, and on Redis Cluster the `#!lua` line
 -- also makes Redis refuse any key outside the declared keys' slot, so a wrong name fails, never lands.
+-- Known gap: while their slot MIGRATEs, an undeclared chunk may not have moved with the declared keys (the
+-- script may then run on the importing node without it, or fail on the source); declaring them in KEYS is
+-- the fix still to do (README "Known gaps").
 -- The commit sequence makes a retried commit idempotent: a client that timed out cannot know whether the
 -- script ran; if it did, the retry finds its sequence already applied and returns 'DUP' without writing
 -- (index counters would otherwise count twice).

@@ -5,7 +5,8 @@ A cluster is named by the scheme `redis+cluster://host:port` (`rediss+cluster://
 client learns the others (CLUSTER SLOTS) and routes each command to the primary of its key's slot. Every key
 of one Kafka partition shares a hash tag (streams/store/keys.py), so a partition is one slot: the commit
 script and the claim's MULTI run on one node. Keys outside a partition (the namespace pointer, definitions,
-metrics) are single-key commands. SCAN runs on every primary (redis-py's cluster `scan_iter`).
+metrics) are single-key commands. A namespace-wide SCAN runs on every primary (redis-py's cluster
+`scan_iter`); a walk of one partition (`scan_slot`) on the node serving its slot.
 
 The cluster clients are typed as the single-server ones: they speak the same commands, and the callers'
 few cluster differences (SCAN per node, pipelines split by slot) are redis-py's. Redis Cluster has only

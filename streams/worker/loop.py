@@ -57,11 +57,13 @@ class Worker(BatchPipeline):
         resumed waits for that partition's long-poll fetch (up to kafka_fetch_max_wait_ms): asked per
         partition, a 16-partition assignment took 6 s to resume (tests/integration/test_worker_assignment)."""
         ends = await self._end_offsets(tps)
+        for tp in [t for t in tps if t not in ends]:  # one unknown leader must not cost the others their
+            ends.update(await self._end_offsets([tp]))  # catch-up: asked alone (as before), before resuming
         for tp in tps:
             await self.take(tp, ends)
 
     async def _end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        assert self.consumer is not None, "take() is for a worker that consumes Kafka"
+        assert self.consumer is not None, "end offsets are for a worker that consumes Kafka"
         try:  # bounded: this may run in a rebalance callback, which must not stall the group
             return dict(await asyncio.wait_for(self.consumer.end_offsets(list(tps)), 10.0))
         except (TimeoutError, KafkaError) as exc:
