@@ -234,10 +234,11 @@ async def _kafka_answers(settings: Settings) -> None:
 
 
 def producer(settings: Settings) -> AIOKafkaProducer:
-    """acks=all: a transition is acknowledged once every in-sync replica holds it (at least
-    the brokers' min.insync.replicas: 2 of 3 on the local 3-broker stack, 1 in Kafka's stock settings), so a leader's crash right after the ack loses
-    nothing; acks=1 would lose what the dead leader had not yet copied. Idempotence: the batches aiokafka
-    resends after a leader's loss (connection reset, NOT_LEADER) are written once. The default delivery
+    """acks=all: a transition is acknowledged once every in-sync replica holds it (at least the brokers'
+    min.insync.replicas: 2 of 3 on the local 3-broker stack, 1 in Kafka's stock settings), so a leader's
+    crash right after the ack loses nothing; acks=1 would lose what the dead leader had not yet copied.
+    Idempotence: the batches aiokafka resends after a leader's loss (connection reset, NOT_LEADER) are
+    written once. The default delivery
     timeout (request_timeout_ms, 40 s) outlasts a leader election (the broker session timeout, 6-9 s, measured
     in docs/reliability.md); a batch that still fails is published again by the pipeline's retry (same
     transition ids, at least once)."""
