@@ -20,12 +20,17 @@
 -- the arguments, the type of every key written (WRONGTYPE), that every counter HINCRBY moves holds an integer
 -- (NOTINT) and stays inside the 64-bit range (OVERFLOW). The `#!lua` line above makes Redis 7 refuse the
 -- whole script up front when it is over maxmemory (a script without it fails at its first write command).
--- The ordinal map keys (`<tag>o:<chunk>`) are named here, not in KEYS (their numbers are known only once the
--- ordinals are given, below): they carry the partition's hash tag, and on Redis Cluster the `#!lua` line
--- also makes Redis refuse any key outside the declared keys' slot, so a wrong name fails, never lands.
--- Known gap: while their slot MIGRATEs, an undeclared chunk may not have moved with the declared keys (the
--- script may then run on the importing node without it, or fail on the source); declaring them in KEYS is
--- the fix still to do (README "Known gaps").
+-- The ordinal map keys (`<tag>o:<chunk>`) the membership writes touch must be among KEYS (the client declares
+-- them from the `_o` it knows and the partition's ordinal counter it tracks). Why: while their slot MIGRATEs,
+-- Redis checks only the declared keys before it picks the node that runs the script; an undeclared chunk that
+-- has not moved yet would be missing on the importing node (an erasure would miss it, a new entry would
+-- create it there and stop the migration with BUSYKEY), and one that has moved would fail the script half way
+-- on the source. Declared, Redis answers ASK/TRYAGAIN until they are all on one node. A needed chunk the
+-- client did not declare is refused before any write: 'CHUNKS <ordinal counter> <chunk numbers...>'; the
+-- client declares them and sends the same commit again.
+-- Reply: 'DUP', or {number of customer writes, ordinal counter after the commit (-1: no BITS op), then per
+-- ordinal given: the customer key's index in KEYS and the ordinal} (the client keeps both, so its next
+-- declarations are right).
 -- The commit sequence makes a retried commit idempotent: a client that timed out cannot know whether the
 -- script ran; if it did, the retry finds its sequence already applied and returns 'DUP' without writing
 -- (index counters would otherwise count twice).
@@ -134,14 +139,14 @@ local function key_arg(v)
 end
 -- BITS entries as {allocs = keys in log order, moves = key -> {{set?, bitmap}...}, order = keys}, or nil
 local function parse_bits(src, first, last)
-  local b = {allocs = {}, moves = {}, order = {}}
-  local seen, j = {}, first
+  local b = {allocs = {}, moves = {}, order = {}, index = {}}
+  local j = first
   while j <= last do
     local tag, k = src[j], key_arg(src[j + 1])
     if not k then return nil end
     local key = KEYS[k]
-    if not seen[key] then
-      seen[key] = true
+    if not b.index[key] then
+      b.index[key] = k
       b.order[#b.order + 1] = key
     end
     if tag == 'A' then
@@ -312,6 +317,27 @@ if bits then
     end
   end
   bits.counter, bits.old, bits.new, bits.gone = counter, old, new, gone
+  -- every chunk written must be declared (see the header): refuse, naming them, before any write
+  local declared, missing, listed = {}, {}, {}
+  local head = tag .. 'o:'
+  for _, k in ipairs(KEYS) do
+    if string.sub(k, 1, #head) == head then declared[k] = true end
+  end
+  local function need(ordinal)
+    local ck = chunk_key(ordinal)
+    if not declared[ck] and not listed[ck] then
+      listed[ck] = true
+      missing[#missing + 1] = tostring(math.floor(ordinal / CHUNK))
+    end
+  end
+  for _, key in ipairs(bits.order) do
+    local o, n = old[key], new[key]
+    if o and (gone[key] or n) then need(o) end
+    if n and not gone[key] then need(n) end
+  end
+  if #missing > 0 then
+    return redis.error_reply('CHUNKS ' .. bits.start .. ' ' .. table.concat(missing, ' '))
+  end
   for _, key in ipairs(bits.order) do
     for _, mv in ipairs(bits.moves[key] or {}) do
       bad = expect(mv[2], 'string')
@@ -488,4 +514,15 @@ if ARGV[3] ~= '' then
   end
 end
 redis.call('HSET', meta, 'seq', seq_arg)
-return #plan
+local reply = {#plan, -1}
+if bits then
+  reply[2] = bits.counter
+  for _, key in ipairs(bits.order) do
+    local n = bits.new[key]
+    if n and not bits.gone[key] then
+      reply[#reply + 1] = bits.index[key]
+      reply[#reply + 1] = n
+    end
+  end
+end
+return reply

@@ -32,6 +32,7 @@ from segmentation.kpi_tracking import Tally, counts
 from segmentation.transition import Transition
 
 SEGMENT: Final = "segment:"
+ORDINAL: Final = "_o"  # the customer hash field holding its ordinal (streams/store/membership.py)
 METRICS: Final = ("customers", "revenue_minor", "orders")
 
 
@@ -58,6 +59,11 @@ class IndexDelta:
     crosstabs: tuple[tuple[str, str], ...] = ()  # the grid pairs whose crossing is kept (definitions)
     created: list[str] = field(default_factory=list)  # a customer per lifetime begun, in log order
     _began: set[str] = field(default_factory=set)
+    # the stored ordinal (`_o`) of the customers whose before-mapping holds one, and every customer's
+    # after-mapping: the Redis store declares the ordinal chunks the commit touches from the first and
+    # writes the ordinals the commit gave into the second (commit.lua, "ordinal map keys")
+    ordinals: dict[str, int] = field(default_factory=dict)
+    mappings: dict[str, Mapping[str, str]] = field(default_factory=dict)
 
     def began(self, customer_id: str) -> None:
         """An event created the customer (blank state before, not after): it takes the next ordinal."""
@@ -87,6 +93,11 @@ class IndexDelta:
         """One customer's move: `after` is empty for a deleted customer; `changed` names the fields that
         differ (the write's set and removed fields), so an unchanged grid costs nothing."""
         old = before or {}
+        ordinal = old.get(ORDINAL)
+        if ordinal is not None:
+            self.ordinals[customer_id] = int(ordinal)
+        if after:
+            self.mappings[customer_id] = after
         m0, o0 = _int(old.get("monetary_minor")), _int(old.get("orders"))
         m1, o1 = _int(after.get("monetary_minor")), _int(after.get("orders"))
         money = m0 != m1 or o0 != o1

@@ -19,11 +19,12 @@ again by the same walk.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final, cast
 
 from redis.asyncio import Redis
 
+from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
 
 CHUNK: Final = 128  # ordinals per `o:` hash
@@ -42,6 +43,18 @@ async def raw_reply(client: Redis, *command: str | int) -> bytes:
     """A command's bytes reply, undecoded whatever the client decodes (bitmaps are binary)."""
     reply = await cast(Any, client).execute_command(*command, NEVER_DECODE=[])
     return bytes(reply or b"")
+
+
+def declared_chunks(index: IndexDelta, erased: Iterable[str], next_ordinal: int | None) -> set[int]:
+    """The `o:` chunks a commit of `index` writes, as far as the client knows: the stored ordinals of the
+    customers erased or re-created, and the ordinals the lifetimes begun take. A chunk it needs and was not
+    given (a customer whose ordinal the client never saw, one entering a segment without a lifetime
+    reported) is refused by commit.lua, naming it, and the commit is sent again with it."""
+    known, created = index.ordinals, index.created
+    chunks = {known[cid] // CHUNK for cid in (*created, *erased) if cid in known}
+    if next_ordinal is not None and created:
+        chunks.update(range(next_ordinal // CHUNK, (next_ordinal + len(created) - 1) // CHUNK + 1))
+    return chunks
 
 
 def chunk_of(ordinal: int) -> tuple[int, str]:

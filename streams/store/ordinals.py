@@ -3,12 +3,11 @@ streams/store/commit.lua, layout in streams/store/membership.py), so both stores
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
+from typing import cast
 
-from streams.store.indexes import IndexDelta
-
-ORDINAL = "_o"  # the customer hash field (streams/store/membership.py)
+from streams.store.indexes import ORDINAL, IndexDelta
 
 Customers = dict[str, dict[str, str]]
 
@@ -66,6 +65,9 @@ class Ordinals:
             if now is not None and not gone:
                 self.ids[now] = cid
                 customers[cid][ORDINAL] = str(now)
+                mapping = index.mappings.get(cid)  # the caller's cache learns it, as from the Redis store
+                if mapping is not None:
+                    cast(MutableMapping[str, str], mapping)[ORDINAL] = str(now)
 
 
 def script_order(index: IndexDelta) -> list[str]:

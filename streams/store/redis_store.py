@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from importlib import resources
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis import Redis as SyncRedis
 from redis.exceptions import ResponseError
 
+from streams.store.commit_script import BSEP, CHUNKS, SEP, bits_entries, refusal, write_parts
 from streams.store.connection import scan_slot
-from streams.store.indexes import IndexDelta
+from streams.store.indexes import ORDINAL, IndexDelta
 from streams.store.keys import KeySpace
-from streams.store.membership import bitmap_ordinals, ids_of, raw_reply
+from streams.store.membership import ORDINALS, bitmap_ordinals, declared_chunks, ids_of, raw_reply
 from streams.store.port import (
     Claim,
-    CommitRefused,
     CustomerWrite,
-    Fenced,
     IndexSnapshot,
-    Rewound,
-    StaleOffset,
     WriteBatch,
     check_standing,
     new_owner,
@@ -30,10 +28,7 @@ _RELEASE = """if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
   return redis.call('HDEL', KEYS[1], 'owner')
 end
 return 0"""
-SEP = "\x00"  # joins the batch's customer writes, or an op's args, into one script argument
-BSEP = SEP.encode()
 _CHUNK = 1000  # entries per LPUSHCAP op: far below Lua's unpack limit
-REFUSALS = ("WRONGTYPE", "NOTINT", "OVERFLOW")  # the script's checks of what the keys hold (commit.lua)
 
 
 class RedisStateStore:
@@ -41,6 +36,9 @@ class RedisStateStore:
         self._r = client
         self._keys = keys
         self._next_seq: dict[int, int] = {}  # partition -> sequence number of our next commit
+        # partition -> its ordinal counter after our last commit (None: unknown, e.g. after a 'DUP')
+        self._next_ordinal: dict[int, int | None] = {}
+        self.chunk_refusals = 0  # commits sent again because an ordinal chunk was not declared (commit.lua)
         self._commit = client.register_script(
             resources.files("streams.store").joinpath("commit.lua").read_text()
         )
@@ -56,9 +54,10 @@ class RedisStateStore:
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.hincrby(meta, "fence", 1)
             pipe.hset(meta, "owner", owner)
-            pipe.hmget(meta, ["offset", "watermark", "seq"])
-            fence, _, (offset, watermark, seq) = await pipe.execute()
+            pipe.hmget(meta, ["offset", "watermark", "seq", ORDINALS])
+            fence, _, (offset, watermark, seq, ordinals) = await pipe.execute()
         self._next_seq[partition] = (_int(seq) or 0) + 1
+        self._next_ordinal[partition] = _int(ordinals) or 0
         return Claim(partition, int(fence), _int(offset), _int(watermark), owner)
 
     async def load(
@@ -87,7 +86,7 @@ class RedisStateStore:
         p = claim.partition
         seq = self._next_seq.get(p, 1)
         keys = [self._keys.partition_meta(p), self._keys.due(p)]
-        parts = _write_parts(writes)
+        parts = write_parts(writes)
         block = SEP.join(parts)
         args: list[str | int | bytes] = [
             f"{claim.fence}:{seq}:{claim.owner}" if claim.owner else f"{claim.fence}:{seq}",
@@ -103,22 +102,43 @@ class RedisStateStore:
         customer_key = self._keys.customer
         keys += [customer_key(p, w.customer_id) for w in writes]
         delta = writes.delta if isinstance(writes, WriteBatch) else None
+        chunks: set[int] = set()
         if delta is not None and not delta.is_empty():
             self._index_ops(p, delta, keys, args)
-        try:
-            await self._commit(keys=keys, args=args)  # 'DUP': an earlier attempt of this commit had landed
-            self._next_seq[p] = seq + 1
-        except ResponseError as exc:
-            message = str(exc)
-            if message.startswith("FENCED"):
-                raise Fenced(f"partition {p}: {message}") from exc
-            if message.startswith("REWOUND"):
-                raise Rewound(f"partition {p}: {message}") from exc
-            if message.startswith("STALE"):
-                raise StaleOffset(f"partition {p}: {message}") from exc
-            if message.startswith(REFUSALS):
-                raise CommitRefused(f"partition {p}: commit refused, nothing written: {message}") from exc
-            raise
+            if delta.created or delta.members_add or delta.members_remove:
+                erased = [w.customer_id for w in writes if w.delete]
+                chunks = declared_chunks(delta, erased, self._next_ordinal.get(p))
+        for attempt in range(1, 4):
+            try:
+                # 'DUP': an earlier attempt of this commit had landed
+                reply = await self._commit(keys=keys + [self._keys.ordinals(p, c) for c in chunks], args=args)
+                break
+            except ResponseError as exc:
+                refused = CHUNKS.match(str(exc))
+                if refused is None or attempt == 3:
+                    raise refusal(p, exc) from exc
+                # nothing was written: declare the chunks it named and send the same commit again
+                self.chunk_refusals += 1
+                self._next_ordinal[p] = int(refused[1])
+                chunks.update(int(n) for n in refused[2].split())
+        self._next_seq[p] = seq + 1
+        self._learn(p, reply, keys, delta)
+
+    def _learn(self, p: int, reply: object, keys: list[str], delta: IndexDelta | None) -> None:
+        """Keep the partition's ordinal counter and write each ordinal the commit gave into the customer's
+        mapping (the worker's cache), so the next commit declares the right chunks."""
+        if not isinstance(reply, list):  # 'DUP': what the landed attempt gave is unknown here
+            self._next_ordinal[p] = None
+            return
+        if reply[1] >= 0:
+            self._next_ordinal[p] = int(reply[1])
+        if delta is None:
+            return
+        mappings, prefix = delta.mappings, len(self._keys.customer(p, ""))
+        for k, ordinal in zip(reply[2::2], reply[3::2], strict=True):
+            mapping = mappings.get(keys[k - 1][prefix:])
+            if mapping is not None:
+                cast(MutableMapping[str, str], mapping)[ORDINAL] = str(ordinal)
 
     def _index_ops(self, p: int, index: IndexDelta, keys: list[str], args: list[str | int | bytes]) -> None:
         """Append the index delta as the script's generic op list (name, key index, n_args, args...)."""
@@ -151,7 +171,7 @@ class RedisStateStore:
                 op("HINCRBY", key, [text for name, d in pairs for text in (name, str(d))])
 
         if index.created or index.members_add or index.members_remove:
-            op("BITS", 1, _bits_entries(index, p, ks, slot))
+            op("BITS", 1, bits_entries(index, p, ks, slot))
         for grid, pairs in index.kpi_fields().items():
             counters(slot(ks.kpis(p, grid)), pairs)
         for grid, pairs in index.flow_fields().items():
@@ -197,48 +217,6 @@ class RedisStateStore:
                 kinds = {"k": snap.kpis, "f": snap.flows, "d": snap.daily, "t": snap.moves, "x": snap.cross}
                 kinds[kind][rest] = row
         return snap
-
-
-def _bits_entries(index: IndexDelta, p: int, ks: KeySpace, slot: Callable[[str], int]) -> list[str]:
-    """The membership op's entries (commit.lua BITS): the lifetimes begun, in log order, then per customer
-    the bitmaps whose bit it clears ('-k') and sets ('+k'); key indexes only, never an id."""
-    moves: dict[str, list[str]] = {}
-    for sign, members in (("-", index.members_remove), ("+", index.members_add)):
-        for (grid, segment), ids in members.items():
-            bit = f"{sign}{slot(ks.members(p, grid, segment))}"
-            for cid in ids:
-                entry = moves.get(cid)
-                if entry is None:
-                    moves[cid] = [bit]
-                else:
-                    entry.append(bit)
-    out: list[str] = []
-    customer = ks.customer
-    for cid in index.created:
-        out += ("A", str(slot(customer(p, cid))))
-    for cid, bits in moves.items():
-        out += ("M", str(slot(customer(p, cid))), str(len(bits)))
-        out += bits
-    return out
-
-
-def _write_parts(writes: Sequence[CustomerWrite]) -> list[str]:
-    """Every customer write as the script's parts: id, kind, due, n_set, n_removed, pairs, removed names.
-    Joined by SEP into one script argument when no part contains SEP: redis-py encodes each argument in
-    Python (~1 µs each), and a batch has hundreds of customers with dozens of changed fields each."""
-    parts: list[str] = []
-    add = parts.extend
-    for w in writes:
-        due = "" if w.due_us is None else str(w.due_us)
-        if w.delete:
-            add((w.customer_id, "D", due, "0", "0"))
-            continue
-        fields = w.set_fields
-        add((w.customer_id, "S", due, str(len(fields)), str(len(w.removed_fields))))
-        for item in fields.items():
-            add(item)
-        add(w.removed_fields)
-    return parts
 
 
 def _text(value: bytes | str) -> str:

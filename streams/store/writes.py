@@ -13,7 +13,7 @@ from typing import cast
 from segmentation import CustomerState
 from segmentation.state_mapping import STATE, changed_fields, state_to_mapping
 from streams.store import history_format
-from streams.store.indexes import IndexDelta
+from streams.store.indexes import ORDINAL, IndexDelta
 from streams.store.port import CustomerWrite
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -87,6 +87,8 @@ def write_for(
         old = before or {}
         if history_format.FIELD in old:  # not state: kept as is, appended to by `index_write`
             new[history_format.FIELD] = old[history_format.FIELD]
+        if ORDINAL in old:  # the commit script's, kept so the next commit can declare its chunk
+            new[ORDINAL] = old[ORDINAL]
         changed = {k: v for k, v in new.items() if old.get(k) != v}
         removed = [k for k in old if k not in new and not k.startswith("_") and k != "history"]
     if origin is not None:

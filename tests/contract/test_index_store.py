@@ -53,8 +53,9 @@ def test_indexes_and_history_are_committed_with_the_state(make_store: StoreFacto
         writes = [write(d1, "c1", None, c1), write(d1, "c2", None, c2)]
         await store.commit(claim, 1, None, WriteBatch(writes, d1))
         loaded = (await store.load(0, ["c1"]))["c1"]
-        assert loaded.pop("_o") == "0"  # the first ordinal of the partition (streams/store/membership.py)
-        assert loaded == c1  # the history field is in the cached mapping too
+        assert loaded["_o"] == "0"  # the first ordinal of the partition (streams/store/membership.py)
+        # the cached mapping holds the history field and the ordinal the commit gave, as stored
+        assert loaded == c1 and c2["_o"] == "1"
         d2 = IndexDelta(history_size=2)
         d2.transitions([tr("c1", "new", "active", 1), tr("c1", "active", "at_risk", 2)])
         d2.transitions([tr("c2", "new", None, 3)])

@@ -16,10 +16,11 @@ import redis.asyncio as aioredis
 
 from segmentation import CustomerState
 from segmentation.state_mapping import state_from_mapping, state_to_mapping
+from streams.store.commit_script import SEP, write_parts
 from streams.store.connection import async_client
 from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite
-from streams.store.redis_store import SEP, RedisStateStore, _write_parts
+from streams.store.redis_store import RedisStateStore
 from streams.store.replies import texts
 from tests.services import Services
 
@@ -33,7 +34,7 @@ WRITES = [
 
 
 def test_parts_follow_the_script_layout() -> None:
-    assert _write_parts(WRITES) == [
+    assert write_parts(WRITES) == [
         *("c1", "S", "1000", "2", "0", "a", "1", "b", ""),
         *("c2", "S", "", "1", "1", "a", "2", "gone"),
         *("c3", "D", "", "0", "0"),
@@ -87,7 +88,7 @@ def test_packed_and_plain_commits_write_the_same(services: Services, redis_prefi
 
     packed, sent_packed = asyncio.run(commit_both(plain=False))
     plain, sent_plain = asyncio.run(commit_both(plain=True))
-    assert sent_packed[0][3] == f"3:{len(_write_parts(WRITES))}"  # the usual case is one argument
+    assert sent_packed[0][3] == f"3:{len(write_parts(WRITES))}"  # the usual case is one argument
     assert len(sent_plain[0]) > len(sent_packed[0])
     assert packed == plain
     assert packed["c1"] == {b"a": b"1", b"b": b""}
