@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -89,16 +89,26 @@ def slot(services: Services) -> Iterator[Slot]:
         assert owner(nodes, number) == source
 
 
-def walk(s: Slot, count: int = 1000, between: object = None) -> list[str]:
+def walk(
+    s: Slot,
+    count: int = 1000,
+    between: Callable[[], object] | None = None,
+    mapped: Callable[[], object] | None = None,
+) -> list[str]:
+    """The keys `scan_slot` yields; `between` runs after the first, `mapped` once the client has its map."""
+
     async def run() -> list[str]:
         client = async_client(s.url)
         try:
+            await client.initialize()
+            if mapped is not None:
+                await asyncio.to_thread(mapped)
             found = []
             pattern, slot_key = s.keys.customer_pattern(PARTITION), s.keys.partition_meta(PARTITION)
             async for raw in scan_slot(client, pattern, slot_key, count):
                 found.append(raw.decode())
                 if between is not None and len(found) == 1:
-                    await asyncio.to_thread(between)  # type: ignore[arg-type]
+                    await asyncio.to_thread(between)
             return found
         finally:
             await client.aclose()
@@ -128,3 +138,11 @@ def test_a_migration_that_begins_mid_walk_is_refused_not_returned_short(slot: Sl
     of the moved keys it already gave, so it must raise, naming the slot."""
     with pytest.raises(SlotMigrating, match=f"slot {slot.slot} began to move from {slot.source.name}"):
         walk(slot, between=lambda: slot.begin_migration(slot.customer_keys[:30]))
+
+
+def test_a_walk_with_a_slot_map_from_before_the_slot_moved_walks_its_new_owner(slot: Slot) -> None:
+    """The client learnt the map, then the whole slot moved: SCAN is not redirected, so the node the map
+    names has none of the keys; the walk asks the nodes who serves the slot now."""
+    found = walk(slot, mapped=lambda: move_slot(slot.nodes, slot.slot, slot.target))
+    assert slot.where() == (0, CUSTOMERS + 1)
+    assert sorted(found) == slot.customer_keys
