@@ -171,7 +171,7 @@ def make_app(
     request_timeout_s: float = 5.0,
 ) -> web.Application:
     """The application; `auth` is required: `Authenticator.disabled()` is the explicit no-auth choice."""
-    app = web.Application(middlewares=[errors, deadline, gate, authenticate])
+    app = web.Application(middlewares=[errors, deadline, authenticate, gate])
     settings = reader.settings
     if is_cluster(settings.redis_url, settings.redis_cluster):
         app[GATE] = RequestGate(settings.api_redis_max_connections, settings.api_redis_pool_timeout_s)

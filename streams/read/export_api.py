@@ -25,7 +25,7 @@ from aiohttp import web
 from streams.read.changes import CHANGE_COLUMNS, Change, ChangesError, changes
 from streams.read.columns import ColumnError, catalogue, parse_columns
 from streams.read.export import FORMATS, Format, Selection, encode_rows, member_rows
-from streams.read.http_guard import READER, error, granted, log, streamed
+from streams.read.http_guard import READER, error, gate_slot, gated, granted, log, streamed
 from streams.read.reader import BadRequest, NotFound, SegmentReader
 
 __all__ = ["get_changes", "get_export"]
@@ -76,7 +76,8 @@ async def get_export(request: web.Request) -> web.StreamResponse:
         if exc.forbidden:
             return error(403, str(exc))
         raise BadRequest(str(exc)) from None
-    keys = await reader.keyspace()
+    async with gate_slot(request):  # a cluster's gate: 503 before the first byte when no slot is free
+        keys = await reader.keyspace()
     rows = member_rows(
         reader.client, keys, range(reader.settings.topic_partitions), Selection(grid, segment, columns)
     )
@@ -85,8 +86,8 @@ async def get_export(request: web.Request) -> web.StreamResponse:
     response.enable_chunked_encoding()
     await response.prepare(request)
     try:
-        async for block in encode_rows(rows, columns, fmt):
-            await response.write(block)
+        async for block in gated(request, encode_rows(rows, columns, fmt)):
+            await response.write(block)  # no gate slot held here: a slow reader blocks no other request
     except Exception as exc:  # the status line is sent: cut the connection, never end the body cleanly
         log.warning("export %s %s cut after the first byte: %s", grid, segment, type(exc).__name__)
         if request.transport is not None:

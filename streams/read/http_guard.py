@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 import orjson
 import redis.exceptions
@@ -30,11 +31,13 @@ TIMEOUT: web.AppKey[float] = web.AppKey("timeout", float)
 KEY = "segstream.key"  # request key: the ApiKey of the caller (absent when authentication is disabled)
 RETRY_AFTER_S = "1"
 _UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, TimeoutError)
+T = TypeVar("T")
 STREAMED: set[Handler] = set()  # handlers whose answer may take longer than the deadline (exports)
 
 
 def streamed(handler: Handler) -> Handler:
-    """Marks a route whose answer is streamed: no overall deadline (each Redis call keeps its timeout)."""
+    """Marks a route whose answer is streamed: no overall deadline (each Redis call keeps its timeout), and
+    no gate slot for the whole response (it takes `gate_slot` / `gated` around its Redis calls, if any)."""
     STREAMED.add(handler)
     return handler
 
@@ -85,11 +88,25 @@ class RequestGate:
     """At most `limit` requests use Redis at once; the next waits up to `wait_s`, then 503. For a Redis
     Cluster, whose redis-py client has no waiting pool (a node's `max_connections` all busy raise at once):
     a request holds at most one connection per node at a time, so this bounds each node's connections as a
-    single server's blocking pool bounds its own (streams/store/connection.py)."""
+    single server's blocking pool bounds its own (streams/store/connection.py). A streamed export holds a
+    slot per Redis step, not per response (`gated`), as a pooled connection is held per command."""
 
     def __init__(self, limit: int, wait_s: float) -> None:
         self.slots = asyncio.Semaphore(limit)
         self.wait_s = wait_s
+
+    @asynccontextmanager
+    async def slot(self, wait_s: float | None) -> AsyncIterator[None]:
+        """One slot for the block; none within `wait_s` (None: no limit) is a busy pool (503, see errors)."""
+        try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow the request deadline's cancel
+            async with asyncio.timeout(wait_s):
+                await self.slots.acquire()
+        except TimeoutError:
+            raise redis.exceptions.ConnectionError("no Redis connection free in time") from None
+        try:
+            yield
+        finally:
+            self.slots.release()
 
 
 GATE: web.AppKey[RequestGate] = web.AppKey("gate", RequestGate)
@@ -97,19 +114,45 @@ GATE: web.AppKey[RequestGate] = web.AppKey("gate", RequestGate)
 
 @web.middleware
 async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Wait for a slot of the app's RequestGate (when it has one); none within its wait: 503 (see errors)."""
+    """Wait for a slot of the app's RequestGate (when it has one); none within its wait: 503 (see errors).
+    Runs after `authenticate`: a caller without a valid key is answered 401 at once, never queued here.
+    Streamed routes pass: they take the gate per Redis step themselves (`gated`)."""
+    slots = request.app.get(GATE)
+    if slots is None or request.match_info.handler in STREAMED:
+        return await handler(request)
+    async with slots.slot(slots.wait_s):
+        return await handler(request)
+
+
+@asynccontextmanager
+async def gate_slot(request: web.Request) -> AsyncIterator[None]:
+    """A slot of the app's gate (when it has one) for a streamed route's Redis calls before its first byte:
+    none within the gate's wait is 503, as for any other request."""
     slots = request.app.get(GATE)
     if slots is None:
-        return await handler(request)
-    try:  # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow the request deadline's cancel
-        async with asyncio.timeout(slots.wait_s):
-            await slots.slots.acquire()
-    except TimeoutError:
-        raise redis.exceptions.ConnectionError("no Redis connection free in time") from None
-    try:
-        return await handler(request)
-    finally:
-        slots.slots.release()
+        yield
+        return
+    async with slots.slot(slots.wait_s):
+        yield
+
+
+async def gated(request: web.Request, steps: AsyncIterator[T]) -> AsyncIterator[T]:
+    """`steps` (each one's Redis calls) within a slot of the app's gate, released while the caller writes
+    the step's block: a slow reader of a long export then holds no slot, and others are served meanwhile.
+    Mid-stream the wait has no limit: the response has begun, a 503 is no longer possible (the deadline
+    does not cover streamed routes; each Redis call keeps its own timeout)."""
+    slots = request.app.get(GATE)
+    if slots is None:
+        async for step in steps:
+            yield step
+        return
+    while True:
+        async with slots.slot(None):
+            try:
+                step = await anext(steps)
+            except StopAsyncIteration:
+                return
+        yield step
 
 
 @web.middleware

@@ -16,6 +16,7 @@ from streams.replay.sources import SourceError
 from streams.settings import Settings
 from streams.store.namespaces import NamespaceError, NamespaceRefused
 from streams.store.reachable import ServiceUnreachable
+from streams.store.slot_walk import SlotMigrating
 
 SETTINGS = Settings(redis_url="redis://:s3cret@db.example:6379/0", kafka_bootstrap="k1:9092")
 
@@ -31,6 +32,7 @@ SETTINGS = Settings(redis_url="redis://:s3cret@db.example:6379/0", kafka_bootstr
         (AuthenticationError("invalid password"), 2, ["refused the credentials", "SEGSTREAM_REDIS_URL"]),
         (SaslAuthenticationFailed("bad password"), 2, ["Kafka at k1:9092 refused the credentials"]),
         (NamespaceRefused("unknown namespace 'x' (known: main (active))"), 3, ["known: main"]),
+        (SlotMigrating(7638, "began to move from h:7001"), 3, ["slot 7638 began to move", "run it again"]),
         (ServiceUnreachable("Kafka at k1:9092 did not answer"), 4, ["Kafka"]),
         (RedisConnectionError("Error 111"), 4, ["db.example", "SEGSTREAM_REDIS_URL"]),
         (KafkaConnectionError("Unable to bootstrap"), 4, ["k1:9092", "SEGSTREAM_KAFKA_BOOTSTRAP"]),
