@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from streams.store.replies import text as _text
 
@@ -21,6 +22,7 @@ DEFAULT = "main"
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _RESERVED = frozenset({"namespace"})  # `<prefix>:namespace:active` is the pointer, not a namespace
 _BATCH = 500
+_DROP_WALKS = 5  # walks of every primary a drop on a Redis Cluster makes at most (see `drop`)
 
 
 class NamespaceError(Exception):
@@ -172,10 +174,23 @@ async def drop(client: aioredis.Redis, prefix: str, name: str) -> int:
         batch.clear()
         return done
 
-    async for key in namespace_keys(client, prefix, name):
-        batch.append(key)
-        if len(batch) >= _BATCH:
+    # On a Redis Cluster the primaries are scanned one after the other, and a key whose slot moves from a
+    # node not scanned yet to one already scanned is missed: walk again until a walk finds nothing (a moved
+    # key is found by the next walk unless it moves again). A single server walks once.
+    for _ in range(_DROP_WALKS if isinstance(client, AsyncRedisCluster) else 1):
+        found = 0
+        async for key in namespace_keys(client, prefix, name):
+            found += 1
+            batch.append(key)
+            if len(batch) >= _BATCH:
+                removed += await unlink()
+        if batch:
             removed += await unlink()
-    if batch:
-        removed += await unlink()
+        if not found:
+            return removed
+    if isinstance(client, AsyncRedisCluster):
+        raise NamespaceRefused(
+            f"namespace {name!r}: keys were still found after {_DROP_WALKS} walks of every primary"
+            f" ({removed} removed): is something still writing it? Run the drop again"
+        )
     return removed
