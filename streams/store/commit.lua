@@ -25,9 +25,13 @@
 -- Redis checks only the declared keys before it picks the node that runs the script; an undeclared chunk that
 -- has not moved yet would be missing on the importing node (an erasure would miss it, a new entry would
 -- create it there and stop the migration with BUSYKEY), and one that has moved would fail the script half way
--- on the source. Declared, Redis answers ASK/TRYAGAIN until they are all on one node. A needed chunk the
+-- on the source. Declared, Redis answers ASK/TRYAGAIN until they are all on one node (until the migration
+-- ends for a chunk that does not exist yet, as for a new customer's hash). A needed chunk the
 -- client did not declare is refused before any write: 'CHUNKS <ordinal counter> <chunk numbers...>'; the
--- client declares them and sends the same commit again.
+-- client declares them and sends the same commit again. The writes never delete a key and then write it (sets
+-- before deletes): mid-migration, a command on a key missing from the source node makes Redis stop the script
+-- half way ("non local key"). Only a customer deleted and then written again in one commit would still do
+-- that; no caller sends one.
 -- Reply: 'DUP', or {number of customer writes, ordinal counter after the commit (-1: no BITS op), then per
 -- ordinal given: the customer key's index in KEYS and the ordinal} (the client keeps both, so its next
 -- declarations are right).
@@ -320,8 +324,9 @@ if bits then
   -- every chunk written must be declared (see the header): refuse, naming them, before any write
   local declared, missing, listed = {}, {}, {}
   local head = tag .. 'o:'
-  for _, k in ipairs(KEYS) do
-    if string.sub(k, 1, #head) == head then declared[k] = true end
+  for k = #KEYS, 1, -1 do  -- the client puts them last: O(chunks), not O(keys)
+    if string.sub(KEYS[k], 1, #head) ~= head then break end
+    declared[KEYS[k]] = true
   end
   local function need(ordinal)
     local ck = chunk_key(ordinal)
@@ -434,8 +439,11 @@ local function write_bits(b)
     end
   end
   for _, ck in ipairs(chunks) do
-    if dels[ck] then redis.call('HDEL', ck, unpack(dels[ck])) end
+    -- sets before deletes (never the same field: an ordinal is given once), so no delete empties (deletes) a
+    -- chunk that is written after: mid-migration Redis refuses a command on a key missing from the source
+    -- node (ASK), and the script would stop half way
     if sets[ck] then redis.call('HSET', ck, unpack(sets[ck])) end
+    if dels[ck] then redis.call('HDEL', ck, unpack(dels[ck])) end
   end
   if b.counter ~= b.start then redis.call('HSET', meta, 'ordinals', b.counter) end
 end
@@ -446,11 +454,12 @@ for _, p in ipairs(plan) do
   if kind == 'D' then
     redis.call('DEL', key)
   else
-    if last > mid then
-      redis.call('HDEL', key, unpack(parts, mid + 1, last))
-    end
+    -- sets before deletes, for the reason given at the ordinal chunks (write_bits)
     if mid >= first then
       redis.call('HSET', key, unpack(parts, first, mid))
+    end
+    if last > mid then
+      redis.call('HDEL', key, unpack(parts, mid + 1, last))
     end
   end
   if due_of[cid] == nil then order[#order + 1] = cid end

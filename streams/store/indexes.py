@@ -59,11 +59,13 @@ class IndexDelta:
     crosstabs: tuple[tuple[str, str], ...] = ()  # the grid pairs whose crossing is kept (definitions)
     created: list[str] = field(default_factory=list)  # a customer per lifetime begun, in log order
     _began: set[str] = field(default_factory=set)
-    # the stored ordinal (`_o`) of the customers whose before-mapping holds one, and every customer's
-    # after-mapping: the Redis store declares the ordinal chunks the commit touches from the first and
-    # writes the ordinals the commit gave into the second (commit.lua, "ordinal map keys")
-    ordinals: dict[str, int] = field(default_factory=dict)
+    # every customer's before- and after-mapping (references, not copies): when it commits, the Redis store
+    # reads the stored ordinals (`_o`) from the first to declare the ordinal chunks the commit writes, and
+    # then writes the ordinals into the second (commit.lua, "ordinal map keys"). Read at commit time, not
+    # here: a worker prepares the next batch before this one's commit has told the cache its new ordinals.
+    befores: dict[str, Mapping[str, str]] = field(default_factory=dict)
     mappings: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    undeclared: set[int] = field(default_factory=set)  # chunks a refused attempt named (kept for retries)
 
     def began(self, customer_id: str) -> None:
         """An event created the customer (blank state before, not after): it takes the next ordinal."""
@@ -93,9 +95,8 @@ class IndexDelta:
         """One customer's move: `after` is empty for a deleted customer; `changed` names the fields that
         differ (the write's set and removed fields), so an unchanged grid costs nothing."""
         old = before or {}
-        ordinal = old.get(ORDINAL)
-        if ordinal is not None:
-            self.ordinals[customer_id] = int(ordinal)
+        if old:
+            self.befores[customer_id] = old
         if after:
             self.mappings[customer_id] = after
         m0, o0 = _int(old.get("monetary_minor")), _int(old.get("orders"))

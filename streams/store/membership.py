@@ -24,7 +24,7 @@ from typing import Any, Final, cast
 
 from redis.asyncio import Redis
 
-from streams.store.indexes import IndexDelta
+from streams.store.indexes import ORDINAL, IndexDelta
 from streams.store.keys import KeySpace
 
 CHUNK: Final = 128  # ordinals per `o:` hash
@@ -50,8 +50,13 @@ def declared_chunks(index: IndexDelta, erased: Iterable[str], next_ordinal: int 
     customers erased or re-created, and the ordinals the lifetimes begun take. A chunk it needs and was not
     given (a customer whose ordinal the client never saw, one entering a segment without a lifetime
     reported) is refused by commit.lua, naming it, and the commit is sent again with it."""
-    known, created = index.ordinals, index.created
-    chunks = {known[cid] // CHUNK for cid in (*created, *erased) if cid in known}
+    befores, created = index.befores, index.created
+    chunks = set(index.undeclared)
+    for cid in (*created, *erased):
+        before = befores.get(cid)
+        ordinal = None if before is None else before.get(ORDINAL)
+        if ordinal is not None:
+            chunks.add(int(ordinal) // CHUNK)
     if next_ordinal is not None and created:
         chunks.update(range(next_ordinal // CHUNK, (next_ordinal + len(created) - 1) // CHUNK + 1))
     return chunks

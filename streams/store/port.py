@@ -198,9 +198,9 @@ class InMemoryStateStore:
                 p.customers.pop(w.customer_id, None)
             else:
                 fields = p.customers.setdefault(w.customer_id, {})
+                fields.update(w.set_fields)  # then the removals, as commit.lua does
                 for name in w.removed_fields:
                     fields.pop(name, None)
-                fields.update(w.set_fields)
             if w.due_us is None or w.delete:
                 p.due.pop(w.customer_id, None)
             else:

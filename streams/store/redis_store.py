@@ -39,6 +39,7 @@ class RedisStateStore:
         # partition -> its ordinal counter after our last commit (None: unknown, e.g. after a 'DUP')
         self._next_ordinal: dict[int, int | None] = {}
         self.chunk_refusals = 0  # commits sent again because an ordinal chunk was not declared (commit.lua)
+        self.last_refused: tuple[int, ...] = ()  # the chunks the last refusal named
         self._commit = client.register_script(
             resources.files("streams.store").joinpath("commit.lua").read_text()
         )
@@ -115,12 +116,19 @@ class RedisStateStore:
                 break
             except ResponseError as exc:
                 refused = CHUNKS.match(str(exc))
-                if refused is None or attempt == 3:
+                if refused is None:
                     raise refusal(p, exc) from exc
-                # nothing was written: declare the chunks it named and send the same commit again
+                if attempt == 3:
+                    message = f"partition {p}: the commit script still names undeclared chunks: {exc}"
+                    raise RuntimeError(message) from exc
+                # nothing was written: declare the chunks it named and send the same commit again (a retry
+                # of this batch after an outage declares them too: they stay on the delta)
                 self.chunk_refusals += 1
+                self.last_refused = tuple(int(n) for n in refused[2].split())
                 self._next_ordinal[p] = int(refused[1])
-                chunks.update(int(n) for n in refused[2].split())
+                chunks.update(self.last_refused)
+                if delta is not None:
+                    delta.undeclared.update(self.last_refused)
         self._next_seq[p] = seq + 1
         self._learn(p, reply, keys, delta)
 
@@ -134,11 +142,17 @@ class RedisStateStore:
             self._next_ordinal[p] = int(reply[1])
         if delta is None:
             return
-        mappings, prefix = delta.mappings, len(self._keys.customer(p, ""))
-        for k, ordinal in zip(reply[2::2], reply[3::2], strict=True):
-            mapping = mappings.get(keys[k - 1][prefix:])
-            if mapping is not None:
-                cast(MutableMapping[str, str], mapping)[ORDINAL] = str(ordinal)
+        mappings, befores, began = delta.mappings, delta.befores, set(delta.created)
+        for cid, mapping in mappings.items():  # the ordinal kept (a mapping copied before it was known)
+            if ORDINAL not in mapping and cid not in began:
+                before = befores.get(cid)
+                if before is not None and ORDINAL in before:
+                    cast(MutableMapping[str, str], mapping)[ORDINAL] = before[ORDINAL]
+        prefix = len(self._keys.customer(p, ""))
+        for k, ordinal in zip(reply[2::2], reply[3::2], strict=True):  # the ordinals given
+            given = mappings.get(keys[k - 1][prefix:])
+            if given is not None:
+                cast(MutableMapping[str, str], given)[ORDINAL] = str(ordinal)
 
     def _index_ops(self, p: int, index: IndexDelta, keys: list[str], args: list[str | int | bytes]) -> None:
         """Append the index delta as the script's generic op list (name, key index, n_args, args...)."""

@@ -93,8 +93,8 @@ def test_a_commit_waits_for_its_ordinal_chunk_during_a_migration(
                 began=("c2",),
                 due_us=DUE_US,
             )
+            half_migrated.append(slot)  # before: a failure inside still puts the slot back
             await asyncio.to_thread(_half_migrate, source, target, slot, keys.ordinals(0, 0).encode())
-            half_migrated.append(slot)
             with pytest.raises((ClusterError, TryAgainError)):
                 await store.commit(claim, 2, None, second)
             unwritten = {
@@ -131,3 +131,51 @@ def test_a_commit_waits_for_its_ordinal_chunk_during_a_migration(
         ("lifecycle", "active"): {"c2", "c3", "c9"},
     }
     assert found["refusals"] == 0
+
+
+def test_a_commit_on_the_source_of_a_migration_never_stops_half_way(
+    services: Services, redis_prefix: str, unique: str
+) -> None:
+    """Mid-migration Redis refuses, inside a script, a command on a key the source node no longer holds: a
+    commit that deleted the last entry of a chunk and then wrote the chunk stopped half way ("non local key",
+    the worker exited, the ordinal given and not counted). Sets go before deletes, so no chunk is emptied and
+    written again. Forced: 129 customers (chunk 1 holds c128 alone), the slot set migrating with nothing moved
+    yet, then c128 re-created (its entry leaves ordinal 128 and takes 129, both in chunk 1)."""
+    nodes = _nodes(services.redis_url)
+    keys = KeySpace(redis_prefix.rstrip(":"), "ns", f"chunks-{unique}")
+    slot = key_slot(keys.partition_meta(0).encode())
+    source = owner(nodes, slot)
+    target = nodes[(nodes.index(source) + 1) % len(nodes)]
+    ids = [f"c{n}" for n in range(129)]
+    migrating: list[int] = []
+
+    async def body() -> dict[int, str]:
+        client = async_client(services.redis_url)
+        store = RedisStateStore(client, keys)
+        try:
+            claim = await store.claim(0)
+            first, cache = batch(  # c0 active: every key the second commit names exists
+                [(cid, None, row("active" if cid == "c0" else "new")) for cid in ids], tuple(ids), DUE_US
+            )
+            await store.commit(claim, 1, None, first)
+            again, _ = batch([("c128", cache["c128"], row("active"))], began=("c128",), due_us=DUE_US)
+            migrating.append(slot)
+            src, dst = source.client(), target.client()
+            try:
+                command(dst, "CLUSTER SETSLOT", slot, "IMPORTING", source.node_id)
+                command(src, "CLUSTER SETSLOT", slot, "MIGRATING", target.node_id)
+            finally:
+                src.close()
+                dst.close()
+            await store.commit(claim, 2, None, again)  # every key still on the source: it runs there
+            return await stored_map(store, client, keys)
+        finally:
+            await client.aclose()
+
+    try:
+        found = asyncio.run(body())
+    finally:
+        if migrating:  # finish the migration, then put the slot back
+            move_slot(nodes, slot, target)
+            move_slot(nodes, slot, source)
+    assert found == {n: f"c{n}" for n in range(128)} | {129: "c128"}

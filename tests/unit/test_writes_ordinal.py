@@ -29,9 +29,12 @@ def test_a_row_read_from_redis_passes_its_ordinal_to_the_cached_mapping_unwritte
 
 def test_declared_chunks_are_those_of_the_erased_the_recreated_and_the_ordinals_to_give() -> None:
     delta = IndexDelta()
-    delta.ordinals.update({"erased": 5, "recreated": 300, "moved": 700})
+    for cid, ordinal in (("erased", 5), ("recreated", 300), ("moved", 700)):
+        delta.befores[cid] = {"_o": str(ordinal)}
     for cid in ("recreated", "new1", "new2"):
         delta.began(cid)
     assert declared_chunks(delta, ["erased"], 255) == {0, 1, 2}  # erased 5, recreated 300; new 255-257
     assert declared_chunks(delta, ["erased"], None) == {0, 2}  # counter unknown: the script names the rest
     assert declared_chunks(IndexDelta(), [], 10) == set()
+    delta.undeclared.add(9)  # named by a refused attempt: declared by every retry of the batch
+    assert declared_chunks(delta, ["erased"], None) == {0, 2, 9}
