@@ -12,7 +12,8 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 
 from streams.devstack import StackConfig, kafka, kafka_cluster
-from tests.chaos.stack import REPO, PrivateStack, _retrying, forget_keys
+from tests.chaos.stack import REPO, PrivateStack, _retrying
+from tests.services import forget_keys
 
 DEFAULT_DIR = REPO / ".chaos" / "cluster"
 # Not the reduced chaos suite's 29092/29093 (tests/chaos/test_chaos.py) nor the CLI's 29092-29094/29192-29194:
