@@ -82,10 +82,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _cluster_has_database_0_only(self) -> Settings:
         """Redis Cluster has database 0 only: say so at start-up, in the settings' words."""
-        from streams.store.connection import is_cluster  # the one rule; this module imports nothing at load
-
+        scheme = self.redis_url.split("://", 1)[0].lower()  # as streams/store/connection.py's is_cluster
+        cluster = self.redis_cluster or scheme in ("redis+cluster", "rediss+cluster")
         database = urlsplit(self.redis_url).path.strip("/")
-        if is_cluster(self.redis_url, self.redis_cluster) and database not in ("", "0"):
+        if cluster and database not in ("", "0"):
             raise ValueError(
                 f"SEGSTREAM_REDIS_URL names database {database}, but a Redis Cluster has database 0 only"
             )
