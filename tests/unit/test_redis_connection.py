@@ -23,6 +23,14 @@ from streams.store import connection
 )
 def test_a_cluster_is_named_by_the_scheme_or_the_setting(url: str, setting: bool, cluster: bool) -> None:
     assert connection.is_cluster(url, setting) is cluster
+    # settings.py repeats the rule (settings and store may import nothing of each other: test_layout):
+    # its database-0 check must name the same URLs a cluster
+    refused = f"{url.removesuffix('/0')}/1"
+    if cluster:
+        with pytest.raises(ValueError, match="a Redis Cluster has database 0 only"):
+            Settings(redis_url=refused, redis_cluster=setting)
+    else:
+        assert Settings(redis_url=refused, redis_cluster=setting).redis_url == refused
 
 
 def test_the_cluster_scheme_becomes_the_one_redis_py_knows() -> None:
