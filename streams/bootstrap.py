@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from segmentation import Definitions
+from streams import logs
 from streams.settings import Settings, without_password
 from streams.store import connection
 from streams.store.counters import Metrics
@@ -124,14 +125,18 @@ def sync_redis(settings: Settings, **options: Any) -> redis.Redis:
     )
 
 
-async def ensure_topics(settings: Settings) -> None:
-    """Create the events, transitions and dead-letter topics with the configured partitions if absent (their
-    replication and min.insync.replicas: streams/topics/replication.py, which also logs what exists)."""
+async def ensure_topics(settings: Settings, topics: Sequence[str] | None = None) -> None:
+    """Create the events, transitions and dead-letter topics (or these `topics`) with the configured
+    partitions if absent (their replication and min.insync.replicas: streams/topics/replication.py, which
+    also logs what exists)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security())
     await admin.start()
     try:
-        wanted = [settings.events_topic, settings.transitions_topic, settings.dlq_topic]
-        await replication.create_missing(settings, admin, wanted)
+        wanted = topics or [settings.events_topic, settings.transitions_topic, settings.dlq_topic]
+        created = await replication.create_missing(
+            admin, wanted, settings.topic_partitions, settings.topic_replication
+        )
+        logs.topics_created(created)  # their first "not the leader yet" is no alarm
     finally:
         await admin.close()
 

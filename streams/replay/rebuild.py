@@ -287,13 +287,6 @@ async def replay(
 
 
 async def _ensure_topic(settings: Settings, topic: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
+    from streams.bootstrap import ensure_topics
 
-    from streams.topics.replication import create_missing
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security())
-    await admin.start()
-    try:
-        await create_missing(settings, admin, [topic])
-    finally:
-        await admin.close()
+    await ensure_topics(settings, [topic])

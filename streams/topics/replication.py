@@ -27,9 +27,6 @@ from typing import Any, Final
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-from streams import logs
-from streams.settings import Settings
-
 log = logging.getLogger("segstream")
 
 FACTOR: Final = "default.replication.factor"
@@ -122,41 +119,45 @@ async def broker_defaults(admin: AIOKafkaAdminClient, node_id: int) -> dict[str,
     return found
 
 
-async def replication(settings: Settings, admin: AIOKafkaAdminClient, brokers: Sequence[Any]) -> Replication:
+async def replication(
+    admin: AIOKafkaAdminClient, brokers: Sequence[Any], configured: int | None
+) -> Replication:
     """`decide` with the defaults of the first broker (a cluster's brokers share them in practice)."""
     try:
         defaults = await broker_defaults(admin, brokers[0]["node_id"])
     except (KafkaError, LookupError, ValueError) as exc:
-        return decide(settings.topic_replication, len(brokers), {}, f"{type(exc).__name__}: {exc}")
+        return decide(configured, len(brokers), {}, f"{type(exc).__name__}: {exc}")
     lacking = [key for key in (FACTOR, MIN_ISR) if key not in defaults]
     unreadable = f"the broker's answer lacks {', '.join(lacking)}" if lacking else None
-    return decide(settings.topic_replication, len(brokers), defaults, unreadable)
+    return decide(configured, len(brokers), defaults, unreadable)
 
 
-async def create_missing(settings: Settings, admin: AIOKafkaAdminClient, wanted: Sequence[str]) -> None:
-    """Create those of `wanted` that do not exist (SEGSTREAM_TOPIC_PARTITIONS partitions, `replication`);
-    log each topic's partitions and replicas, WARNING for an existing topic with fewer copies than usual."""
+async def create_missing(
+    admin: AIOKafkaAdminClient, wanted: Sequence[str], partitions: int, configured: int | None
+) -> list[str]:
+    """Create those of `wanted` that do not exist (`partitions` each, `replication` with `configured` the
+    value of SEGSTREAM_TOPIC_REPLICATION) and return them; log each topic's partitions and replicas, with a
+    WARNING for an existing topic with fewer copies than usual."""
     brokers = (await admin.describe_cluster())["brokers"]
     existing = set(await admin.list_topics())
     missing = [t for t in wanted if t not in existing]
     if missing:
-        chosen = await replication(settings, admin, brokers)
-        partitions = settings.topic_partitions
+        chosen = await replication(admin, brokers, configured)
         new = [NewTopic(t, partitions, chosen.factor, topic_configs=chosen.configs) for t in missing]
-        logs.topics_created(missing)  # their first "not the leader yet" is no alarm
         with contextlib.suppress(TopicAlreadyExistsError):  # another worker created it meanwhile
             _refused(await admin.create_topics(new))
         extra = "".join(f", {k}={v}" for k, v in chosen.configs.items())
         log.info(
             "created topics %s: %d partitions, %d replicas%s",
             ", ".join(missing),
-            settings.topic_partitions,
+            partitions,
             chosen.factor,
             extra,
         )
     present = [t for t in wanted if t in existing]
     if present:
         report(await admin.describe_topics(present), len(brokers))
+    return missing
 
 
 def report(topics: Sequence[Mapping[str, Any]], brokers: int) -> None:

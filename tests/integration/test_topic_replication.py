@@ -48,11 +48,11 @@ def test_the_brokers_defaults_are_read_and_a_failed_read_warns(
         try:
             brokers = (await admin.describe_cluster())["brokers"]
             assert await broker_defaults(admin, brokers[0]["node_id"]) == {FACTOR: 1, MIN_ISR: 1}
-            assert await replication(settings, admin, brokers) == Replication(1, {})
+            assert await replication(admin, brokers, settings.topic_replication) == Replication(1, {})
             assert caplog.records == []
             # a broker that is not there cannot answer: the same fallback as a refused DESCRIBE_CONFIGS
             absent = [{**brokers[0], "node_id": 999}]
-            assert await replication(settings, admin, absent) == Replication(1, {})
+            assert await replication(admin, absent, None) == Replication(1, {})
         finally:
             await admin.close()
 
