@@ -109,8 +109,13 @@ async def broker_defaults(admin: AIOKafkaAdminClient, node_id: int) -> dict[str,
     response = await admin.describe_configs(
         [ConfigResource(ConfigResourceType.BROKER, str(node_id), {FACTOR: None, MIN_ISR: None})]
     )
+    return defaults_in(response[0].to_object())
+
+
+def defaults_in(answer: Mapping[str, Any]) -> dict[str, int]:
+    """The integer configs of a DescribeConfigs answer; the error a resource carries, raised."""
     found: dict[str, int] = {}
-    for resource in response[0].to_object()["resources"]:
+    for resource in answer["resources"]:
         if resource["error_code"]:
             error = for_code(resource["error_code"])
             raise error(resource["error_message"] or error.description)

@@ -10,6 +10,7 @@ import logging
 from types import SimpleNamespace
 
 import pytest
+from aiokafka.errors import ClusterAuthorizationFailedError
 
 from streams.bootstrap import producer
 from streams.settings import Settings
@@ -20,6 +21,7 @@ from streams.topics.replication import (
     TopicsRefused,
     _refused,
     decide,
+    defaults_in,
     min_insync,
     report,
 )
@@ -85,6 +87,21 @@ def test_unreadable_defaults_warn_with_the_values_used(caplog: pytest.LogCapture
         " (SEGSTREAM_TOPIC_REPLICATION=2) and the brokers' min.insync.replicas"
     )
     assert len(warnings(caplog)) == 2  # and the fewer-than-usual one
+
+
+def test_a_refusal_inside_the_brokers_answer_is_raised() -> None:
+    """A broker denying DESCRIBE_CONFIGS answers with an error code in the resource, which aiokafka returns;
+    the shape is the real broker's (tests/integration/test_topic_replication.py reads its values)."""
+    entry = {"config_names": MIN_ISR, "config_value": "2", "read_only": False, "config_source": 5}
+    ok = {"error_code": 0, "error_message": "", "resource_type": 4, "resource_name": "1"}
+    assert defaults_in({"resources": [{**ok, "config_entries": [entry]}]}) == {MIN_ISR: 2}
+    denied = {**ok, "error_code": 31, "error_message": None, "config_entries": []}
+    with pytest.raises(
+        ClusterAuthorizationFailedError, match="not authorized to use an inter-broker or administrative API"
+    ):
+        defaults_in({"resources": [denied]})
+    with pytest.raises(ClusterAuthorizationFailedError, match="denied to user alice"):
+        defaults_in({"resources": [{**denied, "error_message": "denied to user alice"}]})
 
 
 def test_existing_topics_are_reported_and_an_under_replicated_one_warned_of(
