@@ -56,10 +56,11 @@ from benchmarks.process_cpu import CpuMeter
 from benchmarks.rebalance_run import TRIGGERS, rebalance
 from benchmarks.rebalance_timeline import Cost
 from benchmarks.soak_worker import delete_topics
-from benchmarks.worker_group import Frozen, Group, applied, send_backlog, wait_stable
+from benchmarks.worker_group import Frozen, Group, send_backlog, wait_stable
 from streams.bootstrap import ensure_topics, keyspace
 from streams.sample import generator as sample
 from streams.store.connection import sync_client
+from streams.store.redis_store import applied_events
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,10 @@ def measure_round(
             idle_cpu = [background.pop(f"w{i}", 0.0) for i in range(n)]
             with Frozen(group.procs) as frozen:
                 asyncio.run(send_backlog(settings, records, frozen.breathe))
-                done = sum(applied(client, keys, partitions))  # the window starts as they resume
+                done = applied_events(client, keys, partitions)  # the window starts as they resume
                 meter = CpuMeter({**{f"w{i}": p.pid for i, p in enumerate(group.procs)}, **pids})
                 start = time.monotonic()
-            while sum(applied(client, keys, partitions)) < len(records):
+            while applied_events(client, keys, partitions) < len(records):
                 if len(group.alive()) < n:
                     raise SystemExit(f"a worker exited early; see {logs}")
                 time.sleep(0.01)

@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 import redis
 
 from benchmarks.rebalance_timeline import Cost, Sample, cost, settled, threshold
-from benchmarks.worker_group import Group, applied, group_state
+from benchmarks.worker_group import Group, group_state
 from streams.bootstrap import keyspace, producer
 from streams.sample import generator as sample
 from streams.settings import Settings
+from streams.store.redis_store import applied_events, applied_per_partition
 
 __all__ = ["TRIGGERS", "rebalance"]
 
@@ -116,14 +117,16 @@ def rebalance(
     """Join, graceful leave, join, kill under a steady load; the cost of each (rebalance_timeline)."""
     settings = group.settings
     keys, partitions = keyspace(settings), settings.topic_partitions
-    backlog = sum(applied(client, keys, partitions))
+    backlog = applied_events(client, keys, partitions)
     load = SteadyLoad(settings, rate, steady_records(rate, 2 * timeout_s * (len(TRIGGERS) + 1)))
     samples: list[Sample] = []
 
     def observe(until: Callable[[], bool]) -> None:
         while not until():
             samples.append(
-                Sample(time.monotonic(), backlog + load.produced, applied(client, keys, partitions))
+                Sample(
+                    time.monotonic(), backlog + load.produced, applied_per_partition(client, keys, partitions)
+                )
             )
             time.sleep(SAMPLE_S)
 
@@ -160,7 +163,7 @@ def rebalance(
         load.halt()
     expected = backlog + load.produced
     deadline = time.monotonic() + timeout_s
-    while (now_applied := sum(applied(client, keys, partitions))) < expected:
+    while (now_applied := applied_events(client, keys, partitions)) < expected:
         if time.monotonic() > deadline:  # a rebalance that loses progress for good would show here
             raise SystemExit(
                 f"stalled: {now_applied:,} of {expected:,} events applied {timeout_s:.0f}s after the load"

@@ -17,9 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from benchmarks.bench_worker import ROOT, WORKER
 from streams.bootstrap import keyspace, producer
 from streams.settings import Settings
-from streams.store.keys import KeySpace
 
-__all__ = ["Frozen", "Group", "applied", "group_state", "send_backlog", "wait_stable"]
+__all__ = ["Frozen", "Group", "group_state", "send_backlog", "wait_stable"]
 
 BREATHE_S = 4.0
 
@@ -85,14 +84,6 @@ def wait_stable(group: Group, client: redis.Redis, members: int, timeout: float 
                 f"group not stable with {members} members after {timeout:.0f}s ({state}, {count})"
             )
         time.sleep(0.25)
-
-
-def applied(client: redis.Redis, keys: KeySpace, partitions: int) -> tuple[int, ...]:
-    """Events applied per partition: the offset stored with the state, plus one."""
-    with client.pipeline(transaction=False) as pipe:
-        for p in range(partitions):
-            pipe.hget(keys.partition_meta(p), "offset")
-        return tuple(0 if v is None else int(v) + 1 for v in pipe.execute())
 
 
 async def send_backlog(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +14,8 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from segmentation import Definitions
 from streams import logs
@@ -26,6 +26,7 @@ from streams.store.keys import KeySpace
 from streams.store.reachable import wait_for, wait_for_redis
 from streams.store.redis_store import RedisStateStore
 from streams.store.replies import text
+from streams.topics import replication
 from streams.worker.loop import Worker
 from streams.worker.namespace_follow import NamespaceFollow, definitions_rule
 
@@ -124,66 +125,20 @@ def sync_redis(settings: Settings, **options: Any) -> redis.Redis:
     )
 
 
-async def ensure_topics(settings: Settings) -> None:
-    """Create the events, transitions and dead-letter topics with the configured partitions if absent."""
+async def ensure_topics(settings: Settings, topics: Sequence[str] | None = None) -> None:
+    """Create the events, transitions and dead-letter topics (or these `topics`) with the configured
+    partitions if absent (their replication and min.insync.replicas: streams/topics/replication.py, which
+    also logs what exists)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security())
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        wanted = [settings.events_topic, settings.transitions_topic, settings.dlq_topic]
-        missing = [t for t in wanted if t not in existing]
-        replicas = await replication_factor(settings, admin) if missing else 1
-        new = [NewTopic(t, settings.topic_partitions, replicas) for t in missing]
-        if new:
-            logs.topics_created(t.name for t in new)  # their first "not the leader yet" is no alarm
-            with contextlib.suppress(TopicAlreadyExistsError):  # another worker created it meanwhile
-                _refused(await admin.create_topics(new))
+        wanted = topics or [settings.events_topic, settings.transitions_topic, settings.dlq_topic]
+        created = await replication.create_missing(
+            admin, wanted, settings.topic_partitions, settings.topic_replication
+        )
+        logs.topics_created(created)  # their first "not the leader yet" is no alarm
     finally:
         await admin.close()
-
-
-async def replication_factor(settings: Settings, admin: AIOKafkaAdminClient) -> int:
-    """SEGSTREAM_TOPIC_REPLICATION, else the cluster's own `default.replication.factor`.
-
-    A fixed default of 1 put the worker's topics on a single broker of a replicated cluster: that broker's
-    crash then stopped the stream and could lose acknowledged transitions. Asking the broker is what Kafka's
-    own clients do with replication -1 (which aiokafka's CreateTopics version cannot send). Where the broker
-    will not say (no DESCRIBE_CONFIGS right), min(3, brokers) is the usual production choice.
-    """
-    if settings.topic_replication is not None:
-        return settings.topic_replication
-    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-
-    brokers = (await admin.describe_cluster())["brokers"]
-    key = "default.replication.factor"
-    try:
-        response = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.BROKER, str(brokers[0]["node_id"]), {key: None})]
-        )
-        for resource in response[0].to_object()["resources"]:
-            for entry in resource["config_entries"]:
-                if entry["config_names"] == key:
-                    return int(entry["config_value"])
-    except (KafkaError, LookupError, ValueError) as exc:
-        log.warning("could not read the brokers' %s (%s): %d replicas", key, exc, min(3, len(brokers)))
-    return min(3, len(brokers))
-
-
-class TopicsRefused(Exception):
-    """The broker refused to create a topic as configured (exit code 2: a setting to fix)."""
-
-    exit_code = 2
-
-
-def _refused(response: Any) -> None:
-    """aiokafka returns per-topic errors instead of raising: a refused topic would be auto-created later
-    with the broker's defaults (partitions, replication) and the worker would run on it unawares."""
-    for topic, code, message in getattr(response, "topic_errors", []):
-        if code not in (0, TopicAlreadyExistsError.errno):
-            raise TopicsRefused(
-                f"the broker refused to create topic {topic!r}: {message or f'error {code}'}; check"
-                " SEGSTREAM_TOPIC_PARTITIONS / SEGSTREAM_TOPIC_REPLICATION or create it yourself"
-            )
 
 
 async def wait_for_services(
@@ -235,7 +190,8 @@ async def _kafka_answers(settings: Settings) -> None:
 
 def producer(settings: Settings) -> AIOKafkaProducer:
     """acks=all: a transition is acknowledged once every in-sync replica holds it (at least the brokers'
-    min.insync.replicas: 2 of 3 on the local 3-broker stack, 1 in Kafka's stock settings), so a leader's
+    min.insync.replicas: 2 of 3 on the local 3-broker stack; Kafka's stock 1 is raised to 2 on the topics we
+    create with 3 replicas, streams/topics/replication.py), so a leader's
     crash right after the ack loses nothing; acks=1 would lose what the dead leader had not yet copied.
     Idempotence: the batches aiokafka resends after a leader's loss (connection reset, NOT_LEADER) are
     written once. The default delivery

@@ -9,8 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from streams.core import choice as core_choice
-from streams.store.connection import sync_client
-from tests.services import Services, discover
+from tests.services import Services, discover, forget_keys
 
 _services: Services | None = None
 
@@ -78,8 +77,4 @@ def redis_prefix(services: Services, unique: str) -> Iterator[str]:
     """An isolated key prefix; every key under it is removed after the test (SCAN, never KEYS)."""
     prefix = f"test:{unique}:"
     yield prefix
-    client = sync_client(services.redis_url)
-    batch = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    for start in range(0, len(batch), 500):
-        client.delete(*batch[start : start + 500])
-    client.close()
+    forget_keys(services.redis_url, prefix.rstrip(":"))

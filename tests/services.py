@@ -15,6 +15,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
+def forget_keys(redis_url: str, key_prefix: str) -> None:
+    """Delete every key under `key_prefix:` (a test's, a held chaos scenario's) from a Redis shared with other
+    runs: SCAN on every node, UNLINK in batches of 500."""
+    from streams.store.connection import sync_client
+
+    client = sync_client(redis_url, socket_timeout=10)
+    try:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{key_prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                client.unlink(*batch)
+                batch.clear()
+        if batch:
+            client.unlink(*batch)
+    finally:
+        client.close()
+
+
 @dataclass
 class Services:
     kafka_bootstrap: str

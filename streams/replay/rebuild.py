@@ -287,19 +287,6 @@ async def replay(
 
 
 async def _ensure_topic(settings: Settings, topic: str) -> None:
-    import contextlib
+    from streams.bootstrap import ensure_topics
 
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError
-
-    from streams.bootstrap import replication_factor
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security())
-    await admin.start()
-    try:
-        if topic not in set(await admin.list_topics()):
-            with contextlib.suppress(TopicAlreadyExistsError):
-                replicas = await replication_factor(settings, admin)
-                await admin.create_topics([NewTopic(topic, settings.topic_partitions, replicas)])
-    finally:
-        await admin.close()
+    await ensure_topics(settings, [topic])

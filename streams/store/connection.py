@@ -12,6 +12,14 @@ migrates on the importing node too (streams/store/slot_walk.py).
 The cluster clients are typed as the single-server ones: they speak the same commands, and the callers'
 few cluster differences (SCAN per node, pipelines split by slot) are redis-py's. Redis Cluster has only
 database 0: redis-py refuses another number in the URL.
+
+redis-py's private API: `_AskingCluster` relies on three internals of redis-py 8.1's asyncio cluster client,
+verified with 8.1.0: the ASK branch of `RedisCluster._execute_command` finds the importing node with
+`self.get_node(node_name=...)`, and `ClusterNode` keeps its free connections in the deque `_free`, taken
+with `popleft()` by `acquire_connection` and given back with `append()` by `release`. pyproject.toml pins
+`redis>=8.1,<8.2` for that reason, and tests/unit/test_redis_connection.py fails loudly if one of them
+changes (for a new minor version, run it and tests/integration/test_reshard_under_load.py before widening
+the pin).
 """
 
 from __future__ import annotations

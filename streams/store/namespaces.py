@@ -58,13 +58,14 @@ def check_name(name: str) -> str:
     return name
 
 
-def _glob_escape(text: str) -> str:
+def glob_escape(text: str) -> str:
+    """`text` matched literally inside a SCAN MATCH pattern (a prefix may hold `*`, `?`, `[`)."""
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 async def namespace_keys(client: aioredis.Redis, prefix: str, name: str) -> AsyncIterator[str]:
     """Every key of the namespace (SCAN; a key may be seen twice if Redis rehashes meanwhile)."""
-    match = f"{_glob_escape(prefix)}:{_glob_escape(check_name(name))}:*"
+    match = f"{glob_escape(prefix)}:{glob_escape(check_name(name))}:*"
     async for key in client.scan_iter(match=match, count=1000):
         yield _text(key)
 
@@ -106,7 +107,7 @@ async def list_namespaces(
             memory[name] = memory.get(name, 0) + int(size or 0)
         pending.clear()
 
-    async for raw in client.scan_iter(match=f"{_glob_escape(prefix)}:*", count=1000):
+    async for raw in client.scan_iter(match=f"{glob_escape(prefix)}:*", count=1000):
         key = _text(raw)
         name = key[start:].split(":", 1)[0]
         if key == pointer_key(prefix) or not _NAME.fullmatch(name) or name in _RESERVED:

@@ -250,10 +250,15 @@ def _decode(row: dict[bytes, bytes] | dict[str, str]) -> dict[str, str]:
     }
 
 
-def applied_events(client: SyncRedis, keys: KeySpace, partitions: int) -> int:
-    """How many records of the events topic the state in Redis accounts for (progress of a run or replay)."""
+def applied_per_partition(client: SyncRedis, keys: KeySpace, partitions: int) -> tuple[int, ...]:
+    """Records of each events partition the state in Redis accounts for: the stored offset + 1."""
     with client.pipeline(transaction=False) as pipe:
         for p in range(partitions):
             pipe.hget(keys.partition_meta(p), "offset")
         values = pipe.execute()
-    return sum(int(v) + 1 for v in values if v is not None)
+    return tuple(0 if v is None else int(v) + 1 for v in values)
+
+
+def applied_events(client: SyncRedis, keys: KeySpace, partitions: int) -> int:
+    """How many records of the events topic the state in Redis accounts for (progress of a run or replay)."""
+    return sum(applied_per_partition(client, keys, partitions))

@@ -22,10 +22,10 @@ from redis.crc import key_slot
 
 from segmentation import Definitions
 from streams.store.keys import KeySpace
-from streams.store.namespaces import _glob_escape
+from streams.store.membership import CHUNK  # customers per ordinal chunk `o:<n>`
+from streams.store.namespaces import glob_escape
 from streams.store.replies import text as _text
 
-CHUNK = 128  # customers per ordinal chunk `o:<n>` (streams/store/membership.py)
 SINGLE = "single server"
 
 
@@ -231,7 +231,7 @@ async def _exact_memory(client: aioredis.Redis, keys: KeySpace, partitions: int)
             out[p] += size
         batch.clear()
 
-    async for raw in client.scan_iter(match=_glob_escape(base) + "*", count=1000):
+    async for raw in client.scan_iter(match=glob_escape(base) + "*", count=1000):
         key = _text(raw)
         head, sep, _ = key.partition("}:")
         partition = tags.get(head + sep)

@@ -211,8 +211,9 @@ class Worker(BatchPipeline):
             self.settings = self.settings.model_copy(update={"namespace": active})
             before = {p: owned.offset for p, owned in self.owned.items()}
             self.owned.clear()
+            # end offsets asked once, before any partition resumes (per partition only where that fails)
+            await self.take_all([TopicPartition(self.settings.events_topic, p) for p in sorted(before)])
             for p in sorted(before):
-                await self.take(TopicPartition(self.settings.events_topic, p))
                 was, now = before[p], self.owned[p].offset
                 if now is not None and (was is None or now > was):
                     log.warning(

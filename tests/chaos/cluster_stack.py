@@ -4,14 +4,16 @@ runner: the same interface as `PrivateStack`, its faults aimed at one node of th
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaAdminClient
 
-from streams.devstack import StackConfig, kafka_cluster
-from tests.chaos.stack import REPO, PrivateStack, _retrying, forget_keys
+from streams.devstack import StackConfig, kafka, kafka_cluster
+from tests.chaos.stack import REPO, PrivateStack, _retrying
+from tests.services import forget_keys
 
 DEFAULT_DIR = REPO / ".chaos" / "cluster"
 # Not the reduced chaos suite's 29092/29093 (tests/chaos/test_chaos.py) nor the CLI's 29092-29094/29192-29194:
@@ -98,6 +100,31 @@ class ClusterStack(PrivateStack):
             return [len(p["replica_nodes"]) for p in sorted(partitions, key=lambda p: p["partition_index"])]
         finally:
             admin.close()
+
+    def topic_overrides(self, topic: str) -> dict[str, str]:
+        """The configs set on the topic itself (not inherited from the brokers), key -> value."""
+        from kafka.admin import ConfigResource, ConfigResourceType
+
+        admin = KafkaAdminClient(bootstrap_servers=self.kafka_bootstrap, request_timeout_ms=10000)
+        try:
+            found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])["topic"][topic]
+            return {
+                k: str(c["value"]) for k, c in found.items() if c["config_source"] == "DYNAMIC_TOPIC_CONFIG"
+            }
+        finally:
+            admin.close()
+
+    def set_cluster_default(self, key: str, value: str) -> None:
+        """A cluster-wide broker default, set as an operator would, with Kafka's own `kafka-configs
+        --entity-default` (Kafka 4 with ELR refuses min.insync.replicas per broker, and its removal)."""
+        change = ["--add-config", f"{key}={value}"]
+        tool = ["kafka.admin.ConfigCommand", "--bootstrap-server", self.kafka_bootstrap]
+        target = ["--entity-type", "brokers", "--entity-default", "--alter", *change]
+        libs = kafka.resolve_jars(self.cfg)
+        done = subprocess.run(
+            self.nodes.java(1, libs, *tool, *target), capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
 
     def kill9_node(self, node: int) -> None:
         kafka_cluster.kill9(self.nodes, node)

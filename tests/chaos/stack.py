@@ -18,24 +18,6 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = REPO / ".chaos" / "stack"
 
 
-def forget_keys(redis_url: str, key_prefix: str) -> None:
-    """Delete a held scenario's keys from a Redis it shares (SCAN every node, UNLINK in batches of 500)."""
-    from streams.store.connection import sync_client
-
-    client = sync_client(redis_url, socket_timeout=10)
-    try:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{key_prefix}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                client.unlink(*batch)
-                batch.clear()
-        if batch:
-            client.unlink(*batch)
-    finally:
-        client.close()
-
-
 @dataclass
 class PrivateStack:
     """A devstack of our own; `start()` wipes its data (never the jars) when it is not running."""

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from streams.bootstrap import ensure_topics
 from streams.devstack.__main__ import main as devstack_cli
 from streams.devstack.kafka import port_open
 from tests.chaos.cluster_stack import BROKER_PORT, CONTROLLER_PORT, DEFAULT_DIR, ClusterStack
@@ -52,6 +54,49 @@ def test_scripted_history_is_exact_on_three_brokers(
     settings = make_settings(on_cluster, topic_name, redis_prefix)
     for topic in (settings.events_topic, settings.transitions_topic, settings.dlq_topic):
         assert cluster.replicas(topic) == [3, 3], topic
+        assert cluster.topic_overrides(topic) == {}, topic  # the brokers' min.insync.replicas (2) holds
+
+
+@pytest.mark.timeout(120)
+def test_too_few_replicas_are_warned_of_and_a_low_min_insync_is_raised(
+    cluster: ClusterStack,
+    services: Services,
+    topic_name: Callable[[str], str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SEGSTREAM_TOPIC_REPLICATION=1 on 3 brokers: a WARNING naming the setting at creation and at the next
+    start; brokers left at Kafka's stock min.insync.replicas=1: the 3-replica topics get 2 of their own."""
+    on_cluster = dataclasses.replace(services, kafka_bootstrap=cluster.kafka_bootstrap)
+    single = make_settings(
+        on_cluster, lambda base: topic_name(f"single-{base}"), "unused:", topic_replication=1
+    )
+    asyncio.run(ensure_topics(single))
+    asyncio.run(ensure_topics(single))
+    warned = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "segstream"
+    ]
+    assert len(warned) == 4, warned
+    assert warned[0].startswith(
+        "new topics get 1 replica on a cluster of 3 brokers (SEGSTREAM_TOPIC_REPLICATION=1)"
+    )
+    assert warned[0].endswith(
+        "set SEGSTREAM_TOPIC_REPLICATION=3 or the brokers' default.replication.factor to 3"
+    )
+    names = (single.events_topic, single.transitions_topic, single.dlq_topic)
+    assert sorted(w.split(" has 1 replica on a cluster of 3 brokers")[0] for w in warned[1:]) == sorted(
+        f"topic {t}" for t in names
+    )
+    assert cluster.replicas(single.events_topic) == [1, 1]
+
+    stock = make_settings(on_cluster, lambda base: topic_name(f"stock-{base}"), "unused:")
+    cluster.set_cluster_default("min.insync.replicas", "1")
+    try:
+        asyncio.run(ensure_topics(stock))
+    finally:
+        cluster.set_cluster_default("min.insync.replicas", "2")  # the nodes' own (ELR: it cannot go)
+    for topic in (stock.events_topic, stock.transitions_topic, stock.dlq_topic):
+        assert cluster.replicas(topic) == [3, 3], topic
+        assert cluster.topic_overrides(topic) == {"min.insync.replicas": "2"}, topic
 
 
 @pytest.mark.timeout(300)

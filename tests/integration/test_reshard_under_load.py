@@ -21,7 +21,6 @@ from redis.crc import key_slot
 from streams.store.connection import async_client
 from tests.chaos.runner import PARTITIONS, run_scenario
 from tests.chaos.scenarios import FAULTS, Scenario, into_batches
-from tests.chaos.stack import forget_keys
 from tests.integration.slot_migration import (
     Primary,
     command,
@@ -31,7 +30,7 @@ from tests.integration.slot_migration import (
     ranges,
     redis_cli_reshard,
 )
-from tests.services import Services, wants_cluster
+from tests.services import Services, forget_keys, wants_cluster
 
 if TYPE_CHECKING:
     from tests.chaos.runner import Ctx

@@ -29,7 +29,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "settings": frozenset(),
     "logs": frozenset(),
     "progress": frozenset(),
-    "bootstrap": frozenset({"store", "worker", "settings", "logs"}),
+    "bootstrap": frozenset({"store", "topics", "worker", "settings", "logs"}),
     "demo": frozenset({"bootstrap", "devstack", "sample", "settings", "store"}),
     "sample_command": frozenset({"bootstrap", "progress", "sample", "settings"}),
     "errors": frozenset({"settings", "store"}),

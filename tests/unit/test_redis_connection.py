@@ -23,6 +23,14 @@ from streams.store import connection
 )
 def test_a_cluster_is_named_by_the_scheme_or_the_setting(url: str, setting: bool, cluster: bool) -> None:
     assert connection.is_cluster(url, setting) is cluster
+    # settings.py repeats the rule (settings and store may import nothing of each other: test_layout):
+    # its database-0 check must name the same URLs a cluster
+    refused = f"{url.removesuffix('/0')}/1"
+    if cluster:
+        with pytest.raises(ValueError, match="a Redis Cluster has database 0 only"):
+            Settings(redis_url=refused, redis_cluster=setting)
+    else:
+        assert Settings(redis_url=refused, redis_cluster=setting).redis_url == refused
 
 
 def test_the_cluster_scheme_becomes_the_one_redis_py_knows() -> None:
@@ -80,3 +88,25 @@ def test_an_unreachable_cluster_is_waited_for_then_reported_as_unreachable() -> 
     assert notes == [
         "waiting for Redis at redis+cluster://127.0.0.1:1 (up to 1 s, SEGSTREAM_CONNECT_TIMEOUT_S)"
     ]
+
+
+def test_the_redis_py_internals_the_ask_fix_relies_on_are_unchanged() -> None:
+    """`_AskingCluster` (streams/store/connection.py) reaches into redis-py 8.1's private cluster API; a
+    version that renames or reorders any of it must fail here, not as ASK loops during a slot migration."""
+    import collections
+    import inspect
+    from importlib.metadata import version
+
+    from redis.asyncio.cluster import ClusterNode
+
+    assert version("redis").split(".")[:2] == ["8", "1"], "verified with 8.1: see connection.py's docstring"
+    ask_branch = inspect.getsource(AsyncRedisCluster._execute_command)
+    assert "self.get_node(node_name=redirect_addr)" in ask_branch
+    node = ClusterNode("127.0.0.1", 1, max_connections=4)
+    assert type(node._free) is collections.deque and node._free.maxlen == 4
+    node._free = connection._LastReleasedFirst(node._free, maxlen=node._free.maxlen)
+    first, second = node.acquire_connection(), node.acquire_connection()  # new ones, not connected
+    node.release(first)
+    node.release(second)
+    assert node.acquire_connection() is second  # the one given back last: ASKING and its command share it
+    assert node.acquire_connection() is first

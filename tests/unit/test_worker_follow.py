@@ -25,6 +25,7 @@ class Assignment:
 
     def __init__(self, tps: Iterable[TopicPartition]) -> None:
         self.assigned = set(tps)
+        self.asked: list[list[int]] = []  # the partitions of each end-offsets request
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
@@ -49,6 +50,7 @@ class Assignment:
             self._check(tp)
 
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        self.asked.append(sorted(tp.partition for tp in tps))
         return {tp: 0 for tp in tps}
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
@@ -117,3 +119,35 @@ def test_a_rebalance_during_a_namespace_switch_waits_for_it_and_fences_nobody() 
     worker, others, fences_now = asyncio.run(scenario())
     assert sorted(worker.owned) == [0, 1]
     assert fences_now == others, "the other worker's claims stand"
+
+
+def test_following_a_promote_asks_the_end_offsets_once_for_every_partition() -> None:
+    """As a new assignment: asked per partition after the first resumed, each question would wait for that
+    partition's long-poll fetch (streams/worker/loop.py `take_all`)."""
+    tps = [TopicPartition(TOPIC, p) for p in range(4)]
+    old, new = InMemoryStateStore(), InMemoryStateStore()
+
+    async def scenario() -> tuple[Worker, list[list[int]]]:
+        consumer = Assignment(tps)
+        active = "old"
+
+        async def read_active() -> str:
+            return active
+
+        async def built_with(name: str) -> str | None:
+            return None
+
+        async def record(name: str, version: str) -> None:
+            return None
+
+        follow = NamespaceFollow("old", read_active, lambda n: new if n == "new" else old, built_with, record)
+        worker = Worker(Settings(), Definitions.default(), old, None, consumer, follow=follow)
+        await worker.listener().on_partitions_assigned(set(tps))
+        consumer.asked.clear()
+        active = "new"
+        await worker.follow_promote()
+        return worker, consumer.asked
+
+    worker, asked = asyncio.run(scenario())
+    assert asked == [[0, 1, 2, 3]]
+    assert sorted(worker.owned) == [0, 1, 2, 3] and worker.store is new
