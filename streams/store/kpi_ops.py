@@ -39,13 +39,29 @@ class MarkerFormatError(ValueError):
     """A `_kpi` marker of another format (an earlier or later segstream): rebuild with `segstream replay`."""
 
 
-def _coded(grid: str, segment: str | None) -> tuple[int | str, int | str | None]:
+# every preset (grid, segment or None) pair and its codes, both ways: one lookup per pair on the hot path
+_Codes = tuple[int | str, int | str | None]
+_PAIRS: Final[dict[tuple[str, str | None], _Codes]] = {
+    (grid, segment): (g, None if segment is None else _SEGMENT_CODES[grid][segment])
+    for g, grid in enumerate(_GRIDS)
+    for segment in (None, *PRESET[grid])
+}
+_NAMES: Final[dict[_Codes, tuple[str, str | None]]] = {codes: pair for pair, codes in _PAIRS.items()}
+
+
+def _coded(grid: str, segment: str | None) -> _Codes:
+    pair = _PAIRS.get((grid, segment))
+    if pair is not None:
+        return pair
     code = _SEGMENT_CODES.get(grid)
     seg = segment if code is None or segment is None else code.get(segment, segment)
     return _GRID_CODES.get(grid, grid), seg
 
 
 def _named(grid: int | str, segment: int | str | None) -> tuple[str, str | None]:
+    pair = _NAMES.get((grid, segment))
+    if pair is not None:
+        return pair
     name = _GRIDS[grid] if isinstance(grid, int) else grid
     return name, PRESET[name][segment] if isinstance(segment, int) else segment
 

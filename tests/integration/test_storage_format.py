@@ -4,6 +4,7 @@ the CLI (card, --json, export) exits 3, the HTTP API answers 409, each naming th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import orjson
 import pytest
 from aiohttp import web
 
+from segmentation import Definitions
 from streams import cli
+from streams.admin import definitions_change as change
 from streams.read.api import make_app
 from streams.read.auth import Authenticator
 from streams.read.reader import SegmentReader
@@ -161,3 +164,43 @@ def test_a_worker_meeting_a_kpi_marker_of_an_earlier_segstream_stops_in_one_line
         assert client.hgetall(key) == before  # nothing applied, nothing written
     finally:
         client.close()
+
+
+def test_definitions_apply_meeting_a_kpi_marker_of_an_earlier_segstream_writes_nothing(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings, key = replayed("kpia", services, topic_name, redis_prefix, tmp_path, monkeypatch)
+    keys = KeySpace(settings.key_prefix, "kpia", settings.events_topic)
+    client = sync_client(settings.redis_url, **TEXT_OPTIONS)
+    try:
+        client.hset(key, "_kpi", OLDER_MARKER.encode("utf-8", "surrogateescape"))
+        before = snapshot(settings.redis_url, f"{settings.key_prefix}:kpia:*")
+        new = dataclasses.replace(Definitions.default(), version="kpi-2")
+
+        async def apply() -> None:
+            aclient = async_client(settings.redis_url)
+            try:
+                await change.apply(aclient, keys, 2, new, None)
+            finally:
+                await aclient.aclose()
+
+        refusal = r"^namespace 'kpia': customer KPI marker '_kpi' was written by an earlier segstream"
+        with pytest.raises(StoredFormatError, match=refusal):
+            asyncio.run(apply())
+        # no customer, index or counter written (the claim moved the partitions' fences only)
+        assert snapshot(settings.redis_url, f"{settings.key_prefix}:kpia:*") == before
+    finally:
+        client.close()
+
+
+def snapshot(url: str, match: str) -> dict[bytes, bytes]:
+    """DUMP of every key matching `match` but the partitions' meta hashes (fence, owner: moved by a claim)."""
+    raw = sync_client(url)
+    try:
+        return {k: raw.dump(k) for k in raw.scan_iter(match=match) if not k.endswith(b":meta")}  # type: ignore[misc]
+    finally:
+        raw.close()
