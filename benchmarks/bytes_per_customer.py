@@ -258,37 +258,45 @@ def customer_hashes(client: Any, prefix: str, ids: set[str], sample: int, seed: 
 
 def month_split(
     client: Any, prefix: str, ids: set[str], kinds: tuple[str, ...] = ("d", "f", "t")
-) -> dict[str, Any]:
+) -> dict[str, dict[str, Any]]:
     """What the day counters (`d:`, `f:`, `t:` hashes, one per grid and partition, a field per segment and
-    day) would cost as one hash per grid, partition and *month* with the month left out of the field names:
-    each copied to scratch keys, measured with MEMORY USAGE and deleted (a projection, nothing kept)."""
-    out: dict[str, Any] = {}
+    day) would cost as one hash per grid, partition and *month* (or half-month: days 1-15, 16-31) with the
+    month left out of the field names: each copied to scratch keys, measured with MEMORY USAGE and deleted
+    (a projection, nothing kept)."""
+    out: dict[str, dict[str, Any]] = {}
     day = re.compile(rb"^(.*:)(\d{4}-\d{2})-(\d{2})$")
     scratch = f"{prefix}:scratch-month"
     for kind in kinds:
-        now = later = months = biggest = listpacks = 0
+        now = 0
+        split = {"month": [0, 0, 0, 0], "half-month": [0, 0, 0, 0]}  # bytes, keys, listpacks, largest
         for key in client.scan_iter(match=f"{prefix}:*:{kind}:*", count=5000):
             if kind_of(key.decode("utf-8", "replace"), prefix, ids)[0] != kind:
                 continue
             now += int(client.execute_command("MEMORY USAGE", key, "SAMPLES", 0) or 0)
-            groups: dict[bytes, dict[bytes, bytes]] = defaultdict(dict)
+            groups: dict[str, dict[bytes, dict[bytes, bytes]]] = {name: defaultdict(dict) for name in split}
             for field, value in client.hgetall(key).items():
                 match = day.match(field)
                 if match is None:  # not a day field: kept as it is, in a key of its own
-                    groups[b"-"][field] = value
-                else:
-                    groups[match.group(2)][match.group(1) + match.group(3)] = value
-            for fields in groups.values():
-                client.delete(scratch)
-                client.hset(scratch, mapping=fields)
-                later += int(client.execute_command("MEMORY USAGE", scratch, "SAMPLES", 0) or 0)
-                listpacks += client.object("encoding", scratch) == b"listpack"
-                client.delete(scratch)
-                months += 1
-                biggest = max(biggest, len(fields))
-        out[kind] = {
-            "now": now, "month_split": later, "keys": months, "listpacks": listpacks, "largest": biggest
-        }  # fmt: skip
+                    for grouped in groups.values():
+                        grouped[b"-"][field] = value
+                    continue
+                name, month, dd = match.group(1) + match.group(3), match.group(2), match.group(3)
+                groups["month"][month][name] = value
+                groups["half-month"][month + (b"a" if int(dd) <= 15 else b"b")][name] = value
+            for how, grouped in groups.items():
+                row = split[how]
+                for fields in grouped.values():
+                    client.delete(scratch)
+                    client.hset(scratch, mapping=fields)
+                    row[0] += int(client.execute_command("MEMORY USAGE", scratch, "SAMPLES", 0) or 0)
+                    row[2] += client.object("encoding", scratch) == b"listpack"
+                    client.delete(scratch)
+                    row[1] += 1
+                    row[3] = max(row[3], len(fields))
+        out[kind] = {"now": now} | {
+            how: {"bytes": row[0], "keys": row[1], "listpacks": row[2], "largest": row[3]}
+            for how, row in split.items()
+        }
     return out
 
 
@@ -338,13 +346,18 @@ def report(result: dict[str, Any]) -> list[str]:
     rest = h["mean_usage"] - sum(row["listpack_bytes"] for row in h["classes"].values())
     lines.append(f"{'(key, object, listpack header, allocator rounding)':51} {rest:>14.1f}")
     if result.get("month_split"):
-        lines += ["", "day counters split per month (projection: scratch copies measured, then deleted):"]
+        lines += [
+            "",
+            "day counters split per month or half-month (projection: scratch copies measured, then deleted):",
+        ]
         for kind, row in result["month_split"].items():
-            lines.append(
-                f"  {kind}: {row['now'] / customers:,.0f} -> {row['month_split'] / customers:,.0f} "
-                f"bytes/customer ({row['keys']:,} month keys, {row['listpacks']:,} listpacks, "
-                f"largest {row['largest']:,} fields)"
-            )
+            for how in ("month", "half-month"):
+                split = row[how]
+                lines.append(
+                    f"  {kind} per {how:10}: {row['now'] / customers:,.0f} -> "
+                    f"{split['bytes'] / customers:,.0f} bytes/customer ({split['keys']:,} keys, "
+                    f"{split['listpacks']:,} listpacks, largest {split['largest']:,} fields)"
+                )
     return lines
 
 
