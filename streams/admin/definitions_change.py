@@ -32,7 +32,7 @@ from segmentation.transition import Transition
 from streams.store.connection import scan_slot
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
-from streams.store.kpi_ops import KpiCounting
+from streams.store.kpi_ops import KpiCounting, check_stored
 from streams.store.port import CustomerWrite, WriteBatch
 from streams.store.redis_store import RedisStateStore
 from streams.store.stored_state import stored_state
@@ -211,6 +211,7 @@ async def apply(
             counting = KpiCounting(new, index, stored)
             for _, row in rows:
                 state = stored_state(row, keys.namespace)
+                check_stored(row, keys.namespace)  # a KPI marker this code cannot continue
                 stored[state.customer_id] = (state, row)
                 if state.definitions_version == new.version:
                     result.matrix.already_current += 1

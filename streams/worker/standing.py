@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Literal
 
+from streams.store.kpi_ops import check_stored
 from streams.store.port import Fenced, Rewound, StateStore
 from streams.store.stored_state import stored_state
 from streams.store.writes import Known
@@ -52,4 +53,5 @@ async def starting_states(
     namespace = getattr(keys, "namespace", "(in memory)")
     for cid, row in rows.items():
         states[cid] = (stored_state(row, namespace), row)
+        check_stored(row, namespace)  # a KPI marker this code cannot continue: refused before any write
     return states

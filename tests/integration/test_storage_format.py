@@ -4,6 +4,7 @@ the CLI (card, --json, export) exits 3, the HTTP API answers 409, each naming th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import orjson
 import pytest
 from aiohttp import web
 
+from segmentation import Definitions
 from streams import cli
+from streams.admin import definitions_change as change
 from streams.read.api import make_app
 from streams.read.auth import Authenticator
 from streams.read.reader import SegmentReader
@@ -21,9 +24,11 @@ from streams.store.connection import async_client, sync_client
 from streams.store.keys import KeySpace
 from streams.store.partitioning import partition_for
 from streams.store.replies import TEXT_OPTIONS
+from streams.store.stored_state import StoredFormatError
 from tests.integration.test_human_output import known_customer_log, use
-from tests.integration.worker_harness import decoded, make_settings
+from tests.integration.worker_harness import customer_key, decoded, make_settings, produce, run_worker_until
 from tests.services import Services
+from tests.unit.test_kpi_marker import OLDER as OLDER_MARKER
 
 pytestmark = pytest.mark.integration
 KNOWN = "known-1"
@@ -124,3 +129,78 @@ def test_an_unreadable_history_field_is_refused_in_one_line_by_the_cli_and_the_a
 
     status, _ = asyncio.run(served(settings, f"/customers/{KNOWN}/history"))
     assert status == 409
+
+
+def test_a_worker_meeting_a_kpi_marker_of_an_earlier_segstream_stops_in_one_line_before_writing(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The `_kpi` marker is coded since storage format 2's second marker version: a worker continuing a
+    namespace whose markers are named (8232a7b and before) refuses it before applying or writing anything."""
+    settings, key = replayed("kpi", services, topic_name, redis_prefix, tmp_path, monkeypatch)
+    settings = settings.model_copy(update={"namespace": "kpi"})
+    client = sync_client(settings.redis_url, **TEXT_OPTIONS)
+    try:
+        client.hset(key, "_kpi", OLDER_MARKER.encode("utf-8", "surrogateescape"))
+        before = client.hgetall(key)
+        line = orjson.dumps({
+            "type": "purchase", "event_id": "late-1", "customer_id": KNOWN, "schema_version": 1,
+            "occurred_at": "2026-03-09T10:00:00Z", "order_id": "o9", "amount": "5.00", "currency": "EUR",
+            "channel": "web", "items": [{"sku": "sku-1", "quantity": 1, "unit_price": "5.00"}],
+        })  # fmt: skip
+        # the replayed lines at the offsets the replay recorded (the malformed one in KNOWN's partition),
+        # then one more purchase of KNOWN: the worker resumes after the replay and loads KNOWN for it
+        replayed_lines = (tmp_path / "events.jsonl").read_bytes().splitlines()
+        asyncio.run(produce(settings, [*replayed_lines, line], lambda b: customer_key(b) or KNOWN.encode()))
+        with pytest.raises(StoredFormatError) as refused:
+            asyncio.run(run_worker_until(settings, lambda: False, timeout=60))
+        assert str(refused.value) == (
+            "namespace 'kpi': customer KPI marker '_kpi' was written by an earlier segstream: "
+            "rebuild the namespace with `segstream replay`"
+        )
+        assert client.hgetall(key) == before  # nothing applied, nothing written
+    finally:
+        client.close()
+
+
+def test_definitions_apply_meeting_a_kpi_marker_of_an_earlier_segstream_writes_nothing(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings, key = replayed("kpia", services, topic_name, redis_prefix, tmp_path, monkeypatch)
+    keys = KeySpace(settings.key_prefix, "kpia", settings.events_topic)
+    client = sync_client(settings.redis_url, **TEXT_OPTIONS)
+    try:
+        client.hset(key, "_kpi", OLDER_MARKER.encode("utf-8", "surrogateescape"))
+        before = snapshot(settings.redis_url, f"{settings.key_prefix}:kpia:*")
+        new = dataclasses.replace(Definitions.default(), version="kpi-2")
+
+        async def apply() -> None:
+            aclient = async_client(settings.redis_url)
+            try:
+                await change.apply(aclient, keys, 2, new, None)
+            finally:
+                await aclient.aclose()
+
+        refusal = r"^namespace 'kpia': customer KPI marker '_kpi' was written by an earlier segstream"
+        with pytest.raises(StoredFormatError, match=refusal):
+            asyncio.run(apply())
+        # no customer, index or counter written (the claim moved the partitions' fences only)
+        assert snapshot(settings.redis_url, f"{settings.key_prefix}:kpia:*") == before
+    finally:
+        client.close()
+
+
+def snapshot(url: str, match: str) -> dict[bytes, bytes]:
+    """DUMP of every key matching `match` but the partitions' meta hashes (fence, owner: moved by a claim)."""
+    raw = sync_client(url)
+    try:
+        return {k: raw.dump(k) for k in raw.scan_iter(match=match) if not k.endswith(b":meta")}  # type: ignore[misc]
+    finally:
+        raw.close()
