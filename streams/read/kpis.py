@@ -128,9 +128,10 @@ async def grid_kpis(
 ) -> GridKpis:
     # The weeks that hold counters (and each partition's format: an older namespace is refused), then in one
     # pipeline: the range's weeks of `d:`, every week of `f:` from the range's first (the counts at its start
-    # are today's minus the moves since), the years of its retention periods (`r:`) and today's counts (`k:`).
+    # and end are today's minus the moves since), the years of its retention periods (`r:`), today's `k:`.
     known = await known_weeks(client, keys, partitions)
-    counted, since = weeks_of_range(known, first, last), weeks_of_range(known, first, None)
+    earliest = min(first, last) if first is not None and last is not None else first  # from after to too
+    counted, since = weeks_of_range(known, first, last), weeks_of_range(known, earliest, None)
     years = periods_of_range(period_years(known), first, last)
     d_names = [(keys.segment_days(p, grid, w), w) for p in partitions for w in counted]
     f_names = [(keys.flows(p, grid, w), w) for p in partitions for w in since]

@@ -58,8 +58,7 @@ class RedisStateStore:
             pipe.hset(meta, "owner", owner)
             pipe.hmget(meta, ["offset", "watermark", "seq", ORDINALS, FORMAT_FIELD])
             fence, _, (offset, watermark, seq, ordinals, kept) = await pipe.execute()
-        check_format(self._keys.namespace, offset, kept)  # day counters of an earlier segstream: replay
-        if kept is None:  # a partition never committed: its day counters will be kept per week
+        if kept is None and offset is None:  # a partition never committed: its day counters kept per week
             await self._r.hset(meta, FORMAT_FIELD, FORMAT)
         self._next_seq[partition] = (_int(seq) or 0) + 1
         self._next_ordinal[partition] = _int(ordinals) or 0
@@ -75,12 +74,17 @@ class RedisStateStore:
         next_seq = self._next_seq.get(partition, 1)
         async with self._r.pipeline(transaction=False) as pipe:
             if claim is not None:
-                pipe.hmget(self._keys.partition_meta(partition), ["fence", "seq", "owner"])
+                pipe.hmget(
+                    self._keys.partition_meta(partition), ["fence", "seq", "owner", "offset", FORMAT_FIELD]
+                )
             for cid in customer_ids:
                 pipe.hgetall(self._keys.customer(partition, cid))
             rows = await pipe.execute()
         if claim is not None:
-            fence, seq, owner = rows.pop(0)
+            fence, seq, owner, offset, kept = rows.pop(0)
+            # day counters of an earlier segstream (weeks.py): refused here, before anything is applied, not
+            # in `claim` (a rebalance listener, whose errors aiokafka only logs)
+            check_format(self._keys.namespace, offset, kept)
             stored_owner = None if owner is None else _text(owner)
             check_standing(claim, _int(fence), _int(seq) or 0, next_seq, stored_owner)
         return {cid: _decode(row) for cid, row in zip(customer_ids, rows, strict=True) if row}
