@@ -17,7 +17,7 @@ committed (`offset` set) without it was written by an earlier segstream.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from functools import lru_cache
 from typing import Final
@@ -25,6 +25,7 @@ from typing import Final
 from redis.asyncio import Redis
 
 from streams.store.keys import KeySpace
+from streams.store.replies import text
 from streams.store.stored_state import StoredFormatError
 
 FORMAT_FIELD: Final = "days"  # partition meta field: how its day counters are kept
@@ -45,6 +46,22 @@ def check_format(namespace: str, offset: object, kept: object) -> None:
     text = kept.decode() if isinstance(kept, bytes) else kept
     if text != FORMAT and (offset is not None or text is not None):
         raise older_days(namespace)
+
+
+async def day_rows(
+    client: Redis, key_of: Callable[[int, str], str], partitions: Iterable[int], weeks: Sequence[str]
+) -> list[dict[str, str]]:
+    """HGETALL of each partition's key (`key_of(partition, week)`) of each week, in one pipeline, the fields
+    named by their day."""
+    names = [(key_of(p, week), week) for p in partitions for week in weeks]
+    async with client.pipeline(transaction=False) as pipe:
+        for name, _ in names:
+            pipe.hgetall(name)
+        replies = await pipe.execute()
+    return [
+        {day_field(week, text(k)): text(v) for k, v in row.items()}
+        for (_, week), row in zip(names, replies, strict=True)
+    ]
 
 
 async def known_weeks(client: Redis, keys: KeySpace, partitions: Iterable[int]) -> set[str]:

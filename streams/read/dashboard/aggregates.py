@@ -18,8 +18,7 @@ from pydantic import Field
 
 from streams.read.profile import Answer
 from streams.read.reader import BadRequest, SegmentReader
-from streams.store.replies import texts as _texts
-from streams.store.weeks import day_field, known_weeks, weeks_of_range
+from streams.store.weeks import day_rows, known_weeks, weeks_of_range
 
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 NONE = "-"  # no segment: before a customer's first transition in the grid, or after an erasure
@@ -130,15 +129,7 @@ async def segment_moves(reader: SegmentReader, grid: str, start: date | None, en
     keys = await reader.keyspace()
     partitions = range(reader.settings.topic_partitions)
     weeks = weeks_of_range(await known_weeks(reader.client, keys, partitions), start, end)
-    async with reader.client.pipeline(transaction=False) as pipe:
-        for p in partitions:
-            for week in weeks:
-                pipe.hgetall(keys.moves(p, grid, week))
-        replies = await pipe.execute()
-    rows = [
-        {day_field(weeks[n % len(weeks)], name): v for name, v in _texts(r).items()}
-        for n, r in enumerate(replies)
-    ]
+    rows = await day_rows(reader.client, lambda p, w: keys.moves(p, grid, w), partitions, weeks)
     cells, total = moves_from_rows(tuple(segments), rows, start, end)
     return Moves(
         grid=grid,
