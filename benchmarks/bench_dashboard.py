@@ -89,7 +89,7 @@ def fill(settings: Settings, customers: int, days: int) -> None:
             for kind, mapping in ((keys.moves, moves), (keys.flows, flows), (keys.segment_days, counters)):
                 for week, row in split_days(mapping).items():
                     stored.append((kind(p, grid, week), row))
-                    client.hincrby(keys.weeks(p), week, 1)
+                    client.sadd(keys.weeks(p), week)
             for key, mapping in stored:
                 items = list(mapping.items())
                 for start in range(0, len(items), 5000):

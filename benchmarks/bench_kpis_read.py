@@ -50,7 +50,7 @@ async def fill(client: aioredis.Redis, reader: SegmentReader, days: int, partiti
                         periods.setdefault(month[:4], {})[f"{s}:{metric}:{month}"] = 5
             for week, row in split_days(d).items():
                 await client.hset(keys.segment_days(p, grid, week), mapping=row)  # type: ignore[arg-type]
-                await client.hincrby(keys.weeks(p), week, 1)
+                await client.sadd(keys.weeks(p), week)
             for week, row in split_days(f).items():
                 await client.hset(keys.flows(p, grid, week), mapping=row)  # type: ignore[arg-type]
             for year, row in periods.items():

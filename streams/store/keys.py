@@ -63,7 +63,7 @@ class KeySpace:
         return f"{self._tag(partition)}:r:{grid}:{year}"
 
     def weeks(self, partition: int) -> str:
-        """Hash: `<week>` -> commits that counted in it, for every week with `d:`, `f:` or `t:` counters."""
+        """Set: every ISO week with `d:`, `f:` or `t:` counters in the partition (readers need no scan)."""
         return f"{self._tag(partition)}:w"
 
     def crosstab(self, partition: int, pair: str) -> str:

@@ -196,7 +196,7 @@ class RedisStateStore:
             op("BITS", 1, bits_entries(index, p, ks, slot))
         for grid, pairs in index.kpi_fields().items():
             counters(slot(ks.kpis(p, grid)), pairs)
-        weeks: set[str] = set()  # listed in the partition's `w` hash, so readers need no scan
+        weeks: set[str] = set()  # listed in the partition's `w` set, so readers need no scan
         for (grid, week), pairs in index.flow_fields().items():
             counters(slot(ks.flows(p, grid, week)), pairs)
             weeks.add(week)
@@ -210,7 +210,7 @@ class RedisStateStore:
         for (grid, year), pairs in periods.items():
             counters(slot(ks.segment_periods(p, grid, year)), pairs)
         if weeks:
-            counters(slot(ks.weeks(p)), [(week, 1) for week in sorted(weeks)])
+            op("SADD", slot(ks.weeks(p)), sorted(weeks))
         for pair, pairs in index.cross_fields().items():
             counters(slot(ks.crosstab(p, pair)), pairs)
 

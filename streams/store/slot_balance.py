@@ -186,7 +186,7 @@ def fixed_keys(
     keys: KeySpace, partition: int, definitions: Definitions, weeks: Iterable[str] = ()
 ) -> list[str]:
     """The partition's keys whose number does not grow with its customers (the day counters' grow with the
-    `weeks` that hold counters, listed by the partition's `w` hash)."""
+    `weeks` that hold counters, listed by the partition's `w` set)."""
     p = partition
     names = [keys.partition_meta(p), keys.due(p), keys.weeks(p)]
     for grid, segments in definitions.grid_segments.items():
@@ -208,7 +208,7 @@ async def _estimated_memory(
     samples: int,
 ) -> int:
     """Exact for the fixed keys; customer hashes and ordinal chunks: the mean of a sample times the count."""
-    weeks = [_text(week) for week in await client.hkeys(keys.weeks(partition))]
+    weeks = [_text(week) for week in await client.smembers(keys.weeks(partition))]
     fixed = sum(await _usage(client, fixed_keys(keys, partition, definitions, weeks)))
     ordinals = int(await client.hget(keys.partition_meta(partition), "ordinals") or 0)
     chunks = math.ceil(ordinals / CHUNK)

@@ -7,7 +7,7 @@ fields; a week of a saturated `d:` hash holds 12 segments x 4 day metrics x 7 da
 so a field is `<segment>:<metric>:<weekday>` (`d:`), `<segment>:in|out:<weekday>` (`f:`) or
 `<from>><to>:<weekday>` (`t:`); readers name it back with the day (`day_field`). The retention-period
 counters (`<segment>:retained:<period>` ...) stay in keys of their own, one per grid, partition and year
-(`r:<grid>:<YYYY>`: 12 segments x 3 metrics x 12 months = 432 fields), and the partition's `w` hash lists
+(`r:<grid>:<YYYY>`: 12 segments x 3 metrics x 12 months = 432 fields), and the partition's `w` set lists
 the weeks that hold counters, so a reader knows which keys exist without a scan.
 
 A namespace written before (`d:<grid>` for all days) is refused by readers and workers, naming the fix: the
@@ -65,13 +65,13 @@ async def day_rows(
 
 
 async def known_weeks(client: Redis, keys: KeySpace, partitions: Iterable[int]) -> set[str]:
-    """The weeks holding day counters in any of the partitions (their `w` hashes), read in one pipeline with
+    """The weeks holding day counters in any of the partitions (their `w` sets), read in one pipeline with
     each partition's format (`check_format`: an older namespace is refused, never answered with zeros)."""
     parts = list(partitions)
     async with client.pipeline(transaction=False) as pipe:
         for p in parts:
             pipe.hmget(keys.partition_meta(p), ["offset", FORMAT_FIELD])
-            pipe.hkeys(keys.weeks(p))
+            pipe.smembers(keys.weeks(p))
         rows = await pipe.execute()
     weeks: set[str] = set()
     for (offset, kept), names in zip(rows[::2], rows[1::2], strict=True):
@@ -101,7 +101,7 @@ def day_field(week: str, name: str) -> str:
 
 def weeks_of_range(known: set[str], first: date | None, last: date | None) -> list[str]:
     """The weeks to read for the days first..last (None: unbounded), oldest first: those holding a day of the
-    range and holding counters (`known`, from the partitions' `w` hashes)."""
+    range and holding counters (`known`, from the partitions' `w` sets)."""
     low = week_of(first.isoformat())[0] if first is not None else ""
     high = week_of(last.isoformat())[0] if last is not None else "9999-W99"
     return sorted(w for w in known if low <= w <= high)
