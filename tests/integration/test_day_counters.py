@@ -16,6 +16,7 @@ import pytest
 
 from segmentation import Definitions
 from segmentation.kpi_figures import segment_figures
+from streams.admin.definitions_change import apply
 from streams.bootstrap import keyspace
 from streams.read import SegmentReader
 from streams.read.dashboard.aggregates import NONE, segment_moves, segment_sizes, sizes_from_flows
@@ -292,3 +293,26 @@ def test_the_worker_stops_on_an_older_namespace(
 
     with pytest.raises(StoredFormatError, match=r"older format .* rebuild it with `segstream replay`"):
         asyncio.run(scenario())
+
+
+def test_definitions_apply_refuses_an_older_namespace_before_any_write(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str
+) -> None:
+    settings = make_settings(services, topic_name, redis_prefix, namespace="main")
+    keys = keyspace(settings)
+
+    async def scenario() -> tuple[str, list[str]]:
+        client = async_client(settings.redis_url, decode_responses=True)
+        try:
+            for key, mapping in _older_namespace(keys):
+                await client.hset(key, mapping=mapping)  # type: ignore[arg-type]
+            with pytest.raises(StoredFormatError) as refused:
+                await apply(client, keys, 1, Definitions.default(), None)
+            tag = keys.partition_meta(0)[: -len(":meta")]
+            return str(refused.value), sorted([k async for k in client.scan_iter(match=f"{tag}:*")])
+        finally:
+            await client.aclose()
+
+    message, stored = asyncio.run(scenario())
+    assert "keeps its day counters in an older format" in message
+    assert stored == sorted(key for key, _ in _older_namespace(keys)), "nothing written"
