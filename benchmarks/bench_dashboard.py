@@ -36,6 +36,7 @@ from streams.read.auth import new_key
 from streams.settings import Settings
 from streams.store.connection import sync_client
 from streams.store.keys import KeySpace
+from streams.store.weeks import split_days
 
 PARTITIONS = 4
 CROSS_METRICS = ("customers", "revenue_minor", "orders")
@@ -75,20 +76,21 @@ def fill(settings: Settings, customers: int, days: int) -> None:
                 for d in range(days)
             }
             months = sorted({(first + timedelta(days=d)).isoformat()[:7] for d in range(days)})
-            counters.update(
-                {
-                    f"{s}:{m}:{month}": rng.randint(1, 500)
-                    for s in segments
-                    for m in PERIOD_METRICS
-                    for month in months
-                }
-            )
-            for key, mapping in (
-                (keys.moves(p, grid), moves),
-                (keys.flows(p, grid), flows),
-                (keys.kpis(p, grid), kpis),
-                (keys.segment_days(p, grid), counters),
-            ):
+            periods = {
+                f"{s}:{m}:{month}": rng.randint(1, 500)
+                for s in segments
+                for m in PERIOD_METRICS
+                for month in months
+            }
+            stored = [(keys.kpis(p, grid), kpis)]
+            for year in sorted({m[:4] for m in months}):
+                row = {k: v for k, v in periods.items() if k.rsplit(":", 1)[1][:4] == year}
+                stored.append((keys.segment_periods(p, grid, year), row))
+            for kind, mapping in ((keys.moves, moves), (keys.flows, flows), (keys.segment_days, counters)):
+                for week, row in split_days(mapping).items():
+                    stored.append((kind(p, grid, week), row))
+                    client.sadd(keys.weeks(p), week)
+            for key, mapping in stored:
                 items = list(mapping.items())
                 for start in range(0, len(items), 5000):
                     client.hset(key, mapping=dict(items[start : start + 5000]))

@@ -24,6 +24,7 @@ from segmentation import Definitions
 from streams.read.reader import SegmentReader
 from streams.settings import Settings
 from streams.store.connection import async_client
+from streams.store.weeks import split_days
 
 
 async def fill(client: aioredis.Redis, reader: SegmentReader, days: int, partitions: int) -> int:
@@ -41,15 +42,21 @@ async def fill(client: aioredis.Redis, reader: SegmentReader, days: int, partiti
                     for metric in ("orders", "revenue", "converted", "churned"):
                         d[f"{s}:{metric}:{day}"] = 3
                     f[f"{s}:in:{day}"], f[f"{s}:out:{day}"] = 2, 2
+            periods: dict[str, dict[str, int]] = {}
             for n in range(0, days, 30):
                 month = (first + timedelta(days=n)).isoformat()[:7]
                 for s in segments:
                     for metric in ("retained", "cohort_orders", "cohort_revenue"):
-                        d[f"{s}:{metric}:{month}"] = 5
-            await client.hset(keys.segment_days(p, grid), mapping=d)  # type: ignore[arg-type]
-            await client.hset(keys.flows(p, grid), mapping=f)  # type: ignore[arg-type]
+                        periods.setdefault(month[:4], {})[f"{s}:{metric}:{month}"] = 5
+            for week, row in split_days(d).items():
+                await client.hset(keys.segment_days(p, grid, week), mapping=row)  # type: ignore[arg-type]
+                await client.sadd(keys.weeks(p), week)
+            for week, row in split_days(f).items():
+                await client.hset(keys.flows(p, grid, week), mapping=row)  # type: ignore[arg-type]
+            for year, row in periods.items():
+                await client.hset(keys.segment_periods(p, grid, year), mapping=row)  # type: ignore[arg-type]
             await client.hset(keys.kpis(p, grid), mapping={f"{s}:customers": 1000 for s in segments})
-            fields = max(fields, len(d))
+            fields = max(fields, len(d) + sum(len(row) for row in periods.values()))
         cells = {f"{a}|{b}:customers": 7 for a in reader.grids["lifecycle"] for b in reader.grids["value"]}
         await client.hset(keys.crosstab(p, "lifecycle|value"), mapping=cells)  # type: ignore[arg-type]
     return fields

@@ -35,6 +35,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -260,15 +261,17 @@ def month_split(
     client: Any, prefix: str, ids: set[str], kinds: tuple[str, ...] = ("d", "f", "t")
 ) -> dict[str, dict[str, Any]]:
     """What the day counters (`d:`, `f:`, `t:` hashes, one per grid and partition, a field per segment and
-    day) would cost as one hash per grid, partition and *month* (or half-month: days 1-15, 16-31) with the
-    month left out of the field names: each copied to scratch keys, measured with MEMORY USAGE and deleted
+    day) would cost as one hash per grid, partition and *month* (or half-month: days 1-15, 16-31; or ISO week,
+    the field named by the weekday 1-7) with the month left out of the field names: each copied to scratch
+    keys, measured with MEMORY USAGE and deleted
     (a projection, nothing kept)."""
     out: dict[str, dict[str, Any]] = {}
     day = re.compile(rb"^(.*:)(\d{4}-\d{2})-(\d{2})$")
     scratch = f"{prefix}:scratch-month"
     for kind in kinds:
         now = 0
-        split = {"month": [0, 0, 0, 0], "half-month": [0, 0, 0, 0]}  # bytes, keys, listpacks, largest
+        # bytes, keys, listpacks, largest
+        split = {"month": [0, 0, 0, 0], "half-month": [0, 0, 0, 0], "week": [0, 0, 0, 0]}
         for key in client.scan_iter(match=f"{prefix}:*:{kind}:*", count=5000):
             if kind_of(key.decode("utf-8", "replace"), prefix, ids)[0] != kind:
                 continue
@@ -283,6 +286,8 @@ def month_split(
                 name, month, dd = match.group(1) + match.group(3), match.group(2), match.group(3)
                 groups["month"][month][name] = value
                 groups["half-month"][month + (b"a" if int(dd) <= 15 else b"b")][name] = value
+                year, week, weekday = date.fromisoformat((month + b"-" + dd).decode()).isocalendar()
+                groups["week"][f"{year}-W{week:02d}".encode()][match.group(1) + b"%d" % weekday] = value
             for how, grouped in groups.items():
                 row = split[how]
                 for fields in grouped.values():
@@ -348,10 +353,11 @@ def report(result: dict[str, Any]) -> list[str]:
     if result.get("month_split"):
         lines += [
             "",
-            "day counters split per month or half-month (projection: scratch copies measured, then deleted):",
+            "day counters split per month, half-month or week (projection: scratch copies measured, then "
+            "deleted):",
         ]
         for kind, row in result["month_split"].items():
-            for how in ("month", "half-month"):
+            for how in ("month", "half-month", "week"):
                 split = row[how]
                 lines.append(
                     f"  {kind} per {how:10}: {row['now'] / customers:,.0f} -> "

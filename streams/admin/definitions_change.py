@@ -202,6 +202,7 @@ async def apply(
     customers = 0
     for p in range(partitions):
         claim = await store.claim(p)  # fences any worker still running on this partition
+        await store.load(p, [], claim)  # refuses day counters of an earlier segstream (store/weeks.py)
         async for rows in stored_customers(client, keys, p):
             writes: list[CustomerWrite] = []
             transitions: list[Transition] = []

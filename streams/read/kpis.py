@@ -1,6 +1,7 @@
-"""Per-segment KPIs over a period and the grid crossings: read (one pipelined round trip), summed over
-partitions, derived by the pure `segmentation.kpi_figures`. No customer is read: only the aggregate hashes
-`k:<grid>`, `f:<grid>`, `d:<grid>` and `x:<a>|<b>` (docs/read_side.md, "KPIs per segment and crossing").
+"""Per-segment KPIs over a period and the grid crossings: read (two pipelined round trips: the weeks that
+hold counters, then the keys), summed over partitions, derived by the pure `segmentation.kpi_figures`. No
+customer is read: only the aggregate hashes `k:<grid>`, the weeks' `f:<grid>:<week>` and `d:<grid>:<week>`,
+`r:<grid>` and `x:<a>|<b>` (docs/read_side.md, "KPIs per segment and crossing").
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import redis.asyncio as aioredis
 from pydantic import Field
 
 from segmentation import Definitions
-from segmentation.kpi_figures import FILL_DAYS, counter_fields, crosstab_cells, segment_figures
+from segmentation.kpi_figures import crosstab_cells, segment_figures
 from streams.read.profile import Answer, Money, money, money_ratio
 from streams.store.keys import KeySpace
+from streams.store.weeks import day_field, known_weeks, period_years, periods_of_range, weeks_of_range
 
 
 class SegmentKpis(Answer):
@@ -91,24 +93,20 @@ def not_kept(definitions: Definitions, a: str, b: str) -> str:
     return f"the crossing {a} x {b} is not kept (kpis.crosstabs: {kept})"
 
 
-async def _summed(
-    client: aioredis.Redis, names: Sequence[str], fields: Sequence[str] | None = None
-) -> list[dict[str, int]]:
-    """HGETALL of each key (one pipeline), or HMGET of `fields` for the first `len(names) // 3` keys (the
-    `d:` hashes) when given: a month out of years of counters reads a month's fields."""
+async def _summed(client: aioredis.Redis, names: Sequence[str]) -> list[dict[str, int]]:
+    """HGETALL of each key, in one pipeline."""
     async with client.pipeline(transaction=False) as pipe:
-        for n, key in enumerate(names):
-            if fields is not None and n < len(names) // 3:
-                pipe.hmget(key, list(fields))
-            else:
-                pipe.hgetall(key)
+        for key in names:
+            pipe.hgetall(key)
         rows = await pipe.execute()
-    out = []
-    for row in rows:
-        if isinstance(row, list):
-            row = {f: v for f, v in zip(fields or (), row, strict=True) if v is not None}
-        out.append({(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in row.items()})
-    return out
+    return [{(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in row.items()} for row in rows]
+
+
+def _days_named(rows: Sequence[Mapping[str, int]], weeks: Sequence[str]) -> list[dict[str, int]]:
+    """Rows of week keys (`weeks[i]` the week of `rows[i]`), their fields named by their day."""
+    return [
+        {day_field(week, name): v for name, v in row.items()} for row, week in zip(rows, weeks, strict=True)
+    ]
 
 
 def _add(rows: Sequence[Mapping[str, int]]) -> dict[str, int]:
@@ -128,20 +126,25 @@ async def grid_kpis(
     first: date | None,
     last: date | None,
 ) -> GridKpis:
-    n = len(partitions)
-    names = [
-        *(keys.segment_days(p, grid) for p in partitions),
-        *(keys.flows(p, grid) for p in partitions),
-        *(keys.kpis(p, grid) for p in partitions),
-    ]
+    # The weeks that hold counters (and each partition's format: an older namespace is refused), then in one
+    # pipeline: the range's weeks of `d:`, every week of `f:` from the range's first (the counts at its start
+    # and end are today's minus the moves since), the years of its retention periods (`r:`), today's `k:`.
+    known = await known_weeks(client, keys, partitions)
+    earliest = min(first, last) if first is not None and last is not None else first  # from after to too
+    counted, since = weeks_of_range(known, first, last), weeks_of_range(known, earliest, None)
+    years = periods_of_range(period_years(known), first, last)
+    d_names = [(keys.segment_days(p, grid, w), w) for p in partitions for w in counted]
+    f_names = [(keys.flows(p, grid, w), w) for p in partitions for w in since]
+    r_names = [keys.segment_periods(p, grid, year) for p in partitions for year in years]
+    names = [*(name for name, _ in d_names), *(name for name, _ in f_names), *r_names]
+    names += [keys.kpis(p, grid) for p in partitions]
     config = definitions.kpis
     segments = definitions.grid_segments[grid]
-    fields = None
-    if first is not None and last is not None and (last - first).days <= FILL_DAYS:
-        # `from` after `to`: an empty range, no field to read (HMGET needs one)
-        fields = counter_fields(segments, first, last, config.retention_period) or [f"{segments[0]}:orders:-"]
-    rows = await _summed(client, names, fields)
-    counters, flows, current = _add(rows[:n]), _add(rows[n : 2 * n]), _add(rows[2 * n :])
+    rows = await _summed(client, names)
+    d, f, r = len(d_names), len(f_names), len(r_names)
+    counters = _add([*_days_named(rows[:d], [w for _, w in d_names]), *rows[d + f : d + f + r]])
+    flows = _add(_days_named(rows[d : d + f], [w for _, w in f_names]))
+    current = _add(rows[d + f + r :])
     customers = {name[: -len(":customers")]: v for name, v in current.items() if name.endswith(":customers")}
     figures = segment_figures(segments, counters, flows, customers, first, last, config.retention_period)
     currency = definitions.currency

@@ -39,6 +39,7 @@ from streams.store.namespaces import active_namespace
 from streams.store.partitioning import partition_for
 from streams.store.replies import texts as _texts
 from streams.store.stored_state import StoredFormatError, readers_view, stored_state
+from streams.store.weeks import day_rows, known_weeks
 
 T = TypeVar("T")
 MAX_ID_LENGTH = 256
@@ -205,13 +206,10 @@ class SegmentReader:
         """day (UTC) -> segment -> {"in": entries, "out": exits}, summed over partitions."""
         self._grid(grid)
         keys = await self.keyspace()
-        async with self._r.pipeline(transaction=False) as pipe:
-            for p in self._partitions:
-                pipe.hgetall(keys.flows(p, grid))
-            rows = await pipe.execute()
+        weeks = sorted(await known_weeks(self._r, keys, self._partitions))  # refuses an older namespace
         out: dict[str, dict[str, dict[str, int]]] = {}
-        for row in rows:
-            for name, value in _texts(row).items():
+        for row in await day_rows(self._r, lambda p, w: keys.flows(p, grid, w), self._partitions, weeks):
+            for name, value in row.items():
                 rest, _, day = name.rpartition(":")
                 segment, _, direction = rest.rpartition(":")
                 cell = out.setdefault(day, {}).setdefault(segment, {"in": 0, "out": 0})

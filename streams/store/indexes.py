@@ -15,7 +15,8 @@ Rules (docs/read_side.md):
 - day flows follow the transitions: each transition is one exit of `from` and one entry of `to` on the UTC day
   of its effective time, so the flows add up to the transitions published on the topic.
 - day moves follow the transitions too: `<from>><to>:<day>` counts each (from, to) pair per UTC day ('-' for
-  no segment), so the dashboard's transition matrix between two dates is a sum of fields, not a scan.
+  no segment; the day kept as its weekday in its ISO week's key, streams/store/weeks.py), so the
+  dashboard's transition matrix between two dates is a sum of fields, not a scan.
 - history: each customer's transitions of the batch are kept here, oldest first, and appended to the coded
   `history` field of its hash by `streams.store.writes.index_write` (streams/store/history_format.py); an
   erasure wipes the history (privacy) and whatever follows it in the same batch starts a fresh one.
@@ -28,8 +29,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from segmentation.kpi_figures import PERIOD_METRICS
 from segmentation.kpi_tracking import Tally, counts
 from segmentation.transition import Transition
+from streams.store.weeks import week_of
 
 SEGMENT: Final = "segment:"
 ORDINAL: Final = "_o"  # the customer hash field holding its ordinal (streams/store/membership.py)
@@ -44,15 +47,16 @@ class IndexDelta:
     members_remove: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
     kpis: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
     flows: dict[tuple[str, str, str, str], int] = field(default_factory=lambda: defaultdict(int))
-    # (grid, from, to, day): formatted into `<from>><to>:<day>` fields once per batch (`move_fields`)
+    # (grid, from, to, day): formatted into `<from>><to>:<weekday>` fields of the day's ISO week once per
+    # batch (`move_fields`)
     moves: dict[tuple[str, str | None, str | None, str], int] = field(
         default_factory=lambda: defaultdict(int)
     )
     history: dict[str, list[Transition]] = field(default_factory=dict)  # customer -> its own, oldest first
     history_reset: set[str] = field(default_factory=set)  # customers whose stored history is wiped first
     history_size: int = 64  # entries kept per customer (settings.history_size), the oldest dropped
-    # per-segment KPI counters (`d:<grid>`, see streams/store/kpi_ops.py): the batch's tally, expanded and
-    # formatted into `<segment>:<metric>:<day or period>` fields once per batch (`daily_fields`)
+    # per-segment KPI counters (`d:<grid>:<week>`, `r:<grid>`, see streams/store/kpi_ops.py): the batch's
+    # tally, expanded and formatted into fields once per batch (`daily_fields`)
     daily: Tally = field(default_factory=dict)
     # grid crossings (`x:<a>|<b>`)
     cross: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
@@ -194,28 +198,41 @@ class IndexDelta:
                 out[grid].append((f"{segment}:{metric}", delta))
         return out
 
-    def daily_fields(self) -> dict[str, list[tuple[str, int]]]:
-        """grid -> [(field, delta)] of the KPI counters, zero deltas dropped."""
-        out: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    def daily_fields(
+        self,
+    ) -> tuple[dict[tuple[str, str], list[tuple[str, int]]], dict[tuple[str, str], list[tuple[str, int]]]]:
+        """The KPI counters, zero deltas dropped: (grid, ISO week) -> [(`<segment>:<metric>:<weekday>`,
+        delta)] of the day metrics, and (grid, year) -> [(`<segment>:<metric>:<period>`, delta)] of the
+        retention periods (the year: the period name's first four characters)."""
+        days: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
+        periods: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
         for (grid, segment, metric, when), delta in counts(self.daily).items():
             if delta:
-                out[grid].append((f"{segment}:{metric}:{when}", delta))
-        return out
+                if metric in PERIOD_METRICS:
+                    periods[(grid, when[:4])].append((f"{segment}:{metric}:{when}", delta))
+                else:
+                    week, weekday = week_of(when)
+                    days[(grid, week)].append((f"{segment}:{metric}:{weekday}", delta))
+        return days, periods
 
     def cross_fields(self) -> dict[str, list[tuple[str, int]]]:
         """`<a>|<b>` -> [(field, delta)] of the crossings, zero deltas dropped."""
         return _grouped(self.cross)
 
-    def flow_fields(self) -> dict[str, list[tuple[str, int]]]:
-        out: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    def flow_fields(self) -> dict[tuple[str, str], list[tuple[str, int]]]:
+        """(grid, ISO week) -> [(`<segment>:in|out:<weekday>`, count)]."""
+        out: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
         for (grid, day, segment, direction), count in self.flows.items():
-            out[grid].append((f"{segment}:{direction}:{day}", count))
+            week, weekday = week_of(day)
+            out[(grid, week)].append((f"{segment}:{direction}:{weekday}", count))
         return out
 
-    def move_fields(self) -> dict[str, list[tuple[str, int]]]:
-        out: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    def move_fields(self) -> dict[tuple[str, str], list[tuple[str, int]]]:
+        """(grid, ISO week) -> [(`<from>><to>:<weekday>`, count)] ('-': no segment)."""
+        out: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
         for (grid, before, after, day), count in self.moves.items():
-            out[grid].append((f"{before or '-'}>{after or '-'}:{day}", count))
+            week, weekday = week_of(day)
+            out[(grid, week)].append((f"{before or '-'}>{after or '-'}:{weekday}", count))
         return out
 
 

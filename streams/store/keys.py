@@ -43,17 +43,28 @@ class KeySpace:
         """Hash: `<segment>:customers`, `<segment>:revenue_minor`, `<segment>:orders` (partition's share)."""
         return f"{self._tag(partition)}:k:{grid}"
 
-    def flows(self, partition: int, grid: str) -> str:
-        """Hash: `<segment>:in:<YYYY-MM-DD>` / `<segment>:out:<YYYY-MM-DD>` entries and exits per UTC day."""
-        return f"{self._tag(partition)}:f:{grid}"
+    def flows(self, partition: int, grid: str, week: str) -> str:
+        """Hash: `<segment>:in:<weekday>` / `<segment>:out:<weekday>` entries and exits per UTC day of the ISO
+        week `week` (`2026-W10`; weekday 1-7: streams/store/weeks.py)."""
+        return f"{self._tag(partition)}:f:{grid}:{week}"
 
-    def moves(self, partition: int, grid: str) -> str:
-        """Hash: `<from>><to>:<YYYY-MM-DD>` transitions per (from, to) pair and UTC day ('-': no segment)."""
-        return f"{self._tag(partition)}:t:{grid}"
+    def moves(self, partition: int, grid: str, week: str) -> str:
+        """Hash: `<from>><to>:<weekday>` transitions per (from, to) pair and UTC day of the week ('-': no
+        segment)."""
+        return f"{self._tag(partition)}:t:{grid}:{week}"
 
-    def segment_days(self, partition: int, grid: str) -> str:
-        """Hash: per-segment KPI counters per UTC day or retention period (`<segment>:<metric>:<day>`)."""
-        return f"{self._tag(partition)}:d:{grid}"
+    def segment_days(self, partition: int, grid: str, week: str) -> str:
+        """Hash: per-segment KPI counters per UTC day of the week (`<segment>:<metric>:<weekday>`)."""
+        return f"{self._tag(partition)}:d:{grid}:{week}"
+
+    def segment_periods(self, partition: int, grid: str, year: str) -> str:
+        """Hash: per-segment KPI counters per retention period of the year (`<segment>:retained:<period>` ...;
+        the year: the period name's first four characters, `2026` for `2026-03` and `2026-W10`)."""
+        return f"{self._tag(partition)}:r:{grid}:{year}"
+
+    def weeks(self, partition: int) -> str:
+        """Set: every ISO week with `d:`, `f:` or `t:` counters in the partition (readers need no scan)."""
+        return f"{self._tag(partition)}:w"
 
     def crosstab(self, partition: int, pair: str) -> str:
         """Hash: `<segment a>|<segment b>:customers|revenue_minor|orders` for the grid pair `<a>|<b>`."""

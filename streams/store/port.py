@@ -13,6 +13,7 @@ from typing import Protocol
 
 from streams.store.indexes import IndexDelta
 from streams.store.ordinals import Ordinals
+from streams.store.weeks import by_grid
 
 DEFAULT_HISTORY_SIZE = (
     64  # transitions kept per customer in its `history` field (streams/store/history_format.py)
@@ -80,9 +81,10 @@ class IndexSnapshot:
 
     members: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     kpis: dict[str, dict[str, int]] = field(default_factory=dict)
-    flows: dict[str, dict[str, int]] = field(default_factory=dict)
-    moves: dict[str, dict[str, int]] = field(default_factory=dict)
-    daily: dict[str, dict[str, int]] = field(default_factory=dict)  # grid -> KPI counters (`d:<grid>`)
+    flows: dict[str, dict[str, int]] = field(default_factory=dict)  # grid -> its weeks' `f:`, days named
+    moves: dict[str, dict[str, int]] = field(default_factory=dict)  # grid -> its weeks' `t:`, days named
+    # grid -> KPI counters, the weeks' `d:<grid>:<week>` and the periods' `r:<grid>` as one hash (days named)
+    daily: dict[str, dict[str, int]] = field(default_factory=dict)
     cross: dict[str, dict[str, int]] = field(default_factory=dict)  # `<a>|<b>` -> crossing (`x:<a>|<b>`)
 
 
@@ -250,9 +252,9 @@ def _apply_index(p: _Partition, index: IndexDelta) -> None:
     ix = p.indexes
     for counters, fields in (
         (ix.kpis, index.kpi_fields()),
-        (ix.flows, index.flow_fields()),
-        (ix.moves, index.move_fields()),
-        (ix.daily, index.daily_fields()),
+        (ix.flows, by_grid(index.flow_fields())),
+        (ix.moves, by_grid(index.move_fields())),
+        (ix.daily, by_grid(*index.daily_fields())),
         (ix.cross, index.cross_fields()),
     ):
         for grid, pairs in fields.items():

@@ -23,6 +23,7 @@ from streams.store.port import (
     check_standing,
     new_owner,
 )
+from streams.store.weeks import FORMAT, FORMAT_FIELD, check_format, day_field
 
 _RELEASE = """if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
   return redis.call('HDEL', KEYS[1], 'owner')
@@ -55,8 +56,10 @@ class RedisStateStore:
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.hincrby(meta, "fence", 1)
             pipe.hset(meta, "owner", owner)
-            pipe.hmget(meta, ["offset", "watermark", "seq", ORDINALS])
-            fence, _, (offset, watermark, seq, ordinals) = await pipe.execute()
+            pipe.hmget(meta, ["offset", "watermark", "seq", ORDINALS, FORMAT_FIELD])
+            fence, _, (offset, watermark, seq, ordinals, kept) = await pipe.execute()
+        if kept is None and offset is None:  # a partition never committed: its day counters kept per week
+            await self._r.hset(meta, FORMAT_FIELD, FORMAT)
         self._next_seq[partition] = (_int(seq) or 0) + 1
         self._next_ordinal[partition] = _int(ordinals) or 0
         return Claim(partition, int(fence), _int(offset), _int(watermark), owner)
@@ -71,12 +74,17 @@ class RedisStateStore:
         next_seq = self._next_seq.get(partition, 1)
         async with self._r.pipeline(transaction=False) as pipe:
             if claim is not None:
-                pipe.hmget(self._keys.partition_meta(partition), ["fence", "seq", "owner"])
+                pipe.hmget(
+                    self._keys.partition_meta(partition), ["fence", "seq", "owner", "offset", FORMAT_FIELD]
+                )
             for cid in customer_ids:
                 pipe.hgetall(self._keys.customer(partition, cid))
             rows = await pipe.execute()
         if claim is not None:
-            fence, seq, owner = rows.pop(0)
+            fence, seq, owner, offset, kept = rows.pop(0)
+            # day counters of an earlier segstream (weeks.py): refused here, before anything is applied, not
+            # in `claim` (a rebalance listener, whose errors aiokafka only logs)
+            check_format(self._keys.namespace, offset, kept)
             stored_owner = None if owner is None else _text(owner)
             check_standing(claim, _int(fence), _int(seq) or 0, next_seq, stored_owner)
         return {cid: _decode(row) for cid, row in zip(customer_ids, rows, strict=True) if row}
@@ -188,12 +196,21 @@ class RedisStateStore:
             op("BITS", 1, bits_entries(index, p, ks, slot))
         for grid, pairs in index.kpi_fields().items():
             counters(slot(ks.kpis(p, grid)), pairs)
-        for grid, pairs in index.flow_fields().items():
-            counters(slot(ks.flows(p, grid)), pairs)
-        for grid, pairs in index.move_fields().items():
-            counters(slot(ks.moves(p, grid)), pairs)
-        for grid, pairs in index.daily_fields().items():
-            counters(slot(ks.segment_days(p, grid)), pairs)
+        weeks: set[str] = set()  # listed in the partition's `w` set, so readers need no scan
+        for (grid, week), pairs in index.flow_fields().items():
+            counters(slot(ks.flows(p, grid, week)), pairs)
+            weeks.add(week)
+        for (grid, week), pairs in index.move_fields().items():
+            counters(slot(ks.moves(p, grid, week)), pairs)
+            weeks.add(week)
+        days, periods = index.daily_fields()
+        for (grid, week), pairs in days.items():
+            counters(slot(ks.segment_days(p, grid, week)), pairs)
+            weeks.add(week)
+        for (grid, year), pairs in periods.items():
+            counters(slot(ks.segment_periods(p, grid, year)), pairs)
+        if weeks:
+            op("SADD", slot(ks.weeks(p)), sorted(weeks))
         for pair, pairs in index.cross_fields().items():
             counters(slot(ks.crosstab(p, pair)), pairs)
 
@@ -226,10 +243,14 @@ class RedisStateStore:
                 members = set(await ids_of(self._r, self._keys, partition, bitmap_ordinals(bitmap)))
                 if members:
                     snap.members[(grid, segment)] = members
-            elif kind in ("k", "f", "d", "t", "x"):
+            elif kind in ("k", "f", "d", "t", "x", "r"):
                 row = {_text(k): int(v) for k, v in (await self._r.hgetall(key)).items()}
                 kinds = {"k": snap.kpis, "f": snap.flows, "d": snap.daily, "t": snap.moves, "x": snap.cross}
-                kinds[kind][rest] = row
+                if kind in ("f", "d", "t", "r"):  # a week's (a year's) key: merged into the grid's
+                    rest, _, week = rest.rpartition(":")
+                    if kind != "r":  # the days named
+                        row = {day_field(week, name): value for name, value in row.items()}
+                kinds.get(kind, snap.daily).setdefault(rest, {}).update(row)
         return snap
 
 

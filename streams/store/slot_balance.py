@@ -13,6 +13,7 @@ so nothing scans the keyspace. `exact=True` walks the namespace with SCAN instea
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from streams.store.keys import KeySpace
 from streams.store.membership import CHUNK  # customers per ordinal chunk `o:<n>`
 from streams.store.namespaces import glob_escape
 from streams.store.replies import text as _text
+from streams.store.weeks import period_years
 
 SINGLE = "single server"
 
@@ -180,12 +182,18 @@ async def _usage(client: aioredis.Redis, names: list[str]) -> list[int]:
         return [int(x or 0) for x in await pipe.execute()]
 
 
-def fixed_keys(keys: KeySpace, partition: int, definitions: Definitions) -> list[str]:
-    """The partition's keys whose number does not grow with its customers."""
+def fixed_keys(
+    keys: KeySpace, partition: int, definitions: Definitions, weeks: Iterable[str] = ()
+) -> list[str]:
+    """The partition's keys whose number does not grow with its customers (the day counters' grow with the
+    `weeks` that hold counters, listed by the partition's `w` set)."""
     p = partition
-    names = [keys.partition_meta(p), keys.due(p)]
+    names = [keys.partition_meta(p), keys.due(p), keys.weeks(p)]
     for grid, segments in definitions.grid_segments.items():
-        names += [keys.kpis(p, grid), keys.flows(p, grid), keys.moves(p, grid), keys.segment_days(p, grid)]
+        names += [keys.kpis(p, grid)]
+        names += [keys.segment_periods(p, grid, year) for year in period_years(weeks)]
+        for week in weeks:
+            names += [keys.flows(p, grid, week), keys.moves(p, grid, week), keys.segment_days(p, grid, week)]
         names += [keys.members(p, grid, segment) for segment in segments]
     names += [keys.crosstab(p, f"{a}|{b}") for a, b in definitions.kpis.crosstabs]
     return names
@@ -200,7 +208,8 @@ async def _estimated_memory(
     samples: int,
 ) -> int:
     """Exact for the fixed keys; customer hashes and ordinal chunks: the mean of a sample times the count."""
-    fixed = sum(await _usage(client, fixed_keys(keys, partition, definitions)))
+    weeks = [_text(week) for week in await client.smembers(keys.weeks(partition))]
+    fixed = sum(await _usage(client, fixed_keys(keys, partition, definitions, weeks)))
     ordinals = int(await client.hget(keys.partition_meta(partition), "ordinals") or 0)
     chunks = math.ceil(ordinals / CHUNK)
     if not chunks:

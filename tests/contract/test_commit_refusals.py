@@ -99,7 +99,7 @@ CASES: dict[str, tuple[Poison, str]] = {
     "kpi counter would underflow": (_field(_kpis, "new:revenue_minor", "-" + NEAR_MAX), "OVERFLOW"),
     "kpi counter is not an integer": (_field(_kpis, "active:orders", "1.5"), "NOTINT"),
     "flow counter is not an integer": (
-        _field(lambda ks: ks.flows(0, "lifecycle"), "new:in:2026-01-02", "abc"),
+        _field(lambda ks: ks.flows(0, "lifecycle", "2026-W01"), "new:in:5", "abc"),  # Friday 2026-01-02
         "NOTINT",
     ),
     "meta watermark is not an integer": (_field(lambda ks: ks.partition_meta(0), "watermark", "x"), "NOTINT"),
@@ -124,7 +124,7 @@ CASES: dict[str, tuple[Poison, str]] = {
         "NOTINT",
     ),
     "kpi hash is a list": (_replace(_kpis, "list"), "WRONGTYPE"),
-    "flow hash is a set": (_replace(lambda ks: ks.flows(0, "lifecycle"), "set"), "WRONGTYPE"),
+    "flow hash is a set": (_replace(lambda ks: ks.flows(0, "lifecycle", "2026-W01"), "set"), "WRONGTYPE"),
 }
 
 

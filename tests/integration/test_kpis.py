@@ -268,12 +268,16 @@ def test_a_replay_writes_the_same_kpi_keys_as_the_live_worker(
 
     def kpi_keys(namespace: str) -> dict[str, Any]:
         dump = dump_namespace(settings, namespace)
-        return {k: v for k, v in dump.items() if any(f"}}:{kind}:" in k for kind in ("d", "x", "k", "f"))}
+        return {
+            k: v
+            for k, v in dump.items()
+            if any(f"}}:{kind}:" in k for kind in ("d", "r", "x", "k", "f", "t"))
+        }
 
     a, b, worker = kpi_keys("ra"), kpi_keys("rb"), kpi_keys("live")
     assert any(":d:lifecycle" in k for k in a) and any(":x:lifecycle|value" in k for k in a)
     assert a == b, "two batch sizes count the same"
     assert a == worker, "the live worker counts what a replay counts"
-    days = {k: v for k, v in a.items() if ":d:" in k}
+    days = {k: v for k, v in a.items() if ":d:" in k or ":r:" in k}
     metrics = {name.split(":")[-2] for fields in days.values() for name in fields}
     assert {"orders", "revenue", "retained", "cohort_orders", "converted", "churned"} <= metrics

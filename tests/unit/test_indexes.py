@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from segmentation.transition import Transition
 from streams.read.history import History, HistoryEntry, segment_at
 from streams.store.indexes import IndexDelta
+from streams.store.weeks import by_grid
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -73,7 +74,10 @@ def test_flows_follow_transitions_and_an_erasure_resets_the_history() -> None:
             t("c2", "lifecycle", None, "new", T0 + timedelta(hours=2), "again"),
         ]
     )
-    assert d.flow_fields()["lifecycle"] == [
+    assert d.flow_fields() == {  # 2026-01-01 is the Thursday (4) of ISO week 2026-W01
+        ("lifecycle", "2026-W01"): [("new:in:4", 3), ("new:out:5", 1), ("active:in:5", 1), ("new:out:4", 1)]
+    }
+    assert by_grid(d.flow_fields())["lifecycle"] == [
         ("new:in:2026-01-01", 3),
         ("new:out:2026-01-02", 1),
         ("active:in:2026-01-02", 1),

@@ -14,6 +14,7 @@ from segmentation import CustomerState, Definitions, apply, parse_event
 from segmentation.kpi_definitions import period_bounds, period_of
 from segmentation.kpi_tracking import segments_of
 from streams.sample import generator as sample
+from streams.store.weeks import by_grid
 from streams.worker.batch import Record, apply_batch, decode
 
 
@@ -133,7 +134,7 @@ def test_batched_counters_equal_a_brute_force_count(batch: int) -> None:
         stored.update(result.states)
         for cid in [w.customer_id for w in result.writes if w.delete]:
             stored.pop(cid, None)
-        for grid, pairs in result.index.daily_fields().items():
+        for grid, pairs in by_grid(*result.index.daily_fields()).items():
             for name, delta in pairs:
                 got[(grid, name)] += delta
     got = +got

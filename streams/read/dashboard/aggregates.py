@@ -1,10 +1,11 @@
 """What the dashboard draws, from aggregate keys only: segment sizes per day, transitions between dates.
 
-Why no customer is read: at a million customers the page must cost a few HGETALLs per partition. Sizes over
-time come from today's counts (`k:<grid>`) and the daily flows (`f:<grid>`): the size at the end of day D is
-today's count minus the net entries of every later day, exact because every membership change is a
-transition and every transition is one flow (erasures included: an exit to no segment). The transition
-matrix between two dates sums the per-day (from, to) counters (`x:<grid>`) the commit keeps beside the flows.
+Why no customer is read: at a million customers the page must cost a few HGETALLs per partition and week.
+Sizes over time come from today's counts (`k:<grid>`) and the daily flows (`f:<grid>:<week>`): the size at
+the end of day D is today's count minus the net entries of every later day, exact because every membership
+change is a transition and every transition is one flow (erasures included: an exit to no segment). The
+transition matrix between two dates sums the per-day (from, to) counters of the weeks it spans
+(`t:<grid>:<week>`) the commit keeps beside the flows.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import Field
 
 from streams.read.profile import Answer
 from streams.read.reader import BadRequest, SegmentReader
-from streams.store.replies import texts as _texts
+from streams.store.weeks import day_rows, known_weeks, weeks_of_range
 
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 NONE = "-"  # no segment: before a customer's first transition in the grid, or after an erasure
@@ -126,10 +127,9 @@ async def segment_moves(reader: SegmentReader, grid: str, start: date | None, en
         await reader.segment_flows(grid)  # the reader's NotFound, worded as everywhere else
         raise AssertionError("unreachable")
     keys = await reader.keyspace()
-    async with reader.client.pipeline(transaction=False) as pipe:
-        for p in range(reader.settings.topic_partitions):
-            pipe.hgetall(keys.moves(p, grid))
-        rows = [_texts(r) for r in await pipe.execute()]
+    partitions = range(reader.settings.topic_partitions)
+    weeks = weeks_of_range(await known_weeks(reader.client, keys, partitions), start, end)
+    rows = await day_rows(reader.client, lambda p, w: keys.moves(p, grid, w), partitions, weeks)
     cells, total = moves_from_rows(tuple(segments), rows, start, end)
     return Moves(
         grid=grid,

@@ -1,0 +1,146 @@
+"""Day counters kept per ISO week: one hash per grid, partition and week (`d:`, `f:`, `t:<grid>:<week>`).
+
+Why weeks: Redis keeps a hash as a compact listpack up to `hash-max-listpack-entries` (512) fields and as a
+hashtable (~79 bytes a field instead of ~25) beyond. One hash per grid for all days grows to thousands of
+fields; a week of a saturated `d:` hash holds 12 segments x 4 day metrics x 7 days = 336 fields, `f:` 168
+(a half-month would hold 768 and 384). The day is named by its ISO weekday (`1`..`7`) inside the week's key,
+so a field is `<segment>:<metric>:<weekday>` (`d:`), `<segment>:in|out:<weekday>` (`f:`) or
+`<from>><to>:<weekday>` (`t:`); readers name it back with the day (`day_field`). The retention-period
+counters (`<segment>:retained:<period>` ...) stay in keys of their own, one per grid, partition and year
+(`r:<grid>:<YYYY>`: 12 segments x 3 metrics x 12 months = 432 fields), and the partition's `w` set lists
+the weeks that hold counters, so a reader knows which keys exist without a scan.
+
+A namespace written before (`d:<grid>` for all days) is refused by readers and workers, naming the fix: the
+partition meta field FORMAT_FIELD says the partition's day counters are kept per week; a partition that has
+committed (`offset` set) without it was written by an earlier segstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date
+from functools import lru_cache
+from typing import Final
+
+from redis.asyncio import Redis
+
+from streams.store.keys import KeySpace
+from streams.store.replies import text
+from streams.store.stored_state import StoredFormatError
+
+FORMAT_FIELD: Final = "days"  # partition meta field: how its day counters are kept
+FORMAT: Final = "week"
+
+
+def older_days(namespace: str) -> StoredFormatError:
+    """What a reader or a worker raises on a namespace whose day counters are of an earlier segstream."""
+    return StoredFormatError(
+        f"namespace {namespace!r} keeps its day counters in an older format (one hash per grid, not per "
+        "week): rebuild it with `segstream replay`"
+    )
+
+
+def check_format(namespace: str, offset: object, kept: object) -> None:
+    """Raise unless the partition's day counters are kept per week (`kept`: its meta's FORMAT_FIELD, bytes or
+    text) or it has never committed (`offset` None)."""
+    text = kept.decode() if isinstance(kept, bytes) else kept
+    if text != FORMAT and (offset is not None or text is not None):
+        raise older_days(namespace)
+
+
+async def day_rows(
+    client: Redis, key_of: Callable[[int, str], str], partitions: Iterable[int], weeks: Sequence[str]
+) -> list[dict[str, str]]:
+    """HGETALL of each partition's key (`key_of(partition, week)`) of each week, in one pipeline, the fields
+    named by their day."""
+    names = [(key_of(p, week), week) for p in partitions for week in weeks]
+    async with client.pipeline(transaction=False) as pipe:
+        for name, _ in names:
+            pipe.hgetall(name)
+        replies = await pipe.execute()
+    return [
+        {day_field(week, text(k)): text(v) for k, v in row.items()}
+        for (_, week), row in zip(names, replies, strict=True)
+    ]
+
+
+async def known_weeks(client: Redis, keys: KeySpace, partitions: Iterable[int]) -> set[str]:
+    """The weeks holding day counters in any of the partitions (their `w` sets), read in one pipeline with
+    each partition's format (`check_format`: an older namespace is refused, never answered with zeros)."""
+    parts = list(partitions)
+    async with client.pipeline(transaction=False) as pipe:
+        for p in parts:
+            pipe.hmget(keys.partition_meta(p), ["offset", FORMAT_FIELD])
+            pipe.smembers(keys.weeks(p))
+        rows = await pipe.execute()
+    weeks: set[str] = set()
+    for (offset, kept), names in zip(rows[::2], rows[1::2], strict=True):
+        check_format(keys.namespace, offset, kept)
+        weeks.update(name.decode() if isinstance(name, bytes) else name for name in names)
+    return weeks
+
+
+@lru_cache(maxsize=8192)
+def week_of(day: str) -> tuple[str, str]:
+    """`2026-03-05` -> (`2026-W10`, `4`): the ISO week holding the UTC day, and its weekday."""
+    year, week, weekday = date.fromisoformat(day).isocalendar()
+    return f"{year}-W{week:02d}", str(weekday)
+
+
+@lru_cache(maxsize=65536)
+def day_of(week: str, weekday: str) -> str:
+    """The ISO day named by a week and a weekday (`week_of` reversed)."""
+    year, number = week.split("-W")
+    return date.fromisocalendar(int(year), int(number), int(weekday)).isoformat()
+
+
+def day_field(week: str, name: str) -> str:
+    """A field of a week's key as it is read: `new:in:4` of `2026-W10` -> `new:in:2026-03-05`."""
+    return name[:-1] + day_of(week, name[-1])
+
+
+def weeks_of_range(known: set[str], first: date | None, last: date | None) -> list[str]:
+    """The weeks to read for the days first..last (None: unbounded), oldest first: those holding a day of the
+    range and holding counters (`known`, from the partitions' `w` sets)."""
+    low = week_of(first.isoformat())[0] if first is not None else ""
+    high = week_of(last.isoformat())[0] if last is not None else "9999-W99"
+    return sorted(w for w in known if low <= w <= high)
+
+
+def period_years(weeks: Iterable[str]) -> list[str]:
+    """The years whose retention periods (`r:<grid>:<YYYY>`) can hold counters, given the weeks that hold
+    day counters: a period is counted at a purchase, which is a day counter too, in an ISO week whose year
+    may be one less or one more than the calendar year of the day (late December, early January)."""
+    years = {int(week[:4]) for week in weeks}
+    return [f"{y:04d}" for y in sorted({y + k for y in years for k in (-1, 0, 1)}) if y > 0]
+
+
+def periods_of_range(years: Iterable[str], first: date | None, last: date | None) -> list[str]:
+    """Of `years` (`period_years`), those that can hold a retention period lying inside first..last."""
+    low = f"{first.year - 1:04d}" if first is not None else ""
+    high = f"{last.year + 1:04d}" if last is not None else "9999"
+    return [y for y in years if low <= y <= high]
+
+
+def by_grid(
+    weeks: Mapping[tuple[str, str], list[tuple[str, int]]],
+    years: Mapping[tuple[str, str], list[tuple[str, int]]] | None = None,
+) -> dict[str, list[tuple[str, int]]]:
+    """The week keys' fields (and the years' period fields) as one hash per grid with the days named (what
+    `read_indexes` shows)."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    for (grid, week), pairs in weeks.items():
+        out.setdefault(grid, []).extend((day_field(week, name), d) for name, d in pairs)
+    for (grid, _), pairs in (years or {}).items():
+        out.setdefault(grid, []).extend(pairs)
+    return out
+
+
+def split_days(fields: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """Fields named with their day (`<name>:<YYYY-MM-DD>`, as `read_indexes` shows them) as they are stored:
+    ISO week -> {`<name>:<weekday>`: value} (for seeding benchmarks and tests)."""
+    out: dict[str, dict[str, int]] = {}
+    for name, value in fields.items():
+        week, weekday = week_of(name[-10:])
+        out.setdefault(week, {})[f"{name[:-10]}{weekday}"] = value
+    return out

@@ -1,0 +1,87 @@
+"""Day counters per ISO week (streams/store/weeks.py): a day's week and weekday and back, across year ends."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from streams.store.stored_state import StoredFormatError
+from streams.store.weeks import (
+    FORMAT,
+    by_grid,
+    check_format,
+    day_field,
+    day_of,
+    period_years,
+    periods_of_range,
+    split_days,
+    week_of,
+    weeks_of_range,
+)
+
+
+@pytest.mark.parametrize(
+    ("day", "week", "weekday"),
+    [
+        ("2026-01-01", "2026-W01", "4"),  # a Thursday: week 1 of 2026 starts on Monday 2025-12-29
+        ("2025-12-29", "2026-W01", "1"),
+        ("2027-01-03", "2026-W53", "7"),  # 2026 has 53 ISO weeks
+        ("2027-01-04", "2027-W01", "1"),
+        ("2026-03-01", "2026-W09", "7"),
+        ("2026-03-02", "2026-W10", "1"),
+    ],
+)
+def test_a_day_is_named_by_its_iso_week_and_weekday(day: str, week: str, weekday: str) -> None:
+    assert week_of(day) == (week, weekday)
+    assert day_of(week, weekday) == day
+    assert day_field(week, f"new:in:{weekday}") == f"new:in:{day}"
+
+
+def test_every_day_of_three_years_round_trips_and_a_week_holds_seven() -> None:
+    days = [(date(2025, 1, 1) + timedelta(days=n)).isoformat() for n in range(3 * 366)]
+    weeks: dict[str, set[str]] = {}
+    for day in days:
+        week, weekday = week_of(day)
+        assert day_of(week, weekday) == day
+        weeks.setdefault(week, set()).add(weekday)
+    assert all(len(w) == 7 for w in list(weeks.values())[1:-1])
+
+
+def test_the_weeks_of_a_range_are_the_known_ones_holding_one_of_its_days() -> None:
+    known = {"2025-W52", "2026-W01", "2026-W02", "2026-W09", "2026-W10", "2026-W53"}
+    assert weeks_of_range(known, date(2025, 12, 31), date(2026, 1, 5)) == ["2026-W01", "2026-W02"]
+    assert weeks_of_range(known, None, date(2026, 1, 4)) == ["2025-W52", "2026-W01"]
+    assert weeks_of_range(known, date(2026, 3, 1), None) == ["2026-W09", "2026-W10", "2026-W53"]
+    assert weeks_of_range(known, date(2026, 3, 2), date(2026, 3, 1)) == []
+    assert weeks_of_range(known, None, None) == sorted(known)
+
+
+def test_period_years_cover_the_calendar_years_of_the_weeks_days() -> None:
+    assert period_years({"2026-W01", "2026-W10"}) == ["2025", "2026", "2027"]
+    assert periods_of_range(["2025", "2026", "2027", "2028"], date(2026, 3, 1), date(2026, 5, 31)) == [
+        "2025",
+        "2026",
+        "2027",
+    ]
+    assert periods_of_range(["2025", "2026"], None, None) == ["2025", "2026"]
+
+
+def test_day_named_fields_split_per_week_and_back() -> None:
+    fields = {"new:in:2026-01-01": 3, "new:out:2026-01-05": 1, "a>b:2025-12-29": 2}
+    stored = split_days(fields)
+    assert stored == {"2026-W01": {"new:in:4": 3, "a>b:1": 2}, "2026-W02": {"new:out:1": 1}}
+    weeks = {("g", week): list(row.items()) for week, row in stored.items()}
+    periods = {("g", "2026"): [("new:retained:2026-01", 4)]}
+    assert dict(by_grid(weeks, periods)["g"]) == {**fields, "new:retained:2026-01": 4}
+
+
+def test_only_a_partition_never_committed_or_kept_per_week_is_accepted() -> None:
+    check_format("ns", None, None)
+    check_format("ns", b"12", FORMAT.encode())
+    check_format("ns", "12", FORMAT)
+    for offset, kept in (("12", None), (None, "month"), (b"0", b"x")):
+        with pytest.raises(
+            StoredFormatError, match="namespace 'ns' keeps its day counters in an older format"
+        ):
+            check_format("ns", offset, kept)
