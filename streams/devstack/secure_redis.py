@@ -29,6 +29,7 @@ COMMANDS = (
     "bitfield", "getrange", "setrange",                                      # membership bitmaps
     "ltrim", "lrange",                                                       # definitions log
     "zadd", "zrem", "zrangebyscore",                                         # due index
+    "sadd", "smembers",                                                      # the weeks with day counters
     "get", "set", "exists", "type", "del", "unlink", "scan", "memory|usage",  # pointer, namespaces
 )  # fmt: skip
 
