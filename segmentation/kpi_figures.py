@@ -11,26 +11,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from segmentation.kpi_definitions import period_bounds, periods_within
 
-__all__ = ["DAY_METRICS", "PERIOD_METRICS", "counter_fields", "crosstab_cells", "segment_figures"]
+__all__ = ["DAY_METRICS", "PERIOD_METRICS", "crosstab_cells", "segment_figures"]
 
 FILL_DAYS = 3660  # over a longer range, only the periods that have counters are listed
 DAY_METRICS = ("orders", "revenue", "converted", "churned")
 PERIOD_METRICS = ("retained", "cohort_orders", "cohort_revenue")
-
-
-def counter_fields(segments: Sequence[str], first: date, last: date, period_unit: str) -> list[str]:
-    """Every `d:<grid>` field the days first..last can need (read with HMGET instead of the whole hash)."""
-    days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
-    periods = periods_within(first, last, period_unit)
-    return [
-        *(f"{s}:{m}:{d}" for s in segments for m in DAY_METRICS for d in days),
-        *(f"{s}:{m}:{p}" for s in segments for m in PERIOD_METRICS for p in periods),
-    ]
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

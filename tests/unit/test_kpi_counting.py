@@ -282,16 +282,6 @@ def test_the_marker_survives_its_stored_form() -> None:
     assert len(encode(Tracker("2026-03", (), False, pending))) < 100  # one day stored once per group
 
 
-def test_counter_fields_name_every_counter_a_range_can_need() -> None:
-    from segmentation.kpi_figures import counter_fields
-
-    fields = counter_fields(("a",), date(2026, 3, 1), date(2026, 3, 31), "month")
-    assert len(fields) == 4 * 31 + 3 and "a:converted:2026-03-31" in fields and "a:retained:2026-03" in fields
-    assert counter_fields(("a",), date(2026, 3, 2), date(2026, 3, 2), "month") == [
-        "a:orders:2026-03-02", "a:revenue:2026-03-02", "a:converted:2026-03-02", "a:churned:2026-03-02",
-    ]  # fmt: skip
-
-
 def test_periods_at_the_end_of_time_do_not_overflow() -> None:
     assert periods_within(date(9999, 12, 1), date(9999, 12, 31), "month") == ["9999-12"]
     assert period_bounds("9999-W52") == (date(9999, 12, 27), date(9999, 12, 31))
