@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_worker import ROOT, drop_keys, fresh_settings, service_pids, services, start_worker
 from benchmarks.machine import describe
 from benchmarks.process_cpu import CpuMeter
+from benchmarks.worker_group import group_state
 from benchmarks.worker_profile import attach, find_py_spy
 from segmentation import Definitions
 from streams.bootstrap import ensure_topics, keyspace, redis_client
@@ -128,13 +129,16 @@ async def measure(
     pids: dict[str, int],
     source: Path = ROOT,
     profile: tuple[str, Path] | None = None,
+    workers: int = 1,
 ) -> Result:
-    """One worker process (of the checkout `source`) at one steady rate; see the module doc. With `profile`
-    (py-spy, output), the worker is sampled from its first answer to its end."""
+    """`workers` worker processes of one group (of the checkout `source`) at one steady rate; see the
+    module doc. With `profile` (py-spy, output), the first worker is sampled from its first answer to its
+    end."""
     await ensure_topics(settings)
     planned = int(rate * (seconds + warmup))
     events = list(live_events(planned + 1, rate, time.time()))
     settings, proc = start_worker(settings, source, kind="latency")
+    others = [start_worker(settings, source, kind="latency", fresh=False)[1] for _ in range(workers - 1)]
     spy: subprocess.Popen[bytes] | None = None
     matcher = Matcher()
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
@@ -152,29 +156,54 @@ async def measure(
         key, _, line = events[0]
         await producer.send_and_wait(settings.events_topic, line, key=key)  # the worker is up once it answers
         await asyncio.wait_for(answered.wait(), 60.0)
+        if others:  # the first answer may come before the others joined: wait for the group to settle
+            await settled(settings, 1 + len(others))
         if profile is not None:
             spy = attach(profile[0], proc.pid, profile[1])
         meter, sent = await paced(
-            producer, settings.events_topic, events[1:], rate, warmup, matcher, proc.pid, pids
+            producer,
+            settings.events_topic,
+            events[1:],
+            rate,
+            warmup,
+            matcher,
+            proc.pid,
+            pids,
+            [other.pid for other in others],
         )
         spent = meter.spent()
         behind = await caught_up(settings, len(events), deadline=time.monotonic() + 60.0)
         await asyncio.sleep(0.5)  # transitions are published before the commit: all are on the topic
         reader.cancel()
-        if proc.poll() is not None:
+        if any(p.poll() is not None for p in (proc, *others)):
             raise SystemExit("worker exited early")
     finally:
         await producer.stop()
         await consumer.stop()
-        proc.terminate()
-        proc.wait(30)
+        for worker in (proc, *others):
+            worker.terminate()
+        for worker in (proc, *others):
+            worker.wait(30)
         if spy is not None:
             spy.wait(30)
         client = sync_client(settings.redis_url)
         counters = worker_counters(client.hgetall(keyspace(settings).metrics()))
         drop_keys(client, settings.key_prefix)
     per_event = {name: cpu * 1e6 / sent.count for name, cpu in spent.items()}
+    if others:  # the group's CPU as one figure
+        group = sum(v for k, v in per_event.items() if k.startswith("worker"))
+        per_event = {"worker": group} | {k: v for k, v in per_event.items() if not k.startswith("worker")}
     return Result(rate, sent.rate, matcher.summary() | counters | {"behind": behind}, per_event)
+
+
+async def settled(settings: Settings, members: int, timeout: float = 120.0) -> None:
+    """Until the consumer group is Stable with `members` members, plus a second for their claims."""
+    deadline = time.monotonic() + timeout
+    while (found := await group_state(settings)) != ("Stable", members):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"group not stable with {members} members after {timeout:.0f}s: {found}")
+        await asyncio.sleep(0.25)
+    await asyncio.sleep(1.0)
 
 
 async def caught_up(settings: Settings, produced: int, deadline: float) -> int:
@@ -221,8 +250,11 @@ async def paced(
     matcher: Matcher,
     worker: int,
     pids: dict[str, int],
+    more_workers: Sequence[int] = (),
 ) -> tuple[CpuMeter, Sent]:
-    """Send the events at `rate` (every 2 ms, all those due); CPU is metered over the measured part only."""
+    """Send the events at `rate` (every 2 ms, all those due); CPU is metered over the measured part only
+    (the workers of a group as `worker`, `worker2`, ...: `row` adds them up)."""
+    workers = {"worker": worker} | {f"worker{n}": pid for n, pid in enumerate(more_workers, 2)}
     start = time.monotonic()
     matcher.measured_from = time.time() + warmup  # produce and arrival times are on the wall clock
     meter: CpuMeter | None = None
@@ -231,7 +263,7 @@ async def paced(
         now = time.monotonic()
         due = min(len(events), int((now - start) * rate) + 1)
         if meter is None and now - start >= warmup:
-            meter, first = CpuMeter({"worker": worker, **pids, "load": os.getpid()}), i
+            meter, first = CpuMeter({**workers, **pids, "load": os.getpid()}), i
         while i < due:
             key, event_id, line = events[i]
             matcher.produced(event_id, time.time())
@@ -307,6 +339,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per rate")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds sent before measuring")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes in the group (CPU summed)")
     parser.add_argument(
         "--variant", type=variant, action="append", default=[], help="settings to compare (name=value,...)"
     )
@@ -360,7 +393,7 @@ def main() -> None:
                     )
                     profile = (spy, args.profile_dir / f"{tag}.txt")
                 result = asyncio.run(
-                    measure(settings, rate, args.seconds, args.warmup, pids, source, profile)
+                    measure(settings, rate, args.seconds, args.warmup, pids, source, profile, args.workers)
                 )
                 print(row(result) + (f"  {name}" if name else ""), flush=True)
 

@@ -157,12 +157,22 @@ def fresh_settings(bootstrap: str, url: str, partitions: int, kind: str = "bench
 
 
 def start_worker(
-    base: Settings, source: Path = ROOT, argv: Sequence[str] = WORKER, kind: str = "bench"
+    base: Settings,
+    source: Path = ROOT,
+    argv: Sequence[str] = WORKER,
+    kind: str = "bench",
+    fresh: bool = True,
 ) -> tuple[Settings, subprocess.Popen[bytes]]:
-    """A worker process (python `argv`) of the checkout `source`, on a fresh key prefix and consumer group."""
-    settings = base.model_copy(
-        update={"key_prefix": f"{kind}-{uuid.uuid4().hex[:8]}", "group_id": f"{kind}-{uuid.uuid4().hex[:8]}"}
-    )
+    """A worker process (python `argv`) of the checkout `source`, on a fresh key prefix and consumer group
+    (`fresh=False`: on those of `base`, to join its group)."""
+    settings = base
+    if fresh:
+        settings = base.model_copy(
+            update={
+                "key_prefix": f"{kind}-{uuid.uuid4().hex[:8]}",
+                "group_id": f"{kind}-{uuid.uuid4().hex[:8]}",
+            }
+        )
     env = settings.as_environment()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
     build = source / ".build" / "mypyc"
