@@ -32,7 +32,7 @@ from typing import Final
 from segmentation.kpi_figures import PERIOD_METRICS
 from segmentation.kpi_tracking import Tally, counts
 from segmentation.transition import Transition
-from streams.store.weeks import week_of
+from streams.store.weeks import stored_field, week_of
 
 SEGMENT: Final = "segment:"
 ORDINAL: Final = "_o"  # the customer hash field holding its ordinal (streams/store/membership.py)
@@ -201,7 +201,7 @@ class IndexDelta:
     def daily_fields(
         self,
     ) -> tuple[dict[tuple[str, str], list[tuple[str, int]]], dict[tuple[str, str], list[tuple[str, int]]]]:
-        """The KPI counters, zero deltas dropped: (grid, ISO week) -> [(`<segment>:<metric>:<weekday>`,
+        """The KPI counters, zero deltas dropped: (grid, ISO week) -> [(`<segment>:<metric>:<weekday>` coded,
         delta)] of the day metrics, and (grid, year) -> [(`<segment>:<metric>:<period>`, delta)] of the
         retention periods (the year: the period name's first four characters)."""
         days: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
@@ -212,7 +212,7 @@ class IndexDelta:
                     periods[(grid, when[:4])].append((f"{segment}:{metric}:{when}", delta))
                 else:
                     week, weekday = week_of(when)
-                    days[(grid, week)].append((f"{segment}:{metric}:{weekday}", delta))
+                    days[(grid, week)].append((stored_field(f"{segment}:{metric}", weekday), delta))
         return days, periods
 
     def cross_fields(self) -> dict[str, list[tuple[str, int]]]:
@@ -220,19 +220,19 @@ class IndexDelta:
         return _grouped(self.cross)
 
     def flow_fields(self) -> dict[tuple[str, str], list[tuple[str, int]]]:
-        """(grid, ISO week) -> [(`<segment>:in|out:<weekday>`, count)]."""
+        """(grid, ISO week) -> [(`<segment>:in|out:<weekday>` coded (`day_names`), count)]."""
         out: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
         for (grid, day, segment, direction), count in self.flows.items():
             week, weekday = week_of(day)
-            out[(grid, week)].append((f"{segment}:{direction}:{weekday}", count))
+            out[(grid, week)].append((stored_field(f"{segment}:{direction}", weekday), count))
         return out
 
     def move_fields(self) -> dict[tuple[str, str], list[tuple[str, int]]]:
-        """(grid, ISO week) -> [(`<from>><to>:<weekday>`, count)] ('-': no segment)."""
+        """(grid, ISO week) -> [(`<from>><to>:<weekday>` coded, count)] ('-': no segment)."""
         out: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
         for (grid, before, after, day), count in self.moves.items():
             week, weekday = week_of(day)
-            out[(grid, week)].append((f"{before or '-'}>{after or '-'}:{weekday}", count))
+            out[(grid, week)].append((stored_field(f"{before or '-'}>{after or '-'}", weekday), count))
         return out
 
 

@@ -5,14 +5,16 @@ hashtable (~79 bytes a field instead of ~25) beyond. One hash per grid for all d
 fields; a week of a saturated `d:` hash holds 12 segments x 4 day metrics x 7 days = 336 fields, `f:` 168
 (a half-month would hold 768 and 384). The day is named by its ISO weekday (`1`..`7`) inside the week's key,
 so a field is `<segment>:<metric>:<weekday>` (`d:`), `<segment>:in|out:<weekday>` (`f:`) or
-`<from>><to>:<weekday>` (`t:`); readers name it back with the day (`day_field`). The retention-period
+`<from>><to>:<weekday>` (`t:`), its names coded (`day_names`: `potential_loyalist:revenue:3` is stored as
+`15:1:3`); readers name it back, with the day (`day_field`). The retention-period
 counters (`<segment>:retained:<period>` ...) stay in keys of their own, one per grid, partition and year
 (`r:<grid>:<YYYY>`: 12 segments x 3 metrics x 12 months = 432 fields), and the partition's `w` set lists
 the weeks that hold counters, so a reader knows which keys exist without a scan.
 
-A namespace written before (`d:<grid>` for all days) is refused by readers and workers, naming the fix: the
-partition meta field FORMAT_FIELD says the partition's day counters are kept per week; a partition that has
-committed (`offset` set) without it was written by an earlier segstream.
+A namespace written before (`d:<grid>` for all days, or per week with the names in full) is refused by readers
+and workers, naming the fix: the partition meta field FORMAT_FIELD says how the partition's day counters are
+kept (FORMAT); a partition that has committed (`offset` set) without it, or with another value, was written
+by an earlier segstream.
 """
 
 from __future__ import annotations
@@ -24,25 +26,26 @@ from typing import Final
 
 from redis.asyncio import Redis
 
+from streams.store.day_names import decode, encode
 from streams.store.keys import KeySpace
 from streams.store.replies import text
 from streams.store.stored_state import StoredFormatError
 
 FORMAT_FIELD: Final = "days"  # partition meta field: how its day counters are kept
-FORMAT: Final = "week"
+FORMAT: Final = "week-coded"  # per ISO week, names coded (`day_names`); "week": names in full (refused)
 
 
 def older_days(namespace: str) -> StoredFormatError:
     """What a reader or a worker raises on a namespace whose day counters are of an earlier segstream."""
     return StoredFormatError(
-        f"namespace {namespace!r} keeps its day counters in an older format (one hash per grid, not per "
-        "week): rebuild it with `segstream replay`"
+        f"namespace {namespace!r} keeps its day counters in an older format (written by an earlier "
+        "segstream): rebuild it with `segstream replay`"
     )
 
 
 def check_format(namespace: str, offset: object, kept: object) -> None:
-    """Raise unless the partition's day counters are kept per week (`kept`: its meta's FORMAT_FIELD, bytes or
-    text) or it has never committed (`offset` None)."""
+    """Raise unless the partition's day counters are kept as this segstream keeps them (`kept`: its meta's
+    FORMAT_FIELD, bytes or text) or it has never committed (`offset` None)."""
     text = kept.decode() if isinstance(kept, bytes) else kept
     if text != FORMAT and (offset is not None or text is not None):
         raise older_days(namespace)
@@ -94,9 +97,14 @@ def day_of(week: str, weekday: str) -> str:
     return date.fromisocalendar(int(year), int(number), int(weekday)).isoformat()
 
 
-def day_field(week: str, name: str) -> str:
-    """A field of a week's key as it is read: `new:in:4` of `2026-W10` -> `new:in:2026-03-05`."""
-    return name[:-1] + day_of(week, name[-1])
+def stored_field(name: str, weekday: str) -> str:
+    """The stored field of a day counter: (`new:in`, `4`) -> `7:4:4` (`day_names`)."""
+    return f"{encode(name)}:{weekday}"
+
+
+def day_field(week: str, stored: str) -> str:
+    """A field of a week's key as it is read: `7:4:4` of `2026-W10` -> `new:in:2026-03-05`."""
+    return f"{decode(stored[:-2])}:{day_of(week, stored[-1])}"
 
 
 def weeks_of_range(known: set[str], first: date | None, last: date | None) -> list[str]:
@@ -138,9 +146,9 @@ def by_grid(
 
 def split_days(fields: Mapping[str, int]) -> dict[str, dict[str, int]]:
     """Fields named with their day (`<name>:<YYYY-MM-DD>`, as `read_indexes` shows them) as they are stored:
-    ISO week -> {`<name>:<weekday>`: value} (for seeding benchmarks and tests)."""
+    ISO week -> {`<coded name>:<weekday>`: value} (for seeding benchmarks and tests)."""
     out: dict[str, dict[str, int]] = {}
     for name, value in fields.items():
         week, weekday = week_of(name[-10:])
-        out.setdefault(week, {})[f"{name[:-10]}{weekday}"] = value
+        out.setdefault(week, {})[stored_field(name[:-11], weekday)] = value
     return out

@@ -15,6 +15,7 @@ from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.port import CommitRefused, CustomerWrite, WriteBatch
 from streams.store.redis_store import RedisStateStore
+from streams.store.weeks import stored_field
 from tests.contract.test_state_store import run
 from tests.services import Services
 
@@ -99,7 +100,7 @@ CASES: dict[str, tuple[Poison, str]] = {
     "kpi counter would underflow": (_field(_kpis, "new:revenue_minor", "-" + NEAR_MAX), "OVERFLOW"),
     "kpi counter is not an integer": (_field(_kpis, "active:orders", "1.5"), "NOTINT"),
     "flow counter is not an integer": (
-        _field(lambda ks: ks.flows(0, "lifecycle", "2026-W01"), "new:in:5", "abc"),  # Friday 2026-01-02
+        _field(lambda ks: ks.flows(0, "lifecycle", "2026-W01"), stored_field("new:in", "5"), "abc"),  # 01-02
         "NOTINT",
     ),
     "meta watermark is not an integer": (_field(lambda ks: ks.partition_meta(0), "watermark", "x"), "NOTINT"),

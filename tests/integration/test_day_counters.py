@@ -196,20 +196,30 @@ def test_answers_over_date_ranges_equal_a_reference_from_the_transitions(
     assert any(n for _, _, n in got["moves"][("rfm", D("2026-02-28"), D("2026-03-02"))])
 
 
-def _older_namespace(keys: KeySpace) -> list[tuple[str, dict[str, str]]]:
-    """What a namespace of the earlier layout holds: a committed partition, all days in one `d:` hash."""
+def _older_namespace(keys: KeySpace, layout: str = "grid") -> list[tuple[str, dict[str, str]]]:
+    """What a namespace of an earlier layout holds: a committed partition, all days in one `d:` hash
+    (`grid`), or a hash per week with the names in full (`week`, meta `days=week`)."""
     tag = keys.partition_meta(0)[: -len(":meta")]
+    meta = {"offset": "41", "watermark": "1767225600000000", "fence": "1", "seq": "3"}
+    if layout == "week":
+        return [
+            (keys.partition_meta(0), meta | {"days": "week"}),
+            (keys.segment_days(0, "lifecycle", "2026-W01"), {"new:orders:5": "3"}),
+            (keys.flows(0, "lifecycle", "2026-W01"), {"new:in:5": "5"}),
+            (keys.kpis(0, "lifecycle"), {"new:customers": "5"}),
+        ]
     return [
-        (keys.partition_meta(0), {"offset": "41", "watermark": "1767225600000000", "fence": "1", "seq": "3"}),
+        (keys.partition_meta(0), meta),
         (f"{tag}:d:lifecycle", {"new:orders:2026-01-02": "3"}),
         (f"{tag}:f:lifecycle", {"new:in:2026-01-02": "5"}),
         (keys.kpis(0, "lifecycle"), {"new:customers": "5"}),
     ]
 
 
+@pytest.mark.parametrize("layout", ["grid", "week"])
 @pytest.mark.parametrize("reading", ["grid_kpis", "segment_flows", "segment_moves", "segment_sizes"])
 def test_an_older_namespace_is_refused_by_readers_naming_the_fix(
-    services: Services, topic_name: Callable[[str], str], redis_prefix: str, reading: str
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str, reading: str, layout: str
 ) -> None:
     settings = make_settings(services, topic_name, redis_prefix, namespace="main")
 
@@ -217,7 +227,7 @@ def test_an_older_namespace_is_refused_by_readers_naming_the_fix(
         client = async_client(settings.redis_url, decode_responses=True)
         reader = SegmentReader(client, settings)
         try:
-            for key, mapping in _older_namespace(keyspace(settings)):
+            for key, mapping in _older_namespace(keyspace(settings), layout):
                 await client.hset(key, mapping=mapping)  # type: ignore[arg-type]
             calls: dict[str, Callable[[], Awaitable[object]]] = {
                 "grid_kpis": lambda: reader.grid_kpis("lifecycle", D("2026-01-01"), D("2026-01-31")),
@@ -233,7 +243,7 @@ def test_an_older_namespace_is_refused_by_readers_naming_the_fix(
 
     message = asyncio.run(scenario())
     assert message == (
-        "namespace 'main' keeps its day counters in an older format (one hash per grid, not per week): "
+        "namespace 'main' keeps its day counters in an older format (written by an earlier segstream): "
         "rebuild it with `segstream replay`"
     )
 

@@ -16,6 +16,7 @@ from streams.store.weeks import (
     period_years,
     periods_of_range,
     split_days,
+    stored_field,
     week_of,
     weeks_of_range,
 )
@@ -35,7 +36,9 @@ from streams.store.weeks import (
 def test_a_day_is_named_by_its_iso_week_and_weekday(day: str, week: str, weekday: str) -> None:
     assert week_of(day) == (week, weekday)
     assert day_of(week, weekday) == day
-    assert day_field(week, f"new:in:{weekday}") == f"new:in:{day}"
+    assert stored_field("new:in", weekday) == f"7:4:{weekday}"  # coded (day_names.TOKENS)
+    assert day_field(week, f"7:4:{weekday}") == f"new:in:{day}"
+    assert day_field(week, f"vip:in:{weekday}") == f"vip:in:{day}"  # a custom segment is stored as itself
 
 
 def test_every_day_of_three_years_round_trips_and_a_week_holds_seven() -> None:
@@ -70,7 +73,7 @@ def test_period_years_cover_the_calendar_years_of_the_weeks_days() -> None:
 def test_day_named_fields_split_per_week_and_back() -> None:
     fields = {"new:in:2026-01-01": 3, "new:out:2026-01-05": 1, "a>b:2025-12-29": 2}
     stored = split_days(fields)
-    assert stored == {"2026-W01": {"new:in:4": 3, "a>b:1": 2}, "2026-W02": {"new:out:1": 1}}
+    assert stored == {"2026-W01": {"7:4:4": 3, "a>b:1": 2}, "2026-W02": {"7:5:1": 1}}
     weeks = {("g", week): list(row.items()) for week, row in stored.items()}
     periods = {("g", "2026"): [("new:retained:2026-01", 4)]}
     assert dict(by_grid(weeks, periods)["g"]) == {**fields, "new:retained:2026-01": 4}
@@ -80,7 +83,7 @@ def test_only_a_partition_never_committed_or_kept_per_week_is_accepted() -> None
     check_format("ns", None, None)
     check_format("ns", b"12", FORMAT.encode())
     check_format("ns", "12", FORMAT)
-    for offset, kept in (("12", None), (None, "month"), (b"0", b"x")):
+    for offset, kept in (("12", None), (None, "month"), (b"0", b"x"), ("12", "week")):  # week: names in full
         with pytest.raises(
             StoredFormatError, match="namespace 'ns' keeps its day counters in an older format"
         ):
