@@ -21,8 +21,9 @@ MEMORY USAGE of every key under the run's prefix, split into per-customer keys a
 (redis-server's CPU and used_memory include whatever else uses that server meanwhile.)
 
 `--baseline DIR` replays the same file with the code of another checkout (e.g. `git -C /work/main archive
-0c6137a | tar -x -C DIR`) in alternate rounds with this one, --rounds each, and prints the medians side by
-side with their ratio (after/before). With --processes N the replay figure is the parent plus its N children
+0c6137a | tar -x -C DIR`) in alternate rounds with this one, --rounds each (which one goes first alternates
+too: use an even --rounds), and prints the medians side by side with their ratio (after/before).
+With --processes N the replay figure is the parent plus its N children
 (RUSAGE_CHILDREN) and peak RSS is the largest child's. --compare-processes N replays the full file split
 across N processes, interleaved with one process over --rounds rounds. --cprofile adds a cProfile run of
 the quarter (or, for order-history, the whole) file (top entries by own time).
@@ -88,11 +89,14 @@ def metrics(result: dict[str, object]) -> dict[str, float]:
 
 
 def baseline(path: Path, args: argparse.Namespace, url: str) -> None:
-    """The --baseline checkout and this one in alternate rounds on the same file; medians side by side."""
+    """The --baseline checkout and this one in alternate rounds on the same file; medians side by side. The
+    checkout that goes first alternates too: on a 2-core box whichever replayed second in a round was 5-10 %
+    slower, every round (docs/benchmarks.md), so a fixed order made a bias look like a change."""
     sources = {"before": args.baseline.resolve(), "after": None}
     rows: dict[str, list[dict[str, object]]] = {"before": [], "after": []}
     for i in range(args.rounds):
-        for name, source in sources.items():
+        order = list(sources.items())
+        for name, source in order if i % 2 == 0 else order[::-1]:
             r = run_child(path, args, url, source=source)
             rows[name].append(r)
             print(

@@ -398,7 +398,8 @@ def main() -> None:
         variants = {"baseline worker": args.baseline.resolve(), **variants}
     runs: dict[str, list[Run]] = defaultdict(list)
     for i in range(args.rounds):
-        for name, source in variants.items():
+        order = list(variants.items())  # which goes first alternates too: the second of a round may pay more
+        for name, source in order if i % 2 == 0 else order[::-1]:
             run = run_worker(base, client, total, pids, source, ids=ids)
             runs[name].append(run)
             print(f"  {name} round {i + 1}: {run.rate:,.0f} events/s ({run.seconds:.1f}s)")
