@@ -90,8 +90,8 @@ def metrics(result: dict[str, object]) -> dict[str, float]:
 
 def baseline(path: Path, args: argparse.Namespace, url: str) -> None:
     """The --baseline checkout and this one in alternate rounds on the same file; medians side by side. The
-    checkout that goes first alternates too: on a 2-core box whichever replayed second in a round was 5-10 %
-    slower, every round (docs/benchmarks.md), so a fixed order made a bias look like a change."""
+    checkout that goes first alternates too: in two runs on a 2-core box whichever replayed second in a round
+    was 5-10 % slower every round (docs/benchmarks.md), and a fixed order would report that as a change."""
     sources = {"before": args.baseline.resolve(), "after": None}
     rows: dict[str, list[dict[str, object]]] = {"before": [], "after": []}
     for i in range(args.rounds):
