@@ -18,23 +18,18 @@ import re
 from functools import lru_cache
 from typing import Final
 
+from segmentation.kpi_figures import DAY_METRICS
+from streams.store.history_format import PRESET
+
 # The day metrics and flow directions first (one-digit codes: they are in every field), then the segments of
-# the default definitions (history_format.PRESET, grid by grid, each name once). Frozen: see the module doc.
+# the default definitions as the history codes them (history_format.PRESET, frozen too), each name once.
+# Frozen: see the module doc; tests/unit/test_day_names.py pins the table.
 TOKENS: Final[tuple[str, ...]] = (
-    "orders", "revenue", "converted", "churned", "in", "out",
-    "prospect", "new", "active", "at_risk", "lost", "reactivated",
-    "champions", "loyal", "need_attention", "potential_loyalist", "promising", "about_to_sleep",
-    "cant_lose_them", "hibernating", "no_purchase",
-    "none", "low", "medium", "high", "top",
-    "engaged", "passive", "unresponsive", "unsubscribed", "no_email",
-    "store", "web", "app", "phone",
-    "under_25", "age_25_34", "age_35_44", "age_45_54", "age_55_64", "age_65_plus", "unknown",
-    "north", "west", "south", "east", "other",
-    "detractor", "promoter",
-    "shoes", "apparel", "accessories", "home", "beauty", "mixed",
-    "promo_driven", "occasional", "full_price",
-    "member", "not_member",
-)  # fmt: skip
+    *DAY_METRICS,
+    "in",
+    "out",
+    *dict.fromkeys(segment for segments in PRESET.values() for segment in segments),
+)
 _CODES: Final = {token: str(n) for n, token in enumerate(TOKENS)}
 _ESCAPE: Final = "~"
 _SEPARATORS: Final = re.compile("([:>])")

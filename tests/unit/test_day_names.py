@@ -17,6 +17,18 @@ def test_the_default_names_are_coded_short() -> None:
     assert encode("member:in") == "58:4"
 
 
+def test_the_table_is_frozen() -> None:
+    """Stored names depend on it: a change to PRESET or DAY_METRICS that moves a code must fail here."""
+    assert TOKENS[:8] == ("orders", "revenue", "converted", "churned", "in", "out", "prospect", "new")
+    assert (TOKENS[15], TOKENS[21], TOKENS[41], TOKENS[47]) == (
+        "potential_loyalist",
+        "none",
+        "unknown",
+        "detractor",
+    )
+    assert (len(TOKENS), TOKENS[-1]) == (60, "not_member")
+
+
 def test_every_default_segment_and_day_metric_has_a_code() -> None:
     names = {s for segments in PRESET.values() for s in segments}
     assert names <= set(TOKENS)
