@@ -2,7 +2,8 @@
 
 | field | meaning |
 |---|---|
-| `state` | the whole state packed (`state_codec`: a format byte, 0x02, then msgpack; binary, no NUL) |
+| `state` | the whole state packed (`state_codec`: a format byte, 0x03, then msgpack compressed with zstd |
+| | and a frozen dictionary; binary, no NUL; format 0x02, uncompressed, is read too) |
 | `segment:<grid>` | the segment of each grid (lifecycle, rfm, value, email, channel, age_band, region, |
 | | satisfaction, category, promotion, clv); empty: none |
 | `segment:audience:<name>` | `member` or `not_member` for each audience |
@@ -42,7 +43,7 @@ from segmentation.state_fields import AUDIENCE, FIELDS, READABLE, derived_fields
 
 __all__ = [
     "FORMAT_1", "STATE", "StorageFormatError", "changed_fields", "packed_text", "state_from_mapping",
-    "state_to_mapping",
+    "state_to_mapping", "stored_part",
 ]  # fmt: skip
 
 STATE = "state"
@@ -66,6 +67,11 @@ FORMAT_1 = (
 def packed_text(state: CustomerState) -> str:
     """The value of the `state` field: the state without the segments the readable fields hold, packed, its
     bytes as text (UTF-8, `surrogateescape`)."""
+    return pack_state(stored_part(state)).decode("utf-8", "surrogateescape")
+
+
+def stored_part(state: CustomerState) -> CustomerState:
+    """The state without the segments and audiences its readable fields give back (what `state` packs)."""
     values = list(state)
     for i, _ in _SEGMENTS:
         if values[i] != "":  # None or a name: its readable text gives it back ("" would read back as None)
@@ -73,7 +79,7 @@ def packed_text(state: CustomerState) -> str:
     audiences = state.audiences
     if audiences and all(a[0] < b[0] for a, b in pairwise(audiences)):  # by name, each once
         values[_I_AUDIENCES] = ()
-    return pack_state(state_of(values)).decode("utf-8", "surrogateescape")
+    return state_of(values)
 
 
 def state_to_mapping(state: CustomerState) -> dict[str, str]:

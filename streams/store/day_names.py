@@ -19,10 +19,10 @@ from functools import lru_cache
 from typing import Final
 
 from segmentation.kpi_figures import DAY_METRICS
-from streams.store.history_format import PRESET
+from streams.store.preset_names import PRESET
 
 # The day metrics and flow directions first (one-digit codes: they are in every field), then the segments of
-# the default definitions as the history codes them (history_format.PRESET, frozen too), each name once.
+# the default definitions as the history codes them (preset_names.PRESET, frozen too), each name once.
 # Frozen: see the module doc; tests/unit/test_day_names.py pins the table.
 TOKENS: Final[tuple[str, ...]] = (
     *DAY_METRICS,

@@ -17,9 +17,9 @@ import msgspec
 from segmentation import CustomerState, Definitions, Transition
 from segmentation.kpi_tracking import Money, Tracker, segments_of, track
 from segmentation.state_codec import nul_free, with_nul
-from streams.store.history_format import PRESET
 from streams.store.indexes import IndexDelta
 from streams.store.port import CustomerWrite
+from streams.store.preset_names import PRESET
 from streams.store.stored_state import StoredFormatError
 
 MARKER = "_kpi"
@@ -27,7 +27,7 @@ VERSION = b"\x01"  # the marker's format, its first byte (a marker of 8232a7b an
 _pack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder().decode
 # Grid and segment names coded as their index in the default definitions' names, frozen with VERSION: the
-# same table as the history's (`history_format.PRESET`, frozen with its own version: changing it changes both
+# same table as the history's (`preset_names.PRESET`, frozen with its own version: changing it changes both
 # formats, and tests/unit/test_kpi_marker.py pins it). A name outside it is written as itself.
 _GRIDS: Final = tuple(PRESET)
 _GRID_CODES: Final = {grid: n for n, grid in enumerate(_GRIDS)}

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.store.day_names import TOKENS, decode, encode
-from streams.store.history_format import PRESET
+from streams.store.preset_names import PRESET
 
 
 def test_the_default_names_are_coded_short() -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+import streams.store
 from segmentation.transition import Transition, transition_id
 from streams.store.history_format import (
+    COMPRESSED,
+    DICTIONARY,
     VERSION,
     Entry,
     UnknownHistoryFormat,
@@ -15,7 +20,12 @@ from streams.store.history_format import (
     decode,
     encode,
     is_trimmed,
+    plain,
 )
+
+# COMPRESSED is this dictionary: a field written with it must decompress with it forever. Another dictionary
+# needs another version byte (history_format.py), never a new digest here.
+_DICTIONARY_SHA256 = "9468d74129a567d8076428c032a7d648bca38dd1872b679ce95e2a6d03af3071"
 
 T0 = datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
 
@@ -51,7 +61,7 @@ def test_every_kind_of_transition_reads_back_with_its_exact_id() -> None:
         t("value", None, "bronze", T0 + timedelta(days=71), "definitions", "v3"),  # preset grid, new segment
     ]
     blob = appended(None, ts, 64)
-    assert blob[0] == VERSION and "\x00" not in blob
+    assert blob[0] == COMPRESSED and plain(blob)[0] == VERSION and "\x00" not in blob
     assert sent_back(blob) == as_sent(ts)
     assert decode(blob)[1] is False and not is_trimmed(blob)
     # the cause as hashed: a definitions change names its version, an event's does not
@@ -115,13 +125,32 @@ def test_an_order_import_customer_costs_a_few_bytes_per_transition() -> None:
     ]
     blob = appended(appended(None, first, 64), second, 64)
     assert sent_back(blob) == as_sent(first + second)
-    assert len(blob.encode()) == 129  # 6.8 bytes per transition (the JSON list spent ~220 each)
+    assert len(plain(blob).encode()) == 129  # 6.8 bytes per transition (the JSON list spent ~220 each)
+    assert len(blob.encode("utf-8", "surrogateescape")) <= 95  # stored compressed (91 with zstd 1.5.7)
+
+
+def test_a_field_stored_uncompressed_is_read_and_appended_to() -> None:
+    """Fields written up to 65f8a17 hold the coded text itself: read as they are, rewritten compressed."""
+    ts = [t("lifecycle", None, "new", T0), t("rfm", None, "new", T0)]
+    text = plain(appended(None, ts, 64))
+    assert text[0] == VERSION and decode(text) == decode(appended(None, ts, 64))
+    later = [t("lifecycle", "new", "active", T0 + timedelta(days=3), "e2")]
+    blob = appended(text, later, 64)
+    assert blob[0] == COMPRESSED and sent_back(blob) == as_sent(ts + later) and not is_trimmed(text)
+
+
+def test_the_dictionary_is_the_one_compressed_fields_were_written_with() -> None:
+    data = (Path(streams.store.__file__).parent / DICTIONARY).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == _DICTIONARY_SHA256
 
 
 def test_a_field_of_another_format_is_refused_with_the_fix() -> None:
-    blob = appended(None, [t("lifecycle", None, "new", T0)], 64)
-    for bad in ("", "\x02" + blob[1:], '[["lifecycle"]]'):
+    blob = plain(appended(None, [t("lifecycle", None, "new", T0)], 64))
+    for bad in ("", "\x03" + blob[1:], '[["lifecycle"]]'):
         with pytest.raises(UnknownHistoryFormat, match=r"version byte|empty field"):
+            decode(bad)
+    for bad in (COMPRESSED + blob[1:], COMPRESSED, COMPRESSED + "\udcfd" * 9):
+        with pytest.raises(UnknownHistoryFormat, match="damaged compressed value"):
             decode(bad)
     with pytest.raises(UnknownHistoryFormat, match="sections missing"):
         decode(VERSION + "  ")

@@ -12,8 +12,8 @@ import pytest
 
 from segmentation.kpi_tracking import Tracker
 from segmentation.state_codec import nul_free
-from streams.store.history_format import PRESET
 from streams.store.kpi_ops import VERSION, MarkerFormatError, check_stored, decode, encode
+from streams.store.preset_names import PRESET
 from streams.store.stored_state import StoredFormatError
 
 DAY = date(2026, 3, 1)

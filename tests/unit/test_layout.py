@@ -23,7 +23,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "replay": frozenset({"worker", "store", "topics", "sample", "bootstrap", "settings", "progress"}),
     "admin": frozenset({"store", "topics", "bootstrap", "settings", "progress"}),
     "sample": frozenset(),
-    "core": frozenset(),  # builds and chooses the compiled segmentation core
+    "core": frozenset({"sample", "store"}),  # builds and chooses the compiled core; trains the dictionaries
     "devstack": frozenset({"store"}),
     # top-level wiring
     "settings": frozenset(),
