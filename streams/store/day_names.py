@@ -1,15 +1,20 @@
-"""Day counter field names coded: `potential_loyalist:revenue:3` is stored as `15:1:3`.
+"""Day counter field names coded: `potential_loyalist:revenue` on weekday 3 is stored as three characters.
 
 Why: a week's `d:`, `f:` and `t:` hash is a listpack whose bytes are mostly its field names (a segment name,
 a metric or direction, the weekday) beside small integer values; the names repeated in every partition and
-week were ~70 % of the day counters' memory on an order-history import. Each name is cut into tokens at `:`
-and `>` (the separators of `<segment>:<metric>`, `<segment>:in|out` and `<from>><to>`), and a token of
-`TOKENS` is stored as its index in decimal. The rest is stored as itself, so custom segment names need no
-table of their own and definitions may change freely; a token that would read as a code (all digits) or that
-starts with the escape `~` is stored behind a `~`. So any name comes back exactly: `decode(encode(n)) == n`.
+week were ~70 % of the day counters' memory on an order-history import. A field has one of two forms:
 
-`TOKENS` is frozen with the day counter format (`weeks.FORMAT`): a new token appended here needs a new
-format, since names already stored would read back differently.
+- **short**, every field of the default definitions: `<A><B><weekday>`, three characters, for a name `A:B`
+  (`<segment>:<metric>`, `<segment>:in|out`) or `A>B` (`<from>><to>`, `-` for none) whose two tokens are
+  in `TOKENS`, each written as one character of `_ALPHABET`. The separator follows from B: a day metric or
+  a direction (the first `_SIDE` tokens) comes after `:`, a segment after `>`. A field without `:` is short.
+- **long**, any other name: cut into tokens at `:` and `>`, a token of `TOKENS` written as its index in
+  decimal and any other as itself (custom segment names need no table of their own, so definitions may
+  change freely; a token that would read as a code, all digits, or that starts with the escape `~` is
+  written behind a `~`), then `:` and the weekday: `vip:revenue:3` is `vip:1:3`.
+
+So any name comes back exactly: `named(field(n, w)) == (n, w)`. `TOKENS` and `_ALPHABET` are frozen with the
+day counter format (`weeks.FORMAT`): a change needs a new format, since stored names would read differently.
 """
 
 from __future__ import annotations
@@ -21,18 +26,49 @@ from typing import Final
 from segmentation.kpi_figures import DAY_METRICS
 from streams.store.preset_names import PRESET
 
-# The day metrics and flow directions first (one-digit codes: they are in every field), then the segments of
-# the default definitions as the history codes them (preset_names.PRESET, frozen too), each name once.
-# Frozen: see the module doc; tests/unit/test_day_names.py pins the table.
+__all__ = ["TOKENS", "decode", "encode", "field", "named"]
+
+# The day metrics and flow directions first (`_SIDE` of them: the tokens a `:` precedes), then the segments
+# of the default definitions as the history codes them (preset_names.PRESET, frozen too), each name once,
+# then `-` (a move's missing side). Frozen: see the module doc; tests/unit/test_day_names.py pins the table.
 TOKENS: Final[tuple[str, ...]] = (
     *DAY_METRICS,
     "in",
     "out",
     *dict.fromkeys(segment for segments in PRESET.values() for segment in segments),
+    "-",
 )
+_SIDE: Final = len(DAY_METRICS) + 2
+_ALPHABET: Final = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != ":")  # printable ASCII but `:`
 _CODES: Final = {token: str(n) for n, token in enumerate(TOKENS)}
+_CHARS: Final = {token: _ALPHABET[n] for n, token in enumerate(TOKENS)}
+_SHORT: Final = {char: n for n, char in enumerate(_ALPHABET[: len(TOKENS)])}
 _ESCAPE: Final = "~"
 _SEPARATORS: Final = re.compile("([:>])")
+
+
+@lru_cache(maxsize=16384)
+def field(name: str, weekday: str) -> str:
+    """The stored field of the counter `name` on `weekday` (`1`..`7`), in its short form when it has one."""
+    parts = _SEPARATORS.split(name)
+    if len(parts) == 3:
+        a, separator, b = parts
+        first, second = _CHARS.get(a), _CHARS.get(b)
+        if first is not None and second is not None and (separator == ":") == (_SHORT[second] < _SIDE):
+            return first + second + weekday
+    return f"{encode(name)}:{weekday}"
+
+
+@lru_cache(maxsize=16384)
+def named(stored: str) -> tuple[str, str]:
+    """The name and weekday `field` stored; a field this segstream cannot have written raises ValueError (a
+    hash of another format, never read as a wrong name)."""
+    if ":" in stored:
+        return decode(stored[:-2]), stored[-1]
+    a, b = _SHORT.get(stored[:1]), _SHORT.get(stored[1:2])
+    if len(stored) != 3 or a is None or b is None:
+        raise ValueError(f"day counter field {stored!r} has a code this segstream does not know")
+    return f"{TOKENS[a]}{':' if b < _SIDE else '>'}{TOKENS[b]}", stored[2]
 
 
 def _is_code(token: str) -> bool:
@@ -56,18 +92,16 @@ def _name(token: str) -> str:
     return token
 
 
-@lru_cache(maxsize=16384)
 def encode(name: str) -> str:
-    """The stored form of a field name without its weekday (`need_attention>at_risk` -> `14>9`)."""
+    """The long form of a name, without its weekday (`need_attention>at_risk` -> `14>9`)."""
     parts = _SEPARATORS.split(name)
     parts[::2] = [_token(t) for t in parts[::2]]
     return "".join(parts)
 
 
-@lru_cache(maxsize=16384)
 def decode(stored: str) -> str:
     """The name `encode` coded (`14>9` -> `need_attention>at_risk`); a code out of the table raises
-    ValueError (a hash of another format, never read as a wrong name)."""
+    ValueError."""
     parts = _SEPARATORS.split(stored)
     try:
         parts[::2] = [_name(t) for t in parts[::2]]

@@ -6,12 +6,13 @@ fields; a week of a saturated `d:` hash holds 12 segments x 4 day metrics x 7 da
 (a half-month would hold 768 and 384). The day is named by its ISO weekday (`1`..`7`) inside the week's key,
 so a field is `<segment>:<metric>:<weekday>` (`d:`), `<segment>:in|out:<weekday>` (`f:`) or
 `<from>><to>:<weekday>` (`t:`), its names coded (`day_names`: `potential_loyalist:revenue:3` is stored as
-`15:1:3`); readers name it back, with the day (`day_field`). The retention-period
+three characters); readers name it back, with the day (`day_field`). The retention-period
 counters (`<segment>:retained:<period>` ...) stay in keys of their own, one per grid, partition and year
 (`r:<grid>:<YYYY>`: 12 segments x 3 metrics x 12 months = 432 fields), and the partition's `w` set lists
 the weeks that hold counters, so a reader knows which keys exist without a scan.
 
-A namespace written before (`d:<grid>` for all days, or per week with the names in full) is refused by readers
+A namespace written before (`d:<grid>` for all days, or per week with the names in full or in decimal codes)
+is refused by readers
 and workers, naming the fix: the partition meta field FORMAT_FIELD says how the partition's day counters are
 kept (FORMAT); a partition that has committed (`offset` set) without it, or with another value, was written
 by an earlier segstream.
@@ -26,13 +27,14 @@ from typing import Final
 
 from redis.asyncio import Redis
 
-from streams.store.day_names import decode, encode
+from streams.store.day_names import field, named
 from streams.store.keys import KeySpace
 from streams.store.replies import text
 from streams.store.stored_state import StoredFormatError
 
 FORMAT_FIELD: Final = "days"  # partition meta field: how its day counters are kept
-FORMAT: Final = "week-coded"  # per ISO week, names coded (`day_names`); "week": names in full (refused)
+# per ISO week, names coded short (`day_names`); refused: "week" (names in full), "week-coded" (decimal codes)
+FORMAT: Final = "week-short"
 
 
 def older_days(namespace: str) -> StoredFormatError:
@@ -98,13 +100,14 @@ def day_of(week: str, weekday: str) -> str:
 
 
 def stored_field(name: str, weekday: str) -> str:
-    """The stored field of a day counter: (`new:in`, `4`) -> `7:4:4` (`day_names`)."""
-    return f"{encode(name)}:{weekday}"
+    """The stored field of a day counter: (`new:in`, `4`) -> `(%4` (`day_names`)."""
+    return field(name, weekday)
 
 
 def day_field(week: str, stored: str) -> str:
-    """A field of a week's key as it is read: `7:4:4` of `2026-W10` -> `new:in:2026-03-05`."""
-    return f"{decode(stored[:-2])}:{day_of(week, stored[-1])}"
+    """A field of a week's key as it is read: `(%4` of `2026-W10` -> `new:in:2026-03-05`."""
+    name, weekday = named(stored)
+    return f"{name}:{day_of(week, weekday)}"
 
 
 def weeks_of_range(known: set[str], first: date | None, last: date | None) -> list[str]:

@@ -198,9 +198,17 @@ def test_answers_over_date_ranges_equal_a_reference_from_the_transitions(
 
 def _older_namespace(keys: KeySpace, layout: str = "grid") -> list[tuple[str, dict[str, str]]]:
     """What a namespace of an earlier layout holds: a committed partition, all days in one `d:` hash
-    (`grid`), or a hash per week with the names in full (`week`, meta `days=week`)."""
+    (`grid`), or a hash per week with the names in full (`week`, meta `days=week`) or in decimal codes
+    (`week-coded`)."""
     tag = keys.partition_meta(0)[: -len(":meta")]
     meta = {"offset": "41", "watermark": "1767225600000000", "fence": "1", "seq": "3"}
+    if layout == "week-coded":
+        return [
+            (keys.partition_meta(0), meta | {"days": "week-coded"}),
+            (keys.segment_days(0, "lifecycle", "2026-W01"), {"7:0:5": "3"}),
+            (keys.flows(0, "lifecycle", "2026-W01"), {"7:4:5": "5"}),
+            (keys.kpis(0, "lifecycle"), {"new:customers": "5"}),
+        ]
     if layout == "week":
         return [
             (keys.partition_meta(0), meta | {"days": "week"}),
@@ -216,7 +224,7 @@ def _older_namespace(keys: KeySpace, layout: str = "grid") -> list[tuple[str, di
     ]
 
 
-@pytest.mark.parametrize("layout", ["grid", "week"])
+@pytest.mark.parametrize("layout", ["grid", "week", "week-coded"])
 @pytest.mark.parametrize("reading", ["grid_kpis", "segment_flows", "segment_moves", "segment_sizes"])
 def test_an_older_namespace_is_refused_by_readers_naming_the_fix(
     services: Services, topic_name: Callable[[str], str], redis_prefix: str, reading: str, layout: str

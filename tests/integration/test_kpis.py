@@ -22,7 +22,7 @@ from streams.read.api import make_app
 from streams.read.auth import Authenticator
 from streams.settings import Settings
 from streams.store.connection import async_client
-from streams.store.day_names import decode
+from streams.store.day_names import named
 from tests.integration.replay_helpers import dump_namespace, replay_file
 from tests.integration.test_worker_history import ev, purchase
 from tests.integration.test_worker_kill import caught_up, end_offsets
@@ -280,5 +280,9 @@ def test_a_replay_writes_the_same_kpi_keys_as_the_live_worker(
     assert a == b, "two batch sizes count the same"
     assert a == worker, "the live worker counts what a replay counts"
     days = {k: v for k, v in a.items() if ":d:" in k or ":r:" in k}
-    metrics = {decode(name.split(":")[-2]) for fields in days.values() for name in fields}  # d: names coded
+    metrics = {  # d: names coded (day_names), r: in full
+        named(name)[0].split(":")[-1] if ":d:" in key else name.split(":")[-2]
+        for key, fields in days.items()
+        for name in fields
+    }
     assert {"orders", "revenue", "retained", "cohort_orders", "converted", "churned"} <= metrics

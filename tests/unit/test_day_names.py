@@ -1,4 +1,5 @@
-"""Coded day counter field names (streams/store/day_names.py): every name comes back exactly, coded or not."""
+"""Coded day counter field names (streams/store/day_names.py): every name and weekday come back exactly,
+in the short form, the long form or as itself."""
 
 from __future__ import annotations
 
@@ -6,15 +7,37 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.store.day_names import TOKENS, decode, encode
+from streams.store.day_names import TOKENS, decode, encode, field, named
 from streams.store.preset_names import PRESET
 
 
 def test_the_default_names_are_coded_short() -> None:
-    assert encode("potential_loyalist:revenue") == "15:1"
-    assert encode("need_attention>at_risk") == "14>9"
-    assert encode("->new") == "->7"  # '-': no segment
-    assert encode("member:in") == "58:4"
+    assert field("potential_loyalist:revenue", "3") == '0"3'
+    assert field("need_attention>at_risk", "7") == "/*7"
+    assert field("->new", "1") == "^(1"  # '-': no segment
+    assert field("member:in", "5") == "\\%5"  # the alphabet skips `:`
+    assert field("new:in", "4") == "(%4"
+    assert [named(f) for f in ('0"3', "/*7", "^(1")] == [
+        ("potential_loyalist:revenue", "3"),
+        ("need_attention>at_risk", "7"),
+        ("->new", "1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "stored"),
+    [
+        ("vip:revenue", "vip:1:2"),  # a custom segment: the long form
+        ("new>in", "7>4:2"),  # a move to a segment named like a direction: `>` would read as `:`
+        ("new:new", "7:7:2"),  # a segment where a metric goes: `:` would read as `>`
+        ("new:in:x", "7:4:x:2"),  # three tokens
+        ("new", "7:2"),
+        ("", ":2"),
+    ],
+)
+def test_other_names_take_the_long_form(name: str, stored: str) -> None:
+    assert field(name, "2") == stored
+    assert named(stored) == (name, "2")
 
 
 def test_the_table_is_frozen() -> None:
@@ -26,7 +49,7 @@ def test_the_table_is_frozen() -> None:
         "unknown",
         "detractor",
     )
-    assert (len(TOKENS), TOKENS[-1]) == (60, "not_member")
+    assert (len(TOKENS), TOKENS[-2], TOKENS[-1]) == (61, "not_member", "-")
 
 
 def test_every_default_segment_and_day_metric_has_a_code() -> None:
@@ -58,6 +81,19 @@ def test_any_name_round_trips(tokens: list[str]) -> None:
     assert decode(encode(name)) == name
 
 
-def test_a_code_beyond_the_table_is_refused_not_misread() -> None:
-    with pytest.raises(ValueError, match="has a code this segstream does not know"):
-        decode(f"{len(TOKENS)}:1")
+@given(
+    st.lists(st.one_of(st.sampled_from(TOKENS), st.text(max_size=6)), min_size=1, max_size=3),
+    st.sampled_from(":>"),
+    st.sampled_from("1234567"),
+)
+def test_any_field_round_trips(tokens: list[str], separator: str, weekday: str) -> None:
+    name = separator.join(tokens)
+    stored = field(name, weekday)
+    assert named(stored) == (name, weekday)
+    assert len(stored) == 3 or ":" in stored  # short, or long with its weekday after a `:`
+
+
+def test_a_field_this_segstream_cannot_have_written_is_refused_not_misread() -> None:
+    for stored in (f"{len(TOKENS)}:1", "((", "((((", "(\x7f3", "~(3"):
+        with pytest.raises(ValueError, match="has a code this segstream does not know"):
+            named(stored)

@@ -75,7 +75,7 @@ def test_flows_follow_transitions_and_an_erasure_resets_the_history() -> None:
         ]
     )
     assert d.flow_fields() == {  # 2026-01-01: Thursday (4) of 2026-W01; names coded (day_names)
-        ("lifecycle", "2026-W01"): [("7:4:4", 3), ("7:5:5", 1), ("8:4:5", 1), ("7:5:4", 1)]
+        ("lifecycle", "2026-W01"): [("(%4", 3), ("(&5", 1), (")%5", 1), ("(&4", 1)]
     }
     assert by_grid(d.flow_fields())["lifecycle"] == [
         ("new:in:2026-01-01", 3),

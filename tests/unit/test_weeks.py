@@ -36,9 +36,9 @@ from streams.store.weeks import (
 def test_a_day_is_named_by_its_iso_week_and_weekday(day: str, week: str, weekday: str) -> None:
     assert week_of(day) == (week, weekday)
     assert day_of(week, weekday) == day
-    assert stored_field("new:in", weekday) == f"7:4:{weekday}"  # coded (day_names.TOKENS)
-    assert day_field(week, f"7:4:{weekday}") == f"new:in:{day}"
-    assert day_field(week, f"vip:in:{weekday}") == f"vip:in:{day}"  # a custom segment is stored as itself
+    assert stored_field("new:in", weekday) == f"(%{weekday}"  # coded short (day_names.TOKENS)
+    assert day_field(week, f"(%{weekday}") == f"new:in:{day}"
+    assert day_field(week, f"vip:4:{weekday}") == f"vip:in:{day}"  # a custom segment is stored as itself
 
 
 def test_every_day_of_three_years_round_trips_and_a_week_holds_seven() -> None:
@@ -73,7 +73,7 @@ def test_period_years_cover_the_calendar_years_of_the_weeks_days() -> None:
 def test_day_named_fields_split_per_week_and_back() -> None:
     fields = {"new:in:2026-01-01": 3, "new:out:2026-01-05": 1, "a>b:2025-12-29": 2}
     stored = split_days(fields)
-    assert stored == {"2026-W01": {"7:4:4": 3, "a>b:1": 2}, "2026-W02": {"7:5:1": 1}}
+    assert stored == {"2026-W01": {"(%4": 3, "a>b:1": 2}, "2026-W02": {"(&1": 1}}
     weeks = {("g", week): list(row.items()) for week, row in stored.items()}
     periods = {("g", "2026"): [("new:retained:2026-01", 4)]}
     assert dict(by_grid(weeks, periods)["g"]) == {**fields, "new:retained:2026-01": 4}
