@@ -153,11 +153,13 @@ FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 )
 AUDIENCE = "segment:audience:"
 _RECENT = "recent_event_ids"
-# What storage format 2 keeps readable in the customer hash, besides every `segment:audience:<name>`
-# (`state_mapping`): each grid's segment and the figures a personalisation service reads directly.
+# What the customer hash keeps readable, besides every `segment:audience:<name>` (`state_mapping`): each
+# grid's segment and the figures a personalisation service reads directly. `clock`, `definitions_version`
+# and `currency` were readable up to 3d981cf: what the segments are as of, and how, is for the client and
+# the API (they cost ~85 bytes a customer), and the currency is the deployment's.
 READABLE: frozenset[str] = frozenset(
     {key for key, _, _ in FIELDS if key.startswith("segment:")}
-    | {"orders", "monetary_minor", "monetary", "currency", "clock", "last_purchase_at", "definitions_version"}
+    | {"orders", "monetary_minor", "monetary", "last_purchase_at"}
 )
 
 

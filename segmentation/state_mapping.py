@@ -8,16 +8,13 @@
 | | satisfaction, category, promotion, clv); empty: none |
 | `segment:audience:<name>` | `member` or `not_member` for each audience |
 | `orders` | purchases (F) |
-| `monetary_minor`, `monetary` | net monetary, minor units / major units (decimal text) |
-| `currency` | base currency of the amounts |
-| `clock` | event time the segments are as of (ISO 8601 UTC) |
+| `monetary_minor`, `monetary` | net monetary, minor units / major units (decimal text), base currency |
 | `last_purchase_at` | last purchase time (ISO 8601 UTC) |
-| `definitions_version` | definitions version the segments were computed with |
 
 The readable fields are what a personalisation service reads straight from Redis, with the same names and
 texts as storage format 1 (`state_fields`); everything else (counters, scores, declared profile, recent
-orders, the event-id window) is inside `state` and reaches readers through the read client and the HTTP
-API, which decode it. Fields starting with `_` (`_offset`, `_kpi`, ...) and `history` belong to the store and
+orders, the event-id window; `clock`, `definitions_version` and `currency`, readable up to 3d981cf) is
+inside `state` and reaches readers through the read client and the HTTP API, which decode it. Fields starting with `_` (`_offset`, `_kpi`, ...) and `history` belong to the store and
 are ignored here.
 A hash without `state` but with format-1 fields was written by an earlier segstream: it is refused
 (`StorageFormatError`); namespaces are rebuilt by `segstream replay`, never migrated.

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from segmentation import Definitions
+from segmentation.state_mapping import state_from_mapping
 from streams import cli
 from streams.bootstrap import ensure_topics, keyspace
 from streams.sample import generator as sample
@@ -56,7 +57,9 @@ def test_apply_refuses_while_a_worker_runs_and_proceeds_once_it_stopped(
         return max(float(v) for k, v in row.items() if k.endswith(":updated_at"))
 
     def versions() -> set[str]:
-        return {row["definitions_version"] for row in stored_customers(settings).values()}
+        return {
+            str(state_from_mapping(row).definitions_version) for row in stored_customers(settings).values()
+        }
 
     worker = start_worker(settings)
     try:

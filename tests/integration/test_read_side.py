@@ -16,6 +16,7 @@ from aiohttp import web
 
 from segmentation import Definitions
 from segmentation.instants import parse_iso
+from segmentation.state_mapping import state_from_mapping
 from streams.bootstrap import keyspace
 from streams.read import SegmentReader
 from streams.read.api import make_app
@@ -165,7 +166,7 @@ def test_indexes_equal_a_recomputation_after_a_randomised_stream(
         assert not h.trimmed
         # why: only on the entry that put the customer in its current segment of a grid, derived from the
         # state as of its clock: for a move made at the clock, the why it was published with
-        row, clock = hashes[cid], parse_iso(hashes[cid]["clock"])
+        row, clock = hashes[cid], state_from_mapping(hashes[cid]).clock
         current = {
             e.grid: n
             for n, e in enumerate(h.entries)
