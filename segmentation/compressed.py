@@ -16,9 +16,10 @@ from importlib import resources
 
 import zstandard
 
-__all__ = ["LEVEL", "Compressed", "parameters"]
+__all__ = ["LARGEST", "LEVEL", "Compressed", "parameters"]
 
 LEVEL = 3  # zstd level: 6 and over cost 4x the time for ~3 % fewer bytes on a ~300-byte value
+LARGEST = 1 << 24  # bytes a value may decompress to: a damaged header never asks for more memory than this
 
 
 def parameters() -> zstandard.ZstdCompressionParameters:
@@ -57,6 +58,9 @@ class Compressed:
 
     def unpack(self, packed: bytes) -> bytes:
         """The bytes `pack` was given; a damaged value raises `zstandard.ZstdError`."""
+        size = zstandard.get_frame_parameters(packed, format=zstandard.FORMAT_ZSTD1_MAGICLESS).content_size
+        if size > LARGEST:  # damaged, or no content size (unknown reads as 2**64 - 1): never written so
+            raise zstandard.ZstdError(f"frame claims {size} bytes")
         decompressor: zstandard.ZstdDecompressor | None = getattr(self._local, "decompressor", None)
         if decompressor is None:
             decompressor = zstandard.ZstdDecompressor(

@@ -14,8 +14,8 @@
 The readable fields are what a personalisation service reads straight from Redis, with the same names and
 texts as storage format 1 (`state_fields`); everything else (counters, scores, declared profile, recent
 orders, the event-id window; `clock`, `definitions_version` and `currency`, readable up to 3d981cf) is
-inside `state` and reaches readers through the read client and the HTTP API, which decode it. Fields starting with `_` (`_offset`, `_kpi`, ...) and `history` belong to the store and
-are ignored here.
+inside `state` and reaches readers through the read client and the HTTP API, which decode it. Fields
+starting with `_` (`_offset`, `_kpi`, ...) and `history` belong to the store and are ignored here.
 A hash without `state` but with format-1 fields was written by an earlier segstream: it is refused
 (`StorageFormatError`); namespaces are rebuilt by `segstream replay`, never migrated.
 

@@ -161,6 +161,7 @@ def test_the_dictionary_halves_generated_states_it_was_not_trained_on() -> None:
         (b"\x04\x90", StorageFormatError, "storage format 4"),
         (b"\x03\x90", ValueError, "damaged"),  # no zstd frame
         (b"\x03" + nul_free(b"\xfd" * 12), ValueError, "damaged"),
+        (b"\x03" + nul_free(b"\xe0" + (2**40).to_bytes(8, "little") + b"\x01\x00\x00"), ValueError, "claims"),
         (b"\x02\x90\x00", ValueError, "an unescaped NUL"),
         (b"\x02\xd4\x05", ValueError, "a bad escape sequence"),
         (b"\x02\xa1", ValueError, "damaged"),  # truncated
