@@ -16,9 +16,9 @@ for a compressor to find repeats in it alone (-25 %), but most of it repeats *ac
 layout, the `None`s and zeros, timestamp headers, definitions version, currency, channel and category names.
 A dictionary trained on generated states (`packed_state.zdict`) halves it, for ~2 µs to compress and ~1 µs
 to decompress. It is frozen with format 3: another dictionary needs another format byte. Format 2 (no
-compression, written up to 65f8a17) is still read, so a namespace written by it keeps working and is
-rewritten in format 3 customer by customer; an older segstream meeting format 3 says "storage format 3" and
-names `segstream replay`.
+compression, written up to 65f8a17) is still read, so a customer of such a namespace is read the same (its
+namespace is refused for its older day counters, `streams/store/weeks.py`, until replayed); an older
+segstream meeting format 3 says "storage format 3" and names `segstream replay`.
 
 The escaping keeps NUL out of the value: the store joins a batch's writes with NUL into one script argument
 (streams/store/redis_store.py). msgpack is full of zeros (every 0 counter), so the bytes 0x00 and 0xC1

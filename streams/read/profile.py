@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 from segmentation.currencies import CURRENCY_EXPONENT
-from streams.store.history_format import FIELD, is_trimmed
+from streams.store.history_format import is_trimmed
 
 _CLV = "segment:clv"
 AMOUNT_PATTERN = "^-?[0-9]+([.][0-9]+)?$"  # as is in the OpenAPI document; net of refunds: may be < 0
@@ -138,9 +138,15 @@ class MembersPage(Answer):
 
 
 def profile_of(
-    customer_id: str, partition: int, row: Mapping[str, str], declared: bool = False
+    customer_id: str,
+    partition: int,
+    row: Mapping[str, str],
+    declared: bool = False,
+    history: str | None = None,
 ) -> CustomerProfile:
-    """The profile; the declared personal data only when `declared` (the caller is entitled to it)."""
+    """The profile from the readers' view of the hash (`stored_state.readers_view`), which holds no history:
+    `history` is the hash's `history` field (for `history_trimmed`). The declared personal data only when
+    `declared` (the caller is entitled to it)."""
     get = row.get
     currency = get("currency") or None
     known = currency if currency in CURRENCY_EXPONENT else None
@@ -190,7 +196,7 @@ def profile_of(
             offset=get("_offset") or None,
             definitions_version=get("definitions_version") or None,
         ),
-        history_trimmed=is_trimmed(get(FIELD)),
+        history_trimmed=is_trimmed(history),
         declared=Declared(
             birth_year=_opt_int(get("birth_year")),
             gender=get("gender") or None,

@@ -33,12 +33,12 @@ from streams.read.profile import CustomerProfile, Kpis, MembersPage, kpis_of, pr
 from streams.settings import Settings
 from streams.store import membership
 from streams.store.connection import async_pooled_client
-from streams.store.history_format import UnknownHistoryFormat
+from streams.store.history_format import FIELD as HISTORY
 from streams.store.keys import KeySpace
 from streams.store.namespaces import active_namespace
 from streams.store.partitioning import partition_for
 from streams.store.replies import texts as _texts
-from streams.store.stored_state import StoredFormatError, readers_view, stored_state
+from streams.store.stored_state import history_refused, readers_view, stored_state
 from streams.store.weeks import day_rows, known_weeks
 
 T = TypeVar("T")
@@ -126,7 +126,9 @@ class SegmentReader:
         keys = await self.keyspace()
         p = self.partition(customer_id)
         row = _texts(await self._r.hgetall(keys.customer(p, customer_id)))
-        return profile_of(customer_id, p, readers_view(row, keys.namespace), declared) if row else None
+        view = readers_view(row, keys.namespace) if row else None  # no history field: passed apart
+        with history_refused(keys.namespace, customer_id):
+            return None if view is None else profile_of(customer_id, p, view, declared, row.get(HISTORY))
 
     async def history(self, customer_id: str) -> History | None:
         """Transitions kept for the customer, oldest first (the `history` field of its hash), with the why of
@@ -136,11 +138,8 @@ class SegmentReader:
         row = _texts(await self._r.hgetall(keys.customer(self.partition(customer_id), customer_id)))
         if not row:
             return None
-        try:
+        with history_refused(keys.namespace, customer_id):
             return history_of(customer_id, row, self.definitions)
-        except UnknownHistoryFormat as exc:  # the CLI exits 3 and the API answers 409, as for the state
-            where = f"namespace {keys.namespace!r}, customer {customer_id!r}: {exc}"
-            raise StoredFormatError(f"{where}; rebuild the namespace with `segstream replay`") from None
 
     async def segment_of(self, customer_id: str, grid: str, as_of: datetime | None = None) -> SegmentAt:
         """The segment now (from the hash) or at `as_of`: from the history up to the customer's clock (says so

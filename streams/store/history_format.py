@@ -10,7 +10,7 @@ The coded text uses characters 0x01-0x7f only, names aside (definitions and even
 characters); a number costs ~5.6 bits per character. It is stored compressed (`COMPRESSED`: zstd with a
 frozen dictionary trained on generated histories, `segmentation.compressed`, escaped and held as text like
 the packed state): a history's layout, codes and cause shapes repeat across customers. Appending decompresses,
-appends as below and compresses (~3 µs); a field of plain `VERSION` text (up to 65f8a17) is read as it is.
+appends as below and compresses (~3 µs); a field of plain `VERSION` text (up to 65f8a17) still reads.
 
 Layout: `VERSION`, then four sections separated by RS (0x1e):
   meta      numbers: trimmed (0/1), entries kept, instant of the last group (zigzag µs)

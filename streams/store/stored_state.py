@@ -7,13 +7,15 @@ exits with code 3 on it (`exit_code`), the HTTP API answers 409 with the line, t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from segmentation import CustomerState
 from segmentation.state_fields import state_fields
 from segmentation.state_mapping import StorageFormatError, state_from_mapping
+from streams.store.history_format import UnknownHistoryFormat
 
-__all__ = ["StoredFormatError", "readers_view", "stored_state"]
+__all__ = ["StoredFormatError", "history_refused", "readers_view", "stored_state"]
 
 
 class StoredFormatError(ValueError):
@@ -35,3 +37,14 @@ def readers_view(row: Mapping[str, str], namespace: str) -> dict[str, str]:
     view = state_fields(stored_state(row, namespace))
     view.update((key, value) for key, value in row.items() if key.startswith("_"))
     return view
+
+
+@contextmanager
+def history_refused(namespace: str, customer_id: str) -> Iterator[None]:
+    """A `history` field of another format read inside: one line naming the fix, as for the state (the CLI
+    exits 3, the API answers 409)."""
+    try:
+        yield
+    except UnknownHistoryFormat as exc:
+        where = f"namespace {namespace!r}, customer {customer_id!r}: {exc}"
+        raise StoredFormatError(f"{where}; rebuild the namespace with `segstream replay`") from None

@@ -14,6 +14,8 @@ import pytest
 from aiohttp import web
 
 from segmentation import Definitions
+from segmentation.state_codec import FORMAT, UNCOMPRESSED, nul_free, raw_state
+from segmentation.state_mapping import state_from_mapping, stored_part
 from streams import cli
 from streams.admin import definitions_change as change
 from streams.read.api import make_app
@@ -21,6 +23,8 @@ from streams.read.auth import Authenticator
 from streams.read.reader import SegmentReader
 from streams.settings import Settings
 from streams.store.connection import async_client, sync_client
+from streams.store.history_format import COMPRESSED, decode, encode, plain
+from streams.store.history_format import FIELD as HISTORY
 from streams.store.keys import KeySpace
 from streams.store.partitioning import partition_for
 from streams.store.replies import TEXT_OPTIONS
@@ -204,3 +208,33 @@ def snapshot(url: str, match: str) -> dict[bytes, bytes]:
         return {k: raw.dump(k) for k in raw.scan_iter(match=match) if not k.endswith(b":meta")}  # type: ignore[misc]
     finally:
         raw.close()
+
+
+def test_a_customer_written_in_the_earlier_forms_reads_the_same_and_a_trimmed_history_says_so(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """State format 2 (uncompressed) and a plain `0x01` history, as 65f8a17 wrote them, give the API the same
+    answers; the profile's `history_trimmed` follows the stored history (the readers' view has none)."""
+    settings, key = replayed("forms", services, topic_name, redis_prefix, tmp_path, monkeypatch)
+    monkeypatch.setenv("SEGSTREAM_NAMESPACE", "forms")
+    paths = (f"/customers/{KNOWN}", f"/customers/{KNOWN}/history")
+    now = [asyncio.run(served(settings, path)) for path in paths]
+    assert now[0][0] == now[1][0] == 200
+    client = sync_client(settings.redis_url, **TEXT_OPTIONS)
+    try:
+        row: dict[str, str] = client.hgetall(key)  # type: ignore[assignment]
+        assert row["state"][0] == chr(FORMAT) and row[HISTORY][0] == COMPRESSED
+        earlier = bytes([UNCOMPRESSED]) + nul_free(raw_state(stored_part(state_from_mapping(row))))
+        client.hset(key, mapping={"state": earlier, HISTORY: plain(row[HISTORY]).encode()})
+        assert [asyncio.run(served(settings, path)) for path in paths] == now
+        entries, trimmed = decode(row[HISTORY])
+        assert not trimmed and now[0][1]["history_trimmed"] is False  # type: ignore[index]
+        client.hset(key, HISTORY, encode(entries, True).encode("utf-8", "surrogateescape"))
+    finally:
+        client.close()
+    status, body = asyncio.run(served(settings, paths[0]))
+    assert status == 200 and body["history_trimmed"] is True  # type: ignore[index]
