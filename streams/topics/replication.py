@@ -18,9 +18,9 @@ minimum are used, and a WARNING says so.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -58,11 +58,18 @@ def min_insync(factor: int) -> int:
     return max(1, min(2, factor - 1))
 
 
+Warn = Callable[..., None]
+
+
 def decide(
-    configured: int | None, brokers: int, defaults: Mapping[str, int], unreadable: str | None = None
+    configured: int | None,
+    brokers: int,
+    defaults: Mapping[str, int],
+    unreadable: str | None = None,
+    warn: Warn = log.warning,
 ) -> Replication:
     """The replication of new topics from the setting and the brokers' `defaults` (FACTOR, MIN_ISR; empty
-    when `unreadable` says why), with a WARNING for a fallback and for fewer copies than `usual`."""
+    when `unreadable` says why), with a WARNING (`warn`) for a fallback and for fewer copies than `usual`."""
     if configured is not None:
         factor, source = configured, f"{SETTING}={configured}"
     elif FACTOR in defaults:
@@ -73,7 +80,7 @@ def decide(
     raise_isr = wanted >= 2 and (known is None or known < wanted)
     configs = {MIN_ISR: str(wanted)} if raise_isr else {}
     if unreadable is not None:
-        log.warning(
+        warn(
             "could not read the brokers' %s and %s (%s): new topics get %d replicas (%s)%s",
             FACTOR,
             MIN_ISR,
@@ -84,12 +91,12 @@ def decide(
         )
     if brokers > 1 and factor < usual(brokers):
         fix = f"set {SETTING}={usual(brokers)} or the brokers' {FACTOR} to {usual(brokers)}"
-        _too_few("new topics get", factor, brokers, source, fix)
+        _too_few("new topics get", factor, brokers, source, fix, warn)
     return Replication(factor, configs)
 
 
-def _too_few(what: str, factor: int, brokers: int, source: str, fix: str) -> None:
-    log.warning(
+def _too_few(what: str, factor: int, brokers: int, source: str, fix: str, warn: Warn = log.warning) -> None:
+    warn(
         "%s %d replica%s on a cluster of %d brokers (%s): the loss of a broker holding one stops the stream"
         " and can lose acknowledged transitions; %s",
         what,
@@ -125,44 +132,77 @@ def defaults_in(answer: Mapping[str, Any]) -> dict[str, int]:
 
 
 async def replication(
-    admin: AIOKafkaAdminClient, brokers: Sequence[Any], configured: int | None
+    admin: AIOKafkaAdminClient, brokers: Sequence[Any], configured: int | None, warn: Warn = log.warning
 ) -> Replication:
     """`decide` with the defaults of the first broker (a cluster's brokers share them in practice)."""
     try:
         defaults = await broker_defaults(admin, brokers[0]["node_id"])
     except (KafkaError, LookupError, ValueError) as exc:
-        return decide(configured, len(brokers), {}, f"{type(exc).__name__}: {exc}")
+        return decide(configured, len(brokers), {}, f"{type(exc).__name__}: {exc}", warn)
     lacking = [key for key in (FACTOR, MIN_ISR) if key not in defaults]
     unreadable = f"the broker's answer lacks {', '.join(lacking)}" if lacking else None
-    return decide(configured, len(brokers), defaults, unreadable)
+    return decide(configured, len(brokers), defaults, unreadable, warn)
 
 
 async def create_missing(
     admin: AIOKafkaAdminClient, wanted: Sequence[str], partitions: int, configured: int | None
 ) -> list[str]:
     """Create those of `wanted` that do not exist (`partitions` each, `replication` with `configured` the
-    value of SEGSTREAM_TOPIC_REPLICATION) and return them; log each topic's partitions and replicas, with a
-    WARNING for an existing topic with fewer copies than usual."""
+    value of SEGSTREAM_TOPIC_REPLICATION) and return those this call created; log each topic's partitions
+    and replicas, with a WARNING for an existing topic with fewer copies than usual.
+
+    The topic list comes from one broker's metadata, which on a cluster of several brokers may not yet hold
+    a topic created a moment ago (by another worker, or by this process's previous start): such a topic is
+    refused as existing by the controller, and is then reported as existing, not as created, and the
+    warnings about new topics' replication are not given for it."""
     brokers = (await admin.describe_cluster())["brokers"]
     existing = set(await admin.list_topics())
     missing = [t for t in wanted if t not in existing]
+    created: list[str] = []
     if missing:
-        chosen = await replication(admin, brokers, configured)
+        held: list[tuple[Any, ...]] = []  # said only if a topic is really created
+        chosen = await replication(admin, brokers, configured, lambda *args: held.append(args))
         new = [NewTopic(t, partitions, chosen.factor, topic_configs=chosen.configs) for t in missing]
-        with contextlib.suppress(TopicAlreadyExistsError):  # another worker created it meanwhile
-            _refused(await admin.create_topics(new))
-        extra = "".join(f", {k}={v}" for k, v in chosen.configs.items())
-        log.info(
-            "created topics %s: %d partitions, %d replicas%s",
-            ", ".join(missing),
-            partitions,
-            chosen.factor,
-            extra,
-        )
+        try:
+            response = await admin.create_topics(new)
+        except TopicAlreadyExistsError:  # raised rather than answered: which ones is unknown, describe all
+            existing.update(missing)
+        else:
+            _refused(response)
+            existed = {t for t, code, _ in getattr(response, "topic_errors", []) if code}
+            existing.update(existed)
+            created = [t for t in missing if t not in existed]
+        if created:
+            for args in held:
+                log.warning(*args)
+            extra = "".join(f", {k}={v}" for k, v in chosen.configs.items())
+            log.info(
+                "created topics %s: %d partitions, %d replicas%s",
+                ", ".join(created),
+                partitions,
+                chosen.factor,
+                extra,
+            )
     present = [t for t in wanted if t in existing]
     if present:
-        report(await admin.describe_topics(present), len(brokers))
-    return missing
+        report(await _described(admin, present), len(brokers))
+    return created
+
+
+async def _described(
+    admin: AIOKafkaAdminClient, topics: Sequence[str], attempts: int = 10
+) -> list[Mapping[str, Any]]:
+    """The topics' metadata; a topic a broker does not know yet (created a moment ago) is asked again, up
+    to `attempts` times 0.2 s, and reported with no partitions if it never shows."""
+    described: list[Mapping[str, Any]] = list(await admin.describe_topics(list(topics)))
+    for _ in range(attempts - 1):
+        unknown = [d["topic"] for d in described if not d.get("partitions")]
+        if not unknown:
+            break
+        await asyncio.sleep(0.2)
+        again = {d["topic"]: d for d in await admin.describe_topics(unknown)}
+        described = [again.get(d["topic"], d) for d in described]
+    return described
 
 
 def report(topics: Sequence[Mapping[str, Any]], brokers: int) -> None:

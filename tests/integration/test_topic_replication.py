@@ -9,10 +9,17 @@ import logging
 from collections.abc import Callable
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.bootstrap import ensure_topics
-from streams.topics.replication import FACTOR, MIN_ISR, Replication, broker_defaults, replication
+from streams.topics.replication import (
+    FACTOR,
+    MIN_ISR,
+    Replication,
+    broker_defaults,
+    create_missing,
+    replication,
+)
 from tests.integration.worker_harness import make_settings
 from tests.services import Services
 
@@ -64,3 +71,47 @@ def test_the_brokers_defaults_are_read_and_a_failed_read_warns(
     assert warning.getMessage().endswith(
         "new topics get 1 replicas (min(3, 1 brokers)) and the brokers' min.insync.replicas"
     )
+
+
+class _ListedBeforeAnotherCreates(AIOKafkaAdminClient):  # type: ignore[misc]
+    """An admin client whose topic list is answered before another process creates `topics`: what a broker
+    whose metadata lags a creation (a cluster of several brokers), or a second worker starting at the same
+    moment, makes `create_missing` see."""
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        super().__init__(bootstrap_servers=bootstrap)
+        self.bootstrap, self.topics = bootstrap, topics
+
+    async def list_topics(self) -> list[str]:
+        listed: list[str] = await super().list_topics()
+        other = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await other.start()
+        try:
+            await other.create_topics([NewTopic(t, 3, 1) for t in self.topics])
+        finally:
+            await other.close()
+        return listed
+
+
+def test_topics_created_by_another_between_the_list_and_the_creation_are_reported_as_existing(
+    services: Services, topic_name: Callable[[str], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing is said to be created that this call did not create: the topics are reported with the
+    partitions the other process gave them (3, not the 2 asked), as at any start that finds them."""
+    caplog.set_level(logging.INFO, "segstream")
+    settings = make_settings(services, topic_name, "unused:")
+    names = [settings.events_topic, settings.transitions_topic, settings.dlq_topic]
+
+    async def run() -> list[str]:
+        admin = _ListedBeforeAnotherCreates(services.kafka_bootstrap, names)
+        await admin.start()
+        try:
+            return await create_missing(admin, names, 2, None)
+        finally:
+            await admin.close()
+
+    assert asyncio.run(run()) == []
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "segstream"]
+    assert lines == [
+        ("INFO", "topics on 1 broker: " + ", ".join(f"{t} (3 partitions, 1 replicas)" for t in names)),
+    ]
