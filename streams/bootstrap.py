@@ -222,6 +222,8 @@ def consumer(settings: Settings) -> AIOKafkaConsumer:
         fetch_max_bytes=32 << 20,
         fetch_min_bytes=settings.kafka_fetch_min_bytes,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         isolation_level="read_committed",
         **settings.kafka_security(),
     )
@@ -254,7 +256,11 @@ async def worker_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     await prod.start()
     try:
         cons.subscribe([settings.events_topic], listener=worker.listener())
-        await cons.start()
+        try:
+            await cons.start()
+        except BaseException:  # e.g. a session timeout the brokers refuse: leave no consumer behind
+            await _bounded(cons.stop(), "consumer")
+            raise
         try:
             yield Runtime(settings, worker, client)
         finally:

@@ -22,6 +22,7 @@ import errno
 from aiokafka.errors import (
     AuthenticationFailedError,
     ClusterAuthorizationFailedError,
+    InvalidSessionTimeoutError,
     KafkaConnectionError,
     KafkaTimeoutError,
     SaslAuthenticationFailed,
@@ -57,6 +58,13 @@ def failure(exc: Exception, settings: Settings | None) -> tuple[int, str]:
         return USAGE, f"Kafka at {kafka} refused the credentials: fix SEGSTREAM_KAFKA_SASL_* ({exc})"
     if isinstance(exc, (ClusterAuthorizationFailedError, TopicAuthorizationFailedError)):
         return USAGE, f"Kafka at {kafka} refused this user an operation: grant it (docs/security.md) ({exc})"
+    if isinstance(exc, InvalidSessionTimeoutError):
+        timeout = f"={settings.kafka_session_timeout_ms}" if settings else ""
+        return USAGE, (
+            f"Kafka at {kafka} refused SEGSTREAM_KAFKA_SESSION_TIMEOUT_MS{timeout}: it must lie within the"
+            " brokers' group.min.session.timeout.ms and group.max.session.timeout.ms (6000 and 1800000 unless"
+            " changed)"
+        )
     if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError)):
         return UNREACHABLE, f"cannot reach Kafka at {kafka}: {_DEVSTACK} or fix {_KAFKA}"  # exc: the address
     if isinstance(exc, (ConnectionError, TimeoutError)):  # the builtins, from a client not named above
@@ -71,7 +79,12 @@ def failure(exc: Exception, settings: Settings | None) -> tuple[int, str]:
 def config_error(exc: Exception) -> str:
     """A settings error names the variable and the problem, never the (possibly secret) value given."""
     if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"SEGSTREAM_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
+        return "; ".join(_setting_error(e["loc"], e["msg"]) for e in exc.errors())
     return str(exc)
+
+
+def _setting_error(loc: tuple[int | str, ...], message: str) -> str:
+    """`SEGSTREAM_<NAME>: <problem>`; a check across settings (no location) names its variables itself."""
+    if not loc:
+        return message.removeprefix("Value error, ")
+    return f"SEGSTREAM_{'_'.join(map(str, loc)).upper()}: {message}"

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     kafka_fetch_min_bytes: int = Field(1, ge=1)
     kafka_fetch_max_wait_ms: int = Field(500, ge=0)
     batch_max_ms: int = Field(100, ge=1)
+    # a worker that stops heartbeating (killed, frozen, cut off) keeps its partitions this long before the
+    # group gives them to the others; the broker accepts group.min/max.session.timeout.ms (6 s - 30 min)
+    kafka_session_timeout_ms: int = Field(10_000, ge=1)
+    kafka_heartbeat_interval_ms: int = Field(3_000, ge=1)  # at most a third of the session timeout
     state_cache_size: int = Field(200_000, ge=0)  # states a worker process keeps in memory, all partitions
     mode: Literal["live", "replay"] = "live"
     max_future_skew_s: float = Field(86_400.0, gt=0)  # live: a later event time than wall clock + this: DLQ
@@ -88,6 +92,17 @@ class Settings(BaseSettings):
         if cluster and database not in ("", "0"):
             raise ValueError(
                 f"SEGSTREAM_REDIS_URL names database {database}, but a Redis Cluster has database 0 only"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _heartbeats_fit_in_a_session(self) -> Settings:
+        """Kafka's rule: a member heartbeats at least three times per session timeout, or one late heartbeat
+        makes the group drop it."""
+        if self.kafka_heartbeat_interval_ms * 3 > self.kafka_session_timeout_ms:
+            raise ValueError(
+                f"SEGSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS={self.kafka_heartbeat_interval_ms} is more than a"
+                f" third of SEGSTREAM_KAFKA_SESSION_TIMEOUT_MS={self.kafka_session_timeout_ms}: lower it"
             )
         return self
 

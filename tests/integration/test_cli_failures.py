@@ -200,6 +200,18 @@ def test_worker_whose_topics_the_broker_refuses_exits_2(
     assert keys(client, env) == [] and our_topics(services, env) == set()
 
 
+def test_worker_whose_session_timeout_the_brokers_refuse_exits_2(env: dict[str, str]) -> None:
+    """Below the brokers' group.min.session.timeout.ms (6 s by default) the group refuses the member: the
+    setting reached the broker, and the operator reads which one to change."""
+    short = {"SEGSTREAM_KAFKA_SESSION_TIMEOUT_MS": "3000", "SEGSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "1000"}
+    result = segstream(["worker"], {**env, **short})
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("segstream worker: Kafka at "), last
+    assert "refused SEGSTREAM_KAFKA_SESSION_TIMEOUT_MS=3000" in last, last
+
+
 def test_api_on_a_port_in_use_exits_2(env: dict[str, str]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
