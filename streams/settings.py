@@ -93,6 +93,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"SEGSTREAM_REDIS_URL names database {database}, but a Redis Cluster has database 0 only"
             )
+        if not cluster and "," in urlsplit(self.redis_url).netloc:
+            raise ValueError(
+                "SEGSTREAM_REDIS_URL names several nodes, which only a Redis Cluster has: use"
+                " redis+cluster:// (or SEGSTREAM_REDIS_CLUSTER=true)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -147,13 +152,10 @@ class Settings(BaseSettings):
 
 
 def without_password(url: str) -> str:
-    """A Redis URL fit for a log line: its password replaced by ***."""
+    """A Redis URL fit for a log line: its password replaced by *** (a cluster URL may name several nodes)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))

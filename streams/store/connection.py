@@ -2,7 +2,9 @@
 
 A cluster is named by the scheme `redis+cluster://host:port` (`rediss+cluster://` for TLS), or by a plain
 `redis://` URL with SEGSTREAM_REDIS_CLUSTER=true; any node serves as the entry point, redis-py's cluster
-client learns the others (CLUSTER SLOTS) and routes each command to the primary of its key's slot. Every key
+client learns the others (CLUSTER SLOTS) and routes each command to the primary of its key's slot. Name
+several entry nodes (`redis+cluster://h1:7000,h2:7000,h3:7000/0`) so that a process starting while one is
+down still finds the cluster (a running client already knows every node and follows a failover). Every key
 of one Kafka partition shares a hash tag (streams/store/keys.py), so a partition is one slot: the commit
 script and the claim's MULTI run on one node. Keys outside a partition (the namespace pointer, definitions,
 metrics) are single-key commands. A namespace-wide SCAN runs on every primary (redis-py's cluster
@@ -32,6 +34,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import ClusterNode as SyncClusterNode
 from redis.cluster import RedisCluster
 
 from streams.store.slot_walk import walk_slot
@@ -42,6 +45,29 @@ _SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 def is_cluster(url: str, cluster_setting: bool = False) -> bool:
     """A Redis Cluster: the URL's scheme says so (`redis+cluster://`), or the setting does."""
     return cluster_setting or url.split("://", 1)[0].lower() in _SCHEMES
+
+
+def entry_nodes(url: str) -> tuple[str, list[tuple[str, int]]]:
+    """A URL naming several nodes (`redis+cluster://u:p@h1:7000,h2:7001/0`): the URL with the first one only
+    (what redis-py parses, with the credentials, database and options) and the others as (host, port)."""
+    scheme, sep, rest = url.partition("://")
+    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    userinfo, at, hosts = rest[:end].rpartition("@")
+    first, *others = hosts.split(",")
+    return f"{scheme}{sep}{userinfo}{at}{first}{rest[end:]}", [host_port(node) for node in others]
+
+
+def host_port(node: str) -> tuple[str, int]:
+    """`host:port`, `[v6]:port` or `host` (port 6379) -> (host, port); ValueError naming a bad one."""
+    if node.startswith("["):
+        host, _, port = node[1:].partition("]")
+        port = port.removeprefix(":")
+    else:
+        host, sep, port = node.rpartition(":")
+        host, port = (host, port) if sep else (port, "")
+    if not host or not (port or "6379").isdigit():
+        raise ValueError(f"SEGSTREAM_REDIS_URL: {node!r} is not host:port")
+    return host, int(port or "6379")
 
 
 def plain_url(url: str) -> str:
@@ -79,7 +105,9 @@ class _AskingCluster(AsyncRedisCluster):
 def async_client(url: str, cluster: bool = False, **options: Any) -> aioredis.Redis:
     """An asyncio client of `url` (single server or cluster), with redis-py connection `options`."""
     if is_cluster(url, cluster):
-        client = _AskingCluster.from_url(plain_url(url), **options)
+        first, others = entry_nodes(url)
+        nodes = [ClusterNode(host, port) for host, port in others] or None
+        client = _AskingCluster.from_url(plain_url(first), startup_nodes=nodes, **options)
         return cast(aioredis.Redis, client)
     return aioredis.Redis.from_url(url, **options)
 
@@ -87,7 +115,9 @@ def async_client(url: str, cluster: bool = False, **options: Any) -> aioredis.Re
 def sync_client(url: str, cluster: bool = False, **options: Any) -> redis.Redis:
     """A blocking client of `url` (single server or cluster), with redis-py connection `options`."""
     if is_cluster(url, cluster):
-        client = RedisCluster.from_url(plain_url(url), **options)
+        first, others = entry_nodes(url)
+        nodes = [SyncClusterNode(host, port) for host, port in others] or None  # type: ignore[no-untyped-call]
+        client = RedisCluster.from_url(plain_url(first), startup_nodes=nodes, **options)
         return cast(redis.Redis, client)
     return redis.Redis.from_url(url, **options)
 

@@ -44,14 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     names = tuple(n.strip() for n in args.scenarios.split(",") if n.strip())
     scenarios = suite(names, args.seeds, args.reduced)
     stack = PrivateStack.create(args.dir / "stack", args.kafka_port, args.controller_port, args.redis_port)
-    if set(names) <= set(
-        CLUSTER_ONLY
-    ):  # 3 brokers of our own on 29292-29294, the Redis of SEGSTREAM_REDIS_URL
+    if names == ("replicated_broker_kill9",):  # 3 brokers of our own on 29292-29294, SEGSTREAM_REDIS_URL
         from tests.chaos.cluster_stack import ClusterStack
 
         stack = ClusterStack.create_cluster(args.dir / "cluster")
+    elif names == ("redis_failover",):  # a broker on 29492, 6 Redis Cluster nodes on 27100-27105
+        from tests.chaos.redis_cluster_stack import RedisClusterStack
+
+        stack = RedisClusterStack.create_failover(args.dir / "redis-cluster")
     elif set(names) & set(CLUSTER_ONLY):
-        parser.error(f"run {', '.join(CLUSTER_ONLY)} on its own (it needs the 3-broker stack)")
+        parser.error(f"run each of {', '.join(CLUSTER_ONLY)} on its own (each needs a stack of its own)")
     started = time.monotonic()
     rows: list[Row] = []
     print(

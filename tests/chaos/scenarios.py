@@ -201,6 +201,47 @@ async def redis_rewind(ctx: Ctx) -> None:
     ctx.event(f"redis killed at {before} applied, back rewound to {ctx.applied_total()} (snapshot at {at})")
 
 
+async def redis_failover(ctx: Ctx) -> None:
+    """Redis Cluster, 3 primaries with a replica each: kill -9 the primary of partition 0's slot under load
+    (the feed going on); its replica is promoted (cluster-node-timeout 2 s), possibly without the last
+    writes the primary acknowledged; the old primary comes back after `down_s` as a replica."""
+    from tests.chaos.redis_cluster_stack import RedisClusterStack
+
+    stack = ctx.stack
+    assert isinstance(stack, RedisClusterStack), "redis_failover needs the Redis Cluster stack"
+    await ctx.feeder.until(0.3)
+    await into_batches(ctx, random.Random(ctx.scenario.seed), 2)
+    meta = ctx.keys.partition_meta(0)
+    port = await asyncio.to_thread(stack.primary_of, meta)
+    before = ctx.applied_total()
+    watch = asyncio.create_task(_longest_stall(ctx))
+    stack.kill9_node(port)
+    ctx.event(f"kill -9 redis node {port} (primary of p0) at {ctx.feeder.share:.0%}, {before} applied")
+    took = await asyncio.to_thread(stack.wait_failover, meta, port)
+    ctx.event(f"a replica serves p0 after {took:.1f}s, {ctx.applied_total()} applied")
+    # a process starting now, its URL naming the dead node first (a restarted worker, the API, the CLI)
+    fresh = await asyncio.to_thread(_offset_read_by_a_new_client, stack.url_starting_with(port), meta)
+    ctx.event(f"a new client, the dead node first in its URL, reads p0's offset {fresh}")
+    await asyncio.sleep(ctx.scenario.params.get("down_s", 5))
+    back = await asyncio.to_thread(stack.restart_node, port)
+    ctx.event(f"node {port} back (a replica now) after {back:.1f}s")
+    await ctx.feeder.until(1.0)
+    await ctx.until_progress()
+    watch.cancel()
+    await asyncio.gather(watch, return_exceptions=True)
+    ctx.event(f"longest pause of the workers with records waiting: {ctx.stall_s:.1f}s")
+
+
+def _offset_read_by_a_new_client(url: str, meta: str) -> str | None:
+    from streams.store.connection import sync_client
+
+    client = sync_client(url, decode_responses=True, socket_timeout=5)
+    try:
+        return client.hget(meta, "offset")  # type: ignore[return-value]
+    finally:
+        client.close()
+
+
 async def hostile_inputs(ctx: Ctx) -> None:
     """No process fault: the log's malformed share plus the hostile records appended after it."""
 
@@ -215,8 +256,10 @@ FAULTS: dict[str, Callable[[Ctx], Coroutine[Any, Any, None]]] = {
     "redis_rewind": redis_rewind,
     "hostile_inputs": hostile_inputs,
     "replicated_broker_kill9": replicated_broker_kill9,
+    "redis_failover": redis_failover,
 }
-CLUSTER_ONLY = ("replicated_broker_kill9",)  # on tests.chaos.cluster_stack.ClusterStack (3 brokers)
+# on tests.chaos.cluster_stack.ClusterStack (3 brokers), tests.chaos.redis_cluster_stack.RedisClusterStack
+CLUSTER_ONLY = ("replicated_broker_kill9", "redis_failover")
 NAMES = tuple(n for n in FAULTS if n not in CLUSTER_ONLY)
 
 
@@ -263,6 +306,18 @@ def suite(names: tuple[str, ...] = NAMES, seeds: int = 5, reduced: bool = False)
                     feed_s=30 if reduced else 60,
                     workers=2,
                     params={"down_s": 10 if reduced else 20},
+                    customers=customers,
+                    days=days,
+                )
+            )
+        elif name == "redis_failover":
+            out.append(
+                Scenario(
+                    name,
+                    9,
+                    feed_s=20 if reduced else 40,
+                    workers=2,
+                    params={"down_s": 5 if reduced else 10},
                     customers=customers,
                     days=days,
                 )

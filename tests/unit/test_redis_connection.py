@@ -110,3 +110,28 @@ def test_the_redis_py_internals_the_ask_fix_relies_on_are_unchanged() -> None:
     node.release(second)
     assert node.acquire_connection() is second  # the one given back last: ASKING and its command share it
     assert node.acquire_connection() is first
+
+
+def test_a_cluster_url_may_name_several_entry_nodes() -> None:
+    """The first goes to redis-py with the credentials, database and options; the others become startup
+    nodes, so a process starting while the first is down still finds the cluster (tests/chaos/
+    test_redis_failover.py starts one with the killed primary first)."""
+    url = "rediss+cluster://u:p@a.example:7000,b.example:7001,[::1]:7002,c.example/0?ssl_cert_reqs=none"
+    first, others = connection.entry_nodes(url)
+    assert first == "rediss+cluster://u:p@a.example:7000/0?ssl_cert_reqs=none"
+    assert others == [("b.example", 7001), ("::1", 7002), ("c.example", 6379)]
+    assert connection.entry_nodes("redis+cluster://h:7000") == ("redis+cluster://h:7000", [])
+    client = connection.async_client("redis+cluster://127.0.0.1:1,127.0.0.2:2/0")
+    assert isinstance(client, AsyncRedisCluster)
+    names = list(client.nodes_manager.startup_nodes)
+    assert sorted(names) == ["127.0.0.1:1", "127.0.0.2:2"]
+
+
+def test_a_bad_entry_node_or_several_nodes_without_a_cluster_are_configuration_errors() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValueError, match="'b:x' is not host:port"):
+        connection.entry_nodes("redis+cluster://a:1,b:x")
+    with pytest.raises(ValidationError, match="names several nodes, which only a Redis Cluster has"):
+        Settings(redis_url="redis://a:6379,b:6379/0")
+    assert Settings(redis_url="redis://a:7000,b:7000/0", redis_cluster=True).redis_cluster

@@ -14,6 +14,11 @@ from streams.settings import without_password
         ("redis://user:s3cret@cache.local:6380/2", "redis://user:***@cache.local:6380/2"),
         ("rediss://:s3cret@cache.local/0", "rediss://:***@cache.local/0"),
         ("redis://default:p%40ss@[::1]:6379", "redis://default:***@[::1]:6379"),
+        (
+            "redis+cluster://u:s3cret@a:7000,b:7001,[::1]:7002/0",
+            "redis+cluster://u:***@a:7000,b:7001,[::1]:7002/0",
+        ),
+        ("redis://user@cache.local:6380/2", "redis://user@cache.local:6380/2"),
     ],
 )
 def test_the_password_is_masked_and_the_rest_kept(url: str, shown: str) -> None:
