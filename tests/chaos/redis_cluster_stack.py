@@ -158,6 +158,47 @@ class RedisClusterStack(PrivateStack):
             time.sleep(0.1)
         raise RuntimeError(f"no replica took over {key!r} from node {dead} within {timeout:.0f}s")
 
+    def replica_of(self, primary: int) -> int:
+        """The port of the replica following the primary on `primary`."""
+        client = self._client(primary)
+        try:
+            info = client.info("replication")
+        finally:
+            client.close()
+        replicas = [int(v["port"]) for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+        if not replicas:
+            raise RuntimeError(f"node {primary} has no replica: {info}")
+        return replicas[0]
+
+    def cut_replication(self, primary: int) -> int:
+        """Stop the primary's writes from reaching its replica, as a network cut would, and return the
+        replica's port: the replica's link is killed and it cannot log in again (a password the primary
+        does not have), while the cluster bus goes on (the primary is not failed over for this)."""
+        replica = self.replica_of(primary)
+        follower, leader = self._client(replica), self._client(primary)
+        try:
+            follower.config_set("masterauth", "not-the-primary-password")
+            cast(Any, leader).execute_command("CLIENT", "KILL", "TYPE", "replica")
+        finally:
+            follower.close()
+            leader.close()
+        return replica
+
+    def mend_replication(self, replica: int) -> None:
+        client = self._client(replica)
+        try:
+            client.config_set("masterauth", "")
+        finally:
+            client.close()
+
+    def read_on(self, port: int, key: str, field: str) -> str | None:
+        """One field as the node on `port` holds it (no redirection: the node must serve the key's slot)."""
+        client = self._client(port)
+        try:
+            return cast(str | None, client.hget(key, field))
+        finally:
+            client.close()
+
     def restart_node(self, port: int) -> float:
         started = time.monotonic()
         self._start_node(port)

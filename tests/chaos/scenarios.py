@@ -213,12 +213,31 @@ async def redis_failover(ctx: Ctx) -> None:
     await into_batches(ctx, random.Random(ctx.scenario.seed), 2)
     meta = ctx.keys.partition_meta(0)
     port = await asyncio.to_thread(stack.primary_of, meta)
+    replica = None
+    if ctx.scenario.params.get("lose_writes"):  # the replica misses the primary's last commits of p0
+        replica = await asyncio.to_thread(stack.cut_replication, port)
+        cut_at = await asyncio.to_thread(stack.read_on, port, meta, "seq")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            now = await asyncio.to_thread(stack.read_on, port, meta, "seq")
+            if int(now or 0) >= int(cut_at or 0) + 2:
+                break
+            await asyncio.sleep(0.05)
+        ctx.event(f"replication of node {port} to {replica} cut at p0 commit {cut_at}, primary now at {now}")
+    last = await asyncio.to_thread(stack.read_on, port, meta, "seq")
     before = ctx.applied_total()
     watch = asyncio.create_task(_longest_stall(ctx))
     stack.kill9_node(port)
-    ctx.event(f"kill -9 redis node {port} (primary of p0) at {ctx.feeder.share:.0%}, {before} applied")
+    share = ctx.feeder.share
+    ctx.event(f"kill -9 redis node {port} (primary of p0, commit {last}) at {share:.0%}, {before} applied")
     took = await asyncio.to_thread(stack.wait_failover, meta, port)
-    ctx.event(f"a replica serves p0 after {took:.1f}s, {ctx.applied_total()} applied")
+    promoted = await asyncio.to_thread(stack.primary_of, meta)
+    if replica is not None:
+        await asyncio.to_thread(stack.mend_replication, replica)
+    kept = await asyncio.to_thread(stack.read_on, promoted, meta, "seq")
+    ctx.event(f"node {promoted} serves p0 after {took:.1f}s, at commit {kept}, {ctx.applied_total()} applied")
+    if int(kept or 0) < int(last or 0):
+        ctx.event(f"p0 went back from commit {last} to {kept}: acknowledged writes lost with the primary")
     # a process starting now, its URL naming the dead node first (a restarted worker, the API, the CLI)
     fresh = await asyncio.to_thread(_offset_read_by_a_new_client, stack.url_starting_with(port), meta)
     ctx.event(f"a new client, the dead node first in its URL, reads p0's offset {fresh}")
@@ -311,17 +330,19 @@ def suite(names: tuple[str, ...] = NAMES, seeds: int = 5, reduced: bool = False)
                 )
             )
         elif name == "redis_failover":
-            out.append(
-                Scenario(
-                    name,
-                    9,
-                    feed_s=20 if reduced else 40,
-                    workers=2,
-                    params={"down_s": 5 if reduced else 10},
-                    customers=customers,
-                    days=days,
+            # seed 10: the replica misses the primary's last commits (reduced set: that one only)
+            for seed, lose in ((9, 0.0), (10, 1.0))[1 if reduced else 0 :]:
+                out.append(
+                    Scenario(
+                        name,
+                        seed,
+                        feed_s=20 if reduced else 40,
+                        workers=2,
+                        params={"down_s": 5 if reduced else 10, "lose_writes": lose},
+                        customers=customers,
+                        days=days,
+                    )
                 )
-            )
         elif name == "redis_kill9":
             out.append(Scenario(name, 4, feed_s=10 if reduced else 30, customers=customers, days=days))
         elif name == "redis_rewind":
