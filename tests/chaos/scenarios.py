@@ -145,11 +145,16 @@ async def replicated_broker_kill9(ctx: Ctx) -> None:
     ctx.event(f"{ctx.applied_total()} of {ctx.feeder.sent} applied with node {node} down")
     took = await asyncio.to_thread(stack.restart_node, node)
     ctx.event(f"node {node} back after {took:.1f}s")
+    await _to_the_end(ctx, watch)
+
+
+async def _to_the_end(ctx: Ctx, watch: asyncio.Task[None]) -> None:
+    """The rest of the feed and the workers' progress on it, then the longest stall `watch` saw."""
     await ctx.feeder.until(1.0)
     await ctx.until_progress()
     watch.cancel()
     await asyncio.gather(watch, return_exceptions=True)
-    ctx.event(f"longest pause of the worker with records waiting: {ctx.stall_s:.1f}s")
+    ctx.event(f"longest pause of the workers with records waiting: {ctx.stall_s:.1f}s")
 
 
 async def _longest_stall(ctx: Ctx) -> None:
@@ -244,11 +249,7 @@ async def redis_failover(ctx: Ctx) -> None:
     await asyncio.sleep(ctx.scenario.params.get("down_s", 5))
     back = await asyncio.to_thread(stack.restart_node, port)
     ctx.event(f"node {port} back (a replica now) after {back:.1f}s")
-    await ctx.feeder.until(1.0)
-    await ctx.until_progress()
-    watch.cancel()
-    await asyncio.gather(watch, return_exceptions=True)
-    ctx.event(f"longest pause of the workers with records waiting: {ctx.stall_s:.1f}s")
+    await _to_the_end(ctx, watch)
 
 
 def _offset_read_by_a_new_client(url: str, meta: str) -> str | None:
