@@ -249,8 +249,10 @@ def test_schemathesis_finds_nothing(world: tuple[Settings, Api], tmp_path: Path)
     binary = Path(sys.executable).with_name("schemathesis")
     result = subprocess.run(
         [str(binary), "run", f"{api.base}/openapi.json", "--checks", "all", "--max-examples", examples,
-         "-H", f"Authorization: Bearer {api.tokens['all']}", "--tls-verify", str(api.ca), "--workers", "2",
+         "-H", f"Authorization: Bearer {api.tokens['all']}", "--tls-verify", str(api.ca), "--workers", "1",
          "--seed", "12", "--no-color", "--generation-database", "none"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path, check=False,
     )  # fmt: skip
+    # one worker: with two threads, hypothesis's ast.parse of lambdas rarely dies in CPython 3.11's "AST
+    # constructor recursion depth mismatch" (python/cpython#106905), a crash of the fuzzer, not of the API
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
