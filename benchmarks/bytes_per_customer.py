@@ -11,7 +11,7 @@ compiled core when it has one), then, before dropping the prefix:
   counters, `k:` KPI counters, `m:` bitmaps, `o:` ordinal chunks, `due`, ...): keys, MEMORY USAGE (SAMPLES
   0, every element) per customer, and the Redis encodings met (OBJECT ENCODING), the number of elements
   (HLEN/ZCARD/STRLEN) and the longest field name and value of the hash kinds;
-- **the customer hash per field class** (`state`, `history`, `segment:*`, `segment:audience:*`, figures,
+- **the customer hash per field class** (`state`, `history`, `<grid>`, `audience:*`, figures,
   `_kpi`, `_o`, `_offset`, other `_` fields, ...) over `--sample` customer hashes: the text bytes of names
   and values, and the *exact* share of MEMORY USAGE: the hash is copied to a scratch key without that class
   and the difference measured (so listpack headers and allocator size classes are counted where they fall);
@@ -42,18 +42,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.footprint import customer_ids, drop, kind_of, measure, used_memory
+from segmentation.state_mapping import GRID_FIELDS
 
 _SCRATCH_CHUNK = 200
 _KINDS_WITH_ELEMENTS = {"hash": "HLEN", "zset": "ZCARD", "string": "STRLEN", "list": "LLEN", "set": "SCARD"}
 
 
 def field_class(name: str) -> str:
-    """The class of a customer-hash field: `segment:audience:*`, `segment:*`, `_kpi`, `_o`... (one per name
+    """The class of a customer-hash field: `audience:*`, `<grid>`, `_kpi`, `_o`... (one per name
     for the store's and the readable figure fields)."""
-    if name.startswith("segment:audience:"):
-        return "segment:audience:*"
-    if name.startswith("segment:"):
-        return "segment:*"
+    if name.startswith(("segment:audience:", "audience:")):  # format 2 and format 3 (--source)
+        return "audience:*"
+    if name.startswith("segment:") or name in GRID_FIELDS:
+        return "<grid>"
     if name.startswith("why"):
         return "why*"
     return name

@@ -59,7 +59,8 @@ def redis_pid(url: str, make_client: Callable[[str], Any]) -> int | None:
 
 
 def _baseline_core(source: Path) -> None:
-    """The baseline checkout's own mypyc build when it has one (`python -m streams.core.build` run there), so
+    """The baseline checkout's own mypyc build when it has one (`python -m streams.core.build` run there; one
+    older than 4 December 2026 then points this venv's start-up hook at it: `make core` here after), so
     before/after compare compiled with compiled: this venv's start-up hook chose this checkout's build."""
     build = source / ".build" / "mypyc"
     if not (build / "manifest.json").exists():

@@ -4,22 +4,26 @@
 |---|---|
 | `state` | the whole state packed (`state_codec`: a format byte, 0x03, then msgpack compressed with zstd |
 | | and a frozen dictionary; binary, no NUL; format 0x02, uncompressed, is read too) |
-| `segment:<grid>` | the segment of each grid (lifecycle, rfm, value, email, channel, age_band, region, |
-| | satisfaction, category, promotion, clv); empty: none |
-| `segment:audience:<name>` | `member` or `not_member` for each audience |
+| `<grid>` | the segment of each grid, under the grid's name (`lifecycle`, `rfm`, `value`, `email`, |
+| | `channel`, `age_band`, `region`, `satisfaction`, `category`, `promotion`, `clv`); empty: none |
+| `audience:<name>` | `member` or `not_member` for each audience (the grid `audience:<name>`) |
 | `orders` | purchases (F) |
 | `monetary_minor`, `monetary` | net monetary, minor units / major units (decimal text), base currency |
 | `last_purchase_at` | last purchase time (ISO 8601 UTC) |
 
-The readable fields are what a personalisation service reads straight from Redis, with the same names and
-texts as storage format 1 (`state_fields`); everything else (counters, scores, declared profile, recent
-orders, the event-id window; `clock`, `definitions_version` and `currency`, readable up to 3d981cf) is
-inside `state` and reaches readers through the read client and the HTTP API, which decode it. Fields
-starting with `_` (`_offset`, `_kpi`, ...) and `history` belong to the store and are ignored here.
-A hash without `state` but with format-1 fields was written by an earlier segstream: it is refused
-(`StorageFormatError`); namespaces are rebuilt by `segstream replay`, never migrated.
+The readable fields are what a personalisation service reads straight from Redis, with the texts of storage
+format 1 (`state_fields`); a segment is stored under its grid's name (`stored_name`; the readers' view calls
+it `segment:<grid>`, as this format stored it up to 4 December 2026: the prefixes cost ~117 bytes a
+customer). Everything else (counters,
+scores, declared profile, recent orders, the event-id window; `clock`, `definitions_version` and `currency`,
+readable up to 3d981cf) is inside `state` and reaches readers through the read client and the HTTP API,
+which decode it. Fields starting with `_` (`_offset`, `_kpi`, ...) and `history` belong to the store and are
+ignored here.
+A hash without `state` but with format-1 fields, or with segments named `segment:<grid>`, was written by
+an earlier segstream: it is refused (`StorageFormatError`); namespaces are rebuilt by `segstream replay`,
+never migrated.
 
-The segments are stored once: `state` packs the state without the segments the readable `segment:*` fields
+The segments are stored once: `state` packs the state without the segments the readable grid fields
 already hold (a segment and each audience's answer are ~40% of a packed state), and `state_from_mapping` takes
 them back from those fields. Only a value whose readable text would not give it back (an empty-string segment,
 audiences out of name order) stays in the packed state.
@@ -36,27 +40,49 @@ from typing import Any
 
 from segmentation.state import CustomerState, state_of
 from segmentation.state_codec import StorageFormatError, pack_state, unpack_state
-from segmentation.state_fields import AUDIENCE, FIELDS, READABLE, derived_fields
+from segmentation.state_fields import FIELDS, READABLE, derived_fields
 
 __all__ = [
-    "FORMAT_1", "STATE", "StorageFormatError", "changed_fields", "packed_text", "state_from_mapping",
-    "state_to_mapping", "stored_part",
+    "AUDIENCE_FIELD", "FORMAT_1", "FORMAT_2", "GRID_FIELDS", "STATE", "StorageFormatError", "changed_fields",
+    "is_segment", "packed_text", "state_from_mapping", "state_to_mapping", "stored_name", "stored_part",
 ]  # fmt: skip
 
 STATE = "state"
+_SEGMENT = "segment:"  # the readers' prefix of a grid's segment (`state_fields`), not stored
+AUDIENCE_FIELD = "audience:"  # stored prefix of an audience's answer: the grid's name
+
+
+def stored_name(key: str) -> str:
+    """The hash field holding a readable field of the readers' view: `segment:<grid>` is `<grid>`."""
+    return key[8:] if key.startswith(_SEGMENT) else key
+
+
 _POSITIONS = {attr: n for n, attr in enumerate(CustomerState._fields)}
-_KEPT = tuple(entry for entry in FIELDS if entry[0] in READABLE)
+_KEPT = tuple((stored_name(key), attr, encode) for key, attr, encode in FIELDS if key in READABLE)
+GRID_FIELDS: frozenset[str] = frozenset(key[8:] for key, _, _ in FIELDS if key.startswith(_SEGMENT))
+
+
+def is_segment(name: str) -> bool:
+    """Whether a stored field holds a grid's segment (a grid's name, or `audience:<name>`)."""
+    return name in GRID_FIELDS or name.startswith(AUDIENCE_FIELD)
+
+
 # (position in the state tuple, key, encoder, whether two values of one type are equal exactly when their
 # texts are; see `state_fields.FIELDS`): the readable fields that are state fields.
 _INDEXED: tuple[tuple[int, str, Callable[[Any], str], bool], ...] = tuple(
     (_POSITIONS[attr], key, encode, encode is not repr) for key, attr, encode in _KEPT
 )
 # (position in the state tuple, readable key) of each grid's segment; the audiences' position
-_SEGMENTS = tuple((_POSITIONS[attr], key) for key, attr, _ in _KEPT if key.startswith("segment:"))
+_SEGMENTS = tuple((_POSITIONS[attr], key) for key, attr, _ in _KEPT if key in GRID_FIELDS)
 _I_AUDIENCES = _POSITIONS["audiences"]
 _FORMAT_1 = ("first_seen_at", "customer_id", "recent_event_ids")  # fields only a format-1 hash has
 FORMAT_1 = (
     "customer hash is in storage format 1, written by an earlier segstream: "
+    "rebuild the namespace with `segstream replay`"
+)
+_FORMAT_2 = "segment:lifecycle"  # up to 4 December 2026 every grid's segment was `segment:<grid>`, always
+FORMAT_2 = (
+    "customer hash names its segments `segment:<grid>`, written by an earlier segstream: "
     "rebuild the namespace with `segstream replay`"
 )
 
@@ -83,7 +109,7 @@ def state_to_mapping(state: CustomerState) -> dict[str, str]:
     """Every field, always (so an HSET of the whole mapping leaves no stale field behind)."""
     mapping = {key: encode(getattr(state, attr)) for key, attr, encode in _KEPT}
     for name, segment in state.audiences:
-        mapping[AUDIENCE + name] = segment
+        mapping[AUDIENCE_FIELD + name] = segment
     mapping.update(derived_fields(state))
     mapping[STATE] = packed_text(state)
     return mapping
@@ -112,8 +138,8 @@ def changed_fields(
         if text != encode(a):
             changed[key] = text
     if old.audiences != new.audiences:
-        before = {AUDIENCE + name: segment for name, segment in old.audiences}
-        after = {AUDIENCE + name: segment for name, segment in new.audiences}
+        before = {AUDIENCE_FIELD + name: segment for name, segment in old.audiences}
+        after = {AUDIENCE_FIELD + name: segment for name, segment in new.audiences}
         changed.update((key, segment) for key, segment in after.items() if before.get(key) != segment)
         removed = [key for key in before if key not in after]
     if (
@@ -137,6 +163,8 @@ def state_from_mapping(mapping: Mapping[str, str]) -> CustomerState:
         if any(key in mapping for key in _FORMAT_1):
             raise StorageFormatError(FORMAT_1)
         raise ValueError(f"customer hash has no {STATE!r} field")
+    if _FORMAT_2 in mapping:
+        raise StorageFormatError(FORMAT_2)
     try:
         packed = text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
@@ -147,6 +175,8 @@ def state_from_mapping(mapping: Mapping[str, str]) -> CustomerState:
         if values[i] is None:
             values[i] = mapping.get(key) or None
     if not state.audiences:
-        n = len(AUDIENCE)
-        values[_I_AUDIENCES] = tuple(sorted((k[n:], v) for k, v in mapping.items() if k.startswith(AUDIENCE)))
+        n = len(AUDIENCE_FIELD)
+        values[_I_AUDIENCES] = tuple(
+            sorted((k[n:], v) for k, v in mapping.items() if k.startswith(AUDIENCE_FIELD))
+        )
     return state_of(values)

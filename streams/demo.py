@@ -36,7 +36,7 @@ def _segment_table(client: redis.Redis, settings: Settings) -> str:
     customers = 0
     for p in range(settings.topic_partitions):
         for key in client.scan_iter(match=keys.customer_pattern(p), count=2000):
-            row = client.hmget(key, [f"segment:{g}" for g in grids])
+            row = client.hmget(key, grids)  # each grid's segment is stored under the grid's name
             customers += 1
             for grid, seg in zip(grids, row, strict=True):
                 sizes[grid][seg.decode() if isinstance(seg, bytes) else (seg or "-")] += 1

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from streams.core.choice import MANIFEST, PACKAGE, file_digests
 
-__all__ = ["EXCLUDED", "GROUP", "build", "main", "write_pth"]
+__all__ = ["EXCLUDED", "GROUP", "build", "main", "venv_is_ours", "write_pth"]
 
 ROOT = Path(__file__).resolve().parents[2]
 # Modules left to the interpreter, with why (docs/benchmarks.md, "Compiled core").
@@ -161,6 +161,12 @@ def write_pth(out: Path, source: Path) -> Path:
     return pth
 
 
+def venv_is_ours(prefix: Path, root: Path) -> bool:
+    """Whether the running venv belongs to the checkout being built (`make setup`'s `.venv`): only then is its
+    start-up hook pointed at this build, never from a baseline checkout built with another one's venv."""
+    return prefix.resolve().is_relative_to(root.resolve())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streams.core.build", description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / ".build" / "mypyc")
@@ -169,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     source = ROOT / PACKAGE
     out = args.out.resolve()
     manifest = build(out, source, args.jobs)
-    write_pth(out, source)
+    if venv_is_ours(Path(sys.prefix), ROOT):
+        write_pth(out, source)
+    else:  # another checkout's venv (a benchmark's --baseline built with it): its hook stays on its own build
+        print(f"core: start-up hook of {sys.prefix} left as it is (that venv is not this checkout's)")
     if "error" in manifest:
         print(f"core: pure Python (mypyc build failed: {manifest['error']}); see {out}/build.log")
     else:

@@ -32,7 +32,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from segmentation.state_fields import AUDIENCE, READABLE, texts_of
-from segmentation.state_mapping import FORMAT_1, STATE
+from segmentation.state_mapping import FORMAT_1, STATE, stored_name
 from streams.read.columns import Column, Raw
 from streams.read.profile import Money
 from streams.store import membership
@@ -63,12 +63,13 @@ class Selection:
         return out
 
     def stored(self) -> list[str]:
-        """Hash fields read per member: the guard (`segment:<grid>`) first, then the columns' fields when
-        all are readable in the hash (`state_fields.READABLE`), else the packed `state` first."""
-        fields = self.fields()
-        if all(f in READABLE or f.startswith(AUDIENCE) for f in fields):
-            return [f"segment:{self.grid}", *fields]
-        return [f"segment:{self.grid}", STATE, *fields]
+        """Hash fields read per member: the guard (the grid's segment, stored under the grid's name) first,
+        then the columns' fields when all are readable in the hash (`state_fields.READABLE`), else the packed
+        `state` first (`state_mapping.stored_name`: where each is stored)."""
+        fields = [stored_name(f) for f in self.fields()]
+        if all(f in READABLE or f.startswith(AUDIENCE) for f in self.fields()):
+            return [self.grid, *fields]
+        return [self.grid, STATE, *fields]
 
 
 Row = tuple[str, list[str | None]]  # customer id, HMGET answer
@@ -112,7 +113,7 @@ def _decoded(raw: list[Any], fields: list[str], namespace: str) -> list[str | No
     a hash without a packed state is refused (another storage format)."""
     if raw[0] is None:  # the guard field is there, the state is not: a hash of storage format 1
         raise StoredFormatError(f"namespace {namespace!r}: {FORMAT_1}")
-    row = {f: text(v) for f, v in zip(fields, raw[1:], strict=True) if v is not None}
+    row = {stored_name(f): text(v) for f, v in zip(fields, raw[1:], strict=True) if v is not None}
     row[STATE] = text(raw[0])
     return texts_of(stored_state(row, namespace), fields)
 

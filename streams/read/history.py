@@ -131,7 +131,7 @@ def history_of(customer_id: str, row: Mapping[str, str], definitions: Definition
         e = kept[n]
         if e.grid not in seen:
             seen.add(e.grid)
-            if e.grid in why and e.to_segment == (row.get(f"segment:{e.grid}") or None):
+            if e.grid in why and e.to_segment == (row.get(e.grid) or None):
                 current.add(n)
     entries = [
         HistoryEntry(

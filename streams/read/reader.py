@@ -151,7 +151,7 @@ class SegmentReader:
             p = self.partition(customer_id)
             async with self._r.pipeline(transaction=False) as pipe:
                 pipe.hlen(keys.customer(p, customer_id))  # not EXISTS: multi-key in a cluster pipeline
-                pipe.hget(keys.customer(p, customer_id), f"segment:{grid}")
+                pipe.hget(keys.customer(p, customer_id), grid)  # a segment is stored under its grid's name
                 exists, segment = await pipe.execute()
             if not exists:
                 return SegmentAt(

@@ -6,7 +6,8 @@ script as the customer hashes (so indexes never drift from state, whatever crash
 
 Rules (docs/read_side.md):
 - membership and KPIs follow the stored mappings: a customer is in segment S of grid G when its hash has
-  `segment:G = S` (an empty value means no segment); KPIs are the sums of `monetary_minor` and `orders` over
+  field `G` = S (`state_mapping.is_segment`: a grid's segment is stored under the grid's name; an empty
+  value means no segment); KPIs are the sums of `monetary_minor` and `orders` over
   the members, `customers` their count. An erased (deleted) customer leaves every segment.
 - membership is kept as bits at the customer's ordinal (streams/store/membership.py): each lifetime of a
   customer (creation to erasure) takes the partition's next ordinal in log order (`began`), so ordinals do
@@ -31,10 +32,10 @@ from typing import Final
 
 from segmentation.kpi_figures import PERIOD_METRICS
 from segmentation.kpi_tracking import Tally, counts
+from segmentation.state_mapping import is_segment
 from segmentation.transition import Transition
 from streams.store.weeks import stored_field, week_of
 
-SEGMENT: Final = "segment:"
 ORDINAL: Final = "_o"  # the customer hash field holding its ordinal (streams/store/membership.py)
 METRICS: Final = ("customers", "revenue_minor", "orders")
 
@@ -109,13 +110,13 @@ class IndexDelta:
         # re-created in this batch over a stored hash: every segment moves to the new ordinal
         renewed = bool(old) and bool(after) and customer_id in self._began
         if not old or not after or money or renewed:
-            fields: Iterable[str] = {k: None for m in (old, after) for k in m if k.startswith(SEGMENT)}
+            fields: Iterable[str] = {k: None for m in (old, after) for k in m if is_segment(k)}
         else:
-            fields = [k for k in changed if k.startswith(SEGMENT)]
+            fields = [k for k in changed if is_segment(k)]
         kpis = self.kpis
         for key in fields:
             s0, s1 = old.get(key) or None, after.get(key) or None
-            grid = key[8:]
+            grid = key
             if s0 == s1:
                 if s0 is not None and renewed:
                     self.members_remove[(grid, s0)].append(customer_id)
@@ -146,8 +147,8 @@ class IndexDelta:
         m0, o0, m1, o1 = figures
         cross = self.cross
         for a, b in self.crosstabs:
-            cell0 = (old.get(SEGMENT + a) or None, old.get(SEGMENT + b) or None)
-            cell1 = (after.get(SEGMENT + a) or None, after.get(SEGMENT + b) or None)
+            cell0 = (old.get(a) or None, old.get(b) or None)
+            cell1 = (after.get(a) or None, after.get(b) or None)
             if cell0 == cell1 and not money:
                 continue
             key = f"{a}|{b}"

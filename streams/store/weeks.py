@@ -11,9 +11,9 @@ counters (`<segment>:retained:<period>` ...) stay in keys of their own, one per 
 (`r:<grid>:<YYYY>`: 12 segments x 3 metrics x 12 months = 432 fields), and the partition's `w` set lists
 the weeks that hold counters, so a reader knows which keys exist without a scan.
 
-A namespace written before (`d:<grid>` for all days, or per week with the names in full or in decimal codes)
-is refused by readers
-and workers, naming the fix: the partition meta field FORMAT_FIELD says how the partition's day counters are
+A namespace written before (`d:<grid>` for all days, or per week with the names in full or in decimal codes,
+or customer hashes whose segments are `segment:<grid>` fields) is refused by readers and workers, naming the
+fix: the partition meta field FORMAT_FIELD says how the partition's day counters and customer fields are
 kept (FORMAT); a partition that has committed (`offset` set) without it, or with another value, was written
 by an earlier segstream.
 """
@@ -32,16 +32,18 @@ from streams.store.keys import KeySpace
 from streams.store.replies import text
 from streams.store.stored_state import StoredFormatError
 
-FORMAT_FIELD: Final = "days"  # partition meta field: how its day counters are kept
-# per ISO week, names coded short (`day_names`); refused: "week" (names in full), "week-coded" (decimal codes)
-FORMAT: Final = "week-short"
+FORMAT_FIELD: Final = "days"  # partition meta field: how its day counters (and customer fields) are kept
+# per ISO week, names coded short (`day_names`), each grid's segment under the grid's name in the customer
+# hashes (`state_mapping`); refused: "week" (names in full), "week-coded" (decimal codes), "week-short"
+# (customer fields `segment:<grid>`)
+FORMAT: Final = "week-short/grid-named"
 
 
 def older_days(namespace: str) -> StoredFormatError:
     """What a reader or a worker raises on a namespace whose day counters are of an earlier segstream."""
     return StoredFormatError(
-        f"namespace {namespace!r} keeps its day counters in an older format (written by an earlier "
-        "segstream): rebuild it with `segstream replay`"
+        f"namespace {namespace!r} keeps its day counters or customer fields in an older format (written by "
+        "an earlier segstream): rebuild it with `segstream replay`"
     )
 
 

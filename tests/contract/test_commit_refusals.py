@@ -30,7 +30,7 @@ def tr(cid: str, a: str | None, b: str | None, days: int) -> Transition:
 
 
 def row(seg: str, money: int, orders: int) -> dict[str, str]:
-    return {"segment:lifecycle": seg, "monetary_minor": str(money), "orders": str(orders)}
+    return {"lifecycle": seg, "monetary_minor": str(money), "orders": str(orders)}
 
 
 def first_batch() -> WriteBatch:
@@ -51,7 +51,7 @@ def second_batch() -> WriteBatch:
     d = IndexDelta()
     d.transitions([tr("c1", "new", "active", 1), tr("c2", None, "new", 1), tr("c3", "new", None, 1)])
     d.began("c2")
-    d.customer("c1", row("new", 500, 1), row("active", 900, 2), ["segment:lifecycle"])
+    d.customer("c1", row("new", 500, 1), row("active", 900, 2), ["lifecycle"])
     d.customer("c2", None, row("new", 300, 1))
     d.erased("c3")
     d.customer("c3", row("new", 100, 1), {})

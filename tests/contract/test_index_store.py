@@ -28,7 +28,7 @@ def tr(cid: str, a: str | None, b: str | None, days: int) -> Transition:
 
 
 def row(seg: str, money: int, orders: int) -> dict[str, str]:
-    return {"segment:lifecycle": seg, "monetary_minor": str(money), "orders": str(orders)}
+    return {"lifecycle": seg, "monetary_minor": str(money), "orders": str(orders)}
 
 
 async def snapshot(store: StateStore, partition: int) -> IndexSnapshot:
@@ -185,7 +185,7 @@ def test_kpi_counters_and_crossings_are_committed_with_the_state(make_store: Sto
     counter back at 0 is deleted, and the customer's KPI marker is written with the rest of its hash."""
 
     def crossed(seg: str, tier: str, money: int, orders: int) -> dict[str, str]:
-        return {**row(seg, money, orders), "segment:value": tier}
+        return {**row(seg, money, orders), "value": tier}
 
     async def body(store: StateStore) -> None:
         claim = await store.claim(3)
@@ -195,9 +195,7 @@ def test_kpi_counters_and_crossings_are_committed_with_the_state(make_store: Sto
         write = CustomerWrite("c1", {**crossed("new", "low", 500, 1), "_kpi": '["2026-01",[],1,[]]'})
         await store.commit(claim, 1, None, WriteBatch([write], d1))
         d2 = IndexDelta(crosstabs=(("lifecycle", "value"),))
-        d2.customer(
-            "c1", crossed("new", "low", 500, 1), crossed("new", "medium", 15000, 2), ["segment:value"]
-        )
+        d2.customer("c1", crossed("new", "low", 500, 1), crossed("new", "medium", 15000, 2), ["value"])
         d2.daily[(("orders",), "2026-01-01", ("lifecycle", "new"))] = [-1]  # back at 0: deleted
         d2.daily[(("churned",), "2026-01-02", ("value", "medium"))] = [1]
         await store.commit(

@@ -26,7 +26,7 @@ __all__ = ["make_store"]
 
 
 def row(seg: str, rfm: str = "x") -> dict[str, str]:
-    return {"segment:lifecycle": seg, "segment:rfm": rfm, "monetary_minor": "0", "orders": "0"}
+    return {"lifecycle": seg, "rfm": rfm, "monetary_minor": "0", "orders": "0"}
 
 
 class Batch:

@@ -20,7 +20,7 @@ CUSTOMERS = 256  # ordinals 0-255: chunks 0 and 1, full
 
 
 def row(seg: str) -> dict[str, str]:
-    return {"segment:lifecycle": seg, "monetary_minor": "0", "orders": "0"}
+    return {"lifecycle": seg, "monetary_minor": "0", "orders": "0"}
 
 
 def batch(

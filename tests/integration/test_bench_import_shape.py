@@ -49,7 +49,7 @@ def test_footprint_splits_a_prefix_into_customer_keys_and_aggregates(
     client = sync_client(services.redis_url)
     prefix = redis_prefix.rstrip(":")
     tag = f"{prefix}:main:{{events:0}}"
-    client.hset(f"{tag}:c:c000001", mapping={"segment:lifecycle": "new", "orders": "1"})
+    client.hset(f"{tag}:c:c000001", mapping={"lifecycle": "new", "orders": "1"})
     client.hset(f"{tag}:c:c000002", mapping={"state": b"\x02" + bytes(300)})
     client.rpush(f"{tag}:h:c000001", *[f"entry-{i}" for i in range(50)])
     client.sadd(f"{tag}:m:lifecycle:new", "c000001", "c000002")

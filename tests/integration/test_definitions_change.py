@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from segmentation import Definitions
-from segmentation.state_mapping import state_from_mapping
+from segmentation.state_mapping import is_segment, state_from_mapping
 from streams.admin import calibrate
 from streams.admin import definitions_change as change
 from streams.read import SegmentReader
@@ -126,8 +126,8 @@ def indexes_from_hashes(
     for key, row in hashes.items():
         cid = key.rsplit(":c:", 1)[1]
         for name, segment in row.items():
-            if name.startswith("segment:") and segment:
-                cell = (name[len("segment:") :], segment)
+            if is_segment(name) and segment:
+                cell = (name, segment)
                 members[cell].add(cid)
                 kpis[(*cell, "c")] += 1
                 kpis[(*cell, "r")] += int(row["monetary_minor"])

@@ -77,7 +77,7 @@ PHASES: list[list[bytes]] = [
 
 
 def members(settings: Settings) -> set[str]:
-    return {cid for cid, h in stored_customers(settings).items() if h.get(f"segment:{GRID}") == SEGMENT}
+    return {cid for cid, h in stored_customers(settings).items() if h.get(GRID) == SEGMENT}
 
 
 def settled(settings: Settings, total: int) -> Callable[[], bool]:

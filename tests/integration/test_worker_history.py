@@ -147,7 +147,7 @@ def test_replay_mode_moves_a_silent_customer_to_at_risk_at_the_exact_due_time(
         await produce(settings, lines, customer_key)
         await run_worker_until(
             settings,
-            lambda: stored_customers(settings).get("quiet", {}).get("segment:lifecycle") == "at_risk",
+            lambda: stored_customers(settings).get("quiet", {}).get("lifecycle") == "at_risk",
         )
         return await read_topic(settings, settings.transitions_topic)
 
@@ -174,7 +174,7 @@ def test_live_mode_moves_a_silent_customer_at_the_due_time_by_wall_clock(
         await produce(settings, [line], customer_key)
         await run_worker_until(
             settings,
-            lambda: stored_customers(settings).get("lively", {}).get("segment:lifecycle") == "at_risk",
+            lambda: stored_customers(settings).get("lively", {}).get("lifecycle") == "at_risk",
             timeout=60,
         )
         return await read_topic(settings, settings.transitions_topic)

@@ -139,7 +139,7 @@ def test_one_event_from_the_far_future_is_a_dead_letter_and_moves_nobody(
     assert dead[0][1].endswith(b", the live worker's clock plus SEGSTREAM_MAX_FUTURE_SKEW_S")
     stored = stored_customers(settings)
     assert sorted(stored) == customers
-    assert {cid: row["segment:lifecycle"] for cid, row in stored.items()} == dict.fromkeys(customers, "new")
+    assert {cid: row["lifecycle"] for cid, row in stored.items()} == dict.fromkeys(customers, "new")
     want: dict[int, int | None] = dict.fromkeys(range(settings.topic_partitions))
     for n, cid in enumerate(customers):
         p = partition_for(cid, settings.topic_partitions)

@@ -145,7 +145,7 @@ def test_purchase_depth_history_through_the_worker(
             settings,
             lambda: (
                 applied_offsets(settings).get(0) == len(lines) - 1
-                and stored_customers(settings).get("dora", {}).get("segment:audience:web_full_price_30d")
+                and stored_customers(settings).get("dora", {}).get("audience:web_full_price_30d")
                 == "not_member"
                 and decoded(stored_customers(settings)["dora"]).get("due:audiences") == iso(365)
             ),

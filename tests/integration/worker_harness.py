@@ -10,6 +10,7 @@ from typing import Any, cast
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from segmentation.state_mapping import is_segment
 from streams.bootstrap import ensure_topics, keyspace, worker_runtime
 from streams.settings import Settings
 from streams.store.connection import sync_client
@@ -129,7 +130,8 @@ def decoded(row: dict[str, str]) -> dict[str, str]:
     its packed `state`; each readable field the hash holds must say exactly what the state says."""
     view = readers_view(row, "test")
     readable = [k for k in row if k not in ("state", "history") and not k.startswith("_")]
-    assert {k: row[k] for k in readable} == {k: view.get(k) for k in readable}
+    named = {k: "segment:" + k if is_segment(k) else k for k in readable}  # the readers' name of each
+    assert {k: row[k] for k in readable} == {k: view.get(named[k]) for k in readable}
     return view
 
 

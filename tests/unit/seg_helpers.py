@@ -20,10 +20,10 @@ def packed_before(state: CustomerState, field: str) -> dict[str, str]:
     import msgspec
 
     from segmentation.state_fields import FIELDS
-    from segmentation.state_mapping import state_to_mapping
+    from segmentation.state_mapping import state_to_mapping, stored_name
 
     cut = CustomerState._fields.index(field)
-    newer = {key for key, attr, _ in FIELDS if CustomerState._fields.index(attr) >= cut}
+    newer = {stored_name(key) for key, attr, _ in FIELDS if CustomerState._fields.index(attr) >= cut}
     raw = msgspec.msgpack.encode(tuple(state)[:cut])
     escaped = raw.translate(bytes.maketrans(b"\x00\xc1", b"\xc1\x00"))
     escaped = escaped.replace(b"\xd4", b"\xd4\x02").replace(b"\x00", b"\xd4\x01")

@@ -158,7 +158,7 @@ def test_erasure_and_a_definitions_change_leave_the_grid() -> None:
 def test_state_fields_round_trip_and_older_hashes_read_as_defaults() -> None:
     state, _ = run([purchase(day(0), "80.00"), purchase(day(10), "90.00")], CLV)
     mapping = state_to_mapping(state)
-    assert (state_fields(state)["purchase_days"], mapping["segment:clv"]) == ("2", "medium")
+    assert (state_fields(state)["purchase_days"], mapping["clv"]) == ("2", "medium")
     assert state_from_mapping(mapping) == state
     older = packed_before(state, "purchase_days")
     assert state_from_mapping(older) == state._replace(purchase_days=0, seg_clv=None, due_clv=None)

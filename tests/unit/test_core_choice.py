@@ -152,3 +152,13 @@ def test_the_start_up_choice_leaves_no_streams_module_behind() -> None:
     code = "import sys; print(sorted(m for m in sys.modules if m.split('.')[0] == 'streams'))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_only_the_checkouts_own_venv_gets_the_start_up_hook(tmp_path: Path) -> None:
+    """Building a benchmark's baseline checkout with this venv must not point this venv at the baseline."""
+    main, baseline = tmp_path / "main", tmp_path / "baseline"
+    (main / ".venv").mkdir(parents=True)
+    baseline.mkdir()
+    assert build.venv_is_ours(main / ".venv", main)
+    assert not build.venv_is_ours(main / ".venv", baseline)
+    assert not build.venv_is_ours(tmp_path / "elsewhere", main)

@@ -14,8 +14,8 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def row(lifecycle: str, rfm: str, money: int, orders: int) -> dict[str, str]:
     return {
-        "segment:lifecycle": lifecycle,
-        "segment:rfm": rfm,
+        "lifecycle": lifecycle,
+        "rfm": rfm,
         "monetary_minor": str(money),
         "orders": str(orders),
         "email:sent": "0",
@@ -34,7 +34,7 @@ def test_a_new_customer_enters_every_segment_with_its_figures() -> None:
 def test_a_move_exits_the_old_segment_with_the_old_figures_and_enters_with_the_new() -> None:
     d = IndexDelta()
     before, after = row("new", "x", 500, 1), row("active", "x", 800, 2)
-    d.customer("c1", before, after, ["segment:lifecycle", "monetary_minor", "orders"])
+    d.customer("c1", before, after, ["lifecycle", "monetary_minor", "orders"])
     assert dict(d.members_remove) == {("lifecycle", "new"): ["c1"]}
     assert dict(d.members_add) == {("lifecycle", "active"): ["c1"]}
     k = {key: v for key, v in d.kpis.items() if v}

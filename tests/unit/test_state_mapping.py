@@ -9,7 +9,7 @@ import pytest
 from segmentation import CustomerState
 from segmentation.state_codec import unpack_state
 from segmentation.state_fields import state_fields, texts_of
-from segmentation.state_mapping import StorageFormatError, state_from_mapping, state_to_mapping
+from segmentation.state_mapping import StorageFormatError, is_segment, state_from_mapping, state_to_mapping
 from tests.unit.seg_helpers import day, ev, purchase, run
 
 
@@ -35,16 +35,17 @@ def test_round_trip_is_lossless() -> None:
 
 
 def test_the_hash_holds_the_readable_fields_and_the_packed_state() -> None:
-    """Storage format 2: exactly the documented readable fields, with format 1's texts, plus `state`."""
+    """Storage format 3: exactly the documented readable fields, with format 1's texts, each grid's segment
+    under the grid's name, plus `state`."""
     state = _rich()
     mapping = state_to_mapping(state)
     assert {k: v for k, v in mapping.items() if k != "state"} == {
-        "segment:lifecycle": "new", "segment:rfm": "new", "segment:value": "medium",
-        "segment:email": "unsubscribed", "segment:channel": "store", "segment:age_band": "age_35_44",
-        "segment:region": "north",
-        "segment:satisfaction": "passive", "segment:category": "none", "segment:promotion": "full_price",
-        "segment:clv": "", "segment:audience:unhappy_recent_buyers": "not_member",
-        "segment:audience:vip_recent": "not_member", "segment:audience:win_back": "not_member",
+        "lifecycle": "new", "rfm": "new", "value": "medium",
+        "email": "unsubscribed", "channel": "store", "age_band": "age_35_44",
+        "region": "north",
+        "satisfaction": "passive", "category": "none", "promotion": "full_price",
+        "clv": "", "audience:unhappy_recent_buyers": "not_member",
+        "audience:vip_recent": "not_member", "audience:win_back": "not_member",
         "orders": "1", "monetary_minor": "12345", "monetary": "123.45",
         "last_purchase_at": "2026-01-01T00:00:00+00:00",
     }  # fmt: skip
@@ -90,11 +91,20 @@ def test_a_format_1_hash_is_refused_with_the_fix() -> None:
     ):
         state_from_mapping(state_fields(_rich()))
     with pytest.raises(ValueError, match="customer hash has no 'state' field"):
-        state_from_mapping({"segment:rfm": "new"})
+        state_from_mapping({"rfm": "new"})
     with pytest.raises(ValueError, match="field 'state' is not a packed state"):
         state_from_mapping({"state": "\ud800"})
     with pytest.raises(ValueError, match="packed customer state is damaged"):
         state_from_mapping({"state": "\x02"})
+
+
+def test_a_format_2_hash_is_refused_with_the_fix() -> None:
+    """Up to 4 December 2026 every segment was `segment:<grid>`: read as now, its segments would be None."""
+    format_2 = {("segment:" + k if is_segment(k) else k): v for k, v in state_to_mapping(_rich()).items()}
+    with pytest.raises(
+        StorageFormatError, match=r"names its segments `segment:<grid>`, written by an earlier.*replay"
+    ):
+        state_from_mapping(format_2)
 
 
 def test_segments_are_stored_once_in_the_readable_fields() -> None:

@@ -83,8 +83,9 @@ def test_only_a_partition_never_committed_or_kept_per_week_is_accepted() -> None
     check_format("ns", None, None)
     check_format("ns", b"12", FORMAT.encode())
     check_format("ns", "12", FORMAT)
-    for offset, kept in (("12", None), (None, "month"), (b"0", b"x"), ("12", "week")):  # week: names in full
+    # week: names in full; week-short: segments as `segment:<grid>` in the customer hashes
+    for offset, kept in (("12", None), (None, "month"), (b"0", b"x"), ("12", "week"), ("3", "week-short")):
         with pytest.raises(
-            StoredFormatError, match="namespace 'ns' keeps its day counters in an older format"
+            StoredFormatError, match="namespace 'ns' keeps its day counters or customer fields in an older"
         ):
             check_format("ns", offset, kept)

@@ -45,4 +45,4 @@ def test_the_wall_clock_moves_customers_only_after_the_backlog(position: int, li
         await worker.sweep(force=True)
         return (await store.load(0, ["c0"]))["c0"]
 
-    assert asyncio.run(scenario())["segment:lifecycle"] == lifecycle
+    assert asyncio.run(scenario())["lifecycle"] == lifecycle
