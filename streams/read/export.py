@@ -39,6 +39,7 @@ from streams.store import membership
 from streams.store.keys import KeySpace
 from streams.store.replies import text
 from streams.store.stored_state import StoredFormatError, stored_state
+from streams.store.weeks import FORMAT_FIELD, check_format
 
 __all__ = ["CHUNK", "FORMATS", "Format", "Selection", "encode_rows", "member_rows"]
 
@@ -88,6 +89,9 @@ async def member_rows(
     packed = len(stored) > len(fields) + 1
     segment = selection.segment
     for partition in partitions:
+        # an earlier layout's hashes have no `<grid>` field: every member would drop out as "no longer one"
+        meta = await client.hmget(keys.partition_meta(partition), ["offset", FORMAT_FIELD])
+        check_format(keys.namespace, meta[0], meta[1])
         position: int | None = 0
         while position is not None:
             names, position = await membership.page(

@@ -39,7 +39,7 @@ from streams.store.namespaces import active_namespace
 from streams.store.partitioning import partition_for
 from streams.store.replies import texts as _texts
 from streams.store.stored_state import history_refused, readers_view, stored_state
-from streams.store.weeks import day_rows, known_weeks
+from streams.store.weeks import FORMAT_FIELD, check_format, day_rows, known_weeks
 
 T = TypeVar("T")
 MAX_ID_LENGTH = 256
@@ -152,7 +152,9 @@ class SegmentReader:
             async with self._r.pipeline(transaction=False) as pipe:
                 pipe.hlen(keys.customer(p, customer_id))  # not EXISTS: multi-key in a cluster pipeline
                 pipe.hget(keys.customer(p, customer_id), grid)  # a segment is stored under its grid's name
-                exists, segment = await pipe.execute()
+                pipe.hmget(keys.partition_meta(p), ["offset", FORMAT_FIELD])  # an earlier layout: no `<grid>`
+                exists, segment, (offset, kept) = await pipe.execute()
+            check_format(keys.namespace, offset, kept)
             if not exists:
                 return SegmentAt(
                     customer_id=customer_id, grid=grid, as_of=None, segment=None, status="unknown_customer"

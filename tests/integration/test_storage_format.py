@@ -15,7 +15,7 @@ from aiohttp import web
 
 from segmentation import Definitions
 from segmentation.state_codec import FORMAT, UNCOMPRESSED, nul_free, raw_state
-from segmentation.state_mapping import state_from_mapping, stored_part
+from segmentation.state_mapping import is_segment, state_from_mapping, stored_part
 from streams import cli
 from streams.admin import definitions_change as change
 from streams.read.api import make_app
@@ -106,6 +106,48 @@ def test_a_format_1_namespace_is_refused_in_one_line_by_the_cli_and_the_api(
         409,
         {"error": f"namespace 'old': {FIX} `segstream replay`", "status": 409},
     )
+
+
+def test_a_namespace_whose_segments_are_named_segment_grid_is_refused_in_one_line(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Up to 4 December 2026 a segment was the hash field `segment:<grid>` and the partitions said `days` =
+    `week-short`: read as now, every segment would be None and every export empty. The card, the export,
+    the KPIs and the API refuse it instead (exit 3 / 409), naming the fix."""
+    settings, key = replayed("grids", services, topic_name, redis_prefix, tmp_path, monkeypatch)
+    keys = KeySpace(settings.key_prefix, "grids", settings.events_topic)
+    client = sync_client(settings.redis_url, **TEXT_OPTIONS)
+    try:  # the namespace as bc51f5e left it
+        row: dict[str, str] = client.hgetall(key)  # type: ignore[assignment]
+        grids = [k for k in row if is_segment(k)]
+        segment = row["lifecycle"]
+        client.hdel(key, *grids)
+        client.hset(key, mapping={"segment:" + k: row[k] for k in grids})
+        for p in range(2):
+            client.hset(keys.partition_meta(p), "days", "week-short")
+    finally:
+        client.close()
+    monkeypatch.setenv("SEGSTREAM_NAMESPACE", "grids")
+    capsys.readouterr()
+    older = "namespace 'grids' keeps its day counters or customer fields in an older format"
+    for command, line in (
+        (["customer", KNOWN], "namespace 'grids': customer hash names its segments `segment:<grid>`"),
+        (["export", "lifecycle", segment], older),
+        (["kpis", "--grid", "lifecycle"], older),
+    ):
+        assert cli.main(command) == 3, command
+        out, err = capsys.readouterr()
+        assert err.startswith(f"segstream {command[0]}: {line}"), err
+        assert "segstream replay" in err and "Traceback" not in out + err
+    status, body = asyncio.run(served(settings, f"/customers/{KNOWN}"))
+    assert status == 409 and "names its segments `segment:<grid>`" in str(body), body
+    status, body = asyncio.run(served(settings, f"/customers/{KNOWN}/segments/lifecycle"))
+    assert status == 409 and older in str(body), body
 
 
 def test_an_unreadable_history_field_is_refused_in_one_line_by_the_cli_and_the_api(
