@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         from tests.chaos.cluster_stack import ClusterStack
 
         stack = ClusterStack.create_cluster(args.dir / "cluster")
-    elif names == ("redis_failover",):  # a broker on 29492, 6 Redis Cluster nodes on 27100-27105
+    elif names == ("redis_failover",):  # a broker on 29492, 6 Redis Cluster nodes on 21100-21105
         from tests.chaos.redis_cluster_stack import RedisClusterStack
 
         stack = RedisClusterStack.create_failover(args.dir / "redis-cluster")

@@ -25,8 +25,12 @@ from streams.devstack.redis import server_argv
 from tests.chaos.stack import REPO, PrivateStack, _kill9
 
 DEFAULT_DIR = REPO / ".chaos" / "redis-cluster"
-# Not the devstack's cluster (7000-7002), nor the reduced suite's 26379: 27100-27105, bus ports + 10000.
-BASE_PORT, NODES, NODE_TIMEOUT_MS = 27100, 6, 2000
+# Not the devstack's cluster (7000-7002), nor the reduced suite's 26379: 21100-21105, bus ports + 10000,
+# both below Linux's ephemeral range (32768-60999): with 27100 the bus ports were 37100-37105, and a client
+# connection that happened to take 37102 as its local port stopped a clean-clone CI run ("Could not create
+# server TCP listening socket 127.0.0.1:37102: Address already in use").
+BASE_PORT, NODES, NODE_TIMEOUT_MS = 21100, 6, 2000
+BUS_OFFSET = 10_000
 
 
 @dataclass
@@ -69,6 +73,15 @@ class RedisClusterStack(PrivateStack):
         return read_pid(self._dir(port) / "redis.pid")
 
     def start(self) -> None:
+        """The broker and the nodes, the cluster created once; a failed start stops what it started (a
+        fixture whose setup fails is not torn down, and the next run would find the half stack)."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         super().start()
         if all(self._pid(port) is None for port in self.ports):
             shutil.rmtree(self.cluster_root, ignore_errors=True)

@@ -2,7 +2,7 @@
 replica promoted without the primary's last acknowledged commits (its replication cut first, so the loss is
 certain, not left to timing), the workers go on, and the namespace ends exactly as a replay of the log,
 every transition id on the topic. Own stack: a broker on 29492/29493 and 6
-Redis Cluster nodes on 27100-27105 (folder .chaos/pytest-redis-cluster)."""
+Redis Cluster nodes on 21100-21105 (folder .chaos/pytest-redis-cluster)."""
 
 from __future__ import annotations
 
