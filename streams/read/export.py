@@ -41,7 +41,7 @@ from streams.store.replies import text
 from streams.store.stored_state import StoredFormatError, stored_state
 from streams.store.weeks import FORMAT_FIELD, check_format
 
-__all__ = ["CHUNK", "FORMATS", "Format", "Selection", "encode_rows", "member_rows"]
+__all__ = ["CHUNK", "FORMATS", "Format", "Selection", "check_layout", "encode_rows", "member_rows"]
 
 CHUNK = 1000  # members per bitmap step and per HMGET pipeline: ~1000 rows in flight at most
 Format = Literal["csv", "jsonl"]
@@ -76,6 +76,17 @@ class Selection:
 Row = tuple[str, list[str | None]]  # customer id, HMGET answer
 
 
+async def check_layout(client: aioredis.Redis, keys: KeySpace, partitions: Sequence[int]) -> None:
+    """Refuse a namespace of an earlier layout (`weeks.check_format`) before anything is read or sent: its
+    hashes have no `<grid>` field, so every member would drop out as "no longer one" (an empty export)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for partition in partitions:
+            pipe.hmget(keys.partition_meta(partition), ["offset", FORMAT_FIELD])
+        metas = await pipe.execute()
+    for offset, kept in metas:
+        check_format(keys.namespace, offset, kept)
+
+
 async def member_rows(
     client: aioredis.Redis,
     keys: KeySpace,
@@ -88,10 +99,8 @@ async def member_rows(
     stored = selection.stored()
     packed = len(stored) > len(fields) + 1
     segment = selection.segment
+    await check_layout(client, keys, partitions)
     for partition in partitions:
-        # an earlier layout's hashes have no `<grid>` field: every member would drop out as "no longer one"
-        meta = await client.hmget(keys.partition_meta(partition), ["offset", FORMAT_FIELD])
-        check_format(keys.namespace, meta[0], meta[1])
         position: int | None = 0
         while position is not None:
             names, position = await membership.page(

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from streams.read.changes import CHANGE_COLUMNS, Change, ChangesError, changes
 from streams.read.columns import ColumnError, catalogue, parse_columns
-from streams.read.export import FORMATS, Format, Selection, encode_rows, member_rows
+from streams.read.export import FORMATS, Format, Selection, check_layout, encode_rows, member_rows
 from streams.read.http_guard import READER, error, gate_slot, gated, granted, log, streamed
 from streams.read.reader import BadRequest, NotFound, SegmentReader
 
@@ -76,11 +76,11 @@ async def get_export(request: web.Request) -> web.StreamResponse:
         if exc.forbidden:
             return error(403, str(exc))
         raise BadRequest(str(exc)) from None
+    partitions = range(reader.settings.topic_partitions)
     async with gate_slot(request):  # a cluster's gate: 503 before the first byte when no slot is free
         keys = await reader.keyspace()
-    rows = member_rows(
-        reader.client, keys, range(reader.settings.topic_partitions), Selection(grid, segment, columns)
-    )
+        await check_layout(reader.client, keys, partitions)  # an earlier layout: 409, not a cut body
+    rows = member_rows(reader.client, keys, partitions, Selection(grid, segment, columns))
     name = f"{grid}-{segment}".replace(":", "-")
     response = web.StreamResponse(headers=_headers(fmt, name))
     response.enable_chunked_encoding()

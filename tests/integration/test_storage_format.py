@@ -148,6 +148,8 @@ def test_a_namespace_whose_segments_are_named_segment_grid_is_refused_in_one_lin
     assert status == 409 and "names its segments `segment:<grid>`" in str(body), body
     status, body = asyncio.run(served(settings, f"/customers/{KNOWN}/segments/lifecycle"))
     assert status == 409 and older in str(body), body
+    status, body = asyncio.run(served(settings, f"/grids/lifecycle/segments/{segment}/export?format=jsonl"))
+    assert status == 409 and older in str(body), body  # before the first byte, not a cut body
 
 
 def test_an_unreadable_history_field_is_refused_in_one_line_by_the_cli_and_the_api(
