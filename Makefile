@@ -13,9 +13,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
-# The core compiled by mypyc into .build/mypyc (never next to the sources); rebuilt when segmentation/ changes.
+# The core compiled by mypyc into .build/mypyc (never next to the sources); rebuilt when segmentation/ or a
+# compiled module of the write path (streams/core/choice.py, WRITE_PATH) changes.
 CORE := .build/mypyc/manifest.json
-$(CORE): $(VENV)/.installed streams/core/build.py $(shell find segmentation -type f -not -path '*/__pycache__/*')
+WRITE_PATH := $(shell sed -n 's/^    "\(streams\/[a-z_]*\/[a-z_]*\.py\)",$$/\1/p' streams/core/choice.py)
+$(CORE): $(VENV)/.installed streams/core/build.py streams/core/choice.py $(WRITE_PATH) \
+		$(shell find segmentation -type f -not -path '*/__pycache__/*')
 	$(BIN)/python -m streams.core.build
 
 ## setup: virtualenv at .venv with the project and its test/dev tools, and the compiled core (pure Python if

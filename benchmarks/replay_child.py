@@ -156,7 +156,9 @@ def child(path: Path, args: argparse.Namespace, url: str) -> None:
         profiler = cProfile.Profile()
         result = profiler.runcall(asyncio.run, run())
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(40)  # which step of the batch the time is under
         result["profile"] = out.getvalue()  # type: ignore[assignment]
     else:
         result = asyncio.run(run())

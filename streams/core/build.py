@@ -1,4 +1,5 @@
-"""Compile `segmentation/` with mypyc into `.build/mypyc`, apart from the sources (run by `make setup`).
+"""Compile `segmentation/` and the write path's pure modules (`choice.WRITE_PATH`) with mypyc into
+`.build/mypyc`, apart from the sources (run by `make setup`).
 
 Every module of the package is compiled except those in `EXCLUDED` (each with the reason mypyc refuses it),
 so a new module is compiled without anyone touching this file. A build that fails (no C compiler, a
@@ -17,11 +18,12 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Sequence
 from importlib.machinery import EXTENSION_SUFFIXES
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from streams.core.choice import MANIFEST, PACKAGE, file_digests
+from streams.core.choice import MANIFEST, PACKAGE, WRITE_PATH, file_digests, write_path_digests
 
 __all__ = ["EXCLUDED", "GROUP", "build", "main", "venv_is_ours", "write_pth"]
 
@@ -51,6 +53,9 @@ _MYPY_INI = """\
 python_version = {major}.{minor}
 [mypy-scipy.*]
 ignore_missing_imports = True
+[mypy-streams.*]
+# the rest of streams/ is here only for the types the compiled modules import; checked by `make lint`
+follow_imports = silent
 """
 
 
@@ -72,9 +77,9 @@ def _tail(text: str, keep: int = 3) -> str:
     return " | ".join(line.strip() for line in lines[-keep:])[:400]
 
 
-def _compile(stage: Path, jobs: int) -> tuple[list[str], str | None]:
+def _compile(stage: Path, jobs: int, write_path: Sequence[str]) -> tuple[list[str], str | None]:
     """Run mypyc in `stage`; the compiled modules, or an error line."""
-    modules = _modules(stage / PACKAGE)
+    modules = _modules(stage / PACKAGE) + list(write_path)
     (stage / "mypy.ini").write_text(_MYPY_INI.format(major=sys.version_info[0], minor=sys.version_info[1]))
     (stage / "setup.py").write_text(_SETUP.format(paths=modules, group=GROUP))
     try:
@@ -96,13 +101,20 @@ def _compile(stage: Path, jobs: int) -> tuple[list[str], str | None]:
     return modules, None
 
 
-def build(out: Path, source: Path, jobs: int = 2) -> dict[str, object]:
-    """Build into `out` (replaced whole, never left half-built); the manifest written there."""
+def build(
+    out: Path, source: Path, jobs: int = 2, write_path: Sequence[str] = WRITE_PATH
+) -> dict[str, object]:
+    """Build into `out` (replaced whole, never left half-built); the manifest written there. `write_path`:
+    the modules of the checkout's `streams/` (beside `source`) compiled too."""
     started, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     stage = out.with_name(out.name + ".new")
     shutil.rmtree(stage, ignore_errors=True)
-    shutil.copytree(source, stage / PACKAGE, ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyc"))
+    ignore = shutil.ignore_patterns("__pycache__", "*.so", "*.pyc")
+    shutil.copytree(source, stage / PACKAGE, ignore=ignore)
+    if write_path:  # all of streams/ (what the compiled modules import must type-check); theirs is kept
+        shutil.copytree(source.parent / "streams", stage / "streams", ignore=ignore)
     files = file_digests(str(stage / PACKAGE))
+    compiled_streams = write_path_digests(str(stage), write_path)
     modules: list[str] = []
     error: str | None = "mypy (with mypyc) is not installed"
     try:
@@ -110,11 +122,15 @@ def build(out: Path, source: Path, jobs: int = 2) -> dict[str, object]:
     except PackageNotFoundError:
         mypy_version = None
     if mypy_version is not None:
-        modules, error = _compile(stage, jobs)
-    if error is None and file_digests(str(source)) != files:
+        modules, error = _compile(stage, jobs, write_path)
+    if error is None and (
+        file_digests(str(source)) != files
+        or write_path_digests(str(source.parent), write_path) != compiled_streams
+    ):
         error = "the sources changed while they were compiled; run make setup again"
     manifest: dict[str, object] = {
         "files": files,
+        "write_path": compiled_streams,
         "ext_suffix": EXTENSION_SUFFIXES[0],
         "python": sys.version.split()[0],
         "mypyc": mypy_version,
@@ -124,6 +140,8 @@ def build(out: Path, source: Path, jobs: int = 2) -> dict[str, object]:
     if error is None:
         for module in modules:
             (stage / module).unlink()  # only the extension may answer for a compiled module
+        if write_path:
+            _keep_only_extensions(stage / "streams")
         shutil.rmtree(stage / "build", ignore_errors=True)
         for name in ("setup.py", "mypy.ini"):
             (stage / name).unlink()
@@ -144,6 +162,15 @@ def build(out: Path, source: Path, jobs: int = 2) -> dict[str, object]:
         shutil.rmtree(stage, ignore_errors=True)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def _keep_only_extensions(tree: Path) -> None:
+    """The staged copy of streams/ keeps only the compiled modules (the finder loads nothing else from it)."""
+    for path in sorted(tree.rglob("*"), reverse=True):
+        if path.is_file() and not path.name.endswith(EXTENSION_SUFFIXES[0]):
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
 
 
 def write_pth(out: Path, source: Path) -> Path:

@@ -1,5 +1,8 @@
 """Which segmentation core runs: the mypyc-compiled build when it matches the sources, else pure Python.
 
+The build holds `segmentation/` and the pure modules of the write path (`WRITE_PATH`: coding a batch's
+history, KPI markers and index deltas, no I/O), which cost as much per transition as the core itself.
+
 `make setup` (`streams.core.build`) installs a `.pth` file that calls `choose` when any interpreter of the
 venv starts, before anything imports `segmentation` (which itself does no I/O). The build lives apart from
 the sources (`.build/mypyc`), so an edited `.py` is never shadowed by an older extension module: the build
@@ -18,13 +21,27 @@ from importlib.machinery import EXTENSION_SUFFIXES, ModuleSpec, PathFinder
 from types import ModuleType
 
 __all__ = [
-    "MANIFEST", "PACKAGE", "PURE_ENV", "choose", "compiled", "describe", "file_digests", "source_files",
-    "status",
+    "MANIFEST", "PACKAGE", "PURE_ENV", "WRITE_PATH", "choose", "compiled", "describe", "file_digests",
+    "module_name", "source_files", "status", "write_path_digests",
 ]  # fmt: skip
 
 PURE_ENV = "SEGSTREAM_PURE_PYTHON"
 MANIFEST = "manifest.json"
 PACKAGE = "segmentation"
+# Modules of `streams/` compiled with the core (paths from the checkout's root): pure code of the write path,
+# per transition and per customer write (docs/benchmarks.md, "Compiled core").
+WRITE_PATH = (
+    "streams/store/coded_numbers.py",
+    "streams/store/commit_script.py",
+    "streams/store/day_names.py",
+    "streams/store/history_format.py",
+    "streams/store/indexes.py",
+    "streams/store/kpi_ops.py",
+    "streams/store/preset_names.py",
+    "streams/store/weeks.py",
+    "streams/store/writes.py",
+    "streams/worker/batch.py",
+)
 _ARTEFACTS = (".pyc", ".so", ".pyd", ".c", ".o")
 
 # Why the build is not in use, kept on `sys`: the start-up hook drops this module (and `streams`) from
@@ -61,15 +78,36 @@ def file_digests(source: str) -> dict[str, str]:
     return digests
 
 
+def write_path_digests(root: str, modules: Sequence[str] = WRITE_PATH) -> dict[str, str]:
+    """SHA-256 of each of `modules` (`WRITE_PATH`) of the checkout at `root`."""
+    digests: dict[str, str] = {}
+    for rel in modules:
+        with open(os.path.join(root, rel), "rb") as f:
+            digests[rel] = hashlib.sha256(f.read()).hexdigest()
+    return digests
+
+
+def module_name(rel: str) -> str:
+    """`streams/store/indexes.py` -> `streams.store.indexes`."""
+    return rel.removesuffix(".py").replace("/", ".")
+
+
 class _CompiledCore:
     """Finds `segmentation` (and the mypyc runtime library) in the build directory, ahead of every other
     finder (so neither pytest's rootdir on sys.path nor the editable install can pick the sources); not when
     sys.path leads to another checkout's `segmentation` (a benchmark's baseline, a script run elsewhere)."""
 
-    def __init__(self, build: str, source: str, libraries: list[str]) -> None:
+    def __init__(self, build: str, source: str, libraries: list[str], modules: Sequence[str] = ()) -> None:
         self.build = build
         self.source = os.path.realpath(source)
         self.libraries = frozenset(libraries)
+        # compiled modules of `streams/`: dotted name -> (the source's package directory, the build's)
+        root = os.path.dirname(self.source)
+        self.modules = {
+            module_name(rel): (os.path.join(root, package), os.path.join(build, package))
+            for rel in modules
+            for package in (os.path.dirname(rel),)
+        }
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None, /
@@ -85,6 +123,17 @@ class _CompiledCore:
             return PathFinder.find_spec(fullname, [self.build])
         if fullname.startswith(PACKAGE + "."):
             return PathFinder.find_spec(fullname, path)
+        compiled = self.modules.get(fullname)
+        if compiled is not None:
+            # only under this checkout's package (`path`: the parent package's), never another checkout's, and
+            # only beside this build's core: compiled code reads the core's classes by their native layout
+            where = next(iter(path or ()), None)
+            if where is None or os.path.realpath(where) != os.path.realpath(compiled[0]):
+                return None
+            core = sys.modules.get(PACKAGE) or __import__(PACKAGE)
+            if not os.path.realpath(core.__file__ or "").startswith(os.path.realpath(self.build) + os.sep):
+                return None
+            return PathFinder.find_spec(fullname, [compiled[1]])
         return None
 
 
@@ -94,6 +143,24 @@ def _stale(recorded: dict[str, str], source: str) -> str | None:
     if not changed:
         return None
     shown = ", ".join(f"{PACKAGE}/{f}" for f in changed[:3]) + (" ..." if len(changed) > 3 else "")
+    return f"stale build: {shown} changed since it was compiled; run make setup"
+
+
+def _stale_write_path(recorded: dict[str, str], root: str) -> str | None:
+    """The build's `streams/` modules against the checkout's (a build from before they were compiled
+    records none: then nothing of `streams/` is taken from it)."""
+    if not recorded:
+        return None
+    try:
+        current = {rel: digest for rel, digest in write_path_digests(root).items() if rel in recorded}
+    except OSError as exc:
+        return f"stale build: {exc.filename} is gone; run make setup"
+    changed = sorted(rel for rel in recorded if current.get(rel) != recorded[rel])
+    if set(recorded) != set(WRITE_PATH):
+        changed = sorted(set(changed) | (set(recorded) ^ set(WRITE_PATH)))
+    if not changed:
+        return None
+    shown = ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else "")
     return f"stale build: {shown} changed since it was compiled; run make setup"
 
 
@@ -115,9 +182,13 @@ def _refusal(build: str, source: str) -> str | None:
     stale = _stale(manifest.get("files", {}), source)
     if stale:
         return stale
+    modules = list(manifest.get("write_path", {}))
+    stale = _stale_write_path(manifest.get("write_path", {}), os.path.dirname(source))
+    if stale:
+        return stale
     if PACKAGE in sys.modules:
         return f"{PACKAGE} was imported before the core was chosen"
-    sys.meta_path.insert(0, _CompiledCore(build, source, list(manifest.get("libraries", []))))
+    sys.meta_path.insert(0, _CompiledCore(build, source, list(manifest.get("libraries", [])), modules))
     return None
 
 

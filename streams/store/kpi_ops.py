@@ -83,7 +83,7 @@ def encode(tracker: Tracker) -> str:
 def check(text: str | None) -> None:
     """Raise `MarkerFormatError` (one line, the fix in it) for a marker this code does not write."""
     if text and not text.startswith(_VERSION_TEXT):
-        older = text[0] == "\udc94"  # msgpack's array of 4, byte 0x94 as surrogateescape text
+        older = text[0] == chr(0xDC94)  # msgpack array of 4 (0x94) as surrogateescape; mypyc: no literal
         which = "was written by an earlier segstream" if older else "is of an unknown format"
         raise MarkerFormatError(
             f"customer KPI marker {MARKER!r} {which}: rebuild the namespace with `segstream replay`"

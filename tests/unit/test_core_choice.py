@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -58,6 +59,33 @@ def test_an_edited_source_makes_the_build_stale_and_names_the_file(
     )
 
 
+def test_an_edited_write_path_module_makes_the_build_stale_and_names_it(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled modules of streams/ (`WRITE_PATH`) are checked like the core's: edited, pure Python."""
+    for rel in choice.WRITE_PATH:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(f"# {rel}\n")
+    digests = choice.write_path_digests(str(tmp_path))
+    out = _build_dir(tmp_path, source, ext_suffix=EXTENSION_SUFFIXES[0], write_path=digests)
+    monkeypatch.delenv(choice.PURE_ENV, raising=False)
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    monkeypatch.delitem(sys.modules, "segmentation")
+    (tmp_path / "streams/store/indexes.py").write_text("X = 2\n")
+    assert choice._refusal(str(out), str(source)) == (
+        "stale build: streams/store/indexes.py changed since it was compiled; run make setup"
+    )
+    (tmp_path / "streams/store/writes.py").unlink()
+    assert "streams/store/writes.py is gone" in str(choice._refusal(str(out), str(source)))
+
+
+def test_the_write_path_runs_compiled_exactly_when_the_core_does() -> None:
+    """`make test`'s compiled run covers the compiled write path; the pure run, its sources."""
+    for rel in choice.WRITE_PATH:
+        module = importlib.import_module(choice.module_name(rel))
+        assert (module.__file__ or "").endswith(tuple(EXTENSION_SUFFIXES)) == choice.compiled(), rel
+
+
 def test_only_sources_count_not_caches(source: Path) -> None:
     assert choice.source_files(str(source)) == ["__init__.py", "definitions.yaml", "rules.py"]
 
@@ -107,7 +135,7 @@ def test_a_failed_build_leaves_a_reason_and_no_extension(
     src.mkdir()
     (src / "__init__.py").write_text("")
     (src / "broken.py").write_text('X: int = "not an int"\n')  # mypyc type-checks before compiling
-    manifest = build.build(tmp_path / "out", src, jobs=1)
+    manifest = build.build(tmp_path / "out", src, jobs=1, write_path=())
     assert str(manifest["error"]).startswith("exit 1: ")
     assert "broken.py" in str(manifest["error"])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["build.log", "manifest.json"]
@@ -138,11 +166,16 @@ def test_another_checkouts_sources_on_sys_path_run_as_they_are(tmp_path: Path) -
     )
     env = {k: v for k, v in os.environ.items() if k != choice.PURE_ENV}
     env["PYTHONPATH"] = str(tmp_path)
-    code = "import segmentation.evolution as e, streams.core.choice as c; print(e.__file__, c.describe())"
+    code = (
+        "import segmentation.evolution as e, streams.core.choice as c, streams.store.indexes as i;"
+        " print(e.__file__, i.__file__, c.describe())"
+    )
     run = [sys.executable, "-c", code]
     done = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
-    where, line = done.stdout.split(" ", 1)
+    where, index, line = done.stdout.split(" ", 2)
     assert where == str(tmp_path / "segmentation" / "evolution.py")
+    # this checkout's streams/ beside another core: its sources, never code compiled against our core
+    assert index == str(ROOT / "streams" / "store" / "indexes.py")
     assert line.startswith("core: pure Python (")
 
 
