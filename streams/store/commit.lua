@@ -239,6 +239,7 @@ local EXACT = 9007199254740992
 local function int64_text(v)
   return v == '0' or (string.match(v, '^-?[1-9]%d*$') ~= nil and #v <= 20)
 end
+local UNPACKED = 1000  -- values handed to one redis.call at most (unpack() fails past ~8,000 values)
 local projected = {}  -- key -> field -> value once the ops before have run (several ops may share a field)
 local inexact = {}  -- key -> field -> true once a value of it may be beyond EXACT (HINCRBY from then on)
 for _, op in ipairs(ops) do
@@ -248,9 +249,12 @@ for _, op in ipairs(ops) do
   elseif name == 'HINCRBY' then
     bad = expect(key, 'hash')
     if not bad then
-      local fields = {}
+      local fields, current = {}, {}
       for j = first, last, 2 do fields[#fields + 1] = src[j] end
-      local current = redis.call('HMGET', key, unpack(fields))
+      for s = 1, #fields, UNPACKED do  -- unpack() stops at Lua's C stack (~8,000 values): in slices
+        local slice = redis.call('HMGET', key, unpack(fields, s, math.min(s + UNPACKED - 1, #fields)))
+        for x = 1, #slice do current[s + x - 1] = slice[x] end
+      end
       local seen, far = projected[key], inexact[key]
       if not seen then
         seen, far = {}, {}
@@ -455,11 +459,11 @@ for _, p in ipairs(plan) do
     redis.call('DEL', key)
   else
     -- sets before deletes, for the reason given at the ordinal chunks (write_bits)
-    if mid >= first then
-      redis.call('HSET', key, unpack(parts, first, mid))
+    for s = first, mid, 2 * UNPACKED do
+      redis.call('HSET', key, unpack(parts, s, math.min(s + 2 * UNPACKED - 1, mid)))
     end
-    if last > mid then
-      redis.call('HDEL', key, unpack(parts, mid + 1, last))
+    for s = mid + 1, last, UNPACKED do
+      redis.call('HDEL', key, unpack(parts, s, math.min(s + UNPACKED - 1, last)))
     end
   end
   if due_of[cid] == nil then order[#order + 1] = cid end
@@ -510,8 +514,10 @@ for _, op in ipairs(ops) do
     for s = 1, #zeros, 2000 do redis.call('HDEL', key, unpack(zeros, s, math.min(s + 1999, #zeros))) end
   elseif name == 'BITS' then
     write_bits(bits)
-  else
-    redis.call(name, key, unpack(src, first, last))
+  else  -- SADD / SREM
+    for s = first, last, UNPACKED do
+      redis.call(name, key, unpack(src, s, math.min(s + UNPACKED - 1, last)))
+    end
   end
 end
 if ARGV[2] ~= '' then

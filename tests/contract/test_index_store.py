@@ -253,3 +253,37 @@ def test_counters_stay_exact_past_2_53_and_a_counter_back_at_0_is_deleted(
             await client.aclose()
 
     run(body())
+
+
+@pytest.mark.integration
+def test_ops_and_writes_past_luas_unpack_limit_land_whole(services: Services, redis_prefix: str) -> None:
+    """Lua's unpack() fails past ~8,000 values ("too many results to unpack"): a year of day retention periods
+    of a 10-segment grid is ~11,000 counter fields in one key, so the script hands them over in slices."""
+
+    async def body() -> None:
+        client = async_client(services.redis_url)
+        keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
+        store = RedisStateStore(client, keys)
+        try:
+            claim = await store.claim(0)
+            script = client.register_script(
+                resources.files("streams.store").joinpath("commit.lua").read_text()
+            )
+            customer, kpis, weeks = keys.customer(0, "c1"), keys.kpis(0, "g"), keys.weeks(0)
+            n = 10_000
+            await client.hset(kpis, mapping={f"f{i}": "1" for i in range(0, n, 2)})  # half exist already
+            pairs = [x for i in range(n) for x in (f"a{i}", str(i))]
+            head: list[str | int] = [f"{claim.fence}:1", 5, "", 1, "c1", "S", "", n, 0, *pairs]
+            ops: list[str | int] = ["HINCRBY", 4, 2 * n, *(x for i in range(n) for x in (f"f{i}", 2))]
+            ops += ["SADD", 5, n, *(f"w{i}" for i in range(n))]
+            await script(keys=[keys.partition_meta(0), keys.due(0), customer, kpis, weeks], args=head + ops)
+            assert await client.hlen(customer) == n
+            assert await client.hget(customer, f"a{n - 1}") == str(n - 1).encode()
+            counters = await client.hgetall(kpis)
+            assert counters == {f"f{i}".encode(): (b"3" if i % 2 == 0 else b"2") for i in range(n)}
+            assert await client.scard(weeks) == n
+            assert await store.read_meta(0) == (5, None)
+        finally:
+            await client.aclose()
+
+    run(body())
