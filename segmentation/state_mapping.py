@@ -54,12 +54,12 @@ AUDIENCE_FIELD = "audience:"  # stored prefix of an audience's answer: the grid'
 
 def stored_name(key: str) -> str:
     """The hash field holding a readable field of the readers' view: `segment:<grid>` is `<grid>`."""
-    return key[8:] if key.startswith(_SEGMENT) else key
+    return key[len(_SEGMENT) :] if key.startswith(_SEGMENT) else key
 
 
 _POSITIONS = {attr: n for n, attr in enumerate(CustomerState._fields)}
 _KEPT = tuple((stored_name(key), attr, encode) for key, attr, encode in FIELDS if key in READABLE)
-GRID_FIELDS: frozenset[str] = frozenset(key[8:] for key, _, _ in FIELDS if key.startswith(_SEGMENT))
+GRID_FIELDS: frozenset[str] = frozenset(stored_name(key) for key, _, _ in FIELDS if key.startswith(_SEGMENT))
 
 
 def is_segment(name: str) -> bool:

@@ -67,8 +67,9 @@ class Selection:
         """Hash fields read per member: the guard (the grid's segment, stored under the grid's name) first,
         then the columns' fields when all are readable in the hash (`state_fields.READABLE`), else the packed
         `state` first (`state_mapping.stored_name`: where each is stored)."""
-        fields = [stored_name(f) for f in self.fields()]
-        if all(f in READABLE or f.startswith(AUDIENCE) for f in self.fields()):
+        named = self.fields()
+        fields = [stored_name(f) for f in named]
+        if all(f in READABLE or f.startswith(AUDIENCE) for f in named):
             return [self.grid, *fields]
         return [self.grid, STATE, *fields]
 

@@ -122,3 +122,16 @@ def test_segments_are_stored_once_in_the_readable_fields() -> None:
     assert state_from_mapping(state_to_mapping(twice)) == twice
     bare = state_from_mapping({"state": mapping["state"]})  # a hash without its readable fields: no segment
     assert bare == odd._replace(**{f: v for f, v in no_segments.items() if f != "seg_rfm"})
+
+
+def test_a_stored_field_is_a_segment_exactly_when_the_readers_see_a_grid_there() -> None:
+    """Membership, KPIs and crossings follow `is_segment` (streams/store/indexes.py): every grid and audience
+    of the definitions must be one, and no figure, the packed state or a store field may be."""
+    view = state_fields(_rich())
+    grids = {k.removeprefix("segment:") for k in view if k.startswith("segment:")}
+    assert {"lifecycle", "rfm", "value", "audience:win_back", "audience:vip_recent"} <= grids
+    for key in state_to_mapping(_rich()):
+        assert is_segment(key) == (key in grids), key
+    for key in ("state", "history", "_kpi", "_offset", "_o", "orders", "monetary_minor", "last_purchase_at"):
+        assert not is_segment(key), key
+    assert is_segment("audience:any_other_name")  # audiences are named by the definitions file
