@@ -5,7 +5,7 @@ the KPI counters `d:<grid>`, every metric of every segment every day and month, 
     .venv/bin/python benchmarks/bench_dashboard.py [--customers 1000000] [--days 365] [--rounds 7]
 
 Why synthetic aggregates rather than N stored customers: the dashboard reads no customer at all (only
-`k:<grid>`, `f:<grid>`, `t:<grid>`, `d:<grid>`, `x:<a>|<b>`), and those hashes grow with days x segments,
+`k:<grid>`, `t:<grid>`, `d:<grid>`, `x:<a>|<b>`), and those hashes grow with days x segments,
 not with customers; here
 every (from, to) pair of every grid is non-zero every day (the worst case), counts adding up to N customers.
 The preview and the customer page read customers; they are not timed here. Uses SEGSTREAM_REDIS_URL when
@@ -52,7 +52,6 @@ def fill(settings: Settings, customers: int, days: int) -> None:
         share = customers // PARTITIONS
         for p in range(PARTITIONS):
             moves: dict[str, int] = {}
-            flows: dict[str, int] = {}
             size = dict.fromkeys(segments, 0)
             for d in range(days):
                 day = (first + timedelta(days=d)).isoformat()
@@ -65,9 +64,7 @@ def fill(settings: Settings, customers: int, days: int) -> None:
                     moves[f"{old}>{new}:{day}"] = moves.get(f"{old}>{new}:{day}", 0) + n
                     if old != "-":
                         size[old] -= n
-                        flows[f"{old}:out:{day}"] = flows.get(f"{old}:out:{day}", 0) + n
                     size[new] += n
-                    flows[f"{new}:in:{day}"] = flows.get(f"{new}:in:{day}", 0) + n
             kpis = {f"{s}:customers": n for s, n in size.items() if n}
             counters = {
                 f"{s}:{m}:{(first + timedelta(days=d)).isoformat()}": rng.randint(1, 500)
@@ -86,7 +83,7 @@ def fill(settings: Settings, customers: int, days: int) -> None:
             for year in sorted({m[:4] for m in months}):
                 row = {k: v for k, v in periods.items() if k.rsplit(":", 1)[1][:4] == year}
                 stored.append((keys.segment_periods(p, grid, year), row))
-            for kind, mapping in ((keys.moves, moves), (keys.flows, flows), (keys.segment_days, counters)):
+            for kind, mapping in ((keys.moves, moves), (keys.segment_days, counters)):
                 for week, row in split_days(mapping).items():
                     stored.append((kind(p, grid, week), row))
                     client.sadd(keys.weeks(p), week)

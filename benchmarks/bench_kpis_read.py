@@ -3,7 +3,7 @@ as `--days` of history make them: the cost depends on days x segments, never on 
 
     .venv/bin/python benchmarks/bench_kpis_read.py [--days 730] [--partitions 8] [--calls 50]
 
-Fills `d:`, `f:`, `k:` of the lifecycle and rfm grids and `x:lifecycle|value` with synthetic counters under a
+Fills `d:`, `t:`, `k:` of the lifecycle and rfm grids and `x:lifecycle|value` with synthetic counters under a
 fresh key prefix (SEGSTREAM_REDIS_URL, default the local Redis), prints the fields per partition and the
 p50/p99 of a one-month and a whole-history call, then deletes every key it wrote.
 """
@@ -35,13 +35,14 @@ async def fill(client: aioredis.Redis, reader: SegmentReader, days: int, partiti
         for grid in ("lifecycle", "rfm"):
             segments = reader.grids[grid]
             d: dict[str, int] = {}
-            f: dict[str, int] = {}
+            t: dict[str, int] = {}
             for n in range(days):
                 day = (first + timedelta(days=n)).isoformat()
                 for s in segments:
                     for metric in ("orders", "revenue", "converted", "churned"):
                         d[f"{s}:{metric}:{day}"] = 3
-                    f[f"{s}:in:{day}"], f[f"{s}:out:{day}"] = 2, 2
+                for s, after in zip(segments, [*segments[1:], segments[0]], strict=True):
+                    t[f"{s}>{after}:{day}"] = 2  # each segment: 2 entries and 2 exits a day
             periods: dict[str, dict[str, int]] = {}
             for n in range(0, days, 30):
                 month = (first + timedelta(days=n)).isoformat()[:7]
@@ -51,8 +52,8 @@ async def fill(client: aioredis.Redis, reader: SegmentReader, days: int, partiti
             for week, row in split_days(d).items():
                 await client.hset(keys.segment_days(p, grid, week), mapping=row)  # type: ignore[arg-type]
                 await client.sadd(keys.weeks(p), week)
-            for week, row in split_days(f).items():
-                await client.hset(keys.flows(p, grid, week), mapping=row)  # type: ignore[arg-type]
+            for week, row in split_days(t).items():
+                await client.hset(keys.moves(p, grid, week), mapping=row)  # type: ignore[arg-type]
             for year, row in periods.items():
                 await client.hset(keys.segment_periods(p, grid, year), mapping=row)  # type: ignore[arg-type]
             await client.hset(keys.kpis(p, grid), mapping={f"{s}:customers": 1000 for s in segments})

@@ -1,10 +1,10 @@
 """Per-segment KPIs of a period, derived from the summed counters (pure; docs/read_side.md, "KPIs").
 
 Inputs are the grid's counters summed over partitions: `counters` (`d:<grid>`: `<segment>:<metric>:<day or
-period>`, see `kpi_tracking`), `flows` (`f:<grid>`: `<segment>:in|out:<day>`) and `customers` (today's count
-per segment, `k:<grid>`). Days are ISO dates (`YYYY-MM-DD`, UTC), so they compare as strings. Nothing here
-approximates: every figure is a sum of exact counters or a ratio of two such sums (None when it would divide
-by zero).
+period>`, see `kpi_tracking`), `flows` (`<segment>:in|out:<day>`, derived from the `t:<grid>` day moves) and
+`customers` (today's count per segment, `k:<grid>`). Days are ISO dates (`YYYY-MM-DD`, UTC), so they compare
+as strings. Nothing here approximates: every figure is a sum of exact counters or a ratio of two such sums
+(None when it would divide by zero).
 """
 
 from __future__ import annotations

@@ -18,7 +18,14 @@ from segmentation import Definitions
 from segmentation.kpi_figures import crosstab_cells, segment_figures
 from streams.read.profile import Answer, Money, money, money_ratio
 from streams.store.keys import KeySpace
-from streams.store.weeks import day_field, known_weeks, period_years, periods_of_range, weeks_of_range
+from streams.store.weeks import (
+    day_field,
+    flows_of_moves,
+    known_weeks,
+    period_years,
+    periods_of_range,
+    weeks_of_range,
+)
 
 
 class SegmentKpis(Answer):
@@ -127,14 +134,15 @@ async def grid_kpis(
     last: date | None,
 ) -> GridKpis:
     # The weeks that hold counters (and each partition's format: an older namespace is refused), then in one
-    # pipeline: the range's weeks of `d:`, every week of `f:` from the range's first (the counts at its start
-    # and end are today's minus the moves since), the years of its retention periods (`r:`), today's `k:`.
+    # pipeline: the range's weeks of `d:`, every week of `t:` from the range's first (the counts at its start
+    # and end are today's minus the flows since, derived from the moves), the years of its retention periods
+    # (`r:`), today's `k:`.
     known = await known_weeks(client, keys, partitions)
     earliest = min(first, last) if first is not None and last is not None else first  # from after to too
     counted, since = weeks_of_range(known, first, last), weeks_of_range(known, earliest, None)
     years = periods_of_range(period_years(known), first, last)
     d_names = [(keys.segment_days(p, grid, w), w) for p in partitions for w in counted]
-    f_names = [(keys.flows(p, grid, w), w) for p in partitions for w in since]
+    f_names = [(keys.moves(p, grid, w), w) for p in partitions for w in since]
     r_names = [keys.segment_periods(p, grid, year) for p in partitions for year in years]
     names = [*(name for name, _ in d_names), *(name for name, _ in f_names), *r_names]
     names += [keys.kpis(p, grid) for p in partitions]
@@ -143,7 +151,7 @@ async def grid_kpis(
     rows = await _summed(client, names)
     d, f, r = len(d_names), len(f_names), len(r_names)
     counters = _add([*_days_named(rows[:d], [w for _, w in d_names]), *rows[d + f : d + f + r]])
-    flows = _add(_days_named(rows[d : d + f], [w for _, w in f_names]))
+    flows = flows_of_moves(_add(_days_named(rows[d : d + f], [w for _, w in f_names])))
     current = _add(rows[d + f + r :])
     customers = {name[: -len(":customers")]: v for name, v in current.items() if name.endswith(":customers")}
     figures = segment_figures(segments, counters, flows, customers, first, last, config.retention_period)

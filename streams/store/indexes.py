@@ -1,4 +1,4 @@
-"""Read-side index deltas of one batch: membership, per-segment KPIs, day flows and per-customer history.
+"""Read-side index deltas of one batch: membership, per-segment KPIs, day moves and per-customer history.
 
 Computed in Python from the before/after mappings `write_for` already holds and from the batch's transitions,
 aggregated per key so the commit script receives a short op list; the store applies them in the same fenced
@@ -13,11 +13,11 @@ Rules (docs/read_side.md):
   customer (creation to erasure) takes the partition's next ordinal in log order (`began`), so ordinals do
   not depend on how the log was cut into batches; a customer erased and re-created within one batch leaves
   every segment at its old ordinal and enters them again at its new one.
-- day flows follow the transitions: each transition is one exit of `from` and one entry of `to` on the UTC day
-  of its effective time, so the flows add up to the transitions published on the topic.
-- day moves follow the transitions too: `<from>><to>:<day>` counts each (from, to) pair per UTC day ('-' for
-  no segment; the day kept as its weekday in its ISO week's key, streams/store/weeks.py), so the
-  dashboard's transition matrix between two dates is a sum of fields, not a scan.
+- day moves follow the transitions: `<from>><to>:<day>` counts each (from, to) pair per UTC day of its
+  effective time ('-' for no segment; the day kept as its weekday in its ISO week's key,
+  streams/store/weeks.py), so the dashboard's transition matrix between two dates is a sum of fields, not a
+  scan, and the moves add up to the transitions published on the topic. The day flows (entries into and
+  exits from each segment) are derived from them on read (`weeks.flows_of_moves`), not kept.
 - history: each customer's transitions of the batch are kept here, oldest first, and appended to the coded
   `history` field of its hash by `streams.store.writes.index_write` (streams/store/history_format.py); an
   erasure wipes the history (privacy) and whatever follows it in the same batch starts a fresh one.
@@ -47,7 +47,6 @@ class IndexDelta:
     members_add: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
     members_remove: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
     kpis: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
-    flows: dict[tuple[str, str, str, str], int] = field(default_factory=lambda: defaultdict(int))
     # (grid, from, to, day): formatted into `<from>><to>:<weekday>` fields of the day's ISO week once per
     # batch (`move_fields`)
     moves: dict[tuple[str, str | None, str | None, str], int] = field(
@@ -83,7 +82,6 @@ class IndexDelta:
             or self.members_remove
             or self.created
             or self.kpis
-            or self.flows
             or self.moves
             or self.daily
             or self.cross
@@ -163,17 +161,13 @@ class IndexDelta:
 
     # -- from transitions -------------------------------------------------------------------------------
     def transitions(self, transitions: Iterable[Transition]) -> None:
-        flows, moves, history = self.flows, self.moves, self.history
+        moves, history = self.moves, self.history
         at, day = None, ""
         for t in transitions:
             if t.effective_at is not at:  # an event's (or a due instant's) transitions share one datetime
                 at = t.effective_at
                 day = at.date().isoformat()
             grid, before, after = t.grid, t.from_segment, t.to_segment
-            if before:
-                flows[(grid, day, before, "out")] += 1
-            if after:
-                flows[(grid, day, after, "in")] += 1
             moves[(grid, before, after, day)] += 1
             cid = t.customer_id
             if after is None:  # only an erasure exits a grid without entering another
@@ -219,14 +213,6 @@ class IndexDelta:
     def cross_fields(self) -> dict[str, list[tuple[str, int]]]:
         """`<a>|<b>` -> [(field, delta)] of the crossings, zero deltas dropped."""
         return _grouped(self.cross)
-
-    def flow_fields(self) -> dict[tuple[str, str], list[tuple[str, int]]]:
-        """(grid, ISO week) -> [(`<segment>:in|out:<weekday>` coded (`day_names`), count)]."""
-        out: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
-        for (grid, day, segment, direction), count in self.flows.items():
-            week, weekday = week_of(day)
-            out[(grid, week)].append((stored_field(f"{segment}:{direction}", weekday), count))
-        return out
 
     def move_fields(self) -> dict[tuple[str, str], list[tuple[str, int]]]:
         """(grid, ISO week) -> [(`<from>><to>:<weekday>` coded, count)] ('-': no segment)."""

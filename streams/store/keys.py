@@ -43,11 +43,6 @@ class KeySpace:
         """Hash: `<segment>:customers`, `<segment>:revenue_minor`, `<segment>:orders` (partition's share)."""
         return f"{self._tag(partition)}:k:{grid}"
 
-    def flows(self, partition: int, grid: str, week: str) -> str:
-        """Hash: `<segment>:in:<weekday>` / `<segment>:out:<weekday>` entries and exits per UTC day of the ISO
-        week `week` (`2026-W10`; weekday 1-7: streams/store/weeks.py)."""
-        return f"{self._tag(partition)}:f:{grid}:{week}"
-
     def moves(self, partition: int, grid: str, week: str) -> str:
         """Hash: `<from>><to>:<weekday>` transitions per (from, to) pair and UTC day of the week ('-': no
         segment)."""

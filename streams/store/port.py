@@ -13,7 +13,7 @@ from typing import Protocol
 
 from streams.store.indexes import IndexDelta
 from streams.store.ordinals import Ordinals
-from streams.store.weeks import by_grid
+from streams.store.weeks import by_grid, flows_of_moves
 
 DEFAULT_HISTORY_SIZE = (
     64  # transitions kept per customer in its `history` field (streams/store/history_format.py)
@@ -81,7 +81,8 @@ class IndexSnapshot:
 
     members: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     kpis: dict[str, dict[str, int]] = field(default_factory=dict)
-    flows: dict[str, dict[str, int]] = field(default_factory=dict)  # grid -> its weeks' `f:`, days named
+    # grid -> its day flows, days named: derived from `moves` (`weeks.flows_of_moves`), not a key of its own
+    flows: dict[str, dict[str, int]] = field(default_factory=dict)
     moves: dict[str, dict[str, int]] = field(default_factory=dict)  # grid -> its weeks' `t:`, days named
     # grid -> KPI counters, the weeks' `d:<grid>:<week>` and the periods' `r:<grid>` as one hash (days named)
     daily: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -240,7 +241,7 @@ class InMemoryStateStore:
         return IndexSnapshot(
             p.membership.members(),
             {g: dict(f) for g, f in ix.kpis.items()},
-            {g: dict(f) for g, f in ix.flows.items()},
+            {g: flows_of_moves(f) for g, f in ix.moves.items()},
             {g: dict(f) for g, f in ix.moves.items()},
             {g: dict(f) for g, f in ix.daily.items()},
             {g: dict(f) for g, f in ix.cross.items()},
@@ -252,7 +253,6 @@ def _apply_index(p: _Partition, index: IndexDelta) -> None:
     ix = p.indexes
     for counters, fields in (
         (ix.kpis, index.kpi_fields()),
-        (ix.flows, by_grid(index.flow_fields())),
         (ix.moves, by_grid(index.move_fields())),
         (ix.daily, by_grid(*index.daily_fields())),
         (ix.cross, index.cross_fields()),

@@ -23,7 +23,7 @@ from streams.store.port import (
     check_standing,
     new_owner,
 )
-from streams.store.weeks import FORMAT, FORMAT_FIELD, check_format, day_field
+from streams.store.weeks import FORMAT, FORMAT_FIELD, check_format, day_field, flows_of_moves
 
 _RELEASE = """if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
   return redis.call('HDEL', KEYS[1], 'owner')
@@ -197,9 +197,6 @@ class RedisStateStore:
         for grid, pairs in index.kpi_fields().items():
             counters(slot(ks.kpis(p, grid)), pairs)
         weeks: set[str] = set()  # listed in the partition's `w` set, so readers need no scan
-        for (grid, week), pairs in index.flow_fields().items():
-            counters(slot(ks.flows(p, grid, week)), pairs)
-            weeks.add(week)
         for (grid, week), pairs in index.move_fields().items():
             counters(slot(ks.moves(p, grid, week)), pairs)
             weeks.add(week)
@@ -243,14 +240,15 @@ class RedisStateStore:
                 members = set(await ids_of(self._r, self._keys, partition, bitmap_ordinals(bitmap)))
                 if members:
                     snap.members[(grid, segment)] = members
-            elif kind in ("k", "f", "d", "t", "x", "r"):
+            elif kind in ("k", "d", "t", "x", "r"):
                 row = {_text(k): int(v) for k, v in (await self._r.hgetall(key)).items()}
-                kinds = {"k": snap.kpis, "f": snap.flows, "d": snap.daily, "t": snap.moves, "x": snap.cross}
-                if kind in ("f", "d", "t", "r"):  # a week's (a year's) key: merged into the grid's
+                kinds = {"k": snap.kpis, "d": snap.daily, "t": snap.moves, "x": snap.cross}
+                if kind in ("d", "t", "r"):  # a week's (a year's) key: merged into the grid's
                     rest, _, week = rest.rpartition(":")
                     if kind != "r":  # the days named
                         row = {day_field(week, name): value for name, value in row.items()}
                 kinds.get(kind, snap.daily).setdefault(rest, {}).update(row)
+        snap.flows = {grid: flows_of_moves(moves) for grid, moves in snap.moves.items()}
         return snap
 
 

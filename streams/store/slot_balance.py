@@ -193,7 +193,7 @@ def fixed_keys(
         names += [keys.kpis(p, grid)]
         names += [keys.segment_periods(p, grid, year) for year in period_years(weeks)]
         for week in weeks:
-            names += [keys.flows(p, grid, week), keys.moves(p, grid, week), keys.segment_days(p, grid, week)]
+            names += [keys.moves(p, grid, week), keys.segment_days(p, grid, week)]
         names += [keys.members(p, grid, segment) for segment in segments]
     names += [keys.crosstab(p, f"{a}|{b}") for a, b in definitions.kpis.crosstabs]
     return names

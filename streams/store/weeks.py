@@ -34,9 +34,10 @@ from streams.store.stored_state import StoredFormatError
 
 FORMAT_FIELD: Final = "days"  # partition meta field: how its day counters (and customer fields) are kept
 # per ISO week, names coded short (`day_names`), each grid's segment under the grid's name in the customer
-# hashes (`state_mapping`); refused: "week" (names in full), "week-coded" (decimal codes), "week-short"
-# (customer fields `segment:<grid>`)
-FORMAT: Final = "week-short/grid-named"
+# hashes (`state_mapping`), day flows derived from the day moves (`flows_of_moves`: no `f:` keys); refused:
+# "week" (names in full), "week-coded" (decimal codes), "week-short" (customer fields `segment:<grid>`),
+# "week-short/grid-named" (day flows kept in `f:` keys beside the moves)
+FORMAT: Final = "week-short/grid-named/moves"
 
 
 def older_days(namespace: str) -> StoredFormatError:
@@ -157,3 +158,20 @@ def split_days(fields: Mapping[str, int]) -> dict[str, dict[str, int]]:
         week, weekday = week_of(name[-10:])
         out.setdefault(week, {})[stored_field(name[:-11], weekday)] = value
     return out
+
+
+def flows_of_moves(moves: Mapping[str, int]) -> dict[str, int]:
+    """The day flows of day moves named by their day (`<from>><to>:<day>`, '-' for no segment): a segment's
+    entries on a day (`<segment>:in:<day>`) are the moves into it, its exits (`<segment>:out:<day>`) those out
+    of it. Exact, since each transition counts one move, so no flow is kept apart (`FORMAT`)."""
+    flows: dict[str, int] = {}
+    for name, count in moves.items():
+        pair, _, day = name.rpartition(":")
+        before, _, after = pair.partition(">")
+        if before != "-":
+            key = f"{before}:out:{day}"
+            flows[key] = flows.get(key, 0) + count
+        if after != "-":
+            key = f"{after}:in:{day}"
+            flows[key] = flows.get(key, 0) + count
+    return flows

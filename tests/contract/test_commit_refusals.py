@@ -47,7 +47,7 @@ def first_batch() -> WriteBatch:
 def second_batch() -> WriteBatch:
     """Every op the script knows: HSET/HDEL and DEL of customers (the history is one of their fields),
     ZADD/ZREM of due times, membership bits (an ordinal allocated, bits cleared and set, an erased customer's
-    map entry removed), HINCRBY of KPIs and flows."""
+    map entry removed), HINCRBY of KPIs and day moves."""
     d = IndexDelta()
     d.transitions([tr("c1", "new", "active", 1), tr("c2", None, "new", 1), tr("c3", "new", None, 1)])
     d.began("c2")
@@ -99,8 +99,8 @@ CASES: dict[str, tuple[Poison, str]] = {
     "kpi counter would overflow": (_field(_kpis, "active:revenue_minor", NEAR_MAX), "OVERFLOW"),
     "kpi counter would underflow": (_field(_kpis, "new:revenue_minor", "-" + NEAR_MAX), "OVERFLOW"),
     "kpi counter is not an integer": (_field(_kpis, "active:orders", "1.5"), "NOTINT"),
-    "flow counter is not an integer": (
-        _field(lambda ks: ks.flows(0, "lifecycle", "2026-W01"), stored_field("new:in", "5"), "abc"),  # 01-02
+    "move counter is not an integer": (
+        _field(lambda ks: ks.moves(0, "lifecycle", "2026-W01"), stored_field("->new", "5"), "abc"),  # 01-02
         "NOTINT",
     ),
     "meta watermark is not an integer": (_field(lambda ks: ks.partition_meta(0), "watermark", "x"), "NOTINT"),
@@ -125,7 +125,7 @@ CASES: dict[str, tuple[Poison, str]] = {
         "NOTINT",
     ),
     "kpi hash is a list": (_replace(_kpis, "list"), "WRONGTYPE"),
-    "flow hash is a set": (_replace(lambda ks: ks.flows(0, "lifecycle", "2026-W01"), "set"), "WRONGTYPE"),
+    "move hash is a set": (_replace(lambda ks: ks.moves(0, "lifecycle", "2026-W01"), "set"), "WRONGTYPE"),
 }
 
 

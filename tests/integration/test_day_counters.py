@@ -27,7 +27,7 @@ from streams.store.connection import async_client
 from streams.store.keys import KeySpace
 from streams.store.redis_store import RedisStateStore
 from streams.store.stored_state import StoredFormatError
-from streams.store.weeks import FORMAT, FORMAT_FIELD
+from streams.store.weeks import FORMAT, FORMAT_FIELD, stored_field
 from tests.integration.worker_harness import (
     applied_offsets,
     make_settings,
@@ -200,21 +200,29 @@ def test_answers_over_date_ranges_equal_a_reference_from_the_transitions(
 def _older_namespace(keys: KeySpace, layout: str = "grid") -> list[tuple[str, dict[str, str]]]:
     """What a namespace of an earlier layout holds: a committed partition, all days in one `d:` hash
     (`grid`), or a hash per week with the names in full (`week`, meta `days=week`) or in decimal codes
-    (`week-coded`)."""
+    (`week-coded`), or the day flows kept in `f:` hashes beside the moves (`grid-named`)."""
     tag = keys.partition_meta(0)[: -len(":meta")]
     meta = {"offset": "41", "watermark": "1767225600000000", "fence": "1", "seq": "3"}
+    if layout == "grid-named":
+        return [
+            (keys.partition_meta(0), meta | {"days": "week-short/grid-named"}),
+            (keys.segment_days(0, "lifecycle", "2026-W01"), {stored_field("new:orders", "5"): "3"}),
+            (f"{tag}:f:lifecycle:2026-W01", {stored_field("new:in", "5"): "5"}),
+            (keys.moves(0, "lifecycle", "2026-W01"), {stored_field("->new", "5"): "5"}),
+            (keys.kpis(0, "lifecycle"), {"new:customers": "5"}),
+        ]
     if layout == "week-coded":
         return [
             (keys.partition_meta(0), meta | {"days": "week-coded"}),
             (keys.segment_days(0, "lifecycle", "2026-W01"), {"7:0:5": "3"}),
-            (keys.flows(0, "lifecycle", "2026-W01"), {"7:4:5": "5"}),
+            (f"{tag}:f:lifecycle:2026-W01", {"7:4:5": "5"}),
             (keys.kpis(0, "lifecycle"), {"new:customers": "5"}),
         ]
     if layout == "week":
         return [
             (keys.partition_meta(0), meta | {"days": "week"}),
             (keys.segment_days(0, "lifecycle", "2026-W01"), {"new:orders:5": "3"}),
-            (keys.flows(0, "lifecycle", "2026-W01"), {"new:in:5": "5"}),
+            (f"{tag}:f:lifecycle:2026-W01", {"new:in:5": "5"}),
             (keys.kpis(0, "lifecycle"), {"new:customers": "5"}),
         ]
     return [
@@ -225,7 +233,7 @@ def _older_namespace(keys: KeySpace, layout: str = "grid") -> list[tuple[str, di
     ]
 
 
-@pytest.mark.parametrize("layout", ["grid", "week", "week-coded"])
+@pytest.mark.parametrize("layout", ["grid", "week", "week-coded", "grid-named"])
 @pytest.mark.parametrize("reading", ["grid_kpis", "segment_flows", "segment_moves", "segment_sizes"])
 def test_an_older_namespace_is_refused_by_readers_naming_the_fix(
     services: Services, topic_name: Callable[[str], str], redis_prefix: str, reading: str, layout: str

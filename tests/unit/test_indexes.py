@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from segmentation.transition import Transition
 from streams.read.history import History, HistoryEntry, segment_at
 from streams.store.indexes import IndexDelta
-from streams.store.weeks import by_grid
+from streams.store.weeks import by_grid, flows_of_moves
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -74,15 +74,14 @@ def test_flows_follow_transitions_and_an_erasure_resets_the_history() -> None:
             t("c2", "lifecycle", None, "new", T0 + timedelta(hours=2), "again"),
         ]
     )
-    assert d.flow_fields() == {  # 2026-01-01: Thursday (4) of 2026-W01; names coded (day_names)
-        ("lifecycle", "2026-W01"): [("(%4", 3), ("(&5", 1), (")%5", 1), ("(&4", 1)]
+    moves = dict(by_grid(d.move_fields())["lifecycle"])  # 2026-01-01: Thursday (4) of 2026-W01
+    assert moves == {"->new:2026-01-01": 3, "new>active:2026-01-02": 1, "new>-:2026-01-01": 1}
+    assert flows_of_moves(moves) == {  # the day flows, derived (no key of their own)
+        "new:in:2026-01-01": 3,
+        "new:out:2026-01-02": 1,
+        "active:in:2026-01-02": 1,
+        "new:out:2026-01-01": 1,
     }
-    assert by_grid(d.flow_fields())["lifecycle"] == [
-        ("new:in:2026-01-01", 3),
-        ("new:out:2026-01-02", 1),
-        ("active:in:2026-01-02", 1),
-        ("new:out:2026-01-01", 1),
-    ]
     assert [(x.from_segment, x.to_segment) for x in d.history["c1"]] == [(None, "new"), ("new", "active")]
     assert [x.cause for x in d.history["c2"]] == ["again"] and d.history_reset == {"c2"}
     d.erased("c1")

@@ -1,11 +1,11 @@
 """What the dashboard draws, from aggregate keys only: segment sizes per day, transitions between dates.
 
 Why no customer is read: at a million customers the page must cost a few HGETALLs per partition and week.
-Sizes over time come from today's counts (`k:<grid>`) and the daily flows (`f:<grid>:<week>`): the size at
-the end of day D is today's count minus the net entries of every later day, exact because every membership
-change is a transition and every transition is one flow (erasures included: an exit to no segment). The
-transition matrix between two dates sums the per-day (from, to) counters of the weeks it spans
-(`t:<grid>:<week>`) the commit keeps beside the flows.
+Sizes over time come from today's counts (`k:<grid>`) and the daily flows (derived from the per-day (from,
+to) counters `t:<grid>:<week>`): the size at the end of day D is today's count minus the net entries of every
+later day, exact because every membership change is a transition and every transition is one move (erasures
+included: an exit to no segment). The transition matrix between two dates sums the same counters over the
+weeks it spans.
 """
 
 from __future__ import annotations
