@@ -69,22 +69,22 @@ def source_files(source: str) -> list[str]:
     return sorted(found)
 
 
-def file_digests(source: str) -> dict[str, str]:
-    """SHA-256 of each source file: what a build records and a start compares."""
+def _digests(root: str, files: Sequence[str]) -> dict[str, str]:
     digests: dict[str, str] = {}
-    for rel in source_files(source):
-        with open(os.path.join(source, rel), "rb") as f:
+    for rel in files:
+        with open(os.path.join(root, rel), "rb") as f:
             digests[rel] = hashlib.sha256(f.read()).hexdigest()
     return digests
+
+
+def file_digests(source: str) -> dict[str, str]:
+    """SHA-256 of each source file: what a build records and a start compares."""
+    return _digests(source, source_files(source))
 
 
 def write_path_digests(root: str, modules: Sequence[str] = WRITE_PATH) -> dict[str, str]:
     """SHA-256 of each of `modules` (`WRITE_PATH`) of the checkout at `root`."""
-    digests: dict[str, str] = {}
-    for rel in modules:
-        with open(os.path.join(root, rel), "rb") as f:
-            digests[rel] = hashlib.sha256(f.read()).hexdigest()
-    return digests
+    return _digests(root, modules)
 
 
 def module_name(rel: str) -> str:
@@ -137,31 +137,29 @@ class _CompiledCore:
         return None
 
 
-def _stale(recorded: dict[str, str], source: str) -> str | None:
-    current = file_digests(source)
+def _changed(recorded: dict[str, str], current: dict[str, str], prefix: str = "") -> str | None:
+    """The one-line refusal naming the files whose digest differs (added and removed ones too), or None."""
     changed = sorted(set(recorded) ^ set(current) | {f for f in current if recorded.get(f) != current[f]})
     if not changed:
         return None
-    shown = ", ".join(f"{PACKAGE}/{f}" for f in changed[:3]) + (" ..." if len(changed) > 3 else "")
+    shown = ", ".join(f"{prefix}{f}" for f in changed[:3]) + (" ..." if len(changed) > 3 else "")
     return f"stale build: {shown} changed since it was compiled; run make setup"
+
+
+def _stale(recorded: dict[str, str], source: str) -> str | None:
+    return _changed(recorded, file_digests(source), f"{PACKAGE}/")
 
 
 def _stale_write_path(recorded: dict[str, str], root: str) -> str | None:
-    """The build's `streams/` modules against the checkout's (a build from before they were compiled
-    records none: then nothing of `streams/` is taken from it)."""
+    """The build's `streams/` modules against the checkout's `WRITE_PATH` (a build from before they were
+    compiled records none: then nothing of `streams/` is taken from it)."""
     if not recorded:
         return None
     try:
-        current = {rel: digest for rel, digest in write_path_digests(root).items() if rel in recorded}
+        current = write_path_digests(root)
     except OSError as exc:
         return f"stale build: {exc.filename} is gone; run make setup"
-    changed = sorted(rel for rel in recorded if current.get(rel) != recorded[rel])
-    if set(recorded) != set(WRITE_PATH):
-        changed = sorted(set(changed) | (set(recorded) ^ set(WRITE_PATH)))
-    if not changed:
-        return None
-    shown = ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else "")
-    return f"stale build: {shown} changed since it was compiled; run make setup"
+    return _changed(recorded, current)
 
 
 def _refusal(build: str, source: str) -> str | None:

@@ -81,12 +81,15 @@ class IndexSnapshot:
 
     members: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     kpis: dict[str, dict[str, int]] = field(default_factory=dict)
-    # grid -> its day flows, days named: derived from `moves` (`weeks.flows_of_moves`), not a key of its own
-    flows: dict[str, dict[str, int]] = field(default_factory=dict)
     moves: dict[str, dict[str, int]] = field(default_factory=dict)  # grid -> its weeks' `t:`, days named
     # grid -> KPI counters, the weeks' `d:<grid>:<week>` and the periods' `r:<grid>` as one hash (days named)
     daily: dict[str, dict[str, int]] = field(default_factory=dict)
     cross: dict[str, dict[str, int]] = field(default_factory=dict)  # `<a>|<b>` -> crossing (`x:<a>|<b>`)
+
+    @property
+    def flows(self) -> dict[str, dict[str, int]]:
+        """grid -> its day flows, days named: derived from `moves` (`weeks.flows_of_moves`), kept nowhere."""
+        return {grid: flows_of_moves(moves) for grid, moves in self.moves.items()}
 
 
 def new_owner() -> str:
@@ -241,7 +244,6 @@ class InMemoryStateStore:
         return IndexSnapshot(
             p.membership.members(),
             {g: dict(f) for g, f in ix.kpis.items()},
-            {g: flows_of_moves(f) for g, f in ix.moves.items()},
             {g: dict(f) for g, f in ix.moves.items()},
             {g: dict(f) for g, f in ix.daily.items()},
             {g: dict(f) for g, f in ix.cross.items()},

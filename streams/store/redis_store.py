@@ -23,7 +23,7 @@ from streams.store.port import (
     check_standing,
     new_owner,
 )
-from streams.store.weeks import FORMAT, FORMAT_FIELD, check_format, day_field, flows_of_moves
+from streams.store.weeks import FORMAT, FORMAT_FIELD, check_format, day_field
 
 _RELEASE = """if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
   return redis.call('HDEL', KEYS[1], 'owner')
@@ -248,7 +248,6 @@ class RedisStateStore:
                     if kind != "r":  # the days named
                         row = {day_field(week, name): value for name, value in row.items()}
                 kinds.get(kind, snap.daily).setdefault(rest, {}).update(row)
-        snap.flows = {grid: flows_of_moves(moves) for grid, moves in snap.moves.items()}
         return snap
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 
 import pytest
 import redis.asyncio as aioredis
@@ -16,6 +15,7 @@ from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite, Fenced, IndexSnapshot, StateStore, WriteBatch
 from streams.store.redis_store import RedisStateStore
 from streams.store.writes import index_write
+from tests.contract.raw_commit import raw_commit
 from tests.contract.test_state_store import StoreFactory, _with_store, make_store, run
 from tests.services import Services
 
@@ -116,14 +116,8 @@ def test_a_fenced_commit_writes_no_index(make_store: StoreFactory) -> None:
 @pytest.mark.integration
 def test_the_script_validates_every_op_before_the_first_write(services: Services, redis_prefix: str) -> None:
     async def body() -> None:
-        client = async_client(services.redis_url)
-        keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
-        store = RedisStateStore(client, keys)
-        try:
-            claim = await store.claim(0)
-            script = client.register_script(
-                resources.files("streams.store").joinpath("commit.lua").read_text()
-            )
+        async with raw_commit(services.redis_url, redis_prefix) as raw:
+            client, keys, store, claim, script = raw.client, raw.keys, raw.store, raw.claim, raw.script
             base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c1"), keys.kpis(0, "g")]
             head: list[str | int] = [f"{claim.fence}:1", 5, "", 1, "c1", "S", "", 1, 0, "a", "1"]
             bad_ops: tuple[list[str | int], ...] = (
@@ -147,8 +141,6 @@ def test_the_script_validates_every_op_before_the_first_write(services: Services
                 await script(keys=base, args=head + too_big)
             assert await client.exists(keys.customer(0, "c1"), keys.kpis(0, "g")) == 0
             assert await store.read_meta(0) == (None, None)
-        finally:
-            await client.aclose()
 
     run(body())
 
@@ -227,17 +219,11 @@ def test_counters_stay_exact_past_2_53_and_a_counter_back_at_0_is_deleted(
     its sum, a zero result deletes the field."""
 
     async def body() -> None:
-        client = async_client(services.redis_url)
-        keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
-        store = RedisStateStore(client, keys)
-        try:
-            claim = await store.claim(0)
+        async with raw_commit(services.redis_url, redis_prefix) as raw:
+            client, keys, claim, script = raw.client, raw.keys, raw.claim, raw.script
             kpis = keys.kpis(0, "g")
             near = 2**53 - 1  # one below: adding 3 crosses 2^53, where a double would round
             await client.hset(kpis, mapping={"big": str(near), "gone": "7", "small": "10", "neg": str(-near)})
-            script = client.register_script(
-                resources.files("streams.store").joinpath("commit.lua").read_text()
-            )
             base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c1"), kpis]
             head: list[str | int] = [f"{claim.fence}:1", 5, "", 1, "c1", "S", "", 1, 0, "a", "1"]
             ops: list[str | int] = ["HINCRBY", 4, 10, "big", 3, "gone", -7, "small", 5, "new", 4, "small", -1]
@@ -249,8 +235,6 @@ def test_counters_stay_exact_past_2_53_and_a_counter_back_at_0_is_deleted(
                 b"new": b"4",
                 b"neg": str(-near - 2).encode(),
             }
-        finally:
-            await client.aclose()
 
     run(body())
 
@@ -261,14 +245,8 @@ def test_ops_and_writes_past_luas_unpack_limit_land_whole(services: Services, re
     of a 10-segment grid is ~11,000 counter fields in one key, so the script hands them over in slices."""
 
     async def body() -> None:
-        client = async_client(services.redis_url)
-        keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
-        store = RedisStateStore(client, keys)
-        try:
-            claim = await store.claim(0)
-            script = client.register_script(
-                resources.files("streams.store").joinpath("commit.lua").read_text()
-            )
+        async with raw_commit(services.redis_url, redis_prefix) as raw:
+            client, keys, store, claim, script = raw.client, raw.keys, raw.store, raw.claim, raw.script
             customer, kpis, weeks = keys.customer(0, "c1"), keys.kpis(0, "g"), keys.weeks(0)
             n = 10_000
             await client.hset(kpis, mapping={f"f{i}": "1" for i in range(0, n, 2)})  # half exist already
@@ -283,7 +261,5 @@ def test_ops_and_writes_past_luas_unpack_limit_land_whole(services: Services, re
             assert counters == {f"f{i}".encode(): (b"3" if i % 2 == 0 else b"2") for i in range(n)}
             assert await client.scard(weeks) == n
             assert await store.read_meta(0) == (5, None)
-        finally:
-            await client.aclose()
 
     run(body())

@@ -4,8 +4,6 @@ through it exactly, across map chunks and holes."""
 
 from __future__ import annotations
 
-from importlib import resources
-
 import pytest
 import redis.asyncio as aioredis
 
@@ -19,6 +17,7 @@ from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite, StateStore, WriteBatch
 from streams.store.redis_store import RedisStateStore
+from tests.contract.raw_commit import raw_commit
 from tests.contract.test_state_store import StoreFactory, _with_store, make_store, run
 from tests.services import Services
 
@@ -149,14 +148,8 @@ def test_a_retried_commit_allocates_nothing_twice(services: Services, redis_pref
 @pytest.mark.integration
 def test_malformed_bits_entries_are_refused_before_any_write(services: Services, redis_prefix: str) -> None:
     async def body() -> None:
-        client = async_client(services.redis_url)
-        keys = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
-        store = RedisStateStore(client, keys)
-        try:
-            claim = await store.claim(0)
-            script = client.register_script(
-                resources.files("streams.store").joinpath("commit.lua").read_text()
-            )
+        async with raw_commit(services.redis_url, redis_prefix) as raw:
+            client, keys, claim, script = raw.client, raw.keys, raw.claim, raw.script
             base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c1"), keys.members(0, "g", "s")]
             head: list[str | int] = [f"{claim.fence}:1", 5, "", 1, "c1", "S", "", 1, 0, "a", "1"]
             bad_ops: tuple[list[str | int], ...] = (
@@ -172,8 +165,6 @@ def test_malformed_bits_entries_are_refused_before_any_write(services: Services,
                     await script(keys=base, args=head + ops)
             assert await client.exists(keys.customer(0, "c1"), keys.members(0, "g", "s")) == 0
             assert await client.hget(keys.partition_meta(0), "ordinals") is None
-        finally:
-            await client.aclose()
 
     run(body())
 

@@ -243,7 +243,8 @@ def check_against_api(world: World, grid: str, start: str, end: str, shown: dict
     assert shown["days"] == sizes["days"] and shown["sizes"] == sizes["sizes"]
     _, moves = world.get(f"/grids/{grid}/moves?from={start}&to={end}")
     assert shown["moves"] == sorted((f, t, n) for f, t, n in moves["cells"]) and moves["total"] > 0
-    # the (from, to) counters agree with the day flows, a separate key: exits per row, entries per column
+    # /flows (derived per day from the same moves, weeks.flows_of_moves) agrees with the range matrix:
+    # exits per row, entries per column
     _, flows = world.get(f"/grids/{grid}/flows")
     days = [d for d in flows["days"] if start <= d <= end]
     for segment in kpis_segments(world, grid):
