@@ -183,19 +183,35 @@ class RedisClusterStack(PrivateStack):
             raise RuntimeError(f"node {primary} has no replica: {info}")
         return replicas[0]
 
-    def cut_replication(self, primary: int) -> int:
+    def cut_replication(self, primary: int, timeout: float = 10.0) -> int:
         """Stop the primary's writes from reaching its replica, as a network cut would, and return the
         replica's port: the replica's link is killed and it cannot log in again (a password the primary
-        does not have), while the cluster bus goes on (the primary is not failed over for this)."""
+        does not have), while the cluster bus goes on (the primary is not failed over for this). Checked,
+        not assumed: returns once the replica says its link is down; the kill is repeated until it does."""
         replica = self.replica_of(primary)
         follower, leader = self._client(replica), self._client(primary)
         try:
             follower.config_set("masterauth", "not-the-primary-password")
-            cast(Any, leader).execute_command("CLIENT", "KILL", "TYPE", "replica")
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                cast(Any, leader).execute_command("CLIENT", "KILL", "TYPE", "replica")
+                time.sleep(0.05)
+                if follower.info("replication").get("master_link_status") == "down":
+                    return replica
+            raise RuntimeError(f"replica {replica} still follows {primary} {timeout:.0f}s after the cut")
         finally:
             follower.close()
             leader.close()
-        return replica
+
+    def read_on_replica(self, port: int, key: str, field: str) -> str | None:
+        """One field as the replica on `port` holds it (READONLY: a replica answers for its primary's slots
+        instead of redirecting)."""
+        client = self._client(port)
+        try:
+            cast(Any, client).execute_command("READONLY")
+            return cast(str | None, client.hget(key, field))
+        finally:
+            client.close()
 
     def mend_replication(self, replica: int) -> None:
         client = self._client(replica)

@@ -219,17 +219,20 @@ async def redis_failover(ctx: Ctx) -> None:
     meta = ctx.keys.partition_meta(0)
     port = await asyncio.to_thread(stack.primary_of, meta)
     replica = None
+    frozen = None
     if ctx.scenario.params.get("lose_writes"):  # the replica misses the primary's last commits of p0
         replica = await asyncio.to_thread(stack.cut_replication, port)
-        cut_at = await asyncio.to_thread(stack.read_on, port, meta, "seq")
+        frozen = int(await asyncio.to_thread(stack.read_on_replica, replica, meta, "seq") or 0)
+        now = frozen
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            now = await asyncio.to_thread(stack.read_on, port, meta, "seq")
-            if int(now or 0) >= int(cut_at or 0) + 2:
-                break
+        while time.monotonic() < deadline and now < frozen + 2:
             await asyncio.sleep(0.05)
-        ctx.event(f"replication of node {port} to {replica} cut at p0 commit {cut_at}, primary now at {now}")
-    last = await asyncio.to_thread(stack.read_on, port, meta, "seq")
+            now = int(await asyncio.to_thread(stack.read_on, port, meta, "seq") or 0)
+        held = int(await asyncio.to_thread(stack.read_on_replica, replica, meta, "seq") or 0)
+        if held != frozen:
+            raise RuntimeError(f"the cut did not hold: replica {replica} went from commit {frozen} to {held}")
+        ctx.event(f"replication {port} -> {replica} cut: the replica holds p0 commit {frozen}, primary {now}")
+    last = int(await asyncio.to_thread(stack.read_on, port, meta, "seq") or 0)
     before = ctx.applied_total()
     watch = asyncio.create_task(_longest_stall(ctx))
     stack.kill9_node(port)
@@ -239,10 +242,11 @@ async def redis_failover(ctx: Ctx) -> None:
     promoted = await asyncio.to_thread(stack.primary_of, meta)
     if replica is not None:
         await asyncio.to_thread(stack.mend_replication, replica)
+    # read after the workers may already have committed again on the promoted node: informative only
     kept = await asyncio.to_thread(stack.read_on, promoted, meta, "seq")
     ctx.event(f"node {promoted} serves p0 after {took:.1f}s, at commit {kept}, {ctx.applied_total()} applied")
-    if int(kept or 0) < int(last or 0):
-        ctx.event(f"p0 went back from commit {last} to {kept}: acknowledged writes lost with the primary")
+    if frozen is not None and promoted == replica and frozen < last:
+        ctx.event(f"p0 went back from commit {last} to {frozen}: acknowledged writes lost with the primary")
     # a process starting now, its URL naming the dead node first (a restarted worker, the API, the CLI)
     fresh = await asyncio.to_thread(_offset_read_by_a_new_client, stack.url_starting_with(port), meta)
     ctx.event(f"a new client, the dead node first in its URL, reads p0's offset {fresh}")
