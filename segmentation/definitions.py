@@ -210,6 +210,9 @@ class Definitions:
                         f"audiences.{rule.name}: {', '.join(needs)} need a clv section"
                         " (segstream calibrate --model clv)"
                     )
+        for grid, segments in definitions.grid_segments.items():
+            for segment in segments:
+                _check_segment_name(grid, segment)
         kpis = KpiConfig.from_mapping(read_section(raw, "kpis"), definitions.grid_segments)
         object.__setattr__(definitions, "kpis", kpis)
         warnings = tuple(
@@ -219,6 +222,17 @@ class Definitions:
         )
         object.__setattr__(definitions, "warnings", warnings)
         return definitions
+
+
+def _check_segment_name(grid: str, segment: str) -> None:
+    """The read side's counters name a move `<from>><to>` ('-': no segment) and a crossing's cell
+    `<a>|<b>`: a segment name holding `>` or `|`, or named `-`, would be read back as other segments."""
+    if segment == "-" or ">" in segment or "|" in segment:
+        raise DefinitionsError(
+            f"{grid}: segment name {segment!r} is not allowed: names may not contain '>' or '|' and may not"
+            " be '-' (the read side's counters name a move '<from>><to>', '-' for no segment, and a"
+            " crossing's cell '<a>|<b>'); e.g. 'over_500' for '>500'"
+        )
 
 
 def _load_yaml(text: str, origin: str) -> Mapping[str, object]:

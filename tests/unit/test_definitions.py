@@ -81,6 +81,10 @@ def _raw(**override: Any) -> dict[str, Any]:
         ({"value": {"tiers": [{"segment": "x", "from": "10"}]}}, "must start at 0"),
         ({"audiences": {"bad": "orders >>= 2"}}, "audiences.bad: rule 'bad'"),
         ({"audiences": ["x"]}, "audiences: expected a mapping"),
+        # read-side counters name a move `<from>><to>` ('-': none) and a crossing's cell `<a>|<b>`
+        ({"value": {"tiers": [{"segment": "a", "from": "0"}, {"segment": ">500", "from": "5"}]}}, "'>500'"),
+        ({"value": {"tiers": [{"segment": "-", "from": "0"}, {"segment": "b", "from": "5"}]}}, "value: seg"),
+        ({"region": {"groups": {"a|b": ["FR"]}}}, "region: segment name 'a|b' is not allowed"),
     ],
 )
 def test_validation_errors(override: dict[str, Any], message: str) -> None:
