@@ -20,7 +20,8 @@ from streams.read.profile import Answer, Money, money, money_ratio
 from streams.store.keys import KeySpace
 from streams.store.weeks import (
     day_field,
-    flows_of_moves,
+    flat_flows,
+    flows_of_week_rows,
     known_weeks,
     period_years,
     periods_of_range,
@@ -102,11 +103,19 @@ def not_kept(definitions: Definitions, a: str, b: str) -> str:
 
 async def _summed(client: aioredis.Redis, names: Sequence[str]) -> list[dict[str, int]]:
     """HGETALL of each key, in one pipeline."""
+    return [_counts(row) for row in await _replies(client, names)]
+
+
+async def _replies(client: aioredis.Redis, names: Sequence[str]) -> list[dict[Any, Any]]:
+    """HGETALL of each key, in one pipeline, as the client gives them."""
     async with client.pipeline(transaction=False) as pipe:
         for key in names:
             pipe.hgetall(key)
-        rows = await pipe.execute()
-    return [{(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in row.items()} for row in rows]
+        return await pipe.execute()
+
+
+def _counts(row: Mapping[Any, Any]) -> dict[str, int]:
+    return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in row.items()}
 
 
 def _days_named(rows: Sequence[Mapping[str, int]], weeks: Sequence[str]) -> list[dict[str, int]]:
@@ -148,11 +157,13 @@ async def grid_kpis(
     names += [keys.kpis(p, grid) for p in partitions]
     config = definitions.kpis
     segments = definitions.grid_segments[grid]
-    rows = await _summed(client, names)
+    replies = await _replies(client, names)
     d, t, r = len(d_names), len(t_names), len(r_names)
-    counters = _add([*_days_named(rows[:d], [w for _, w in d_names]), *rows[d + t : d + t + r]])
-    flows = flows_of_moves(_add(_days_named(rows[d : d + t], [w for _, w in t_names])))
-    current = _add(rows[d + t + r :])
+    # the moves as they came (`flows_of_week_rows` decodes each distinct name once), the rest as counts
+    flows = flat_flows(flows_of_week_rows(zip([w for _, w in t_names], replies[d : d + t], strict=True)))
+    rows = [_counts(row) for row in (*replies[:d], *replies[d + t :])]
+    counters = _add([*_days_named(rows[:d], [w for _, w in d_names]), *rows[d : d + r]])
+    current = _add(rows[d + r :])
     customers = {name[: -len(":customers")]: v for name, v in current.items() if name.endswith(":customers")}
     figures = segment_figures(segments, counters, flows, customers, first, last, config.retention_period)
     currency = definitions.currency

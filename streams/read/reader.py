@@ -39,7 +39,7 @@ from streams.store.namespaces import active_namespace
 from streams.store.partitioning import partition_for
 from streams.store.replies import texts as _texts
 from streams.store.stored_state import history_refused, readers_view, stored_state
-from streams.store.weeks import FORMAT_FIELD, check_format, day_rows, flows_of_moves, known_weeks
+from streams.store.weeks import FORMAT_FIELD, check_format, flows_of_week_rows, known_weeks, week_rows
 
 T = TypeVar("T")
 MAX_ID_LENGTH = 256
@@ -208,14 +208,8 @@ class SegmentReader:
         self._grid(grid)
         keys = await self.keyspace()
         weeks = sorted(await known_weeks(self._r, keys, self._partitions))  # refuses an older namespace
-        out: dict[str, dict[str, dict[str, int]]] = {}
-        for row in await day_rows(self._r, lambda p, w: keys.moves(p, grid, w), self._partitions, weeks):
-            for name, value in flows_of_moves({k: int(v) for k, v in row.items()}).items():
-                rest, _, day = name.rpartition(":")
-                segment, _, direction = rest.rpartition(":")
-                cell = out.setdefault(day, {}).setdefault(segment, {"in": 0, "out": 0})
-                cell[direction] = cell.get(direction, 0) + value
-        return dict(sorted(out.items()))
+        rows = await week_rows(self._r, lambda p, w: keys.moves(p, grid, w), self._partitions, weeks)
+        return dict(sorted(flows_of_week_rows(rows).items()))
 
     async def grid_kpis(self, grid: str, first: date | None = None, last: date | None = None) -> GridKpis:
         """Every segment's KPIs over the UTC days first..last (inclusive; None: unbounded) and the retention

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 
 from redis.asyncio import Redis
 
@@ -61,15 +61,23 @@ async def day_rows(
 ) -> list[dict[str, str]]:
     """HGETALL of each partition's key (`key_of(partition, week)`) of each week, in one pipeline, the fields
     named by their day."""
+    return [
+        {day_field(week, text(k)): text(v) for k, v in row.items()}
+        for week, row in await week_rows(client, key_of, partitions, weeks)
+    ]
+
+
+async def week_rows(
+    client: Redis, key_of: Callable[[int, str], str], partitions: Iterable[int], weeks: Sequence[str]
+) -> list[tuple[str, dict[Any, Any]]]:
+    """HGETALL of each partition's key (`key_of(partition, week)`) of each week, in one pipeline: (week, the
+    reply as it came, fields as stored)."""
     names = [(key_of(p, week), week) for p in partitions for week in weeks]
     async with client.pipeline(transaction=False) as pipe:
         for name, _ in names:
             pipe.hgetall(name)
         replies = await pipe.execute()
-    return [
-        {day_field(week, text(k)): text(v) for k, v in row.items()}
-        for (_, week), row in zip(names, replies, strict=True)
-    ]
+    return [(week, row) for (_, week), row in zip(names, replies, strict=True)]
 
 
 async def known_weeks(client: Redis, keys: KeySpace, partitions: Iterable[int]) -> set[str]:
@@ -158,6 +166,46 @@ def split_days(fields: Mapping[str, int]) -> dict[str, dict[str, int]]:
         week, weekday = week_of(name[-10:])
         out.setdefault(week, {})[stored_field(name[:-11], weekday)] = value
     return out
+
+
+def flows_of_week_rows(rows: Iterable[tuple[str, Mapping[Any, Any]]]) -> dict[str, dict[str, dict[str, int]]]:
+    """Day (UTC) -> segment -> {"in": entries, "out": exits}, from `t:` week keys as read: (week, its stored
+    fields and counts), any number of rows per week (one per partition). What `flows_of_moves` gives, summed
+    and nested, without naming every field by its day first: the rows are summed by stored name, and each
+    distinct name (a year of an 11-segment grid is ~50k fields per partition, ~1,000 names) decoded once."""
+    summed: dict[str, dict[Any, int]] = {}  # week -> field as it came (bytes or text) -> count
+    for week, row in rows:
+        counts = summed.setdefault(week, {})
+        for k, v in row.items():
+            counts[k] = counts.get(k, 0) + int(v)
+    pairs: dict[Any, tuple[str, str, str]] = {}
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for week, counts in summed.items():
+        for stored, count in counts.items():
+            pair = pairs.get(stored)
+            if pair is None:
+                name, weekday = named(text(stored))
+                before, _, after = name.partition(">")
+                pair = pairs[stored] = (before, after, weekday)
+            before, after, weekday = pair
+            cells = out.setdefault(day_of(week, weekday), {})
+            if before != "-":
+                cell = cells.setdefault(before, {"in": 0, "out": 0})
+                cell["out"] += count
+            if after != "-":
+                cell = cells.setdefault(after, {"in": 0, "out": 0})
+                cell["in"] += count
+    return {day: cells for day, cells in out.items() if cells}
+
+
+def flat_flows(flows: Mapping[str, Mapping[str, Mapping[str, int]]]) -> dict[str, int]:
+    """`flows_of_week_rows`'s answer named as `flows_of_moves` names it (`<segment>:in|out:<day>`)."""
+    return {
+        f"{segment}:{direction}:{day}": count
+        for day, cells in flows.items()
+        for segment, cell in cells.items()
+        for direction, count in cell.items()
+    }
 
 
 def flows_of_moves(moves: Mapping[str, int]) -> dict[str, int]:

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from segmentation.transition import Transition
 from streams.read.history import History, HistoryEntry, segment_at
 from streams.store.indexes import IndexDelta
-from streams.store.weeks import by_grid, flows_of_moves
+from streams.store.replies import text
+from streams.store.weeks import (
+    by_grid,
+    day_field,
+    flat_flows,
+    flows_of_moves,
+    flows_of_week_rows,
+    stored_field,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -105,3 +116,51 @@ def test_as_of_known_not_yet_and_beyond_a_trimmed_history() -> None:
     cut = History(customer_id="c", entries=entries[1:], trimmed=True)
     assert segment_at(cut, "lifecycle", T0 + timedelta(days=5)).status == "beyond_history"
     assert segment_at(cut, "lifecycle", T0 + timedelta(days=11)).segment == "active"
+
+
+_SEGMENTS = ("-", "new", "active", "at_risk", "lost", "reactivated", "a:b", "c>d")  # ':' '>' may be in names
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),  # partition
+            st.sampled_from(("2025-W52", "2026-W01", "2026-W02", "2020-W53")),  # across year ends
+            st.sampled_from(_SEGMENTS),
+            st.sampled_from(_SEGMENTS),
+            st.sampled_from("1234567"),
+            st.integers(0, 5),
+        ),
+        max_size=60,
+    )
+)
+def test_flows_of_week_rows_are_the_flows_of_the_day_named_moves_summed(
+    cells: list[tuple[int, str, str, str, str, int]],
+) -> None:
+    """The readers' derivation (summed by stored name, each decoded once) gives exactly the flows of every
+    partition's moves named by their day, summed: `flows_of_moves`, the definition."""
+    rows: dict[tuple[int, str], dict[str | bytes, str | bytes]] = {}
+    for partition, week, a, b, weekday, count in cells:
+        if a == b:
+            continue
+        raw = partition % 2 == 1  # replies in bytes (a client without decode_responses) or in text
+        stored = stored_field(f"{a}>{b}", weekday)
+        row = rows.setdefault((partition, week), {})
+        row[stored.encode() if raw else stored] = str(count).encode() if raw else str(count)
+    expected: dict[str, dict[str, dict[str, int]]] = {}
+    for (_, week), row in rows.items():
+        named_row = {day_field(week, text(k)): int(v) for k, v in row.items()}
+        for name, value in flows_of_moves(named_row).items():
+            rest, _, day = name.rpartition(":")
+            segment, _, direction = rest.rpartition(":")
+            cell = expected.setdefault(day, {}).setdefault(segment, {"in": 0, "out": 0})
+            cell[direction] += value
+    got = flows_of_week_rows([(week, row) for (_, week), row in rows.items()])
+    assert got == expected
+    assert flat_flows(got) == {
+        f"{s}:{d}:{day}": n
+        for day, cells in expected.items()
+        for s, cell in cells.items()
+        for d, n in cell.items()
+    }
