@@ -56,17 +56,6 @@ def check_format(namespace: str, offset: object, kept: object) -> None:
         raise older_days(namespace)
 
 
-async def day_rows(
-    client: Redis, key_of: Callable[[int, str], str], partitions: Iterable[int], weeks: Sequence[str]
-) -> list[dict[str, str]]:
-    """HGETALL of each partition's key (`key_of(partition, week)`) of each week, in one pipeline, the fields
-    named by their day."""
-    return [
-        {day_field(week, text(k)): text(v) for k, v in row.items()}
-        for week, row in await week_rows(client, key_of, partitions, weeks)
-    ]
-
-
 async def week_rows(
     client: Redis, key_of: Callable[[int, str], str], partitions: Iterable[int], weeks: Sequence[str]
 ) -> list[tuple[str, dict[Any, Any]]]:
@@ -173,14 +162,9 @@ def flows_of_week_rows(rows: Iterable[tuple[str, Mapping[Any, Any]]]) -> dict[st
     fields and counts), any number of rows per week (one per partition). What `flows_of_moves` gives, summed
     and nested, without naming every field by its day first: the rows are summed by stored name, and each
     distinct name (a year of an 11-segment grid is ~50k fields per partition, ~1,000 names) decoded once."""
-    summed: dict[str, dict[Any, int]] = {}  # week -> field as it came (bytes or text) -> count
-    for week, row in rows:
-        counts = summed.setdefault(week, {})
-        for k, v in row.items():
-            counts[k] = counts.get(k, 0) + int(v)
     pairs: dict[Any, tuple[str, str, str]] = {}
     out: dict[str, dict[str, dict[str, int]]] = {}
-    for week, counts in summed.items():
+    for week, counts in _by_stored_name(rows).items():
         for stored, count in counts.items():
             pair = pairs.get(stored)
             if pair is None:
@@ -196,6 +180,34 @@ def flows_of_week_rows(rows: Iterable[tuple[str, Mapping[Any, Any]]]) -> dict[st
                 cell = cells.setdefault(after, {"in": 0, "out": 0})
                 cell["in"] += count
     return {day: cells for day, cells in out.items() if cells}
+
+
+def moves_of_week_rows(
+    rows: Iterable[tuple[str, Mapping[Any, Any]]], first: str, last: str
+) -> dict[str, int]:
+    """`<from>><to>` -> the moves on the UTC days `first`..`last` (ISO dates, inclusive), from `t:` week keys
+    as read (as `flows_of_week_rows`: summed by stored name first, each distinct name decoded once)."""
+    names: dict[Any, tuple[str, str]] = {}
+    out: dict[str, int] = {}
+    for week, counts in _by_stored_name(rows).items():
+        for stored, count in counts.items():
+            known = names.get(stored)
+            if known is None:
+                known = names[stored] = named(text(stored))
+            pair, weekday = known
+            if first <= day_of(week, weekday) <= last:
+                out[pair] = out.get(pair, 0) + count
+    return out
+
+
+def _by_stored_name(rows: Iterable[tuple[str, Mapping[Any, Any]]]) -> dict[str, dict[Any, int]]:
+    """Week -> field as it came (bytes or text) -> count, summed over the rows (the partitions)."""
+    summed: dict[str, dict[Any, int]] = {}
+    for week, row in rows:
+        counts = summed.setdefault(week, {})
+        for k, v in row.items():
+            counts[k] = counts.get(k, 0) + int(v)
+    return summed
 
 
 def flat_flows(flows: Mapping[str, Mapping[str, Mapping[str, int]]]) -> dict[str, int]:

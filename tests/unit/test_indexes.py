@@ -17,6 +17,7 @@ from streams.store.weeks import (
     flat_flows,
     flows_of_moves,
     flows_of_week_rows,
+    moves_of_week_rows,
     stored_field,
 )
 
@@ -118,28 +119,23 @@ def test_as_of_known_not_yet_and_beyond_a_trimmed_history() -> None:
     assert segment_at(cut, "lifecycle", T0 + timedelta(days=11)).segment == "active"
 
 
-_SEGMENTS = ("-", "new", "active", "at_risk", "lost", "reactivated", "a:b", "c>d")  # ':' '>' may be in names
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(0, 3),  # partition
-            st.sampled_from(("2025-W52", "2026-W01", "2026-W02", "2020-W53")),  # across year ends
-            st.sampled_from(_SEGMENTS),
-            st.sampled_from(_SEGMENTS),
-            st.sampled_from("1234567"),
-            st.integers(0, 5),
-        ),
-        max_size=60,
-    )
+_SEGMENTS = ("-", "new", "active", "at_risk", "lost", "reactivated", "a:b")  # ':' may be in names, '>' not
+_CELLS = st.lists(
+    st.tuples(
+        st.integers(0, 3),  # partition
+        st.sampled_from(("2025-W52", "2026-W01", "2026-W02", "2020-W53")),  # across year ends
+        st.sampled_from(_SEGMENTS),
+        st.sampled_from(_SEGMENTS),
+        st.sampled_from("1234567"),
+        st.integers(0, 5),
+    ),
+    max_size=60,
 )
-def test_flows_of_week_rows_are_the_flows_of_the_day_named_moves_summed(
-    cells: list[tuple[int, str, str, str, str, int]],
-) -> None:
-    """The readers' derivation (summed by stored name, each decoded once) gives exactly the flows of every
-    partition's moves named by their day, summed: `flows_of_moves`, the definition."""
+Cells = list[tuple[int, str, str, str, str, int]]
+
+
+def _week_rows(cells: Cells) -> dict[tuple[int, str], dict[str | bytes, str | bytes]]:
+    """(partition, week) -> the `t:` week key's fields as Redis replies them."""
     rows: dict[tuple[int, str], dict[str | bytes, str | bytes]] = {}
     for partition, week, a, b, weekday, count in cells:
         if a == b:
@@ -148,6 +144,15 @@ def test_flows_of_week_rows_are_the_flows_of_the_day_named_moves_summed(
         stored = stored_field(f"{a}>{b}", weekday)
         row = rows.setdefault((partition, week), {})
         row[stored.encode() if raw else stored] = str(count).encode() if raw else str(count)
+    return rows
+
+
+@settings(max_examples=200, deadline=None)
+@given(_CELLS)
+def test_flows_of_week_rows_are_the_flows_of_the_day_named_moves_summed(cells: Cells) -> None:
+    """The readers' derivation (summed by stored name, each decoded once) gives exactly the flows of every
+    partition's moves named by their day, summed: `flows_of_moves`, the definition."""
+    rows = _week_rows(cells)
     expected: dict[str, dict[str, dict[str, int]]] = {}
     for (_, week), row in rows.items():
         named_row = {day_field(week, text(k)): int(v) for k, v in row.items()}
@@ -164,3 +169,24 @@ def test_flows_of_week_rows_are_the_flows_of_the_day_named_moves_summed(
         for s, cell in cells.items()
         for d, n in cell.items()
     }
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    _CELLS,
+    st.sampled_from(("", "2025-12-24", "2025-12-28", "2026-01-01")),
+    st.sampled_from(("2025-12-27", "2026-01-04", "9999-12-31")),
+)
+def test_moves_of_week_rows_are_the_day_named_moves_of_the_range_summed(
+    cells: Cells, first: str, last: str
+) -> None:
+    """The transition matrix's sums (each distinct stored name decoded once) equal the day-named moves of
+    the range summed over the partitions."""
+    rows = _week_rows(cells)
+    expected: dict[str, int] = {}
+    for (_, week), row in rows.items():
+        for k, v in row.items():
+            name = day_field(week, text(k))
+            if first <= name[-10:] <= last:
+                expected[name[:-11]] = expected.get(name[:-11], 0) + int(v)
+    assert moves_of_week_rows([(week, row) for (_, week), row in rows.items()], first, last) == expected

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from streams.read.profile import Answer
 from streams.read.reader import BadRequest, SegmentReader
-from streams.store.weeks import day_rows, known_weeks, weeks_of_range
+from streams.store.weeks import known_weeks, moves_of_week_rows, week_rows, weeks_of_range
 
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 NONE = "-"  # no segment: before a customer's first transition in the grid, or after an erasure
@@ -101,17 +101,28 @@ def moves_from_rows(
     segments: tuple[str, ...], rows: Sequence[Mapping[str, str]], start: date | None, end: date | None
 ) -> tuple[list[tuple[str, str, int]], int]:
     """Sum of `<from>><to>:<day>` fields with day within [start, end] over the partitions' hashes."""
-    low = start.isoformat() if start else ""
-    high = end.isoformat() if end else "9999-12-31"  # from after to: an empty range, no transition
+    low, high = _bounds(start, end)
     pairs: dict[str, int] = {}
-    for row in rows:  # a year of an 11-segment grid is ~50k fields per partition: keep this loop lean
+    for row in rows:
         for name, value in row.items():
             if low <= name[-10:] <= high:  # `<from>><to>:<YYYY-MM-DD>`
                 pair = name[:-11]
                 pairs[pair] = pairs.get(pair, 0) + int(value)
+    return moves_cells(segments, pairs)
+
+
+def _bounds(start: date | None, end: date | None) -> tuple[str, str]:
+    # from after to: an empty range, no transition
+    return (start.isoformat() if start else "", end.isoformat() if end else "9999-12-31")
+
+
+def moves_cells(
+    segments: tuple[str, ...], pairs: Mapping[str, int]
+) -> tuple[list[tuple[str, str, int]], int]:
+    """The matrix's non-zero cells (from, to, moves) in the grid's segment order ('-' last), and their sum."""
     sums: dict[tuple[str, str], int] = {}
     for pair, n in pairs.items():
-        old, _, new = pair.partition(">")
+        old, _, new = pair.partition(">")  # segment names hold no '>' (definitions refuse them)
         sums[(old, new)] = n
     order = {s: i for i, s in enumerate((*segments, NONE))}
     cells = sorted(
@@ -129,8 +140,8 @@ async def segment_moves(reader: SegmentReader, grid: str, start: date | None, en
     keys = await reader.keyspace()
     partitions = range(reader.settings.topic_partitions)
     weeks = weeks_of_range(await known_weeks(reader.client, keys, partitions), start, end)
-    rows = await day_rows(reader.client, lambda p, w: keys.moves(p, grid, w), partitions, weeks)
-    cells, total = moves_from_rows(tuple(segments), rows, start, end)
+    rows = await week_rows(reader.client, lambda p, w: keys.moves(p, grid, w), partitions, weeks)
+    cells, total = moves_cells(tuple(segments), moves_of_week_rows(rows, *_bounds(start, end)))
     return Moves(
         grid=grid,
         start=start.isoformat() if start else None,
