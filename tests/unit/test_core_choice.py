@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import os
@@ -195,3 +196,33 @@ def test_only_the_checkouts_own_venv_gets_the_start_up_hook(tmp_path: Path) -> N
     assert build.venv_is_ours(main / ".venv", main)
     assert not build.venv_is_ours(main / ".venv", baseline)
     assert not build.venv_is_ours(tmp_path / "elsewhere", main)
+
+
+def test_the_compiled_write_path_reads_no_final_constant_of_a_module_left_uncompiled() -> None:
+    """mypyc may fold a `Final` constant of an imported module into the compiled code, where an edit of that
+    module would not reach it while the build still looks current (only `segmentation/` and WRITE_PATH are
+    digested). So a module of `streams/` that a compiled one imports from is compiled too, or has no Final."""
+    compiled = set(choice.WRITE_PATH)
+    offenders: list[str] = []
+    for path in sorted(compiled):
+        tree = ast.parse((ROOT / path).read_text())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("streams"):
+                continue
+            target = (node.module or "").replace(".", "/")
+            module = f"{target}.py" if (ROOT / f"{target}.py").exists() else f"{target}/__init__.py"
+            submodules = [
+                f"{target}/{a.name}.py" for a in node.names if (ROOT / target / f"{a.name}.py").exists()
+            ]
+            for imported in (module, *submodules):
+                if imported in compiled:
+                    continue
+                finals = [
+                    stmt.target.id
+                    for stmt in ast.parse((ROOT / imported).read_text()).body
+                    if isinstance(stmt, ast.AnnAssign)
+                    and isinstance(stmt.target, ast.Name)
+                    and "Final" in ast.unparse(stmt.annotation)
+                ]
+                offenders += [f"{path} imports {imported}, which has Final {name}" for name in finals]
+    assert offenders == []
