@@ -166,20 +166,25 @@ def flows_of_week_rows(rows: Iterable[tuple[str, Mapping[Any, Any]]]) -> dict[st
     out: dict[str, dict[str, dict[str, int]]] = {}
     for week, counts in _by_stored_name(rows).items():
         for stored, count in counts.items():
+            if not count:  # the commit script deletes a counter that comes to zero: as if absent
+                continue
             pair = pairs.get(stored)
             if pair is None:
                 name, weekday = named(text(stored))
                 before, _, after = name.partition(">")
                 pair = pairs[stored] = (before, after, weekday)
             before, after, weekday = pair
-            cells = out.setdefault(day_of(week, weekday), {})
-            if before != "-":
-                cell = cells.setdefault(before, {"in": 0, "out": 0})
-                cell["out"] += count
-            if after != "-":
-                cell = cells.setdefault(after, {"in": 0, "out": 0})
-                cell["in"] += count
+            _count_move(out.setdefault(day_of(week, weekday), {}), before, after, count)
     return {day: cells for day, cells in out.items() if cells}
+
+
+def _count_move(cells: dict[str, dict[str, int]], before: str, after: str, count: int) -> None:
+    """A day's `count` moves from `before` to `after` ('-': no segment): exits of one, entries of the other
+    (each transition is one move, so the flows are exact)."""
+    if before != "-":
+        cells.setdefault(before, {"in": 0, "out": 0})["out"] += count
+    if after != "-":
+        cells.setdefault(after, {"in": 0, "out": 0})["in"] += count
 
 
 def moves_of_week_rows(
@@ -211,12 +216,13 @@ def _by_stored_name(rows: Iterable[tuple[str, Mapping[Any, Any]]]) -> dict[str, 
 
 
 def flat_flows(flows: Mapping[str, Mapping[str, Mapping[str, int]]]) -> dict[str, int]:
-    """`flows_of_week_rows`'s answer named as `flows_of_moves` names it (`<segment>:in|out:<day>`)."""
+    """Nested day flows named `<segment>:in|out:<day>`, zeros left out (as the counters never hold one)."""
     return {
         f"{segment}:{direction}:{day}": count
         for day, cells in flows.items()
         for segment, cell in cells.items()
         for direction, count in cell.items()
+        if count
     }
 
 
@@ -224,14 +230,9 @@ def flows_of_moves(moves: Mapping[str, int]) -> dict[str, int]:
     """The day flows of day moves named by their day (`<from>><to>:<day>`, '-' for no segment): a segment's
     entries on a day (`<segment>:in:<day>`) are the moves into it, its exits (`<segment>:out:<day>`) those out
     of it. Exact, since each transition counts one move, so no flow is kept apart (`FORMAT`)."""
-    flows: dict[str, int] = {}
+    out: dict[str, dict[str, dict[str, int]]] = {}
     for name, count in moves.items():
         pair, _, day = name.rpartition(":")
         before, _, after = pair.partition(">")
-        if before != "-":
-            key = f"{before}:out:{day}"
-            flows[key] = flows.get(key, 0) + count
-        if after != "-":
-            key = f"{after}:in:{day}"
-            flows[key] = flows.get(key, 0) + count
-    return flows
+        _count_move(out.setdefault(day, {}), before, after, count)
+    return flat_flows(out)

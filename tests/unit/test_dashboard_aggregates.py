@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.read.dashboard.aggregates import moves_from_rows, parse_day, sizes_from_flows
+from streams.read.dashboard.aggregates import moves_matrix, parse_day, sizes_from_flows
 from streams.read.reader import BadRequest
+from streams.store.weeks import split_days
 
 SEGMENTS = ("new", "active", "at_risk")
 # Three customers: two enter `new` on the 1st, one moves new -> active on the 3rd, one active -> at_risk and
@@ -44,16 +45,21 @@ def test_a_range_is_clipped_to_the_days_with_flows() -> None:
 
 
 def test_moves_sum_the_days_of_the_range_over_partitions() -> None:
+    days = [
+        {"->new:2026-01-01": 1, "new>active:2026-01-03": 1, "active>at_risk:2026-01-05": 1},
+        {"->new:2026-01-01": 1, "->new:2026-01-05": 1, "new>-:2026-01-06": 1},
+    ]  # two partitions' moves, as the `t:` week keys hold them (their fields coded, bytes as Redis replies)
     rows = [
-        {"->new:2026-01-01": "1", "new>active:2026-01-03": "1", "active>at_risk:2026-01-05": "1"},
-        {"->new:2026-01-01": "1", "->new:2026-01-05": "1", "new>-:2026-01-06": "1"},
+        (week, {k.encode(): str(v).encode() for k, v in fields.items()})
+        for partition in days
+        for week, fields in split_days(partition).items()
     ]
-    cells, total = moves_from_rows(SEGMENTS, rows, None, None)
+    cells, total = moves_matrix(SEGMENTS, rows, None, None)
     assert cells == [("new", "active", 1), ("new", "-", 1), ("active", "at_risk", 1), ("-", "new", 3)]
     assert total == 6
-    cells, total = moves_from_rows(SEGMENTS, rows, date(2026, 1, 2), date(2026, 1, 5))
+    cells, total = moves_matrix(SEGMENTS, rows, date(2026, 1, 2), date(2026, 1, 5))
     assert cells == [("new", "active", 1), ("active", "at_risk", 1), ("-", "new", 1)] and total == 3
-    assert moves_from_rows(SEGMENTS, rows, date(2026, 1, 5), date(2026, 1, 2)) == ([], 0)
+    assert moves_matrix(SEGMENTS, rows, date(2026, 1, 5), date(2026, 1, 2)) == ([], 0)
 
 
 def test_days_are_strict() -> None:

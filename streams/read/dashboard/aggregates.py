@@ -11,8 +11,9 @@ weeks it spans.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
+from typing import Any
 
 from pydantic import Field
 
@@ -97,23 +98,17 @@ async def segment_sizes(reader: SegmentReader, grid: str, start: date | None, en
     return Sizes(grid=grid, days=days, sizes=sizes, current={s: current.get(s, 0) for s in segments})
 
 
-def moves_from_rows(
-    segments: tuple[str, ...], rows: Sequence[Mapping[str, str]], start: date | None, end: date | None
+def moves_matrix(
+    segments: tuple[str, ...],
+    rows: Iterable[tuple[str, Mapping[Any, Any]]],
+    start: date | None,
+    end: date | None,
 ) -> tuple[list[tuple[str, str, int]], int]:
-    """Sum of `<from>><to>:<day>` fields with day within [start, end] over the partitions' hashes."""
-    low, high = _bounds(start, end)
-    pairs: dict[str, int] = {}
-    for row in rows:
-        for name, value in row.items():
-            if low <= name[-10:] <= high:  # `<from>><to>:<YYYY-MM-DD>`
-                pair = name[:-11]
-                pairs[pair] = pairs.get(pair, 0) + int(value)
-    return moves_cells(segments, pairs)
-
-
-def _bounds(start: date | None, end: date | None) -> tuple[str, str]:
-    # from after to: an empty range, no transition
-    return (start.isoformat() if start else "", end.isoformat() if end else "9999-12-31")
+    """The transition matrix of the days start..end (None: unbounded; from after to: empty) from the `t:`
+    week keys as read (week, reply), summed over the partitions."""
+    first = start.isoformat() if start else ""
+    last = end.isoformat() if end else "9999-12-31"
+    return moves_cells(segments, moves_of_week_rows(rows, first, last))
 
 
 def moves_cells(
@@ -141,7 +136,7 @@ async def segment_moves(reader: SegmentReader, grid: str, start: date | None, en
     partitions = range(reader.settings.topic_partitions)
     weeks = weeks_of_range(await known_weeks(reader.client, keys, partitions), start, end)
     rows = await week_rows(reader.client, lambda p, w: keys.moves(p, grid, w), partitions, weeks)
-    cells, total = moves_cells(tuple(segments), moves_of_week_rows(rows, *_bounds(start, end)))
+    cells, total = moves_matrix(tuple(segments), rows, start, end)
     return Moves(
         grid=grid,
         start=start.isoformat() if start else None,
