@@ -23,6 +23,7 @@ The user maps columns to fields (or names a preset, streams.replay.presets) and 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +46,8 @@ OPTIONAL: Final = (
 CHANNELS: Final = ("web", "store", "app", "phone")
 DEFAULT_ORDER_WINDOW: Final = 10_000
 NOT_PURCHASES: Final = frozenset({"voided"})  # Shopify: the payment authorisation was cancelled
+MAX_QUANTITY: Final = 1_000_000_000  # what an event's `quantity` accepts (segmentation/event_types.py)
+_GROUPED: Final = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d*)?\Z")  # "1.234.567,89" with --decimal-comma
 
 
 class CsvMappingError(ValueError):
@@ -126,6 +129,8 @@ def _time(text: str, options: CsvOptions) -> datetime:
 def _amount(name: str, text: str, options: CsvOptions) -> Decimal:
     raw = text.replace(" ", "").replace("\u00a0", "")
     if options.decimal_comma:
+        if "." in raw and not _GROUPED.match(raw):  # "12.5" is no thousands grouping: never read it as 125
+            raise RowError(f"{name}: {text!r} has a '.' that is not a thousands separator (--decimal-comma)")
         raw = raw.replace(".", "").replace(",", ".")
     try:
         value = Decimal(raw)
@@ -134,6 +139,19 @@ def _amount(name: str, text: str, options: CsvOptions) -> Decimal:
     if not value.is_finite():
         raise RowError(f"{name}: not a finite number: {text!r}")
     return value
+
+
+def _quantity(text: str) -> int:
+    """A whole number of items, 1 to the events' limit: a fraction is refused, never truncated."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise RowError(f"quantity: not an integer: {text!r}") from None
+    if not value.is_finite() or value != value.to_integral_value():
+        raise RowError(f"quantity: not an integer: {text!r}")
+    if not 1 <= value <= MAX_QUANTITY:  # compared as a Decimal: int() of 1e999999 would take minutes
+        raise RowError(f"quantity: must be from 1 to {MAX_QUANTITY}, got {text!r}")
+    return int(value)
 
 
 def _channel(text: str, options: CsvOptions) -> str:
@@ -167,12 +185,7 @@ def read_line(row: Mapping[str, str | None], number: int, options: CsvOptions) -
                 raise RowError(f"{name}: must not be negative, got {get(name)!r}")
         quantity = get("quantity")
         if quantity:
-            try:
-                line.quantity = int(Decimal(quantity))
-            except (InvalidOperation, ValueError):
-                raise RowError(f"quantity: not an integer: {quantity!r}") from None
-            if line.quantity < 1:
-                raise RowError(f"quantity: must be >= 1, got {quantity!r}")
+            line.quantity = _quantity(quantity)
         line.sku = get("sku") or get("item_name")[:128]
         if line.amount is not None and line.amount < 0 and "order_id" not in col:
             raise RowError("negative amount (a refund) needs the order_id column to be mapped")
@@ -190,6 +203,22 @@ def read_header(path: Path, delimiter: str = ",", encoding: str = "utf-8-sig") -
             return next(csv.reader(handle, delimiter=delimiter), [])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CsvMappingError(f"cannot read {path} as CSV: {exc}") from None
+
+
+def _shape(row: Mapping[str | None, Any], header: list[str]) -> str | None:
+    """Why a row cannot be read as the header says, or None: more or fewer fields than the header (a cut
+    line must not become an order with defaults in its missing cells), or bytes that are not text in the
+    file's encoding (kept as surrogates, so one bad byte rejects its row instead of ending the import)."""
+    if None in row:
+        return f"{len(header) + len(row[None])} fields, header has {len(header)}"
+    if None in row.values():
+        return f"{sum(v is not None for v in row.values())} fields, header has {len(header)}"
+    try:
+        "".join(row.values()).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end].encode("utf-8", "surrogateescape")
+        return f"bytes {bad!r} are not valid text in the file's encoding"
+    return None
 
 
 class CsvOrders:
@@ -217,9 +246,10 @@ class CsvOrders:
             raise CsvMappingError(f"columns not in the header of {self.path}: {absent} (header: {header})")
 
     def keyed(self) -> Iterator[tuple[int, str | None, bytes]]:
+        lossless = "surrogateescape"  # a byte that is not text rejects its row, kept as is in the rejects
         with (
-            self.path.open(newline="", encoding=self.options.encoding) as handle,
-            self.rejects_path.open("w", newline="", encoding="utf-8") as rejects_file,
+            self.path.open(newline="", encoding=self.options.encoding, errors=lossless) as handle,
+            self.rejects_path.open("w", newline="", encoding="utf-8", errors=lossless) as rejects_file,
         ):
             yield from self._rows(handle, rejects_file)
 
@@ -249,9 +279,10 @@ class CsvOrders:
             self.rows += 1
             if raw is not None and self.rows % 4096 == 0:
                 self.position = raw.tell()
-            if None in row:
+            problem = _shape(row, header)
+            if problem is not None:
                 line = Line(number, row, "")
-                line.error = f"{len(header) + len(row[None])} fields, header has {len(header)}"
+                line.error = problem
             else:
                 line = read_line(row, number, self.options)
             yield from flush(groups.add(line))

@@ -6,7 +6,9 @@ too (its total would be wrong): every row of it goes to the rejects file, with t
 
 Event ids: `csv-` + the first 32 hex digits of sha256 over the normalised event (customer, UTC time, type,
 amount, currency, channel, order id, coupon, items; plus the line number for a row without an order id, so
-two identical such rows are two purchases). Same file, same ids.
+two identical such rows are two purchases). A refund row's id adds `n=<k>` from its second identical copy
+on (two equal return lines of one order at one time are two refunds, not a duplicate), counted in file
+order, so an export imported again gives every refund the same id. Same file, same ids.
 """
 
 from __future__ import annotations
@@ -204,9 +206,11 @@ def _sum_of_lines(order_id: str | None, lines: list[Line]) -> Decimal:
 
 
 def _refund_event(
-    customer: str, occurred: str, amount: Decimal, currency: str, order_id: str, kind: str
+    customer: str, occurred: str, amount: Decimal, currency: str, order_id: str, kind: str, copy: int = 1
 ) -> dict[str, Any]:
     parts = [customer, occurred, kind, _text(amount), currency, order_id]
+    if copy > 1:  # the first copy's id is what it always was
+        parts.append(f"n={copy}")
     return {
         "event_id": _event_id(parts),
         "customer_id": customer,
@@ -219,8 +223,9 @@ def _refund_event(
     }
 
 
-def refund_row(line: Line, options: CsvOptions) -> list[Emitted | Rejected]:
-    """A negative row: a refund of |amount| for its order, at the row's time."""
+def refund_row(line: Line, options: CsvOptions, copy: int = 1) -> list[Emitted | Rejected]:
+    """A negative row: a refund of |amount| for its order, at the row's time (`copy`: how many rows equal
+    to this one came before it, plus one)."""
     try:
         if not line.customer:
             raise OrderError("customer_id: empty")
@@ -231,7 +236,7 @@ def refund_row(line: Line, options: CsvOptions) -> list[Emitted | Rejected]:
             raise OrderError("currency: empty, and no --currency given")
         assert line.amount is not None
         occurred = line.at.isoformat().replace("+00:00", "Z")
-        event = _refund_event(line.customer, occurred, -line.amount, currency, line.order_id, "refund")
+        event = _refund_event(line.customer, occurred, -line.amount, currency, line.order_id, "refund", copy)
         return [_emitted(line.number, line.customer, event)]
     except (OrderError, InvalidEvent) as exc:
         return [Rejected(line.number, str(exc), line.row)]

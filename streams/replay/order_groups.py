@@ -8,14 +8,16 @@ sort would reorder the events, and the replay applies them in file order. So an 
 rejected with the reason; a 64-bit collision would wrongly reject one order in ~10^12 pairs). Events come
 out in the order of each order's first row whatever the window, so the result does not depend on it.
 
-An order listed twice in one file is rejected the second time (its id is closed). What an order's rows
-become: streams.replay.order_events.
+An order listed twice in one file is rejected the second time (its id is closed). Refund rows (negative
+amounts) are counted by content so equal ones get distinct ids (`refund_row`'s `copy`): the counts of the
+last `order_window` distinct refund rows are kept, as equal return lines lie close together. What an
+order's rows become: streams.replay.order_events.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from streams.replay.order_events import CsvOptions, Emitted, Line, Rejected, order_events, refund_row
@@ -38,13 +40,18 @@ class OrderGroups:
         self.queue: deque[_Open | list[Emitted | Rejected]] = deque()
         self.open: dict[str, _Open] = {}
         self.closed: set[int] = set()
+        self.refunds: OrderedDict[int, int] = OrderedDict()  # refund row fingerprint -> copies seen
 
     def add(self, line: Line) -> list[Emitted | Rejected]:
         self.index += 1
         out = self._drain(self.index - self.options.order_window)
         is_refund = line.error is None and line.amount is not None and line.amount < 0
         if not self.grouped or not line.order_id or is_refund:
-            ready = refund_row(line, self.options) if is_refund else order_events(None, [line], self.options)
+            ready = (
+                refund_row(line, self.options, self._copy(line))
+                if is_refund
+                else order_events(None, [line], self.options)
+            )
             self.queue.append(ready)
         elif line.order_id in self.open:
             self.open[line.order_id].lines.append(line)
@@ -59,6 +66,16 @@ class OrderGroups:
             self.open[line.order_id] = group
             self.queue.append(group)
         return out + self._drain(self.index - self.options.order_window)
+
+    def _copy(self, line: Line) -> int:
+        """How many refund rows equal to `line` (customer, time, amount, currency, order) came before, + 1."""
+        what = "\x1f".join(map(str, (line.customer, line.at, line.amount, line.currency, line.order_id)))
+        key = _fingerprint(what)
+        copy = self.refunds.pop(key, 0) + 1
+        self.refunds[key] = copy
+        if len(self.refunds) > self.options.order_window:
+            self.refunds.popitem(last=False)
+        return copy
 
     def finish(self) -> list[Emitted | Rejected]:
         return self._drain(None)

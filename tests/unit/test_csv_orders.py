@@ -69,10 +69,72 @@ def test_decimal_comma_and_bad_mapping(tmp_path: Path) -> None:
     path = tmp_path / "orders.csv"
     path.write_text(CSV)
     out, _ = rows(path, decimal_comma=True, currency="EUR")
-    assert [orjson.loads(v)["amount"] for _, _, v in out][1] == "1.5"
+    assert [(line, orjson.loads(v)["amount"]) for line, _, v in out] == [(3, "1.5"), (8, "7")]
+    with path.with_suffix(".rejects.csv").open() as handle:
+        reasons = {r["line"]: r["reason"] for r in csv.DictReader(handle)}
+    # "19.90" and "-5.00" are dot decimals, not thousands groups: refused, never read as 1990 and -500
+    assert "not a thousands separator" in reasons["2"] and "not a thousands separator" in reasons["5"]
+    path.write_text('id,cust,date,total,chan,cur,qty\nB1,c1,2026-03-29 01:30:00,"1.234,5",web,EUR,1\n')
+    assert [orjson.loads(v)["amount"] for _, _, v in rows(path, decimal_comma=True)[0]] == ["1234.5"]
     with pytest.raises(CsvMappingError, match="missing"):
         CsvOptions(parse_mapping("customer_id=cust"))
     with pytest.raises(CsvMappingError, match="time zone"):
         CsvOptions(parse_mapping(MAP), timezone="Mars/Olympus")
     with pytest.raises(CsvMappingError):
         parse_mapping("customer_id")
+
+
+def test_equal_refund_rows_are_two_refunds(tmp_path: Path) -> None:
+    """Two equal return lines of one order (two items of one price sent back) refund twice; the first keeps
+    the id it had alone, and the same file gives the same ids again."""
+    head = "id,cust,date,total,chan,cur,qty\nR1,c1,2026-03-01 10:00:00,20.00,web,EUR,2\n"
+    back = "R1,c1,2026-03-05 10:00:00,-10.00,web,EUR,1\n"
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    one.write_text(head + back)
+    two.write_text(head + back + back)
+    single = [orjson.loads(v) for _, _, v in rows(one)[0]]
+    double = [orjson.loads(v) for _, _, v in rows(two)[0]]
+    assert [(e["type"], e.get("amount")) for e in double] == [
+        ("purchase", "20.00"),
+        ("refund", "10.00"),
+        ("refund", "10.00"),
+    ]
+    assert double[1]["event_id"] == single[1]["event_id"] != double[2]["event_id"]
+    assert [orjson.loads(v)["event_id"] for _, _, v in rows(two)[0]] == [e["event_id"] for e in double]
+
+
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [
+        ("2.5", "not an integer"),
+        ("Infinity", "not an integer"),
+        ("1e9999999", "must be from 1 to"),
+        ("0", "must be from 1 to"),
+    ],
+)
+def test_a_quantity_that_is_not_a_whole_number_of_items_is_refused(
+    tmp_path: Path, cell: str, reason: str
+) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(f"id,cust,date,total,chan,cur,qty\nQ1,c1,2026-03-01 10:00:00,10,web,EUR,{cell}\n")
+    out, orders = rows(path)
+    assert out == [] and orders.rejected == 1
+    with path.with_suffix(".rejects.csv").open() as handle:
+        assert reason in next(csv.DictReader(handle))["reason"]
+
+
+def test_a_short_row_and_a_bad_byte_reject_their_row_only(tmp_path: Path) -> None:
+    """A line cut short must not become an order with defaults in its missing cells; a byte that is not
+    UTF-8 rejects its row (kept byte for byte in the rejects file), and the import goes on."""
+    path = tmp_path / "orders.csv"
+    path.write_bytes(
+        b"id,cust,date,total,chan,cur,qty\n"
+        b"S1,c1,2026-03-01 10:00:00,12\n"
+        b"S2,Caf\xe9,2026-03-01 11:00:00,5,web,EUR,1\n"
+        b"S3,c3,2026-03-01 12:00:00,7,web,EUR,1\n"
+    )
+    out, orders = rows(path)
+    assert [line for line, _, _ in out] == [4] and orders.rejected == 2
+    rejects = path.with_suffix(".rejects.csv").read_bytes().splitlines()
+    assert b"4 fields, header has 7" in rejects[1]
+    assert b"not valid text" in rejects[2] and b"Caf\xe9" in rejects[2]
