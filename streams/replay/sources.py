@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from streams.sample.generator import recover_customer_id
 from streams.store.partitioning import partition_for
@@ -55,6 +55,9 @@ class Progress:
     unit: str = "B"
 
 
+_BOM: Final = b"\xef\xbb\xbf"
+
+
 class FileSource:
     """JSON lines, one event per line; gzip when the file starts with the gzip magic. Blank lines skipped."""
 
@@ -72,6 +75,8 @@ class FileSource:
             for number, line in enumerate(stream, 1):
                 if number % 4096 == 0:
                     self.progress.done = raw.tell()
+                if number == 1 and line.startswith(_BOM):  # an editor's UTF-8 byte order mark: not JSON
+                    line = line[len(_BOM) :]
                 yield number, line.rstrip(b"\r\n")
             self.progress.done = self.progress.total or raw.tell()
 
