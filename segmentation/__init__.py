@@ -9,6 +9,7 @@ from segmentation.events import Event, InvalidEvent, parse_event
 from segmentation.evolution import advance, apply, next_due, resegment
 from segmentation.limits import AmountAboveLimit, EventTooEarly
 from segmentation.money import UnknownCurrency
+from segmentation.recent_orders import OrderAlreadyCounted
 from segmentation.state import CustomerState
 from segmentation.transition import Outcome, Transition
 
@@ -20,6 +21,7 @@ __all__ = [
     "Event",
     "EventTooEarly",
     "InvalidEvent",
+    "OrderAlreadyCounted",
     "Outcome",
     "Transition",
     "UnknownCurrency",

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Annotated, Final, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,6 +25,7 @@ from segmentation.currencies import CURRENCY_EXPONENT
 from segmentation.event_values import (
     JSON_NUMBER,
     currency_code,
+    customer_ref,
     money,
     positive_money,
     supported_version,
@@ -61,7 +63,7 @@ class EventBase(BaseModel):
 
     type: str
     event_id: _Id
-    customer_id: _Id
+    customer_id: Annotated[_Id, AfterValidator(customer_ref)]
     occurred_at: Annotated[datetime, BeforeValidator(timestamp)]
     schema_version: Annotated[Literal[1], BeforeValidator(supported_version)]
 

@@ -1,4 +1,5 @@
-"""Value checks of the event contract's fields: exact amounts, currency codes, schema version, timestamps.
+"""Value checks of the event contract's fields: exact amounts, currency codes, schema version, timestamps,
+customer ids.
 
 The functions pydantic calls for the fields its own types cannot check as we want (`events` binds them to
 the models). Each raises a `PydanticCustomError` whose message the event error names the field with;
@@ -8,6 +9,7 @@ accept and gives the same values (tested), since they run for every event.
 
 import re
 import reprlib
+import unicodedata
 from datetime import UTC, datetime
 from decimal import Context, Decimal
 from typing import Final, cast
@@ -17,8 +19,8 @@ from pydantic_core import PydanticCustomError
 from segmentation.currencies import CURRENCY_EXPONENT
 
 __all__ = [
-    "JSON_NUMBER", "SCHEMA_VERSION", "checked_timestamp", "currency_code", "fail", "money", "positive_money",
-    "show", "supported_version", "timestamp",
+    "JSON_NUMBER", "SCHEMA_VERSION", "checked_timestamp", "currency_code", "customer_ref", "fail",
+    "invisible_edge", "money", "positive_money", "show", "supported_version", "timestamp",
 ]  # fmt: skip
 
 SCHEMA_VERSION: Final = 1
@@ -35,6 +37,25 @@ def fail(message: str, **context: object) -> PydanticCustomError:
 
 JSON_NUMBER: Final = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
 _NUMBER_TEXT: Final = re.compile(JSON_NUMBER)
+
+
+def invisible_edge(text: str) -> str | None:
+    """What makes a customer id look like another one, or None: whitespace at either end (" c1", "c1\u00a0")
+    or an invisible format character anywhere (a zero-width space, a byte order mark). Either would make
+    one customer two states, as the CSV import strips cells and the other producers may not."""
+    if text != text.strip():
+        return "leading or trailing whitespace"
+    if not text.isascii() and any(unicodedata.category(c) == "Cf" for c in text):
+        return "an invisible format character (such as U+200B or U+FEFF)"
+    return None
+
+
+def customer_ref(value: str) -> str:
+    """A customer id that is one customer whatever its producer: see `invisible_edge`."""
+    problem = invisible_edge(value)
+    if problem is not None:
+        raise fail("customer ids must not contain {problem}", problem=problem)
+    return value
 
 
 _AMOUNTS: Final[dict[str, Decimal]] = {}  # memo of accepted amount texts: prices recur, parsing is ~0.5 µs

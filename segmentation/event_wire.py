@@ -26,7 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from segmentation import event_types as models
 from segmentation.currencies import CURRENCY_EXPONENT
-from segmentation.event_values import money, positive_money, timestamp
+from segmentation.event_values import invisible_edge, money, positive_money, timestamp
 
 __all__ = ["decode_event"]
 
@@ -193,6 +193,9 @@ def decode_event(raw: bytes | str) -> models.Event | None:
     ids = values["event_id"] + values["customer_id"]
     if not (ids.isascii() and ids.isprintable()) and _CONTROL.search(ids):  # isprintable: ASCII fast path
         return None
+    customer = values["customer_id"]
+    if (customer[0] <= " " or customer[-1] <= " " or not customer.isascii()) and invisible_edge(customer):
+        return None  # the pydantic path names it; a quick test first, as this runs for every event
     try:
         values["occurred_at"] = timestamp(values["occurred_at"])
         for name, convert in converters:

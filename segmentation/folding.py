@@ -21,7 +21,7 @@ from segmentation.definitions import Definitions
 from segmentation.duplicates import SHORT_ID, duplicate_key
 from segmentation.email_appetence import decay
 from segmentation.limits import bounded_minor
-from segmentation.recent_orders import record_order, refund_order
+from segmentation.recent_orders import OrderAlreadyCounted, counted, record_order, refund_order
 from segmentation.rule_windows import SOURCE
 from segmentation.state import (
     I_APP_SECONDS,
@@ -71,6 +71,15 @@ _ITEMS_PURCHASE_GRIDS = ("lifecycle", "rfm", "value", "channel", "category", "pr
 
 
 def _purchase(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetime) -> tuple[str, ...]:
+    key = ""
+    if d.recent_orders or s.recent_orders:  # 0 and none kept: no record (no windowed rules), no cost
+        order_id = e.order_id
+        key = order_id if len(order_id) <= SHORT_ID else duplicate_key(order_id)
+        if s.recent_orders and (earlier := counted(s.recent_orders, key)) is not None:
+            raise OrderAlreadyCounted(
+                f"purchase: order {order_id!r} was already counted (a purchase of {earlier.at.isoformat()});"
+                " an order sent again under a new event id is not a second order"
+            )
     v[I_ORDERS] = s.orders + 1
     amount = bounded_minor("purchase", e.amount, e.currency, d)
     v[I_GROSS] = s.gross_minor + amount
@@ -84,8 +93,6 @@ def _purchase(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetim
     if split:
         v[I_CATEGORIES] = add_order(s.categories, split)
     if d.recent_orders:  # 0: no record (no windowed rules), no cost
-        order_id = e.order_id
-        key = order_id if len(order_id) <= SHORT_ID else duplicate_key(order_id)
         order = RecentOrder(t, key, channel, coupon, amount, tuple(name for name, _ in split))
         v[I_RECENT_ORDERS] = record_order(s.recent_orders, order, d.recent_orders)
     first = s.first_purchase_at

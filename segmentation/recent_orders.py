@@ -5,7 +5,9 @@ kept in event-time order; only the `recent_orders` (definitions) most recent one
 aggregate is exact while the customer has at most that many orders inside the window, and a lower bound
 beyond (docs/purchase_depth.md). A late purchase takes its place by time (after the orders of the same
 instant already kept); one older than every kept order of a full record is not kept. A refund naming an
-order still in the record reduces that order's amount (never below zero); the order stays counted.
+order still in the record reduces that order's amount (never below zero); the order stays counted. A
+purchase naming an order the record holds is refused (`OrderAlreadyCounted`): a producer that sends an
+order again under a new event id (a webhook resent, a retry minting a new UUID) would count it twice.
 """
 
 from __future__ import annotations
@@ -14,7 +16,20 @@ from bisect import bisect_right
 
 from segmentation.state import RecentOrder
 
-__all__ = ["record_order", "refund_order"]
+__all__ = ["OrderAlreadyCounted", "counted", "record_order", "refund_order"]
+
+
+class OrderAlreadyCounted(ValueError):
+    """A purchase of an order the customer's record of recent orders already holds: a dead letter, not a
+    second order (duplicates are recognised by event id otherwise; this catches a new id on an old order)."""
+
+
+def counted(record: tuple[RecentOrder, ...], key: str) -> RecentOrder | None:
+    """The recorded order of that key, if the record still holds it."""
+    for entry in record:
+        if entry.key == key:
+            return entry
+    return None
 
 
 def record_order(record: tuple[RecentOrder, ...], order: RecentOrder, size: int) -> tuple[RecentOrder, ...]:

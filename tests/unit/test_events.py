@@ -345,6 +345,12 @@ INVALID: list[tuple[str, dict[str, object], str, str]] = [
         "must not contain control characters",
     ),
     ("bytes id", event("email_open", customer_id=b"c-42"), "customer_id", "must be a string"),
+    # one customer must not become two states: " c1", "c1\u00a0" and "c\u200b1" look like "c1"
+    ("leading space", event("email_open", customer_id=" c-42"), "customer_id", "leading or trailing"),
+    ("only spaces", event("email_open", customer_id="   "), "customer_id", "leading or trailing whitespace"),
+    ("trailing nbsp", event("email_open", customer_id="c-42\u00a0"), "customer_id", "trailing whitespace"),
+    ("zero width", event("email_open", customer_id="c-\u200b42"), "customer_id", "invisible format"),
+    ("byte order mark", event("email_open", customer_id="\ufeffc-42"), "customer_id", "U+FEFF"),
     ("bool score", event("survey_response", score=True), "score", "must be an integer (got True)"),
     (
         "bool quantity",

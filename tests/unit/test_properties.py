@@ -98,6 +98,10 @@ def logs(draw: Any, max_size: int = 25) -> list[Event]:
             "occurred_at": at.isoformat(),
             "schema_version": 1,
         }
+        if payload["type"] == "purchase":  # each order once; a refund names any order, even a later one
+            payload = {**payload, "order_id": f"o{index}"}
+        elif payload["type"] == "refund":
+            payload = {**payload, "order_id": f"o{draw(st.integers(0, len(payloads) - 1))}"}
         events.append(parse_event({**raw, **payload}))
     return events
 

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from segmentation import DefinitionsError, advance, apply, next_due, resegment
+from segmentation import DefinitionsError, OrderAlreadyCounted, advance, apply, next_due, resegment
 from segmentation.audiences import FIELDS, window_filters
 from segmentation.category import CategoryConfig, split_order
 from segmentation.event_types import Item
@@ -16,6 +16,7 @@ from segmentation.rules import RuleError, parse_rule, to_text
 from segmentation.state import CategoryTotal
 from segmentation.state_fields import state_fields
 from segmentation.state_mapping import state_from_mapping, state_to_mapping
+from streams.worker.batch import Record, apply_batch
 from tests.unit.seg_helpers import DEFAULT, day, definitions_with, ev, of_grid, packed_before, refund, run
 
 WEB_FULL_PRICE = 'orders(last 30 days, channel == "web") >= 1 and coupon_orders(last 30 days) == 0'
@@ -455,3 +456,44 @@ def test_a_hash_stored_before_the_new_grids_gets_them_at_its_next_event_or_time_
     ]
     assert [t.grid for t in advance(old, day(2), DEFAULT).transitions] == ["category", "promotion"]
     assert next_due(old, DEFAULT) == state.next_due_at
+
+
+# --- an order sent again under a new event id ----------------------------------------------------------
+
+
+def test_an_order_sent_again_under_a_new_event_id_is_refused_not_counted_twice() -> None:
+    """A webhook resent, or a retry that mints a new UUID: the same order with another event id. Counted,
+    it would double F and M; refused, the worker makes it a dead letter and the state stays as it was."""
+    state, _ = run([buy(day(0), "o-981", "129.90")])
+    again = ev("purchase", day(0), event_id="e-o-981-retry", order_id="o-981", amount="129.90",
+               currency="EUR", channel="web")  # fmt: skip
+    with pytest.raises(OrderAlreadyCounted, match=r"order 'o-981' was already counted"):
+        apply(state, again, DEFAULT)
+    long_id = "order-2026-000000981"  # kept as a digest in the record: recognised all the same
+    state, _ = run([buy(day(0), long_id, "10.00")])
+    with pytest.raises(OrderAlreadyCounted):
+        apply(state, ev("purchase", day(1), order_id=long_id, amount="10.00", currency="EUR", channel="web"),
+              DEFAULT)  # fmt: skip
+    # a refund of it, then a new order: both applied
+    back = ev("refund", day(2), order_id=long_id, amount="5.00", currency="EUR")
+    state, _ = run([back, buy(day(3), "o-982")], state=state)
+    assert (state.orders, state.gross_minor, state.refunded_minor) == (2, 2000, 500)
+
+
+def test_the_batch_makes_the_resent_order_a_dead_letter_and_goes_on() -> None:
+    events = [buy(day(0), "o-1"), ev("purchase", day(1), event_id="e-again", order_id="o-1", amount="10.00",
+              currency="EUR", channel="web"), buy(day(2), "o-2")]  # fmt: skip
+    records = [Record("events", 0, n, b"c1", None) for n in range(len(events))]
+    result = apply_batch(records, (list(zip(records, events, strict=True)), []), {}, DEFAULT)
+    assert [(d.offset, type(d.error).__name__) for d in result.dead_letters] == [(1, "OrderAlreadyCounted")]
+    assert (result.states["c1"][0].orders, result.states["c1"][0].gross_minor) == (2, 2000)
+
+
+def test_an_order_older_than_the_record_is_no_longer_recognised() -> None:
+    """The record holds the last `recent_orders` orders (3 here): the bound of the check, documented."""
+    state, _ = run([buy(day(n), f"o{n}") for n in range(4)], WINDOWED)
+    assert apply(state, ev("purchase", day(5), order_id="o0", amount="1.00", currency="EUR", channel="web"),
+                 WINDOWED).state.orders == 5  # fmt: skip
+    with pytest.raises(OrderAlreadyCounted):
+        apply(state, ev("purchase", day(5), order_id="o1", amount="1.00", currency="EUR", channel="web"),
+              WINDOWED)  # fmt: skip
