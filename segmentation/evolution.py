@@ -169,6 +169,9 @@ def apply(state: CustomerState, event: Event, definitions: Definitions, explain:
         now, late = clock, True
         if t < state.first_seen_at:  # type: ignore[operator]
             v[I_FIRST_SEEN] = t
+        last_seen = state.last_seen_at  # a sweep moves the clock, not this: it may be before t
+        if last_seen is None or t > last_seen:
+            v[I_LAST_SEEN] = t
     v[I_CLOCK] = now
     v[I_RECENT] = remember(state.recent_ids, key, definitions.recent_event_ids)
     grids = FOLDS[kind](state, event, definitions, v, t)

@@ -23,7 +23,7 @@ from segmentation import CustomerState, Event, Transition, advance, apply, parse
 from segmentation.state_mapping import state_to_mapping
 from streams.store.writes import Known
 from streams.worker.batch import BatchResult, Record, advance_all, apply_batch
-from tests.unit.seg_helpers import DEFAULT, day, ev, of_grid, purchase
+from tests.unit.seg_helpers import DEFAULT, day, definitions_with, ev, of_grid, purchase
 from tests.unit.test_properties import FAST, _payloads
 
 CUSTOMERS = ("a", "b", "c")
@@ -54,6 +54,8 @@ def shared_logs(draw: Any) -> list[Event]:
             "occurred_at": at.isoformat(),
             "schema_version": 1,
         }
+        if payload["type"] == "purchase":  # each order once (an order sent again is a dead letter)
+            payload = {**payload, "order_id": f"o{index}"}
         events.append(parse_event({**raw, **payload}))
     return events
 
@@ -142,3 +144,20 @@ def test_erasure_runs_the_time_driven_changes_due_before_it() -> None:
         t.id for t in (*swept.transitions, *after_sweep.transitions)
     ]
     assert direct.state == after_sweep.state == CustomerState.new("c1")._replace(recent_ids="\x1fgone\x1f")
+
+
+def test_a_visit_made_late_by_a_sweep_still_moves_last_seen_forward() -> None:
+    """A live sweep at the customer's due instant (day 30) turns a visit of day 29 23:00 that arrives just
+    after it into a late event. It is still the customer's latest activity: `last_seen_at` moves to it and a
+    "not seen for 30 days" audience stays out, as in a replay where no sweep ran in between. Before, the
+    late branch kept the purchase's day 0 and the customer sat in the audience until their next event."""
+    d = definitions_with(audiences={"dormant": "not (last_seen_at within 30 days)"})
+    bought = purchase(day(0), event_id="p1")
+    visit = ev("web_visit", day(29) + timedelta(hours=23), event_id="v1")
+    replayed = apply(apply(CustomerState.new("c1"), bought, d).state, visit, d).state
+    swept = advance(apply(CustomerState.new("c1"), bought, d).state, day(30), d).state
+    live = apply(swept, visit, d).state
+    for state in (advance(replayed, day(31), d).state, advance(live, day(31), d).state):
+        assert state.last_seen_at == day(29) + timedelta(hours=23)
+        assert dict(state.audiences)["dormant"] == "not_member"
+    assert apply(live, ev("web_visit", day(1), event_id="v0"), d).state.last_seen_at == visit.occurred_at
