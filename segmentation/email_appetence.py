@@ -104,7 +104,16 @@ def next_change(s: CustomerState, cfg: EmailConfig, now: datetime, current: str)
     threshold = cfg.engaged_at if current == "engaged" else cfg.passive_at
     ref = s.email_scores_at
     base = s.email_open_score + cfg.click_weight * s.email_click_score
-    return ref + _TICK * _crossing(base, threshold, cfg.half_life_seconds, (now - ref) // _TICK)
+    return _at(ref, _crossing(base, threshold, cfg.half_life_seconds, (now - ref) // _TICK))
+
+
+def _at(ref: datetime, microseconds: int) -> datetime | None:
+    """`ref` + that many microseconds, None past datetime.max (never reached, segmentation/instants)."""
+    try:
+        # _TICK * n is timedelta(microseconds=n) exactly, at a third of the cost of the keyword constructor
+        return ref + _TICK * microseconds
+    except OverflowError:
+        return None
 
 
 def _crossing(base: float, threshold: float, half_life: float, elapsed: int) -> int:
@@ -140,8 +149,7 @@ def assess(s: CustomerState, cfg: EmailConfig, now: datetime) -> tuple[str, date
         segment, threshold = "passive", cfg.passive_at
     else:
         return "unresponsive", None
-    # _TICK * n is timedelta(microseconds=n) exactly, at a third of the cost of the keyword constructor
-    return segment, ref + _TICK * _crossing(base, threshold, half_life, elapsed)
+    return segment, _at(ref, _crossing(base, threshold, half_life, elapsed))
 
 
 def explain(s: CustomerState, cfg: EmailConfig, now: datetime, segment: str) -> dict[str, str]:

@@ -1,14 +1,19 @@
-"""Event-time instants as text: one canonical ISO 8601 form (UTC, `+00:00`) for ids and storage.
+"""Event-time instants: one canonical ISO 8601 text (UTC, `+00:00`) for ids and storage; due instants.
 
 Transition ids hash the effective time, so the same instant must always print the same way, whatever
 offset the producer used; hence everything is normalised to UTC before formatting.
+
+A due instant past the last one `datetime` holds (9999-12-31) is never reached (`after`): a replay applies
+events whatever their date (sentinel dates such as 9999-11-15 are common in exports), and a stage's end or
+a window's close computed from one would raise OverflowError, dead-lettering every later event of the
+customer and stopping every sweep of its partition.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-__all__ = ["iso", "parse_iso"]
+__all__ = ["after", "iso", "parse_iso"]
 
 
 _TEXTS: dict[datetime, str] = {}  # memo: formatting costs ~0.6 µs and the same instants recur
@@ -31,3 +36,11 @@ def parse_iso(text: str) -> datetime:
     if instant.tzinfo is None:
         raise ValueError(f"naive timestamp {text!r}: an offset is required")
     return instant.astimezone(UTC)
+
+
+def after(at: datetime, delta: timedelta) -> datetime | None:
+    """`at + delta`, or None when that is past `datetime.max` (never reached)."""
+    try:
+        return at + delta
+    except OverflowError:
+        return None

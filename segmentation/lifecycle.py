@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from segmentation.config_reading import DefinitionsError, read_int
-from segmentation.instants import iso
+from segmentation.instants import after, iso
 from segmentation.state import CustomerState
 
 __all__ = ["SEGMENTS", "LifecycleConfig", "classify", "explain", "next_change"]
@@ -102,13 +102,13 @@ def next_change(s: CustomerState, cfg: LifecycleConfig, now: datetime, current: 
     if last is None or first is None:
         return None
     if current == "new":
-        return first + cfg.new_for
+        return after(first, cfg.new_for)
     if current == "reactivated":
         assert s.reactivated_at is not None
-        return s.reactivated_at + cfg.reactivated_for
+        return after(s.reactivated_at, cfg.reactivated_for)
     if current == "active":
-        return last + cfg.at_risk_after
-    return last + cfg.lost_after if current == "at_risk" else None
+        return after(last, cfg.at_risk_after)
+    return after(last, cfg.lost_after) if current == "at_risk" else None
 
 
 def explain(s: CustomerState, cfg: LifecycleConfig, now: datetime, segment: str) -> dict[str, str]:

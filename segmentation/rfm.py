@@ -196,10 +196,20 @@ def next_change(s: CustomerState, cfg: RfmConfig, now: datetime, current: str) -
     f = 1 + bisect_right(cfg.frequency_orders, s.orders)
     m = 1 + bisect_right(cfg.monetary_minor, max(0, s.gross_minor - s.refunded_minor))
     cells, fm = cfg.cells, (f - 1) * 5 + m - 1
-    for i, delta in enumerate(cfg.recency_deltas):
-        instant = last + delta
-        if instant > now and cells[(3 - i) * 25 + fm] != current:
-            return instant
+    return _next_breakpoint(cfg, cells, fm, last, now, current)
+
+
+def _next_breakpoint(
+    cfg: RfmConfig, cells: tuple[str, ...], fm: int, last: datetime, now: datetime, current: str
+) -> datetime | None:
+    """The first breakpoint after `now` whose cell is not `current` (None past datetime.max: never)."""
+    try:
+        for i, delta in enumerate(cfg.recency_deltas):
+            instant = last + delta
+            if instant > now and cells[(3 - i) * 25 + fm] != current:
+                return instant
+    except OverflowError:  # breakpoints ascend: none of the rest is reached either (segmentation/instants)
+        pass
     return None
 
 
@@ -215,11 +225,7 @@ def assess(
     m = 1 + bisect_right(cfg.monetary_minor, max(0, s.gross_minor - s.refunded_minor))
     cells, fm = cfg.cells, (f - 1) * 5 + m - 1
     segment = cells[(r - 1) * 25 + fm]
-    for i, delta in enumerate(cfg.recency_deltas):
-        instant = last + delta
-        if instant > now and cells[(3 - i) * 25 + fm] != segment:
-            return (r, f, m), segment, instant
-    return (r, f, m), segment, None
+    return (r, f, m), segment, _next_breakpoint(cfg, cells, fm, last, now, segment)
 
 
 def explain(s: CustomerState, cfg: RfmConfig, now: datetime, segment: str) -> dict[str, str]:

@@ -87,7 +87,13 @@ class CompiledWindow:
         record, _ = values.get(SOURCE) or _NONE
         times, _ = self.prepared(record)
         window = self.window
-        return [at + window for at in times[bisect_right(times, now - window) :]]
+        ends = []
+        for at in times[bisect_right(times, now - window) :]:
+            try:
+                ends.append(at + window)
+            except OverflowError:  # past datetime.max: never reached (segmentation/instants.after)
+                break  # the times ascend: so do the rest
+        return ends
 
 
 _NONE: tuple[tuple[Any, ...], Decimal] = ((), Decimal(1))

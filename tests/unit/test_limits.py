@@ -1,4 +1,4 @@
-"""The definitions' bounds on event values (issue 11): `max_amount` and `earliest_event_time`.
+"""The definitions' bounds on event values (issue 11): `max_amount`, `earliest_event_time`; the end of time.
 
 The core refuses such events (the worker dead-letters them) and leaves the state as it was; the bounds are
 versioned with the definitions, so a replay refuses the same events.
@@ -6,12 +6,13 @@ versioned with the definitions, so a replay refuses the same events.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from segmentation import AmountAboveLimit, CustomerState, DefinitionsError, EventTooEarly, apply
+from segmentation import AmountAboveLimit, CustomerState, DefinitionsError, EventTooEarly, advance, apply
+from streams.worker.batch import Record, advance_all, apply_batch
 from tests.unit.seg_helpers import DEFAULT, T0, day, definitions_with, ev, purchase, refund, run
 
 
@@ -94,3 +95,33 @@ def test_earliest_event_time_is_a_definition() -> None:
 def test_bad_bounds_fail_at_load_time(key: str, value: Any, message: str) -> None:
     with pytest.raises(DefinitionsError, match=message.replace("(", r"\(").replace(".", r"\.")):
         definitions_with(**{key: value})
+
+
+def test_a_customer_near_the_end_of_time_is_applied_and_swept_without_overflow() -> None:
+    """A replay takes events whatever their date, and exports use sentinel dates such as 9999-11-15. A
+    stage's end (last purchase + 90 days), an RFM breakpoint, an email score's crossing or a window's close
+    past 9999-12-31 is never reached; computing it raised OverflowError, which dead-lettered every later
+    event of the customer and stopped the sweeps of its partition."""
+    from tests.unit.test_properties import RICH  # windowed audiences and `within` rules too
+
+    SEGMENTS = [f for f in CustomerState._fields if f.startswith("seg_")]
+
+    def swept(year: int) -> CustomerState:
+        start = datetime(year, 11, 15, tzinfo=UTC)
+        log = [purchase(start, event_id="p1"), ev("email_sent", start, event_id="s1")]
+        log.append(ev("email_open", start + timedelta(days=1), event_id="o1"))
+        records = [Record("events", 0, n, b"c1", None) for n in range(len(log))]
+        batch = apply_batch(records, (list(zip(records, log, strict=True)), []), {}, RICH)
+        assert batch.dead_letters == []
+        return advance_all(batch.states, datetime(year, 12, 20, tzinfo=UTC), RICH).states["c1"][0]
+
+    state, reference = swept(9999), swept(2026)  # the same customer, segments as in an ordinary year
+    assert state.seg_lifecycle == "active"  # new ended on 9999-12-15
+    assert [getattr(state, f) for f in SEGMENTS] == [getattr(reference, f) for f in SEGMENTS]
+    assert state.audiences == reference.audiences
+    end = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    later = [ev("web_visit", datetime(9999, 12, 20, 1, tzinfo=UTC)), purchase(end), ev("email_open", end)]
+    for event in later:
+        state = apply(state, event, RICH).state
+    assert (state.orders, state.last_purchase_at, state.seg_lifecycle) == (2, end, "active")
+    assert advance(state, end, RICH).transitions == ()  # at risk would be in 10000: never
