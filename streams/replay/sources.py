@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from array import array
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -72,12 +73,20 @@ class FileSource:
             gz = raw.read(2) == b"\x1f\x8b"
             raw.seek(0)
             stream: Any = io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"), 1 << 20) if gz else raw
-            for number, line in enumerate(stream, 1):
-                if number % 4096 == 0:
-                    self.progress.done = raw.tell()
-                if number == 1 and line.startswith(_BOM):  # an editor's UTF-8 byte order mark: not JSON
-                    line = line[len(_BOM) :]
-                yield number, line.rstrip(b"\r\n")
+            number = 0
+            try:
+                for number, line in enumerate(stream, 1):
+                    if number % 4096 == 0:
+                        self.progress.done = raw.tell()
+                    if number == 1 and line.startswith(_BOM):  # an editor's UTF-8 byte order mark: not JSON
+                        line = line[len(_BOM) :]
+                    yield number, line.rstrip(b"\r\n")
+            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # cut short or corrupted in transfer
+                raise SourceError(
+                    f"{self.path}: the gzip data is damaged after line {number}"
+                    f" ({exc or type(exc).__name__}): the replay stops there; replay the whole file again"
+                    " once it is complete"
+                ) from None
             self.progress.done = self.progress.total or raw.tell()
 
     def keyed(self) -> Iterator[tuple[int, str | None, bytes]]:
