@@ -81,6 +81,7 @@ class ReplaySummary:
     namespace: str
     events: int = 0
     dead_letters: int = 0
+    duplicates: int = 0  # events whose id was applied already: skipped (no effect), counted
     customers: int = 0
     transitions: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
@@ -99,6 +100,7 @@ class ReplaySummary:
             f"  customers     {self.customers:>12,}",
             f"  dead letters  {self.dead_letters:>12,}"
             + (f"  -> {self.rejects_file}" if self.rejects_file else ""),
+            f"  duplicates    {self.duplicates:>12,}  (event ids applied already: no effect)",
             f"  elapsed       {self.elapsed_s:>12.1f} s",
             f"  rate          {self.events_per_s:>12,.0f} events/s",
             f"  transitions   {sum(self.transitions.values()):>12,}"
@@ -116,8 +118,10 @@ class ReplayWorker(Worker):
         super().__init__(*args, **kwargs)
         self.rejects = rejects
         self.by_grid: Counter[str] = Counter()
+        self.duplicates = 0
 
     async def _publish(self, result: BatchResult) -> None:
+        self.duplicates += result.duplicates
         for t in result.transitions:
             self.by_grid[t.grid] += 1
         if result.dead_letters:
@@ -277,6 +281,7 @@ async def replay(
         namespace=namespace,
         events=events,
         dead_letters=rejects.count,
+        duplicates=worker.duplicates,
         customers=await count_customers(client, keys, run.topic_partitions) if count else 0,
         transitions=dict(sorted(worker.by_grid.items())),
         elapsed_s=round(elapsed, 3),

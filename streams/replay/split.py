@@ -131,6 +131,7 @@ async def _replay_share(share: Share, parent: Connection) -> dict[str, Any]:
     return {
         "events": summary.events,
         "dead_letters": summary.dead_letters,
+        "duplicates": summary.duplicates,
         "transitions": summary.transitions,
         "blank_lines": file_source.blank_lines if file_source is not None else 0,
     }
@@ -220,6 +221,7 @@ async def replay_split(
         namespace=namespace,
         events=events,
         dead_letters=dead,
+        duplicates=sum(r["duplicates"] for r in results.values()),
         customers=await count_customers(client, keys, settings.topic_partitions),
         transitions=dict(sorted(transitions.items())),
         elapsed_s=round(elapsed, 3),

@@ -11,16 +11,20 @@ class Metrics:
     events: int = 0
     transitions: int = 0
     dead_letters: int = 0
+    duplicates: int = 0
     batches: int = 0
     batch_seconds_total: float = 0.0
     batch_seconds_last: float = 0.0
     swept_customers: int = 0
     retries: Counter[str] = field(default_factory=Counter)
 
-    def batch(self, events: int, transitions: int, dead_letters: int, seconds: float) -> None:
+    def batch(
+        self, events: int, transitions: int, dead_letters: int, seconds: float, duplicates: int = 0
+    ) -> None:
         self.events += events
         self.transitions += transitions
         self.dead_letters += dead_letters
+        self.duplicates += duplicates
         self.batches += 1
         self.batch_seconds_total += seconds
         self.batch_seconds_last = seconds
@@ -37,6 +41,7 @@ class Metrics:
             f"segstream_events_processed_total {self.events}",
             f"segstream_transitions_total {self.transitions}",
             f"segstream_dead_letters_total {self.dead_letters}",
+            f"segstream_duplicate_events_total {self.duplicates}",
             f"segstream_batches_total {self.batches}",
             f"segstream_batch_seconds_sum {self.batch_seconds_total:.6f}",
             f"segstream_batch_seconds_last {self.batch_seconds_last:.6f}",

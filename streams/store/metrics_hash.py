@@ -2,9 +2,9 @@
 
 Hash `<prefix>:<namespace>:metrics` (docs/read_side.md):
 - `w:<worker>:<counter>` per worker process (`<worker>` = host-pid): events, transitions, dead_letters,
-  batches, batch_seconds_sum, batch_seconds_last, swept_customers, updated_at (epoch seconds, refreshed
-  every second by a worker that owns a partition, busy or idle), stopped_at (epoch seconds, on a graceful
-  stop);
+  duplicates, batches, batch_seconds_sum, batch_seconds_last, swept_customers, updated_at (epoch seconds,
+  refreshed every second by a worker that owns a partition, busy or idle), stopped_at (epoch seconds, on a
+  graceful stop);
 - `r:<worker>:<operation>`: retries of a Redis or Kafka operation, and partitions refused (`fenced`,
   `rewound`, `out of order batch`), per worker process;
 - `lag:<partition>`: events behind the partition's high watermark, written by its current owner;
@@ -32,6 +32,11 @@ COUNTERS: Final = {
     "events": ("segstream_events_processed_total", "counter", "Events read from the events topic."),
     "transitions": ("segstream_transitions_total", "counter", "Segment transitions published."),
     "dead_letters": ("segstream_dead_letters_total", "counter", "Events sent to the dead-letter topic."),
+    "duplicates": (
+        "segstream_duplicate_events_total",
+        "counter",
+        "Events whose id was applied already (redeliveries, resent events): skipped, no effect.",
+    ),
     "swept_customers": ("segstream_swept_customers_total", "counter", "Customers advanced by time."),
 }
 
@@ -59,6 +64,7 @@ def worker_fields(metrics: Metrics, partition: int, lag: int | None) -> dict[str
         prefix + "events": metrics.events,
         prefix + "transitions": metrics.transitions,
         prefix + "dead_letters": metrics.dead_letters,
+        prefix + "duplicates": metrics.duplicates,
         prefix + "batches": metrics.batches,
         prefix + "batch_seconds_sum": f"{metrics.batch_seconds_total:.6f}",
         prefix + "batch_seconds_last": f"{metrics.batch_seconds_last:.6f}",

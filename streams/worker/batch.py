@@ -60,6 +60,7 @@ class BatchResult:
     last_offset: int | None = None
     watermark_us: int | None = None
     events: int = 0
+    duplicates: int = 0  # events whose id the customer's state remembers as applied: no effect, counted
     index: IndexDelta = field(default_factory=IndexDelta)  # read-side deltas, committed with the writes
 
 
@@ -167,6 +168,8 @@ def apply_steps(
                 DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, exc, "apply")
             )
             continue
+        if outcome.state is state:  # `apply` hands a duplicate's state back as is (and only a duplicate's)
+            result.duplicates += 1
         states[cid] = outcome.state
         origins[cid] = rec
         if state.first_seen_at is None and outcome.state.first_seen_at is not None:

@@ -196,7 +196,11 @@ class BatchPipeline:
         if result.watermark_us is not None:
             owned.watermark_us = max(result.watermark_us, owned.watermark_us or result.watermark_us)
         self.metrics.batch(
-            len(records), len(result.transitions), len(result.dead_letters), time.perf_counter() - started
+            len(records),
+            len(result.transitions),
+            len(result.dead_letters),
+            time.perf_counter() - started,
+            result.duplicates,
         )
         if time.monotonic() >= owned.next_report:
             await self.report(partition, owned)

@@ -4,6 +4,7 @@ twice gives identical namespaces, a Kafka-topic replay equals both, and namespac
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,18 @@ def test_namespace_admin(
             await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_replay_counts_the_duplicates_it_skips(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
+) -> None:
+    """Lines whose event id was applied already (an export that overlaps the previous one) have no effect and
+    are counted in the summary."""
+    visit = {"type": "web_visit", "occurred_at": "2026-03-01T10:00:00Z", "schema_version": 1}
+    lines = [{**visit, "event_id": f"v{n}", "customer_id": f"c{n % 5}"} for n in range(20)]
+    path = tmp_path / "overlap.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in [*lines, *lines[12:], lines[3]]) + b"\n")
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=4)
+    one = asyncio.run(replay_file(settings, path, "dup-one", tmp_path))
+    assert (one.events, one.duplicates, one.dead_letters) == (29, 9, 0)
+    assert re.search(r"^  duplicates +9  \(event ids applied already: no effect\)$", one.text(), re.M)

@@ -14,7 +14,8 @@ import pytest
 from segmentation import Definitions
 from segmentation.state_mapping import state_to_mapping
 from streams.bootstrap import keyspace, worker_runtime
-from streams.store.connection import async_client
+from streams.store.connection import async_client, sync_client
+from streams.store.metrics_hash import prometheus
 from streams.store.port import Claim, CustomerWrite, Fenced
 from streams.store.redis_store import RedisStateStore
 from tests.integration.test_worker_history import T0, ev, expected, history, public, purchase
@@ -52,6 +53,14 @@ def test_a_duplicate_event_counts_once(
     stored = stored_customers(settings)["dora"]
     assert public(stored) == state_to_mapping(want["dora"])
     assert stored["orders"] == "2"
+    # skipped, yet not silently: the worker's duplicates counter (/metrics) says how many
+    client = sync_client(settings.redis_url, decode_responses=True)
+    try:
+        row: dict[str, str] = client.hgetall(keyspace(settings).metrics())  # type: ignore[assignment]
+    finally:
+        client.close()
+    assert sum(int(v) for k, v in row.items() if k.startswith("w:") and k.endswith(":duplicates")) == 2
+    assert 'segstream_duplicate_events_total{namespace="main"} 2' in prometheus(row, "main")
 
 
 class SimulatedCrash(Exception):

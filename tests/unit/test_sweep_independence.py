@@ -161,3 +161,13 @@ def test_a_visit_made_late_by_a_sweep_still_moves_last_seen_forward() -> None:
         assert state.last_seen_at == day(29) + timedelta(hours=23)
         assert dict(state.audiences)["dormant"] == "not_member"
     assert apply(live, ev("web_visit", day(1), event_id="v0"), d).state.last_seen_at == visit.occurred_at
+
+
+def test_a_batch_counts_the_duplicates_it_skips() -> None:
+    """A redelivered or resent event has no effect (its id is remembered) but is counted: the worker's
+    `segstream_duplicate_events_total` and the replay summary's `duplicates` say how many were skipped."""
+    once = [purchase(day(0), event_id="d1"), purchase(day(3), event_id="d2")]
+    log = [once[0], once[0], once[1], once[0]]
+    records = [Record("events", 0, n, b"c1", None) for n in range(len(log))]
+    result = apply_batch(records, (list(zip(records, log, strict=True)), []), {}, DEFAULT)
+    assert (result.duplicates, result.states["c1"][0].orders, result.dead_letters) == (2, 2, [])
