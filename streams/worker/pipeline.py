@@ -195,13 +195,8 @@ class BatchPipeline:
         owned.offset = result.last_offset
         if result.watermark_us is not None:
             owned.watermark_us = max(result.watermark_us, owned.watermark_us or result.watermark_us)
-        self.metrics.batch(
-            len(records),
-            len(result.transitions),
-            len(result.dead_letters),
-            time.perf_counter() - started,
-            result.duplicates,
-        )
+        seconds, dead = time.perf_counter() - started, len(result.dead_letters)
+        self.metrics.batch(len(records), len(result.transitions), dead, seconds, result.duplicates)
         if time.monotonic() >= owned.next_report:
             await self.report(partition, owned)
 
