@@ -46,8 +46,8 @@ from segmentation import clv, clv_fields
 from segmentation.channel import CHANNELS
 from segmentation.instants import iso
 from segmentation.rule_windows import SOURCE, WindowFilters
-from segmentation.rules import FieldType, Rule
-from segmentation.rules_syntax import And, Compare, Node, Not, Or, Windowed, Within
+from segmentation.rules import FieldType, Rule, leaves
+from segmentation.rules_syntax import And, Compare, Membership, Node, Not, Or, Windowed, Within
 from segmentation.state import CustomerState
 
 __all__ = [
@@ -87,7 +87,7 @@ _SPEC: dict[str, tuple[FieldType, Getter]] = {
     "birth_year": (_N, lambda s, k: s.birth_year),
     "household": (_N, lambda s, k: s.household),
     "gender": (_S, lambda s, k: s.gender),
-    "region": (_S, lambda s, k: s.region),
+    "region": (_S, lambda s, k: None if s.region is None else s.region.upper()),  # as the region grid
     "loyalty_tier": (_S, lambda s, k: s.loyalty_tier),
     "lifecycle": (_S, lambda s, k: s.seg_lifecycle),
     "rfm": (_S, lambda s, k: s.seg_rfm),
@@ -144,6 +144,17 @@ SEGMENT_FIELDS: Mapping[str, str] = {
     "promotion": "promotion",
     "clv": "clv",
 }
+
+
+def lower_case_regions(rule: Rule) -> list[str]:
+    """The rule's region codes not in upper case: `region` is compared upper-cased, as the region grid
+    reads it (a declared "fr" is in the group of "FR"), so such a literal could never match."""
+    found: list[str] = []
+    for leaf in leaves(rule.expr):
+        if isinstance(leaf, Compare | Membership) and leaf.field == "region":
+            literals = (leaf.value,) if isinstance(leaf, Compare) else leaf.values
+            found += [v for v in literals if isinstance(v, str) and v != v.upper()]
+    return found
 
 
 def getters(rule: Rule, model: clv.ClvConfig | None = None) -> tuple[tuple[str, Getter], ...]:

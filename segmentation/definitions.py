@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from segmentation.audiences import FIELDS as AUDIENCE_FIELDS
-from segmentation.audiences import window_filters
+from segmentation.audiences import lower_case_regions, window_filters
 from segmentation.category import OTHER, CategoryConfig
 from segmentation.channel import ChannelConfig
 from segmentation.clv import NO_PURCHASE as CLV_NO_PURCHASE
@@ -285,9 +285,13 @@ def _audiences(raw: Mapping[str, object], category: CategoryConfig) -> tuple[Rul
         if not isinstance(text, str):
             raise DefinitionsError(f"audiences.{name}: expected the rule as a string, got {text!r}")
         try:
-            rules.append(
-                parse_rule(name, text, AUDIENCE_FIELDS, window_filters((*category.categories, OTHER)))
-            )
+            rule = parse_rule(name, text, AUDIENCE_FIELDS, window_filters((*category.categories, OTHER)))
         except RuleError as exc:
             raise DefinitionsError(f"audiences.{name}: {exc}") from None
+        if lower := lower_case_regions(rule):
+            raise DefinitionsError(
+                f"audiences.{name}: region codes are compared in upper case, as the region grid reads"
+                f" them: write {lower[0].upper()!r}, not {lower[0]!r}"
+            )
+        rules.append(rule)
     return tuple(rules)

@@ -18,7 +18,7 @@ from typing import Any
 from segmentation import lifecycle
 from segmentation.category import add_order, split_order
 from segmentation.definitions import Definitions
-from segmentation.duplicates import SHORT_ID, duplicate_key
+from segmentation.duplicates import duplicate_key
 from segmentation.email_appetence import decay
 from segmentation.limits import bounded_minor
 from segmentation.recent_orders import OrderAlreadyCounted, counted, record_order, refund_order
@@ -27,6 +27,7 @@ from segmentation.state import (
     I_APP_SECONDS,
     I_APP_SESSIONS,
     I_BIRTH_YEAR,
+    I_BIRTH_YEAR_AT,
     I_CATEGORIES,
     I_CHANNEL,
     I_CLICK_SCORE,
@@ -36,8 +37,10 @@ from segmentation.state import (
     I_EMAILS_SENT,
     I_FIRST_PURCHASE,
     I_GENDER,
+    I_GENDER_AT,
     I_GROSS,
     I_HOUSEHOLD,
+    I_HOUSEHOLD_AT,
     I_LAST_PURCHASE,
     I_LOYALTY_POINTS,
     I_LOYALTY_TIER,
@@ -51,6 +54,7 @@ from segmentation.state import (
     I_REFUNDED,
     I_REFUNDS,
     I_REGION,
+    I_REGION_AT,
     I_SCORES_AT,
     I_SUPPORT_CONTACTS,
     I_SUPPORT_UNRESOLVED,
@@ -74,7 +78,7 @@ def _purchase(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetim
     key = ""
     if d.recent_orders or s.recent_orders:  # 0 and none kept: no record (no windowed rules), no cost
         order_id = e.order_id
-        key = order_id if len(order_id) <= SHORT_ID else duplicate_key(order_id)
+        key = duplicate_key(order_id)  # the key the record keeps (an order id, or a long one's digest)
         if s.recent_orders and (earlier := counted(s.recent_orders, key)) is not None:
             raise OrderAlreadyCounted(
                 f"purchase: order {order_id!r} was already counted (a purchase of {earlier.at.isoformat()});"
@@ -126,9 +130,7 @@ def _refund(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetime)
     v[I_REFUNDED] = s.refunded_minor + amount
     v[I_REFUNDS] = s.refunds + 1
     if s.recent_orders:
-        order_id = e.order_id
-        key = order_id if len(order_id) <= SHORT_ID else duplicate_key(order_id)
-        record = refund_order(s.recent_orders, key, amount)
+        record = refund_order(s.recent_orders, duplicate_key(e.order_id), amount)
         if record is not None:
             v[I_RECENT_ORDERS] = record
     return ("rfm", "value", "clv")
@@ -210,16 +212,24 @@ def _survey(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetime)
 
 
 def _profile(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetime) -> tuple[str, ...]:
-    newer = _newer(s.profile_at, t)
-    for index, value in (
-        (I_BIRTH_YEAR, e.birth_year),
-        (I_GENDER, e.gender or None),
-        (I_REGION, e.region or None),
-        (I_HOUSEHOLD, e.household),
+    """Each declared field keeps the value of its latest declaration (per field: a late update of one
+    field must not lose a newer value of another, docs/semantics.md)."""
+    if e.birth_year is not None and e.birth_year > t.year:
+        raise ValueError(f"profile_update: birth_year {e.birth_year} is after the event's year {t.year}")
+    for index, at, value in (
+        (I_BIRTH_YEAR, I_BIRTH_YEAR_AT, e.birth_year),
+        (I_GENDER, I_GENDER_AT, e.gender or None),
+        (I_REGION, I_REGION_AT, e.region or None),
+        (I_HOUSEHOLD, I_HOUSEHOLD_AT, e.household),
     ):
-        if value is not None and (newer or s[index] is None):
-            v[index] = value
-    if newer:
+        if value is None:
+            continue
+        declared: datetime | None = s[at]  # type: ignore[assignment]
+        if declared is None and s[index] is not None:  # stored before the per-field times
+            declared = s.profile_at
+        if _newer(declared, t):
+            v[index], v[at] = value, t
+    if _newer(s.profile_at, t):
         v[I_PROFILE_AT] = t
     return ("age_band", "region")
 

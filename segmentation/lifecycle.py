@@ -121,7 +121,10 @@ def explain(s: CustomerState, cfg: LifecycleConfig, now: datetime, segment: str)
         "last_purchase_at": iso(last),
         "first_purchase_at": iso(first),
     }
+    if segment in ("new", "active"):  # active also when `new` just ended: the rule it left names this
+        why["days_since_first_purchase"] = str((now - first).days)
     why["rule"] = cfg.rules[segment]
     if s.reactivated_at is not None:
         why["reactivated_at"] = iso(s.reactivated_at)
+        why["days_since_reactivation"] = str((now - s.reactivated_at).days)
     return why

@@ -39,7 +39,7 @@ from segmentation.rules_syntax import (
     parse_expression,
 )
 
-__all__ = ["FieldType", "Node", "Rule", "RuleError", "parse_rule", "to_text", "window_text"]
+__all__ = ["FieldType", "Node", "Rule", "RuleError", "leaves", "parse_rule", "to_text", "window_text"]
 
 
 _Predicate = Callable[[Mapping[str, Any], datetime], bool]
@@ -60,17 +60,17 @@ class Rule:
     _thresholds: tuple[tuple[str, Decimal, bool], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        leaves = list(_leaves(self.expr))
-        windows = {(leaf.field, _window(leaf)) for leaf in leaves if isinstance(leaf, Within)}
-        windowed = {leaf: compile_windowed(leaf)[0] for leaf in leaves if isinstance(leaf, Windowed)}
+        compared = list(leaves(self.expr))
+        windows = {(leaf.field, _window(leaf)) for leaf in compared if isinstance(leaf, Within)}
+        windowed = {leaf: compile_windowed(leaf)[0] for leaf in compared if isinstance(leaf, Windowed)}
         # a comparison with a falling field flips once: when the value goes below the literal (<, >=) or
         # reaches it (<=, >)
         thresholds = {
             (leaf.field, Decimal(leaf.value), leaf.op in ("<=", ">"))  # type: ignore[arg-type]
-            for leaf in leaves
+            for leaf in compared
             if isinstance(leaf, Compare) and leaf.field in self.falling
         }
-        fields = frozenset(SOURCE if isinstance(leaf, Windowed) else leaf.field for leaf in leaves)
+        fields = frozenset(SOURCE if isinstance(leaf, Windowed) else leaf.field for leaf in compared)
         object.__setattr__(self, "fields", fields)
         object.__setattr__(self, "_predicate", _compile(self.expr, self.falling))
         object.__setattr__(self, "_windows", tuple(sorted(windows)))
@@ -154,25 +154,26 @@ def parse_rule(
 
     `window_filters` allows windowed aggregates and says which filters and literals they accept."""
     expr = parse_expression(name, text)
-    for leaf in _leaves(expr):
+    for leaf in leaves(expr):
         if isinstance(leaf, Windowed):
             check_windowed(name, leaf, window_filters)
         else:
             check_leaf(name, leaf, fields)
     falling = frozenset(
         leaf.field
-        for leaf in _leaves(expr)
+        for leaf in leaves(expr)
         if not isinstance(leaf, Windowed) and fields[leaf.field] is FieldType.FALLING
     )
     return Rule(name, text, expr, falling)
 
 
-def _leaves(node: Node) -> Iterator[Compare | Membership | Within | Windowed]:
+def leaves(node: Node) -> Iterator[Compare | Membership | Within | Windowed]:
+    """The comparisons of a rule's expression, in text order."""
     if isinstance(node, Not):
-        yield from _leaves(node.operand)
+        yield from leaves(node.operand)
     elif isinstance(node, And | Or):
         for operand in node.operands:
-            yield from _leaves(operand)
+            yield from leaves(operand)
     else:
         yield node
 

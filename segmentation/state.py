@@ -153,6 +153,15 @@ class CustomerState(NamedTuple):
     purchase_days: int = 0
     seg_clv: str | None = None
     due_clv: datetime | None = None
+    # declared profile, the event time of each field's value (latest wins per field, whatever the arrival
+    # order); None on a state stored before these existed: `profile_at` stands in for a declared field
+    birth_year_at: datetime | None = None
+    gender_at: datetime | None = None
+    region_at: datetime | None = None
+    household_at: datetime | None = None
+    # the clock at the customer's erasure: an event dated at or before it has no effect (the erasure covers
+    # it), so a redelivered or late pre-erasure event cannot bring the erased data back
+    erased_at: datetime | None = None
 
     @property
     def recent_event_ids(self) -> tuple[str, ...]:
@@ -234,3 +243,7 @@ I_COUPON_ORDERS = _F.index("coupon_orders")
 I_CATEGORIES = _F.index("categories")
 I_RECENT_ORDERS = _F.index("recent_orders")
 I_PURCHASE_DAYS = _F.index("purchase_days")
+I_BIRTH_YEAR_AT = _F.index("birth_year_at")
+I_GENDER_AT = _F.index("gender_at")
+I_REGION_AT = _F.index("region_at")
+I_HOUSEHOLD_AT = _F.index("household_at")

@@ -144,3 +144,27 @@ def test_explain_with_precomputed_readers_is_the_same_in_field_name_order() -> N
     assert list(why) == ["rule", "last_purchase_at", "orders", "region"]
     assert why["region"] == "declared"  # personal data: whether it was declared, never the value
     assert explain(state, rule, DEFAULT.scale, state.clock, getters(rule)) == why
+
+
+def test_region_audiences_read_codes_as_the_region_grid_does() -> None:
+    """A declared "fr" is in the region grid's group of "FR", so an audience on "FR" has it too."""
+    custom = definitions_with(audiences={"france": 'region == "FR"', "nordics": 'region in ("SE", "DK")'})
+    for declared, member in (("fr", "france"), ("se", "nordics"), ("Dk", "nordics")):
+        state, _ = run([ev("profile_update", day(0), region=declared)], custom)
+        segments = dict(state.audiences)
+        assert segments[member] == "member", declared
+        assert state.seg_region in ("west", "north")
+        assert state.region == declared  # the declared value is kept as declared
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ('region == "fr"', "write 'FR', not 'fr'"),
+        ('region in ("SE", "dk")', "write 'DK', not 'dk'"),
+        ('orders > 1 and not (region != "Fr")', "write 'FR', not 'Fr'"),
+    ],
+)
+def test_a_lower_case_region_code_in_a_rule_is_refused(rule: str, message: str) -> None:
+    with pytest.raises(DefinitionsError, match=message):
+        definitions_with(audiences={"r": rule})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -166,6 +167,40 @@ def test_latest_value_fields_keep_the_newest_by_event_time() -> None:
     assert (state.profile_at, state.seg_region, state.seg_age_band) == (day(12), "north", "age_35_44")
 
 
+def test_each_declared_field_keeps_its_latest_value_whatever_the_arrival_order() -> None:
+    """A late update of one field must not lose a newer value of another (replay and live then agree)."""
+    updates = [
+        ev("profile_update", day(1), birth_year=1990, region="FR", event_id="a"),
+        ev("profile_update", day(2), birth_year=1960, event_id="b"),
+        ev("profile_update", day(3), region="ES", gender="male", event_id="c"),
+        ev("profile_update", day(4), household=2, gender="female", event_id="d"),
+    ]
+    results: set[tuple[object, ...]] = set()
+    for order in itertools.permutations(updates):
+        state, _ = run(list(order))
+        results.add((state.birth_year, state.region, state.gender, state.household, state.profile_at))
+        results.add((state.seg_age_band, state.seg_region, state.birth_year_at, state.region_at))
+    assert results == {
+        (1960, "ES", "female", 2, day(4)),
+        ("age_65_plus", "south", day(2), day(3)),
+    }
+
+
+def test_a_state_stored_before_per_field_times_takes_profile_at_for_its_declared_fields() -> None:
+    state, _ = run([ev("profile_update", day(5), birth_year=1990, event_id="a")])
+    legacy = state._replace(birth_year_at=None)  # as stored before `birth_year_at` existed
+    older = apply(legacy, ev("profile_update", day(4), birth_year=1960, event_id="b"), DEFAULT).state
+    assert older.birth_year == 1990
+    newer = apply(legacy, ev("profile_update", day(6), birth_year=1960, event_id="c"), DEFAULT).state
+    assert (newer.birth_year, newer.birth_year_at) == (1960, day(6))
+
+
+def test_a_birth_year_after_the_events_year_is_refused() -> None:
+    state, _ = run([purchase(day(0))])
+    with pytest.raises(ValueError, match="birth_year 2090 is after the event's year 2026"):
+        apply(state, ev("profile_update", day(1), birth_year=2090), DEFAULT)
+
+
 def test_counters() -> None:
     state, _ = run(
         [
@@ -213,7 +248,7 @@ def test_erasure_exits_every_grid_and_forgets_everything() -> None:
     state, _ = run([purchase(day(0)), ev("web_visit", day(3))])
     erase = ev("customer_erased", day(2), event_id="erase")
     outcome = apply(state, erase, DEFAULT)
-    assert outcome.state == CustomerState.new("c1")._replace(recent_ids="\x1ferase\x1f")
+    assert outcome.state == CustomerState.new("c1")._replace(recent_ids="\x1ferase\x1f", erased_at=day(3))
     assert len(outcome.transitions) == 13  # 10 grids and 3 audiences
     assert {(t.to_segment, t.cause, t.effective_at) for t in outcome.transitions} == {(None, "erase", day(3))}
     assert outcome.transitions[0].from_segment == "new"
@@ -222,7 +257,23 @@ def test_erasure_exits_every_grid_and_forgets_everything() -> None:
     fresh = apply(
         CustomerState.new("c9"), ev("customer_erased", day(1), customer="c9", event_id="x"), DEFAULT
     )
-    assert fresh == (CustomerState.new("c9")._replace(recent_ids="\x1fx\x1f"), ())
+    assert fresh == (CustomerState.new("c9")._replace(recent_ids="\x1fx\x1f", erased_at=day(1)), ())
+
+
+def test_events_from_before_an_erasure_never_bring_the_customer_back() -> None:
+    """Sent again after the erasure (same ids or new ones), or arriving late, a pre-erasure event has no
+    effect; the first event dated after the erasure starts a new history."""
+    profile = ev("profile_update", day(1), birth_year=1950, region="FR", event_id="prof-1")
+    before = [purchase(day(0), "700.00", event_id="buy-1"), profile]
+    state, _ = run([*before, ev("customer_erased", day(2), event_id="erase")])
+    erased = state
+    for event in (*before, purchase(day(2), "50.00", event_id="new-id-same-day"), ev("web_visit", day(1))):
+        outcome = apply(state, event, DEFAULT)
+        assert outcome == (erased, ()), event.event_id
+    after = apply(state, purchase(day(3), "20.00", event_id="buy-2"), DEFAULT)
+    assert (after.state.orders, after.state.gross_minor, after.state.birth_year) == (1, 2000, None)
+    assert after.state.erased_at == day(2)
+    assert of_grid(after.transitions, "lifecycle") == [(None, "new", day(3), "buy-2")]
 
 
 def test_resegment_under_new_definitions_then_noop() -> None:

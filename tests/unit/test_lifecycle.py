@@ -117,9 +117,23 @@ def test_explain_names_rule_and_values() -> None:
         "first_purchase_at": T0.isoformat(),
     }
     assert explain(_state(None, None), CFG, day(1), "prospect") == {"rule": "no purchase yet"}
-    assert (
-        explain(_state(0, 200, 200), CFG, day(201), "reactivated")["reactivated_at"] == day(200).isoformat()
+    reactivated = explain(_state(0, 200, 200), CFG, day(201), "reactivated")
+    assert (reactivated["reactivated_at"], reactivated["days_since_reactivation"]) == (
+        day(200).isoformat(),
+        "1",
     )
+
+
+def test_explain_says_when_new_ended() -> None:
+    """Leaving `new` for `active`, the why gives the figure that ended `new`, not only the active rule."""
+    assert explain(_state(0, 20), CFG, day(30), "active") == {
+        "rule": "days_since_last_purchase < 90",
+        "days_since_last_purchase": "10",
+        "days_since_first_purchase": "30",
+        "last_purchase_at": day(20).isoformat(),
+        "first_purchase_at": T0.isoformat(),
+    }
+    assert explain(_state(0, 0), CFG, day(29), "new")["days_since_first_purchase"] == "29"
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,8 @@ def test_erasure_runs_the_time_driven_changes_due_before_it() -> None:
     assert [t.id for t in direct.transitions] == [
         t.id for t in (*swept.transitions, *after_sweep.transitions)
     ]
-    assert direct.state == after_sweep.state == CustomerState.new("c1")._replace(recent_ids="\x1fgone\x1f")
+    erased = CustomerState.new("c1")._replace(recent_ids="\x1fgone\x1f", erased_at=day(100))
+    assert direct.state == after_sweep.state == erased
 
 
 def test_a_visit_made_late_by_a_sweep_still_moves_last_seen_forward() -> None:
