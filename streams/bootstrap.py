@@ -27,6 +27,7 @@ from streams.store.reachable import wait_for, wait_for_redis
 from streams.store.redis_store import RedisStateStore
 from streams.store.replies import text
 from streams.topics import replication
+from streams.topics.partition_count import check_events_topic
 from streams.worker.loop import Worker
 from streams.worker.namespace_follow import NamespaceFollow, definitions_rule
 
@@ -128,7 +129,7 @@ def sync_redis(settings: Settings, **options: Any) -> redis.Redis:
 async def ensure_topics(settings: Settings, topics: Sequence[str] | None = None) -> None:
     """Create the events, transitions and dead-letter topics (or these `topics`) with the configured
     partitions if absent (their replication and min.insync.replicas: streams/topics/replication.py, which
-    also logs what exists)."""
+    also logs what exists); refuse an events topic of another partition count (`PartitionCountChanged`)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security())
     await admin.start()
     try:
@@ -137,6 +138,8 @@ async def ensure_topics(settings: Settings, topics: Sequence[str] | None = None)
             admin, wanted, settings.topic_partitions, settings.topic_replication
         )
         logs.topics_created(created)  # their first "not the leader yet" is no alarm
+        if settings.events_topic in wanted:
+            await check_events_topic(admin, settings.events_topic, settings.topic_partitions)
     finally:
         await admin.close()
 

@@ -17,6 +17,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from streams.store.writes import from_us, to_us
+from streams.topics.partition_count import refuse_assigned
 from streams.worker.batch import advance_all
 from streams.worker.concurrent_partitions import submit_at_once
 from streams.worker.namespace_follow import DefinitionsMismatch, definitions_rule
@@ -41,6 +42,8 @@ class FencedStall(RuntimeError):
 class Worker(BatchPipeline):
     """The pipeline driven by a Kafka consumer, by time, and by the active-namespace pointer."""
 
+    beyond: frozenset[int] = frozenset()  # assigned partitions >= SEGSTREAM_TOPIC_PARTITIONS (see `take_all`)
+
     # -- partition ownership -------------------------------------------------------------------------
     def listener(self) -> ConsumerRebalanceListener:
         """Kafka's assignments drive ownership: taken partitions are claimed, revoked ones let go."""
@@ -56,6 +59,10 @@ class Worker(BatchPipeline):
         taken. Kafka answers one connection's requests in order, so a question asked after a partition was
         resumed waits for that partition's long-poll fetch (up to kafka_fetch_max_wait_ms): asked per
         partition, a 16-partition assignment took 6 s to resume (tests/integration/test_worker_assignment)."""
+        beyond = {tp.partition for tp in tps if tp.partition >= self.settings.topic_partitions}
+        if beyond:  # partitions added to the topic: they stay paused, `heartbeat` stops the worker
+            self.beyond = self.beyond | beyond
+            tps = [tp for tp in tps if tp.partition not in beyond]
         ends = await self._end_offsets(tps)
         for tp in [t for t in tps if t not in ends]:  # one unknown leader must not cost the others their
             ends.update(await self._end_offsets([tp]))  # catch-up: asked alone (as before), before resuming
@@ -166,8 +173,13 @@ class Worker(BatchPipeline):
     async def heartbeat(self) -> None:
         """Idle partitions report too (at most every REPORT_INTERVAL_S): lag stays current, and
         `definitions apply` can tell that a worker is running from the metrics hash. A partition we were
-        fenced out of and Kafka still assigns to us for `fenced_grace_s` stops the worker (`FencedStall`)."""
+        fenced out of and Kafka still assigns to us for `fenced_grace_s` stops the worker (`FencedStall`);
+        so does one beyond SEGSTREAM_TOPIC_PARTITIONS (`PartitionCountChanged`), before any of it applies."""
         now = time.monotonic()
+        if self.beyond:
+            raise refuse_assigned(
+                self.settings.events_topic, set(self.beyond), self.settings.topic_partitions
+            )
         if self.fenced_since and self.consumer is not None:
             assigned = {tp.partition for tp in self.consumer.assignment()}
             for partition, since in list(self.fenced_since.items()):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
 
 from streams.store.connection import sync_client
 from streams.store.keys import KeySpace
@@ -198,6 +199,24 @@ def test_worker_whose_topics_the_broker_refuses_exits_2(
     result = segstream(["worker"], env, SEGSTREAM_TOPIC_REPLICATION="100")
     failed(result, 2, "refused to create topic", "SEGSTREAM_TOPIC_REPLICATION")
     assert keys(client, env) == [] and our_topics(services, env) == set()
+
+
+def test_worker_on_an_events_topic_of_another_partition_count_exits_3(
+    env: dict[str, str], client: redis.Redis, services: Services
+) -> None:
+    """Customers map to partitions by SEGSTREAM_TOPIC_PARTITIONS: a topic with partitions added (or created
+    otherwise) would split a customer's events over two partitions and two states. Refused before anything
+    is written."""
+    admin = KafkaAdminClient(bootstrap_servers=services.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(env["SEGSTREAM_EVENTS_TOPIC"], 3, 1)])
+    finally:
+        admin.close()
+    result = segstream(["worker"], env, SEGSTREAM_TOPIC_PARTITIONS="4")
+    last = result.stderr.splitlines()[-1]
+    assert result.returncode == 3 and "Traceback" not in result.stderr, result.stderr
+    assert "has 3 partitions but SEGSTREAM_TOPIC_PARTITIONS is 4" in last and last.endswith("promote`"), last
+    assert keys(client, env) == []
 
 
 def test_worker_whose_session_timeout_the_brokers_refuse_exits_2(env: dict[str, str]) -> None:

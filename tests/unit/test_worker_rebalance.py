@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import orjson
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import IllegalStateError
 
@@ -22,6 +23,7 @@ from segmentation.state_mapping import state_to_mapping
 from streams.settings import Settings
 from streams.store.history_format import FIELD, Entry, decode, entry_of
 from streams.store.port import Claim, CustomerWrite, InMemoryStateStore
+from streams.topics.partition_count import PartitionCountChanged
 from streams.worker.batch import Record
 from streams.worker.loop import Worker
 
@@ -356,3 +358,30 @@ def test_a_redis_restored_from_before_our_claim_is_claimed_again_and_caught_up()
     store, worker, log = _rewind_scenario(snapshot_before_claim=True)
     assert stored_customers(store, 0) == expected_customers(log)
     assert worker.metrics.retries["rewound"] == 1
+
+
+def test_a_partition_added_to_the_topic_stops_the_worker_before_any_of_it_is_applied() -> None:
+    """Partitions added to a topic in use split customers' events over two partitions (and two states): the
+    worker must refuse the new one, never apply it, and stop with an error that says how to rebuild."""
+    p0, p2 = log_of(0, range(0, 20)), log_of(2, range(0, 20))
+
+    async def scenario() -> tuple[InMemoryStateStore, LogConsumer, str]:
+        store = InMemoryStateStore()
+        consumer = LogConsumer({0: p0, 2: p2})
+        worker = Worker(
+            settings().model_copy(update={"topic_partitions": 2}),
+            Definitions.default(),
+            store,
+            None,
+            consumer,
+        )
+        tps = [TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 2)]
+        consumer.assign(tps)
+        await worker.listener().on_partitions_assigned(tps)
+        with pytest.raises(PartitionCountChanged) as refused:
+            await asyncio.wait_for(worker.run(), 10)
+        return store, consumer, str(refused.value)
+
+    store, consumer, message = asyncio.run(scenario())
+    assert 2 not in store._partitions and TopicPartition(TOPIC, 2) in consumer.paused
+    assert "partition 2 of topic" in message and "SEGSTREAM_TOPIC_PARTITIONS=3" in message
