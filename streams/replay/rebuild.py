@@ -219,8 +219,10 @@ async def replay(
                     )
             # Partitions are independent (own keys, own cache); submit() returns once a batch is applied in
             # memory and its publish + commit run in the background, so the next chunk's CPU work overlaps
-            # them. Sweeping and the rejects file wait for every batch in flight (drain). When the sweep runs
-            # does not change the result: each customer is advanced to its own due instants.
+            # them. The rejects file waits for every batch in flight (drain). No sweep runs before the
+            # final one (`sweep_to`): a customer is advanced by its own next event, so a purchase dated
+            # before its partition's watermark (a late row) is applied the same whatever --batch,
+            # --processes or the partition count; swept at a watermark first, it would have been late.
             for p in sorted(pending):
                 await worker.submit(p, pending[p])
             pending.clear()
@@ -228,7 +230,6 @@ async def replay(
             flushes += 1
             if final or flushes % 8 == 0:
                 await worker.drain()
-                await worker.sweep(force=True)
                 check_until(until, [o.watermark_us for o in worker.owned.values()])
                 lost = set(owned) - set(worker.owned)
                 if lost:

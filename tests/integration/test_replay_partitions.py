@@ -4,7 +4,8 @@ partition is swept to the end of the whole log), and `--until` brings everyone t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import gzip
+from collections.abc import AsyncIterator, Callable, Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from segmentation import CustomerState, Definitions, advance
 from segmentation.state_mapping import state_from_mapping
 from streams import cli
 from streams.read import SegmentAt, SegmentReader
+from streams.replay.sources import Chunk, FileSource, assign
 from streams.sample import generator as sample
 from streams.settings import Settings
 from streams.store.connection import async_client, sync_client
@@ -55,6 +57,62 @@ def test_same_customers_whatever_the_partitions_batch_and_processes(
             one.customers,
             one.dead_letters,
         )
+        assert other == customers, "customer hashes and histories identical, field for field"
+
+
+def _late_log(tmp_path: Path) -> tuple[Path, int]:
+    """The sample log with every 20th purchase moved ~a fifth of the file later: late rows, as in an export
+    whose refunds or corrections come after later days, so a partition's watermark passes their dates."""
+    lines = [line for line in gzip.decompress(_log(tmp_path)[0].read_bytes()).splitlines() if line]
+    moved = {i for i, line in enumerate(lines) if b'"purchase"' in line and i % 20 == 0}
+    shift = len(lines) // 5
+    late: dict[int, list[bytes]] = {}
+    for i in moved:
+        late.setdefault(min(i + shift, len(lines) - 1), []).append(lines[i])
+    out = [x for i, line in enumerate(lines) for x in ([] if i in moved else [line]) + late.get(i, [])]
+    # and quiet customers: one purchase early on, the next (dated 80 days later) only near the end of the
+    # file, long after their partition's watermark passed the day they were due at_risk
+    template = orjson.loads(next(line for line in lines if b'"purchase"' in line))
+    start = datetime.fromisoformat(orjson.loads(lines[0])["occurred_at"])
+    for n in range(24):
+        for k, (at, position) in enumerate(((start, 1), (start + timedelta(days=80), len(out) - 2))):
+            event = {**template, "customer_id": f"quiet-{n}", "event_id": f"quiet-{n}-{k}"}
+            event.update(order_id=f"q{n}-{k}", occurred_at=at.isoformat())
+            out.insert(position, orjson.dumps(event))
+    path = tmp_path / "late.jsonl"
+    path.write_bytes(b"\n".join(out) + b"\n")
+    assert len(moved) > 50 and len(out) == len(lines) + 48
+    return path, len(out)
+
+
+class SmallChunks(FileSource):
+    """The file in chunks of 50 lines instead of 10,000: a small test file still makes many flushes."""
+
+    async def chunks(self, topic: str, owned: Collection[int] | None = None) -> AsyncIterator[Chunk]:
+        for chunk in assign(self.keyed(), self.partitions, topic, owned, chunk=50):
+            yield chunk
+
+
+def test_late_rows_give_the_same_customers_whatever_the_partitions_batch_and_processes(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
+) -> None:
+    """Rows dated before their partition's watermark: applied as late only against their own customer's
+    clock, never against a sweep that happened to run at some flush (which depended on --batch)."""
+    path, total = _late_log(tmp_path)
+    runs: dict[str, Any] = {}
+    configs = (("one", 1, 100_000, 1), ("p5", 5, 60, 1), ("p7", 7, 300, 2))
+    for name, partitions, batch, processes in configs:
+        settings = make_settings(services, topic_name, redis_prefix, topic_partitions=partitions)
+        if processes == 1:  # small chunks: many flushes (a sweep ran every 8 of them up to 5 December)
+            source = SmallChunks(path, partitions) if batch < 1000 else None
+            summary = asyncio.run(replay_file(settings, path, name, tmp_path, batch=batch, source=source))
+        else:
+            summary = asyncio.run(replay_split_file(settings, path, name, tmp_path, processes, batch=batch))
+        assert summary.events == total
+        runs[name] = (summary, by_customer(dump_namespace(settings, name)))
+    (one, customers), *others = runs.values()
+    for summary, other in others:
+        assert (summary.transitions, summary.dead_letters) == (one.transitions, one.dead_letters)
         assert other == customers, "customer hashes and histories identical, field for field"
 
 
