@@ -222,11 +222,11 @@ def _profile(s: CustomerState, e: Any, d: Definitions, v: list[Any], t: datetime
         (I_REGION, I_REGION_AT, e.region or None),
         (I_HOUSEHOLD, I_HOUSEHOLD_AT, e.household),
     ):
+        declared: datetime | None = s[at]  # type: ignore[assignment]
+        if declared is None and s[index] is not None:  # stored before the per-field times: `profile_at`
+            declared = v[at] = s.profile_at  # pinned now, before this update moves `profile_at` on
         if value is None:
             continue
-        declared: datetime | None = s[at]  # type: ignore[assignment]
-        if declared is None and s[index] is not None:  # stored before the per-field times
-            declared = s.profile_at
         if _newer(declared, t):
             v[index], v[at] = value, t
     if _newer(s.profile_at, t):
