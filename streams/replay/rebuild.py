@@ -3,11 +3,11 @@
 `replay()` builds a :class:`streams.worker.loop.Worker` without a consumer, owns every partition of the target
 namespace, and feeds it the source's records partition by partition, in log order, with the offsets the source
 gives (see :mod:`streams.replay.sources`). Everything else is the worker's: decode, apply, the fenced Lua
-commit, the due sweep. The clock is the partition watermark (`mode="replay"`), and the sweep runs after every
-flush, on a schedule that depends only on the log (never on the wall clock), so the same file gives the same
-namespace, key for key, field for field. At the end every partition is swept to the end of the *whole* log (or
-to `until`), not to its own watermark: otherwise a customer's final segments would depend on which partition
-it hashes to, i.e. on the partition count (see `end_of_log` for a replay split across processes).
+commit, the due sweep. A customer is advanced by its own next event; the only sweep runs after the last batch
+(never on the wall clock, never at a flush: a late row would then depend on --batch), so the same file gives
+the same namespace, key for key, field for field. That sweep takes every partition to the end of the *whole*
+log (or to `until`), not to its own watermark: otherwise a customer's final segments would depend on which
+partition it hashes to, i.e. on the partition count (see `end_of_log` for a replay split across processes).
 
 Transitions go nowhere unless `emit_topic` is given; dead letters go to a rejects JSONL file (line number,
 partition, offset, stage, error, original line), never dropped.

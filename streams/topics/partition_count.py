@@ -5,7 +5,10 @@ Why: a customer's state lives in the partition its key maps to (`partition_for(c
 for every reader, replay and worker). Partitions added to the topic while it is in use move some customers'
 new events to another partition, whose worker holds no state for them: their history splits in two and
 updates are lost (an outside check saw 112 of 200 customers keep one order of two). Kafka cannot move events
-back, so the only safe answer is to stop before applying any of it and say how to rebuild.
+back, so a worker refuses to start on such a topic, and a running one that is assigned a partition beyond
+N stops before applying any of it, saying how to rebuild. Not caught: until the worker sees the new
+partitions (producers and consumers refresh metadata every 5 min by default), events of customers the new
+count moves into partitions below N are still applied there (README, Known gaps).
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ async def check_events_topic(admin: AIOKafkaAdminClient, topic: str, configured:
         )
 
 
-def refuse_assigned(topic: str, partitions: set[int], configured: int) -> PartitionCountChanged:
-    """The error for partitions at or above the configured count that Kafka assigned to a running worker."""
+def refuse_assigned(topic: str, partitions: set[int], configured: int, count: int) -> PartitionCountChanged:
+    """The error for partitions at or above the configured count that Kafka assigned to a running worker
+    (`count`: the topic's partitions as the consumer's metadata knows them)."""
     listed = ", ".join(map(str, sorted(partitions)))
     return PartitionCountChanged(
-        f"partition {listed} of topic {topic!r} was assigned to this worker, but SEGSTREAM_TOPIC_PARTITIONS"
-        f" is {configured}: partitions were added to the topic, which splits customers' events over two"
-        " partitions; stopping before any of them is applied; " + _REBUILD.format(count=max(partitions) + 1)
+        f"partition {listed} of topic {topic!r} assigned, but SEGSTREAM_TOPIC_PARTITIONS is {configured}:"
+        " it would split customers' events over two partitions; stopped before applying any of it; "
+        + _REBUILD.format(count=count)
     )

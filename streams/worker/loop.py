@@ -176,10 +176,10 @@ class Worker(BatchPipeline):
         fenced out of and Kafka still assigns to us for `fenced_grace_s` stops the worker (`FencedStall`);
         so does one beyond SEGSTREAM_TOPIC_PARTITIONS (`PartitionCountChanged`), before any of it applies."""
         now = time.monotonic()
-        if self.beyond:
-            raise refuse_assigned(
-                self.settings.events_topic, set(self.beyond), self.settings.topic_partitions
-            )
+        if self.beyond:  # the topic's count as the consumer's metadata knows it, for the advice
+            topic, consumer = self.settings.events_topic, self.consumer
+            count = len((consumer and consumer.partitions_for_topic(topic)) or ()) or max(self.beyond) + 1
+            raise refuse_assigned(topic, set(self.beyond), self.settings.topic_partitions, count)
         if self.fenced_since and self.consumer is not None:
             assigned = {tp.partition for tp in self.consumer.assignment()}
             for partition, since in list(self.fenced_since.items()):

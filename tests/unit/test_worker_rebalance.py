@@ -102,6 +102,9 @@ class LogConsumer:
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
 
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(self.logs)
+
     def _check(self, tp: TopicPartition) -> None:
         if tp not in self.assigned:
             raise IllegalStateError(f"no current assignment for partition {tp}")
@@ -367,7 +370,7 @@ def test_a_partition_added_to_the_topic_stops_the_worker_before_any_of_it_is_app
 
     async def scenario() -> tuple[InMemoryStateStore, LogConsumer, str]:
         store = InMemoryStateStore()
-        consumer = LogConsumer({0: p0, 2: p2})
+        consumer = LogConsumer({0: p0, 1: [], 2: p2, 3: []})  # the topic went from 2 to 4 partitions
         worker = Worker(
             settings().model_copy(update={"topic_partitions": 2}),
             Definitions.default(),
@@ -384,4 +387,4 @@ def test_a_partition_added_to_the_topic_stops_the_worker_before_any_of_it_is_app
 
     store, consumer, message = asyncio.run(scenario())
     assert 2 not in store._partitions and TopicPartition(TOPIC, 2) in consumer.paused
-    assert "partition 2 of topic" in message and "SEGSTREAM_TOPIC_PARTITIONS=3" in message
+    assert "partition 2 of topic" in message and "SEGSTREAM_TOPIC_PARTITIONS=4" in message
