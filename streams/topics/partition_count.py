@@ -6,9 +6,9 @@ for every reader, replay and worker). Partitions added to the topic while it is 
 new events to another partition, whose worker holds no state for them: their history splits in two and
 updates are lost (an outside check saw 112 of 200 customers keep one order of two). Kafka cannot move events
 back, so a worker refuses to start on such a topic, and a running one that is assigned a partition beyond
-N stops before applying any of it, saying how to rebuild. Not caught: until the worker sees the new
-partitions (producers and consumers refresh metadata every 5 min by default), events of customers the new
-count moves into partitions below N are still applied there (README, Known gaps).
+N stops before applying any of it, saying how to rebuild. Until the worker sees the new partitions
+(clients refresh metadata every 5 min by default), events of customers the new count moves into another
+partition below N are dead letters: `decode` checks each record's partition against its key.
 """
 
 from __future__ import annotations

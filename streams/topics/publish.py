@@ -16,24 +16,11 @@ from collections.abc import Iterable, Sequence
 from aiokafka import AIOKafkaProducer
 
 from segmentation.transition import Transition
-from streams.store.partitioning import partition_for
+from streams.store.partitioning import partition_of_key
 from streams.topics.deadletter import DeadLetter
 from streams.topics.envelope import transition_event
 
 Item = tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes]]]  # key, value, headers
-_CACHE_LIMIT = 100_000
-_partition_of: dict[tuple[bytes, int], int] = {}
-"""(key, partition count) -> partition. murmur2 is pure Python (~3 µs a key) and a batch publishes several
-transitions for the same customers, batch after batch; cleared when full, like `segmentation.instants`."""
-
-
-def _partition(key: bytes, count: int) -> int:
-    cached = _partition_of.get((key, count))
-    if cached is None:
-        if len(_partition_of) >= _CACHE_LIMIT:
-            _partition_of.clear()
-        cached = _partition_of[(key, count)] = partition_for(key.decode(), count)
-    return cached
 
 
 async def publish(producer: AIOKafkaProducer, topic: str, items: Iterable[Item]) -> int:
@@ -43,7 +30,7 @@ async def publish(producer: AIOKafkaProducer, topic: str, items: Iterable[Item])
     grouped: dict[int, list[Item]] = {}
     for item in items:
         key = item[0]
-        p = partitions[_partition(key, len(partitions))] if key is not None else next(spread)
+        p = partitions[partition_of_key(key, len(partitions))] if key is not None else next(spread)
         grouped.setdefault(p, []).append(item)
     futures: list[asyncio.Future[object]] = []
     for partition, batch_items in grouped.items():

@@ -17,6 +17,7 @@ from segmentation.events import Event
 from segmentation.transition import Transition
 from streams.store.indexes import IndexDelta
 from streams.store.kpi_ops import KpiCounting
+from streams.store.partitioning import partition_of_key
 from streams.store.port import DEFAULT_HISTORY_SIZE, CustomerWrite
 from streams.store.writes import Known, index_write, to_us, write_for
 from streams.topics.deadletter import DeadLetter
@@ -65,9 +66,9 @@ class BatchResult:
 
 
 class WrongKey(ValueError):
-    """The record's key is not its event's customer id: the key chose the partition, and a customer's state
-    lives in the partition of its id (`partition_for`), so applying it would make a second, unreadable
-    state of that customer in the wrong partition."""
+    """The record's key is not its event's customer id, or the record is not in that id's partition: a
+    customer's state lives in the partition of its id (`partition_for`), so applying it would make a second,
+    unreadable state of that customer in the wrong partition."""
 
 
 class TooFarInFuture(ValueError):
@@ -76,10 +77,11 @@ class TooFarInFuture(ValueError):
 
 
 def decode(
-    records: Sequence[Incoming], not_after: datetime | None = None
+    records: Sequence[Incoming], not_after: datetime | None = None, partitions: int | None = None
 ) -> tuple[list[tuple[Incoming, Event]], list[DeadLetter]]:
-    """Parse every record; a record that cannot be parsed, is not keyed by its customer id, or is dated
-    after `not_after` (live mode: wall clock + the allowed skew, computed once per batch) is a dead letter."""
+    """Parse every record; a record that cannot be parsed, is not keyed by its customer id, is not in its
+    customer's partition (of `partitions`, SEGSTREAM_TOPIC_PARTITIONS), or is dated after `not_after`
+    (live mode: wall clock + the allowed skew, computed once per batch) is a dead letter."""
     events: list[tuple[Incoming, Event]] = []
     dead: list[DeadLetter] = []
     for rec in records:
@@ -90,6 +92,8 @@ def decode(
             key = rec.key
             if key is None or key != event.customer_id.encode():
                 raise WrongKey(_key_problem(key, event.customer_id))
+            if partitions is not None and (home := partition_of_key(key, partitions)) != rec.partition:
+                raise WrongKey(_partition_problem(rec.partition, home, partitions, event.customer_id))
             if not_after is not None and event.occurred_at > not_after:
                 raise TooFarInFuture(
                     f"{event.type} occurred_at: {event.occurred_at.isoformat()} is after"
@@ -99,6 +103,14 @@ def decode(
         except (InvalidEvent, WrongKey, TooFarInFuture) as exc:
             dead.append(DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, exc, "parse"))
     return events, dead
+
+
+def _partition_problem(partition: int, home: int, partitions: int, customer_id: str) -> str:
+    return (
+        f"record in partition {partition}, but customer {customer_id!r} belongs to partition {home} of"
+        f" {partitions} (SEGSTREAM_TOPIC_PARTITIONS): producers must use Kafka's default murmur2 partitioner"
+        " of the key (librdkafka: partitioner=murmur2_random), and a topic's partitions must not change"
+    )
 
 
 def _key_problem(key: bytes | None, customer_id: str) -> str:

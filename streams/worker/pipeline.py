@@ -157,7 +157,7 @@ class BatchPipeline:
         if self.settings.mode == "live":
             not_after = self.wall_clock() + timedelta(seconds=self.settings.max_future_skew_s)
         for start in range(0, len(records), STEP):  # pausing lets the batch in flight progress
-            events, dead = decode(records[start : start + STEP], not_after)
+            events, dead = decode(records[start : start + STEP], not_after, self.settings.topic_partitions)
             decoded[0].extend(events)
             decoded[1].extend(dead)
             if start + STEP < len(records):  # not after the last part: loading the states pauses anyway

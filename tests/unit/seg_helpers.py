@@ -93,3 +93,17 @@ def definitions_with(**sections: Any) -> Definitions:
     if "version" not in sections:
         raw["version"] = "test-" + "-".join(sorted(sections))
     return Definitions.from_mapping(raw)
+
+
+def home_ids(prefix: str, partition: int, count: int, partitions: int = 4) -> list[str]:
+    """`count` customer ids `<prefix><n>` whose partition (Kafka's murmur2 of the id, over `partitions`: the
+    settings' default 4) is `partition`: the worker dead-letters a record outside its customer's partition."""
+    from streams.store.partitioning import partition_for
+
+    out: list[str] = []
+    n = 0
+    while len(out) < count:
+        if partition_for(f"{prefix}{n}", partitions) == partition:
+            out.append(f"{prefix}{n}")
+        n += 1
+    return out

@@ -14,7 +14,7 @@ from streams.settings import Settings
 from streams.store.port import InMemoryStateStore
 from streams.worker.loop import Worker
 from tests.unit.test_worker_follow import TOPIC, Assignment
-from tests.unit.test_worker_pipeline import records
+from tests.unit.test_worker_pipeline import CUSTOMERS, records
 
 FAR_LATER = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -41,8 +41,8 @@ def test_the_wall_clock_moves_customers_only_after_the_backlog(position: int, li
             Settings(mode="live"), Definitions.default(), store, None, Backlog(position), lambda: FAR_LATER
         )
         await worker.take(TopicPartition(TOPIC, 0))
-        await worker.process(0, records(0, 1))  # c0 buys at offset 0; markers 1-2 are never delivered
+        await worker.process(0, records(0, 1))  # a customer buys at offset 0; markers 1-2 never delivered
         await worker.sweep(force=True)
-        return (await store.load(0, ["c0"]))["c0"]
+        return (await store.load(0, [CUSTOMERS[0]]))[CUSTOMERS[0]]
 
     assert asyncio.run(scenario())["lifecycle"] == lifecycle

@@ -56,7 +56,8 @@ def core_transitions(customer: str) -> list[Transition]:
 
 def run(history_size: int) -> tuple[dict[str, str], list[bool], dict[str, str] | None]:
     async def go() -> tuple[dict[str, str], list[bool], dict[str, str] | None]:
-        settings = Settings(state_cache_size=2, history_size=history_size)
+        # one partition: every customer's records are in partition 0, where its id belongs
+        settings = Settings(state_cache_size=2, history_size=history_size, topic_partitions=1)
         store = InMemoryStateStore()
         worker = Worker(settings, Definitions.default(), store, None, None)
         await worker.own(0)

@@ -13,13 +13,16 @@ from aiokafka import TopicPartition
 
 from segmentation import Definitions
 from streams.settings import Settings
+from streams.store import partitioning
 from streams.store.partitioning import partition_for
 from streams.store.port import Claim, CustomerWrite, InMemoryStateStore
-from streams.topics import publish
+from streams.topics.deadletter import DeadLetter
 from streams.worker.batch import Record
 from streams.worker.loop import Worker
+from tests.unit.seg_helpers import home_ids
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
+CUSTOMERS = home_ids("c", 0, 3)  # in partition 0, where their records are
 
 
 def records(first: int, count: int) -> list[Record]:
@@ -28,7 +31,7 @@ def records(first: int, count: int) -> list[Record]:
         body = {
             "event_id": f"e{offset}",
             "type": "purchase",
-            "customer_id": f"c{offset % 3}",
+            "customer_id": CUSTOMERS[offset % 3],
             "occurred_at": (T0 + timedelta(hours=offset)).isoformat(),
             "schema_version": 1,
             "order_id": f"o{offset}",
@@ -83,14 +86,14 @@ def test_a_fenced_batch_drops_the_next_one() -> None:
     worker = asyncio.run(_two_batches(store))
     assert store.committed == []
     assert 0 not in worker.owned
-    assert asyncio.run(store.load(0, ["c0", "c1", "c2"])) == {}
+    assert asyncio.run(store.load(0, CUSTOMERS)) == {}
 
 
 def test_batches_in_flight_commit_in_log_order_and_count_every_event_once() -> None:
     store = FailingStore(bad_offset=-1, fence=False)
     asyncio.run(_two_batches(store))
     assert store.committed == [4, 9]
-    rows = asyncio.run(store.load(0, ["c0", "c1", "c2"]))
+    rows = asyncio.run(store.load(0, CUSTOMERS))
     assert sum(int(row["orders"]) for row in rows.values()) == 10
 
 
@@ -140,14 +143,14 @@ def test_kafka_offsets_and_metrics_are_reported_at_most_every_interval_and_on_dr
 
 def test_cached_partitions_are_the_default_partitioners(monkeypatch: pytest.MonkeyPatch) -> None:
     """Transitions must land where a consumer keyed by customer expects them, cache or no cache."""
-    monkeypatch.setattr(publish, "_CACHE_LIMIT", 3)
-    publish._partition_of.clear()
+    monkeypatch.setattr(partitioning, "_CACHE_LIMIT", 3)
+    partitioning._partition_of.clear()
     keys = [f"c{n:05d}".encode() for n in range(10)]
     for _ in range(2):  # misses, then (after clears) hits
         for key in keys:
             for count in (1, 4, 7):
-                assert publish._partition(key, count) == partition_for(key.decode(), count)
-    assert len(publish._partition_of) <= 3
+                assert partitioning.partition_of_key(key, count) == partition_for(key.decode(), count)
+    assert len(partitioning._partition_of) <= 3
 
 
 def test_the_state_cache_is_bounded_per_process_whatever_the_partitions_owned() -> None:
@@ -155,9 +158,10 @@ def test_the_state_cache_is_bounded_per_process_whatever_the_partitions_owned() 
 
     def customers(partition: int, count: int) -> list[Record]:
         out = []
+        ids = home_ids(f"p{partition}-c", partition, count)
         for n, record in enumerate(records(0, count)):
             body = orjson.loads(record.value or b"")
-            body["customer_id"], body["event_id"] = f"p{partition}-c{n}", f"p{partition}-e{n}"
+            body["customer_id"], body["event_id"] = ids[n], f"p{partition}-e{n}"
             out.append(Record("events", partition, n, body["customer_id"].encode(), orjson.dumps(body)))
         return out
 
@@ -174,3 +178,29 @@ def test_the_state_cache_is_bounded_per_process_whatever_the_partitions_owned() 
 
     worker = asyncio.run(run())
     assert [len(owned.cache) for owned in worker.owned.values()] == [3, 3, 3, 3]
+
+
+def test_a_record_outside_its_customers_partition_is_a_dead_letter_never_a_second_state() -> None:
+    """A producer with another partitioner (librdkafka's default), or partitions added to the topic, puts a
+    customer's record in a partition whose keys readers never look at: dead-lettered, with the reason."""
+    elsewhere = home_ids("c", 1, 1)[0]  # belongs to partition 1 of 4
+    record = records(0, 1)[0]
+    body = orjson.loads(record.value or b"")
+    body["customer_id"] = elsewhere
+    stray = Record("events", 0, 1, elsewhere.encode(), orjson.dumps(body))
+    dead: list[DeadLetter] = []
+
+    async def sink(letters: list[DeadLetter]) -> None:
+        dead.extend(letters)
+
+    async def run() -> InMemoryStateStore:
+        store = InMemoryStateStore()
+        worker = Worker(Settings(), Definitions.default(), store, None, None, dead_letter_sink=sink)
+        await worker.own(0)
+        await worker.process(0, [record, stray])
+        return store
+
+    store = asyncio.run(run())
+    assert set(store._p(0).customers) == {CUSTOMERS[0]}
+    assert [(d.offset, type(d.error).__name__) for d in dead] == [(1, "WrongKey")]
+    assert "belongs to partition 1 of 4" in str(dead[0].error) and "murmur2" in str(dead[0].error)

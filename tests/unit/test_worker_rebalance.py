@@ -12,6 +12,7 @@ import asyncio
 import copy
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 import orjson
 import pytest
@@ -26,9 +27,16 @@ from streams.store.port import Claim, CustomerWrite, InMemoryStateStore
 from streams.topics.partition_count import PartitionCountChanged
 from streams.worker.batch import Record
 from streams.worker.loop import Worker
+from tests.unit.seg_helpers import home_ids
 
 TOPIC = Settings().events_topic
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+@cache
+def customer_ids(partition: int, customers: int) -> list[str]:
+    """Ids in `partition` by Kafka's partitioner (4 partitions, the settings' default; 3+: the new ones)."""
+    return home_ids(f"c{partition}-", partition, customers, 4 if partition < 4 else partition + 1)
 
 
 def event(partition: int, offset: int, customers: int) -> bytes:
@@ -36,7 +44,7 @@ def event(partition: int, offset: int, customers: int) -> bytes:
         {
             "event_id": f"e{partition}-{offset}",
             "type": "purchase",
-            "customer_id": f"c{partition}-{offset % customers}",
+            "customer_id": customer_ids(partition, customers)[offset % customers],
             "occurred_at": (T0 + timedelta(hours=offset)).isoformat(),
             "schema_version": 1,
             "order_id": f"o{partition}-{offset}",
@@ -50,7 +58,13 @@ def event(partition: int, offset: int, customers: int) -> bytes:
 def log_of(partition: int, offsets: Iterable[int], customers: int = 3) -> list[Record]:
     """Keyed by customer id, as producers must."""
     return [
-        Record(TOPIC, partition, o, f"c{partition}-{o % customers}".encode(), event(partition, o, customers))
+        Record(
+            TOPIC,
+            partition,
+            o,
+            customer_ids(partition, customers)[o % customers].encode(),
+            event(partition, o, customers),
+        )
         for o in offsets
     ]
 
