@@ -35,7 +35,7 @@ T0 = datetime(2026, 1, 5, tzinfo=UTC)
 
 @cache
 def customer_ids(partition: int, customers: int) -> list[str]:
-    """Ids in `partition` by Kafka's partitioner (4 partitions, the settings' default; 3+: the new ones)."""
+    """Ids in `partition` by Kafka's partitioner (4, the settings' default; from 4 on: the new ones)."""
     return home_ids(f"c{partition}-", partition, customers, 4 if partition < 4 else partition + 1)
 
 
