@@ -3,7 +3,8 @@
 Pure functions in the eventsourcing style (`apply(state, event) -> new state`), deterministic:
 the result depends on the state, the event and the definitions only; time is the event time.
 
-* `apply` ignores a duplicate event id (no effect at all); otherwise it first `advance`s the state to
+* `apply` ignores a duplicate event id, and an event dated at or before the customer's erasure
+  (`erased_at`: the erasure covers it), with no effect at all; otherwise it first `advance`s the state to
   the event time (time-driven transitions due up to and including it, each stamped with its own due
   time and cause `time`; an erasure too, before its exits), folds the event into the totals,
   re-evaluates the grids the event can affect and emits one transition per changed grid, cause = event
@@ -142,6 +143,9 @@ def apply(state: CustomerState, event: Event, definitions: Definitions, explain:
         raise ValueError(f"event id {event_id!r} contains a control character")
     kind = event.type
     t: datetime = event.occurred_at
+    erased = state.erased_at
+    if erased is not None and t <= erased and kind != "customer_erased":  # the erasure covers it: no effect
+        return outcome_of(state, ())
     if (
         t < definitions.earliest_event_time and kind != "customer_erased"
     ):  # privacy: honoured whatever its date
@@ -215,5 +219,8 @@ def _erase(
         Transition.create(state.customer_id, grid, old, None, now, event_id, version, why)
         for grid, old, _ in changes
     )
-    forgotten = CustomerState.new(state.customer_id)._replace(recent_ids=remember("", key, 1))
+    erased = now if state.erased_at is None else max(state.erased_at, now)  # covers the erasures before
+    forgotten = CustomerState.new(state.customer_id)._replace(
+        recent_ids=remember("", key, 1), erased_at=erased
+    )
     return outcome_of(forgotten, tuple(out))

@@ -159,6 +159,10 @@ class CustomerState(NamedTuple):
     gender_at: datetime | None = None
     region_at: datetime | None = None
     household_at: datetime | None = None
+    # the clock at the customer's erasure: an event dated at or before it has no effect (the erasure covers
+    # it), so a redelivered or late pre-erasure event cannot bring the erased data back; the store keeps an
+    # erased customer's state as a tombstone for this (streams/store/writes.py)
+    erased_at: datetime | None = None
 
     @property
     def recent_event_ids(self) -> tuple[str, ...]:

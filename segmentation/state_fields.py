@@ -42,6 +42,7 @@ Times are ISO 8601 in UTC; floats are written with `repr` so they read back bit-
 | `recent_orders` | JSON `[[time, order key, channel, coupon 0/1, amount_minor, [categories]], ...]` |
 | `segment:category`, `segment:promotion` | segments of the purchase-depth grids |
 | `birth_year_at`, `gender_at`, `region_at`, `household_at` | event time of each declared field's value |
+| `erased_at` | the clock at the customer's erasure (events dated at or before it have no effect) |
 """
 
 from __future__ import annotations
@@ -155,6 +156,7 @@ FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("gender_at", "gender_at", _TIME),
     ("region_at", "region_at", _TIME),
     ("household_at", "household_at", _TIME),
+    ("erased_at", "erased_at", _TIME),
 )
 AUDIENCE = "segment:audience:"
 _RECENT = "recent_event_ids"

@@ -12,6 +12,7 @@
 -- then index ops until the end, each: name, key index (into KEYS), n_args, args...; or, packed, the name
 -- followed by '*', key index, n_args, and one argument with the n_args args joined by NUL
 --   SADD/SREM key members...          HINCRBY key field delta [field delta ...]
+--   HSET key field value [field value ...]  (the erasure tombstones, streams/store/erasures.py)
 --   BITS meta entries...  membership (streams/store/membership.py), at most one per commit; each entry is
 --     'A' customer_key            a lifetime begun, in log order: the customer takes the next ordinal
 --     'M' customer_key n bits...  '+k' sets, '-k' clears the customer's bit in the bitmap KEYS[k]
@@ -192,6 +193,8 @@ while i <= #ARGV do
   end
   if name == 'SADD' or name == 'SREM' then
     if n < 1 then return redis.error_reply('BADOP ' .. name .. ' without members at ' .. i) end
+  elseif name == 'HSET' then
+    if n < 2 or n % 2 ~= 0 then return redis.error_reply('BADOP HSET pairs at ' .. i) end
   elseif name == 'HINCRBY' then
     if n < 2 or n % 2 ~= 0 then return redis.error_reply('BADOP HINCRBY pairs at ' .. i) end
     for j = first + 1, last, 2 do
@@ -246,6 +249,8 @@ for _, op in ipairs(ops) do
   local name, key, src, first, last = op[1], op[2], op[3], op[4], op[5]
   if name == 'SADD' or name == 'SREM' then
     bad = expect(key, 'set')
+  elseif name == 'HSET' then
+    bad = expect(key, 'hash')
   elseif name == 'HINCRBY' then
     bad = expect(key, 'hash')
     if not bad then
@@ -514,6 +519,10 @@ for _, op in ipairs(ops) do
     for s = 1, #zeros, 2000 do redis.call('HDEL', key, unpack(zeros, s, math.min(s + 1999, #zeros))) end
   elseif name == 'BITS' then
     write_bits(bits)
+  elseif name == 'HSET' then
+    for s = first, last, 2 * UNPACKED do
+      redis.call('HSET', key, unpack(src, s, math.min(s + 2 * UNPACKED - 1, last)))
+    end
   else  -- SADD / SREM
     for s = first, last, UNPACKED do
       redis.call(name, key, unpack(src, s, math.min(s + UNPACKED - 1, last)))

@@ -23,6 +23,10 @@ class KeySpace:
         """Hash: `offset` last applied, `watermark` max event time (epoch µs), `fence` owner token."""
         return f"{self._tag(partition)}:meta"
 
+    def erased(self, partition: int) -> str:
+        """Hash: digest of an erased customer's id -> epoch µs of its erasure (streams/store/erasures.py)."""
+        return f"{self._tag(partition)}:erased"
+
     def due(self, partition: int) -> str:
         """Sorted set: customer id scored by the epoch µs of its next time-driven change."""
         return f"{self._tag(partition)}:due"

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from streams.store.erasures import digest, tombstone_row
 from streams.store.indexes import IndexDelta
 from streams.store.ordinals import Ordinals
 from streams.store.weeks import by_grid, flows_of_moves
@@ -60,6 +61,7 @@ class CustomerWrite:
     removed_fields: Sequence[str] = ()
     delete: bool = False
     due_us: int | None = None  # None: no time-driven change pending
+    erased_us: int | None = None  # a deletion by erasure: its time, kept as a tombstone (store/erasures.py)
 
 
 class WriteBatch(list[CustomerWrite]):
@@ -151,6 +153,7 @@ class _Partition:
     offset: int | None = None
     watermark_us: int | None = None
     customers: dict[str, dict[str, str]] = field(default_factory=dict)
+    erased: dict[str, int] = field(default_factory=dict)  # the `erased` hash: id digest -> erasure µs
     due: dict[str, int] = field(default_factory=dict)
     indexes: IndexSnapshot = field(default_factory=IndexSnapshot)
     membership: Ordinals = field(default_factory=Ordinals)  # as the commit script keeps it
@@ -181,8 +184,12 @@ class InMemoryStateStore:
         if claim is not None:
             fence = p.fence or None  # 0: never claimed (or Redis lost the claim)
             check_standing(claim, fence, p.seq, self._next_seq.get(partition, 1), p.owner)
-        customers = p.customers
-        return {cid: dict(customers[cid]) for cid in customer_ids if cid in customers}
+        customers, erased = p.customers, p.erased
+        found = {cid: dict(customers[cid]) for cid in customer_ids if cid in customers}
+        for cid in customer_ids:
+            if cid not in found and digest(cid) in erased:  # as the Redis store: the tombstone, read back
+                found[cid] = tombstone_row(cid, erased[digest(cid)])
+        return found
 
     async def commit(
         self, claim: Claim, offset: int | None, watermark_us: int | None, writes: Sequence[CustomerWrite]
@@ -253,6 +260,7 @@ class InMemoryStateStore:
 def _apply_index(p: _Partition, index: IndexDelta) -> None:
     """The same semantics as the commit script's op list (streams/store/commit.lua)."""
     ix = p.indexes
+    p.erased.update((digest(cid), us) for cid, us in index.erasures.items())
     for counters, fields in (
         (ix.kpis, index.kpi_fields()),
         (ix.moves, by_grid(index.move_fields())),

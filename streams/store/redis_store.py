@@ -12,6 +12,7 @@ from redis.exceptions import ResponseError
 
 from streams.store.commit_script import BSEP, CHUNKS, SEP, bits_entries, refusal, write_parts
 from streams.store.connection import scan_slot
+from streams.store.erasures import digest, tombstone_row
 from streams.store.indexes import ORDINAL, IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.membership import ORDINALS, bitmap_ordinals, declared_chunks, ids_of, raw_reply
@@ -79,7 +80,10 @@ class RedisStateStore:
                 )
             for cid in customer_ids:
                 pipe.hgetall(self._keys.customer(partition, cid))
+            if customer_ids:
+                pipe.exists(self._keys.erased(partition))
             rows = await pipe.execute()
+        erasures = rows.pop() if customer_ids else 0
         if claim is not None:
             fence, seq, owner, offset, kept = rows.pop(0)
             # day counters of an earlier segstream (weeks.py): refused here, before anything is applied, not
@@ -87,7 +91,12 @@ class RedisStateStore:
             check_format(self._keys.namespace, offset, kept)
             stored_owner = None if owner is None else _text(owner)
             check_standing(claim, _int(fence), _int(seq) or 0, next_seq, stored_owner)
-        return {cid: _decode(row) for cid, row in zip(customer_ids, rows, strict=True) if row}
+        found = {cid: _decode(row) for cid, row in zip(customer_ids, rows, strict=True) if row}
+        if erasures and len(found) < len(customer_ids):  # customers without a hash may have been erased
+            missing = [cid for cid in customer_ids if cid not in found]
+            erased = await self._r.hmget(self._keys.erased(partition), [digest(cid) for cid in missing])
+            found.update((c, tombstone_row(c, int(us))) for c, us in zip(missing, erased, strict=True) if us)
+        return found
 
     async def commit(
         self, claim: Claim, offset: int | None, watermark_us: int | None, writes: Sequence[CustomerWrite]
@@ -208,6 +217,12 @@ class RedisStateStore:
             counters(slot(ks.segment_periods(p, grid, year)), pairs)
         if weeks:
             op("SADD", slot(ks.weeks(p)), sorted(weeks))
+        if index.erasures:  # tombstones: an erased customer's later-arriving older events have no effect
+            op(
+                "HSET",
+                slot(ks.erased(p)),
+                [x for c, us in index.erasures.items() for x in (digest(c), str(us))],
+            )
         for pair, pairs in index.cross_fields().items():
             counters(slot(ks.crosstab(p, pair)), pairs)
 

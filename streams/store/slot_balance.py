@@ -188,7 +188,7 @@ def fixed_keys(
     """The partition's keys whose number does not grow with its customers (the day counters' grow with the
     `weeks` that hold counters, listed by the partition's `w` set)."""
     p = partition
-    names = [keys.partition_meta(p), keys.due(p), keys.weeks(p)]
+    names = [keys.partition_meta(p), keys.due(p), keys.erased(p), keys.weeks(p)]
     for grid, segments in definitions.grid_segments.items():
         names += [keys.kpis(p, grid)]
         names += [keys.segment_periods(p, grid, year) for year in period_years(weeks)]

@@ -12,10 +12,16 @@ from contextlib import contextmanager
 
 from segmentation import CustomerState
 from segmentation.state_fields import state_fields
-from segmentation.state_mapping import StorageFormatError, state_from_mapping
+from segmentation.state_mapping import STATE, StorageFormatError, state_from_mapping
 from streams.store.history_format import UnknownHistoryFormat
 
-__all__ = ["StoredFormatError", "history_refused", "readers_view", "stored_state"]
+__all__ = ["StoredFormatError", "history_refused", "is_tombstone", "readers_view", "stored_state"]
+
+
+def is_tombstone(row: Mapping[str, str]) -> bool:
+    """A row `load` made from an erased customer's tombstone (streams/store/erasures.py): its blank state
+    alone, in no segment (a stored customer's hash always holds its readable fields beside `state`)."""
+    return len(row) == 1 and STATE in row
 
 
 class StoredFormatError(ValueError):

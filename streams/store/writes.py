@@ -50,7 +50,7 @@ def index_write(
     for the next batch)."""
     cid = write.customer_id
     if write.delete:
-        index.erased(cid)
+        index.erased(cid, write.erased_us)
         if before:
             index.customer(cid, before, {})
         return
@@ -69,13 +69,16 @@ def write_for(
     origin: str | None = None,
     before_state: CustomerState | None = None,
 ) -> tuple[CustomerWrite, Mapping[str, str]]:
-    """Only the fields that changed go to Redis; an erased (blank) customer is deleted.
+    """Only the fields that changed go to Redis; an erased (blank) customer is deleted, and its erasure time
+    kept as a tombstone under a digest of its id (streams/store/erasures.py), so an event from before the
+    erasure that arrives later has no effect, in any batch and after a restart.
 
     `before_state` is the state `before` was made from: when `before` is a `Written` mapping, only the
     fields whose value differs are encoded (the same changes as a diff of full mappings, proven in
     tests/unit/test_state_mapping_delta.py); otherwise the whole state is serialised and diffed."""
     if state.first_seen_at is None:
-        return CustomerWrite(state.customer_id, delete=True), {}
+        erased = None if state.erased_at is None else to_us(state.erased_at)
+        return CustomerWrite(state.customer_id, delete=True, erased_us=erased), {}
     if before_state is not None and isinstance(before, Written):
         changed, removed = changed_fields(before_state, state, before.get(STATE))
         new = Written(before)

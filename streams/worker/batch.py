@@ -61,7 +61,7 @@ class BatchResult:
     last_offset: int | None = None
     watermark_us: int | None = None
     events: int = 0
-    duplicates: int = 0  # events whose id the customer's state remembers as applied: no effect, counted
+    duplicates: int = 0  # events already applied, or covered by the customer's erasure: no effect, counted
     index: IndexDelta = field(default_factory=IndexDelta)  # read-side deltas, committed with the writes
 
 
@@ -180,7 +180,7 @@ def apply_steps(
                 DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, exc, "apply")
             )
             continue
-        if outcome.state is state:  # `apply` hands a duplicate's state back as is (and only a duplicate's)
+        if outcome.state is state:  # `apply` hands a duplicate's state back as is (or one its erasure covers)
             result.duplicates += 1
         states[cid] = outcome.state
         origins[cid] = rec

@@ -8,7 +8,7 @@ from typing import Literal
 
 from streams.store.kpi_ops import check_stored
 from streams.store.port import Fenced, Rewound, StateStore
-from streams.store.stored_state import stored_state
+from streams.store.stored_state import is_tombstone, stored_state
 from streams.store.writes import Known
 from streams.worker.ownership import Owned
 from streams.worker.retry import retry
@@ -52,6 +52,7 @@ async def starting_states(
     )  # the Redis store's: names the namespace if a hash is of another format
     namespace = getattr(keys, "namespace", "(in memory)")
     for cid, row in rows.items():
-        states[cid] = (stored_state(row, namespace), row)
+        # an erased customer's tombstone is its blank state, in no segment (streams/store/writes.py)
+        states[cid] = (stored_state(row, namespace), {} if is_tombstone(row) else row)
         check_stored(row, namespace)  # a KPI marker this code cannot continue: refused before any write
     return states

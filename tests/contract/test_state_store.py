@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
 
+from segmentation import CustomerState
 from streams.store.connection import async_client
+from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
-from streams.store.port import CustomerWrite, Fenced, InMemoryStateStore, StaleOffset, StateStore
+from streams.store.port import CustomerWrite, Fenced, InMemoryStateStore, StaleOffset, StateStore, WriteBatch
 from streams.store.redis_store import RedisStateStore
+from streams.store.stored_state import is_tombstone, stored_state
+from streams.store.writes import index_write, to_us
 from tests.services import Services
 
 T = TypeVar("T")
@@ -155,5 +160,30 @@ def test_values_with_separator_characters_round_trip(make_store: StoreFactory) -
             "unit": "\x1f",
             "long": "é" * 300,
         }
+
+    run(_with_store(make_store, body))
+
+
+def test_an_erasure_leaves_a_tombstone_that_load_reads_back(make_store: StoreFactory) -> None:
+    """The erased customer's hash is gone, its erasure time is not: `load` answers the blank state erased
+    then (so its older events stay out), and a later lifetime's hash wins over it."""
+    erased_at = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+    def erasing(cid: str, erased_us: int | None) -> WriteBatch:
+        write = CustomerWrite(cid, delete=True, erased_us=erased_us)
+        index = IndexDelta()
+        index_write(index, write, None, {})
+        return WriteBatch([write], index)
+
+    async def body(store: StateStore) -> None:
+        claim = await store.claim(2)
+        await store.commit(claim, 0, None, [CustomerWrite(c, {"a": "1"}) for c in ("c1", "c2", "c3")])
+        await store.commit(claim, 1, None, erasing("c1", to_us(erased_at)))
+        await store.commit(claim, 2, None, erasing("c2", None))  # deleted, not erased: no tombstone
+        rows = await store.load(2, ["c1", "c2", "c3", "c4"])
+        assert rows.keys() == {"c1", "c3"} and is_tombstone(rows["c1"])
+        assert stored_state(rows["c1"], "ns") == CustomerState.new("c1")._replace(erased_at=erased_at)
+        await store.commit(claim, 3, None, [CustomerWrite("c1", {"state": "new", "a": "2"})])
+        assert (await store.load(2, ["c1"]))["c1"] == {"state": "new", "a": "2"}
 
     run(_with_store(make_store, body))

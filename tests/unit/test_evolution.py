@@ -253,7 +253,7 @@ def test_erasure_exits_every_grid_and_forgets_everything() -> None:
     state, _ = run([purchase(day(0)), ev("web_visit", day(3))])
     erase = ev("customer_erased", day(2), event_id="erase")
     outcome = apply(state, erase, DEFAULT)
-    assert outcome.state == CustomerState.new("c1")._replace(recent_ids="\x1ferase\x1f")
+    assert outcome.state == CustomerState.new("c1")._replace(recent_ids="\x1ferase\x1f", erased_at=day(3))
     assert len(outcome.transitions) == 13  # 10 grids and 3 audiences
     assert {(t.to_segment, t.cause, t.effective_at) for t in outcome.transitions} == {(None, "erase", day(3))}
     assert outcome.transitions[0].from_segment == "new"
@@ -262,7 +262,23 @@ def test_erasure_exits_every_grid_and_forgets_everything() -> None:
     fresh = apply(
         CustomerState.new("c9"), ev("customer_erased", day(1), customer="c9", event_id="x"), DEFAULT
     )
-    assert fresh == (CustomerState.new("c9")._replace(recent_ids="\x1fx\x1f"), ())
+    assert fresh == (CustomerState.new("c9")._replace(recent_ids="\x1fx\x1f", erased_at=day(1)), ())
+
+
+def test_events_from_before_an_erasure_never_bring_the_customer_back() -> None:
+    """Sent again after the erasure (same ids or new ones), or arriving late, a pre-erasure event has no
+    effect; the first event dated after the erasure starts a new history."""
+    profile = ev("profile_update", day(1), birth_year=1950, region="FR", event_id="prof-1")
+    before = [purchase(day(0), "700.00", event_id="buy-1"), profile]
+    state, _ = run([*before, ev("customer_erased", day(2), event_id="erase")])
+    erased = state
+    for event in (*before, purchase(day(2), "50.00", event_id="new-id-same-day"), ev("web_visit", day(1))):
+        outcome = apply(state, event, DEFAULT)
+        assert outcome == (erased, ()), event.event_id
+    after = apply(state, purchase(day(3), "20.00", event_id="buy-2"), DEFAULT)
+    assert (after.state.orders, after.state.gross_minor, after.state.birth_year) == (1, 2000, None)
+    assert after.state.erased_at == day(2)
+    assert of_grid(after.transitions, "lifecycle") == [(None, "new", day(3), "buy-2")]
 
 
 def test_resegment_under_new_definitions_then_noop() -> None:
@@ -361,3 +377,16 @@ def test_without_explain_the_same_transitions_come_without_why() -> None:
         assert one.transitions and two.state == one.state
         assert _unexplained(two.transitions) == _unexplained(one.transitions)
         assert all(t.why is NO_WHY for t in two.transitions)
+
+
+def test_a_tombstone_state_keeps_older_events_and_older_erasures_out() -> None:
+    """What the store reads back for an erased customer (its blank state erased at that instant, nothing
+    else): older events have no effect, an older erasure leaves the later erasure time."""
+    tomb = CustomerState.new("c1")._replace(erased_at=day(10))
+    for event in (purchase(day(9), event_id="late"), ev("web_visit", day(10), event_id="same-instant")):
+        assert apply(tomb, event, DEFAULT) == (tomb, ())
+    older = apply(tomb, ev("customer_erased", day(4), event_id="old-erase"), DEFAULT)
+    assert (older.state.erased_at, older.transitions) == (day(10), ())
+    fresh = apply(tomb, purchase(day(11), "20.00", event_id="new"), DEFAULT)
+    assert (fresh.state.orders, fresh.state.erased_at) == (1, day(10))
+    assert of_grid(fresh.transitions, "lifecycle") == [(None, "new", day(11), "new")]
