@@ -144,7 +144,7 @@ def apply(state: CustomerState, event: Event, definitions: Definitions, explain:
     kind = event.type
     t: datetime = event.occurred_at
     erased = state.erased_at
-    if erased is not None and t <= erased and kind != "customer_erased":  # the erasure covers it: no effect
+    if erased is not None and t <= erased:  # the erasure covers it (an erasure too, a resent one): no effect
         return outcome_of(state, ())
     if (
         t < definitions.earliest_event_time and kind != "customer_erased"
@@ -160,7 +160,7 @@ def apply(state: CustomerState, event: Event, definitions: Definitions, explain:
         state = outcome.state
         out.extend(outcome.transitions)
     if kind == "customer_erased":  # after the changes due by then: a sweep in between changes nothing
-        return _erase(state, event_id, key, t, definitions, out)
+        return _erase(state, event_id, t, definitions, out)
     clock = state.clock
     v: list[Any] = list(state)
     late = False
@@ -198,9 +198,9 @@ def apply(state: CustomerState, event: Event, definitions: Definitions, explain:
 
 
 def _erase(
-    state: CustomerState, event_id: str, key: str, t: datetime, d: Definitions, out: list[Transition]
+    state: CustomerState, event_id: str, t: datetime, d: Definitions, out: list[Transition]
 ) -> Outcome:
-    """Exit every grid (X -> None), then forget everything except the erasure's own id.
+    """Exit every grid (X -> None), then forget everything but `erased_at`, the instant the erasure covers.
 
     `state` was already advanced to `t` (time-driven changes due at or before it are in `out`), as for any
     event: otherwise the exits would depend on whether a sweep ran between the last event and the erasure."""
@@ -219,8 +219,10 @@ def _erase(
         Transition.create(state.customer_id, grid, old, None, now, event_id, version, why)
         for grid, old, _ in changes
     )
-    erased = now if state.erased_at is None else max(state.erased_at, now)  # covers the erasures before
-    forgotten = CustomerState.new(state.customer_id)._replace(
-        recent_ids=remember("", key, 1), erased_at=erased
-    )
-    return outcome_of(forgotten, tuple(out))
+    # what it covers: every event seen (a sweep moves `clock`, not `last_seen_at`: erased_at must not depend
+    # on whether one ran) and every earlier erasure; a resent erasure is covered by it, so no id is kept
+    seen = state.last_seen_at
+    erased = t if seen is None or seen < t else seen
+    if state.erased_at is not None and state.erased_at > erased:
+        erased = state.erased_at
+    return outcome_of(CustomerState.new(state.customer_id)._replace(erased_at=erased), tuple(out))

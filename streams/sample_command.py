@@ -62,8 +62,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         from streams.progress import Bar
 
         asyncio.run(wait_for_services(settings, _waiting, redis=False))
-        asyncio.run(ensure_topics(settings))
         topic = args.topic or settings.events_topic
+        # only the topic written to: another one (e.g. an events topic of another partition count) is not ours
+        asyncio.run(ensure_topics(settings, None if topic == settings.events_topic else [topic]))
         with Bar(f"sample -> {topic}", spec.days) as bar:
 
             def sent(count: int, line: bytes) -> None:  # percent and ETA: days of the period sent

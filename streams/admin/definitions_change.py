@@ -35,7 +35,7 @@ from streams.store.keys import KeySpace
 from streams.store.kpi_ops import KpiCounting, check_stored
 from streams.store.port import CustomerWrite, WriteBatch
 from streams.store.redis_store import RedisStateStore
-from streams.store.stored_state import stored_state
+from streams.store.stored_state import is_tombstone, stored_state
 from streams.store.writes import index_write, write_for
 from streams.topics.envelope import transition_event
 
@@ -149,11 +149,11 @@ async def stored_customers(
         batch.append(key.split(marker, 1)[1])
         if len(batch) >= READ_BATCH:
             rows = await store.load(partition, batch)
-            yield list(rows.items())
+            yield [(cid, row) for cid, row in rows.items() if not is_tombstone(row)]  # erased since the scan
             batch = []
     if batch:
         rows = await store.load(partition, batch)
-        yield list(rows.items())
+        yield [(cid, row) for cid, row in rows.items() if not is_tombstone(row)]
 
 
 def reseg(state: CustomerState, new: Definitions) -> tuple[CustomerState, tuple[Transition, ...]]:

@@ -70,7 +70,7 @@ class IndexDelta:
     befores: dict[str, Mapping[str, str]] = field(default_factory=dict)
     mappings: dict[str, Mapping[str, str]] = field(default_factory=dict)
     undeclared: set[int] = field(default_factory=set)  # chunks a refused attempt named (kept for retries)
-    # customer -> epoch µs of its erasure, kept as the partition's tombstone (streams/store/erasures.py)
+    # customer -> epoch µs its erasure covers, where it changed: the tombstones (streams/store/erasures.py)
     erasures: dict[str, int] = field(default_factory=dict)
 
     def began(self, customer_id: str) -> None:
@@ -182,13 +182,10 @@ class IndexDelta:
                 entries = history[cid] = []
             entries.append(t)
 
-    def erased(self, customer_id: str, erased_us: int | None = None) -> None:
-        """The customer is deleted: no history may survive it (privacy); by an erasure at `erased_us`, its
-        tombstone is kept (streams/store/erasures.py)."""
+    def erased(self, customer_id: str) -> None:
+        """The customer is deleted: no history may survive it (privacy)."""
         self.history.pop(customer_id, None)
         self.history_reset.add(customer_id)
-        if erased_us is not None:
-            self.erasures[customer_id] = erased_us
 
     # -- grouped for the store --------------------------------------------------------------------------
     def kpi_fields(self) -> dict[str, list[tuple[str, int]]]:

@@ -61,7 +61,7 @@ class CustomerWrite:
     removed_fields: Sequence[str] = ()
     delete: bool = False
     due_us: int | None = None  # None: no time-driven change pending
-    erased_us: int | None = None  # a deletion by erasure: its time, kept as a tombstone (store/erasures.py)
+    erased_us: int | None = None  # erased_at where it changed: the tombstone to keep (store/erasures.py)
 
 
 class WriteBatch(list[CustomerWrite]):

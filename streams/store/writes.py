@@ -49,8 +49,10 @@ def index_write(
     transitions appended to its `history` field, in the write and in `after` (the mapping the worker caches
     for the next batch)."""
     cid = write.customer_id
+    if write.erased_us is not None:
+        index.erasures[cid] = write.erased_us
     if write.delete:
-        index.erased(cid, write.erased_us)
+        index.erased(cid)
         if before:
             index.customer(cid, before, {})
         return
@@ -76,9 +78,13 @@ def write_for(
     `before_state` is the state `before` was made from: when `before` is a `Written` mapping, only the
     fields whose value differs are encoded (the same changes as a diff of full mappings, proven in
     tests/unit/test_state_mapping_delta.py); otherwise the whole state is serialised and diffed."""
+    # the tombstone follows erased_at wherever it changed, also for a customer back after its erasure in
+    # the same batch: the namespace must not depend on where a batch ended
+    erased = state.erased_at
+    kept = before_state is not None and before_state.erased_at == erased
+    erased_us = None if erased is None or kept else to_us(erased)
     if state.first_seen_at is None:
-        erased = None if state.erased_at is None else to_us(state.erased_at)
-        return CustomerWrite(state.customer_id, delete=True, erased_us=erased), {}
+        return CustomerWrite(state.customer_id, delete=True, erased_us=erased_us), {}
     if before_state is not None and isinstance(before, Written):
         changed, removed = changed_fields(before_state, state, before.get(STATE))
         new = Written(before)
@@ -97,4 +103,5 @@ def write_for(
     if origin is not None:
         changed["_offset"] = origin
     due = state.next_due_at  # the core caches next_due() in the state
-    return CustomerWrite(state.customer_id, changed, removed, due_us=None if due is None else to_us(due)), new
+    due_us = None if due is None else to_us(due)
+    return CustomerWrite(state.customer_id, changed, removed, due_us=due_us, erased_us=erased_us), new

@@ -219,6 +219,21 @@ def test_worker_on_an_events_topic_of_another_partition_count_exits_3(
     assert keys(client, env) == []
 
 
+def test_sample_to_another_topic_ignores_the_events_topics_partition_count(
+    env: dict[str, str], services: Services
+) -> None:
+    """`sample --topic X` writes X: the configured events topic's partition count is not its concern."""
+    admin = KafkaAdminClient(bootstrap_servers=services.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(env["SEGSTREAM_EVENTS_TOPIC"], 3, 1)])
+    finally:
+        admin.close()
+    other = env["SEGSTREAM_EVENTS_TOPIC"] + "-sample"
+    result = segstream(["sample", "--customers", "5", "--days", "3", "--topic", other], env)
+    assert result.returncode == 0 and result.stdout.strip().endswith(f"events to {other}"), result.stderr
+    assert other in topics(services)
+
+
 def test_worker_whose_session_timeout_the_brokers_refuse_exits_2(env: dict[str, str]) -> None:
     """Below the brokers' group.min.session.timeout.ms (6 s by default) the group refuses the member: the
     setting reached the broker, and the operator reads which one to change."""

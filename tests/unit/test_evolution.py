@@ -253,7 +253,7 @@ def test_erasure_exits_every_grid_and_forgets_everything() -> None:
     state, _ = run([purchase(day(0)), ev("web_visit", day(3))])
     erase = ev("customer_erased", day(2), event_id="erase")
     outcome = apply(state, erase, DEFAULT)
-    assert outcome.state == CustomerState.new("c1")._replace(recent_ids="\x1ferase\x1f", erased_at=day(3))
+    assert outcome.state == CustomerState.new("c1")._replace(erased_at=day(3))  # the last event seen
     assert len(outcome.transitions) == 13  # 10 grids and 3 audiences
     assert {(t.to_segment, t.cause, t.effective_at) for t in outcome.transitions} == {(None, "erase", day(3))}
     assert outcome.transitions[0].from_segment == "new"
@@ -262,7 +262,7 @@ def test_erasure_exits_every_grid_and_forgets_everything() -> None:
     fresh = apply(
         CustomerState.new("c9"), ev("customer_erased", day(1), customer="c9", event_id="x"), DEFAULT
     )
-    assert fresh == (CustomerState.new("c9")._replace(recent_ids="\x1fx\x1f", erased_at=day(1)), ())
+    assert fresh == (CustomerState.new("c9")._replace(erased_at=day(1)), ())
 
 
 def test_events_from_before_an_erasure_never_bring_the_customer_back() -> None:
@@ -390,3 +390,25 @@ def test_a_tombstone_state_keeps_older_events_and_older_erasures_out() -> None:
     fresh = apply(tomb, purchase(day(11), "20.00", event_id="new"), DEFAULT)
     assert (fresh.state.orders, fresh.state.erased_at) == (1, day(10))
     assert of_grid(fresh.transitions, "lifecycle") == [(None, "new", day(11), "new")]
+
+
+def test_a_resent_erasure_never_erases_the_customer_who_came_back() -> None:
+    """A producer resending the erasure (same id, same date) after the customer's first later purchase: the
+    erasure covers it, the new history stays (whichever batch the resend falls in)."""
+    erase = ev("customer_erased", day(2), event_id="erase")
+    state, _ = run([purchase(day(0), event_id="buy-1"), erase, purchase(day(3), "20.00", event_id="buy-2")])
+    assert apply(state, erase, DEFAULT) == (state, ())
+    assert apply(state, ev("customer_erased", day(1), event_id="older"), DEFAULT) == (state, ())
+
+
+def test_erased_at_does_not_depend_on_a_sweep_before_a_late_erasure() -> None:
+    """A sweep moves the clock to due instants, not to event times: erased_at is the later of the erasure's
+    date and the last event seen, so a later purchase starts a new history in live and in replay alike."""
+    bought, _ = run([purchase(day(0), event_id="buy-1")])
+    swept = advance(bought, day(95), DEFAULT).state
+    late_erasure = ev("customer_erased", day(80), event_id="erase")
+    for state in (bought, swept):
+        erased = apply(state, late_erasure, DEFAULT).state
+        assert erased.erased_at == day(80)
+        back = apply(erased, purchase(day(85), "20.00", event_id="buy-2"), DEFAULT)
+        assert (back.state.orders, back.state.gross_minor) == (1, 2000)

@@ -143,7 +143,7 @@ def test_erasure_runs_the_time_driven_changes_due_before_it() -> None:
     assert [t.id for t in direct.transitions] == [
         t.id for t in (*swept.transitions, *after_sweep.transitions)
     ]
-    erased = CustomerState.new("c1")._replace(recent_ids="\x1fgone\x1f", erased_at=day(100))
+    erased = CustomerState.new("c1")._replace(erased_at=day(100))
     assert direct.state == after_sweep.state == erased
 
 

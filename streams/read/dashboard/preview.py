@@ -23,7 +23,7 @@ from streams.store.connection import scan_slot
 from streams.store.keys import KeySpace
 from streams.store.redis_store import RedisStateStore
 from streams.store.replies import text as _text
-from streams.store.stored_state import stored_state
+from streams.store.stored_state import is_tombstone, stored_state
 
 DEFAULT_LIMIT = 20_000
 MAX_CHARACTERS = 65_536  # of the candidate text: at most 256 KiB of UTF-8, the definitions file limit
@@ -52,10 +52,15 @@ async def stored_rows(
     async for raw in scan_slot(reader.client, pattern, slot_key):
         batch.append(_text(raw).split(":c:", 1)[1])
         if len(batch) >= READ_BATCH:
-            yield list((await store.load(partition, batch)).items())
+            yield _live(await store.load(partition, batch))
             batch = []
     if batch:
-        yield list((await store.load(partition, batch)).items())
+        yield _live(await store.load(partition, batch))
+
+
+def _live(rows: dict[str, dict[str, str]]) -> list[tuple[str, dict[str, str]]]:
+    """Without a customer erased since the scan (`load` answers its tombstone)."""
+    return [(cid, row) for cid, row in rows.items() if not is_tombstone(row)]
 
 
 async def total_customers(reader: SegmentReader) -> int:
