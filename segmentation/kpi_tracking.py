@@ -85,16 +85,19 @@ def track(
     cause: str | None,
     config: KpiConfig,
     tally: Tally | None = None,
+    erasure: bool = False,
 ) -> tuple[Tracker, Tally]:
     """Counts of one step: `before` the segments before it, `transitions` its changes in order; `money` the
     purchase or refund it applied (counted before the changes whose cause is `cause`, the event's id).
-    `tally`: the batch's so far, added to and returned (a new one when None)."""
+    `tally`: the batch's so far, added to and returned (a new one when None). `erasure`: the step is an
+    erasure, whose own exits (cause `cause`) forget the tracker; a grid left otherwise (a definitions change
+    removing an audience or the clv grid) is only left."""
     step = _Step(tracker, before, config, {} if tally is None else tally)
     for t in transitions:
         if money is not None and t.cause == cause:
             step.money(money, [x for x in transitions if x.cause == cause])
             money = None
-        step.transition(t)
+        step.transition(t, erasure and t.cause == cause)
     if money is not None:
         step.money(money, ())
     return step.tracker(), step.tally
@@ -158,10 +161,13 @@ class _Step:
         oldest = day - self.window
         self.pending = [p for p in self.pending if p[2] >= oldest]
 
-    def transition(self, t: Transition) -> None:
-        if t.to_segment is None:  # an erasure: the customer starts afresh if it comes back
-            self.period, self.start, self.bought, self.pending = "", {}, False, []
-            self.segments, self.rolled = {}, None
+    def transition(self, t: Transition, erases: bool = False) -> None:
+        if t.to_segment is None:
+            if erases:  # the customer starts afresh if it comes back
+                self.period, self.start, self.bought, self.pending = "", {}, False, []
+                self.segments, self.rolled = {}, None
+            else:  # its grid is gone from the definitions
+                self.segments.pop(t.grid, None)
             return
         day = t.effective_at.date()
         self._roll(day)

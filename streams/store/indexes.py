@@ -26,7 +26,7 @@ Rules (docs/read_side.md):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -163,7 +163,11 @@ class IndexDelta:
                 cross[(key, f"{cell1[0]}|{cell1[1]}:orders")] += o1
 
     # -- from transitions -------------------------------------------------------------------------------
-    def transitions(self, transitions: Iterable[Transition]) -> None:
+    def transitions(
+        self, transitions: Iterable[Transition], erasures: Collection[tuple[str, str]] = ()
+    ) -> None:
+        """Day moves and history; `erasures`: (customer, event id) of the erasures applied, whose exits wipe
+        the customer's history (a grid left by a definitions change is a transition like the others)."""
         moves, history = self.moves, self.history
         at, day = None, ""
         for t in transitions:
@@ -173,7 +177,7 @@ class IndexDelta:
             grid, before, after = t.grid, t.from_segment, t.to_segment
             moves[(grid, before, after, day)] += 1
             cid = t.customer_id
-            if after is None:  # only an erasure exits a grid without entering another
+            if after is None and (cid, t.cause) in erasures:
                 history.pop(cid, None)
                 self.history_reset.add(cid)
                 continue

@@ -156,8 +156,9 @@ class KpiCounting:
         if tracker is None:
             known = self.stored.get(cid)
             tracker = decode(known[1].get(MARKER) if known is not None else None)
+        erasure = kind == "customer_erased"
         self.trackers[cid], _ = track(
-            tracker, segments_of(before), transitions, money, cause, self.config, self.index.daily
+            tracker, segments_of(before), transitions, money, cause, self.config, self.index.daily, erasure
         )
 
     def finish(self, write: CustomerWrite, mapping: dict[str, str]) -> CustomerWrite:

@@ -163,6 +163,7 @@ def apply_steps(
     states: dict[str, CustomerState] = {}
     watermark: datetime | None = None
     origins: dict[str, Incoming] = {}  # customer -> record of the last event applied to it
+    erasures: set[tuple[str, str]] = set()  # (customer, event id) of the erasures applied: they wipe history
     counting = KpiCounting(definitions, result.index, stored)
     for n, (rec, event) in enumerate(events, 1):
         if n % STEP == 0:
@@ -187,6 +188,8 @@ def apply_steps(
         if state.first_seen_at is None and outcome.state.first_seen_at is not None:
             result.index.began(cid)  # a new lifetime: the next ordinal of the partition, in log order
         counting.step(state, outcome.state, outcome.transitions, event.event_id, event.type)
+        if event.type == "customer_erased" and outcome.transitions:
+            erasures.add((cid, event.event_id))
         if outcome.transitions:
             result.transitions.extend(outcome.transitions)
         if watermark is None or event.occurred_at > watermark:
@@ -194,7 +197,7 @@ def apply_steps(
     if records:
         result.last_offset = records[-1].offset
     result.watermark_us = None if watermark is None else to_us(watermark)
-    result.index.transitions(result.transitions)
+    result.index.transitions(result.transitions, erasures)
     for cid, state in states.items():
         known = stored.get(cid)
         before, before_state = (known[1], known[0]) if known is not None else (None, None)

@@ -84,7 +84,8 @@ def test_flows_follow_transitions_and_an_erasure_resets_the_history() -> None:
             t("c2", "lifecycle", None, "new", T0),
             t("c2", "lifecycle", "new", None, T0 + timedelta(hours=1), "erase"),
             t("c2", "lifecycle", None, "new", T0 + timedelta(hours=2), "again"),
-        ]
+        ],
+        {("c2", "erase")},  # the erasures applied: (customer, event id)
     )
     moves = dict(by_grid(d.move_fields())["lifecycle"])  # 2026-01-01: Thursday (4) of 2026-W01
     assert moves == {"->new:2026-01-01": 3, "new>active:2026-01-02": 1, "new>-:2026-01-01": 1}
@@ -98,6 +99,9 @@ def test_flows_follow_transitions_and_an_erasure_resets_the_history() -> None:
     assert [x.cause for x in d.history["c2"]] == ["again"] and d.history_reset == {"c2"}
     d.erased("c1")
     assert "c1" not in d.history and "c1" in d.history_reset
+    left = IndexDelta()  # a grid left by a definitions change is no erasure: kept in the history
+    left.transitions([t("c3", "audience:gone", "member", None, T0, "definitions")], {("c3", "erase")})
+    assert [x.to_segment for x in left.history["c3"]] == [None] and not left.history_reset
 
 
 def entry(grid: str, a: str | None, b: str | None, at: datetime) -> HistoryEntry:

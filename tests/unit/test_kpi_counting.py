@@ -159,7 +159,7 @@ def test_an_erasure_forgets_the_marker_and_a_first_purchase_has_no_cohort() -> N
         "2026-03", (("lifecycle", "active"),), True, (("lifecycle", "active", date(2026, 3, 1)),)
     )
     gone = move("lifecycle", "active", None, at("2026-03-05"), cause="x")
-    tracker, counts = track(tracker, {"lifecycle": "active"}, [gone], None, None, CONFIG)
+    tracker, counts = track(tracker, {"lifecycle": "active"}, [gone], None, "x", CONFIG, None, True)
     assert tracker == Tracker() and counts == []
     first = move("lifecycle", None, "new", at("2026-03-06"), cause="p")
     tracker, counts = track(
