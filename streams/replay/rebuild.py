@@ -81,7 +81,7 @@ class ReplaySummary:
     namespace: str
     events: int = 0
     dead_letters: int = 0
-    duplicates: int = 0  # events whose id was applied already: skipped (no effect), counted
+    duplicates: int = 0  # events applied already, or covered by an erasure: skipped (no effect), counted
     customers: int = 0
     transitions: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
@@ -100,7 +100,7 @@ class ReplaySummary:
             f"  customers     {self.customers:>12,}",
             f"  dead letters  {self.dead_letters:>12,}"
             + (f"  -> {self.rejects_file}" if self.rejects_file else ""),
-            f"  duplicates    {self.duplicates:>12,}  (event ids applied already: no effect)",
+            f"  duplicates    {self.duplicates:>12,}  (applied already, or before an erasure: no effect)",
             f"  elapsed       {self.elapsed_s:>12.1f} s",
             f"  rate          {self.events_per_s:>12,.0f} events/s",
             f"  transitions   {sum(self.transitions.values()):>12,}"
