@@ -159,9 +159,9 @@ class CustomerState(NamedTuple):
     gender_at: datetime | None = None
     region_at: datetime | None = None
     household_at: datetime | None = None
-    # the clock at the customer's erasure: an event dated at or before it has no effect (the erasure covers
-    # it), so a redelivered or late pre-erasure event cannot bring the erased data back; the store keeps an
-    # erased customer's state as a tombstone for this (streams/store/writes.py)
+    # what the customer's last erasure covers (the later of its date and the last event seen): an event dated
+    # at or before it has no effect, so a redelivered or late pre-erasure event cannot bring the erased data
+    # back; the store keeps it as a tombstone under a digest of the id (streams/store/erasures.py)
     erased_at: datetime | None = None
 
     @property

@@ -42,7 +42,7 @@ Times are ISO 8601 in UTC; floats are written with `repr` so they read back bit-
 | `recent_orders` | JSON `[[time, order key, channel, coupon 0/1, amount_minor, [categories]], ...]` |
 | `segment:category`, `segment:promotion` | segments of the purchase-depth grids |
 | `birth_year_at`, `gender_at`, `region_at`, `household_at` | event time of each declared field's value |
-| `erased_at` | the clock at the customer's erasure (events dated at or before it have no effect) |
+| `erased_at` | what the last erasure covers (its date or the last event seen, the later): no effect before |
 """
 
 from __future__ import annotations
