@@ -220,9 +220,8 @@ def _erase(
         for grid, old, _ in changes
     )
     # what it covers: every event seen (a sweep moves `clock`, not `last_seen_at`: erased_at must not depend
-    # on whether one ran) and every earlier erasure; a resent erasure is covered by it, so no id is kept
+    # on whether one ran), and so every earlier erasure (`apply` reaches here only for t > erased_at); a
+    # resent erasure is covered by it, so no id is kept
     seen = state.last_seen_at
     erased = t if seen is None or seen < t else seen
-    if state.erased_at is not None and state.erased_at > erased:
-        erased = state.erased_at
     return outcome_of(CustomerState.new(state.customer_id)._replace(erased_at=erased), tuple(out))
