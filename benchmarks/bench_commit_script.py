@@ -63,8 +63,9 @@ def customers(client: redis.Redis, sha: str, tag: str, n: int, rounds: int, fiel
     runs: list[list[str | int]] = [
         [f"1:{seq}", "", "", f"{n}:{len(parts)}", packed] for seq in range(1, rounds + 1)
     ]
-    spent = _script_us(client, sha, [meta, due, *keys], runs)
-    client.delete(meta, due, *keys)
+    unordered = f"{{{tag}}}:q:_"  # the due chunk of customers without ordinal: declared last (commit.lua)
+    spent = _script_us(client, sha, [meta, due, *keys, unordered], runs)
+    client.delete(meta, due, *keys, unordered)
     return spent / rounds / n
 
 

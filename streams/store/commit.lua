@@ -1,7 +1,7 @@
 #!lua
 -- Atomic, fenced commit of one partition's batch (all keys share the partition's hash tag).
--- KEYS[1] partition meta hash, KEYS[2] due sorted set, KEYS[3..] customer hashes in write order, then the
--- keys the index ops name (membership sets, KPI and flow hashes).
+-- KEYS[1] partition meta hash, KEYS[2] due index (each chunk's earliest due time), KEYS[3..] customer hashes
+-- in write order, then the keys the index ops name (membership sets, KPI and flow hashes), then the chunk keys.
 -- ARGV[1] '<fence token>:<commit sequence>[:<owner id>]' (the owner id tells two claims of one fence number
 -- apart: after Redis lost a claim, the next one gets the same number), ARGV[2] offset or '', ARGV[3] watermark µs or '', ARGV[4] number of
 -- customer writes, then per customer:
@@ -21,8 +21,9 @@
 -- the arguments, the type of every key written (WRONGTYPE), that every counter HINCRBY moves holds an integer
 -- (NOTINT) and stays inside the 64-bit range (OVERFLOW). The `#!lua` line above makes Redis 7 refuse the
 -- whole script up front when it is over maxmemory (a script without it fails at its first write command).
--- The ordinal map keys (`<tag>o:<chunk>`) the membership writes touch must be among KEYS (the client declares
--- them from the `_o` it knows and the partition's ordinal counter it tracks). Why: while their slot MIGRATEs,
+-- The ordinal map keys (`<tag>o:<chunk>`) the membership writes touch and the due chunks (`<tag>q:<chunk>`, and
+-- `<tag>q:_` whenever a customer is written) must be among KEYS, last (the client declares them from the `_o`
+-- it knows and the partition's ordinal counter it tracks). Why: while their slot MIGRATEs,
 -- Redis checks only the declared keys before it picks the node that runs the script; an undeclared chunk that
 -- has not moved yet would be missing on the importing node (an erasure would miss it, a new entry would
 -- create it there and stop the migration with BUSYKEY), and one that has moved would fail the script half way
@@ -294,6 +295,12 @@ end
 local CHUNK = 128
 local tag = string.sub(meta, 1, #meta - 4)  -- '<prefix>:<ns>:{<topic>:<p>}:'
 local function chunk_key(ordinal) return tag .. 'o:' .. math.floor(ordinal / CHUNK) end
+local declared = {}  -- the chunk keys (`o:`, `q:`) the client declared; it puts them last: O(chunks)
+for k = #KEYS, 1, -1 do
+  local kind = string.sub(KEYS[k], #tag + 1, #tag + 2)
+  if string.sub(KEYS[k], 1, #tag) ~= tag or (kind ~= 'o:' and kind ~= 'q:') then break end
+  declared[KEYS[k]] = true
+end
 if bits then
   local counter = redis.call('HGET', meta, 'ordinals')
   if counter and not string.match(counter, '^%d+$') then
@@ -331,12 +338,7 @@ if bits then
   end
   bits.counter, bits.old, bits.new, bits.gone = counter, old, new, gone
   -- every chunk written must be declared (see the header): refuse, naming them, before any write
-  local declared, missing, listed = {}, {}, {}
-  local head = tag .. 'o:'
-  for k = #KEYS, 1, -1 do  -- the client puts them last: O(chunks), not O(keys)
-    if string.sub(KEYS[k], 1, #head) ~= head then break end
-    declared[KEYS[k]] = true
-  end
+  local missing, listed = {}, {}
   local function need(ordinal)
     local ck = chunk_key(ordinal)
     if not declared[ck] and not listed[ck] then
@@ -362,6 +364,77 @@ if bits then
     if not bad and n and not gone[key] then bad = expect(chunk_key(n), 'hash') end
     if bad then return redis.error_reply(bad) end
   end
+end
+-- Due times, the sweep's index: a customer's next time-driven change is kept in its ordinal's chunk
+-- `q:<ordinal // CHUNK>` (member `<ordinal % CHUNK>`: a listpack of at most CHUNK entries, ~14 bytes each,
+-- where a sorted set of ids cost a ~70-byte skiplist entry per customer), or by id in `q:_` for a customer
+-- the store gave no ordinal (written without membership: tools and tests; a worker's all have one). KEYS[2]
+-- (`due`) holds each chunk's earliest time (member: the chunk number, or `_`). A customer written twice keeps
+-- its last due time. Checked here, written after the customers: every chunk key must be declared, like `o:`.
+local QHEAD = tag .. 'q:'
+local UNORDERED = QHEAD .. '_'
+local last_of, due_ids = {}, {}
+for _, p in ipairs(plan) do
+  if last_of[p[2]] == nil then due_ids[#due_ids + 1] = p[2] end
+  last_of[p[2]] = p
+end
+local due_adds, due_rems, due_keys = {}, {}, {}
+local function due_list(into, key)
+  local l = into[key]
+  if not l then
+    if not due_adds[key] and not due_rems[key] then due_keys[#due_keys + 1] = key end
+    l = {}
+    into[key] = l
+  end
+  return l
+end
+for _, cid in ipairs(due_ids) do
+  local key, kind, at = last_of[cid][1], last_of[cid][3], last_of[cid][4]
+  local old, new = nil, nil
+  if bits and bits.index[key] then
+    old = bits.old[key]
+  else
+    local o = redis.call('HGET', key, '_o')
+    if o and not string.match(o, '^%d+$') then
+      return redis.error_reply('NOTINT ' .. key .. ' field _o holds ' .. string.sub(o, 1, 40))
+    end
+    if o then old = tonumber(o) end
+  end
+  if kind ~= 'D' then
+    new = old
+    if bits and bits.new[key] ~= nil then new = bits.new[key] end
+  end
+  local from_key, from_member = UNORDERED, cid  -- a customer without ordinal may be in `q:_`
+  if old then from_key, from_member = QHEAD .. math.floor(old / CHUNK), tostring(old % CHUNK) end
+  local to_key, to_member = nil, nil
+  if kind ~= 'D' and at ~= '' then
+    to_key, to_member = UNORDERED, cid
+    if new then to_key, to_member = QHEAD .. math.floor(new / CHUNK), tostring(new % CHUNK) end
+    local l = due_list(due_adds, to_key)
+    l[#l + 1] = at
+    l[#l + 1] = to_member
+  end
+  if from_key ~= to_key or from_member ~= to_member then
+    local l = due_list(due_rems, from_key)
+    l[#l + 1] = from_member
+  end
+end
+local due_missing = {}
+for _, key in ipairs(due_keys) do
+  if not declared[key] then
+    if key == UNORDERED then
+      return redis.error_reply('BADARGS ' .. UNORDERED .. ' must be declared with the chunk keys')
+    end
+    due_missing[#due_missing + 1] = string.sub(key, #QHEAD + 1)
+  end
+end
+if #due_missing > 0 then
+  local counter = bits and bits.start or tonumber(redis.call('HGET', meta, 'ordinals') or '0')
+  return redis.error_reply('CHUNKS ' .. counter .. ' ' .. table.concat(due_missing, ' '))
+end
+for _, key in ipairs(due_keys) do
+  bad = expect(key, 'zset')
+  if bad then return redis.error_reply(bad) end
 end
 local function write_bits(b)
   local per, bitmaps, dels, sets, chunks, listed = {}, {}, {}, {}, {}, {}
@@ -457,9 +530,8 @@ local function write_bits(b)
   if b.counter ~= b.start then redis.call('HSET', meta, 'ordinals', b.counter) end
 end
 -- Every check passed: write.
-local due_of, order = {}, {}
 for _, p in ipairs(plan) do
-  local key, cid, kind, due_us, first, mid, last = p[1], p[2], p[3], p[4], p[5], p[6], p[7]
+  local key, kind, first, mid, last = p[1], p[3], p[5], p[6], p[7]
   if kind == 'D' then
     redis.call('DEL', key)
   else
@@ -471,25 +543,36 @@ for _, p in ipairs(plan) do
       redis.call('HDEL', key, unpack(parts, s, math.min(s + UNPACKED - 1, last)))
     end
   end
-  if due_of[cid] == nil then order[#order + 1] = cid end
-  due_of[cid] = (kind ~= 'D' and due_us ~= '') and due_us or false
 end
--- Due times in a few calls instead of one per customer (a customer written twice keeps its last).
-local scored, gone = {}, {}
-for _, cid in ipairs(order) do
-  local at = due_of[cid]
-  if at then
-    scored[#scored + 1] = at
-    scored[#scored + 1] = cid
-  else
-    gone[#gone + 1] = cid
+-- Due times: additions before removals (no key is emptied, so deleted, and then written: see the header),
+-- then each touched chunk's earliest time into `due`.
+for _, key in ipairs(due_keys) do
+  local l = due_adds[key]
+  if l then
+    for first = 1, #l, 2000 do redis.call('ZADD', key, unpack(l, first, math.min(first + 1999, #l))) end
   end
 end
-for first = 1, #scored, 1000 do
-  redis.call('ZADD', due, unpack(scored, first, math.min(first + 999, #scored)))
+for _, key in ipairs(due_keys) do
+  local l = due_rems[key]
+  if l then
+    for first = 1, #l, 1000 do redis.call('ZREM', key, unpack(l, first, math.min(first + 999, #l))) end
+  end
 end
-for first = 1, #gone, 1000 do
-  redis.call('ZREM', due, unpack(gone, first, math.min(first + 999, #gone)))
+local earliest, emptied = {}, {}
+for _, key in ipairs(due_keys) do
+  local head = redis.call('ZRANGEBYSCORE', key, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)  -- in the ACL
+  if head[2] then
+    earliest[#earliest + 1] = head[2]
+    earliest[#earliest + 1] = string.sub(key, #QHEAD + 1)
+  else
+    emptied[#emptied + 1] = string.sub(key, #QHEAD + 1)
+  end
+end
+for first = 1, #earliest, 2000 do
+  redis.call('ZADD', due, unpack(earliest, first, math.min(first + 1999, #earliest)))
+end
+for first = 1, #emptied, 1000 do
+  redis.call('ZREM', due, unpack(emptied, first, math.min(first + 999, #emptied)))
 end
 for _, op in ipairs(ops) do
   local name, key, src, first, last = op[1], op[2], op[3], op[4], op[5]

@@ -28,8 +28,13 @@ class KeySpace:
         return f"{self._tag(partition)}:erased"
 
     def due(self, partition: int) -> str:
-        """Sorted set: customer id scored by the epoch µs of its next time-driven change."""
+        """Sorted set: each due chunk (`due_chunk`) scored by its earliest due time (store/due_index.py)."""
         return f"{self._tag(partition)}:due"
+
+    def due_chunk(self, partition: int, chunk: int | str) -> str:
+        """Sorted set: `<ordinal % 128>` scored by the epoch µs of that customer's next time-driven change,
+        for the ordinals of `chunk` (as `ordinals`); chunk `_`: by customer id, customers without ordinal."""
+        return f"{self._tag(partition)}:q:{chunk}"
 
     def customer_pattern(self, partition: int) -> str:
         return f"{self._tag(partition)}:c:*"

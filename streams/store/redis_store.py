@@ -12,6 +12,7 @@ from redis.exceptions import ResponseError
 
 from streams.store.commit_script import BSEP, CHUNKS, SEP, bits_entries, refusal, write_parts
 from streams.store.connection import scan_slot
+from streams.store.due_index import UNORDERED, due_chunks, due_customers
 from streams.store.erasures import digest, tombstone_row
 from streams.store.indexes import ORDINAL, IndexDelta
 from streams.store.keys import KeySpace
@@ -120,16 +121,21 @@ class RedisStateStore:
         customer_key = self._keys.customer
         keys += [customer_key(p, w.customer_id) for w in writes]
         delta = writes.delta if isinstance(writes, WriteBatch) else None
-        chunks: set[int] = set()
+        chunks: set[int] = set()  # `o:` chunks; `q:` chunks: `dues`, and `q:_` whenever a customer is written
         if delta is not None and not delta.is_empty():
             self._index_ops(p, delta, keys, args)
             if delta.created or delta.members_add or delta.members_remove:
                 erased = [w.customer_id for w in writes if w.delete]
                 chunks = declared_chunks(delta, erased, self._next_ordinal.get(p))
+        dues = due_chunks(writes, delta) | chunks
+        due_chunk = self._keys.due_chunk
         for attempt in range(1, 4):
             try:
                 # 'DUP': an earlier attempt of this commit had landed
-                reply = await self._commit(keys=keys + [self._keys.ordinals(p, c) for c in chunks], args=args)
+                declared = [self._keys.ordinals(p, c) for c in chunks] + [due_chunk(p, c) for c in dues]
+                if writes:
+                    declared.append(due_chunk(p, UNORDERED))
+                reply = await self._commit(keys=keys + declared, args=args)
                 break
             except ResponseError as exc:
                 refused = CHUNKS.match(str(exc))
@@ -144,6 +150,7 @@ class RedisStateStore:
                 self.last_refused = tuple(int(n) for n in refused[2].split())
                 self._next_ordinal[p] = int(refused[1])
                 chunks.update(self.last_refused)
+                dues.update(self.last_refused)
                 if delta is not None:
                     delta.undeclared.update(self.last_refused)
         self._next_seq[p] = seq + 1
@@ -227,8 +234,7 @@ class RedisStateStore:
             counters(slot(ks.crosstab(p, pair)), pairs)
 
     async def due(self, partition: int, until_us: int, limit: int) -> list[str]:
-        members = await self._r.zrangebyscore(self._keys.due(partition), "-inf", until_us, start=0, num=limit)
-        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+        return await due_customers(self._r, self._keys, partition, until_us, limit)
 
     async def release(self, claim: Claim) -> None:
         """Forget our claim's owner id if it is still ours (fence and number stay: they only ever grow)."""

@@ -22,6 +22,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.crc import key_slot
 
 from segmentation import Definitions
+from streams.store.due_index import UNORDERED
 from streams.store.keys import KeySpace
 from streams.store.membership import CHUNK  # customers per ordinal chunk `o:<n>`
 from streams.store.namespaces import glob_escape
@@ -188,7 +189,7 @@ def fixed_keys(
     """The partition's keys whose number does not grow with its customers (the day counters' grow with the
     `weeks` that hold counters, listed by the partition's `w` set)."""
     p = partition
-    names = [keys.partition_meta(p), keys.due(p), keys.erased(p), keys.weeks(p)]
+    names = [keys.partition_meta(p), keys.due(p), keys.due_chunk(p, UNORDERED), keys.erased(p), keys.weeks(p)]
     for grid, segments in definitions.grid_segments.items():
         names += [keys.kpis(p, grid)]
         names += [keys.segment_periods(p, grid, year) for year in period_years(weeks)]
@@ -207,7 +208,7 @@ async def _estimated_memory(
     customers: int,
     samples: int,
 ) -> int:
-    """Exact for the fixed keys; customer hashes and ordinal chunks: the mean of a sample times the count."""
+    """Exact for the fixed keys; customer hashes, ordinal and due chunks: a sample's mean times the count."""
     weeks = [_text(week) for week in await client.smembers(keys.weeks(partition))]
     fixed = sum(await _usage(client, fixed_keys(keys, partition, definitions, weeks)))
     ordinals = int(await client.hget(keys.partition_meta(partition), "ordinals") or 0)
@@ -216,7 +217,7 @@ async def _estimated_memory(
         return fixed
     picked = sorted({round(i * (chunks - 1) / max(1, min(chunks, 8) - 1)) for i in range(min(chunks, 8))})
     chunk_names = [keys.ordinals(partition, n) for n in picked]
-    chunk_sizes = await _usage(client, chunk_names)
+    chunk_sizes = await _usage(client, chunk_names + [keys.due_chunk(partition, n) for n in picked])
     ids: list[str] = []
     for name in chunk_names:
         ids += [_text(v) for v in (await client.hgetall(name)).values()]
@@ -224,7 +225,7 @@ async def _estimated_memory(
     sampled = ids[::step][:samples]
     sizes = await _usage(client, [keys.customer(partition, cid) for cid in sampled])
     per_customer = sum(sizes) / len(sizes) if sizes else 0.0
-    per_chunk = sum(chunk_sizes) / len(chunk_sizes)
+    per_chunk = sum(chunk_sizes) / len(picked)  # its ordinal map and due chunk
     return fixed + round(per_chunk * chunks + per_customer * customers)
 
 

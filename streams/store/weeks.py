@@ -34,10 +34,11 @@ from streams.store.stored_state import StoredFormatError
 
 FORMAT_FIELD: Final = "days"  # partition meta field: how its day counters (and customer fields) are kept
 # per ISO week, names coded short (`day_names`), each grid's segment under the grid's name in the customer
-# hashes (`state_mapping`), day flows derived from the day moves (`flows_of_moves`: no `f:` keys); refused:
-# "week" (names in full), "week-coded" (decimal codes), "week-short" (customer fields `segment:<grid>`),
-# "week-short/grid-named" (day flows kept in `f:` keys beside the moves)
-FORMAT: Final = "week-short/grid-named/moves"
+# hashes (`state_mapping`), day flows derived from the day moves (`flows_of_moves`: no `f:` keys), due times
+# in ordinal chunks (`due_index`); refused: "week" (names in full), "week-coded" (decimal codes), "week-short"
+# (customer fields `segment:<grid>`), "week-short/grid-named" (day flows kept in `f:` keys beside the moves),
+# "week-short/grid-named/moves" (a `due` sorted set of customer ids, which this one reads as chunk numbers)
+FORMAT: Final = "week-short/grid-named/moves/due-chunks"
 
 
 def older_days(namespace: str) -> StoredFormatError:

@@ -31,7 +31,10 @@ def namespace_state(
 
 def _kind(key: str) -> str:
     tail = key.split("}:", 1)[-1]
-    kinds = {"c": "customer", "h": "history", "m": "membership", "o": "ordinal map", "k": "kpi", "f": "flow"}
+    kinds = {
+        "c": "customer", "h": "history", "m": "membership", "o": "ordinal map", "q": "due chunk", "k": "kpi",
+        "f": "flow",
+    }  # fmt: skip
     return kinds.get(tail.split(":", 1)[0], tail.split(":", 1)[0])
 
 

@@ -18,6 +18,7 @@ from streams.bootstrap import ensure_topics
 from streams.sample import generator as sample
 from streams.settings import Settings
 from streams.store.connection import sync_client
+from streams.store.due_index import overdue
 from streams.store.keys import KeySpace
 from tests.chaos.compare import (
     Verdict,
@@ -151,7 +152,7 @@ class Ctx:
                 if end > 0 and applied != end - 1:
                     behind.append(f"p{p} applied {applied} of {end - 1}")
                 elif "watermark" in meta:
-                    due = client.zcount(self.keys.due(p), "-inf", int(meta["watermark"]))
+                    due = overdue(client, self.keys, p, int(meta["watermark"]))
                     if due:
                         behind.append(f"p{p} {due} customers due at the watermark")
             return not behind, ", ".join(behind)

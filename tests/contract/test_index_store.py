@@ -119,6 +119,7 @@ def test_the_script_validates_every_op_before_the_first_write(services: Services
         async with raw_commit(services.redis_url, redis_prefix) as raw:
             client, keys, store, claim, script = raw.client, raw.keys, raw.store, raw.claim, raw.script
             base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c1"), keys.kpis(0, "g")]
+            base.append(keys.due_chunk(0, "_"))  # declared last, like every chunk (commit.lua)
             head: list[str | int] = [f"{claim.fence}:1", 5, "", 1, "c1", "S", "", 1, 0, "a", "1"]
             bad_ops: tuple[list[str | int], ...] = (
                 ["SADD", 4, 1, "c1", "HINCRBY", 4, 2, "f", "not-a-number"],
@@ -224,7 +225,7 @@ def test_counters_stay_exact_past_2_53_and_a_counter_back_at_0_is_deleted(
             kpis = keys.kpis(0, "g")
             near = 2**53 - 1  # one below: adding 3 crosses 2^53, where a double would round
             await client.hset(kpis, mapping={"big": str(near), "gone": "7", "small": "10", "neg": str(-near)})
-            base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c1"), kpis]
+            base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c1"), kpis, keys.due_chunk(0, "_")]
             head: list[str | int] = [f"{claim.fence}:1", 5, "", 1, "c1", "S", "", 1, 0, "a", "1"]
             ops: list[str | int] = ["HINCRBY", 4, 10, "big", 3, "gone", -7, "small", 5, "new", 4, "small", -1]
             ops += ["HINCRBY", 4, 4, "neg", -2, "big", 1]
@@ -254,7 +255,8 @@ def test_ops_and_writes_past_luas_unpack_limit_land_whole(services: Services, re
             head: list[str | int] = [f"{claim.fence}:1", 5, "", 1, "c1", "S", "", n, 0, *pairs]
             ops: list[str | int] = ["HINCRBY", 4, 2 * n, *(x for i in range(n) for x in (f"f{i}", 2))]
             ops += ["SADD", 5, n, *(f"w{i}" for i in range(n))]
-            await script(keys=[keys.partition_meta(0), keys.due(0), customer, kpis, weeks], args=head + ops)
+            declared = [keys.partition_meta(0), keys.due(0), customer, kpis, weeks, keys.due_chunk(0, "_")]
+            await script(keys=declared, args=head + ops)
             assert await client.hlen(customer) == n
             assert await client.hget(customer, f"a{n - 1}") == str(n - 1).encode()
             counters = await client.hgetall(kpis)

@@ -151,6 +151,7 @@ def test_malformed_bits_entries_are_refused_before_any_write(services: Services,
         async with raw_commit(services.redis_url, redis_prefix) as raw:
             client, keys, claim, script = raw.client, raw.keys, raw.claim, raw.script
             base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c1"), keys.members(0, "g", "s")]
+            base.append(keys.due_chunk(0, "_"))  # declared last, like every chunk (commit.lua)
             head: list[str | int] = [f"{claim.fence}:1", 5, "", 1, "c1", "S", "", 1, 0, "a", "1"]
             bad_ops: tuple[list[str | int], ...] = (
                 ["BITS", 3, 2, "A", 3],  # not on the meta key

@@ -28,6 +28,7 @@ from streams.devstack.certs import make_certs
 from streams.read.changes import Change, ChangesError, changes
 from streams.settings import Settings
 from streams.store.connection import sync_client
+from streams.store.due_index import overdue
 from streams.store.partitioning import partition_for
 from tests.integration.api_server import serve
 from tests.integration.test_worker_history import ev, purchase
@@ -91,7 +92,7 @@ def settled(settings: Settings, total: int) -> Callable[[], bool]:
         try:
             for p in range(settings.topic_partitions):
                 mark = client.hget(keys.partition_meta(p), "watermark")
-                if mark is not None and client.zcount(keys.due(p), "-inf", int(mark)) > 0:
+                if mark is not None and overdue(client, keys, p, int(mark)) > 0:
                     return False
             return True
         finally:

@@ -56,7 +56,8 @@ async def redis_store(
 
 async def _state(client: aioredis.Redis, keys: KeySpace) -> dict[str, Any]:
     return {cid: await client.hgetall(keys.customer(0, cid)) for cid in ("c1", "c2", "c3")} | {
-        "due": await client.zrange(keys.due(0), 0, -1, withscores=True)
+        "due": await client.zrange(keys.due(0), 0, -1, withscores=True),
+        "unordered": await client.zrange(keys.due_chunk(0, "_"), 0, -1, withscores=True),
     }
 
 
@@ -80,7 +81,8 @@ def test_packed_and_plain_commits_write_the_same(services: Services, redis_prefi
             claim = await store.claim(0)
             await client.hset(keys.customer(0, "c2"), mapping={"gone": "x", "kept": "y"})
             await client.hset(keys.customer(0, "c3"), mapping={"a": "x"})
-            await client.zadd(keys.due(0), {"c2": 5, "c3": 6})
+            await client.zadd(keys.due_chunk(0, "_"), {"c2": 5, "c3": 6})  # customers without ordinal
+            await client.zadd(keys.due(0), {"_": 5})
             await store.commit(claim, 7, None, WRITES)
             return await _state(client, keys), sent
         finally:
@@ -94,7 +96,8 @@ def test_packed_and_plain_commits_write_the_same(services: Services, redis_prefi
     assert packed["c1"] == {b"a": b"1", b"b": b""}
     assert packed["c2"] == {b"a": b"2", b"kept": b"y"}
     assert packed["c3"] == {}
-    assert packed["due"] == [(b"c1", 1000.0)]
+    assert packed["unordered"] == [(b"c1", 1000.0)]
+    assert packed["due"] == [(b"_", 1000.0)]  # the chunk's earliest
 
 
 def test_a_packed_block_that_does_not_match_its_counts_writes_nothing(
@@ -107,6 +110,7 @@ def test_a_packed_block_that_does_not_match_its_counts_writes_nothing(
                 resources.files("streams.store").joinpath("commit.lua").read_text()
             )
             base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c1"), keys.customer(0, "c2")]
+            base.append(keys.due_chunk(0, "_"))  # declared last, like every chunk (commit.lua)
             good = SEP.join(["c1", "S", "", "1", "0", "a", "1", "c2", "S", "", "1", "0", "b", "2"])
             bad_blocks: tuple[tuple[str, str], ...] = (
                 ("2:13", good),  # count one short
@@ -134,7 +138,9 @@ def test_due_times_follow_the_last_write_of_each_customer_and_are_checked_first(
     async def body() -> None:
         async with redis_store(services, redis_prefix) as (client, keys, store):
             claim = await store.claim(0)
-            await client.zadd(keys.due(0), {"old": 1, "kept": 2})
+            await store.commit(
+                claim, 0, None, [CustomerWrite(c, {"x": "0"}, due_us=t) for c, t in (("old", 1), ("kept", 2))]
+            )
             writes = [
                 CustomerWrite("a", {"x": "1"}, due_us=30),
                 CustomerWrite("b", {"x": "1"}, due_us=10),
@@ -143,14 +149,15 @@ def test_due_times_follow_the_last_write_of_each_customer_and_are_checked_first(
                 CustomerWrite("b", delete=True),  # erased after its first write
             ]
             await store.commit(claim, 1, None, writes)
-            assert await client.zrange(keys.due(0), 0, -1, withscores=True) == [(b"kept", 2.0), (b"a", 20.0)]
+            assert await store.due(0, 10**18, 10) == ["kept", "a"]
+            assert (await store.due(0, 19, 10), await store.due(0, 20, 10)) == (["kept"], ["kept", "a"])
             script = client.register_script(
                 resources.files("streams.store").joinpath("commit.lua").read_text()
             )
-            base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c")]
+            base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c"), keys.due_chunk(0, "_")]
             block = SEP.join(["c", "S", "soon", "1", "0", "x", "1"])
             with pytest.raises(aioredis.ResponseError, match="BADARGS due"):
-                await script(keys=base, args=[f"{claim.fence}:2", 5, "", "1:7", block])
+                await script(keys=base, args=[f"{claim.fence}:3", 5, "", "1:7", block])
             assert await client.exists(keys.customer(0, "c")) == 0
 
     asyncio.run(body())

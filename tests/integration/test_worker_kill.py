@@ -19,6 +19,7 @@ from streams.bootstrap import keyspace
 from streams.sample import generator as sample
 from streams.settings import Settings
 from streams.store.connection import sync_client
+from streams.store.due_index import overdue
 from tests.integration.worker_harness import (
     applied_offsets,
     make_settings,
@@ -49,7 +50,7 @@ def caught_up(settings: Settings, ends: dict[int, int]) -> Callable[[], bool]:
             return False
         for p in ends:
             watermark = client.hget(keys.partition_meta(p), "watermark")
-            if watermark is not None and client.zcount(keys.due(p), "-inf", int(watermark)) > 0:
+            if watermark is not None and overdue(client, keys, p, int(watermark)) > 0:
                 return False
         return True
 

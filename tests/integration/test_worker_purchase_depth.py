@@ -20,6 +20,7 @@ from segmentation.state_mapping import state_to_mapping
 from streams.bootstrap import keyspace
 from streams.settings import Settings
 from streams.store.connection import sync_client
+from streams.store.due_index import due_at
 from tests.integration.test_worker_history import T0, ev, public
 from tests.integration.worker_harness import (
     applied_offsets,
@@ -125,7 +126,7 @@ def iso(n: float) -> str:
 def due_score(settings: Settings, customer: str) -> float | None:
     client = sync_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
     try:
-        return client.zscore(keyspace(settings).due(0), customer)
+        return due_at(client, keyspace(settings), 0, customer)
     finally:
         client.close()
 
