@@ -13,13 +13,14 @@ a pseudonym, not anonymity (an id that can be guessed can be checked against it)
 
 from __future__ import annotations
 
+from collections.abc import Container, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from hashlib import blake2b
 
 from segmentation import CustomerState
 from segmentation.state_mapping import STATE, packed_text
 
-__all__ = ["digest", "tombstone_row"]
+__all__ = ["digest", "tombstone_row", "tombstones"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PERSON = b"segstream-erased"  # the digest's personalisation: these digests match no other of ours
@@ -35,3 +36,13 @@ def tombstone_row(customer_id: str, erased_us: int) -> dict[str, str]:
     a stored row of `state` alone (`stored_state.is_tombstone`: in no segment, no fields to diff)."""
     erased_at = _EPOCH + timedelta(microseconds=erased_us)
     return {STATE: packed_text(CustomerState.new(customer_id)._replace(erased_at=erased_at))}
+
+
+def tombstones(
+    customer_ids: Iterable[str], erased: Iterable[bytes | str | None], found: Container[str]
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """The tombstone rows of the customers without a hash (not in `found`) whose digest had a value in
+    `erased` (an HMGET of their digests, in the same order)."""
+    for cid, us in zip(customer_ids, erased, strict=True):
+        if us is not None and cid not in found:
+            yield cid, tombstone_row(cid, int(us))

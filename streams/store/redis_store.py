@@ -13,7 +13,7 @@ from redis.exceptions import ResponseError
 from streams.store.commit_script import BSEP, CHUNKS, SEP, bits_entries, refusal, write_parts
 from streams.store.connection import scan_slot
 from streams.store.due_index import UNORDERED, due_chunks, due_customers
-from streams.store.erasures import digest, tombstone_row
+from streams.store.erasures import digest, tombstones
 from streams.store.indexes import ORDINAL, IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.membership import ORDINALS, bitmap_ordinals, declared_chunks, ids_of, raw_reply
@@ -41,6 +41,8 @@ class RedisStateStore:
         self._next_seq: dict[int, int] = {}  # partition -> sequence number of our next commit
         # partition -> its ordinal counter after our last commit (None: unknown, e.g. after a 'DUP')
         self._next_ordinal: dict[int, int | None] = {}
+        # partitions known to hold erasure tombstones: their loads ask for the digests in the same round trip
+        self._tombstones: set[int] = set()
         self.chunk_refusals = 0  # commits sent again because an ordinal chunk was not declared (commit.lua)
         self.last_refused: tuple[int, ...] = ()  # the chunks the last refusal named
         self._commit = client.register_script(
@@ -74,6 +76,9 @@ class RedisStateStore:
         # Ours as the load is sent: a commit of ours in flight may land after Redis answers this load and
         # still have its reply handled first (tests/contract/test_load_during_commit.py).
         next_seq = self._next_seq.get(partition, 1)
+        # Tombstones (erasures.py) answer for customers without a hash. Where the partition is known to hold
+        # some, their digests are read in this round trip; elsewhere one EXISTS says whether to look.
+        known = partition in self._tombstones
         async with self._r.pipeline(transaction=False) as pipe:
             if claim is not None:
                 pipe.hmget(
@@ -82,7 +87,10 @@ class RedisStateStore:
             for cid in customer_ids:
                 pipe.hgetall(self._keys.customer(partition, cid))
             if customer_ids:
-                pipe.exists(self._keys.erased(partition))
+                if known:
+                    pipe.hmget(self._keys.erased(partition), [digest(cid) for cid in customer_ids])
+                else:
+                    pipe.exists(self._keys.erased(partition))
             rows = await pipe.execute()
         erasures = rows.pop() if customer_ids else 0
         if claim is not None:
@@ -93,10 +101,16 @@ class RedisStateStore:
             stored_owner = None if owner is None else _text(owner)
             check_standing(claim, _int(fence), _int(seq) or 0, next_seq, stored_owner)
         found = {cid: _decode(row) for cid, row in zip(customer_ids, rows, strict=True) if row}
-        if erasures and len(found) < len(customer_ids):  # customers without a hash may have been erased
+        if not customer_ids:
+            return found
+        if known:  # a customer with a hash came back after its erasure: the hash is the customer
+            found.update(tombstones(customer_ids, cast(list[bytes | None], erasures), found))
+        elif erasures:
+            self._tombstones.add(partition)
             missing = [cid for cid in customer_ids if cid not in found]
-            erased = await self._r.hmget(self._keys.erased(partition), [digest(cid) for cid in missing])
-            found.update((c, tombstone_row(c, int(us))) for c, us in zip(missing, erased, strict=True) if us)
+            if missing:  # customers without a hash may have been erased
+                erased = await self._r.hmget(self._keys.erased(partition), [digest(cid) for cid in missing])
+                found.update(tombstones(missing, erased, found))
         return found
 
     async def commit(
@@ -154,6 +168,8 @@ class RedisStateStore:
                 if delta is not None:
                     delta.undeclared.update(self.last_refused)
         self._next_seq[p] = seq + 1
+        if delta is not None and delta.erasures:
+            self._tombstones.add(p)
         self._learn(p, reply, keys, delta)
 
     def _learn(self, p: int, reply: object, keys: list[str], delta: IndexDelta | None) -> None:

@@ -182,6 +182,7 @@ def test_an_erasure_leaves_a_tombstone_that_load_reads_back(make_store: StoreFac
         await store.commit(claim, 2, None, erasing("c2", None))  # deleted, not erased: no tombstone
         rows = await store.load(2, ["c1", "c2", "c3", "c4"])
         assert rows.keys() == {"c1", "c3"} and is_tombstone(rows["c1"])
+        assert await store.load(2, [], claim) == {}  # the standing check alone, tombstones or not
         assert stored_state(rows["c1"], "ns") == CustomerState.new("c1")._replace(erased_at=erased_at)
         await store.commit(claim, 3, None, [CustomerWrite("c1", {"state": "new", "a": "2"})])
         assert (await store.load(2, ["c1"]))["c1"] == {"state": "new", "a": "2"}
