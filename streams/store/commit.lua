@@ -22,7 +22,7 @@
 -- (NOTINT) and stays inside the 64-bit range (OVERFLOW). The `#!lua` line above makes Redis 7 refuse the
 -- whole script up front when it is over maxmemory (a script without it fails at its first write command).
 -- The ordinal map keys (`<tag>o:<chunk>`) the membership writes touch and the due chunks (`<tag>q:<chunk>`, and
--- `<tag>q:_` whenever a customer is written) must be among KEYS, last (the client declares them from the `_o`
+-- `<tag>q:_` for a customer with a hash but no ordinal) must be among KEYS, last (the client declares them from the `_o`
 -- it knows and the partition's ordinal counter it tracks). Why: while their slot MIGRATEs,
 -- Redis checks only the declared keys before it picks the node that runs the script; an undeclared chunk that
 -- has not moved yet would be missing on the importing node (an erasure would miss it, a new entry would
@@ -373,10 +373,17 @@ end
 -- its last due time. Checked here, written after the customers: every chunk key must be declared, like `o:`.
 local QHEAD = tag .. 'q:'
 local UNORDERED = QHEAD .. '_'
-local last_of, due_ids = {}, {}
+local last_of, due_ids, rewritten, planned = {}, {}, {}, {}
 for _, p in ipairs(plan) do
   if last_of[p[2]] == nil then due_ids[#due_ids + 1] = p[2] end
+  if p[3] == 'D' then rewritten[p[2]] = true end  -- deleted: a later write of it has no `_o` but a new one
   last_of[p[2]] = p
+  planned[p[1]] = true
+end
+if bits then  -- an ordinal moves with its due time: only for a customer the batch writes
+  for _, key in ipairs(bits.order) do
+    if not planned[key] then return redis.error_reply('BADOP BITS names a customer not written: ' .. key) end
+  end
 end
 local due_adds, due_rems, due_keys = {}, {}, {}
 local function due_list(into, key)
@@ -401,11 +408,17 @@ for _, cid in ipairs(due_ids) do
     if o then old = tonumber(o) end
   end
   if kind ~= 'D' then
-    new = old
+    if not rewritten[cid] then new = old end
     if bits and bits.new[key] ~= nil then new = bits.new[key] end
   end
-  local from_key, from_member = UNORDERED, cid  -- a customer without ordinal may be in `q:_`
-  if old then from_key, from_member = QHEAD .. math.floor(old / CHUNK), tostring(old % CHUNK) end
+  -- where it is now: its ordinal's chunk; without one, `q:_` if it has a hash (only a hash written without
+  -- membership has no `_o`; not touching `q:_` otherwise keeps it out of a worker's commits)
+  local from_key, from_member = nil, nil
+  if old then
+    from_key, from_member = QHEAD .. math.floor(old / CHUNK), tostring(old % CHUNK)
+  elseif redis.call('EXISTS', key) == 1 then
+    from_key, from_member = UNORDERED, cid
+  end
   local to_key, to_member = nil, nil
   if kind ~= 'D' and at ~= '' then
     to_key, to_member = UNORDERED, cid
@@ -414,19 +427,14 @@ for _, cid in ipairs(due_ids) do
     l[#l + 1] = at
     l[#l + 1] = to_member
   end
-  if from_key ~= to_key or from_member ~= to_member then
+  if from_key and (from_key ~= to_key or from_member ~= to_member) then
     local l = due_list(due_rems, from_key)
     l[#l + 1] = from_member
   end
 end
 local due_missing = {}
 for _, key in ipairs(due_keys) do
-  if not declared[key] then
-    if key == UNORDERED then
-      return redis.error_reply('BADARGS ' .. UNORDERED .. ' must be declared with the chunk keys')
-    end
-    due_missing[#due_missing + 1] = string.sub(key, #QHEAD + 1)
-  end
+  if not declared[key] then due_missing[#due_missing + 1] = string.sub(key, #QHEAD + 1) end
 end
 if #due_missing > 0 then
   local counter = bits and bits.start or tonumber(redis.call('HGET', meta, 'ordinals') or '0')
@@ -544,28 +552,38 @@ for _, p in ipairs(plan) do
     end
   end
 end
--- Due times: additions before removals (no key is emptied, so deleted, and then written: see the header),
--- then each touched chunk's earliest time into `due`.
+-- Due times: additions, then each touched chunk's new earliest time, read before its removals (a removal may
+-- empty, so delete, the chunk: mid-migration a key deleted by the script cannot be read again, see the
+-- header), then the removals, then the heads into `due`.
 for _, key in ipairs(due_keys) do
   local l = due_adds[key]
   if l then
     for first = 1, #l, 2000 do redis.call('ZADD', key, unpack(l, first, math.min(first + 1999, #l))) end
   end
 end
+local earliest, emptied = {}, {}
+for _, key in ipairs(due_keys) do
+  local gone, removed, head = due_rems[key] or {}, {}, nil
+  for _, member in ipairs(gone) do removed[member] = true end
+  -- the first #gone + 1 entries hold the first one kept, if any is (ZRANGEBYSCORE: in the ACL, ZRANGE not)
+  local firsts = redis.call('ZRANGEBYSCORE', key, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, #gone + 1)
+  for x = 1, #firsts, 2 do
+    if not removed[firsts[x]] then
+      head = firsts[x + 1]
+      break
+    end
+  end
+  if head then
+    earliest[#earliest + 1] = head
+    earliest[#earliest + 1] = string.sub(key, #QHEAD + 1)
+  else
+    emptied[#emptied + 1] = string.sub(key, #QHEAD + 1)
+  end
+end
 for _, key in ipairs(due_keys) do
   local l = due_rems[key]
   if l then
     for first = 1, #l, 1000 do redis.call('ZREM', key, unpack(l, first, math.min(first + 999, #l))) end
-  end
-end
-local earliest, emptied = {}, {}
-for _, key in ipairs(due_keys) do
-  local head = redis.call('ZRANGEBYSCORE', key, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)  -- in the ACL
-  if head[2] then
-    earliest[#earliest + 1] = head[2]
-    earliest[#earliest + 1] = string.sub(key, #QHEAD + 1)
-  else
-    emptied[#emptied + 1] = string.sub(key, #QHEAD + 1)
   end
 end
 for first = 1, #earliest, 2000 do

@@ -15,7 +15,8 @@ from streams.store.port import CommitRefused, CustomerWrite, Fenced, Rewound, St
 SEP = "\x00"  # joins the batch's customer writes, or an op's args, into one script argument
 BSEP = SEP.encode()
 REFUSALS = ("WRONGTYPE", "NOTINT", "OVERFLOW")  # the script's checks of what the keys hold (commit.lua)
-CHUNKS = re.compile(r"CHUNKS (\d+)((?: \d+)+)$")  # ordinal chunks needed and not declared (commit.lua)
+# ordinal (`o:`) and due (`q:`) chunks needed and not declared (commit.lua); `_`: the due chunk `q:_`
+CHUNKS = re.compile(r"CHUNKS (\d+)((?: (?:\d+|_))+)$")
 
 
 def refusal(p: int, exc: ResponseError) -> Exception:

@@ -11,7 +11,7 @@ in chunk `_`. commit.lua writes all three in the batch's commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Final, cast
 
 import redis.asyncio as aioredis
@@ -28,22 +28,45 @@ UNORDERED: Final = "_"  # the chunk of customers without ordinal, by id
 _GROUP: Final = 64  # chunks read per round trip
 
 
-def due_chunks(writes: Iterable[CustomerWrite], index: IndexDelta | None) -> set[int]:
+def due_chunks(writes: Iterable[CustomerWrite], index: IndexDelta | None) -> tuple[set[int], bool]:
     """The due chunks of the ordinals the client knows for `writes` (the ones the lifetimes begun take are
-    `membership.declared_chunks`'); commit.lua names any other it needs, and the commit is sent again."""
-    befores: Mapping[str, Mapping[str, str]] = index.befores if index is not None else {}
-    mappings: Mapping[str, Mapping[str, str]] = index.mappings if index is not None else {}
+    `membership.declared_chunks`'), and whether `q:_` may be written: for a write without index delta, or
+    a stored customer without ordinal. commit.lua names any other it needs, and the commit is sent again."""
+    if index is None:
+        return set(), True
+    befores, mappings = index.befores, index.mappings
     chunks: set[int] = set()
+    unordered = False
     for w in writes:
-        for mapping in (befores.get(w.customer_id), mappings.get(w.customer_id)):
+        before = befores.get(w.customer_id)
+        known = False
+        for mapping in (before, mappings.get(w.customer_id)):
             ordinal = None if mapping is None else mapping.get(ORDINAL)
             if ordinal is not None:
                 chunks.add(int(ordinal) // CHUNK)
-    return chunks
+                known = True
+        unordered = unordered or (before is not None and not known)
+    return chunks, unordered
 
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+# Read-only: per chunk i, KEYS[i] its due chunk and KEYS[n + i] its ordinal map (or the due chunk again, for
+# `_`): its entries up to ARGV[1] and the ids they name, in one atomic step (between two plain reads a commit
+# could erase a customer from the ordinal map, or move it to another chunk).
+_READ = """local n, out = #KEYS / 2, {}
+for i = 1, n do
+  local rows, ids = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[1], 'WITHSCORES'), {}
+  if KEYS[n + i] ~= KEYS[i] and #rows > 0 then
+    local members = {}
+    for j = 1, #rows, 2 do members[#members + 1] = rows[j] end
+    ids = redis.call('HMGET', KEYS[n + i], unpack(members))
+  end
+  out[i] = {rows, ids}
+end
+return out"""
 
 
 async def due_customers(
@@ -54,44 +77,50 @@ async def due_customers(
     Chunks are read in the order of their earliest time, up to `_GROUP` per round trip, each up to a bound:
     `until_us`, then, once `limit` customers are found, the time of the last one kept (inclusive: a chunk's
     order among equal times is by ordinal, not id). A chunk whose earliest is past the bound ends the read.
-    So a sweep of N due customers reads each due entry about once, whatever `limit`."""
+    So a sweep of N due customers reads each due entry about once, whatever `limit`. A commit landing
+    between two round trips (a live worker asks "anyone due?" with a batch in flight) may move a customer
+    between chunks: it is then missed or seen twice, and counted once."""
+    if limit <= 0:
+        return []
     found: list[tuple[float, str]] = []
+    seen: set[str] = set()
+    read_chunks = client.register_script(_READ)
     bound, read = until_us, 0
-    size = max(1, min(_GROUP, limit))  # `limit` 1 (is anyone due?) reads the earliest chunk alone
+    size = min(_GROUP, limit)  # `limit` 1 (is anyone due?) reads the earliest chunk alone
     while True:
-        heads = cast(
-            list[tuple[bytes, float]],
-            await client.zrangebyscore(
-                keys.due(partition), "-inf", bound, start=read, num=size, withscores=True
-            ),
+        page = await client.zrangebyscore(
+            keys.due(partition), "-inf", bound, start=read, num=size, withscores=True
         )
+        heads = [_text(chunk) for chunk, _ in cast(list[tuple[bytes, float]], page)]
         read += len(heads)
-        group = [_text(chunk) for chunk, _ in heads]
-        async with client.pipeline(transaction=False) as pipe:
-            for chunk in group:
-                pipe.zrangebyscore(keys.due_chunk(partition, chunk), "-inf", bound, withscores=True)
-            entries = await pipe.execute()
-        named: list[tuple[str, list[tuple[bytes, float]]]] = list(zip(group, entries, strict=True))
-        async with client.pipeline(transaction=False) as pipe:
-            for chunk, rows in named:
-                if chunk != UNORDERED and rows:
-                    pipe.hmget(keys.ordinals(partition, int(chunk)), [member for member, _ in rows])
-            ids = iter(await pipe.execute())
-        for chunk, rows in named:
-            if chunk == UNORDERED:
-                found += ((score, _text(member)) for member, score in rows)
-            elif rows:
-                for (member, score), cid in zip(rows, next(ids), strict=True):
-                    if cid is None:
+        if heads:
+            chunk_keys = [keys.due_chunk(partition, c) for c in heads]
+            maps = [
+                keys.due_chunk(partition, c) if c == UNORDERED else keys.ordinals(partition, int(c))
+                for c in heads
+            ]
+            replies = cast(
+                list[list[list[bytes | None]]], await read_chunks(keys=chunk_keys + maps, args=[bound])
+            )
+            for chunk, (rows, names) in zip(heads, replies, strict=True):
+                members, scores = rows[0::2], rows[1::2]
+                for n, (member, score) in enumerate(zip(members, scores, strict=True)):
+                    cid = member if chunk == UNORDERED else names[n]
+                    if cid is None or member is None or score is None:
                         raise RuntimeError(
-                            f"partition {partition}: due chunk {chunk} names ordinal {_text(member)}, which"
-                            " its ordinal map does not hold: rebuild the namespace with `segstream replay`"
+                            f"partition {partition}: due chunk {chunk} names an ordinal its ordinal map does"
+                            " not hold: rebuild the namespace with `segstream replay`"
                         )
-                    found.append((score, _text(cid)))
-        found.sort()
-        del found[limit:]
-        if len(found) >= limit:
-            bound = int(found[-1][0])  # integral µs, exact in a double below 2^53
+                    text = _text(cid)
+                    if text not in seen:
+                        seen.add(text)
+                        found.append((float(score), text))
+            found.sort()
+            for _, dropped in found[limit:]:
+                seen.discard(dropped)
+            del found[limit:]
+            if len(found) >= limit:
+                bound = int(found[-1][0])  # integral µs, exact in a double below 2^53
         if len(heads) < size:
             return [cid for _, cid in found]
 

@@ -132,23 +132,21 @@ class RedisStateStore:
             args += [f"{len(writes)}:{len(parts)}", block.encode("utf-8", "surrogateescape")]
         else:  # some name or value contains SEP: one argument per part
             args += [len(writes), *(part.encode("utf-8", "surrogateescape") for part in parts)]
-        customer_key = self._keys.customer
-        keys += [customer_key(p, w.customer_id) for w in writes]
+        keys += [self._keys.customer(p, w.customer_id) for w in writes]
         delta = writes.delta if isinstance(writes, WriteBatch) else None
-        chunks: set[int] = set()  # `o:` chunks; `q:` chunks: `dues`, and `q:_` whenever a customer is written
+        chunks: set[int] = set()  # `o:` chunks, and the same `q:` ones
         if delta is not None and not delta.is_empty():
             self._index_ops(p, delta, keys, args)
             if delta.created or delta.members_add or delta.members_remove:
                 erased = [w.customer_id for w in writes if w.delete]
                 chunks = declared_chunks(delta, erased, self._next_ordinal.get(p))
-        dues = due_chunks(writes, delta) | chunks
+        dues, unordered = due_chunks(writes, delta)  # `q:` chunks beyond those of `chunks`
         due_chunk = self._keys.due_chunk
         for attempt in range(1, 4):
             try:
                 # 'DUP': an earlier attempt of this commit had landed
-                declared = [self._keys.ordinals(p, c) for c in chunks] + [due_chunk(p, c) for c in dues]
-                if writes:
-                    declared.append(due_chunk(p, UNORDERED))
+                declared = [self._keys.ordinals(p, c) for c in chunks]
+                declared += [due_chunk(p, c) for c in chunks | dues] + [due_chunk(p, UNORDERED)] * unordered
                 reply = await self._commit(keys=keys + declared, args=args)
                 break
             except ResponseError as exc:
@@ -161,10 +159,11 @@ class RedisStateStore:
                 # nothing was written: declare the chunks it named and send the same commit again (a retry
                 # of this batch after an outage declares them too: they stay on the delta)
                 self.chunk_refusals += 1
-                self.last_refused = tuple(int(n) for n in refused[2].split())
+                named = refused[2].split()
+                unordered = unordered or UNORDERED in named
+                self.last_refused = tuple(int(n) for n in named if n != UNORDERED)
                 self._next_ordinal[p] = int(refused[1])
                 chunks.update(self.last_refused)
-                dues.update(self.last_refused)
                 if delta is not None:
                     delta.undeclared.update(self.last_refused)
         self._next_seq[p] = seq + 1
