@@ -30,6 +30,9 @@ audiences out of name order) stays in the packed state.
 
 In Python the mapping is `str -> str`: `state` holds its bytes decoded as UTF-8 with `surrogateescape`
 (lossless both ways), so the store encodes what it writes with that error handler and readers decode with it.
+The write path never makes that text: `changed_parts` and `packed_bytes` give the packed state as bytes, which
+the store sends as they are (the ~5 µs decode and ~3 µs encode of a ~800-byte state were half the CPU of a
+customer write on a live engagement stream).
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from segmentation.state_fields import FIELDS, READABLE, derived_fields
 
 __all__ = [
     "AUDIENCE_FIELD", "FORMAT_1", "FORMAT_2", "GRID_FIELDS", "STATE", "StorageFormatError", "changed_fields",
-    "is_segment", "packed_text", "state_from_mapping", "state_to_mapping", "stored_name", "stored_part",
+    "changed_parts", "is_segment", "packed_bytes", "packed_text", "readable_fields", "state_from_mapping",
+    "state_to_mapping", "stored_name", "stored_part",
 ]  # fmt: skip
 
 STATE = "state"
@@ -87,10 +91,14 @@ FORMAT_2 = (
 )
 
 
+def packed_bytes(state: CustomerState) -> bytes:
+    """The bytes of the `state` field: the state without the segments the readable fields hold, packed."""
+    return pack_state(stored_part(state))
+
+
 def packed_text(state: CustomerState) -> str:
-    """The value of the `state` field: the state without the segments the readable fields hold, packed, its
-    bytes as text (UTF-8, `surrogateescape`)."""
-    return pack_state(stored_part(state)).decode("utf-8", "surrogateescape")
+    """The value of the `state` field as text (UTF-8, `surrogateescape`)."""
+    return packed_bytes(state).decode("utf-8", "surrogateescape")
 
 
 def stored_part(state: CustomerState) -> CustomerState:
@@ -105,12 +113,18 @@ def stored_part(state: CustomerState) -> CustomerState:
     return state_of(values)
 
 
-def state_to_mapping(state: CustomerState) -> dict[str, str]:
-    """Every field, always (so an HSET of the whole mapping leaves no stale field behind)."""
+def readable_fields(state: CustomerState) -> dict[str, str]:
+    """Every field but `state` (whose bytes are `packed_bytes`)."""
     mapping = {key: encode(getattr(state, attr)) for key, attr, encode in _KEPT}
     for name, segment in state.audiences:
         mapping[AUDIENCE_FIELD + name] = segment
     mapping.update(derived_fields(state))
+    return mapping
+
+
+def state_to_mapping(state: CustomerState) -> dict[str, str]:
+    """Every field, always (so an HSET of the whole mapping leaves no stale field behind)."""
+    mapping = readable_fields(state)
     mapping[STATE] = packed_text(state)
     return mapping
 
@@ -120,12 +134,25 @@ def changed_fields(
 ) -> tuple[dict[str, str], list[str]]:
     """What differs between the mappings of two states, without serialising either in full: the keys whose
     text differs (with the new text) and the keys only `old` has. Exactly the diff of `state_to_mapping(old)`
-    and `state_to_mapping(new)`; only the readable fields whose value differs are encoded, and `state` is
-    packed once (`old_packed`, the `state` text of `old`'s mapping, saves packing `old` too)."""
+    and `state_to_mapping(new)` (`old_packed`: the `state` text of `old`'s mapping, saves packing `old`)."""
+    raw = None if old_packed is None else old_packed.encode("utf-8", "surrogateescape")
+    changed, removed, packed = changed_parts(old, new, raw)
+    if packed is not None:
+        changed[STATE] = packed.decode("utf-8", "surrogateescape")
+    return changed, removed
+
+
+def changed_parts(
+    old: CustomerState, new: CustomerState, old_packed: bytes | None = None
+) -> tuple[dict[str, str], list[str], bytes | None]:
+    """`changed_fields` with the state as bytes: the readable fields whose text differs (with the new text),
+    the keys only `old` has, and the new `packed_bytes` when they differ from `old`'s (`old_packed`, or
+    packed here), else None. Only the readable fields whose value differs are encoded; `new` is packed
+    once."""
     changed: dict[str, str] = {}
     removed: list[str] = []
     if old is new:
-        return changed, removed
+        return changed, removed, None
     for i, key, encode, exact in _INDEXED:
         a, b = old[i], new[i]
         if a is b:
@@ -149,10 +176,10 @@ def changed_fields(
     ):
         before = derived_fields(old)
         changed.update((key, text) for key, text in derived_fields(new).items() if before[key] != text)
-    packed = packed_text(new)
-    if packed != (packed_text(old) if old_packed is None else old_packed):
-        changed[STATE] = packed
-    return changed, removed
+    packed = packed_bytes(new)
+    if packed == (packed_bytes(old) if old_packed is None else old_packed):
+        return changed, removed, None
+    return changed, removed, packed
 
 
 def state_from_mapping(mapping: Mapping[str, str]) -> CustomerState:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from redis.exceptions import ResponseError
 
+from segmentation.state_mapping import STATE
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.port import CommitRefused, CustomerWrite, Fenced, Rewound, StaleOffset
@@ -56,20 +57,51 @@ def bits_entries(index: IndexDelta, p: int, ks: KeySpace, slot: Callable[[str], 
     return out
 
 
-def write_parts(writes: Sequence[CustomerWrite]) -> list[str]:
-    """Every customer write as the script's parts: id, kind, due, n_set, n_removed, pairs, removed names.
-    Joined by SEP into one script argument when no part contains SEP: redis-py encodes each argument in
-    Python (~1 µs each), and a batch has hundreds of customers with dozens of changed fields each."""
-    parts: list[str] = []
+def write_parts(writes: Sequence[CustomerWrite]) -> list[str | bytes]:
+    """Every customer write as the script's parts: id, kind, due, n_set, n_removed, pairs, removed names; a
+    packed state (`CustomerWrite.packed`) is the last pair, its value bytes. Joined by SEP into one script
+    argument when no part contains SEP (`block`): redis-py encodes each argument in Python (~1 µs each), and
+    a batch has hundreds of customers with dozens of changed fields each."""
+    parts: list[str | bytes] = []
     add = parts.extend
     for w in writes:
         due = "" if w.due_us is None else str(w.due_us)
         if w.delete:
             add((w.customer_id, "D", due, "0", "0"))
             continue
-        fields = w.set_fields
-        add((w.customer_id, "S", due, str(len(fields)), str(len(w.removed_fields))))
+        fields, packed = w.set_fields, w.packed
+        n_set = len(fields) if packed is None else len(fields) + 1
+        add((w.customer_id, "S", due, str(n_set), str(len(w.removed_fields))))
         for item in fields.items():
             add(item)
+        if packed is not None:
+            add((STATE, packed))
         add(w.removed_fields)
     return parts
+
+
+def encoded(part: str | bytes) -> bytes:
+    """A part as the script reads it: text as UTF-8 (`surrogateescape`: a `state` given as text is bytes)."""
+    return part.encode("utf-8", "surrogateescape") if isinstance(part, str) else part
+
+
+def block(parts: Sequence[str | bytes]) -> bytes | None:
+    """The parts joined by SEP into one argument, or None when some part contains SEP (then each part is an
+    argument of its own). Runs of text are encoded in one call each; a packed state (bytes, never holding
+    NUL: `state_codec.nul_free`) goes in as it is, never turned into text and back."""
+    out: list[bytes] = []
+    run: list[str] = []
+    for part in [*parts, b""]:  # the sentinel closes the last run of text
+        if isinstance(part, str):
+            run.append(part)
+            continue
+        if run:
+            text = SEP.join(run)
+            if text.count(SEP) != len(run) - 1:
+                return None
+            out.append(text.encode("utf-8", "surrogateescape"))
+            run = []
+        if BSEP in part:
+            return None
+        out.append(part)
+    return BSEP.join(out[:-1])  # without the sentinel

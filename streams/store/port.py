@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from segmentation.state_mapping import STATE
 from streams.store.erasures import digest, tombstone_row
 from streams.store.indexes import IndexDelta
 from streams.store.ordinals import Ordinals
@@ -62,6 +63,9 @@ class CustomerWrite:
     delete: bool = False
     due_us: int | None = None  # None: no time-driven change pending
     erased_us: int | None = None  # erased_at where it changed: the tombstone to keep (store/erasures.py)
+    # the new bytes of the `state` field when they changed (the write path keeps the packed state as bytes;
+    # `set_fields` may hold a `state` as text instead, as tools and tests write it)
+    packed: bytes | None = None
 
 
 class WriteBatch(list[CustomerWrite]):
@@ -211,7 +215,9 @@ class InMemoryStateStore:
                 p.customers.pop(w.customer_id, None)
             else:
                 fields = p.customers.setdefault(w.customer_id, {})
-                fields.update(w.set_fields)  # then the removals, as commit.lua does
+                fields.update(w.set_fields)  # then the packed state and the removals, as commit.lua does
+                if w.packed is not None:
+                    fields[STATE] = w.packed.decode("utf-8", "surrogateescape")
                 for name in w.removed_fields:
                     fields.pop(name, None)
             if w.due_us is None or w.delete:

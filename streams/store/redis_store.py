@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from redis import Redis as SyncRedis
 from redis.exceptions import ResponseError
 
-from streams.store.commit_script import BSEP, CHUNKS, SEP, bits_entries, refusal, write_parts
+from streams.store.commit_script import BSEP, CHUNKS, SEP, bits_entries, block, encoded, refusal, write_parts
 from streams.store.connection import scan_slot
 from streams.store.due_index import UNORDERED, due_chunks, due_customers
 from streams.store.erasures import digest, tombstones
@@ -120,18 +120,18 @@ class RedisStateStore:
         seq = self._next_seq.get(p, 1)
         keys = [self._keys.partition_meta(p), self._keys.due(p)]
         parts = write_parts(writes)
-        block = SEP.join(parts)
         args: list[str | int | bytes] = [
             f"{claim.fence}:{seq}:{claim.owner}" if claim.owner else f"{claim.fence}:{seq}",
             "" if offset is None else offset,
             "" if watermark_us is None else watermark_us,
         ]
-        # Encoded here, not by redis-py: a packed `state` is bytes carried as text with `surrogateescape`
+        # Encoded here, not by redis-py: a `state` given as text is bytes carried with `surrogateescape`
         # (segmentation/state_mapping.py), which redis-py's strict encoder refuses.
-        if block.count(SEP) == len(parts) - 1:  # the usual case: one argument for every customer write
-            args += [f"{len(writes)}:{len(parts)}", block.encode("utf-8", "surrogateescape")]
+        joined = block(parts) if parts else None
+        if joined is not None:  # the usual case: one argument for every customer write
+            args += [f"{len(writes)}:{len(parts)}", joined]
         else:  # some name or value contains SEP: one argument per part
-            args += [len(writes), *(part.encode("utf-8", "surrogateescape") for part in parts)]
+            args += [len(writes), *(encoded(part) for part in parts)]
         keys += [self._keys.customer(p, w.customer_id) for w in writes]
         delta = writes.delta if isinstance(writes, WriteBatch) else None
         chunks: set[int] = set()  # `o:` chunks, and the same `q:` ones

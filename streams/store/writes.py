@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from segmentation import CustomerState
-from segmentation.state_mapping import STATE, changed_fields, state_to_mapping
+from segmentation.state_mapping import STATE, changed_parts, packed_bytes, readable_fields
 from streams.store import history_format
 from streams.store.indexes import ORDINAL, IndexDelta
 from streams.store.port import CustomerWrite
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_KEPT_AS_IS = (history_format.FIELD, STATE)  # in a row read from Redis, never removed by a full diff
 
 
 Known = tuple[CustomerState, Mapping[str, str]]
@@ -24,12 +25,26 @@ Known = tuple[CustomerState, Mapping[str, str]]
 
 
 class Written(dict[str, str]):
-    """A mapping `write_for` made: exactly `state_to_mapping` of the state it was written with (and the
-    customer's `history` field as `index_write` left it), so the next write of that customer can encode only
-    the readable fields that changed (`changed_fields`) and pack the state once.
-    A row read from Redis is a plain dict (it may hold storage or stale fields) and is diffed in full."""
+    """A mapping `write_for` made: exactly `state_to_mapping` of the state it was written with but `state`,
+    whose bytes are `packed` (never made text on the write path), and the customer's `history` field as
+    `index_write` left it; so the next write of that customer can encode only the readable fields that
+    changed (`changed_parts`) and pack the state once.
+    A row read from Redis is a plain dict (it may hold storage or stale fields, and `state` as text) and is
+    diffed in full."""
 
-    __slots__ = ()
+    __slots__ = ("packed",)
+    packed: bytes
+
+    @staticmethod
+    def of(row: Mapping[str, str]) -> Written:
+        """The `Written` form of a whole mapping (`state` as text, as `state_to_mapping` or Redis give it)."""
+        written = Written({key: value for key, value in row.items() if key != STATE})
+        written.packed = row[STATE].encode("utf-8", "surrogateescape")
+        return written
+
+    def row(self) -> dict[str, str]:
+        """The fields as the customer's hash holds them (`state` as text)."""
+        return {**self, STATE: self.packed.decode("utf-8", "surrogateescape")}
 
 
 def to_us(moment: datetime) -> int:
@@ -86,22 +101,32 @@ def write_for(
     if state.first_seen_at is None:
         return CustomerWrite(state.customer_id, delete=True, erased_us=erased_us), {}
     if before_state is not None and isinstance(before, Written):
-        changed, removed = changed_fields(before_state, state, before.get(STATE))
+        changed, removed, packed = changed_parts(before_state, state, before.packed)
         new = Written(before)
+        new.packed = before.packed if packed is None else packed
         new.update(changed)
         for key in removed:
             del new[key]
     else:
-        new = Written(state_to_mapping(state))
+        new = Written(readable_fields(state))
+        new.packed = packed_bytes(state)
         old = before or {}
         if history_format.FIELD in old:  # not state: kept as is, appended to by `index_write`
             new[history_format.FIELD] = old[history_format.FIELD]
         if ORDINAL in old:  # the commit script's, kept so the next commit can declare its chunk
             new[ORDINAL] = old[ORDINAL]
         changed = {k: v for k, v in new.items() if old.get(k) != v}
-        removed = [k for k in old if k not in new and not k.startswith("_") and k != "history"]
+        removed = [k for k in old if k not in new and not k.startswith("_") and k not in _KEPT_AS_IS]
+        stored = old.packed if isinstance(old, Written) else old.get(STATE)
+        if isinstance(stored, str):  # a row read from Redis holds `state` as text
+            stored = stored.encode("utf-8", "surrogateescape")
+        same = stored == new.packed
+        packed = None if same else new.packed
     if origin is not None:
         changed["_offset"] = origin
     due = state.next_due_at  # the core caches next_due() in the state
     due_us = None if due is None else to_us(due)
-    return CustomerWrite(state.customer_id, changed, removed, due_us=due_us, erased_us=erased_us), new
+    write = CustomerWrite(
+        state.customer_id, changed, removed, due_us=due_us, erased_us=erased_us, packed=packed
+    )
+    return write, new

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from segmentation import CustomerState
-from segmentation.state_mapping import state_from_mapping, state_to_mapping
+from segmentation.state_mapping import packed_bytes, packed_text, state_from_mapping, state_to_mapping
 from streams.store.commit_script import SEP, write_parts
 from streams.store.connection import async_client
 from streams.store.keys import KeySpace
@@ -194,5 +194,27 @@ def test_a_packed_state_rides_in_the_one_block_and_reads_back_exactly(
             row = texts(await client.hgetall(keys.customer(0, "c1")))
             assert row == mapping and state_from_mapping(row) == state
             assert str(state_from_mapping(row).email_open_score) == "-0.0"
+
+    asyncio.run(body())
+
+
+def test_a_packed_state_sent_as_bytes_lands_as_the_same_bytes(services: Services, redis_prefix: str) -> None:
+    """The write path sends the packed state as bytes (`CustomerWrite.packed`), in the block and, when
+    another value holds SEP, as an argument of its own: the hash holds exactly the bytes `pack` made, as when
+    the state is given as text."""
+    state = CustomerState.new("c1")._replace(first_seen_at=datetime(2026, 1, 1, tzinfo=UTC), orders=3)
+    raw = packed_bytes(state)
+    assert any(b > 0x7F for b in raw)  # bytes that are no UTF-8 text, as every compressed state
+
+    async def body() -> None:
+        async with redis_store(services, redis_prefix) as (client, keys, store):
+            claim = await store.claim(0)
+            await store.commit(claim, 1, None, [CustomerWrite("c1", {"a": "1"}, packed=raw)])
+            await store.commit(claim, 2, None, [CustomerWrite("c2", {"a": "x\x00y"}, packed=raw)])
+            await store.commit(claim, 3, None, [CustomerWrite("c3", {"a": "1", "state": packed_text(state)})])
+            for cid, a in (("c1", b"1"), ("c2", b"x\x00y"), ("c3", b"1")):
+                assert await client.hgetall(keys.customer(0, cid)) == {b"a": a, b"state": raw}
+            loaded = texts(await client.hgetall(keys.customer(0, "c1")))
+            assert state_from_mapping(loaded) == state_from_mapping(state_to_mapping(state))
 
     asyncio.run(body())
