@@ -157,8 +157,11 @@ def main() -> None:
     print(f"sample: {len(records):,} events, {spec.customers:,} customers, 365 days")
     definitions = Definitions.default()
     gc.disable()
-    by_batch_size(records, definitions)
-    write_parts_of(records, definitions)
+    try:
+        by_batch_size(records, definitions)
+        write_parts_of(records, definitions)
+    finally:
+        gc.enable()
 
 
 if __name__ == "__main__":
