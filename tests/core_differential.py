@@ -55,7 +55,13 @@ class _Digest:
         for w in result.writes:
             add(
                 repr(
-                    (w.customer_id, sorted(w.set_fields.items()), w.packed, list(w.removed_fields), w.delete)
+                    (
+                        w.customer_id,
+                        sorted(w.set_fields.items()),
+                        sorted(w.binary.items()),
+                        list(w.removed_fields),
+                        w.delete,
+                    )
                 ).encode()
             )
             add(repr(w.due_us).encode())
@@ -65,8 +71,8 @@ class _Digest:
             add(repr((d.offset, d.stage, d.key, d.headers())).encode())
         for cid, (_, mapping) in sorted(result.states.items()):  # whole states: at the end (`run`)
             # repr, not JSON: the packed `state` is binary carried as surrogate escapes (storage format 2)
-            packed = getattr(mapping, "packed", None)  # a `Written` mapping's state, as bytes
-            add(cid.encode() + b"\0" + repr((sorted(mapping.items()), packed)).encode())
+            binary = getattr(mapping, "packed", None), getattr(mapping, "history", None)  # a `Written`'s
+            add(cid.encode() + b"\0" + repr((sorted(mapping.items()), binary)).encode())
         index = result.index  # its sets (`history_reset`) sorted: their order varies with the hash seed
         add(repr({f.name: _ordered(getattr(index, f.name)) for f in fields(index)}).encode())
         self.counts["transitions"] += len(result.transitions)

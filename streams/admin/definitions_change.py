@@ -221,7 +221,7 @@ async def apply(
                 counting.step(state, after, changed)
                 write, new_row = write_for(after, row)
                 write = counting.finish(write, new_row)  # type: ignore[arg-type]
-                if write.delete or write.set_fields or write.packed or write.removed_fields or changed:
+                if write.delete or write.set_fields or write.binary or write.removed_fields or changed:
                     writes.append(write)
                     moved.append((write, row, new_row))
                 transitions.extend(changed)

@@ -29,6 +29,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from segmentation import Definitions
+from segmentation.instants import to_us
 from streams.replay.output import Bar, Rejects
 from streams.replay.output import ReplayError as ReplayError  # raised by replay(); callers import it here
 from streams.replay.sources import Chunk, Progress
@@ -37,7 +38,7 @@ from streams.store.connection import scan_slot
 from streams.store.keys import KeySpace
 from streams.store.namespaces import NamespaceRefused, check_name, drop, is_empty
 from streams.store.redis_store import RedisStateStore
-from streams.store.writes import from_us, to_us
+from streams.store.writes import from_us
 from streams.worker.batch import BatchResult, Record
 from streams.worker.loop import Worker
 

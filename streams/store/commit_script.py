@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 
 from redis.exceptions import ResponseError
 
-from segmentation.state_mapping import STATE
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.port import CommitRefused, CustomerWrite, Fenced, Rewound, StaleOffset
@@ -58,10 +57,10 @@ def bits_entries(index: IndexDelta, p: int, ks: KeySpace, slot: Callable[[str], 
 
 
 def write_parts(writes: Sequence[CustomerWrite]) -> list[str | bytes]:
-    """Every customer write as the script's parts: id, kind, due, n_set, n_removed, pairs, removed names; a
-    packed state (`CustomerWrite.packed`) is the last pair, its value bytes. Joined by SEP into one script
-    argument when no part contains SEP (`block`): redis-py encodes each argument in Python (~1 µs each), and
-    a batch has hundreds of customers with dozens of changed fields each."""
+    """Every customer write as the script's parts: id, kind, due, n_set, n_removed, pairs, removed names; the
+    binary fields (`CustomerWrite.binary`: packed state, history) are the last pairs, their values bytes.
+    Joined by SEP into one script argument when no part contains SEP (`block`): redis-py encodes each
+    argument in Python (~1 µs each), and a batch has hundreds of customers with dozens of changed fields."""
     parts: list[str | bytes] = []
     add = parts.extend
     for w in writes:
@@ -69,13 +68,12 @@ def write_parts(writes: Sequence[CustomerWrite]) -> list[str | bytes]:
         if w.delete:
             add((w.customer_id, "D", due, "0", "0"))
             continue
-        fields, packed = w.set_fields, w.packed
-        n_set = len(fields) if packed is None else len(fields) + 1
-        add((w.customer_id, "S", due, str(n_set), str(len(w.removed_fields))))
+        fields, binary = w.set_fields, w.binary
+        add((w.customer_id, "S", due, str(len(fields) + len(binary)), str(len(w.removed_fields))))
         for item in fields.items():
             add(item)
-        if packed is not None:
-            add((STATE, packed))
+        for pair in binary.items():
+            add(pair)
         add(w.removed_fields)
     return parts
 
@@ -87,7 +85,7 @@ def encoded(part: str | bytes) -> bytes:
 
 def block(parts: Sequence[str | bytes]) -> bytes | None:
     """The parts joined by SEP into one argument, or None when some part contains SEP (then each part is an
-    argument of its own). Runs of text are encoded in one call each; a packed state (bytes, never holding
+    argument of its own). Runs of text are encoded in one call each; a binary field (bytes, never holding
     NUL: `state_codec.nul_free`) goes in as it is, never turned into text and back."""
     out: list[bytes] = []
     run: list[str] = []

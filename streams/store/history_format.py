@@ -35,7 +35,7 @@ from typing import Final, NamedTuple
 import zstandard
 
 from segmentation.compressed import Compressed
-from segmentation.instants import iso
+from segmentation.instants import iso, to_us
 from segmentation.state_codec import nul_free, with_nul
 from segmentation.transition import CAUSE_DEFINITIONS, CAUSE_TIME, Transition, transition_key
 from streams.store.coded_numbers import BASE, LAST, number, put, unzig, zig
@@ -48,6 +48,7 @@ DICTIONARY: Final = "history.zdict"  # in this package; frozen with COMPRESSED
 RS: Final = "\x1e"
 US: Final = "\x1f"
 GS: Final = "\x1d"  # ends a group
+_COMPRESSED: Final = COMPRESSED.encode()
 _TIME: Final = "\x02"  # cause `time`
 _DEFINITIONS: Final = "\x03"  # cause `definitions`, its version follows
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -92,11 +93,6 @@ class Entry(NamedTuple):
         return transition_key(customer_id, self.grid, f, t, iso(self.effective_at), self.key_cause)
 
 
-def to_us(moment: datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * _SECOND + delta.microseconds
-
-
 def appended(blob: str | None, transitions: Sequence[Transition], cap: int) -> str:
     """`blob` (None: no history yet) with `transitions` (one customer's, oldest first) added, at most `cap`
     entries kept."""
@@ -121,8 +117,12 @@ def encode(entries: Sequence[Entry], trimmed: bool) -> str:
 
 def stored(text: str) -> str:
     """The coded text as the field stores it: compressed (~45 % of it), as text like the packed state."""
-    raw = _CODEC.pack(text[1:].encode("utf-8"))
-    return COMPRESSED + nul_free(raw).decode("utf-8", "surrogateescape")
+    return packed(text).decode("utf-8", "surrogateescape")
+
+
+def packed(text: str) -> bytes:
+    """`stored` as bytes, what the write path sends (never made text)."""
+    return _COMPRESSED + nul_free(_CODEC.pack(text[1:].encode("utf-8")))
 
 
 def plain(blob: str) -> str:

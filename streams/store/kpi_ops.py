@@ -7,10 +7,9 @@ as the states) and writes each customer's marker into its hash with the rest of 
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import date, datetime
-from typing import Final
+from typing import Final, cast
 
 import msgspec
 
@@ -176,7 +175,8 @@ class KpiCounting:
         mapping[MARKER] = text
         if row is not None and row.get(MARKER) == text:
             return write
-        return dataclasses.replace(write, set_fields={**write.set_fields, MARKER: text})
+        cast(MutableMapping[str, str], write.set_fields)[MARKER] = text  # a write's own dict (`write_for`)
+        return write
 
 
 def _money(before: CustomerState, after: CustomerState, kind: str | None) -> Money | None:

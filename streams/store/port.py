@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from segmentation.state_mapping import STATE
 from streams.store.erasures import digest, tombstone_row
 from streams.store.indexes import IndexDelta
 from streams.store.ordinals import Ordinals
@@ -63,9 +62,9 @@ class CustomerWrite:
     delete: bool = False
     due_us: int | None = None  # None: no time-driven change pending
     erased_us: int | None = None  # erased_at where it changed: the tombstone to keep (store/erasures.py)
-    # the new bytes of the `state` field when they changed (the write path keeps the packed state as bytes;
-    # `set_fields` may hold a `state` as text instead, as tools and tests write it)
-    packed: bytes | None = None
+    # fields set after `set_fields` whose new values are bytes: the packed `state` and the coded `history`,
+    # which the write path never turns into text (`set_fields` may hold them as text, as tools and tests do)
+    binary: Mapping[str, bytes] = field(default_factory=dict)
 
 
 class WriteBatch(list[CustomerWrite]):
@@ -215,9 +214,9 @@ class InMemoryStateStore:
                 p.customers.pop(w.customer_id, None)
             else:
                 fields = p.customers.setdefault(w.customer_id, {})
-                fields.update(w.set_fields)  # then the packed state and the removals, as commit.lua does
-                if w.packed is not None:
-                    fields[STATE] = w.packed.decode("utf-8", "surrogateescape")
+                fields.update(w.set_fields)  # then the binary fields and the removals, as commit.lua does
+                for name, value in w.binary.items():
+                    fields[name] = value.decode("utf-8", "surrogateescape")
                 for name in w.removed_fields:
                     fields.pop(name, None)
             if w.due_us is None or w.delete:

@@ -7,16 +7,16 @@ state (the field-level diff is why a write costs what changed, not the ~70 field
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from segmentation import CustomerState
+from segmentation.instants import EPOCH, to_us
 from segmentation.state_mapping import STATE, changed_parts, packed_bytes, readable_fields
 from streams.store import history_format
 from streams.store.indexes import ORDINAL, IndexDelta
 from streams.store.port import CustomerWrite
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _KEPT_AS_IS = (history_format.FIELD, STATE)  # in a row read from Redis, never removed by a full diff
 
 
@@ -25,32 +25,40 @@ Known = tuple[CustomerState, Mapping[str, str]]
 
 
 class Written(dict[str, str]):
-    """A mapping `write_for` made: exactly `state_to_mapping` of the state it was written with but `state`,
-    whose bytes are `packed` (never made text on the write path), and the customer's `history` field as
-    `index_write` left it; so the next write of that customer can encode only the readable fields that
-    changed (`changed_parts`) and pack the state once.
-    A row read from Redis is a plain dict (it may hold storage or stale fields, and `state` as text) and is
-    diffed in full."""
+    """A mapping `write_for` made: exactly `state_to_mapping` of the state it was written with, but for its
+    two binary fields: `state`, whose bytes are `packed`, and `history`, whose coded text (uncompressed,
+    `history_format`) `index_write` left in `history` (None: no history yet). Neither is ever made text
+    on the write path; so the next write of that customer encodes only the readable fields that changed
+    (`changed_parts`), packs the state once and appends to its history without decompressing it.
+    A row read from Redis is a plain dict (it may hold storage or stale fields, `state` and `history` as
+    text) and is diffed in full."""
 
-    __slots__ = ("packed",)
+    __slots__ = ("history", "packed")
     packed: bytes
+    history: str | None
 
     @staticmethod
     def of(row: Mapping[str, str]) -> Written:
         """The `Written` form of a whole mapping (`state` as text, as `state_to_mapping` or Redis give it)."""
-        written = Written({key: value for key, value in row.items() if key != STATE})
+        written = Written({key: value for key, value in row.items() if key not in _KEPT_AS_IS})
         written.packed = row[STATE].encode("utf-8", "surrogateescape")
+        written.history = _history_text(row)
         return written
 
     def row(self) -> dict[str, str]:
-        """The fields as the customer's hash holds them (`state` as text)."""
-        return {**self, STATE: self.packed.decode("utf-8", "surrogateescape")}
+        """The fields as the customer's hash holds them (`state` and `history` as text)."""
+        row = {**self, STATE: self.packed.decode("utf-8", "surrogateescape")}
+        if self.history is not None:
+            row[history_format.FIELD] = history_format.stored(self.history)
+        return row
 
 
-def to_us(moment: datetime) -> int:
-    """Epoch microseconds, exact (no float), for Redis scores and watermarks."""
-    delta = moment - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+def _history_text(mapping: Mapping[str, str]) -> str | None:
+    """The coded text of a mapping's history (None: none), decompressed from a row's field if need be."""
+    if isinstance(mapping, Written):
+        return mapping.history
+    blob = mapping.get(history_format.FIELD)
+    return history_format.plain(blob) if blob else None
 
 
 def from_us(us: int) -> datetime:
@@ -73,10 +81,13 @@ def index_write(
         return
     moves = index.history.get(cid)
     if moves is not None or cid in index.history_reset:
-        kept = None if cid in index.history_reset or not before else before.get(history_format.FIELD)
-        blob = history_format.appended(kept, moves or (), index.history_size)
-        cast(MutableMapping[str, str], write.set_fields)[history_format.FIELD] = blob
-        cast(MutableMapping[str, str], after)[history_format.FIELD] = blob
+        kept = None if cid in index.history_reset or not before else _history_text(before)
+        text = history_format.appended_text(kept, moves or (), index.history_size)
+        cast(MutableMapping[str, bytes], write.binary)[history_format.FIELD] = history_format.packed(text)
+        if isinstance(after, Written):
+            after.history = text
+        else:  # a plain mapping (tools, tests) holds the field as the hash does
+            cast(MutableMapping[str, str], after)[history_format.FIELD] = history_format.stored(text)
     index.customer(cid, before, after, (*write.set_fields, *write.removed_fields))
 
 
@@ -104,6 +115,7 @@ def write_for(
         changed, removed, packed = changed_parts(before_state, state, before.packed)
         new = Written(before)
         new.packed = before.packed if packed is None else packed
+        new.history = before.history
         new.update(changed)
         for key in removed:
             del new[key]
@@ -111,8 +123,7 @@ def write_for(
         new = Written(readable_fields(state))
         new.packed = packed_bytes(state)
         old = before or {}
-        if history_format.FIELD in old:  # not state: kept as is, appended to by `index_write`
-            new[history_format.FIELD] = old[history_format.FIELD]
+        new.history = _history_text(old)  # not state: kept, appended to by `index_write`
         if ORDINAL in old:  # the commit script's, kept so the next commit can declare its chunk
             new[ORDINAL] = old[ORDINAL]
         changed = {k: v for k, v in new.items() if old.get(k) != v}
@@ -126,7 +137,6 @@ def write_for(
         changed["_offset"] = origin
     due = state.next_due_at  # the core caches next_due() in the state
     due_us = None if due is None else to_us(due)
-    write = CustomerWrite(
-        state.customer_id, changed, removed, due_us=due_us, erased_us=erased_us, packed=packed
-    )
-    return write, new
+    binary = {} if packed is None else {STATE: packed}
+    cid = state.customer_id
+    return CustomerWrite(cid, changed, removed, due_us=due_us, erased_us=erased_us, binary=binary), new

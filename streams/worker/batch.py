@@ -14,12 +14,13 @@ from typing import Protocol
 
 from segmentation import CustomerState, Definitions, InvalidEvent, advance, apply, parse_event
 from segmentation.events import Event
+from segmentation.instants import to_us
 from segmentation.transition import Transition
 from streams.store.indexes import IndexDelta
 from streams.store.kpi_ops import KpiCounting
 from streams.store.partitioning import partition_of_key
 from streams.store.port import DEFAULT_HISTORY_SIZE, CustomerWrite
-from streams.store.writes import Known, index_write, to_us, write_for
+from streams.store.writes import Known, index_write, write_for
 from streams.topics.deadletter import DeadLetter
 
 log = logging.getLogger("segstream.worker")

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
-from streams.store.writes import from_us, to_us
+from segmentation.instants import to_us
+from streams.store.writes import from_us
 from streams.topics.partition_count import refuse_assigned
 from streams.worker.batch import advance_all
 from streams.worker.concurrent_partitions import submit_at_once

@@ -10,13 +10,14 @@ from typing import Any, TypeVar
 import pytest
 
 from segmentation import CustomerState
+from segmentation.instants import to_us
 from streams.store.connection import async_client
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite, Fenced, InMemoryStateStore, StaleOffset, StateStore, WriteBatch
 from streams.store.redis_store import RedisStateStore
 from streams.store.stored_state import is_tombstone, stored_state
-from streams.store.writes import index_write, to_us
+from streams.store.writes import index_write
 from tests.services import Services
 
 T = TypeVar("T")

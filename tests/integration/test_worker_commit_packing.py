@@ -199,7 +199,7 @@ def test_a_packed_state_rides_in_the_one_block_and_reads_back_exactly(
 
 
 def test_a_packed_state_sent_as_bytes_lands_as_the_same_bytes(services: Services, redis_prefix: str) -> None:
-    """The write path sends the packed state as bytes (`CustomerWrite.packed`), in the block and, when
+    """The write path sends the packed state as bytes (`CustomerWrite.binary`), in the block and, when
     another value holds SEP, as an argument of its own: the hash holds exactly the bytes `pack` made, as when
     the state is given as text."""
     state = CustomerState.new("c1")._replace(first_seen_at=datetime(2026, 1, 1, tzinfo=UTC), orders=3)
@@ -209,8 +209,8 @@ def test_a_packed_state_sent_as_bytes_lands_as_the_same_bytes(services: Services
     async def body() -> None:
         async with redis_store(services, redis_prefix) as (client, keys, store):
             claim = await store.claim(0)
-            await store.commit(claim, 1, None, [CustomerWrite("c1", {"a": "1"}, packed=raw)])
-            await store.commit(claim, 2, None, [CustomerWrite("c2", {"a": "x\x00y"}, packed=raw)])
+            await store.commit(claim, 1, None, [CustomerWrite("c1", {"a": "1"}, binary={"state": raw})])
+            await store.commit(claim, 2, None, [CustomerWrite("c2", {"a": "x\x00y"}, binary={"state": raw})])
             await store.commit(claim, 3, None, [CustomerWrite("c3", {"a": "1", "state": packed_text(state)})])
             for cid, a in (("c1", b"1"), ("c2", b"x\x00y"), ("c3", b"1")):
                 assert await client.hgetall(keys.customer(0, cid)) == {b"a": a, b"state": raw}

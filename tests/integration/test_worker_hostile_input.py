@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
+from segmentation.instants import to_us
 from streams.bootstrap import keyspace
 from streams.settings import Settings
 from streams.store.connection import sync_client
 from streams.store.partitioning import partition_for
 from streams.store.port import CommitRefused
-from streams.store.writes import to_us
 from tests.integration.test_worker_history import T0, ev, purchase
 from tests.integration.worker_harness import (
     applied_offsets,

@@ -32,10 +32,10 @@ def test_the_block_is_every_part_encoded_and_joined(parts: list[str | bytes]) ->
     ]
 
 
-def test_a_packed_state_is_the_last_pair_counted_in_n_set() -> None:
+def test_binary_fields_are_the_last_pairs_counted_in_n_set() -> None:
     state = CustomerState.new("c1")
     raw = packed_bytes(state)
-    as_bytes = CustomerWrite("c1", {"lifecycle": "new"}, ["gone"], due_us=5, packed=raw)
+    as_bytes = CustomerWrite("c1", {"lifecycle": "new"}, ["gone"], due_us=5, binary={STATE: raw})
     as_text = CustomerWrite("c1", {"lifecycle": "new", STATE: packed_text(state)}, ["gone"], due_us=5)
     parts = write_parts([as_bytes])
     assert parts == ["c1", "S", "5", "2", "1", "lifecycle", "new", STATE, raw, "gone"]

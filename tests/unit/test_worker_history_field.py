@@ -12,6 +12,7 @@ from segmentation import CustomerState, Definitions, Transition, apply, parse_ev
 from streams.settings import Settings
 from streams.store.history_format import FIELD, decode, entry_of
 from streams.store.port import InMemoryStateStore
+from streams.store.writes import Written
 from streams.worker.batch import Record
 from streams.worker.loop import Worker
 
@@ -67,7 +68,11 @@ def run(history_size: int) -> tuple[dict[str, str], list[bool], dict[str, str] |
             await worker.drain()
             cached.append("c1" in worker.owned[0].cache)
         known = worker.owned[0].cache.get("c1")
-        return store._p(0).customers["c1"], cached, None if known is None else dict(known[1])
+        if known is None:
+            return store._p(0).customers["c1"], cached, None
+        mapping = known[1]  # the worker caches a `Written`: its history as coded text, the field's on demand
+        assert isinstance(mapping, Written)
+        return store._p(0).customers["c1"], cached, mapping.row()
 
     return asyncio.run(go())
 
