@@ -18,5 +18,5 @@ def test_it_prints_the_batch_sizes_and_the_parts_of_a_write(
     assert "sample: " in out and "events, 50 customers" in out
     for size in ("8000", "2000", "500", "150"):
         assert f"\n  {size:>6} " in out
-    for row in ("changed_parts", "surrogateescape decode", "commit's encode", "history:", "KPI marker"):
+    for row in ("changed_parts", "surrogateescape decode", "commit's encode", "history appended now", "KPI"):
         assert row in out
