@@ -1,6 +1,7 @@
 """What one customer write costs in the worker's pure batch step, piece by piece, on a live engagement stream.
 
     .venv/bin/python benchmarks/bench_customer_write.py [--events 100000] [--per-customer 120]
+        [--baseline DIR] [--rounds 3]
 
 Why: on `bench_worker.py`'s stream the worker's CPU per event is ~12 µs for the events themselves plus
 ~20 µs for every customer write (one per customer per batch), so the batch size and the population move it
@@ -10,33 +11,32 @@ conversions the write path used to make (the packed state as `surrogateescape` t
 encoded again for the commit) beside the bytes it makes now.
 
 No Kafka, no Redis: the engagement sample (`segstream sample`'s default profile) in memory, one partition,
-the cyclic GC off; best of 3 per figure. Machine noise moves these by ±10 %: compare within one run.
+the cyclic GC off; best of 3 per figure. `--baseline DIR` runs the batch-size table with another checkout's
+code too (its own compiled core when `python -m streams.core.build` was run there), in alternate child
+processes, medians side by side. Machine noise moves these by ±10 %: compare within one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import describe
-from segmentation import Definitions
-from segmentation.compressed import Compressed
-from segmentation.state_codec import DICTIONARY, nul_free, raw_state
-from segmentation.state_mapping import changed_parts, packed_bytes, packed_text, stored_part
-from streams.core.choice import compiled
-from streams.sample.generator import SampleSpec, keyed
-from streams.store import history_format, kpi_ops
-from streams.store.commit_script import block, write_parts
-from streams.store.writes import Known, write_for
-from streams.worker.batch import BatchResult, Record, apply_steps, decode
+
+if TYPE_CHECKING:  # imported where used: a `--source` child must load its checkout's code (and compiled core)
+    from segmentation import Definitions
+    from streams.store.writes import Known
+    from streams.worker.batch import BatchResult, Record
 
 
 def _done(steps: Generator[None, None, BatchResult]) -> BatchResult:
@@ -58,29 +58,90 @@ def _best(fn: Callable[[Any], object], items: Sequence[Any]) -> float:
     return best / len(items) * 1e6
 
 
-def by_batch_size(records: list[Record], definitions: Definitions) -> None:
-    print("\nthe batch step per event by batch size (decode, apply, KPI, index deltas, writes, commit parts)")
-    print(f"  {'batch':>6} {'µs/event':>9} {'writes/event':>13}   (best of 3 passes)")
-    for size in (8000, 2000, 500, 150):
+SIZES = (8000, 2000, 500, 150)
+
+
+def batch_step(source: Path | None, events: int, per_customer: int) -> None:
+    """Child: the batch step per event at each of `SIZES`, best of 3 passes, with the code of `source` (a
+    checkout, its own compiled core when built there; None: this one); prints JSON."""
+    if source is not None:
+        from benchmarks.replay_child import (
+            _baseline_core,
+        )  # first: importing it puts this checkout on the path
+
+        for name in [m for m in sys.modules if m.split(".")[0] in ("segmentation", "streams")]:
+            del sys.modules[name]
+        sys.path.insert(0, str(source))
+        _baseline_core(source)
+    from segmentation import Definitions as Defs
+    from streams.sample.generator import SampleSpec as Spec
+    from streams.sample.generator import keyed as sample
+    from streams.store import commit_script
+    from streams.worker import batch as step
+
+    def encoded(parts: list[Any]) -> object:  # the commit's one argument, as each checkout makes it
+        joined = getattr(commit_script, "block", None)
+        if joined is not None:
+            return joined(parts)
+        return commit_script.SEP.join(parts).encode("utf-8", "surrogateescape")  # before 12d5645
+
+    spec = Spec(customers=max(1, events // per_customer), days=365, seed=11)
+    records = [step.Record("events", 0, n, key, value) for n, (key, value) in enumerate(sample(spec)) if key]
+    definitions = Defs.default()
+    out: dict[str, list[float]] = {}
+    gc.disable()
+    for size in SIZES:
         best, writes = float("inf"), 0
         for _ in range(3):
-            stored: dict[str, Known] = {}
+            stored: dict[str, Any] = {}
             spent, writes = 0.0, 0
             for first in range(0, len(records), size):
-                batch = records[first : first + size]
+                part = records[first : first + size]
                 started = time.process_time()
-                result = _done(apply_steps(batch, decode(batch), stored, definitions))
-                block(write_parts(result.writes))
+                result = _done(step.apply_steps(part, step.decode(part), stored, definitions))
+                encoded(commit_script.write_parts(result.writes))
                 spent += time.process_time() - started
                 writes += len(result.writes)
                 stored.update(result.states)
             best = min(best, spent)
-        n = len(records)
-        print(f"  {size:>6} {best / n * 1e6:>9.2f} {writes / n:>13.3f}")
+        out[str(size)] = [best / len(records) * 1e6, writes / len(records)]
+    print(json.dumps(out))
+
+
+def by_batch_size(args: argparse.Namespace) -> None:
+    """The child per checkout, alternating over `--rounds`; medians side by side."""
+    sides = [("after", None)] if args.baseline is None else [("before", args.baseline), ("after", None)]
+    runs: dict[str, list[dict[str, list[float]]]] = {name: [] for name, _ in sides}
+    for _ in range(args.rounds):
+        for name, source in sides:
+            argv = [sys.executable, __file__, "--child", "--events", str(args.events)]
+            argv += ["--per-customer", str(args.per_customer)] + (
+                [] if source is None else ["--source", source]
+            )
+            done = subprocess.run(argv, check=True, capture_output=True, text=True)
+            runs[name].append(json.loads(done.stdout.splitlines()[-1]))
+    print(
+        "\nthe batch step per event by batch size, CPU-µs (decode, apply, KPI, index deltas, writes, commit"
+    )
+    print(f"argument; best of 3 passes, medians of {args.rounds} rounds)")
+    print(f"  {'batch':>6} {'writes/event':>13}" + "".join(f" {name:>9}" for name, _ in sides))
+    for size in SIZES:
+        key = str(size)
+        writes = runs["after"][0][key][1]
+        medians = [statistics.median(r[key][0] for r in runs[name]) for name, _ in sides]
+        ratio = f"  {medians[1] / medians[0]:.2f}x" if len(medians) == 2 else ""
+        print(f"  {size:>6} {writes:>13.3f}" + "".join(f" {m:>9.2f}" for m in medians) + ratio)
 
 
 def write_parts_of(records: list[Record], definitions: Definitions) -> None:
     """The parts of the writes of one 2,000-event batch three quarters into the year."""
+    from segmentation.compressed import Compressed
+    from segmentation.state_codec import DICTIONARY, nul_free, raw_state
+    from segmentation.state_mapping import changed_parts, packed_bytes, packed_text, stored_part
+    from streams.store import history_format, kpi_ops
+    from streams.store.writes import write_for
+    from streams.worker.batch import apply_steps, decode
+
     stored: dict[str, Known] = {}
     start = len(records) * 3 // 4
     for first in range(0, start, 2000):
@@ -167,18 +228,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--per-customer", type=int, default=120, help="events per customer (the population)")
+    parser.add_argument("--baseline", help="another checkout (git archive <rev> | tar -x -C DIR): before")
+    parser.add_argument("--rounds", type=int, default=3, help="alternate runs of the batch-size table")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--source", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        batch_step(
+            None if args.source is None else Path(args.source).resolve(), args.events, args.per_customer
+        )
+        return
+    from segmentation import Definitions
+    from streams.core.choice import compiled
+    from streams.sample.generator import SampleSpec, keyed
+    from streams.worker.batch import Record
+
     spec = SampleSpec(customers=max(1, args.events // args.per_customer), days=365, seed=11)
     records = [
         Record("events", 0, offset, key, value) for offset, (key, value) in enumerate(keyed(spec)) if key
     ]
     print(f"machine: {describe()}; core: {'compiled' if compiled() else 'pure Python'}")
     print(f"sample: {len(records):,} events, {spec.customers:,} customers, 365 days")
-    definitions = Definitions.default()
+    by_batch_size(args)
     gc.disable()
     try:
-        by_batch_size(records, definitions)
-        write_parts_of(records, definitions)
+        write_parts_of(records, Definitions.default())
     finally:
         gc.enable()
 
