@@ -12,7 +12,9 @@ from benchmarks import bench_customer_write
 def test_it_prints_the_batch_sizes_and_the_parts_of_a_write(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(sys, "argv", ["bench_customer_write.py", "--events", "3000", "--per-customer", "60", "--rounds", "1"])
+    monkeypatch.setattr(
+        sys, "argv", ["bench_customer_write.py", "--events", "3000", "--per-customer", "60", "--rounds", "1"]
+    )
     bench_customer_write.main()
     out = capsys.readouterr().out
     assert "sample: " in out and "events, 50 customers" in out
