@@ -25,7 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,15 +36,7 @@ from benchmarks.machine import describe
 if TYPE_CHECKING:  # imported where used: a `--source` child must load its checkout's code (and compiled core)
     from segmentation import Definitions
     from streams.store.writes import Known
-    from streams.worker.batch import BatchResult, Record
-
-
-def _done(steps: Generator[None, None, BatchResult]) -> BatchResult:
-    while True:
-        try:
-            next(steps)
-        except StopIteration as end:
-            return end.value  # type: ignore[no-any-return]
+    from streams.worker.batch import Record
 
 
 def _best(fn: Callable[[Any], object], items: Sequence[Any]) -> float:
@@ -98,7 +90,7 @@ def batch_step(source: Path | None, events: int, per_customer: int) -> None:
             for first in range(0, len(records), size):
                 part = records[first : first + size]
                 started = time.process_time()
-                result = _done(step.apply_steps(part, step.decode(part), stored, definitions))
+                result = step.apply_batch(part, step.decode(part), stored, definitions)
                 encoded(commit_script.write_parts(result.writes))
                 spent += time.process_time() - started
                 writes += len(result.writes)
@@ -140,15 +132,15 @@ def write_parts_of(records: list[Record], definitions: Definitions) -> None:
     from segmentation.state_mapping import changed_parts, packed_bytes, packed_text, stored_part
     from streams.store import history_format, kpi_ops
     from streams.store.writes import write_for
-    from streams.worker.batch import apply_steps, decode
+    from streams.worker.batch import apply_batch, decode
 
     stored: dict[str, Known] = {}
     start = len(records) * 3 // 4
     for first in range(0, start, 2000):
         batch = records[first : min(first + 2000, start)]
-        stored.update(_done(apply_steps(batch, decode(batch), stored, definitions)).states)
+        stored.update(apply_batch(batch, decode(batch), stored, definitions).states)
     batch = records[start : start + 2000]
-    result = _done(apply_steps(batch, decode(batch), stored, definitions))
+    result = apply_batch(batch, decode(batch), stored, definitions)
     pairs = [(stored[c], result.states[c]) for c in result.states if c in stored]
     news = [new[0] for _, new in pairs]
     raws = [raw_state(stored_part(s)) for s in news]
