@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from streams.store.port import StateStore
-from streams.worker.retry import TRANSIENT
+from streams.worker.retry import TORN, TRANSIENT, transient
 
 log = logging.getLogger("segstream.worker")
 CHECK_INTERVAL_S = 1.0
@@ -65,7 +65,9 @@ class NamespaceFollow:
         self.next_check = now + CHECK_INTERVAL_S
         try:
             active = await self.read_active()
-        except TRANSIENT as exc:
+        except (*TRANSIENT, *TORN) as exc:
+            if not transient(exc):
+                raise
             log.warning(
                 "could not read the active namespace (%s: %s); checking again", type(exc).__name__, exc
             )

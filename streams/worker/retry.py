@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from aiokafka.errors import (
@@ -14,6 +15,7 @@ from aiokafka.errors import (
     KafkaUnavailableError,
     NoBrokersAvailable,
 )
+from redis.asyncio import connection as redis_connection
 from redis.exceptions import ClusterError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -30,6 +32,22 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 """What may be an outage; `transient` says which of them really are."""
 _KAFKA_OUTAGE = (KafkaConnectionError, KafkaTimeoutError, KafkaUnavailableError, NoBrokersAvailable)
+TORN: tuple[type[BaseException], ...] = (AttributeError, TypeError)
+"""What redis-py's asyncio connection raises when another task tore it down under a command (its writer set
+to None): a Redis Cluster failover disconnects a node's connections while a pipeline still writes on one."""
+_REDIS_CONNECTION = Path(redis_connection.__file__).resolve()
+
+
+def torn_connection(exc: BaseException) -> bool:
+    """A TORN error raised inside redis-py's connection module: a lost connection, not a bug of ours."""
+    if not isinstance(exc, TORN):
+        return False
+    frame = exc.__traceback__
+    while frame is not None:
+        if Path(frame.tb_frame.f_code.co_filename).resolve() == _REDIS_CONNECTION:
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def transient(exc: BaseException) -> bool:
@@ -37,7 +55,7 @@ def transient(exc: BaseException) -> bool:
     not authorised, corrupt record...) is not: retrying it forever would stall every partition unseen."""
     if isinstance(exc, KafkaError):
         return bool(getattr(exc, "retriable", False)) or isinstance(exc, _KAFKA_OUTAGE)
-    return isinstance(exc, TRANSIENT)
+    return isinstance(exc, TRANSIENT) or torn_connection(exc)
 
 
 async def retry(
@@ -48,7 +66,7 @@ async def retry(
     while True:
         try:
             return await action()
-        except TRANSIENT as exc:
+        except (*TRANSIENT, *TORN) as exc:
             if not transient(exc):
                 raise
             counted(what)

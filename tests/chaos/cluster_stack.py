@@ -125,6 +125,29 @@ class ClusterStack(PrivateStack):
             self.nodes.java(1, libs, *tool, *target), capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 0, done.stdout + done.stderr
+        self._await_default(key, value)
+
+    def _await_default(self, key: str, value: str, timeout: float = 30.0) -> None:
+        """Until every broker says `key` is `value`: the controller answers the alter before the brokers
+        have applied it from the metadata log, and a broker read meanwhile still says the old value."""
+        from kafka.admin import ConfigResource, ConfigResourceType
+
+        admin = KafkaAdminClient(bootstrap_servers=self.kafka_bootstrap, request_timeout_ms=10000)
+        try:
+            ids = [str(b["broker_id"]) for b in admin.describe_cluster()["brokers"]]
+            deadline = time.monotonic() + timeout
+            while True:
+                wanted = [ConfigResource(ConfigResourceType.BROKER, node, {key: None}) for node in ids]
+                found = admin.describe_configs(wanted, config_filter="all")["broker"]
+                said = {node: str(found[node][key]["value"]) for node in ids}
+                if all(v == value for v in said.values()):
+                    return
+                assert time.monotonic() < deadline, (
+                    f"brokers still say {key}={said} after {timeout}s, not {value}"
+                )
+                time.sleep(0.2)
+        finally:
+            admin.close()
 
     def kill9_node(self, node: int) -> None:
         kafka_cluster.kill9(self.nodes, node)
