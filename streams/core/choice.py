@@ -34,6 +34,7 @@ WRITE_PATH = (
     "streams/store/coded_numbers.py",
     "streams/store/commit_script.py",
     "streams/store/day_names.py",
+    "streams/store/history_cap.py",
     "streams/store/history_format.py",
     "streams/store/indexes.py",
     "streams/store/kpi_ops.py",

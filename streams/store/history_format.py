@@ -23,7 +23,8 @@ Numbers: streams/store/coded_numbers.py (base 48, characters 0x20-0x7f).
 Codes: a grid's index in `PRESET` or, after it, in the grids section; a segment's 1 + its index in its grid's
 preset or, after it, in the segments section. Appending reads the meta and name sections and the head of the
 body's last group (an entry of the same instant and cause joins it: the code never depends on the batches),
-never the whole body; going over the cap re-codes the kept entries (oldest dropped, trimmed set).
+never the whole body; over the cap the oldest go from the body's front (history_cap.py, trimmed set). Names
+stay once added (even unused): they too depend on the transitions alone, never on where batches fell.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from segmentation.instants import iso, to_us
 from segmentation.state_codec import nul_free, with_nul
 from segmentation.transition import CAUSE_DEFINITIONS, CAUSE_TIME, Transition, transition_key
 from streams.store.coded_numbers import BASE, LAST, number, put, unzig, zig
+from streams.store.history_cap import GS, SECOND, US, dropped, put_time
 from streams.store.preset_names import PRESET
 
 FIELD: Final = "history"
@@ -46,13 +48,10 @@ VERSION: Final = "\x01"  # the coded text below; stored as itself up to 65f8a17,
 COMPRESSED: Final = "\x02"  # what is stored: the coded text after VERSION, zstd with `DICTIONARY`, escaped
 DICTIONARY: Final = "history.zdict"  # in this package; frozen with COMPRESSED
 RS: Final = "\x1e"
-US: Final = "\x1f"
-GS: Final = "\x1d"  # ends a group
 _COMPRESSED: Final = COMPRESSED.encode()
 _TIME: Final = "\x02"  # cause `time`
 _DEFINITIONS: Final = "\x03"  # cause `definitions`, its version follows
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_SECOND: Final = 1_000_000
 
 _PRESET_GRIDS: Final = tuple(PRESET)
 _PRESET_CODES: Final = {grid: n for n, grid in enumerate(_PRESET_GRIDS)}
@@ -102,17 +101,14 @@ def appended(blob: str | None, transitions: Sequence[Transition], cap: int) -> s
 def appended_text(text: str | None, transitions: Sequence[Transition], cap: int) -> str:
     """`appended` on the coded text (`VERSION` first), uncompressed."""
     if not text:
-        return _coded(int(len(transitions) > cap), 0, 0, [], [], "", _rows(transitions[-cap:]))
+        return _coded(0, 0, 0, [], [], "", _rows(transitions), cap)
     trimmed, count, last_us, grids, segments, body = _parts(text)
-    if count + len(transitions) > cap:
-        kept = [*decode(text)[0], *map(entry_of, transitions)]
-        return _coded(1, 0, 0, [], [], "", kept[-cap:])
-    return _coded(trimmed, count, last_us, grids, segments, body, _rows(transitions))
+    return _coded(trimmed, count, last_us, grids, segments, body, _rows(transitions), cap)
 
 
 def encode(entries: Sequence[Entry], trimmed: bool) -> str:
     """The blob of `entries` (oldest first) from scratch."""
-    return stored(_coded(int(trimmed), 0, 0, [], [], "", entries))
+    return stored(_coded(int(trimmed), 0, 0, [], [], "", entries, len(entries)))
 
 
 def stored(text: str) -> str:
@@ -146,7 +142,7 @@ def decode(blob: str) -> tuple[list[Entry], bool]:
     try:
         while i < end:
             delta, i = number(body, i)
-            at += unzig(delta >> 1) * (1 if delta & 1 else _SECOND)
+            at += unzig(delta >> 1) * (1 if delta & 1 else SECOND)
             stop = body.index(US, i)
             cause = _cause_text(body[i:stop])
             i = stop + 1
@@ -190,9 +186,11 @@ def _coded(
     segments: list[str],
     body: str,
     entries: Iterable[tuple[str, str | None, str | None, int, str]],
+    cap: int,
 ) -> str:
-    """The blob of the given sections with `entries` appended, grouped by instant and cause: an entry of the
-    body's last group joins it, so the code does not depend on how the entries were batched."""
+    """The blob of the given sections with `entries` appended, grouped by instant and cause (an entry of the
+    body's last group joins it, so the code does not depend on how the entries were batched), the oldest
+    dropped beyond `cap`."""
     out: list[str] = [body]
     add = out.append
     last_digit = LAST
@@ -208,11 +206,7 @@ def _coded(
         if at_us != group_at or key_cause != group_cause:
             if inside:
                 add(GS)
-            delta = at_us - last_us
-            if delta % _SECOND:
-                put(out, zig(delta) << 1 | 1)
-            else:
-                put(out, zig(delta // _SECOND) << 1)
+            put_time(out, at_us - last_us)
             add(_cause_code(key_cause))
             add(US)
             group_at, group_cause, last_us, inside = at_us, key_cause, at_us, True
@@ -242,11 +236,19 @@ def _coded(
             add(last_digit[from_code]) if from_code < BASE else put(out, from_code)
     if inside:
         add(GS)
+    body = "".join(out)
+    if count > cap:
+        try:
+            body = dropped(body, count - cap)
+        except (IndexError, ValueError) as exc:
+            raise UnknownHistoryFormat(f"unreadable history body: {exc}") from None
+        count, trimmed = cap, 1
+        last_us = last_us if body else 0
     meta: list[str] = []
     put(meta, trimmed)
     put(meta, count)
     put(meta, zig(last_us))
-    return VERSION + "".join(meta) + RS + US.join(grids) + RS + US.join(segments) + RS + "".join(out)
+    return VERSION + "".join(meta) + RS + US.join(grids) + RS + US.join(segments) + RS + body
 
 
 def _rows(transitions: Iterable[Transition]) -> Iterator[tuple[str, str | None, str | None, int, str]]:
@@ -310,11 +312,5 @@ def _parts(blob: str) -> tuple[int, int, int, list[str], list[str], str]:
         last, i = number(meta, i)
     except (IndexError, ValueError) as exc:
         raise UnknownHistoryFormat(f"history: unreadable header: {exc}") from None
-    return (
-        trimmed,
-        count,
-        unzig(last),
-        grids.split(US) if grids else [],
-        segments.split(US) if segments else [],
-        body,
-    )
+    listed = [names.split(US) if names else [] for names in (grids, segments)]
+    return trimmed, count, unzig(last), listed[0], listed[1], body
