@@ -81,7 +81,9 @@ def index_write(
         return
     moves = index.history.get(cid)
     if moves is not None or cid in index.history_reset:
-        kept = None if cid in index.history_reset or not before else _history_text(before)
+        kept = None
+        if cid not in index.history_reset and before:  # `write_for` left before's text in a Written
+            kept = after.history if isinstance(after, Written) else _history_text(before)
         text = history_format.appended_text(kept, moves or (), index.history_size)
         cast(MutableMapping[str, bytes], write.binary)[history_format.FIELD] = history_format.packed(text)
         if isinstance(after, Written):
