@@ -244,6 +244,10 @@ local function int64_text(v)
   return v == '0' or (string.match(v, '^-?[1-9]%d*$') ~= nil and #v <= 20)
 end
 local UNPACKED = 1000  -- values handed to one redis.call at most (unpack() fails past ~8,000 values)
+-- `command key` over list[first..last] in calls of at most `size` values (2 * UNPACKED: field-value pairs)
+local function sliced(command, key, list, first, last, size)
+  for s = first, last, size do redis.call(command, key, unpack(list, s, math.min(s + size - 1, last))) end
+end
 local projected = {}  -- key -> field -> value once the ops before have run (several ops may share a field)
 local inexact = {}  -- key -> field -> true once a value of it may be beyond EXACT (HINCRBY from then on)
 for _, op in ipairs(ops) do
@@ -544,12 +548,8 @@ for _, p in ipairs(plan) do
     redis.call('DEL', key)
   else
     -- sets before deletes, for the reason given at the ordinal chunks (write_bits)
-    for s = first, mid, 2 * UNPACKED do
-      redis.call('HSET', key, unpack(parts, s, math.min(s + 2 * UNPACKED - 1, mid)))
-    end
-    for s = mid + 1, last, UNPACKED do
-      redis.call('HDEL', key, unpack(parts, s, math.min(s + UNPACKED - 1, last)))
-    end
+    sliced('HSET', key, parts, first, mid, 2 * UNPACKED)
+    sliced('HDEL', key, parts, mid + 1, last, UNPACKED)
   end
 end
 -- Due times: additions, then each touched chunk's new earliest time, read before its removals (a removal may
@@ -557,9 +557,7 @@ end
 -- header), then the removals, then the heads into `due`.
 for _, key in ipairs(due_keys) do
   local l = due_adds[key]
-  if l then
-    for first = 1, #l, 2000 do redis.call('ZADD', key, unpack(l, first, math.min(first + 1999, #l))) end
-  end
+  if l then sliced('ZADD', key, l, 1, #l, 2 * UNPACKED) end
 end
 local earliest, emptied = {}, {}
 for _, key in ipairs(due_keys) do
@@ -582,16 +580,10 @@ for _, key in ipairs(due_keys) do
 end
 for _, key in ipairs(due_keys) do
   local l = due_rems[key]
-  if l then
-    for first = 1, #l, 1000 do redis.call('ZREM', key, unpack(l, first, math.min(first + 999, #l))) end
-  end
+  if l then sliced('ZREM', key, l, 1, #l, UNPACKED) end
 end
-for first = 1, #earliest, 2000 do
-  redis.call('ZADD', due, unpack(earliest, first, math.min(first + 1999, #earliest)))
-end
-for first = 1, #emptied, 1000 do
-  redis.call('ZREM', due, unpack(emptied, first, math.min(first + 999, #emptied)))
-end
+sliced('ZADD', due, earliest, 1, #earliest, 2 * UNPACKED)
+sliced('ZREM', due, emptied, 1, #emptied, UNPACKED)
 for _, op in ipairs(ops) do
   local name, key, src, first, last = op[1], op[2], op[3], op[4], op[5]
   if name == 'HINCRBY' then
@@ -616,18 +608,14 @@ for _, op in ipairs(ops) do
         sets[#sets + 1] = string.format('%d', value)
       end
     end
-    for s = 1, #sets, 2000 do redis.call('HSET', key, unpack(sets, s, math.min(s + 1999, #sets))) end
-    for s = 1, #zeros, 2000 do redis.call('HDEL', key, unpack(zeros, s, math.min(s + 1999, #zeros))) end
+    sliced('HSET', key, sets, 1, #sets, 2 * UNPACKED)
+    sliced('HDEL', key, zeros, 1, #zeros, 2 * UNPACKED)
   elseif name == 'BITS' then
     write_bits(bits)
   elseif name == 'HSET' then
-    for s = first, last, 2 * UNPACKED do
-      redis.call('HSET', key, unpack(src, s, math.min(s + 2 * UNPACKED - 1, last)))
-    end
+    sliced('HSET', key, src, first, last, 2 * UNPACKED)
   else  -- SADD / SREM
-    for s = first, last, UNPACKED do
-      redis.call(name, key, unpack(src, s, math.min(s + UNPACKED - 1, last)))
-    end
+    sliced(name, key, src, first, last, UNPACKED)
   end
 end
 if ARGV[2] ~= '' then
