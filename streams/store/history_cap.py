@@ -25,10 +25,10 @@ def put_time(out: list[str], delta_us: int) -> None:
 
 
 def dropped(body: str, drop: int) -> str:
-    """`body` without its first `drop` (> 0) entries ("" once none is left). The first kept group's time is
-    coded from 0, as if it had always been first, so the code is the one the kept entries alone would have:
-    a replay and a live worker that reach the cap at other batches store the same bytes. IndexError or
-    ValueError on a damaged body."""
+    """`body` without its first `drop` (> 0) entries, at least one kept. The first kept group's time is coded
+    from 0, as if it had always been first, so the code is the one the kept entries alone would have: a
+    replay and a live worker that reach the cap at other batches store the same bytes. IndexError or
+    ValueError on a damaged body, or one holding no more than `drop` entries (its header said more)."""
     i, at, end = 0, 0, len(body)
     while i < end:
         delta, i = number(body, i)
@@ -46,11 +46,9 @@ def dropped(body: str, drop: int) -> str:
                 _, i = number(body, i)
             drop -= 1
         i += 1
-        if not drop:  # a whole group went: the next one's time is coded from 0 now
-            if i == end:
-                return ""
+        if not drop and i < end:  # a whole group went: the next one's time is coded from 0 now
             delta, after = number(body, i)
             out = []
             put_time(out, at + unzig(delta >> 1) * (1 if delta & 1 else SECOND))
             return "".join(out) + body[after:]
-    return ""
+    raise ValueError(f"{drop} entries to drop past the end of the body")

@@ -198,9 +198,11 @@ def _coded(
     custom = {name: n for n, name in enumerate(segments)}
     group_at, group_cause = None, None
     if body:
-        start = body.rfind(GS, 0, len(body) - 1) + 1
-        _, i = number(body, start)
-        group_at, group_cause = last_us, _cause_text(body[i : body.index(US, i)])
+        try:
+            _, i = number(body, body.rfind(GS, 0, len(body) - 1) + 1)
+            group_at, group_cause = last_us, _cause_text(body[i : body.index(US, i)])
+        except (IndexError, ValueError) as exc:
+            raise UnknownHistoryFormat(f"unreadable last group of the history: {exc}") from None
     inside = False  # `out` ends inside a group
     for grid, from_segment, to_segment, at_us, key_cause in entries:
         if at_us != group_at or key_cause != group_cause:
@@ -243,7 +245,6 @@ def _coded(
         except (IndexError, ValueError) as exc:
             raise UnknownHistoryFormat(f"unreadable history body: {exc}") from None
         count, trimmed = cap, 1
-        last_us = last_us if body else 0
     meta: list[str] = []
     put(meta, trimmed)
     put(meta, count)

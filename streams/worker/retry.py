@@ -39,8 +39,9 @@ _REDIS_CONNECTION = Path(redis_connection.__file__).resolve()
 
 
 def torn_connection(exc: BaseException) -> bool:
-    """A TORN error raised inside redis-py's connection module: a lost connection, not a bug of ours."""
-    if not isinstance(exc, TORN):
+    """A TORN error about None (the writer, the transport's callback) raised inside redis-py's connection
+    module: a lost connection, not a bug of ours nor a setting redis-py refuses (a TypeError there too)."""
+    if not isinstance(exc, TORN) or not str(exc).startswith("'NoneType' object"):
         return False
     frame = exc.__traceback__
     while frame is not None:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
 from segmentation.state import CustomerState
@@ -126,3 +127,15 @@ def test_our_own_attribute_and_type_errors_are_not_retried() -> None:
     run(main())
     assert calls == [1]
     assert not torn_connection(TypeError("'NoneType' object is not callable"))
+
+
+def test_a_setting_redis_py_refuses_is_not_taken_for_a_torn_connection(tmp_path: Any) -> None:
+    """redis-py raises a TypeError in its connection module for an unknown URL option too: that one must
+    stop the worker with its message, not be retried forever."""
+    client = Redis.from_url(f"unix://{tmp_path}/none.sock?socket_timout=5")  # sic: socket_timeout
+
+    async def main() -> None:
+        with pytest.raises(TypeError, match="socket_timout"):
+            await retry(lambda: client.get("x"), "read", lambda what: None, 0.05)
+
+    run(main())

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segmentation.transition import Transition
 from streams.store.history_format import (
     RS,
+    VERSION,
+    UnknownHistoryFormat,
     appended,
     appended_text,
     decode,
@@ -87,3 +90,25 @@ def test_a_name_outside_the_preset_stays_once_its_entries_are_dropped() -> None:
     blob = appended(None, ts, 2)
     assert is_trimmed(blob) and [e.grid for e in decode(blob)[0]] == ["lifecycle", "lifecycle"]
     assert plain(blob).split(RS)[1:3] == ["loyalty", "gold"]
+
+
+def lifecycle(n: int) -> list[Transition]:
+    return [
+        Transition.create("c9", "lifecycle", None, "new", T0 + timedelta(days=d), f"e{d}", "v7", {})
+        for d in range(n)
+    ]
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        VERSION + " *" + appended_text(None, lifecycle(3), 4)[3:],  # its header says 10 entries, its body 3
+        VERSION + "  " + " " + RS + RS + RS + "P",  # a body cut inside its first number
+        VERSION + " # " + RS + RS + RS + "\x7f!\x1d",  # a group with no cause
+    ],
+)
+def test_a_damaged_history_at_the_cap_is_refused_not_stored(damaged: str) -> None:
+    """The reader's error (rebuild with `segstream replay`), never a raw IndexError nor a field whose header
+    no longer matches its body."""
+    with pytest.raises(UnknownHistoryFormat):
+        appended_text(damaged, lifecycle(6)[3:4], 4 if "e0" in damaged else 1)
