@@ -31,8 +31,8 @@ audiences out of name order) stays in the packed state.
 In Python the mapping is `str -> str`: `state` holds its bytes decoded as UTF-8 with `surrogateescape`
 (lossless both ways), so the store encodes what it writes with that error handler and readers decode with it.
 The write path never makes that text: `changed_parts` and `packed_bytes` give the packed state as bytes, which
-the store sends as they are (the ~5 µs decode and ~3 µs encode of a ~800-byte state were half the CPU of a
-customer write on a live engagement stream).
+the store sends as they are (the ~5 µs decode and ~3 µs encode of a ~800-byte state were about a third of the
+CPU of a customer write on a live engagement stream).
 """
 
 from __future__ import annotations
