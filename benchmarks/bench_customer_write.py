@@ -1,6 +1,6 @@
 """What one customer write costs in the worker's pure batch step, piece by piece, on a live engagement stream.
 
-    .venv/bin/python benchmarks/bench_customer_write.py [--events 100000] [--per-customer 120]
+    .venv/bin/python benchmarks/bench_customer_write.py [--events 100000] [--per-customer 120] [--days 365]
         [--baseline DIR] [--rounds 3]
 
 Why: on `bench_worker.py`'s stream the worker's CPU per event is ~12 µs for the events themselves plus
@@ -53,7 +53,7 @@ def _best(fn: Callable[[Any], object], items: Sequence[Any]) -> float:
 SIZES = (8000, 2000, 500, 150)
 
 
-def batch_step(source: Path | None, events: int, per_customer: int) -> None:
+def batch_step(source: Path | None, events: int, per_customer: int, days: int = 365) -> None:
     """Child: the batch step per event at each of `SIZES`, best of 3 passes, with the code of `source` (a
     checkout, its own compiled core when built there; None: this one); prints JSON."""
     if source is not None:
@@ -68,7 +68,7 @@ def batch_step(source: Path | None, events: int, per_customer: int) -> None:
     from segmentation import Definitions as Defs
     from streams.sample.generator import SampleSpec as Spec
     from streams.sample.generator import keyed as sample
-    from streams.store import commit_script
+    from streams.store import commit_script, history_format
     from streams.worker import batch as step
 
     def encoded(parts: list[Any]) -> object:  # the commit's one argument, as each checkout makes it
@@ -77,7 +77,7 @@ def batch_step(source: Path | None, events: int, per_customer: int) -> None:
             return joined(parts)
         return commit_script.SEP.join(parts).encode("utf-8", "surrogateescape")  # before 12d5645
 
-    spec = Spec(customers=max(1, events // per_customer), days=365, seed=11)
+    spec = Spec(customers=max(1, events // per_customer), days=days, seed=11)
     records = [step.Record("events", 0, n, key, value) for n, (key, value) in enumerate(sample(spec)) if key]
     definitions = Defs.default()
     out: dict[str, list[float]] = {}
@@ -98,6 +98,9 @@ def batch_step(source: Path | None, events: int, per_customer: int) -> None:
             best = min(best, spent)
         out[str(size)] = [best / len(records) * 1e6, writes / len(records)]
     out["at_cap"] = [at_cap(records, definitions), 0.0]
+    texts = [getattr(known[1], "history", None) for known in stored.values()]
+    capped = sum(1 for t in texts if t and history_format.decode(history_format.stored(t))[1])
+    out["capped"] = [float(capped), float(len(stored))]
     print(json.dumps(out))
 
 
@@ -150,7 +153,7 @@ def by_batch_size(args: argparse.Namespace) -> None:
     for _ in range(args.rounds):
         for name, source in sides:
             argv = [sys.executable, __file__, "--child", "--events", str(args.events)]
-            argv += ["--per-customer", str(args.per_customer)] + (
+            argv += ["--per-customer", str(args.per_customer), "--days", str(args.days)] + (
                 [] if source is None else ["--source", source]
             )
             done = subprocess.run(argv, check=True, capture_output=True, text=True)
@@ -166,6 +169,8 @@ def by_batch_size(args: argparse.Namespace) -> None:
         medians = [statistics.median(r[key][0] for r in runs[name]) for name, _ in sides]
         ratio = f"  {medians[1] / medians[0]:.2f}x" if len(medians) == 2 else ""
         print(f"  {size:>6} {writes:>13.3f}" + "".join(f" {m:>9.2f}" for m in medians) + ratio)
+    capped, customers = runs["after"][0]["capped"]
+    print(f"  (customers whose history reached its cap by the end: {capped:,.0f} of {customers:,.0f})")
     medians = [statistics.median(r["at_cap"][0] for r in runs[name]) for name, _ in sides]
     ratio = f"  {medians[1] / medians[0]:.2f}x" if len(medians) == 2 else ""
     print("a history append at its cap (64 entries kept; a customer active for years), µs per write:")
@@ -267,27 +272,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--per-customer", type=int, default=120, help="events per customer (the population)")
+    parser.add_argument(
+        "--days", type=int, default=365, help="the sample's span (years of it fill histories)"
+    )
     parser.add_argument("--baseline", help="another checkout (git archive <rev> | tar -x -C DIR): before")
     parser.add_argument("--rounds", type=int, default=3, help="alternate runs of the batch-size table")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--source", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        batch_step(
-            None if args.source is None else Path(args.source).resolve(), args.events, args.per_customer
-        )
+        source = None if args.source is None else Path(args.source).resolve()
+        batch_step(source, args.events, args.per_customer, args.days)
         return
     from segmentation import Definitions
     from streams.core.choice import compiled
     from streams.sample.generator import SampleSpec, keyed
     from streams.worker.batch import Record
 
-    spec = SampleSpec(customers=max(1, args.events // args.per_customer), days=365, seed=11)
+    spec = SampleSpec(customers=max(1, args.events // args.per_customer), days=args.days, seed=11)
     records = [
         Record("events", 0, offset, key, value) for offset, (key, value) in enumerate(keyed(spec)) if key
     ]
     print(f"machine: {describe()}; core: {'compiled' if compiled() else 'pure Python'}")
-    print(f"sample: {len(records):,} events, {spec.customers:,} customers, 365 days")
+    print(f"sample: {len(records):,} events, {spec.customers:,} customers, {spec.days} days")
     by_batch_size(args)
     gc.disable()
     try:
