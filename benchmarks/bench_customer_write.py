@@ -99,7 +99,7 @@ def batch_step(source: Path | None, events: int, per_customer: int, days: int = 
         out[str(size)] = [best / len(records) * 1e6, writes / len(records)]
     out["at_cap"] = [at_cap(records, definitions), 0.0]
     texts = [getattr(known[1], "history", None) for known in stored.values()]
-    capped = sum(1 for t in texts if t and history_format.decode(history_format.stored(t))[1])
+    capped = sum(1 for t in texts if t and history_format.is_trimmed(history_format.stored(t)))
     out["capped"] = [float(capped), float(len(stored))]
     print(json.dumps(out))
 
@@ -141,7 +141,7 @@ def at_cap(records: list[Any], definitions: Any) -> float:
             for t in year[cid]
         ]
         text = history_format.appended_text(None, older, 64)
-        if history_format.decode(history_format.stored(text))[1]:  # at the cap: what is measured
+        if history_format.is_trimmed(history_format.stored(text)):  # at the cap: what is measured
             work.append((text, moves))
     return _best(lambda w: history_format.packed(history_format.appended_text(w[0], w[1], 64)), work)
 

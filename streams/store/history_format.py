@@ -40,7 +40,7 @@ from segmentation.instants import iso, to_us
 from segmentation.state_codec import nul_free, with_nul
 from segmentation.transition import CAUSE_DEFINITIONS, CAUSE_TIME, Transition, transition_key
 from streams.store.coded_numbers import BASE, LAST, number, put, unzig, zig
-from streams.store.history_cap import GS, SECOND, US, dropped, put_time
+from streams.store.history_cap import GS, US, dropped, put_time, time_of
 from streams.store.preset_names import PRESET
 
 FIELD: Final = "history"
@@ -142,7 +142,7 @@ def decode(blob: str) -> tuple[list[Entry], bool]:
     try:
         while i < end:
             delta, i = number(body, i)
-            at += unzig(delta >> 1) * (1 if delta & 1 else SECOND)
+            at += time_of(delta)
             stop = body.index(US, i)
             cause = _cause_text(body[i:stop])
             i = stop + 1
