@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import describe
 from segmentation import CustomerState, Definitions, apply, parse_event
-from segmentation.state_mapping import is_segment, state_to_mapping
+from segmentation.state_mapping import is_segment, readable_fields, state_to_mapping
 from streams.store import membership
 from streams.store.connection import sync_client
 from streams.store.keys import KeySpace
@@ -85,7 +85,7 @@ def fill(client: redis.Redis, keys: KeySpace, start: int, stop: int) -> float:
     (the sync client: it packs commands with hiredis, several times faster than the asyncio one for 64-field
     HSETs); the bitmaps are built here and written whole at the end."""
     base = template()
-    segments = {k: v for k, v in state_to_mapping(base).items() if is_segment(k) and v}
+    segments = {k: v for k, v in readable_fields(base).items() if is_segment(k) and v}  # not_member too
     began = time.perf_counter()
     for low in range(start, stop, CHUNK):
         pipe = client.pipeline(transaction=False)

@@ -1,24 +1,24 @@
-"""The customer state packed into one compact, versioned binary value (storage formats 2 and 3, issue #13).
+"""The customer state packed into one compact, versioned binary value (storage format 4, issue #13).
 
 The ~70 text fields of storage format 1 made the customer hash ~2.2 KB and cost an encode per changed field.
 Packed, the whole state is one msgpack array (msgspec, in C: ~1 µs either way) behind a format byte:
 
-    format 3 (written):  0x03 + escaped(zstd(msgpack array of every `CustomerState` field, in field order))
-    format 2 (read too): 0x02 + escaped(msgpack array ...)
+    format 4:  0x04 + escaped(zstd(msgpack array of every `CustomerState` field, in field order))
 
 msgpack keeps every value exact: ints, floats as their 64 bits (-0.0, subnormals, infinities), times
 as msgpack timestamps (UTC, to the microsecond), nested tuples (`audiences`, `categories`, `recent_orders`)
 as arrays, `recent_ids` as its stored string. A state packed before a field was appended to `CustomerState`
 decodes with that field's default (msgspec fills missing trailing fields).
 
-Why zstd with a dictionary (format 3, `segmentation.compressed`): a packed state is ~300 bytes, too short
-for a compressor to find repeats in it alone (-25 %), but most of it repeats *across* customers: the array's
-layout, the `None`s and zeros, timestamp headers, definitions version, currency, channel and category names.
-A dictionary trained on generated states (`packed_state.zdict`) halves it, for ~2 µs to compress and ~1 µs
-to decompress. It is frozen with format 3: another dictionary needs another format byte. Format 2 (no
-compression, written up to 65f8a17) is still read, so a customer of such a namespace is read the same (its
-namespace is refused for its older day counters, `streams/store/weeks.py`, until replayed); an older
-segstream meeting format 3 says "storage format 3" and names `segstream replay`.
+Why zstd with a dictionary (`segmentation.compressed`): a packed state is ~300 bytes, too short for a
+compressor to find repeats in it alone (-25 %), but most of it repeats *across* customers: the array's
+layout, the `None`s and zeros, timestamp headers, definitions version, currency, channel, category and
+audience names. A dictionary trained on generated states (`packed_state_4.zdict`) halves it, for ~2 µs to
+compress and ~1 µs to decompress. It is frozen with format 4: another dictionary needs another format byte.
+Format 3 (the same with a dictionary trained before the audiences' `not_member` answers moved into the packed
+state, written up to December 2026) and format 2 (uncompressed) are refused by `state_mapping` with the
+namespace's fix (their hashes' readable fields are laid out otherwise); an older segstream meeting format 4
+says "storage format 4" and names `segstream replay`.
 
 The escaping keeps NUL out of the value: the store joins a batch's writes with NUL into one script argument
 (streams/store/redis_store.py). msgpack is full of zeros (every 0 counter), so the bytes 0x00 and 0xC1
@@ -38,13 +38,12 @@ from segmentation.compressed import LEVEL, Compressed
 from segmentation.state import CustomerState
 
 __all__ = [
-    "DICTIONARY", "FORMAT", "LEVEL", "UNCOMPRESSED", "StorageFormatError", "nul_free", "pack_state",
+    "DICTIONARY", "FORMAT", "LEVEL", "StorageFormatError", "nul_free", "pack_state",
     "raw_state", "unpack_state", "with_nul",
 ]  # fmt: skip
 
-FORMAT: Final = 3  # the storage format written; the first byte of every packed state
-UNCOMPRESSED: Final = 2  # the earlier format, still read
-DICTIONARY: Final = "packed_state.zdict"  # in this package; frozen with FORMAT 3
+FORMAT: Final = 4  # the storage format; the first byte of every packed state
+DICTIONARY: Final = "packed_state_4.zdict"  # in this package; frozen with FORMAT 4
 _HEAD: Final = bytes([FORMAT])
 _SWAP: Final = bytes.maketrans(b"\x00\xc1", b"\xc1\x00")
 _ESC: Final = b"\xd4"
@@ -96,15 +95,12 @@ def unpack_state(packed: bytes) -> CustomerState:
     if not packed:
         raise ValueError("packed customer state is empty")
     head = packed[0]
-    if head != FORMAT and head != UNCOMPRESSED:
+    if head != FORMAT:
         raise StorageFormatError(
-            f"packed customer state has storage format {head}, this segstream reads formats"
-            f" {UNCOMPRESSED} and {FORMAT} only: rebuild the namespace with `segstream replay`"
+            f"packed customer state has storage format {head}, this segstream reads format"
+            f" {FORMAT} only: rebuild the namespace with `segstream replay`"
         )
     try:
-        raw = with_nul(packed[1:])
-        if head == FORMAT:
-            raw = _codec.unpack(raw)
-        return _decode(raw)
+        return _decode(_codec.unpack(with_nul(packed[1:])))
     except (msgspec.MsgspecError, zstandard.ZstdError, ValueError) as exc:
         raise ValueError(f"packed customer state is damaged: {exc}") from None

@@ -1,6 +1,6 @@
 """The customer state as readable text fields: every field under its storage-format-1 name and text.
 
-Storage format 2 keeps only a few of these in the customer hash (`READABLE`, for personalisation services that
+Storage format 4 keeps only a few of these in the customer hash (`READABLE`, for personalisation services that
 read Redis directly; see `state_mapping`); the read client, the HTTP API, the export and `segstream customer
 --json` show the others from the packed state, with exactly these names and texts. Empty string means "none".
 Times are ISO 8601 in UTC; floats are written with `repr` so they read back bit-identical.
@@ -161,12 +161,11 @@ FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 AUDIENCE = "segment:audience:"
 _RECENT = "recent_event_ids"
 # What the customer hash keeps readable, besides every `segment:audience:<name>` (`state_mapping`): each
-# grid's segment and the figures a personalisation service reads directly. `clock`, `definitions_version`
-# and `currency` were readable up to 3d981cf: what the segments are as of, and how, is for the client and
-# the API (they cost ~85 bytes a customer), and the currency is the deployment's.
+# grid's segment and the figures a personalisation service reads directly (the derived `monetary_minor`
+# besides). `clock`, `definitions_version` and `currency` were readable up to 3d981cf and the decimal
+# `monetary` up to storage format 3: the client and the API give them (they cost ~105 bytes a customer).
 READABLE: frozenset[str] = frozenset(
-    {key for key, _, _ in FIELDS if key.startswith("segment:")}
-    | {"orders", "monetary_minor", "monetary", "last_purchase_at"}
+    {key for key, _, _ in FIELDS if key.startswith("segment:")} | {"orders", "last_purchase_at"}
 )
 
 

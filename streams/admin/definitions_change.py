@@ -35,7 +35,7 @@ from streams.store.keys import KeySpace
 from streams.store.kpi_ops import KpiCounting, check_stored
 from streams.store.port import CustomerWrite, WriteBatch
 from streams.store.redis_store import RedisStateStore
-from streams.store.stored_state import is_tombstone, stored_state
+from streams.store.stored_state import is_tombstone, loaded, stored_state
 from streams.store.writes import index_write, write_for
 from streams.topics.envelope import transition_event
 
@@ -210,8 +210,8 @@ async def apply(
             moved: list[tuple[CustomerWrite, Mapping[str, str], Mapping[str, str]]] = []
             stored: dict[str, tuple[CustomerState, Mapping[str, str]]] = {}
             counting = KpiCounting(new, index, stored)
-            for _, row in rows:
-                state = stored_state(row, keys.namespace)
+            for _, stored_row in rows:
+                state, row = loaded(stored_row, keys.namespace)
                 check_stored(row, keys.namespace)  # a KPI marker this code cannot continue
                 stored[state.customer_id] = (state, row)
                 if state.definitions_version == new.version:

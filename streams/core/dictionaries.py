@@ -1,12 +1,12 @@
 """Train the zstd dictionaries of the packed state and of the coded history: once per format, never at set-up.
 
-    .venv/bin/python -m streams.core.dictionaries [--write]
+    .venv/bin/python -m streams.core.dictionaries [--write state|history]
 
 Each dictionary is frozen with the format byte of the values written with it (`segmentation.compressed`):
-`segmentation/packed_state.zdict` (state format 3, `segmentation.state_codec`) and
+`segmentation/packed_state_4.zdict` (state format 4, `segmentation.state_codec`) and
 `streams/store/history.zdict` (history `COMPRESSED`, `streams.store.history_format`). A value written with one
 must decompress with it forever, so by default this only reports what a fresh training would give against the
-shipped ones; `--write` replaces them, for a new format only (with new format bytes). Samples come from the
+shipped ones; `--write KIND` replaces one, for a new format only (a new format byte). Samples come from the
 sample generator's two profiles with seeds no benchmark or test uses (the engagement-heavy default, 3,000
 customers over a year, and the order-history import, 6,000 customers over 18 months): every event is applied
 by the core with the default definitions, and a customer's stored state (`state_mapping.stored_part`, what
@@ -106,7 +106,7 @@ def _sizes(dictionary: bytes, data: list[bytes]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="replace the shipped ones (a new format)")
+    parser.add_argument("--write", choices=tuple(_OUT), help="replace that shipped one (a new format)")
     args = parser.parse_args()
     parts = [samples(spec) for spec in _SPECS]
     for kind, path in _OUT.items():
@@ -118,7 +118,7 @@ def main() -> None:
         print(
             f"{kind}: {len(training):,} samples; held out: {mean:.0f} -> {_sizes(fresh, held_out):.0f} bytes"
         )
-        if not args.write:
+        if args.write != kind:
             shipped = path.read_bytes()
             digest = hashlib.sha256(shipped).hexdigest()[:16]
             print(

@@ -31,8 +31,8 @@ from typing import Any, Literal
 import orjson
 import redis.asyncio as aioredis
 
-from segmentation.state_fields import AUDIENCE, READABLE, texts_of
-from segmentation.state_mapping import FORMAT_1, STATE, stored_name
+from segmentation.state_fields import texts_of
+from segmentation.state_mapping import AUDIENCE_FIELD, FORMAT_1, NOT_MEMBER, STATE, VERBATIM, stored_name
 from streams.read.columns import Column, Raw
 from streams.read.profile import Money
 from streams.store import membership
@@ -65,13 +65,25 @@ class Selection:
 
     def stored(self) -> list[str]:
         """Hash fields read per member: the guard (the grid's segment, stored under the grid's name) first,
-        then the columns' fields when all are readable in the hash (`state_fields.READABLE`), else the packed
-        `state` first (`state_mapping.stored_name`: where each is stored)."""
+        then the columns' fields when each is stored as readers write it (`state_mapping.VERBATIM`), else
+        the packed `state` first (`state_mapping.stored_name`: where each is stored). `state` is read too
+        for the members of an audience's `not_member`, which the hash leaves absent: its presence tells such
+        a member from a customer erased since the membership page was read."""
         named = self.fields()
         fields = [stored_name(f) for f in named]
-        if all(f in READABLE or f.startswith(AUDIENCE) for f in named):
+        if all(f in VERBATIM for f in named) and not self.absent():
             return [self.grid, *fields]
         return [self.grid, STATE, *fields]
+
+    def absent(self) -> bool:
+        """Whether the members' hashes leave the guard field absent (an audience's `not_member`)."""
+        return self.segment == NOT_MEMBER and self.grid.startswith(AUDIENCE_FIELD)
+
+    def still_member(self, raw: Sequence[Any]) -> bool:
+        """Whether a member's HMGET answer (`stored` order) still shows it in the segment."""
+        if self.absent():
+            return raw[0] is None and raw[1] is not None  # no `member` answer, and a hash
+        return _opt(raw[0]) == self.segment
 
 
 Row = tuple[str, list[str | None]]  # customer id, HMGET answer
@@ -114,9 +126,12 @@ async def member_rows(
                     pipe.hmget(keys.customer(partition, cid), stored)
                 replies = await pipe.execute()
             kept = [
-                (cid, _decoded(raw[1:], fields, keys.namespace) if packed else [_opt(v) for v in raw[1:]])
+                (
+                    cid,
+                    _decoded(raw[1:], fields, keys.namespace) if packed else [_verbatim(v) for v in raw[1:]],
+                )
                 for cid, raw in zip(names, replies, strict=True)
-                if _opt(raw[0]) == segment  # still a member when its row was read
+                if selection.still_member(raw)  # still a member when its row was read
             ]
             if kept:
                 yield kept
@@ -130,6 +145,11 @@ def _decoded(raw: list[Any], fields: list[str], namespace: str) -> list[str | No
     row = {stored_name(f): text(v) for f, v in zip(fields, raw[1:], strict=True) if v is not None}
     row[STATE] = text(raw[0])
     return texts_of(stored_state(row, namespace), fields)
+
+
+def _verbatim(value: str | bytes | None) -> str | None:
+    """A `VERBATIM` field's text: absent is "" (a grid with no segment)."""
+    return "" if value is None else text(value)
 
 
 def _opt(value: str | bytes | None) -> str | None:

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from segmentation import CustomerState, Definitions, advance
 from segmentation.explanation import current_why
-from segmentation.state_mapping import state_from_mapping
+from segmentation.state_mapping import readable_fields, state_from_mapping
 from streams.read.profile import Answer
 from streams.store import history_format
 
@@ -124,14 +124,16 @@ def history_of(customer_id: str, row: Mapping[str, str], definitions: Definition
     id, and the why of each current segment derived by the core from the state (`current_why`)."""
     blob = row.get(history_format.FIELD)
     kept, trimmed = history_format.decode(blob) if blob else ([], False)
-    why = current_why(state_from_mapping(row), definitions) if definitions is not None else {}
+    state = state_from_mapping(row)
+    why = current_why(state, definitions) if definitions is not None else {}
+    segments = readable_fields(state)  # every grid's segment, an audience's absent `not_member` included
     current: set[int] = set()  # the entries that put the customer in its current segments
     seen: set[str] = set()
     for n in range(len(kept) - 1, -1, -1):
         e = kept[n]
         if e.grid not in seen:
             seen.add(e.grid)
-            if e.grid in why and e.to_segment == (row.get(e.grid) or None):
+            if e.grid in why and e.to_segment == (segments.get(e.grid) or None):
                 current.add(n)
     entries = [
         HistoryEntry(

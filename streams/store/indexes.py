@@ -5,9 +5,10 @@ aggregated per key so the commit script receives a short op list; the store appl
 script as the customer hashes (so indexes never drift from state, whatever crashes).
 
 Rules (docs/read_side.md):
-- membership and KPIs follow the stored mappings: a customer is in segment S of grid G when its hash has
-  field `G` = S (`state_mapping.is_segment`: a grid's segment is stored under the grid's name; an empty
-  value means no segment); KPIs are the sums of `monetary_minor` and `orders` over
+- membership and KPIs follow the customers' views (`state_mapping.readable_fields`: the hash's fields plus
+  those it leaves absent, an audience's `not_member`): a customer is in segment S of grid G when its view has
+  field `G` = S (`state_mapping.is_segment`: a grid's segment is under the grid's name; an empty value means
+  no segment); KPIs are the sums of `monetary_minor` and `orders` over
   the members, `customers` their count. An erased (deleted) customer leaves every segment.
 - membership is kept as bits at the customer's ordinal (streams/store/membership.py): each lifetime of a
   customer (creation to erasure) takes the partition's next ordinal in log order (`began`), so ordinals do

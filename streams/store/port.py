@@ -65,6 +65,9 @@ class CustomerWrite:
     # fields set after `set_fields` whose new values are bytes: the packed `state` and the coded `history`,
     # which the write path never turns into text (`set_fields` may hold them as text, as tools and tests do)
     binary: Mapping[str, bytes] = field(default_factory=dict)
+    # the readable fields whose value changed, stored or not (an audience's `not_member` is absent from the
+    # hash, `state_mapping.stored_changes`): what membership and KPIs follow; None: the set and removed ones
+    readable_changes: Sequence[str] | None = field(default=None, compare=False)
 
 
 class WriteBatch(list[CustomerWrite]):

@@ -12,10 +12,10 @@ from contextlib import contextmanager
 
 from segmentation import CustomerState
 from segmentation.state_fields import state_fields
-from segmentation.state_mapping import STATE, StorageFormatError, state_from_mapping
+from segmentation.state_mapping import STATE, StorageFormatError, state_from_mapping, view_of
 from streams.store.history_format import UnknownHistoryFormat
 
-__all__ = ["StoredFormatError", "history_refused", "is_tombstone", "readers_view", "stored_state"]
+__all__ = ["StoredFormatError", "history_refused", "is_tombstone", "loaded", "readers_view", "stored_state"]
 
 
 def is_tombstone(row: Mapping[str, str]) -> bool:
@@ -35,6 +35,13 @@ def stored_state(row: Mapping[str, str], namespace: str) -> CustomerState:
         return state_from_mapping(row)
     except StorageFormatError as exc:
         raise StoredFormatError(f"namespace {namespace!r}: {exc}") from None
+
+
+def loaded(row: Mapping[str, str], namespace: str) -> tuple[CustomerState, dict[str, str]]:
+    """A hash read back for a write: its state and its view (`state_mapping.view_of`, what the next write
+    diffs and membership follows); a tombstone's view is empty."""
+    state = stored_state(row, namespace)
+    return state, {} if is_tombstone(row) else view_of(row, state)
 
 
 def readers_view(row: Mapping[str, str], namespace: str) -> dict[str, str]:

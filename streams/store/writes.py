@@ -12,7 +12,7 @@ from typing import cast
 
 from segmentation import CustomerState
 from segmentation.instants import EPOCH, to_us
-from segmentation.state_mapping import STATE, changed_parts, packed_bytes, readable_fields
+from segmentation.state_mapping import STATE, changed_parts, packed_bytes, readable_fields, stored_changes
 from streams.store import history_format
 from streams.store.indexes import ORDINAL, IndexDelta
 from streams.store.port import CustomerWrite
@@ -30,8 +30,8 @@ class Written(dict[str, str]):
     `history_format`) `index_write` left in `history` (None: no history yet). Neither is ever made text
     on the write path; so the next write of that customer encodes only the readable fields that changed
     (`changed_parts`), packs the state once and appends to its history without decompressing it.
-    A row read from Redis is a plain dict (it may hold storage or stale fields, `state` and `history` as
-    text) and is diffed in full."""
+    A row read from Redis is made a view first (`state_mapping.view_of`: every readable field, stored or
+    not) and, a plain dict holding `state` and `history` as text, is diffed in full."""
 
     __slots__ = ("history", "packed")
     packed: bytes
@@ -90,7 +90,10 @@ def index_write(
             after.history = text
         else:  # a plain mapping (tools, tests) holds the field as the hash does
             cast(MutableMapping[str, str], after)[history_format.FIELD] = history_format.stored(text)
-    index.customer(cid, before, after, (*write.set_fields, *write.removed_fields))
+    changes = write.readable_changes
+    if changes is None:
+        changes = (*write.set_fields, *write.removed_fields)
+    index.customer(cid, before, after, changes)
 
 
 def write_for(
@@ -135,10 +138,15 @@ def write_for(
             stored = stored.encode("utf-8", "surrogateescape")
         same = stored == new.packed
         packed = None if same else new.packed
+    readable = (*changed, *removed)
+    sets, deleted = stored_changes(changed, removed, before or {})
     if origin is not None:
-        changed["_offset"] = origin
+        sets["_offset"] = origin
     due = state.next_due_at  # the core caches next_due() in the state
     due_us = None if due is None else to_us(due)
     binary = {} if packed is None else {STATE: packed}
     cid = state.customer_id
-    return CustomerWrite(cid, changed, removed, due_us=due_us, erased_us=erased_us, binary=binary), new
+    write = CustomerWrite(
+        cid, sets, deleted, due_us=due_us, erased_us=erased_us, binary=binary, readable_changes=readable
+    )
+    return write, new

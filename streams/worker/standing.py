@@ -8,7 +8,7 @@ from typing import Literal
 
 from streams.store.kpi_ops import check_stored
 from streams.store.port import Fenced, Rewound, StateStore
-from streams.store.stored_state import is_tombstone, stored_state
+from streams.store.stored_state import loaded
 from streams.store.writes import Known
 from streams.worker.ownership import Owned
 from streams.worker.retry import retry
@@ -53,6 +53,6 @@ async def starting_states(
     namespace = getattr(keys, "namespace", "(in memory)")
     for cid, row in rows.items():
         # an erased customer's tombstone is its blank state, in no segment (streams/store/writes.py)
-        states[cid] = (stored_state(row, namespace), {} if is_tombstone(row) else row)
+        states[cid] = loaded(row, namespace)
         check_stored(row, namespace)  # a KPI marker this code cannot continue: refused before any write
     return states

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from segmentation import Definitions
-from segmentation.state_mapping import is_segment, state_from_mapping
+from segmentation.state_mapping import is_segment, state_from_mapping, view_of
 from streams.admin import calibrate
 from streams.admin import definitions_change as change
 from streams.read import SegmentReader
@@ -123,8 +123,9 @@ def indexes_from_hashes(
     """(grid, segment) -> members and (customers, revenue, orders), recomputed from the customer hashes."""
     members: dict[tuple[str, str], set[str]] = defaultdict(set)
     kpis: Counter[tuple[str, str, str]] = Counter()
-    for key, row in hashes.items():
+    for key, stored in hashes.items():
         cid = key.rsplit(":c:", 1)[1]
+        row = view_of(stored, state_from_mapping(stored))  # an audience's `not_member` is not stored
         for name, segment in row.items():
             if is_segment(name) and segment:
                 cell = (name, segment)

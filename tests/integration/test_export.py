@@ -104,7 +104,30 @@ def test_the_scripted_customers_are_where_the_rows_say(world: tuple[Settings, Ap
     settings, _ = world
     stored = stored_customers(settings)
     assert {cid: h["lifecycle"] for cid, h in stored.items()} == dict.fromkeys(expected_rows(), "new")
-    assert {cid for cid, h in stored.items() if h["audience:french_elders"] == "member"} == {"p1"}
+    assert {cid for cid, h in stored.items() if h.get("audience:french_elders") == "member"} == {"p1"}
+    assert not any("audience:french_elders" in h for cid, h in stored.items() if cid != "p1")  # not stored
+
+
+@pytest.mark.parametrize(
+    "columns",
+    ["customer_id,segment:lifecycle,orders", "customer_id,segment:audience:french_elders,last_purchase_at"],
+)
+def test_an_audience_s_non_members_are_exported_though_their_hashes_leave_the_answer_absent(
+    world: tuple[Settings, Api], tmp_path: Path, columns: str
+) -> None:
+    """`not_member` is not stored (absent): the export still walks its bitmap and keeps each customer
+    whose hash exists, with the readers' texts (the ISO time, `not_member`), on both read paths."""
+    settings, _ = world
+    out = tmp_path / "out.csv"
+    done = cli(settings, "audience:french_elders", "not_member", "--columns", columns, "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    header, rows = csv_rows(out.read_text())
+    expected = {cid: row for cid, row in expected_rows().items() if cid != "p1"}
+    assert set(rows) == set(expected) and header == columns.split(",")
+    if "orders" in columns:
+        assert rows == {cid: [cid, "new", row[2]] for cid, row in expected.items()}
+    else:
+        assert rows == {cid: [cid, "not_member", row[5]] for cid, row in expected.items()}
 
 
 def test_cli_csv_has_exactly_the_members_with_the_chosen_columns(

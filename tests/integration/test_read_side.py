@@ -16,7 +16,7 @@ from aiohttp import web
 
 from segmentation import Definitions
 from segmentation.instants import parse_iso
-from segmentation.state_mapping import is_segment, state_from_mapping
+from segmentation.state_mapping import is_segment, state_from_mapping, view_of
 from streams.bootstrap import keyspace
 from streams.read import SegmentReader
 from streams.read.api import make_app
@@ -79,7 +79,8 @@ def test_indexes_equal_a_recomputation_after_a_randomised_stream(
     transitions = list({t["id"]: t for t in (orjson.loads(r.value)["data"] for r in records)}.values())
     assert any(t["cause"] == "time" for t in transitions), "the stream must include time-driven moves"
     assert any(t["to_segment"] is None for t in transitions), "the stream must include erasures"
-    hashes = stored_customers(settings)
+    # each hash as its view (`view_of`): an audience's `not_member`, absent from the hash, is a segment too
+    hashes = {cid: view_of(row, state_from_mapping(row)) for cid, row in stored_customers(settings).items()}
     assert hashes, "customers must be stored"
 
     # membership and KPIs: recomputed from every customer hash, per partition and in total

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from segmentation import Definitions
-from segmentation.state_codec import FORMAT, UNCOMPRESSED, nul_free, raw_state
+from segmentation.state_codec import FORMAT, nul_free, raw_state
 from segmentation.state_mapping import is_segment, state_from_mapping, stored_part
 from streams import cli
 from streams.admin import definitions_change as change
@@ -261,8 +261,9 @@ def test_a_customer_written_in_the_earlier_forms_reads_the_same_and_a_trimmed_hi
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """State format 2 (uncompressed) and a plain `0x01` history, as 65f8a17 wrote them, give the API the same
-    answers; the profile's `history_trimmed` follows the stored history (the readers' view has none)."""
+    """A plain `0x01` history, as 65f8a17 wrote it, gives the API the same answers; a state of format 2
+    (uncompressed, with the readable fields of its time) is refused naming the fix; the profile's
+    `history_trimmed` follows the stored history (the readers' view has none)."""
     settings, key = replayed("forms", services, topic_name, redis_prefix, tmp_path, monkeypatch)
     monkeypatch.setenv("SEGSTREAM_NAMESPACE", "forms")
     paths = (f"/customers/{KNOWN}", f"/customers/{KNOWN}/history")
@@ -272,9 +273,13 @@ def test_a_customer_written_in_the_earlier_forms_reads_the_same_and_a_trimmed_hi
     try:
         row: dict[str, str] = client.hgetall(key)  # type: ignore[assignment]
         assert row["state"][0] == chr(FORMAT) and row[HISTORY][0] == COMPRESSED
-        earlier = bytes([UNCOMPRESSED]) + nul_free(raw_state(stored_part(state_from_mapping(row))))
-        client.hset(key, mapping={"state": earlier, HISTORY: plain(row[HISTORY]).encode()})
+        client.hset(key, HISTORY, plain(row[HISTORY]).encode())
         assert [asyncio.run(served(settings, path)) for path in paths] == now
+        earlier = bytes([2]) + nul_free(raw_state(stored_part(state_from_mapping(row))))
+        client.hset(key, "state", earlier)
+        status, refused = asyncio.run(served(settings, paths[0]))
+        assert status == 409 and "storage format 2" in str(refused) and "segstream replay" in str(refused)
+        client.hset(key, "state", row["state"].encode("utf-8", "surrogateescape"))
         entries, trimmed = decode(row[HISTORY])
         assert not trimmed and now[0][1]["history_trimmed"] is False  # type: ignore[index]
         client.hset(key, HISTORY, encode(entries, True).encode("utf-8", "surrogateescape"))

@@ -25,6 +25,7 @@ from tests.integration.test_worker_history import T0, ev, public
 from tests.integration.worker_harness import (
     applied_offsets,
     customer_key,
+    customer_views,
     decoded,
     make_settings,
     produce,
@@ -146,7 +147,7 @@ def test_purchase_depth_history_through_the_worker(
             settings,
             lambda: (
                 applied_offsets(settings).get(0) == len(lines) - 1
-                and stored_customers(settings).get("dora", {}).get("audience:web_full_price_30d")
+                and customer_views(settings).get("dora", {}).get("audience:web_full_price_30d")
                 == "not_member"
                 and decoded(stored_customers(settings)["dora"]).get("due:audiences") == iso(365)
             ),

@@ -10,11 +10,11 @@ from typing import Any, cast
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from segmentation.state_mapping import is_segment
+from segmentation.state_mapping import state_to_mapping, view_of
 from streams.bootstrap import ensure_topics, keyspace, worker_runtime
 from streams.settings import Settings
 from streams.store.connection import sync_client
-from streams.store.stored_state import readers_view
+from streams.store.stored_state import readers_view, stored_state
 
 
 def make_settings(
@@ -125,13 +125,20 @@ def stored_customers(settings: Settings) -> dict[str, dict[str, str]]:
     return out
 
 
+def customer_views(settings: Settings) -> dict[str, dict[str, str]]:
+    """customer id -> its view (`state_mapping.view_of`): the hash plus the readable fields it leaves absent
+    (an audience's `not_member`, a grid with no segment as "")."""
+    return {cid: view_of(row, stored_state(row, "test")) for cid, row in stored_customers(settings).items()}
+
+
 def decoded(row: dict[str, str]) -> dict[str, str]:
     """Every field of a stored customer hash as readers see it (format-1 names and texts), decoded from
-    its packed `state`; each readable field the hash holds must say exactly what the state says."""
+    its packed `state`; the readable fields the hash holds must be exactly those its state stores."""
     view = readers_view(row, "test")
-    readable = [k for k in row if k not in ("state", "history") and not k.startswith("_")]
-    named = {k: "segment:" + k if is_segment(k) else k for k in readable}  # the readers' name of each
-    assert {k: row[k] for k in readable} == {k: view.get(named[k]) for k in readable}
+    readable = {k: v for k, v in row.items() if k not in ("state", "history") and not k.startswith("_")}
+    expected = state_to_mapping(stored_state(row, "test"))
+    del expected["state"]
+    assert readable == expected
     return view
 
 

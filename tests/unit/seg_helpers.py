@@ -19,16 +19,17 @@ def packed_before(state: CustomerState, field: str) -> dict[str, str]:
     stored it (their packed array ends before them)."""
     import msgspec
 
+    from segmentation.compressed import Compressed
+    from segmentation.state_codec import DICTIONARY, nul_free, pack_state
     from segmentation.state_fields import FIELDS
-    from segmentation.state_mapping import state_to_mapping, stored_name
+    from segmentation.state_mapping import state_to_mapping, stored_name, stored_part
 
     cut = CustomerState._fields.index(field)
     newer = {stored_name(key) for key, attr, _ in FIELDS if CustomerState._fields.index(attr) >= cut}
-    raw = msgspec.msgpack.encode(tuple(state)[:cut])
-    escaped = raw.translate(bytes.maketrans(b"\x00\xc1", b"\xc1\x00"))
-    escaped = escaped.replace(b"\xd4", b"\xd4\x02").replace(b"\x00", b"\xd4\x01")
+    raw = msgspec.msgpack.encode(tuple(stored_part(state))[:cut])
+    packed = pack_state(state)[:1] + nul_free(Compressed("segmentation", DICTIONARY).pack(raw))
     mapping = {k: v for k, v in state_to_mapping(state).items() if k not in newer}
-    return mapping | {"state": (b"\x02" + escaped).decode("utf-8", "surrogateescape")}
+    return mapping | {"state": packed.decode("utf-8", "surrogateescape")}
 
 
 def day(n: float, **extra: float) -> datetime:

@@ -1,5 +1,5 @@
-"""The packed state (storage format 3, format 2 read): exact round trip over generated states, no NUL, clear
-refusals, and the frozen dictionary that halves it."""
+"""The packed state (storage format 4): exact round trip over generated states, no NUL, clear refusals
+(earlier formats included), and the frozen dictionary that halves it."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 
 import segmentation
 from segmentation import CustomerState
+from segmentation.compressed import Compressed
 from segmentation.state import ID_SEPARATOR, CategoryTotal, RecentOrder
 from segmentation.state_codec import (
     DICTIONARY,
     FORMAT,
-    UNCOMPRESSED,
     StorageFormatError,
     nul_free,
     pack_state,
@@ -35,9 +35,15 @@ from segmentation.state_mapping import stored_part
 from streams.core.dictionaries import samples
 from streams.sample.generator import SampleSpec
 
-# Format 3 is this dictionary: a state written with it must decompress with it forever. Another dictionary
+# Format 4 is this dictionary: a state written with it must decompress with it forever. Another dictionary
 # needs another format byte (state_codec.py), never a new digest here.
-_DICTIONARY_SHA256 = "27aec0a0eccdbb3096381fe7a42e25b26ba6f97084f464b84f1e568755553e0c"
+_DICTIONARY_SHA256 = "7767c0bdd2fc5522280b1aadbfc0944e0efb701d0936a4252a4eb74f7b197893"
+
+
+def _format_4(raw: bytes) -> bytes:
+    """`raw` as format 4 holds it: compressed with the frozen dictionary, escaped."""
+    return bytes([FORMAT]) + nul_free(Compressed("segmentation", DICTIONARY).pack(raw))
+
 
 _INT64 = st.integers(-(2**63), 2**63 - 1)
 _FLOATS = st.floats(allow_nan=False) | st.sampled_from([-0.0, 0.0, 5e-324, -5e-324, 2.2250738585072e-308])
@@ -108,15 +114,16 @@ def test_a_new_customer_is_small_and_times_are_exact_to_the_microsecond() -> Non
 def test_a_state_packed_before_trailing_fields_existed_reads_them_as_defaults() -> None:
     state = CustomerState("c", orders=2)
     older = msgspec.msgpack.encode(tuple(state)[: CustomerState._fields.index("coupon_orders")])
-    packed = bytes([UNCOMPRESSED]) + older.translate(bytes.maketrans(b"\x00\xc1", b"\xc1\x00"))
-    assert unpack_state(packed) == state
+    assert unpack_state(_format_4(older)) == state
 
 
-@settings(max_examples=200, deadline=None)
-@given(_STATES)
-def test_a_state_of_format_2_is_still_read(state: CustomerState) -> None:
-    """Namespaces written up to 65f8a17 (uncompressed msgpack) keep working until rewritten."""
-    assert unpack_state(bytes([UNCOMPRESSED]) + nul_free(raw_state(state))) == state
+@pytest.mark.parametrize("head", [2, 3])
+def test_a_state_of_an_earlier_format_is_refused_naming_the_fix(head: int) -> None:
+    """Format 2 (uncompressed, up to 65f8a17) and 3 (the dictionary before audiences' `not_member`
+    answers were packed): their hashes lay readable fields out otherwise, rebuilt by replay."""
+    raw = raw_state(CustomerState("c", orders=2))
+    with pytest.raises(StorageFormatError, match=f"storage format {head}, .*segstream replay"):
+        unpack_state(bytes([head]) + nul_free(raw))
 
 
 def test_escaped_bytes_round_trip() -> None:
@@ -131,7 +138,7 @@ def test_escaped_bytes_round_trip() -> None:
     assert unpack_state(pack_state(state)) == state
 
 
-def test_the_dictionary_is_the_one_format_3_was_written_with() -> None:
+def test_the_dictionary_is_the_one_format_4_was_written_with() -> None:
     data = (Path(segmentation.__file__).parent / DICTIONARY).read_bytes()
     assert hashlib.sha256(data).hexdigest() == _DICTIONARY_SHA256
 
@@ -143,7 +150,7 @@ def test_the_dictionary_halves_generated_states_it_was_not_trained_on() -> None:
         SampleSpec(customers=300, days=548, seed=78, profile="order-history"),
     ):
         raws = samples(spec, every=4).state
-        states = [unpack_state(bytes([UNCOMPRESSED]) + nul_free(raw)) for raw in raws]
+        states = [msgspec.msgpack.decode(raw, type=CustomerState) for raw in raws]
         ratio = statistics.mean(len(pack_state(s)) / len(raw) for s, raw in zip(states, raws, strict=True))
         assert ratio < (0.75 if spec.profile == "default" else 0.6), (spec.profile, ratio)
     assert stored_part(CustomerState.new("c")) == CustomerState.new("c")
@@ -156,17 +163,17 @@ def test_the_dictionary_halves_generated_states_it_was_not_trained_on() -> None:
         (
             b"\x01\x90",
             StorageFormatError,
-            "storage format 1, this segstream reads formats 2 and 3 only: rebuild",
+            "storage format 1, this segstream reads format 4 only: rebuild",
         ),
-        (b"\x04\x90", StorageFormatError, "storage format 4"),
-        (b"\x03\x90", ValueError, "damaged"),  # no zstd frame
-        (b"\x03" + nul_free(b"\xfd" * 12), ValueError, "damaged"),
-        (b"\x03" + nul_free(b"\xe0" + (2**40).to_bytes(8, "little") + b"\x01\x00\x00"), ValueError, "claims"),
-        (b"\x02\x90\x00", ValueError, "an unescaped NUL"),
-        (b"\x02\xd4\x05", ValueError, "a bad escape sequence"),
-        (b"\x02\xa1", ValueError, "damaged"),  # truncated
-        (b"\x02\x90", ValueError, "damaged"),  # no customer id
-        (b"\x02\x92\xa1c\xa1x", ValueError, "damaged"),  # a clock that is no time
+        (b"\x05\x90", StorageFormatError, "storage format 5"),
+        (b"\x04\x90", ValueError, "damaged"),  # no zstd frame
+        (b"\x04" + nul_free(b"\xfd" * 12), ValueError, "damaged"),
+        (b"\x04" + nul_free(b"\xe0" + (2**40).to_bytes(8, "little") + b"\x01\x00\x00"), ValueError, "claims"),
+        (b"\x04\x90\x00", ValueError, "an unescaped NUL"),
+        (b"\x04\xd4\x05", ValueError, "a bad escape sequence"),
+        (_format_4(b"\xa1"), ValueError, "damaged"),  # truncated
+        (_format_4(b"\x90"), ValueError, "damaged"),  # no customer id
+        (_format_4(b"\x92\xa1c\xa1x"), ValueError, "damaged"),  # a clock that is no time
     ],
 )
 def test_another_format_or_a_damaged_value_is_refused(packed: bytes, error: type, message: str) -> None:

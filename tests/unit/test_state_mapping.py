@@ -9,7 +9,13 @@ import pytest
 from segmentation import CustomerState
 from segmentation.state_codec import unpack_state
 from segmentation.state_fields import state_fields, texts_of
-from segmentation.state_mapping import StorageFormatError, is_segment, state_from_mapping, state_to_mapping
+from segmentation.state_mapping import (
+    StorageFormatError,
+    is_segment,
+    packed_bytes,
+    state_from_mapping,
+    state_to_mapping,
+)
 from tests.unit.seg_helpers import day, ev, purchase, run
 
 
@@ -35,8 +41,9 @@ def test_round_trip_is_lossless() -> None:
 
 
 def test_the_hash_holds_the_readable_fields_and_the_packed_state() -> None:
-    """Storage format 3: exactly the documented readable fields, with format 1's texts, each grid's segment
-    under the grid's name, plus `state`."""
+    """Storage format 4: exactly the documented readable fields, with format 1's texts, each grid's segment
+    under the grid's name, the time as whole epoch seconds, nothing empty and no `not_member`, plus
+    `state`."""
     state = _rich()
     mapping = state_to_mapping(state)
     assert {k: v for k, v in mapping.items() if k != "state"} == {
@@ -44,14 +51,15 @@ def test_the_hash_holds_the_readable_fields_and_the_packed_state() -> None:
         "email": "unsubscribed", "channel": "store", "age_band": "age_35_44",
         "region": "north",
         "satisfaction": "passive", "category": "none", "promotion": "full_price",
-        "clv": "", "audience:unhappy_recent_buyers": "not_member",
-        "audience:vip_recent": "not_member", "audience:win_back": "not_member",
-        "orders": "1", "monetary_minor": "12345", "monetary": "123.45",
-        "last_purchase_at": "2026-01-01T00:00:00+00:00",
+        "orders": "1", "monetary_minor": "12345", "last_purchase_at": "1767225600",
     }  # fmt: skip
+    assert state.audiences == (
+        ("unhappy_recent_buyers", "not_member"), ("vip_recent", "not_member"), ("win_back", "not_member")
+    )  # fmt: skip
     assert state_from_mapping(mapping) == state
     view = state_fields(state_from_mapping(mapping))  # what is no longer readable is still in `state`
     assert (view["clock"], view["currency"]) == ("2026-01-07T00:00:00+00:00", "EUR")
+    assert (view["monetary"], view["last_purchase_at"]) == ("123.45", "2026-01-01T00:00:00+00:00")
     assert view["definitions_version"] == state.definitions_version
 
 
@@ -95,7 +103,10 @@ def test_a_format_1_hash_is_refused_with_the_fix() -> None:
     with pytest.raises(ValueError, match="field 'state' is not a packed state"):
         state_from_mapping({"state": "\ud800"})
     with pytest.raises(ValueError, match="packed customer state is damaged"):
-        state_from_mapping({"state": "\x02"})
+        state_from_mapping({"state": "\x04"})
+    for head in ("\x02", "\x03"):  # formats 2 and 3 stored `monetary`, every `not_member`, ISO times
+        with pytest.raises(StorageFormatError, match=f"storage format {ord(head)} .*segstream replay"):
+            state_from_mapping({"state": head, "rfm": "new"})
 
 
 def test_a_format_2_hash_is_refused_with_the_fix() -> None:
@@ -112,7 +123,12 @@ def test_segments_are_stored_once_in_the_readable_fields() -> None:
     state = _rich()
     packed = unpack_state(state_to_mapping(state)["state"].encode("utf-8", "surrogateescape"))
     no_segments: dict[str, Any] = {f: None for f in state._fields if f.startswith("seg_")}
-    assert packed == state._replace(**no_segments, audiences=())
+    assert packed == state._replace(**no_segments)  # three `not_member` answers: packed, not readable
+    members = state._replace(audiences=(("a", "member"), ("b", "not_member"), ("c", "member")))
+    assert unpack_state(packed_bytes(members)).audiences == (("b", "not_member"),)
+    stored = state_to_mapping(members)
+    assert stored["audience:a"] == "member" and "audience:b" not in stored
+    assert state_from_mapping(state_to_mapping(members)) == members
     odd = state._replace(seg_rfm="", audiences=(("b", "member"), ("a", "not_member")))
     mapping = state_to_mapping(odd)
     kept = unpack_state(mapping["state"].encode("utf-8", "surrogateescape"))
