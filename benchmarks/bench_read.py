@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import describe
 from segmentation import CustomerState, Definitions, Transition, apply, parse_event
-from segmentation.state_mapping import state_to_mapping
+from segmentation.state_mapping import readable_fields, state_to_mapping
 from streams.read import SegmentReader
 from streams.settings import Settings
 from streams.store import history_format
@@ -104,7 +104,7 @@ async def write_customers(
             row[history_format.FIELD] = blob
             row["_offset"] = f"{p}:{offsets[p]}"
             writes.append(CustomerWrite(cid, row, due_us=1_800_000_000_000_000))
-            delta.customer(cid, None, row)
+            delta.customer(cid, None, {**row, **readable_fields(mine)})  # the view: `not_member` too
         offsets[p] += 1
         await store.commit(claims[p], offsets[p], None, WriteBatch(writes, delta))
 

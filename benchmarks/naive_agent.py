@@ -51,6 +51,9 @@ async def segment(stream: faust.StreamT[bytes]) -> None:
                 current = state_from_mapping(row) if row else CustomerState.new(event.customer_id)
                 outcome = apply(current, event, definitions)
                 mapping = state_to_mapping(outcome.state)  # `state` is bytes as text (surrogateescape)
+                stale = [k for k in row if k not in mapping]  # absent now (an answer `not_member`, ...)
+                if stale:
+                    pipe.hdel(key, *stale)
                 pipe.hset(key, mapping={k: v.encode("utf-8", "surrogateescape") for k, v in mapping.items()})
                 for t in outcome.transitions:
                     await transitions.send(key=t.customer_id.encode(), value=transition_event(t))

@@ -17,6 +17,7 @@ from pydantic import Field
 from segmentation import Definitions
 from segmentation.kpi_figures import crosstab_cells, segment_figures
 from streams.read.profile import Answer, Money, money, money_ratio
+from streams.store.day_names import period_named
 from streams.store.keys import KeySpace
 from streams.store.weeks import (
     day_field,
@@ -125,6 +126,11 @@ def _days_named(rows: Sequence[Mapping[str, int]], weeks: Sequence[str]) -> list
     ]
 
 
+def _periods_named(row: Mapping[str, int], year: str) -> dict[str, int]:
+    """A year's retention key (`r:<grid>:<year>`), its fields named in full (`day_names.period_named`)."""
+    return {period_named(name, year): v for name, v in row.items()}
+
+
 def _add(rows: Sequence[Mapping[str, int]]) -> dict[str, int]:
     out: dict[str, int] = defaultdict(int)
     for row in rows:
@@ -152,6 +158,7 @@ async def grid_kpis(
     years = periods_of_range(period_years(known), first, last)
     d_names = [(keys.segment_days(p, grid, w), w) for p in partitions for w in counted]
     t_names = [(keys.moves(p, grid, w), w) for p in partitions for w in since]
+    r_years = [year for _ in partitions for year in years]
     r_names = [keys.segment_periods(p, grid, year) for p in partitions for year in years]
     names = [*(name for name, _ in d_names), *(name for name, _ in t_names), *r_names]
     names += [keys.kpis(p, grid) for p in partitions]
@@ -162,7 +169,8 @@ async def grid_kpis(
     # the moves as they came (`flows_of_week_rows` decodes each distinct name once), the rest as counts
     flows = flat_flows(flows_of_week_rows(zip([w for _, w in t_names], replies[d : d + t], strict=True)))
     rows = [_counts(row) for row in (*replies[:d], *replies[d + t :])]
-    counters = _add([*_days_named(rows[:d], [w for _, w in d_names]), *rows[d : d + r]])
+    periods = [_periods_named(row, year) for row, year in zip(rows[d : d + r], r_years, strict=True)]
+    counters = _add([*_days_named(rows[:d], [w for _, w in d_names]), *periods])
     current = _add(rows[d + r :])
     customers = {name[: -len(":customers")]: v for name, v in current.items() if name.endswith(":customers")}
     figures = segment_figures(segments, counters, flows, customers, first, last, config.retention_period)

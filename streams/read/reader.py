@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 
 from segmentation import Definitions
+from segmentation.state_mapping import AUDIENCE_FIELD, STATE
 from streams.read import kpis as _kpis
 from streams.read.history import History, HistoryEntry, SegmentAt, history_of, projected_at, segment_at
 from streams.read.kpis import Crosstab, GridKpis
@@ -142,8 +143,9 @@ class SegmentReader:
             return history_of(customer_id, row, self.definitions)
 
     async def segment_of(self, customer_id: str, grid: str, as_of: datetime | None = None) -> SegmentAt:
-        """The segment now (from the hash) or at `as_of`: from the history up to the customer's clock (says so
-        when it is too short), beyond it projected by advancing the stored state (`history.projected_at`)."""
+        """The segment now (from the hash; an audience's absent answer from the packed `state`, which holds
+        the `not_member` ones) or at `as_of`: from the history up to the customer's clock (says so when it is
+        too short), beyond it projected by advancing the stored state (`history.projected_at`)."""
         self._grid(grid)
         if as_of is None:
             _check_id(customer_id)
@@ -151,14 +153,18 @@ class SegmentReader:
             p = self.partition(customer_id)
             async with self._r.pipeline(transaction=False) as pipe:
                 pipe.hlen(keys.customer(p, customer_id))  # not EXISTS: multi-key in a cluster pipeline
-                pipe.hget(keys.customer(p, customer_id), grid)  # a segment is stored under its grid's name
+                audience = grid.startswith(AUDIENCE_FIELD)  # its `not_member` is in `state`, not stored
+                pipe.hmget(keys.customer(p, customer_id), [grid, STATE] if audience else [grid, grid])
                 pipe.hmget(keys.partition_meta(p), ["offset", FORMAT_FIELD])  # an earlier layout: no `<grid>`
-                exists, segment, (offset, kept) = await pipe.execute()
+                exists, (segment, packed), (offset, kept) = await pipe.execute()
             check_format(keys.namespace, offset, kept)
             if not exists:
                 return SegmentAt(
                     customer_id=customer_id, grid=grid, as_of=None, segment=None, status="unknown_customer"
                 )
+            if segment is None and packed is not None and audience:
+                answers = stored_state({STATE: packed}, keys.namespace).audiences
+                segment = dict(answers).get(grid[len(AUDIENCE_FIELD) :])
             return SegmentAt(
                 customer_id=customer_id, grid=grid, as_of=None, segment=segment or None, status="current"
             )

@@ -35,6 +35,7 @@ from segmentation.kpi_figures import PERIOD_METRICS
 from segmentation.kpi_tracking import Tally, counts
 from segmentation.state_mapping import is_segment
 from segmentation.transition import Transition
+from streams.store.day_names import period_field
 from streams.store.weeks import stored_field, week_of
 
 ORDINAL: Final = "_o"  # the customer hash field holding its ordinal (streams/store/membership.py)
@@ -205,14 +206,14 @@ class IndexDelta:
         self,
     ) -> tuple[dict[tuple[str, str], list[tuple[str, int]]], dict[tuple[str, str], list[tuple[str, int]]]]:
         """The KPI counters, zero deltas dropped: (grid, ISO week) -> [(`<segment>:<metric>:<weekday>` coded,
-        delta)] of the day metrics, and (grid, year) -> [(`<segment>:<metric>:<period>`, delta)] of the
-        retention periods (the year: the period name's first four characters)."""
+        delta)] of the day metrics, and (grid, year) -> [(`<segment>:<metric>:<period>` coded, delta)] of the
+        retention periods (the year: the period name's first four characters; `day_names.period_field`)."""
         days: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
         periods: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
         for (grid, segment, metric, when), delta in counts(self.daily).items():
             if delta:
                 if metric in PERIOD_METRICS:
-                    periods[(grid, when[:4])].append((f"{segment}:{metric}:{when}", delta))
+                    periods[(grid, when[:4])].append((period_field(segment, metric, when), delta))
                 else:
                     week, weekday = week_of(when)
                     days[(grid, week)].append((stored_field(f"{segment}:{metric}", weekday), delta))

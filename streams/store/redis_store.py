@@ -12,6 +12,7 @@ from redis.exceptions import ResponseError
 
 from streams.store.commit_script import BSEP, CHUNKS, SEP, bits_entries, block, encoded, refusal, write_parts
 from streams.store.connection import scan_slot
+from streams.store.day_names import period_named
 from streams.store.due_index import UNORDERED, due_chunks, due_customers
 from streams.store.erasures import digest, tombstones
 from streams.store.indexes import ORDINAL, IndexDelta
@@ -280,9 +281,10 @@ class RedisStateStore:
                 row = {_text(k): int(v) for k, v in (await self._r.hgetall(key)).items()}
                 kinds = {"k": snap.kpis, "d": snap.daily, "t": snap.moves, "x": snap.cross}
                 if kind in ("d", "t", "r"):  # a week's (a year's) key: merged into the grid's
-                    rest, _, week = rest.rpartition(":")
-                    if kind != "r":  # the days named
-                        row = {day_field(week, name): value for name, value in row.items()}
+                    rest, _, at = rest.rpartition(":")  # the days (the periods) named: `at` a week (year)
+                    row = {
+                        (period_named(n, at) if kind == "r" else day_field(at, n)): v for n, v in row.items()
+                    }
                 kinds.get(kind, snap.daily).setdefault(rest, {}).update(row)
         return snap
 

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from redis.asyncio import Redis
 
-from streams.store.day_names import field, named
+from streams.store.day_names import field, named, period_named
 from streams.store.keys import KeySpace
 from streams.store.replies import text
 from streams.store.stored_state import StoredFormatError
@@ -37,8 +37,9 @@ FORMAT_FIELD: Final = "days"  # partition meta field: how its day counters (and 
 # hashes (`state_mapping`), day flows derived from the day moves (`flows_of_moves`: no `f:` keys), due times
 # in ordinal chunks (`due_index`); refused: "week" (names in full), "week-coded" (decimal codes), "week-short"
 # (customer fields `segment:<grid>`), "week-short/grid-named" (day flows kept in `f:` keys beside the moves),
-# "week-short/grid-named/moves" (a `due` sorted set of customer ids, which this one reads as chunk numbers)
-FORMAT: Final = "week-short/grid-named/moves/due-chunks"
+# "week-short/grid-named/moves" (a `due` sorted set of customer ids, which this one reads as chunk numbers),
+# "week-short/grid-named/moves/due-chunks" (retention counters `r:` named in full, `period_field`)
+FORMAT: Final = "week-short/grid-named/moves/due-chunks/periods-coded"
 
 
 def older_days(namespace: str) -> StoredFormatError:
@@ -143,8 +144,8 @@ def by_grid(
     out: dict[str, list[tuple[str, int]]] = {}
     for (grid, week), pairs in weeks.items():
         out.setdefault(grid, []).extend((day_field(week, name), d) for name, d in pairs)
-    for (grid, _), pairs in (years or {}).items():
-        out.setdefault(grid, []).extend(pairs)
+    for (grid, year), pairs in (years or {}).items():
+        out.setdefault(grid, []).extend((period_named(name, year), d) for name, d in pairs)
     return out
 
 

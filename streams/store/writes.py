@@ -25,8 +25,9 @@ Known = tuple[CustomerState, Mapping[str, str]]
 
 
 class Written(dict[str, str]):
-    """A mapping `write_for` made: exactly `state_to_mapping` of the state it was written with, but for its
-    two binary fields: `state`, whose bytes are `packed`, and `history`, whose coded text (uncompressed,
+    """A mapping `write_for` made: exactly the view of the state it was written with (`readable_fields`:
+    every readable field, those the hash leaves absent included), plus the store's `_` fields and its two
+    binary fields: `state`, whose bytes are `packed`, and `history`, whose coded text (uncompressed,
     `history_format`) `index_write` left in `history` (None: no history yet). Neither is ever made text
     on the write path; so the next write of that customer encodes only the readable fields that changed
     (`changed_parts`), packs the state once and appends to its history without decompressing it.

@@ -22,7 +22,7 @@ from streams.read.api import make_app
 from streams.read.auth import Authenticator
 from streams.settings import Settings
 from streams.store.connection import async_client
-from streams.store.day_names import named
+from streams.store.day_names import named, period_named
 from tests.integration.replay_helpers import dump_namespace, replay_file
 from tests.integration.test_worker_history import ev, purchase
 from tests.integration.test_worker_kill import caught_up, end_offsets
@@ -280,8 +280,8 @@ def test_a_replay_writes_the_same_kpi_keys_as_the_live_worker(
     assert a == b, "two batch sizes count the same"
     assert a == worker, "the live worker counts what a replay counts"
     days = {k: v for k, v in a.items() if ":d:" in k or ":r:" in k}
-    metrics = {  # d: names coded (day_names), r: in full
-        named(name)[0].split(":")[-1] if ":d:" in key else name.split(":")[-2]
+    metrics = {  # names coded (day_names): d: with their weekday, r: in their year's key
+        named(name)[0].split(":")[-1] if ":d:" in key else period_named(name, key[-4:]).split(":")[-2]
         for key, fields in days.items()
         for name in fields
     }

@@ -217,6 +217,11 @@ def test_as_of_answers_match_the_transitions_and_the_http_api_serves_them(
                 and now.segment
                 == [u for u in want if u.customer_id == "alice" and u.grid == "lifecycle"][-1].to_segment
             )
+            # every grid, audiences included (a `not_member` answer is not stored: it comes from `state`)
+            last = {(u.customer_id, u.grid): u.to_segment for u in want}
+            assert "not_member" in last.values()
+            for (cid, grid), segment in last.items():
+                assert (await reader.segment_of(cid, grid)).segment == segment, (cid, grid)
             await _http_checks(reader, settings)
         finally:
             await client.aclose()

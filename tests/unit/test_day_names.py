@@ -1,13 +1,17 @@
 """Coded day counter field names (streams/store/day_names.py): every name and weekday come back exactly,
-in the short form, the long form or as itself."""
+in the short form, the long form or as itself; so do the retention periods' fields in their year's key."""
 
 from __future__ import annotations
+
+from datetime import date
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.store.day_names import TOKENS, decode, encode, field, named
+from segmentation.kpi_definitions import period_of
+from segmentation.kpi_figures import PERIOD_METRICS
+from streams.store.day_names import TOKENS, decode, encode, field, named, period_field, period_named
 from streams.store.preset_names import PRESET
 
 
@@ -97,3 +101,30 @@ def test_a_field_this_segstream_cannot_have_written_is_refused_not_misread() -> 
     for stored in (f"{len(TOKENS)}:1", "((", "((((", "(\x7f3", "~(3"):
         with pytest.raises(ValueError, match="has a code this segstream does not know"):
             named(stored)
+
+
+def test_a_retention_counter_is_coded_in_a_few_characters() -> None:
+    stored = period_field("potential_loyalist", "cohort_revenue", "2026-W10")
+    assert stored == "15:cW10"
+    assert period_named(stored, "2026") == "potential_loyalist:cohort_revenue:2026-W10"
+    assert period_field("vip", "retained", "2026-03") == "vip:a03"  # a custom segment: as itself
+    assert period_named("vip:a03", "2026") == "vip:retained:2026-03"
+
+
+@given(
+    st.one_of(st.sampled_from(TOKENS), st.text(min_size=1, max_size=8).filter(lambda t: ":" not in t)),
+    st.sampled_from(PERIOD_METRICS),
+    st.dates(min_value=date(1000, 1, 4)),  # a four-digit ISO year: the key's
+    st.sampled_from(["day", "week", "month"]),
+)
+def test_any_retention_counter_round_trips_through_its_year_s_key(
+    segment: str, metric: str, day: date, unit: str
+) -> None:
+    period = period_of(day, unit)
+    assert period_named(period_field(segment, metric, period), period[:4]) == f"{segment}:{metric}:{period}"
+
+
+def test_a_retention_field_this_segstream_cannot_have_written_is_refused() -> None:
+    for stored in ("vip", "vip:x03", ":a03", f"{len(TOKENS)}:a03"):
+        with pytest.raises(ValueError, match="code this segstream does not know"):
+            period_named(stored, "2026")

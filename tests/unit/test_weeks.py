@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from streams.store.day_names import period_field
 from streams.store.stored_state import StoredFormatError
 from streams.store.weeks import (
     FORMAT,
@@ -75,7 +76,7 @@ def test_day_named_fields_split_per_week_and_back() -> None:
     stored = split_days(fields)
     assert stored == {"2026-W01": {"(%4": 3, "a>b:1": 2}, "2026-W02": {"(&1": 1}}
     weeks = {("g", week): list(row.items()) for week, row in stored.items()}
-    periods = {("g", "2026"): [("new:retained:2026-01", 4)]}
+    periods = {("g", "2026"): [(period_field("new", "retained", "2026-01"), 4)]}  # `(:a01`, coded
     assert dict(by_grid(weeks, periods)["g"]) == {**fields, "new:retained:2026-01": 4}
 
 
@@ -84,7 +85,15 @@ def test_only_a_partition_never_committed_or_kept_per_week_is_accepted() -> None
     check_format("ns", b"12", FORMAT.encode())
     check_format("ns", "12", FORMAT)
     # week: names in full; week-short: segments as `segment:<grid>` in the customer hashes
-    for offset, kept in (("12", None), (None, "month"), (b"0", b"x"), ("12", "week"), ("3", "week-short")):
+    older = ("12", "week-short/grid-named/moves/due-chunks")  # retention counters named in full
+    for offset, kept in (
+        ("12", None),
+        (None, "month"),
+        (b"0", b"x"),
+        ("12", "week"),
+        ("3", "week-short"),
+        older,
+    ):
         with pytest.raises(
             StoredFormatError, match="namespace 'ns' keeps its day counters or customer fields in an older"
         ):
