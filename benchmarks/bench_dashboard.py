@@ -35,6 +35,7 @@ from streams.devstack.chromium import binary as chromium_binary
 from streams.read.auth import new_key
 from streams.settings import Settings
 from streams.store.connection import sync_client
+from streams.store.day_names import period_field
 from streams.store.keys import KeySpace
 from streams.store.weeks import split_days
 
@@ -74,14 +75,14 @@ def fill(settings: Settings, customers: int, days: int) -> None:
             }
             months = sorted({(first + timedelta(days=d)).isoformat()[:7] for d in range(days)})
             periods = {
-                f"{s}:{m}:{month}": rng.randint(1, 500)
+                (month, period_field(s, m, month)): rng.randint(1, 500)  # coded, in the month's year's key
                 for s in segments
                 for m in PERIOD_METRICS
                 for month in months
             }
             stored = [(keys.kpis(p, grid), kpis)]
             for year in sorted({m[:4] for m in months}):
-                row = {k: v for k, v in periods.items() if k.rsplit(":", 1)[1][:4] == year}
+                row = {k: v for (month, k), v in periods.items() if month[:4] == year}
                 stored.append((keys.segment_periods(p, grid, year), row))
             for kind, mapping in ((keys.moves, moves), (keys.segment_days, counters)):
                 for week, row in split_days(mapping).items():

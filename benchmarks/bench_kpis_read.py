@@ -24,6 +24,7 @@ from segmentation import Definitions
 from streams.read.reader import SegmentReader
 from streams.settings import Settings
 from streams.store.connection import async_client
+from streams.store.day_names import period_field
 from streams.store.weeks import split_days
 
 
@@ -48,7 +49,7 @@ async def fill(client: aioredis.Redis, reader: SegmentReader, days: int, partiti
                 month = (first + timedelta(days=n)).isoformat()[:7]
                 for s in segments:
                     for metric in ("retained", "cohort_orders", "cohort_revenue"):
-                        periods.setdefault(month[:4], {})[f"{s}:{metric}:{month}"] = 5
+                        periods.setdefault(month[:4], {})[period_field(s, metric, month)] = 5  # coded
             for week, row in split_days(d).items():
                 await client.hset(keys.segment_days(p, grid, week), mapping=row)  # type: ignore[arg-type]
                 await client.sadd(keys.weeks(p), week)

@@ -38,6 +38,7 @@ from streams.store.history_format import FIELD as HISTORY
 from streams.store.keys import KeySpace
 from streams.store.namespaces import active_namespace
 from streams.store.partitioning import partition_for
+from streams.store.replies import text
 from streams.store.replies import texts as _texts
 from streams.store.stored_state import history_refused, readers_view, stored_state
 from streams.store.weeks import FORMAT_FIELD, check_format, flows_of_week_rows, known_weeks, week_rows
@@ -143,9 +144,8 @@ class SegmentReader:
             return history_of(customer_id, row, self.definitions)
 
     async def segment_of(self, customer_id: str, grid: str, as_of: datetime | None = None) -> SegmentAt:
-        """The segment now (from the hash; an audience's absent answer from the packed `state`, which holds
-        the `not_member` ones) or at `as_of`: from the history up to the customer's clock (says so when it is
-        too short), beyond it projected by advancing the stored state (`history.projected_at`)."""
+        """The segment now (from the hash; an absent audience answer from `state`) or at `as_of`: from the
+        history up to the customer's clock (says so when too short), beyond it projected (`projected_at`)."""
         self._grid(grid)
         if as_of is None:
             _check_id(customer_id)
@@ -163,10 +163,11 @@ class SegmentReader:
                     customer_id=customer_id, grid=grid, as_of=None, segment=None, status="unknown_customer"
                 )
             if segment is None and packed is not None and audience:
-                answers = stored_state({STATE: packed}, keys.namespace).audiences
+                answers = stored_state({STATE: text(packed)}, keys.namespace).audiences
                 segment = dict(answers).get(grid[len(AUDIENCE_FIELD) :])
+            segment = text(segment) if segment else None
             return SegmentAt(
-                customer_id=customer_id, grid=grid, as_of=None, segment=segment or None, status="current"
+                customer_id=customer_id, grid=grid, as_of=None, segment=segment, status="current"
             )
         if as_of.tzinfo is None:
             raise BadRequest("as_of must carry a time zone")

@@ -1,7 +1,7 @@
 """Day counter field names coded: `potential_loyalist:revenue` on weekday 3 is stored as three characters.
 
 A retention period's counter (`period_field`, in its year's `r:` key) is coded the same way: its segment as a
-token, its metric as one letter and its period without the year: 5-7 characters instead of ~35 (~13 bytes a
+token, its metric as one letter and its period without the year: 5-9 characters instead of ~35 (~13 bytes a
 customer on an order-history import).
 
 Why: a week's `d:`, `f:` and `t:` hash is a listpack whose bytes are mostly its field names (a segment name,
@@ -121,7 +121,7 @@ def decode(stored: str) -> str:
 def period_field(segment: str, metric: str, period: str) -> str:
     """The stored field of a retention counter in its year's key (`r:<grid>:<year>`): the segment coded as a
     day counter's token, the metric one letter, the period without its year, which the key holds:
-    (`potential_loyalist`, `cohort_revenue`, `2026-W10`) -> `15:cW10` (41 characters in full)."""
+    (`potential_loyalist`, `cohort_revenue`, `2026-W10`) -> `15:cW10` (42 characters in full)."""
     return f"{encode(segment)}:{_PERIOD_CODES[metric]}{period[5:]}"
 
 

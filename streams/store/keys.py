@@ -62,8 +62,9 @@ class KeySpace:
         return f"{self._tag(partition)}:d:{grid}:{week}"
 
     def segment_periods(self, partition: int, grid: str, year: str) -> str:
-        """Hash: per-segment KPI counters per retention period of the year (`<segment>:retained:<period>` ...;
-        the year: the period name's first four characters, `2026` for `2026-03` and `2026-W10`)."""
+        """Hash: per-segment KPI counters per retention period of the year (`<segment>:retained:<period>` ...,
+        coded: `day_names.period_field`; the year: the period name's first four characters, `2026` for
+        `2026-03` and `2026-W10`)."""
         return f"{self._tag(partition)}:r:{grid}:{year}"
 
     def weeks(self, partition: int) -> str:

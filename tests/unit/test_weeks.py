@@ -76,7 +76,7 @@ def test_day_named_fields_split_per_week_and_back() -> None:
     stored = split_days(fields)
     assert stored == {"2026-W01": {"(%4": 3, "a>b:1": 2}, "2026-W02": {"(&1": 1}}
     weeks = {("g", week): list(row.items()) for week, row in stored.items()}
-    periods = {("g", "2026"): [(period_field("new", "retained", "2026-01"), 4)]}  # `(:a01`, coded
+    periods = {("g", "2026"): [(period_field("new", "retained", "2026-01"), 4)]}  # `7:a01`, coded
     assert dict(by_grid(weeks, periods)["g"]) == {**fields, "new:retained:2026-01": 4}
 
 
