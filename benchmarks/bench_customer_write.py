@@ -5,10 +5,10 @@
 
 Why: on `bench_worker.py`'s stream the worker's CPU per event is ~12 µs for the events themselves plus
 ~20 µs for every customer write (one per customer per batch), so the batch size and the population move it
-from ~14 to ~28 µs (first table). The second table splits a write of a year-old customer (packed state ~800
-bytes, most of it its 64-id duplicate window; history ~30 entries) into its parts, with the text
-conversions the write path used to make (the packed state as `surrogateescape` text, decoded per write and
-encoded again for the commit) beside the bytes it makes now.
+from ~14 to ~28 µs (first table). The second table splits a write of a year-old customer (packed state ~700
+bytes, ~580 of them its 64-id duplicate window, written uncompressed; history ~30 entries) into its parts,
+with the text conversions the write path used to make (the packed state as `surrogateescape` text, decoded
+per write and encoded again for the commit) beside the bytes it makes now.
 
 No Kafka, no Redis: the engagement sample (`segstream sample`'s default profile) in memory, one partition,
 the cyclic GC off; best of 3 per figure. `--baseline DIR` runs the batch-size table with another checkout's
@@ -238,7 +238,7 @@ def write_parts_of(records: list[Record], definitions: Definitions) -> None:
     print(f"\none customer write, µs ({len(pairs)} customers written by one batch of 2,000 events)")
     size, before_zstd = statistics.mean(map(len, packed)), statistics.mean(map(len, raws))
     chars = statistics.mean(len(text or "") for text in histories)
-    print(f"  packed state {size:.0f} bytes ({before_zstd:.0f} before zstd), history {chars:.0f} characters")
+    print(f"  packed state {size:.0f} bytes ({before_zstd:.0f} compressed), history {chars:.0f} characters")
     rows = [
         ("the readable diff and the packed state (changed_parts)", _best(diff, pairs)),
         ("  of which msgpack (raw_state of stored_part)", _best(lambda s: raw_state(stored_part(s)), news)),

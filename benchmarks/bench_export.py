@@ -73,7 +73,7 @@ def template() -> CustomerState:
     for n, body in enumerate(sorted(events, key=lambda e: str(e["occurred_at"]))):
         raw = {"event_id": f"{TEMPLATE}-e{n:04d}", "customer_id": TEMPLATE, "schema_version": 1, **body}
         state = apply(state, parse_event(orjson.dumps(raw)), defs).state
-    return state._replace(recent_ids="")
+    return state._replace(recent_ids=b"")
 
 
 _NEXT: dict[int, int] = {}  # partition -> next ordinal

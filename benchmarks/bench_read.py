@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import describe
 from segmentation import CustomerState, Definitions, Transition, apply, parse_event
+from segmentation.duplicates import KEY_SIZE, event_key
 from segmentation.state_mapping import readable_fields, state_to_mapping
 from streams.read import SegmentReader
 from streams.settings import Settings
@@ -85,6 +86,12 @@ async def write_customers(
     store: RedisStateStore, n: int, history_size: int, start: int = 0, chunk: int = 500
 ) -> float:
     state, entries = template()
+    ids = len(state.recent_ids) // KEY_SIZE
+
+    def window(cid: str) -> bytes:
+        """The template's window as this customer's own ids would make it (digests differ per customer)."""
+        return b"".join(event_key(f"{cid}-e{n:04d}") for n in range(ids))
+
     # the coded history holds no customer id (the reader hashes it into each id): one blob fits every copy
     blob = history_format.appended(None, entries, history_size)
     started = time.perf_counter()
@@ -99,7 +106,7 @@ async def write_customers(
         delta = IndexDelta()
         writes = []
         for cid in ids:
-            mine = state._replace(customer_id=cid, recent_ids=state.recent_ids.replace(TEMPLATE, cid))
+            mine = state._replace(customer_id=cid, recent_ids=window(cid))
             row = state_to_mapping(mine)
             row[history_format.FIELD] = blob
             row["_offset"] = f"{p}:{offsets[p]}"

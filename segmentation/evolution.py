@@ -29,7 +29,7 @@ from typing import Any
 from segmentation import audiences, rfm
 from segmentation.config_reading import DefinitionsError
 from segmentation.definitions import Definitions
-from segmentation.duplicates import SHORT_ID, duplicate_key
+from segmentation.duplicates import event_key, remember, seen, trim
 from segmentation.events import Event
 from segmentation.folding import FOLDS
 from segmentation.grids import GRID_ORDER, TIME_GRIDS
@@ -46,11 +46,8 @@ from segmentation.state import (
     I_RECENT_ORDERS,
     I_RFM_R,
     I_VERSION,
-    ID_SEPARATOR,
     CustomerState,
-    remember,
     state_of,
-    trim,
 )
 from segmentation.transition import CAUSE_DEFINITIONS, CAUSE_TIME, Outcome, Transition, outcome_of
 
@@ -129,17 +126,14 @@ def next_due(state: CustomerState, definitions: Definitions) -> datetime | None:
 def apply(state: CustomerState, event: Event, definitions: Definitions, explain: bool = True) -> Outcome:
     """Fold one validated event into the state; see the module docstring for the exact order of effects."""
     event_id = event.event_id
-    recent = state.recent_ids
-    key = event_id if len(event_id) <= SHORT_ID else duplicate_key(event_id)
-    if f"\x1f{key}\x1f" in recent:  # is the id among the remembered ones (see state.ID_SEPARATOR)
-        return outcome_of(state, ())
-    if key is not event_id and f"\x1f{event_id}\x1f" in recent:  # remembered whole by an older version
+    key = event_key(event_id)
+    if seen(state.recent_ids, key):  # among the ids remembered
         return outcome_of(state, ())
     if event.customer_id != state.customer_id:
         raise ValueError(
             f"event {event_id!r} is for customer {event.customer_id!r}, not {state.customer_id!r}"
         )
-    if ID_SEPARATOR in event_id:
+    if "\x1f" in event_id:  # U+001F separated the ids of storage format 4's window: still refused
         raise ValueError(f"event id {event_id!r} contains a control character")
     kind = event.type
     t: datetime = event.occurred_at

@@ -17,49 +17,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-__all__ = [
-    "ID_SEPARATOR", "CategoryTotal", "CustomerState", "RecentOrder", "join_ids", "remember", "state_of",
-    "trim",
-]  # fmt: skip
+from segmentation.duplicates import KEY_SIZE, key_text
 
-# Recent event ids are kept as one string, each id enclosed in U+001F (a control character, which the
-# event contract forbids in ids): the duplicate check is then one substring search in contiguous
-# memory. Scanning a tuple of 64 separate string objects cost ~2 µs per event in cache misses when
-# thousands of states are live (measured: ~20% of `apply`).
-ID_SEPARATOR = "\x1f"
-
-
-def remember(recent_ids: str, event_id: str, limit: int) -> str:
-    """Add `event_id`, forgetting the oldest ids beyond `limit`.
-
-    Same as `trim((recent_ids or ID_SEPARATOR) + event_id + ID_SEPARATOR, limit)`, but the oldest ids are
-    cut before appending, so the ~64-id string is copied once instead of once per forgotten id plus once
-    (`apply` does this for every event once a customer has `limit` ids).
-    """
-    if not recent_ids or limit < 1 or ID_SEPARATOR in event_id:  # the plain definition for odd input
-        return trim((recent_ids or ID_SEPARATOR) + event_id + ID_SEPARATOR, limit)
-    excess = recent_ids.count(ID_SEPARATOR) - limit  # ids beyond `limit` once `event_id` is added
-    if excess <= 0:
-        return recent_ids + event_id + ID_SEPARATOR
-    cut = 0
-    while excess > 0:  # the cut moves to the separator that ends each forgotten id, as in `trim`
-        cut = recent_ids.index(ID_SEPARATOR, cut + 1)
-        excess -= 1
-    return recent_ids[cut:] + event_id + ID_SEPARATOR
-
-
-def trim(recent_ids: str, limit: int) -> str:
-    """Keep the `limit` most recent ids."""
-    excess = recent_ids.count(ID_SEPARATOR) - 1 - limit
-    while excess > 0:
-        recent_ids = recent_ids[recent_ids.index(ID_SEPARATOR, 1) :]
-        excess -= 1
-    return recent_ids
-
-
-def join_ids(event_ids: tuple[str, ...]) -> str:
-    """The stored form of a tuple of ids (inverse of `CustomerState.recent_event_ids`)."""
-    return ID_SEPARATOR + ID_SEPARATOR.join(event_ids) + ID_SEPARATOR if event_ids else ""
+__all__ = ["CategoryTotal", "CustomerState", "RecentOrder", "state_of"]
 
 
 class RecentOrder(NamedTuple):
@@ -142,7 +102,7 @@ class CustomerState(NamedTuple):
     due_age_band: datetime | None = None
     due_audiences: datetime | None = None
     next_due_at: datetime | None = None
-    recent_ids: str = ""
+    recent_ids: bytes = b""  # the duplicate window: 9 bytes per event id, oldest first (`duplicates`)
     # purchase depth (issue #15, docs/purchase_depth.md): what was bought, how, where recently
     coupon_orders: int = 0
     categories: tuple[CategoryTotal, ...] = ()  # by category name; bounded by the definitions' categories
@@ -166,8 +126,10 @@ class CustomerState(NamedTuple):
 
     @property
     def recent_event_ids(self) -> tuple[str, ...]:
-        """The ids of the last events applied, oldest first (bounded by the definitions)."""
-        return tuple(self.recent_ids.split(ID_SEPARATOR)[1:-1])
+        """The last events applied, oldest first (bounded by the definitions): each id of at most 8 UTF-8
+        bytes as itself, a longer one as its digest (`duplicates.key_text`)."""
+        window = self.recent_ids
+        return tuple(key_text(window[i : i + KEY_SIZE]) for i in range(0, len(window), KEY_SIZE))
 
     @classmethod
     def new(cls, customer_id: str) -> CustomerState:

@@ -1,54 +1,59 @@
-"""The customer state packed into one compact, versioned binary value (storage format 4, issue #13).
+"""The customer state packed into one compact, versioned binary value (storage format 5, issue #13).
 
 The ~70 text fields of storage format 1 made the customer hash ~2.2 KB and cost an encode per changed field.
 Packed, the whole state is one msgpack array (msgspec, in C: ~1 µs either way) behind a format byte:
 
-    format 4:  0x04 + escaped(zstd(msgpack array of every `CustomerState` field, in field order))
+    format 5:  0x05 + escaped(n + window + zstd(msgpack array of every `CustomerState` field, in field
+               order, `recent_ids` empty))
 
-msgpack keeps every value exact: ints, floats as their 64 bits (-0.0, subnormals, infinities), times
-as msgpack timestamps (UTC, to the microsecond), nested tuples (`audiences`, `categories`, `recent_orders`)
-as arrays, `recent_ids` as its stored string. A state packed before a field was appended to `CustomerState`
-decodes with that field's default (msgspec fills missing trailing fields).
+where the window is the state's `recent_ids` (the last event ids, 9 bytes each: `segmentation.duplicates`)
+and n, 2 bytes big-endian, the number of ids in it. msgpack keeps every value exact: ints, floats as their
+64 bits (-0.0, subnormals, infinities), times as msgpack timestamps (UTC, to the microsecond), nested tuples
+(`audiences`, `categories`, `recent_orders`) as arrays. A state packed before a field was appended to
+`CustomerState` decodes with that field's default (msgspec fills missing trailing fields).
 
-Why zstd with a dictionary (`segmentation.compressed`): a packed state is ~300 bytes, too short for a
-compressor to find repeats in it alone (-25 %), but most of it repeats *across* customers: the array's
+Why zstd with a dictionary (`segmentation.compressed`): the rest of a packed state is ~450 bytes, too short
+for a compressor to find repeats in it alone (-25 %), but most of it repeats *across* customers: the array's
 layout, the `None`s and zeros, timestamp headers, definitions version, currency, channel, category and
-audience names. A dictionary trained on generated states (`packed_state_4.zdict`) halves it, for ~2 µs to
-compress and ~1 µs to decompress. It is frozen with format 4: another dictionary needs another format byte.
-Format 3 (the same with a dictionary trained before the audiences' `not_member` answers moved into the packed
-state, written up to December 2026) and format 2 (uncompressed) are refused by `state_mapping` with the
-namespace's fix (their hashes' readable fields are laid out otherwise); an older segstream meeting format 4
-says "storage format 4" and names `segstream replay`.
+audience names. A dictionary trained on generated states (`packed_state_5.zdict`) halves it, for ~2 µs to
+compress and ~1 µs to decompress. It is frozen with format 5: another dictionary needs another format byte.
+Why the window beside and not inside the compressed part: its digests are random bytes, which no compressor
+shortens, and they were most of what zstd worked through at every write (an active customer's 64 ids: ~4 of
+its ~7 µs). Formats 2, 3 and 4 (format 4: the window inside, as base64 text between separators; written up to
+December 2026) are refused by `state_mapping` with the namespace's fix; an older segstream meeting format 5
+says "storage format 5" and names `segstream replay`.
 
 The escaping keeps NUL out of the value: the store joins a batch's writes with NUL into one script argument
 (streams/store/redis_store.py). msgpack is full of zeros (every 0 counter), so the bytes 0x00 and 0xC1
 (a byte msgpack never uses as a type) are swapped first, then the rare remaining NUL and the escape byte
 0xD4 (fixext1, which msgspec never writes for a state) are written as two-byte sequences. The same escape
-serves the compressed bytes (~1 escape per value).
+serves the window and the compressed bytes (~1 escape in 200 random bytes).
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 import zstandard
 
 from segmentation.compressed import LEVEL, Compressed
-from segmentation.state import CustomerState
+from segmentation.duplicates import KEY_SIZE
+from segmentation.state import I_RECENT, CustomerState, state_of
 
 __all__ = [
-    "DICTIONARY", "FORMAT", "LEVEL", "StorageFormatError", "nul_free", "pack_state",
+    "DICTIONARY", "FORMAT", "LEVEL", "StorageFormatError", "nul_free", "pack_fields", "pack_state",
     "raw_state", "unpack_state", "with_nul",
 ]  # fmt: skip
 
-FORMAT: Final = 4  # the storage format; the first byte of every packed state
-DICTIONARY: Final = "packed_state_4.zdict"  # in this package; frozen with FORMAT 4
+FORMAT: Final = 5  # the storage format; the first byte of every packed state
+DICTIONARY: Final = "packed_state_5.zdict"  # in this package; frozen with FORMAT 5
 _HEAD: Final = bytes([FORMAT])
 _SWAP: Final = bytes.maketrans(b"\x00\xc1", b"\xc1\x00")
 _ESC: Final = b"\xd4"
 _ESC_NUL: Final = b"\xd4\x01"
 _ESC_ESC: Final = b"\xd4\x02"
+_MOST: Final = 0xFFFF  # ids a window may hold (the definitions allow 10,000)
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(CustomerState).decode
 _codec = Compressed("segmentation", DICTIONARY)
@@ -78,16 +83,34 @@ def with_nul(raw: bytes) -> bytes:
 
 
 def raw_state(state: CustomerState) -> bytes:
-    """The msgpack array the codec compresses (what the dictionary is trained on)."""
+    """The msgpack array the codec compresses (what the dictionary is trained on): the state without its
+    duplicate window."""
+    values = list(state)
+    values[I_RECENT] = b""
+    return _raw(values)
+
+
+def _raw(values: list[Any]) -> bytes:
     try:
-        return _encode(state)
+        return _encode(values)  # the same bytes as the NamedTuple's: both are msgpack arrays
     except (TypeError, OverflowError) as exc:  # a value msgpack cannot hold (an int beyond 64 bits, ...)
         raise ValueError(f"customer state cannot be packed: {exc}") from None
 
 
 def pack_state(state: CustomerState) -> bytes:
     """The state as bytes without NUL; `unpack_state` gives back an equal state (floats bit-identical)."""
-    return _HEAD + nul_free(_codec.pack(raw_state(state)))
+    return pack_fields(list(state))
+
+
+def pack_fields(values: list[Any]) -> bytes:
+    """`pack_state` of the state whose fields are `values`, without making that state (the list is
+    changed: its window is taken out)."""
+    window: bytes = values[I_RECENT]
+    count, rest = divmod(len(window), KEY_SIZE)
+    if rest or count > _MOST:
+        raise ValueError(f"customer state cannot be packed: a duplicate window of {len(window)} bytes")
+    values[I_RECENT] = b""
+    return _HEAD + nul_free(count.to_bytes(2, "big") + window + _codec.pack(_raw(values)))
 
 
 def unpack_state(packed: bytes) -> CustomerState:
@@ -101,6 +124,15 @@ def unpack_state(packed: bytes) -> CustomerState:
             f" {FORMAT} only: rebuild the namespace with `segstream replay`"
         )
     try:
-        return _decode(_codec.unpack(with_nul(packed[1:])))
+        raw = with_nul(packed[1:])
+        end = 2 + int.from_bytes(raw[:2], "big") * KEY_SIZE
+        if len(raw) < end:
+            raise ValueError("the duplicate window is cut short")
+        state = _decode(_codec.unpack(raw[end:]))
     except (msgspec.MsgspecError, zstandard.ZstdError, ValueError) as exc:
         raise ValueError(f"packed customer state is damaged: {exc}") from None
+    if end == 2 and not state.recent_ids:
+        return state
+    values = list(state)
+    values[I_RECENT] = raw[2:end]
+    return state_of(values)

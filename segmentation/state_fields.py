@@ -36,7 +36,7 @@ Times are ISO 8601 in UTC; floats are written with `repr` so they read back bit-
 | `next_due_at` | the earliest of the `due:*` (when `advance` must next run for this customer) |
 | `purchase_days` | distinct UTC days with a purchase (BG/NBD frequency x = purchase_days - 1) |
 | `segment:clv`, `due:clv` | predicted-CLV tier (only with a `clv:` definitions section), next change |
-| `recent_event_ids` | JSON list of the last event ids applied, long ones as digests (duplicate detection) |
+| `recent_event_ids` | JSON list of the last event ids applied, ids over 8 bytes as digests (duplicates) |
 | `coupon_orders` | orders placed with a coupon |
 | `categories` | JSON `[[category, orders, spend_minor], ...]` by name: lifetime per category |
 | `recent_orders` | JSON `[[time, order key, channel, coupon 0/1, amount_minor, [categories]], ...]` |

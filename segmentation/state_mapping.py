@@ -1,8 +1,8 @@
-"""The customer state as a Redis hash (storage format 4): the packed state plus a few readable fields.
+"""The customer state as a Redis hash (storage format 5): the packed state plus a few readable fields.
 
 | field | meaning |
 |---|---|
-| `state` | the whole state packed (`state_codec`: a format byte, 0x04, then msgpack compressed with zstd |
+| `state` | the whole state packed (`state_codec`: a format byte, 0x05, the event-id window, msgpack + zstd |
 | | and a frozen dictionary; binary, no NUL) |
 | `<grid>` | the segment of each grid, under the grid's name (`lifecycle`, `rfm`, `value`, `email`, |
 | | `channel`, `age_band`, `region`, `satisfaction`, `category`, `promotion`, `clv`); absent: none |
@@ -48,7 +48,7 @@ from typing import Any
 
 from segmentation.instants import to_us
 from segmentation.state import CustomerState, state_of
-from segmentation.state_codec import FORMAT, StorageFormatError, pack_state, unpack_state
+from segmentation.state_codec import FORMAT, StorageFormatError, pack_fields, unpack_state
 from segmentation.state_fields import FIELDS, READABLE
 
 __all__ = [
@@ -123,14 +123,15 @@ FORMAT_2 = (
 
 def _earlier(head: int) -> str:
     return (
-        f"customer hash is in storage format {head} (its readable fields are laid out otherwise), written by"
-        " an earlier segstream: rebuild the namespace with `segstream replay`"
+        f"customer hash is in storage format {head} (its packed state, and before format 4 its readable"
+        " fields, are laid out otherwise), written by an earlier segstream: rebuild the namespace with"
+        " `segstream replay`"
     )
 
 
 def packed_bytes(state: CustomerState) -> bytes:
     """The bytes of the `state` field: the state without the segments the readable fields hold, packed."""
-    return pack_state(stored_part(state))
+    return pack_fields(_stored_values(state))
 
 
 def packed_text(state: CustomerState) -> str:
@@ -141,6 +142,10 @@ def packed_text(state: CustomerState) -> str:
 def stored_part(state: CustomerState) -> CustomerState:
     """The state without what its readable fields give back (what `state` packs): the segments, and the
     audiences answered otherwise than `not_member` or empty, when they are in name order, each once."""
+    return state_of(_stored_values(state))
+
+
+def _stored_values(state: CustomerState) -> list[Any]:
     values = list(state)
     for i, _ in _SEGMENTS:
         if values[i] != "":  # None or a name: its readable text gives it back ("" would read back as None)
@@ -148,7 +153,7 @@ def stored_part(state: CustomerState) -> CustomerState:
     audiences = state.audiences
     if audiences and all(a[0] < b[0] for a, b in pairwise(audiences)):  # by name, each once
         values[_I_AUDIENCES] = tuple(a for a in audiences if not is_stored(AUDIENCE_FIELD, a[1]))
-    return state_of(values)
+    return values
 
 
 def readable_fields(state: CustomerState) -> dict[str, str]:

@@ -3,7 +3,7 @@
     .venv/bin/python -m streams.core.dictionaries [--write state|history]
 
 Each dictionary is frozen with the format byte of the values written with it (`segmentation.compressed`):
-`segmentation/packed_state_4.zdict` (state format 4, `segmentation.state_codec`) and
+`segmentation/packed_state_5.zdict` (state format 5, `segmentation.state_codec`) and
 `streams/store/history.zdict` (history `COMPRESSED`, `streams.store.history_format`). A value written with one
 must decompress with it forever, so by default this only reports what a fresh training would give against the
 shipped ones; `--write KIND` replaces one, for a new format only (a new format byte). Samples come from the

@@ -1,9 +1,10 @@
 """Redis server settings that decide what a customer costs in memory; checked when a worker or the API starts.
 
 A customer hash (~60 short fields) is stored as a compact listpack only while every value fits
-`hash-max-listpack-value`; `recent_event_ids` (the de-duplication window) is longer than the default 64 bytes,
-which silently doubles the hash's memory (hashtable encoding). The local stack and docker-compose.yml set
-4096; elsewhere the operator must (managed services expose it as a parameter).
+`hash-max-listpack-value`; the packed `state` (with the de-duplication window, 9 bytes an event id) and the
+coded `history` are longer than the default 64 bytes, which silently doubles the hash's memory (hashtable
+encoding). The local stack and docker-compose.yml set 4096; elsewhere the operator must (managed services
+expose it as a parameter).
 """
 
 from __future__ import annotations

@@ -214,6 +214,37 @@ def test_a_worker_meeting_a_kpi_marker_of_an_earlier_segstream_stops_in_one_line
         client.close()
 
 
+def test_a_worker_meeting_a_state_of_format_4_stops_in_one_line_before_writing(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Format 4 kept the event-id window inside the compressed state, as text: a worker continuing such a
+    namespace refuses it, naming the fix, before applying or writing anything."""
+    settings, key = replayed("fmt4", services, topic_name, redis_prefix, tmp_path, monkeypatch)
+    settings = settings.model_copy(update={"namespace": "fmt4"})
+    client = sync_client(settings.redis_url, **TEXT_OPTIONS)
+    try:
+        packed = client.hget(key, "state").encode("utf-8", "surrogateescape")  # type: ignore[union-attr]
+        client.hset(key, "state", b"\x04" + packed[1:])  # what format 4 wrote begins with its byte
+        before = client.hgetall(key)
+        line = orjson.dumps({
+            "type": "email_open", "event_id": "late-2", "customer_id": KNOWN, "schema_version": 1,
+            "occurred_at": "2026-03-09T10:00:00Z",
+        })  # fmt: skip
+        replayed_lines = (tmp_path / "events.jsonl").read_bytes().splitlines()
+        asyncio.run(produce(settings, [*replayed_lines, line], lambda b: customer_key(b) or KNOWN.encode()))
+        with pytest.raises(StoredFormatError) as refused:
+            asyncio.run(run_worker_until(settings, lambda: False, timeout=60))
+        assert str(refused.value).startswith("namespace 'fmt4': customer hash is in storage format 4 (")
+        assert str(refused.value).endswith("rebuild the namespace with `segstream replay`")
+        assert client.hgetall(key) == before  # nothing applied, nothing written
+    finally:
+        client.close()
+
+
 def test_definitions_apply_meeting_a_kpi_marker_of_an_earlier_segstream_writes_nothing(
     services: Services,
     topic_name: Callable[[str], str],

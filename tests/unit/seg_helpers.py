@@ -20,14 +20,18 @@ def packed_before(state: CustomerState, field: str) -> dict[str, str]:
     import msgspec
 
     from segmentation.compressed import Compressed
+    from segmentation.duplicates import KEY_SIZE
     from segmentation.state_codec import DICTIONARY, nul_free, pack_state
     from segmentation.state_fields import FIELDS
     from segmentation.state_mapping import state_to_mapping, stored_name, stored_part
 
     cut = CustomerState._fields.index(field)
     newer = {stored_name(key) for key, attr, _ in FIELDS if CustomerState._fields.index(attr) >= cut}
-    raw = msgspec.msgpack.encode(tuple(stored_part(state))[:cut])
-    packed = pack_state(state)[:1] + nul_free(Compressed("segmentation", DICTIONARY).pack(raw))
+    stored = stored_part(state)
+    window = stored.recent_ids
+    raw = msgspec.msgpack.encode(tuple(stored._replace(recent_ids=b""))[:cut])
+    head = (len(window) // KEY_SIZE).to_bytes(2, "big") + window  # format 5: the window beside
+    packed = pack_state(state)[:1] + nul_free(head + Compressed("segmentation", DICTIONARY).pack(raw))
     mapping = {k: v for k, v in state_to_mapping(state).items() if k not in newer}
     return mapping | {"state": packed.decode("utf-8", "surrogateescape")}
 

@@ -1,38 +1,52 @@
-"""Duplicate detection keeps short keys: long event ids are remembered as a digest, still recognised."""
+"""Duplicate detection keeps 9-byte keys: short ids as themselves, long ones as a digest, both recognised."""
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from segmentation import apply
-from segmentation.duplicates import SHORT_ID, duplicate_key
-from segmentation.state import ID_SEPARATOR, join_ids
+from segmentation.duplicates import KEY_SIZE, duplicate_key, event_key, key_text
 from tests.unit.seg_helpers import DEFAULT, day, ev, purchase, run
 
 UUID = "123e4567-e89b-12d3-a456-426614174000"
 
 
-def test_short_ids_are_their_own_key_and_long_ids_a_fixed_12_character_digest() -> None:
-    assert duplicate_key("e" * SHORT_ID) == "e" * SHORT_ID
-    assert duplicate_key(UUID) == "72Z6KXNUTxzL"  # pinned: replays on any machine must agree
-    assert len(duplicate_key("x" * 128)) == 12 and duplicate_key("a" * 12) != duplicate_key("b" * 12)
-    assert len(duplicate_key("\ud800" * 20)) == 12  # a lone surrogate JSON can carry does not crash it
+def test_an_id_of_8_bytes_is_kept_as_itself_and_a_longer_one_as_a_pinned_digest() -> None:
+    assert event_key("e1") == b"\x02e1" + bytes(6)
+    assert event_key("é" * 4) == b"\x08" + "é".encode() * 4  # 8 UTF-8 bytes
+    assert event_key(UUID).hex() == "ef667a2973544f1ccb"  # pinned: replays on any machine must agree
+    assert key_text(event_key(UUID)) == "72Z6KXNUTxzL" == duplicate_key(UUID)  # format 4's text, kept
+    assert len(event_key("x" * 128)) == KEY_SIZE and event_key("a" * 9) != event_key("b" * 9)
+    assert len(event_key("\ud800" * 20)) == KEY_SIZE  # a lone surrogate JSON can carry does not crash it
 
 
-def test_a_long_id_delivered_twice_counts_once_and_costs_12_characters() -> None:
+@given(st.text(max_size=40))
+def test_a_kept_id_and_a_digest_never_share_a_key(event_id: str) -> None:
+    """A kept id's first byte is its length (0-8), a digest's is above 8: they cannot collide."""
+    key = event_key(event_id)
+    size = len(event_id.encode("utf-8", "surrogatepass"))
+    assert len(key) == KEY_SIZE and (key[0] == size if size <= KEY_SIZE - 1 else key[0] >= KEY_SIZE)
+    if size <= KEY_SIZE - 1:
+        assert key_text(key) == event_id
+
+
+def test_a_long_id_delivered_twice_counts_once_and_costs_9_bytes() -> None:
     state, _ = run([purchase(day(0), event_id=UUID)])
-    assert state.recent_ids == ID_SEPARATOR + duplicate_key(UUID) + ID_SEPARATOR
+    assert state.recent_ids == event_key(UUID) and state.recent_event_ids == ("72Z6KXNUTxzL",)
     again = purchase(day(1), event_id=UUID)
     assert apply(state, again, DEFAULT).state is state
     assert state.orders == 1
 
 
-def test_a_long_id_remembered_whole_by_an_older_version_is_still_a_duplicate() -> None:
-    state, _ = run([purchase(day(0), event_id="first")])
-    stored_before = state._replace(recent_ids=join_ids(("first", UUID)))  # as an older version wrote it
-    assert apply(stored_before, purchase(day(1), event_id=UUID), DEFAULT).state is stored_before
+def test_a_short_id_delivered_twice_counts_once() -> None:
+    state, _ = run([purchase(day(0), event_id="o-17"), purchase(day(1), event_id="o-18")])
+    assert state.recent_event_ids == ("o-17", "o-18")
+    assert apply(state, purchase(day(2), event_id="o-17"), DEFAULT).state is state
 
 
 def test_an_erasure_remembers_no_id_and_covers_itself_sent_again() -> None:
     """Not even the erasure's own id stays (it may hold the customer's); `erased_at` covers a resend."""
     state, _ = run([purchase(day(0)), ev("customer_erased", day(1), event_id=UUID)])
-    assert (state.recent_ids, state.erased_at) == ("", day(1))
+    assert (state.recent_ids, state.erased_at) == (b"", day(1))
     assert apply(state, ev("customer_erased", day(1), event_id=UUID), DEFAULT).state is state

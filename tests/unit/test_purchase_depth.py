@@ -280,8 +280,9 @@ def test_malformed_new_fields_are_refused_naming_them(key: str, value: object, m
     state, _ = run([buy(day(0), "o1")])
     values: list[object] = list(state)
     values[type(state)._fields.index(key)] = value
+    values[type(state)._fields.index("recent_ids")] = b""  # format 5: the window beside, here none
     packed = bytes([FORMAT]) + nul_free(
-        Compressed("segmentation", DICTIONARY).pack(msgspec.msgpack.encode(values))
+        b"\x00\x00" + Compressed("segmentation", DICTIONARY).pack(msgspec.msgpack.encode(values))
     )
     mapping = state_to_mapping(state) | {"state": packed.decode("utf-8", "surrogateescape")}
     with pytest.raises(ValueError, match="packed customer state is damaged: " + message):

@@ -1,4 +1,4 @@
-"""The packed state (storage format 4): exact round trip over generated states, no NUL, clear refusals
+"""The packed state (storage format 5): exact round trip over generated states, no NUL, clear refusals
 (earlier formats included), and the frozen dictionary that halves it."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 import segmentation
 from segmentation import CustomerState
 from segmentation.compressed import Compressed
-from segmentation.state import ID_SEPARATOR, CategoryTotal, RecentOrder
+from segmentation.duplicates import KEY_SIZE
+from segmentation.state import CategoryTotal, RecentOrder
 from segmentation.state_codec import (
     DICTIONARY,
     FORMAT,
@@ -35,14 +36,16 @@ from segmentation.state_mapping import stored_part
 from streams.core.dictionaries import samples
 from streams.sample.generator import SampleSpec
 
-# Format 4 is this dictionary: a state written with it must decompress with it forever. Another dictionary
+# Format 5 is this dictionary: a state written with it must decompress with it forever. Another dictionary
 # needs another format byte (state_codec.py), never a new digest here.
-_DICTIONARY_SHA256 = "7767c0bdd2fc5522280b1aadbfc0944e0efb701d0936a4252a4eb74f7b197893"
+_DICTIONARY_SHA256 = "85d266c11c55434af3a61a8472b686f9813da1fb1bc21743264b6870d40329b5"
 
 
-def _format_4(raw: bytes) -> bytes:
-    """`raw` as format 4 holds it: compressed with the frozen dictionary, escaped."""
-    return bytes([FORMAT]) + nul_free(Compressed("segmentation", DICTIONARY).pack(raw))
+def _format_5(raw: bytes, window: bytes = b"") -> bytes:
+    """`raw` as format 5 holds it: the window's count and bytes, then `raw` compressed with the frozen
+    dictionary, escaped."""
+    head = (len(window) // KEY_SIZE).to_bytes(2, "big") + window
+    return bytes([FORMAT]) + nul_free(head + Compressed("segmentation", DICTIONARY).pack(raw))
 
 
 _INT64 = st.integers(-(2**63), 2**63 - 1)
@@ -53,9 +56,7 @@ _TIMES = st.datetimes(
 ) | st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))])).filter(
     lambda t: datetime(1, 1, 2, tzinfo=UTC) < t < datetime(9999, 12, 30, tzinfo=UTC)
 )
-_IDS = st.lists(_TEXT.filter(lambda s: ID_SEPARATOR not in s), max_size=6).map(
-    lambda ids: ID_SEPARATOR + ID_SEPARATOR.join(ids) + ID_SEPARATOR if ids else ""
-)
+_IDS = st.lists(st.binary(min_size=KEY_SIZE, max_size=KEY_SIZE), max_size=6).map(b"".join)
 _ORDERS = st.lists(
     st.builds(
         RecentOrder, _TIMES, _TEXT, _TEXT, st.booleans(), _INT64, st.lists(_TEXT, max_size=3).map(tuple)
@@ -114,13 +115,23 @@ def test_a_new_customer_is_small_and_times_are_exact_to_the_microsecond() -> Non
 def test_a_state_packed_before_trailing_fields_existed_reads_them_as_defaults() -> None:
     state = CustomerState("c", orders=2)
     older = msgspec.msgpack.encode(tuple(state)[: CustomerState._fields.index("coupon_orders")])
-    assert unpack_state(_format_4(older)) == state
+    assert unpack_state(_format_5(older)) == state
 
 
-@pytest.mark.parametrize("head", [2, 3])
+def test_the_window_is_written_beside_the_compressed_part_whole() -> None:
+    """Its random digests would not compress: the value grows by exactly its 9 bytes an id."""
+    window = bytes(range(KEY_SIZE * 3)) + b"\x00" * KEY_SIZE  # NULs too: escaped like the rest
+    state = CustomerState("c", orders=2)
+    packed = pack_state(state._replace(recent_ids=window))
+    assert with_nul(packed[1:])[: 2 + len(window)] == b"\x00\x04" + window
+    assert packed == _format_5(raw_state(state), window)
+    assert unpack_state(packed).recent_ids == window
+
+
+@pytest.mark.parametrize("head", [2, 3, 4])
 def test_a_state_of_an_earlier_format_is_refused_naming_the_fix(head: int) -> None:
-    """Format 2 (uncompressed, up to 65f8a17) and 3 (the dictionary before audiences' `not_member`
-    answers were packed): their hashes lay readable fields out otherwise, rebuilt by replay."""
+    """Format 2 (uncompressed, up to 65f8a17), 3 (the dictionary before audiences' `not_member` answers
+    were packed) and 4 (the event-id window inside the compressed part, as text): rebuilt by replay."""
     raw = raw_state(CustomerState("c", orders=2))
     with pytest.raises(StorageFormatError, match=f"storage format {head}, .*segstream replay"):
         unpack_state(bytes([head]) + nul_free(raw))
@@ -138,7 +149,7 @@ def test_escaped_bytes_round_trip() -> None:
     assert unpack_state(pack_state(state)) == state
 
 
-def test_the_dictionary_is_the_one_format_4_was_written_with() -> None:
+def test_the_dictionary_is_the_one_format_5_was_written_with() -> None:
     data = (Path(segmentation.__file__).parent / DICTIONARY).read_bytes()
     assert hashlib.sha256(data).hexdigest() == _DICTIONARY_SHA256
 
@@ -163,17 +174,23 @@ def test_the_dictionary_halves_generated_states_it_was_not_trained_on() -> None:
         (
             b"\x01\x90",
             StorageFormatError,
-            "storage format 1, this segstream reads format 4 only: rebuild",
+            "storage format 1, this segstream reads format 5 only: rebuild",
         ),
-        (b"\x05\x90", StorageFormatError, "storage format 5"),
-        (b"\x04\x90", ValueError, "damaged"),  # no zstd frame
-        (b"\x04" + nul_free(b"\xfd" * 12), ValueError, "damaged"),
-        (b"\x04" + nul_free(b"\xe0" + (2**40).to_bytes(8, "little") + b"\x01\x00\x00"), ValueError, "claims"),
-        (b"\x04\x90\x00", ValueError, "an unescaped NUL"),
-        (b"\x04\xd4\x05", ValueError, "a bad escape sequence"),
-        (_format_4(b"\xa1"), ValueError, "damaged"),  # truncated
-        (_format_4(b"\x90"), ValueError, "damaged"),  # no customer id
-        (_format_4(b"\x92\xa1c\xa1x"), ValueError, "damaged"),  # a clock that is no time
+        (b"\x06\x90", StorageFormatError, "storage format 6"),
+        (b"\x05\xc1\xc1\x90", ValueError, "damaged"),  # no zstd frame
+        (b"\x05\x90", ValueError, "window is cut short"),
+        (b"\x05" + nul_free(b"\x00\x02" + bytes(KEY_SIZE + 3)), ValueError, "window is cut short"),
+        (b"\x05" + nul_free(b"\x00\x00" + b"\xfd" * 12), ValueError, "damaged"),
+        (
+            b"\x05" + nul_free(b"\x00\x00\xe0" + (2**40).to_bytes(8, "little") + b"\x01\x00\x00"),
+            ValueError,
+            "claims",
+        ),
+        (b"\x05\x90\x00", ValueError, "an unescaped NUL"),
+        (b"\x05\xd4\x05", ValueError, "a bad escape sequence"),
+        (_format_5(b"\xa1"), ValueError, "damaged"),  # truncated
+        (_format_5(b"\x90"), ValueError, "damaged"),  # no customer id
+        (_format_5(b"\x92\xa1c\xa1x"), ValueError, "damaged"),  # a clock that is no time
     ],
 )
 def test_another_format_or_a_damaged_value_is_refused(packed: bytes, error: type, message: str) -> None:
@@ -184,3 +201,5 @@ def test_another_format_or_a_damaged_value_is_refused(packed: bytes, error: type
 def test_a_value_msgpack_cannot_hold_is_refused() -> None:
     with pytest.raises(ValueError, match="cannot be packed"):
         pack_state(CustomerState("c", gross_minor=2**64))
+    with pytest.raises(ValueError, match="cannot be packed: a duplicate window of 10 bytes"):
+        pack_state(CustomerState("c", recent_ids=bytes(10)))

@@ -103,8 +103,8 @@ def test_a_format_1_hash_is_refused_with_the_fix() -> None:
     with pytest.raises(ValueError, match="field 'state' is not a packed state"):
         state_from_mapping({"state": "\ud800"})
     with pytest.raises(ValueError, match="packed customer state is damaged"):
-        state_from_mapping({"state": "\x04"})
-    for head in ("\x02", "\x03"):  # formats 2 and 3 stored `monetary`, every `not_member`, ISO times
+        state_from_mapping({"state": "\x05"})
+    for head in ("\x02", "\x03", "\x04"):  # 2 and 3 stored `monetary`, every `not_member`; 4 a text window
         with pytest.raises(StorageFormatError, match=f"storage format {ord(head)} .*segstream replay"):
             state_from_mapping({"state": head, "rfm": "new"})
 

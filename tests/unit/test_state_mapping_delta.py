@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segmentation import CustomerState
-from segmentation.state import ID_SEPARATOR, CategoryTotal, RecentOrder
+from segmentation.duplicates import event_key
+from segmentation.state import CategoryTotal, RecentOrder
 from segmentation.state_mapping import STATE, changed_fields, packed_text, readable_fields, state_to_mapping
 from streams.store.writes import Written, write_for
 
@@ -42,11 +43,8 @@ _floats = st.sampled_from([0.0, -0.0, 0.5, 1e-300, float("inf")])
 _audiences = st.lists(
     st.tuples(st.sampled_from(["a", "b", "vip"]), st.sampled_from(["member", "not_member"])), max_size=3
 ).map(lambda pairs: tuple(sorted(pairs)))
-_recent = st.one_of(
-    st.sampled_from(["", ID_SEPARATOR]),
-    st.lists(st.sampled_from(["e1", "e2", "é"]), max_size=3).map(
-        lambda ids: ID_SEPARATOR + ID_SEPARATOR.join(ids) + ID_SEPARATOR if ids else ""
-    ),
+_recent = st.lists(st.sampled_from(["e1", "e2", "é", "a-long-event-id"]), max_size=3).map(
+    lambda ids: b"".join(map(event_key, ids))
 )
 
 
