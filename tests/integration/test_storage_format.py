@@ -179,20 +179,50 @@ def test_an_unreadable_history_field_is_refused_in_one_line_by_the_cli_and_the_a
     assert status == 409
 
 
-def test_a_worker_meeting_a_kpi_marker_of_an_earlier_segstream_stops_in_one_line_before_writing(
+def _older_marker(row: dict[str, str]) -> tuple[str, bytes]:
+    """The `_kpi` marker is coded since storage format 2's second marker version: a marker named (8232a7b
+    and before)."""
+    return "_kpi", OLDER_MARKER.encode("utf-8", "surrogateescape")
+
+
+def _format_4(row: dict[str, str]) -> tuple[str, bytes]:
+    """Format 4 kept the event-id window inside the compressed state, as text; its value began with 0x04."""
+    return "state", b"\x04" + row["state"].encode("utf-8", "surrogateescape")[1:]
+
+
+@pytest.mark.parametrize(
+    ("older", "refusal"),
+    [
+        (
+            _older_marker,
+            "customer KPI marker '_kpi' was written by an earlier segstream: "
+            "rebuild the namespace with `segstream replay`",
+        ),
+        (
+            _format_4,
+            "customer hash is in storage format 4 (its packed state, and before format 4 its readable fields,"
+            " are laid out otherwise), written by an earlier segstream: rebuild the namespace with"
+            " `segstream replay`",
+        ),
+    ],
+    ids=["kpi-marker", "state-format-4"],
+)
+def test_a_worker_meeting_a_hash_of_an_earlier_segstream_stops_in_one_line_before_writing(
+    older: Callable[[dict[str, str]], tuple[str, bytes]],
+    refusal: str,
     services: Services,
     topic_name: Callable[[str], str],
     redis_prefix: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The `_kpi` marker is coded since storage format 2's second marker version: a worker continuing a
-    namespace whose markers are named (8232a7b and before) refuses it before applying or writing anything."""
-    settings, key = replayed("kpi", services, topic_name, redis_prefix, tmp_path, monkeypatch)
-    settings = settings.model_copy(update={"namespace": "kpi"})
+    """A worker continuing a namespace one of whose customers an earlier segstream wrote refuses it before
+    applying or writing anything."""
+    settings, key = replayed("older", services, topic_name, redis_prefix, tmp_path, monkeypatch)
+    settings = settings.model_copy(update={"namespace": "older"})
     client = sync_client(settings.redis_url, **TEXT_OPTIONS)
     try:
-        client.hset(key, "_kpi", OLDER_MARKER.encode("utf-8", "surrogateescape"))
+        client.hset(key, *older(client.hgetall(key)))  # type: ignore[arg-type]
         before = client.hgetall(key)
         line = orjson.dumps({
             "type": "purchase", "event_id": "late-1", "customer_id": KNOWN, "schema_version": 1,
@@ -205,41 +235,7 @@ def test_a_worker_meeting_a_kpi_marker_of_an_earlier_segstream_stops_in_one_line
         asyncio.run(produce(settings, [*replayed_lines, line], lambda b: customer_key(b) or KNOWN.encode()))
         with pytest.raises(StoredFormatError) as refused:
             asyncio.run(run_worker_until(settings, lambda: False, timeout=60))
-        assert str(refused.value) == (
-            "namespace 'kpi': customer KPI marker '_kpi' was written by an earlier segstream: "
-            "rebuild the namespace with `segstream replay`"
-        )
-        assert client.hgetall(key) == before  # nothing applied, nothing written
-    finally:
-        client.close()
-
-
-def test_a_worker_meeting_a_state_of_format_4_stops_in_one_line_before_writing(
-    services: Services,
-    topic_name: Callable[[str], str],
-    redis_prefix: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Format 4 kept the event-id window inside the compressed state, as text: a worker continuing such a
-    namespace refuses it, naming the fix, before applying or writing anything."""
-    settings, key = replayed("fmt4", services, topic_name, redis_prefix, tmp_path, monkeypatch)
-    settings = settings.model_copy(update={"namespace": "fmt4"})
-    client = sync_client(settings.redis_url, **TEXT_OPTIONS)
-    try:
-        packed = client.hget(key, "state").encode("utf-8", "surrogateescape")  # type: ignore[union-attr]
-        client.hset(key, "state", b"\x04" + packed[1:])  # what format 4 wrote begins with its byte
-        before = client.hgetall(key)
-        line = orjson.dumps({
-            "type": "email_open", "event_id": "late-2", "customer_id": KNOWN, "schema_version": 1,
-            "occurred_at": "2026-03-09T10:00:00Z",
-        })  # fmt: skip
-        replayed_lines = (tmp_path / "events.jsonl").read_bytes().splitlines()
-        asyncio.run(produce(settings, [*replayed_lines, line], lambda b: customer_key(b) or KNOWN.encode()))
-        with pytest.raises(StoredFormatError) as refused:
-            asyncio.run(run_worker_until(settings, lambda: False, timeout=60))
-        assert str(refused.value).startswith("namespace 'fmt4': customer hash is in storage format 4 (")
-        assert str(refused.value).endswith("rebuild the namespace with `segstream replay`")
+        assert str(refused.value) == f"namespace 'older': {refusal}"
         assert client.hgetall(key) == before  # nothing applied, nothing written
     finally:
         client.close()
