@@ -180,7 +180,7 @@ def by_batch_size(args: argparse.Namespace) -> None:
 def write_parts_of(records: list[Record], definitions: Definitions) -> None:
     """The parts of the writes of one 2,000-event batch three quarters into the year."""
     from segmentation.compressed import Compressed
-    from segmentation.state_codec import DICTIONARY, nul_free, raw_state
+    from segmentation.state_codec import DICTIONARY, nul_free, raw_state, with_nul
     from segmentation.state_mapping import changed_parts, packed_bytes, packed_text, stored_part
     from streams.store import history_format, kpi_ops
     from streams.store.writes import write_for
@@ -197,6 +197,7 @@ def write_parts_of(records: list[Record], definitions: Definitions) -> None:
     news = [new[0] for _, new in pairs]
     raws = [raw_state(stored_part(s)) for s in news]
     packed = [packed_bytes(s) for s in news]
+    unescaped = [with_nul(p[1:]) for p in packed]  # what the write's escape is given
     texts = [p.decode("utf-8", "surrogateescape") for p in packed]
     # the history before the batch: its coded text as the worker caches it (`Written.history`), its field
     histories = [_history(old[1]) for old, _ in pairs]
@@ -238,12 +239,12 @@ def write_parts_of(records: list[Record], definitions: Definitions) -> None:
     print(f"\none customer write, µs ({len(pairs)} customers written by one batch of 2,000 events)")
     size, before_zstd = statistics.mean(map(len, packed)), statistics.mean(map(len, raws))
     chars = statistics.mean(len(text or "") for text in histories)
-    print(f"  packed state {size:.0f} bytes ({before_zstd:.0f} compressed), history {chars:.0f} characters")
+    print(f"  packed state {size:.0f} bytes ({before_zstd:.0f} msgpack to zstd), history {chars:.0f} chars")
     rows = [
         ("the readable diff and the packed state (changed_parts)", _best(diff, pairs)),
         ("  of which msgpack (raw_state of stored_part)", _best(lambda s: raw_state(stored_part(s)), news)),
         ("  of which zstd with the dictionary", _best(codec.pack, raws)),
-        ("  of which the NUL escape", _best(nul_free, raws)),
+        ("  of which the NUL escape (of the window and the compressed bytes)", _best(nul_free, unescaped)),
         (
             "the packed state as text (packed_text; each write made it before 12d5645)",
             _best(packed_text, news),

@@ -86,11 +86,11 @@ async def write_customers(
     store: RedisStateStore, n: int, history_size: int, start: int = 0, chunk: int = 500
 ) -> float:
     state, entries = template()
-    ids = len(state.recent_ids) // KEY_SIZE
+    remembered = len(state.recent_ids) // KEY_SIZE
 
     def window(cid: str) -> bytes:
         """The template's window as this customer's own ids would make it (digests differ per customer)."""
-        return b"".join(event_key(f"{cid}-e{n:04d}") for n in range(ids))
+        return b"".join(event_key(f"{cid}-e{k:04d}") for k in range(remembered))
 
     # the coded history holds no customer id (the reader hashes it into each id): one blob fits every copy
     blob = history_format.appended(None, entries, history_size)

@@ -55,9 +55,14 @@ def event_key(event_id: str) -> bytes:
 
 
 def key_text(key: bytes) -> str:
-    """How readers see a key: the id kept as itself, or the digest as 12 base64url characters."""
-    if key[0] <= _KEPT:
-        return key[1 : 1 + key[0]].decode("utf-8", "surrogatepass")
+    """How readers see a key: the id kept as itself, else the key as 12 base64url characters (a digest; or
+    a damaged kept id, shown rather than refused: the window only ever answers "seen before?")."""
+    size = key[0]
+    if size <= _KEPT and not any(key[1 + size :]):
+        try:
+            return key[1 : 1 + size].decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            pass
     return base64.urlsafe_b64encode(key).decode("ascii")
 
 

@@ -27,7 +27,7 @@ The escaping keeps NUL out of the value: the store joins a batch's writes with N
 (streams/store/redis_store.py). msgpack is full of zeros (every 0 counter), so the bytes 0x00 and 0xC1
 (a byte msgpack never uses as a type) are swapped first, then the rare remaining NUL and the escape byte
 0xD4 (fixext1, which msgspec never writes for a state) are written as two-byte sequences. The same escape
-serves the window and the compressed bytes (~1 escape in 200 random bytes).
+serves the window and the compressed bytes (~1 escape in 128 random bytes).
 """
 
 from __future__ import annotations
@@ -131,7 +131,9 @@ def unpack_state(packed: bytes) -> CustomerState:
         state = _decode(_codec.unpack(raw[end:]))
     except (msgspec.MsgspecError, zstandard.ZstdError, ValueError) as exc:
         raise ValueError(f"packed customer state is damaged: {exc}") from None
-    if end == 2 and not state.recent_ids:
+    if state.recent_ids:  # never packed inside: a crafted or damaged value (it would not pack back the same)
+        raise ValueError("packed customer state is damaged: a duplicate window inside the compressed part")
+    if end == 2:
         return state
     values = list(state)
     values[I_RECENT] = raw[2:end]

@@ -1,8 +1,9 @@
 """The customer state as readable text fields: every field under its storage-format-1 name and text.
 
-Storage format 4 keeps only a few of these in the customer hash (`READABLE`, for personalisation services that
-read Redis directly; see `state_mapping`); the read client, the HTTP API, the export and `segstream customer
---json` show the others from the packed state, with exactly these names and texts. Empty string means "none".
+Since storage format 4 the customer hash keeps only a few of these (`READABLE`, for personalisation services
+that read Redis directly; see `state_mapping`); the read client, the HTTP API, the export and `segstream
+customer --json` show the others from the packed state, with exactly these names and texts. Empty string
+means "none".
 Times are ISO 8601 in UTC; floats are written with `repr` so they read back bit-identical.
 
 | field | meaning |

@@ -120,7 +120,7 @@ def test_a_state_packed_before_trailing_fields_existed_reads_them_as_defaults() 
 
 def test_the_window_is_written_beside_the_compressed_part_whole() -> None:
     """Its random digests would not compress: the value grows by exactly its 9 bytes an id."""
-    window = bytes(range(KEY_SIZE * 3)) + b"\x00" * KEY_SIZE  # NULs too: escaped like the rest
+    window = bytes(range(KEY_SIZE * 3)) + b"\x00\xc1\xd4" * 3  # NUL, the swapped and the escape byte
     state = CustomerState("c", orders=2)
     packed = pack_state(state._replace(recent_ids=window))
     assert with_nul(packed[1:])[: 2 + len(window)] == b"\x00\x04" + window
@@ -203,3 +203,15 @@ def test_a_value_msgpack_cannot_hold_is_refused() -> None:
         pack_state(CustomerState("c", gross_minor=2**64))
     with pytest.raises(ValueError, match="cannot be packed: a duplicate window of 10 bytes"):
         pack_state(CustomerState("c", recent_ids=bytes(10)))
+    assert unpack_state(pack_state(CustomerState("c", recent_ids=bytes(KEY_SIZE * 0xFFFF)))).orders == 0
+    too_many = KEY_SIZE * 0x10000
+    with pytest.raises(ValueError, match=f"cannot be packed: a duplicate window of {too_many} bytes"):
+        pack_state(CustomerState("c", recent_ids=bytes(too_many)))
+
+
+def test_a_window_inside_the_compressed_part_is_refused() -> None:
+    """pack_state never writes one there: a value with one would not pack back to the same bytes."""
+    inside = msgspec.msgpack.encode(CustomerState("c", recent_ids=bytes(KEY_SIZE)))
+    for window in (b"", bytes(KEY_SIZE)):
+        with pytest.raises(ValueError, match="damaged: a duplicate window inside the compressed part"):
+            unpack_state(_format_5(inside, window))
