@@ -14,24 +14,30 @@ DEFAULT = Definitions.default()
 _ids = itertools.count()
 
 
+def format_5(raw: bytes, window: bytes = b"") -> bytes:
+    """msgpack `raw` as storage format 5 holds it, written out by hand (not by the codec under test): the
+    window's count and bytes, then `raw` compressed with the frozen dictionary, all escaped."""
+    from segmentation.compressed import Compressed
+    from segmentation.duplicates import KEY_SIZE
+    from segmentation.state_codec import DICTIONARY, FORMAT, nul_free
+
+    head = (len(window) // KEY_SIZE).to_bytes(2, "big") + window
+    return bytes([FORMAT]) + nul_free(head + Compressed("segmentation", DICTIONARY).pack(raw))
+
+
 def packed_before(state: CustomerState, field: str) -> dict[str, str]:
     """The customer hash of `state` as a segstream that did not have `field` and the fields after it yet
     stored it (their packed array ends before them)."""
     import msgspec
 
-    from segmentation.compressed import Compressed
-    from segmentation.duplicates import KEY_SIZE
-    from segmentation.state_codec import DICTIONARY, nul_free, pack_state
     from segmentation.state_fields import FIELDS
     from segmentation.state_mapping import state_to_mapping, stored_name, stored_part
 
     cut = CustomerState._fields.index(field)
     newer = {stored_name(key) for key, attr, _ in FIELDS if CustomerState._fields.index(attr) >= cut}
     stored = stored_part(state)
-    window = stored.recent_ids
     raw = msgspec.msgpack.encode(tuple(stored._replace(recent_ids=b""))[:cut])
-    head = (len(window) // KEY_SIZE).to_bytes(2, "big") + window  # format 5: the window beside
-    packed = pack_state(state)[:1] + nul_free(head + Compressed("segmentation", DICTIONARY).pack(raw))
+    packed = format_5(raw, stored.recent_ids)
     mapping = {k: v for k, v in state_to_mapping(state).items() if k not in newer}
     return mapping | {"state": packed.decode("utf-8", "surrogateescape")}
 

@@ -11,15 +11,23 @@ import pytest
 from segmentation import DefinitionsError, OrderAlreadyCounted, advance, apply, next_due, resegment
 from segmentation.audiences import FIELDS, window_filters
 from segmentation.category import CategoryConfig, split_order
-from segmentation.compressed import Compressed
 from segmentation.event_types import Item
 from segmentation.rules import RuleError, parse_rule, to_text
 from segmentation.state import CategoryTotal
-from segmentation.state_codec import DICTIONARY, FORMAT, nul_free
 from segmentation.state_fields import state_fields
 from segmentation.state_mapping import state_from_mapping, state_to_mapping
 from streams.worker.batch import Record, apply_batch
-from tests.unit.seg_helpers import DEFAULT, day, definitions_with, ev, of_grid, packed_before, refund, run
+from tests.unit.seg_helpers import (
+    DEFAULT,
+    day,
+    definitions_with,
+    ev,
+    format_5,
+    of_grid,
+    packed_before,
+    refund,
+    run,
+)
 
 WEB_FULL_PRICE = 'orders(last 30 days, channel == "web") >= 1 and coupon_orders(last 30 days) == 0'
 WINDOWED = definitions_with(audiences={"web_full_price": WEB_FULL_PRICE}, recent_orders=3)
@@ -281,9 +289,7 @@ def test_malformed_new_fields_are_refused_naming_them(key: str, value: object, m
     values: list[object] = list(state)
     values[type(state)._fields.index(key)] = value
     values[type(state)._fields.index("recent_ids")] = b""  # format 5: the window beside, here none
-    packed = bytes([FORMAT]) + nul_free(
-        b"\x00\x00" + Compressed("segmentation", DICTIONARY).pack(msgspec.msgpack.encode(values))
-    )
+    packed = format_5(msgspec.msgpack.encode(values))
     mapping = state_to_mapping(state) | {"state": packed.decode("utf-8", "surrogateescape")}
     with pytest.raises(ValueError, match="packed customer state is damaged: " + message):
         state_from_mapping(mapping)

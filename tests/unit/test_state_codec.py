@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 import segmentation
 from segmentation import CustomerState
-from segmentation.compressed import Compressed
 from segmentation.duplicates import KEY_SIZE
 from segmentation.state import CategoryTotal, RecentOrder
 from segmentation.state_codec import (
@@ -35,17 +34,11 @@ from segmentation.state_codec import (
 from segmentation.state_mapping import stored_part
 from streams.core.dictionaries import samples
 from streams.sample.generator import SampleSpec
+from tests.unit.seg_helpers import format_5
 
 # Format 5 is this dictionary: a state written with it must decompress with it forever. Another dictionary
 # needs another format byte (state_codec.py), never a new digest here.
 _DICTIONARY_SHA256 = "85d266c11c55434af3a61a8472b686f9813da1fb1bc21743264b6870d40329b5"
-
-
-def _format_5(raw: bytes, window: bytes = b"") -> bytes:
-    """`raw` as format 5 holds it: the window's count and bytes, then `raw` compressed with the frozen
-    dictionary, escaped."""
-    head = (len(window) // KEY_SIZE).to_bytes(2, "big") + window
-    return bytes([FORMAT]) + nul_free(head + Compressed("segmentation", DICTIONARY).pack(raw))
 
 
 _INT64 = st.integers(-(2**63), 2**63 - 1)
@@ -115,7 +108,7 @@ def test_a_new_customer_is_small_and_times_are_exact_to_the_microsecond() -> Non
 def test_a_state_packed_before_trailing_fields_existed_reads_them_as_defaults() -> None:
     state = CustomerState("c", orders=2)
     older = msgspec.msgpack.encode(tuple(state)[: CustomerState._fields.index("coupon_orders")])
-    assert unpack_state(_format_5(older)) == state
+    assert unpack_state(format_5(older)) == state
 
 
 def test_the_window_is_written_beside_the_compressed_part_whole() -> None:
@@ -124,7 +117,7 @@ def test_the_window_is_written_beside_the_compressed_part_whole() -> None:
     state = CustomerState("c", orders=2)
     packed = pack_state(state._replace(recent_ids=window))
     assert with_nul(packed[1:])[: 2 + len(window)] == b"\x00\x04" + window
-    assert packed == _format_5(raw_state(state), window)
+    assert packed == format_5(raw_state(state), window)
     assert unpack_state(packed).recent_ids == window
 
 
@@ -188,9 +181,9 @@ def test_the_dictionary_halves_generated_states_it_was_not_trained_on() -> None:
         ),
         (b"\x05\x90\x00", ValueError, "an unescaped NUL"),
         (b"\x05\xd4\x05", ValueError, "a bad escape sequence"),
-        (_format_5(b"\xa1"), ValueError, "damaged"),  # truncated
-        (_format_5(b"\x90"), ValueError, "damaged"),  # no customer id
-        (_format_5(b"\x92\xa1c\xa1x"), ValueError, "damaged"),  # a clock that is no time
+        (format_5(b"\xa1"), ValueError, "damaged"),  # truncated
+        (format_5(b"\x90"), ValueError, "damaged"),  # no customer id
+        (format_5(b"\x92\xa1c\xa1x"), ValueError, "damaged"),  # a clock that is no time
     ],
 )
 def test_another_format_or_a_damaged_value_is_refused(packed: bytes, error: type, message: str) -> None:
@@ -214,4 +207,4 @@ def test_a_window_inside_the_compressed_part_is_refused() -> None:
     inside = msgspec.msgpack.encode(CustomerState("c", recent_ids=bytes(KEY_SIZE)))
     for window in (b"", bytes(KEY_SIZE)):
         with pytest.raises(ValueError, match="damaged: a duplicate window inside the compressed part"):
-            unpack_state(_format_5(inside, window))
+            unpack_state(format_5(inside, window))
