@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping, Sequence
+from functools import partial
 from importlib import resources
 from typing import cast
 
@@ -26,6 +27,7 @@ from streams.store.port import (
     check_standing,
     new_owner,
 )
+from streams.store.round_trips import Command, RoundTrips, checked
 from streams.store.weeks import FORMAT, FORMAT_FIELD, check_format, day_field
 
 _RELEASE = """if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
@@ -46,9 +48,9 @@ class RedisStateStore:
         self._tombstones: set[int] = set()
         self.chunk_refusals = 0  # commits sent again because an ordinal chunk was not declared (commit.lua)
         self.last_refused: tuple[int, ...] = ()  # the chunks the last refusal named
-        self._commit = client.register_script(
-            resources.files("streams.store").joinpath("commit.lua").read_text()
-        )
+        self._trips = RoundTrips(client)  # a poll's partitions share their loads' and commits' round trips
+        script = client.register_script(resources.files("streams.store").joinpath("commit.lua").read_text())
+        self._commit = partial(self._trips.script, script)
 
     @property
     def keys(self) -> KeySpace:
@@ -80,19 +82,15 @@ class RedisStateStore:
         # Tombstones (erasures.py) answer for customers without a hash. Where the partition is known to hold
         # some, their digests are read in this round trip; elsewhere one EXISTS says whether to look.
         known = partition in self._tombstones
-        async with self._r.pipeline(transaction=False) as pipe:
-            if claim is not None:
-                pipe.hmget(
-                    self._keys.partition_meta(partition), ["fence", "seq", "owner", "offset", FORMAT_FIELD]
-                )
-            for cid in customer_ids:
-                pipe.hgetall(self._keys.customer(partition, cid))
-            if customer_ids:
-                if known:
-                    pipe.hmget(self._keys.erased(partition), [digest(cid) for cid in customer_ids])
-                else:
-                    pipe.exists(self._keys.erased(partition))
-            rows = await pipe.execute()
+        commands: list[Command] = []
+        if claim is not None:
+            meta = self._keys.partition_meta(partition)
+            commands.append(("HMGET", meta, "fence", "seq", "owner", "offset", FORMAT_FIELD))
+        commands += [("HGETALL", self._keys.customer(partition, cid)) for cid in customer_ids]
+        tombs = self._keys.erased(partition)
+        if customer_ids:
+            commands.append(("HMGET", tombs, *map(digest, customer_ids)) if known else ("EXISTS", tombs))
+        rows = checked(await self._trips.send(commands))
         erasures = rows.pop() if customer_ids else 0
         if claim is not None:
             fence, seq, owner, offset, kept = rows.pop(0)
@@ -110,7 +108,7 @@ class RedisStateStore:
             self._tombstones.add(partition)
             missing = [cid for cid in customer_ids if cid not in found]
             if missing:  # customers without a hash may have been erased
-                erased = await self._r.hmget(self._keys.erased(partition), [digest(cid) for cid in missing])
+                erased = await self._r.hmget(tombs, [digest(cid) for cid in missing])
                 found.update(tombstones(missing, erased, found))
         return found
 

@@ -36,10 +36,11 @@ def test_a_load_answered_before_an_inflight_commit_landed_is_not_taken_for_a_rew
             original = pipeline.execute
 
             async def held(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
-                """The load's reply has arrived (Redis answered it) but is handed over only on `release`."""
+                """The load's reply has arrived (Redis answered it) but is handed over only on `release`; the
+                commit's round trip after it (a pipeline too, streams/store/round_trips.py) is not held."""
                 result: list[Any] = await original(self, raise_on_error)
                 transaction = getattr(self, "is_transaction", None) or getattr(self, "_transaction", False)
-                if not transaction and not release.is_set():
+                if not transaction and not answered.is_set():
                     answered.set()
                     await release.wait()
                 return result

@@ -1,0 +1,102 @@
+"""Commands that coroutines ask of Redis in the same event-loop iteration, sent as one pipeline.
+
+Why: a worker applies a poll's partitions concurrently (streams/worker/concurrent_partitions.py), and each
+partition's batch costs two Redis round trips, its load and its commit, each ~120 µs of the worker's CPU in
+redis-py and asyncio whatever its size (docs/benchmarks.md, "One round trip per poll"). Asked in the same
+iteration, the loads of a poll's partitions, and their commits (their publications' acks come back in one
+produce response), now go out as one pipeline: one round trip where there was one per partition.
+
+Nothing changes for a command: it is sent on one connection, in the order it was asked, after the commands
+asked before it. A pipeline without MULTI is no transaction: each commit is still its own script, atomic and
+fenced on its own, exactly as when sent alone. A reply Redis refused is that caller's `ResponseError` only; a
+failed connection fails every caller of the round trip, and each retries as it did (a commit retried after an
+ambiguous failure is recognised by its sequence number: 'DUP'). A caller cancelled before the round trip
+goes out has its commands left out, so nothing is sent that its caller no longer waits for.
+
+A Redis Cluster client sends each caller's commands as their own pipeline (redis-py splits a cluster
+pipeline by node, and a commit's keys are one slot anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+Command = Sequence[Any]  # a command's name and arguments, as `execute_command` takes them
+
+
+class RoundTrips:
+    """One client's commands, shared round trips (see the module docstring)."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._shared = not isinstance(client, AsyncRedisCluster)
+        self._queue: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def send(self, commands: Sequence[Command]) -> list[Any]:
+        """Each command's reply, in order; a command Redis refused has its `ResponseError` as its reply."""
+        if not self._shared:
+            return await self._pipeline([commands])
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        if not self._queue:  # the first of this iteration: send once every ready coroutine asked
+            loop.call_soon(self._flush)
+        self._queue.append((commands, future))
+        return await future
+
+    async def script(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """`script` run on `keys` and `args` in a shared round trip; where Redis does not hold it (NOSCRIPT:
+        restarted, flushed), or on a cluster, through redis-py's script object, which loads it first."""
+        if self._shared:
+            (reply,) = await self.send([("EVALSHA", script.sha, len(keys), *keys, *args)])
+            if not isinstance(reply, NoScriptError):
+                return checked([reply])[0]
+        return await script(keys=keys, args=args)
+
+    def _flush(self) -> None:
+        queue = [(commands, future) for commands, future in self._queue if not future.done()]
+        self._queue = []
+        if queue:
+            task = asyncio.ensure_future(self._send(queue))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, queue: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]]) -> None:
+        try:
+            replies = await self._pipeline([commands for commands, _ in queue])
+        except asyncio.CancelledError:
+            for _, future in queue:
+                future.cancel()
+            raise
+        except Exception as exc:
+            for _, future in queue:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        at = 0
+        for commands, future in queue:
+            if not future.done():
+                future.set_result(replies[at : at + len(commands)])
+            at += len(commands)
+
+    async def _pipeline(self, calls: Sequence[Sequence[Command]]) -> list[Any]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for commands in calls:
+                for command in commands:
+                    pipe.execute_command(*command)
+            return await pipe.execute(raise_on_error=False)
+
+
+def checked(replies: list[Any]) -> list[Any]:
+    """The replies, or the first error Redis answered with, raised (as a pipeline's `execute()` does)."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies

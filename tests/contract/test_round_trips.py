@@ -1,0 +1,112 @@
+"""Commands asked in one event-loop iteration share one round trip (streams/store/round_trips.py), and each
+caller gets exactly what it would have got alone: its own replies and errors, nothing sent once it gave up."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from streams.store.connection import async_client
+from streams.store.keys import KeySpace
+from streams.store.port import CustomerWrite
+from streams.store.redis_store import RedisStateStore
+from streams.store.round_trips import RoundTrips
+from tests.contract.test_state_store import run
+from tests.services import Services
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_polls_partitions_share_one_round_trip_and_keep_their_own_replies(
+    services: Services, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[int] = []  # commands per pipeline that went to Redis
+    original = Pipeline.execute
+
+    async def counted(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
+        sent.append(len(self.command_stack))
+        return await original(self, raise_on_error)
+
+    monkeypatch.setattr(Pipeline, "execute", counted)
+
+    async def body() -> None:
+        r = async_client(services.redis_url)
+        trips = RoundTrips(r)
+        k = f"{redis_prefix}k"
+        try:
+            await r.set(f"{k}:text", "x")
+            callers = [
+                trips.send([("SET", f"{k}:{n}", n), ("INCRBY", f"{k}:{n}", 10), ("GET", f"{k}:{n}")])
+                for n in range(4)
+            ]
+            refused = trips.send([("HGET", f"{k}:text", "f"), ("SET", f"{k}:after", "1")])
+            *replies, mine = await asyncio.gather(*callers, refused)
+            assert replies == [[True, 10 + n, str(10 + n).encode()] for n in range(4)]
+            assert isinstance(mine[0], ResponseError) and "WRONGTYPE" in str(mine[0])
+            assert mine[1] is True and await r.get(f"{k}:after") == b"1"  # a pipeline, not a transaction
+            assert sent == [14]  # one round trip for the five callers
+            assert await trips.send([("GET", f"{k}:0")]) == [b"10"]  # a later iteration: its own
+        finally:
+            await r.aclose()
+
+    run(body())
+
+
+def test_a_caller_cancelled_before_the_round_trip_sends_nothing(
+    services: Services, redis_prefix: str
+) -> None:
+    async def body() -> None:
+        r = async_client(services.redis_url)
+        trips = RoundTrips(r)
+        k = f"{redis_prefix}k"
+        try:
+            gone = asyncio.create_task(trips.send([("SET", f"{k}:gone", "1")]))
+            await asyncio.sleep(0)  # it asked; the round trip goes out in the next iteration
+            gone.cancel()
+            assert await trips.send([("SET", f"{k}:kept", "1")]) == [True]
+            assert gone.cancelled()
+            assert await r.exists(f"{k}:gone", f"{k}:kept") == 1
+        finally:
+            await r.aclose()
+
+    run(body())
+
+
+def test_a_failed_connection_fails_every_caller(services: Services, redis_prefix: str) -> None:
+    async def body() -> None:
+        r = async_client("redis://127.0.0.1:1/0", socket_connect_timeout=1)  # nothing listens there
+        trips = RoundTrips(r)
+        try:
+            results = await asyncio.gather(
+                trips.send([("GET", "a")]), trips.send([("GET", "b")]), return_exceptions=True
+            )
+            assert [type(x) for x in results] == [RedisConnectionError, RedisConnectionError]
+        finally:
+            await r.aclose()
+
+    run(body())
+
+
+def test_the_commit_script_is_loaded_again_when_redis_lost_it(services: Services, redis_prefix: str) -> None:
+    """A restarted (or flushed) Redis holds no scripts: the commit's EVALSHA answers NOSCRIPT, and the commit
+    goes through redis-py's script object, which loads it: committed once, as if it had been there."""
+
+    async def body() -> None:
+        r = async_client(services.redis_url)
+        store = RedisStateStore(r, KeySpace(redis_prefix.rstrip(":"), "ns", "events"))
+        try:
+            claim = await store.claim(0)
+            await store.commit(claim, 1, None, [CustomerWrite("c1", {"n": "1"})])
+            await r.script_flush()
+            await store.commit(claim, 2, None, [CustomerWrite("c1", {"n": "2"})])
+            assert await store.load(0, ["c1"], claim) == {"c1": {"n": "2"}}
+            assert await store.read_meta(0) == (2, None)
+        finally:
+            await r.aclose()
+
+    run(body())
