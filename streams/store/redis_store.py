@@ -76,8 +76,9 @@ class RedisStateStore:
     ) -> dict[str, dict[str, str]]:
         if not customer_ids and claim is None:
             return {}
-        # Ours as the load is sent: a commit of ours in flight may land after Redis answers this load and
-        # still have its reply handled first (tests/contract/test_load_during_commit.py).
+        # Ours as the load is asked (before its round trip goes out): a commit of ours in flight may land
+        # after Redis answers this load and still have its reply handled first
+        # (tests/contract/test_load_during_commit.py).
         next_seq = self._next_seq.get(partition, 1)
         # Tombstones (erasures.py) answer for customers without a hash. Where the partition is known to hold
         # some, their digests are read in this round trip; elsewhere one EXISTS says whether to look.

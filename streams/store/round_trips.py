@@ -6,12 +6,16 @@ redis-py and asyncio whatever its size (docs/benchmarks.md, "One round trip per 
 iteration, the loads of a poll's partitions, and their commits (their publications' acks come back in one
 produce response), now go out as one pipeline: one round trip where there was one per partition.
 
-Nothing changes for a command: it is sent on one connection, in the order it was asked, after the commands
-asked before it. A pipeline without MULTI is no transaction: each commit is still its own script, atomic and
-fenced on its own, exactly as when sent alone. A reply Redis refused is that caller's `ResponseError` only; a
-failed connection fails every caller of the round trip, and each retries as it did (a commit retried after an
-ambiguous failure is recognised by its sequence number: 'DUP'). A caller cancelled before the round trip
-goes out has its commands left out, so nothing is sent that its caller no longer waits for.
+Nothing changes for a command: within its round trip it is sent on one connection in the order it was
+asked; round trips are not ordered with each other, as separate calls were not (each waits for its own
+connection, and redis-py sends a pipeline again after a connection error). So only commands that may run
+twice go through here: reads, and the commit script, whose sequence number answers 'DUP' to a second run. A
+pipeline without MULTI is no transaction: each commit is still its own script, atomic and fenced on its own,
+exactly as when sent alone. A reply Redis refused is that caller's `ResponseError` only; a failed connection
+fails every caller of the round trip, and each retries as it did. A caller cancelled before its round trip
+goes out has its commands left out (cancelled later, they may still run, as a call of its own could); a
+round trip interrupted itself (its task cancelled) fails its callers with a connection error, an outcome
+unknown to them, never with a cancellation they did not ask for.
 
 A Redis Cluster client sends each caller's commands as their own pipeline (redis-py splits a cluster
 pipeline by node, and a commit's keys are one slot anyway).
@@ -26,6 +30,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 Command = Sequence[Any]  # a command's name and arguments, as `execute_command` takes them
@@ -38,15 +43,18 @@ class RoundTrips:
         self._client = client
         self._shared = not isinstance(client, AsyncRedisCluster)
         self._queue: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the queue's flush is scheduled on
         self._sending: set[asyncio.Task[None]] = set()
 
     async def send(self, commands: Sequence[Command]) -> list[Any]:
-        """Each command's reply, in order; a command Redis refused has its `ResponseError` as its reply."""
-        if not self._shared:
-            return await self._pipeline([commands])
+        """Each command's reply, in order; a command Redis refused has its `ResponseError` as its reply.
+        Commands that may run twice only (module docstring)."""
+        if not self._shared:  # raising as before: redis-py's cluster retry sees a node's errors
+            return await self._pipeline([commands], raise_on_error=True)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
-        if not self._queue:  # the first of this iteration: send once every ready coroutine asked
+        if not self._queue or loop is not self._loop:  # the first of this iteration: send once all asked
+            self._queue, self._loop = [], loop
             loop.call_soon(self._flush)
         self._queue.append((commands, future))
         return await future
@@ -67,31 +75,39 @@ class RoundTrips:
             task = asyncio.ensure_future(self._send(queue))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
+            task.add_done_callback(lambda done: _fail_unanswered(queue, done))
 
     async def _send(self, queue: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]]) -> None:
-        try:
-            replies = await self._pipeline([commands for commands, _ in queue])
-        except asyncio.CancelledError:
-            for _, future in queue:
-                future.cancel()
-            raise
-        except Exception as exc:
-            for _, future in queue:
-                if not future.done():
-                    future.set_exception(exc)
-            return
+        replies = await self._pipeline([commands for commands, _ in queue])
         at = 0
         for commands, future in queue:
             if not future.done():
                 future.set_result(replies[at : at + len(commands)])
             at += len(commands)
 
-    async def _pipeline(self, calls: Sequence[Sequence[Command]]) -> list[Any]:
+    async def _pipeline(self, calls: Sequence[Sequence[Command]], raise_on_error: bool = False) -> list[Any]:
         async with self._client.pipeline(transaction=False) as pipe:
             for commands in calls:
                 for command in commands:
                     pipe.execute_command(*command)
-            return await pipe.execute(raise_on_error=False)
+            return await pipe.execute(raise_on_error=raise_on_error)
+
+
+def _fail_unanswered(
+    queue: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]], task: asyncio.Task[None]
+) -> None:
+    """A round trip that failed, or whose task was cancelled (even before it started): its callers get the
+    error, or a connection error for the cancellation, an outcome unknown to them that each retries, never a
+    cancellation they did not ask for."""
+    failure = (
+        RedisConnectionError("round trip cancelled: outcome unknown")
+        if task.cancelled()
+        else task.exception()
+    )
+    if failure is not None:
+        for _, future in queue:
+            if not future.done():
+                future.set_exception(failure)
 
 
 def checked(replies: list[Any]) -> list[Any]:
