@@ -101,3 +101,22 @@ def test_worker_benchmark_reports_per_transition_and_bytes_per_customer(services
     memory = re.search(r"^  Redis bytes/customer ([\d,]+), per-customer keys ([\d,]+)", out, re.M)
     assert memory is not None, out
     assert int(memory[1].replace(",", "")) > int(memory[2].replace(",", "")) > 0
+
+
+@pytest.mark.timeout(240)
+def test_commit_replay_benchmark_runs_the_captured_commits_and_their_reduced_copies(
+    services: Services,
+) -> None:
+    """Every captured commit runs again, as it was and without its counters or membership moves (the
+    benchmark stops on a refused one): a change of the commit's argument layout breaks this first."""
+    out = run(
+        services, "bench_commit_replay.py", "--customers", "150", "--rounds", "1", "--baseline", str(ROOT)
+    )
+    counted = re.search(
+        r"^([\d,]+) events: (\d+) commits, ([\d,]+) customer writes, ([\d,]+) BITS args", out, re.M
+    )
+    assert counted is not None, out
+    assert int(counted[2]) >= 4 and int(counted[3].replace(",", "")) >= 150  # each partition, each customer
+    for script in ("before", "after"):
+        assert re.search(rf"^ *{script}: script [\d.]+ s = [\d.]+ µs per event; counters", out, re.M), out
+    assert re.search(r"^  as replayed: after/before [\d.]+x$", out, re.M), out
