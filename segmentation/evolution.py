@@ -49,7 +49,14 @@ from segmentation.state import (
     CustomerState,
     state_of,
 )
-from segmentation.transition import CAUSE_DEFINITIONS, CAUSE_TIME, Outcome, Transition, outcome_of
+from segmentation.transition import (
+    CAUSE_DEFINITIONS,
+    CAUSE_TIME,
+    ERASURE_RULE,
+    Outcome,
+    Transition,
+    outcome_of,
+)
 
 __all__ = ["advance", "apply", "next_due", "resegment"]
 
@@ -208,7 +215,7 @@ def _erase(
     changes: list[Change] = [(grid, segment, None) for grid, segment in segments if segment is not None]
     changes += [(audiences.PREFIX + name, segment, None) for name, segment in state.audiences]
     version = state.definitions_version or d.version
-    why = {"rule": "customer erased"}
+    why = {"rule": ERASURE_RULE}
     out.extend(
         Transition.create(state.customer_id, grid, old, None, now, event_id, version, why)
         for grid, old, _ in changes

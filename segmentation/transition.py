@@ -22,13 +22,16 @@ from segmentation.instants import iso
 from segmentation.state import CustomerState
 
 __all__ = [
-    "CAUSE_DEFINITIONS", "CAUSE_TIME", "NO_WHY", "Outcome", "Transition", "id_cause", "new_transition",
-    "outcome_of", "transition_id", "transition_key",
+    "CAUSE_DEFINITIONS", "CAUSE_TIME", "ERASURE_RULE", "NO_WHY", "Outcome", "Transition", "id_cause",
+    "new_transition", "outcome_of", "transition_id", "transition_key",
 ]  # fmt: skip
 
 CAUSE_TIME = "time"
 CAUSE_DEFINITIONS = "definitions"
 NO_WHY: Mapping[str, str] = MappingProxyType({})  # the why of a transition applied with explain=False
+# the `rule` of an erasure's exits (X -> None): how a reader of the topic tells an erasure from a grid that
+# left the definitions (streams/read/changes.py)
+ERASURE_RULE = "customer erased"
 
 
 def id_cause(cause: str, definitions_version: str | None) -> str:

@@ -7,7 +7,11 @@ or from a cursor, up to the end offsets when the request starts, or to the first
 after `until`. Every transition of the range that touches the segment (from it or to it) is read, repeats of
 an id are dropped (first occurrence kept), and each customer is netted: in the segment before its first such
 transition and not after its last one: `left`; the other way round: `entered`; in and out again or out and in
-again: nothing. Memory follows the customers that moved in the period, not the segment's size.
+again: nothing. An erasure is never netted away: a customer in the segment at the start and erased during the
+period is `left` to none at its erasure (the CRM must forget it), and `entered` again if it is back in the
+segment at the end (a new customer under the same id); the rows are sorted `left` first, so applying them in
+order leaves such a customer in. Memory follows the customers that moved in the period, not the segment's
+size.
 
 Exactness and its limits (docs/export.md):
 - the next cursor is the end of this range: consecutive syncs from cursor to cursor cover every transition
@@ -27,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from segmentation.transition import ERASURE_RULE
 from streams.settings import Settings
 
 __all__ = ["Change", "ChangesError", "Window", "changes", "net_changes", "parse_cursor", "window"]
@@ -46,7 +51,8 @@ class ChangesError(ValueError):
 @dataclass(frozen=True)
 class Change:
     """One customer's net move over the period: `entered` (from the segment it came from) or `left` (to
-    the segment it went to; none after an erasure); `at` and `transition_id` of that last move."""
+    the segment it went to; none after an erasure); `at` and `transition_id` of that last move (of the
+    erasure, for a customer erased in the period)."""
 
     customer_id: str
     change: str
@@ -104,21 +110,24 @@ def parse_cursor(text: str, partitions: Iterable[int]) -> dict[int, int]:
 
 @dataclass
 class _Net:
-    """One customer's moves touching the segment over the period (ids: repeats are dropped)."""
+    """One customer's moves touching the segment over the period (ids: repeats are dropped), and its last
+    erasure in the period's transitions of the grid, if any."""
 
     was_in: bool
     last: dict[str, Any]
     ids: set[str] = field(default_factory=set)
+    erasure: dict[str, Any] | None = None
 
 
 def net_changes(
     transitions: Iterable[dict[str, Any]], grid: str, segment: str, before: Collection[str] = ()
 ) -> list[Change]:
     """Net entries and exits of `segment` from transitions in log order (the topic's `data` objects), ids
-    in `before` (published before the period) left out; sorted by change, then customer id."""
+    in `before` (published before the period) left out; `left` rows first, then `entered`, each by customer
+    id (see the module doc for erasures)."""
     moved: dict[str, _Net] = {}
     for t in transitions:
-        if t.get("grid") != grid or segment not in (t.get("from_segment"), t.get("to_segment")):
+        if not _touches(t, grid, segment):
             continue
         if t["id"] in before:
             continue  # a copy of a move published before the period (a crash's republication)
@@ -130,24 +139,23 @@ def net_changes(
             continue  # a redelivery (same id): its effect is already counted
         net.ids.add(t["id"])
         net.last = t
+        if _erasure(t):
+            net.erasure = t
     out: list[Change] = []
     for cid, net in moved.items():
         now_in = net.last.get("to_segment") == segment
-        if now_in == net.was_in:
-            continue
-        last = net.last
-        out.append(
-            Change(
-                customer_id=cid,
-                change="entered" if now_in else "left",
-                from_segment=last.get("from_segment"),
-                to_segment=last.get("to_segment"),
-                at=_z(last["effective_at"]),
-                transition_id=last["id"],
-            )
-        )
-    out.sort(key=lambda c: (c.change, c.customer_id))
+        if net.was_in and net.erasure is not None:  # the CRM holds the erased customer: it must forget it
+            out.append(_change(cid, "left", net.erasure))
+            if now_in:  # and a new customer under the same id is in the segment now
+                out.append(_change(cid, "entered", net.last))
+        elif now_in != net.was_in:
+            out.append(_change(cid, "entered" if now_in else "left", net.last))
+    out.sort(key=lambda c: (c.change != "left", c.customer_id))
     return out
+
+
+def _change(cid: str, change: str, t: dict[str, Any]) -> Change:
+    return Change(cid, change, t.get("from_segment"), t.get("to_segment"), _z(t["effective_at"]), t["id"])
 
 
 def _z(text: str) -> str:
@@ -296,4 +304,10 @@ async def _partitions(settings: Settings, topic: str) -> list[int]:
 
 
 def _touches(t: dict[str, Any], grid: str, segment: str) -> bool:
-    return t.get("grid") == grid and segment in (t.get("from_segment"), t.get("to_segment"))
+    """A move into or out of the segment, or an erasure's exit from the grid (from any of its segments)."""
+    return t.get("grid") == grid and (segment in (t.get("from_segment"), t.get("to_segment")) or _erasure(t))
+
+
+def _erasure(t: dict[str, Any]) -> bool:
+    why = t.get("why")
+    return t.get("to_segment") is None and isinstance(why, dict) and why.get("rule") == ERASURE_RULE

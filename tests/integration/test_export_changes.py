@@ -2,10 +2,12 @@
 equal the transitions of the period, exactly. A scripted history runs through the real worker on real Kafka
 and Redis in phases; between phases the worker is stopped (everything it published is committed) and the
 instant is noted. Then, for each period:
-- entered / left equal the difference of the segment's members at its two ends (read from Redis), and
+- entered / left equal the difference of the segment's members at its two ends (read from Redis), plus, in
+  both, a customer erased during the period and in the segment again at its end, and
 - every row is the net of the transitions the topic holds with a timestamp in the period (read here by hand),
 with a republished copy of transitions (as after a crash) counted once, an erasure listed as `left` to none,
-a customer that entered and left within the period absent, cursors that chain without gap or overlap (CLI
+a customer that entered and left within the period absent, one erased and back listed `left` to none and then
+`entered`, cursors that chain without gap or overlap (CLI
 `--cursor-file`, API `X-Segstream-Next-Cursor`), and a period retention cut refused."""
 
 from __future__ import annotations
@@ -59,11 +61,14 @@ def day(n: float) -> datetime:
 
 
 PHASES: list[list[bytes]] = [
-    # 1: a1..a6 buy for the first time: new
-    [purchase(f"a{i}-o1", f"a{i}", day(i / 4)) for i in range(1, 7)],
+    # 1: a1..a6 and g1 buy for the first time: new
+    [*(purchase(f"a{i}-o1", f"a{i}", day(i / 4)) for i in range(1, 7)), purchase("g1-o1", "g1", day(2))],
     # 2: b1, b2 enter; a1 is erased (leaves to none); d1 enters and, 30 days on, leaves (no net change);
-    #    the watermark at day 35 moves a2..a6 (first purchase days 0.5-1.5) on to `active`
+    #    the watermark at day 35 moves a2..a6 (first purchase days 0.5-1.5) on to `active`; g1 is erased and
+    #    comes back (a new customer under the same id): new again at the end
     [
+        ev("g1-x", "customer_erased", "g1", day(3)),
+        purchase("g1-o2", "g1", day(10)),
         purchase("b1-o1", "b1", day(10)),
         purchase("b2-o1", "b2", day(10)),
         ev("a1-x", "customer_erased", "a1", day(3)),
@@ -115,15 +120,16 @@ def run_phase(settings: Settings, lines: list[bytes], total: int) -> datetime:
     return moment
 
 
-def diff(before: set[str], after: set[str]) -> dict[str, set[str]]:
-    return {"entered": after - before, "left": before - after}
+def diff(before: set[str], after: set[str], back: frozenset[str] = frozenset()) -> dict[str, set[str]]:
+    """`back`: customers erased during the period and members again at its end (`left`, then `entered`)."""
+    return {"entered": (after - before) | back, "left": (before - after) | back}
 
 
 def by_change(found: list[Change]) -> dict[str, set[str]]:
     return {kind: {c.customer_id for c in found if c.change == kind} for kind in ("entered", "left")}
 
 
-def from_topic(records: list[Any], start: datetime, end: datetime | None) -> dict[str, Change]:
+def from_topic(records: list[Any], start: datetime, end: datetime | None) -> dict[tuple[str, str], Change]:
     """The period's net per customer, straight from the topic's records: the transitions first published
     with a timestamp in [start, end) (an id seen earlier is a copy, not a move of the period)."""
     low, high = start.timestamp() * 1000, (end.timestamp() * 1000 if end else float("inf"))
@@ -136,17 +142,25 @@ def from_topic(records: list[Any], start: datetime, end: datetime | None) -> dic
         seen.add(data["id"])
         if not low <= record.timestamp < high or data["grid"] != GRID:
             continue
-        if SEGMENT in (data["from_segment"], data["to_segment"]):
+        if SEGMENT in (data["from_segment"], data["to_segment"]) or erasure(data):
             moves.setdefault(data["customer_id"], []).append(data)
-    out: dict[str, Change] = {}
+    out: dict[tuple[str, str], Change] = {}
     for cid, seq in moves.items():
         was, now = seq[0]["from_segment"] == SEGMENT, seq[-1]["to_segment"] == SEGMENT
-        if was != now:
-            last = seq[-1]
-            at = last["effective_at"].replace("+00:00", "Z")
-            kind = "entered" if now else "left"
-            out[cid] = Change(cid, kind, last["from_segment"], last["to_segment"], at, last["id"])
+        erasures = [d for d in seq if erasure(d)]
+        rows = []  # an erasure of a customer the CRM holds always reaches it, whatever came after
+        if was and erasures:
+            rows = [("left", erasures[-1])] + ([("entered", seq[-1])] if now else [])
+        elif was != now:
+            rows = [("entered" if now else "left", seq[-1])]
+        for kind, d in rows:
+            at = d["effective_at"].replace("+00:00", "Z")
+            out[(cid, kind)] = Change(cid, kind, d["from_segment"], d["to_segment"], at, d["id"])
     return out
+
+
+def erasure(data: dict[str, Any]) -> bool:
+    return data["to_segment"] is None and data["why"].get("rule") == "customer erased"
 
 
 async def republish(settings: Settings, copies: list[Any]) -> int:
@@ -218,11 +232,19 @@ def test_changes_equal_the_transitions_of_the_period(
 
     # period 2 (t1..t2): the scripted moves, the members' difference, and the topic's net, all equal
     found, span = asyncio.run(changes(settings, GRID, SEGMENT, since=t1, until=t2))
-    assert by_change(found) == diff(snapshots[1], snapshots[2])
-    assert by_change(found) == {"entered": {"b1", "b2"}, "left": {"a1", "a2", "a3", "a4", "a5", "a6"}}
-    assert {c.customer_id: c for c in found} == from_topic(records, t1, t2)
+    assert "g1" in snapshots[1] & snapshots[2]  # a member at both ends: only its erasure tells
+    assert by_change(found) == diff(snapshots[1], snapshots[2], back=frozenset({"g1"}))
+    assert by_change(found) == {
+        "entered": {"b1", "b2", "g1"},
+        "left": {"a1", "a2", "a3", "a4", "a5", "a6", "g1"},
+    }
+    assert {(c.customer_id, c.change): c for c in found} == from_topic(records, t1, t2)
     erased = next(c for c in found if c.customer_id == "a1")
     assert (erased.from_segment, erased.to_segment) == ("new", None)
+    assert [(c.change, c.from_segment, c.to_segment) for c in found if c.customer_id == "g1"] == [
+        ("left", "new", None),  # first: applied in order, the rows leave the new g1 in
+        ("entered", None, "new"),
+    ]
     assert next(c for c in found if c.customer_id == "a2").to_segment == "active"
     assert "d1" not in {c.customer_id for c in found}  # entered and left within the period
     # without the lookback, the copy of a2's entry (original in period 1) would hide a2's exit
@@ -233,8 +255,8 @@ def test_changes_equal_the_transitions_of_the_period(
     after, rest = asyncio.run(changes(settings, GRID, SEGMENT, cursor=span.cursor()))
     assert after == asyncio.run(changes(settings, GRID, SEGMENT, since=t2))[0]
     assert by_change(after) == diff(snapshots[2], snapshots[3])
-    assert by_change(after) == {"entered": {"e2"}, "left": {"b1", "b2"}}
-    assert {c.customer_id: c for c in after} == from_topic(records, t2, None)
+    assert by_change(after) == {"entered": {"e2"}, "left": {"b1", "b2", "g1"}}  # g1's comeback ages out
+    assert {(c.customer_id, c.change): c for c in after} == from_topic(records, t2, None)
     whole = asyncio.run(changes(settings, GRID, SEGMENT, since=t1))[0]
     assert by_change(whole) == diff(snapshots[1], snapshots[3])
 

@@ -84,10 +84,10 @@ def test_netting_counts_a_repeated_id_once_and_cancels_round_trips() -> None:
     ]
     changes = net_changes(log, "lifecycle", "new")
     assert [(c.customer_id, c.change, c.from_segment, c.to_segment, c.at) for c in changes] == [
-        ("a", "entered", None, "new", "2026-01-01T00:00:00Z"),
         ("b", "left", "new", "active", "2026-01-02T00:00:00Z"),
         ("d", "left", "new", None, "2026-01-04T00:00:00Z"),
-    ]
+        ("a", "entered", None, "new", "2026-01-01T00:00:00Z"),
+    ]  # `left` rows first (tests/unit/test_changes_erasure.py)
 
 
 def test_cursor_names_every_partition_in_ascii_digits() -> None:
