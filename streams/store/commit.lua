@@ -6,6 +6,8 @@
 -- apart: after Redis lost a claim, the next one gets the same number), ARGV[2] offset or '', ARGV[3] watermark µs or '', ARGV[4] number of
 -- customer writes, then per customer:
 --   customer_id, kind ('S' set / 'D' delete), due µs or '', n_set, n_removed, set pairs..., removed names...
+--   (the due part may start with '=': the client's word that the stored due time is already this one, as
+--   its field diffs take the stored fields for what it last wrote; see "Due times" below)
 -- or, packed (the usual case), ARGV[4] '<number of writes>:<number of parts>' and ARGV[5] all those customer
 -- parts joined by NUL into one argument (the client encodes each argument separately, ~1 µs each: one per
 -- batch instead of ~7 per customer).
@@ -123,10 +125,12 @@ for _ = 1, n_writes do
   if last > #parts then
     return redis.error_reply('BADARGS counts do not match the arguments at customer part ' .. j)
   end
-  if parts[j + 2] ~= '' and not string.match(parts[j + 2], '^-?%d+$') then
+  local at, kept = parts[j + 2], false
+  if string.byte(at, 1) == 61 then at, kept = string.sub(at, 2), true end  -- '=': unchanged (see above)
+  if at ~= '' and not string.match(at, '^-?%d+$') then
     return redis.error_reply('BADARGS due time at customer part ' .. j)
   end
-  plan[#plan + 1] = {KEYS[k], parts[j], kind, parts[j + 2], first, mid, last}
+  plan[#plan + 1] = {KEYS[k], parts[j], kind, at, first, mid, last, kept}
   j, k = last + 1, k + 1
 end
 if n_parts then
@@ -375,11 +379,15 @@ end
 -- the store gave no ordinal (written without membership: tools and tests; a worker's all have one). KEYS[2]
 -- (`due`) holds each chunk's earliest time (member: the chunk number, or `_`). A customer written twice keeps
 -- its last due time. Checked here, written after the customers: every chunk key must be declared, like `o:`.
+-- A due time marked unchanged ('=', most writes of a live stream: an event that moves no time-driven
+-- change) needs nothing here when its customer is written once and keeps its ordinal: its entry is already
+-- where and what it should be. Written twice, or given an ordinal by this commit, it is moved as any other.
 local QHEAD = tag .. 'q:'
 local UNORDERED = QHEAD .. '_'
-local last_of, due_ids, rewritten, planned = {}, {}, {}, {}
+local last_of, due_ids, rewritten, planned, written = {}, {}, {}, {}, {}
 for _, p in ipairs(plan) do
   if last_of[p[2]] == nil then due_ids[#due_ids + 1] = p[2] end
+  written[p[2]] = (written[p[2]] or 0) + 1
   if p[3] == 'D' then rewritten[p[2]] = true end  -- deleted: a later write of it has no `_o` but a new one
   last_of[p[2]] = p
   planned[p[1]] = true
@@ -401,39 +409,42 @@ local function due_list(into, key)
 end
 for _, cid in ipairs(due_ids) do
   local key, kind, at = last_of[cid][1], last_of[cid][3], last_of[cid][4]
-  local old, new = nil, nil
-  if bits and bits.index[key] then
-    old = bits.old[key]
-  else
-    local o = redis.call('HGET', key, '_o')
-    if o and not string.match(o, '^%d+$') then
-      return redis.error_reply('NOTINT ' .. key .. ' field _o holds ' .. string.sub(o, 1, 40))
+  local kept = last_of[cid][8] and written[cid] == 1 and kind ~= 'D' and not (bits and bits.new[key] ~= nil)
+  if not kept then
+    local old, new = nil, nil
+    if bits and bits.index[key] then
+      old = bits.old[key]
+    else
+      local o = redis.call('HGET', key, '_o')
+      if o and not string.match(o, '^%d+$') then
+        return redis.error_reply('NOTINT ' .. key .. ' field _o holds ' .. string.sub(o, 1, 40))
+      end
+      if o then old = tonumber(o) end
     end
-    if o then old = tonumber(o) end
-  end
-  if kind ~= 'D' then
-    if not rewritten[cid] then new = old end
-    if bits and bits.new[key] ~= nil then new = bits.new[key] end
-  end
-  -- where it is now: its ordinal's chunk; without one, `q:_` if it has a hash (only a hash written without
-  -- membership has no `_o`; not touching `q:_` otherwise keeps it out of a worker's commits)
-  local from_key, from_member = nil, nil
-  if old then
-    from_key, from_member = QHEAD .. math.floor(old / CHUNK), tostring(old % CHUNK)
-  elseif redis.call('EXISTS', key) == 1 then
-    from_key, from_member = UNORDERED, cid
-  end
-  local to_key, to_member = nil, nil
-  if kind ~= 'D' and at ~= '' then
-    to_key, to_member = UNORDERED, cid
-    if new then to_key, to_member = QHEAD .. math.floor(new / CHUNK), tostring(new % CHUNK) end
-    local l = due_list(due_adds, to_key)
-    l[#l + 1] = at
-    l[#l + 1] = to_member
-  end
-  if from_key and (from_key ~= to_key or from_member ~= to_member) then
-    local l = due_list(due_rems, from_key)
-    l[#l + 1] = from_member
+    if kind ~= 'D' then
+      if not rewritten[cid] then new = old end
+      if bits and bits.new[key] ~= nil then new = bits.new[key] end
+    end
+    -- where it is now: its ordinal's chunk; without one, `q:_` if it has a hash (only a hash written without
+    -- membership has no `_o`; not touching `q:_` otherwise keeps it out of a worker's commits)
+    local from_key, from_member = nil, nil
+    if old then
+      from_key, from_member = QHEAD .. math.floor(old / CHUNK), tostring(old % CHUNK)
+    elseif redis.call('EXISTS', key) == 1 then
+      from_key, from_member = UNORDERED, cid
+    end
+    local to_key, to_member = nil, nil
+    if kind ~= 'D' and at ~= '' then
+      to_key, to_member = UNORDERED, cid
+      if new then to_key, to_member = QHEAD .. math.floor(new / CHUNK), tostring(new % CHUNK) end
+      local l = due_list(due_adds, to_key)
+      l[#l + 1] = at
+      l[#l + 1] = to_member
+    end
+    if from_key and (from_key ~= to_key or from_member ~= to_member) then
+      local l = due_list(due_rems, from_key)
+      l[#l + 1] = from_member
+    end
   end
 end
 local due_missing = {}

@@ -65,6 +65,8 @@ def write_parts(writes: Sequence[CustomerWrite]) -> list[str | bytes]:
     add = parts.extend
     for w in writes:
         due = "" if w.due_us is None else str(w.due_us)
+        if w.due_kept:
+            due = "=" + due  # unchanged: commit.lua may leave its entry as it is
         if w.delete:
             add((w.customer_id, "D", due, "0", "0"))
             continue

@@ -61,6 +61,9 @@ class CustomerWrite:
     removed_fields: Sequence[str] = ()
     delete: bool = False
     due_us: int | None = None  # None: no time-driven change pending
+    # due_us is the stored one already (the state this change starts from had it): a store may skip moving
+    # the customer's due entry (commit.lua checks it is written once and keeps its ordinal)
+    due_kept: bool = field(default=False, compare=False)
     erased_us: int | None = None  # erased_at where it changed: the tombstone to keep (store/erasures.py)
     # fields set after `set_fields` whose new values are bytes: the packed `state` and the coded `history`,
     # which the write path never turns into text (`set_fields` may hold them as text, as tools and tests do)

@@ -145,9 +145,12 @@ def write_for(
         sets["_offset"] = origin
     due = state.next_due_at  # the core caches next_due() in the state
     due_us = None if due is None else to_us(due)
+    # from the state last written (a `Written`), an unchanged due time is already stored as it is
+    kept_due = before_state is not None and isinstance(before, Written) and before_state.next_due_at == due
     binary = {} if packed is None else {STATE: packed}
     cid = state.customer_id
     write = CustomerWrite(
-        cid, sets, deleted, due_us=due_us, erased_us=erased_us, binary=binary, readable_changes=readable
-    )
+        cid, sets, deleted, due_us=due_us, erased_us=erased_us, binary=binary, readable_changes=readable,
+        due_kept=kept_due,
+    )  # fmt: skip
     return write, new

@@ -107,6 +107,36 @@ def test_a_customer_deleted_and_written_again_in_one_batch_is_due_once(make_stor
     run(_with_store(make_store, body))
 
 
+def test_a_due_time_marked_unchanged_stays_and_is_moved_where_it_must_be(make_store: StoreFactory) -> None:
+    """`due_kept` (the stored due time is this one already) lets the script leave an entry as it is, but
+    not for a customer written twice in the commit or given a new ordinal by it: those move as usual."""
+
+    async def body(store: StateStore) -> None:
+        claim = await store.claim(0)
+        for offset, (cid, due) in enumerate((("kept", 10), ("twice", 20), ("renewed", 30), ("none", 40))):
+            await _created(store, claim, offset, cid, due)
+        stored = await store.load(0, ["renewed"])
+        index, after = IndexDelta(), {"lifecycle": "active"}
+        renewed = CustomerWrite("renewed", dict(after), due_us=30, due_kept=True)
+        index.began("renewed")  # a new lifetime: the next ordinal, so its entry must move there
+        index_write(index, renewed, stored["renewed"], after)
+        writes = [
+            CustomerWrite("kept", {"x": "1"}, due_us=10, due_kept=True),
+            CustomerWrite("twice", {"x": "1"}, due_us=25),  # moved by the first write of the commit...
+            CustomerWrite("twice", {"x": "2"}, due_us=25, due_kept=True),  # ...unchanged after it
+            renewed,
+            CustomerWrite("none", {"x": "1"}, due_us=None),  # no longer due
+        ]
+        await store.commit(claim, 4, None, WriteBatch(writes, index))
+        assert await store.due(0, 10**6, 10) == ["kept", "twice", "renewed"]
+        assert (await store.due(0, 24, 10), await store.due(0, 29, 10)) == (["kept"], ["kept", "twice"])
+        await store.commit(claim, 5, None, [CustomerWrite("none", {"x": "2"}, due_us=None, due_kept=True)])
+        await store.commit(claim, 6, None, [CustomerWrite("renewed", {"x": "2"}, due_us=30, due_kept=True)])
+        assert await store.due(0, 10**6, 10) == ["kept", "twice", "renewed"]
+
+    run(_with_store(make_store, body))
+
+
 async def _created(store: StateStore, claim: Any, offset: int, cid: str, due: int) -> None:
     """A customer's first write, as the worker makes it: a lifetime begun, so the next ordinal."""
     index, after = IndexDelta(), {"lifecycle": "new"}
