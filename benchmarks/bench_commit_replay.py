@@ -1,7 +1,8 @@
 """Redis CPU of the commit script on a real replay's commits, split by what the commits carry.
 
-    .venv/bin/python benchmarks/bench_commit_replay.py [--customers 23500] [--file FILE] [--rounds 3]
-        [--baseline DIR]
+    .venv/bin/python benchmarks/bench_commit_replay.py [--customers 23500] [--file FILE] [--batch N]
+        [--rounds 3] [--baseline DIR]
+    .venv/bin/python benchmarks/bench_commit_replay.py --calls FILE --events N   # captured elsewhere
 
 Why: an order-history import spends ~40 CPU-µs per event in Redis, nearly all of it inside the commit
 script (streams/store/commit.lua), and bench_commit_script.py's synthetic commits do not say which part of a
@@ -13,7 +14,8 @@ were and two reduced copies: without the counter ops (HINCRBY: KPI, day, move an
 without the membership moves (the BITS op's `M` entries; the ordinals are still given, so every later call
 is still valid). The differences are those parts' cost. With `--baseline DIR`, DIR's commit.lua (another
 checkout) runs the same calls in alternate rounds: a change of the script alone, measured on the same
-commits. Best of `--rounds` per variant (the script's time is deterministic work; the box's noise only adds).
+commits (without the marks of due times left unchanged, which a script before 66f05b5 refuses). Best of
+`--rounds` per variant (the script's time is deterministic work; the box's noise only adds).
 Uses SEGSTREAM_REDIS_URL, else the local stack; its keys are deleted after.
 """
 
@@ -87,6 +89,21 @@ def no_moves(name: str, op: list[bytes | str | int]) -> list[bytes | str | int]:
         else:
             j += 3 + int(parts[j + 2])
     return [op[0], op[1], len(kept), b"\0".join(kept)] if kept else []
+
+
+def unmarked(calls: list[Call]) -> list[Call]:
+    """The calls without the '=' of due times marked unchanged (a script before 66f05b5 refuses it): what the
+    worker sent before it marked them."""
+    out = []
+    for keys, args in calls:
+        writes = int(_text(args[3]).split(":")[0])
+        packed = args[4] if isinstance(args[4], bytes) else _text(args[4]).encode()
+        parts, j = packed.split(b"\0"), 0
+        for _ in range(writes):
+            parts[j + 2] = parts[j + 2].removeprefix(b"=")
+            j += 5 + 2 * int(parts[j + 3]) + int(parts[j + 4])
+        out.append((keys, [*args[:4], b"\0".join(parts), *args[5:]]))
+    return out
 
 
 def run(client: redis.Redis, sha: str, calls: list[Call], prefix: str) -> tuple[float, int]:
@@ -171,10 +188,11 @@ def main() -> None:
     print(f"machine: {describe()}; Redis {client.info('server')['redis_version']}")
     print((f"{events:,} events: " if events else "") + ", ".join(f"{v:,} {k}" for k, v in counted.items()))
     best: dict[tuple[str, str], float] = {}
+    before = {variant: unmarked(cs) for variant, cs in variants.items()} if "before" in shas else {}
     for _ in range(args.rounds):
         for script, sha in shas.items():
             for variant, cs in variants.items():
-                spent, refused = run(client, sha, cs, prefix)
+                spent, refused = run(client, sha, before[variant] if script == "before" else cs, prefix)
                 if refused:
                     raise SystemExit(f"{script}, {variant}: {refused} commits refused")
                 best[(script, variant)] = min(best.get((script, variant), spent), spent)
