@@ -69,7 +69,7 @@ def period_of(day: date, unit: str) -> str:
         return day.isoformat()
     if unit == "week":
         year, week, _ = day.isocalendar()
-        return f"{year}-W{week:02d}"
+        return f"{year:04d}-W{week:02d}"  # four digits, as isoformat: years before 1000 too
     return day.isoformat()[:7]
 
 

@@ -91,7 +91,7 @@ async def known_weeks(client: Redis, keys: KeySpace, partitions: Iterable[int]) 
 def week_of(day: str) -> tuple[str, str]:
     """`2026-03-05` -> (`2026-W10`, `4`): the ISO week holding the UTC day, and its weekday."""
     year, week, weekday = date.fromisoformat(day).isocalendar()
-    return f"{year}-W{week:02d}", str(weekday)
+    return f"{year:04d}-W{week:02d}", str(weekday)  # four digits, as isoformat
 
 
 @lru_cache(maxsize=65536)

@@ -73,6 +73,9 @@ def test_periods_name_and_bound_days_weeks_and_months() -> None:
     assert period_bounds("2026-03-05") == (date(2026, 3, 5), date(2026, 3, 5))
     assert periods_within(date(2026, 1, 15), date(2026, 4, 30), "month") == ["2026-02", "2026-03", "2026-04"]
     assert periods_within(date(2026, 3, 3), date(2026, 3, 16), "week") == ["2026-W11"]
+    early = date(999, 3, 5)  # before year 1000 (an earliest_event_time set that far back): four digits
+    assert [period_of(early, u) for u in ("day", "week", "month")] == ["0999-03-05", "0999-W10", "0999-03"]
+    assert period_bounds("0999-W10") == (date(999, 3, 4), date(999, 3, 10))
 
 
 # -- counting ---------------------------------------------------------------------------------------------

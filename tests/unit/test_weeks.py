@@ -32,6 +32,8 @@ from streams.store.weeks import (
         ("2027-01-04", "2027-W01", "1"),
         ("2026-03-01", "2026-W09", "7"),
         ("2026-03-02", "2026-W10", "1"),
+        ("0999-03-05", "0999-W10", "2"),  # four digits before year 1000, as the day's own ISO text
+        ("0001-01-01", "0001-W01", "1"),
     ],
 )
 def test_a_day_is_named_by_its_iso_week_and_weekday(day: str, week: str, weekday: str) -> None:
@@ -63,6 +65,7 @@ def test_the_weeks_of_a_range_are_the_known_ones_holding_one_of_its_days() -> No
 
 def test_period_years_cover_the_calendar_years_of_the_weeks_days() -> None:
     assert period_years({"2026-W01", "2026-W10"}) == ["2025", "2026", "2027"]
+    assert period_years({week_of("0999-03-05")[0]}) == ["0998", "0999", "1000"]  # an early date's week too
     assert periods_of_range(["2025", "2026", "2027", "2028"], date(2026, 3, 1), date(2026, 5, 31)) == [
         "2025",
         "2026",
