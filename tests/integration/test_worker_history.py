@@ -12,6 +12,7 @@ import pytest
 
 from segmentation import CustomerState, Definitions, Transition, advance, apply, parse_event
 from segmentation.state_mapping import state_to_mapping
+from streams.bootstrap import worker_runtime
 from streams.store.history_format import FIELD, decode, entry_of
 from tests.integration.worker_harness import (
     applied_offsets,
@@ -186,3 +187,60 @@ def test_live_mode_moves_a_silent_customer_at_the_due_time_by_wall_clock(
     expected_due = state.last_purchase_at + timedelta(days=90) if state.last_purchase_at else None
     assert expected_due is not None
     assert datetime.fromisoformat(moves[0]["effective_at"].replace("Z", "+00:00")) == expected_due
+
+
+def test_a_cached_customer_whose_due_time_moves_earlier_is_swept_at_the_new_time(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str
+) -> None:
+    """The worker's second write of a customer starts from the state it last wrote (its cache), and the
+    commit leaves a due entry marked unchanged as stored: a due time moved earlier must not be marked, or the
+    sweep would find the customer only at its old, later time."""
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=1)
+    definitions = Definitions.default()
+    at = datetime(2025, 12, 20, 9, 0, tzinfo=UTC)
+    stages = [
+        [ev("m1", "email_sent", "mover", at), ev("m2", "email_open", "mover", at + timedelta(hours=1))],
+        # born 1991: 35 from 1 January 2026, a new age band before the email appetence's due time (19 January)
+        [ev("m3", "profile_update", "mover", at + timedelta(days=1), birth_year=1991)],
+        [ev("n1", "web_visit", "noisy", datetime(2026, 1, 5, tzinfo=UTC))],
+    ]
+    state = CustomerState.new("mover")
+    dues = []
+    for line in stages[0] + stages[1]:
+        state = apply(state, parse_event(line), definitions).state
+        dues.append(state.next_due_at)
+    assert dues[1] == datetime(2026, 1, 19, 10, 0, 0, 1, tzinfo=UTC)  # the email appetence's
+    assert dues[2] == datetime(2026, 1, 1, tzinfo=UTC)  # earlier: the age band's
+    want = advance(state, datetime(2026, 1, 5, tzinfo=UTC), definitions).transitions
+    assert [(t.grid, t.to_segment) for t in want] == [("age_band", "age_35_44")]
+
+    async def scenario() -> list[Any]:
+        async with worker_runtime(settings) as runtime:
+            task = asyncio.create_task(runtime.worker.run())
+            try:
+                sent = 0
+                for stage in stages:  # one commit each: the next write of the mover starts from the cache
+                    await produce(settings, stage, customer_key)
+                    sent += len(stage)
+                    await _until(task, lambda: applied_offsets(settings).get(0) == sent - 1)
+                await _until(task, lambda: stored_customers(settings)["mover"].get("age_band") == "age_35_44")
+            finally:
+                runtime.worker.stop()
+                await asyncio.wait_for(task, 30)
+        return await read_topic(settings, settings.transitions_topic)
+
+    got = [orjson.loads(r.value) for r in asyncio.run(scenario())]
+    moved = [g["data"] for g in got if g["subject"] == "mover" and g["data"]["grid"] == "age_band"]
+    assert moved[-1] == want[0].to_dict()
+    assert moved[-1]["cause"] == "time" and moved[-1]["effective_at"].startswith("2026-01-01T00:00:00")
+
+
+async def _until(task: asyncio.Task[None], done: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done():
+        if task.done():
+            task.result()
+            raise AssertionError("worker stopped by itself")
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached before timeout")
+        await asyncio.sleep(0.1)
