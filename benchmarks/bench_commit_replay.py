@@ -169,6 +169,12 @@ def main() -> None:
             with (tmp / "calls.pickle").open("rb") as f:
                 calls = pickle.load(f)
             events = _events(path)
+    unpacked = [n for n, (_, a) in enumerate(calls) if len(a) < FIRST_OP or ":" not in _text(a[3])]
+    if unpacked:
+        raise SystemExit(
+            f"{len(unpacked)} of {len(calls)} commit calls are unpacked (a part held NUL; the first is call "
+            f"{unpacked[0]}): this benchmark splits packed commits only"
+        )
     scripts = {"after": (ROOT / "streams/store/commit.lua").read_text()}
     if args.baseline is not None:
         scripts = {"before": (args.baseline / "streams/store/commit.lua").read_text()} | scripts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -218,11 +219,11 @@ def test_a_cached_customer_whose_due_time_moves_earlier_is_swept_at_the_new_time
         async with worker_runtime(settings) as runtime:
             task = asyncio.create_task(runtime.worker.run())
             try:
-                sent = 0
+                last = -1
                 for stage in stages:  # one commit each: the next write of the mover starts from the cache
                     await produce(settings, stage, customer_key)
-                    sent += len(stage)
-                    await _until(task, lambda: applied_offsets(settings).get(0) == sent - 1)
+                    last += len(stage)
+                    await _until(task, partial(_applied_to, settings, last))
                 await _until(task, lambda: stored_customers(settings)["mover"].get("age_band") == "age_35_44")
             finally:
                 runtime.worker.stop()
@@ -233,6 +234,10 @@ def test_a_cached_customer_whose_due_time_moves_earlier_is_swept_at_the_new_time
     moved = [g["data"] for g in got if g["subject"] == "mover" and g["data"]["grid"] == "age_band"]
     assert moved[-1] == want[0].to_dict()
     assert moved[-1]["cause"] == "time" and moved[-1]["effective_at"].startswith("2026-01-01T00:00:00")
+
+
+def _applied_to(settings: Any, offset: int) -> bool:
+    return applied_offsets(settings).get(0) == offset
 
 
 async def _until(task: asyncio.Task[None], done: Callable[[], bool], timeout: float = 30) -> None:
