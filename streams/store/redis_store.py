@@ -42,6 +42,8 @@ class RedisStateStore:
         self._r = client
         self._keys = keys
         self._next_seq: dict[int, int] = {}  # partition -> sequence number of our next commit
+        # partition -> (fence, owner) of our latest claim: only its commits' replies move the counters above
+        self._claims: dict[int, tuple[int, str]] = {}
         # partition -> its ordinal counter after our last commit (None: unknown, e.g. after a 'DUP')
         self._next_ordinal: dict[int, int | None] = {}
         # partitions known to hold erasure tombstones: their loads ask for the digests in the same round trip
@@ -69,6 +71,7 @@ class RedisStateStore:
             await self._r.hset(meta, FORMAT_FIELD, FORMAT)
         self._next_seq[partition] = (_int(seq) or 0) + 1
         self._next_ordinal[partition] = _int(ordinals) or 0
+        self._claims[partition] = (int(fence), owner)
         return Claim(partition, int(fence), _int(offset), _int(watermark), owner)
 
     async def load(
@@ -166,6 +169,11 @@ class RedisStateStore:
                 chunks.update(self.last_refused)
                 if delta is not None:
                     delta.undeclared.update(self.last_refused)
+        if self._claims.get(p, (claim.fence, claim.owner)) != (claim.fence, claim.owner):
+            # landed under an earlier claim of ours, its reply handed back after we claimed the partition
+            # again: the new claim read the sequence (and ordinals) from Redis, with this commit in them;
+            # moving them back would make our next commit look like a retry ('DUP') and never be written
+            return
         self._next_seq[p] = seq + 1
         if delta is not None and delta.erasures:
             self._tombstones.add(p)

@@ -289,7 +289,7 @@ class Worker(BatchPipeline):
                 clock_us = max(clock_us or 0, to_us(self.wall_clock()))
             if clock_us is None:
                 continue
-            while self.owned.get(partition) is owned:
+            while self.owned.get(partition) is owned and not owned.released:
                 limit = self.settings.sweep_max_customers
                 due = await self._retry(
                     lambda p=partition, c=clock_us, n=limit: self.store.due(p, c, n),  # type: ignore[misc]

@@ -32,6 +32,7 @@ class Owned:
     reported: int | None = None  # offset last committed to Kafka
     catch_up_to: int | None = None  # last offset in the partition when taken; None once applied (or none)
     gap: tuple[int, int] | None = None  # (expected, first offset seen) of a batch refused as out of order
+    released: bool = False  # revoked: no batch may start its steps 4-7 any more (`Rebalance._let_go`)
 
     def caught_up(self) -> bool:
         """Applied everything the partition held when it was taken. Until then a live worker sweeps by event
@@ -90,9 +91,13 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         holder = self.holder
         for tp in revoked:
             owned = holder.owned.get(tp.partition)
-            if owned is not None and owned.inflight is not None:
-                # let the batch in flight finish (a failure is raised by the main loop)
-                await asyncio.wait({owned.inflight})
+            if owned is not None:
+                # Let the batch in flight finish (a failure is raised by the main loop). A batch prepared
+                # behind it would start when it settles, so nothing may start from now on; and the wait
+                # goes on while a batch is in flight, whichever woke first.
+                owned.released = True
+                while owned.inflight is not None and not owned.inflight.done():
+                    await asyncio.wait({owned.inflight})
             if owned is not None and holder.owned.get(tp.partition) is owned:
                 await holder.report(tp.partition, owned)
             holder.owned.pop(tp.partition, None)

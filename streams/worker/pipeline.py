@@ -175,8 +175,8 @@ class BatchPipeline:
                 break
             await asyncio.sleep(0)
         await self._settle(owned)  # steps 4-7 of the previous batch: at most one batch in flight
-        if self.owned.get(partition) is not owned:  # fenced out (or revoked) meanwhile: drop this batch
-            return
+        if self.owned.get(partition) is not owned or owned.released:  # fenced out or revoked meanwhile
+            return  # drop this batch: its records are fetched again by the next owner
         owned.prepared = result.last_offset
         owned.inflight_states = result.states
         task = asyncio.create_task(self._finish(partition, owned, records, result, started))
