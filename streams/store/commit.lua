@@ -60,21 +60,29 @@ if fence ~= token then
   end
   return redis.error_reply('FENCED partition owned by ' .. tostring(fence) .. ', not ' .. token)
 end
-local seq, applied_seq = tonumber(seq_arg), tonumber(redis.call('HGET', meta, 'seq') or '0')
-if seq <= applied_seq then
-  return 'DUP'
-end
-if seq ~= applied_seq + 1 then
-  -- our own earlier commits are gone: Redis went back in time under the same fence
-  return redis.error_reply('REWOUND commit ' .. seq_arg .. ' after ' .. applied_seq .. ' under our own fence')
-end
 local function int_arg(v) return v ~= nil and string.match(v, '^-?%d+$') ~= nil end
-local applied, wm = unpack(redis.call('HMGET', meta, 'offset', 'watermark'))
+local applied_seq, applied, wm = unpack(redis.call('HMGET', meta, 'seq', 'offset', 'watermark'))
 if (applied and not int_arg(applied)) or (wm and not int_arg(wm)) then
   return redis.error_reply('NOTINT ' .. meta .. ' offset/watermark: ' .. tostring(applied) .. '/' .. tostring(wm))
 end
 if (ARGV[2] ~= '' and not int_arg(ARGV[2])) or (ARGV[3] ~= '' and not int_arg(ARGV[3])) then
   return redis.error_reply('BADARGS offset and watermark are integers or empty')
+end
+local seq = tonumber(seq_arg)
+applied_seq = tonumber(applied_seq or '0')
+if seq <= applied_seq then
+  -- a retry of a commit that landed carries an offset it applied (later commits only move it on): one
+  -- beyond the applied offset is no retry but a client whose sequence went back, and 'DUP' would drop its
+  -- events unwritten; it claims again and resumes from what is stored
+  if ARGV[2] ~= '' and (not applied or tonumber(ARGV[2]) > tonumber(applied)) then
+    return redis.error_reply('REWOUND commit ' .. seq_arg .. ' with offset ' .. ARGV[2] .. ' after commit '
+      .. applied_seq .. ' applied offset ' .. tostring(applied))
+  end
+  return 'DUP'
+end
+if seq ~= applied_seq + 1 then
+  -- our own earlier commits are gone: Redis went back in time under the same fence
+  return redis.error_reply('REWOUND commit ' .. seq_arg .. ' after ' .. applied_seq .. ' under our own fence')
 end
 if ARGV[2] ~= '' and applied and tonumber(applied) >= tonumber(ARGV[2]) then
   return redis.error_reply('STALE offset ' .. ARGV[2] .. ' <= applied ' .. applied)

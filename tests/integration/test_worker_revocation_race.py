@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 
 from segmentation import Definitions
 from streams.store.connection import async_client
 from streams.store.keys import KeySpace
-from streams.store.port import CustomerWrite
+from streams.store.port import CustomerWrite, Rewound
 from streams.store.redis_store import RedisStateStore
 from streams.worker.loop import Worker
 from tests.services import Services
@@ -126,3 +127,32 @@ def test_a_late_reply_of_an_earlier_claim_does_not_turn_the_next_commit_into_a_r
 
     row, offset = asyncio.run(body())
     assert (row, offset) == ({b"x": b"1"}, 2)
+
+
+def test_a_commit_whose_sequence_went_back_is_refused_not_taken_for_a_retry(
+    services: Services, redis_prefix: str
+) -> None:
+    """Whatever moves a client's commit sequence back, the script tells a retry (its offset already applied)
+    from new events (an offset beyond): those are refused as REWOUND, so the worker claims again and
+    resumes from Redis's offset, where 'DUP' would have dropped them unwritten."""
+    ks = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
+
+    async def body() -> tuple[dict[Any, Any], dict[Any, Any], int | None]:
+        r = async_client(services.redis_url)
+        store = RedisStateStore(r, ks)
+        try:
+            claim = await store.claim(0)
+            await store.commit(claim, 4, None, [CustomerWrite("a", {"x": "1"})])
+            await store.commit(claim, 9, None, [CustomerWrite("b", {"x": "1"})])
+            store._next_seq[0] = 2  # the sequence gone back (as a late reply once did)
+            await store.commit(claim, 9, None, [CustomerWrite("b", {"x": "2"})])  # a retry: 'DUP'
+            store._next_seq[0] = 2
+            with pytest.raises(Rewound, match="REWOUND commit 2 with offset 14"):
+                await store.commit(claim, 14, None, [CustomerWrite("c", {"x": "1"})])
+            offset, _ = await store.read_meta(0)
+            return await r.hgetall(ks.customer(0, "b")), await r.hgetall(ks.customer(0, "c")), offset
+        finally:
+            await r.aclose()
+
+    b, c, offset = asyncio.run(body())
+    assert (b, c, offset) == ({b"x": b"1"}, {}, 9)
