@@ -14,7 +14,8 @@ were and two reduced copies: without the counter ops (HINCRBY: KPI, day, move an
 without the membership moves (the BITS op's `M` entries; the ordinals are still given, so every later call
 is still valid). The differences are those parts' cost. With `--baseline DIR`, DIR's commit.lua (another
 checkout) runs the same calls in alternate rounds: a change of the script alone, measured on the same
-commits (without the marks of due times left unchanged, which a script before 66f05b5 refuses). Best of
+commits (as that script reads them: without the marks of due times left unchanged for a script before
+66f05b5, with NUL-joined parts instead of msgpack arrays for one before the msgpack blocks). Best of
 `--rounds` per variant (the script's time is deterministic work; the box's noise only adds).
 Uses SEGSTREAM_REDIS_URL, else the local stack; its keys are deleted after.
 """
@@ -41,6 +42,7 @@ from benchmarks.commit_capture import Call
 from benchmarks.footprint import drop
 from benchmarks.machine import describe
 from benchmarks.replay_child import redis_url
+from streams.store.commit_script import pack, unpack
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_OP = 5  # packed commits: fence:seq, offset, watermark, '<writes>:<parts>', the parts; then the ops
@@ -80,15 +82,18 @@ def no_moves(name: str, op: list[bytes | str | int]) -> list[bytes | str | int]:
         return op
     if len(op) != 4:
         raise SystemExit("an unpacked BITS op: this benchmark reads packed ones only")
-    packed = op[3] if isinstance(op[3], bytes) else _text(op[3]).encode()
-    parts, kept, j = packed.split(b"\0"), [], 0
+    parts, kept, j = unpack(_bytes(op[3])), [], 0
     while j < len(parts):
         if parts[j] == b"A":
             kept += parts[j : j + 2]
             j += 2
         else:
             j += 3 + int(parts[j + 2])
-    return [op[0], op[1], len(kept), b"\0".join(kept)] if kept else []
+    return [op[0], op[1], len(kept), pack(kept)] if kept else []
+
+
+def _bytes(value: bytes | str | int) -> bytes:
+    return value if isinstance(value, bytes) else _text(value).encode()
 
 
 def unmarked(calls: list[Call]) -> list[Call]:
@@ -97,13 +102,31 @@ def unmarked(calls: list[Call]) -> list[Call]:
     out = []
     for keys, args in calls:
         writes = int(_text(args[3]).split(":")[0])
-        packed = args[4] if isinstance(args[4], bytes) else _text(args[4]).encode()
-        parts, j = packed.split(b"\0"), 0
+        parts, j = unpack(_bytes(args[4])), 0
         for _ in range(writes):
             parts[j + 2] = parts[j + 2].removeprefix(b"=")
             j += 5 + 2 * int(parts[j + 3]) + int(parts[j + 4])
-        out.append((keys, [*args[:4], b"\0".join(parts), *args[5:]]))
+        out.append((keys, [*args[:4], pack(parts), *args[5:]]))
     return out
+
+
+def nul_joined(calls: list[Call]) -> list[Call]:
+    """The calls with every packed argument as its parts joined by NUL: what a script before the msgpack
+    blocks (its commit.lua has no `cmsgpack`) reads."""
+    out = []
+    for keys, args in calls:
+        joined = [*args[:4], b"\0".join(unpack(_bytes(args[4])))]
+        for _, op in ops(args):
+            joined += [*op[:3], b"\0".join(unpack(_bytes(op[3])))] if len(op) == 4 else op
+        out.append((keys, joined))
+    return out
+
+
+def for_script(text: str, calls: list[Call]) -> list[Call]:
+    """The calls as the script `text` (another checkout's) reads them."""
+    if "string.byte(at, 1) == 61" not in text:  # no due marks yet
+        calls = unmarked(calls)
+    return calls if "cmsgpack" in text else nul_joined(calls)
 
 
 def run(client: redis.Redis, sha: str, calls: list[Call], prefix: str) -> tuple[float, int]:
@@ -194,7 +217,9 @@ def main() -> None:
     print(f"machine: {describe()}; Redis {client.info('server')['redis_version']}")
     print((f"{events:,} events: " if events else "") + ", ".join(f"{v:,} {k}" for k, v in counted.items()))
     best: dict[tuple[str, str], float] = {}
-    before = {variant: unmarked(cs) for variant, cs in variants.items()} if "before" in shas else {}
+    before = {}
+    if "before" in shas:
+        before = {variant: for_script(scripts["before"], cs) for variant, cs in variants.items()}
     for _ in range(args.rounds):
         for script, sha in shas.items():
             for variant, cs in variants.items():

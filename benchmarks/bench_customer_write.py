@@ -72,10 +72,10 @@ def batch_step(source: Path | None, events: int, per_customer: int, days: int = 
     from streams.worker import batch as step
 
     def encoded(parts: list[Any]) -> object:  # the commit's one argument, as each checkout makes it
-        joined = getattr(commit_script, "block", None)
+        joined = getattr(commit_script, "pack", None) or getattr(commit_script, "block", None)
         if joined is not None:
             return joined(parts)
-        return commit_script.SEP.join(parts).encode("utf-8", "surrogateescape")  # before 12d5645
+        return "\x00".join(parts).encode("utf-8", "surrogateescape")  # before 12d5645
 
     spec = Spec(customers=max(1, events // per_customer), days=days, seed=11)
     records = [step.Record("events", 0, n, key, value) for n, (key, value) in enumerate(sample(spec)) if key]

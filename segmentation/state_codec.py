@@ -23,8 +23,9 @@ its ~7 µs). Formats 2, 3 and 4 (format 4: the window inside, as base64 text bet
 December 2026) are refused by `state_mapping` with the namespace's fix; an older segstream meeting format 5
 says "storage format 5" and names `segstream replay`.
 
-The escaping keeps NUL out of the value: the store joins a batch's writes with NUL into one script argument
-(streams/store/redis_store.py). msgpack is full of zeros (every 0 counter), so the bytes 0x00 and 0xC1
+The escaping keeps NUL out of the value, as format 5 has since the store joined a batch's writes with NUL
+into one script argument (it packs them as msgpack since 6 December 2026, which any byte fits; dropping the
+escape changes the stored bytes, so it waits for the next format). msgpack is full of zeros (every 0 counter), so the bytes 0x00 and 0xC1
 (a byte msgpack never uses as a type) are swapped first, then the rare remaining NUL and the escape byte
 0xD4 (fixext1, which msgspec never writes for a state) are written as two-byte sequences. The same escape
 serves the window and the compressed bytes (~1 escape in 128 random bytes).

@@ -8,11 +8,11 @@
 --   customer_id, kind ('S' set / 'D' delete), due µs or '', n_set, n_removed, set pairs..., removed names...
 --   (the due part may start with '=': the client's word that the stored due time is already this one, as
 --   its field diffs take the stored fields for what it last wrote; see "Due times" below)
--- or, packed (the usual case), ARGV[4] '<number of writes>:<number of parts>' and ARGV[5] all those customer
--- parts joined by NUL into one argument (the client encodes each argument separately, ~1 µs each: one per
--- batch instead of ~7 per customer).
+-- or, packed (what the worker sends), ARGV[4] '<number of writes>:<number of parts>' and ARGV[5] all those
+-- customer parts in one argument, a msgpack array of strs (the client encodes each argument separately,
+-- ~1 µs each: one per batch instead of ~7 per customer).
 -- then index ops until the end, each: name, key index (into KEYS), n_args, args...; or, packed, the name
--- followed by '*', key index, n_args, and one argument with the n_args args joined by NUL
+-- followed by '*', key index, n_args, and one argument with the n_args args as a msgpack array of strs
 --   SADD/SREM key members...          HINCRBY key field delta [field delta ...]
 --   HSET key field value [field value ...]  (the erasure tombstones, streams/store/erasures.py)
 --   BITS meta entries...  membership (streams/store/membership.py), at most one per commit; each entry is
@@ -87,22 +87,16 @@ end
 if ARGV[2] ~= '' and applied and tonumber(applied) >= tonumber(ARGV[2]) then
   return redis.error_reply('STALE offset ' .. ARGV[2] .. ' <= applied ' .. applied)
 end
--- exactly n parts of s separated by NUL (none for an empty s and n = 0), or nil
+-- the n strings of the msgpack array s (the client's `commit_script.pack`), or nil: Redis's cmsgpack
+-- takes it apart in C (~2x faster than splitting NUL-joined parts in Lua was); anything but an array
+-- of exactly n strings is refused before any write
 local function split(s, n)
   if s == nil then return nil end
-  if n == 0 then
-    if s == '' then return {} end
-    return nil
+  local ok, parts = pcall(cmsgpack.unpack, s)
+  if not ok or type(parts) ~= 'table' or #parts ~= n then return nil end
+  for x = 1, n do
+    if type(parts[x]) ~= 'string' then return nil end
   end
-  local parts, pos = {}, 1
-  for j = 1, n - 1 do
-    local e = string.find(s, '\0', pos, true)
-    if not e then return nil end
-    parts[j] = string.sub(s, pos, e - 1)
-    pos = e + 1
-  end
-  if string.find(s, '\0', pos, true) then return nil end
-  parts[n] = string.sub(s, pos)
   return parts
 end
 -- the customer parts: ARGV itself from ARGV[5], or the parts of the packed ARGV[5]
@@ -196,7 +190,7 @@ while i <= #ARGV do
     return redis.error_reply('BADOP malformed op at argument ' .. i)
   end
   -- src[first..last] are the op's args: ARGV itself, or the parts of a packed op ('SADD*'...: one argument
-  -- with the n args joined by NUL)
+  -- with the n args in a msgpack array)
   local src, first, last, after = ARGV, i + 3, i + 2 + n, i + 3 + n
   if string.sub(name, -1) == '*' then
     name, src, first, last, after = string.sub(name, 1, -2), split(ARGV[i + 3], n), 1, n, i + 4

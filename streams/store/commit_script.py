@@ -1,19 +1,21 @@
-"""How the Redis store speaks to commit.lua: the customer writes and membership entries packed into its
-arguments, and its refusals mapped to the port's exceptions."""
+"""How the Redis store speaks to commit.lua: the customer writes and index ops packed into its arguments
+(msgpack arrays of strs), and its refusals mapped to the port's exceptions."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import Final
 
+from msgspec import Raw
+from msgspec.msgpack import Encoder
 from redis.exceptions import ResponseError
 
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.port import CommitRefused, CustomerWrite, Fenced, Rewound, StaleOffset
 
-SEP = "\x00"  # joins the batch's customer writes, or an op's args, into one script argument
-BSEP = SEP.encode()
+_encode: Final = Encoder().encode
 REFUSALS = ("WRONGTYPE", "NOTINT", "OVERFLOW")  # the script's checks of what the keys hold (commit.lua)
 # ordinal (`o:`) and due (`q:`) chunks needed and not declared (commit.lua); `_`: the due chunk `q:_`
 CHUNKS = re.compile(r"CHUNKS (\d+)((?: (?:\d+|_))+)$")
@@ -59,8 +61,8 @@ def bits_entries(index: IndexDelta, p: int, ks: KeySpace, slot: Callable[[str], 
 def write_parts(writes: Sequence[CustomerWrite]) -> list[str | bytes]:
     """Every customer write as the script's parts: id, kind, due, n_set, n_removed, pairs, removed names; the
     binary fields (`CustomerWrite.binary`: packed state, history) are the last pairs, their values bytes.
-    Joined by SEP into one script argument when no part contains SEP (`block`): redis-py encodes each
-    argument in Python (~1 µs each), and a batch has hundreds of customers with dozens of changed fields."""
+    Sent as one script argument (`pack`): redis-py encodes each argument in Python (~1 µs each), and a batch
+    has hundreds of customers with dozens of changed fields."""
     parts: list[str | bytes] = []
     add = parts.extend
     for w in writes:
@@ -85,23 +87,56 @@ def encoded(part: str | bytes) -> bytes:
     return part.encode("utf-8", "surrogateescape") if isinstance(part, str) else part
 
 
-def block(parts: Sequence[str | bytes]) -> bytes | None:
-    """The parts joined by SEP into one argument, or None when some part contains SEP (then each part is an
-    argument of its own). Runs of text are encoded in one call each; a binary field (bytes, never holding
-    NUL: `state_codec.nul_free`) goes in as it is, never turned into text and back."""
-    out: list[bytes] = []
-    run: list[str] = []
-    for part in [*parts, b""]:  # the sentinel closes the last run of text
-        if isinstance(part, str):
-            run.append(part)
-            continue
-        if run:
-            text = SEP.join(run)
-            if text.count(SEP) != len(run) - 1:
-                return None
-            out.append(text.encode("utf-8", "surrogateescape"))
-            run = []
-        if BSEP in part:
-            return None
-        out.append(part)
-    return BSEP.join(out[:-1])  # without the sentinel
+def _raw(data: bytes) -> Raw:
+    """`data` as a msgpack str, whatever its bytes: Redis's cmsgpack reads no bin type, and Lua strings are
+    bytes anyway."""
+    n = len(data)
+    if n < 32:
+        head = bytes((0xA0 | n,))
+    elif n < 0x100:
+        head = b"\xd9" + n.to_bytes(1, "big")
+    elif n < 0x10000:
+        head = b"\xda" + n.to_bytes(2, "big")
+    else:
+        head = b"\xdb" + n.to_bytes(4, "big")
+    return Raw(head + data)
+
+
+def pack(parts: Sequence[str | bytes]) -> bytes:
+    """The parts as one script argument: a msgpack array of strs, which commit.lua takes apart with Redis's
+    own `cmsgpack.unpack`, in C (~2x less script time than splitting NUL-joined parts in Lua, and no byte is
+    reserved: any name or value fits). Text goes in as UTF-8 (msgspec, in C); bytes (a packed state) and
+    text carried with `surrogateescape` as they are."""
+    try:
+        return _encode([part if isinstance(part, str) else _raw(part) for part in parts])
+    except UnicodeEncodeError:  # some text carries bytes (surrogateescape): every part by hand
+        return _encode([_raw(encoded(part)) for part in parts])
+
+
+def unpack(block: bytes) -> list[bytes]:
+    """The parts of a `pack`ed argument, as the script sees them (bytes): for benchmarks and tests."""
+    count, at = _length(block, 0, _ARRAY)
+    parts = []
+    for _ in range(count):
+        n, at = _length(block, at, _STR)
+        parts.append(block[at : at + n])
+        at += n
+    if at != len(block):
+        raise ValueError(f"{len(block) - at} bytes after the packed parts")
+    return parts
+
+
+# msgpack lengths: (the fix form's first byte, how many lengths it holds, {long form's byte: length width})
+_ARRAY: Final = (0x90, 0x10, {0xDC: 2, 0xDD: 4})
+_STR: Final = (0xA0, 0x20, {0xD9: 1, 0xDA: 2, 0xDB: 4})
+
+
+def _length(block: bytes, at: int, form: tuple[int, int, dict[int, int]]) -> tuple[int, int]:
+    """The array or str length whose header is at `at`, and where its content starts."""
+    head, (fix, span, widths) = block[at], form
+    if fix <= head < fix + span:
+        return head - fix, at + 1
+    width = widths.get(head)
+    if width is None:
+        raise ValueError(f"not a packed {'array' if fix == 0x90 else 'str'} at byte {at}: {head:#x}")
+    return int.from_bytes(block[at + 1 : at + 1 + width], "big"), at + 1 + width

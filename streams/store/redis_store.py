@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from redis import Redis as SyncRedis
 from redis.exceptions import ResponseError
 
-from streams.store.commit_script import BSEP, CHUNKS, SEP, bits_entries, block, encoded, refusal, write_parts
+from streams.store.commit_script import CHUNKS, bits_entries, pack, refusal, write_parts
 from streams.store.connection import scan_slot
 from streams.store.day_names import period_named
 from streams.store.due_index import UNORDERED, due_chunks, due_customers
@@ -128,13 +128,10 @@ class RedisStateStore:
             "" if offset is None else offset,
             "" if watermark_us is None else watermark_us,
         ]
-        # Encoded here, not by redis-py: a `state` given as text is bytes carried with `surrogateescape`
-        # (segmentation/state_mapping.py), which redis-py's strict encoder refuses.
-        joined = block(parts) if parts else None
-        if joined is not None:  # the usual case: one argument for every customer write
-            args += [f"{len(writes)}:{len(parts)}", joined]
-        else:  # some name or value contains SEP: one argument per part
-            args += [len(writes), *(encoded(part) for part in parts)]
+        if parts:  # one argument for every customer write (encoded here: redis-py refuses surrogateescape)
+            args += [f"{len(writes)}:{len(parts)}", pack(parts)]
+        else:
+            args.append(0)
         keys += [self._keys.customer(p, w.customer_id) for w in writes]
         delta = writes.delta if isinstance(writes, WriteBatch) else None
         chunks: set[int] = set()  # `o:` chunks, and the same `q:` ones
@@ -215,21 +212,11 @@ class RedisStateStore:
         ks = self._keys
 
         def op(name: str, key: int, items: Sequence[str | bytes]) -> None:
-            """One op, packed (its args joined by NUL into one argument) unless an arg contains NUL."""
-            raw = [item.encode() if isinstance(item, str) else item for item in items]
-            packed = BSEP.join(raw)
-            if packed.count(BSEP) == len(raw) - 1:
-                args.extend((name + "*", key, len(raw), packed))
-            else:
-                args.extend((name, key, len(raw), *raw))
+            """One op, its args packed into one argument (`commit_script.pack`)."""
+            args.extend((name + "*", key, len(items), pack(items)))
 
         def counters(key: int, pairs: list[tuple[str, int]]) -> None:
-            """A HINCRBY op, packed as one text encoded once (not one `encode` per field and delta)."""
-            packed = SEP.join([f"{name}{SEP}{d}" for name, d in pairs])
-            if packed.count(SEP) == 2 * len(pairs) - 1:
-                args.extend(("HINCRBY*", key, 2 * len(pairs), packed.encode()))
-            else:  # a name holds NUL: one argument each
-                op("HINCRBY", key, [text for name, d in pairs for text in (name, str(d))])
+            op("HINCRBY", key, [text for name, d in pairs for text in (name, str(d))])
 
         if index.created or index.members_add or index.members_remove:
             op("BITS", 1, bits_entries(index, p, ks, slot))

@@ -1,6 +1,6 @@
-"""The commit script takes the batch's customer writes packed into one argument (the worker's usual case)
-or one argument per part (when some value contains the separator): both must write exactly the same, and a
-packed block that does not match its counts must be refused before any write."""
+"""The commit script takes the batch's customer writes packed into one argument (a msgpack array: what the
+worker sends) or one argument per part (the script's plain form): both must write exactly the same, and a
+packed block that does not match its counts, or is no array of strs, must be refused before any write."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
 from segmentation import CustomerState
-from segmentation.state_mapping import packed_bytes, packed_text, state_from_mapping, state_to_mapping
-from streams.store.commit_script import SEP, write_parts
+from segmentation.state_mapping import STATE, packed_bytes, packed_text, state_from_mapping, state_to_mapping
+from streams.store.commit_script import pack, unpack, write_parts
 from streams.store.connection import async_client
 from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite
@@ -70,9 +71,9 @@ def test_packed_and_plain_commits_write_the_same(services: Services, redis_prefi
         script = store._commit
 
         async def spy(keys: list[str], args: list[Any]) -> Any:
-            if plain:  # what the store sends when a value contains SEP: every part its own argument
+            if plain:  # the script's plain form: every part its own argument
                 n, packed = str(args[3]).split(":")[0], args[4]
-                args = [*args[:3], int(n), *packed.split(SEP.encode()), *args[5:]]  # sent encoded
+                args = [*args[:3], int(n), *unpack(packed), *args[5:]]
             sent.append(args)
             return await script(keys=keys, args=args)
 
@@ -111,12 +112,17 @@ def test_a_packed_block_that_does_not_match_its_counts_writes_nothing(
             )
             base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c1"), keys.customer(0, "c2")]
             base.append(keys.due_chunk(0, "_"))  # declared last, like every chunk (commit.lua)
-            good = SEP.join(["c1", "S", "", "1", "0", "a", "1", "c2", "S", "", "1", "0", "b", "2"])
-            bad_blocks: tuple[tuple[str, str], ...] = (
+            parts = ["c1", "S", "", "1", "0", "a", "1", "c2", "S", "", "1", "0", "b", "2"]
+            good = pack(parts)
+            bad_blocks: tuple[tuple[str, bytes], ...] = (
                 ("2:13", good),  # count one short
                 ("2:15", good),  # count one too many
-                ("2:14", good.replace("\x001\x000\x00b", "\x009\x000\x00b")),  # n_set beyond the block
-                ("2:14", good.replace("\x00S\x00", "\x00X\x00", 1)),  # unknown kind
+                ("2:14", pack([*parts[:10], "9", *parts[11:]])),  # n_set beyond the block
+                ("2:14", pack([parts[0], "X", *parts[2:]])),  # unknown kind
+                ("2:14", msgspec.msgpack.encode([*parts[:6], 1, *parts[7:]])),  # a number, not a str
+                ("2:14", msgspec.msgpack.encode([*parts[:13], [b"2"]])),  # an array
+                ("2:14", b"\x00".join(p.encode() for p in parts)),  # NUL-joined, the format before
+                ("2:14", good[:-1]),  # cut short
             )
             for counts, block in bad_blocks:
                 with pytest.raises(aioredis.ResponseError, match="BADARGS"):
@@ -155,7 +161,7 @@ def test_due_times_follow_the_last_write_of_each_customer_and_are_checked_first(
                 resources.files("streams.store").joinpath("commit.lua").read_text()
             )
             base = [keys.partition_meta(0), keys.due(0), keys.customer(0, "c"), keys.due_chunk(0, "_")]
-            block = SEP.join(["c", "S", "soon", "1", "0", "x", "1"])
+            block = pack(["c", "S", "soon", "1", "0", "x", "1"])
             with pytest.raises(aioredis.ResponseError, match="BADARGS due"):
                 await script(keys=base, args=[f"{claim.fence}:3", 5, "", "1:7", block])
             assert await client.exists(keys.customer(0, "c")) == 0
@@ -166,8 +172,8 @@ def test_due_times_follow_the_last_write_of_each_customer_and_are_checked_first(
 def test_a_packed_state_rides_in_the_one_block_and_reads_back_exactly(
     services: Services, redis_prefix: str
 ) -> None:
-    """The binary `state` field holds no NUL, so a batch of them stays one script argument; Redis keeps
-    its bytes exactly (the state decodes equal, every readable field as written)."""
+    """A batch of binary `state` fields rides in the one script argument; Redis keeps its bytes exactly (the
+    state decodes equal, every readable field as written)."""
     state = CustomerState(
         "c1",
         orders=3,
@@ -199,9 +205,9 @@ def test_a_packed_state_rides_in_the_one_block_and_reads_back_exactly(
 
 
 def test_a_packed_state_sent_as_bytes_lands_as_the_same_bytes(services: Services, redis_prefix: str) -> None:
-    """The write path sends the packed state as bytes (`CustomerWrite.binary`), in the block and, when
-    another value holds SEP, as an argument of its own: the hash holds exactly the bytes `pack` made, as when
-    the state is given as text."""
+    """The write path sends the packed state as bytes (`CustomerWrite.binary`) in the block, also beside a
+    value holding NUL or bytes carried as text (surrogateescape): the hash holds exactly the bytes
+    `packed_bytes` made, as when the state is given as text."""
     state = CustomerState.new("c1")._replace(first_seen_at=datetime(2026, 1, 1, tzinfo=UTC), orders=3)
     raw = packed_bytes(state)
     assert any(b > 0x7F for b in raw)  # bytes that are no UTF-8 text, as every compressed state
@@ -212,7 +218,8 @@ def test_a_packed_state_sent_as_bytes_lands_as_the_same_bytes(services: Services
             await store.commit(claim, 1, None, [CustomerWrite("c1", {"a": "1"}, binary={"state": raw})])
             await store.commit(claim, 2, None, [CustomerWrite("c2", {"a": "x\x00y"}, binary={"state": raw})])
             await store.commit(claim, 3, None, [CustomerWrite("c3", {"a": "1", "state": packed_text(state)})])
-            for cid, a in (("c1", b"1"), ("c2", b"x\x00y"), ("c3", b"1")):
+            await store.commit(claim, 4, None, [CustomerWrite("c4", {"a": "z\udcffz"}, binary={STATE: raw})])
+            for cid, a in (("c1", b"1"), ("c2", b"x\x00y"), ("c3", b"1"), ("c4", b"z\xffz")):
                 assert await client.hgetall(keys.customer(0, cid)) == {b"a": a, b"state": raw}
             loaded = texts(await client.hgetall(keys.customer(0, "c1")))
             assert state_from_mapping(loaded) == state_from_mapping(state_to_mapping(state))
