@@ -25,10 +25,11 @@ says "storage format 5" and names `segstream replay`.
 
 The escaping keeps NUL out of the value, as format 5 has since the store joined a batch's writes with NUL
 into one script argument (it packs them as msgpack since 6 December 2026, which any byte fits; dropping the
-escape changes the stored bytes, so it waits for the next format). msgpack is full of zeros (every 0 counter), so the bytes 0x00 and 0xC1
-(a byte msgpack never uses as a type) are swapped first, then the rare remaining NUL and the escape byte
-0xD4 (fixext1, which msgspec never writes for a state) are written as two-byte sequences. The same escape
-serves the window and the compressed bytes (~1 escape in 128 random bytes).
+escape changes the stored bytes, so it waits for the next format). msgpack is full of zeros (every 0
+counter), so the bytes 0x00 and 0xC1 (a byte msgpack never uses as a type) are swapped first, then the rare
+remaining NUL and the escape byte 0xD4 (fixext1, which msgspec never writes for a state) are written as
+two-byte sequences. The same escape serves the window and the compressed bytes (~1 escape in 128 random
+bytes).
 """
 
 from __future__ import annotations

@@ -17,6 +17,11 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("promote", help="make NAME the active namespace (atomic)")
     p.add_argument("name")
     p.add_argument("--allow-empty", action="store_true")
+    p.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="even while a replay builds it, or after one that stopped before its end",
+    )
     d = sub.add_parser("drop", help="delete an inactive namespace (SCAN + UNLINK)")
     d.add_argument("name")
 
@@ -53,7 +58,13 @@ async def _promote(settings: Settings, args: argparse.Namespace) -> int:
 
     client = _client(settings)
     try:
-        previous = await promote(client, settings.key_prefix, args.name, require_keys=not args.allow_empty)
+        previous = await promote(
+            client,
+            settings.key_prefix,
+            args.name,
+            require_keys=not args.allow_empty,
+            require_complete=not args.allow_incomplete,
+        )
     finally:
         await client.aclose()
     print(

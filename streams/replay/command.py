@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from streams.settings import Settings
+from streams.store.keys import KeySpace
 
 __all__ = ["DEFAULT_OUTPUT_DIR", "add_parser", "run"]
 
@@ -161,6 +165,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     client = redis_client(settings)
     try:
         await prepare_namespace(client, settings.key_prefix, args.namespace, args.force)
+        building = KeySpace(settings.key_prefix, args.namespace, settings.events_topic).building()
+        await client.set(building, _building_note(args.source))  # until the end: `promote` refuses it
         try:
             if args.processes > 1:
                 summary = await _replay_split(settings, client, args, Path(f"{stem}.rejects.jsonl"), until)
@@ -186,6 +192,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             print(f"segstream replay: {exc}", file=sys.stderr)
             return 1
         await _record_definitions(settings, client, args, definitions.version, summary)
+        await client.delete(building)
     finally:
         await client.aclose()
     extra.update(summary.extra)
@@ -203,12 +210,18 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _building_note(source: str) -> bytes:
+    """What `promote` shows of a replay that has not finished: which, since when, where."""
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    where = {"host": socket.gethostname(), "pid": os.getpid()}
+    return orjson.dumps({"replay": source, "started": started} | where)
+
+
 async def _record_definitions(
     settings: Settings, client: aioredis.Redis, args: argparse.Namespace, version: str, summary: Any
 ) -> None:
     """The namespace was built under `version`: one entry in its definitions log (docs/replay.md)."""
     from streams.store import definitions_log
-    from streams.store.keys import KeySpace
 
     entry = {
         "action": "replay",

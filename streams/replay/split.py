@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
 import time
 import traceback
 from collections import Counter
@@ -69,8 +71,21 @@ def shares(partitions: int, processes: int) -> list[tuple[int, ...]]:
     return [tuple(range(k, partitions, count)) for k in range(count)]
 
 
-def _run_share(share: Share, results: Connection) -> None:
+ORPHANED = 70  # a share's exit status when its parent died first (`_end_with`)
+
+
+def _end_with(parent: int) -> None:
+    """Exit as soon as the parent replay is gone (SIGTERM, kill -9, a crash: it cannot always stop us). An
+    orphan would go on writing the namespace, even while a rerun with --force drops and rebuilds it; killed
+    between two commits, a share leaves what a killed replay leaves (the namespace marked unfinished)."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(ORPHANED)
+
+
+def _run_share(share: Share, results: Connection, parent: int) -> None:
     """Child process body: replay the share and send back its figures (or the error)."""
+    threading.Thread(target=_end_with, args=(parent,), name="parent-watch", daemon=True).start()
     try:
         results.send(("ok", asyncio.run(_replay_share(share, results))))
     except UntilTooEarly as exc:
@@ -170,7 +185,7 @@ async def replay_split(
             until,
         )
         receive, send = context.Pipe(duplex=True)  # the child also receives the end of the whole log
-        process = context.Process(target=_run_share, args=(share, send), name=f"replay-{k}")
+        process = context.Process(target=_run_share, args=(share, send, os.getpid()), name=f"replay-{k}")
         process.start()
         send.close()
         children.append((process, receive, part_rejects))

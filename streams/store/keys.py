@@ -85,6 +85,11 @@ class KeySpace:
         definitions (version, when, by whom, moves per grid): streams/store/definitions_log.py."""
         return f"{self.prefix}:{self.namespace}:definitions:log"
 
+    def building(self) -> str:
+        """String (JSON: source, started, host, pid) while `segstream replay` builds the namespace, deleted
+        once the replay recorded its definitions. Left behind: the replay did not finish (promote refuses)."""
+        return f"{self.prefix}:{self.namespace}:building"
+
     def metrics(self) -> str:
         """Hash (no hash tag, one key per namespace): the workers' published counters and lag."""
         return f"{self.prefix}:{self.namespace}:metrics"

@@ -149,13 +149,24 @@ async def _known(client: aioredis.Redis, prefix: str) -> str:
     return ", ".join(info.name + (" (active)" if info.active else "") for info in infos)
 
 
-async def promote(client: aioredis.Redis, prefix: str, name: str, require_keys: bool = True) -> str | None:
-    """Make `name` the active namespace (one SET: atomic for readers); returns the previous one."""
+async def promote(
+    client: aioredis.Redis, prefix: str, name: str, require_keys: bool = True, require_complete: bool = True
+) -> str | None:
+    """Make `name` the active namespace (one SET: atomic for readers); returns the previous one. Refused
+    while a replay builds it, or after one that stopped before its end (`KeySpace.building`): readers would
+    see part of the log, unswept."""
     check_name(name)
     if require_keys and await is_empty(client, prefix, name):
         raise NamespaceRefused(
             f"namespace {name!r} has no keys: nothing to promote (known: {await _known(client, prefix)});"
             " to promote it anyway, pass --allow-empty"
+        )
+    building = await client.get(f"{prefix}:{name}:building")  # KeySpace.building
+    if require_complete and building is not None:
+        raise NamespaceRefused(
+            f"namespace {name!r} is being built by a replay, or its replay stopped before the end"
+            f" ({_text(building)}): wait for it, or replay again with --force; to promote it as it is,"
+            " pass --allow-incomplete"
         )
     previous = await client.set(pointer_key(prefix), name, get=True)
     return None if previous is None else _text(previous)  # type: ignore[arg-type]
