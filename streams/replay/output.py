@@ -3,6 +3,7 @@ progress bar. Kept apart from the replay loop (streams.replay.rebuild) so each s
 
 from __future__ import annotations
 
+import base64
 from array import array
 from pathlib import Path
 from typing import IO
@@ -43,6 +44,14 @@ class LineIndex:
         self._runs.clear()
 
 
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class Rejects:
     """Dead letters as JSON lines, in line order within each flush; knows the lines of the pending records.
 
@@ -68,6 +77,8 @@ class Rejects:
                 "error": str(d.error)[:2000],
                 "value": None if d.value is None else d.value.decode("utf-8", "replace"),
             }
+            if d.value is not None and not _utf8(d.value):  # "value" lost bytes: the line as it was too
+                row["value_base64"] = base64.b64encode(d.value).decode()
             self._pending.append((-1 if line is None else line, d.partition, d.offset, orjson.dumps(row)))
 
     def flush(self) -> None:
