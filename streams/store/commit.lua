@@ -71,11 +71,13 @@ end
 local seq = tonumber(seq_arg)
 applied_seq = tonumber(applied_seq or '0')
 if seq <= applied_seq then
-  -- a retry of a commit that landed carries an offset it applied (later commits only move it on): one
-  -- beyond the applied offset is no retry but a client whose sequence went back, and 'DUP' would drop its
-  -- events unwritten; it claims again and resumes from what is stored
-  if ARGV[2] ~= '' and (not applied or tonumber(ARGV[2]) > tonumber(applied)) then
-    return redis.error_reply('REWOUND commit ' .. seq_arg .. ' with offset ' .. ARGV[2] .. ' after commit '
+  -- A retry is of the last commit that landed (a client has one commit of a partition in flight at a time),
+  -- and carries the offset it applied. An older sequence, or an offset beyond the applied one, is no retry
+  -- but a client whose sequence went back: 'DUP' would drop its changes unwritten. It claims again and
+  -- resumes from what is stored.
+  if seq < applied_seq or (ARGV[2] ~= '' and (not applied or tonumber(ARGV[2]) > tonumber(applied))) then
+    local offset = ARGV[2] ~= '' and ARGV[2] or 'none'
+    return redis.error_reply('REWOUND commit ' .. seq_arg .. ' with offset ' .. offset .. ' after commit '
       .. applied_seq .. ' applied offset ' .. tostring(applied))
   end
   return 'DUP'

@@ -132,9 +132,10 @@ def test_a_late_reply_of_an_earlier_claim_does_not_turn_the_next_commit_into_a_r
 def test_a_commit_whose_sequence_went_back_is_refused_not_taken_for_a_retry(
     services: Services, redis_prefix: str
 ) -> None:
-    """Whatever moves a client's commit sequence back, the script tells a retry (its offset already applied)
-    from new events (an offset beyond): those are refused as REWOUND, so the worker claims again and
-    resumes from Redis's offset, where 'DUP' would have dropped them unwritten."""
+    """Whatever moves a client's commit sequence back, the script tells a retry (the last commit's sequence,
+    its offset already applied) from new changes (an offset beyond, or an older sequence): those are refused
+    as REWOUND, so the worker claims again and resumes from Redis's offset, where 'DUP' would have dropped
+    them unwritten."""
     ks = KeySpace(redis_prefix.rstrip(":"), "ns", "events")
 
     async def body() -> tuple[dict[Any, Any], dict[Any, Any], int | None]:
@@ -149,6 +150,9 @@ def test_a_commit_whose_sequence_went_back_is_refused_not_taken_for_a_retry(
             store._next_seq[0] = 2
             with pytest.raises(Rewound, match="REWOUND commit 2 with offset 14"):
                 await store.commit(claim, 14, None, [CustomerWrite("c", {"x": "1"})])
+            store._next_seq[0] = 1  # an older sequence is no retry, even without an offset (a sweep's)
+            with pytest.raises(Rewound, match="REWOUND commit 1 with offset none after commit 2"):
+                await store.commit(claim, None, None, [CustomerWrite("c", {"x": "2"})])
             offset, _ = await store.read_meta(0)
             return await r.hgetall(ks.customer(0, "b")), await r.hgetall(ks.customer(0, "c")), offset
         finally:
