@@ -19,7 +19,7 @@ import dataclasses
 import gc
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -253,6 +253,7 @@ async def replay(
                 await flush()
                 bar.update(events)
         await flush(final=True)
+        await _skipped(worker, getattr(source, "skipped", {}))
         end = max((o.watermark_us for o in worker.owned.values() if o.watermark_us is not None), default=None)
         if end_of_log is not None:
             end = await end_of_log(end)
@@ -291,6 +292,16 @@ async def replay(
         rejects_file=str(rejects_path) if rejects.count and rejects_path else None,
         emitted_to=emit_topic,
     )
+
+
+async def _skipped(worker: Worker, skipped: Mapping[int, int]) -> None:
+    """A partition with records only before `--since` (a Kafka source's `skipped`) is committed as applied up
+    to them: otherwise it would have no offset, and a worker continuing the namespace would apply them."""
+    for p, last in sorted(skipped.items()):
+        held = worker.owned.get(p)
+        if held is not None and (held.offset is None or held.offset < last):
+            await worker.store.commit(held.claim, last, None, [])
+            held.offset = last
 
 
 async def _ensure_topic(settings: Settings, topic: str) -> None:

@@ -152,6 +152,9 @@ class KafkaSource:
         self.settings = settings
         self.progress = Progress(0, None, "records")
         self.partitions: list[int] = []
+        # partition -> offset of its last record before `since` (not replayed): the namespace stores it as
+        # applied, so a worker continuing the namespace starts after it, as on the partitions replayed
+        self.skipped: dict[int, int] = {}
 
     async def chunks(self, topic: str, owned: Collection[int] | None = None) -> AsyncIterator[Chunk]:
         """`topic`: the events topic the records are attributed to (the namespace's, as for a file)."""
@@ -183,6 +186,7 @@ class KafkaSource:
             if self.since is not None:
                 at = await consumer.offsets_for_times({tp: int(self.since.timestamp() * 1000) for tp in tps})
                 starts = {tp: (ends[tp] if at[tp] is None else at[tp].offset) for tp in tps}
+                self.skipped = {tp.partition: starts[tp] - 1 for tp in tps if starts[tp] > 0}
             for tp in tps:
                 consumer.seek(tp, starts[tp])
             self.progress.total = sum(ends[tp] - starts[tp] for tp in tps)
