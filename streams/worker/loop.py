@@ -7,19 +7,18 @@ is not on the hot path: one asyncio task polls aiokafka in batches, applies the 
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import IllegalStateError, KafkaError
 
 from segmentation.instants import to_us
 from streams.store.writes import from_us
 from streams.topics.partition_count import refuse_assigned
 from streams.worker.batch import advance_all
+from streams.worker.catch_up import caught_up, end_offsets
 from streams.worker.concurrent_partitions import submit_at_once
 from streams.worker.namespace_follow import DefinitionsMismatch, definitions_rule
 from streams.worker.ownership import Owned, Rebalance
@@ -72,12 +71,7 @@ class Worker(BatchPipeline):
 
     async def _end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         assert self.consumer is not None, "end offsets are for a worker that consumes Kafka"
-        try:  # bounded: this may run in a rebalance callback, which must not stall the group
-            return dict(await asyncio.wait_for(self.consumer.end_offsets(list(tps)), 10.0))
-        except (TimeoutError, KafkaError) as exc:
-            partitions = ",".join(str(tp.partition) for tp in tps)
-            log.warning("partition %s: end offset unknown (%s); no event-time catch-up", partitions, exc)
-            return {}
+        return await end_offsets(self.consumer, tps)
 
     async def take(self, tp: TopicPartition, ends: Mapping[TopicPartition, int] | None = None) -> None:
         """Own the partition and make the consumer resume right after the offset stored in Redis (`ends`:
@@ -86,7 +80,9 @@ class Worker(BatchPipeline):
         if ends is None:
             ends = await self._end_offsets([tp])
         claim = await self.own(tp.partition)
-        self.owned[tp.partition].catch_up_to = ends[tp] - 1 if ends.get(tp) else None
+        owned, end = self.owned[tp.partition], ends.get(tp)
+        owned.end_unknown = end is None  # not caught up until known (`catch_up.caught_up`)
+        owned.catch_up_to = end - 1 if end else None
         self.fenced_since.pop(tp.partition, None)
         self.retake.discard(tp.partition)
         # Offset 0 for a partition never applied: where retention removed it, the consumer resets to the
@@ -240,26 +236,11 @@ class Worker(BatchPipeline):
         return total_lag(self.consumer, self.settings.events_topic, self.owned)
 
     async def _caught_up(self, partition: int, owned: Owned) -> bool:
-        """`Owned.caught_up`, or the consumer fetched past the backlog: the last offsets of a partition can be
-        transaction markers or compacted away, never delivered, so the applied offset may never reach it."""
-        if owned.caught_up():
-            return True
+        """`catch_up.caught_up` for one of our partitions (`Owned.caught_up` without a consumer)."""
+        if self.consumer is None:
+            return owned.caught_up()
         tp = TopicPartition(self.settings.events_topic, partition)
-        if self.consumer is None or owned.catch_up_to is None or tp not in self.consumer.assignment():
-            return False
-        try:  # returns at once while the position is valid (always, after take's seek)
-            position = await asyncio.wait_for(self.consumer.position(tp), 1.0)
-        except (TimeoutError, IllegalStateError):
-            return False
-        if owned.inflight is not None and not owned.inflight.done():
-            return False  # fetched and applied, not yet settled: a sweep no longer waits for it (check again)
-        if position > owned.catch_up_to:  # every record up to there was returned, submitted and settled
-            high = self.consumer.highwater(tp)
-            if high is not None and high - position > self.settings.batch_max_events:
-                owned.catch_up_to = high - 1  # more arrived meanwhile than a batch: catch up on that too
-                return False
-            owned.catch_up_to = None
-        return owned.catch_up_to is None
+        return await caught_up(self.consumer, tp, owned, self.settings.batch_max_events)
 
     async def _anything_due(self, partition: int, owned: Owned) -> bool:
         """Live, with a batch in flight: is any customer due by the wall clock? Most sweeps find nobody, and

@@ -31,6 +31,8 @@ class Owned:
     next_report: float = 0.0  # monotonic time of the next Kafka offset commit and metrics publication
     reported: int | None = None  # offset last committed to Kafka
     catch_up_to: int | None = None  # last offset in the partition when taken; None once applied (or none)
+    end_unknown: bool = False  # Kafka did not say the partition's end when taken: not caught up until it does
+    end_asked: float = 0.0  # monotonic time the end was last asked again (`catch_up._learn_end`)
     gap: tuple[int, int] | None = None  # (expected, first offset seen) of a batch refused as out of order
     released: bool = False  # revoked: no batch may start its steps 4-7 any more (`Rebalance._let_go`)
 
@@ -38,6 +40,8 @@ class Owned:
         """Applied everything the partition held when it was taken. Until then a live worker sweeps by event
         time, like a replay: moving customers on by the wall clock first would turn the backlog's events
         into late events and publish time-driven moves a continuous run never makes."""
+        if self.end_unknown:
+            return False
         if self.catch_up_to is not None and self.offset is not None and self.offset >= self.catch_up_to:
             self.catch_up_to = None
         return self.catch_up_to is None
