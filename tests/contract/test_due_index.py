@@ -133,6 +133,10 @@ def test_a_due_time_marked_unchanged_stays_and_is_moved_where_it_must_be(make_st
         await store.commit(claim, 5, None, [CustomerWrite("none", {"x": "2"}, due_us=None, due_kept=True)])
         await store.commit(claim, 6, None, [CustomerWrite("renewed", {"x": "2"}, due_us=30, due_kept=True)])
         assert await store.due(0, 10**6, 10) == ["kept", "twice", "renewed"]
+        # the mark is trusted (the worker sets it only where it holds): a wrong one leaves the entry stale,
+        # on both stores, so a wrong mark fails tests over either
+        await store.commit(claim, 7, None, [CustomerWrite("kept", {"x": "3"}, due_us=35, due_kept=True)])
+        assert (await store.due(0, 10, 10), await store.due(0, 9, 10)) == (["kept"], [])
 
     run(_with_store(make_store, body))
 
