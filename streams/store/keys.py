@@ -6,6 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def building_key(prefix: str, namespace: str) -> str:
+    """`KeySpace.building`, for what knows a namespace but no events topic (`namespaces.promote`)."""
+    return f"{prefix}:{namespace}:building"
+
+
 @dataclass(frozen=True)
 class KeySpace:
     prefix: str
@@ -88,7 +93,7 @@ class KeySpace:
     def building(self) -> str:
         """String (JSON: source, started, host, pid) while `segstream replay` builds the namespace, deleted
         once the replay recorded its definitions. Left behind: the replay did not finish (promote refuses)."""
-        return f"{self.prefix}:{self.namespace}:building"
+        return building_key(self.prefix, self.namespace)
 
     def metrics(self) -> str:
         """Hash (no hash tag, one key per namespace): the workers' published counters and lag."""

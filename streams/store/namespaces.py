@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
+from streams.store.keys import building_key
 from streams.store.replies import text as _text
 
 DEFAULT = "main"
@@ -161,7 +162,7 @@ async def promote(
             f"namespace {name!r} has no keys: nothing to promote (known: {await _known(client, prefix)});"
             " to promote it anyway, pass --allow-empty"
         )
-    building = await client.get(f"{prefix}:{name}:building")  # KeySpace.building
+    building = await client.get(building_key(prefix, name))
     if require_complete and building is not None:
         raise NamespaceRefused(
             f"namespace {name!r} is being built by a replay, or its replay stopped before the end"
