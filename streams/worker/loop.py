@@ -196,9 +196,9 @@ class Worker(BatchPipeline):
         """The active namespace moved (`segstream promote`): finish and commit what is in flight in the old
         namespace, then own every assigned partition again in the new one, resuming after the offsets stored
         there (so events the old namespace had and the new one lacks are applied to it, none skipped)."""
-        follow = self.follow
-        active = None if follow is None or self.consumer is None else await follow.moved()
-        if follow is None or active is None:
+        follow, consumer = self.follow, self.consumer
+        active = None if follow is None or consumer is None else await follow.moved()
+        if follow is None or consumer is None or active is None:
             return
         await self.drain()  # the bulk of it outside the lock: rebalances need not wait for it
         async with self.ownership:  # no rebalance callback runs in between (see ownership.Holder)
@@ -220,8 +220,11 @@ class Worker(BatchPipeline):
             self.settings = self.settings.model_copy(update={"namespace": active})
             before = {p: owned.offset for p, owned in self.owned.items()}
             self.owned.clear()
+            # Every assigned partition, not only those owned: one we were fenced out of (or that waits to be
+            # claimed again) in the old namespace is ours to claim in the new one, or it would stall there.
+            assigned = {tp.partition for tp in consumer.assignment()} | set(before)
             # end offsets asked once, before any partition resumes (per partition only where that fails)
-            await self.take_all([TopicPartition(self.settings.events_topic, p) for p in sorted(before)])
+            await self.take_all([TopicPartition(self.settings.events_topic, p) for p in sorted(assigned)])
             for p in sorted(before):
                 was, now = before[p], self.owned[p].offset
                 if now is not None and (was is None or now > was):

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from segmentation import Definitions
-from streams.bootstrap import worker_runtime
+from streams.bootstrap import keyspace, worker_runtime
 from streams.sample import generator as sample
 from streams.settings import Settings
 from streams.store.connection import async_client
 from streams.store.namespaces import promote
+from streams.store.redis_store import RedisStateStore
 from streams.worker.namespace_follow import DefinitionsMismatch
 from tests.integration.replay_helpers import customers_of, dump_namespace, replay_file
 from tests.integration.test_definitions_change import changed_definitions
@@ -87,6 +88,56 @@ def test_a_running_worker_follows_promote_to_a_namespace_behind_it(
     assert applied_offsets(in_ns("rebuilt")) == applied_offsets(in_ns("reference"))
     # once the worker followed, nothing more went into the old namespace
     assert applied_offsets(in_ns("main")) == {p: end - 1 for p, end in first_ends.items()}
+
+
+def test_a_partition_the_worker_was_fenced_out_of_is_claimed_again_in_the_promoted_namespace(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
+) -> None:
+    """Fenced out of a partition in the old namespace (another process claimed it there), the worker still
+    has it assigned: in the promoted namespace nobody else owns it, so the worker claims it like the others
+    and applies its events. Before, only the partitions it owned moved: the fenced one stayed paused until
+    `FencedStall` stopped the worker, and its events waited for a restart."""
+    spec = sample.SampleSpec(customers=80, days=200, seed=17)
+    whole = tmp_path / "whole.jsonl"
+    sample.write_jsonl(spec, whole)
+    lines = [x for x in whole.read_bytes().splitlines() if x.strip()]
+    half, rebuilt_from = len(lines) // 2, len(lines) * 2 // 5
+    head = tmp_path / "head.jsonl"
+    head.write_bytes(b"\n".join(lines[:rebuilt_from]) + b"\n")
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2, fenced_grace_s=6)
+    in_ns: Callable[[str], Settings] = lambda ns: settings.model_copy(update={"namespace": ns})  # noqa: E731
+    asyncio.run(replay_file(settings, head, "rebuilt", tmp_path))
+    asyncio.run(replay_file(settings, whole, "reference", tmp_path))
+
+    async def scenario() -> None:
+        await produce_like_the_file(settings, lines[:half])
+        client = async_client(settings.redis_url)
+        try:
+            async with worker_runtime(settings) as runtime:
+                worker = runtime.worker
+                task = asyncio.create_task(worker.run())
+                try:
+                    await until(caught_up(in_ns("main"), end_offsets(settings)), task)
+                    # another process takes partition 0 of "main"; the worker's next commit there is refused
+                    await RedisStateStore(client, keyspace(in_ns("main"))).claim(0)
+                    await produce_like_the_file(settings, lines[half : half + 40])
+                    await until(lambda: 0 in worker.fenced_since, task, timeout=30)
+                    await promote(client, settings.key_prefix, "rebuilt")
+                    await produce_like_the_file(settings, lines[half + 40 :])
+                    # with the fenced partition left behind, FencedStall ends the worker (6 s) and this raises
+                    await until(caught_up(in_ns("rebuilt"), end_offsets(settings)), task, timeout=60)
+                    assert worker.follow is not None and worker.follow.current == "rebuilt"
+                    assert sorted(worker.owned) == [0, 1] and not worker.fenced_since
+                finally:
+                    worker.stop()
+                    await asyncio.wait_for(task, 30)
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+    rebuilt, reference = dump_namespace(settings, "rebuilt"), dump_namespace(settings, "reference")
+    assert customers_of(rebuilt) == customers_of(reference), "nothing of partition 0 skipped or doubled"
+    assert applied_offsets(in_ns("rebuilt")) == applied_offsets(in_ns("reference"))
 
 
 def test_a_worker_refuses_to_follow_into_a_namespace_built_with_other_definitions(
