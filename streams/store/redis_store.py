@@ -16,9 +16,10 @@ from streams.store.connection import scan_slot
 from streams.store.day_names import period_named
 from streams.store.due_index import UNORDERED, due_chunks, due_customers
 from streams.store.erasures import digest, tombstones
+from streams.store.fence import take
 from streams.store.indexes import ORDINAL, IndexDelta
 from streams.store.keys import KeySpace
-from streams.store.membership import ORDINALS, bitmap_ordinals, declared_chunks, ids_of, raw_reply
+from streams.store.membership import bitmap_ordinals, declared_chunks, ids_of, raw_reply
 from streams.store.port import (
     Claim,
     CustomerWrite,
@@ -28,7 +29,7 @@ from streams.store.port import (
     new_owner,
 )
 from streams.store.round_trips import Command, RoundTrips, checked
-from streams.store.weeks import FORMAT, FORMAT_FIELD, check_format, day_field
+from streams.store.weeks import FORMAT_FIELD, check_format, day_field
 
 _RELEASE = """if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
   return redis.call('HDEL', KEYS[1], 'owner')
@@ -53,26 +54,23 @@ class RedisStateStore:
         self._trips = RoundTrips(client)  # a poll's partitions share their loads' and commits' round trips
         script = client.register_script(resources.files("streams.store").joinpath("commit.lua").read_text())
         self._commit = partial(self._trips.script, script)
+        self._take = client.register_script(
+            resources.files("streams.store").joinpath("claim.lua").read_text()
+        )
 
     @property
     def keys(self) -> KeySpace:
         return self._keys
 
     async def claim(self, partition: int) -> Claim:
-        """Take the partition: a new fence token makes every earlier owner's commits fail."""
-        meta = self._keys.partition_meta(partition)
+        """Take the partition: a new fence token makes every earlier owner's commits fail (`fence.take`)."""
         owner = new_owner()
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.hincrby(meta, "fence", 1)
-            pipe.hset(meta, "owner", owner)
-            pipe.hmget(meta, ["offset", "watermark", "seq", ORDINALS, FORMAT_FIELD])
-            fence, _, (offset, watermark, seq, ordinals, kept) = await pipe.execute()
-        if kept is None and offset is None:  # a partition never committed: its day counters kept per week
-            await self._r.hset(meta, FORMAT_FIELD, FORMAT)
-        self._next_seq[partition] = (_int(seq) or 0) + 1
-        self._next_ordinal[partition] = _int(ordinals) or 0
-        self._claims[partition] = (int(fence), owner)
-        return Claim(partition, int(fence), _int(offset), _int(watermark), owner)
+        known = self._claims.get(partition)
+        taken = await take(self._take, self._keys.partition_meta(partition), known and known[0], owner)
+        self._next_seq[partition] = (taken.seq or 0) + 1
+        self._next_ordinal[partition] = taken.ordinals or 0
+        self._claims[partition] = (taken.fence, owner)
+        return Claim(partition, taken.fence, taken.offset, taken.watermark_us, owner)
 
     async def load(
         self, partition: int, customer_ids: Sequence[str], claim: Claim | None = None
