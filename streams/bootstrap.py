@@ -29,7 +29,7 @@ from streams.store.replies import text
 from streams.topics import replication
 from streams.topics.partition_count import check_events_topic
 from streams.worker.loop import Worker
-from streams.worker.namespace_follow import NamespaceFollow, definitions_rule
+from streams.worker.namespace_follow import NamespaceFollow, RecordedDefinitions, definitions_rule
 
 log = logging.getLogger("segstream")
 
@@ -73,16 +73,26 @@ def follow_active(settings: Settings, client: aioredis.Redis) -> NamespaceFollow
     assert settings.namespace is not None, "resolve the namespace first"
     prefix, topic = settings.key_prefix, settings.events_topic
 
-    async def definitions_of(name: str) -> str | None:
-        version = await client.hget(KeySpace(prefix, name, topic).definitions(), "version")
-        return None if version is None else text(version)
-
+    recorded = recorded_definitions(settings, client)
     return NamespaceFollow(
         settings.namespace,
         lambda: active_namespace(client, prefix),
         lambda name: RedisStateStore(client, KeySpace(prefix, name, topic)),
-        definitions_of,
-        lambda name, version: record_definitions(client, KeySpace(prefix, name, topic), version),
+        recorded.read,
+        recorded.write,
+    )
+
+
+def recorded_definitions(settings: Settings, client: aioredis.Redis) -> RecordedDefinitions:
+    """The definitions version recorded in each namespace of the configured prefix and events topic."""
+    prefix, topic = settings.key_prefix, settings.events_topic
+
+    async def read(name: str) -> str | None:
+        version = await client.hget(KeySpace(prefix, name, topic).definitions(), "version")
+        return None if version is None else text(version)
+
+    return RecordedDefinitions(
+        read, lambda name, version: record_definitions(client, KeySpace(prefix, name, topic), version)
     )
 
 
@@ -256,6 +266,7 @@ async def worker_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     store = RedisStateStore(client, keyspace(settings))
     follow = None if pinned else follow_active(settings, client)
     worker = Worker(settings, definitions, store, prod, cons, metrics=Metrics(), follow=follow)
+    worker.recorded = recorded_definitions(settings, client)  # the rule again at every claim
     await prod.start()
     try:
         cons.subscribe([settings.events_topic], listener=worker.listener())

@@ -42,6 +42,7 @@ from streams.topics.envelope import transition_event
 READ_BATCH = 500
 TABLE_WIDTH = 100  # columns of printed tables: half a wide screen, a usual terminal
 AUDIENCE = "audience:"
+MOVING_FROM = "moving_from"  # definitions hash field: the version an unfinished `apply` moves away from
 Cell = tuple[str, str, str]  # grid, from, to ("-" for no segment)
 
 
@@ -200,6 +201,7 @@ async def apply(
     store = RedisStateStore(client, keys)
     result = ApplyResult(Matrix())
     customers = 0
+    moving = False  # the new version recorded yet (`_record_moving`), before the first write or publish
     for p in range(partitions):
         claim = await store.claim(p)  # fences any worker still running on this partition
         await store.load(p, [], claim)  # refuses day counters of an earlier segstream (store/weeks.py)
@@ -228,6 +230,8 @@ async def apply(
             index.transitions(transitions)  # first, as the worker does (an erasure then wipes the history)
             for write, before, new_row in moved:
                 index_write(index, write, before, new_row)
+            if not moving and (writes or transitions):
+                moving = await _record_moving(client, keys, new.version)
             if transitions and publish is not None:
                 await publish(transitions)
             if writes:
@@ -240,12 +244,38 @@ async def apply(
                 progress(p, customers)
         if progress is not None:
             progress(p + 1, customers)
-    if definitions_yaml is not None:
-        await client.hset(
-            keys.definitions(),
-            mapping={"version": new.version, "yaml": definitions_yaml},
-        )
+    if not moving:
+        await _record_moving(client, keys, new.version)
+    async with client.pipeline(transaction=True) as pipe:
+        if definitions_yaml is not None:
+            pipe.hset(keys.definitions(), "yaml", definitions_yaml)
+        pipe.hdel(keys.definitions(), MOVING_FROM)
+        await pipe.execute()
     return result
+
+
+async def _record_moving(client: aioredis.Redis, keys: KeySpace, version: str) -> bool:
+    """The new version is the namespace's from before the first customer moves: after an apply stopped half
+    way, a worker with the old definitions is refused (it would move the applied partitions back), one with
+    the new ones accepted (it moves the rest as their events arrive). The version it moves from is kept
+    until the apply ends, so a rerun still logs it (`previous_version`). (Not before the first partition's
+    checks: an apply that refuses stored data writes nothing.)"""
+    recorded = await client.hget(keys.definitions(), "version")
+    previous = None if recorded is None else recorded.decode() if isinstance(recorded, bytes) else recorded
+    async with client.pipeline(transaction=True) as pipe:
+        if previous is not None and previous != version:  # else: a rerun, which keeps the first run's
+            pipe.hset(keys.definitions(), MOVING_FROM, previous)
+        pipe.hset(keys.definitions(), "version", version)
+        pipe.hdel(keys.definitions(), "yaml")  # the old version's; the new one's is written at the end
+        await pipe.execute()
+    return True
+
+
+async def moving_from(client: aioredis.Redis, keys: KeySpace) -> str | None:
+    """The version the namespace had before an apply that has not finished (or the recorded one)."""
+    before, version = await client.hmget(keys.definitions(), [MOVING_FROM, "version"])
+    value = before if before is not None else version
+    return None if value is None else value.decode() if isinstance(value, bytes) else value
 
 
 def envelope_items(transitions: list[Transition]) -> list[tuple[bytes, bytes, tuple[()]]]:

@@ -137,7 +137,7 @@ async def _apply(
             assert producer is not None
             await publish(producer, topic, change.envelope_items(transitions))
 
-        previous = await client.hget(keys.definitions(), "version")
+        previous = await change.moving_from(client, keys)
         with Bar(f"apply {new.version}", settings.topic_partitions) as bar:
             result = await change.apply(
                 client,
@@ -155,7 +155,7 @@ async def _apply(
     entry = {
         "action": "apply",
         "version": new.version,
-        "previous_version": previous.decode() if isinstance(previous, bytes) else previous,
+        "previous_version": previous,
         "applied_at": definitions_log.now_text(),
         "by": args.by or definitions_log.default_by(),
         "source": args.new,

@@ -20,10 +20,11 @@ from streams.topics.partition_count import refuse_assigned
 from streams.worker.batch import advance_all
 from streams.worker.catch_up import caught_up, end_offsets
 from streams.worker.concurrent_partitions import submit_at_once
-from streams.worker.namespace_follow import DefinitionsMismatch, definitions_rule
+from streams.worker.namespace_follow import DefinitionsMismatch, RecordedDefinitions
 from streams.worker.ownership import Owned, Rebalance
 from streams.worker.pipeline import BatchPipeline
 from streams.worker.progress_log import ProgressLog, total_lag
+from streams.worker.promote_follow import follow
 
 log = logging.getLogger("segstream.worker")
 GC_THRESHOLDS = (50_000, 20, 10)
@@ -43,6 +44,8 @@ class Worker(BatchPipeline):
     """The pipeline driven by a Kafka consumer, by time, and by the active-namespace pointer."""
 
     beyond: frozenset[int] = frozenset()  # assigned partitions >= SEGSTREAM_TOPIC_PARTITIONS (see `take_all`)
+    recorded: RecordedDefinitions | None = None  # the namespaces' definitions versions (`_definitions_allow`)
+    refused: DefinitionsMismatch | None = None  # a claim `definitions_rule` refused: `heartbeat` raises it
 
     # -- partition ownership -------------------------------------------------------------------------
     def listener(self) -> ConsumerRebalanceListener:
@@ -79,7 +82,13 @@ class Worker(BatchPipeline):
         assert self.consumer is not None, "take() is for a worker that consumes Kafka"
         if ends is None:
             ends = await self._end_offsets([tp])
+        if not await self._definitions_allow():  # stays paused, fencing nobody; `heartbeat` stops the worker
+            return
         claim = await self.own(tp.partition)
+        if not await self._definitions_allow():  # a forced `definitions apply` recorded its version meanwhile
+            self.owned.pop(tp.partition, None)
+            await self._retry(lambda: self.store.release(claim), "release partition")
+            return
         owned, end = self.owned[tp.partition], ends.get(tp)
         owned.end_unknown = end is None  # not caught up until known (`catch_up.caught_up`)
         owned.catch_up_to = end - 1 if end else None
@@ -92,6 +101,20 @@ class Worker(BatchPipeline):
         log.info(
             "partition %s taken: fence %s, resume after offset %s", tp.partition, claim.fence, claim.offset
         )
+
+    async def _definitions_allow(self) -> bool:
+        """`definitions_rule` at every claim, not only at start-up and on a promote: a worker fenced out by a
+        forced `definitions apply`, and assigned the partition again, must not move its customers back. The
+        refusal is kept for `heartbeat`: raised in the rebalance listener, aiokafka would only log it."""
+        recorded, namespace = self.recorded, self.settings.namespace
+        if recorded is None or namespace is None or self.refused is not None:
+            return self.refused is None
+        mine, adopt = self.definitions.version, self.settings.adopt_definitions
+        try:
+            await self._retry(lambda: recorded.check(namespace, mine, adopt), "check definitions version")
+        except DefinitionsMismatch as exc:
+            self.refused = exc
+        return self.refused is None
 
     # -- main loop -----------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -173,6 +196,8 @@ class Worker(BatchPipeline):
         fenced out of and Kafka still assigns to us for `fenced_grace_s` stops the worker (`FencedStall`);
         so does one beyond SEGSTREAM_TOPIC_PARTITIONS (`PartitionCountChanged`), before any of it applies."""
         now = time.monotonic()
+        if self.refused is not None:
+            raise self.refused
         if self.beyond:  # the topic's count as the consumer's metadata knows it, for the advice
             topic, consumer = self.settings.events_topic, self.consumer
             count = len((consumer and consumer.partitions_for_topic(topic)) or ()) or max(self.beyond) + 1
@@ -193,47 +218,8 @@ class Worker(BatchPipeline):
                 await self.report(partition, owned)
 
     async def follow_promote(self) -> None:
-        """The active namespace moved (`segstream promote`): finish and commit what is in flight in the old
-        namespace, then own every assigned partition again in the new one, resuming after the offsets stored
-        there (so events the old namespace had and the new one lacks are applied to it, none skipped)."""
-        follow, consumer = self.follow, self.consumer
-        active = None if follow is None or consumer is None else await follow.moved()
-        if follow is None or consumer is None or active is None:
-            return
-        await self.drain()  # the bulk of it outside the lock: rebalances need not wait for it
-        async with self.ownership:  # no rebalance callback runs in between (see ownership.Holder)
-            await self.drain()
-            built_with = await self._retry(lambda: follow.definitions_of(active), "read definitions version")
-            try:
-                record = definitions_rule(
-                    active, built_with, self.definitions.version, self.settings.adopt_definitions
-                )
-            except DefinitionsMismatch:
-                await self.retire()
-                raise
-            if record is not None:
-                await self._retry(lambda: follow.record_definitions(active, record), "record definitions")
-            log.warning("active namespace moved from %s to %s: following it", follow.current, active)
-            await self.retire()  # from the old namespace's metrics
-            follow.current = active
-            self.store = follow.store_for(active)
-            self.settings = self.settings.model_copy(update={"namespace": active})
-            before = {p: owned.offset for p, owned in self.owned.items()}
-            self.owned.clear()
-            # Every assigned partition, not only those owned: one we were fenced out of (or that waits to be
-            # claimed again) in the old namespace is ours to claim in the new one, or it would stall there.
-            assigned = {tp.partition for tp in consumer.assignment()} | set(before)
-            # end offsets asked once, before any partition resumes (per partition only where that fails)
-            await self.take_all([TopicPartition(self.settings.events_topic, p) for p in sorted(assigned)])
-            for p in sorted(before):
-                was, now = before[p], self.owned[p].offset
-                if now is not None and (was is None or now > was):
-                    log.warning(
-                        "partition %s: namespace %s is ahead (offset %s, this worker was at %s): the "
-                        "transitions of the events in between were published only if its replay ran with "
-                        "--emit to the transitions topic",
-                        p, active, now, was,
-                    )  # fmt: skip
+        """The active namespace moved: follow it (`promote_follow.follow`)."""
+        await follow(self)
 
     def _lag(self) -> int | None:
         return total_lag(self.consumer, self.settings.events_topic, self.owned)

@@ -46,6 +46,20 @@ def definitions_rule(namespace: str, recorded: str | None, mine: str, adopt: boo
 
 
 @dataclass
+class RecordedDefinitions:
+    """The definitions version each namespace records, read and written: `definitions_rule` at a claim."""
+
+    read: Callable[[str], Awaitable[str | None]]  # namespace -> its version, if any
+    write: Callable[[str, str], Awaitable[None]]  # (namespace, version)
+
+    async def check(self, namespace: str, mine: str, adopt: bool) -> None:
+        """Raise DefinitionsMismatch, or record what the rule says to record."""
+        record = definitions_rule(namespace, await self.read(namespace), mine, adopt)
+        if record is not None:
+            await self.write(namespace, record)
+
+
+@dataclass
 class NamespaceFollow:
     """The namespace the worker writes into, and how to read the pointer and reach another namespace."""
 
