@@ -183,12 +183,17 @@ class Worker(BatchPipeline):
         if not self.retake or self.consumer is None:
             return
         async with self.ownership:
+            if self.reassigning:  # the assign callback takes what is ours (and `take` drops it from retake)
+                return
             assigned = self.consumer.assignment()
-            for partition in sorted(self.retake):
+            # one at a time, each off the set before its `take` awaits: a partition another batch finds
+            # rewound meanwhile is added to it and claimed in this loop too (a `clear()` after dropped it)
+            while self.retake:
+                partition = min(self.retake)
+                self.retake.discard(partition)
                 tp = TopicPartition(self.settings.events_topic, partition)
                 if tp in assigned and partition not in self.owned:
                     await self.take(tp)
-            self.retake.clear()
 
     async def heartbeat(self) -> None:
         """Idle partitions report too (at most every REPORT_INTERVAL_S): lag stays current, and
@@ -219,7 +224,7 @@ class Worker(BatchPipeline):
 
     async def follow_promote(self) -> None:
         """The active namespace moved: follow it (`promote_follow.follow`)."""
-        await follow(self)
+        await follow(self, self.take_all)
 
     def _lag(self) -> int | None:
         return total_lag(self.consumer, self.settings.events_topic, self.owned)

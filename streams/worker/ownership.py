@@ -73,6 +73,9 @@ class Holder(Protocol):
 
     owned: dict[int, Owned]
     ownership: asyncio.Lock  # held while `owned` changes: rebalances and namespace switches never interleave
+    # between a rebalance's revoke and assign callbacks: the consumer's assignment is stale (aiokafka keeps
+    # the revoked partitions in it until the group's answer, and replaces it before the assign callback runs)
+    reassigning: bool
 
     async def report(self, partition: int, owned: Owned) -> None: ...
 
@@ -90,6 +93,7 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         async with self.holder.ownership:
             await self._let_go(revoked)
+            self.holder.reassigning = True
 
     async def _let_go(self, revoked: Iterable[TopicPartition]) -> None:
         holder = self.holder
@@ -110,4 +114,5 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         assigned = list(assigned)
         self.holder.hold(assigned)  # before any await: nothing is fetched for them until `take` seeks
         async with self.holder.ownership:
+            self.holder.reassigning = False
             await self.holder.take_all(assigned)

@@ -74,6 +74,7 @@ class BatchPipeline:
         self.follow = follow
         self.owned: dict[int, Owned] = {}
         self.ownership = asyncio.Lock()  # see ownership.Holder
+        self.reassigning = False  # see ownership.Holder: `consumer.assignment()` is not to be acted on
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()  # steps 4-7 in flight, any partition
         self.retake: set[int] = set()  # partitions to claim again: Redis lost writes (see `_commit`)

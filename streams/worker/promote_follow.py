@@ -4,19 +4,19 @@ active, resuming there after the offsets that namespace stores."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import TopicPartition
 
 from streams.worker.namespace_follow import DefinitionsMismatch, definitions_rule
-
-if TYPE_CHECKING:
-    from streams.worker.loop import Worker
+from streams.worker.pipeline import BatchPipeline
 
 log = logging.getLogger("segstream.worker")
 
 
-async def follow(worker: Worker) -> None:
+async def follow(
+    worker: BatchPipeline, take_all: Callable[[Sequence[TopicPartition]], Awaitable[None]]
+) -> None:
     """The active namespace moved (`segstream promote`): finish and commit what is in flight in the old
     namespace, then own every assigned partition again in the new one, resuming after the offsets stored
     there (so events the old namespace had and the new one lacks are applied to it, none skipped)."""
@@ -46,9 +46,13 @@ async def follow(worker: Worker) -> None:
         worker.owned.clear()
         # Every assigned partition, not only those owned: one we were fenced out of (or that waits to be
         # claimed again) in the old namespace is ours to claim in the new one, or it would stall there.
-        assigned = {tp.partition for tp in consumer.assignment()} | set(before)
+        # Not between a rebalance's callbacks: the assignment still lists the partitions just revoked (the
+        # assign callback takes the new ones, in the new namespace: `worker.store` is already it).
+        assigned = (
+            set() if worker.reassigning else {tp.partition for tp in consumer.assignment()} | set(before)
+        )
         # end offsets asked once, before any partition resumes (per partition only where that fails)
-        await worker.take_all([TopicPartition(worker.settings.events_topic, p) for p in sorted(assigned)])
+        await take_all([TopicPartition(worker.settings.events_topic, p) for p in sorted(assigned)])
         for p in sorted(before):
             owned = worker.owned.get(p)  # None: its claim refused (`Worker._definitions_allow`)
             was, now = before[p], None if owned is None else owned.offset
