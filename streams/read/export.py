@@ -115,9 +115,10 @@ async def member_rows(
     await check_layout(client, keys, partitions)
     for partition in partitions:
         position: int | None = 0
+        end = await membership.walk_end(client, keys, partition)  # lifetimes begun meanwhile: not listed
         while position is not None:
             names, position = await membership.page(
-                client, keys, partition, selection.grid, segment, position, chunk
+                client, keys, partition, selection.grid, segment, position, chunk, end
             )
             if not names:
                 continue

@@ -11,8 +11,9 @@ from streams.read.auth import SCOPES
 from streams.read.columns import catalogue
 from streams.read.history import History, SegmentAt
 from streams.read.kpis import Crosstab, GridKpis
+from streams.read.members_cursor import cursor_pattern
 from streams.read.profile import CustomerProfile, Kpis, MembersPage
-from streams.read.reader import ID_PATTERN, cursor_pattern
+from streams.read.reader import ID_PATTERN
 
 
 def _ref(name: str) -> dict[str, str]:

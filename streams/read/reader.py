@@ -30,6 +30,7 @@ from segmentation.state_mapping import AUDIENCE_FIELD, STATE
 from streams.read import kpis as _kpis
 from streams.read.history import History, HistoryEntry, SegmentAt, history_of, projected_at, segment_at
 from streams.read.kpis import Crosstab, GridKpis
+from streams.read.members_cursor import cursor_pattern, parse_cursor
 from streams.read.profile import CustomerProfile, Kpis, MembersPage, kpis_of, profile_of
 from streams.settings import Settings
 from streams.store import membership
@@ -243,22 +244,28 @@ class SegmentReader:
             raise NotFound(f"unknown segment {segment!r} of grid {grid!r}")
         if not 1 <= count <= 10_000:
             raise BadRequest("count must be within 1..10000")
-        partition, position = _parse_cursor(cursor, self._cursor)
+        parsed = parse_cursor(cursor, self._cursor)
+        if parsed is None:
+            raise BadRequest("malformed cursor: pass back the next_cursor of the previous page")
+        partition, position, end = parsed
         keys = await self.keyspace()
         members: list[str] = []
         while partition < self.settings.topic_partitions:
+            if end is None:  # the walk enters the partition: customers begun from now on are not listed
+                end = await membership.walk_end(self._r, keys, partition)
             ids, after = await membership.page(  # OlderFormat: the namespace needs a replay
-                self._r, keys, partition, grid, segment, position, count - len(members)
+                self._r, keys, partition, grid, segment, position, count - len(members), end
             )
             members += ids
             if after is None:
-                partition, position = partition + 1, 0
+                partition, position, end = partition + 1, 0, None
             else:
                 position = after
             if len(members) >= count:
                 break
         done = partition >= self.settings.topic_partitions
-        return MembersPage(members=members, next_cursor=None if done else f"{partition}:{position}")
+        tail = "" if end is None else f":{end}"
+        return MembersPage(members=members, next_cursor=None if done else f"{partition}:{position}{tail}")
 
     async def iter_members(self, grid: str, segment: str, count: int = 500) -> AsyncIterator[str]:
         """Every member, partition by partition (one entering or leaving meanwhile may be listed or not)."""
@@ -288,22 +295,6 @@ def _check_id(customer_id: str) -> None:
     expression), unlike str.isprintable()."""
     if len(customer_id) > MAX_ID_LENGTH or not _ID.fullmatch(customer_id):
         raise BadRequest("customer id must be 1..256 characters, none of them a control character")
-
-
-def cursor_pattern(partitions: int) -> str:
-    """`<partition>:<position>`: a partition of the topic, a position (the next ordinal) of at most 19 ASCII
-    digits. Declared as is in the OpenAPI document, so what it allows is served."""
-    return "^(?:(?:" + "|".join(str(p) for p in range(partitions)) + "):[0-9]{1,19})?$"  # empty: first page
-
-
-def _parse_cursor(cursor: str | None, valid: re.Pattern[str]) -> tuple[int, int]:
-    """ASCII digits only (str.isdigit() also accepts '²', which int() refuses), within the limits."""
-    if cursor is None or cursor == "":
-        return 0, 0
-    if not valid.fullmatch(cursor):
-        raise BadRequest("malformed cursor: pass back the next_cursor of the previous page")
-    head, _, tail = cursor.partition(":")
-    return int(head), int(tail)
 
 
 __all__: Sequence[str] = (

@@ -102,11 +102,26 @@ async def ids_of(client: Redis, keys: KeySpace, partition: int, ordinals: Sequen
     return [v.decode() if isinstance(v, bytes) else v for v in found if v is not None]
 
 
+async def walk_end(client: Redis, keys: KeySpace, partition: int) -> int:
+    """The partition's next ordinal now: a walk started here lists no ordinal from it on. A customer erased
+    and back meanwhile takes a new ordinal (never an old one): without this bound a walk that listed it at
+    its old ordinal would list it again at its new one."""
+    value = await client.hget(keys.partition_meta(partition), ORDINALS)
+    return 0 if value is None else int(value)
+
+
 async def page(
-    client: Redis, keys: KeySpace, partition: int, grid: str, segment: str, start: int, count: int
+    client: Redis,
+    keys: KeySpace,
+    partition: int,
+    grid: str,
+    segment: str,
+    start: int,
+    count: int,
+    end: int | None = None,
 ) -> tuple[list[str], int | None]:
-    """Up to `count` members of the segment in the partition at ordinals >= `start`, and the ordinal to go
-    on from (None: the bitmap is walked to its end)."""
+    """Up to `count` members of the segment in the partition at ordinals >= `start` (and < `end`, when
+    given: `walk_end` when the walk began), and the ordinal to go on from (None: the walk is done)."""
     key = keys.members(partition, grid, segment)
     found: list[int] = []
     byte = start // 8
@@ -118,10 +133,12 @@ async def page(
                 raise OlderFormat(older_format(keys)) from exc
             raise
         for ordinal in ordinals_in(window, 8 * byte, start):
+            if end is not None and ordinal >= end:
+                return await ids_of(client, keys, partition, found), None
             found.append(ordinal)
             if len(found) == count:
                 return await ids_of(client, keys, partition, found), ordinal + 1
-        if len(window) < WINDOW:
+        if len(window) < WINDOW or (end is not None and 8 * (byte + WINDOW) >= end):
             return await ids_of(client, keys, partition, found), None
         byte += WINDOW
 
