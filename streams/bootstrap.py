@@ -22,14 +22,14 @@ from streams import logs
 from streams.settings import Settings, without_password
 from streams.store import connection
 from streams.store.counters import Metrics
+from streams.store.definitions_record import RedisDefinitionsRecord
 from streams.store.keys import KeySpace
 from streams.store.reachable import wait_for, wait_for_redis
 from streams.store.redis_store import RedisStateStore
-from streams.store.replies import text
 from streams.topics import replication
 from streams.topics.partition_count import check_events_topic
 from streams.worker.loop import Worker
-from streams.worker.namespace_follow import NamespaceFollow, RecordedDefinitions, definitions_rule
+from streams.worker.namespace_follow import NamespaceFollow, check_claim
 
 log = logging.getLogger("segstream")
 
@@ -73,47 +73,37 @@ def follow_active(settings: Settings, client: aioredis.Redis) -> NamespaceFollow
     assert settings.namespace is not None, "resolve the namespace first"
     prefix, topic = settings.key_prefix, settings.events_topic
 
-    recorded = recorded_definitions(settings, client)
+    record = definitions_record(settings, client)
+
+    async def record_follow(name: str, version: str) -> None:
+        await record.record(name, version, adopted=await record.version(name) is not None)
+
     return NamespaceFollow(
         settings.namespace,
         lambda: active_namespace(client, prefix),
         lambda name: RedisStateStore(client, KeySpace(prefix, name, topic)),
-        recorded.read,
-        recorded.write,
+        record.version,
+        record_follow,
     )
 
 
-def recorded_definitions(settings: Settings, client: aioredis.Redis) -> RecordedDefinitions:
+def definitions_record(settings: Settings, client: aioredis.Redis) -> RedisDefinitionsRecord:
     """The definitions version recorded in each namespace of the configured prefix and events topic."""
-    prefix, topic = settings.key_prefix, settings.events_topic
-
-    async def read(name: str) -> str | None:
-        version = await client.hget(KeySpace(prefix, name, topic).definitions(), "version")
-        return None if version is None else text(version)
-
-    return RecordedDefinitions(
-        read, lambda name, version: record_definitions(client, KeySpace(prefix, name, topic), version)
-    )
+    return RedisDefinitionsRecord(client, settings.key_prefix, settings.events_topic)
 
 
 async def check_definitions(settings: Settings, client: aioredis.Redis, mine: str) -> None:
     """`definitions_rule` at start-up: raises DefinitionsMismatch, or records the namespace's version."""
     assert settings.namespace is not None, "resolve the namespace first"
-    keys = keyspace(settings)
-    recorded = await client.hget(keys.definitions(), "version")
-    record = definitions_rule(
-        settings.namespace, None if recorded is None else text(recorded), mine, settings.adopt_definitions
-    )
-    if record is not None:
-        await record_definitions(client, keys, record)
+    record = definitions_record(settings, client)
+    await check_claim(record, settings.namespace, mine, settings.adopt_definitions)
 
 
 async def record_definitions(client: aioredis.Redis, keys: KeySpace, version: str) -> None:
-    """The namespace now holds (or moves to) this version; a YAML kept for another version goes."""
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.hset(keys.definitions(), "version", version)
-        pipe.hdel(keys.definitions(), "yaml")
-        await pipe.execute()
+    """The namespace now holds this version (a replay built it); a YAML kept for another version goes."""
+    await RedisDefinitionsRecord(client, keys.prefix, keys.topic).record(
+        keys.namespace, version, adopted=False
+    )
 
 
 def redis_client(settings: Settings, **options: Any) -> aioredis.Redis:
@@ -266,7 +256,7 @@ async def worker_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     store = RedisStateStore(client, keyspace(settings))
     follow = None if pinned else follow_active(settings, client)
     worker = Worker(settings, definitions, store, prod, cons, metrics=Metrics(), follow=follow)
-    worker.recorded = recorded_definitions(settings, client)  # the rule again at every claim
+    worker.recorded = definitions_record(settings, client)  # the rule again at every claim
     await prod.start()
     try:
         cons.subscribe([settings.events_topic], listener=worker.listener())

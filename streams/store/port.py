@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -144,6 +144,11 @@ class StateStore(Protocol):
 
     async def due(self, partition: int, until_us: int, limit: int) -> list[str]: ...
 
+    def customer_ids(self, partition: int) -> AsyncIterator[str]:
+        """Every customer with a stored state in the partition, in no order; one written meanwhile may be
+        listed or not, one may be listed twice (SCAN): for walks whose steps are idempotent."""
+        ...
+
     async def read_meta(self, partition: int) -> tuple[int | None, int | None]: ...
 
     async def release(self, claim: Claim) -> None:
@@ -250,6 +255,10 @@ class InMemoryStateStore:
         due = self._p(partition).due
         ready = sorted((us, cid) for cid, us in due.items() if us <= until_us)
         return [cid for _, cid in ready[:limit]]
+
+    async def customer_ids(self, partition: int) -> AsyncIterator[str]:
+        for customer_id in list(self._p(partition).customers):
+            yield customer_id
 
     async def release(self, claim: Claim) -> None:
         p = self._p(claim.partition)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
 from functools import partial
 from importlib import resources
 from typing import cast
@@ -243,6 +243,12 @@ class RedisStateStore:
 
     async def due(self, partition: int, until_us: int, limit: int) -> list[str]:
         return await due_customers(self._r, self._keys, partition, until_us, limit)
+
+    async def customer_ids(self, partition: int) -> AsyncIterator[str]:
+        head = len(self._keys.customer(partition, ""))
+        pattern, meta = self._keys.customer_pattern(partition), self._keys.partition_meta(partition)
+        async for raw in scan_slot(self._r, pattern, meta):
+            yield (raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else str(raw))[head:]
 
     async def release(self, claim: Claim) -> None:
         """Forget our claim's owner id if it is still ours (fence and number stay: they only ever grow)."""

@@ -223,7 +223,10 @@ def advance_all(
     `apply_steps`.
 
     Each customer is advanced to its own due instants, never to `until` itself: the sweep's clock depends on
-    when the timer fired, and the stored state must depend only on the log (BRIEF 3.1).
+    when the timer fired, and the stored state must depend only on the log (BRIEF 3.1). A state built under
+    other definitions (lazy adoption) is first aligned at its own clock, so it is due when the worker's
+    definitions say, not when its stored due time, set under the old ones, says (as `definitions apply`
+    then a sweep would move it).
     """
     result = BatchResult()
     result.index.history_size = history_size
@@ -231,6 +234,11 @@ def advance_all(
     counting = KpiCounting(definitions, result.index, states)
     for cid, (state, mapping) in states.items():
         current = state
+        if (state.definitions_version != definitions.version or state.seg_promotion is None) and state.clock:
+            outcome = advance(current, state.clock, definitions, explain)  # aligned; no time passes
+            result.transitions.extend(outcome.transitions)
+            counting.step(current, outcome.state, outcome.transitions)
+            current = outcome.state
         while current.next_due_at is not None and current.next_due_at <= until:
             due = current.next_due_at
             outcome = advance(current, due, definitions, explain)

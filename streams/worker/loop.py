@@ -15,12 +15,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from segmentation.instants import to_us
+from streams.store.definitions_record import DefinitionsRecord
 from streams.store.writes import from_us
 from streams.topics.partition_count import refuse_assigned
+from streams.worker import realign
 from streams.worker.batch import advance_all
 from streams.worker.catch_up import caught_up, end_offsets
 from streams.worker.concurrent_partitions import submit_at_once
-from streams.worker.namespace_follow import DefinitionsMismatch, RecordedDefinitions
+from streams.worker.namespace_follow import DefinitionsMismatch, check_claim
 from streams.worker.ownership import Owned, Rebalance
 from streams.worker.pipeline import BatchPipeline
 from streams.worker.progress_log import ProgressLog, total_lag
@@ -44,7 +46,7 @@ class Worker(BatchPipeline):
     """The pipeline driven by a Kafka consumer, by time, and by the active-namespace pointer."""
 
     beyond: frozenset[int] = frozenset()  # assigned partitions >= SEGSTREAM_TOPIC_PARTITIONS (see `take_all`)
-    recorded: RecordedDefinitions | None = None  # the namespaces' definitions versions (`_definitions_allow`)
+    recorded: DefinitionsRecord | None = None  # the namespaces' definitions versions (`_definitions_allow`)
     refused: DefinitionsMismatch | None = None  # a claim `definitions_rule` refused: `heartbeat` raises it
 
     # -- partition ownership -------------------------------------------------------------------------
@@ -90,6 +92,8 @@ class Worker(BatchPipeline):
             await self._retry(lambda: self.store.release(claim), "release partition")
             return
         owned, end = self.owned[tp.partition], ends.get(tp)
+        if self.recorded is not None:
+            await realign.start(self, self.recorded, owned)
         owned.end_unknown = end is None  # not caught up until known (`catch_up.caught_up`)
         owned.catch_up_to = end - 1 if end else None
         self.fenced_since.pop(tp.partition, None)
@@ -111,7 +115,9 @@ class Worker(BatchPipeline):
             return self.refused is None
         mine, adopt = self.definitions.version, self.settings.adopt_definitions
         try:
-            await self._retry(lambda: recorded.check(namespace, mine, adopt), "check definitions version")
+            await self._retry(
+                lambda: check_claim(recorded, namespace, mine, adopt), "check definitions version"
+            )
         except DefinitionsMismatch as exc:
             self.refused = exc
         return self.refused is None
@@ -254,7 +260,7 @@ class Worker(BatchPipeline):
         for partition, owned in list(self.owned.items()):
             if not force and now < owned.next_sweep:
                 continue
-            if not force and not await self._anything_due(partition, owned):
+            if not force and owned.realign is None and not await self._anything_due(partition, owned):
                 owned.next_sweep = now + self.settings.sweep_interval_ms / 1000
                 continue
             await self._settle(owned)
@@ -289,3 +295,5 @@ class Worker(BatchPipeline):
                 self.metrics.swept(len(due), len(result.transitions))
                 if len(due) < limit:
                     break
+            if owned.realign is not None and self.recorded is not None:
+                await realign.step(self, self.recorded, owned, clock_us, force)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from streams.store.definitions_record import DefinitionsRecord
 from streams.store.port import StateStore
 from streams.worker.retry import TORN, TRANSIENT, transient
 
@@ -45,18 +46,13 @@ def definitions_rule(namespace: str, recorded: str | None, mine: str, adopt: boo
     )
 
 
-@dataclass
-class RecordedDefinitions:
-    """The definitions version each namespace records, read and written: `definitions_rule` at a claim."""
-
-    read: Callable[[str], Awaitable[str | None]]  # namespace -> its version, if any
-    write: Callable[[str, str], Awaitable[None]]  # (namespace, version)
-
-    async def check(self, namespace: str, mine: str, adopt: bool) -> None:
-        """Raise DefinitionsMismatch, or record what the rule says to record."""
-        record = definitions_rule(namespace, await self.read(namespace), mine, adopt)
-        if record is not None:
-            await self.write(namespace, record)
+async def check_claim(record: DefinitionsRecord, namespace: str, mine: str, adopt: bool) -> None:
+    """`definitions_rule` for a claim: raise DefinitionsMismatch, or record what the rule says to record
+    (an adoption also marks the namespace's partitions to realign, `streams/worker/realign.py`)."""
+    recorded = await record.version(namespace)
+    version = definitions_rule(namespace, recorded, mine, adopt)
+    if version is not None:
+        await record.record(namespace, version, adopted=recorded is not None)
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,6 +35,9 @@ class Owned:
     end_asked: float = 0.0  # monotonic time the end was last asked again (`catch_up._learn_end`)
     gap: tuple[int, int] | None = None  # (expected, first offset seen) of a batch refused as out of order
     released: bool = False  # revoked: no batch may start its steps 4-7 any more (`Rebalance._let_go`)
+    realign: AsyncIterator[str] | None = (
+        None  # the walk a lazy adoption asks for (`streams/worker/realign.py`)
+    )
 
     def caught_up(self) -> bool:
         """Applied everything the partition held when it was taken. Until then a live worker sweeps by event

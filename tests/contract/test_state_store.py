@@ -189,3 +189,19 @@ def test_an_erasure_leaves_a_tombstone_that_load_reads_back(make_store: StoreFac
         assert (await store.load(2, ["c1"]))["c1"] == {"state": "new", "a": "2"}
 
     run(_with_store(make_store, body))
+
+
+def test_customer_ids_lists_every_stored_customer_of_the_partition_only(make_store: StoreFactory) -> None:
+    """The walk of a lazy adoption (streams/worker/realign.py): every stored customer, ids with colons and
+    non-ASCII included, none of another partition, none deleted."""
+    ids = [f"c{n}" for n in range(30)] + ["a:c:b", "é-ü", "x:c:"]
+
+    async def body(store: StateStore) -> None:
+        claim, other = await store.claim(0), await store.claim(1)
+        await store.commit(claim, 0, None, [CustomerWrite(cid, {"a": "1"}) for cid in [*ids, "gone"]])
+        await store.commit(claim, 1, None, [CustomerWrite("gone", delete=True)])
+        await store.commit(other, 0, None, [CustomerWrite("elsewhere", {"a": "1"})])
+        assert sorted({cid async for cid in store.customer_ids(0)}) == sorted(ids)
+        assert [cid async for cid in store.customer_ids(2)] == []
+
+    run(_with_store(make_store, body))

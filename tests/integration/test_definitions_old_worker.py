@@ -26,7 +26,7 @@ from aiokafka import TopicPartition
 from segmentation import Definitions
 from segmentation.transition import Transition
 from streams.admin import definitions_change as change
-from streams.bootstrap import check_definitions, recorded_definitions
+from streams.bootstrap import check_definitions, definitions_record
 from streams.store.connection import async_client
 from streams.store.keys import KeySpace
 from streams.store.redis_store import RedisStateStore
@@ -88,7 +88,7 @@ def test_a_fenced_out_worker_with_the_old_definitions_does_not_move_customers_ba
         try:
             await check_definitions(settings, client, old.version)  # the worker's start: records `old`
             worker = Worker(settings, old, store, None, _Consumer())
-            worker.recorded = recorded_definitions(settings, client)  # as `worker_runtime` wires it
+            worker.recorded = definitions_record(settings, client)  # as `worker_runtime` wires it
 
             async def keep(result: BatchResult) -> None:
                 published.extend(result.transitions)

@@ -1,0 +1,86 @@
+"""The definitions version each namespace records (`<prefix>:<ns>:definitions`), and after a lazy adoption
+(SEGSTREAM_ADOPT_DEFINITIONS=true) which of its partitions still hold customers of the earlier version.
+
+Why the second part: a customer with no event is moved only by a sweep, and the due index names it at the
+time its *earlier* definitions set. Definitions that bring a change earlier would move it late, and never
+where the earlier ones set no time. So the first worker that claims a partition after an adoption walks
+its customers once (`streams/worker/realign.py`) and records here that it is done."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+from streams.store.keys import KeySpace
+
+REALIGN = "realign"  # the version a lazy adoption moves the namespace to
+REALIGNED = "realigned:"  # + partition: that version, once every customer of the partition was moved to it
+
+
+class DefinitionsRecord(Protocol):
+    async def version(self, namespace: str) -> str | None: ...
+
+    async def record(self, namespace: str, version: str, adopted: bool) -> None:
+        """The namespace now holds (`adopted`: moves to) this version; a YAML kept for another one goes."""
+        ...
+
+    async def realigning(self, namespace: str, partition: int, version: str) -> bool:
+        """Whether the partition may still hold customers of the version the namespace was adopted from."""
+        ...
+
+    async def realigned(self, namespace: str, partition: int, version: str) -> None: ...
+
+
+class RedisDefinitionsRecord:
+    def __init__(self, client: aioredis.Redis, prefix: str, topic: str) -> None:
+        self._r, self._prefix, self._topic = client, prefix, topic
+
+    def _key(self, namespace: str) -> str:
+        return KeySpace(self._prefix, namespace, self._topic).definitions()
+
+    async def version(self, namespace: str) -> str | None:
+        return _text(await self._r.hget(self._key(namespace), "version"))
+
+    async def record(self, namespace: str, version: str, adopted: bool) -> None:
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key(namespace), "version", version)
+            pipe.hdel(self._key(namespace), "yaml")
+            if adopted:
+                pipe.hset(self._key(namespace), REALIGN, version)
+            await pipe.execute()
+
+    async def realigning(self, namespace: str, partition: int, version: str) -> bool:
+        target, done = await self._r.hmget(self._key(namespace), [REALIGN, f"{REALIGNED}{partition}"])
+        return _text(target) == version and _text(done) != version
+
+    async def realigned(self, namespace: str, partition: int, version: str) -> None:
+        await self._r.hset(self._key(namespace), f"{REALIGNED}{partition}", version)
+
+
+class InMemoryDefinitionsRecord:
+    """The same, for unit tests of the worker."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, dict[str, str]] = {}
+
+    async def version(self, namespace: str) -> str | None:
+        return self.fields.get(namespace, {}).get("version")
+
+    async def record(self, namespace: str, version: str, adopted: bool) -> None:
+        fields = self.fields.setdefault(namespace, {})
+        fields["version"] = version
+        fields.pop("yaml", None)
+        if adopted:
+            fields[REALIGN] = version
+
+    async def realigning(self, namespace: str, partition: int, version: str) -> bool:
+        fields = self.fields.get(namespace, {})
+        return fields.get(REALIGN) == version and fields.get(f"{REALIGNED}{partition}") != version
+
+    async def realigned(self, namespace: str, partition: int, version: str) -> None:
+        self.fields.setdefault(namespace, {})[f"{REALIGNED}{partition}"] = version
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,102 @@
+"""After a lazy adoption (SEGSTREAM_ADOPT_DEFINITIONS=true): every customer of a partition moved to the
+worker's definitions once, by a walk over the partition's stored customers, page by page within the sweeps.
+
+Why: a customer with no event is moved only by a sweep, and the due index names it at the time its earlier
+definitions set. Definitions that bring a change earlier would move it late, and never where the earlier
+ones set no time (`streams/store/definitions_record.py`). Each page is aligned at the customers' own clocks
+and advanced to the sweep's clock (`advance_all`), as `definitions apply` and then a sweep would move them;
+a customer already at the worker's version is skipped, so a walk restarted by a new claim writes nothing
+twice. When the walk ends the partition is recorded as done."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from functools import partial
+
+from streams.store.definitions_record import DefinitionsRecord
+from streams.store.writes import from_us
+from streams.worker.batch import advance_all
+from streams.worker.ownership import Owned
+from streams.worker.pipeline import BatchPipeline
+from streams.worker.retry import TORN, TRANSIENT, transient
+
+log = logging.getLogger("segstream.worker")
+
+
+async def start(pipeline: BatchPipeline, record: DefinitionsRecord, owned: Owned) -> None:
+    """At a claim: walk the partition if an adoption left it with customers of the earlier version."""
+    namespace, version, partition = (
+        pipeline.settings.namespace,
+        pipeline.definitions.version,
+        owned.claim.partition,
+    )
+    if namespace is None:
+        return
+    pending = await pipeline._retry(
+        lambda: record.realigning(namespace, partition, version), "read definitions realignment"
+    )
+    if pending:
+        log.info("partition %s: moving its customers to definitions %s (lazy adoption)", partition, version)
+        owned.realign = pipeline.store.customer_ids(partition)
+
+
+async def step(
+    pipeline: BatchPipeline, record: DefinitionsRecord, owned: Owned, clock_us: int, force: bool
+) -> None:
+    """Pages of the walk: one per sweep (the poll loop is not held up), all of them when `force`."""
+    partition, version = owned.claim.partition, pipeline.definitions.version
+    namespace, limit = pipeline.settings.namespace, pipeline.settings.sweep_max_customers
+    while owned.realign is not None and pipeline.owned.get(partition) is owned and not owned.released:
+        ids = await _page(pipeline, owned, owned.realign, limit)
+        if ids is None:  # Redis unreachable: walked again from the start at the next sweep
+            return
+        if not ids:
+            owned.realign = None
+            if namespace is not None:
+                await pipeline._retry(
+                    partial(record.realigned, namespace, partition, version), "record realignment"
+                )
+            log.info("partition %s: every customer at definitions %s", partition, version)
+            return
+        states = await pipeline._states(partition, owned, ids)
+        if states is None:  # fenced out or rewound: the partition is let go
+            return
+        stale = {
+            cid: known
+            for cid, known in states.items()
+            if known[0].clock is not None and known[0].definitions_version != version
+        }
+        if stale:
+            result = advance_all(
+                stale, from_us(clock_us), pipeline.definitions, pipeline.settings.history_size,
+                pipeline.producer is not None,
+            )  # fmt: skip
+            await pipeline._publish(result)
+            if not await pipeline._commit(owned, result, None, None):
+                return
+            owned.remember(result.states, pipeline.cache_share())
+            pipeline.metrics.swept(len(stale), len(result.transitions))
+        if not force:
+            return
+
+
+async def _page(
+    pipeline: BatchPipeline, owned: Owned, walk: AsyncIterator[str], limit: int
+) -> list[str] | None:
+    """Up to `limit` customer ids (deduplicated), or None when the walk failed and was restarted."""
+    ids: dict[str, None] = {}
+    try:
+        async for customer_id in walk:
+            ids[customer_id] = None
+            if len(ids) >= limit:
+                break
+    except (*TRANSIENT, *TORN) as exc:
+        if not transient(exc):
+            raise
+        log.warning(
+            "partition %s: realignment walk interrupted (%s); starting it again", owned.claim.partition, exc
+        )
+        owned.realign = pipeline.store.customer_ids(owned.claim.partition)
+        return None
+    return list(ids)
