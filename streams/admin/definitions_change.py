@@ -29,7 +29,6 @@ import redis.asyncio as aioredis
 from segmentation import CustomerState, Definitions, resegment
 from segmentation.grids import GRID_ORDER
 from segmentation.transition import Transition
-from streams.store.connection import scan_slot
 from streams.store.indexes import IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.kpi_ops import KpiCounting, check_stored
@@ -144,10 +143,8 @@ async def stored_customers(
     """The partition's customers as (id, stored mapping), in batches (SCAN + pipelined HGETALL)."""
     store = RedisStateStore(client, keys)
     batch: list[str] = []
-    marker = ":c:"
-    async for raw in scan_slot(client, keys.customer_pattern(partition), keys.partition_meta(partition)):
-        key = raw.decode() if isinstance(raw, bytes) else str(raw)
-        batch.append(key.split(marker, 1)[1])
+    async for customer_id in store.customer_ids(partition):
+        batch.append(customer_id)
         if len(batch) >= READ_BATCH:
             rows = await store.load(partition, batch)
             yield [(cid, row) for cid, row in rows.items() if not is_tombstone(row)]  # erased since the scan

@@ -8,14 +8,29 @@ its customers once (`streams/worker/realign.py`) and records here that it is don
 
 from __future__ import annotations
 
+import secrets
 from typing import Protocol
 
 import redis.asyncio as aioredis
 
 from streams.store.keys import KeySpace
 
-REALIGN = "realign"  # the version a lazy adoption moves the namespace to
-REALIGNED = "realigned:"  # + partition: that version, once every customer of the partition was moved to it
+REALIGN = "realign"  # '<version> <token>': the version a lazy adoption moves the namespace to, and which one
+REALIGNED = "realigned:"  # + partition: that value, once every customer of the partition was moved
+# (the token: a later adoption of the same version, after a roll-back, must walk again, whatever an earlier
+# one recorded as done)
+
+
+def adoption(version: str) -> str:
+    """The REALIGN value of a new adoption of `version`."""
+    return f"{version} {secrets.token_hex(6)}"
+
+
+def walk_of(target: str | None, done: str | None, version: str) -> str | None:
+    """The adoption a partition still has to be walked for (its REALIGN value), if any."""
+    if target is None or target.split(" ", 1)[0] != version or done == target:
+        return None
+    return target
 
 
 class DefinitionsRecord(Protocol):
@@ -25,11 +40,12 @@ class DefinitionsRecord(Protocol):
         """The namespace now holds (`adopted`: moves to) this version; a YAML kept for another one goes."""
         ...
 
-    async def realigning(self, namespace: str, partition: int, version: str) -> bool:
-        """Whether the partition may still hold customers of the version the namespace was adopted from."""
+    async def realigning(self, namespace: str, partition: int, version: str) -> str | None:
+        """The adoption (to `version`) whose walk of the partition has not ended, if any: the partition may
+        still hold customers of the version the namespace was adopted from."""
         ...
 
-    async def realigned(self, namespace: str, partition: int, version: str) -> None: ...
+    async def realigned(self, namespace: str, partition: int, walk: str) -> None: ...
 
 
 class RedisDefinitionsRecord:
@@ -47,15 +63,15 @@ class RedisDefinitionsRecord:
             pipe.hset(self._key(namespace), "version", version)
             pipe.hdel(self._key(namespace), "yaml")
             if adopted:
-                pipe.hset(self._key(namespace), REALIGN, version)
+                pipe.hset(self._key(namespace), REALIGN, adoption(version))
             await pipe.execute()
 
-    async def realigning(self, namespace: str, partition: int, version: str) -> bool:
+    async def realigning(self, namespace: str, partition: int, version: str) -> str | None:
         target, done = await self._r.hmget(self._key(namespace), [REALIGN, f"{REALIGNED}{partition}"])
-        return _text(target) == version and _text(done) != version
+        return walk_of(_text(target), _text(done), version)
 
-    async def realigned(self, namespace: str, partition: int, version: str) -> None:
-        await self._r.hset(self._key(namespace), f"{REALIGNED}{partition}", version)
+    async def realigned(self, namespace: str, partition: int, walk: str) -> None:
+        await self._r.hset(self._key(namespace), f"{REALIGNED}{partition}", walk)
 
 
 class InMemoryDefinitionsRecord:
@@ -72,14 +88,14 @@ class InMemoryDefinitionsRecord:
         fields["version"] = version
         fields.pop("yaml", None)
         if adopted:
-            fields[REALIGN] = version
+            fields[REALIGN] = adoption(version)
 
-    async def realigning(self, namespace: str, partition: int, version: str) -> bool:
+    async def realigning(self, namespace: str, partition: int, version: str) -> str | None:
         fields = self.fields.get(namespace, {})
-        return fields.get(REALIGN) == version and fields.get(f"{REALIGNED}{partition}") != version
+        return walk_of(fields.get(REALIGN), fields.get(f"{REALIGNED}{partition}"), version)
 
-    async def realigned(self, namespace: str, partition: int, version: str) -> None:
-        self.fields.setdefault(namespace, {})[f"{REALIGNED}{partition}"] = version
+    async def realigned(self, namespace: str, partition: int, walk: str) -> None:
+        self.fields.setdefault(namespace, {})[f"{REALIGNED}{partition}"] = walk
 
 
 def _text(value: bytes | str | None) -> str | None:

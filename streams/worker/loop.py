@@ -108,16 +108,17 @@ class Worker(BatchPipeline):
 
     async def _definitions_allow(self) -> bool:
         """`definitions_rule` at every claim, not only at start-up and on a promote: a worker fenced out by a
-        forced `definitions apply`, and assigned the partition again, must not move its customers back. The
-        refusal is kept for `heartbeat`: raised in the rebalance listener, aiokafka would only log it."""
+        forced `definitions apply`, and assigned the partition again, must not move its customers back. A
+        claim never adopts (SEGSTREAM_ADOPT_DEFINITIONS acts at start-up and on a promote): a namespace moved
+        to other definitions while this worker ran was moved by a later decision, and two adopting workers
+        must not move it back and forth. The refusal is kept for `heartbeat`: raised in the rebalance
+        listener, aiokafka would only log it."""
         recorded, namespace = self.recorded, self.settings.namespace
         if recorded is None or namespace is None or self.refused is not None:
             return self.refused is None
-        mine, adopt = self.definitions.version, self.settings.adopt_definitions
+        mine = self.definitions.version
         try:
-            await self._retry(
-                lambda: check_claim(recorded, namespace, mine, adopt), "check definitions version"
-            )
+            await self._retry(lambda: check_claim(recorded, namespace, mine, False), "check definitions")
         except DefinitionsMismatch as exc:
             self.refused = exc
         return self.refused is None

@@ -35,9 +35,8 @@ class Owned:
     end_asked: float = 0.0  # monotonic time the end was last asked again (`catch_up._learn_end`)
     gap: tuple[int, int] | None = None  # (expected, first offset seen) of a batch refused as out of order
     released: bool = False  # revoked: no batch may start its steps 4-7 any more (`Rebalance._let_go`)
-    realign: AsyncIterator[str] | None = (
-        None  # the walk a lazy adoption asks for (`streams/worker/realign.py`)
-    )
+    realign: AsyncIterator[str] | None = None  # the walk a lazy adoption asks for (`worker/realign.py`)
+    realign_for: str = ""  # that adoption (`definitions_record.REALIGN`), recorded done once walked
 
     def caught_up(self) -> bool:
         """Applied everything the partition held when it was taken. Until then a live worker sweeps by event

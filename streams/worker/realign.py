@@ -36,9 +36,9 @@ async def start(pipeline: BatchPipeline, record: DefinitionsRecord, owned: Owned
     pending = await pipeline._retry(
         lambda: record.realigning(namespace, partition, version), "read definitions realignment"
     )
-    if pending:
+    if pending is not None:
         log.info("partition %s: moving its customers to definitions %s (lazy adoption)", partition, version)
-        owned.realign = pipeline.store.customer_ids(partition)
+        owned.realign, owned.realign_for = pipeline.store.customer_ids(partition), pending
 
 
 async def step(
@@ -54,8 +54,9 @@ async def step(
         if not ids:
             owned.realign = None
             if namespace is not None:
+                walk = owned.realign_for
                 await pipeline._retry(
-                    partial(record.realigned, namespace, partition, version), "record realignment"
+                    partial(record.realigned, namespace, partition, walk), "record realignment"
                 )
             log.info("partition %s: every customer at definitions %s", partition, version)
             return

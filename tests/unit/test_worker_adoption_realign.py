@@ -87,5 +87,32 @@ def test_an_adopting_worker_moves_a_customer_without_events_at_the_new_definitio
     assert sorted(t.id for t in got) == sorted(t.id for t in expected), "c1 moved as apply + sweep would"
     c1 = state_from_mapping(dict(store._p(0).customers["c1"]))
     assert (c1.definitions_version, c1.seg_lifecycle) == ("adopt-new", "at_risk")
-    assert names.fields["main"]["realigned:0"] == "adopt-new"
+    walked = names.fields["main"]["realigned:0"]
+    assert walked == names.fields["main"]["realign"] and walked.startswith("adopt-new ")
     assert no_second_walk
+
+
+def test_a_running_adopting_worker_does_not_adopt_again_at_a_claim() -> None:
+    """Two workers of different versions, both started with SEGSTREAM_ADOPT_DEFINITIONS=true (a rolling update
+    that kept the setting): the later start-up adopts its version; the earlier worker, at its next claim, is
+    refused (exit 3) instead of moving every customer back (found in review: each claim re-adopted, walked
+    the partition and published `definitions` moves back and forth)."""
+    old, new = Definitions.default(), definitions_with(lifecycle=EARLIER, version="adopt-new")
+
+    async def go() -> tuple[Worker, list[Transition], str | None]:
+        store, names = InMemoryStateStore(), InMemoryDefinitionsRecord()
+        first, _ = await started(old, store, names, adopt=False)
+        await first.process(0, [record(0, "c1", "purchase", 1, order_id="o0", **BUY)])
+        running, published = await started(new, store, names, adopt=True)
+        await running.sweep(force=True)
+        await started(old, store, names, adopt=True)  # another worker, started later with the old file
+        published.clear()
+        await running.listener().on_partitions_revoked([TP])  # a rebalance: the partition goes ...
+        await running.listener().on_partitions_assigned([TP])  # ... and comes back to the running worker
+        await running.sweep(force=True)
+        return running, published, await names.version("main")
+
+    running, published, recorded = asyncio.run(go())
+    assert recorded == Definitions.default().version, "the later start-up's adoption stands"
+    assert running.refused is not None and 0 not in running.owned
+    assert published == []

@@ -19,7 +19,6 @@ from typing import Any
 from segmentation import CustomerState, Definitions, DefinitionsError, resegment
 from segmentation.safe_yaml import load_bounded
 from streams.read.reader import SegmentReader
-from streams.store.connection import scan_slot
 from streams.store.keys import KeySpace
 from streams.store.redis_store import RedisStateStore
 from streams.store.replies import text as _text
@@ -48,9 +47,8 @@ async def stored_rows(
     """The partition's customers as (id, stored mapping), in batches (SCAN + pipelined HGETALL)."""
     store = RedisStateStore(reader.client, keys)
     batch: list[str] = []
-    pattern, slot_key = keys.customer_pattern(partition), keys.partition_meta(partition)
-    async for raw in scan_slot(reader.client, pattern, slot_key):
-        batch.append(_text(raw).split(":c:", 1)[1])
+    async for customer_id in store.customer_ids(partition):
+        batch.append(customer_id)
         if len(batch) >= READ_BATCH:
             yield _live(await store.load(partition, batch))
             batch = []
