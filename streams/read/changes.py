@@ -24,17 +24,26 @@ Exactness and its limits (docs/export.md):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from segmentation.transition import ERASURE_RULE
+from streams.read.netting import Change, end_states, net_changes, touches
 from streams.settings import Settings
 
-__all__ = ["Change", "ChangesError", "Window", "changes", "net_changes", "parse_cursor", "window"]
+__all__ = [
+    "Change",
+    "ChangesError",
+    "Window",
+    "changes",
+    "end_states",
+    "net_changes",
+    "parse_cursor",
+    "window",
+]
 
 
 class ChangesError(ValueError):
@@ -46,30 +55,6 @@ class ChangesError(ValueError):
     def __init__(self, message: str, missing: bool = False) -> None:
         super().__init__(message)
         self.missing = missing
-
-
-@dataclass(frozen=True)
-class Change:
-    """One customer's net move over the period: `entered` (from the segment it came from) or `left` (to
-    the segment it went to; none after an erasure); `at` and `transition_id` of that last move (of the
-    erasure, for a customer erased in the period)."""
-
-    customer_id: str
-    change: str
-    from_segment: str | None
-    to_segment: str | None
-    at: str
-    transition_id: str
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {
-            "customer_id": self.customer_id,
-            "change": self.change,
-            "from": self.from_segment,
-            "to": self.to_segment,
-            "at": self.at,
-            "transition_id": self.transition_id,
-        }
 
 
 CHANGE_COLUMNS = ("customer_id", "change", "from", "to", "at", "transition_id")
@@ -106,60 +91,6 @@ def parse_cursor(text: str, partitions: Iterable[int]) -> dict[int, int]:
     if sorted(out) != wanted:
         raise ChangesError(f"cursor {text!r} does not name the topic's partitions {wanted}")
     return out
-
-
-@dataclass
-class _Net:
-    """One customer's moves touching the segment over the period (ids: repeats are dropped), and its last
-    erasure in the period's transitions of the grid, if any."""
-
-    was_in: bool
-    last: dict[str, Any]
-    ids: set[str] = field(default_factory=set)
-    erasure: dict[str, Any] | None = None
-
-
-def net_changes(
-    transitions: Iterable[dict[str, Any]], grid: str, segment: str, before: Collection[str] = ()
-) -> list[Change]:
-    """Net entries and exits of `segment` from transitions in log order (the topic's `data` objects), ids
-    in `before` (published before the period) left out; `left` rows first, then `entered`, each by customer
-    id (see the module doc for erasures)."""
-    moved: dict[str, _Net] = {}
-    for t in transitions:
-        if not _touches(t, grid, segment):
-            continue
-        if t["id"] in before:
-            continue  # a copy of a move published before the period (a crash's republication)
-        cid = t["customer_id"]
-        net = moved.get(cid)
-        if net is None:
-            net = moved[cid] = _Net(t.get("from_segment") == segment, t)
-        elif t["id"] in net.ids:
-            continue  # a redelivery (same id): its effect is already counted
-        net.ids.add(t["id"])
-        net.last = t
-        if _erasure(t):
-            net.erasure = t
-    out: list[Change] = []
-    for cid, net in moved.items():
-        now_in = net.last.get("to_segment") == segment
-        if net.was_in and net.erasure is not None:  # the CRM holds the erased customer: it must forget it
-            out.append(_change(cid, "left", net.erasure))
-            if now_in:  # and a new customer under the same id is in the segment now
-                out.append(_change(cid, "entered", net.last))
-        elif now_in != net.was_in:
-            out.append(_change(cid, "entered" if now_in else "left", net.last))
-    out.sort(key=lambda c: (c.change != "left", c.customer_id))
-    return out
-
-
-def _change(cid: str, change: str, t: dict[str, Any]) -> Change:
-    return Change(cid, change, t.get("from_segment"), t.get("to_segment"), _z(t["effective_at"]), t["id"])
-
-
-def _z(text: str) -> str:
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def _ms(moment: datetime) -> int:
@@ -257,9 +188,10 @@ async def changes(
     until: datetime | None = None,
     cursor: str | None = None,
     lookback: int = LOOKBACK,
+    after_export: bool = False,
 ) -> tuple[list[Change], Window]:
-    """Net entries and exits of `segment` over the period, and the period's offsets (its `cursor()` is
-    where the next sync starts)."""
+    """Net entries and exits of `segment` over the period (`after_export`: end states, see
+    `netting.end_states`), and the period's offsets (its `cursor()` is where the next sync starts)."""
     from aiokafka import AIOKafkaConsumer
 
     topic = settings.transitions_topic
@@ -275,17 +207,16 @@ async def changes(
     try:
         partitions = await _partitions(settings, topic)
         span = await window(consumer, topic, partitions, since, until, cursor, lookback)
-        before: set[str] = set()
+        before: list[dict[str, Any]] = []
         records: list[dict[str, Any]] = []
         async for inside, data in _records(consumer, topic, span):
-            if _touches(data, grid, segment):
-                if inside:
-                    records.append(data)
-                else:
-                    before.add(data["id"])
+            if touches(data, grid, segment):
+                (records if inside else before).append(data)
     finally:
         await consumer.stop()
-    return net_changes(records, grid, segment, before), span
+    if after_export:
+        return end_states(records, grid, segment, before), span
+    return net_changes(records, grid, segment, {t["id"] for t in before}), span
 
 
 async def _partitions(settings: Settings, topic: str) -> list[int]:
@@ -301,13 +232,3 @@ async def _partitions(settings: Settings, topic: str) -> list[int]:
     finally:
         await admin.close()
     return sorted(p["partition"] for t in described if t.get("topic") == topic for p in t["partitions"])
-
-
-def _touches(t: dict[str, Any], grid: str, segment: str) -> bool:
-    """A move into or out of the segment, or an erasure's exit from the grid (from any of its segments)."""
-    return t.get("grid") == grid and (segment in (t.get("from_segment"), t.get("to_segment")) or _erasure(t))
-
-
-def _erasure(t: dict[str, Any]) -> bool:
-    why = t.get("why")
-    return t.get("to_segment") is None and isinstance(why, dict) and why.get("rule") == ERASURE_RULE

@@ -106,8 +106,13 @@ async def get_changes(request: web.Request) -> web.Response:
     fmt = _format(request)
     query = request.query
     since, until = _instant(query.get("since"), "since"), _instant(query.get("until"), "until")
+    if query.get("after_export", "false") not in ("true", "false"):
+        raise BadRequest("after_export is true or false")
+    after_export = query.get("after_export") == "true"  # the first sync after a full export: end states
     try:
-        found, span = await changes(reader.settings, grid, segment, since, until, query.get("cursor"))
+        found, span = await changes(
+            reader.settings, grid, segment, since, until, query.get("cursor"), after_export=after_export
+        )
     except ChangesError as exc:
         if exc.missing:
             raise NotFound(str(exc)) from None

@@ -174,7 +174,9 @@ async def _changes(
     lookback = LOOKBACK if args.lookback is None else args.lookback
     if lookback < 0:
         raise ExportUsage("--lookback must be 0 or more")
-    found, span = await changes(settings, grid, segment, since, until, cursor, lookback)
+    # the first sync of a cursor file follows a full export: end states, right whatever the export held
+    first = cursor_file is not None and cursor is None
+    found, span = await changes(settings, grid, segment, since, until, cursor, lookback, after_export=first)
     with _Output(args.output) as out:
         if args.format == "csv":
             out.write(_csv_line(CHANGE_COLUMNS))

@@ -55,6 +55,14 @@ def _period(partitions: int) -> list[dict[str, Any]]:
             "schema": {"type": "string", "pattern": f"^{offsets}$"},
             "description": "`X-Segstream-Next-Cursor` of the previous sync; with since: the later start",
         },
+        {
+            "name": "after_export",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": ["true", "false"]},
+            "description": "true for the first sync after a full export: each customer moved in the period "
+            "as its end state (entered: upsert, left: delete), right whatever the export saw",
+        },
     ]
 
 

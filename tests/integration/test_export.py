@@ -248,6 +248,7 @@ def test_api_audience_declared_columns_need_pii_scope(world: tuple[Settings, Api
         ("/grids/lifecycle/segments/new/export?format=xml", "all", 400),
         ("/grids/lifecycle/segments/new/changes?since=2026-12-01T00:00:00", "all", 400),  # no zone
         ("/grids/lifecycle/segments/new/changes?cursor=0:1", "all", 400),  # 2 partitions
+        ("/grids/lifecycle/segments/new/changes?since=2026-12-01T00:00:00Z&after_export=yes", "all", 400),
     ],
 )
 def test_api_errors(world: tuple[Settings, Api], path: str, key: str | None, status: int) -> None:
