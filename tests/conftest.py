@@ -7,11 +7,19 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from streams.core import choice as core_choice
 from tests.services import Services, discover, forget_keys
 
 _services: Services | None = None
+
+# No timing in tests (speed belongs in benchmarks): Hypothesis's default 200 ms deadline per example failed
+# a property test once on a loaded CI box (273 ms for an example that takes 0.2 ms). Tests that set their
+# own settings keep them; these are the defaults for the rest.
+hypothesis_settings.register_profile("segstream", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("segstream")
 
 
 def _wants_services(config: pytest.Config) -> bool:
