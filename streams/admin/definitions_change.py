@@ -34,6 +34,7 @@ from streams.store.keys import KeySpace
 from streams.store.kpi_ops import KpiCounting, check_stored
 from streams.store.port import CustomerWrite, WriteBatch
 from streams.store.redis_store import RedisStateStore
+from streams.store.replies import text
 from streams.store.stored_state import is_tombstone, loaded, stored_state
 from streams.store.writes import index_write, write_for
 from streams.topics.envelope import transition_event
@@ -258,7 +259,7 @@ async def _record_moving(client: aioredis.Redis, keys: KeySpace, version: str) -
     until the apply ends, so a rerun still logs it (`previous_version`). (Not before the first partition's
     checks: an apply that refuses stored data writes nothing.)"""
     recorded = await client.hget(keys.definitions(), "version")
-    previous = None if recorded is None else recorded.decode() if isinstance(recorded, bytes) else recorded
+    previous = None if recorded is None else text(recorded)
     async with client.pipeline(transaction=True) as pipe:
         if previous is not None and previous != version:  # else: a rerun, which keeps the first run's
             pipe.hset(keys.definitions(), MOVING_FROM, previous)
@@ -272,7 +273,7 @@ async def moving_from(client: aioredis.Redis, keys: KeySpace) -> str | None:
     """The version the namespace had before an apply that has not finished (or the recorded one)."""
     before, version = await client.hmget(keys.definitions(), [MOVING_FROM, "version"])
     value = before if before is not None else version
-    return None if value is None else value.decode() if isinstance(value, bytes) else value
+    return None if value is None else text(value)
 
 
 def envelope_items(transitions: list[Transition]) -> list[tuple[bytes, bytes, tuple[()]]]:

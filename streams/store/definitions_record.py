@@ -14,6 +14,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 
 from streams.store.keys import KeySpace
+from streams.store.replies import text
 
 REALIGN = "realign"  # '<version> <token>': the version a lazy adoption moves the namespace to, and which one
 REALIGNED = "realigned:"  # + partition: that value, once every customer of the partition was moved
@@ -99,4 +100,4 @@ class InMemoryDefinitionsRecord:
 
 
 def _text(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
+    return None if value is None else text(value)
