@@ -11,9 +11,9 @@ customer and stopping every sweep of its partition.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-__all__ = ["EPOCH", "after", "iso", "parse_iso", "to_us"]
+__all__ = ["EPOCH", "after", "day_text", "iso", "parse_iso", "to_us"]
 
 
 _TEXTS: dict[datetime, str] = {}  # memo: formatting costs ~0.6 µs and the same instants recur
@@ -27,6 +27,19 @@ def iso(instant: datetime) -> str:
         if len(_TEXTS) >= _TEXTS_LIMIT:
             _TEXTS.clear()
         text = _TEXTS[instant] = instant.astimezone(UTC).isoformat()
+    return text
+
+
+_DAYS: dict[date, str] = {}  # memo: `date.isoformat` goes through printf (~0.3 µs); an import names ~550 days
+
+
+def day_text(day: date) -> str:
+    """`day.isoformat()`, memoised: KPI days, periods and day moves format a day per transition."""
+    text = _DAYS.get(day)
+    if text is None:
+        if len(_DAYS) >= _TEXTS_LIMIT:
+            _DAYS.clear()
+        text = _DAYS[day] = day.isoformat()
     return text
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from segmentation.config_reading import DefinitionsError, read_int, read_list, read_str
+from segmentation.instants import day_text
 
 __all__ = ["PERIODS", "KpiConfig", "period_bounds", "period_of", "periods_within"]
 
@@ -66,11 +67,20 @@ class KpiConfig:
 def period_of(day: date, unit: str) -> str:
     """The retention period holding `day`: `2026-03-05` (day), `2026-W10` (ISO week), `2026-03` (month)."""
     if unit == "day":
-        return day.isoformat()
+        return day_text(day)
     if unit == "week":
-        year, week, _ = day.isocalendar()
-        return f"{year:04d}-W{week:02d}"  # four digits, as isoformat: years before 1000 too
-    return day.isoformat()[:7]
+        text = _WEEKS.get(day)
+        if text is None:
+            if len(_WEEKS) >= _WEEKS_LIMIT:
+                _WEEKS.clear()
+            year, week, _ = day.isocalendar()
+            text = _WEEKS[day] = f"{year:04d}-W{week:02d}"  # four digits, as isoformat: years before 1000 too
+        return text
+    return day_text(day)[:7]
+
+
+_WEEKS: dict[date, str] = {}  # memo of period_of's weeks (a KPI step asks once per customer and day)
+_WEEKS_LIMIT = 65_536
 
 
 def period_bounds(period: str) -> tuple[date, date]:

@@ -29,6 +29,7 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
 from segmentation.grids import GRID_ORDER
+from segmentation.instants import day_text
 from segmentation.kpi_definitions import KpiConfig, period_of
 from segmentation.state import CustomerState
 from segmentation.transition import Transition
@@ -175,7 +176,7 @@ class _Step:
             self.start.setdefault(t.grid, t.from_segment)
         config = self.config
         if t.grid == config.churn_grid and t.to_segment == config.churn_segment and t.from_segment:
-            self.add(_CHURNED, day.isoformat(), _pairs(self.segments), [1])
+            self.add(_CHURNED, day_text(day), _pairs(self.segments), [1])
         self._expire(day)  # (so every entry added since the last expiry is of its day)
         self.pending.append((t.grid, t.to_segment, day))
         self.segments[t.grid] = t.to_segment
@@ -190,13 +191,13 @@ class _Step:
             last, text = None, ""
             for grid, segment, entered in self.pending:
                 if entered != last:
-                    last, text = entered, entered.isoformat()
+                    last, text = entered, day_text(entered)
                 self.add(_CONVERTED, text, (grid, segment), [1])
             self.pending = []
         after = dict(self.segments)
         for t in own:
             after[t.grid] = t.to_segment
-        day = today.isoformat()
+        day = day_text(today)
         if orders:
             self.add(_SALES, day, _pairs(after), [orders, amount])
         else:

@@ -31,6 +31,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from segmentation.instants import day_text
 from segmentation.kpi_figures import PERIOD_METRICS
 from segmentation.kpi_tracking import Tally, counts
 from segmentation.state_mapping import is_segment
@@ -175,7 +176,7 @@ class IndexDelta:
         for t in transitions:
             if t.effective_at is not at:  # an event's (or a due instant's) transitions share one datetime
                 at = t.effective_at
-                day = at.date().isoformat()
+                day = day_text(at.date())
             grid, before, after = t.grid, t.from_segment, t.to_segment
             moves[(grid, before, after, day)] += 1
             cid = t.customer_id

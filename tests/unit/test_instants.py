@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -27,3 +27,11 @@ def test_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert texts == [day(n).isoformat() for n in range(5)]
     assert len(instants._TEXTS) <= 2
     assert iso(datetime(2026, 1, 1, tzinfo=UTC)) == "2026-01-01T00:00:00+00:00"
+
+
+def test_day_memo_is_bounded_and_equals_isoformat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(instants, "_TEXTS_LIMIT", 2)
+    monkeypatch.setattr(instants, "_DAYS", {})
+    days = [day(n).date() for n in range(5)] + [date(999, 3, 5), date(1, 1, 1)]
+    assert [instants.day_text(d) for d in days * 2] == [d.isoformat() for d in days * 2]
+    assert len(instants._DAYS) <= 2

@@ -289,3 +289,14 @@ def test_periods_at_the_end_of_time_do_not_overflow() -> None:
     assert periods_within(date(9999, 12, 1), date(9999, 12, 31), "month") == ["9999-12"]
     assert period_bounds("9999-W52") == (date(9999, 12, 27), date(9999, 12, 31))
     assert periods_within(date(9999, 12, 27), date(9999, 12, 31), "week") == ["9999-W52"]
+
+
+def test_week_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from segmentation import kpi_definitions
+
+    monkeypatch.setattr(kpi_definitions, "_WEEKS_LIMIT", 2)
+    monkeypatch.setattr(kpi_definitions, "_WEEKS", {})
+    days = [date(2026, 12, 31) - timedelta(days=3 * n) for n in range(6)]
+    expected = [f"{d.isocalendar()[0]:04d}-W{d.isocalendar()[1]:02d}" for d in days]
+    assert [period_of(d, "week") for d in days * 2] == expected * 2
+    assert len(kpi_definitions._WEEKS) <= 2
