@@ -23,8 +23,25 @@ from streams.topics.envelope import transition_event
 Item = tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes]]]  # key, value, headers
 
 
-async def publish(producer: AIOKafkaProducer, topic: str, items: Iterable[Item]) -> int:
-    """Send every item and wait until the broker acknowledged all of them; returns the count."""
+RECORD_OVERHEAD, HEADER_OVERHEAD = 40, 10
+"""Bytes a record (a header) takes in a batch beyond its key, value (name, value) at most: varint lengths,
+deltas, attributes."""
+
+
+def _size(item: Item) -> int:
+    key, value, headers = item
+    named = sum(len(name.encode()) + len(data) for name, data in headers)
+    return len(key or b"") + len(value or b"") + named + RECORD_OVERHEAD + HEADER_OVERHEAD * len(headers)
+
+
+async def publish(
+    producer: AIOKafkaProducer, topic: str, items: Iterable[Item], max_batch_bytes: int | None = None
+) -> int:
+    """Send every item and wait until the broker acknowledged all of them; returns the count.
+
+    `max_batch_bytes`: a record batch holds more than one record only while it stays within this size (the
+    producer's own bound is its `max_batch_size`, 1 MiB): a topic whose `max.message.bytes` is below that
+    refuses a whole batch of records that each fit it, and that refusal is not retriable."""
     partitions = sorted(await producer.partitions_for(topic))
     spread = itertools.cycle(partitions)
     grouped: dict[int, list[Item]] = {}
@@ -34,12 +51,14 @@ async def publish(producer: AIOKafkaProducer, topic: str, items: Iterable[Item])
         grouped.setdefault(p, []).append(item)
     futures: list[asyncio.Future[object]] = []
     for partition, batch_items in grouped.items():
-        batch = producer.create_batch()
+        batch, size = producer.create_batch(), 0
         for key, value, headers in batch_items:
-            if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+            size += _size((key, value, headers))
+            full = max_batch_bytes is not None and size > max_batch_bytes and batch.record_count() > 0
+            if full or batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
                 batch.close()
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
+                batch, size = producer.create_batch(), _size((key, value, headers))
                 if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
                     raise ValueError(f"a record of {len(value or b'')} bytes does not fit in a batch")
         batch.close()
@@ -64,5 +83,6 @@ async def publish_outcome(
             transitions_topic,
             ((t.customer_id.encode(), transition_event(t), ()) for t in transitions),
         )
-    if dead_letters:
-        await publish(producer, dlq_topic, (d.record(dlq_max_value_bytes) for d in dead_letters))
+    if dead_letters:  # a topic that fits one cut dead letter fits a batch of this size (README, DLQ_MAX_...)
+        records = (d.record(dlq_max_value_bytes) for d in dead_letters)
+        await publish(producer, dlq_topic, records, max_batch_bytes=dlq_max_value_bytes)
