@@ -26,7 +26,7 @@ from streams.store.definitions_record import RedisDefinitionsRecord
 from streams.store.keys import KeySpace
 from streams.store.reachable import wait_for, wait_for_redis
 from streams.store.redis_store import RedisStateStore
-from streams.topics import replication
+from streams.topics import lenient_records, replication
 from streams.topics.partition_count import check_events_topic
 from streams.worker.loop import Worker
 from streams.worker.namespace_follow import NamespaceFollow, check_claim
@@ -216,6 +216,7 @@ def consumer(settings: Settings) -> AIOKafkaConsumer:
     metadata and fetches from the new leader; a dead group coordinator is looked up again (the group's state
     is in __consumer_offsets, replicated). The offsets that count are Redis's, committed with the state
     (`streams.store`), so a Kafka commit lost in the failover is only a stale lag figure."""
+    lenient_records.install()  # a header name that is not UTF-8 must not stop the partition
     return AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=settings.group_id,

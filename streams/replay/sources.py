@@ -160,6 +160,9 @@ class KafkaSource:
         """`topic`: the events topic the records are attributed to (the namespace's, as for a file)."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        from streams.topics import lenient_records
+
+        lenient_records.install()  # as the worker's consumer: a header name that is not UTF-8 is read
         found = await self._partitions()
         beyond = [p for p in found if p >= self.settings.topic_partitions]
         if owned is not None and beyond:  # unsplit, the replay itself refuses a partition it does not own
