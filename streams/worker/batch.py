@@ -74,7 +74,8 @@ class WrongKey(ValueError):
 
 class TooFarInFuture(ValueError):
     """Event time further ahead of the live worker's wall clock than SEGSTREAM_MAX_FUTURE_SKEW_S: applied, it
-    would move the partition's watermark (and the sweep's clock) to that date and age every customer."""
+    would move the partition's stored watermark to that date (a replay-mode worker sweeps by it; a live one
+    never past its wall clock: `catch_up.live_clock`)."""
 
 
 def decode(

@@ -8,11 +8,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
+from segmentation.instants import to_us
 from streams.worker.ownership import Owned
 
 log = logging.getLogger("segstream.worker")
@@ -29,6 +31,18 @@ async def end_offsets(consumer: Any, tps: Sequence[TopicPartition]) -> dict[Topi
             "partition %s: end offset unknown (%s); swept by event time until it is known", partitions, exc
         )
         return {}
+
+
+def live_clock(watermark_us: int | None, wall: datetime, caught: bool) -> int | None:
+    """A live sweep's clock: the wall clock once the partition's backlog is applied, its watermark before
+    (as a replay would), and never past the wall clock. The watermark can be ahead of it (an event dated up
+    to SEGSTREAM_MAX_FUTURE_SKEW_S later: a fast device clock, local time sent as UTC); sweeping to it would
+    move every other customer of the partition on before the move's time, and their events dated before it,
+    still to come, would arrive late (a customer buying before its due time published at_risk, then back)."""
+    wall_us = to_us(wall)
+    if caught:
+        return wall_us
+    return None if watermark_us is None else min(watermark_us, wall_us)
 
 
 async def caught_up(consumer: Any, tp: TopicPartition, owned: Owned, batch_max_events: int) -> bool:

@@ -20,7 +20,7 @@ from streams.store.writes import from_us
 from streams.topics.partition_count import refuse_assigned
 from streams.worker import realign
 from streams.worker.batch import advance_all
-from streams.worker.catch_up import caught_up, end_offsets
+from streams.worker.catch_up import caught_up, end_offsets, live_clock
 from streams.worker.concurrent_partitions import submit_at_once
 from streams.worker.namespace_follow import DefinitionsMismatch, check_claim
 from streams.worker.ownership import Owned, Rebalance
@@ -250,13 +250,13 @@ class Worker(BatchPipeline):
         dated about now), so none is missed; replay and a forced sweep always settle first."""
         if self.settings.mode != "live" or owned.inflight is None or owned.inflight.done():
             return True
-        clock_us = max(owned.watermark_us or 0, to_us(self.wall_clock()))
+        clock_us = to_us(self.wall_clock())  # a live sweep's clock is never later (`catch_up.live_clock`)
         due = await self._retry(lambda: self.store.due(partition, clock_us, 1), "read due index")
         return bool(due)
 
     async def sweep(self, force: bool = False) -> None:
-        """Time-driven changes of the owned partitions: clock = event-time watermark in replay mode,
-        max(watermark, wall clock) live. Cost follows the number of due customers, not the population."""
+        """Time-driven changes of the owned partitions: clock = event-time watermark in replay mode, the wall
+        clock live (`catch_up.live_clock`). Cost follows the number of due customers, not the population."""
         now = time.monotonic()
         for partition, owned in list(self.owned.items()):
             if not force and now < owned.next_sweep:
@@ -267,8 +267,8 @@ class Worker(BatchPipeline):
             await self._settle(owned)
             owned.next_sweep = now + self.settings.sweep_interval_ms / 1000
             clock_us = owned.watermark_us
-            if self.settings.mode == "live" and await self._caught_up(partition, owned):
-                clock_us = max(clock_us or 0, to_us(self.wall_clock()))
+            if self.settings.mode == "live":  # never past the wall clock (`catch_up.live_clock`)
+                clock_us = live_clock(clock_us, self.wall_clock(), await self._caught_up(partition, owned))
             if clock_us is None:
                 continue
             while self.owned.get(partition) is owned and not owned.released:
