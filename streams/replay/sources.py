@@ -203,6 +203,9 @@ class KafkaSource:
                     if records:
                         out.records.setdefault(tp.partition, []).extend(records)
                         out.size += len(records)
+                # Every partition, not only those with records in this poll: a fetch that held only a
+                # transaction's marker or aborted records moves the position without returning a record
+                for tp in list(remaining):
                     if await consumer.position(tp) >= ends[tp]:
                         remaining.discard(tp)
                 self.progress.done += out.size
