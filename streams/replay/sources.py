@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from streams.sample.generator import recover_customer_id
 from streams.store.partitioning import partition_for
+from streams.topics.partition_count import PartitionCountChanged
 from streams.worker.batch import Record
 
 CHUNK = 10_000
@@ -164,12 +165,6 @@ class KafkaSource:
 
         lenient_records.install()  # as the worker's consumer: a header name that is not UTF-8 is read
         found = await self._partitions()
-        beyond = [p for p in found if p >= self.settings.topic_partitions]
-        if owned is not None and beyond:  # unsplit, the replay itself refuses a partition it does not own
-            raise SourceError(
-                f"topic {self.topic!r} has partitions {beyond} beyond"
-                f" SEGSTREAM_TOPIC_PARTITIONS={self.settings.topic_partitions}"
-            )
         self.partitions = [p for p in found if owned is None or p in owned]
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap,
@@ -215,10 +210,27 @@ class KafkaSource:
             await consumer.stop()
 
     async def check(self) -> None:
-        """SourceError now if the topic does not exist: before the target namespace is touched."""
+        """SourceError now if the topic does not exist, PartitionCountChanged if its partition count is not
+        SEGSTREAM_TOPIC_PARTITIONS: before the target namespace is touched."""
         await self._partitions()
 
     async def _partitions(self) -> list[int]:
+        """The topic's partitions; refused unless there are SEGSTREAM_TOPIC_PARTITIONS of them. Records keep
+        their partition and offset, and a customer's state lives in `partition_for(id, that setting)`: with
+        fewer partitions, every record whose customer the setting puts elsewhere would be a dead letter (the
+        replay 'succeeding' without them); with more, the replay would stop half way at the first record of
+        a partition it does not own (as the worker refuses such a topic at its start)."""
+        found = await self._listed()
+        configured = self.settings.topic_partitions
+        if len(found) != configured:
+            raise PartitionCountChanged(
+                f"topic {self.topic!r} has {len(found)} partitions but SEGSTREAM_TOPIC_PARTITIONS is"
+                f" {configured}: set it to {len(found)} if the topic was made so (a kafka: replay keeps the"
+                " topic's partitions and offsets; to rebuild for another count, replay a file of the events)"
+            )
+        return found
+
+    async def _listed(self) -> list[int]:
         from aiokafka.admin import AIOKafkaAdminClient
 
         admin = AIOKafkaAdminClient(
