@@ -29,7 +29,7 @@ from streams.store.redis_store import RedisStateStore
 from streams.topics import lenient_records, replication
 from streams.topics.partition_count import check_events_topic
 from streams.worker.loop import Worker
-from streams.worker.namespace_follow import NamespaceFollow, check_claim
+from streams.worker.namespace_follow import NamespaceFollow, check_claim, check_partitions
 
 log = logging.getLogger("segstream")
 
@@ -84,6 +84,7 @@ def follow_active(settings: Settings, client: aioredis.Redis) -> NamespaceFollow
         lambda name: RedisStateStore(client, KeySpace(prefix, name, topic)),
         record.version,
         record_follow,
+        check_partitions=lambda name: check_partitions(record, name, settings.topic_partitions),
     )
 
 
@@ -96,14 +97,17 @@ async def check_definitions(settings: Settings, client: aioredis.Redis, mine: st
     """`definitions_rule` at start-up: raises DefinitionsMismatch, or records the namespace's version."""
     assert settings.namespace is not None, "resolve the namespace first"
     record = definitions_record(settings, client)
+    record_count = await check_partitions(record, settings.namespace, settings.topic_partitions)
     await check_claim(record, settings.namespace, mine, settings.adopt_definitions)
+    await record_count()
 
 
-async def record_definitions(client: aioredis.Redis, keys: KeySpace, version: str) -> None:
-    """The namespace now holds this version (a replay built it); a YAML kept for another version goes."""
-    await RedisDefinitionsRecord(client, keys.prefix, keys.topic).record(
-        keys.namespace, version, adopted=False
-    )
+async def record_definitions(client: aioredis.Redis, keys: KeySpace, version: str, partitions: int) -> None:
+    """The namespace now holds this version, keyed for this partition count (a replay built it); a YAML
+    kept for another version goes."""
+    record = RedisDefinitionsRecord(client, keys.prefix, keys.topic)
+    await record.record(keys.namespace, version, adopted=False)
+    await record.record_partitions(keys.namespace, partitions)
 
 
 def redis_client(settings: Settings, **options: Any) -> aioredis.Redis:

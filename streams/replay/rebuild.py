@@ -266,7 +266,7 @@ async def replay(
                 )
         from streams.bootstrap import record_definitions
 
-        await record_definitions(client, keys, definitions.version)  # what workers check
+        await record_definitions(client, keys, definitions.version, run.topic_partitions)  # workers check
         await worker.retire()  # the replay is no running worker for `definitions apply`
         for held in list(worker.owned.values()):  # no random claim id left: two replays are byte-identical
             await worker.store.release(held.claim)

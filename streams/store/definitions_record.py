@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from streams.store.keys import KeySpace
 from streams.store.replies import text
 
+PARTITIONS = "partitions"  # the SEGSTREAM_TOPIC_PARTITIONS it was built for (`partitions_rule`)
 REALIGN = "realign"  # '<version> <token>': the version a lazy adoption moves the namespace to, and which one
 REALIGNED = "realigned:"  # + partition: that value, once every customer of the partition was moved
 # (the token: a later adoption of the same version, after a roll-back, must walk again, whatever an earlier
@@ -58,6 +59,14 @@ class RedisDefinitionsRecord:
 
     async def version(self, namespace: str) -> str | None:
         return _text(await self._r.hget(self._key(namespace), "version"))
+
+    async def partitions(self, namespace: str) -> int | None:
+        """The partition count the namespace was built for (None: not recorded)."""
+        value = _text(await self._r.hget(self._key(namespace), PARTITIONS))
+        return None if value is None else int(value)
+
+    async def record_partitions(self, namespace: str, count: int) -> None:
+        await self._r.hset(self._key(namespace), PARTITIONS, count)
 
     async def record(self, namespace: str, version: str, adopted: bool) -> None:
         async with self._r.pipeline(transaction=True) as pipe:

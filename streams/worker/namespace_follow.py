@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from streams.store.definitions_record import DefinitionsRecord
 from streams.store.port import StateStore
@@ -19,6 +20,47 @@ CHECK_INTERVAL_S = 1.0
 
 class DefinitionsMismatch(RuntimeError):
     """The namespace records other definitions than the worker's: writing into it would mix two versions."""
+
+
+class PartitionsMismatch(DefinitionsMismatch):
+    """The namespace was built for another partition count than the worker's SEGSTREAM_TOPIC_PARTITIONS."""
+
+
+def partitions_rule(namespace: str, recorded: int | None, mine: int) -> None:
+    """A namespace keys each customer by `partition_for(id, count)` and stores offsets per partition of that
+    count: a worker with another count would read its customers in other partitions' keys and resume at
+    offsets of another partitioning (events skipped, others applied twice). Nothing recorded (a namespace a
+    worker started): no rule."""
+    if recorded is not None and recorded != mine:
+        raise PartitionsMismatch(
+            f"namespace {namespace!r} was built for {recorded} partitions and SEGSTREAM_TOPIC_PARTITIONS is"
+            f" {mine}: refusing to write into it (its customers are keyed by partition). Run the worker with"
+            " the count of its events topic, and replay with the same SEGSTREAM_TOPIC_PARTITIONS."
+        )
+
+
+class PartitionCounts(Protocol):
+    """Where a namespace records the partition count it was built for (`RedisDefinitionsRecord`)."""
+
+    async def partitions(self, namespace: str) -> int | None: ...
+
+    async def record_partitions(self, namespace: str, count: int) -> None: ...
+
+
+async def check_partitions(
+    record: PartitionCounts, namespace: str, mine: int
+) -> Callable[[], Awaitable[None]]:
+    """`partitions_rule` at start-up and on a promote: raises PartitionsMismatch (nothing written), else
+    returns what records the worker's count in a namespace that records none (one a worker started, as a
+    replay records its own), to run once every other rule let the worker in."""
+    recorded = await record.partitions(namespace)
+    partitions_rule(namespace, recorded, mine)
+
+    async def record_count() -> None:
+        if recorded is None:
+            await record.record_partitions(namespace, mine)
+
+    return record_count
 
 
 def definitions_rule(namespace: str, recorded: str | None, mine: str, adopt: bool) -> str | None:
@@ -65,6 +107,8 @@ class NamespaceFollow:
     definitions_of: Callable[[str], Awaitable[str | None]]  # the version a namespace was built with, if known
     record_definitions: Callable[[str, str], Awaitable[None]]  # (namespace, version)
     next_check: float = 0.0
+    # `partitions_rule` for a namespace: raises, or returns what records the worker's count if none is
+    check_partitions: Callable[[str], Awaitable[Callable[[], Awaitable[None]]]] | None = None
 
     async def moved(self) -> str | None:
         """The active namespace if the pointer moved away from `current`, else None; reads it at most every

@@ -28,7 +28,11 @@ async def follow(
     async with worker.ownership:  # no rebalance callback runs in between (see ownership.Holder)
         await worker.drain()
         built_with = await worker._retry(lambda: following.definitions_of(active), "read definitions version")
+        check_partitions = following.check_partitions
         try:
+            record_count = None
+            if check_partitions is not None:  # PartitionsMismatch before anything is written
+                record_count = await worker._retry(lambda: check_partitions(active), "check partitions")
             record = definitions_rule(
                 active, built_with, worker.definitions.version, worker.settings.adopt_definitions
             )
@@ -37,6 +41,8 @@ async def follow(
             raise
         if record is not None:
             await worker._retry(lambda: following.record_definitions(active, record), "record definitions")
+        if record_count is not None:
+            await worker._retry(record_count, "record partition count")
         log.warning("active namespace moved from %s to %s: following it", following.current, active)
         await worker.retire()  # from the old namespace's metrics
         following.current = active
