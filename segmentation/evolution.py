@@ -39,6 +39,7 @@ from segmentation.reevaluation import ALL, Change, plan_for, reevaluate, transit
 from segmentation.state import (
     I_CLOCK,
     I_CURRENCY,
+    I_DEFINITIONS_CHANGES,
     I_FIRST_SEEN,
     I_LAST_PURCHASE,
     I_LAST_SEEN,
@@ -80,6 +81,8 @@ def resegment(state: CustomerState, definitions: Definitions, at: datetime, expl
         )
     now = max(state.clock, at)
     v = list(state)
+    if state.definitions_version != definitions.version:
+        v[I_DEFINITIONS_CHANGES] = state.definitions_changes + 1
     _stamp(v, definitions, now)
     v[I_RECENT] = trim(state.recent_ids, definitions.recent_event_ids)
     kept = definitions.recent_orders  # a smaller record under the new definitions keeps the newest orders

@@ -30,7 +30,14 @@ from segmentation.state import (
     CustomerState,
     state_of,
 )
-from segmentation.transition import NO_WHY, Transition, id_cause, new_transition, transition_key
+from segmentation.transition import (
+    CAUSE_DEFINITIONS,
+    NO_WHY,
+    Transition,
+    id_cause,
+    new_transition,
+    transition_key,
+)
 
 __all__ = ["ALL", "SEG", "Change", "plan_for", "reevaluate", "transitions"]
 
@@ -236,19 +243,17 @@ def transitions(
     extra: dict[str, str],
     explain: bool = True,
 ) -> list[Transition]:
-    """The changes as transitions; without `explain` their why is `NO_WHY` (ids and all else the same)."""
+    """The changes as transitions; without `explain` their why is `NO_WHY` (ids and all else the same).
+    A definitions change's moves carry the state's count of them (`definitions_changes`, in their ids)."""
     out = []
     customer, version, when = s.customer_id, d.version, iso(now)
-    key_cause = id_cause(cause, version)
+    change = s.definitions_changes if cause == CAUSE_DEFINITIONS else 0
+    key_cause = id_cause(cause, version, change)
     for grid, old, new in changes:
         key = transition_key(customer, grid, old, new, when, key_cause)
-        if explain:
-            why = _explain(grid, s, d, now, new)
-            if extra:
-                why.update(extra)
-            out.append(
-                new_transition(key, customer, grid, old, new, now, cause, version, MappingProxyType(why))
-            )
-        else:
-            out.append(new_transition(key, customer, grid, old, new, now, cause, version, NO_WHY))
+        why = _explain(grid, s, d, now, new) if explain else None
+        if why is not None and extra:
+            why.update(extra)
+        frozen = NO_WHY if why is None else MappingProxyType(why)
+        out.append(new_transition(key, customer, grid, old, new, now, cause, version, frozen, change))
     return out

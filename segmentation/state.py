@@ -123,6 +123,9 @@ class CustomerState(NamedTuple):
     # at or before it has no effect, so a redelivered or late pre-erasure event cannot bring the erased data
     # back; the store keeps it as a tombstone under a digest of the id (streams/store/erasures.py)
     erased_at: datetime | None = None
+    # definitions changes applied to this state (`resegment` under another version): numbers the moves of
+    # each, so a dormant customer moved v2 -> v1 -> v2 gets a new id for the second v2 move (`id_cause`)
+    definitions_changes: int = 0
 
     @property
     def recent_event_ids(self) -> tuple[str, ...]:
@@ -210,3 +213,4 @@ I_BIRTH_YEAR_AT = _F.index("birth_year_at")
 I_GENDER_AT = _F.index("gender_at")
 I_REGION_AT = _F.index("region_at")
 I_HOUSEHOLD_AT = _F.index("household_at")
+I_DEFINITIONS_CHANGES = _F.index("definitions_changes")

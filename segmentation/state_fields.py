@@ -44,6 +44,7 @@ Times are ISO 8601 in UTC; floats are written with `repr` so they read back bit-
 | `segment:category`, `segment:promotion` | segments of the purchase-depth grids |
 | `birth_year_at`, `gender_at`, `region_at`, `household_at` | event time of each declared field's value |
 | `erased_at` | what the last erasure covers (its date or the last event seen, the later): no effect before |
+| `definitions_changes` | definitions changes applied to the state (numbered in their ids: `id_cause`) |
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("region_at", "region_at", _TIME),
     ("household_at", "household_at", _TIME),
     ("erased_at", "erased_at", _TIME),
+    ("definitions_changes", "definitions_changes", str),
 )
 AUDIENCE = "segment:audience:"
 _RECENT = "recent_event_ids"

@@ -34,12 +34,14 @@ NO_WHY: Mapping[str, str] = MappingProxyType({})  # the why of a transition appl
 ERASURE_RULE = "customer erased"
 
 
-def id_cause(cause: str, definitions_version: str | None) -> str:
-    """The cause as hashed into the id. A definitions change names its version: applying v2, back to v1,
+def id_cause(cause: str, definitions_version: str | None, change: int = 0) -> str:
+    """The cause as hashed into the id. A definitions change names its version and, from the customer's
+    second change on, its number (`change`, the state's `definitions_changes`): applying v2, back to v1,
     then v2 again moves a dormant customer (whose clock did not move) the same way at the same instant
-    twice, and the second move must not look like a redelivery of the first."""
+    twice, and the second move must not look like a redelivery of the first. A first change keeps the id it
+    had before changes were numbered."""
     if cause == CAUSE_DEFINITIONS and definitions_version is not None:
-        return f"{cause}@{definitions_version}"
+        return f"{cause}@{definitions_version}" if change <= 1 else f"{cause}@{definitions_version}#{change}"
     return cause
 
 
@@ -51,12 +53,13 @@ def transition_id(
     effective_at: datetime,
     cause: str,
     definitions_version: str | None = None,
+    definitions_change: int = 0,
 ) -> str:
     """First 32 hex digits of SHA-256 over the fields, NUL-separated (no field can fake a separator).
 
-    `definitions_version` counts only for cause `definitions` (see `id_cause`); None gives the id such
-    transitions had before versions counted."""
-    key_cause = id_cause(cause, definitions_version)
+    `definitions_version` and `definitions_change` count only for cause `definitions` (see `id_cause`);
+    None gives the id such transitions had before versions counted."""
+    key_cause = id_cause(cause, definitions_version, definitions_change)
     return transition_key(customer_id, grid, from_segment, to_segment, iso(effective_at), key_cause)
 
 
@@ -90,6 +93,9 @@ class Transition:
     cause: str
     definitions_version: str
     why: Mapping[str, str] = field(hash=False)
+    # cause `definitions`: which of the customer's definitions changes made it (its state's
+    # `definitions_changes`, in the id from the second on: `id_cause`); 0 for any other cause
+    definitions_change: int = 0
 
     def __init__(
         self,
@@ -102,6 +108,7 @@ class Transition:
         cause: str,
         definitions_version: str,
         why: Mapping[str, str],
+        definitions_change: int = 0,
     ) -> None:
         """The dataclass's own, written out: mypyc compiles this one (each `object.__setattr__` becomes a
         slot store), while the generated `__init__` ran interpreted, ~1.2 µs a transition (0.04 now)."""
@@ -114,6 +121,7 @@ class Transition:
         object.__setattr__(self, "cause", cause)
         object.__setattr__(self, "definitions_version", definitions_version)
         object.__setattr__(self, "why", why)
+        object.__setattr__(self, "definitions_change", definitions_change)
 
     @classmethod
     def create(
@@ -126,11 +134,19 @@ class Transition:
         cause: str,
         definitions_version: str,
         why: Mapping[str, str],
+        definitions_change: int = 0,
     ) -> Transition:
         """Build a transition with its deterministic id and a read-only `why`."""
         return cls(
             transition_id(
-                customer_id, grid, from_segment, to_segment, effective_at, cause, definitions_version
+                customer_id,
+                grid,
+                from_segment,
+                to_segment,
+                effective_at,
+                cause,
+                definitions_version,
+                definitions_change,
             ),
             customer_id,
             grid,
@@ -140,6 +156,7 @@ class Transition:
             cause,
             definitions_version,
             MappingProxyType(why if isinstance(why, dict) else dict(why)),
+            definitions_change,
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -161,7 +178,7 @@ def _slot_setters() -> tuple[Callable[[Transition, object], None], ...]:
     return tuple(getattr(Transition, f.name).__set__ for f in fields(Transition))
 
 
-(_ID, _CUSTOMER, _GRID, _FROM, _TO, _AT, _CAUSE, _VERSION, _WHY) = _slot_setters()
+(_ID, _CUSTOMER, _GRID, _FROM, _TO, _AT, _CAUSE, _VERSION, _WHY, _CHANGE) = _slot_setters()
 _new = object.__new__
 
 
@@ -175,6 +192,7 @@ def _filled(
     cause: str,
     definitions_version: str,
     why: Mapping[str, str],
+    definitions_change: int = 0,
 ) -> Transition:
     """`Transition(...)` for the hot path: fills the slots directly (the frozen dataclass `__init__`
     goes through `object.__setattr__` per field, ~0.3 µs more per transition). Same object, same
@@ -190,6 +208,7 @@ def _filled(
     _CAUSE(t, cause)
     _VERSION(t, definitions_version)
     _WHY(t, why)
+    _CHANGE(t, definitions_change)
     return t
 
 
@@ -197,7 +216,7 @@ def _filled(
 # refuses it, and its own constructor is then the fast one.
 _NATIVE = hasattr(Transition, "__mypyc_attrs__")
 new_transition: Callable[
-    [str, str, str, str | None, str | None, datetime, str, str, Mapping[str, str]], Transition
+    [str, str, str, str | None, str | None, datetime, str, str, Mapping[str, str], int], Transition
 ] = Transition if _NATIVE else _filled
 
 

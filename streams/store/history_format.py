@@ -38,7 +38,7 @@ import zstandard
 from segmentation.compressed import Compressed
 from segmentation.instants import iso, to_us
 from segmentation.state_codec import nul_free, with_nul
-from segmentation.transition import CAUSE_DEFINITIONS, CAUSE_TIME, Transition, transition_key
+from segmentation.transition import CAUSE_DEFINITIONS, CAUSE_TIME, Transition, id_cause, transition_key
 from streams.store.coded_numbers import BASE, LAST, number, put, unzig, zig
 from streams.store.history_cap import GS, US, dropped, put_time, time_of
 from streams.store.preset_names import PRESET
@@ -172,9 +172,7 @@ def is_trimmed(blob: str | None) -> bool:
 
 # -- coding -------------------------------------------------------------------------------------------------
 def entry_of(t: Transition) -> Entry:
-    cause = t.cause
-    if cause == CAUSE_DEFINITIONS:
-        cause = f"{CAUSE_DEFINITIONS}@{t.definitions_version}"
+    cause = id_cause(t.cause, t.definitions_version, t.definitions_change)
     return Entry(t.grid, t.from_segment, t.to_segment, to_us(t.effective_at), cause)
 
 
@@ -262,7 +260,7 @@ def _rows(transitions: Iterable[Transition]) -> Iterator[tuple[str, str | None, 
             us = to_us(at)
         cause = t.cause
         if cause == CAUSE_DEFINITIONS:
-            cause = f"{CAUSE_DEFINITIONS}@{t.definitions_version}"
+            cause = id_cause(cause, t.definitions_version, t.definitions_change)
         yield t.grid, t.from_segment, t.to_segment, us, cause
 
 

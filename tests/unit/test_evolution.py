@@ -17,7 +17,7 @@ from segmentation import (
     next_due,
     resegment,
 )
-from segmentation.transition import NO_WHY
+from segmentation.transition import NO_WHY, transition_id
 from tests.unit.seg_helpers import DEFAULT, day, definitions_with, ev, of_grid, purchase, refund, run
 
 
@@ -293,6 +293,32 @@ def test_resegment_under_new_definitions_then_noop() -> None:
     assert outcome.state.definitions_version == richer.version
     assert resegment(outcome.state, richer, day(1)).transitions == ()
     assert resegment(CustomerState.new("c1"), richer, day(1)) == (CustomerState.new("c1"), ())
+
+
+def test_a_return_to_definitions_applied_before_moves_a_dormant_customer_under_new_ids() -> None:
+    """v2, back to v1, then v2 again: the same moves at the same instant (the clock did not move), which a
+    consumer deduplicating by id must not take for a redelivery. The first change keeps its former id."""
+    state, _ = run([purchase(day(0), "150.00")])
+    v1 = DEFAULT
+    v2 = definitions_with(
+        value={"tiers": [{"segment": "small", "from": "0"}, {"segment": "big", "from": "100"}]}
+    )
+    moves = []
+    for d in (v2, v1, v2, v1):
+        outcome = resegment(state, d, day(1))
+        state = outcome.state
+        moves += [(t.from_segment, t.to_segment, t.id, t.definitions_change) for t in outcome.transitions]
+    assert [m[:2] for m in moves] == [("medium", "big"), ("big", "medium")] * 2
+    assert len({m[2] for m in moves}) == 4
+    assert [m[3] for m in moves] == [1, 2, 3, 4] and state.definitions_changes == 4
+    first = moves[0][2]
+    assert first == transition_id(
+        state.customer_id, "value", "medium", "big", day(1), "definitions", v2.version
+    )
+    assert moves[2][2] == transition_id(
+        state.customer_id, "value", "medium", "big", day(1), "definitions", v2.version, 3
+    )
+    assert resegment(state, v1, day(1)).state.definitions_changes == 4  # the same version: no change
 
 
 def test_resegment_removes_and_adds_audiences() -> None:

@@ -19,6 +19,7 @@ from streams.store.history_format import (
     appended,
     decode,
     encode,
+    entry_of,
     is_trimmed,
     plain,
 )
@@ -70,6 +71,24 @@ def test_every_kind_of_transition_reads_back_with_its_exact_id() -> None:
     assert entries[6].transition_id("c9") == transition_id(
         "c9", "rfm", "new", "loyal", T0 + timedelta(days=70), "definitions", "2026.12-1"
     )
+
+
+def test_a_numbered_definitions_change_reads_back_with_its_id() -> None:
+    """A customer's second change on (`definitions_change` > 1) hashes its number: so does its entry."""
+    at = T0 + timedelta(days=9)
+    ts = [
+        Transition.create("c9", "value", "medium", "big", at, "definitions", "v2", {}, 1),
+        Transition.create("c9", "value", "big", "medium", at, "definitions", "v1", {}, 2),
+        Transition.create("c9", "value", "medium", "big", at, "definitions", "v2", {}, 3),
+    ]
+    assert len({x.id for x in ts}) == 3
+    for blob in (appended(None, ts, 64), encode([entry_of(x) for x in ts], False)):
+        assert sent_back(blob) == as_sent(ts)
+        assert [e.key_cause for e in decode(blob)[0]] == [
+            "definitions@v2",
+            "definitions@v1#2",
+            "definitions@v2#3",
+        ]
 
 
 def test_appending_batch_by_batch_codes_what_one_batch_would() -> None:

@@ -49,9 +49,9 @@ def test_the_hot_path_constructor_builds_the_same_transition() -> None:
     assert not hasattr(Transition, "__post_init__")
     assert [f.name for f in fields(Transition)] == [
         "id", "customer_id", "grid", "from_segment", "to_segment", "effective_at", "cause",
-        "definitions_version", "why",
+        "definitions_version", "why", "definitions_change",
     ]  # fmt: skip
-    args = ("k", "c1", "rfm", None, "new", day(3), "e9", "v1", MappingProxyType({"rule": "r"}))
+    args = ("k", "c1", "rfm", None, "new", day(3), "definitions", "v1", MappingProxyType({"rule": "r"}), 2)
     fast, slow = new_transition(*args), Transition(*args)
     assert type(fast) is Transition
     assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
@@ -77,7 +77,7 @@ def test_transition_key_is_the_id_over_the_instant_text() -> None:
 
 def test_a_transition_applied_without_explain_is_never_published() -> None:
     """Its why was skipped (explain=False): publishing it would put an empty why on the topic."""
-    quiet = new_transition("k", "c1", "rfm", None, "new", day(0), "e1", "v1", NO_WHY)
+    quiet = new_transition("k", "c1", "rfm", None, "new", day(0), "e1", "v1", NO_WHY, 0)
     with pytest.raises(ValueError, match="has no why"):
         transition_event(quiet)
     assert transition_event(Transition.create("c1", "rfm", None, "new", day(0), "e1", "v1", {"rule": "x"}))
