@@ -125,10 +125,8 @@ class SegmentReader:
     # -- one customer -------------------------------------------------------------------------------------
     async def get_customer(self, customer_id: str, declared: bool = False) -> CustomerProfile | None:
         """The profile, None when unknown; declared personal data only with `declared=True`."""
-        _check_id(customer_id)
-        keys = await self.keyspace()
+        keys, row = await self._row(customer_id)
         p = self.partition(customer_id)
-        row = _texts(await self._r.hgetall(keys.customer(p, customer_id)))
         view = readers_view(row, keys.namespace) if row else None  # no history field: passed apart
         with history_refused(keys.namespace, customer_id):
             return None if view is None else profile_of(customer_id, p, view, declared, row.get(HISTORY))
@@ -136,13 +134,17 @@ class SegmentReader:
     async def history(self, customer_id: str) -> History | None:
         """Transitions kept for the customer, oldest first (the `history` field of its hash), with the why of
         each current segment as of its clock; None for an unknown customer."""
-        _check_id(customer_id)
-        keys = await self.keyspace()
-        row = _texts(await self._r.hgetall(keys.customer(self.partition(customer_id), customer_id)))
+        keys, row = await self._row(customer_id)
         if not row:
             return None
         with history_refused(keys.namespace, customer_id):
             return history_of(customer_id, row, self.definitions)
+
+    async def _row(self, customer_id: str) -> tuple[KeySpace, dict[str, str]]:
+        """The customer's hash, read once (one HGETALL: its history and state are of one commit)."""
+        _check_id(customer_id)
+        keys = await self.keyspace()
+        return keys, _texts(await self._r.hgetall(keys.customer(self.partition(customer_id), customer_id)))
 
     async def segment_of(self, customer_id: str, grid: str, as_of: datetime | None = None) -> SegmentAt:
         """The segment now (from the hash; an absent audience answer from `state`) or at `as_of`: from the
@@ -172,16 +174,13 @@ class SegmentReader:
             )
         if as_of.tzinfo is None:
             raise BadRequest("as_of must carry a time zone")
-        history = await self.history(customer_id)
-        if history is None:
+        keys, row = await self._row(customer_id)  # history and state of one read: of one commit
+        if not row:
             return SegmentAt(
                 customer_id=customer_id, grid=grid, as_of=as_of, segment=None, status="unknown_customer"
             )
-        recorded = segment_at(history, grid, as_of)
-        keys = await self.keyspace()
-        row = _texts(await self._r.hgetall(keys.customer(self.partition(customer_id), customer_id)))
-        if not row:
-            return recorded
+        with history_refused(keys.namespace, customer_id):
+            recorded = segment_at(history_of(customer_id, row, self.definitions), grid, as_of)
         return projected_at(recorded, stored_state(row, keys.namespace), self.definitions, as_of)
 
     # -- per segment --------------------------------------------------------------------------------------
