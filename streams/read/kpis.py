@@ -1,7 +1,8 @@
-"""Per-segment KPIs over a period and the grid crossings: read (two pipelined round trips: the weeks that
-hold counters, then the keys), summed over partitions, derived by the pure `segmentation.kpi_figures`. No
-customer is read: only the aggregate hashes `k:<grid>`, the weeks' `f:<grid>:<week>` and `d:<grid>:<week>`,
-`r:<grid>` and `x:<a>|<b>` (docs/read_side.md, "KPIs per segment and crossing").
+"""Per-segment KPIs over a period and the grid crossings: read (each partition's of one commit: the weeks
+that hold counters, then the keys, `streams/read/snapshot.py`), summed over partitions, derived by the pure
+`segmentation.kpi_figures`. No customer is read: only the aggregate hashes `k:<grid>`, the weeks'
+`f:<grid>:<week>` and `d:<grid>:<week>`, `r:<grid>` and `x:<a>|<b>` (docs/read_side.md, "KPIs per segment and
+crossing").
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from pydantic import Field
 from segmentation import Definitions
 from segmentation.kpi_figures import crosstab_cells, segment_figures
 from streams.read.profile import Answer, Money, money, money_ratio
+from streams.read.snapshot import week_snapshot
 from streams.store.day_names import period_named
 from streams.store.keys import KeySpace
 from streams.store.weeks import (
     day_field,
     flat_flows,
     flows_of_week_rows,
-    known_weeks,
     period_years,
     periods_of_range,
     weeks_of_range,
@@ -148,12 +149,19 @@ async def grid_kpis(
     first: date | None,
     last: date | None,
 ) -> GridKpis:
-    # The weeks that hold counters (and each partition's format: an older namespace is refused), then in one
-    # pipeline: the range's weeks of `d:`, every week of `t:` from the range's first (the counts at its start
-    # and end are today's minus the flows since, derived from the moves), the years of its retention periods
-    # (`r:`), today's `k:`.
-    known = await known_weeks(client, keys, partitions)
+    # Per partition, of one commit (`snapshot`: with its `w` set, the weeks that hold counters, and its
+    # format: an older namespace is refused): the range's weeks of `d:`, every week of `t:` from the range's
+    # first (the counts at its start and end are today's minus the flows since, derived from the moves), the
+    # years of its retention periods (`r:`), today's `k:`.
     earliest = min(first, last) if first is not None and last is not None else first  # from after to too
+
+    def names_of(p: int, weeks: set[str]) -> list[str]:
+        counted, since = weeks_of_range(weeks, first, last), weeks_of_range(weeks, earliest, None)
+        names = [keys.segment_days(p, grid, w) for w in counted] + [keys.moves(p, grid, w) for w in since]
+        years = periods_of_range(period_years(weeks), first, last)
+        return [*names, *(keys.segment_periods(p, grid, year) for year in years), keys.kpis(p, grid)]
+
+    known, snapshot = await week_snapshot(client, keys, partitions, names_of)
     counted, since = weeks_of_range(known, first, last), weeks_of_range(known, earliest, None)
     years = periods_of_range(period_years(known), first, last)
     d_names = [(keys.segment_days(p, grid, w), w) for p in partitions for w in counted]
@@ -164,7 +172,7 @@ async def grid_kpis(
     names += [keys.kpis(p, grid) for p in partitions]
     config = definitions.kpis
     segments = definitions.grid_segments[grid]
-    replies = await _replies(client, names)
+    replies = [snapshot.get(name, {}) for name in names]  # a key of a week the partition has not: none
     d, t, r = len(d_names), len(t_names), len(r_names)
     # the moves as they came (`flows_of_week_rows` decodes each distinct name once), the rest as counts
     flows = flat_flows(flows_of_week_rows(zip([w for _, w in t_names], replies[d : d + t], strict=True)))

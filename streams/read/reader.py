@@ -32,6 +32,7 @@ from streams.read.history import History, HistoryEntry, SegmentAt, history_of, p
 from streams.read.kpis import Crosstab, GridKpis
 from streams.read.members_cursor import cursor_pattern, parse_cursor
 from streams.read.profile import CustomerProfile, Kpis, MembersPage, kpis_of, profile_of
+from streams.read.snapshot import grid_flows
 from streams.settings import Settings
 from streams.store import membership
 from streams.store.connection import async_pooled_client
@@ -42,7 +43,7 @@ from streams.store.partitioning import partition_for
 from streams.store.replies import text
 from streams.store.replies import texts as _texts
 from streams.store.stored_state import history_refused, readers_view, stored_state
-from streams.store.weeks import FORMAT_FIELD, check_format, flows_of_week_rows, known_weeks, week_rows
+from streams.store.weeks import FORMAT_FIELD, check_format
 
 T = TypeVar("T")
 MAX_ID_LENGTH = 256
@@ -213,10 +214,8 @@ class SegmentReader:
     async def segment_flows(self, grid: str) -> dict[str, dict[str, dict[str, int]]]:
         """day (UTC) -> segment -> {"in": entries, "out": exits}, summed over partitions."""
         self._grid(grid)
-        keys = await self.keyspace()
-        weeks = sorted(await known_weeks(self._r, keys, self._partitions))  # refuses an older namespace
-        rows = await week_rows(self._r, lambda p, w: keys.moves(p, grid, w), self._partitions, weeks)
-        return dict(sorted(flows_of_week_rows(rows).items()))
+        keys = await self.keyspace()  # an older namespace is refused (`snapshot.week_snapshot`)
+        return (await grid_flows(self._r, keys, self._partitions, grid))[0]
 
     async def grid_kpis(self, grid: str, first: date | None = None, last: date | None = None) -> GridKpis:
         """Every segment's KPIs over the UTC days first..last (inclusive; None: unbounded) and the retention

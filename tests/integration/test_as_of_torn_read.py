@@ -24,7 +24,7 @@ from streams.worker.loop import Worker
 from tests.integration.test_worker_history import purchase
 from tests.services import Services
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.cluster  # make test runs these on a Redis Cluster too
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 C = "c-1"

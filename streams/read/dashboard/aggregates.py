@@ -18,8 +18,9 @@ from typing import Any
 from pydantic import Field
 
 from streams.read.profile import Answer
-from streams.read.reader import BadRequest, SegmentReader
-from streams.store.weeks import known_weeks, moves_of_week_rows, week_rows, weeks_of_range
+from streams.read.reader import BadRequest, NotFound, SegmentReader
+from streams.read.snapshot import grid_flows, week_snapshot
+from streams.store.weeks import moves_of_week_rows, weeks_of_range
 
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 NONE = "-"  # no segment: before a customer's first transition in the grid, or after an erasure
@@ -90,10 +91,11 @@ def sizes_from_flows(
 
 
 async def segment_sizes(reader: SegmentReader, grid: str, start: date | None, end: date | None) -> Sizes:
-    kpis = await reader.segment_kpis(grid)  # raises NotFound for an unknown grid
+    if grid not in reader.grids:
+        raise NotFound(f"unknown grid {grid!r}")
     segments = tuple(reader.grids[grid])
-    current = {s: k.customers for s, k in kpis.items()}
-    flows = await reader.segment_flows(grid)
+    keys, partitions = await reader.keyspace(), range(reader.settings.topic_partitions)
+    flows, current = await grid_flows(reader.client, keys, partitions, grid)  # of one commit per partition
     days, sizes = sizes_from_flows(segments, current, flows, start, end)
     return Sizes(grid=grid, days=days, sizes=sizes, current={s: current.get(s, 0) for s in segments})
 
@@ -134,8 +136,18 @@ async def segment_moves(reader: SegmentReader, grid: str, start: date | None, en
         raise AssertionError("unreachable")
     keys = await reader.keyspace()
     partitions = range(reader.settings.topic_partitions)
-    weeks = weeks_of_range(await known_weeks(reader.client, keys, partitions), start, end)
-    rows = await week_rows(reader.client, lambda p, w: keys.moves(p, grid, w), partitions, weeks)
+
+    def names_of(p: int, weeks: set[str]) -> list[str]:
+        return [keys.moves(p, grid, week) for week in weeks_of_range(weeks, start, end)]
+
+    known, replies = await week_snapshot(
+        reader.client, keys, partitions, names_of
+    )  # each partition's of one commit
+    rows = [
+        (w, replies.get(keys.moves(p, grid, w), {}))
+        for p in partitions
+        for w in weeks_of_range(known, start, end)
+    ]
     cells, total = moves_matrix(tuple(segments), rows, start, end)
     return Moves(
         grid=grid,

@@ -1,0 +1,96 @@
+"""Aggregate keys of each partition read as one commit left them: counts and day counters that agree.
+
+Why: the sizes over time and a period's KPIs are today's counts (`k:<grid>`) less the moves since (the
+`t:<grid>:<week>` keys of the weeks the partition's `w` set lists). Read in separate round trips, a worker
+commit in between gave answers no state ever had (a segment of -1 customers on a past day). So each
+partition's `w` set, its format and every key asked are read in one MULTI/EXEC (the keys of a partition share
+its hash tag: one slot, Redis Cluster safe), and a partition whose `w` set changed since its key names were
+made from it is read again with the new weeks. Partitions need not agree with each other: a customer lives
+in one, and every commit is one partition's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from streams.store.keys import KeySpace
+from streams.store.replies import text
+from streams.store.weeks import FORMAT_FIELD, check_format, flows_of_week_rows
+
+ATTEMPTS: Final = 8  # weeks only begin; more than a few in a row means something rewrites them
+Names = Callable[[int, set[str]], Sequence[str]]  # (partition, its weeks) -> the hashes to read
+
+
+async def week_snapshot(
+    client: Redis, keys: KeySpace, partitions: Iterable[int], names_of: Names
+) -> tuple[set[str], dict[str, dict[Any, Any]]]:
+    """The weeks holding day counters in any partition, and the HGETALL reply (as the client gives it) of
+    each hash `names_of(partition, that partition's weeks)` names, each partition's of one commit. A
+    partition of an older layout is refused (`weeks.check_format`)."""
+    weeks: dict[int, set[str]] = {p: set() for p in partitions}
+    rows: dict[str, dict[Any, Any]] = {}
+    pending = list(weeks)
+    for _ in range(ATTEMPTS):
+        again: list[int] = []
+        for p, (offset, kept), found, names, replies in await _read(client, keys, pending, weeks, names_of):
+            check_format(keys.namespace, offset, kept)
+            if found != weeks[p]:  # a week began since the names were made: its keys were not read
+                weeks[p] = found
+                again.append(p)
+            else:
+                rows.update(zip(names, replies, strict=True))
+        if not again:
+            return set().union(*weeks.values()), rows
+        pending = again
+    raise TimeoutError("day counters kept changing while they were read: retry")  # the API's 503
+
+
+async def _read(
+    client: Redis, keys: KeySpace, partitions: list[int], weeks: dict[int, set[str]], names_of: Names
+) -> list[tuple[int, list[Any], set[str], Sequence[str], list[Any]]]:
+    """Per partition: its meta's offset and format, its `w` set and the replies to `names_of`, in one
+    MULTI/EXEC: all partitions in one on a single server, one per partition (one slot each) on a cluster."""
+    groups = [partitions] if not isinstance(client, RedisCluster) else [[p] for p in partitions]
+    out: list[tuple[int, list[Any], set[str], Sequence[str], list[Any]]] = []
+    for group in groups:
+        names = {p: names_of(p, weeks[p]) for p in group}
+        async with client.pipeline(transaction=True) as pipe:  # raw commands: redis-py 8.1's cluster
+            for p in group:  # transaction passes `keys=` to reply callbacks that take none (TypeError)
+                pipe.execute_command("HMGET", keys.partition_meta(p), "offset", FORMAT_FIELD)
+                pipe.execute_command("SMEMBERS", keys.weeks(p))
+                for name in names[p]:
+                    pipe.execute_command("HGETALL", name)
+            replies = await pipe.execute()
+        at = 0
+        for p in group:
+            n = len(names[p])
+            meta, found, rows = replies[at], replies[at + 1], replies[at + 2 : at + 2 + n]
+            out.append((p, meta, {text(w) for w in found}, names[p], rows))
+            at += 2 + n
+    return out
+
+
+async def grid_flows(
+    client: Redis, keys: KeySpace, partitions: Iterable[int], grid: str
+) -> tuple[dict[str, dict[str, dict[str, int]]], dict[str, int]]:
+    """The grid's day flows (day -> segment -> {"in", "out"}, `weeks.flows_of_week_rows`) and its customers
+    per segment now (`k:<grid>`), each partition's of one commit: the sizes at the end of a day are the
+    counts now less the flows since, so they must agree."""
+    parts = list(partitions)
+
+    def names_of(p: int, weeks: set[str]) -> list[str]:
+        return [keys.kpis(p, grid), *(keys.moves(p, grid, week) for week in sorted(weeks))]
+
+    known, rows = await week_snapshot(client, keys, parts, names_of)
+    moves = ((week, rows.get(keys.moves(p, grid, week), {})) for p in parts for week in sorted(known))
+    customers: dict[str, int] = {}
+    for p in parts:
+        for name, value in rows[keys.kpis(p, grid)].items():
+            segment, _, metric = text(name).rpartition(":")
+            if metric == "customers":
+                customers[segment] = customers.get(segment, 0) + int(value)
+    return dict(sorted(flows_of_week_rows(moves).items())), customers
