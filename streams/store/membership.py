@@ -26,6 +26,8 @@ from redis.asyncio import Redis
 
 from streams.store.indexes import ORDINAL, IndexDelta
 from streams.store.keys import KeySpace
+from streams.store.stored_state import StoredFormatError
+from streams.store.weeks import FORMAT_FIELD, check_format
 
 CHUNK: Final = 128  # ordinals per `o:` hash
 ORDINALS: Final = "ordinals"  # partition meta field: the next ordinal to give
@@ -35,8 +37,8 @@ WINDOW: Final = 8192  # bitmap bytes per GETRANGE: 65,536 ordinals
 _BITS: Final = tuple(tuple(b for b in range(8) if value & (0x80 >> b)) for value in range(256))
 
 
-class OlderFormat(RuntimeError):
-    """The namespace's membership keys are not bitmaps: built by an older segstream."""
+class OlderFormat(StoredFormatError):
+    """The namespace's membership keys are not bitmaps: built by an older segstream (CLI exit 3, HTTP 409)."""
 
 
 async def raw_reply(client: Redis, *command: str | int) -> bytes:
@@ -105,8 +107,12 @@ async def ids_of(client: Redis, keys: KeySpace, partition: int, ordinals: Sequen
 async def walk_end(client: Redis, keys: KeySpace, partition: int) -> int:
     """The partition's next ordinal now: a walk started here lists no ordinal from it on. A customer erased
     and back meanwhile takes a new ordinal (never an old one): without this bound a walk that listed it at
-    its old ordinal would list it again at its new one."""
-    value = await client.hget(keys.partition_meta(partition), ORDINALS)
+    its old ordinal would list it again at its new one. A partition of an earlier layout is refused, as by
+    every reader (`weeks.check_format`)."""
+    value, offset, kept = await client.hmget(
+        keys.partition_meta(partition), [ORDINALS, "offset", FORMAT_FIELD]
+    )
+    check_format(keys.namespace, offset, kept)
     return 0 if value is None else int(value)
 
 
