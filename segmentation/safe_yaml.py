@@ -1,10 +1,13 @@
-"""A bounded YAML reader for definitions files: no anchors or aliases, a maximum size and nesting depth.
+"""A bounded YAML reader for definitions files: no anchors or aliases, no key written twice in a mapping, a
+maximum size and nesting depth.
 
 Why: `yaml.safe_load` builds whatever the text describes. An alias bomb (`a: &a [x, x]`, `b: &b [*a, *a]`,
 ... nine levels) expands a few hundred bytes into millions of nodes, and an error message quoting such a value
 grew to megabytes; a document nested 10,000 deep ends in a `RecursionError` inside the composer. Definitions
 are short hand-written files: they need neither aliases nor deep nesting, so both are refused before anything
-is built, and a failure is a `DefinitionsError` whose message is one short line.
+is built, and a failure is a `DefinitionsError` whose message is one short line. A key written twice in one
+mapping is refused too, naming both lines: YAML keeps the last one silently, so a second `audiences:` section
+appended to a file dropped every audience of the first (and `definitions apply` moved all their members out).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 import yaml
 from yaml.events import AliasEvent, CollectionStartEvent, NodeEvent
-from yaml.nodes import Node
+from yaml.nodes import MappingNode, Node
 
 from segmentation.config_reading import DefinitionsError
 
@@ -23,6 +26,7 @@ MAX_SIZE = 256 * 1024  # bytes (UTF-8) of a definitions file; the shipped defaul
 MAX_DEPTH = 32  # nested mappings / lists; the default uses 4
 MAX_NODES = 10_000  # scalars + collections in the whole document
 MAX_MESSAGE = 300  # characters of an error message: a quoted value never floods a terminal or a log
+_MERGE = "tag:yaml.org,2002:merge"  # the `<<` key
 
 
 def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
@@ -58,6 +62,23 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             if nested:
                 self._depth -= 1
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """SafeLoader's mapping, once no key of its own is written twice (the last would silently win)."""
+        first: dict[object, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE:  # `<<`: merged keys may be overridden, that is what it is for
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                earlier = first.get(key)
+            except TypeError:  # an unhashable key: SafeLoader refuses it with its own message
+                continue
+            if earlier is not None:
+                raise DefinitionsError(f"line {line}: duplicate key {key!r} (first on line {earlier})")
+            first[key] = line
+        return super().construct_mapping(node, deep)
 
 
 def load_bounded(text: str, origin: str) -> object:
