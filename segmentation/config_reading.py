@@ -6,6 +6,7 @@ the key (`lifecycle.lost_after_days: expected an integer, got 'x'`), never later
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
@@ -41,10 +42,15 @@ def read_int(raw: Mapping[str, object], key: str, default: int, where: str = "")
 
 
 def read_float(raw: Mapping[str, object], key: str, default: float, where: str = "") -> float:
-    """A number used in float arithmetic (email decay only; money never goes through floats)."""
+    """A finite number used in float arithmetic (email decay only; money never goes through floats).
+
+    YAML's `.inf` and `.nan` are refused: no threshold, weight or half-life can be infinite (an infinite
+    half-life made every decay crossing overflow inside `apply`)."""
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DefinitionsError(f"{where}{key}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise DefinitionsError(f"{where}{key}: expected a finite number, got {value!r}")
     return float(value)
 
 

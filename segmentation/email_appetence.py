@@ -22,11 +22,24 @@ from datetime import datetime, timedelta
 from segmentation.config_reading import DefinitionsError, read_float
 from segmentation.state import CustomerState
 
-__all__ = ["SEGMENTS", "EmailConfig", "assess", "classify", "decay", "explain", "next_change", "score_at"]
+__all__ = [
+    "MAX_HALF_LIFE_DAYS",
+    "SEGMENTS",
+    "EmailConfig",
+    "assess",
+    "classify",
+    "decay",
+    "explain",
+    "next_change",
+    "score_at",
+]
 
 GRID = "email"
 SEGMENTS = ("engaged", "passive", "unresponsive", "unsubscribed", "no_email")
 _TICK = timedelta(microseconds=1)
+# A century: a longer half-life is no decay at all, and the crossing search (`_crossing`), which steps in
+# microseconds of a float offset, slows then overflows (0.6 s an open at 1e11 days, OverflowError at 1e300)
+MAX_HALF_LIFE_DAYS = 36_500
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +61,11 @@ class EmailConfig:
             "unresponsive": f"score < {self.passive_at}",
         }
         object.__setattr__(self, "rules", rules)
-        if not self.half_life_days > 0:
-            raise DefinitionsError(f"email.half_life_days: must be > 0, got {self.half_life_days}")
+        if not 0 < self.half_life_days <= MAX_HALF_LIFE_DAYS:
+            raise DefinitionsError(
+                f"email.half_life_days: must be > 0 and at most {MAX_HALF_LIFE_DAYS} (a century), got"
+                f" {self.half_life_days}"
+            )
         if not self.click_weight >= 0:
             raise DefinitionsError(f"email.click_weight: must be >= 0, got {self.click_weight}")
         if not 0 < self.passive_at < self.engaged_at:
