@@ -44,6 +44,7 @@ from decimal import Decimal
 
 from segmentation import clv, clv_fields
 from segmentation.channel import CHANNELS
+from segmentation.config_reading import DefinitionsError
 from segmentation.instants import iso
 from segmentation.rule_windows import SOURCE, WindowFilters
 from segmentation.rules import FieldType, Rule, leaves
@@ -51,8 +52,8 @@ from segmentation.rules_syntax import And, Compare, Membership, Node, Not, Or, W
 from segmentation.state import CustomerState
 
 __all__ = [
-    "DECLARED_FIELDS", "FIELDS", "MEMBER", "NOT_MEMBER", "SEGMENT_FIELDS", "Getter", "explain", "fades_only",
-    "getters", "values", "window_filters",
+    "DECLARED_FIELDS", "FIELDS", "MEMBER", "NOT_MEMBER", "SEGMENT_FIELDS", "Getter", "check_segment_names",
+    "explain", "fades_only", "getters", "values", "window_filters",
 ]  # fmt: skip
 
 MEMBER = "member"
@@ -155,6 +156,24 @@ def lower_case_regions(rule: Rule) -> list[str]:
             literals = (leaf.value,) if isinstance(leaf, Compare) else leaf.values
             found += [v for v in literals if isinstance(v, str) and v != v.upper()]
     return found
+
+
+def check_segment_names(rules: tuple[Rule, ...], grids: Mapping[str, tuple[str, ...]]) -> None:
+    """Refuse a rule comparing a segment field with a name that is no segment of its grid: such a literal is
+    never the customer's segment, so `==`/`in` never match and `!=`/`not in` match everyone (a typo)."""
+    for rule in rules:
+        for leaf in leaves(rule.expr):
+            grid = SEGMENT_FIELDS.get(leaf.field, "") if isinstance(leaf, Compare | Membership) else ""
+            segments = grids.get(grid)
+            if segments is None:
+                continue
+            literals = (leaf.value,) if isinstance(leaf, Compare) else leaf.values  # type: ignore[union-attr]
+            for literal in literals:
+                if isinstance(literal, str) and literal not in segments:
+                    raise DefinitionsError(
+                        f"audiences.{rule.name}: {literal!r} is not a segment of grid {grid}"
+                        f" ({', '.join(segments)})"
+                    )
 
 
 def getters(rule: Rule, model: clv.ClvConfig | None = None) -> tuple[tuple[str, Getter], ...]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from segmentation.audiences import FIELDS as AUDIENCE_FIELDS
-from segmentation.audiences import lower_case_regions, window_filters
+from segmentation.audiences import check_segment_names, lower_case_regions, window_filters
 from segmentation.category import OTHER, CategoryConfig
 from segmentation.channel import ChannelConfig
 from segmentation.clv import NO_PURCHASE as CLV_NO_PURCHASE
@@ -213,6 +213,7 @@ class Definitions:
         for grid, segments in definitions.grid_segments.items():
             for segment in segments:
                 _check_segment_name(grid, segment)
+        check_segment_names(definitions.audiences, definitions.grid_segments)
         kpis = KpiConfig.from_mapping(read_section(raw, "kpis"), definitions.grid_segments)
         object.__setattr__(definitions, "kpis", kpis)
         warnings = tuple(

@@ -39,7 +39,7 @@ def test_every_yaml_field_is_commented() -> None:
 
 
 def test_warnings_for_too_small_or_too_large_grids() -> None:
-    tiny = definitions_with(value={"tiers": [{"segment": "all", "from": "0"}]})
+    tiny = definitions_with(value={"tiers": [{"segment": "all", "from": "0"}]}, audiences={})
     assert "grid 'value' has 1 segments (a grid should have 3 to 10)" in tiny.warnings
 
 

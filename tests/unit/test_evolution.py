@@ -20,6 +20,17 @@ from segmentation import (
 from segmentation.transition import NO_WHY, transition_id
 from tests.unit.seg_helpers import DEFAULT, day, definitions_with, ev, of_grid, purchase, refund, run
 
+# value tiers renamed below 100000: the default audience vip_recent (`value in ("high", "top")`) still names
+# two of them, as definitions must (a name that is no segment of the grid is refused)
+SMALL_BIG = {
+    "tiers": [
+        {"segment": "small", "from": "0"},
+        {"segment": "big", "from": "100"},
+        {"segment": "high", "from": "100000"},
+        {"segment": "top", "from": "200000"},
+    ]
+}
+
 
 def test_first_event_assigns_every_grid_from_none() -> None:
     state, transitions = run([ev("web_visit", day(0), event_id="v")])
@@ -283,9 +294,7 @@ def test_events_from_before_an_erasure_never_bring_the_customer_back() -> None:
 
 def test_resegment_under_new_definitions_then_noop() -> None:
     state, _ = run([purchase(day(0), "150.00")])
-    richer = definitions_with(
-        value={"tiers": [{"segment": "small", "from": "0"}, {"segment": "big", "from": "100"}]}
-    )
+    richer = definitions_with(value=SMALL_BIG)
     outcome = resegment(state, richer, day(1))
     assert [(t.grid, t.from_segment, t.to_segment, t.cause, t.effective_at) for t in outcome.transitions] == [
         ("value", "medium", "big", "definitions", day(1))
@@ -338,9 +347,7 @@ def test_resegment_removes_and_adds_audiences() -> None:
 
 def test_apply_and_advance_align_to_new_definitions_first() -> None:
     state, _ = run([purchase(day(0), "150.00")])
-    richer = definitions_with(
-        value={"tiers": [{"segment": "small", "from": "0"}, {"segment": "big", "from": "100"}]}
-    )
+    richer = definitions_with(value=SMALL_BIG)
     outcome = apply(state, ev("web_visit", day(1), event_id="w"), richer)
     assert [(t.grid, t.to_segment, t.cause, t.effective_at) for t in outcome.transitions] == [
         ("value", "big", "definitions", day(0))
@@ -382,9 +389,7 @@ def test_without_explain_the_same_transitions_come_without_why() -> None:
         purchase(day(120), "20.00", event_id="b"),
         purchase(day(50), "2000.00", event_id="late"),
     ]
-    richer = definitions_with(
-        value={"tiers": [{"segment": "small", "from": "0"}, {"segment": "big", "from": "100"}]}
-    )
+    richer = definitions_with(value=SMALL_BIG)
     explained, quiet = CustomerState.new("c1"), CustomerState.new("c1")
     for event in events:
         one, two = apply(explained, event, DEFAULT), apply(quiet, event, DEFAULT, explain=False)
