@@ -76,6 +76,11 @@ class RegionConfig:
         groups: list[tuple[str, tuple[str, ...]]] = []
         lookup: dict[str, str] = {}
         for name, codes in section.items():
+            if not isinstance(name, str) or not name:  # `on:` is a boolean; "" reads back as no segment
+                raise DefinitionsError(
+                    f"region.groups.{name}: group names are non-empty strings (quote a name YAML reads as a"
+                    " boolean, number or null)"
+                )
             if (
                 name in ("other", "unknown")
                 or not isinstance(codes, list)
