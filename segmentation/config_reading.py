@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 __all__ = [
+    "MAX_DAYS",
     "DefinitionsError",
     "read_decimal",
     "read_float",
+    "read_instant",
     "read_int",
     "read_list",
     "read_section",
     "read_str",
 ]
+
+
+MAX_DAYS = 36_500  # a century: the longest threshold in days (lifecycle, RFM recency, as the rules' windows)
 
 
 class DefinitionsError(ValueError):
@@ -81,3 +87,18 @@ def read_decimal(value: object, where: str) -> Decimal:
     if not result.is_finite():
         raise DefinitionsError(f"{where}: not a finite number: {value!r}")
     return result
+
+
+def read_instant(value: object, where: str) -> datetime:
+    """An ISO 8601 date-time with offset (a YAML timestamp or a string), in UTC (where it must fit 1-9999)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise DefinitionsError(f"{where}: not an ISO 8601 date-time: {value!r}") from None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise DefinitionsError(f"{where}: expected a date-time with an offset, got {value!r}")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00: before year 1 in UTC
+        raise DefinitionsError(f"{where}: {value.isoformat()} is out of range in UTC") from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -26,7 +26,14 @@ from segmentation.channel import ChannelConfig
 from segmentation.clv import NO_PURCHASE as CLV_NO_PURCHASE
 from segmentation.clv import ClvConfig
 from segmentation.clv_fields import FIELDS as CLV_FIELDS
-from segmentation.config_reading import DefinitionsError, read_decimal, read_int, read_section, read_str
+from segmentation.config_reading import (
+    DefinitionsError,
+    read_decimal,
+    read_instant,
+    read_int,
+    read_section,
+    read_str,
+)
 from segmentation.currencies import CURRENCY_EXPONENT
 from segmentation.demographics import AgeBandConfig, RegionConfig
 from segmentation.email_appetence import SEGMENTS as EMAIL_SEGMENTS
@@ -182,7 +189,9 @@ class Definitions:
             currency_rates=_rates(read_section(raw, "currency_rates"), currency),
             recent_event_ids=recent,
             max_amount=_max_amount(raw.get("max_amount", "1000000000"), exponent),
-            earliest_event_time=_instant(raw.get("earliest_event_time", "1970-01-01T00:00:00Z")),
+            earliest_event_time=read_instant(
+                raw.get("earliest_event_time", "1970-01-01T00:00:00Z"), "earliest_event_time"
+            ),
             lifecycle=LifecycleConfig.from_mapping(read_section(raw, "lifecycle")),
             rfm=RfmConfig.from_mapping(read_section(raw, "rfm"), exponent),
             value=ValueConfig.from_mapping(read_section(raw, "value"), exponent),
@@ -262,18 +271,6 @@ def _max_amount(value: object, exponent: int) -> Decimal:
     if amount <= 0 or amount.scaleb(exponent) != amount.scaleb(exponent).to_integral_value():
         raise DefinitionsError(f"max_amount: must be > 0 and a whole number of minor units, got {amount}")
     return amount
-
-
-def _instant(value: object) -> datetime:
-    """An ISO 8601 date-time with offset (a YAML timestamp or a string), in UTC."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise DefinitionsError(f"earliest_event_time: not an ISO 8601 date-time: {value!r}") from None
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise DefinitionsError(f"earliest_event_time: expected a date-time with an offset, got {value!r}")
-    return value.astimezone(UTC)
 
 
 def _audiences(raw: Mapping[str, object], category: CategoryConfig) -> tuple[Rule, ...]:

@@ -21,6 +21,9 @@ from segmentation.state import CustomerState
 __all__ = ["AgeBandConfig", "RegionConfig", "age_band", "age_band_next_change", "region_group"]
 
 AGE_GRID = "age_band"
+# Ages in years: a band bound far beyond a lifetime put the band's next change (1 January of birth year +
+# bound) past year 9999, and every birth-year declaration failed inside `apply`
+MAX_AGE = 200
 REGION_GRID = "region"
 
 
@@ -48,8 +51,10 @@ class AgeBandConfig:
             if last:
                 if bound is not None:
                     raise DefinitionsError(f"{where}: the last band is open-ended and takes no 'below'")
-            elif isinstance(bound, bool) or not isinstance(bound, int):
-                raise DefinitionsError(f"{where}.below: expected an integer age, got {bound!r}")
+            elif isinstance(bound, bool) or not isinstance(bound, int) or bound > MAX_AGE:
+                raise DefinitionsError(
+                    f"{where}.below: expected an integer age, at most {MAX_AGE}, got {bound!r}"
+                )
             else:
                 bounds.append(bound)
         if len(names) < 2:

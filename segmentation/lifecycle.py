@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from segmentation.config_reading import DefinitionsError, read_int
+from segmentation.config_reading import MAX_DAYS, DefinitionsError, read_int
 from segmentation.instants import after, iso
 from segmentation.state import CustomerState
 
@@ -40,10 +40,11 @@ class LifecycleConfig:
     rules: dict[str, str] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        if not 0 < self.new_for_days < self.at_risk_after_days < self.lost_after_days:
+        if not 0 < self.new_for_days < self.at_risk_after_days < self.lost_after_days <= MAX_DAYS:
             raise DefinitionsError(
                 "lifecycle: thresholds must satisfy 0 < new_for_days < at_risk_after_days < lost_after_days,"
-                f" got {self.new_for_days}, {self.at_risk_after_days}, {self.lost_after_days}"
+                f" at most {MAX_DAYS} days, got {self.new_for_days}, {self.at_risk_after_days},"
+                f" {self.lost_after_days}"
             )
         if not 0 < self.reactivated_for_days < self.at_risk_after_days:
             raise DefinitionsError(

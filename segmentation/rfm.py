@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from segmentation.config_reading import DefinitionsError, read_decimal, read_list, read_str
+from segmentation.config_reading import MAX_DAYS, DefinitionsError, read_decimal, read_list, read_str
 from segmentation.state import CustomerState
 
 __all__ = ["NO_PURCHASE", "RfmConfig", "assess", "classify", "explain", "next_change", "scores"]
@@ -88,6 +88,10 @@ class RfmConfig:
         for name, values in checks:
             if any(b <= a for a, b in itertools.pairwise(values)) or values[0] <= 0:
                 raise DefinitionsError(f"rfm.{name}: breakpoints must be positive and strictly ascending")
+        if recency[-1] > MAX_DAYS:  # a timedelta holds at most 999,999,999 days
+            raise DefinitionsError(
+                f"rfm.recency_days: breakpoints are at most {MAX_DAYS} days, got {recency[-1]}"
+            )
         minor = []
         for i, amount in enumerate(monetary):
             scaled = amount.scaleb(minor_exponent)
