@@ -128,3 +128,9 @@ def test_a_retention_field_this_segstream_cannot_have_written_is_refused() -> No
     for stored in ("vip", "vip:x03", ":a03", f"{len(TOKENS)}:a03"):
         with pytest.raises(ValueError, match="code this segstream does not know"):
             period_named(stored, "2026")
+
+
+def test_a_week_asked_again_is_the_same_text() -> None:
+    """period_of memoises weeks: the second ask of a day is answered from the memo (branch kept covered)."""
+    first = period_of(date(2026, 3, 5), "week")
+    assert first == "2026-W10" and period_of(date(2026, 3, 5), "week") is first
