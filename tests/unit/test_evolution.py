@@ -309,9 +309,7 @@ def test_a_return_to_definitions_applied_before_moves_a_dormant_customer_under_n
     consumer deduplicating by id must not take for a redelivery. The first change keeps its former id."""
     state, _ = run([purchase(day(0), "150.00")])
     v1 = DEFAULT
-    v2 = definitions_with(
-        value={"tiers": [{"segment": "small", "from": "0"}, {"segment": "big", "from": "100"}]}
-    )
+    v2 = definitions_with(value=SMALL_BIG)
     moves = []
     for d in (v2, v1, v2, v1):
         outcome = resegment(state, d, day(1))
