@@ -22,6 +22,7 @@ from streams.worker import realign
 from streams.worker.batch import advance_all
 from streams.worker.catch_up import caught_up, end_offsets, live_clock
 from streams.worker.concurrent_partitions import submit_at_once
+from streams.worker.idle_check import report_idle
 from streams.worker.namespace_follow import DefinitionsMismatch, check_claim
 from streams.worker.ownership import Owned, Rebalance
 from streams.worker.pipeline import BatchPipeline
@@ -224,10 +225,7 @@ class Worker(BatchPipeline):
                         f"fenced out of partition {partition} {now - since:.0f} s ago and still assigned to "
                         "this worker: another process writes it; exiting so a restart claims it again"
                     )
-        for partition, owned in list(self.owned.items()):
-            idle = owned.inflight is None or owned.inflight.done()
-            if now >= owned.next_report and idle and self.owned.get(partition) is owned:
-                await self.report(partition, owned)
+        await report_idle(self, now)  # each checked still ours first: Redis may lose writes of a quiet one
 
     async def follow_promote(self) -> None:
         """The active namespace moved: follow it (`promote_follow.follow`)."""
