@@ -71,6 +71,19 @@ async def _namespace(settings: Settings, client: aioredis.Redis, args: argparse.
     return name
 
 
+async def _keyed_namespace(settings: Settings, client: aioredis.Redis, args: argparse.Namespace) -> str:
+    """`_namespace`, refused (PartitionCountError, exit 3) when it records another partition count than
+    SEGSTREAM_TOPIC_PARTITIONS: walking partitions 0..count-1, a command would miss customers or look for
+    them in other partitions' keys (apply moved only part of the namespace, then recorded the new version)."""
+    from streams.store.definitions_record import check_partition_count
+    from streams.store.keys import KeySpace
+
+    name = await _namespace(settings, client, args)
+    keys = KeySpace(settings.key_prefix, name, settings.events_topic)
+    await check_partition_count(client, keys, settings.topic_partitions)
+    return name
+
+
 async def run_definitions(settings: Settings, args: argparse.Namespace) -> int:
     from segmentation import Definitions, DefinitionsError
     from streams.admin import definitions_change as change
@@ -87,7 +100,7 @@ async def run_definitions(settings: Settings, args: argparse.Namespace) -> int:
 
     client = redis_client(settings)
     try:
-        namespace = await _namespace(settings, client, args)
+        namespace = await _keyed_namespace(settings, client, args)
         keys = KeySpace(settings.key_prefix, namespace, settings.events_topic)
         if args.action == "diff":
             matrix = await change.diff(client, keys, settings.topic_partitions, new)
@@ -213,7 +226,7 @@ async def run_calibrate(settings: Settings, args: argparse.Namespace) -> int:
     current = load_definitions(settings)
     client = redis_client(settings)
     try:
-        namespace = await _namespace(settings, client, args)
+        namespace = await _keyed_namespace(settings, client, args)
         keys = KeySpace(settings.key_prefix, namespace, settings.events_topic)
         population = await calibrate.read_population(
             client, keys, settings.topic_partitions, current.minor_exponent

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from streams.store.keys import KeySpace
 from streams.store.replies import text
+from streams.store.stored_state import StoredFormatError
 
 PARTITIONS = "partitions"  # the SEGSTREAM_TOPIC_PARTITIONS it was built for (`partitions_rule`)
 REALIGN = "realign"  # '<version> <token>': the version a lazy adoption moves the namespace to, and which one
@@ -33,6 +34,22 @@ def walk_of(target: str | None, done: str | None, version: str) -> str | None:
     if target is None or target.split(" ", 1)[0] != version or done == target:
         return None
     return target
+
+
+class PartitionCountError(StoredFormatError):
+    """The namespace records another partition count than the reader's SEGSTREAM_TOPIC_PARTITIONS: customers
+    would be looked for in other partitions' keys (exit code 3, HTTP 409)."""
+
+
+async def check_partition_count(client: aioredis.Redis, keys: KeySpace, mine: int) -> None:
+    """Refuse (PartitionCountError) a namespace built for another partition count than `mine`; a namespace
+    recording none (a worker has not started on it yet) passes."""
+    recorded = _text(await client.hget(keys.definitions(), PARTITIONS))
+    if recorded is not None and int(recorded) != mine:
+        raise PartitionCountError(
+            f"namespace {keys.namespace!r} was built for {recorded} partitions and SEGSTREAM_TOPIC_PARTITIONS"
+            f" is {mine}: its customers are keyed by partition; set SEGSTREAM_TOPIC_PARTITIONS={recorded}"
+        )
 
 
 class DefinitionsRecord(Protocol):
