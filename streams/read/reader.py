@@ -36,6 +36,7 @@ from streams.read.snapshot import grid_flows
 from streams.settings import Settings
 from streams.store import membership
 from streams.store.connection import async_pooled_client
+from streams.store.definitions_record import check_partition_count
 from streams.store.history_format import FIELD as HISTORY
 from streams.store.keys import KeySpace
 from streams.store.namespaces import active_namespace
@@ -107,8 +108,9 @@ class SegmentReader:
         now = time.monotonic()
         if self._keys is None or (self.settings.namespace is None and now - self._keys_at > self._ttl):
             namespace = self.settings.namespace or await active_namespace(self._r, self.settings.key_prefix)
-            self._keys = KeySpace(self.settings.key_prefix, namespace, self.settings.events_topic)
-            self._keys_at = now
+            keys = KeySpace(self.settings.key_prefix, namespace, self.settings.events_topic)
+            await check_partition_count(self._r, keys, self.settings.topic_partitions)  # keyed by partition
+            self._keys, self._keys_at = keys, now
         return self._keys
 
     async def namespace(self) -> str:
