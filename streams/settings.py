@@ -111,6 +111,22 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _topics_are_distinct(self) -> Settings:
+        """One topic in two roles: dead letters written to the events topic are read back, dead-lettered
+        again and written again for ever; transitions read as events; dead letters among the transitions."""
+        roles = {
+            "SEGSTREAM_EVENTS_TOPIC": self.events_topic,
+            "SEGSTREAM_TRANSITIONS_TOPIC": self.transitions_topic,
+            "SEGSTREAM_DLQ_TOPIC": self.dlq_topic,
+        }
+        names = list(roles)
+        for i, first in enumerate(names):
+            for second in names[i + 1 :]:
+                if roles[first] == roles[second]:
+                    raise ValueError(f"{second} names the same topic as {first}: give each its own topic")
+        return self
+
     def as_environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """These settings as SEGSTREAM_* variables (secrets unmasked), to start a worker process with them."""
         env = dict(os.environ if base is None else base)

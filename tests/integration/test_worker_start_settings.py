@@ -1,0 +1,127 @@
+"""A worker given settings it cannot run with says so in one line and exits 2 before it touches anything
+(README "Exit codes"), rather than run with them (looping, or writing what no command can reach) or end in
+a traceback later. Real Kafka and Redis; the worker as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from aiokafka import AIOKafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import NewTopic
+
+from streams.store.connection import sync_client
+from tests.integration.test_cli_failures import ROOT, failed, keys
+from tests.services import Services
+
+
+@pytest.fixture
+def env(services: Services, redis_prefix: str, topic_name: Callable[[str], str]) -> dict[str, str]:
+    """The real services, this test's key prefix, topics and group, a short start-up wait."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SEGSTREAM_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+        "SEGSTREAM_REDIS_URL": services.redis_url,
+        "SEGSTREAM_KEY_PREFIX": redis_prefix.rstrip(":"),
+        "SEGSTREAM_EVENTS_TOPIC": topic_name("events"),
+        "SEGSTREAM_TRANSITIONS_TOPIC": topic_name("transitions"),
+        "SEGSTREAM_DLQ_TOPIC": topic_name("dlq"),
+        "SEGSTREAM_GROUP_ID": topic_name("group"),  # never the shared default group
+        "SEGSTREAM_CONNECT_TIMEOUT_S": "1",
+    }
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[redis.Redis]:
+    c = sync_client(services.redis_url, decode_responses=True, encoding_errors="surrogateescape")
+    yield c
+    c.close()
+
+
+def worker(
+    variables: dict[str, str], seconds: float = 20.0, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`segstream worker` with these variables; one still running after `seconds` is stopped (SIGINT), and
+    its return code is then None."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env={**variables, **extra},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, err = proc.communicate(timeout=seconds)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        return subprocess.CompletedProcess(proc.args, None, "", err)  # type: ignore[arg-type]
+
+
+def _records(bootstrap: str, topic: str) -> int:
+    """How many records the one-partition topic holds."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        return sum(consumer.end_offsets([TopicPartition(topic, 0)]).values())
+    finally:
+        consumer.close()
+
+
+def _create(bootstrap: str, topic: str) -> None:
+    """A topic of one partition."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        admin.close()
+
+
+async def _send(bootstrap: str, topic: str, value: bytes) -> None:
+    """One record to a new topic of one partition."""
+    _create(bootstrap, topic)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=b"c1")
+    finally:
+        await producer.stop()
+
+
+def test_a_dead_letter_topic_that_is_the_events_topic_is_refused(
+    env: dict[str, str], client: redis.Redis, services: Services
+) -> None:
+    """The worker would consume its own dead letters as events: each malformed record a dead letter again,
+    written to the topic it reads, for ever."""
+    events = env["SEGSTREAM_EVENTS_TOPIC"]
+    asyncio.run(_send(services.kafka_bootstrap, events, b"{not json"))
+    result = worker(env, SEGSTREAM_DLQ_TOPIC=events, SEGSTREAM_TOPIC_PARTITIONS="1")
+    held = _records(services.kafka_bootstrap, events)
+    assert result.returncode == 2, f"exit {result.returncode}; the events topic holds {held} records (1 sent)"
+    failed(result, 2, "SEGSTREAM_DLQ_TOPIC", "SEGSTREAM_EVENTS_TOPIC")
+    assert held == 1 and keys(client, env) == []
+
+
+def test_a_transitions_topic_that_is_another_topic_of_the_worker_is_refused(
+    env: dict[str, str], services: Services
+) -> None:
+    """Transitions read back as events (all dead letters), or dead letters mixed into the transitions that
+    marketing automation consumes. The topics exist (the broker would refuse to create one twice)."""
+    for name in ("SEGSTREAM_EVENTS_TOPIC", "SEGSTREAM_DLQ_TOPIC"):
+        _create(services.kafka_bootstrap, env[name])
+        result = worker(env, 10, SEGSTREAM_TRANSITIONS_TOPIC=env[name], SEGSTREAM_TOPIC_PARTITIONS="1")
+        failed(result, 2, "SEGSTREAM_TRANSITIONS_TOPIC", name)
