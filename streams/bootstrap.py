@@ -42,6 +42,19 @@ def load_definitions(settings: Settings) -> Definitions:
     )
 
 
+def worker_definitions(settings: Settings) -> Definitions:
+    """The definitions file and a pinned SEGSTREAM_NAMESPACE, checked before any wait or write (exit 2): an
+    `a:b` namespace was out of reach of `namespaces drop|promote`, and inside `drop a`'s walk."""
+    if settings.namespace is not None:
+        from streams.store.namespaces import NamespaceError, check_name
+
+        try:
+            check_name(settings.namespace)
+        except NamespaceError as exc:
+            raise NamespaceError(f"SEGSTREAM_NAMESPACE: {exc}") from None
+    return load_definitions(settings)
+
+
 def keyspace(settings: Settings) -> KeySpace:
     """Keys of the configured namespace; without SEGSTREAM_NAMESPACE, the active one (read once, here)."""
     namespace = settings.namespace
@@ -247,7 +260,7 @@ class Runtime:
 @asynccontextmanager
 async def worker_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Everything a worker needs, started in order and closed in reverse."""
-    definitions = load_definitions(settings)
+    definitions = worker_definitions(settings)
     await ensure_topics(settings)
     client = redis_client(settings)
     pinned = settings.namespace is not None

@@ -20,11 +20,11 @@ from streams.settings import Settings, without_password
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.bootstrap import load_definitions, wait_for_services, worker_runtime
+    from streams.bootstrap import wait_for_services, worker_definitions, worker_runtime
     from streams.store.tuning import memory_advice
 
     stop_timeout = settings.stop_timeout_s
-    load_definitions(settings)  # a broken file is reported before any wait (exit code 2)
+    worker_definitions(settings)  # a broken file or namespace name is reported before any wait (exit code 2)
 
     async def main() -> None:
         await wait_for_services(settings, _note("worker"))

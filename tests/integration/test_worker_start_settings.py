@@ -125,3 +125,24 @@ def test_a_transitions_topic_that_is_another_topic_of_the_worker_is_refused(
         _create(services.kafka_bootstrap, env[name])
         result = worker(env, 10, SEGSTREAM_TRANSITIONS_TOPIC=env[name], SEGSTREAM_TOPIC_PARTITIONS="1")
         failed(result, 2, "SEGSTREAM_TRANSITIONS_TOPIC", name)
+
+
+def test_a_pinned_namespace_the_namespace_commands_refuse_is_refused_before_anything_is_written(
+    env: dict[str, str], client: redis.Redis, services: Services
+) -> None:
+    """`SEGSTREAM_NAMESPACE=staging:v2` ran: its keys were then out of reach of `namespaces drop|promote`
+    (an invalid name to them), and inside `drop staging`'s walk (`<prefix>:staging:*`)."""
+    for name in ("staging:v2", "spring*", "namespace"):
+        result = worker(env, 10, SEGSTREAM_NAMESPACE=name)
+        failed(result, 2, "SEGSTREAM_NAMESPACE", name)
+    assert keys(client, env) == [] and _topics(services, env) == set()
+
+
+def _topics(services: Services, env: dict[str, str]) -> set[str]:
+    """This test's topics that exist."""
+    admin = KafkaAdminClient(bootstrap_servers=services.kafka_bootstrap)
+    try:
+        ours = {env[f"SEGSTREAM_{role}_TOPIC"] for role in ("EVENTS", "TRANSITIONS", "DLQ")}
+        return set(admin.list_topics()) & ours
+    finally:
+        admin.close()
