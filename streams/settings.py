@@ -112,6 +112,19 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Settings:
+        """Every mechanism allowed here (PLAIN, SCRAM) needs both; aiokafka refuses PLAIN without them."""
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_") and (
+            self.kafka_sasl_username is None or self.kafka_sasl_password is None
+        ):
+            raise ValueError(
+                f"SEGSTREAM_KAFKA_SECURITY_PROTOCOL={protocol} needs SEGSTREAM_KAFKA_SASL_USERNAME and"
+                " SEGSTREAM_KAFKA_SASL_PASSWORD (and SEGSTREAM_KAFKA_SASL_MECHANISM unless PLAIN)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _topics_are_distinct(self) -> Settings:
         """One topic in two roles: dead letters written to the events topic are read back, dead-lettered
         again and written again for ever; transitions read as events; dead letters among the transitions."""

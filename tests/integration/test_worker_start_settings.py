@@ -146,3 +146,11 @@ def _topics(services: Services, env: dict[str, str]) -> set[str]:
         return set(admin.list_topics()) & ours
     finally:
         admin.close()
+
+
+def test_sasl_without_its_user_and_password_is_one_line_and_exit_2(env: dict[str, str]) -> None:
+    """aiokafka refuses the client (ValueError): it ended in a traceback and exit code 1."""
+    for protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        for given in ({}, {"SEGSTREAM_KAFKA_SASL_USERNAME": "segstream"}):
+            result = worker(env, 10, SEGSTREAM_KAFKA_SECURITY_PROTOCOL=protocol, **given)
+            failed(result, 2, "SEGSTREAM_KAFKA_SASL_USERNAME", "SEGSTREAM_KAFKA_SASL_PASSWORD", protocol)
