@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     dlq_topic: str = "customer-events.dlq"
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int | None = Field(None, ge=1)  # None: the brokers' default.replication.factor
-    group_id: str = "segstream"
+    group_id: str = Field("segstream", min_length=1)  # the broker refuses an empty one (InvalidGroupId)
 
     definitions_file: Path | None = None  # None: the packaged defaults
     key_prefix: str = "segstream"

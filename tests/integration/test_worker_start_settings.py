@@ -154,3 +154,10 @@ def test_sasl_without_its_user_and_password_is_one_line_and_exit_2(env: dict[str
         for given in ({}, {"SEGSTREAM_KAFKA_SASL_USERNAME": "segstream"}):
             result = worker(env, 10, SEGSTREAM_KAFKA_SECURITY_PROTOCOL=protocol, **given)
             failed(result, 2, "SEGSTREAM_KAFKA_SASL_USERNAME", "SEGSTREAM_KAFKA_SASL_PASSWORD", protocol)
+
+
+def test_an_empty_group_id_is_one_line_and_exit_2(env: dict[str, str], services: Services) -> None:
+    """The broker refuses it at the group join (InvalidGroupIdError): a traceback and exit code 1, after the
+    topics were created."""
+    failed(worker(env, 10, SEGSTREAM_GROUP_ID=""), 2, "SEGSTREAM_GROUP_ID")
+    assert _topics(services, env) == set()
