@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,20 +22,21 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = None
-    kafka_ssl_certfile: Path | None = None
-    kafka_ssl_keyfile: Path | None = None
+    # TLS files must exist (FilePath): a missing one was taken for an unreachable service (exit 4)
+    kafka_ssl_cafile: FilePath | None = None
+    kafka_ssl_certfile: FilePath | None = None
+    kafka_ssl_keyfile: FilePath | None = None
 
     redis_url: str = "redis://127.0.0.1:6379/0"  # rediss:// for TLS; user:password@ for AUTH
     # Redis Cluster: a redis+cluster:// (rediss+cluster://) URL, or this set with a plain one (connection.py)
     redis_cluster: bool = False
     redis_timeout_s: float = Field(10.0, gt=0)  # a reply slower than this counts as an outage: retry
     connect_timeout_s: float = Field(30.0, ge=0)  # start-up: wait this long for Kafka / Redis, then exit 4
-    redis_tls_ca_file: Path | None = (
+    redis_tls_ca_file: FilePath | None = (
         None  # rediss://: CA that signed the server's certificate (else system CAs)
     )
-    redis_tls_cert_file: Path | None = None  # client certificate, when the server asks for one
-    redis_tls_key_file: Path | None = None
+    redis_tls_cert_file: FilePath | None = None  # client certificate, when the server asks for one
+    redis_tls_key_file: FilePath | None = None
 
     events_topic: str = "customer-events"
     transitions_topic: str = "segment-transitions"

@@ -161,3 +161,16 @@ def test_an_empty_group_id_is_one_line_and_exit_2(env: dict[str, str], services:
     topics were created."""
     failed(worker(env, 10, SEGSTREAM_GROUP_ID=""), 2, "SEGSTREAM_GROUP_ID")
     assert _topics(services, env) == set()
+
+
+def test_a_tls_file_that_does_not_exist_is_named_at_once_exit_2(env: dict[str, str]) -> None:
+    """It was taken for an unreachable service: the worker waited SEGSTREAM_CONNECT_TIMEOUT_S, advised to
+    start Kafka (or Redis) or fix its address, and exited 4."""
+    missing = str(ROOT / "no-such-dir" / "ca.pem")
+    kafka_tls = {"SEGSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL"}
+    for name, extra in (
+        ("SEGSTREAM_KAFKA_SSL_CAFILE", kafka_tls),
+        ("SEGSTREAM_KAFKA_SSL_CERTFILE", kafka_tls),
+        ("SEGSTREAM_REDIS_TLS_CA_FILE", {"SEGSTREAM_REDIS_URL": "rediss://127.0.0.1:6379/0"}),
+    ):
+        failed(worker(env, 10, **{name: missing, **extra}), 2, name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -51,10 +53,12 @@ def test_the_factory_builds_the_client_the_url_names_without_connecting() -> Non
     assert isinstance(clustered, AsyncRedisCluster)
 
 
-def test_tls_options_follow_the_cluster_tls_scheme_too() -> None:
-    tls = Settings(redis_url="rediss+cluster://h:7000", redis_tls_ca_file="/etc/ca.pem").redis_tls()
-    assert tls == {"ssl_ca_certs": "/etc/ca.pem"}
-    assert Settings(redis_url="redis+cluster://h:7000", redis_tls_ca_file="/etc/ca.pem").redis_tls() == {}
+def test_tls_options_follow_the_cluster_tls_scheme_too(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"  # a TLS file must exist (Settings)
+    ca.write_text("-", encoding="utf-8")
+    tls = Settings(redis_url="rediss+cluster://h:7000", redis_tls_ca_file=ca).redis_tls()
+    assert tls == {"ssl_ca_certs": str(ca)}
+    assert Settings(redis_url="redis+cluster://h:7000", redis_tls_ca_file=ca).redis_tls() == {}
 
 
 def test_the_cluster_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
