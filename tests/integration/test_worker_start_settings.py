@@ -174,3 +174,12 @@ def test_a_tls_file_that_does_not_exist_is_named_at_once_exit_2(env: dict[str, s
         ("SEGSTREAM_REDIS_TLS_CA_FILE", {"SEGSTREAM_REDIS_URL": "rediss://127.0.0.1:6379/0"}),
     ):
         failed(worker(env, 10, **{name: missing, **extra}), 2, name)
+
+
+def test_a_future_skew_beyond_a_date_is_refused_at_start(env: dict[str, str], services: Services) -> None:
+    """`inf` (meant as "no limit") or 10^11 s started, then every batch raised OverflowError computing the
+    wall clock plus the skew: a traceback and exit 1 at the first event, and at every restart."""
+    asyncio.run(_send(services.kafka_bootstrap, env["SEGSTREAM_EVENTS_TOPIC"], b"{not json"))
+    for skew in ("inf", "1e11"):
+        result = worker(env, 20, SEGSTREAM_MAX_FUTURE_SKEW_S=skew, SEGSTREAM_TOPIC_PARTITIONS="1")
+        failed(result, 2, "SEGSTREAM_MAX_FUTURE_SKEW_S")
