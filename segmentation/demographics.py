@@ -14,6 +14,7 @@ from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 from segmentation.config_reading import DefinitionsError, read_list, read_section, read_str
 from segmentation.state import CustomerState
@@ -80,7 +81,8 @@ class RegionConfig:
         section = read_section(raw, "groups", "region.")
         groups: list[tuple[str, tuple[str, ...]]] = []
         lookup: dict[str, str] = {}
-        for name, codes in section.items():
+        # keys as YAML gave them (`on:` is a boolean): compiled, a `str` key is type-checked on unpacking
+        for name, codes in cast(Mapping[object, object], section).items():
             if not isinstance(name, str) or not name:  # `on:` is a boolean; "" reads back as no segment
                 raise DefinitionsError(
                     f"region.groups.{name}: group names are non-empty strings (quote a name YAML reads as a"
