@@ -12,6 +12,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from streams.store.connection import sync_client
+from tests.services import Services
+
+ROOT = Path(__file__).resolve().parents[2]
+
 PORT = 16479
 
 
@@ -62,3 +67,30 @@ def private_redis(tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[byte
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def env(services: Services, redis_prefix: str, topic_name: Callable[[str], str]) -> dict[str, str]:
+    """For `segstream` subprocesses: the real services, this test's key prefix, topics and group (never the
+    shared default group), a short start-up wait, no API keys."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SEGSTREAM_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+        "SEGSTREAM_REDIS_URL": services.redis_url,
+        "SEGSTREAM_KEY_PREFIX": redis_prefix.rstrip(":"),
+        "SEGSTREAM_EVENTS_TOPIC": topic_name("events"),
+        "SEGSTREAM_TRANSITIONS_TOPIC": topic_name("transitions"),
+        "SEGSTREAM_DLQ_TOPIC": topic_name("dlq"),
+        "SEGSTREAM_GROUP_ID": topic_name("group"),
+        "SEGSTREAM_CONNECT_TIMEOUT_S": "1",
+        "SEGSTREAM_API_KEYS": "",
+    }
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[redis.Redis]:
+    """A text client of the real Redis (surrogateescape: keys of any bytes read back)."""
+    c = sync_client(services.redis_url, decode_responses=True, encoding_errors="surrogateescape")
+    yield c
+    c.close()

@@ -4,14 +4,13 @@ ended in 25-77 line tracebacks, and a failed CSV replay left a half-made namespa
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ import redis
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from streams.store.connection import sync_client
 from streams.store.keys import KeySpace
 from tests.services import Services
 
@@ -33,31 +31,6 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def env(services: Services, redis_prefix: str, topic_name: Callable[[str], str]) -> dict[str, str]:
-    """The real services, this test's key prefix and topics, a short start-up wait."""
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "SEGSTREAM_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
-        "SEGSTREAM_REDIS_URL": services.redis_url,
-        "SEGSTREAM_KEY_PREFIX": redis_prefix.rstrip(":"),
-        "SEGSTREAM_EVENTS_TOPIC": topic_name("events"),
-        "SEGSTREAM_TRANSITIONS_TOPIC": topic_name("transitions"),
-        "SEGSTREAM_DLQ_TOPIC": topic_name("dlq"),
-        "SEGSTREAM_GROUP_ID": topic_name("group"),  # never the shared default group
-        "SEGSTREAM_CONNECT_TIMEOUT_S": "1",
-        "SEGSTREAM_API_KEYS": "",
-    }
-
-
-@pytest.fixture
-def client(services: Services) -> Iterator[redis.Redis]:
-    c = sync_client(services.redis_url, decode_responses=True, encoding_errors="surrogateescape")
-    yield c
-    c.close()
 
 
 def segstream(

@@ -5,45 +5,17 @@ a traceback later. Real Kafka and Redis; the worker as a process."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 
-import pytest
 import redis
 from aiokafka import AIOKafkaProducer
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from streams.store.connection import sync_client
 from tests.integration.test_cli_failures import ROOT, failed, keys
 from tests.services import Services
-
-
-@pytest.fixture
-def env(services: Services, redis_prefix: str, topic_name: Callable[[str], str]) -> dict[str, str]:
-    """The real services, this test's key prefix, topics and group, a short start-up wait."""
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "SEGSTREAM_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
-        "SEGSTREAM_REDIS_URL": services.redis_url,
-        "SEGSTREAM_KEY_PREFIX": redis_prefix.rstrip(":"),
-        "SEGSTREAM_EVENTS_TOPIC": topic_name("events"),
-        "SEGSTREAM_TRANSITIONS_TOPIC": topic_name("transitions"),
-        "SEGSTREAM_DLQ_TOPIC": topic_name("dlq"),
-        "SEGSTREAM_GROUP_ID": topic_name("group"),  # never the shared default group
-        "SEGSTREAM_CONNECT_TIMEOUT_S": "1",
-    }
-
-
-@pytest.fixture
-def client(services: Services) -> Iterator[redis.Redis]:
-    c = sync_client(services.redis_url, decode_responses=True, encoding_errors="surrogateescape")
-    yield c
-    c.close()
 
 
 def worker(
