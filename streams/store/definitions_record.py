@@ -17,7 +17,7 @@ from streams.store.keys import KeySpace
 from streams.store.replies import text
 from streams.store.stored_state import StoredFormatError
 
-PARTITIONS = "partitions"  # the SEGSTREAM_TOPIC_PARTITIONS it was built for (`partitions_rule`)
+PARTITIONS = "partitions"  # the SEGSTREAM_TOPIC_PARTITIONS it was built for (`partition_count_conflict`)
 REALIGN = "realign"  # '<version> <token>': the version a lazy adoption moves the namespace to, and which one
 REALIGNED = "realigned:"  # + partition: that value, once every customer of the partition was moved
 # (the token: a later adoption of the same version, after a roll-back, must walk again, whatever an earlier
@@ -41,15 +41,38 @@ class PartitionCountError(StoredFormatError):
     would be looked for in other partitions' keys (exit code 3, HTTP 409)."""
 
 
-async def check_partition_count(client: aioredis.Redis, keys: KeySpace, mine: int) -> None:
-    """Refuse (PartitionCountError) a namespace built for another partition count than `mine`; a namespace
-    recording none (a worker has not started on it yet) passes."""
-    recorded = _text(await client.hget(keys.definitions(), PARTITIONS))
-    if recorded is not None and int(recorded) != mine:
-        raise PartitionCountError(
-            f"namespace {keys.namespace!r} was built for {recorded} partitions and SEGSTREAM_TOPIC_PARTITIONS"
-            f" is {mine}: its customers are keyed by partition; set SEGSTREAM_TOPIC_PARTITIONS={recorded}"
+def partition_count_conflict(namespace: str, recorded: int | None, mine: int) -> str | None:
+    """The one partition-count rule, for workers, admin commands and readers alike: a namespace keys each
+    customer by `partition_for(id, count)` and stores offsets per partition of that count, so a process with
+    another count would look for customers in other partitions' keys (and a worker would resume at offsets
+    of another partitioning: events skipped, others applied twice). Returns why, or None (the same count, or
+    none recorded: a namespace no worker has started on yet). Each caller raises its own error type."""
+    if recorded is None or recorded == mine:
+        return None
+    return (
+        f"namespace {namespace!r} was built for {recorded} partitions and SEGSTREAM_TOPIC_PARTITIONS is"
+        f" {mine}: its customers are keyed by partition; set SEGSTREAM_TOPIC_PARTITIONS={recorded}"
+    )
+
+
+def recorded_partitions(value: bytes | str | None) -> int | None:
+    """The stored count; a value that is not a positive integer is a damaged record, said as such."""
+    raw = _text(value)
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit() and int(raw) > 0):
+        raise StoredFormatError(
+            f"the definitions record's {PARTITIONS!r} field is {raw!r}, not a partition count"
         )
+    return int(raw)
+
+
+async def check_partition_count(client: aioredis.Redis, keys: KeySpace, mine: int) -> None:
+    """`partition_count_conflict` for admin commands and readers: PartitionCountError (exit 3, HTTP 409)."""
+    recorded = recorded_partitions(await client.hget(keys.definitions(), PARTITIONS))
+    conflict = partition_count_conflict(keys.namespace, recorded, mine)
+    if conflict is not None:
+        raise PartitionCountError(conflict)
 
 
 class DefinitionsRecord(Protocol):
@@ -79,8 +102,7 @@ class RedisDefinitionsRecord:
 
     async def partitions(self, namespace: str) -> int | None:
         """The partition count the namespace was built for (None: not recorded)."""
-        value = _text(await self._r.hget(self._key(namespace), PARTITIONS))
-        return None if value is None else int(value)
+        return recorded_partitions(await self._r.hget(self._key(namespace), PARTITIONS))
 
     async def record_partitions(self, namespace: str, count: int) -> None:
         await self._r.hset(self._key(namespace), PARTITIONS, count)

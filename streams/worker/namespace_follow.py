@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from streams.store.definitions_record import DefinitionsRecord
+from streams.store.definitions_record import DefinitionsRecord, partition_count_conflict
 from streams.store.port import StateStore
 from streams.worker.retry import TORN, TRANSIENT, transient
 
@@ -27,15 +27,12 @@ class PartitionsMismatch(DefinitionsMismatch):
 
 
 def partitions_rule(namespace: str, recorded: int | None, mine: int) -> None:
-    """A namespace keys each customer by `partition_for(id, count)` and stores offsets per partition of that
-    count: a worker with another count would read its customers in other partitions' keys and resume at
-    offsets of another partitioning (events skipped, others applied twice). Nothing recorded (a namespace a
-    worker started): no rule."""
-    if recorded is not None and recorded != mine:
+    """`partition_count_conflict` for a worker: PartitionsMismatch, so it exits before writing anything."""
+    conflict = partition_count_conflict(namespace, recorded, mine)
+    if conflict is not None:
         raise PartitionsMismatch(
-            f"namespace {namespace!r} was built for {recorded} partitions and SEGSTREAM_TOPIC_PARTITIONS is"
-            f" {mine}: refusing to write into it (its customers are keyed by partition). Run the worker with"
-            " the count of its events topic, and replay with the same SEGSTREAM_TOPIC_PARTITIONS."
+            f"{conflict}. Refusing to write into it: run the worker with the count of its events topic, and"
+            " replay with the same SEGSTREAM_TOPIC_PARTITIONS."
         )
 
 
