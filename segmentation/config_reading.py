@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
+from segmentation.money import MAX_AMOUNT_DIGITS
+
 __all__ = [
     "MAX_DAYS",
     "DefinitionsError",
@@ -77,7 +79,8 @@ def read_list(raw: Mapping[str, object], key: str, default: list[object], where:
 
 
 def read_decimal(value: object, where: str) -> Decimal:
-    """Money as a Decimal written as a string (`"12.50"`) or integer, never a YAML float (inexact)."""
+    """Money as a Decimal written as a string (`"12.50"`) or integer, never a YAML float (inexact), and below
+    any amount's limit (`money.MAX_AMOUNT_DIGITS`): Decimal overflowed on a bound such as "1e999999"."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise DefinitionsError(f'{where}: expected a decimal string such as "12.50", got {value!r}')
     try:
@@ -86,6 +89,8 @@ def read_decimal(value: object, where: str) -> Decimal:
         raise DefinitionsError(f"{where}: not a decimal number: {value!r}") from None
     if not result.is_finite():
         raise DefinitionsError(f"{where}: not a finite number: {value!r}")
+    if result and result.adjusted() >= MAX_AMOUNT_DIGITS:
+        raise DefinitionsError(f"{where}: {value!r} is not below 10^{MAX_AMOUNT_DIGITS}: no amount reaches")
     return result
 
 

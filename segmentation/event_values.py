@@ -17,6 +17,7 @@ from typing import Final, cast
 from pydantic_core import PydanticCustomError
 
 from segmentation.currencies import CURRENCY_EXPONENT
+from segmentation.money import MAX_AMOUNT_DIGITS
 
 __all__ = [
     "JSON_NUMBER", "SCHEMA_VERSION", "checked_timestamp", "currency_code", "customer_ref", "fail",
@@ -24,7 +25,6 @@ __all__ = [
 ]  # fmt: skip
 
 SCHEMA_VERSION: Final = 1
-_MAX_AMOUNT_DIGITS: Final = 15  # whole digits; with 4 places an amount fits 19 digits (a SQL DECIMAL(19,4))
 _PLACES: Final = Decimal("0.0001")
 _ONE: Final = Decimal(1)
 _EXACT: Final = Context(prec=40)  # ample for 19 digits; immune to a caller's decimal.getcontext()
@@ -87,7 +87,7 @@ def _amount(value: object, positive: bool) -> Decimal:
         raise fail("must be a finite number")
     if number < 0 or (positive and not number):
         raise fail("must be > 0" if positive else "must be >= 0")
-    if number and number.adjusted() >= _MAX_AMOUNT_DIGITS:
+    if number and number.adjusted() >= MAX_AMOUNT_DIGITS:
         raise fail("must be below 10^15")
     if not plain:
         exponent = cast(int, number.as_tuple().exponent)  # an int: the number is finite

@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
 
-__all__ = ["UnknownCurrency", "to_base_minor"]
+__all__ = ["MAX_AMOUNT_DIGITS", "UnknownCurrency", "to_base_minor"]
+
+MAX_AMOUNT_DIGITS = 15
+"""Whole digits of any amount, in events and in the definitions: with 4 places an amount fits 19 digits (a
+SQL DECIMAL(19,4)); a threshold beyond it could never be crossed, and Decimal overflows working with it."""
 
 
 class UnknownCurrency(ValueError):

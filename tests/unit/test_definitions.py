@@ -85,6 +85,10 @@ def _raw(**override: Any) -> dict[str, Any]:
         ({"value": {"tiers": [{"segment": "a", "from": "0"}, {"segment": ">500", "from": "5"}]}}, "'>500'"),
         ({"value": {"tiers": [{"segment": "-", "from": "0"}, {"segment": "b", "from": "5"}]}}, "value: seg"),
         ({"region": {"groups": {"a|b": ["FR"]}}}, "region: segment name 'a|b' is not allowed"),
+        # a bound no amount can reach: Decimal overflowed on it (a traceback at load)
+        ({"rfm": {**_raw()["rfm"], "monetary": ["50", "150", "400", "1e999999"]}}, r"rfm.monetary\[3\]: '1e"),
+        ({"value": {"tiers": [{"segment": "a", "from": "0"}, {"segment": "b", "from": "1e15"}]}}, "10\\^15"),
+        ({"currency_rates": {"USD": "1E+999999"}}, "currency_rates.USD: '1E"),
     ],
 )
 def test_validation_errors(override: dict[str, Any], message: str) -> None:
