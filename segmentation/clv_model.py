@@ -53,25 +53,35 @@ class GammaGamma(NamedTuple):
     gamma: float
 
 
-def hyp2f1(a: float, b: float, c: float, z: float) -> float:
-    """Gauss hypergeometric 2F1(a, b; c; z) by its power series, for 0 <= z < 1 and c > 0.
+def hyp2f1(a: float, b: float, c: float, z: float, log_scale: float = 0.0) -> float:
+    """Gauss hypergeometric 2F1(a, b; c; z) by its power series, for 0 <= z < 1 and c > 0, times
+    exp(`log_scale`).
 
     The series converges for |z| < 1; the ratio of consecutive terms, (a+n)(b+n)z / ((c+n)(n+1)), tends
     to z. Once past the last sign change (n > -a, n > -b) and with that ratio below rho = max(ratio, z) < 1,
     the tail is at most |term| rho/(1-rho) (a geometric bound), and the sum stops when that bound is below
     1e-15 of the sum. Raises ArithmeticError outside the domain or if 100 000 terms do not suffice.
+    Terms are carried as logarithms with the scale folded in: with large parameters (a BG/NBD fit with
+    little dropout heterogeneity, a ~ 1e3) the series reaches 1e1600 while its prefactor is 1e-1600, and
+    separately both leave the float range (their product was NaN).
     """
     if not (0.0 <= z < 1.0 and c > 0.0):
         raise ArithmeticError(f"hyp2f1: series used only for 0 <= z < 1 and c > 0 (z={z}, c={c})")
-    total = term = 1.0
+    log_z = math.log(z) if z > 0.0 else -math.inf
+    log_term, sign = log_scale, 1.0
+    total = term = math.exp(log_scale)
     n = 0
     while n < _MAX_TERMS:
-        ratio = (a + n) * (b + n) / ((c + n) * (n + 1)) * z
-        term *= ratio
+        ratio = (a + n) * (b + n) / ((c + n) * (n + 1))
+        if ratio == 0.0 or log_z == -math.inf:  # the series ends (a polynomial) or z = 0
+            return total
+        log_term += math.log(abs(ratio)) + log_z
+        sign = sign if ratio > 0 else -sign
+        term = sign * math.exp(log_term)
         total += term
         n += 1
         if n > -a and n > -b:
-            rho = max(abs(ratio), z)
+            rho = max(abs(ratio) * z, z)
             if rho < 1.0 and abs(term) * rho <= _EPSILON * abs(total) * (1.0 - rho):
                 return total
     raise ArithmeticError(f"hyp2f1({a}, {b}; {c}; {z}): no convergence in {_MAX_TERMS} terms")
@@ -114,8 +124,7 @@ def expected_purchases(m: BgNbd, x: int, t_x: float, big_t: float, t: float) -> 
     """
     c = m.a + m.b + x - 1.0
     base = (m.alpha + big_t) / (m.alpha + big_t + t)
-    series = hyp2f1(c - m.r - x, m.a - 1.0, c, t / (m.alpha + big_t + t))
-    bracket = 1.0 - math.exp((m.a - 1.0) * math.log(base)) * series
+    bracket = 1.0 - hyp2f1(c - m.r - x, m.a - 1.0, c, t / (m.alpha + big_t + t), (m.a - 1.0) * math.log(base))
     return c / (m.a - 1.0) * bracket / (1.0 + _odds_dead(m, x, t_x, big_t))
 
 
@@ -126,23 +135,32 @@ class Forecast:
     not depend on T: they are computed once here, up to the degree where the tail bound of `hyp2f1` falls
     below 1e-15 of the sum at the largest z, t/(alpha+t) (T = 0; z only falls as T grows), and each
     evaluation is one numpy dot product of them with the powers of z (~3 us against ~200 us for the
-    term-by-term loop when z is near 1, as it is for young customers).
+    term-by-term loop when z is near 1, as it is for young customers). The coefficients are kept as
+    logarithms and signs, and each term is exp(log c_n + n log z + (a-1) log((alpha+T)/(alpha+T+t))) with the
+    prefactor inside: for large a (little dropout heterogeneity) c_n z^n and the prefactor overflow and
+    underflow the float range separately, which made E[Y] NaN (see `hyp2f1`).
     """
 
-    __slots__ = ("_coefficients", "_degrees", "_m", "_scale", "_t", "_x")
+    __slots__ = ("_degrees", "_logs", "_m", "_scale", "_signs", "_t", "_x")
 
     def __init__(self, m: BgNbd, x: int, t: float) -> None:
         a, b, c = m.a + m.b - 1.0 - m.r, m.a - 1.0, m.a + m.b + x - 1.0
         if c <= 0.0:
             raise ArithmeticError(f"clv forecast: the series needs a + b > 1 (a={m.a}, b={m.b})")
         z = t / (m.alpha + t)
-        coefficients = [1.0]
-        total = term = 1.0
+        log_z = math.log(z)
+        logs, signs = [0.0], [1.0]
+        log_term = (m.a - 1.0) * math.log(m.alpha / (m.alpha + t))  # the terms at T = 0, prefactor included
+        total = term = math.exp(log_term)
         n = 0
         while True:
             ratio = (a + n) * (b + n) / ((c + n) * (n + 1))
-            coefficients.append(coefficients[-1] * ratio)
-            term *= ratio * z
+            if ratio == 0.0:  # the series ends: every later coefficient is 0
+                break
+            logs.append(logs[-1] + math.log(abs(ratio)))
+            signs.append(signs[-1] if ratio > 0 else -signs[-1])
+            log_term += math.log(abs(ratio)) + log_z
+            term = signs[-1] * math.exp(log_term)
             total += term
             n += 1
             if n > -a and n > -b:
@@ -151,8 +169,8 @@ class Forecast:
                     break
             if n >= _MAX_TERMS:
                 raise ArithmeticError(f"clv forecast for x={x}: no convergence in {_MAX_TERMS} terms")
-        self._coefficients = np.array(coefficients)
-        self._degrees = np.arange(len(coefficients), dtype=np.float64)
+        self._logs, self._signs = np.array(logs), np.array(signs)
+        self._degrees = np.arange(len(logs), dtype=np.float64)
         self._m, self._x, self._t = m, x, t
         self._scale = c / (m.a - 1.0)
 
@@ -160,8 +178,9 @@ class Forecast:
         """E[Y(t) | x, t_x, T], equal to `expected_purchases(m, x, t_x, T, t)` to ~1e-15."""
         m, t = self._m, self._t
         horizon_end = m.alpha + big_t + t
-        series = float(self._coefficients @ np.power(t / horizon_end, self._degrees))
-        bracket = 1.0 - math.exp((m.a - 1.0) * math.log((m.alpha + big_t) / horizon_end)) * series
+        shift = (m.a - 1.0) * math.log((m.alpha + big_t) / horizon_end)
+        exponents = self._logs + self._degrees * math.log(t / horizon_end) + shift
+        bracket = 1.0 - float(self._signs @ np.exp(exponents))
         return self._scale * bracket / (1.0 + _odds_dead(m, self._x, t_x, big_t))
 
 
