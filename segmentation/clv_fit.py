@@ -4,6 +4,8 @@ The fit runs offline (`segstream calibrate --model clv`), never in `apply`: it t
 arrays (x, t_x, T in weeks; the mean spend zbar) and returns the parameters that the `clv:` section of a
 new definitions version carries. Both likelihoods are maximised over the logarithms of the parameters
 (so they stay positive without bounds) with L-BFGS-B from several starting points; the best optimum wins.
+Logarithms are numpy's: data without spread (one price, one rhythm) drives parameters to the edge of the float
+range, where `math.log(0)` raised instead of giving the -inf that makes the optimiser step back.
 `propose_tiers` turns the population's predicted CLV into tier bounds (quantiles, rounded up to money).
 """
 
@@ -93,7 +95,7 @@ def population_at(states: Iterable[CustomerState], until: datetime, scale: Decim
 def bgnbd_log_likelihood(m: BgNbd, x: Array, t_x: Array, big_t: Array) -> Array:
     """Per-customer BG/NBD log-likelihood (eq. 6 of Fader, Hardie & Lee 2005), vectorised."""
     r, alpha, a, b = m
-    common = gammaln(r + x) - gammaln(r) + r * math.log(alpha)
+    common = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
     stay = betaln(a, b + x) - betaln(a, b) - (r + x) * np.log(alpha + big_t)
     repeat = x > 0
     drop = np.where(
@@ -112,7 +114,7 @@ def gamma_gamma_log_likelihood(g: GammaGamma, x: Array, mean_spend: Array) -> Ar
         gammaln(px + q)
         - gammaln(px)
         - gammaln(q)
-        + q * math.log(gamma)
+        + q * np.log(gamma)
         + px * np.log(x)
         + (px - 1) * np.log(mean_spend)
         - (px + q) * np.log(gamma + x * mean_spend),
@@ -158,8 +160,8 @@ def fit_gamma_gamma(population: Population) -> GammaGamma:
     n = len(x)
 
     def objective(logs: Array) -> float:
-        g = GammaGamma(*np.exp(logs))
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # the optimiser may try parameters past the float range
+            g = GammaGamma(*np.exp(logs))
             total = float(np.sum(gamma_gamma_log_likelihood(g, x, spend)))
         # q <= 1 has no finite expected spend: outside the model's usable range
         return -total / n if math.isfinite(total) and g.q > 1.0 else math.inf
@@ -173,6 +175,9 @@ def propose_tiers(clv: Sequence[float], quantiles: Sequence[float], step: Decima
     values = np.asarray(clv, dtype=np.float64)
     if len(values) == 0:
         raise FitError("no customer to take CLV quantiles from")
+    if not np.all(np.isfinite(values)):  # a model the data cannot pin down: refuse, never write NaN tiers
+        bad = int(np.sum(~np.isfinite(values)))
+        raise FitError(f"the fitted model predicts no finite CLV for {bad} of {len(values)} customers")
     bounds = [Decimal(0)]
     for q in np.quantile(values, np.asarray(quantiles, dtype=np.float64), method="inverted_cdf"):
         bound = max(Decimal(repr(float(q))).quantize(step, ROUND_CEILING), step)
