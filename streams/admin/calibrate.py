@@ -4,19 +4,20 @@ Breakpoints change only through a new definitions version (BRIEF section 2): cal
 anything by itself. It reads every stored customer with at least one purchase, takes recency (days from the
 last purchase to the newest watermark of the namespace: the population's "now"), frequency (orders) and
 monetary (net, base currency), and proposes for each the quantiles 1/5 .. 4/5 as the four breakpoints
-(scores 1-5; the core has exactly five scores, so `--bins` must be 5). Integer breakpoints are rounded up,
-money to cents, and each is made strictly greater than the previous one (ties are common in frequency).
+(scores 1-5; the core has exactly five scores, so `--bins` must be 5). Each breakpoint is the smallest whole
+number of days or orders, or cent, strictly above its quantile (a score goes up once a breakpoint is reached:
+the customers at the quantile's value stay below it), and each is made strictly greater than the previous one
+(ties are common in frequency).
 The new file is the old document with the `rfm` breakpoints replaced and the version bumped; then
 `segstream definitions diff NEW.yaml` shows who would move (calibrate prints it too).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_FLOOR, Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -90,19 +91,22 @@ def propose(population: Population, bins: int = BINS) -> dict[str, list[Any]]:
     recency = np.quantile(np.array(population.recency_days, dtype=float), qs)
     frequency = np.quantile(np.array(population.orders, dtype=float), qs)
     monetary = np.quantile(np.array([float(m) for m in population.monetary], dtype=float), qs)
+    cent = Decimal("0.01")
     return {
-        "recency_days": [int(v) for v in _ascending([Decimal(math.ceil(x)) for x in recency], Decimal(1))],
+        "recency_days": [int(v) for v in _ascending([_above(x, Decimal(1)) for x in recency], Decimal(1))],
         "frequency_orders": [
-            int(v) for v in _ascending([Decimal(math.ceil(x)) for x in frequency], Decimal(1))
+            int(v) for v in _ascending([_above(x, Decimal(1)) for x in frequency], Decimal(1))
         ],
-        "monetary": [
-            str(v)
-            for v in _ascending(
-                [Decimal(repr(float(x))).quantize(Decimal("0.01"), ROUND_CEILING) for x in monetary],
-                Decimal("0.01"),
-            )
-        ],
+        "monetary": [str(v) for v in _ascending([_above(x, cent) for x in monetary], cent)],
     }
+
+
+def _above(quantile: float, step: Decimal) -> Decimal:
+    """The smallest multiple of `step` strictly above the quantile. A score goes up once a breakpoint is
+    *reached*, so customers at the quantile's own value (ties: 1 order, one price) stay in the lower score
+    and at least that share of the population is below the breakpoint; rounding up to the quantile itself
+    put them all above it (one-time buyers at F = 2, nobody at F = 1)."""
+    return Decimal(repr(float(quantile))).quantize(step, ROUND_FLOOR) + step
 
 
 def bump_version(version: str) -> str:

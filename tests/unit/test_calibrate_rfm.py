@@ -1,0 +1,59 @@
+"""`calibrate --grid rfm` proposals, checked as an analyst reads them: each score gets its share of buyers.
+
+F = 1 + (breakpoints reached by orders), M and R alike: a breakpoint *equal* to a quantile value puts every
+customer at that value in the upper score. Frequency is discrete and most buyers of a shop buy once, so the
+1/5 quantile is 1 order, the breakpoint was 1, and nobody could score F = 1: one-time buyers became
+`potential_loyalist` instead of `new`, and `new`, `promising` and `lost` of the classic map were empty.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from segmentation import Definitions
+from streams.admin import calibrate
+
+
+def _population(orders: list[int], monetary: list[str], recency: list[float]) -> calibrate.Population:
+    return calibrate.Population(
+        recency, orders, [Decimal(m) for m in monetary], datetime(2026, 6, 1, tzinfo=UTC)
+    )
+
+
+def _shares_below(values: list[float], points: list[float]) -> list[float]:
+    """The share of the population scored below each breakpoint (value < breakpoint)."""
+    ordered = sorted(values)
+    return [bisect_right(ordered, p - 1e-9) / len(values) for p in points]
+
+
+def test_one_time_buyers_score_f1() -> None:
+    orders = [1] * 60 + [2] * 20 + [3] * 10 + [5] * 10
+    population = _population(orders, ["25.00"] * 100, [float(d) for d in range(100)])
+    proposal = calibrate.propose(population)
+    assert proposal["frequency_orders"][0] == 2  # a single order is below the first breakpoint: F = 1
+    doc = calibrate.new_document(calibrate.base_document(None), proposal, None)
+    rfm = Definitions.from_mapping(doc).rfm
+    assert 1 + bisect_right(rfm.frequency_orders, 1) == 1
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_each_breakpoint_has_at_least_its_share_below(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    orders = [min(1 + int(rng.expovariate(0.7)), 40) for _ in range(500)]
+    money = [f"{rng.choice([9.99, 19.99, 49.99, 49.99, 120.0]) * o:.2f}" for o in orders]
+    recency = [float(rng.randint(0, 400)) for _ in range(500)]  # whole days: ties on the quantiles
+    proposal = calibrate.propose(_population(orders, money, recency))
+    wanted = [0.2, 0.4, 0.6, 0.8]
+    for values, points in (
+        ([float(o) for o in orders], [float(p) for p in proposal["frequency_orders"]]),
+        ([float(m) for m in money], [float(p) for p in proposal["monetary"]]),
+        (recency, [float(p) for p in proposal["recency_days"]]),
+    ):
+        shares = _shares_below(values, points)
+        assert all(s >= w - 1e-9 for s, w in zip(shares, wanted, strict=True)), (points, shares)
