@@ -5,8 +5,9 @@ anything by itself. It reads every stored customer with at least one purchase, t
 last purchase to the newest watermark of the namespace: the population's "now"), frequency (orders) and
 monetary (net, base currency), and proposes for each the quantiles 1/5 .. 4/5 as the four breakpoints
 (scores 1-5; the core has exactly five scores, so `--bins` must be 5). Each breakpoint is the smallest whole
-number of days or orders, or cent, strictly above its quantile (a score goes up once a breakpoint is reached:
-the customers at the quantile's value stay below it), and each is made strictly greater than the previous one
+number of days or orders, or minor unit of the base currency, strictly above its quantile (a score goes up
+once a breakpoint is reached: the customers at the quantile's value stay below it), and each is made
+strictly greater than the previous one
 (ties are common in frequency).
 The new file is the old document with the `rfm` breakpoints replaced and the version bumped; then
 `segstream definitions diff NEW.yaml` shows who would move (calibrate prints it too).
@@ -42,6 +43,7 @@ class Population:
     monetary: list[Decimal]
     reference: datetime | None
     customers: int = 0
+    unit: Decimal = Decimal("0.01")  # the base currency's minor unit: money breakpoints are multiples of it
 
 
 async def read_population(
@@ -53,8 +55,8 @@ async def read_population(
         if value is not None:
             watermarks.append(int(value))
     reference = from_us(max(watermarks)) if watermarks else None
-    population = Population([], [], [], reference)
     scale = Decimal(1).scaleb(-exponent)
+    population = Population([], [], [], reference, unit=scale)
     for p in range(partitions):
         async for rows in stored_customers(client, keys, p):
             for _, row in rows:
@@ -91,13 +93,13 @@ def propose(population: Population, bins: int = BINS) -> dict[str, list[Any]]:
     recency = np.quantile(np.array(population.recency_days, dtype=float), qs)
     frequency = np.quantile(np.array(population.orders, dtype=float), qs)
     monetary = np.quantile(np.array([float(m) for m in population.monetary], dtype=float), qs)
-    cent = Decimal("0.01")
+    unit = population.unit  # not always a cent: a breakpoint finer than the base currency does not load
     return {
         "recency_days": [int(v) for v in _ascending([_above(x, Decimal(1)) for x in recency], Decimal(1))],
         "frequency_orders": [
             int(v) for v in _ascending([_above(x, Decimal(1)) for x in frequency], Decimal(1))
         ],
-        "monetary": [str(v) for v in _ascending([_above(x, cent) for x in monetary], cent)],
+        "monetary": [str(v) for v in _ascending([_above(x, unit) for x in monetary], unit)],
     }
 
 

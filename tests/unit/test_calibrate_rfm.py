@@ -57,3 +57,21 @@ def test_each_breakpoint_has_at_least_its_share_below(seed: int) -> None:
     ):
         shares = _shares_below(values, points)
         assert all(s >= w - 1e-9 for s, w in zip(shares, wanted, strict=True)), (points, shares)
+
+
+def test_a_base_currency_without_cents_gets_whole_breakpoints() -> None:
+    """Base JPY (no minor unit): breakpoints in cents made the proposed file one `definitions apply` and
+    calibrate itself refuse ("rfm.monetary[0]: 1234.5 has more decimals than the base currency", exit 2
+    blaming the configuration)."""
+    base = calibrate.base_document(None)
+    base |= {"currency": "JPY", "currency_rates": {"EUR": "164"}, "max_amount": "100000000000"}
+    base["rfm"] = {**base["rfm"], "monetary": ["5000", "15000", "40000", "100000"]}
+    base["value"] = {"tiers": [{"segment": "none", "from": "0"}, {"segment": "some", "from": "1"}]}
+    base["audiences"] = {}
+    current = Definitions.from_mapping(base)
+    money = [f"{1000 + 37.5 * i}" for i in range(200)]  # the population's net monetary as read: half yen too
+    population = _population([1 + i % 7 for i in range(200)], money, [float(i) for i in range(200)])
+    population.unit = Decimal(1).scaleb(-current.minor_exponent)
+    proposal = calibrate.propose(population)
+    new = Definitions.from_mapping(calibrate.new_document(base, proposal, None))
+    assert all(m == m.to_integral_value() for m in new.rfm.monetary)
