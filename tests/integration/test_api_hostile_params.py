@@ -1,0 +1,61 @@
+"""Hostile parameters on a real HTTPS API process over the real Redis and Kafka: a number too long for
+Python's `int()` (more than 4,300 digits raises ValueError, not a parse failure) must be a 400 naming the
+parameter, never a 500 (docs/security.md: strict digit parsing with limits, 400)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from streams.devstack.certs import make_certs
+from streams.settings import Settings
+from streams.store.connection import sync_client
+from tests.integration.api_server import Api, feed, serve
+from tests.integration.worker_harness import make_settings
+from tests.services import Services
+
+HUGE = "9" * 5000  # past sys.get_int_max_str_digits() (4,300)
+
+
+@pytest.fixture(scope="module")
+def world(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Api]]:
+    unique = uuid.uuid4().hex[:12]
+    directory = tmp_path_factory.mktemp("api")
+    settings = make_settings(
+        services, lambda base: f"test-{unique}-{base}", f"test:{unique}:", namespace="main"
+    )
+    feed(settings)  # also makes the transitions topic the changes route reads
+    try:
+        with serve(settings, make_certs(directory / "tls")) as api:
+            yield settings, api
+    finally:
+        client = sync_client(services.redis_url)
+        for key in list(client.scan_iter(match=f"test:{unique}:*", count=1000)):
+            client.delete(key)
+        client.close()
+
+
+def call(api: Api, method: str, path: str, body: bytes | None = None) -> tuple[int, Any]:
+    async def run() -> tuple[int, Any]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(method, api.base + path, headers=api.auth("all"), data=body, ssl=api.ssl) as resp,
+        ):
+            raw = await resp.read()
+            return resp.status, orjson.loads(raw) if resp.content_type == "application/json" else raw
+
+    return asyncio.run(run())
+
+
+def test_preview_limit_of_5000_digits_is_400(world: tuple[Settings, Api]) -> None:
+    _, api = world
+    definitions = (Path(__file__).parents[2] / "segmentation" / "definitions.yaml").read_bytes()
+    status, body = call(api, "POST", f"/definitions/preview?limit={HUGE}", definitions)
+    assert status == 400 and "limit" in body["error"], (status, body)
