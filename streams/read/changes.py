@@ -24,6 +24,7 @@ Exactness and its limits (docs/export.md):
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -80,12 +81,15 @@ class Window:
         return ",".join(f"{p}:{o}" for p, o in sorted(self.ends.items()))
 
 
+_NUMBER = re.compile(r"[0-9]{1,19}")  # a Kafka offset is an int64; int() of >4,300 digits raises (a 500)
+
+
 def parse_cursor(text: str, partitions: Iterable[int]) -> dict[int, int]:
     wanted = sorted(partitions)
     out: dict[int, int] = {}
     for part in text.strip().split(","):
         head, sep, tail = part.partition(":")
-        if not sep or not head.isascii() or not tail.isascii() or not head.isdigit() or not tail.isdigit():
+        if not sep or not _NUMBER.fullmatch(head) or not _NUMBER.fullmatch(tail):
             raise ChangesError(f"malformed cursor {text!r}: pass back the cursor a previous sync printed")
         out[int(head)] = int(tail)
     if sorted(out) != wanted:

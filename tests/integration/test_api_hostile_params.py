@@ -59,3 +59,10 @@ def test_preview_limit_of_5000_digits_is_400(world: tuple[Settings, Api]) -> Non
     definitions = (Path(__file__).parents[2] / "segmentation" / "definitions.yaml").read_bytes()
     status, body = call(api, "POST", f"/definitions/preview?limit={HUGE}", definitions)
     assert status == 400 and "limit" in body["error"], (status, body)
+
+
+def test_changes_cursor_offset_of_5000_digits_is_400(world: tuple[Settings, Api]) -> None:
+    settings, api = world
+    others = ",".join(f"{p}:0" for p in range(1, settings.topic_partitions))
+    status, body = call(api, "GET", f"/grids/rfm/segments/champions/changes?cursor=0:{HUGE},{others}")
+    assert status == 400 and "cursor" in body["error"], (status, body)
