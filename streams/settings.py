@@ -183,10 +183,15 @@ class Settings(BaseSettings):
 
 
 def without_password(url: str) -> str:
-    """A Redis URL fit for a log line: its password replaced by *** (a cluster URL may name several nodes)."""
+    """A Redis URL fit for a log line: its password replaced by *** (a cluster URL may name several nodes),
+    also a `password` query argument, which redis-py's `from_url` accepts as well as the userinfo."""
     parts = urlsplit(url)
+    query = "&".join(
+        "password=***" if item.partition("=")[0] == "password" else item for item in parts.query.split("&")
+    )
     userinfo, at, hosts = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
+    if at and ":" in userinfo:
+        hosts = f"{userinfo.partition(':')[0]}:***@{hosts}"
+    elif at:
+        hosts = f"{userinfo}@{hosts}"
+    return urlunsplit(parts._replace(netloc=hosts, query=query))

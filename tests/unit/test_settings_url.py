@@ -19,6 +19,11 @@ from streams.settings import without_password
             "redis+cluster://u:***@a:7000,b:7001,[::1]:7002/0",
         ),
         ("redis://user@cache.local:6380/2", "redis://user@cache.local:6380/2"),
+        ("redis://cache.local:6380/2?password=s3cret", "redis://cache.local:6380/2?password=***"),
+        (
+            "rediss://u:s3cret@cache.local/0?socket_timeout=2&password=s3cret",
+            "rediss://u:***@cache.local/0?socket_timeout=2&password=***",
+        ),
     ],
 )
 def test_the_password_is_masked_and_the_rest_kept(url: str, shown: str) -> None:
