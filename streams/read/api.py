@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(config, int):
         return config
     logs.configure(config.settings.log_format)  # no-op under `segstream api` (configured by the CLI)
+    logging.getLogger("aiohttp.server").addFilter(http_guard.MalformedRequests())
     web.run_app(
         app_from_settings(config.settings, config.auth, config.definitions),
         host=config.host,

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import orjson
 import redis.exceptions
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from streams.read.auth import ApiKey, Authenticator
 from streams.read.reader import BadRequest, NotFound, SegmentReader
@@ -181,6 +182,24 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         )
     request[KEY] = key
     return await handler(request)
+
+
+class MalformedRequests(logging.Filter):
+    """aiohttp answers a request it cannot parse (bytes that are not a URL, a line over 8190 bytes) with a
+    400 and logs it as an ERROR with a traceback and the offending bytes. Any client can send such a request,
+    so that would let anyone flood the log with false alarms, and the bytes may be a customer's id or a token
+    (docs/privacy.md: logs hold no payload). Installed on `aiohttp.server`, it makes such a record one
+    WARNING line naming the client and the exception class only; any other record passes unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            client = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg = "400 to a malformed request from %s: %s"
+            record.args = (client, type(exc).__name__)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
 
 
 def _challenge(extra: str = "") -> str:

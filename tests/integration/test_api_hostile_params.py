@@ -5,6 +5,8 @@ parameter, never a 500 (docs/security.md: strict digit parsing with limits, 400)
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,3 +68,38 @@ def test_changes_cursor_offset_of_5000_digits_is_400(world: tuple[Settings, Api]
     others = ",".join(f"{p}:0" for p in range(1, settings.topic_partitions))
     status, body = call(api, "GET", f"/grids/rfm/segments/champions/changes?cursor=0:{HUGE},{others}")
     assert status == 400 and "cursor" in body["error"], (status, body)
+
+
+def raw_request(api: Api, request: bytes) -> bytes:
+    """Bytes no HTTP client library would send, over the API's TLS; the whole answer."""
+    host, port = api.base.removeprefix("https://").split(":")
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as plain,
+        api.ssl.wrap_socket(plain, server_hostname=host) as tls,
+    ):
+        tls.sendall(request)
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_malformed_request_is_400_and_one_log_line_without_its_bytes(world: tuple[Settings, Api]) -> None:
+    _, api = world
+    log = api.ca.parent / "api.log"
+    before = log.read_bytes()
+    marker = b"jane.doe-at-example.com"  # a customer id (an email, say) in a request line aiohttp refuses
+    bad = [
+        b"GET /customers/" + marker + b"\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /customers/" + marker + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: x\r\nX-Note: "
+        + marker
+        + b"b" * 9000
+        + b"\r\nConnection: close\r\n\r\n",
+    ]
+    for request in bad:
+        assert raw_request(api, request).startswith(b"HTTP/1.0 400"), request[:40]
+    time.sleep(0.2)
+    written = log.read_bytes()[len(before) :].decode()
+    assert "Traceback" not in written and marker.decode() not in written, written[:2000]
+    assert len(written.splitlines()) == len(bad), written[:2000]
