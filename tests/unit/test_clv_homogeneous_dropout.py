@@ -17,6 +17,7 @@ import pytest
 from scipy import special
 
 from segmentation.clv import ClvConfig, assess, figures
+from segmentation.clv_fit import FitError, propose_tiers
 from segmentation.clv_model import BgNbd, Forecast, GammaGamma, expected_purchases
 from segmentation.state import CustomerState
 
@@ -63,3 +64,20 @@ def test_the_clv_tier_of_a_customer_is_not_top_by_nan() -> None:
     numbers = figures(state, cfg, first + timedelta(weeks=5), Decimal("0.01"))
     assert numbers is not None and math.isfinite(numbers.clv) and numbers.clv >= 0
     assert assess(state, cfg, first + timedelta(weeks=5), Decimal("0.01"))[0] != "top"
+
+
+@pytest.mark.parametrize(("r", "a", "b"), [(2.0, 2.0, 1.0), (4.5, 2.5, 3.0)])
+def test_a_series_that_ends_gives_the_same_forecast_both_ways(r: float, a: float, b: float) -> None:
+    """r = a + b - 1 + n: the series' first parameter reaches 0 at term n, so the sum is a polynomial and
+    stops there; the precomputed forecast and the term-by-term one still agree."""
+    m = BgNbd(r=r, alpha=10.0, a=a, b=b)
+    forecast = Forecast(m, 0, 52.0)
+    for big_t in (0.0, 5.0, 40.0):
+        assert forecast.expected(0.0, big_t) == pytest.approx(
+            expected_purchases(m, 0, 0.0, big_t, 52.0), rel=1e-12
+        )
+
+
+def test_tiers_are_refused_when_a_prediction_is_not_finite() -> None:
+    with pytest.raises(FitError, match="no finite CLV for 1 of 3 customers"):
+        propose_tiers([10.0, math.nan, 30.0], [0.5], Decimal("0.01"))
