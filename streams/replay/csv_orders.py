@@ -36,6 +36,7 @@ from segmentation.currencies import CURRENCY_EXPONENT
 from streams.replay.order_events import Emitted, Line, Rejected
 from streams.replay.order_groups import OrderGroups
 from streams.replay.pseudonyms import pseudonym
+from streams.replay.sources import SourceError
 
 REQUIRED: Final = ("customer_id", "occurred_at")
 MONEY: Final = ("amount", "total", "price")  # at least one
@@ -47,6 +48,10 @@ CHANNELS: Final = ("web", "store", "app", "phone")
 DEFAULT_ORDER_WINDOW: Final = 10_000
 NOT_PURCHASES: Final = frozenset({"voided"})  # Shopify: the payment authorisation was cancelled
 MAX_QUANTITY: Final = 1_000_000_000  # what an event's `quantity` accepts (segmentation/event_types.py)
+# The csv module's own limit per cell is 128 KiB: a long order note in a column nobody maps stopped the whole
+# import with a traceback. A cell past this one is no export's (a quote never closed takes in the rest of the
+# file): the import stops there, naming the row's line, rather than holding the file in memory.
+MAX_FIELD: Final = 16 << 20
 _GROUPED: Final = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d*)?\Z")  # "1.234.567,89" with --decimal-comma
 
 
@@ -275,17 +280,25 @@ class CsvOrders:
                         self.refunds += 1
                     yield out.line, out.customer, out.value
 
-        for row in reader:
-            self.rows += 1
-            if raw is not None and self.rows % 4096 == 0:
-                self.position = raw.tell()
-            problem = _shape(row, header)
-            if problem is not None:
-                line = Line(number, row, "")
-                line.error = problem
-            else:
-                line = read_line(row, number, self.options)
-            yield from flush(groups.add(line))
-            number = reader.line_num + 1
+        limit = csv.field_size_limit(MAX_FIELD)  # the module's, for every reader: put back at the end
+        try:
+            for row in reader:
+                self.rows += 1
+                if raw is not None and self.rows % 4096 == 0:
+                    self.position = raw.tell()
+                problem = _shape(row, header)
+                if problem is not None:
+                    line = Line(number, row, "")
+                    line.error = problem
+                else:
+                    line = read_line(row, number, self.options)
+                yield from flush(groups.add(line))
+                number = reader.line_num + 1
+        except csv.Error as exc:
+            raise SourceError(
+                f"{self.path}: line {number}: {exc}: the import stops there (a quote never closed?)"
+            ) from None
+        finally:
+            csv.field_size_limit(limit)
         yield from flush(groups.finish())
         self.position = self.size

@@ -138,3 +138,27 @@ def test_a_short_row_and_a_bad_byte_reject_their_row_only(tmp_path: Path) -> Non
     rejects = path.with_suffix(".rejects.csv").read_bytes().splitlines()
     assert b"4 fields, header has 7" in rejects[1]
     assert b"not valid text" in rejects[2] and b"Caf\xe9" in rejects[2]
+
+
+def test_a_long_cell_is_imported_and_one_past_the_limit_stops_with_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 200 kB cell (an order note) in a column not mapped made the csv module raise mid-import: the
+    replay died with a traceback (exit 1). Such a row is an order like another; a cell past the limit (a
+    quote never closed swallowing the rest of the file) is one clear error naming its line (exit 2)."""
+    from streams.replay.sources import SourceError
+
+    path = tmp_path / "orders.csv"
+    note = "n" * 200_000
+    path.write_text(
+        "id,cust,date,total,chan,cur,qty,note\n"
+        "N1,c1,2026-03-01 10:00:00,12,web,EUR,1,ok\n"
+        f"N2,c2,2026-03-01 11:00:00,5,web,EUR,1,{note}\n"
+        "N3,c3,2026-03-01 12:00:00,7,web,EUR,1,ok\n"
+    )
+    out, orders = rows(path)
+    assert [line for line, _, _ in out] == [2, 3, 4] and orders.rejected == 0
+    monkeypatch.setattr("streams.replay.csv_orders.MAX_FIELD", 100_000)
+    with pytest.raises(SourceError, match=r"line 3: .*100000") as refused:
+        rows(path)
+    assert refused.value.exit_code == 2
