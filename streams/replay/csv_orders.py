@@ -249,6 +249,13 @@ class CsvOrders:
         absent = [c for c in self.options.columns.values() if c not in header]
         if absent:
             raise CsvMappingError(f"columns not in the header of {self.path}: {absent} (header: {header})")
+        # a row is read by header name: of two columns named alike, only the last one's cells would be seen
+        twice = sorted({c for c in self.options.columns.values() if header.count(c) > 1})
+        if twice:
+            counts = ", ".join(f"{c!r} {header.count(c)} times" for c in twice)
+            raise CsvMappingError(
+                f"mapped columns named more than once in the header of {self.path}: {counts}"
+            )
 
     def keyed(self) -> Iterator[tuple[int, str | None, bytes]]:
         lossless = "surrogateescape"  # a byte that is not text rejects its row, kept as is in the rejects

@@ -162,3 +162,21 @@ def test_a_long_cell_is_imported_and_one_past_the_limit_stops_with_its_line(
     with pytest.raises(SourceError, match=r"line 3: .*100000") as refused:
         rows(path)
     assert refused.value.exit_code == 2
+
+
+def test_a_mapped_column_named_twice_in_the_header_is_refused(tmp_path: Path) -> None:
+    """Two columns named `total` (say net and gross): the import silently took the last one's values. Which
+    one is meant cannot be known: refused before anything is read (exit 2); a duplicated column nobody maps
+    is harmless."""
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "id,cust,date,total,chan,cur,qty,total,note,note\nD1,c1,2026-03-01 10:00:00,10,web,EUR,1,99,a,b\n"
+    )
+    options = CsvOptions(parse_mapping(MAP), time_format="%Y-%m-%d %H:%M:%S", currency="EUR")
+    orders = CsvOrders(path, options, tmp_path / "rejects.csv")
+    with pytest.raises(CsvMappingError, match=r"'total' .*2 times") as refused:
+        orders.check_header()
+    assert refused.value.exit_code == 2
+    path.write_text("id,cust,date,total,chan,cur,qty,note,note\nD1,c1,2026-03-01 10:00:00,10,web,EUR,1,a,b\n")
+    orders.check_header()
+    assert len(list(orders.keyed())) == 1
