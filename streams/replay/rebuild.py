@@ -36,7 +36,7 @@ from streams.replay.sources import Chunk, Progress
 from streams.settings import Settings
 from streams.store.connection import scan_slot
 from streams.store.keys import KeySpace
-from streams.store.namespaces import NamespaceRefused, check_name, drop, is_empty
+from streams.store.namespaces import NamespaceRefused, active_namespace, check_name, drop, is_empty
 from streams.store.redis_store import RedisStateStore
 from streams.store.writes import from_us
 from streams.worker.batch import BatchResult, Record
@@ -140,8 +140,14 @@ async def count_customers(client: aioredis.Redis, keys: KeySpace, partitions: in
 
 
 async def prepare_namespace(client: aioredis.Redis, prefix: str, namespace: str, force: bool) -> None:
-    """Refuse a namespace that holds keys, unless forced (then it is dropped first; never the active one)."""
+    """Refuse a namespace that holds keys, unless forced (then it is dropped first), and the active one even
+    empty: readers and the workers following `promote` would read it half built while the replay runs."""
     check_name(namespace)
+    if namespace == await active_namespace(client, prefix):
+        raise NamespaceRefused(
+            f"namespace {namespace!r} is the active one: readers and workers would read it while the replay"
+            " builds it; replay into another namespace, then promote it"
+        )
     if await is_empty(client, prefix, namespace):
         return
     if not force:
