@@ -81,6 +81,7 @@ def child(path: str) -> None:
     args = ap.Namespace(
         preset="shopify", columns=None, time_format=None, timezone="UTC", default_channel="web",
         currency=None, delimiter=",", decimal_comma=False, order_window=10_000, hash_customer_id=None,
+        encoding="utf-8-sig",
     )  # fmt: skip
     source = Path(path)
     orders = CsvOrders(source, csv_options(args, read_header(source)), source.with_suffix(".rejects.csv"))

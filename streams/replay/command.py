@@ -91,6 +91,11 @@ def add_parser(sub: Any) -> None:
         help="customer id = pseudonym of the column's value, e.g. an email (default: the preset's; off)",
     )
     g.add_argument("--delimiter", default=",")
+    g.add_argument(
+        "--encoding",
+        default="utf-8-sig",
+        help="the file's text encoding, e.g. cp1252 for an Excel export (default UTF-8, with or without BOM)",
+    )
     g.add_argument("--decimal-comma", action="store_true", help="amounts written 1.234,56")
 
 
@@ -146,7 +151,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             from streams.replay.sources import CsvSource
 
             try:
-                options = csv_options(args, read_header(path, args.delimiter))
+                options = csv_options(args, read_header(path, args.delimiter, args.encoding))
                 csv_source = CsvOrders(path, options, Path(f"{stem}.rejects.csv"))
                 csv_source.check_header()  # before anything is written: a retry must not be refused
             except CsvMappingError as exc:

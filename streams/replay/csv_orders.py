@@ -208,6 +208,8 @@ def read_header(path: Path, delimiter: str = ",", encoding: str = "utf-8-sig") -
             return next(csv.reader(handle, delimiter=delimiter), [])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CsvMappingError(f"cannot read {path} as CSV: {exc}") from None
+    except LookupError:
+        raise CsvMappingError(f"--encoding {encoding!r} is not a text encoding known here") from None
 
 
 def _shape(row: Mapping[str | None, Any], header: list[str]) -> str | None:

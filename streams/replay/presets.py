@@ -89,6 +89,7 @@ def csv_options(args: argparse.Namespace, header: list[str] | None = None) -> Cs
         currency=args.currency.upper() if args.currency else None,
         delimiter=args.delimiter,
         decimal_comma=args.decimal_comma,
+        encoding=args.encoding,
         channel_values=preset.channel_values,
         hash_customer_id=hashed,
         order_window=args.order_window,

@@ -161,3 +161,27 @@ def test_definitions_log_lists_the_replay_and_an_apply_by_alice_with_its_moves(
     assert f"{DEFAULT_VERSION} -> test-log-2  by alice" in text.stdout and "moved: value 1" in text.stdout
     client = sync_client(settings.redis_url)
     assert client.llen(f"{settings.key_prefix}:shop:definitions:log") == 2
+
+
+def test_an_export_in_a_legacy_encoding_is_read_with_encoding(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
+) -> None:
+    """docs/replay.md named `--encoding` for exports that are not UTF-8 (Excel writes cp1252), but the flag
+    did not exist: the command was a usage error, and without it every row with an accent was rejected."""
+    settings = make_settings(services, topic_name, redis_prefix)
+    path = tmp_path / "excel.csv"
+    rows = [
+        "Commande;Client;Date;Montant",
+        "E1;Café;2026-03-01 10:00:00;12,50",
+        "E2;Zoë;2026-03-02 11:00:00;7",
+    ]
+    path.write_bytes("\n".join([*rows, ""]).encode("cp1252"))
+    command = ["replay", str(path), "--namespace", "excel", "--no-progress", "--delimiter", ";"]
+    command += ["--map", "order_id=Commande,customer_id=Client,occurred_at=Date,total=Montant"]
+    command += ["--time-format", "%Y-%m-%d %H:%M:%S", "--currency", "EUR", "--decimal-comma"]
+    result = segstream([*command, "--encoding", "cp1252"], settings, tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = orjson.loads((tmp_path / "replays" / "replay-excel.summary.json").read_bytes())
+    assert summary["extra"]["csv_rejected"] == 0 and summary["extra"]["csv_purchases"] == 2
+    assert customer(settings, "excel", "Café")["monetary"] == "12.50"
+    assert customer(settings, "excel", "Zoë")["orders"] == "1"

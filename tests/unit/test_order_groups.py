@@ -22,7 +22,7 @@ def args(**over: Any) -> argparse.Namespace:
     """`segstream replay` CSV arguments with their defaults."""
     base: dict[str, Any] = dict(
         preset=None, columns=None, time_format=None, timezone="UTC", default_channel="web", currency=None,
-        delimiter=",", decimal_comma=False, order_window=10_000, hash_customer_id=None,
+        delimiter=",", decimal_comma=False, order_window=10_000, hash_customer_id=None, encoding="utf-8-sig",
     )  # fmt: skip
     return argparse.Namespace(**{**base, **over})
 
