@@ -169,9 +169,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)  # only once the inputs are checked: a refused run makes none
     client = redis_client(settings)
     try:
-        await prepare_namespace(client, settings.key_prefix, args.namespace, args.force)
+        note = _building_note(args.source)  # until the end: `promote` refuses the namespace
+        await prepare_namespace(client, settings.key_prefix, args.namespace, args.force, note)
         building = KeySpace(settings.key_prefix, args.namespace, settings.events_topic).building()
-        await client.set(building, _building_note(args.source))  # until the end: `promote` refuses it
         try:
             if args.processes > 1:
                 summary = await _replay_split(settings, client, args, Path(f"{stem}.rejects.jsonl"), until)

@@ -5,6 +5,11 @@ The active namespace is one string key, `<prefix>:namespace:active` (absent: `ma
 atomic for every reader that looks it up afterwards. A worker without SEGSTREAM_NAMESPACE reads it every
 second and follows a promote (streams/worker/namespace_follow.py). Listing and dropping walk the keys with
 SCAN (never KEYS) and delete with UNLINK in batches, so a large namespace never blocks Redis.
+
+`promote` racing a `drop` or a replay of the same namespace: each writes its own key first, then looks at the
+other's (a drop or a replay sets the namespace's `building` mark, then reads the pointer; a promote sets the
+pointer, then reads the mark and the keys, and puts the pointer back if it finds either wrong). Whatever the
+interleaving, one of the two sees the other: an emptied or half-rebuilt namespace is never left active.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
@@ -150,6 +157,27 @@ async def _known(client: aioredis.Redis, prefix: str) -> str:
     return ", ".join(info.name + (" (active)" if info.active else "") for info in infos)
 
 
+async def hold(
+    client: aioredis.Redis, prefix: str, name: str, note: bytes, refusal: str
+) -> bytes | str | None:
+    """Mark `name` as being rewritten (`promote` refuses it from now on), then refuse (NamespaceRefused with
+    `refusal`, the mark as it was) if it is the active one; returns the mark it replaced."""
+    key = building_key(prefix, name)
+    previous: bytes | str | None = await client.set(key, note, get=True)  # type: ignore[assignment]
+    if name == await active_namespace(client, prefix):
+        await (client.delete(key) if previous is None else client.set(key, previous))
+        raise NamespaceRefused(refusal)
+    return previous
+
+
+# The pointer put back by a promote that found its namespace taken meanwhile, unless a later promote moved it
+_PUT_BACK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2]) end
+end
+"""
+
+
 async def promote(
     client: aioredis.Redis, prefix: str, name: str, require_keys: bool = True, require_complete: bool = True
 ) -> str | None:
@@ -162,23 +190,40 @@ async def promote(
             f"namespace {name!r} has no keys: nothing to promote (known: {await _known(client, prefix)});"
             " to promote it anyway, pass --allow-empty"
         )
-    building = await client.get(building_key(prefix, name))
-    if require_complete and building is not None:
-        raise NamespaceRefused(
-            f"namespace {name!r} is being built by a replay, or its replay stopped before the end"
-            f" ({_text(building)}): wait for it, or replay again with --force; to promote it as it is,"
-            " pass --allow-incomplete"
-        )
+    await _check_complete(client, prefix, name, require_complete)
     previous = await client.set(pointer_key(prefix), name, get=True)
+    try:  # looked at again once the pointer is set: a drop or replay that began meanwhile (module docstring)
+        await _check_complete(client, prefix, name, require_complete)
+        if require_keys and await is_empty(client, prefix, name):
+            raise NamespaceRefused(
+                f"namespace {name!r} was dropped while it was promoted: nothing to promote"
+            )
+    except NamespaceRefused:
+        await client.eval(_PUT_BACK, 1, pointer_key(prefix), name, previous or b"")
+        raise
     return None if previous is None else _text(previous)  # type: ignore[arg-type]
 
 
-async def drop(client: aioredis.Redis, prefix: str, name: str) -> int:
-    """Delete every key of an inactive namespace (SCAN + UNLINK in batches); returns the keys removed."""
+async def _check_complete(client: aioredis.Redis, prefix: str, name: str, required: bool) -> None:
+    building = await client.get(building_key(prefix, name))
+    if required and building is not None:
+        raise NamespaceRefused(
+            f"namespace {name!r} is being built or dropped, or its replay stopped before the end"
+            f" ({_text(building)}): wait for it, or replay again with --force; to promote it as it is,"
+            " pass --allow-incomplete"
+        )
+
+
+async def drop(client: aioredis.Redis, prefix: str, name: str, building: bytes | None = None) -> int:
+    """Delete every key of an inactive namespace (SCAN + UNLINK in batches); returns the keys removed.
+    `building`: a replay's mark, left on the namespace it is about to rebuild (else the mark goes last)."""
     check_name(name)
-    if name == await active_namespace(client, prefix):
-        raise NamespaceRefused(f"namespace {name!r} is the active one: promote another before dropping it")
-    removed = 0
+    mark = building_key(prefix, name)
+    note = building or orjson.dumps(
+        {"drop": name, "started": datetime.now(UTC).isoformat(timespec="seconds")}
+    )
+    refusal = f"namespace {name!r} is the active one: promote another before dropping it"
+    removed = 0 if await hold(client, prefix, name, note, refusal) is None else 1
     batch: list[str] = []
 
     async def unlink() -> int:
@@ -193,6 +238,8 @@ async def drop(client: aioredis.Redis, prefix: str, name: str) -> int:
     for _ in range(_DROP_WALKS if isinstance(client, AsyncRedisCluster) else 1):
         found = 0
         async for key in namespace_keys(client, prefix, name):
+            if key == mark:
+                continue
             found += 1
             batch.append(key)
             if len(batch) >= _BATCH:
@@ -200,10 +247,13 @@ async def drop(client: aioredis.Redis, prefix: str, name: str) -> int:
         if batch:
             removed += await unlink()
         if not found:
-            return removed
-    if isinstance(client, AsyncRedisCluster):
-        raise NamespaceRefused(
-            f"namespace {name!r}: keys were still found after {_DROP_WALKS} walks of every primary"
-            f" ({removed} removed): is something still writing it? Run the drop again"
-        )
+            break
+    else:
+        if isinstance(client, AsyncRedisCluster):  # the mark stays: `promote` refuses what is left
+            raise NamespaceRefused(
+                f"namespace {name!r}: keys were still found after {_DROP_WALKS} walks of every primary"
+                f" ({removed} removed): is something still writing it? Run the drop again"
+            )
+    if building is None:
+        await client.delete(mark)
     return removed
