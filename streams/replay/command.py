@@ -102,6 +102,7 @@ def add_parser(sub: Any) -> None:
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     from segmentation import Definitions
     from streams.bootstrap import load_definitions, redis_client, wait_for_services
+    from streams.replay.presets import options_misplaced
     from streams.replay.rebuild import (
         DEFAULT_BATCH,
         ReplayError,
@@ -114,6 +115,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     until = _until(args.until)
     if isinstance(until, str):
         print(f"segstream replay: {until}", file=sys.stderr)
+        return 2
+    if args.source.startswith("kafka:") and (misplaced := options_misplaced(args, csv=False)):
+        print(f"segstream replay: {misplaced}", file=sys.stderr)  # before any wait for Kafka
         return 2
     definitions = Definitions.from_yaml(args.definitions) if args.definitions else load_definitions(settings)
     if args.source.startswith("kafka:") or args.emit:  # Kafka down: one line, exit 4, before any write
@@ -145,6 +149,10 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         if fmt == "auto":
             csv_name = path.name.lower().removesuffix(".gz").endswith(".csv")
             fmt = "csv" if csv_name or args.preset or args.columns else "jsonl"
+        misplaced = options_misplaced(args, fmt == "csv")
+        if misplaced is not None:
+            print(f"segstream replay: {misplaced}", file=sys.stderr)
+            return 2
         if fmt == "csv":
             from streams.replay.csv_orders import CsvMappingError, CsvOrders, read_header
             from streams.replay.presets import csv_options

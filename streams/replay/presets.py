@@ -67,6 +67,29 @@ PRESETS: Final[Mapping[str, Preset]] = {
 }
 
 
+# The CSV import's options and their defaults: given for another source, they would be ignored in silence
+_CSV_ONLY = (
+    ("columns", "--map", None), ("preset", "--preset", None), ("time_format", "--time-format", None),
+    ("timezone", "--timezone", "UTC"), ("default_channel", "--default-channel", "web"),
+    ("currency", "--currency", None), ("order_window", "--order-window", 10_000),
+    ("hash_customer_id", "--hash-customer-id", None), ("delimiter", "--delimiter", ","),
+    ("decimal_comma", "--decimal-comma", False), ("encoding", "--encoding", "utf-8-sig"),
+)  # fmt: skip
+
+
+def options_misplaced(args: argparse.Namespace, csv: bool) -> str | None:
+    """Why options given are not for this source (a file replayed whole despite --since, a currency given
+    to no event), or None: refused, not ignored, as --processes is for a CSV import."""
+    if args.since and not args.source.startswith("kafka:"):
+        return "--since applies to a kafka: source only (a file is replayed whole: cut it first)"
+    given = [flag for name, flag, default in _CSV_ONLY if getattr(args, name) != default]
+    if given and not csv:
+        return (
+            f"{', '.join(given)}: options of a CSV import (--format csv or a .csv file), not of this source"
+        )
+    return None
+
+
 def csv_options(args: argparse.Namespace, header: list[str] | None = None) -> CsvOptions:
     """CsvOptions from `segstream replay` arguments: the preset (if any), then --map and the other flags.
     A preset's optional columns that the file's `header` lacks are left out (exports vary: a shop without

@@ -308,6 +308,20 @@ def test_bad_values_are_one_line_and_write_nothing(
     assert not out.exists() and keys(client, env) == []
 
 
+def test_replay_options_of_another_source_are_refused_not_ignored(
+    env: dict[str, str], client: redis.Redis, tmp_path: Path
+) -> None:
+    """`--since` on a file, or `--currency` on a JSONL file, was ignored: the whole file was replayed, or
+    no currency given to anything, and the command said it succeeded (exit 0)."""
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"event_id": "e1"}\n')
+    replay = ["replay", str(events), "--no-progress", "--output-dir", str(tmp_path)]
+    since = [*replay, "--namespace", "f1", "--since", "2026-06-01T00:00:00Z"]
+    failed(segstream(since, env), 2, "--since", "kafka:")
+    failed(segstream([*replay, "--namespace", "f2", "--currency", "EUR"], env), 2, "--currency", "CSV")
+    assert keys(client, env) == []
+
+
 # --- guards (3) ----------------------------------------------------------------------------------------
 
 
