@@ -27,8 +27,8 @@ def add_parser(sub: Any) -> None:
     r = sub.add_parser(
         "replay",
         help="rebuild state from a log into a fresh namespace",
-        description="SOURCE: a JSONL file (.gz or not), a CSV export of orders (--format csv or a .csv"
-        " name), or kafka:TOPIC (from the beginning, or --since).",
+        description="SOURCE: a JSONL file (.gz or not), a CSV export of orders, .gz or not (--format csv"
+        " or a .csv or .csv.gz name), or kafka:TOPIC (from the beginning, or --since).",
     )
     r.add_argument("source")
     r.add_argument("--namespace", required=True, help="target namespace (must be empty unless --force)")

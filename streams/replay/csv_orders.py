@@ -23,7 +23,9 @@ The user maps columns to fields (or names a preset, streams.replay.presets) and 
 from __future__ import annotations
 
 import csv
+import gzip
 import re
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -201,12 +203,21 @@ def read_line(row: Mapping[str, str | None], number: int, options: CsvOptions) -
     return line
 
 
+def _open(path: Path, encoding: str, errors: str = "strict") -> IO[str]:
+    """The file as text; a gzip file (known by its first bytes, as a JSONL source) decompressed on the way."""
+    with path.open("rb") as raw:
+        packed = raw.read(2) == b"\x1f\x8b"
+    if packed:
+        return gzip.open(path, "rt", encoding=encoding, errors=errors, newline="")
+    return path.open(newline="", encoding=encoding, errors=errors)
+
+
 def read_header(path: Path, delimiter: str = ",", encoding: str = "utf-8-sig") -> list[str]:
     """The CSV file's header row; CsvMappingError when it cannot be read as CSV text."""
     try:
-        with path.open(newline="", encoding=encoding) as handle:
+        with _open(path, encoding) as handle:
             return next(csv.reader(handle, delimiter=delimiter), [])
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
         raise CsvMappingError(f"cannot read {path} as CSV: {exc}") from None
     except LookupError:
         raise CsvMappingError(f"--encoding {encoding!r} is not a text encoding known here") from None
@@ -262,7 +273,7 @@ class CsvOrders:
     def keyed(self) -> Iterator[tuple[int, str | None, bytes]]:
         lossless = "surrogateescape"  # a byte that is not text rejects its row, kept as is in the rejects
         with (
-            self.path.open(newline="", encoding=self.options.encoding, errors=lossless) as handle,
+            _open(self.path, self.options.encoding, lossless) as handle,
             self.rejects_path.open("w", newline="", encoding="utf-8", errors=lossless) as rejects_file,
         ):
             yield from self._rows(handle, rejects_file)
@@ -276,6 +287,7 @@ class CsvOrders:
         groups = OrderGroups(self.options)
         number = reader.line_num + 1
         raw: Any = getattr(handle, "buffer", None)
+        raw = getattr(raw, "fileobj", raw)  # a gzip file: the progress is the compressed offset
 
         def flush(outputs: list[Emitted | Rejected]) -> Iterator[tuple[int, str | None, bytes]]:
             for out in outputs:
@@ -303,9 +315,10 @@ class CsvOrders:
                     line = read_line(row, number, self.options)
                 yield from flush(groups.add(line))
                 number = reader.line_num + 1
-        except csv.Error as exc:
+        except (csv.Error, EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise SourceError(
-                f"{self.path}: line {number}: {exc}: the import stops there (a quote never closed?)"
+                f"{self.path}: line {number}: {exc or type(exc).__name__}: the import stops there (a quote"
+                " never closed, or gzip data cut short or damaged: import the whole file once complete)"
             ) from None
         finally:
             csv.field_size_limit(limit)

@@ -180,3 +180,26 @@ def test_a_mapped_column_named_twice_in_the_header_is_refused(tmp_path: Path) ->
     path.write_text("id,cust,date,total,chan,cur,qty,note,note\nD1,c1,2026-03-01 10:00:00,10,web,EUR,1,a,b\n")
     orders.check_header()
     assert len(list(orders.keyed())) == 1
+
+
+def test_a_gzip_export_is_read_as_its_csv_and_one_cut_short_is_one_clear_error(tmp_path: Path) -> None:
+    """`replay orders.csv.gz` was taken for a CSV import (the name without .gz), then refused with a codec
+    error on the compressed bytes (exit 2): a gzip export is read as the JSONL source reads one, and one cut
+    short in transfer stops with the line it reached, as a JSONL file does."""
+    import gzip
+
+    from streams.replay.csv_orders import read_header
+    from streams.replay.sources import SourceError
+
+    plain, packed = tmp_path / "orders.csv", tmp_path / "orders.csv.gz"
+    plain.write_text(CSV)
+    packed.write_bytes(gzip.compress(CSV.encode()))
+    assert read_header(packed) == read_header(plain)
+    (expected, _), (got, orders) = rows(plain, currency="EUR"), rows(packed, currency="EUR")
+    assert got == expected and orders.rejected == 4 and orders.position == orders.size
+    assert packed.with_suffix(".rejects.csv").read_text() == plain.with_suffix(".rejects.csv").read_text()
+    cut = tmp_path / "cut.csv.gz"
+    big = CSV + "".join(f"B{n},c{n},2026-04-0{1 + n % 9} 10:00:00,{n}.5,web,EUR,1\n" for n in range(20_000))
+    cut.write_bytes(gzip.compress(big.encode())[:-4000])
+    with pytest.raises(SourceError, match=r"line \d+: .*gzip data cut short"):
+        rows(cut, currency="EUR")
