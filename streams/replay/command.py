@@ -108,9 +108,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         ReplayError,
         Source,
         UntilTooEarly,
-        prepare_namespace,
         replay,
     )
+    from streams.store.namespaces import prepare_namespace
 
     until = _until(args.until)
     if isinstance(until, str):

@@ -24,20 +24,17 @@ from __future__ import annotations
 
 import csv
 import gzip
-import re
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from segmentation.currencies import CURRENCY_EXPONENT
+from streams.replay.csv_rows import read_line
 from streams.replay.order_events import Emitted, Line, Rejected
 from streams.replay.order_groups import OrderGroups
-from streams.replay.pseudonyms import pseudonym
 from streams.replay.sources import SourceError
 
 REQUIRED: Final = ("customer_id", "occurred_at")
@@ -49,22 +46,16 @@ OPTIONAL: Final = (
 CHANNELS: Final = ("web", "store", "app", "phone")
 DEFAULT_ORDER_WINDOW: Final = 10_000
 NOT_PURCHASES: Final = frozenset({"voided"})  # Shopify: the payment authorisation was cancelled
-MAX_QUANTITY: Final = 1_000_000_000  # what an event's `quantity` accepts (segmentation/event_types.py)
 # The csv module's own limit per cell is 128 KiB: a long order note in a column nobody maps stopped the whole
 # import with a traceback. A cell past this one is no export's (a quote never closed takes in the rest of the
 # file): the import stops there, naming the row's line, rather than holding the file in memory.
 MAX_FIELD: Final = 16 << 20
-_GROUPED: Final = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d*)?\Z")  # "1.234.567,89" with --decimal-comma
 
 
 class CsvMappingError(ValueError):
     """The column mapping or the options are unusable (nothing was read): exit code 2, bad input."""
 
     exit_code = 2
-
-
-class RowError(ValueError):
-    """One row cannot be converted; the message is the reason written to the rejects file."""
 
 
 @dataclass(frozen=True)
@@ -117,90 +108,6 @@ def parse_mapping(text: str) -> dict[str, str]:
             raise CsvMappingError(f"bad mapping entry {part!r}: expected field=column")
         out[name.strip()] = column.strip()
     return out
-
-
-def _time(text: str, options: CsvOptions) -> datetime:
-    try:
-        moment = (
-            datetime.strptime(text, options.time_format)
-            if options.time_format
-            else datetime.fromisoformat(text.replace("Z", "+00:00"))
-        )
-    except ValueError as exc:
-        raise RowError(f"occurred_at: {exc}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=options.zone)  # fold=0: the first of an ambiguous autumn hour
-    return moment.astimezone(UTC)
-
-
-def _amount(name: str, text: str, options: CsvOptions) -> Decimal:
-    raw = text.replace(" ", "").replace("\u00a0", "")
-    if options.decimal_comma:
-        if "." in raw and not _GROUPED.match(raw):  # "12.5" is no thousands grouping: never read it as 125
-            raise RowError(f"{name}: {text!r} has a '.' that is not a thousands separator (--decimal-comma)")
-        raw = raw.replace(".", "").replace(",", ".")
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise RowError(f"{name}: not a number: {text!r}") from None
-    if not value.is_finite():
-        raise RowError(f"{name}: not a finite number: {text!r}")
-    return value
-
-
-def _quantity(text: str) -> int:
-    """A whole number of items, 1 to the events' limit: a fraction is refused, never truncated."""
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise RowError(f"quantity: not an integer: {text!r}") from None
-    if not value.is_finite() or value != value.to_integral_value():
-        raise RowError(f"quantity: not an integer: {text!r}")
-    if not 1 <= value <= MAX_QUANTITY:  # compared as a Decimal: int() of 1e999999 would take minutes
-        raise RowError(f"quantity: must be from 1 to {MAX_QUANTITY}, got {text!r}")
-    return int(value)
-
-
-def _channel(text: str, options: CsvOptions) -> str:
-    if not text or options.channel_values is None:
-        return text.lower()
-    return options.channel_values.get(text.lower(), options.default_channel)
-
-
-def read_line(row: Mapping[str, str | None], number: int, options: CsvOptions) -> Line:
-    """One row's cleaned and parsed values; a problem is kept as `error` (its order is then rejected)."""
-    col = options.columns
-
-    def get(name: str) -> str:
-        return (row.get(col[name]) or "").strip() if name in col else ""
-
-    line = Line(number, row, get("order_id"))
-    try:
-        customer = get("customer_id")
-        line.customer = pseudonym(customer) if customer and options.hash_customer_id else customer
-        when = get("occurred_at")
-        line.at = _time(when, options) if when else None
-        line.currency = get("currency").upper()
-        line.channel = _channel(get("channel"), options)
-        line.coupon = get("coupon")
-        line.status = get("status")
-        for name in ("amount", "total", "price", "refunded"):
-            text = get(name)
-            setattr(line, name, _amount(name, text, options) if text else None)
-        for name in ("total", "price", "refunded"):
-            if (getattr(line, name) or 0) < 0:
-                raise RowError(f"{name}: must not be negative, got {get(name)!r}")
-        quantity = get("quantity")
-        if quantity:
-            line.quantity = _quantity(quantity)
-        line.sku = get("sku") or get("item_name")[:128]
-        if line.amount is not None and line.amount < 0 and "order_id" not in col:
-            raise RowError("negative amount (a refund) needs the order_id column to be mapped")
-        if line.amount is not None and line.amount < 0 and not line.order_id:
-            raise RowError("negative amount (a refund) without an order id")
-    except RowError as exc:
-        line.error = str(exc)
-    return line
 
 
 def _open(path: Path, encoding: str, errors: str = "strict") -> IO[str]:

@@ -45,7 +45,7 @@ FIELD_NAMES = {"customer": "customer_id", "at": "occurred_at"}
 
 @dataclass
 class Line:
-    """One CSV row, cleaned and parsed (streams.replay.csv_orders.read_line)."""
+    """One CSV row, cleaned and parsed (streams.replay.csv_rows.read_line)."""
 
     number: int
     row: Mapping[Any, Any]

@@ -36,7 +36,7 @@ from streams.replay.sources import Chunk, Progress
 from streams.settings import Settings
 from streams.store.connection import scan_slot
 from streams.store.keys import KeySpace
-from streams.store.namespaces import NamespaceRefused, active_namespace, check_name, drop, hold, is_empty
+from streams.store.namespaces import check_name
 from streams.store.redis_store import RedisStateStore
 from streams.store.writes import from_us
 from streams.worker.batch import BatchResult, Record
@@ -139,29 +139,6 @@ async def count_customers(client: aioredis.Redis, keys: KeySpace, partitions: in
     return total
 
 
-async def prepare_namespace(
-    client: aioredis.Redis, prefix: str, namespace: str, force: bool, building: bytes | None = None
-) -> None:
-    """Refuse a namespace that holds keys, unless forced (then it is dropped first), and the active one even
-    empty: readers and the workers following `promote` would read it half built while the replay runs.
-    `building`: the replay's mark (`promote` refuses the namespace while it is there), set before the
-    active namespace is looked up: a `promote` racing this one cannot succeed (streams.store.namespaces)."""
-    check_name(namespace)
-    refusal = (
-        f"namespace {namespace!r} is the active one: readers and workers would read it while the replay"
-        " builds it; replay into another namespace, then promote it"
-    )
-    if namespace == await active_namespace(client, prefix):
-        raise NamespaceRefused(refusal)
-    empty = await is_empty(client, prefix, namespace)
-    if not empty and not force:
-        raise NamespaceRefused(f"namespace {namespace!r} is not empty: choose another name or pass --force")
-    if building is not None:
-        await hold(client, prefix, namespace, building, refusal)
-    if not empty:
-        await drop(client, prefix, namespace, building)
-
-
 async def replay(
     settings: Settings,
     definitions: Definitions,
@@ -179,7 +156,7 @@ async def replay(
     until: datetime | None = None,
     end_of_log: Callable[[int | None], Awaitable[int | None]] | None = None,
 ) -> ReplaySummary:
-    """Feed the source through a Worker into `namespace` (which must be prepared: see prepare_namespace).
+    """Feed the source through a Worker into `namespace` (prepared first: namespaces.prepare_namespace).
 
     `partitions`: only these (a share of a split replay, see streams.replay.split); `count=False` skips
     counting the namespace's customers at the end (a share would count the others' too). At the end every

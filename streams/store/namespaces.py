@@ -257,3 +257,26 @@ async def drop(client: aioredis.Redis, prefix: str, name: str, building: bytes |
     if building is None:
         await client.delete(mark)
     return removed
+
+
+async def prepare_namespace(
+    client: aioredis.Redis, prefix: str, namespace: str, force: bool, building: bytes | None = None
+) -> None:
+    """Refuse a namespace that holds keys, unless forced (then it is dropped first), and the active one even
+    empty: readers and the workers following `promote` would read it half built while the replay runs.
+    `building`: the replay's mark (`promote` refuses the namespace while it is there), set before the
+    active namespace is looked up: a `promote` racing this one cannot succeed (streams.store.namespaces)."""
+    check_name(namespace)
+    refusal = (
+        f"namespace {namespace!r} is the active one: readers and workers would read it while the replay"
+        " builds it; replay into another namespace, then promote it"
+    )
+    if namespace == await active_namespace(client, prefix):
+        raise NamespaceRefused(refusal)
+    empty = await is_empty(client, prefix, namespace)
+    if not empty and not force:
+        raise NamespaceRefused(f"namespace {namespace!r} is not empty: choose another name or pass --force")
+    if building is not None:
+        await hold(client, prefix, namespace, building, refusal)
+    if not empty:
+        await drop(client, prefix, namespace, building)

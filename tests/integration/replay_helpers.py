@@ -9,11 +9,12 @@ from typing import Any
 import redis
 
 from segmentation import Definitions
-from streams.replay.rebuild import ReplaySummary, Source, prepare_namespace, replay
+from streams.replay.rebuild import ReplaySummary, Source, replay
 from streams.replay.sources import FileSource
 from streams.replay.split import SourceSpec, replay_split
 from streams.settings import Settings
 from streams.store.connection import async_client, sync_client
+from streams.store.namespaces import prepare_namespace
 
 
 async def replay_file(

@@ -84,7 +84,7 @@ def test_promote_racing_drop_never_leaves_an_emptied_namespace_active(
 def test_promote_racing_a_replay_with_force_is_refused(services: Services, redis_prefix: str) -> None:
     """`replay --force` of NS drops it, then rebuilds it: a promote between its look at the pointer and its
     first UNLINK made NS active while it was emptied and rebuilt."""
-    from streams.replay.rebuild import prepare_namespace
+    from streams.store.namespaces import prepare_namespace
 
     prefix = redis_prefix.rstrip(":")
 

@@ -16,13 +16,12 @@ from aiokafka import AIOKafkaProducer
 from segmentation.instants import parse_iso
 from streams import cli
 from streams.bootstrap import ensure_topics
-from streams.replay.rebuild import prepare_namespace
 from streams.replay.sources import KafkaSource
 from streams.sample import generator as sample
 from streams.settings import Settings
 from streams.store.connection import async_client
 from streams.store.history_format import FIELD, decode
-from streams.store.namespaces import NamespaceError, drop, list_namespaces, promote
+from streams.store.namespaces import NamespaceError, drop, list_namespaces, prepare_namespace, promote
 from streams.store.partitioning import partition_for
 from tests.integration.replay_helpers import (
     batch_independent,
