@@ -39,6 +39,7 @@ def _percent(text: str) -> float:
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     from streams.bootstrap import load_definitions, redis_client
+    from streams.store.definitions_record import check_partition_count
     from streams.store.keys import KeySpace
     from streams.store.namespaces import active_namespace, check_name, require_known
     from streams.store.slot_balance import measure
@@ -52,6 +53,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         else:
             name = await active_namespace(client, settings.key_prefix)
         keys = KeySpace(settings.key_prefix, name, settings.events_topic)
+        # keyed by partition: with another count it would measure some partitions, or none, and call that
+        # balanced (exit 3, like the reader and the API)
+        await check_partition_count(client, keys, settings.topic_partitions)
         balance = await measure(
             client, keys, settings.topic_partitions, definitions, args.max_skew, exact=args.exact
         )

@@ -1,0 +1,28 @@
+"""`segstream doctor` must not call a broken setup balanced: a namespace keyed for another partition count
+than SEGSTREAM_TOPIC_PARTITIONS."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.integration.test_doctor import doctor, replayed
+from tests.integration.worker_harness import make_settings
+from tests.services import Services
+
+
+def test_doctor_refuses_a_namespace_built_for_another_partition_count(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
+) -> None:
+    built = make_settings(services, topic_name, redis_prefix, topic_partitions=8, namespace="main")
+    replayed(built, tmp_path)
+    fine = doctor(built, "--json", "--strict")
+    assert fine.returncode == 0, fine.stderr
+    assert len(json.loads(fine.stdout)["partitions"]) == 8
+    wrong = built.model_copy(update={"topic_partitions": 4})
+    done = doctor(wrong, "--strict")
+    assert done.returncode == 3, (done.returncode, done.stdout)
+    assert "built for 8 partitions" in done.stderr and done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1
+
