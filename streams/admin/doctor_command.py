@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -32,8 +33,8 @@ def _percent(text: str) -> float:
         value = float(text.rstrip("%"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a skew limit is not negative: {text!r}")
+    if not math.isfinite(value) or value < 0:  # nan compares false with every skew: --strict would pass
+        raise argparse.ArgumentTypeError(f"a skew limit is a finite percentage, not negative: {text!r}")
     return value / 100
 
 

@@ -26,3 +26,17 @@ def test_doctor_refuses_a_namespace_built_for_another_partition_count(
     assert "built for 8 partitions" in done.stderr and done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1
 
+
+
+def test_doctor_refuses_a_skew_limit_that_is_not_a_finite_percentage(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
+) -> None:
+    """`nan` compares false with every skew, `inf` is above all: either would make `--strict` pass any layout
+    (the report said `limit nan%`). Refused like a negative or empty value: one line, exit 2."""
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2, namespace="main")
+    replayed(settings, tmp_path)
+    for value in ("nan", "NaN%", "inf", "-inf", "", "-1", "1e400"):
+        done = doctor(settings, "--strict", "--max-skew", value)
+        assert done.returncode == 2, (value, done.returncode, done.stdout[-200:])
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert doctor(settings, "--strict", "--max-skew", "40%").returncode == 0
