@@ -49,13 +49,20 @@ OPERATIONS: Final = (
     "read due index",
     "read definitions version",
     "record definitions",
+    "check definitions",
+    "check partitions",
+    "record partition count",
+    "read definitions realignment",
+    "record realignment",
+    "release partition",
     "publish transitions and dead letters",
     "fenced",
     "rewound",
     "out of order batch",
 )
 """What `Metrics.retry` counts (streams/worker): always exposed, at 0 until the first, so that `increase()` in
-an alert rule sees the first retry (a series that appears at 1 has no increase)."""
+an alert rule sees the first retry (a series that appears at 1 has no increase). Every operation the worker
+retries is listed (tests/unit/test_retried_operations_monitored.py)."""
 
 
 def worker_fields(metrics: Metrics, partition: int, lag: int | None) -> dict[str, str | int | float]:
