@@ -232,7 +232,7 @@ class Worker(BatchPipeline):
         await follow(self, self.take_all)
 
     def _lag(self) -> int | None:
-        return total_lag(self.consumer, self.settings.events_topic, self.owned)
+        return total_lag(self.owned)
 
     async def _caught_up(self, partition: int, owned: Owned) -> bool:
         """`catch_up.caught_up` for one of our partitions (`Owned.caught_up` without a consumer)."""

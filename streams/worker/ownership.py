@@ -30,6 +30,7 @@ class Owned:
     prepared: int | None = None  # last offset handed to steps 4-7 (>= offset)
     next_report: float = 0.0  # monotonic time of the next Kafka offset commit and metrics publication
     reported: int | None = None  # offset last committed to Kafka
+    lag: int | None = None  # events behind the high watermark at the last report (`progress_report`)
     catch_up_to: int | None = None  # last offset in the partition when taken; None once applied (or none)
     end_unknown: bool = False  # Kafka did not say the partition's end when taken: not caught up until it does
     end_asked: float = 0.0  # monotonic time the end was last asked again (`catch_up._learn_end`)

@@ -1,9 +1,9 @@
 """What a running worker tells its operator: a progress line every SEGSTREAM_PROGRESS_INTERVAL_S and, once per
 set of owned partitions, "caught up" when it has applied what they held when it took them.
 
-Read off counters the pipeline keeps anyway (`Metrics`, per batch) and the consumer's high watermarks (already
-fetched with every poll), on the poll loop's timer: nothing is added per event, so the hot path measured by
-benchmarks/bench_worker.py pays nothing for it.
+Read off counters the pipeline keeps anyway (`Metrics`, per batch) and the lags the partitions' last reports
+measured (`progress_report`), on the poll loop's timer: nothing is added per event, so the hot path measured
+by benchmarks/bench_worker.py pays nothing for it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from streams.store.counters import Metrics
 from streams.worker.ownership import Owned
 
@@ -23,18 +21,11 @@ CHECK_EVERY_S = 1.0
 """How often the poll loop looks at the timer and the caught-up state (a clock read per loop otherwise)."""
 
 
-def total_lag(consumer: AIOKafkaConsumer | None, topic: str, owned: Mapping[int, Owned]) -> int | None:
-    """Events behind the high watermark, summed over the owned partitions (None: not known yet)."""
-    if consumer is None:
-        return None
-    lag, known = 0, False
-    for partition, held in owned.items():
-        high = consumer.highwater(TopicPartition(topic, partition))
-        if high is None:
-            continue
-        known = True
-        lag += max(0, high - (-1 if held.offset is None else held.offset) - 1)
-    return lag if known else None
+def total_lag(owned: Mapping[int, Owned]) -> int | None:
+    """Events behind the high watermark, summed over the owned partitions as their last report (at most a
+    second old, `progress_report.partition_lag`) measured them (None: not known yet)."""
+    lags = [held.lag for held in owned.values() if held.lag is not None]
+    return sum(lags) if lags else None
 
 
 def span(partitions: frozenset[int]) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from streams.store.counters import Metrics
 from streams.store.metrics_hash import worker_fields
@@ -39,15 +41,29 @@ async def report(
             owned.reported = owned.offset
         except KafkaError as exc:  # informational only; the next report commits again
             log.warning("could not commit offset to Kafka for %s: %s", tp, exc)
-    lag: int | None = None
-    if (
-        consumer is not None
-        and owned.offset is not None
-        and TopicPartition(topic, partition) in consumer.assignment()
-    ):
-        high = consumer.highwater(TopicPartition(topic, partition))
-        lag = None if high is None else max(0, high - owned.offset - 1)
+    lag = None if consumer is None else await partition_lag(consumer, TopicPartition(topic, partition), owned)
+    owned.lag = lag
     try:
         await store.publish_metrics(worker_fields(metrics, partition, lag))
     except Exception as exc:  # best effort: metrics must never stop or slow the stream
         log.warning("could not publish metrics: %s", exc)
+
+
+async def partition_lag(consumer: AIOKafkaConsumer, tp: TopicPartition, owned: Owned) -> int | None:
+    """Events behind the partition's high watermark (None: not known yet). Counted from the consumer's
+    position when nothing is in flight, not from the applied offset alone: the offsets in between hold no
+    record to apply (a transaction's commit marker, an aborted transaction's records), and counting them
+    kept an idle, caught-up partition of a transactional producer's topic at a lag above 0 for ever, which
+    SegstreamStalled pages on."""
+    if tp not in consumer.assignment():
+        return None
+    high = consumer.highwater(tp)
+    if high is None:
+        return None
+    after = 0 if owned.offset is None else owned.offset + 1
+    settled = owned.inflight is None or owned.inflight.done()
+    if settled and owned.prepared in (None, owned.offset):  # every record fetched so far is applied
+        with contextlib.suppress(TimeoutError, IllegalStateError):  # valid after take's seek: at once
+            position: int = await asyncio.wait_for(consumer.position(tp), 1.0)
+            after = max(after, position)
+    return max(0, int(high) - after)

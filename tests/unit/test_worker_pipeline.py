@@ -109,6 +109,9 @@ class OffsetLog:
     def highwater(self, tp: TopicPartition) -> int:
         return 100
 
+    async def position(self, tp: TopicPartition) -> int:
+        return 20  # after the records handed over: 0-19
+
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(Settings().events_topic, 0)}
 
