@@ -1,7 +1,7 @@
 """The worker's counters, published to one Redis hash per namespace so the API process can serve /metrics.
 
 Hash `<prefix>:<namespace>:metrics` (docs/read_side.md):
-- `w:<worker>:<counter>` per worker process (`<worker>` = host-pid): events, transitions, dead_letters,
+- `w:<worker>:<counter>` per worker process (`<worker>` = host-pid-random): events, transitions, dead_letters,
   duplicates, batches, batch_seconds_sum, batch_seconds_last, swept_customers, updated_at (epoch seconds,
   refreshed every second by a worker that owns a partition, busy or idle), stopped_at (epoch seconds, on a
   graceful stop);
@@ -15,6 +15,7 @@ Counters of a worker are totals since that process started; the API sums them ov
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import time
 from collections import defaultdict
@@ -23,7 +24,10 @@ from typing import Final
 
 from streams.store.counters import Metrics
 
-WORKER_ID: Final = f"{socket.gethostname()}-{os.getpid()}".replace(":", "_")
+WORKER_ID: Final = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}".replace(":", "_")
+"""One per process start: a container restarted in place keeps its host name and runs the worker as pid 1
+again, and reusing the id would overwrite the totals of the process before, so the summed counters served on
+/metrics would drop and Prometheus would count the other workers' whole totals as new."""
 
 FRESH_S: Final = 15.0
 """A worker that reported this recently is running: it reports every second while it owns a partition."""
