@@ -9,7 +9,10 @@ import math
 import sys
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from streams.settings import Settings
+from streams.store.keys import KeySpace
 from streams.store.slot_balance import Balance
 
 SKEWED = 3  # streams/errors.py: refused by a guard (here: the balance guard of --strict)
@@ -41,7 +44,6 @@ def _percent(text: str) -> float:
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     from streams.bootstrap import load_definitions, redis_client
     from streams.store.definitions_record import check_partition_count
-    from streams.store.keys import KeySpace
     from streams.store.namespaces import active_namespace, check_name, require_known
     from streams.store.slot_balance import measure
 
@@ -60,12 +62,27 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         balance = await measure(
             client, keys, settings.topic_partitions, definitions, args.max_skew, exact=args.exact
         )
+        if not any(p.customers for p in balance.partitions) and not await _committed(client, keys, balance):
+            balance.warnings.append(
+                f"namespace {name!r} holds nothing for topic {keys.topic!r} (no partition ever committed): "
+                "nothing to balance, or another SEGSTREAM_EVENTS_TOPIC or SEGSTREAM_KEY_PREFIX than the "
+                "workers'"
+            )
     finally:
         await client.aclose()
     print(json.dumps(balance.as_json(), indent=2) if args.json else table(balance))
     for warning in balance.warnings:
         print(f"segstream doctor: warning: {warning}", file=sys.stderr)
     return SKEWED if args.strict and balance.warnings else 0
+
+
+async def _committed(client: aioredis.Redis, keys: KeySpace, balance: Balance) -> bool:
+    """Whether any partition of the topic was ever committed in the namespace (its meta hash exists): an
+    empty report is then a fact, not the wrong topic or key prefix measured."""
+    for p in balance.partitions:  # one key at a time: on a cluster the metas live in different slots
+        if await client.exists(keys.partition_meta(p.partition)):
+            return True
+    return False
 
 
 def _mib(n: int) -> str:

@@ -40,3 +40,23 @@ def test_doctor_refuses_a_skew_limit_that_is_not_a_finite_percentage(
         assert done.returncode == 2, (value, done.returncode, done.stdout[-200:])
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
     assert doctor(settings, "--strict", "--max-skew", "40%").returncode == 0
+
+
+def test_doctor_warns_when_the_namespace_holds_nothing_for_the_topic(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
+) -> None:
+    """A doctor run with another SEGSTREAM_EVENTS_TOPIC or SEGSTREAM_KEY_PREFIX than the workers' (the keys
+    are named by both) measured an empty namespace and called it balanced: 0 customers, skew +0%, exit 0
+    under --strict. It says it found nothing (a warning; exit 3 with --strict)."""
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2, namespace="main")
+    replayed(settings, tmp_path)
+    assert doctor(settings, "--strict").returncode == 0
+    for wrong in (
+        settings.model_copy(update={"events_topic": topic_name("other-events")}),
+        settings.model_copy(update={"key_prefix": settings.key_prefix + "-typo", "namespace": None}),
+    ):
+        done = doctor(wrong, "--strict")
+        assert done.returncode == 3, (done.returncode, done.stdout, done.stderr)
+        assert "holds nothing for topic" in done.stderr, done.stderr
+        report = doctor(wrong, "--json")
+        assert report.returncode == 0 and "holds nothing for topic" in report.stdout
