@@ -152,10 +152,13 @@ def prometheus(row: Mapping[str, str], namespace: str, now: float | None = None)
         "# TYPE segstream_batch_seconds summary",
         f"segstream_batch_seconds_sum{{{label}}} {_num(totals.get('batch_seconds_sum', 0.0))}",
         f"segstream_batch_seconds_count{{{label}}} {_num(totals.get('batches', 0.0))}",
-        "# HELP segstream_batch_seconds_last Duration of the worker's last batch.",
+        "# HELP segstream_batch_seconds_last Duration of the last batch of each running worker.",
         "# TYPE segstream_batch_seconds_last gauge",
     ]
+    running = running_workers(row, time.time() if now is None else now)
     for worker, seconds in sorted(last.items()):
+        if worker not in running:  # gone (crashed, stopped): one flat line per restart otherwise, for ever
+            continue
         lines.append(f'segstream_batch_seconds_last{{{label},worker="{_escape(worker)}"}} {_num(seconds)}')
     lines += [
         "# HELP segstream_consumer_lag Events behind the partition's high watermark.",
@@ -180,7 +183,6 @@ def prometheus(row: Mapping[str, str], namespace: str, now: float | None = None)
     ]
     for operation, n in sorted(retries.items()):
         lines.append(f'segstream_retries_total{{{label},operation="{_escape(operation)}"}} {_num(n)}')
-    running = running_workers(row, time.time() if now is None else now)
     lines += [
         "# HELP segstream_workers_running Workers that reported in the last "
         f"{FRESH_S:.0f} s and did not stop.",
