@@ -46,6 +46,7 @@ from streams.settings import Settings
 from streams.store.connection import is_cluster
 from streams.store.metrics_hash import prometheus
 from streams.store.replies import text as _text
+from streams.store.stored_state import StoredFormatError
 
 READER = http_guard.READER  # one key object, also when this module runs as __main__ (python -m)
 _DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit() accepts '²', which int() then refuses
@@ -120,6 +121,9 @@ async def get_health(request: web.Request) -> web.Response:
     try:
         ok = await reader.ping()
         namespace = await reader.namespace()
+    except StoredFormatError as exc:  # Redis answers; the namespace cannot be read with these settings
+        log.warning("health check failed: %s", exc)
+        return _json({"status": "unavailable", "redis": True, "error": str(exc)}, 503)
     except Exception as exc:  # Redis down: a health answer, not an error page
         log.warning("health check failed: %s", type(exc).__name__)
         return _json({"status": "unavailable", "redis": False}, 503, {"Retry-After": "1"})
