@@ -50,8 +50,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     definitions = load_definitions(settings)
     client = redis_client(settings)
     try:
-        name = args.namespace or settings.namespace
-        if name:  # named: a typo is refused (exit 3), not reported as an empty namespace
+        name = settings.namespace if args.namespace is None else args.namespace  # "" is refused
+        if name is not None:  # named: a typo is refused (exit 3), not reported as an empty namespace
             await require_known(client, settings.key_prefix, check_name(name))
         else:
             name = await active_namespace(client, settings.key_prefix)

@@ -27,7 +27,6 @@ def test_doctor_refuses_a_namespace_built_for_another_partition_count(
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-
 def test_doctor_refuses_a_skew_limit_that_is_not_a_finite_percentage(
     services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
 ) -> None:
@@ -60,3 +59,15 @@ def test_doctor_warns_when_the_namespace_holds_nothing_for_the_topic(
         assert "holds nothing for topic" in done.stderr, done.stderr
         report = doctor(wrong, "--json")
         assert report.returncode == 0 and "holds nothing for topic" in report.stdout
+
+
+def test_doctor_refuses_an_empty_namespace_name(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path
+) -> None:
+    """`--namespace ""` (an unset shell variable: `--namespace "$NS"`) measured the active namespace instead
+    and said nothing: the report was about another namespace than the one asked for."""
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2, namespace="main")
+    replayed(settings, tmp_path)
+    done = doctor(settings, "--namespace", "")
+    assert done.returncode == 2, (done.returncode, done.stdout[:200])
+    assert "invalid namespace name ''" in done.stderr and len(done.stderr.strip().splitlines()) == 1
