@@ -49,6 +49,7 @@ class Worker(BatchPipeline):
     beyond: frozenset[int] = frozenset()  # assigned partitions >= SEGSTREAM_TOPIC_PARTITIONS (see `take_all`)
     recorded: DefinitionsRecord | None = None  # the namespaces' definitions versions (`_definitions_allow`)
     refused: DefinitionsMismatch | None = None  # a claim `definitions_rule` refused: `heartbeat` raises it
+    listener_failure: Exception | None = None  # what a rebalance callback raised (`Rebalance`): raised too
 
     # -- partition ownership -------------------------------------------------------------------------
     def listener(self) -> ConsumerRebalanceListener:
@@ -207,10 +208,13 @@ class Worker(BatchPipeline):
         """Idle partitions report too (at most every REPORT_INTERVAL_S): lag stays current, and
         `definitions apply` can tell that a worker is running from the metrics hash. A partition we were
         fenced out of and Kafka still assigns to us for `fenced_grace_s` stops the worker (`FencedStall`);
-        so does one beyond SEGSTREAM_TOPIC_PARTITIONS (`PartitionCountChanged`), before any of it applies."""
+        so does one beyond SEGSTREAM_TOPIC_PARTITIONS (`PartitionCountChanged`), before any of it applies, and
+        a rebalance callback that failed (a claim Redis refused: its partition was left paused, unclaimed)."""
         now = time.monotonic()
         if self.refused is not None:
             raise self.refused
+        if self.listener_failure is not None:
+            raise self.listener_failure
         if self.beyond:  # the topic's count as the consumer's metadata knows it, for the advice
             topic, consumer = self.settings.events_topic, self.consumer
             count = len((consumer and consumer.partitions_for_topic(topic)) or ()) or max(self.beyond) + 1

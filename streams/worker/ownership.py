@@ -79,6 +79,8 @@ class Holder(Protocol):
     # between a rebalance's revoke and assign callbacks: the consumer's assignment is stale (aiokafka keeps
     # the revoked partitions in it until the group's answer, and replaces it before the assign callback runs)
     reassigning: bool
+    # what a rebalance callback raised: aiokafka only logs it, so the poll loop raises it (`Worker.heartbeat`)
+    listener_failure: Exception | None
 
     async def report(self, partition: int, owned: Owned) -> None: ...
 
@@ -95,7 +97,10 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         async with self.holder.ownership:
-            await self._let_go(revoked)
+            try:
+                await self._let_go(revoked)
+            except Exception as exc:  # see `on_partitions_assigned`
+                self.holder.listener_failure = self.holder.listener_failure or exc
             self.holder.reassigning = True
 
     async def _let_go(self, revoked: Iterable[TopicPartition]) -> None:
@@ -118,4 +123,10 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.holder.hold(assigned)  # before any await: nothing is fetched for them until `take` seeks
         async with self.holder.ownership:
             self.holder.reassigning = False
-            await self.holder.take_all(assigned)
+            try:
+                await self.holder.take_all(assigned)
+            except Exception as exc:
+                # aiokafka only logs what a listener raises: a claim Redis refused (over maxmemory, say) left
+                # its partition paused and unclaimed while the worker ran on applying nothing, without a word.
+                # Kept for the poll loop, which stops the worker with it, as a refused commit does.
+                self.holder.listener_failure = self.holder.listener_failure or exc
