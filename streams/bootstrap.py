@@ -29,6 +29,7 @@ from streams.store.redis_store import RedisStateStore
 from streams.topics import lenient_records, replication
 from streams.topics.partition_count import check_events_topic
 from streams.worker.loop import Worker
+from streams.worker.mode_guard import check_mode
 from streams.worker.namespace_follow import NamespaceFollow, check_claim, check_partitions
 
 log = logging.getLogger("segstream")
@@ -267,6 +268,7 @@ async def worker_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     try:
         settings = await resolve_namespace(settings, client)
         await check_definitions(settings, client, definitions.version)
+        await check_mode(settings, client, keyspace(settings))
     except BaseException:
         await client.aclose()
         raise

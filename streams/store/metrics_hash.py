@@ -4,7 +4,7 @@ Hash `<prefix>:<namespace>:metrics` (docs/read_side.md):
 - `w:<worker>:<counter>` per worker process (`<worker>` = host-pid-random): events, transitions, dead_letters,
   duplicates, batches, batch_seconds_sum, batch_seconds_last, swept_customers, updated_at (epoch seconds,
   refreshed every second by a worker that owns a partition, busy or idle), stopped_at (epoch seconds, on a
-  graceful stop);
+  graceful stop), mode (its SEGSTREAM_MODE, `live` or `replay`);
 - `r:<worker>:<operation>`: retries of a Redis or Kafka operation, and partitions refused (`fenced`,
   `rewound`, `out of order batch`), per worker process;
 - `lag:<partition>`: events behind the partition's high watermark, written by its current owner;
@@ -69,7 +69,11 @@ an alert rule sees the first retry (a series that appears at 1 has no increase).
 retries is listed (tests/unit/test_retried_operations_monitored.py)."""
 
 
-def worker_fields(metrics: Metrics, partition: int, lag: int | None) -> dict[str, str | int | float]:
+def worker_fields(
+    metrics: Metrics, partition: int, lag: int | None, mode: str = ""
+) -> dict[str, str | int | float]:
+    """A report of the worker's counters and the partition's lag; `mode`, its SEGSTREAM_MODE, lets a worker
+    started in another one be refused (`streams/worker/mode_guard.py`)."""
     prefix = f"w:{WORKER_ID}:"
     fields: dict[str, str | int | float] = {
         prefix + "events": metrics.events,
@@ -84,6 +88,8 @@ def worker_fields(metrics: Metrics, partition: int, lag: int | None) -> dict[str
     }
     fields.update((f"r:{WORKER_ID}:{op.replace(':', '_')}", n) for op, n in metrics.retries.items())
     fields[f"seen:{partition}"] = fields[prefix + "updated_at"]
+    if mode:
+        fields[prefix + "mode"] = mode
     if lag is not None:
         fields[f"lag:{partition}"] = lag
     return fields
@@ -115,6 +121,11 @@ def running_workers(row: Mapping[str, str], now: float, fresh_s: float = FRESH_S
         for worker, at in reported.items()
         if now - at <= fresh_s and stopped.get(worker, float("-inf")) < at
     }
+
+
+def running_modes(row: Mapping[str, str], now: float) -> dict[str, str]:
+    """The mode of each running worker that reported one (`worker_fields`): id -> mode."""
+    return {w: row[f"w:{w}:mode"] for w in running_workers(row, now) if f"w:{w}:mode" in row}
 
 
 def prometheus(row: Mapping[str, str], namespace: str, now: float | None = None) -> str:

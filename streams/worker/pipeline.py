@@ -203,7 +203,8 @@ class BatchPipeline:
 
     async def report(self, partition: int, owned: Owned) -> None:
         """Steps 6 and 7 of `submit` (see `progress_report.report`)."""
-        await report(self.consumer, self.store, self.metrics, self.settings.events_topic, partition, owned)
+        topic, mode = self.settings.events_topic, self.settings.mode
+        await report(self.consumer, self.store, self.metrics, topic, partition, owned, mode)
 
     async def _settle(self, owned: Owned) -> None:
         """Wait for the partition's batch in flight; its failure is raised here."""
