@@ -33,6 +33,12 @@ def add_parser(sub: Any) -> None:
     r.add_argument("source")
     r.add_argument("--namespace", required=True, help="target namespace (must be empty unless --force)")
     r.add_argument("--force", action="store_true", help="drop the namespace first if it holds keys")
+    r.add_argument(
+        "--into-active",
+        action="store_true",
+        help="build the active namespace itself if it is empty (a first import that nothing reads yet;"
+        " readers see it half built until the end); default: refused, replay elsewhere then promote",
+    )
     r.add_argument("--format", choices=("auto", "jsonl", "csv"), default="auto")
     r.add_argument("--emit", metavar="TOPIC", help="publish transitions to TOPIC (default: not published)")
     r.add_argument("--since", help="kafka source: first record at or after this ISO time")
@@ -178,7 +184,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     client = redis_client(settings)
     try:
         note = _building_note(args.source)  # until the end: `promote` refuses the namespace
-        await prepare_namespace(client, settings.key_prefix, args.namespace, args.force, note)
+        await prepare_namespace(
+            client, settings.key_prefix, args.namespace, args.force, note, args.into_active
+        )
         building = KeySpace(settings.key_prefix, args.namespace, settings.events_topic).building()
         try:
             if args.processes > 1:

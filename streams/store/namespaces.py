@@ -260,20 +260,31 @@ async def drop(client: aioredis.Redis, prefix: str, name: str, building: bytes |
 
 
 async def prepare_namespace(
-    client: aioredis.Redis, prefix: str, namespace: str, force: bool, building: bytes | None = None
+    client: aioredis.Redis,
+    prefix: str,
+    namespace: str,
+    force: bool,
+    building: bytes | None = None,
+    into_active: bool = False,
 ) -> None:
     """Refuse a namespace that holds keys, unless forced (then it is dropped first), and the active one even
     empty: readers and the workers following `promote` would read it half built while the replay runs.
     `building`: the replay's mark (`promote` refuses the namespace while it is there), set before the
-    active namespace is looked up: a `promote` racing this one cannot succeed (streams.store.namespaces)."""
+    active namespace is looked up: a `promote` racing this one cannot succeed (streams.store.namespaces).
+    `into_active` (`replay --into-active`): an *empty* active namespace is built in place, for a first import
+    on a fresh install that nothing reads yet; one holding keys is still refused, forced or not."""
     check_name(namespace)
     refusal = (
         f"namespace {namespace!r} is the active one: readers and workers would read it while the replay"
         " builds it; replay into another namespace, then promote it"
     )
-    if namespace == await active_namespace(client, prefix):
-        raise NamespaceRefused(refusal)
     empty = await is_empty(client, prefix, namespace)
+    if namespace == await active_namespace(client, prefix):
+        if not (into_active and empty):
+            raise NamespaceRefused(refusal + ("" if empty else " (--into-active builds only an empty one)"))
+        if building is not None:
+            await client.set(building_key(prefix, namespace), building)
+        return
     if not empty and not force:
         raise NamespaceRefused(f"namespace {namespace!r} is not empty: choose another name or pass --force")
     if building is not None:

@@ -30,7 +30,7 @@ async def replay_file(
 ) -> ReplaySummary:
     client = async_client(settings.redis_url)
     try:
-        await prepare_namespace(client, settings.key_prefix, namespace, force=False)
+        await prepare_namespace(client, settings.key_prefix, namespace, force=False, into_active=True)
         return await replay(
             settings,
             definitions or Definitions.default(),
@@ -62,7 +62,7 @@ async def replay_split_file(
     instead of the file when given."""
     client = async_client(settings.redis_url)
     try:
-        await prepare_namespace(client, settings.key_prefix, namespace, force=False)
+        await prepare_namespace(client, settings.key_prefix, namespace, force=False, into_active=True)
         return await replay_split(
             settings,
             client,

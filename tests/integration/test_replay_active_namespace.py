@@ -54,3 +54,33 @@ def test_a_replay_into_the_active_namespace_is_refused_before_any_write(
         )
     finally:
         client.close()
+
+
+def test_into_active_builds_an_empty_active_namespace_and_never_one_holding_keys(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A first import on a fresh install may build `main` in place (nothing reads it yet); once it holds
+    keys, --into-active is refused, --force or not: a rebuild goes elsewhere, then `promote`."""
+    path = tmp_path / "events.jsonl.gz"
+    sample.write_jsonl(sample.SampleSpec(customers=50, days=60, seed=3), path)
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
+    for name, value in settings.as_environment({}).items():
+        monkeypatch.setenv(name, value)
+    replay = ["replay", str(path), "--namespace", "main", "--no-progress", "--output-dir", str(tmp_path)]
+    client = sync_client(settings.redis_url)
+    try:
+        assert cli.main([*replay, "--into-active"]) == 0
+        built = len(list(client.scan_iter(match=f"{settings.key_prefix}:main:*")))
+        assert built > 50
+        assert client.get(f"{settings.key_prefix}:main:building") is None  # complete: nothing marks it
+        capsys.readouterr()
+        assert cli.main([*replay, "--into-active", "--force"]) == 3
+        assert "--into-active builds only an empty one" in capsys.readouterr().err
+        assert len(list(client.scan_iter(match=f"{settings.key_prefix}:main:*"))) == built
+    finally:
+        client.close()
