@@ -13,6 +13,7 @@ from streams.replay.order_events import Line
 from streams.replay.pseudonyms import pseudonym
 
 MAX_QUANTITY: Final = 1_000_000_000  # what an event's `quantity` accepts (segmentation/event_types.py)
+_PLAIN: Final = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")  # no "1_000", "0x10", "Infinity"
 _GROUPED: Final = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d*)?\Z")  # "1.234.567,89" with --decimal-comma
 
 
@@ -59,6 +60,8 @@ def _amount(name: str, text: str, options: RowOptions) -> Decimal:
         if "." in raw and not _GROUPED.match(raw):  # "12.5" is no thousands grouping: never read it as 125
             raise RowError(f"{name}: {text!r} has a '.' that is not a thousands separator (--decimal-comma)")
         raw = raw.replace(".", "").replace(",", ".")
+    if not _PLAIN.match(raw):  # Decimal() alone takes "1_000" (as 1000) and "NaN"
+        raise RowError(f"{name}: not a number: {text!r}")
     try:
         value = Decimal(raw)
     except InvalidOperation:

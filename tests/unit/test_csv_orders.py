@@ -203,3 +203,26 @@ def test_a_gzip_export_is_read_as_its_csv_and_one_cut_short_is_one_clear_error(t
     cut.write_bytes(gzip.compress(big.encode())[:-4000])
     with pytest.raises(SourceError, match=r"line \d+: .*gzip data cut short"):
         rows(cut, currency="EUR")
+
+
+@pytest.mark.parametrize("total", ["1_000", "0x10", "Infinity", "1 000_5", "--5", "."])
+def test_an_amount_python_alone_would_read_is_rejected_with_its_line(tmp_path: Path, total: str) -> None:
+    """Decimal() takes "1_000" for 1000: an export never writes that, so it is a reject, never an order."""
+    path = tmp_path / "orders.csv"
+    path.write_text(f'id,cust,date,total,chan,cur,qty\nB1,c1,2026-03-29 01:30:00,"{total}",web,EUR,1\n')
+    out, orders = rows(path)
+    assert out == [] and orders.rejected == 1
+    with path.with_suffix(".rejects.csv").open() as handle:
+        (reject,) = csv.DictReader(handle)
+    assert reject["line"] == "2" and "not a number" in reject["reason"]
+
+
+@pytest.mark.parametrize(
+    ("total", "amount"), [("12", "12"), ("-3.5", "3.5"), (".5", "0.5"), ("1.5E+3", "1500")]
+)
+def test_plain_amounts_are_still_read(tmp_path: Path, total: str, amount: str) -> None:
+    """A negative amount with an order id is a refund of its absolute value."""
+    path = tmp_path / "orders.csv"
+    path.write_text(f"id,cust,date,total,chan,cur,qty\nB1,c1,2026-03-29 01:30:00,{total},web,EUR,1\n")
+    out, _ = rows(path)
+    assert [orjson.loads(v)["amount"] for _, _, v in out] == [amount]
