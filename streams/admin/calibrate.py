@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 import yaml
 
 from segmentation.rfm import RfmConfig
+from segmentation.state import CustomerState
 from streams.admin.definitions_change import stored_customers
 from streams.store.keys import KeySpace
 from streams.store.stored_state import stored_state
@@ -60,17 +61,21 @@ async def read_population(
     for p in range(partitions):
         async for rows in stored_customers(client, keys, p):
             for _, row in rows:
-                state = stored_state(row, keys.namespace)
-                population.customers += 1
-                if state.last_purchase_at is None or state.orders <= 0:
-                    continue
-                now = reference or state.clock or state.last_purchase_at
-                population.recency_days.append(
-                    max(0.0, (now - state.last_purchase_at).total_seconds() / 86400)
-                )
-                population.orders.append(state.orders)
-                population.monetary.append(Decimal(state.gross_minor - state.refunded_minor) * scale)
+                count_in(population, stored_state(row, keys.namespace))
     return population
+
+
+def count_in(population: Population, state: CustomerState) -> None:
+    """One stored customer, its R, F and M as the core scores them (a buyer only; M net of refunds and
+    never below 0, `CustomerState.monetary_minor`: a customer refunded more than bought scores M = 1 like
+    one at 0, and must not pull the quantiles below what any score can see)."""
+    population.customers += 1
+    if state.last_purchase_at is None or state.orders <= 0:
+        return
+    now = population.reference or state.clock or state.last_purchase_at
+    population.recency_days.append(max(0.0, (now - state.last_purchase_at).total_seconds() / 86400))
+    population.orders.append(state.orders)
+    population.monetary.append(Decimal(state.monetary_minor) * population.unit)
 
 
 def _ascending(values: list[Decimal], step: Decimal) -> list[Decimal]:

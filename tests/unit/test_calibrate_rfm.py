@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from segmentation import Definitions
+from segmentation import CustomerState, Definitions
 from streams.admin import calibrate
 
 
@@ -75,3 +75,18 @@ def test_a_base_currency_without_cents_gets_whole_breakpoints() -> None:
     proposal = calibrate.propose(population)
     new = Definitions.from_mapping(calibrate.new_document(base, proposal, None))
     assert all(m == m.to_integral_value() for m in new.rfm.monetary)
+
+
+def test_a_customer_refunded_more_than_bought_counts_at_m_zero_as_the_core_scores_it() -> None:
+    """M is net of refunds and never below 0 in the core (`monetary_minor`): calibrate takes the same
+    figure, else customers refunded more than they bought pulled the money quantiles below zero."""
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    population = calibrate.Population([], [], [], datetime(2026, 6, 1, tzinfo=UTC), unit=Decimal("0.01"))
+    bought = CustomerState.new("c1")._replace(orders=1, last_purchase_at=at, gross_minor=2_000)
+    calibrate.count_in(population, bought._replace(refunded_minor=5_000))
+    calibrate.count_in(population, bought)
+    calibrate.count_in(population, CustomerState.new("c2"))  # no purchase: counted, not scored
+    assert population.monetary == [Decimal("0.00"), Decimal("20.00")]
+    assert (
+        population.customers == 3 and population.orders == [1, 1] and population.recency_days == [31.0, 31.0]
+    )
