@@ -30,8 +30,8 @@ class SlotMigrating(redis.exceptions.ConnectionError):
 
     exit_code = 3
 
-    def __init__(self, slot: int, what: str) -> None:
-        super().__init__(f"Redis Cluster slot {slot} {what} during the walk of its keys: run it again")
+    def __init__(self, slot: int, what: str, during: str = "the walk of its keys") -> None:
+        super().__init__(f"Redis Cluster slot {slot} {what} during {during}: run it again")
 
 
 @dataclass(frozen=True)
