@@ -35,6 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from segmentation import DefinitionsError
 from streams.settings import Settings, without_password
+from streams.store.reachable import no_cluster_node
 
 UNEXPECTED, USAGE, REFUSED, UNREACHABLE = 1, 2, 3, 4
 _DEVSTACK = "start it (python -m streams.devstack up)"
@@ -52,7 +53,7 @@ def failure(exc: Exception, settings: Settings | None) -> tuple[int, str]:
     kafka = settings.kafka_bootstrap if settings else _KAFKA
     if isinstance(exc, AuthenticationError):
         return USAGE, f"Redis at {redis_url} refused the credentials: {exc}; fix {_REDIS}"
-    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)) or no_cluster_node(exc):
         return UNREACHABLE, f"cannot reach Redis at {redis_url}: {_DEVSTACK} or fix {_REDIS} ({exc})"
     if isinstance(exc, (AuthenticationFailedError, SaslAuthenticationFailed)):
         return USAGE, f"Kafka at {kafka} refused the credentials: fix SEGSTREAM_KAFKA_SASL_* ({exc})"

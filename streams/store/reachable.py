@@ -66,6 +66,12 @@ async def wait_for(
         await asyncio.sleep(min(_PAUSE_S, remaining))
 
 
+def no_cluster_node(exc: BaseException) -> bool:
+    """redis-py's cluster client found no entry node reachable: it says so with a RedisClusterException,
+    a class that also carries configuration errors, not with a connection error (an outage all the same)."""
+    return isinstance(exc, RedisClusterException) and "cannot be connected" in str(exc)
+
+
 async def wait_for_redis(
     make_client: Callable[[], aioredis.Redis],
     address: str,
@@ -80,9 +86,7 @@ async def wait_for_redis(
         try:
             await client.ping()
         except RedisClusterException as exc:
-            # redis-py's cluster client says "no node reachable" with this class, which also carries
-            # configuration errors (those are not waited for)
-            if "cannot be connected" in str(exc):
+            if no_cluster_node(exc):  # waited for; the class's configuration errors are not
                 raise RedisConnectionError(str(exc)) from None
             raise
         finally:

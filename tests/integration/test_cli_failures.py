@@ -244,6 +244,15 @@ def test_customer_without_redis_exits_4(env: dict[str, str]) -> None:
     failed(segstream(["customer", "c-1"], env, SEGSTREAM_REDIS_URL=url), 4, "Redis")
 
 
+@pytest.mark.parametrize("args", [["customer", "c-1"], ["namespaces"], ["doctor"], ["drop", "old"]])
+def test_commands_without_a_redis_cluster_exit_4(env: dict[str, str], args: list[str]) -> None:
+    """redis-py's cluster client says "no node reachable" with a RedisClusterException, not a connection
+    error: these exited 1 "unexpected RedisClusterException" with a traceback."""
+    nodes = f"127.0.0.1:{closed_port()},127.0.0.1:{closed_port()}"
+    result = segstream(args, env, SEGSTREAM_REDIS_URL=f"redis+cluster://{nodes}/0")
+    failed(result, 4, "cannot reach Redis", "SEGSTREAM_REDIS_URL")
+
+
 def test_replay_with_a_column_missing_from_the_csv_writes_nothing_and_the_retry_works(
     env: dict[str, str], client: redis.Redis, tmp_path: Path
 ) -> None:
