@@ -29,12 +29,13 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 from pydantic import ValidationError
-from redis.exceptions import AuthenticationError
+from redis.exceptions import AuthenticationError, MovedError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from segmentation import DefinitionsError
 from streams.settings import Settings, without_password
+from streams.store.connection import is_cluster
 from streams.store.reachable import no_cluster_node
 
 UNEXPECTED, USAGE, REFUSED, UNREACHABLE = 1, 2, 3, 4
@@ -53,6 +54,14 @@ def failure(exc: Exception, settings: Settings | None) -> tuple[int, str]:
     kafka = settings.kafka_bootstrap if settings else _KAFKA
     if isinstance(exc, AuthenticationError):
         return USAGE, f"Redis at {redis_url} refused the credentials: {exc}; fix {_REDIS}"
+    if isinstance(exc, MovedError) and not (
+        settings and is_cluster(settings.redis_url, settings.redis_cluster)
+    ):
+        # a node of a Redis Cluster taken for a single server: its first key of another node's slot
+        return USAGE, (
+            f"Redis at {redis_url} is a node of a Redis Cluster (it answered MOVED): use redis+cluster:// in"
+            f" {_REDIS} (or SEGSTREAM_REDIS_CLUSTER=true)"
+        )
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError)) or no_cluster_node(exc):
         return UNREACHABLE, f"cannot reach Redis at {redis_url}: {_DEVSTACK} or fix {_REDIS} ({exc})"
     if isinstance(exc, (AuthenticationFailedError, SaslAuthenticationFailed)):

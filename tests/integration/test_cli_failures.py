@@ -17,9 +17,12 @@ import pytest
 import redis
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
+from redis.crc import key_slot
 
 from streams.store.keys import KeySpace
-from tests.services import Services
+from streams.store.namespaces import pointer_key
+from tests.integration.slot_migration import owner, primaries
+from tests.services import Services, wants_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERS = ROOT / "examples" / "orders.csv"
@@ -251,6 +254,24 @@ def test_commands_without_a_redis_cluster_exit_4(env: dict[str, str], args: list
     nodes = f"127.0.0.1:{closed_port()},127.0.0.1:{closed_port()}"
     result = segstream(args, env, SEGSTREAM_REDIS_URL=f"redis+cluster://{nodes}/0")
     failed(result, 4, "cannot reach Redis", "SEGSTREAM_REDIS_URL")
+
+
+@pytest.mark.cluster
+@pytest.mark.skipif(not wants_cluster(), reason="a Redis Cluster node: SEGSTREAM_TEST_REDIS=cluster")
+@pytest.mark.parametrize("args", [["namespaces"], ["worker"]])
+def test_a_cluster_node_named_by_a_plain_url_is_a_configuration_error(
+    env: dict[str, str], services: Services, args: list[str]
+) -> None:
+    """A plain `redis://` URL of a cluster node without SEGSTREAM_REDIS_CLUSTER: the first key of a slot on
+    another node is answered MOVED. This exited 1 "unexpected MovedError" with a traceback."""
+    host, port = services.redis_url.split("://", 1)[1].split("/", 1)[0].split(",")[0].rsplit(":", 1)
+    nodes = primaries(host, int(port))
+    pointer = key_slot(pointer_key(env["SEGSTREAM_KEY_PREFIX"]).encode())  # read first by both commands
+    other = next(node for node in nodes if node != owner(nodes, pointer))
+    result = segstream(args, env, SEGSTREAM_REDIS_URL=f"redis://{other.name}/0")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.splitlines()[-1]  # the worker logs its topics first
+    assert all(w in last for w in ("Redis Cluster", "redis+cluster://", "SEGSTREAM_REDIS_CLUSTER=true")), last
 
 
 def test_replay_with_a_column_missing_from_the_csv_writes_nothing_and_the_retry_works(
