@@ -17,12 +17,14 @@ until the last key has moved. That is an outage of the slot's reads, not a bug: 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import AskError, MovedError, TryAgainError
+from redis.exceptions import AskError, ClusterError, MovedError, TryAgainError
 
 from streams.store.keys import KeySpace
 from streams.store.replies import text
@@ -30,6 +32,9 @@ from streams.store.slot_walk import SlotMigrating
 from streams.store.weeks import FORMAT_FIELD, check_format, flows_of_week_rows
 
 ATTEMPTS: Final = 8  # weeks only begin; more than a few in a row means something rewrites them
+MIGRATING: Final = (AskError, MovedError, TryAgainError, ClusterError)
+"""What a call on a migrating slot ends with once redis-py's own retries are spent (ClusterError: its "TTL
+exhausted" after TRYAGAIN, streams/store/connection.py)."""
 Names = Callable[[int, set[str]], Sequence[str]]  # (partition, its weeks) -> the hashes to read
 
 
@@ -70,28 +75,42 @@ async def _read(
     client: Redis, keys: KeySpace, partitions: list[int], weeks: dict[int, set[str]], names_of: Names
 ) -> list[tuple[int, list[Any], set[str], Sequence[str], list[Any]]]:
     """Per partition: its meta's offset and format, its `w` set and the replies to `names_of`, read by one
-    script call (its keys share the partition's hash tag: one slot), all partitions' calls in one pipeline.
+    script call (its keys share the partition's hash tag: one slot), all partitions' calls in one pipeline
+    (on a cluster, concurrent calls: a cluster pipeline fails whole when one slot migrates).
     Not one MULTI/EXEC of them all: that held every other client (worker commits, API reads) for the whole
     read, ~160 ms at 64 partitions x 78 weeks; between two partitions' scripts other clients go on."""
     names = {p: names_of(p, weeks[p]) for p in partitions}
-    async with client.pipeline(transaction=False) as pipe:
-        for p in partitions:
-            hashes = names[p]
-            pipe.execute_command(
-                "EVAL", PARTITION_READ, 2 + len(hashes), keys.partition_meta(p), keys.weeks(p), *hashes,
-                FORMAT_FIELD,
-            )  # fmt: skip
-        replies = await pipe.execute(raise_on_error=False)
+    calls = {
+        p: ("EVAL", PARTITION_READ, 2 + len(names[p]), keys.partition_meta(p), keys.weeks(p), *names[p],
+            FORMAT_FIELD)
+        for p in partitions
+    }  # fmt: skip
+    replies: list[Any]
+    if isinstance(client, RedisCluster):  # a pipeline per partition, concurrent: each fails on its own
+        replies = list(
+            await asyncio.gather(*(_calls(client, [calls[p]]) for p in partitions), return_exceptions=True)
+        )
+        replies = [r if isinstance(r, BaseException) else r[0] for r in replies]
+    else:
+        replies = await _calls(client, [calls[p] for p in partitions])
     out: list[tuple[int, list[Any], set[str], Sequence[str], list[Any]]] = []
     for p, reply in zip(partitions, replies, strict=True):
-        if isinstance(reply, AskError | MovedError | TryAgainError):  # a cluster's, after redis-py's retries
+        if isinstance(reply, MIGRATING):
             slot = key_slot(keys.partition_meta(p).encode())
             raise SlotMigrating(slot, "is moving to another primary", "a read of its counters") from reply
-        if isinstance(reply, Exception):
+        if isinstance(reply, BaseException):
             raise reply
         meta, found, *rows = reply
         out.append((p, meta, {text(w) for w in found}, names[p], [_pairs(row) for row in rows]))
     return out
+
+
+async def _calls(client: Redis, calls: list[tuple[Any, ...]]) -> list[Any]:
+    """The calls in one pipeline (not a transaction), their replies or errors in order."""
+    async with client.pipeline(transaction=False) as pipe:
+        for call in calls:
+            pipe.execute_command(*call)
+        return list(await pipe.execute(raise_on_error=False))
 
 
 def _pairs(flat: list[Any]) -> dict[Any, Any]:
