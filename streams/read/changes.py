@@ -91,6 +91,8 @@ def parse_cursor(text: str, partitions: Iterable[int]) -> dict[int, int]:
         head, sep, tail = part.partition(":")
         if not sep or not _NUMBER.fullmatch(head) or not _NUMBER.fullmatch(tail):
             raise ChangesError(f"malformed cursor {text!r}: pass back the cursor a previous sync printed")
+        if int(head) in out:  # the last value would win in silence
+            raise ChangesError(f"cursor {text!r} names partition {head} twice")
         out[int(head)] = int(tail)
     if sorted(out) != wanted:
         raise ChangesError(f"cursor {text!r} does not name the topic's partitions {wanted}")
@@ -111,8 +113,12 @@ async def window(
     cursor: str | None,
     lookback_records: int = LOOKBACK,
 ) -> Window:
-    """The period as offsets (see the module doc); refuses one that retention already cut."""
+    """The period as offsets (see the module doc); refuses one that retention already cut, and one that
+    ends before it begins (an empty answer would read as "nobody moved")."""
     from aiokafka import TopicPartition
+
+    if since is not None and until is not None and until < since:
+        raise ChangesError(f"until {until.isoformat()} is before since {since.isoformat()}")
 
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     first = await consumer.beginning_offsets(tps)

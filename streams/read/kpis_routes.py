@@ -7,20 +7,14 @@ from datetime import date
 
 from aiohttp import web
 
+from streams.read.dashboard.aggregates import parse_day
 from streams.read.http_guard import Handler, json_response
-from streams.read.reader import BadRequest, SegmentReader
+from streams.read.reader import SegmentReader
 
 
 def _day(request: web.Request, name: str) -> date | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        if len(raw) != 10:
-            raise ValueError(raw)
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be a day, YYYY-MM-DD") from None
+    """`parse_day`'s YYYY-MM-DD: a length check let ISO week dates through ("2026-W01-1" is 10 long)."""
+    return parse_day(request.query.get(name), name)
 
 
 def kpi_handlers(reader_of: Callable[[web.Request], SegmentReader]) -> tuple[Handler, Handler]:

@@ -70,6 +70,30 @@ def test_changes_cursor_offset_of_5000_digits_is_400(world: tuple[Settings, Api]
     assert status == 400 and "cursor" in body["error"], (status, body)
 
 
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("since=2026-06-01T00:00:00Z&until=2025-06-01T00:00:00Z", "is before since"),  # was an empty 200
+        ("cursor=0:1,0:2", "twice"),  # the last value won in silence
+    ],
+)
+def test_a_changes_period_that_cannot_be_meant_is_400(
+    world: tuple[Settings, Api], query: str, said: str
+) -> None:
+    settings, api = world
+    if "cursor" in query:
+        query += "".join(f",{p}:0" for p in range(1, settings.topic_partitions))
+    status, body = call(api, "GET", f"/grids/rfm/segments/champions/changes?{query}")
+    assert status == 400 and said in body["error"], (status, body)
+
+
+def test_a_kpi_day_is_a_calendar_day_not_an_iso_week_date(world: tuple[Settings, Api]) -> None:
+    """Both are 10 characters: a length check let "2026-W01-1" through as 29 December 2025."""
+    _, api = world
+    status, body = call(api, "GET", "/grids/lifecycle/kpis?from=2026-W01-1&to=2026-01-31")
+    assert status == 400 and "YYYY-MM-DD" in body["error"], (status, body)
+
+
 def raw_request(api: Api, request: bytes) -> bytes:
     """Bytes no HTTP client library would send, over the API's TLS; the whole answer."""
     host, port = api.base.removeprefix("https://").split(":")

@@ -92,6 +92,6 @@ def test_netting_counts_a_repeated_id_once_and_cancels_round_trips() -> None:
 
 def test_cursor_names_every_partition_in_ascii_digits() -> None:
     assert parse_cursor("1:20,0:7", [0, 1]) == {0: 7, 1: 20}
-    for bad in ("0:1", "0:1,1:x", "0:²,1:2", "", "0-1,1-2"):
+    for bad in ("0:1", "0:1,1:x", "0:²,1:2", "", "0-1,1-2", "0:1,0:2,1:3"):
         with pytest.raises(ChangesError):
             parse_cursor(bad, [0, 1])
