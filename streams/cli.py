@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -256,19 +257,30 @@ def main(argv: list[str] | None = None) -> int:
     from streams.errors import UNEXPECTED, failure
 
     settings = None
+    log_format = args.log_format or os.environ.get("SEGSTREAM_LOG_FORMAT", "text")  # even if Settings fail
+    stderr = sys.stderr
+    if log_format == "json":
+        sys.stderr = logs.JsonLines(stderr)
     try:
+        logs.configure("json" if log_format == "json" else "text")
         settings = Settings()
-        logs.configure(args.log_format or settings.log_format)
         with contextlib.suppress(KeyboardInterrupt):
             return handler(settings, args)
     except Exception as exc:  # expected failures: one line, a documented exit code (streams/errors.py)
         if args.debug:
             raise
         code, message = failure(exc, settings)
+        line = one_line(f"segstream {args.command}: {message}")
+        if code == UNEXPECTED and log_format == "json":  # the traceback in the object, as a record's
+            logging.getLogger("segstream").error(line, exc_info=True)
+            return code
         if code == UNEXPECTED:  # not an expected failure: the traceback is what a bug report needs
             traceback.print_exc()
-        print(one_line(f"segstream {args.command}: {message}"), file=sys.stderr)
+        print(line, file=sys.stderr)
         return code
+    finally:
+        sys.stderr.flush()
+        sys.stderr = stderr
     return 130
 
 

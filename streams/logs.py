@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Final, Literal
+from typing import Final, Literal, TextIO
 
 LogFormat = Literal["text", "json"]
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -37,6 +38,45 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class JsonLines:
+    """stderr in JSON mode: each line a command prints there (its one-line error, a "waiting for Kafka"
+    line) becomes one object like a log record's, so a collector reading a JSON stream never meets a plain
+    line. A line "segstream <command>: ..." is the command's failure (ERROR), any other one INFO. Reports no
+    terminal: progress bars, drawn for people, stay silent."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream, self._pending = stream, ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in filter(str.strip, lines):
+            level = "ERROR" if _FAILURE.match(line) else "INFO"
+            entry = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": level,
+                     "logger": "segstream", "message": line}  # fmt: skip
+            self.stream.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending.strip():
+            self.write("\n")
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)
+
+
+_FAILURE: Final = re.compile(r"segstream[\w -]*: ")
+
+
+def real_stderr() -> TextIO:
+    """Where log records go: stderr itself, never through `JsonLines` (a record is already one object)."""
+    return sys.stderr.stream if isinstance(sys.stderr, JsonLines) else sys.stderr
+
+
 def configure(log_format: LogFormat = "text", force: bool = False) -> None:
     """Send every log record to stderr in the given format: segstream's own at INFO (progress and lifecycle
     lines), libraries' at WARNING. The first call wins unless `force`: `segstream api` configures logging in
@@ -47,7 +87,7 @@ def configure(log_format: LogFormat = "text", force: bool = False) -> None:
         return
     for old in ours:  # other handlers (a test runner's capture) stay
         root.removeHandler(old)
-    handler = logging.StreamHandler()
+    handler = logging.StreamHandler(real_stderr())
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     setattr(handler, _MARK, True)
     root.addHandler(handler)
