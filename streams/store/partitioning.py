@@ -18,10 +18,14 @@ customers batch after batch; cleared when full, like `segmentation.instants`."""
 
 
 def partition_of_key(key: bytes, count: int) -> int:
-    """`partition_for` of a record key (UTF-8 customer id), cached."""
+    """`partition_for` of a record key, cached. The key's bytes are hashed as they are, as Kafka's partitioner
+    does: a UTF-8 customer id gives its customer's partition, and a key that is no UTF-8 at all (a record a
+    producer keyed by binary, dead-lettered with its original key) has one too instead of failing to decode,
+    which stopped the worker at every restart on that record."""
     cached = _partition_of.get((key, count))
     if cached is None:
         if len(_partition_of) >= _CACHE_LIMIT:
             _partition_of.clear()
-        cached = _partition_of[(key, count)] = partition_for(key.decode(), count)
+        hashed: int = murmur2(key)
+        cached = _partition_of[(key, count)] = (hashed & 0x7FFFFFFF) % count
     return cached
