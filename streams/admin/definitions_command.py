@@ -126,7 +126,7 @@ async def _apply(
     from streams.store import definitions_log
     from streams.store.metrics_hash import FRESH_S, running_workers
     from streams.store.replies import texts
-    from streams.topics.publish import publish
+    from streams.topics.publish import TRANSITIONS_BATCH_BYTES, publish
 
     running = running_workers(texts(await client.hgetall(keys.metrics())), time.time())
     if running and not args.force:
@@ -148,7 +148,8 @@ async def _apply(
 
         async def send(transitions: list[Any]) -> None:
             assert producer is not None
-            await publish(producer, topic, change.envelope_items(transitions))
+            items = change.envelope_items(transitions)
+            await publish(producer, topic, items, max_batch_bytes=TRANSITIONS_BATCH_BYTES)
 
         previous = await change.moving_from(client, keys)
         with Bar(f"apply {new.version}", settings.topic_partitions) as bar:

@@ -23,6 +23,13 @@ from streams.topics.envelope import transition_event
 Item = tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes]]]  # key, value, headers
 
 
+TRANSITIONS_BATCH_BYTES = 64 * 1024
+"""A record batch of transitions holds at most this many bytes. A transition is a few hundred bytes, but a
+batch of events or a sweep makes thousands for one partition: in batches up to the producer's 1 MiB, a
+transitions topic whose `max.message.bytes` is below that refused them (`MessageSizeTooLarge`, not
+retriable) and the worker stopped before its commit at every restart. Sixteen batches per MiB cost nothing
+measurable next to the records' encoding."""
+
 RECORD_OVERHEAD, HEADER_OVERHEAD = 40, 10
 """Bytes a record (a header) takes in a batch beyond its key, value (name, value) at most: varint lengths,
 deltas, attributes."""
@@ -82,6 +89,7 @@ async def publish_outcome(
             producer,
             transitions_topic,
             ((t.customer_id.encode(), transition_event(t), ()) for t in transitions),
+            max_batch_bytes=TRANSITIONS_BATCH_BYTES,
         )
     if dead_letters:  # a topic that fits one cut dead letter fits a batch of this size (README, DLQ_MAX_...)
         records = (d.record(dlq_max_value_bytes) for d in dead_letters)
