@@ -54,10 +54,18 @@ async def _namespaces(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _promote(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.store.namespaces import promote
+    """Refused (exit 3) for a namespace built for another partition count than SEGSTREAM_TOPIC_PARTITIONS:
+    promoted, every worker following the pointer would exit 3 at once (an outage, not a refusal)."""
+    from streams.store.definitions_record import check_partition_count
+    from streams.store.keys import KeySpace
+    from streams.store.namespaces import check_name, promote
 
     client = _client(settings)
     try:
+        check_name(args.name)
+        await check_partition_count(
+            client, KeySpace(settings.key_prefix, args.name, settings.events_topic), settings.topic_partitions
+        )
         previous = await promote(
             client,
             settings.key_prefix,

@@ -65,3 +65,30 @@ def test_a_worker_refuses_a_namespace_replayed_for_another_partition_count(
     with pytest.raises(DefinitionsMismatch, match="SEGSTREAM_TOPIC_PARTITIONS is 2"):
         asyncio.run(restart())
     assert dump_namespace(settings, "rebuilt") == before
+
+
+def test_promote_refuses_a_namespace_built_for_another_partition_count(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    env: dict[str, str],
+) -> None:
+    """Promoted, every worker following the pointer would exit 3 at once: an outage the promote can see
+    coming, so it refuses (exit 3) and the pointer stays where it was."""
+    from streams.store.connection import sync_client
+    from streams.store.namespaces import pointer_key
+    from tests.integration.test_cli_failures import failed, segstream
+
+    path = tmp_path / "events.jsonl"
+    sample.write_jsonl(sample.SampleSpec(customers=20, days=60, seed=8), path)
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=4)
+    asyncio.run(replay_file(settings, path, "rebuilt", tmp_path))
+    refused = segstream(["promote", "rebuilt"], env, SEGSTREAM_TOPIC_PARTITIONS="2")
+    failed(refused, 3, "built for 4 partitions", "SEGSTREAM_TOPIC_PARTITIONS is 2")
+    client = sync_client(settings.redis_url)
+    try:
+        assert client.get(pointer_key(settings.key_prefix)) is None
+    finally:
+        client.close()
+    assert segstream(["promote", "rebuilt"], env, SEGSTREAM_TOPIC_PARTITIONS="4").returncode == 0
