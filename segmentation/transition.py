@@ -160,8 +160,10 @@ class Transition:
         )
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready dict (times as canonical ISO 8601 strings)."""
-        return {
+        """JSON-ready dict (times as canonical ISO 8601 strings). A definitions change also carries its
+        number (`definitions_change`), which its id hashes from the second on: without it a consumer could
+        not recompute that id."""
+        out: dict[str, object] = {
             "id": self.id,
             "customer_id": self.customer_id,
             "grid": self.grid,
@@ -172,6 +174,9 @@ class Transition:
             "definitions_version": self.definitions_version,
             "why": dict(self.why),
         }
+        if self.cause == CAUSE_DEFINITIONS:
+            out["definitions_change"] = self.definitions_change
+        return out
 
 
 def _slot_setters() -> tuple[Callable[[Transition, object], None], ...]:

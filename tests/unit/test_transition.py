@@ -44,6 +44,19 @@ def test_to_dict() -> None:
     }
 
 
+@pytest.mark.parametrize("change", [1, 2, 5])
+def test_a_definitions_change_publishes_the_number_its_id_hashes(change: int) -> None:
+    """From a customer's second definitions change on, the id hashes `definitions@<version>#<n>`: the
+    published form carries n, so a consumer recomputes the id from the record alone."""
+    moved = Transition.create("c1", "rfm", "new", "loyal", day(9), "definitions", "v2", {"rule": "x"}, change)
+    data = moved.to_dict()
+    assert data["definitions_change"] == change
+    recomputed = transition_id(
+        "c1", "rfm", "new", "loyal", day(9), "definitions", str(data["definitions_version"]), change
+    )
+    assert recomputed == data["id"]
+
+
 def test_the_hot_path_constructor_builds_the_same_transition() -> None:
     """`new_transition` fills the slots itself: valid only while the dataclass init just assigns fields."""
     assert not hasattr(Transition, "__post_init__")
