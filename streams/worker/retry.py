@@ -16,7 +16,7 @@ from aiokafka.errors import (
     NoBrokersAvailable,
 )
 from redis.asyncio import connection as redis_connection
-from redis.exceptions import ClusterError
+from redis.exceptions import ClusterError, OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -29,8 +29,10 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     KafkaError,
     OSError,
     asyncio.TimeoutError,
+    ResponseError,  # a few mean "not now" (`refusing_writes`); the rest (WRONGTYPE, a bug) are raised
 )
 """What may be an outage; `transient` says which of them really are."""
+REFUSING_WRITES = ("BUSY ", "NOREPLICAS ")  # the codes redis-py leaves in the message of a ResponseError
 _KAFKA_OUTAGE = (KafkaConnectionError, KafkaTimeoutError, KafkaUnavailableError, NoBrokersAvailable)
 TORN: tuple[type[BaseException], ...] = (AttributeError, TypeError)
 """What redis-py's asyncio connection raises when another task tore it down under a command (its writer set
@@ -51,11 +53,24 @@ def torn_connection(exc: BaseException) -> bool:
     return False
 
 
+def refusing_writes(exc: BaseException) -> bool:
+    """Redis up but refusing writes for now: at `maxmemory` under noeviction (OOM), turned read-only (a
+    replica, READONLY), `min-replicas-to-write` unmet (NOREPLICAS), another client's long script (BUSY).
+    Each lasts until an operator or Redis itself ends it, and a refused script did not run (commit.lua's
+    `#!lua` line makes Redis check all four before it starts), so it is sent again as is. Raised, it
+    stopped the worker with a traceback (exit 1), and a supervisor's restart met the same refusal."""
+    if isinstance(exc, (OutOfMemoryError, ReadOnlyError)):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).startswith(REFUSING_WRITES)
+
+
 def transient(exc: BaseException) -> bool:
     """An outage to wait out. A Kafka error the broker says will not change on a retry (record too large,
     not authorised, corrupt record...) is not: retrying it forever would stall every partition unseen."""
     if isinstance(exc, KafkaError):
         return bool(getattr(exc, "retriable", False)) or isinstance(exc, _KAFKA_OUTAGE)
+    if isinstance(exc, ResponseError) and not isinstance(exc, ClusterError):  # ClusterDownError is both
+        return refusing_writes(exc)
     return isinstance(exc, TRANSIENT) or torn_connection(exc)
 
 
