@@ -26,6 +26,7 @@ from streams.store.definitions_record import RedisDefinitionsRecord
 from streams.store.keys import KeySpace
 from streams.store.reachable import wait_for, wait_for_redis
 from streams.store.redis_store import RedisStateStore
+from streams.store.tuning import refuse_eviction
 from streams.topics import lenient_records, replication
 from streams.topics.partition_count import check_events_topic
 from streams.worker.loop import Worker
@@ -266,6 +267,7 @@ async def worker_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     client = redis_client(settings)
     pinned = settings.namespace is not None
     try:
+        await refuse_eviction(client)  # before anything is written
         settings = await resolve_namespace(settings, client)
         await check_definitions(settings, client, definitions.version)
         await check_mode(settings, client, keyspace(settings))

@@ -1,5 +1,6 @@
 """`segstream doctor`: the slot balance of a namespace (streams/store/slot_balance.py) as a table or JSON,
-a warning when one Redis node holds more than its share, and exit code 3 with `--strict` then."""
+a warning when one Redis node holds more than its share or Redis may evict (or has evicted) keys
+(streams/store/tuning.py), and exit code 3 with `--strict` then."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     from streams.store.definitions_record import check_partition_count
     from streams.store.namespaces import active_namespace, check_name, require_known
     from streams.store.slot_balance import measure
+    from streams.store.tuning import eviction_warnings, server_info
 
     definitions = load_definitions(settings)
     client = redis_client(settings)
@@ -68,6 +70,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                 "nothing to balance, or another SEGSTREAM_EVENTS_TOPIC or SEGSTREAM_KEY_PREFIX than the "
                 "workers'"
             )
+        balance.warnings.extend(eviction_warnings(await server_info(client)))
     finally:
         await client.aclose()
     print(json.dumps(balance.as_json(), indent=2) if args.json else table(balance))

@@ -31,6 +31,7 @@ COMMANDS = (
     "zadd", "zrem", "zrangebyscore",                                         # due index
     "sadd", "smembers",                                                      # the weeks with day counters
     "get", "set", "exists", "type", "del", "unlink", "scan", "memory|usage",  # pointer, namespaces
+    "info",                                                                  # maxmemory-policy check
 )  # fmt: skip
 
 

@@ -117,6 +117,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         replay,
     )
     from streams.store.namespaces import prepare_namespace
+    from streams.store.tuning import refuse_eviction
 
     until = _until(args.until)
     if isinstance(until, str):
@@ -183,6 +184,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)  # only once the inputs are checked: a refused run makes none
     client = redis_client(settings)
     try:
+        await refuse_eviction(client)  # before anything is written (streams/store/tuning.py)
         note = _building_note(args.source)  # until the end: `promote` refuses the namespace
         await prepare_namespace(
             client, settings.key_prefix, args.namespace, args.force, note, args.into_active

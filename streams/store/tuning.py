@@ -9,6 +9,7 @@ expose it as a parameter).
 
 from __future__ import annotations
 
+import logging
 from typing import Final
 
 import redis
@@ -34,3 +35,63 @@ async def memory_advice(client: aioredis.Redis) -> str | None:
         f"(about twice the memory). Set it to {LISTPACK_VALUE} (redis.conf, or "
         f"CONFIG SET hash-max-listpack-value {LISTPACK_VALUE}); see README 'Redis memory'."
     )
+
+
+EVICTING: Final = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
+"""Policies under which Redis deletes any key when full. segstream sets no TTL, so the volatile-* policies
+never pick its keys (at maxmemory they refuse writes like noeviction, which the worker waits out)."""
+
+
+class EvictingRedis(RuntimeError):
+    """Redis may delete keys when full: a customer's hash deleted is that customer's events lost without a
+    word (the next event starts a new customer), a partition's meta deleted loses its applied offset and
+    fence. Refused before anything is written; a server setting, so exit 2."""
+
+    exit_code = 2
+
+
+async def server_info(client: aioredis.Redis) -> list[dict[str, object]]:
+    """INFO (memory and stats sections) of every primary: one dict per node; none where INFO is refused
+    (an ACL user without +info: docs/security.md)."""
+    try:
+        if isinstance(client, aioredis.RedisCluster):
+            replies = await client.info(target_nodes=aioredis.RedisCluster.PRIMARIES)
+        else:
+            replies = await client.info()
+    except redis.ResponseError as exc:
+        logging.getLogger("segstream").warning(
+            "cannot read Redis's maxmemory-policy (INFO refused: %s): make sure it is noeviction", exc
+        )
+        return []
+    if all(isinstance(v, dict) for v in replies.values()):  # several nodes: node name -> its INFO
+        return list(replies.values())
+    return [replies]
+
+
+def eviction_warnings(infos: list[dict[str, object]]) -> list[str]:
+    """What an evicting policy, and keys already evicted, mean for the stored states (doctor's warnings)."""
+    warnings = []
+    policies = sorted({str(i.get("maxmemory_policy")) for i in infos} & set(EVICTING))
+    if policies:
+        warnings.append(
+            f"Redis maxmemory-policy is {', '.join(policies)}: when full it deletes any key, a customer's "
+            "state or a partition's offset included (events silently lost); set it to noeviction "
+            "(redis.conf, CONFIG SET maxmemory-policy noeviction, or the service's parameter), and a "
+            "full Redis then makes the worker wait for memory (README 'Redis memory')"
+        )
+    evicted = sum(int(str(i.get("evicted_keys") or 0)) for i in infos)
+    if evicted:
+        warnings.append(
+            f"Redis has evicted {evicted} keys since it started: if any was segstream's, its customers' "
+            "events are lost; rebuild with `segstream replay` (docs/replay.md)"
+        )
+    return warnings
+
+
+async def refuse_eviction(client: aioredis.Redis) -> None:
+    """Raise EvictingRedis when the server's policy deletes keys when full (before a worker or a replay
+    writes anything)."""
+    infos = await server_info(client)
+    policies = sorted({str(i.get("maxmemory_policy")) for i in infos} & set(EVICTING))
+    if policies:
+        raise EvictingRedis(eviction_warnings(infos)[0])

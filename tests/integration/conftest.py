@@ -94,3 +94,44 @@ def client(services: Services) -> Iterator[redis.Redis]:
     c = sync_client(services.redis_url, decode_responses=True, encoding_errors="surrogateescape")
     yield c
     c.close()
+
+
+OWN_PORTS = range(6640, 6660)
+
+
+def _free_port() -> int:
+    for port in OWN_PORTS:
+        try:
+            redis.Redis(port=port, socket_connect_timeout=0.2).ping()
+        except redis.ConnectionError:
+            return port
+    raise AssertionError("no free port for a private redis-server")
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[Callable[..., redis.Redis]]:
+    """Start a redis-server of this test's own (extra `--name value` settings); its client is returned."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(binary).exists():
+        pytest.skip("needs the redis-server binary")
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*extra: str) -> redis.Redis:
+        port, data = _free_port(), tmp_path / f"redis-{len(procs)}"
+        data.mkdir()
+        args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", ""]
+        procs.append(subprocess.Popen([*args, *extra], stdout=subprocess.DEVNULL))
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                return client
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError("private redis-server did not start")
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
