@@ -27,7 +27,7 @@ from streams.store.keys import KeySpace
 from streams.store.reachable import wait_for, wait_for_redis
 from streams.store.redis_store import RedisStateStore
 from streams.store.tuning import refuse_eviction
-from streams.topics import lenient_records, replication
+from streams.topics import lenient_records, message_limit, replication
 from streams.topics.partition_count import check_events_topic
 from streams.worker.loop import Worker
 from streams.worker.mode_guard import check_mode
@@ -157,6 +157,7 @@ async def ensure_topics(settings: Settings, topics: Sequence[str] | None = None)
             admin, wanted, settings.topic_partitions, settings.topic_replication
         )
         logs.topics_created(created)  # their first "not the leader yet" is no alarm
+        await message_limit.learn(admin, [t for t in wanted if t != settings.events_topic])
         if settings.events_topic in wanted:
             await check_events_topic(admin, settings.events_topic, settings.topic_partitions)
     finally:

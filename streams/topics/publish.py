@@ -19,6 +19,7 @@ from segmentation.transition import Transition
 from streams.store.partitioning import partition_of_key
 from streams.topics.deadletter import DeadLetter
 from streams.topics.envelope import transition_event
+from streams.topics.message_limit import batch_bound
 
 Item = tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes]]]  # key, value, headers
 
@@ -27,8 +28,8 @@ TRANSITIONS_BATCH_BYTES = 64 * 1024
 """A record batch of transitions holds at most this many bytes. A transition is a few hundred bytes, but a
 batch of events or a sweep makes thousands for one partition: in batches up to the producer's 1 MiB, a
 transitions topic whose `max.message.bytes` is below that refused them (`MessageSizeTooLarge`, not
-retriable) and the worker stopped before its commit at every restart. Sixteen batches per MiB cost nothing
-measurable next to the records' encoding."""
+retriable) and the worker stopped before its commit at every restart. A topic whose own limit is lower still
+(`message_limit`, read when the worker ensures its topics) bounds the worker's batches below that."""
 
 RECORD_OVERHEAD, HEADER_OVERHEAD = 40, 10
 """Bytes a record (a header) takes in a batch beyond its key, value (name, value) at most: varint lengths,
@@ -84,12 +85,14 @@ async def publish_outcome(
     dlq_max_value_bytes: int = 900_000,
 ) -> None:
     """Step 4 of a batch: transitions (keyed by customer: in order per customer), then dead letters."""
-    if transitions:
+    if transitions:  # in batches its max.message.bytes takes (streams/topics/message_limit.py)
         await publish(
             producer,
             transitions_topic,
             ((t.customer_id.encode(), transition_event(t), ()) for t in transitions),
-            max_batch_bytes=TRANSITIONS_BATCH_BYTES,
+            max_batch_bytes=min(
+                TRANSITIONS_BATCH_BYTES, batch_bound(transitions_topic) or TRANSITIONS_BATCH_BYTES
+            ),
         )
     if dead_letters:  # a topic that fits one cut dead letter fits a batch of this size (README, DLQ_MAX_...)
         records = (d.record(dlq_max_value_bytes) for d in dead_letters)
