@@ -1,7 +1,9 @@
-"""A claim Redis refuses (over `maxmemory`: the claim script writes the fence) is raised in aiokafka's
-rebalance callback, which only logs what its listener raises. The partition stays paused (held since its
-assignment) and the worker runs on, applying nothing and saying nothing more: it must stop instead, as a
-refused commit does, so its supervisor and the operator see it."""
+"""A claim Redis refuses for good (here a damaged meta hash: its fence is no integer, so the claim script's
+HINCRBY fails) is raised in aiokafka's rebalance callback, which only logs what its listener raises. The
+partition stays paused (held since its assignment) and the worker runs on, applying nothing and saying
+nothing more: it must stop instead, as a refused commit does, so its supervisor and the operator see it.
+(A refusal that passes, such as OOM at `maxmemory`, is waited out instead:
+tests/integration/test_redis_resource_faults.py.)"""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import redis
 
 from streams.bootstrap import worker_runtime
 from streams.sample import generator as sample
+from streams.store.keys import KeySpace
 from tests.integration.test_worker_kill import caught_up, end_offsets
 from tests.integration.worker_harness import make_settings, run_worker_until
 from tests.services import Services
@@ -69,8 +72,9 @@ def test_a_claim_refused_by_redis_stops_the_worker_instead_of_leaving_its_partit
 
         asyncio.run(feed())
         asyncio.run(run_worker_until(settings, caught_up(settings, end_offsets(settings)), timeout=60))
-        admin.config_set("maxmemory-policy", "noeviction")
-        admin.config_set("maxmemory", "1")  # over it: every write is refused (OOM), reads are served
+        keys = KeySpace(settings.key_prefix, "main", settings.events_topic)
+        for partition in range(settings.topic_partitions):
+            admin.hset(keys.partition_meta(partition), "fence", "x")  # damaged: no retry makes it claimable
 
         async def scenario() -> BaseException | None:
             async with worker_runtime(settings) as runtime:
@@ -87,7 +91,7 @@ def test_a_claim_refused_by_redis_stops_the_worker_instead_of_leaving_its_partit
 
         failure = asyncio.run(scenario())
         assert failure is not None, "the worker ran on with its partitions paused, never claimed"
-        assert "OOM" in str(failure) or "maxmemory" in str(failure)
+        assert "not an integer" in str(failure), failure
     finally:
         server.kill()
         server.wait()
