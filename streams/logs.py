@@ -41,7 +41,8 @@ class JsonFormatter(logging.Formatter):
 class JsonLines:
     """stderr in JSON mode: each line a command prints there (its one-line error, a "waiting for Kafka"
     line) becomes one object like a log record's, so a collector reading a JSON stream never meets a plain
-    line. A line "segstream <command>: ..." is the command's failure (ERROR), any other one INFO. Reports no
+    line. A line "segstream <command>: ..." is the command's failure (ERROR), "segstream <command>: warning:
+    ..." a WARNING, any other one INFO. Reports no
     terminal: progress bars, drawn for people, stay silent."""
 
     def __init__(self, stream: TextIO) -> None:
@@ -51,7 +52,8 @@ class JsonLines:
         self._pending += text
         *lines, self._pending = self._pending.split("\n")
         for line in filter(str.strip, lines):
-            level = "ERROR" if _FAILURE.match(line) else "INFO"
+            failure = _FAILURE.match(line)
+            level = "INFO" if failure is None else "WARNING" if failure[1] else "ERROR"
             entry = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": level,
                      "logger": "segstream", "message": line}  # fmt: skip
             self.stream.write(json.dumps(entry, ensure_ascii=False) + "\n")
@@ -69,7 +71,7 @@ class JsonLines:
         return getattr(self.stream, name)
 
 
-_FAILURE: Final = re.compile(r"segstream[\w -]*: ")
+_FAILURE: Final = re.compile(r"segstream[\w -]*: (warning: )?")
 
 
 def real_stderr() -> TextIO:

@@ -48,3 +48,11 @@ def test_text_stays_text(env: dict[str, str]) -> None:
     result = segstream(["customer", "c1"], env, SEGSTREAM_REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0",
                        SEGSTREAM_CONNECT_TIMEOUT_S="1")  # fmt: skip
     assert result.returncode == 4 and result.stderr.startswith("segstream customer: "), result.stderr
+
+
+def test_a_warning_line_is_a_warning(env: dict[str, str]) -> None:
+    """The doctor's warnings ("segstream doctor: warning: ...") are not its failure."""
+    result = segstream(["doctor"], env, SEGSTREAM_LOG_FORMAT="json")
+    assert result.returncode == 0, result.stderr
+    warnings = [r for r in objects(result.stderr) if "holds nothing for topic" in r["message"]]
+    assert [r["level"] for r in warnings] == ["WARNING"], result.stderr
