@@ -28,7 +28,7 @@ def test_an_unreachable_redis_is_reported_in_json_objects(env: dict[str, str], h
         extra["SEGSTREAM_LOG_FORMAT"] = "json"
     else:
         args = ["--log-format", "json", *args]
-    result = segstream(args, env, **extra)
+    result = segstream(args, {**env, **extra})
     assert result.returncode == 4, result.stderr
     records = objects(result.stderr)
     assert all(set(r) >= {"time", "level", "logger", "message"} for r in records)
