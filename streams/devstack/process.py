@@ -10,6 +10,15 @@ import time
 from pathlib import Path
 
 
+def start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat, field 22): a pid and its start
+    time name one process for good, where a pid alone is reused once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def read_pid(pid_file: Path) -> int | None:
     """Return the pid recorded in pid_file if that process is alive and still ours."""
     try:
@@ -18,6 +27,12 @@ def read_pid(pid_file: Path) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     marker = lines[1].strip() if len(lines) > 1 else ""
+    # A stale pid file (the stack died with the machine, or by kill -9) may name a pid the kernel has given to
+    # another program since, one that can run in our data folder too (a shell, `tail -f` of a log): the start
+    # time recorded by `spawn` tells them apart. Files written before it was recorded have two lines only.
+    started = lines[2].strip() if len(lines) > 2 else ""
+    if started and start_time(pid) != started:
+        return None
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         cwd = str(Path(f"/proc/{pid}/cwd").resolve())
@@ -44,7 +59,7 @@ def spawn(
             start_new_session=True,
             env=env,
         )
-    pid_file.write_text(f"{proc.pid}\n{marker}\n")
+    pid_file.write_text(f"{proc.pid}\n{marker}\n{start_time(proc.pid) or ''}\n")
     return proc.pid
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from streams.devstack import StackError, redis
 from streams.devstack.config import StackConfig
-from streams.devstack.process import read_pid, spawn
+from streams.devstack.process import alive, read_pid, spawn, stop
 
 
 def _closed_port() -> int:
@@ -43,3 +43,27 @@ def test_a_child_that_died_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(StackError, match="exited during start"):
         redis.wait_ready(cfg, pid, timeout=10.0)
     assert time.monotonic() - started < 6.0  # well before the 10 s timeout, on a loaded CI box too
+
+
+def test_a_stale_pid_file_whose_pid_now_runs_another_program_in_our_folder_is_not_killed(
+    tmp_path: Path,
+) -> None:
+    """After a reboot or a kill -9 the pid file stays; its pid may be reused by a program that runs in the
+    data folder (a shell, `tail -f`), which the marker check took for our redis-server: `down` killed it."""
+    data = tmp_path / "redis" / "data"
+    data.mkdir(parents=True)
+    pid_file = tmp_path / "redis" / "redis.pid"
+    ours = spawn(["true"], tmp_path / "redis" / "redis.log", pid_file, marker=str(data))
+    while alive(ours):  # the stack's process is gone; its pid file stays
+        time.sleep(0.05)
+    time.sleep(0.1)  # a later start time (clock ticks of 10 ms): the pid is reused after its owner died
+    stranger = subprocess.Popen(["sleep", "30"], cwd=data)
+    try:
+        lines = pid_file.read_text().splitlines()
+        pid_file.write_text("\n".join([str(stranger.pid), *lines[1:]]) + "\n")  # the kernel reused the pid
+        assert read_pid(pid_file) is None, pid_file.read_text()
+        assert stop(pid_file, grace_seconds=1) is False
+        assert stranger.poll() is None, "down killed a process the stack did not start"
+    finally:
+        stranger.kill()
+        stranger.wait()
