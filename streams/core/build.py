@@ -73,7 +73,9 @@ def _extension(module: str) -> str:
 
 
 def _tail(text: str, keep: int = 3) -> str:
-    lines = [line for line in text.splitlines() if "error" in line.lower()] or text.splitlines()
+    """The last error messages ("error: command 'gcc' failed", "x.py:3: error: ...", "x.c:9:1: error: ..."),
+    not any line naming "error": mypyc's compiler command lines carry -Werror and crowded the reason out."""
+    lines = [line for line in text.splitlines() if "error:" in line.lower()] or text.splitlines()
     return " | ".join(line.strip() for line in lines[-keep:])[:400]
 
 

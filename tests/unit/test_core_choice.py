@@ -226,3 +226,15 @@ def test_the_compiled_write_path_reads_no_final_constant_of_a_module_left_uncomp
                 ]
                 offenders += [f"{path} imports {imported}, which has Final {name}" for name in finals]
     assert offenders == []
+
+
+def test_a_build_without_a_c_compiler_says_so(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make setup` on a machine without gcc: the reason shown by `segstream version` must name the missing
+    compiler. mypyc's compiler lines carry -Werror, so "the last lines mentioning error" were three gcc
+    command lines cut at 400 characters, and the one line that said what failed was left out."""
+    monkeypatch.delenv(choice.PURE_ENV, raising=False)
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-gcc"))  # setuptools compiles with $CC
+    manifest = build.build(tmp_path / "out", source, jobs=1, write_path=())
+    assert "no-such-gcc' failed: No such file or directory" in str(manifest["error"])
