@@ -11,7 +11,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from streams.core import choice as core_choice
-from tests.services import Services, discover, forget_keys
+from tests.services import Services, ServicesError, discover, forget_keys
 
 _services: Services | None = None
 
@@ -29,7 +29,10 @@ def _wants_services(config: pytest.Config) -> bool:
 def _get_services() -> Services:
     global _services
     if _services is None:
-        _services = discover()
+        try:
+            _services = discover()
+        except ServicesError as exc:  # one line and exit code 4, not an INTERNALERROR traceback
+            raise pytest.UsageError(str(exc)) from None
     return _services
 
 

@@ -108,12 +108,36 @@ def _docker_answers() -> bool:
         return False
 
 
+class ServicesError(RuntimeError):
+    """The services cannot be used: one line naming the setting to fix (pytest shows it as a usage error)."""
+
+
 def _from_env() -> Services | None:
+    """The services named by the environment: both addresses, or neither (then found elsewhere). One address
+    alone is refused: it was ignored, and the tests ran against the local stack's Redis and Kafka instead."""
     bootstrap = os.environ.get("SEGSTREAM_KAFKA_BOOTSTRAP")
     url = os.environ.get("SEGSTREAM_REDIS_URL")
-    if not (bootstrap and url):
+    if not (bootstrap or url):
         return None
-    return Services(bootstrap, url, _kafka_description(bootstrap), _redis_description(url), "environment")
+    if not (bootstrap and url):
+        given, missing = ("SEGSTREAM_KAFKA_BOOTSTRAP", "SEGSTREAM_REDIS_URL")
+        if not bootstrap:
+            given, missing = missing, given
+        raise ServicesError(
+            f"{given} is set but {missing} is not: set both to test against those services, or neither "
+            "for testcontainers or the local stack"
+        )
+    from streams.settings import without_password
+
+    try:
+        kafka = _kafka_description(bootstrap)
+    except Exception as exc:  # refused, unresolvable, timed out: all mean the address is wrong or down
+        raise ServicesError(f"SEGSTREAM_KAFKA_BOOTSTRAP={bootstrap} does not answer: {exc}") from exc
+    try:
+        redis_description = _redis_description(url)
+    except Exception as exc:
+        raise ServicesError(f"SEGSTREAM_REDIS_URL={without_password(url)} does not answer: {exc}") from exc
+    return Services(bootstrap, url, kafka, redis_description, "environment")
 
 
 def _from_testcontainers() -> Services:
@@ -152,8 +176,13 @@ def _from_devstack() -> Services:
 
 
 def discover() -> Services:
-    services = _from_env() or (_from_testcontainers() if _docker_answers() else _from_devstack())
-    if wants_cluster():
-        services.redis_url = cluster_url(services._cleanups)
-        services.redis_description = _redis_description(services.redis_url)
+    from streams.devstack import StackError
+
+    try:
+        services = _from_env() or (_from_testcontainers() if _docker_answers() else _from_devstack())
+        if wants_cluster():
+            services.redis_url = cluster_url(services._cleanups)
+            services.redis_description = _redis_description(services.redis_url)
+    except StackError as exc:  # a port taken, no Java: the stack's message says what to do
+        raise ServicesError(f"the local stack cannot start: {exc}") from exc
     return services
