@@ -82,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--malformed", type=float, default=0.005)
     args = parser.parse_args(argv)
 
-    st = devstack.up()
+    try:
+        st = devstack.up()
+    except devstack.StackError as exc:  # a port taken, no Java or Maven: the message says what to do
+        print(f"segstream demo: the local stack cannot start: {exc}", file=sys.stderr)
+        return 1
     tag = datetime.now().strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:4]
     settings = Settings(
         kafka_bootstrap=st.config.kafka_bootstrap,
