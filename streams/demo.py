@@ -139,15 +139,22 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(_segment_table(client, settings))
         print()
-        print(
-            f"look one up: SEGSTREAM_NAMESPACE={settings.namespace} "
-            f"SEGSTREAM_EVENTS_TOPIC={settings.events_topic} .venv/bin/segstream customer c000042"
-        )
+        print(lookup_hint(settings))
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
         client.close()
     return 0
+
+
+def lookup_hint(settings: Settings) -> str:
+    """The command that shows one demo customer, with the demo's Redis: the stack may be on other ports
+    (SEGSTREAM_DEVSTACK_REDIS_PORT) or the shell may name another Redis, and without it the command asked
+    that other Redis and answered "unknown namespace"."""
+    return (
+        f"look one up: SEGSTREAM_REDIS_URL={settings.redis_url} SEGSTREAM_NAMESPACE={settings.namespace} "
+        f"SEGSTREAM_EVENTS_TOPIC={settings.events_topic} .venv/bin/segstream customer c000042"
+    )
 
 
 async def _count(settings: Settings, topic: str) -> int:
