@@ -24,6 +24,19 @@ def _default_root() -> Path:
     return (repo if (repo / "pyproject.toml").exists() else Path.cwd()) / ".devstack"
 
 
+class StackError(RuntimeError):
+    """The local stack cannot start; the message says what to install or free."""
+
+
+def port_from_env(name: str, default: int) -> int:
+    """A port from the environment: a typo in one is a one-line StackError naming the variable, where a bare
+    int() ended every `devstack` command and the test session in a ValueError traceback."""
+    text = os.environ.get(name, str(default)).strip()
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise StackError(f"{name} must be a port number from 1 to 65535, not {text!r}")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class StackConfig:
     root: Path
@@ -39,10 +52,10 @@ class StackConfig:
         env = os.environ
         return cls(
             root=Path(env.get("SEGSTREAM_DEVSTACK_DIR", str(_default_root()))).resolve(),
-            kafka_port=int(env.get("SEGSTREAM_DEVSTACK_KAFKA_PORT", "9092")),
-            controller_port=int(env.get("SEGSTREAM_DEVSTACK_CONTROLLER_PORT", "9093")),
-            redis_port=int(env.get("SEGSTREAM_DEVSTACK_REDIS_PORT", "6379")),
-            cluster_port=int(env.get("SEGSTREAM_DEVSTACK_CLUSTER_PORT", "7000")),
+            kafka_port=port_from_env("SEGSTREAM_DEVSTACK_KAFKA_PORT", 9092),
+            controller_port=port_from_env("SEGSTREAM_DEVSTACK_CONTROLLER_PORT", 9093),
+            redis_port=port_from_env("SEGSTREAM_DEVSTACK_REDIS_PORT", 6379),
+            cluster_port=port_from_env("SEGSTREAM_DEVSTACK_CLUSTER_PORT", 7000),
             kafka_heap=env.get("SEGSTREAM_DEVSTACK_KAFKA_HEAP", "512m"),
             install_missing=env.get("SEGSTREAM_DEVSTACK_INSTALL", "1") != "0",
         )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from streams.devstack.config import POM, StackConfig, kafka_version
+from streams.devstack.config import StackError as StackError  # its home before config.py parsed ports
 from streams.devstack.process import alive, read_pid, spawn
 
 LOG4J2 = """\
@@ -28,10 +29,6 @@ logger.kafka.level = INFO
 logger.state.name = state.change.logger
 logger.state.level = WARN
 """
-
-
-class StackError(RuntimeError):
-    """The local stack cannot start; the message says what to install or free."""
 
 
 SINGLE_NODE = (

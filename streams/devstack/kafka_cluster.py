@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.devstack.config import StackConfig
+from streams.devstack.config import StackConfig, port_from_env
 from streams.devstack.kafka import LOG4J2, StackError, _tail, new_cluster_id, port_open, resolve_jars
 from streams.devstack.process import _reap, alive, read_pid, spawn, stop
 
@@ -64,9 +64,9 @@ class KafkaCluster:
         return cls(
             root=stack.root / "kafka-cluster",
             nodes=nodes,
-            broker_port=int(env.get("SEGSTREAM_DEVSTACK_KAFKA_CLUSTER_PORT", str(BROKER_PORT))),
-            controller_port=int(
-                env.get("SEGSTREAM_DEVSTACK_KAFKA_CLUSTER_CONTROLLER_PORT", str(CONTROLLER_PORT))
+            broker_port=port_from_env("SEGSTREAM_DEVSTACK_KAFKA_CLUSTER_PORT", BROKER_PORT),
+            controller_port=port_from_env(
+                "SEGSTREAM_DEVSTACK_KAFKA_CLUSTER_CONTROLLER_PORT", CONTROLLER_PORT
             ),
             heap=env.get("SEGSTREAM_DEVSTACK_KAFKA_CLUSTER_HEAP", "384m"),
         )

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from streams.devstack import StackError, redis
+from streams.devstack.__main__ import main as devstack_cli
 from streams.devstack.config import StackConfig
 from streams.devstack.process import alive, read_pid, spawn, stop
 
@@ -67,3 +68,15 @@ def test_a_stale_pid_file_whose_pid_now_runs_another_program_in_our_folder_is_no
     finally:
         stranger.kill()
         stranger.wait()
+
+
+@pytest.mark.parametrize("command", ["up", "status", "down"])
+def test_a_port_that_is_not_a_number_is_one_error_line(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SEGSTREAM_DEVSTACK_REDIS_PORT=6379x ended every devstack command in a ValueError traceback."""
+    monkeypatch.setenv("SEGSTREAM_DEVSTACK_REDIS_PORT", "6379x")
+    assert devstack_cli([command]) == 1
+    assert capsys.readouterr().err == (
+        "error: SEGSTREAM_DEVSTACK_REDIS_PORT must be a port number from 1 to 65535, not '6379x'\n"
+    )
