@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import uuid
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def resolve_jars(cfg: StackConfig) -> Path:
     """Copy the broker and its runtime dependencies from Maven (cached in ~/.m2) once per version."""
     target = libs_dir(cfg)
     done = target / ".complete"
-    if done.exists():
+    if done.exists() and not _damaged_jars(target):
         return target
     mvn = shutil.which("mvn")
     if mvn is None:
@@ -87,8 +88,27 @@ def resolve_jars(cfg: StackConfig) -> Path:
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise StackError(f"Maven could not resolve Kafka {kafka_version()}:\n{result.stdout}{result.stderr}")
+    if damaged := _damaged_jars(target):
+        names = ", ".join(jar.name for jar in damaged)
+        raise StackError(
+            f"Maven's cache holds damaged jars ({names}): delete them under ~/.m2/repository and run up again"
+        )
     done.write_text(kafka_version())
     return target
+
+
+def _damaged_jars(libs: Path) -> list[Path]:
+    """Jars that are not whole zip files (a disk that filled up, a copy cut short): with one, the broker did
+    not start ("Could not find or load main class kafka.Kafka") on every `up` until someone found the folder
+    to delete, since `.complete` said the copy was done. Reading each central directory takes milliseconds."""
+    damaged = []
+    for jar in sorted(libs.glob("*.jar")):
+        try:
+            with zipfile.ZipFile(jar):
+                pass
+        except (zipfile.BadZipFile, OSError):
+            damaged.append(jar)
+    return damaged
 
 
 def properties(cfg: StackConfig) -> str:

@@ -114,3 +114,22 @@ def test_redis_cluster_up_is_idempotent_survives_a_restart_and_down_stops_it(
     assert not any(port_open(p) for p in nodes)
     assert _our_processes(cfg.root) == []
     assert not devstack.cluster_down(cfg)
+
+
+def test_a_damaged_jar_in_the_stacks_folder_is_copied_again(tmp_path: Path) -> None:
+    """A jar cut short after `.complete` was written (a full disk): every `up` failed with "Could not find or
+    load main class kafka.Kafka" until someone found the folder to delete."""
+    import zipfile
+
+    from streams.devstack import kafka
+
+    cfg = StackConfig(root=tmp_path / "stack")
+    libs = kafka.resolve_jars(cfg)
+    jar = libs / f"kafka_2.13-{devstack.kafka_version()}.jar"
+    whole = jar.stat().st_size
+    with open(jar, "r+b") as f:
+        f.truncate(whole // 2)
+    assert kafka.resolve_jars(cfg) == libs
+    assert jar.stat().st_size == whole
+    with zipfile.ZipFile(jar) as archive:
+        assert "kafka/Kafka.class" in archive.namelist()
