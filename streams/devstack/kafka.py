@@ -182,9 +182,37 @@ def start(cfg: StackConfig) -> int:
         result = subprocess.run(fmt, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise StackError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+    mark_start(cfg.kafka_dir)
     return spawn(
         _java(cfg, libs, "kafka.Kafka", str(props)), cfg.kafka_dir / "kafka.out", pid_file, marker=str(props)
     )
+
+
+START_MARK = "-- segstream devstack: Kafka starts at "
+
+
+def mark_start(folder: Path) -> None:
+    """A line in server.log and kafka.out before each start. Both keep every earlier start's lines, and a
+    failed start quoted the last lines of kafka.out: an earlier start's "Invalid maximum heap size" after the
+    heap was fixed, never the broker's own reason, which log4j writes to server.log."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    for name in ("server.log", "kafka.out"):
+        with open(folder / name, "a") as log:
+            log.write(f"{START_MARK}{stamp}\n")
+
+
+def exit_reason(folder: Path, lines: int = 12) -> str:
+    """What the last start wrote: the JVM's own output (a bad -Xmx, a missing class) and the broker's log
+    without stack frames and the indented config dump ("Exiting Kafka due to fatal exception", the cause)."""
+    shown: list[str] = []
+    for name in ("kafka.out", "server.log"):
+        try:
+            text = (folder / name).read_text(errors="replace")
+        except OSError:
+            continue
+        since = text.rsplit(START_MARK, 1)[1].split("\n", 1)[-1] if START_MARK in text else text
+        shown += [line for line in since.splitlines() if line.strip() and not line[0].isspace()][-lines:]
+    return "\n".join(shown)
 
 
 def wait_ready(cfg: StackConfig, pid: int, timeout: float = 90.0) -> None:
@@ -198,7 +226,7 @@ def wait_ready(cfg: StackConfig, pid: int, timeout: float = 90.0) -> None:
         if not alive(pid):
             raise StackError(
                 f"Kafka exited during start; see {cfg.kafka_dir / 'server.log'} and "
-                f"{cfg.kafka_dir / 'kafka.out'}:\n{_tail(cfg.kafka_dir / 'kafka.out')}"
+                f"{cfg.kafka_dir / 'kafka.out'}:\n{exit_reason(cfg.kafka_dir)}"
             )
         if port_open(cfg.kafka_port):
             try:
@@ -213,10 +241,3 @@ def wait_ready(cfg: StackConfig, pid: int, timeout: float = 90.0) -> None:
                 last = exc
         time.sleep(0.5)
     raise StackError(f"Kafka did not answer metadata requests within {timeout:.0f}s: {last}")
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""

@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.devstack.config import StackConfig, port_from_env
-from streams.devstack.kafka import LOG4J2, StackError, _tail, new_cluster_id, port_open, resolve_jars
+from streams.devstack.kafka import (
+    LOG4J2,
+    StackError,
+    exit_reason,
+    mark_start,
+    new_cluster_id,
+    port_open,
+    resolve_jars,
+)
 from streams.devstack.process import _reap, alive, read_pid, spawn, stop
 
 BROKER_PORT = 29092
@@ -162,6 +170,7 @@ def start_node(cluster: KafkaCluster, node: int, libs: Path) -> int:
         if result.returncode != 0:
             raise StackError(f"formatting Kafka node {node} failed:\n{result.stdout}{result.stderr}")
     argv = cluster.java(node, libs, "kafka.Kafka", str(props))
+    mark_start(folder)
     return spawn(argv, folder / "kafka.out", cluster.pid_file(node), marker=str(props))
 
 
@@ -179,8 +188,11 @@ def wait_ready(cluster: KafkaCluster, pids: dict[int, int], timeout: float = 120
     while time.monotonic() < deadline:
         for node, pid in pids.items():
             if not alive(pid):
-                out = cluster.folder(node) / "kafka.out"
-                raise StackError(f"Kafka node {node} exited during start; see {out}:\n{_tail(out)}")
+                folder = cluster.folder(node)
+                raise StackError(
+                    f"Kafka node {node} exited during start; see {folder / 'server.log'} and "
+                    f"{folder / 'kafka.out'}:\n{exit_reason(folder)}"
+                )
         ports = [cluster.port(n) for n in pids]
         if all(port_open(p) for p in ports):
             try:

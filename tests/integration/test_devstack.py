@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -133,3 +134,24 @@ def test_a_damaged_jar_in_the_stacks_folder_is_copied_again(tmp_path: Path) -> N
     assert jar.stat().st_size == whole
     with zipfile.ZipFile(jar) as archive:
         assert "kafka/Kafka.class" in archive.namelist()
+
+
+def test_a_failed_kafka_start_quotes_its_own_reason_not_an_earlier_starts(tmp_path: Path) -> None:
+    """The error quoted the last lines of kafka.out, which keeps every start's output: after a bad heap was
+    fixed, a start that failed on its listeners still said "Invalid maximum heap size", and the broker's own
+    reason (in server.log) was never shown."""
+    from streams.devstack import kafka
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    cfg = StackConfig(root=tmp_path / "stack", kafka_port=port, controller_port=port, kafka_heap="bogus")
+    (cfg.kafka_dir / "data").mkdir(parents=True)
+    (cfg.kafka_dir / "data" / "meta.properties").write_text("")  # formatted: both starts fail before using it
+    with pytest.raises(devstack.StackError, match="Invalid maximum heap size"):
+        kafka.wait_ready(cfg, kafka.start(cfg), timeout=60)
+    cfg = StackConfig(root=cfg.root, kafka_port=port, controller_port=port, kafka_heap="256m")
+    with pytest.raises(devstack.StackError) as failed:
+        kafka.wait_ready(cfg, kafka.start(cfg), timeout=60)
+    assert "two listeners on the same port" in str(failed.value)
+    assert "Invalid maximum heap size" not in str(failed.value)
