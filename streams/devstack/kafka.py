@@ -62,6 +62,12 @@ def libs_dir(cfg: StackConfig) -> Path:
 
 def resolve_jars(cfg: StackConfig) -> Path:
     """Copy the broker and its runtime dependencies from Maven (cached in ~/.m2) once per version."""
+    # Checked before the jars are found in place too: every caller runs `java` next (a FileNotFoundError
+    # traceback when a checkout's .devstack outlived the JDK or PATH lacks it).
+    if shutil.which("java") is None:
+        raise StackError(
+            "Java is not on PATH: Kafka 4 needs Java 17+ (Debian: apt-get install openjdk-17-jre)"
+        )
     target = libs_dir(cfg)
     done = target / ".complete"
     if done.exists() and not _damaged_jars(target):
@@ -69,10 +75,6 @@ def resolve_jars(cfg: StackConfig) -> Path:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise StackError("Maven (mvn) is not on PATH: install it (Debian: apt-get install maven)")
-    if shutil.which("java") is None:
-        raise StackError(
-            "Java is not on PATH: Kafka 4 needs Java 17+ (Debian: apt-get install openjdk-17-jre)"
-        )
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     cmd = [

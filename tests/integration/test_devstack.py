@@ -155,3 +155,25 @@ def test_a_failed_kafka_start_quotes_its_own_reason_not_an_earlier_starts(tmp_pa
         kafka.wait_ready(cfg, kafka.start(cfg), timeout=60)
     assert "two listeners on the same port" in str(failed.value)
     assert "Invalid maximum heap size" not in str(failed.value)
+
+
+def test_kafka_without_java_on_path_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The jars already in the stack's folder (a second `up`), but no `java` on PATH: the start ended in a
+    FileNotFoundError traceback; the check ran only when the jars were copied."""
+    from streams.devstack import kafka
+
+    cfg = StackConfig(root=tmp_path / "stack", kafka_port=_free_port(), controller_port=_free_port())
+    kafka.resolve_jars(cfg)
+    no_java = tmp_path / "bin"
+    no_java.mkdir()
+    monkeypatch.setenv("PATH", str(no_java))
+    with pytest.raises(devstack.StackError, match=r"^Java is not on PATH: Kafka 4 needs Java 17"):
+        kafka.start(cfg)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
