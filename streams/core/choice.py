@@ -174,8 +174,8 @@ def _refusal(build: str, source: str) -> str | None:
         return "no compiled build (run make setup)"
     except (OSError, ValueError) as exc:
         return f"unreadable {build}/{MANIFEST}: {exc}"
-    if manifest.get("error"):
-        return f"mypyc build failed: {manifest['error']}"
+    if manifest.get("error"):  # `make setup` does not retry it (the manifest is newer than the sources)
+        return f"mypyc build failed: {manifest['error']}; once fixed, make core"
     if manifest.get("ext_suffix") != EXTENSION_SUFFIXES[0]:
         return f"built for another interpreter ({manifest.get('ext_suffix')}); run make setup"
     stale = _stale(manifest.get("files", {}), source)

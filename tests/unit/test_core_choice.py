@@ -97,7 +97,9 @@ def test_every_reason_for_pure_python_is_one_line(
     monkeypatch.delenv(choice.PURE_ENV, raising=False)
     assert choice._refusal(str(tmp_path / "none"), str(source)) == "no compiled build (run make setup)"
     failed = _build_dir(tmp_path, source, error="exit 1: gcc: command not found")
-    assert choice._refusal(str(failed), str(source)) == "mypyc build failed: exit 1: gcc: command not found"
+    assert choice._refusal(str(failed), str(source)) == (
+        "mypyc build failed: exit 1: gcc: command not found; once fixed, make core"
+    )
     (failed / choice.MANIFEST).write_text(json.dumps({"files": {}, "ext_suffix": ".cpython-39-x.so"}))
     assert choice._refusal(str(failed), str(source)) == (
         "built for another interpreter (.cpython-39-x.so); run make setup"
@@ -238,3 +240,15 @@ def test_a_build_without_a_c_compiler_says_so(
     monkeypatch.setenv("CC", str(tmp_path / "no-such-gcc"))  # setuptools compiles with $CC
     manifest = build.build(tmp_path / "out", source, jobs=1, write_path=())
     assert "no-such-gcc' failed: No such file or directory" in str(manifest["error"])
+
+
+def test_a_failed_build_names_the_command_that_retries_it(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a build failed for want of gcc, installing gcc and running `make setup` again does nothing (its
+    manifest is newer than the sources), and `make test` kept refusing the pure core with no way out shown."""
+    monkeypatch.delenv(choice.PURE_ENV, raising=False)
+    failed = _build_dir(
+        tmp_path, source, error="exit 1: error: command 'gcc' failed: No such file or directory"
+    )
+    assert str(choice._refusal(str(failed), str(source))).endswith("; once fixed, make core")
