@@ -182,7 +182,16 @@ def discover() -> Services:
         services = _from_env() or (_from_testcontainers() if _docker_answers() else _from_devstack())
         if wants_cluster():
             services.redis_url = cluster_url(services._cleanups)
-            services.redis_description = _redis_description(services.redis_url)
+            services.redis_description = _cluster_description(services.redis_url)
     except StackError as exc:  # a port taken, no Java: the stack's message says what to do
         raise ServicesError(f"the local stack cannot start: {exc}") from exc
     return services
+
+
+def _cluster_description(url: str) -> str:
+    from streams.settings import without_password
+
+    try:
+        return _redis_description(url)
+    except Exception as exc:  # SEGSTREAM_REDIS_CLUSTER_URL refused or not a cluster
+        raise ServicesError(f"the Redis Cluster at {without_password(url)} does not answer: {exc}") from exc

@@ -71,3 +71,22 @@ def test_an_address_that_does_not_answer_is_one_error_line(services: Services, t
     assert done.returncode == 4, done.stdout[-2000:]
     assert f"ERROR: SEGSTREAM_REDIS_URL=redis://:***@127.0.0.1:{closed}/0 does not answer:" in done.stderr
     assert "secret" not in done.stdout + done.stderr
+
+
+def test_a_redis_cluster_url_that_does_not_answer_is_one_error_line(
+    services: Services, tmp_path: Path
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = int(sock.getsockname()[1])
+    env = {
+        **os.environ,
+        "SEGSTREAM_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+        "SEGSTREAM_REDIS_URL": services.redis_url,
+        "SEGSTREAM_TEST_REDIS": "cluster",
+        "SEGSTREAM_REDIS_CLUSTER_URL": f"redis+cluster://127.0.0.1:{closed}",
+    }
+    done = _pytest(env, tmp_path)
+    assert "INTERNALERROR" not in done.stdout + done.stderr
+    assert done.returncode == 4, done.stdout[-2000:]
+    assert f"ERROR: the Redis Cluster at redis+cluster://127.0.0.1:{closed} does not answer:" in done.stderr
