@@ -14,7 +14,7 @@ from pathlib import Path
 
 from streams.devstack.config import POM, StackConfig, kafka_version
 from streams.devstack.config import StackError as StackError  # its home before config.py parsed ports
-from streams.devstack.process import alive, read_pid, spawn
+from streams.devstack.process import alive, mark_start, read_pid, since_start, spawn
 
 LOG4J2 = """\
 status = error
@@ -184,23 +184,10 @@ def start(cfg: StackConfig) -> int:
         result = subprocess.run(fmt, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise StackError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
-    mark_start(cfg.kafka_dir)
+    mark_start(cfg.kafka_dir / "server.log", cfg.kafka_dir / "kafka.out")
     return spawn(
         _java(cfg, libs, "kafka.Kafka", str(props)), cfg.kafka_dir / "kafka.out", pid_file, marker=str(props)
     )
-
-
-START_MARK = "-- segstream devstack: Kafka starts at "
-
-
-def mark_start(folder: Path) -> None:
-    """A line in server.log and kafka.out before each start. Both keep every earlier start's lines, and a
-    failed start quoted the last lines of kafka.out: an earlier start's "Invalid maximum heap size" after the
-    heap was fixed, never the broker's own reason, which log4j writes to server.log."""
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    for name in ("server.log", "kafka.out"):
-        with open(folder / name, "a") as log:
-            log.write(f"{START_MARK}{stamp}\n")
 
 
 def exit_reason(folder: Path, lines: int = 12) -> str:
@@ -208,12 +195,9 @@ def exit_reason(folder: Path, lines: int = 12) -> str:
     without stack frames and the indented config dump ("Exiting Kafka due to fatal exception", the cause)."""
     shown: list[str] = []
     for name in ("kafka.out", "server.log"):
-        try:
-            text = (folder / name).read_text(errors="replace")
-        except OSError:
-            continue
-        since = text.rsplit(START_MARK, 1)[1].split("\n", 1)[-1] if START_MARK in text else text
-        shown += [line for line in since.splitlines() if line.strip() and not line[0].isspace()][-lines:]
+        shown += [line for line in since_start(folder / name) if line.strip() and not line[0].isspace()][
+            -lines:
+        ]
     return "\n".join(shown)
 
 

@@ -22,12 +22,11 @@ from streams.devstack.kafka import (
     LOG4J2,
     StackError,
     exit_reason,
-    mark_start,
     new_cluster_id,
     port_open,
     resolve_jars,
 )
-from streams.devstack.process import _reap, alive, read_pid, spawn, stop
+from streams.devstack.process import _reap, alive, mark_start, read_pid, spawn, stop
 
 BROKER_PORT = 29092
 CONTROLLER_PORT = 29192
@@ -170,7 +169,7 @@ def start_node(cluster: KafkaCluster, node: int, libs: Path) -> int:
         if result.returncode != 0:
             raise StackError(f"formatting Kafka node {node} failed:\n{result.stdout}{result.stderr}")
     argv = cluster.java(node, libs, "kafka.Kafka", str(props))
-    mark_start(folder)
+    mark_start(folder / "server.log", folder / "kafka.out")
     return spawn(argv, folder / "kafka.out", cluster.pid_file(node), marker=str(props))
 
 

@@ -63,6 +63,28 @@ def spawn(
     return proc.pid
 
 
+START_MARK = "-- segstream devstack: start at "
+
+
+def mark_start(*logs: Path) -> None:
+    """A line in each log before a start. The logs keep every earlier start's lines, and a failed start
+    quoted their last lines: an earlier start's "Invalid maximum heap size" after the heap was fixed."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    for path in logs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as log:
+            log.write(f"{START_MARK}{stamp}\n")
+
+
+def since_start(log: Path) -> list[str]:
+    """The lines the last start wrote to `log` (all of them in a log from before the marks)."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return []
+    return (text.rsplit(START_MARK, 1)[1].split("\n", 1)[-1] if START_MARK in text else text).splitlines()
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -8,7 +8,7 @@ from pathlib import Path
 from streams.devstack.config import StackConfig
 from streams.devstack.debian import program
 from streams.devstack.kafka import StackError, port_open
-from streams.devstack.process import alive, read_pid, spawn
+from streams.devstack.process import alive, mark_start, read_pid, since_start, spawn
 from streams.store.tuning import LISTPACK_VALUE
 
 
@@ -59,6 +59,7 @@ def start(cfg: StackConfig) -> int:
     data = cfg.redis_dir / "data"
     data.mkdir(parents=True, exist_ok=True)
     argv = server_argv(cfg, cfg.redis_port, data)
+    mark_start(cfg.redis_dir / "redis.log")
     return spawn(argv, cfg.redis_dir / "redis.log", pid_file, marker=str(data))
 
 
@@ -71,7 +72,12 @@ def wait_ready(cfg: StackConfig, pid: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive(pid):
-            raise StackError(f"redis-server exited during start; see {cfg.redis_dir / 'redis.log'}")
+            # its warnings ("# Bad file format reading the append only file ...: use redis-check-aof --fix")
+            warnings = [line for line in since_start(cfg.redis_dir / "redis.log") if " # " in line]
+            raise StackError(
+                f"redis-server exited during start; see {cfg.redis_dir / 'redis.log'}:\n"
+                + "\n".join(warnings[-5:])
+            )
         try:
             if redis_client.Redis.from_url(cfg.redis_url, socket_timeout=1).ping():
                 return

@@ -177,3 +177,23 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_a_redis_that_cannot_load_its_aof_says_why(tmp_path: Path) -> None:
+    """A damaged AOF (a disk that filled up): the error said only "redis-server exited during start; see
+    redis.log", where Redis names the file and the fix (redis-check-aof --fix)."""
+    import redis as redis_client
+
+    from streams.devstack import redis
+    from streams.devstack.process import stop
+
+    cfg = StackConfig(root=tmp_path / "stack", redis_port=_free_port())
+    redis.wait_ready(cfg, redis.start(cfg))
+    redis_client.Redis(port=cfg.redis_port).set("kept", "1")
+    assert stop(cfg.redis_dir / "redis.pid")
+    (increment,) = (cfg.redis_dir / "data" / "appendonlydir").glob("*.incr.aof")
+    increment.write_bytes(b"*2\r\n$3\r\nSET\r\nnot a command\r\n")
+    with pytest.raises(devstack.StackError) as failed:
+        redis.wait_ready(cfg, redis.start(cfg))
+    assert "Bad file format reading the append only file" in str(failed.value)
+    assert "redis-check-aof --fix" in str(failed.value)
