@@ -28,13 +28,18 @@ class StackError(RuntimeError):
     """The local stack cannot start; the message says what to install or free."""
 
 
-def port_from_env(name: str, default: int) -> int:
+def port_from_env(name: str, default: int, highest: int = 65535, why: str = "") -> int:
     """A port from the environment: a typo in one is a one-line StackError naming the variable, where a bare
     int() ended every `devstack` command and the test session in a ValueError traceback."""
     text = os.environ.get(name, str(default)).strip()
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
-        raise StackError(f"{name} must be a port number from 1 to 65535, not {text!r}")
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= highest):
+        raise StackError(f"{name} must be a port number from 1 to {highest}{why}, not {text!r}")
     return int(text)
+
+
+# The Redis Cluster's first port: its 3 nodes use it and the next 2, each with a bus port 10000 higher (a
+# higher one ended `up --redis-cluster` in an OverflowError traceback, "port must be 0-65535").
+CLUSTER_PORT_MAX = 65535 - 10000 - 2
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,12 @@ class StackConfig:
             kafka_port=port_from_env("SEGSTREAM_DEVSTACK_KAFKA_PORT", 9092),
             controller_port=port_from_env("SEGSTREAM_DEVSTACK_CONTROLLER_PORT", 9093),
             redis_port=port_from_env("SEGSTREAM_DEVSTACK_REDIS_PORT", 6379),
-            cluster_port=port_from_env("SEGSTREAM_DEVSTACK_CLUSTER_PORT", 7000),
+            cluster_port=port_from_env(
+                "SEGSTREAM_DEVSTACK_CLUSTER_PORT",
+                7000,
+                CLUSTER_PORT_MAX,
+                " (3 nodes from it, each bus + 10000)",
+            ),
             kafka_heap=env.get("SEGSTREAM_DEVSTACK_KAFKA_HEAP", "512m"),
             install_missing=env.get("SEGSTREAM_DEVSTACK_INSTALL", "1") != "0",
         )

@@ -80,3 +80,21 @@ def test_a_port_that_is_not_a_number_is_one_error_line(
     assert capsys.readouterr().err == (
         "error: SEGSTREAM_DEVSTACK_REDIS_PORT must be a port number from 1 to 65535, not '6379x'\n"
     )
+
+
+def test_a_cluster_port_whose_bus_ports_do_not_exist_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SEGSTREAM_DEVSTACK_CLUSTER_PORT=60000: bus port 70000 ended `up --redis-cluster` in an OverflowError
+    traceback. (Should the check not hold, the held Redis port stops `up` before it starts anything.)"""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        monkeypatch.setenv("SEGSTREAM_DEVSTACK_REDIS_PORT", str(held.getsockname()[1]))
+        monkeypatch.setenv("SEGSTREAM_DEVSTACK_DIR", str(tmp_path))
+        monkeypatch.setenv("SEGSTREAM_DEVSTACK_CLUSTER_PORT", "60000")
+        assert devstack_cli(["up", "--redis-cluster"]) == 1
+    assert capsys.readouterr().err == (
+        "error: SEGSTREAM_DEVSTACK_CLUSTER_PORT must be a port number from 1 to 55533 (3 nodes from it, each "
+        "bus + 10000), not '60000'\n"
+    )
