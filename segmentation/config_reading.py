@@ -13,6 +13,8 @@ from decimal import Decimal, InvalidOperation
 
 from segmentation.money import MAX_AMOUNT_DIGITS
 
+_LARGEST = Decimal(10) ** MAX_AMOUNT_DIGITS
+
 __all__ = [
     "MAX_DAYS",
     "DefinitionsError",
@@ -89,8 +91,8 @@ def read_decimal(value: object, where: str) -> Decimal:
         raise DefinitionsError(f"{where}: not a decimal number: {value!r}") from None
     if not result.is_finite():
         raise DefinitionsError(f"{where}: not a finite number: {value!r}")
-    if result and result.adjusted() >= MAX_AMOUNT_DIGITS:
-        raise DefinitionsError(f"{where}: {value!r} is not below 10^{MAX_AMOUNT_DIGITS}: no amount reaches")
+    if abs(result) > _LARGEST:  # 10^15 itself stays: every amount is below it ("no limit")
+        raise DefinitionsError(f"{where}: {value!r} is above 10^{MAX_AMOUNT_DIGITS}: no amount reaches it")
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,10 @@ def _raw(**override: Any) -> dict[str, Any]:
         ({"region": {"groups": {"a|b": ["FR"]}}}, "region: segment name 'a|b' is not allowed"),
         # a bound no amount can reach: Decimal overflowed on it (a traceback at load)
         ({"rfm": {**_raw()["rfm"], "monetary": ["50", "150", "400", "1e999999"]}}, r"rfm.monetary\[3\]: '1e"),
-        ({"value": {"tiers": [{"segment": "a", "from": "0"}, {"segment": "b", "from": "1e15"}]}}, "10\\^15"),
+        (
+            {"value": {"tiers": [{"segment": "a", "from": "0"}, {"segment": "b", "from": "1.01e15"}]}},
+            "10\\^15",
+        ),
         ({"currency_rates": {"USD": "1E+999999"}}, "currency_rates.USD: '1E"),
     ],
 )
@@ -114,3 +118,11 @@ def test_missing_sections_use_defaults_where_they_exist() -> None:
     assert definitions.audiences == ()
     assert definitions.region.segments == ("other", "unknown")
     assert definitions.rfm.monetary_minor == (5000, 15000, 40000, 100000)
+
+
+def test_a_bound_of_exactly_10_to_the_15_is_no_limit_and_accepted() -> None:
+    """Every amount is below 10^15, so `max_amount: "1000000000000000"` says "no limit" (a test lets huge
+    purchases through that way); only what lies above it is refused."""
+    assert read_decimal("1000000000000000", "max_amount") == Decimal(10) ** 15
+    with pytest.raises(DefinitionsError, match="above 10\\^15"):
+        read_decimal("1000000000000000.01", "max_amount")
