@@ -120,13 +120,13 @@ async def _apply(
     settings: Settings, args: argparse.Namespace, client: aioredis.Redis, keys: Any, new: Any
 ) -> int:
     from streams.admin import definitions_change as change
+    from streams.bootstrap import ensure_topics, wait_for_services
     from streams.bootstrap import producer as make_producer
-    from streams.bootstrap import wait_for_services
     from streams.progress import Bar
     from streams.store import definitions_log
     from streams.store.metrics_hash import FRESH_S, running_workers
     from streams.store.replies import texts
-    from streams.topics.publish import TRANSITIONS_BATCH_BYTES, publish
+    from streams.topics.publish import publish, transitions_bound
 
     running = running_workers(texts(await client.hgetall(keys.metrics())), time.time())
     if running and not args.force:
@@ -141,6 +141,8 @@ async def _apply(
     topic = args.topic or settings.transitions_topic
     if not args.no_emit:  # Kafka down: one line and exit 4 before anything is written
         await wait_for_services(settings, lambda line: print(f"segstream definitions is {line}"), redis=False)
+    if not args.no_emit:  # created as the worker would, and its max.message.bytes read (batch sizes)
+        await ensure_topics(settings, [topic])
     producer = None if args.no_emit else make_producer(settings)
     if producer is not None:
         await producer.start()
@@ -149,7 +151,7 @@ async def _apply(
         async def send(transitions: list[Any]) -> None:
             assert producer is not None
             items = change.envelope_items(transitions)
-            await publish(producer, topic, items, max_batch_bytes=TRANSITIONS_BATCH_BYTES)
+            await publish(producer, topic, items, max_batch_bytes=transitions_bound(topic))
 
         previous = await change.moving_from(client, keys)
         with Bar(f"apply {new.version}", settings.topic_partitions) as bar:

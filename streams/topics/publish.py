@@ -25,11 +25,18 @@ Item = tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes]]]  # key, va
 
 
 TRANSITIONS_BATCH_BYTES = 64 * 1024
-"""A record batch of transitions holds at most this many bytes. A transition is a few hundred bytes, but a
-batch of events or a sweep makes thousands for one partition: in batches up to the producer's 1 MiB, a
-transitions topic whose `max.message.bytes` is below that refused them (`MessageSizeTooLarge`, not
-retriable) and the worker stopped before its commit at every restart. A topic whose own limit is lower still
-(`message_limit`, read when the worker ensures its topics) bounds the worker's batches below that."""
+"""The most record bytes a batch of transitions holds when the topic's own `max.message.bytes` is unknown
+(`message_limit`, read when the worker, or `definitions apply`, ensures its topics). A batch of events or a
+sweep makes thousands of transitions for one partition: in the producer's 1 MiB batches, a transitions topic
+whose limit is below that refused them (`MessageSizeTooLarge`, not retriable) and the worker stopped before
+its commit at every restart. Where the limit is known, batches go up to it: 64 KiB batches on a default
+topic cost the broker 1.86x CPU per event on an import (docs/benchmarks.md)."""
+
+
+def transitions_bound(topic: str) -> int:
+    """The record bytes one batch of transitions to `topic` may hold (`TRANSITIONS_BATCH_BYTES`)."""
+    return batch_bound(topic) or TRANSITIONS_BATCH_BYTES
+
 
 RECORD_OVERHEAD, HEADER_OVERHEAD = 40, 10
 """Bytes a record (a header) takes in a batch beyond its key, value (name, value) at most: varint lengths,
@@ -90,9 +97,7 @@ async def publish_outcome(
             producer,
             transitions_topic,
             ((t.customer_id.encode(), transition_event(t), ()) for t in transitions),
-            max_batch_bytes=min(
-                TRANSITIONS_BATCH_BYTES, batch_bound(transitions_topic) or TRANSITIONS_BATCH_BYTES
-            ),
+            max_batch_bytes=transitions_bound(transitions_topic),
         )
     if dead_letters:  # a topic that fits one cut dead letter fits a batch of this size (README, DLQ_MAX_...)
         records = (d.record(dlq_max_value_bytes) for d in dead_letters)
