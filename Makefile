@@ -33,9 +33,12 @@ core: $(VENV)/.installed
 ## compiled core (starts the local Kafka + Redis when no other is given), the tests marked `cluster` again
 ## on a Redis Cluster (the local stack's 3 primaries unless SEGSTREAM_REDIS_CLUSTER_URL), then both cores
 ## over 1M events
-# The compiled suite mostly waits on Kafka and Redis (~15 % of a core), so the two CPU-bound checks run at low
-# priority beside it instead of before or after it: the unit tests on the pure-Python core (~1.5 min, their
-# output shown once the suite ends) and the differential check (~5 min). All three must pass.
+# The compiled suite mostly waits on Kafka and Redis (~15 % of a core), so it runs in TEST_WORKERS processes
+# (pytest-xdist; one file per process at a time, tests/chaos one after the other: their private stacks share
+# ports), and the two CPU-bound checks run at low priority beside it instead of before or after it: the unit
+# tests on the pure-Python core (~1.5 min, their output shown once the suite ends) and the differential check
+# (~5 min). All three must pass. TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 3
 test: setup lint
 	@mkdir -p .build; \
 	SEGSTREAM_PURE_PYTHON=1 nice -n 10 $(BIN)/python -m pytest -p no:cacheprovider -m "not integration and not chaos" \
@@ -43,7 +46,7 @@ test: setup lint
 	pure=$$!; \
 	nice -n 10 $(BIN)/python -m tests.core_differential --events 1000000 > .build/differential.log 2>&1 & \
 	differential=$$!; \
-	SEGSTREAM_EXPECT_CORE=compiled $(BIN)/python -m pytest; suite=$$?; \
+	SEGSTREAM_EXPECT_CORE=compiled $(BIN)/python -m pytest -n $(TEST_WORKERS); suite=$$?; \
 	wait $$pure; unit=$$?; \
 	wait $$differential; checked=$$?; \
 	echo "unit and contract tests on the pure-Python core, with coverage (beside the suite):"; \

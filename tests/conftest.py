@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck
@@ -36,6 +37,21 @@ def _get_services() -> Services:
     return _services
 
 
+def _xdist_controller(config: pytest.Config) -> bool:
+    """This process hands the tests to pytest-xdist workers (`make test` runs `-n`) rather than run them."""
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist the controller finds the services once (it may start the local stack, and stops it when the
+    session ends) and hands their addresses to its workers in the environment, which discovery reads first:
+    each worker starting a stack of its own would race for the same ports."""
+    if _xdist_controller(config) and _wants_services(config):
+        found = _get_services()
+        os.environ["SEGSTREAM_KAFKA_BOOTSTRAP"] = found.kafka_bootstrap
+        os.environ["SEGSTREAM_REDIS_URL"] = found.redis_url
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     core = core_choice.describe()
     if not _wants_services(config):
@@ -59,6 +75,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
         if "tests/contract" in path:  # the store's contract: a few seconds, run on a Redis Cluster too
             item.add_marker(pytest.mark.cluster)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under xdist, a file's tests go to one worker, one after another (module fixtures are set up once), and
+    so do all of tests/chaos: their private stacks take fixed ports. (xdist's `loadgroup` marks do not reach
+    its scheduler under pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+    class ByFile(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "tests/chaos" if path.startswith("tests/chaos/") else path
+
+    return ByFile(config, log)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

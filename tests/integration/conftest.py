@@ -17,7 +17,15 @@ from tests.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PORT = 16479
+
+def _worker_number() -> int:
+    """N of pytest-xdist's worker gwN (0 outside xdist): the private servers of each worker take ports of
+    their own, as its tests run beside the other workers' tests."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else 0
+
+
+PORT = 16479 + _worker_number()
 
 
 def start_redis(data: Path) -> subprocess.Popen[bytes]:
@@ -96,7 +104,7 @@ def client(services: Services) -> Iterator[redis.Redis]:
     c.close()
 
 
-OWN_PORTS = range(6640, 6660)
+OWN_PORTS = range(6640 + 20 * _worker_number(), 6660 + 20 * _worker_number())
 
 
 def _free_port() -> int:

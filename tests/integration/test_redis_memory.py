@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
 from segmentation import CustomerState, Definitions, apply, parse_event
@@ -19,22 +20,20 @@ from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite
 from streams.store.redis_store import RedisStateStore
 from streams.store.tuning import LISTPACK_VALUE, memory_advice
-from tests.services import Services
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @asynccontextmanager
-async def listpack_value(url: str, value: int) -> AsyncIterator[aioredis.Redis]:
-    """The server setting for the duration of a test, restored afterwards (the server may be shared)."""
-    client = async_client(url)
-    before = (await client.config_get("hash-max-listpack-value"))["hash-max-listpack-value"] or "64"
-    await client.config_set("hash-max-listpack-value", value)
+async def listpack_value(server: redis.Redis, value: int) -> AsyncIterator[aioredis.Redis]:
+    """A client of the test's own Redis with that setting: on the shared one, tests running beside this one
+    would measure or warn about a setting that is not theirs."""
+    server.config_set("hash-max-listpack-value", value)
+    client = async_client(f"redis://127.0.0.1:{server.connection_pool.connection_kwargs['port']}/0")
     try:
         yield client
     finally:
-        await client.config_set("hash-max-listpack-value", before)
         await client.aclose()
 
 
@@ -62,12 +61,14 @@ def run(body: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(body())
 
 
-def test_a_busy_customer_hash_is_a_compact_listpack(services: Services, redis_prefix: str) -> None:
+def test_a_busy_customer_hash_is_a_compact_listpack(
+    own_redis: Callable[..., redis.Redis], redis_prefix: str
+) -> None:
     mapping = busy_customer()
     assert len(mapping["state"]) > 64  # would turn the hash into a hashtable at Redis' default
 
     async def body() -> None:
-        async with listpack_value(services.redis_url, LISTPACK_VALUE) as client:
+        async with listpack_value(own_redis(), LISTPACK_VALUE) as client:
             store = RedisStateStore(client, KeySpace(redis_prefix.rstrip(":"), "ns", "events"))
             claim = await store.claim(0)
             await store.commit(claim, 1, None, [CustomerWrite("customer-000042", mapping)])
@@ -78,12 +79,16 @@ def test_a_busy_customer_hash_is_a_compact_listpack(services: Services, redis_pr
     run(body)
 
 
-def test_a_worker_warns_when_the_server_would_double_hash_memory(services: Services) -> None:
+def test_a_worker_warns_when_the_server_would_double_hash_memory(
+    own_redis: Callable[..., redis.Redis],
+) -> None:
+    server = own_redis()
+
     async def body() -> None:
-        async with listpack_value(services.redis_url, 64) as client:
+        async with listpack_value(server, 64) as client:
             advice = await memory_advice(client)
             assert advice is not None and f"hash-max-listpack-value {LISTPACK_VALUE}" in advice
-        async with listpack_value(services.redis_url, LISTPACK_VALUE) as client:
+        async with listpack_value(server, LISTPACK_VALUE) as client:
             assert await memory_advice(client) is None
 
     run(body)
