@@ -4,7 +4,8 @@ Hash `<prefix>:<namespace>:metrics` (docs/read_side.md):
 - `w:<worker>:<counter>` per worker process (`<worker>` = host-pid-random): events, transitions, dead_letters,
   duplicates, batches, batch_seconds_sum, batch_seconds_last, swept_customers, updated_at (epoch seconds,
   refreshed every second by a worker that owns a partition, busy or idle), stopped_at (epoch seconds, on a
-  graceful stop), mode (its SEGSTREAM_MODE, `live` or `replay`);
+  graceful stop), mode (its SEGSTREAM_MODE, `live` or `replay`), applies (its other settings that change
+  what it writes, `mode_guard.applied_settings`);
 - `r:<worker>:<operation>`: retries of a Redis or Kafka operation, and partitions refused (`fenced`,
   `rewound`, `out of order batch`), per worker process;
 - `lag:<partition>`: events behind the partition's high watermark, written by its current owner;
@@ -70,10 +71,11 @@ retries is listed (tests/unit/test_retried_operations_monitored.py)."""
 
 
 def worker_fields(
-    metrics: Metrics, partition: int, lag: int | None, mode: str = ""
+    metrics: Metrics, partition: int, lag: int | None, mode: str = "", applies: str = ""
 ) -> dict[str, str | int | float]:
-    """A report of the worker's counters and the partition's lag; `mode`, its SEGSTREAM_MODE, lets a worker
-    started in another one be refused (`streams/worker/mode_guard.py`)."""
+    """A report of the worker's counters and the partition's lag; `mode`, its SEGSTREAM_MODE, and `applies`,
+    its other settings that change what it writes, let a worker started with others be refused
+    (`streams/worker/mode_guard.py`)."""
     prefix = f"w:{WORKER_ID}:"
     fields: dict[str, str | int | float] = {
         prefix + "events": metrics.events,
@@ -90,6 +92,8 @@ def worker_fields(
     fields[f"seen:{partition}"] = fields[prefix + "updated_at"]
     if mode:
         fields[prefix + "mode"] = mode
+    if applies:
+        fields[prefix + "applies"] = applies
     if lag is not None:
         fields[f"lag:{partition}"] = lag
     return fields
@@ -123,9 +127,9 @@ def running_workers(row: Mapping[str, str], now: float, fresh_s: float = FRESH_S
     }
 
 
-def running_modes(row: Mapping[str, str], now: float) -> dict[str, str]:
-    """The mode of each running worker that reported one (`worker_fields`): id -> mode."""
-    return {w: row[f"w:{w}:mode"] for w in running_workers(row, now) if f"w:{w}:mode" in row}
+def running_values(row: Mapping[str, str], now: float, field: str) -> dict[str, str]:
+    """`field` (`mode`, `applies`) of each running worker that reported it (`worker_fields`): id -> value."""
+    return {w: row[f"w:{w}:{field}"] for w in running_workers(row, now) if f"w:{w}:{field}" in row}
 
 
 def prometheus(row: Mapping[str, str], namespace: str, now: float | None = None) -> str:

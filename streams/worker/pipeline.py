@@ -35,6 +35,7 @@ from streams.worker.batch import (
     decode,
 )
 from streams.worker.fenced_commit import commit_batch
+from streams.worker.mode_guard import applied_settings
 from streams.worker.namespace_follow import NamespaceFollow
 from streams.worker.offset_order import in_order
 from streams.worker.ownership import Owned
@@ -203,8 +204,8 @@ class BatchPipeline:
 
     async def report(self, partition: int, owned: Owned) -> None:
         """Steps 6 and 7 of `submit` (see `progress_report.report`)."""
-        topic, mode = self.settings.events_topic, self.settings.mode
-        await report(self.consumer, self.store, self.metrics, topic, partition, owned, mode)
+        topic, mode, applies = self.settings.events_topic, self.settings.mode, applied_settings(self.settings)
+        await report(self.consumer, self.store, self.metrics, topic, partition, owned, mode, applies)
 
     async def _settle(self, owned: Owned) -> None:
         """Wait for the partition's batch in flight; its failure is raised here."""

@@ -31,6 +31,7 @@ async def report(
     partition: int,
     owned: Owned,
     mode: str = "",
+    applies: str = "",
 ) -> None:
     """Steps 6 and 7 of `Worker.submit`: the Kafka offset (lag monitoring only: Redis, not Kafka, is where we
     resume from) and the metrics; at most every REPORT_INTERVAL_S, and when the partition is let go."""
@@ -45,7 +46,7 @@ async def report(
     lag = None if consumer is None else await partition_lag(consumer, TopicPartition(topic, partition), owned)
     owned.lag = lag
     try:
-        await store.publish_metrics(worker_fields(metrics, partition, lag, mode))
+        await store.publish_metrics(worker_fields(metrics, partition, lag, mode, applies))
     except Exception as exc:  # best effort: metrics must never stop or slow the stream
         log.warning("could not publish metrics: %s", exc)
 
