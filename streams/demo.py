@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 
 import orjson
@@ -120,13 +121,19 @@ def main(argv: list[str] | None = None) -> int:
             f"fed {total:,} events ({args.customers} customers over {args.days} days, "
             f"{args.malformed:.1%} malformed) in {time.monotonic() - started:.1f}s"
         )
-        while (done := applied_events(client, keyspace(settings), settings.topic_partitions)) < total:
-            if worker.poll() is not None:
-                print("the worker stopped unexpectedly", file=sys.stderr)
-                return 1
-            if sys.stdout.isatty():
+        failed = wait_applied(
+            total,
+            lambda: applied_events(client, keyspace(settings), settings.topic_partitions),
+            lambda: worker.poll() is None,
+            lambda done: (
                 print(f"\r  worker: {done:,}/{total:,} events applied", end="", flush=True)
-            time.sleep(0.25)
+                if sys.stdout.isatty()
+                else None
+            ),
+        )
+        if failed:
+            print(f"segstream demo: {failed}", file=sys.stderr)
+            return 1
         elapsed = time.monotonic() - started
         erase = "\r" if sys.stdout.isatty() else ""
         rate = total / elapsed
@@ -148,6 +155,36 @@ def main(argv: list[str] | None = None) -> int:
         worker.wait(30)
         client.close()
     return 0
+
+
+STALL_S = 120.0
+"""The demo gives up when its worker applied nothing for this long (a Redis refusing writes, say): it waited
+for ever, printing nothing (the worker's own log says why)."""
+
+
+def wait_applied(
+    total: int,
+    applied: Callable[[], int],
+    alive: Callable[[], bool],
+    show: Callable[[int], object],
+    stall_s: float = STALL_S,
+    clock: Callable[[], float] = time.monotonic,
+    pause: Callable[[], object] = lambda: time.sleep(0.25),
+) -> str | None:
+    """Wait until `applied()` reaches `total`: None, or why it will not."""
+    last, since = -1, clock()
+    while (done := applied()) < total:
+        if not alive():
+            return "the worker stopped unexpectedly (its log is above)"
+        now = clock()
+        if done != last:
+            last, since = done, now
+        elif now - since >= stall_s:
+            figures = f"{done:,} of {total:,} events; its log is above"
+            return f"the worker applied nothing for {stall_s:.0f} s ({figures})"
+        show(done)
+        pause()
+    return None
 
 
 def lookup_hint(settings: Settings) -> str:
