@@ -17,7 +17,7 @@ from typing import Any, cast
 from streams.devstack.config import StackConfig
 from streams.devstack.debian import program
 from streams.devstack.kafka import StackError, port_open
-from streams.devstack.process import alive, read_pid, spawn, stop
+from streams.devstack.process import alive, mark_start, read_pid, since_start, spawn, stop
 from streams.devstack.redis import server_argv
 
 NODES = 3
@@ -90,6 +90,7 @@ def _start_node(cfg: StackConfig, port: int) -> int:
         "--cluster-node-timeout",
         "5000",
     )
+    mark_start(folder / "redis.log")
     return spawn(argv, folder / "redis.log", pid_file, marker=str(data))
 
 
@@ -127,10 +128,12 @@ def _wait_ping(cfg: StackConfig, port: int, pid: int, timeout: float) -> None:
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not alive(pid):
+        if not alive(pid):  # its warnings say why (a damaged AOF or nodes.conf, a port it cannot bind)
+            log = _node_dir(cfg, port) / "redis.log"
+            warnings = [line for line in since_start(log) if " # " in line]
             raise StackError(
-                f"redis-server (cluster node {port}) exited during start; see "
-                f"{_node_dir(cfg, port) / 'redis.log'}"
+                f"redis-server (cluster node {port}) exited during start; see {log}:\n"
+                + "\n".join(warnings[-5:])
             )
         try:
             if redis_client.Redis(host="127.0.0.1", port=port, socket_timeout=1).ping():

@@ -98,3 +98,22 @@ def test_a_cluster_port_whose_bus_ports_do_not_exist_is_one_error_line(
         "error: SEGSTREAM_DEVSTACK_CLUSTER_PORT must be a port number from 1 to 55533 (3 nodes from it, each "
         "bus + 10000), not '60000'\n"
     )
+
+
+def test_a_cluster_node_that_died_says_why(tmp_path: Path) -> None:
+    """A cluster node's failed start said only "see redis.log"; a single server's quoted its warnings."""
+    from streams.devstack import redis_cluster
+    from streams.devstack.process import mark_start
+
+    cfg = StackConfig(root=tmp_path, cluster_port=_closed_port())
+    port = redis_cluster.ports(cfg)[0]
+    log = redis_cluster._node_dir(cfg, port) / "redis.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("1:M 01 Dec 2026 # from an earlier start: not quoted\n")
+    mark_start(log)
+    warning = "1:M 06 Dec 2026 10:00:00.000 # Unrecoverable error: corrupted cluster config file"
+    pid = spawn(["sh", "-c", f"echo '{warning}'"], log, tmp_path / "node.pid", marker="x")
+    time.sleep(0.3)
+    with pytest.raises(StackError) as raised:
+        redis_cluster._wait_ping(cfg, port, pid, 10.0)
+    assert str(raised.value).splitlines()[1:] == [warning]
