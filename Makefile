@@ -35,9 +35,9 @@ core: $(VENV)/.installed
 ## over 1M events
 # The compiled suite mostly waits on Kafka and Redis (~15 % of a core), so it runs in TEST_WORKERS processes
 # (pytest-xdist; one file per process at a time, tests/chaos one after the other: their private stacks share
-# ports), and the two CPU-bound checks run at low priority beside it instead of before or after it: the unit
-# tests on the pure-Python core (~1.5 min, their output shown once the suite ends) and the differential check
-# (~5 min). All three must pass. TEST_WORKERS=0 runs the suite in one process.
+# ports), then the Redis Cluster run; the two CPU-bound checks run at low priority beside both instead of
+# before or after them: the unit tests on the pure-Python core and the differential check (their output shown
+# at the end). All four must pass. TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= 3
 test: setup lint
 	@mkdir -p .build; \
@@ -47,13 +47,13 @@ test: setup lint
 	nice -n 10 $(BIN)/python -m tests.core_differential --events 1000000 > .build/differential.log 2>&1 & \
 	differential=$$!; \
 	SEGSTREAM_EXPECT_CORE=compiled $(BIN)/python -m pytest -n $(TEST_WORKERS); suite=$$?; \
+	SEGSTREAM_TEST_REDIS=cluster SEGSTREAM_EXPECT_CORE=compiled $(BIN)/python -m pytest -m cluster; cluster=$$?; \
 	wait $$pure; unit=$$?; \
 	wait $$differential; checked=$$?; \
 	echo "unit and contract tests on the pure-Python core, with coverage (beside the suite):"; \
 	cat .build/unit-pure.log; \
 	echo "python -m tests.core_differential --events 1000000 (beside the suite):"; cat .build/differential.log; \
-	test $$suite -eq 0 && test $$unit -eq 0 && test $$checked -eq 0
-	SEGSTREAM_TEST_REDIS=cluster SEGSTREAM_EXPECT_CORE=compiled $(BIN)/python -m pytest -m cluster
+	test $$suite -eq 0 && test $$cluster -eq 0 && test $$unit -eq 0 && test $$checked -eq 0
 
 ## test-cluster: every Redis integration test against a Redis Cluster (those that cannot apply skip, saying why)
 test-cluster: setup

@@ -81,7 +81,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under xdist, a file's tests go to one worker, one after another (module fixtures are set up once), and
     so do all of tests/chaos: their private stacks take fixed ports. (xdist's `loadgroup` marks do not reach
-    its scheduler under pytest 9.)"""
+    its scheduler under pytest 9.2: pytest-xdist issue #1386.)"""
     from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
     class ByFile(LoadScopeScheduling):  # type: ignore[misc]
