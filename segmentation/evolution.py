@@ -10,9 +10,10 @@ the result depends on the state, the event and the definitions only; time is the
   re-evaluates the grids the event can affect and emits one transition per changed grid, cause = event
   id, effective at the state's clock after the event (the event time; for a late event, the clock the
   state had already reached).
-* `explain=False` (apply, advance, resegment) leaves every transition's `why` empty (`NO_WHY`) and changes
-  nothing else: for a caller that publishes no transition (a replay without --emit), where building the
-  whys was a sizeable share of the core's work and nothing read them.
+* `explain=False` (apply, advance, resegment) leaves every transition's `why` and `id` empty (`NO_WHY`,
+  `NO_ID`) and changes nothing else: for a caller that publishes no transition (a replay without --emit),
+  where building the whys and hashing the ids were a sizeable share of the core's work and nothing read
+  them (a history entry keeps what recomputes the id).
 * `advance` applies every time-driven change up to `until` in time order; `next_due` is when the next
   one happens. Both use the due times cached in the state (`due_*`, `next_due_at`).
 * `resegment` re-evaluates every grid under other definitions (cause `definitions`); `apply` and

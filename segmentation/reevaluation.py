@@ -32,6 +32,7 @@ from segmentation.state import (
 )
 from segmentation.transition import (
     CAUSE_DEFINITIONS,
+    NO_ID,
     NO_WHY,
     Transition,
     id_cause,
@@ -243,17 +244,22 @@ def transitions(
     extra: dict[str, str],
     explain: bool = True,
 ) -> list[Transition]:
-    """The changes as transitions; without `explain` their why is `NO_WHY` (ids and all else the same).
-    A definitions change's moves carry the state's count of them (`definitions_changes`, in their ids)."""
+    """The changes as transitions; without `explain` (nothing will publish them) their why is `NO_WHY` and
+    their id `NO_ID`, all else the same. A definitions change's moves carry the state's count of them
+    (`definitions_changes`, in their ids)."""
     out = []
-    customer, version, when = s.customer_id, d.version, iso(now)
+    customer, version = s.customer_id, d.version
     change = s.definitions_changes if cause == CAUSE_DEFINITIONS else 0
-    key_cause = id_cause(cause, version, change)
+    if not explain:
+        for grid, old, new in changes:
+            out.append(new_transition(NO_ID, customer, grid, old, new, now, cause, version, NO_WHY, change))
+        return out
+    when, key_cause = iso(now), id_cause(cause, version, change)
     for grid, old, new in changes:
         key = transition_key(customer, grid, old, new, when, key_cause)
-        why = _explain(grid, s, d, now, new) if explain else None
-        if why is not None and extra:
+        why = _explain(grid, s, d, now, new)
+        if extra:
             why.update(extra)
-        frozen = NO_WHY if why is None else MappingProxyType(why)
+        frozen = MappingProxyType(why)
         out.append(new_transition(key, customer, grid, old, new, now, cause, version, frozen, change))
     return out

@@ -13,7 +13,10 @@ TYPE = "io.segstream.segment.transition.v1"
 def transition_event(transition: Transition) -> bytes:
     """The CloudEvents `id` is the transition id, so a redelivered transition is recognisable."""
     if transition.why is NO_WHY:  # applied with explain=False (a replay that publishes nothing): a bug
-        raise ValueError(f"transition {transition.id} has no why: it was applied without explain=True")
+        raise ValueError(
+            f"transition {transition.customer_id}/{transition.grid} at {transition.effective_at} has no why"
+            " and no id: it was applied without explain=True"
+        )
     data = transition.to_dict()
     return orjson.dumps(
         {

@@ -17,7 +17,7 @@ from segmentation import (
     next_due,
     resegment,
 )
-from segmentation.transition import NO_WHY, transition_id
+from segmentation.transition import NO_ID, NO_WHY, transition_id
 from tests.unit.seg_helpers import DEFAULT, day, definitions_with, ev, of_grid, purchase, refund, run
 
 # value tiers renamed below 100000: the default audience vip_recent (`value in ("high", "top")`) still names
@@ -376,12 +376,17 @@ def test_transition_ids_are_deterministic() -> None:
 
 
 def _unexplained(transitions: tuple[Transition, ...] | list[Transition]) -> list[tuple[object, ...]]:
-    return [(t.id, t.grid, t.from_segment, t.to_segment, t.effective_at, t.cause) for t in transitions]
+    return [
+        (t.customer_id, t.grid, t.from_segment, t.to_segment, t.effective_at, t.cause, t.definitions_version,
+         t.definitions_change)
+        for t in transitions
+    ]  # fmt: skip
 
 
-def test_without_explain_the_same_transitions_come_without_why() -> None:
-    """explain=False (a replay that publishes nothing) changes only the why: states, ids, order identical,
-    through a first event, a late one, an advance and a realignment to new definitions."""
+def test_without_explain_the_same_transitions_come_without_why_nor_id() -> None:
+    """explain=False (a replay that publishes nothing) changes only the why and the id, both empty: states,
+    every other field, order identical, through a first event, a late one, an advance and a realignment to
+    new definitions."""
     events = [
         purchase(day(0), "150.00", event_id="a"),
         purchase(day(120), "20.00", event_id="b"),
@@ -393,7 +398,8 @@ def test_without_explain_the_same_transitions_come_without_why() -> None:
         one, two = apply(explained, event, DEFAULT), apply(quiet, event, DEFAULT, explain=False)
         assert two.state == one.state
         assert _unexplained(two.transitions) == _unexplained(one.transitions)
-        assert all(t.why is NO_WHY for t in two.transitions) and all(t.why for t in one.transitions)
+        assert all(t.why is NO_WHY and t.id == NO_ID for t in two.transitions)
+        assert all(t.why and len(t.id) == 32 for t in one.transitions)
         explained, quiet = one.state, two.state
     for one, two in (
         (advance(explained, day(400), richer), advance(quiet, day(400), richer, explain=False)),
@@ -405,7 +411,7 @@ def test_without_explain_the_same_transitions_come_without_why() -> None:
     ):
         assert one.transitions and two.state == one.state
         assert _unexplained(two.transitions) == _unexplained(one.transitions)
-        assert all(t.why is NO_WHY for t in two.transitions)
+        assert all(t.why is NO_WHY and t.id == NO_ID for t in two.transitions)
 
 
 def test_a_tombstone_state_keeps_older_events_and_older_erasures_out() -> None:
