@@ -283,11 +283,37 @@ async def prepare_namespace(
         if not (into_active and empty):
             raise NamespaceRefused(refusal + ("" if empty else " (--into-active builds only an empty one)"))
         if building is not None:
-            await client.set(building_key(prefix, namespace), building)
+            previous: bytes | str | None = await client.set(  # type: ignore[assignment]
+                building_key(prefix, namespace), building, get=True
+            )
+            await _refuse_another(client, prefix, namespace, building, previous, force)
         return
     if not empty and not force:
-        raise NamespaceRefused(f"namespace {namespace!r} is not empty: choose another name or pass --force")
+        mark = await client.get(building_key(prefix, namespace))  # a key of the namespace too
+        why = "" if mark is None else f" (marked as being built: {_text(mark)}; {_MARKED})"
+        raise NamespaceRefused(f"namespace {namespace!r} is not empty{why}: choose another name or --force")
     if building is not None:
-        await hold(client, prefix, namespace, building, refusal)
+        previous = await hold(client, prefix, namespace, building, refusal)
+        await _refuse_another(client, prefix, namespace, building, previous, force)
     if not empty:
         await drop(client, prefix, namespace, building)
+
+
+async def _refuse_another(
+    client: aioredis.Redis, prefix: str, name: str, ours: bytes, previous: bytes | str | None, force: bool
+) -> None:
+    """Unforced, refuse a namespace whose mark another replay set after we found the namespace empty (the
+    mark is a key of it: the check before catches it otherwise), putting their mark back. Two replays at once
+    would fence each other out of partitions and the one left would resume after the offsets the other
+    committed, in silence, even of another file."""
+    if previous is None or force:
+        return
+    # theirs again, unless a later one replaced ours
+    await client.eval(_PUT_BACK, 1, building_key(prefix, name), ours, previous)
+    raise NamespaceRefused(
+        f"namespace {name!r} was marked as being built meanwhile ({_text(previous)}; {_MARKED}): wait for"
+        " it, or pass --force once it is gone"
+    )
+
+
+_MARKED = "another replay is building it, or one stopped before its end"
