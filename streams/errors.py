@@ -7,8 +7,8 @@ line; a traceback helps neither unless asked for (`segstream --debug ...`). The 
 - 1 unexpected failure: its traceback is printed too (a bug to report, or a case to add here);
 - 2 usage or bad input: arguments, settings (Kafka / Redis credentials too), definitions file, CSV mapping,
   a topic that does not exist or cannot be created, the API's port in use;
-- 3 refused by a guard: unknown or active namespace, workers running, definitions mismatch, a skewed
-  slot layout under `doctor --strict`;
+- 3 refused by a guard: unknown or active namespace, one a running replay or drop holds, workers running,
+  definitions mismatch, a skewed slot layout under `doctor --strict`;
 - 4 a service unreachable: Kafka, Redis (the worker and the API wait SEGSTREAM_CONNECT_TIMEOUT_S first);
 - 5 the worker's graceful stop timed out; 6 the worker was fenced out and stalled (streams/cli.py).
 

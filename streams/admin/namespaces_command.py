@@ -84,12 +84,14 @@ async def _promote(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _drop(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.store.namespace_lease import holder_note, leased
     from streams.store.namespaces import drop, require_known
 
     client = _client(settings)
     try:
         await require_known(client, settings.key_prefix, args.name)
-        removed = await drop(client, settings.key_prefix, args.name)
+        async with leased(client, settings.key_prefix, args.name, holder_note(drop=args.name)):
+            removed = await drop(client, settings.key_prefix, args.name)  # not under a running replay
     finally:
         await client.aclose()
     print(f"dropped namespace {args.name}: {removed:,} keys unlinked")

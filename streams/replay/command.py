@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 
 from streams.settings import Settings
@@ -116,6 +113,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         UntilTooEarly,
         replay,
     )
+    from streams.store.namespace_lease import holder_note, leased
     from streams.store.namespaces import prepare_namespace
     from streams.store.tuning import refuse_eviction
 
@@ -185,37 +183,39 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     client = redis_client(settings)
     try:
         await refuse_eviction(client)  # before anything is written (streams/store/tuning.py)
-        note = _building_note(args.source)  # until the end: `promote` refuses the namespace
-        await prepare_namespace(
-            client, settings.key_prefix, args.namespace, args.force, note, args.into_active
-        )
-        building = KeySpace(settings.key_prefix, args.namespace, settings.events_topic).building()
-        try:
-            if args.processes > 1:
-                summary = await _replay_split(settings, client, args, Path(f"{stem}.rejects.jsonl"), until)
-            else:
-                summary = await replay(
-                    settings,
-                    definitions,
-                    client,
-                    source,
-                    args.namespace,
-                    source_name=args.source,
-                    rejects_path=Path(f"{stem}.rejects.jsonl"),
-                    emit_topic=args.emit,
-                    batch_events=args.batch or DEFAULT_BATCH,
-                    partitions=None,
-                    show_progress=False if args.no_progress else None,
-                    until=until,
-                )
-        except UntilTooEarly as exc:
-            print(f"segstream replay: {exc}; namespace {args.namespace!r} is incomplete", file=sys.stderr)
-            return 2
-        except ReplayError as exc:
-            print(f"segstream replay: {exc}", file=sys.stderr)
-            return 1
-        await _record_definitions(settings, client, args, definitions.version, summary)
-        await client.delete(building)
+        note = holder_note(replay=args.source)  # the mark, until the end: `promote` refuses the namespace
+        async with leased(client, settings.key_prefix, args.namespace, note):  # one rewrite at a time
+            await prepare_namespace(
+                client, settings.key_prefix, args.namespace, args.force, note, args.into_active
+            )
+            building = KeySpace(settings.key_prefix, args.namespace, settings.events_topic).building()
+            try:
+                if args.processes > 1:
+                    rejects = Path(f"{stem}.rejects.jsonl")
+                    summary = await _replay_split(settings, client, args, rejects, until)
+                else:
+                    summary = await replay(
+                        settings,
+                        definitions,
+                        client,
+                        source,
+                        args.namespace,
+                        source_name=args.source,
+                        rejects_path=Path(f"{stem}.rejects.jsonl"),
+                        emit_topic=args.emit,
+                        batch_events=args.batch or DEFAULT_BATCH,
+                        partitions=None,
+                        show_progress=False if args.no_progress else None,
+                        until=until,
+                    )
+            except UntilTooEarly as exc:
+                print(f"segstream replay: {exc}; namespace {args.namespace!r} is incomplete", file=sys.stderr)
+                return 2
+            except ReplayError as exc:
+                print(f"segstream replay: {exc}", file=sys.stderr)
+                return 1
+            await _record_definitions(settings, client, args, definitions.version, summary)
+            await client.delete(building)
     finally:
         await client.aclose()
     extra.update(summary.extra)
@@ -231,13 +231,6 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     print(summary.text())
     print(f"summary: {stem}.summary.json; promote with: segstream promote {args.namespace}")
     return 0
-
-
-def _building_note(source: str) -> bytes:
-    """What `promote` shows of a replay that has not finished: which, since when, where."""
-    started = datetime.now(UTC).isoformat(timespec="seconds")
-    where = {"host": socket.gethostname(), "pid": os.getpid()}
-    return orjson.dumps({"replay": source, "started": started} | where)
 
 
 async def _record_definitions(
