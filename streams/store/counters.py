@@ -17,6 +17,10 @@ class Metrics:
     batch_seconds_last: float = 0.0
     swept_customers: int = 0
     retries: Counter[str] = field(default_factory=Counter)
+    # who reports these to the metrics hash ('' until the first retire: metrics_hash.WORKER_ID) and the totals
+    # already folded into a namespace's retired ones when that id retired (metrics_hash.retired_fields)
+    reporter: str = ""
+    folded: dict[str, float] = field(default_factory=dict)
 
     def batch(
         self, events: int, transitions: int, dead_letters: int, seconds: float, duplicates: int = 0

@@ -9,8 +9,13 @@ Hash `<prefix>:<namespace>:metrics` (docs/read_side.md):
 - `r:<worker>:<operation>`: retries of a Redis or Kafka operation, and partitions refused (`fenced`,
   `rewound`, `out of order batch`), per worker process;
 - `lag:<partition>`: events behind the partition's high watermark, written by its current owner;
-- `seen:<partition>`: epoch seconds of its owner's last report (every second while owned, busy or idle).
-Counters of a worker are totals since that process started; the API sums them over workers.
+- `seen:<partition>`: epoch seconds of its owner's last report (every second while owned, busy or idle);
+- `w:retired:<counter>`, `r:retired:<operation>`: the totals of the workers that retired from the namespace
+  (stopped, or moved to another one after a promote), folded in by each as it retires, its own fields
+  deleted in the same script: the hash no longer grows by ~27 fields per worker start, and the sums never go
+  back. A worker then reports under a new id, counting from the totals it folded, so nothing counts twice
+  even if it comes back to the namespace (a promote back) or its fold failed (its fields then stay).
+Counters of a worker id are totals since it started reporting; the API sums them over workers.
 """
 
 from __future__ import annotations
@@ -70,25 +75,48 @@ an alert rule sees the first retry (a series that appears at 1 has no increase).
 retries is listed (tests/unit/test_retried_operations_monitored.py)."""
 
 
+_SUMMED: Final = ("events", "transitions", "dead_letters", "duplicates", "batches", "batch_seconds_sum",
+                   "swept_customers")  # fmt: skip
+RETIRED: Final = "retired"
+FOLD: Final = """
+for i = 1, tonumber(ARGV[1]) do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[2 * i], ARGV[2 * i + 1]) end
+redis.call('HDEL', KEYS[1], unpack(ARGV, 2 * tonumber(ARGV[1]) + 2))
+"""
+"""ARGV (`fold_args`): n, n (field, amount) pairs added, then the fields deleted; one script, so a reader
+never sums a worker's totals twice (retired and its own) nor misses them."""
+
+
+def _totals(metrics: Metrics) -> dict[str, float]:
+    """What a report counts, summed over workers: totals since the reporter's id began (`folded` off)."""
+    now: dict[str, float] = {
+        "events": metrics.events,
+        "transitions": metrics.transitions,
+        "dead_letters": metrics.dead_letters,
+        "duplicates": metrics.duplicates,
+        "batches": metrics.batches,
+        "batch_seconds_sum": metrics.batch_seconds_total,
+        "swept_customers": metrics.swept_customers,
+    }
+    now.update((f"r:{op.replace(':', '_')}", n) for op, n in metrics.retries.items())
+    return {name: value - metrics.folded.get(name, 0) for name, value in now.items()}
+
+
 def worker_fields(
     metrics: Metrics, partition: int, lag: int | None, mode: str = "", applies: str = ""
 ) -> dict[str, str | int | float]:
     """A report of the worker's counters and the partition's lag; `mode`, its SEGSTREAM_MODE, and `applies`,
     its other settings that change what it writes, let a worker started with others be refused
     (`streams/worker/mode_guard.py`)."""
-    prefix = f"w:{WORKER_ID}:"
-    fields: dict[str, str | int | float] = {
-        prefix + "events": metrics.events,
-        prefix + "transitions": metrics.transitions,
-        prefix + "dead_letters": metrics.dead_letters,
-        prefix + "duplicates": metrics.duplicates,
-        prefix + "batches": metrics.batches,
-        prefix + "batch_seconds_sum": f"{metrics.batch_seconds_total:.6f}",
-        prefix + "batch_seconds_last": f"{metrics.batch_seconds_last:.6f}",
-        prefix + "swept_customers": metrics.swept_customers,
-        prefix + "updated_at": f"{time.time():.3f}",
-    }
-    fields.update((f"r:{WORKER_ID}:{op.replace(':', '_')}", n) for op, n in metrics.retries.items())
+    who = metrics.reporter or WORKER_ID
+    prefix = f"w:{who}:"
+    fields: dict[str, str | int | float] = {}
+    for name, value in _totals(metrics).items():
+        if name.startswith("r:"):
+            fields[f"r:{who}:{name[2:]}"] = round(value)
+        else:
+            fields[prefix + name] = f"{value:.6f}" if name == "batch_seconds_sum" else round(value)
+    fields[prefix + "batch_seconds_last"] = f"{metrics.batch_seconds_last:.6f}"
+    fields[prefix + "updated_at"] = f"{time.time():.3f}"
     fields[f"seen:{partition}"] = fields[prefix + "updated_at"]
     if mode:
         fields[prefix + "mode"] = mode
@@ -99,9 +127,28 @@ def worker_fields(
     return fields
 
 
-def stopped_fields() -> dict[str, str | int | float]:
-    """Written on a graceful stop, so that `running_workers` need not wait for the worker to age out."""
-    return {f"w:{WORKER_ID}:stopped_at": f"{time.time():.3f}"}
+def retired_fields(metrics: Metrics) -> tuple[dict[str, float], list[str]]:
+    """Retire the worker's reporting id from a namespace (it stopped, or follows a promote): its totals, to
+    add to the retired ones, and every field of its id, to delete (`FOLD`). The next report goes out under a
+    new id counting from here, whether the fold lands or not: an id once folded is never reported again, so
+    its totals are never counted twice."""
+    who = metrics.reporter or WORKER_ID
+    totals = _totals(metrics)
+    added = {
+        f"r:{RETIRED}:{name[2:]}" if name.startswith("r:") else f"w:{RETIRED}:{name}": value
+        for name, value in totals.items()
+        if value
+    }
+    gone = [f"w:{who}:{name}" for name in (*_SUMMED, "batch_seconds_last", "updated_at", "mode", "applies")]
+    gone += [f"r:{who}:{op.replace(':', '_')}" for op in metrics.retries]
+    metrics.folded = {name: value + metrics.folded.get(name, 0) for name, value in totals.items()}
+    metrics.reporter = f"{WORKER_ID}.{secrets.token_hex(3)}"
+    return added, gone
+
+
+def fold_args(added: Mapping[str, float], gone: list[str]) -> list[str]:
+    """`FOLD`'s ARGV."""
+    return [str(len(added)), *(x for field, value in added.items() for x in (field, repr(value))), *gone]
 
 
 def running_workers(row: Mapping[str, str], now: float, fresh_s: float = FRESH_S) -> dict[str, float]:

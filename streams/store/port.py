@@ -159,6 +159,10 @@ class StateStore(Protocol):
         """Outside the commit: the worker's counters for a read side in another process (one HSET)."""
         ...
 
+    async def retire_metrics(self, added: Mapping[str, float], gone: list[str]) -> None:
+        """Add `added` to the metrics hash's fields and delete `gone`, at once (`metrics_hash.FOLD`)."""
+        ...
+
 
 @dataclass
 class _Partition:
@@ -271,6 +275,12 @@ class InMemoryStateStore:
 
     async def publish_metrics(self, fields: Mapping[str, str | int | float]) -> None:
         self.metrics.update({k: str(v) for k, v in fields.items()})
+
+    async def retire_metrics(self, added: Mapping[str, float], gone: list[str]) -> None:
+        for name, value in added.items():
+            self.metrics[name] = repr(float(self.metrics.get(name, 0)) + value)
+        for name in gone:
+            self.metrics.pop(name, None)
 
     async def read_indexes(self, partition: int) -> IndexSnapshot:
         p = self._p(partition)

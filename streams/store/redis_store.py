@@ -20,6 +20,7 @@ from streams.store.fence import take
 from streams.store.indexes import ORDINAL, IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.membership import bitmap_ordinals, declared_chunks, ids_of, raw_reply
+from streams.store.metrics_hash import FOLD, fold_args
 from streams.store.port import (
     Claim,
     CustomerWrite,
@@ -28,6 +29,7 @@ from streams.store.port import (
     check_standing,
     new_owner,
 )
+from streams.store.replies import text as _text
 from streams.store.round_trips import Command, RoundTrips, checked
 from streams.store.weeks import FORMAT_FIELD, check_format, day_field
 
@@ -262,6 +264,9 @@ class RedisStateStore:
         mapping: dict[str | bytes, str | int | float] = {k: v for k, v in fields.items()}
         await self._r.hset(self._keys.metrics(), mapping=mapping)  # type: ignore[arg-type]
 
+    async def retire_metrics(self, added: Mapping[str, float], gone: list[str]) -> None:
+        await self._r.eval(FOLD, 1, self._keys.metrics(), *fold_args(added, gone))
+
     async def read_indexes(self, partition: int) -> IndexSnapshot:
         """Every index key of the partition, read with SCAN (diagnostics and tests only)."""
         tag = self._keys.partition_meta(partition)[: -len(":meta")]
@@ -285,10 +290,6 @@ class RedisStateStore:
                     }
                 kinds.get(kind, snap.daily).setdefault(rest, {}).update(row)
         return snap
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
 def _int(value: bytes | str | None) -> int | None:

@@ -21,7 +21,6 @@ from segmentation import Definitions
 from segmentation.events import Event
 from streams.settings import Settings
 from streams.store.counters import Metrics
-from streams.store.metrics_hash import stopped_fields
 from streams.store.port import Claim, StateStore, WriteBatch
 from streams.store.writes import Known
 from streams.topics.deadletter import DeadLetter
@@ -39,7 +38,7 @@ from streams.worker.mode_guard import applied_settings
 from streams.worker.namespace_follow import NamespaceFollow
 from streams.worker.offset_order import in_order
 from streams.worker.ownership import Owned
-from streams.worker.progress_report import report
+from streams.worker.progress_report import report, retire
 from streams.worker.retry import retry
 from streams.worker.standing import starting_states
 
@@ -302,12 +301,8 @@ class BatchPipeline:
             self.consumer.pause(TopicPartition(self.settings.events_topic, partition))
 
     async def retire(self) -> None:
-        """Tell the namespace's metrics hash this process stopped writing here (`definitions apply` need not
-        wait for its heartbeat to age out); best effort, like every metrics publication."""
-        try:
-            await self.store.publish_metrics(stopped_fields())
-        except Exception as exc:
-            log.warning("could not publish metrics: %s", exc)
+        """This process stops writing the namespace: its metrics retire (`progress_report.retire`)."""
+        await retire(self.store, self.metrics)
 
     def cache_share(self) -> int:
         """A partition's share of SEGSTREAM_STATE_CACHE_SIZE: the bound is per process, so a worker's memory

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from streams.store.counters import Metrics
-from streams.store.metrics_hash import worker_fields
+from streams.store.metrics_hash import retired_fields, worker_fields
 from streams.store.port import StateStore
 from streams.worker.ownership import Owned
 
@@ -48,6 +48,17 @@ async def report(
     try:
         await store.publish_metrics(worker_fields(metrics, partition, lag, mode, applies))
     except Exception as exc:  # best effort: metrics must never stop or slow the stream
+        log.warning("could not publish metrics: %s", exc)
+
+
+async def retire(store: StateStore, metrics: Metrics) -> None:
+    """The worker stops writing this namespace: its counters folded into the namespace's retired totals, its
+    fields gone (`definitions apply` need not wait for its heartbeat to age out; the hash does not grow per
+    worker start); best effort, like every metrics publication (`metrics_hash.retired_fields`)."""
+    added, gone = retired_fields(metrics)
+    try:
+        await store.retire_metrics(added, gone)
+    except Exception as exc:
         log.warning("could not publish metrics: %s", exc)
 
 

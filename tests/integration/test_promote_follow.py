@@ -182,4 +182,5 @@ def test_a_worker_refuses_to_follow_into_a_namespace_built_with_other_definition
         asyncio.run(restart())
     assert customers_of(dump_namespace(settings, "other")) == before, "nothing written into it"
     main_metrics = dump_namespace(settings, "main", skip=())["metrics"]
-    assert any(k.endswith(":stopped_at") for k in main_metrics), "the worker retired from the old namespace"
+    assert "w:retired:events" in main_metrics, "the worker retired from the old namespace: its totals folded"
+    assert not any(k.endswith(":updated_at") for k in main_metrics), "and its own fields gone"

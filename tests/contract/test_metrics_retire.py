@@ -1,0 +1,146 @@
+"""A worker that retires from a namespace (stops, or follows a promote) folds its counters into the
+namespace's retired totals and deletes its fields, on every backend: the metrics hash stays bounded however
+often workers restart, and the totals /metrics serves never drop nor count a worker twice, even when it
+comes back to the namespace or its fold failed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from streams.store.connection import async_client
+from streams.store.counters import Metrics
+from streams.store.keys import KeySpace
+from streams.store.metrics_hash import prometheus, worker_fields
+from streams.store.port import InMemoryStateStore, StateStore
+from streams.store.redis_store import RedisStateStore
+from streams.store.replies import texts
+from streams.worker.progress_report import retire
+from tests.services import Services
+
+NOW = 2_000_000_000.0
+Row = Callable[[], Coroutine[Any, Any, dict[str, str]]]
+Backend = Callable[[], Coroutine[Any, Any, tuple[StateStore, Row]]]
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """A store and a reader of its metrics hash as /metrics reads it."""
+    if request.param == "memory":
+
+        async def memory() -> tuple[StateStore, Row]:
+            store = InMemoryStateStore()
+
+            async def row() -> dict[str, str]:
+                return dict(store.metrics)
+
+            return store, row
+
+        return memory
+    request.applymarker(pytest.mark.integration)
+    services: Services = request.getfixturevalue("services")
+    keys = KeySpace(request.getfixturevalue("redis_prefix").rstrip(":"), "ns", "events")
+
+    async def real() -> tuple[StateStore, Row]:
+        client = async_client(services.redis_url)
+        store = RedisStateStore(client, keys)
+
+        async def row() -> dict[str, str]:
+            return texts(await client.hgetall(keys.metrics()))
+
+        return store, row
+
+    return real
+
+
+def totals(row: dict[str, str]) -> dict[str, float]:
+    """The namespace-wide counters /metrics serves (the same exposition of the same hash)."""
+    out: dict[str, float] = {}
+    for line in prometheus(row, "ns", now=NOW).splitlines():
+        if line.startswith("#") or "worker=" in line or "partition=" in line:
+            continue
+        name, _, value = line.rpartition(" ")
+        out[name] = float(value)
+    return out
+
+
+def events(row: dict[str, str]) -> float:
+    return totals(row)['segstream_events_processed_total{namespace="ns"}']
+
+
+def worker(reporter: str, n: int, retries: int = 0) -> Metrics:
+    metrics = Metrics(reporter=reporter)
+    metrics.batch(n, n // 10, 1, 0.25, duplicates=2)
+    for _ in range(retries):
+        metrics.retry("commit state")
+    return metrics
+
+
+def test_a_retired_worker_leaves_its_totals_and_no_field(backend: Backend) -> None:
+    async def scenario() -> None:
+        store, row = await backend()
+        a, b = worker("host-a-1", 100, retries=3), worker("host-b-2", 40)
+        await store.publish_metrics(worker_fields(a, 0, 5, "live"))
+        await store.publish_metrics(worker_fields(b, 1, 0, "live"))
+        before = totals(await row())
+        assert events(await row()) == 140
+        a.batch(10, 0, 0, 0.5)  # applied after its last report: its fold counts it
+        await retire(store, a)
+        after = await row()
+        assert not [name for name in after if "host-a-1" in name], "every field of the retired id gone"
+        assert events(after) == 150
+        grown = {k: v for k, v in totals(after).items() if v != before[k]}
+        assert set(grown) == {
+            'segstream_events_processed_total{namespace="ns"}',
+            'segstream_batch_seconds_count{namespace="ns"}',
+            'segstream_batch_seconds_sum{namespace="ns"}',
+        }, "nothing lost, the retries and the other counters as before"
+        # back in the namespace (a promote back): a new id counts from the fold, nothing twice
+        a.batch(7, 0, 0, 0.1)
+        await store.publish_metrics(worker_fields(a, 0, 0, "live"))
+        assert a.reporter != "host-a-1"
+        assert events(await row()) == 157
+        assert totals(await row())['segstream_retries_total{namespace="ns",operation="commit state"}'] == 3
+
+    asyncio.run(scenario())
+
+
+def test_restarts_do_not_grow_the_hash_and_totals_are_exact(backend: Backend) -> None:
+    async def scenario() -> None:
+        store, row = await backend()
+        sizes = []
+        for n in range(1, 31):  # thirty worker processes, one after the other, each with its counters
+            metrics = worker(f"host-{n}", n, retries=n % 3)
+            await store.publish_metrics(worker_fields(metrics, n % 4, 0, "live", "X=1"))
+            await retire(store, metrics)
+            sizes.append(len(await row()))
+        assert events(await row()) == sum(range(1, 31))
+        retried = totals(await row())['segstream_retries_total{namespace="ns",operation="commit state"}']
+        assert retried == sum(n % 3 for n in range(1, 31))
+        assert sizes[-1] == sizes[10], f"the hash stays bounded: {sizes}"
+
+    asyncio.run(scenario())
+
+
+def test_a_fold_that_failed_counts_nothing_twice(backend: Backend) -> None:
+    async def scenario() -> None:
+        store, row = await backend()
+
+        async def unreachable(added: object, gone: object) -> None:
+            raise ConnectionError("Redis unreachable")
+
+        metrics = worker("host-c-3", 60)
+        await store.publish_metrics(worker_fields(metrics, 0, 0))
+        real = store.retire_metrics
+        store.retire_metrics = unreachable  # type: ignore[method-assign]
+        await retire(store, metrics)  # best effort: logged, the worker goes on
+        store.retire_metrics = real  # type: ignore[method-assign]
+        assert events(await row()) == 60, "its fields stay"
+        metrics.batch(5, 0, 0, 0.1)
+        await store.publish_metrics(worker_fields(metrics, 0, 0))
+        assert events(await row()) == 65, "the new id counts from the failed fold: nothing twice"
+
+    asyncio.run(scenario())
