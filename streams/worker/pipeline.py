@@ -78,6 +78,7 @@ class BatchPipeline:
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()  # steps 4-7 in flight, any partition
         self.retake: set[int] = set()  # partitions to claim again: Redis lost writes (see `_commit`)
+        self._applies: tuple[Settings | None, str] = (None, "")  # `mode_guard.applied_settings` of settings
         self.fenced_since: dict[int, float] = {}  # partition -> monotonic time a newer owner fenced us out
 
     async def own(self, partition: int) -> Claim:
@@ -203,7 +204,9 @@ class BatchPipeline:
 
     async def report(self, partition: int, owned: Owned) -> None:
         """Steps 6 and 7 of `submit` (see `progress_report.report`)."""
-        topic, mode, applies = self.settings.events_topic, self.settings.mode, applied_settings(self.settings)
+        if self._applies[0] is not self.settings:  # derived once per settings object (a promote copies it)
+            self._applies = (self.settings, applied_settings(self.settings))
+        topic, mode, applies = self.settings.events_topic, self.settings.mode, self._applies[1]
         await report(self.consumer, self.store, self.metrics, topic, partition, owned, mode, applies)
 
     async def _settle(self, owned: Owned) -> None:
