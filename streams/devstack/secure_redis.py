@@ -27,7 +27,7 @@ COMMANDS = (
     "evalsha", "script|load", "multi", "exec",                               # commit script, pipelines
     "hgetall", "hget", "hmget", "hset", "hdel", "hincrby",                   # hashes: customer, meta, KPIs
     "bitfield", "getrange", "setrange",                                      # membership bitmaps
-    "ltrim", "lrange",                                                       # definitions log
+    "rpush", "ltrim", "lrange",                                              # definitions log
     "zadd", "zrem", "zrangebyscore",                                         # due index
     "sadd", "smembers",                                                      # the weeks with day counters
     "get", "set", "exists", "type", "del", "unlink", "scan", "memory|usage",  # pointer, namespaces

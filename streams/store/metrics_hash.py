@@ -3,18 +3,19 @@
 Hash `<prefix>:<namespace>:metrics` (docs/read_side.md):
 - `w:<worker>:<counter>` per worker process (`<worker>` = host-pid-random): events, transitions, dead_letters,
   duplicates, batches, batch_seconds_sum, batch_seconds_last, swept_customers, updated_at (epoch seconds,
-  refreshed every second by a worker that owns a partition, busy or idle), stopped_at (epoch seconds, on a
-  graceful stop), mode (its SEGSTREAM_MODE, `live` or `replay`), applies (its other settings that change
-  what it writes, `mode_guard.applied_settings`);
+  refreshed every second by a worker that owns a partition, busy or idle), mode (its SEGSTREAM_MODE, `live`
+  or `replay`), applies (its other settings that change what it writes, `mode_guard.applied_settings`);
+  (`stopped_at`, on a graceful stop, from workers before the fold below: still read);
 - `r:<worker>:<operation>`: retries of a Redis or Kafka operation, and partitions refused (`fenced`,
   `rewound`, `out of order batch`), per worker process;
 - `lag:<partition>`: events behind the partition's high watermark, written by its current owner;
 - `seen:<partition>`: epoch seconds of its owner's last report (every second while owned, busy or idle);
 - `w:retired:<counter>`, `r:retired:<operation>`: the totals of the workers that retired from the namespace
-  (stopped, or moved to another one after a promote), folded in by each as it retires, its own fields
-  deleted in the same script: the hash no longer grows by ~27 fields per worker start, and the sums never go
-  back. A worker then reports under a new id, counting from the totals it folded, so nothing counts twice
-  even if it comes back to the namespace (a promote back) or its fold failed (its fields then stay).
+  (stopped, or moved to another one after a promote): each writes its final totals, then folds what its id
+  holds into them and deletes its own fields in one script (`FOLD`, which finds nothing the second time if
+  a client resends it): the hash no longer grows by ~27 fields per worker start, and the sums never go back.
+  A worker then reports under a new id (`<id>.<hex>`), counting from the totals it folded, so nothing counts
+  twice even if it comes back to the namespace (a promote back) or its fold failed (its fields then stay).
 Counters of a worker id are totals since it started reporting; the API sums them over workers.
 """
 
@@ -75,15 +76,24 @@ an alert rule sees the first retry (a series that appears at 1 has no increase).
 retries is listed (tests/unit/test_retried_operations_monitored.py)."""
 
 
-_SUMMED: Final = ("events", "transitions", "dead_letters", "duplicates", "batches", "batch_seconds_sum",
-                   "swept_customers")  # fmt: skip
 RETIRED: Final = "retired"
 FOLD: Final = """
-for i = 1, tonumber(ARGV[1]) do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[2 * i], ARGV[2 * i + 1]) end
-redis.call('HDEL', KEYS[1], unpack(ARGV, 2 * tonumber(ARGV[1]) + 2))
+local key, n = KEYS[1], tonumber(ARGV[1])
+for i = 1, n do
+  local field, into = ARGV[2 * i], ARGV[2 * i + 1]
+  local value = tonumber(redis.call('HGET', key, field) or '')
+  if value then
+    local sum = (tonumber(redis.call('HGET', key, into) or '') or 0) + value
+    local float = string.sub(into, -18) == ':batch_seconds_sum'
+    redis.call('HSET', key, into, string.format(float and '%.6f' or '%.0f', sum))
+    redis.call('HDEL', key, field)
+  end
+end
+redis.call('HDEL', key, unpack(ARGV, 2 * n + 2))
 """
-"""ARGV (`fold_args`): n, n (field, amount) pairs added, then the fields deleted; one script, so a reader
-never sums a worker's totals twice (retired and its own) nor misses them."""
+"""ARGV (`fold_args`): n, n (field, retired field) pairs, then the other fields to delete. It folds what the
+hash holds, not what the client says, so a resent fold (redis-py's cluster client resends a command whose
+reply was lost) finds nothing left to add; HGET/HSET/HDEL only, commands segstream's ACL user has."""
 
 
 def _totals(metrics: Metrics) -> dict[str, float]:
@@ -101,20 +111,26 @@ def _totals(metrics: Metrics) -> dict[str, float]:
     return {name: value - metrics.folded.get(name, 0) for name, value in now.items()}
 
 
+def counter_fields(metrics: Metrics) -> dict[str, str | int | float]:
+    """The summed counters under the worker's current id: totals since that id began."""
+    who = metrics.reporter or WORKER_ID
+    fields: dict[str, str | int | float] = {}
+    for name, value in _totals(metrics).items():
+        if name.startswith("r:"):
+            fields[f"r:{who}:{name[2:]}"] = round(value)
+        else:
+            fields[f"w:{who}:{name}"] = f"{value:.6f}" if name == "batch_seconds_sum" else round(value)
+    return fields
+
+
 def worker_fields(
     metrics: Metrics, partition: int, lag: int | None, mode: str = "", applies: str = ""
 ) -> dict[str, str | int | float]:
     """A report of the worker's counters and the partition's lag; `mode`, its SEGSTREAM_MODE, and `applies`,
     its other settings that change what it writes, let a worker started with others be refused
     (`streams/worker/mode_guard.py`)."""
-    who = metrics.reporter or WORKER_ID
-    prefix = f"w:{who}:"
-    fields: dict[str, str | int | float] = {}
-    for name, value in _totals(metrics).items():
-        if name.startswith("r:"):
-            fields[f"r:{who}:{name[2:]}"] = round(value)
-        else:
-            fields[prefix + name] = f"{value:.6f}" if name == "batch_seconds_sum" else round(value)
+    prefix = f"w:{metrics.reporter or WORKER_ID}:"
+    fields = counter_fields(metrics)
     fields[prefix + "batch_seconds_last"] = f"{metrics.batch_seconds_last:.6f}"
     fields[prefix + "updated_at"] = f"{time.time():.3f}"
     fields[f"seen:{partition}"] = fields[prefix + "updated_at"]
@@ -127,28 +143,32 @@ def worker_fields(
     return fields
 
 
-def retired_fields(metrics: Metrics) -> tuple[dict[str, float], list[str]]:
-    """Retire the worker's reporting id from a namespace (it stopped, or follows a promote): its totals, to
-    add to the retired ones, and every field of its id, to delete (`FOLD`). The next report goes out under a
-    new id counting from here, whether the fold lands or not: an id once folded is never reported again, so
-    its totals are never counted twice."""
+def retired_fields(
+    metrics: Metrics,
+) -> tuple[dict[str, str | int | float], list[tuple[str, str]], list[str]]:
+    """Retire the worker's reporting id from a namespace (it stopped, or follows a promote): its final
+    counters (to write first), each counter field with the retired one it folds into, and its other fields
+    (`FOLD`). The next report goes out under a new id counting from here, whether the fold lands or not: an
+    id once folded is never reported again, so its totals are never counted twice."""
     who = metrics.reporter or WORKER_ID
-    totals = _totals(metrics)
-    added = {
-        f"r:{RETIRED}:{name[2:]}" if name.startswith("r:") else f"w:{RETIRED}:{name}": value
-        for name, value in totals.items()
-        if value
-    }
-    gone = [f"w:{who}:{name}" for name in (*_SUMMED, "batch_seconds_last", "updated_at", "mode", "applies")]
-    gone += [f"r:{who}:{op.replace(':', '_')}" for op in metrics.retries]
-    metrics.folded = {name: value + metrics.folded.get(name, 0) for name, value in totals.items()}
+    final = counter_fields(metrics)
+    summed = [(field, f"{field[0]}:{RETIRED}:{field.split(':', 2)[2]}") for field in final]
+    others = [
+        f"w:{who}:{name}" for name in ("batch_seconds_last", "updated_at", "mode", "applies", "stopped_at")
+    ]
+    metrics.folded = {name: value + metrics.folded.get(name, 0) for name, value in _totals(metrics).items()}
     metrics.reporter = f"{WORKER_ID}.{secrets.token_hex(3)}"
-    return added, gone
+    return final, summed, others
 
 
-def fold_args(added: Mapping[str, float], gone: list[str]) -> list[str]:
+def fold_args(summed: list[tuple[str, str]], others: list[str]) -> list[str]:
     """`FOLD`'s ARGV."""
-    return [str(len(added)), *(x for field, value in added.items() for x in (field, repr(value))), *gone]
+    return [str(len(summed)), *(x for pair in summed for x in pair), *others]
+
+
+def folded_value(into: str, value: float) -> str:
+    """A retired total as `FOLD` writes it (the in-memory store writes the same)."""
+    return f"{value:.6f}" if into.endswith(":batch_seconds_sum") else f"{value:.0f}"
 
 
 def running_workers(row: Mapping[str, str], now: float, fresh_s: float = FRESH_S) -> dict[str, float]:

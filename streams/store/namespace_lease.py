@@ -10,12 +10,12 @@ time to live, renewed every `RENEW_S` seconds by its holder, deleted (if still i
 `TTL_S` seconds after a holder that died. It lives outside the namespace (`<prefix>:namespace:lease:<name>`,
 beside the active pointer), so it neither makes the namespace look "not empty" nor goes with a drop.
 
-A holder that finds its lease gone or another's (its event loop was blocked or Redis unreachable for longer
+A holder that finds another's lease in its place (its event loop was blocked or Redis unreachable for longer
 than `TTL_S`, and another took it) stops at once with `LeaseLost` (exit 3) rather than write on beside the
-other: its task is cancelled where it awaits. Between the other's take and that renewal (at most `RENEW_S`)
-a commit of the old holder can still land during the other's drop: a lease without a fencing token narrows
-that window, it cannot close it; the namespace stays marked incomplete until a replay ends, so `promote`
-refuses it meanwhile.
+other: its task is cancelled where it awaits. One that finds it lapsed and free takes it again. Between the
+other's take and that renewal (at most `RENEW_S`) a commit of the old holder can still land during the other's
+drop: a lease without a fencing token narrows that window, it cannot close it; the namespace stays marked
+incomplete until a replay ends, so `promote` refuses it meanwhile.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from streams.store.namespaces import NamespaceRefused
 from streams.store.replies import text
@@ -45,8 +44,14 @@ RENEW_S = 10.0
 
 log = logging.getLogger("segstream")
 
+# Registered (EVALSHA) and made of GET / SET / DEL only: the commands segstream's ACL user has
+# (docs/security.md). A renewal takes the lease again if it lapsed and nobody took it meanwhile.
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] or not held then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
 return 0
 """
 _RELEASE = """
@@ -83,22 +88,24 @@ async def leased(client: aioredis.Redis, prefix: str, name: str, note: bytes) ->
     ttl_ms = int(TTL_S * 1000)
     if not await client.set(key, token, nx=True, px=ttl_ms):
         holder = await client.get(key)
-        who = "its holder has just ended" if holder is None else text(holder).rsplit(" ", 1)[0]
-        raise LeaseHeld(
-            f"namespace {name!r} is being rewritten right now ({who}): wait for it to end, or stop it;"
-            f" --force does not override a running replay or drop (a lease lapses {TTL_S:.0f} s after its"
-            " holder is killed)"
-        )
+        if holder != token:  # (ours: a SET that a cluster client resent after its reply was lost)
+            who = "its holder has just ended" if holder is None else text(holder).rsplit(" ", 1)[0]
+            raise LeaseHeld(
+                f"namespace {name!r} is being rewritten right now ({who}): wait for it to end, or stop it;"
+                f" --force does not override a running replay or drop (a lease lapses {TTL_S:.0f} s after"
+                " its holder is killed)"
+            )
     task = asyncio.current_task()
     assert task is not None
     lost = asyncio.Event()
+    renew_script, release = client.register_script(_RENEW), client.register_script(_RELEASE)
 
     async def renew() -> None:
         while True:
             await asyncio.sleep(RENEW_S)
             try:
-                kept = await client.eval(_RENEW, 1, key, token, ttl_ms)
-            except (RedisError, OSError) as exc:  # unreachable: the lease may lapse; the next try tells
+                kept = await renew_script(keys=[key], args=[token, ttl_ms])
+            except Exception as exc:  # unreachable, a torn connection: it may lapse; the next try tells
                 log.warning("could not renew the lease on namespace %s: %s", name, exc)
                 continue
             if not kept:
@@ -112,26 +119,28 @@ async def leased(client: aioredis.Redis, prefix: str, name: str, note: bytes) ->
     except BaseException as exc:
         await _stop(renewer)
         if not lost.is_set():
-            await _release(client, key, token)
+            with suppress(Exception):  # else it lapses by itself
+                await release(keys=[key], args=[token])
             raise
         task.uncancel()  # the renewer's cancel, delivered here
         raise _lost(name) from (None if isinstance(exc, asyncio.CancelledError) else exc)
-    await _stop(renewer)
+    try:
+        await _stop(renewer)
+    except asyncio.CancelledError:
+        if not lost.is_set():  # the caller's own (an interrupt): it goes on up
+            raise
     if lost.is_set():  # lost as the block ended: its cancel was delivered to `_stop`, or never will be
         task.uncancel()
         raise _lost(name)
-    await _release(client, key, token)
+    with suppress(Exception):
+        await release(keys=[key], args=[token])
 
 
 async def _stop(renewer: asyncio.Task[None]) -> None:
+    """Cancel the renewer and wait for it, without raising what it raised (and without swallowing a cancel
+    of the caller, as `await renewer` under `suppress(CancelledError)` would)."""
     renewer.cancel()
-    with suppress(asyncio.CancelledError):
-        await renewer
-
-
-async def _release(client: aioredis.Redis, key: str, token: bytes) -> None:
-    with suppress(RedisError, OSError):  # else it lapses by itself
-        await client.eval(_RELEASE, 1, key, token)
+    await asyncio.wait({renewer})
 
 
 def _lost(name: str) -> LeaseLost:

@@ -199,7 +199,7 @@ async def promote(
                 f"namespace {name!r} was dropped while it was promoted: nothing to promote"
             )
     except NamespaceRefused:
-        await client.eval(_PUT_BACK, 1, pointer_key(prefix), name, previous or b"")
+        await client.register_script(_PUT_BACK)(keys=[pointer_key(prefix)], args=[name, previous or b""])
         raise
     return None if previous is None else _text(previous)  # type: ignore[arg-type]
 
@@ -309,7 +309,7 @@ async def _refuse_another(
     if previous is None or force:
         return
     # theirs again, unless a later one replaced ours
-    await client.eval(_PUT_BACK, 1, building_key(prefix, name), ours, previous)
+    await client.register_script(_PUT_BACK)(keys=[building_key(prefix, name)], args=[ours, previous])
     raise NamespaceRefused(
         f"namespace {name!r} was marked as being built meanwhile ({_text(previous)}; {_MARKED}): wait for"
         " it, or pass --force once it is gone"

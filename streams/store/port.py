@@ -14,6 +14,7 @@ from typing import Protocol
 
 from streams.store.erasures import digest, tombstone_row
 from streams.store.indexes import IndexDelta
+from streams.store.metrics_hash import folded_value
 from streams.store.ordinals import Ordinals
 from streams.store.weeks import by_grid, flows_of_moves
 
@@ -159,8 +160,9 @@ class StateStore(Protocol):
         """Outside the commit: the worker's counters for a read side in another process (one HSET)."""
         ...
 
-    async def retire_metrics(self, added: Mapping[str, float], gone: list[str]) -> None:
-        """Add `added` to the metrics hash's fields and delete `gone`, at once (`metrics_hash.FOLD`)."""
+    async def retire_metrics(self, summed: list[tuple[str, str]], others: list[str]) -> None:
+        """Fold each (field, into) of the metrics hash into `into` and delete it and `others`, at once
+        (`metrics_hash.FOLD`)."""
         ...
 
 
@@ -276,11 +278,13 @@ class InMemoryStateStore:
     async def publish_metrics(self, fields: Mapping[str, str | int | float]) -> None:
         self.metrics.update({k: str(v) for k, v in fields.items()})
 
-    async def retire_metrics(self, added: Mapping[str, float], gone: list[str]) -> None:
-        for name, value in added.items():
-            self.metrics[name] = repr(float(self.metrics.get(name, 0)) + value)
-        for name in gone:
-            self.metrics.pop(name, None)
+    async def retire_metrics(self, summed: list[tuple[str, str]], others: list[str]) -> None:
+        for name, into in summed:
+            value = self.metrics.pop(name, None)
+            if value is not None:
+                self.metrics[into] = folded_value(into, float(self.metrics.get(into, 0)) + float(value))
+        for other in others:
+            self.metrics.pop(other, None)
 
     async def read_indexes(self, partition: int) -> IndexSnapshot:
         p = self._p(partition)

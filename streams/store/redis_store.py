@@ -254,7 +254,8 @@ class RedisStateStore:
 
     async def release(self, claim: Claim) -> None:
         """Forget our claim's owner id if it is still ours (fence and number stay: they only ever grow)."""
-        await self._r.eval(_RELEASE, 1, self._keys.partition_meta(claim.partition), claim.owner)
+        meta = self._keys.partition_meta(claim.partition)
+        await self._r.register_script(_RELEASE)(keys=[meta], args=[claim.owner])  # EVALSHA: in the ACL
 
     async def read_meta(self, partition: int) -> tuple[int | None, int | None]:
         offset, watermark = await self._r.hmget(self._keys.partition_meta(partition), ["offset", "watermark"])
@@ -264,8 +265,8 @@ class RedisStateStore:
         mapping: dict[str | bytes, str | int | float] = {k: v for k, v in fields.items()}
         await self._r.hset(self._keys.metrics(), mapping=mapping)  # type: ignore[arg-type]
 
-    async def retire_metrics(self, added: Mapping[str, float], gone: list[str]) -> None:
-        await self._r.eval(FOLD, 1, self._keys.metrics(), *fold_args(added, gone))
+    async def retire_metrics(self, summed: list[tuple[str, str]], others: list[str]) -> None:
+        await self._r.register_script(FOLD)(keys=[self._keys.metrics()], args=fold_args(summed, others))
 
     async def read_indexes(self, partition: int) -> IndexSnapshot:
         """Every index key of the partition, read with SCAN (diagnostics and tests only)."""

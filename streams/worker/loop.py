@@ -177,9 +177,10 @@ class Worker(BatchPipeline):
                 await self.heartbeat()
                 await progress.tick(self.owned, self._caught_up, self._lag)
                 await self.follow_promote()
-            await self.drain()
-            self.owned.clear()  # a revocation during shutdown must not report after `retire`
-            await self.retire()
+            async with self.ownership:  # a revocation's report never interleaves with `retire` (ownership)
+                await self.drain()
+                self.owned.clear()  # a revocation during shutdown must not report after `retire`
+                await self.retire()
             progress.stopped()
         finally:
             gc.set_threshold(*thresholds)

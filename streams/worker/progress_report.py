@@ -55,9 +55,10 @@ async def retire(store: StateStore, metrics: Metrics) -> None:
     """The worker stops writing this namespace: its counters folded into the namespace's retired totals, its
     fields gone (`definitions apply` need not wait for its heartbeat to age out; the hash does not grow per
     worker start); best effort, like every metrics publication (`metrics_hash.retired_fields`)."""
-    added, gone = retired_fields(metrics)
+    final, summed, others = retired_fields(metrics)  # the id rotated at once: no report of it starts later
     try:
-        await store.retire_metrics(added, gone)
+        await store.publish_metrics(final)
+        await store.retire_metrics(summed, others)
     except Exception as exc:
         log.warning("could not publish metrics: %s", exc)
 

@@ -6,6 +6,7 @@ comes back to the namespace or its fold failed."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from streams.store.connection import async_client
 from streams.store.counters import Metrics
 from streams.store.keys import KeySpace
-from streams.store.metrics_hash import prometheus, worker_fields
+from streams.store.metrics_hash import prometheus, retired_fields, worker_fields
 from streams.store.port import InMemoryStateStore, StateStore
 from streams.store.redis_store import RedisStateStore
 from streams.store.replies import texts
@@ -129,7 +130,7 @@ def test_a_fold_that_failed_counts_nothing_twice(backend: Backend) -> None:
     async def scenario() -> None:
         store, row = await backend()
 
-        async def unreachable(added: object, gone: object) -> None:
+        async def unreachable(summed: list[tuple[str, str]], others: list[str]) -> None:
             raise ConnectionError("Redis unreachable")
 
         metrics = worker("host-c-3", 60)
@@ -142,5 +143,32 @@ def test_a_fold_that_failed_counts_nothing_twice(backend: Backend) -> None:
         metrics.batch(5, 0, 0, 0.1)
         await store.publish_metrics(worker_fields(metrics, 0, 0))
         assert events(await row()) == 65, "the new id counts from the failed fold: nothing twice"
+
+    asyncio.run(scenario())
+
+
+def test_a_resent_fold_adds_nothing_and_the_served_sums_never_drop(backend: Backend) -> None:
+    async def scenario() -> None:
+        store, row = await backend()
+        metrics = worker("host-d-4", 30)
+        await store.publish_metrics(worker_fields(metrics, 0, 0))
+        final, summed, others = retired_fields(metrics)
+        await store.publish_metrics(final)
+        await store.retire_metrics(summed, others)
+        await store.retire_metrics(summed, others)  # a cluster client resending it after a lost reply
+        assert events(await row()) == 30
+        served: list[float] = []
+        for n in range(40):  # rolling restarts with batch times no binary fraction holds exactly
+            metrics = Metrics(reporter=f"host-{n}")
+            for _ in range(3):
+                metrics.batch(1, 0, 0, 1.0000006)
+                await store.publish_metrics(worker_fields(metrics, 0, 0))
+                served.append(totals(await row())['segstream_batch_seconds_sum{namespace="ns"}'])
+            metrics.batch(1, 0, 0, 0.3000004)  # after its last report: the final totals carry it
+            await retire(store, metrics)
+            served.append(totals(await row())['segstream_batch_seconds_sum{namespace="ns"}'])
+        assert all(b >= a for a, b in itertools.pairwise(served)), "a counter never goes back"
+        assert served[-1] == pytest.approx(0.25 + 40 * (3 * 1.0000006 + 0.3000004), abs=1e-4)
+        assert events(await row()) == 30 + 40 * 4
 
     asyncio.run(scenario())

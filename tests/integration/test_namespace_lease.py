@@ -17,14 +17,16 @@ from typing import Any
 
 import pytest
 import redis
+from redis.commands.core import AsyncScript
 
 from streams import cli
 from streams.replay import rebuild
 from streams.sample import generator as sample
 from streams.settings import Settings
 from streams.store import namespace_lease
+from streams.store.connection import async_client
 from streams.store.keys import building_key
-from streams.store.namespace_lease import lease_key
+from streams.store.namespace_lease import LeaseHeld, lease_key, leased
 from tests.integration.worker_harness import make_settings
 from tests.services import Services
 
@@ -139,3 +141,64 @@ def test_a_replay_that_lost_its_lease_stops_and_leaves_the_namespace_incomplete(
     assert client.get(key) == b"another replay, after ours lapsed", "theirs, untouched"
     assert client.get(building_key(settings.key_prefix, "summer")) is not None, "left incomplete"
     assert cli.main(["promote", "summer"]) == 3
+
+
+def test_a_lapsed_lease_nobody_took_is_taken_again_and_a_failed_renewal_is_retried(
+    setup: tuple[Settings, Path, redis.Redis],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings, path, client = setup
+    monkeypatch.setattr(namespace_lease, "RENEW_S", 0.05)
+    failures = [AttributeError("'NoneType' object has no attribute 'send'")]  # a torn connection, once
+    real_call = AsyncScript.__call__
+
+    async def renew_failing_once(self: AsyncScript, *args: Any, **kwargs: Any) -> Any:
+        if self.script == namespace_lease._RENEW and failures:
+            raise failures.pop()
+        return await real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncScript, "__call__", renew_failing_once)
+    held = Held(monkeypatch)
+    thread, code = held.run(_replay(path, "spring2"))
+    key = lease_key(settings.key_prefix, "spring2")
+    token = client.get(key)
+    client.delete(key)  # lapsed (its loop blocked a minute, say), and nobody took it
+    deadline = time.monotonic() + 10
+    while client.get(key) != token and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert client.get(key) == token, "taken again by its holder"
+    assert not failures, "the renewal that failed was tried again"
+    held.go.set()
+    thread.join(60)
+    assert code == [0], capsys.readouterr().err
+    assert client.get(key) is None
+
+
+def test_a_lease_set_twice_by_a_resending_client_is_ours(
+    setup: tuple[Settings, Path, redis.Redis], services: Services
+) -> None:
+    settings, _, client = setup
+
+    async def scenario() -> None:
+        c = async_client(services.redis_url)
+        real_set = c.set
+
+        async def resent(*args: Any, **kwargs: Any) -> Any:  # ran, reply lost, sent again: NX now fails
+            await real_set(*args, **kwargs)
+            return await real_set(*args, **kwargs)
+
+        try:
+            c.set = resent  # type: ignore[method-assign]
+            async with leased(c, settings.key_prefix, "twice", b'{"replay": "x"}'):
+                assert client.get(lease_key(settings.key_prefix, "twice")) is not None
+            c.set = real_set  # type: ignore[method-assign]
+            async with leased(c, settings.key_prefix, "twice", b'{"replay": "x"}'):
+                with pytest.raises(LeaseHeld):  # another holder is still refused
+                    async with leased(c, settings.key_prefix, "twice", b'{"replay": "y"}'):
+                        pass
+        finally:
+            await c.aclose()
+
+    asyncio.run(scenario())
+    assert client.get(lease_key(settings.key_prefix, "twice")) is None

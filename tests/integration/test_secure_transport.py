@@ -9,7 +9,10 @@ outside its prefix; a client without credentials gets nothing from the broker.""
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +24,7 @@ from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 from pydantic import SecretStr
 
 from streams.devstack import secure_kafka, secure_redis
+from streams.sample import generator as sample
 from streams.settings import Settings
 from tests.integration.api_server import DECLARED, feed, free_port, serve
 from tests.integration.test_api_security import get
@@ -57,6 +61,7 @@ def test_worker_and_api_over_kafka_sasl_ssl_and_redis_tls_with_acl_user(
     topic_name: Callable[[str], str],
     sasl_kafka: secure_kafka.SecureKafka,
     tls_redis: secure_redis.SecureRedis,
+    tmp_path: Path,
 ) -> None:
     settings = make_settings(
         services,
@@ -85,6 +90,14 @@ def test_worker_and_api_over_kafka_sasl_ssl_and_redis_tls_with_acl_user(
         status, history, _ = get(api, "/customers/p1/history", "prof")
         assert status == 200 and history["entries"]
     assert total > 0
+    # a file replay and a drop as the same user: the namespace's lease and mark scripts run under the ACL too
+    events = tmp_path / "events.jsonl"
+    sample.write_jsonl(sample.SampleSpec(customers=5, days=10, seed=3), events)
+    env = {**os.environ, **settings.as_environment()}
+    for argv in (["replay", str(events), "--namespace", "acl", "--out-dir", str(tmp_path)], ["drop", "acl"]):
+        cli_argv = [sys.executable, "-m", "streams.cli", *argv]
+        done = subprocess.run(cli_argv, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
 
     admin = redis.Redis(
         port=tls_redis.port,
