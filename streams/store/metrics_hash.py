@@ -81,19 +81,23 @@ FOLD: Final = """
 local key, n = KEYS[1], tonumber(ARGV[1])
 for i = 1, n do
   local field, into = ARGV[2 * i], ARGV[2 * i + 1]
-  local value = tonumber(redis.call('HGET', key, field) or '')
+  local value = redis.call('HGET', key, field)
   if value then
-    local sum = (tonumber(redis.call('HGET', key, into) or '') or 0) + value
-    local float = string.sub(into, -18) == ':batch_seconds_sum'
-    redis.call('HSET', key, into, string.format(float and '%.6f' or '%.0f', sum))
+    if string.sub(into, -18) == ':batch_seconds_sum' then
+      local sum = (tonumber(redis.call('HGET', key, into) or '') or 0) + tonumber(value)
+      redis.call('HSET', key, into, string.format('%.6f', sum))
+    else
+      redis.call('HINCRBY', key, into, value)
+    end
     redis.call('HDEL', key, field)
   end
 end
-redis.call('HDEL', key, unpack(ARGV, 2 * n + 2))
+if #ARGV >= 2 * n + 2 then redis.call('HDEL', key, unpack(ARGV, 2 * n + 2)) end
 """
 """ARGV (`fold_args`): n, n (field, retired field) pairs, then the other fields to delete. It folds what the
 hash holds, not what the client says, so a resent fold (redis-py's cluster client resends a command whose
-reply was lost) finds nothing left to add; HGET/HSET/HDEL only, commands segstream's ACL user has."""
+reply was lost) finds nothing left to add; counts with HINCRBY (exact in 64 bits, where Lua's doubles are
+not beyond 2^53); HGET/HSET/HINCRBY/HDEL only, commands segstream's ACL user has."""
 
 
 def _totals(metrics: Metrics) -> dict[str, float]:
@@ -146,29 +150,26 @@ def worker_fields(
 def retired_fields(
     metrics: Metrics,
 ) -> tuple[dict[str, str | int | float], list[tuple[str, str]], list[str]]:
-    """Retire the worker's reporting id from a namespace (it stopped, or follows a promote): its final
+    """The worker's reporting id retiring from a namespace (it stopped, or follows a promote): its final
     counters (to write first), each counter field with the retired one it folds into, and its other fields
-    (`FOLD`). The next report goes out under a new id counting from here, whether the fold lands or not: an
-    id once folded is never reported again, so its totals are never counted twice."""
+    (`FOLD`); then `rotate`."""
     who = metrics.reporter or WORKER_ID
     final = counter_fields(metrics)
     summed = [(field, f"{field[0]}:{RETIRED}:{field.split(':', 2)[2]}") for field in final]
-    others = [
-        f"w:{who}:{name}" for name in ("batch_seconds_last", "updated_at", "mode", "applies", "stopped_at")
-    ]
+    others = [f"w:{who}:{n}" for n in ("batch_seconds_last", "updated_at", "mode", "applies", "stopped_at")]
+    return final, summed, others
+
+
+def rotate(metrics: Metrics) -> None:
+    """The next report goes out under a new id counting from here, whether the fold lands or not: an id
+    once folded is never reported again, so its totals are never counted twice."""
     metrics.folded = {name: value + metrics.folded.get(name, 0) for name, value in _totals(metrics).items()}
     metrics.reporter = f"{WORKER_ID}.{secrets.token_hex(3)}"
-    return final, summed, others
 
 
 def fold_args(summed: list[tuple[str, str]], others: list[str]) -> list[str]:
     """`FOLD`'s ARGV."""
     return [str(len(summed)), *(x for pair in summed for x in pair), *others]
-
-
-def folded_value(into: str, value: float) -> str:
-    """A retired total as `FOLD` writes it (the in-memory store writes the same)."""
-    return f"{value:.6f}" if into.endswith(":batch_seconds_sum") else f"{value:.0f}"
 
 
 def running_workers(row: Mapping[str, str], now: float, fresh_s: float = FRESH_S) -> dict[str, float]:

@@ -14,7 +14,6 @@ from typing import Protocol
 
 from streams.store.erasures import digest, tombstone_row
 from streams.store.indexes import IndexDelta
-from streams.store.metrics_hash import folded_value
 from streams.store.ordinals import Ordinals
 from streams.store.weeks import by_grid, flows_of_moves
 
@@ -281,8 +280,9 @@ class InMemoryStateStore:
     async def retire_metrics(self, summed: list[tuple[str, str]], others: list[str]) -> None:
         for name, into in summed:
             value = self.metrics.pop(name, None)
-            if value is not None:
-                self.metrics[into] = folded_value(into, float(self.metrics.get(into, 0)) + float(value))
+            if value is not None:  # as `metrics_hash.FOLD` writes it
+                was, sec = self.metrics.get(into, "0"), into.endswith(":batch_seconds_sum")
+                self.metrics[into] = f"{float(was) + float(value):.6f}" if sec else str(int(was) + int(value))
         for other in others:
             self.metrics.pop(other, None)
 

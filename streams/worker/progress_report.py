@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from streams.store.counters import Metrics
-from streams.store.metrics_hash import retired_fields, worker_fields
+from streams.store.metrics_hash import retired_fields, rotate, worker_fields
 from streams.store.port import StateStore
 from streams.worker.ownership import Owned
 
@@ -55,9 +55,14 @@ async def retire(store: StateStore, metrics: Metrics) -> None:
     """The worker stops writing this namespace: its counters folded into the namespace's retired totals, its
     fields gone (`definitions apply` need not wait for its heartbeat to age out; the hash does not grow per
     worker start); best effort, like every metrics publication (`metrics_hash.retired_fields`)."""
-    final, summed, others = retired_fields(metrics)  # the id rotated at once: no report of it starts later
+    final, summed, others = retired_fields(metrics)
     try:
         await store.publish_metrics(final)
+    except Exception as exc:  # nothing folded: the id goes on (its next report counts all it applied)
+        log.warning("could not publish metrics: %s", exc)
+        return
+    rotate(metrics)  # before the fold's await: a report from now on is the new id's
+    try:
         await store.retire_metrics(summed, others)
     except Exception as exc:
         log.warning("could not publish metrics: %s", exc)

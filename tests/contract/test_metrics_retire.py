@@ -172,3 +172,29 @@ def test_a_resent_fold_adds_nothing_and_the_served_sums_never_drop(backend: Back
         assert events(await row()) == 30 + 40 * 4
 
     asyncio.run(scenario())
+
+
+def test_a_failed_final_report_keeps_the_id_and_big_counts_fold_exactly(backend: Backend) -> None:
+    async def scenario() -> None:
+        store, row = await backend()
+        metrics = worker("host-e-5", 100)
+        await store.publish_metrics(worker_fields(metrics, 0, 0))
+        metrics.batch(6, 0, 0, 0.1)
+        real = store.publish_metrics
+
+        async def unreachable(fields: object) -> None:
+            raise ConnectionError("Redis unreachable")
+
+        store.publish_metrics = unreachable  # type: ignore[method-assign]
+        await retire(store, metrics)  # nothing folded: the id goes on
+        store.publish_metrics = real  # type: ignore[method-assign]
+        assert metrics.reporter == "host-e-5"
+        await store.publish_metrics(worker_fields(metrics, 0, 0))
+        assert events(await row()) == 106, "every event served, none twice"
+        big = worker("host-f-6", 2**53 + 1)
+        await store.publish_metrics(worker_fields(big, 0, 0))
+        await retire(store, big)
+        await retire(store, metrics)
+        assert (await row())["w:retired:events"] == str(2**53 + 1 + 106), "exact beyond 2^53 (HINCRBY)"
+
+    asyncio.run(scenario())

@@ -175,24 +175,41 @@ def test_a_lapsed_lease_nobody_took_is_taken_again_and_a_failed_renewal_is_retri
     assert client.get(key) is None
 
 
-def test_a_lease_set_twice_by_a_resending_client_is_ours(
-    setup: tuple[Settings, Path, redis.Redis], services: Services
+def test_a_lease_taken_and_released_by_another_while_ours_lapsed_stops_the_replay(
+    setup: tuple[Settings, Path, redis.Redis],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings, path, client = setup
+    monkeypatch.setattr(namespace_lease, "RENEW_S", 0.05)
+    held = Held(monkeypatch)
+    thread, code = held.run(_replay(path, "autumn2"))
+    key = lease_key(settings.key_prefix, "autumn2")
+    client.delete(key, key + ":holder")  # lapsed, then a drop took it and ended within one renewal
+    thread.join(30)
+    held.go.set()
+    assert code == [3], capsys.readouterr().err
+    assert client.get(key) is None, "nobody's now: not taken back"
+
+
+def test_a_take_resent_by_a_cluster_client_is_ours(
+    setup: tuple[Settings, Path, redis.Redis], services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings, _, client = setup
+    real_call = AsyncScript.__call__
+
+    async def resent(self: AsyncScript, *args: Any, **kwargs: Any) -> Any:  # ran, reply lost, sent again
+        if self.script == namespace_lease._TAKE:
+            await real_call(self, *args, **kwargs)
+        return await real_call(self, *args, **kwargs)
 
     async def scenario() -> None:
         c = async_client(services.redis_url)
-        real_set = c.set
-
-        async def resent(*args: Any, **kwargs: Any) -> Any:  # ran, reply lost, sent again: NX now fails
-            await real_set(*args, **kwargs)
-            return await real_set(*args, **kwargs)
-
         try:
-            c.set = resent  # type: ignore[method-assign]
+            monkeypatch.setattr(AsyncScript, "__call__", resent)
             async with leased(c, settings.key_prefix, "twice", b'{"replay": "x"}'):
                 assert client.get(lease_key(settings.key_prefix, "twice")) is not None
-            c.set = real_set  # type: ignore[method-assign]
+            monkeypatch.setattr(AsyncScript, "__call__", real_call)
             async with leased(c, settings.key_prefix, "twice", b'{"replay": "x"}'):
                 with pytest.raises(LeaseHeld):  # another holder is still refused
                     async with leased(c, settings.key_prefix, "twice", b'{"replay": "y"}'):
@@ -201,4 +218,5 @@ def test_a_lease_set_twice_by_a_resending_client_is_ours(
             await c.aclose()
 
     asyncio.run(scenario())
-    assert client.get(lease_key(settings.key_prefix, "twice")) is None
+    key = lease_key(settings.key_prefix, "twice")
+    assert client.get(key) is None and client.get(key + ":holder") is None, "both let go"
