@@ -122,16 +122,24 @@ def test_a_killed_replays_lease_lapses_and_a_failed_one_lets_it_go(
     assert cli.main(_replay(path, "winter", "--force")) == 0
 
 
+def _running(
+    setup: tuple[Settings, Path, redis.Redis], monkeypatch: pytest.MonkeyPatch, namespace: str
+) -> tuple[Held, threading.Thread, list[int], str]:
+    """A replay into `namespace` held before its source, renewing its lease every 0.05 s; its lease key."""
+    settings, path, _ = setup
+    monkeypatch.setattr(namespace_lease, "RENEW_S", 0.05)
+    held = Held(monkeypatch)
+    thread, code = held.run(_replay(path, namespace))
+    return held, thread, code, lease_key(settings.key_prefix, namespace)
+
+
 def test_a_replay_that_lost_its_lease_stops_and_leaves_the_namespace_incomplete(
     setup: tuple[Settings, Path, redis.Redis],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    settings, path, client = setup
-    monkeypatch.setattr(namespace_lease, "RENEW_S", 0.05)
-    held = Held(monkeypatch)
-    thread, code = held.run(_replay(path, "summer"))
-    key = lease_key(settings.key_prefix, "summer")
+    settings, _, client = setup
+    held, thread, code, key = _running(setup, monkeypatch, "summer")
     assert client.get(key) is not None
     client.set(key, b"another replay, after ours lapsed")  # what a lapse and another's take leave
     thread.join(30)
@@ -148,8 +156,7 @@ def test_a_lapsed_lease_nobody_took_is_taken_again_and_a_failed_renewal_is_retri
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    settings, path, client = setup
-    monkeypatch.setattr(namespace_lease, "RENEW_S", 0.05)
+    _, _, client = setup
     failures = [AttributeError("'NoneType' object has no attribute 'send'")]  # a torn connection, once
     real_call = AsyncScript.__call__
 
@@ -159,9 +166,7 @@ def test_a_lapsed_lease_nobody_took_is_taken_again_and_a_failed_renewal_is_retri
         return await real_call(self, *args, **kwargs)
 
     monkeypatch.setattr(AsyncScript, "__call__", renew_failing_once)
-    held = Held(monkeypatch)
-    thread, code = held.run(_replay(path, "spring2"))
-    key = lease_key(settings.key_prefix, "spring2")
+    held, thread, code, key = _running(setup, monkeypatch, "spring2")
     token = client.get(key)
     client.delete(key)  # lapsed (its loop blocked a minute, say), and nobody took it
     deadline = time.monotonic() + 10
@@ -180,11 +185,8 @@ def test_a_lease_taken_and_released_by_another_while_ours_lapsed_stops_the_repla
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    settings, path, client = setup
-    monkeypatch.setattr(namespace_lease, "RENEW_S", 0.05)
-    held = Held(monkeypatch)
-    thread, code = held.run(_replay(path, "autumn2"))
-    key = lease_key(settings.key_prefix, "autumn2")
+    _, _, client = setup
+    held, thread, code, key = _running(setup, monkeypatch, "autumn2")
     client.delete(key, key + ":holder")  # lapsed, then a drop took it and ended within one renewal
     thread.join(30)
     held.go.set()
