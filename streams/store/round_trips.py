@@ -19,6 +19,14 @@ unknown to them, never with a cancellation they did not ask for.
 
 A Redis Cluster client sends each caller's commands as their own pipeline (redis-py splits a cluster
 pipeline by node, and a commit's keys are one slot anyway).
+
+A single server's round trip is written and read on a connection this object keeps between round trips,
+not through a redis-py `Pipeline`: its set-up, connection checkout and release and observability hooks cost
+~30-50 µs of the ~150-200 µs of CPU a round trip took (docs/benchmarks.md, "One round trip per poll";
+`benchmarks/bench_round_trip.py`). What stays redis-py's: packing, the reply parser and its per-command callbacks, the client's
+retry policy (a connection error disconnects and sends again, as a pipeline did) and the health check. A
+round trip that fails or is cancelled half way disconnects its connection: unread replies never reach the
+next one.
 """
 
 from __future__ import annotations
@@ -29,9 +37,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.connection import Connection
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 Command = Sequence[Any]  # a command's name and arguments, as `execute_command` takes them
 
@@ -45,6 +54,7 @@ class RoundTrips:
         self._queue: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the queue's flush is scheduled on
         self._sending: set[asyncio.Task[None]] = set()
+        self._idle: list[Connection] = []  # connections between two round trips (a single server's)
 
     async def send(self, commands: Sequence[Command]) -> list[Any]:
         """Each command's reply, in order; a command Redis refused has its `ResponseError` as its reply.
@@ -86,11 +96,42 @@ class RoundTrips:
             at += len(commands)
 
     async def _pipeline(self, calls: Sequence[Sequence[Command]], raise_on_error: bool = False) -> list[Any]:
+        if self._shared:
+            return await self._exchange([command for commands in calls for command in commands])
         async with self._client.pipeline(transaction=False) as pipe:
             for commands in calls:
                 for command in commands:
                     pipe.execute_command(*command)
             return await pipe.execute(raise_on_error=raise_on_error)
+
+    async def _exchange(self, commands: list[Command]) -> list[Any]:
+        """Every reply, a refused command's `ResponseError` as its reply (module docstring: why not a
+        `Pipeline`)."""
+        pool = self._client.connection_pool
+        conn = self._idle.pop() if self._idle else await pool.get_connection()  # type: ignore[no-untyped-call]
+        done = False
+        try:
+            replies: list[Any] = await conn.retry.call_with_retry(
+                lambda: self._once(conn, commands), lambda _: conn.disconnect()
+            )
+            done = True
+            return replies
+        finally:
+            if done:
+                self._idle.append(conn)
+            else:  # replies may be left unread on it
+                await conn.disconnect(nowait=True)
+                await pool.release(conn)
+
+    async def _once(self, conn: Connection, commands: list[Command]) -> list[Any]:
+        await conn.send_packed_command(conn.pack_commands(commands))
+        replies: list[Any] = []
+        for command in commands:
+            try:
+                replies.append(await self._client.parse_response(conn, command[0]))
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
 
 
 def _fail_unanswered(

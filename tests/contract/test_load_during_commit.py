@@ -9,12 +9,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from redis.asyncio.client import Pipeline
 
 from streams.store.connection import async_client
 from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite
 from streams.store.redis_store import RedisStateStore
+from streams.store.round_trips import RoundTrips
 from tests.contract.test_state_store import run
 from tests.services import Services
 
@@ -32,20 +32,18 @@ def test_a_load_answered_before_an_inflight_commit_landed_is_not_taken_for_a_rew
             claim = await store.claim(0)
             await store.commit(claim, 1, None, [CustomerWrite("c1", {"n": "1"})])
             answered, release = asyncio.Event(), asyncio.Event()
-            pipeline = type(r.pipeline())  # redis-py's Pipeline, or its ClusterPipeline on a cluster
-            original = pipeline.execute
+            original = RoundTrips._pipeline
 
-            async def held(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
+            async def held(self: RoundTrips, calls: Any, raise_on_error: bool = False) -> list[Any]:
                 """The load's reply has arrived (Redis answered it) but is handed over only on `release`; the
-                commit's round trip after it (a pipeline too, streams/store/round_trips.py) is not held."""
-                result: list[Any] = await original(self, raise_on_error)
-                transaction = getattr(self, "is_transaction", None) or getattr(self, "_transaction", False)
-                if not transaction and not answered.is_set():
+                commit's round trip after it (streams/store/round_trips.py, as the load's) is not held."""
+                result: list[Any] = await original(self, calls, raise_on_error)
+                if not answered.is_set():
                     answered.set()
                     await release.wait()
                 return result
 
-            monkeypatch.setattr(pipeline, "execute", held)
+            monkeypatch.setattr(RoundTrips, "_pipeline", held)
             load = asyncio.create_task(store.load(0, ["c2"], claim))
             await answered.wait()  # the load saw commit 1 as the last one stored
             await store.commit(claim, 2, None, [CustomerWrite("c1", {"n": "2"})])  # lands; reply read first

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
@@ -32,14 +32,14 @@ def test_a_polls_partitions_share_one_round_trip_and_keep_their_own_replies(
     services: Services, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     single_server(services)
-    sent: list[int] = []  # commands per pipeline that went to Redis
-    original = Pipeline.execute
+    sent: list[int] = []  # commands per round trip that went to Redis
+    original = RoundTrips._once
 
-    async def counted(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
-        sent.append(len(self.command_stack))
-        return await original(self, raise_on_error)
+    async def counted(self: RoundTrips, conn: Connection, commands: list[Any]) -> list[Any]:
+        sent.append(len(commands))
+        return await original(self, conn, commands)
 
-    monkeypatch.setattr(Pipeline, "execute", counted)
+    monkeypatch.setattr(RoundTrips, "_once", counted)
 
     async def body() -> None:
         r = async_client(services.redis_url)
@@ -106,6 +106,38 @@ def test_an_interrupted_round_trip_fails_its_callers_with_an_unknown_outcome(
             results = await asyncio.gather(*callers, return_exceptions=True)
             assert [type(x) for x in results] == [RedisConnectionError, RedisConnectionError]
             assert await trips.send([("GET", f"{redis_prefix}0")]) == [None]  # and the next one works
+        finally:
+            await r.aclose()
+
+    run(body())
+
+
+def test_round_trips_keep_their_connection_and_drop_one_left_half_read(
+    services: Services, redis_prefix: str
+) -> None:
+    """A single server's round trips go out on a connection kept between them (no checkout per round trip);
+    one whose round trip stopped before every reply was read (here a reply's callback fails) is closed, never
+    handed to the next round trip, which would read the earlier replies as its own."""
+    single_server(services)
+
+    async def body() -> None:
+        r = async_client(services.redis_url)
+        trips = RoundTrips(r)
+        k = f"{redis_prefix}k"
+        try:
+            first = await trips.send([("CLIENT", "ID"), ("SET", f"{k}:a", "a"), ("SET", f"{k}:b", "b")])
+            assert (await trips.send([("CLIENT", "ID")]))[0] == first[0]  # the same connection
+
+            def failing(response: Any, **kwargs: Any) -> Any:
+                raise ZeroDivisionError("a reply's callback failed")
+
+            r.response_callbacks["ECHO"] = failing  # fails once its reply is read
+            with pytest.raises(ZeroDivisionError):
+                await trips.send([("ECHO", "x"), ("GET", f"{k}:a")])  # the GET's reply is left unread
+            del r.response_callbacks["ECHO"]
+            again = await trips.send([("GET", f"{k}:b"), ("CLIENT", "ID")])
+            assert again[0] == b"b"  # its own reply, not the GET's left behind
+            assert again[1] != first[0]  # on a new connection
         finally:
             await r.aclose()
 
