@@ -23,10 +23,10 @@ pipeline by node, and a commit's keys are one slot anyway).
 A single server's round trip is written and read on a connection this object keeps between round trips,
 not through a redis-py `Pipeline`: its set-up, connection checkout and release and observability hooks cost
 ~30-50 µs of the ~150-200 µs of CPU a round trip took (docs/benchmarks.md, "One round trip per poll";
-`benchmarks/bench_round_trip.py`). What stays redis-py's: packing, the reply parser and its per-command callbacks, the client's
-retry policy (a connection error disconnects and sends again, as a pipeline did) and the health check. A
-round trip that fails or is cancelled half way disconnects its connection: unread replies never reach the
-next one.
+`benchmarks/bench_round_trip.py`). What stays redis-py's: packing, the reply parser and its per-command
+callbacks, the client's retry policy (a connection error disconnects and sends again, as a pipeline did) and
+the health check. A round trip that fails or is cancelled half way disconnects its connection: unread
+replies never reach the next one.
 """
 
 from __future__ import annotations
