@@ -128,8 +128,9 @@ def supported_version(value: object) -> object:
     )
 
 
+# RFC 3339 allows "t" and "z" for "T" and "Z" (its section 5.6), and a space for "T" (its note there)
 _ISO_TIMESTAMP: Final = re.compile(
-    r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d:?\d\d)?", re.ASCII
+    r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d{1,9})?)?([Zz]|[+-]\d\d:?\d\d)?", re.ASCII
 )
 
 
@@ -164,8 +165,8 @@ def checked_timestamp(value: object) -> datetime:
             raise fail("must be an ISO 8601 date-time like 2024-05-01T12:00:00Z")
         if match[3] is None:
             raise fail("timestamp must carry a UTC offset")
-        try:  # with the offset the pattern saw, the result is always aware
-            value = datetime.fromisoformat(value)
+        try:  # with the offset the pattern saw, the result is always aware (its only letters: T and Z)
+            value = datetime.fromisoformat(value.upper())
         except ValueError as exc:  # e.g. month 13, hour 24
             raise fail("invalid date-time: {reason}", reason=str(exc)) from None
     elif not isinstance(value, datetime):

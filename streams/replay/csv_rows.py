@@ -45,7 +45,7 @@ def _time(text: str, options: RowOptions) -> datetime:
         moment = (
             datetime.strptime(text, options.time_format)
             if options.time_format
-            else datetime.fromisoformat(text.replace("Z", "+00:00"))
+            else datetime.fromisoformat(text.upper().replace("Z", "+00:00"))  # RFC 3339: t, z as T, Z
         )
     except ValueError as exc:
         raise RowError(f"occurred_at: {exc}") from None

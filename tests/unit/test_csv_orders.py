@@ -226,3 +226,18 @@ def test_plain_amounts_are_still_read(tmp_path: Path, total: str, amount: str) -
     path.write_text(f"id,cust,date,total,chan,cur,qty\nB1,c1,2026-03-29 01:30:00,{total},web,EUR,1\n")
     out, _ = rows(path)
     assert [orjson.loads(v)["amount"] for _, _, v in out] == [amount]
+
+
+def test_iso_times_read_in_either_case_and_naive_ones_in_the_zone(tmp_path: Path) -> None:
+    """Without --time-format, RFC 3339 times (`t` and `z` allowed for `T` and `Z`) keep their offset."""
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "id,cust,date,total,chan,cur,qty\n"
+        "B1,c1,2026-03-29t01:30:00z,10,web,EUR,1\n"
+        "B2,c1,2026-03-29T01:30:00+02:00,10,web,EUR,1\n"
+        "B3,c1,2026-03-29 01:30:00,10,web,EUR,1\n"
+    )
+    options = CsvOptions(parse_mapping(MAP), timezone="Europe/Paris")
+    out = list(CsvOrders(path, options, path.with_suffix(".rejects.csv")).keyed())
+    times = [orjson.loads(value)["occurred_at"] for _, _, value in out]
+    assert times == ["2026-03-29T01:30:00Z", "2026-03-28T23:30:00Z", "2026-03-29T00:30:00Z"]

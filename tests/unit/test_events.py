@@ -194,6 +194,8 @@ def test_amount_handling_ignores_the_callers_decimal_context() -> None:
         ("2026-11-20T14:03:12Z", datetime(2026, 11, 20, 14, 3, 12, tzinfo=UTC)),
         ("2026-11-20T14:03:12.5-05:00", datetime(2026, 11, 20, 19, 3, 12, 500000, tzinfo=UTC)),
         ("2026-11-20 14:03+0530", datetime(2026, 11, 20, 8, 33, tzinfo=UTC)),
+        ("2026-11-20t14:03:12z", datetime(2026, 11, 20, 14, 3, 12, tzinfo=UTC)),  # RFC 3339 5.6
+        ("2026-11-20t14:03:12.5+01:00", datetime(2026, 11, 20, 13, 3, 12, 500000, tzinfo=UTC)),
         ("2026-11-20T14:03:12.123456789+00:00", datetime(2026, 11, 20, 14, 3, 12, 123456, tzinfo=UTC)),
         (datetime(2026, 1, 1, 1, tzinfo=timezone(timedelta(hours=1))), datetime(2026, 1, 1, tzinfo=UTC)),
     ],

@@ -146,6 +146,7 @@ def test_the_canonical_timestamp_shortcut_agrees_with_the_full_checks(fields: li
         "2026-01-05T24:00:00+00:00", "2026-01-05T10:31:07+24:00", "2026-01-05T10:31:60Z",
         "2026-W01-1T10:31:07+00:00", "2026-01-05T10:31:07+0100", "2026-01-05T10:31:07.5Z",
         "2026-01-05T10:31:07+00:0٣", "٢٠٢٦-01-05T10:31:07+00:00", "2026-01-05T1:31:07+00:00Z",
+        "2026-01-05t10:31:07z", "2026-01-05t10:31:07+00:00", "2026-01-05T10:31:07z",
     ],
 )  # fmt: skip
 def test_the_canonical_timestamp_shortcut_on_edge_cases(text: str) -> None:
