@@ -20,13 +20,13 @@ unknown to them, never with a cancellation they did not ask for.
 A Redis Cluster client sends each caller's commands as their own pipeline (redis-py splits a cluster
 pipeline by node, and a commit's keys are one slot anyway).
 
-A single server's round trip is written and read on a connection this object keeps between round trips,
-not through a redis-py `Pipeline`: its set-up, connection checkout and release and observability hooks cost
-~30-50 µs of the ~150-200 µs of CPU a round trip took (docs/benchmarks.md, "One round trip per poll";
-`benchmarks/bench_round_trip.py`). What stays redis-py's: packing, the reply parser and its per-command
-callbacks, the client's retry policy (a connection error disconnects and sends again, as a pipeline did) and
-the health check. A round trip that fails or is cancelled half way disconnects its connection: unread
-replies never reach the next one.
+A single server's round trip is written and read on a connection of the client's pool directly, not through
+a redis-py `Pipeline`: its set-up and reset and observability hooks cost ~20-30 µs of the ~150-200 µs of CPU
+a round trip took (docs/benchmarks.md, "One round trip per poll"; `benchmarks/bench_round_trip.py`). What
+stays redis-py's: the pool (its checks of a connection handed out), packing, the reply parser and its
+per-command callbacks, the client's retry policy (a connection error disconnects and sends again, as a
+pipeline did) and the health check. A round trip that fails or is cancelled half way disconnects its
+connection before the pool gets it back: unread replies never reach the next round trip.
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ class RoundTrips:
         self._queue: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the queue's flush is scheduled on
         self._sending: set[asyncio.Task[None]] = set()
-        self._idle: list[Connection] = []  # connections between two round trips (a single server's)
 
     async def send(self, commands: Sequence[Command]) -> list[Any]:
         """Each command's reply, in order; a command Redis refused has its `ResponseError` as its reply.
@@ -106,9 +105,10 @@ class RoundTrips:
 
     async def _exchange(self, commands: list[Command]) -> list[Any]:
         """Every reply, a refused command's `ResponseError` as its reply (module docstring: why not a
-        `Pipeline`)."""
+        `Pipeline`). The connection goes back to the pool at once: a store may be short-lived (the dashboard
+        makes one per partition and request) and must not hold pool connections after it is dropped."""
         pool = self._client.connection_pool
-        conn = self._idle.pop() if self._idle else await pool.get_connection()  # type: ignore[no-untyped-call]
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         done = False
         try:
             replies: list[Any] = await conn.retry.call_with_retry(
@@ -117,11 +117,11 @@ class RoundTrips:
             done = True
             return replies
         finally:
-            if done:
-                self._idle.append(conn)
-            else:  # replies may be left unread on it
-                await conn.disconnect(nowait=True)
-                await pool.release(conn)
+            try:
+                if not done:  # replies may be left unread on it
+                    await conn.disconnect(nowait=True)
+            finally:  # given back even if cancelled again meanwhile (as redis-py's pipeline does)
+                await asyncio.shield(pool.release(conn))
 
     async def _once(self, conn: Connection, commands: list[Command]) -> list[Any]:
         await conn.send_packed_command(conn.pack_commands(commands))

@@ -11,7 +11,7 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from streams.store.connection import async_client, is_cluster
+from streams.store.connection import async_client, async_pooled_client, is_cluster
 from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite
 from streams.store.redis_store import RedisStateStore
@@ -112,12 +112,12 @@ def test_an_interrupted_round_trip_fails_its_callers_with_an_unknown_outcome(
     run(body())
 
 
-def test_round_trips_keep_their_connection_and_drop_one_left_half_read(
+def test_a_connection_left_half_read_is_closed_before_the_pool_gets_it_back(
     services: Services, redis_prefix: str
 ) -> None:
-    """A single server's round trips go out on a connection kept between them (no checkout per round trip);
-    one whose round trip stopped before every reply was read (here a reply's callback fails) is closed, never
-    handed to the next round trip, which would read the earlier replies as its own."""
+    """A single server's round trips take a connection of the pool and give it back (the next one gets the
+    same); one whose round trip stopped before every reply was read (here a reply's callback fails) is closed
+    first, never handed to the next round trip, which would read the earlier replies as its own."""
     single_server(services)
 
     async def body() -> None:
@@ -126,7 +126,7 @@ def test_round_trips_keep_their_connection_and_drop_one_left_half_read(
         k = f"{redis_prefix}k"
         try:
             first = await trips.send([("CLIENT", "ID"), ("SET", f"{k}:a", "a"), ("SET", f"{k}:b", "b")])
-            assert (await trips.send([("CLIENT", "ID")]))[0] == first[0]  # the same connection
+            assert (await trips.send([("CLIENT", "ID")]))[0] == first[0]  # the pool's same connection
 
             def failing(response: Any, **kwargs: Any) -> Any:
                 raise ZeroDivisionError("a reply's callback failed")
@@ -138,6 +138,22 @@ def test_round_trips_keep_their_connection_and_drop_one_left_half_read(
             again = await trips.send([("GET", f"{k}:b"), ("CLIENT", "ID")])
             assert again[0] == b"b"  # its own reply, not the GET's left behind
             assert again[1] != first[0]  # on a new connection
+        finally:
+            await r.aclose()
+
+    run(body())
+
+
+def test_round_trips_hold_no_connection_between_them(services: Services, redis_prefix: str) -> None:
+    """A store made per request (the dashboard makes one per partition and request) holds no connection of
+    the client's pool once its round trip is over: on a pool of two, one store after another all get one."""
+    single_server(services)
+
+    async def body() -> None:
+        r = async_pooled_client(services.redis_url, 2, 1.0)
+        try:
+            for _ in range(6):
+                assert await RoundTrips(r).send([("PING",)]) == [True]
         finally:
             await r.aclose()
 
