@@ -56,6 +56,7 @@ from streams.settings import Settings
 from streams.store.connection import sync_client
 from streams.store.redis_store import RedisStateStore, applied_events
 from streams.store.replies import text
+from streams.topics.publish import submit
 from streams.worker.batch import Record
 from streams.worker.pipeline import BatchPipeline
 
@@ -252,7 +253,9 @@ async def paced(
     pids: dict[str, int],
     more_workers: Sequence[int] = (),
 ) -> tuple[CpuMeter, Sent]:
-    """Send the events at `rate` (every 2 ms, all those due); CPU is metered over the measured part only
+    """Send the events at `rate` (every 2 ms, all those due, in one record batch per partition: how a
+    client producing a stream batches it, at a few CPU-us per event instead of ~20 for a `send` per record,
+    so the load takes less of the box the worker runs on); CPU is metered over the measured part only
     (the workers of a group as `worker`, `worker2`, ...: `row` adds them up)."""
     workers = {"worker": worker} | {f"worker{n}": pid for n, pid in enumerate(more_workers, 2)}
     start = time.monotonic()
@@ -264,11 +267,14 @@ async def paced(
         due = min(len(events), int((now - start) * rate) + 1)
         if meter is None and now - start >= warmup:
             meter, first = CpuMeter({**workers, **pids, "load": os.getpid()}), i
-        while i < due:
-            key, event_id, line = events[i]
-            matcher.produced(event_id, time.time())
-            pending.append(await producer.send(topic, line, key=key))
-            i += 1
+        if i < due:  # one record batch per partition and tick: a send() per record cost ~20 CPU-us
+            ticked = events[i:due]
+            handed = time.time()
+            for _, event_id, _ in ticked:
+                matcher.produced(event_id, handed)
+            acks, _ = await submit(producer, topic, ((key, line, ()) for key, _, line in ticked))
+            pending.extend(acks)
+            i = due
         if len(pending) > 1000:
             await asyncio.gather(*pending)
             pending.clear()

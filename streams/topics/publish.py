@@ -57,6 +57,17 @@ async def publish(
     `max_batch_bytes`: a record batch holds more than one record only while it stays within this size (the
     producer's own bound is its `max_batch_size`, 1 MiB): a topic whose `max.message.bytes` is below that
     refuses a whole batch of records that each fit it, and that refusal is not retriable."""
+    acks, count = await submit(producer, topic, items, max_batch_bytes)
+    if acks:
+        await asyncio.gather(*acks)
+    return count
+
+
+async def submit(
+    producer: AIOKafkaProducer, topic: str, items: Iterable[Item], max_batch_bytes: int | None = None
+) -> tuple[list[asyncio.Future[object]], int]:
+    """`publish` without the wait: the futures of the batches handed to the producer, and the record count
+    (for a caller that keeps producing while earlier batches are acknowledged, such as a load generator)."""
     partitions = sorted(await producer.partitions_for(topic))
     spread = itertools.cycle(partitions)
     grouped: dict[int, list[Item]] = {}
@@ -78,9 +89,7 @@ async def publish(
                     raise ValueError(f"a record of {len(value or b'')} bytes does not fit in a batch")
         batch.close()
         futures.append(await producer.send_batch(batch, topic, partition=partition))
-    if futures:
-        await asyncio.gather(*futures)
-    return sum(len(v) for v in grouped.values())
+    return futures, sum(len(v) for v in grouped.values())
 
 
 async def publish_outcome(
