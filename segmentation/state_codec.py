@@ -74,13 +74,23 @@ def nul_free(raw: bytes) -> bytes:
 
 
 def with_nul(raw: bytes) -> bytes:
-    """The msgpack bytes `nul_free` was given; a bad escape raises ValueError."""
+    """The msgpack bytes `nul_free` was given; a bad escape raises ValueError.
+
+    One split at the escape byte rather than counts and replaces of two-byte sequences: those scan the
+    whole value once each (~5 µs for a state with a full event-id window, against ~1.5)."""
     if b"\x00" in raw:
         raise ValueError("an unescaped NUL")
     if _ESC in raw:
-        if raw.count(_ESC) != raw.count(_ESC_NUL) + raw.count(_ESC_ESC):
-            raise ValueError("a bad escape sequence")
-        raw = raw.replace(_ESC_NUL, b"\x00").replace(_ESC_ESC, _ESC)
+        parts = raw.split(_ESC)
+        for i in range(1, len(parts)):
+            part = parts[i]
+            if part[:1] == b"\x01":
+                parts[i] = b"\x00" + part[1:]
+            elif part[:1] == b"\x02":
+                parts[i] = _ESC + part[1:]
+            else:
+                raise ValueError("a bad escape sequence")
+        raw = b"".join(parts)
     return raw.translate(_SWAP)
 
 

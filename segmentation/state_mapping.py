@@ -246,10 +246,11 @@ def changed_parts(
     return changed, removed, packed
 
 
-def state_from_mapping(mapping: Mapping[str, str]) -> CustomerState:
+def state_from_mapping(mapping: Mapping[str, str], packed: bytes | None = None) -> CustomerState:
     """The state packed in `state`, with the segments and audiences its readable fields give back; the
     figures, `history` and `_` fields are ignored. A hash of an earlier storage format raises
-    `StorageFormatError`, a missing or damaged `state` ValueError."""
+    `StorageFormatError`, a missing or damaged `state` ValueError. `packed`: the bytes of `state`, when
+    the caller has made them already."""
     text = mapping.get(STATE)
     if text is None:
         if any(key in mapping for key in _FORMAT_1):
@@ -257,10 +258,11 @@ def state_from_mapping(mapping: Mapping[str, str]) -> CustomerState:
         raise ValueError(f"customer hash has no {STATE!r} field")
     if _FORMAT_2 in mapping:
         raise StorageFormatError(FORMAT_2)
-    try:
-        packed = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        raise ValueError(f"customer hash field {STATE!r} is not a packed state") from None
+    if packed is None:
+        try:
+            packed = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise ValueError(f"customer hash field {STATE!r} is not a packed state") from None
     if packed and packed[0] < FORMAT:
         raise StorageFormatError(_earlier(packed[0]))
     state = unpack_state(packed)

@@ -41,6 +41,7 @@ WRITE_PATH = (
     "streams/store/preset_names.py",
     "streams/store/weeks.py",
     "streams/store/writes.py",
+    "streams/store/written.py",
     "streams/worker/batch.py",
 )
 _ARTEFACTS = (".pyc", ".so", ".pyd", ".c", ".o")

@@ -14,6 +14,7 @@ from segmentation import CustomerState
 from segmentation.state_fields import state_fields
 from segmentation.state_mapping import STATE, StorageFormatError, state_from_mapping, view_of
 from streams.store.history_format import UnknownHistoryFormat
+from streams.store.written import as_written
 
 __all__ = ["StoredFormatError", "history_refused", "is_tombstone", "loaded", "readers_view", "stored_state"]
 
@@ -30,18 +31,34 @@ class StoredFormatError(ValueError):
     exit_code = 3
 
 
-def stored_state(row: Mapping[str, str], namespace: str) -> CustomerState:
+def stored_state(row: Mapping[str, str], namespace: str, packed: bytes | None = None) -> CustomerState:
     try:
-        return state_from_mapping(row)
+        return state_from_mapping(row, packed)
     except StorageFormatError as exc:
         raise StoredFormatError(f"namespace {namespace!r}: {exc}") from None
 
 
 def loaded(row: Mapping[str, str], namespace: str) -> tuple[CustomerState, dict[str, str]]:
     """A hash read back for a write: its state and its view (`state_mapping.view_of`, what the next write
-    diffs and membership follows); a tombstone's view is empty."""
-    state = stored_state(row, namespace)
-    return state, {} if is_tombstone(row) else view_of(row, state)
+    diffs and membership follows); a tombstone's view is empty.
+
+    Why a `Written` view where the hash is exactly what this version writes for that state (its readable
+    fields those of the state, nothing beside them but `state`, `history` and the store's `_` fields): the
+    next write of the customer then diffs the two states instead of the two serialised views, as for a
+    customer the worker kept in memory (~10 µs less per customer loaded: on a live stream whose population
+    exceeds the state cache, most events). A hash holding anything else (a field an earlier version wrote)
+    keeps the plain view, whose full diff removes it; and the due time is written again either way, as the
+    due index is not read back."""
+    text = row.get(STATE)
+    try:
+        packed = None if text is None else text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        packed = None  # `state_from_mapping` says what is wrong with it
+    state = stored_state(row, namespace, packed)
+    if is_tombstone(row):
+        return state, {}
+    written = as_written(row, state, packed)
+    return state, view_of(row, state) if written is None else written
 
 
 def readers_view(row: Mapping[str, str], namespace: str) -> dict[str, str]:

@@ -16,50 +16,9 @@ from segmentation.state_mapping import STATE, changed_parts, packed_bytes, reada
 from streams.store import history_format
 from streams.store.indexes import ORDINAL, IndexDelta
 from streams.store.port import CustomerWrite
+from streams.store.written import KEPT_AS_IS, Known, Written, history_text
 
-_KEPT_AS_IS = (history_format.FIELD, STATE)  # in a row read from Redis, never removed by a full diff
-
-
-Known = tuple[CustomerState, Mapping[str, str]]
-"""A customer's state with the mapping last written for it, so a batch serialises each state only once."""
-
-
-class Written(dict[str, str]):
-    """A mapping `write_for` made: exactly the view of the state it was written with (`readable_fields`:
-    every readable field, those the hash leaves absent included), plus the store's `_` fields and its two
-    binary fields: `state`, whose bytes are `packed`, and `history`, whose coded text (uncompressed,
-    `history_format`) `index_write` left in `history` (None: no history yet). Neither is ever made text
-    on the write path; so the next write of that customer encodes only the readable fields that changed
-    (`changed_parts`), packs the state once and appends to its history without decompressing it.
-    A row read from Redis is made a view first (`state_mapping.view_of`: every readable field, stored or
-    not) and, a plain dict holding `state` and `history` as text, is diffed in full."""
-
-    __slots__ = ("history", "packed")
-    packed: bytes
-    history: str | None
-
-    @staticmethod
-    def of(row: Mapping[str, str]) -> Written:
-        """The `Written` form of a whole mapping (`state` as text, as `state_to_mapping` or Redis give it)."""
-        written = Written({key: value for key, value in row.items() if key not in _KEPT_AS_IS})
-        written.packed = row[STATE].encode("utf-8", "surrogateescape")
-        written.history = _history_text(row)
-        return written
-
-    def row(self) -> dict[str, str]:
-        """The fields as the customer's hash holds them (`state` and `history` as text)."""
-        row = {**self, STATE: self.packed.decode("utf-8", "surrogateescape")}
-        if self.history is not None:
-            row[history_format.FIELD] = history_format.stored(self.history)
-        return row
-
-
-def _history_text(mapping: Mapping[str, str]) -> str | None:
-    """The coded text of a mapping's history (None: none), decompressed from a row's field if need be."""
-    if isinstance(mapping, Written):
-        return mapping.history
-    blob = mapping.get(history_format.FIELD)
-    return history_format.plain(blob) if blob else None
+__all__ = ["Known", "Written", "from_us", "index_write", "write_for"]
 
 
 def from_us(us: int) -> datetime:
@@ -84,7 +43,7 @@ def index_write(
     if moves is not None or cid in index.history_reset:
         kept = None
         if cid not in index.history_reset and before:  # `write_for` left before's text in a Written
-            kept = after.history if isinstance(after, Written) else _history_text(before)
+            kept = after.history if isinstance(after, Written) else history_text(before)
         text = history_format.appended_text(kept, moves or (), index.history_size)
         cast(MutableMapping[str, bytes], write.binary)[history_format.FIELD] = history_format.packed(text)
         if isinstance(after, Written):
@@ -121,7 +80,8 @@ def write_for(
         changed, removed, packed = changed_parts(before_state, state, before.packed)
         new = Written(before)
         new.packed = before.packed if packed is None else packed
-        new.history = before.history
+        new.history_of(before)
+        new.due_stored = True
         new.update(changed)
         for key in removed:
             del new[key]
@@ -129,11 +89,12 @@ def write_for(
         new = Written(readable_fields(state))
         new.packed = packed_bytes(state)
         old = before or {}
-        new.history = _history_text(old)  # not state: kept, appended to by `index_write`
+        new.history_of(old)  # not state: kept, appended to by `index_write`
+        new.due_stored = True
         if ORDINAL in old:  # the commit script's, kept so the next commit can declare its chunk
             new[ORDINAL] = old[ORDINAL]
         changed = {k: v for k, v in new.items() if old.get(k) != v}
-        removed = [k for k in old if k not in new and not k.startswith("_") and k not in _KEPT_AS_IS]
+        removed = [k for k in old if k not in new and not k.startswith("_") and k not in KEPT_AS_IS]
         stored = old.packed if isinstance(old, Written) else old.get(STATE)
         if isinstance(stored, str):  # a row read from Redis holds `state` as text
             stored = stored.encode("utf-8", "surrogateescape")
@@ -146,7 +107,12 @@ def write_for(
     due = state.next_due_at  # the core caches next_due() in the state
     due_us = None if due is None else to_us(due)
     # from the state last written (a `Written`), an unchanged due time is already stored as it is
-    kept_due = before_state is not None and isinstance(before, Written) and before_state.next_due_at == due
+    kept_due = (
+        before_state is not None
+        and isinstance(before, Written)
+        and before.due_stored
+        and before_state.next_due_at == due
+    )
     binary = {} if packed is None else {STATE: packed}
     cid = state.customer_id
     write = CustomerWrite(

@@ -208,3 +208,35 @@ def test_a_window_inside_the_compressed_part_is_refused() -> None:
     for window in (b"", bytes(KEY_SIZE)):
         with pytest.raises(ValueError, match="damaged: a duplicate window inside the compressed part"):
             unpack_state(format_5(inside, window))
+
+
+def _with_nul_by_counts(raw: bytes) -> bytes:
+    """`with_nul` as written up to 7 December 2026 (counts and replaces): the reference of the one below."""
+    if b"\x00" in raw:
+        raise ValueError("an unescaped NUL")
+    if b"\xd4" in raw:
+        if raw.count(b"\xd4") != raw.count(b"\xd4\x01") + raw.count(b"\xd4\x02"):
+            raise ValueError("a bad escape sequence")
+        raw = raw.replace(b"\xd4\x01", b"\x00").replace(b"\xd4\x02", b"\xd4")
+    return raw.translate(bytes.maketrans(b"\x00\xc1", b"\xc1\x00"))
+
+
+_ESCAPE_HEAVY = st.lists(st.sampled_from([b"\x00", b"\x01", b"\x02", b"\xc1", b"\xd4", b"a"]), max_size=24)
+
+
+@settings(max_examples=2000)
+@given(st.binary(max_size=64) | _ESCAPE_HEAVY.map(b"".join), st.booleans())
+def test_unescaping_accepts_and_refuses_what_the_counting_version_did(raw: bytes, escaped: bool) -> None:
+    """Escaped values (round trips) and arbitrary bytes (bad escapes, stray NULs): the same bytes or the
+    same refusal."""
+    if escaped:
+        raw = nul_free(raw)
+    try:
+        expected: bytes | str = _with_nul_by_counts(raw)
+    except ValueError as exc:
+        expected = str(exc)
+    try:
+        got: bytes | str = with_nul(raw)
+    except ValueError as exc:
+        got = str(exc)
+    assert got == expected
