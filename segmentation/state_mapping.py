@@ -53,7 +53,8 @@ from segmentation.state_fields import FIELDS, READABLE
 
 __all__ = [
     "AUDIENCE_FIELD", "FORMAT_1", "FORMAT_2", "GRID_FIELDS", "NOT_MEMBER", "STATE", "VERBATIM",
-    "StorageFormatError", "changed_fields", "changed_parts", "is_segment", "is_stored", "packed_bytes",
+    "StorageFormatError", "changed_fields", "changed_parts", "is_readable", "is_segment", "is_stored",
+    "packed_bytes",
     "packed_text", "readable_fields", "state_from_mapping", "state_to_mapping", "stored_changes",
     "stored_name", "stored_part", "view_of",
 ]  # fmt: skip
@@ -92,6 +93,11 @@ VERBATIM: frozenset[str] = frozenset(
 def is_segment(name: str) -> bool:
     """Whether a stored field holds a grid's segment (a grid's name, or `audience:<name>`)."""
     return name in GRID_FIELDS or name.startswith(AUDIENCE_FIELD)
+
+
+def is_readable(name: str) -> bool:
+    """Whether a hash field is one of the readable fields (`readable_fields` names), of any state."""
+    return name in _READABLE_NAMES or is_segment(name)
 
 
 def is_stored(key: str, text: str) -> bool:

@@ -42,13 +42,13 @@ def loaded(row: Mapping[str, str], namespace: str) -> tuple[CustomerState, dict[
     """A hash read back for a write: its state and its view (`state_mapping.view_of`, what the next write
     diffs and membership follows); a tombstone's view is empty.
 
-    Why a `Written` view where the hash is exactly what this version writes for that state (its readable
-    fields those of the state, nothing beside them but `state`, `history` and the store's `_` fields): the
-    next write of the customer then diffs the two states instead of the two serialised views, as for a
-    customer the worker kept in memory (~10 µs less per customer loaded: on a live stream whose population
-    exceeds the state cache, most events). A hash holding anything else (a field an earlier version wrote)
-    keeps the plain view, whose full diff removes it; and the due time is written again either way, as the
-    due index is not read back."""
+    Why a `Written` view where the hash holds nothing beside readable fields, `state`, `history` and the
+    store's `_` fields (`written.as_written`): the next write of the customer then diffs the two states
+    instead of the two serialised views, as for a customer the worker kept in memory (on a live stream whose
+    population exceeds the state cache, most events). A hash holding another field (one an earlier version
+    wrote) keeps the plain view, whose full diff removes it. The due time is written again either way (the
+    due index is not read back), and the history is decompressed only when a transition appends to it (so
+    a damaged history field stops the batch that appends to it, not every write of its customer)."""
     text = row.get(STATE)
     try:
         packed = None if text is None else text.encode("utf-8", "surrogateescape")

@@ -16,7 +16,7 @@ from segmentation.state_mapping import STATE, changed_parts, packed_bytes, reada
 from streams.store import history_format
 from streams.store.indexes import ORDINAL, IndexDelta
 from streams.store.port import CustomerWrite
-from streams.store.written import KEPT_AS_IS, Known, Written, history_text
+from streams.store.written import KEPT_AS_IS, OFFSET, Known, Written, history_text
 
 __all__ = ["Known", "Written", "from_us", "index_write", "write_for"]
 
@@ -103,7 +103,7 @@ def write_for(
     readable = (*changed, *removed)
     sets, deleted = stored_changes(changed, removed, before or {})
     if origin is not None:
-        sets["_offset"] = origin
+        sets[OFFSET] = origin
     due = state.next_due_at  # the core caches next_due() in the state
     due_us = None if due is None else to_us(due)
     # from the state last written (a `Written`), an unchanged due time is already stored as it is

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from segmentation import CustomerState
-from segmentation.state_mapping import STATE, is_stored, readable_fields
+from segmentation.state_mapping import STATE, is_readable, view_of
 from streams.store import history_format
 
+OFFSET = "_offset"  # the record a write came from (`write_for`'s origin), written by every write
 KEPT_AS_IS = (history_format.FIELD, STATE)  # in a row read from Redis, never removed by a full diff
 __all__ = ["KEPT_AS_IS", "Known", "Written", "as_written", "history_text"]
 
@@ -23,9 +24,9 @@ class Written(dict[str, str]):
     `history_format`) `index_write` left in `history` (None: no history yet). Neither is ever made text
     on the write path; so the next write of that customer encodes only the readable fields that changed
     (`changed_parts`), packs the state once and appends to its history without decompressing it.
-    A row read from Redis is one too when it holds exactly what this version writes for its state
-    (`stored_state.loaded`), with `due_stored` False; otherwise it is a plain view (`state_mapping.view_of`:
-    every readable field, stored or not, `state` and `history` as text) and diffed in full."""
+    A row read from Redis is one too (`as_written`: its view, with `due_stored` False) unless it holds a
+    field this version never writes; then it stays a plain view (`state_mapping.view_of`: every readable
+    field, stored or not, `state` and `history` as text), diffed in full."""
 
     __slots__ = ("_blob", "_history", "due_stored", "packed")
     packed: bytes
@@ -52,7 +53,7 @@ class Written(dict[str, str]):
             self._history, self._blob = None, mapping.get(history_format.FIELD) or None
 
     @staticmethod
-    def of(row: Mapping[str, str], due_stored: bool = True, packed: bytes | None = None) -> Written:
+    def of(row: Mapping[str, str], due_stored: bool = False, packed: bytes | None = None) -> Written:
         """The `Written` form of a whole mapping (`state` as text, as `state_to_mapping` or Redis give it;
         `packed`: its bytes, when the caller has them already)."""
         written = Written({key: value for key, value in row.items() if key not in KEPT_AS_IS})
@@ -80,21 +81,14 @@ def history_text(mapping: Mapping[str, str]) -> str | None:
 
 
 def as_written(row: Mapping[str, str], state: CustomerState, packed: bytes | None = None) -> Written | None:
-    """The `Written` view of a hash read back, when the hash holds exactly what this version writes for
-    `state` (its readable fields those of the state; nothing beside them but `state`, `history` and the
-    store's `_` fields); else None (the caller keeps the plain view, whose full diff removes the rest).
-    `packed`: the bytes of its `state` field, when the caller has made them already."""
-    readable = readable_fields(state)
-    kept = 0
-    for key, text in row.items():
-        if key in readable:
-            if readable[key] != text:
-                return None
-            kept += 1
-        elif key[:1] != "_" and key not in KEPT_AS_IS:
+    """The view of a hash read back (`view_of`) as a `Written`, when the hash holds nothing beside readable
+    fields, `state`, `history` and the store's `_` fields; else None (the caller keeps the plain view, whose
+    full diff removes the other fields, as only it can). The view's readable fields are the state's whatever
+    the hash holds, in both forms, so both write the same. `packed`: the bytes of `state`, when the caller has
+    made them already."""
+    for key in row:
+        if key[:1] != "_" and key not in KEPT_AS_IS and not is_readable(key):
             return None
-    if kept != sum(1 for key, text in readable.items() if is_stored(key, text)):
-        return None
-    view = dict(readable)
-    view.update((key, text) for key, text in row.items() if key not in readable)
+    view = view_of(row, state)
+    view.pop(OFFSET, None)  # rewritten by every write: a cached mapping never holds it
     return Written.of(view, due_stored=False, packed=packed)

@@ -141,7 +141,7 @@ def test_write_for_with_the_cached_mapping_writes_what_a_full_diff_writes(
     once) against the plain one (the same mapping as a row read from Redis, serialised and diffed in full)."""
     names = data.draw(st.lists(st.sampled_from(CustomerState._fields), max_size=4, unique=True))
     new = old._replace(**{n: data.draw(_strategy(n, CustomerState._field_defaults.get(n))) for n in names})
-    fast, fast_row = write_for(new, Written.of(view(old)), "0:1", old)
+    fast, fast_row = write_for(new, Written.of(view(old), due_stored=True), "0:1", old)
     full, full_row = write_for(new, view(old), "0:1", old)
     assert fast == full
     assert set(fast.readable_changes or ()) == set(full.readable_changes or ())
@@ -227,8 +227,29 @@ def test_a_hash_holding_other_fields_is_diffed_in_full(extra: dict[str, str]) ->
     }
 
 
-def test_a_hash_whose_figure_is_not_its_state_s_is_not_taken_as_written() -> None:
-    old = CustomerState("c", first_seen_at=datetime(2026, 1, 1, tzinfo=UTC), orders=2)
-    assert isinstance(loaded(state_to_mapping(old), "ns")[1], Written)
-    assert not isinstance(loaded(state_to_mapping(old) | {"orders": "999"}, "ns")[1], Written)
-    assert not isinstance(loaded(state_to_mapping(old) | {"value": ""}, "ns")[1], Written)  # stored empty
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"orders": "999"},  # a figure out of step with the state
+        {"value": ""},  # a segment stored empty, which this version leaves absent
+        {"orders": None, "audience:x": "not_member"},  # a figure missing, an answer left absent
+    ],
+)
+def test_a_hash_whose_readable_fields_are_not_its_state_s_writes_what_the_plain_view_writes(
+    change: dict[str, str | None],
+) -> None:
+    """Readable fields are read back as the state gives them, in the plain view as in a `Written`."""
+    old = CustomerState(
+        "c", first_seen_at=datetime(2026, 1, 1, tzinfo=UTC), orders=2, seg_value="gold", seg_rfm="loyal"
+    )
+    row = state_to_mapping(old) | {"_offset": "3:17"}
+    for key, text in change.items():
+        if text is None:
+            del row[key]
+        else:
+            row[key] = text
+    state, mapping = loaded(row, "ns")
+    assert isinstance(mapping, Written) and "_offset" not in mapping
+    for new in (state._replace(web_visits=1), state._replace(orders=3, seg_value=None)):
+        fast, _ = write_for(new, mapping, "0:1", state)
+        assert fast == write_for(new, view_of(row, state), "0:1", state)[0]
