@@ -59,6 +59,13 @@ def add_parser(sub: Any) -> None:
         help="RFC 3339 time with offset: at the end, everyone is brought to it (time-driven changes due by"
         " then); refused if before the log's last event (default: the log's last event time)",
     )
+    r.add_argument(
+        "--reject-future",
+        action="store_true",
+        help="decide as a live worker: an event dated more than SEGSTREAM_MAX_FUTURE_SKEW_S (default a day)"
+        " after its record's time (kafka: source) or after the replay's start (a file: its lines have no"
+        " time) is a dead letter; default: the log is applied whatever its dates",
+    )
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--by", help="who replays, recorded in `definitions log` (default: the login name)")
     r.add_argument("--definitions", help="definitions YAML (default SEGSTREAM_DEFINITIONS_FILE or packaged)")
@@ -121,6 +128,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     if isinstance(until, str):
         print(f"segstream replay: {until}", file=sys.stderr)
         return 2
+    reject_future = datetime.now(UTC) if args.reject_future else None  # one instant for every share
     if args.source.startswith("kafka:") and (misplaced := options_misplaced(args, csv=False)):
         print(f"segstream replay: {misplaced}", file=sys.stderr)  # before any wait for Kafka
         return 2
@@ -192,7 +200,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             try:
                 if args.processes > 1:
                     rejects = Path(f"{stem}.rejects.jsonl")
-                    summary = await _replay_split(settings, client, args, rejects, until)
+                    summary = await _replay_split(settings, client, args, rejects, until, reject_future)
                 else:
                     summary = await replay(
                         settings,
@@ -207,6 +215,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                         partitions=None,
                         show_progress=False if args.no_progress else None,
                         until=until,
+                        reject_future=reject_future,
                     )
             except UntilTooEarly as exc:
                 print(f"segstream replay: {exc}; namespace {args.namespace!r} is incomplete", file=sys.stderr)
@@ -274,6 +283,7 @@ async def _replay_split(
     args: argparse.Namespace,
     rejects: Path,
     until: datetime | None,
+    reject_future: datetime | None,
 ) -> Any:
     """`replay --processes N` (N > 1): the partitions dealt to N processes (streams.replay.split)."""
     from streams.replay.rebuild import DEFAULT_BATCH
@@ -298,4 +308,5 @@ async def _replay_split(
         batch_events=args.batch or DEFAULT_BATCH,
         show_progress=False if args.no_progress else None,
         until=until,
+        reject_future=reject_future,
     )

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,6 +40,7 @@ from streams.store.namespaces import check_name
 from streams.store.redis_store import RedisStateStore
 from streams.store.writes import from_us
 from streams.worker.batch import BatchResult, Record
+from streams.worker.future_limit import FutureLimit
 from streams.worker.loop import Worker
 
 DEFAULT_BATCH = 20_000
@@ -155,6 +156,7 @@ async def replay(
     count: bool = True,
     until: datetime | None = None,
     end_of_log: Callable[[int | None], Awaitable[int | None]] | None = None,
+    reject_future: datetime | None = None,
 ) -> ReplaySummary:
     """Feed the source through a Worker into `namespace` (prepared first: namespaces.prepare_namespace).
 
@@ -162,7 +164,9 @@ async def replay(
     counting the namespace's customers at the end (a share would count the others' too). At the end every
     partition is swept to `until` (UntilTooEarly if an event is later) or else to the log's end: the latest
     event time of the owned partitions, or what `end_of_log` answers given it (a share learns the maximum
-    over every share from the parent process)."""
+    over every share from the parent process). `reject_future`: an event dated more than
+    SEGSTREAM_MAX_FUTURE_SKEW_S after its record's time is a dead letter, as a live worker decides
+    (`streams.worker.future_limit`); a line of a file has no time and is held to this instant instead."""
     check_name(namespace)
     run = settings.model_copy(
         update={
@@ -182,6 +186,9 @@ async def replay(
         producer = make_producer(run)
         await producer.start()
     worker = ReplayWorker(run, definitions, store, producer, None, rejects=rejects)
+    if reject_future is not None:
+        future = FutureLimit(reject_future, timedelta(seconds=run.max_future_skew_s))
+        worker.future_limit = lambda: future
     owned = partitions if partitions is not None else list(range(run.topic_partitions))
     bar = Bar(source.progress, enabled=show_progress)
     started = time.monotonic()

@@ -193,8 +193,11 @@ class KafkaSource:
                 batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=CHUNK)
                 out = Chunk()
                 for tp, messages in batch.items():
-                    records = [Record(topic, m.partition, m.offset, m.key, m.value) for m in messages]
-                    records = [r for r in records if r.offset < ends[tp]]
+                    records = [
+                        Record(topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+                        for m in messages
+                        if m.offset < ends[tp]
+                    ]
                     if records:
                         out.records.setdefault(tp.partition, []).extend(records)
                         out.size += len(records)

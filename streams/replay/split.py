@@ -63,6 +63,7 @@ class Share:
     emit_topic: str | None
     batch_events: int
     until: datetime | None = None
+    reject_future: datetime | None = None  # the parent's instant: every share holds files to the same
 
 
 def shares(partitions: int, processes: int) -> list[tuple[int, ...]]:
@@ -140,6 +141,7 @@ async def _replay_share(share: Share, parent: Connection) -> dict[str, Any]:
             count=False,
             until=share.until,
             end_of_log=end_of_log,
+            reject_future=share.reject_future,
         )
     finally:
         await client.aclose()
@@ -165,6 +167,7 @@ async def replay_split(
     batch_events: int,
     show_progress: bool | None = None,
     until: datetime | None = None,
+    reject_future: datetime | None = None,
 ) -> ReplaySummary:
     """`replay` with the partitions dealt to `processes` child processes (the namespace must be prepared)."""
     started = time.monotonic()
@@ -183,6 +186,7 @@ async def replay_split(
             emit_topic,
             batch_events,
             until,
+            reject_future,
         )
         receive, send = context.Pipe(duplex=True)  # the child also receives the end of the whole log
         process = context.Process(target=_run_share, args=(share, send, os.getpid()), name=f"replay-{k}")

@@ -22,6 +22,7 @@ from streams.store.partitioning import partition_of_key
 from streams.store.port import DEFAULT_HISTORY_SIZE, CustomerWrite
 from streams.store.writes import Known, index_write, write_for
 from streams.topics.deadletter import DeadLetter
+from streams.worker.future_limit import FutureLimit
 
 log = logging.getLogger("segstream.worker")
 
@@ -40,6 +41,8 @@ class Incoming(Protocol):
     def key(self) -> bytes | None: ...
     @property
     def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int | None = None  # ms since the epoch (a Kafka record's time); None: a file's line
 
 
 @dataclass
@@ -73,19 +77,20 @@ class WrongKey(ValueError):
 
 
 class TooFarInFuture(ValueError):
-    """Event time further ahead of the live worker's wall clock than SEGSTREAM_MAX_FUTURE_SKEW_S: applied, it
-    would move the partition's stored watermark to that date (a replay-mode worker sweeps by it; a live one
-    never past its wall clock: `catch_up.live_clock`)."""
+    """Event time further after its record's time than SEGSTREAM_MAX_FUTURE_SKEW_S (`future_limit`): applied,
+    it would move the partition's stored watermark to that date (a replay sweeps by it; a live worker never
+    past its wall clock: `catch_up.live_clock`)."""
 
 
 def decode(
-    records: Sequence[Incoming], not_after: datetime | None = None, partitions: int | None = None
+    records: Sequence[Incoming], limit: FutureLimit | None = None, partitions: int | None = None
 ) -> tuple[list[tuple[Incoming, Event]], list[DeadLetter]]:
     """Parse every record; a record that cannot be parsed, is not keyed by its customer id, is not in its
-    customer's partition (of `partitions`, SEGSTREAM_TOPIC_PARTITIONS), or is dated after `not_after`
-    (live mode: wall clock + the allowed skew, computed once per batch) is a dead letter."""
+    customer's partition (of `partitions`, SEGSTREAM_TOPIC_PARTITIONS), or is dated after its `limit` (live
+    mode, `replay --reject-future`: its record's time plus the allowed skew) is a dead letter."""
     events: list[tuple[Incoming, Event]] = []
     dead: list[DeadLetter] = []
+    floor = None if limit is None else limit.floor(records)
     for rec in records:
         try:
             if rec.value is None:
@@ -96,15 +101,20 @@ def decode(
                 raise WrongKey(_key_problem(key, event.customer_id))
             if partitions is not None and (home := partition_of_key(key, partitions)) != rec.partition:
                 raise WrongKey(_partition_problem(rec.partition, home, partitions, event.customer_id))
-            if not_after is not None and event.occurred_at > not_after:
-                raise TooFarInFuture(
-                    f"{event.type} occurred_at: {event.occurred_at.isoformat()} is after"
-                    f" {not_after.isoformat()}, the live worker's clock plus SEGSTREAM_MAX_FUTURE_SKEW_S"
-                )
+            if floor is not None and event.occurred_at > floor and limit is not None:
+                _check_future(event, rec, limit)
             events.append((rec, event))
         except (InvalidEvent, WrongKey, TooFarInFuture) as exc:
             dead.append(DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, exc, "parse"))
     return events, dead
+
+
+def _check_future(event: Event, rec: Incoming, limit: FutureLimit) -> None:
+    if event.occurred_at > (not_after := limit.of(rec)):
+        raise TooFarInFuture(
+            f"{event.type} occurred_at: {event.occurred_at.isoformat()} is after {not_after.isoformat()},"
+            f" {limit.source(rec)} plus SEGSTREAM_MAX_FUTURE_SKEW_S"
+        )
 
 
 def _partition_problem(partition: int, home: int, partitions: int, customer_id: str) -> str:

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -34,6 +34,7 @@ from streams.worker.batch import (
     decode,
 )
 from streams.worker.fenced_commit import commit_batch
+from streams.worker.future_limit import FutureLimit, worker_limit
 from streams.worker.mode_guard import applied_settings
 from streams.worker.namespace_follow import NamespaceFollow
 from streams.worker.offset_order import in_order
@@ -80,6 +81,8 @@ class BatchPipeline:
         self.retake: set[int] = set()  # partitions to claim again: Redis lost writes (see `_commit`)
         self._applies: tuple[Settings | None, str] = (None, "")  # `mode_guard.applied_settings` of settings
         self.fenced_since: dict[int, float] = {}  # partition -> monotonic time a newer owner fenced us out
+        self.future_limit: Callable[[], FutureLimit | None]  # replaced by `replay --reject-future`
+        self.future_limit = lambda: worker_limit(self.settings, self.wall_clock())
 
     async def own(self, partition: int) -> Claim:
         """Claim the partition in Redis, fencing out any earlier owner; processing may start after it."""
@@ -155,11 +158,9 @@ class BatchPipeline:
             return
         started = time.perf_counter()
         decoded: tuple[list[tuple[Incoming, Event]], list[DeadLetter]] = ([], [])
-        not_after = None  # live only: a replay applies the log whatever today's date (BRIEF 3.1)
-        if self.settings.mode == "live":
-            not_after = self.wall_clock() + timedelta(seconds=self.settings.max_future_skew_s)
+        limit = self.future_limit()
         for start in range(0, len(records), STEP):  # pausing lets the batch in flight progress
-            events, dead = decode(records[start : start + STEP], not_after, self.settings.topic_partitions)
+            events, dead = decode(records[start : start + STEP], limit, self.settings.topic_partitions)
             decoded[0].extend(events)
             decoded[1].extend(dead)
             if start + STEP < len(records):  # not after the last part: loading the states pauses anyway

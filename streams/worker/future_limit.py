@@ -1,0 +1,77 @@
+"""How far after its record an event may be dated: beyond it, a dead letter (`batch.TooFarInFuture`).
+
+Why the record's time and not the moment a worker reads it: the decision must be a function of the log (BRIEF
+3.1). Against the wall clock, an event dated two days after it was produced was a dead letter for a worker
+that read it at once and applied by one that read it three days later (a backlog, a restart, a rebalance),
+and a replay could not know which. A Kafka record carries its time (CreateTime, set by the producer, or
+LogAppendTime, the broker's): the limit is that time plus `SEGSTREAM_MAX_FUTURE_SKEW_S`, whenever and by
+whoever the record is read, so a live worker, a worker catching up and `segstream replay kafka:TOPIC
+--reject-future` decide alike. A record time later than the reader's clock (a producer's clock ahead; Kafka 4
+refuses CreateTime more than an hour ahead by default, `message.timestamp.after.max.ms`) is not trusted: the
+reader's clock is used instead. A record without a time (a line of a file) is held to the reader's clock,
+fixed once per replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # no Final: batch.py is compiled and this module is not
+
+
+class Timed(Protocol):
+    """A record with its time: aiokafka's ConsumerRecord (ms since the epoch; -1 when it has none), a
+    `Record` (None for a file's line)."""
+
+    @property
+    def timestamp(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class FutureLimit:
+    """`now`: the reader's clock (a live worker's, once per batch; a replay's start); `skew`: how far after
+    its record an event may be dated."""
+
+    now: datetime
+    skew: timedelta
+
+    def reference(self, record: Timed) -> datetime:
+        """The record's time, or `now` when it has none or claims to be later than it."""
+        ms = record.timestamp
+        if ms is None or ms < 0:
+            return self.now
+        return min(self.now, _EPOCH + timedelta(milliseconds=ms))
+
+    def of(self, record: Timed) -> datetime:
+        """The latest event time `record` may carry."""
+        return self.reference(record) + self.skew
+
+    def floor(self, records: Sequence[Timed]) -> datetime:
+        """A bound no record of `records` has a lower limit than: an event dated at or before it passes
+        without working out its own record's limit (nearly all of them)."""
+        times = [ms for r in records if (ms := r.timestamp) is not None and ms >= 0]
+        if not times:
+            return self.now + self.skew
+        return min(self.now, _EPOCH + timedelta(milliseconds=min(times))) + self.skew
+
+    def source(self, record: Timed) -> str:
+        """What the limit was worked out from, for the dead letter's message."""
+        ms = record.timestamp
+        if ms is None or ms < 0:
+            return "the reader's clock (the record has no time)"
+        if _EPOCH + timedelta(milliseconds=ms) > self.now:
+            return "the reader's clock (the record's time is later)"
+        return "the record's time"
+
+
+def worker_limit(settings: Settings, now: datetime) -> FutureLimit | None:
+    """A live worker's limit; a replay-mode worker applies the log whatever its dates (BRIEF 3.1)."""
+    if settings.mode != "live":
+        return None
+    return FutureLimit(now, timedelta(seconds=settings.max_future_skew_s))
