@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval_ms: int = Field(3_000, ge=1)  # at most a third of the session timeout
     state_cache_size: int = Field(200_000, ge=0)  # states a worker process keeps in memory, all partitions
     mode: Literal["live", "replay"] = "live"
-    # live: a later event time than wall clock + this: DLQ; at most a century (wall clock + it is a date)
+    # live (and replay --reject-future): an event time later than its record's + this: DLQ; at most a century
     max_future_skew_s: float = Field(86_400.0, gt=0, le=36_500 * 86_400)
     sweep_interval_ms: int = Field(1000, ge=10)
     sweep_max_customers: int = Field(5000, ge=1)

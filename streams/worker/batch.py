@@ -110,7 +110,8 @@ def decode(
 
 
 def _check_future(event: Event, rec: Incoming, limit: FutureLimit) -> None:
-    if event.occurred_at > (not_after := limit.of(rec)):
+    not_after = limit.of(rec)
+    if not_after is not None and event.occurred_at > not_after:
         raise TooFarInFuture(
             f"{event.type} occurred_at: {event.occurred_at.isoformat()} is after {not_after.isoformat()},"
             f" {limit.source(rec)} plus SEGSTREAM_MAX_FUTURE_SKEW_S"

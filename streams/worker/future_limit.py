@@ -15,9 +15,11 @@ fixed once per replay.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
+
+from segmentation.instants import after
 
 if TYPE_CHECKING:
     from streams.settings import Settings
@@ -27,7 +29,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # no Final: batch.py is compiled and 
 
 class Timed(Protocol):
     """A record with its time: aiokafka's ConsumerRecord (ms since the epoch; -1 when it has none), a
-    `Record` (None for a file's line)."""
+    `Record` (None for a file's line). 0 counts as none: no producer stamps the epoch on purpose."""
 
     @property
     def timestamp(self) -> int | None: ...
@@ -36,36 +38,47 @@ class Timed(Protocol):
 @dataclass(frozen=True)
 class FutureLimit:
     """`now`: the reader's clock (a live worker's, once per batch; a replay's start); `skew`: how far after
-    its record an event may be dated."""
+    its record an event may be dated.
+
+    Record times are compared as integers before any date is made of them: a CreateTime that no calendar
+    holds (year 10000 and later: Kafka before 4 accepts any) must be a time not trusted, never an error that
+    stops the worker at the same record after every restart."""
 
     now: datetime
     skew: timedelta
+    now_ms: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "now_ms", (self.now - _EPOCH) // timedelta(milliseconds=1))
+
+    def _trusted(self, ms: int | None) -> int | None:
+        """The record's time in ms when it has one at or before `now`; None otherwise (0 and below: none)."""
+        if ms is None or ms <= 0 or ms > self.now_ms:
+            return None
+        return ms
 
     def reference(self, record: Timed) -> datetime:
         """The record's time, or `now` when it has none or claims to be later than it."""
-        ms = record.timestamp
-        if ms is None or ms < 0:
-            return self.now
-        return min(self.now, _EPOCH + timedelta(milliseconds=ms))
+        ms = self._trusted(record.timestamp)
+        return self.now if ms is None else _EPOCH + timedelta(milliseconds=ms)
 
-    def of(self, record: Timed) -> datetime:
-        """The latest event time `record` may carry."""
-        return self.reference(record) + self.skew
+    def of(self, record: Timed) -> datetime | None:
+        """The latest event time `record` may carry (None: beyond the calendar, so no limit)."""
+        return after(self.reference(record), self.skew)
 
-    def floor(self, records: Sequence[Timed]) -> datetime:
+    def floor(self, records: Sequence[Timed]) -> datetime | None:
         """A bound no record of `records` has a lower limit than: an event dated at or before it passes
-        without working out its own record's limit (nearly all of them)."""
-        times = [ms for r in records if (ms := r.timestamp) is not None and ms >= 0]
-        if not times:
-            return self.now + self.skew
-        return min(self.now, _EPOCH + timedelta(milliseconds=min(times))) + self.skew
+        without working out its own record's limit (nearly all of them). None: no limit at all."""
+        times = [ms for r in records if (ms := self._trusted(r.timestamp)) is not None]
+        at = self.now if not times else _EPOCH + timedelta(milliseconds=min(times))
+        return after(at, self.skew)
 
     def source(self, record: Timed) -> str:
         """What the limit was worked out from, for the dead letter's message."""
         ms = record.timestamp
-        if ms is None or ms < 0:
+        if ms is None or ms <= 0:
             return "the reader's clock (the record has no time)"
-        if _EPOCH + timedelta(milliseconds=ms) > self.now:
+        if self._trusted(ms) is None:
             return "the reader's clock (the record's time is later)"
         return "the record's time"
 

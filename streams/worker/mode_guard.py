@@ -1,7 +1,7 @@
 """One clock per namespace: a worker is refused next to running workers of another SEGSTREAM_MODE.
 
 Why: the workers of a group share the namespace's partitions, and the mode decides how each is applied: live,
-an event dated more than SEGSTREAM_MAX_FUTURE_SKEW_S after the wall clock is a dead letter and a caught-up
+an event dated more than SEGSTREAM_MAX_FUTURE_SKEW_S after its record's time is a dead letter and a caught-up
 partition is swept by the wall clock; replay, neither. A second worker started without the first one's
 `SEGSTREAM_MODE=replay` (another shell, the default `live`) joined the group and made the result depend on
 which partitions Kafka gave it. Each worker states its mode in the namespace's metrics hash with its reports

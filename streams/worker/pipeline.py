@@ -121,8 +121,8 @@ class BatchPipeline:
            is applied only when it starts exactly after that offset (`in_order`); anything else (a batch
            fetched before the claim's seek, say) is never applied: seek back and fetch again.
         2. Decode, then load from Redis in one round trip the states this worker does not hold. A record
-           not keyed by its customer id, or (live) dated later than the wall clock plus
-           SEGSTREAM_MAX_FUTURE_SKEW_S, is a dead letter: it never reaches a state or the watermark.
+           not keyed by its customer id, or (live) dated later than its record's time plus
+           SEGSTREAM_MAX_FUTURE_SKEW_S (`future_limit`), is a dead letter: it never reaches a state.
         3. Apply the pure core in log order (no I/O); an event that fails becomes a dead letter here, so an
            exception can never make us skip an event silently (Faust's ack-on-exception hazard).
         4. Publish transitions and dead letters and wait for every ack (acks=all, idempotent producer).

@@ -1,6 +1,6 @@
 """A worker started in another SEGSTREAM_MODE than the workers running on its namespace (a second shell
 without `export SEGSTREAM_MODE=replay`, say) would join their group and apply its partitions by another
-clock: live, events dated more than a day ahead of the wall clock become dead letters and caught-up
+clock: live, events dated more than a day after their record's time become dead letters and caught-up
 partitions are swept by the wall clock, replay neither; the result would depend on which worker Kafka gave
 which partition. It is refused at start-up (exit 3, one line) before it joins the group; so is one with other
 settings that change what it writes (output topics, history kept, dead letters cut)."""

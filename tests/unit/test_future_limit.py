@@ -112,14 +112,44 @@ def test_each_verdict_is_its_own_records_whatever_else_is_in_the_batch(
     alone = [_verdicts([r], limit)[0] for r in records]
     assert together == alone
     for (at, ts), verdict in zip(rows, together, strict=True):
-        reference = NOW if ts is None or ts == -1 else min(NOW, NOW + timedelta(seconds=ts))
+        trusted = ts is not None and ts != -1 and _ms(NOW) + ts * 1000 > 0
+        reference = min(NOW, NOW + timedelta(seconds=ts)) if trusted and ts is not None else NOW
         assert (verdict == "applied") == (NOW + timedelta(seconds=at) <= reference + skew)
 
 
 @pytest.mark.parametrize("ms", [None, -1, 0])
-def test_the_reference_of_a_record(ms: int | None) -> None:
+def test_a_record_without_a_time_is_held_to_the_readers_clock(ms: int | None) -> None:
+    """Kafka's -1 is no time; 0 (the epoch) is counted as none too: no producer stamps it on purpose."""
     limit = FutureLimit(NOW, DAY)
     record = _record(0, NOW, ms)
-    want = datetime(1970, 1, 1, tzinfo=UTC) if ms == 0 else NOW
-    assert limit.reference(record) == want
-    assert limit.of(record) == want + DAY
+    assert limit.reference(record) == NOW
+    assert limit.of(record) == NOW + DAY
+
+
+@pytest.mark.parametrize("ms", [253_402_300_800_000, 2**53, 2**63 - 1])
+def test_a_record_time_beyond_the_calendar_is_not_trusted_and_never_stops_the_decode(ms: int) -> None:
+    """Kafka before 4 accepts any CreateTime: year 10000 and later made `decode` raise OverflowError, for the
+    whole batch and again after every restart (found in review)."""
+    records = [_record(0, NOW + DAY, ms), _record(1, NOW + DAY + timedelta(seconds=1), ms)]
+    verdicts = _verdicts(records, FutureLimit(NOW, DAY))
+    assert verdicts[0] == "applied"
+    assert verdicts[1].endswith(
+        "the reader's clock (the record's time is later) plus SEGSTREAM_MAX_FUTURE_SKEW_S"
+    )
+
+
+def test_a_limit_beyond_the_calendar_is_no_limit() -> None:
+    """A clock near year 9999 plus a century of skew: every date passes, nothing raises."""
+    late = datetime(9999, 6, 1, tzinfo=UTC)
+    limit = FutureLimit(late, timedelta(days=36_500))
+    records = [_record(0, datetime(9999, 12, 31, tzinfo=UTC), None), _record(1, late, _ms(late) - 1000)]
+    assert _verdicts(records, limit) == ["applied", "applied"]
+
+
+@given(st.integers(-(2**63), 2**63 - 1), st.integers(-10 * 86_400, 10 * 86_400))
+def test_any_int64_record_time_gives_a_verdict(ms: int, at: int) -> None:
+    record = _record(0, NOW + timedelta(seconds=at), ms)
+    verdict = _verdicts([record], FutureLimit(NOW, DAY))[0]
+    trusted = 0 < ms <= _ms(NOW)
+    reference = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms) if trusted else NOW
+    assert (verdict == "applied") == (NOW + timedelta(seconds=at) <= reference + DAY)
