@@ -22,11 +22,11 @@ pipeline by node, and a commit's keys are one slot anyway).
 
 A single server's round trip is written and read on a connection of the client's pool directly, not through
 a redis-py `Pipeline`: its set-up and reset and observability hooks cost ~20-30 µs of the ~150-200 µs of CPU
-a round trip took (docs/benchmarks.md, "One round trip per poll"; `benchmarks/bench_round_trip.py`). What
-stays redis-py's: the pool (its checks of a connection handed out), packing, the reply parser and its
-per-command callbacks, the client's retry policy (a connection error disconnects and sends again, as a
-pipeline did) and the health check. A round trip that fails or is cancelled half way disconnects its
-connection before the pool gets it back: unread replies never reach the next round trip.
+a round trip took (docs/benchmarks.md, "One round trip per poll"; `benchmarks/bench_round_trip.py`), and
+packed by hiredis (`packed`). What stays redis-py's: the pool (its checks of a connection handed out), the
+reply parser and its per-command callbacks, the client's retry policy (a connection error disconnects and
+sends again, as a pipeline did) and the health check. A round trip that fails or is cancelled half way
+disconnects its connection before the pool gets it back: unread replies never reach the next round trip.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from hiredis import pack_command
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.connection import Connection
 from redis.commands.core import AsyncScript
@@ -43,6 +44,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 Command = Sequence[Any]  # a command's name and arguments, as `execute_command` takes them
+_PACKED_AS_IS = (str, bytes, int)  # types whose hiredis encoding is redis-py's (bool, a subclass, is not)
 
 
 class RoundTrips:
@@ -124,7 +126,7 @@ class RoundTrips:
                 await asyncio.shield(pool.release(conn))
 
     async def _once(self, conn: Connection, commands: list[Command]) -> list[Any]:
-        await conn.send_packed_command(conn.pack_commands(commands))
+        await conn.send_packed_command(packed(conn, commands))
         replies: list[Any] = []
         for command in commands:
             try:
@@ -132,6 +134,23 @@ class RoundTrips:
             except ResponseError as exc:
                 replies.append(exc)
         return replies
+
+
+def packed(conn: Connection, commands: Sequence[Command]) -> bytes | list[bytes]:
+    """The commands in Redis's protocol, by hiredis's C packer: redis-py's asyncio connection packs in Python,
+    ~5x the CPU (each argument encoded, the buffer copied at each one). The same bytes as `pack_commands`
+    (tests/unit/test_round_trip_packing.py): only texts, bytes and ints are given to hiredis, which encodes a
+    text as UTF-8 as the client does; anything else, a text the client's `surrogateescape` would encode (a
+    lone surrogate: hiredis refuses it), or a command name of two words, goes to redis-py's packer."""
+    try:
+        parts = []
+        for command in commands:
+            if " " in command[0] or any(type(a) not in _PACKED_AS_IS for a in command):
+                return conn.pack_commands(commands)
+            parts.append(pack_command(tuple(command)))
+    except UnicodeEncodeError:
+        return conn.pack_commands(commands)
+    return b"".join(parts)
 
 
 def _fail_unanswered(
