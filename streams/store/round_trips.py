@@ -141,11 +141,12 @@ def packed(conn: Connection, commands: Sequence[Command]) -> bytes | list[bytes]
     ~5x the CPU (each argument encoded, the buffer copied at each one). The same bytes as `pack_commands`
     (tests/unit/test_round_trip_packing.py): only texts, bytes and ints are given to hiredis, which encodes a
     text as UTF-8 as the client does; anything else, a text the client's `surrogateescape` would encode (a
-    lone surrogate: hiredis refuses it), or a command name of two words, goes to redis-py's packer."""
+    lone surrogate: hiredis refuses it), or a command name not one word of text, goes to redis-py's packer."""
     try:
         parts = []
         for command in commands:
-            if " " in command[0] or any(type(a) not in _PACKED_AS_IS for a in command):
+            name = command[0]
+            if type(name) is not str or " " in name or any(type(a) not in _PACKED_AS_IS for a in command):
                 return conn.pack_commands(commands)
             parts.append(pack_command(tuple(command)))
     except UnicodeEncodeError:

@@ -29,7 +29,8 @@ ARGUMENT = st.one_of(
     st.binary(max_size=10).map(_view),
 )
 COMMAND = st.tuples(
-    st.sampled_from(["HGETALL", "EVALSHA", "HMGET", "CONFIG GET"]), st.lists(ARGUMENT, max_size=6)
+    st.sampled_from(["HGETALL", "EVALSHA", "HMGET", "CONFIG GET", b"HGETALL", b"CONFIG GET"]),
+    st.lists(ARGUMENT, max_size=6),
 )
 
 
