@@ -10,22 +10,21 @@ log moved the replay's end to year 9000 and its final sweep sent every customer 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from streams import cli
-from streams.bootstrap import ensure_topics
 from streams.settings import Settings
 from tests.chaos.compare import dead_letter_origins, rejected_origins
 from tests.integration.test_worker_history import purchase
 from tests.integration.worker_harness import (
     applied_offsets,
+    customer_key,
     make_settings,
+    produce,
     run_worker_until,
     stored_customers,
 )
@@ -52,23 +51,6 @@ def _log() -> list[tuple[bytes, int]]:
     return out
 
 
-async def _produce(settings: Settings, log: Sequence[tuple[bytes, int]]) -> None:
-    await ensure_topics(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        **settings.kafka_security(),
-    )
-    await producer.start()
-    try:
-        for line, ms in log:
-            key = orjson.loads(line)["customer_id"].encode()
-            await (await producer.send(settings.events_topic, line, key=key, timestamp_ms=ms))
-    finally:
-        await producer.stop()
-
-
 def _replay(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, out: Path, source: str, *flags: str
 ) -> list[tuple[int, int]]:
@@ -89,7 +71,7 @@ def test_live_dead_letters_are_those_of_a_replay_of_the_topic_with_reject_future
 ) -> None:
     settings = make_settings(services, topic_name, redis_prefix, mode="live")
     log = _log()
-    asyncio.run(_produce(settings, log))
+    asyncio.run(produce(settings, [line for line, _ in log], customer_key, [ms for _, ms in log]))
 
     def all_applied() -> bool:
         return sum((o if o is not None else -1) + 1 for o in applied_offsets(settings).values()) == len(log)

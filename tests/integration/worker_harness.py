@@ -38,8 +38,12 @@ def make_settings(
 
 
 async def produce(
-    settings: Settings, lines: Sequence[bytes], key_of: Callable[[bytes], bytes | None]
+    settings: Settings,
+    lines: Sequence[bytes],
+    key_of: Callable[[bytes], bytes | None],
+    timestamps: Sequence[int] | None = None,
 ) -> None:
+    """`timestamps`: each record's time (ms since the epoch; default: the producer's clock)."""
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -49,7 +53,11 @@ async def produce(
     )
     await producer.start()
     try:
-        futures = [await producer.send(settings.events_topic, line, key=key_of(line)) for line in lines]
+        times = timestamps if timestamps is not None else [None] * len(lines)
+        futures = [
+            await producer.send(settings.events_topic, line, key=key_of(line), timestamp_ms=ms)
+            for line, ms in zip(lines, times, strict=True)
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
