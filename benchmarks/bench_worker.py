@@ -50,6 +50,7 @@ from benchmarks.machine import describe
 from benchmarks.process_cpu import CpuMeter, budget_lines, stack_pids
 from benchmarks.worker_profile import Breakdown, attach, find_py_spy
 from streams.bootstrap import ensure_topics, keyspace
+from streams.core.choice import compiled
 from streams.sample import generator as sample
 from streams.settings import Settings
 from streams.store.connection import sync_client
@@ -176,6 +177,12 @@ def start_worker(
     env = settings.as_environment()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
     build = source / ".build" / "mypyc"
+    buildable = (source / "streams" / "core" / "build.py").exists()  # older checkouts had no compiled core
+    if source != ROOT and buildable and not (build / "manifest.json").exists() and compiled():
+        raise SystemExit(  # its worker would run the pure-Python core against our compiled one
+            f"{source} has no compiled core of its own: build it first (cd {source} &&"
+            f" {sys.executable} -m streams.core.build), or run both sides with SEGSTREAM_PURE_PYTHON=1"
+        )
     if source != ROOT and argv[:1] == ("-m",) and (build / "manifest.json").exists():
         # the baseline's own compiled core (this venv's start-up hook chose this checkout's build)
         code = _BASELINE_CORE.format(build=str(build), core=str(source / "segmentation"), module=argv[1])

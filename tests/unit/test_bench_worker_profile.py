@@ -7,6 +7,8 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
+
 from benchmarks.bench_worker import Run, listening_pid
 from benchmarks.worker_profile import BOOKKEEPING, Breakdown, stage_of, stage_samples
 
@@ -72,3 +74,18 @@ def test_the_process_listening_on_a_port_is_found() -> None:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     assert listening_pid(port) is None
+
+
+def test_a_baseline_that_can_build_a_compiled_core_but_has_none_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its worker would run the pure-Python core against ours, compiled: a before/after that measures the
+    compiler, not the change (found 7 December: a `bench_latency.py --baseline` of an unbuilt checkout)."""
+    from benchmarks import bench_worker
+    from streams.settings import Settings
+
+    (tmp_path / "streams" / "core").mkdir(parents=True)
+    (tmp_path / "streams" / "core" / "build.py").write_text("")
+    monkeypatch.setattr(bench_worker, "compiled", lambda: True)
+    with pytest.raises(SystemExit, match="has no compiled core of its own: build it first"):
+        bench_worker.start_worker(Settings(), tmp_path)
