@@ -187,7 +187,7 @@ async def replay(
         await producer.start()
     worker = ReplayWorker(run, definitions, store, producer, None, rejects=rejects)
     if reject_future is not None:
-        future = FutureLimit(reject_future, timedelta(seconds=run.max_future_skew_s))
+        future = FutureLimit(reject_future, timedelta(seconds=run.max_future_skew_s), "the replay's start")
         worker.future_limit = lambda: future
     owned = partitions if partitions is not None else list(range(run.topic_partitions))
     bar = Bar(source.progress, enabled=show_progress)

@@ -46,6 +46,7 @@ class FutureLimit:
 
     now: datetime
     skew: timedelta
+    clock: str = "the reader's clock"  # what `now` is, for the dead letter's message
     now_ms: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,9 +78,9 @@ class FutureLimit:
         """What the limit was worked out from, for the dead letter's message."""
         ms = record.timestamp
         if ms is None or ms <= 0:
-            return "the reader's clock (the record has no time)"
+            return f"{self.clock} (the record has no time)"
         if self._trusted(ms) is None:
-            return "the reader's clock (the record's time is later)"
+            return f"{self.clock} (the record's time is later)"
         return "the record's time"
 
 
@@ -87,4 +88,4 @@ def worker_limit(settings: Settings, now: datetime) -> FutureLimit | None:
     """A live worker's limit; a replay-mode worker applies the log whatever its dates (BRIEF 3.1)."""
     if settings.mode != "live":
         return None
-    return FutureLimit(now, timedelta(seconds=settings.max_future_skew_s))
+    return FutureLimit(now, timedelta(seconds=settings.max_future_skew_s), "this worker's clock")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from streams import cli
@@ -106,6 +107,13 @@ def test_a_file_replay_with_reject_future_keeps_a_line_dated_9000_from_ageing_ev
     rejected = _replay(settings, monkeypatch, tmp_path, str(path), "--reject-future")
     namespace = f"r{abs(hash((str(path), ('--reject-future',)))) % 10**6}"
     assert len(rejected) == 1, "the line dated 9000; the late-stamped one is not in the future today"
+    (row,) = [
+        orjson.loads(x) for x in (tmp_path / f"replay-{namespace}.rejects.jsonl").read_bytes().splitlines()
+    ]
+    assert row["error_class"] == "streams.worker.batch.TooFarInFuture"
+    assert row["error"].endswith(
+        ", the replay's start (the record has no time) plus SEGSTREAM_MAX_FUTURE_SKEW_S"
+    )
     assert set(lifecycles(namespace).values()) == {"new"}
 
     assert _replay(settings, monkeypatch, tmp_path, str(path)) == []

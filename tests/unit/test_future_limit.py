@@ -45,7 +45,7 @@ def _verdicts(records: list[Record], limit: FutureLimit | None) -> list[str]:
 
 
 def test_read_days_later_an_event_dated_two_days_after_its_record_is_still_a_dead_letter() -> None:
-    """Before: held to the reader's clock, a worker catching up three days late applied it."""
+    """Before: held to the worker's clock, a worker catching up three days late applied it."""
     produced = NOW - 3 * DAY
     records = [_record(0, produced, _ms(produced)), _record(1, produced + 2 * DAY, _ms(produced))]
     verdicts = _verdicts(records, FutureLimit(NOW, DAY))
