@@ -16,15 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from segmentation.instants import after
+from segmentation.instants import after, to_us
+from streams.store.writes import from_us
 
 if TYPE_CHECKING:
     from streams.settings import Settings
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # no Final: batch.py is compiled and this module is not
 
 
 class Timed(Protocol):
@@ -50,7 +49,7 @@ class FutureLimit:
     now_ms: int = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "now_ms", (self.now - _EPOCH) // timedelta(milliseconds=1))
+        object.__setattr__(self, "now_ms", to_us(self.now) // 1000)
 
     def _trusted(self, ms: int | None) -> int | None:
         """The record's time in ms when it has one at or before `now`; None otherwise (0 and below: none)."""
@@ -61,7 +60,7 @@ class FutureLimit:
     def reference(self, record: Timed) -> datetime:
         """The record's time, or `now` when it has none or claims to be later than it."""
         ms = self._trusted(record.timestamp)
-        return self.now if ms is None else _EPOCH + timedelta(milliseconds=ms)
+        return self.now if ms is None else from_us(ms * 1000)
 
     def of(self, record: Timed) -> datetime | None:
         """The latest event time `record` may carry (None: beyond the calendar, so no limit)."""
@@ -70,9 +69,10 @@ class FutureLimit:
     def floor(self, records: Sequence[Timed]) -> datetime | None:
         """A bound no record of `records` has a lower limit than: an event dated at or before it passes
         without working out its own record's limit (nearly all of them). None: no limit at all."""
-        times = [ms for r in records if (ms := self._trusted(r.timestamp)) is not None]
-        at = self.now if not times else _EPOCH + timedelta(milliseconds=min(times))
-        return after(at, self.skew)
+        # a time later than `now` (or none) is held to `now`: the lowest reference is min(now, the earliest)
+        times = (ms for r in records if (ms := r.timestamp) is not None and ms > 0)
+        earliest = min(times, default=self.now_ms)
+        return after(self.now if earliest >= self.now_ms else from_us(earliest * 1000), self.skew)
 
     def source(self, record: Timed) -> str:
         """What the limit was worked out from, for the dead letter's message."""
