@@ -38,6 +38,7 @@ WRITE_PATH = (
     "streams/store/history_format.py",
     "streams/store/indexes.py",
     "streams/store/kpi_ops.py",
+    "streams/store/partitioning.py",
     "streams/store/preset_names.py",
     "streams/store/weeks.py",
     "streams/store/writes.py",

@@ -19,15 +19,14 @@ import gzip
 import io
 import zlib
 from array import array
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
 from streams.sample.generator import recover_customer_id
-from streams.store.partitioning import partition_for
+from streams.store.partitioning import partition_of_key
 from streams.topics.partition_count import PartitionCountChanged
 from streams.worker.batch import Record
 
@@ -113,11 +112,11 @@ def assign(
     (over all lines); keep only the `owned` partitions' (all when None)."""
     next_offset = [0] * partitions
     keep = [owned is None or p in owned for p in range(partitions)]
-    part: Callable[[str], int] = lru_cache(maxsize=1 << 16)(lambda cid: partition_for(cid, partitions))
     out = Chunk()
     seen = 0
     for number, customer_id, line in keyed:
-        p = NO_KEY_PARTITION if customer_id is None else part(customer_id)
+        key = None if customer_id is None else customer_id.encode()
+        p = NO_KEY_PARTITION if key is None else partition_of_key(key, partitions)
         offset = next_offset[p]
         next_offset[p] = offset + 1
         seen += 1
@@ -126,7 +125,6 @@ def assign(
             if records is None:
                 records = out.records[p] = []
                 out.lines[p] = array("q")
-            key = None if customer_id is None else customer_id.encode()
             records.append(Record(topic, p, offset, key, line))
             out.lines[p].append(number)
             out.size += 1

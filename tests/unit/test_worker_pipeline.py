@@ -13,8 +13,6 @@ from aiokafka import TopicPartition
 
 from segmentation import Definitions
 from streams.settings import Settings
-from streams.store import partitioning
-from streams.store.partitioning import partition_for
 from streams.store.port import Claim, CustomerWrite, InMemoryStateStore
 from streams.topics.deadletter import DeadLetter
 from streams.worker.batch import Record
@@ -142,18 +140,6 @@ def test_kafka_offsets_and_metrics_are_reported_at_most_every_interval_and_on_dr
     assert log.commits == [5, 20]
     assert store.published[-1]["lag:0"] == 100 - 19 - 1
     assert asyncio.run(store.read_meta(0))[0] == 19
-
-
-def test_cached_partitions_are_the_default_partitioners(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Transitions must land where a consumer keyed by customer expects them, cache or no cache."""
-    monkeypatch.setattr(partitioning, "_CACHE_LIMIT", 3)
-    partitioning._partition_of.clear()
-    keys = [f"c{n:05d}".encode() for n in range(10)]
-    for _ in range(2):  # misses, then (after clears) hits
-        for key in keys:
-            for count in (1, 4, 7):
-                assert partitioning.partition_of_key(key, count) == partition_for(key.decode(), count)
-    assert len(partitioning._partition_of) <= 3
 
 
 def test_the_state_cache_is_bounded_per_process_whatever_the_partitions_owned() -> None:
