@@ -3,10 +3,12 @@ partition only if every key hashes as the producers' clients hash it."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.partitioner.default import murmur2 as reference
 
+from streams.store import partitioning
 from streams.store.partitioning import murmur2, partition_for, partition_of_key
 
 
@@ -37,3 +39,17 @@ _JAVA = {
 
 def test_the_java_clients_own_vectors() -> None:
     assert {key: murmur2(key) for key in _JAVA} == {key: value % 2**32 for key, value in _JAVA.items()}
+
+
+def test_keys_seen_again_keep_their_partition(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uncompiled, the partitions of the last keys are kept (cleared when full); compiled, none are: either
+    way every call gives the default partitioner's answer."""
+    if not partitioning.COMPILED:
+        monkeypatch.setattr(partitioning, "_MEMO_LIMIT", 3)
+        partitioning._partition_of.clear()
+    keys = [f"c{n:05d}".encode() for n in range(10)]
+    for _ in range(2):  # misses, then (after clears) hits
+        for key in keys:
+            for count in (1, 4, 7):
+                assert partition_of_key(key, count) == (reference(key) & 0x7FFFFFFF) % count
+    assert len(partitioning._partition_of) <= (0 if partitioning.COMPILED else 3)
