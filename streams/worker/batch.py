@@ -10,7 +10,7 @@ import logging
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from segmentation import CustomerState, Definitions, InvalidEvent, advance, apply, parse_event
 from segmentation.events import Event
@@ -45,9 +45,9 @@ class Incoming(Protocol):
     def timestamp(self) -> int | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A Kafka record made by hand (file replay, tests)."""
+class Record(NamedTuple):
+    """A Kafka record made by hand (file replay, tests). A tuple: a file replay makes one per line, and a
+    frozen dataclass took ~1 µs to make, three times as long."""
 
     topic: str
     partition: int
