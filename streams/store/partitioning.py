@@ -20,7 +20,7 @@ __all__ = ["murmur2", "partition_for", "partition_of_key"]
 _MASK: Final = 0xFFFFFFFF
 _SEED: Final = 0x9747B28C
 _M: Final = 0x5BD1E995  # the mixing constant
-COMPILED: Final = not __file__.endswith(".py")  # mypyc's build of this module (`streams.core.choice`)
+COMPILED: Final = not __file__.endswith((".py", ".pyc"))  # mypyc's build (`streams.core.choice`)
 _MEMO_LIMIT: Final = 100_000
 _partition_of: dict[tuple[bytes, int], int] = {}  # (key, partition count) -> partition, uncompiled only
 
