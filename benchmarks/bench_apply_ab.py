@@ -36,12 +36,9 @@ sys.path.insert(0, str(ROOT))
 def child(source: Path | None, path: Path, explain: bool) -> None:
     """One measurement in this process with the code of `source` (None: this checkout); prints JSON."""
     if source is not None:
-        sys.path.insert(0, str(source))
-        from benchmarks.replay_child import _baseline_core
+        from benchmarks.replay_child import use_checkout
 
-        for name in [m for m in sys.modules if m.split(".")[0] in ("segmentation", "streams")]:
-            del sys.modules[name]
-        _baseline_core(source)
+        use_checkout(source)
     from segmentation import CustomerState, Definitions, apply, parse_event
     from segmentation import transition as module
 
@@ -74,12 +71,9 @@ def child(source: Path | None, path: Path, explain: bool) -> None:
 def child_batch(source: Path | None, path: Path, size: int, explain: bool) -> None:
     """`--stage batch`: the worker's pure steps over the file, batch by batch; prints JSON."""
     if source is not None:
-        sys.path.insert(0, str(source))
-        from benchmarks.replay_child import _baseline_core
+        from benchmarks.replay_child import use_checkout
 
-        for name in [m for m in sys.modules if m.split(".")[0] in ("segmentation", "streams")]:
-            del sys.modules[name]
-        _baseline_core(source)
+        use_checkout(source)
     import gc
     from collections.abc import Generator
     from datetime import UTC, datetime

@@ -57,14 +57,9 @@ def batch_step(source: Path | None, events: int, per_customer: int, days: int = 
     """Child: the batch step per event at each of `SIZES`, best of 3 passes, with the code of `source` (a
     checkout, its own compiled core when built there; None: this one); prints JSON."""
     if source is not None:
-        from benchmarks.replay_child import (
-            _baseline_core,
-        )  # first: importing it puts this checkout on the path
+        from benchmarks.replay_child import use_checkout  # first: importing it puts this checkout on the path
 
-        for name in [m for m in sys.modules if m.split(".")[0] in ("segmentation", "streams")]:
-            del sys.modules[name]
-        sys.path.insert(0, str(source))
-        _baseline_core(source)
+        use_checkout(source)
     from segmentation import Definitions as Defs
     from streams.sample.generator import SampleSpec as Spec
     from streams.sample.generator import keyed as sample

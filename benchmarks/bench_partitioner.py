@@ -33,12 +33,9 @@ from benchmarks.machine import describe  # noqa: E402
 def child(source: Path | None, population: int, records: int) -> None:
     """One population's stream with the partitioner of `source` (a checkout; None: this one); prints JSON."""
     if source is not None:
-        from benchmarks.replay_child import _baseline_core
+        from benchmarks.replay_child import use_checkout
 
-        for name in [m for m in sys.modules if m.split(".")[0] in ("segmentation", "streams")]:
-            del sys.modules[name]
-        sys.path.insert(0, str(source))
-        _baseline_core(source)
+        use_checkout(source)
     from streams.store.partitioning import partition_of_key
 
     rng = random.Random(7)

@@ -71,6 +71,15 @@ def _baseline_core(source: Path) -> None:
     choice.choose(str(build), str(source / "segmentation"))
 
 
+def use_checkout(source: Path) -> None:
+    """Run the rest of this process with the code of `source` (another checkout): this checkout's
+    `segmentation` and `streams` are dropped, `source` comes first on the path, with its own compiled core."""
+    for name in [m for m in sys.modules if m.split(".")[0] in ("segmentation", "streams")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(source))
+    _baseline_core(source)
+
+
 def child(path: Path, args: argparse.Namespace, url: str) -> None:
     """One replay in this process, with the code of `args.source` (a checkout) when given; prints JSON."""
     partitions, batch, processes, profile = args.partitions, args.batch, args.processes, args.cprofile
