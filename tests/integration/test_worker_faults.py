@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -28,6 +30,22 @@ from tests.integration.worker_harness import (
     stored_customers,
 )
 from tests.services import Services
+
+_BATCH_IN_HAND = re.compile(r"(load states|commit state) failed .*; retrying")
+"""The worker's word that a batch of events is in hand and Redis will not take it (`worker.retry`)."""
+
+
+def _lines_of(process: subprocess.Popen[bytes]) -> list[str]:
+    """The process's stderr lines as they come (a thread drains the pipe: the process never blocks on it)."""
+    lines: list[str] = []
+
+    def drain() -> None:
+        assert process.stderr is not None
+        for raw in process.stderr:
+            lines.append(raw.decode(errors="replace"))
+
+    threading.Thread(target=drain, daemon=True).start()
+    return lines
 
 
 def _dump(url: str, prefix: str) -> dict[bytes, bytes]:
@@ -158,6 +176,9 @@ def test_sigterm_stops_a_worker_stuck_on_a_hung_redis_within_the_stop_timeout(
         redis_timeout_s=0.5,
         retry_max_backoff_s=0.5,
         stop_timeout_s=3.0,
+        # No time-driven sweep after the first: its due-index read would hold the poll loop while Redis
+        # hangs, and the second feed would never be fetched into a batch in hand.
+        sweep_interval_ms=3_600_000,
     )
     spec = sample.SampleSpec(customers=50, days=90, seed=3)
 
@@ -173,23 +194,30 @@ def test_sigterm_stops_a_worker_stuck_on_a_hung_redis_within_the_stop_timeout(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    said = _lines_of(worker)
     try:
         deadline = time.monotonic() + 60
-        while not any(applied_offsets(settings).values()):
-            assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
-            assert time.monotonic() < deadline, "the worker made no progress"
+        # Caught up is logged after the poll loop's first sweep of every partition (the only one this hour).
+        while not any("segstream.worker: caught up:" in line for line in list(said)):
+            assert worker.poll() is None, "".join(said)
+            assert time.monotonic() < deadline, "the worker did not catch up:\n" + "".join(said)
             time.sleep(0.05)
         os.kill(server.pid, signal.SIGSTOP)  # hung: every Redis call times out and is retried
         # More events while Redis hangs: the worker may have applied the whole first feed already (a busy
-        # machine is enough), and the stop must face a batch in hand that cannot be committed.
+        # machine is enough). The stop must face a batch in hand that cannot be committed, so it waits for
+        # the worker to say so (a retry of that batch's load or commit), however long a busy machine takes.
         more = sample.SampleSpec(customers=50, days=30, seed=4)
         asyncio.run(sample.produce(more, settings.kafka_bootstrap, settings.events_topic))
-        time.sleep(1.0)
+        deadline = time.monotonic() + 60
+        while not any(_BATCH_IN_HAND.search(line) for line in list(said)):
+            assert worker.poll() is None, "".join(said)
+            assert time.monotonic() < deadline, "no batch in hand while Redis hangs:\n" + "".join(said)
+            time.sleep(0.05)
         worker.send_signal(signal.SIGTERM)
         started = time.monotonic()
         code = worker.wait(30)
         assert time.monotonic() - started < 20
-        assert code == 5, worker.stderr.read().decode() if worker.stderr else ""
+        assert code == 5, "".join(said)
     finally:
         os.kill(server.pid, signal.SIGCONT)
         if worker.poll() is None:
