@@ -51,6 +51,12 @@ def read_int(raw: Mapping[str, object], key: str, default: int, where: str = "")
     return value
 
 
+def _shown(value: object) -> str:
+    """The value as the message quotes it, at most ~40 characters (a 400-digit number is no message)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
 def read_float(raw: Mapping[str, object], key: str, default: float, where: str = "") -> float:
     """A finite number used in float arithmetic (email decay only; money never goes through floats).
 
@@ -59,9 +65,13 @@ def read_float(raw: Mapping[str, object], key: str, default: float, where: str =
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DefinitionsError(f"{where}{key}: expected a number, got {value!r}")
-    if not math.isfinite(value):
-        raise DefinitionsError(f"{where}{key}: expected a finite number, got {value!r}")
-    return float(value)
+    try:
+        number = float(value)  # an int past ~1e308 has no float: OverflowError
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise DefinitionsError(f"{where}{key}: expected a finite number, got {_shown(value)}")
+    return number
 
 
 def read_str(raw: Mapping[str, object], key: str, default: str, where: str = "") -> str:

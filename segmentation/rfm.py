@@ -153,7 +153,7 @@ def _entry(item: object, index: int) -> RfmEntry:
         raise DefinitionsError(f"{where}: expected a mapping with segment, r, f, m")
     unknown = set(item) - {"segment", "r", "f", "m"}
     if unknown:
-        raise DefinitionsError(f"{where}: unknown keys {sorted(unknown)}")
+        raise DefinitionsError(f"{where}: unknown keys {sorted(map(str, unknown))}")
     segment = read_str(item, "segment", "", f"{where}.")
     if segment == NO_PURCHASE:
         raise DefinitionsError(f"{where}: {NO_PURCHASE!r} is reserved for customers without purchase")

@@ -93,5 +93,9 @@ def load_bounded(text: str, origin: str) -> object:
         raise DefinitionsError(one_line(f"{origin}: {exc}")) from None
     except yaml.YAMLError as error:  # not `exc` again: mypyc gives one name one type per function
         raise DefinitionsError(one_line(f"{origin}: not valid YAML: {error}")) from None
+    except (ValueError, TypeError, OverflowError) as failed:
+        # PyYAML's own constructors: a date that is no date (2024-13-01), an int over Python's 4,300 digits,
+        # `!!int abc`. They raise plain errors, which gave a traceback (exit 1; HTTP 500 in a preview).
+        raise DefinitionsError(one_line(f"{origin}: not valid YAML: {failed}")) from None
     finally:
         loader.dispose()

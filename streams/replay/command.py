@@ -10,6 +10,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from streams.replay.csv_delimiter import delimiter
 from streams.settings import Settings
 from streams.store.keys import KeySpace
 
@@ -100,7 +101,12 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="customer id = pseudonym of the column's value, e.g. an email (default: the preset's; off)",
     )
-    g.add_argument("--delimiter", default=",")
+    g.add_argument(
+        "--delimiter",
+        default=",",
+        type=delimiter,
+        help="one character between a row's columns; tab as '\\t' or 'tab' (default ',')",
+    )
     g.add_argument(
         "--encoding",
         default="utf-8-sig",

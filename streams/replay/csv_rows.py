@@ -9,6 +9,7 @@ from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Final, Protocol
 
+from segmentation.money import MAX_AMOUNT_DIGITS
 from streams.replay.order_events import Line
 from streams.replay.pseudonyms import pseudonym
 
@@ -51,7 +52,10 @@ def _time(text: str, options: RowOptions) -> datetime:
         raise RowError(f"occurred_at: {exc}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=options.zone)  # fold=0: the first of an ambiguous autumn hour
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it: no UTC instant (an event's is one)
+        raise RowError(f"occurred_at: {text!r} is outside the years 1-9999 once converted to UTC") from None
 
 
 def _amount(name: str, text: str, options: RowOptions) -> Decimal:
@@ -68,6 +72,8 @@ def _amount(name: str, text: str, options: RowOptions) -> Decimal:
         raise RowError(f"{name}: not a number: {text!r}") from None
     if not value.is_finite():
         raise RowError(f"{name}: not a finite number: {text!r}")
+    if value and value.adjusted() >= MAX_AMOUNT_DIGITS:  # as events; 1e1000000 overflowed a line's sum
+        raise RowError(f"{name}: {text!r} is not below 10^{MAX_AMOUNT_DIGITS}")
     return value
 
 

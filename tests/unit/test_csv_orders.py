@@ -241,3 +241,42 @@ def test_iso_times_read_in_either_case_and_naive_ones_in_the_zone(tmp_path: Path
     out = list(CsvOrders(path, options, path.with_suffix(".rejects.csv")).keyed())
     times = [orjson.loads(value)["occurred_at"] for _, _, value in out]
     assert times == ["2026-03-29T01:30:00Z", "2026-03-28T23:30:00Z", "2026-03-29T00:30:00Z"]
+
+
+def test_a_time_with_no_utc_instant_is_a_reject_and_the_import_goes_on(tmp_path: Path) -> None:
+    """Year 1 east of UTC, year 9999 west of it: no UTC instant. It stopped the import (OverflowError)."""
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "id,cust,date,total,chan,cur,qty\n"
+        "B1,c1,2026-03-29T01:30:00Z,10,web,EUR,1\n"
+        "B2,c1,0001-01-01T00:30:00+01:00,10,web,EUR,1\n"
+        "B3,c2,0001-01-01 00:30:00,10,web,EUR,1\n"
+        "B4,c2,9999-12-31T23:30:00-01:00,10,web,EUR,1\n"
+        "B5,c3,2026-03-30T10:00:00Z,10,web,EUR,1\n"
+    )
+    options = CsvOptions(parse_mapping(MAP), timezone="Asia/Tokyo")
+    orders = CsvOrders(path, options, path.with_suffix(".rejects.csv"))
+    assert [line for line, _, _ in orders.keyed()] == [2, 6]
+    with path.with_suffix(".rejects.csv").open() as handle:
+        rejects = list(csv.DictReader(handle))
+    assert [r["line"] for r in rejects] == ["3", "4", "5"]
+    assert all("outside the years 1-9999 once converted to UTC" in r["reason"] for r in rejects)
+
+
+@pytest.mark.parametrize("total", ["1e1000000", "-1e1000000", "1000000000000000", "-1E+15"])
+def test_an_amount_of_10_to_the_15_or_more_is_a_reject_and_the_import_goes_on(
+    tmp_path: Path, total: str
+) -> None:
+    """Lines are summed, a refund row negated: 1e1000000 overflowed Decimal and stopped the import."""
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "id,cust,date,total,chan,cur,qty\n"
+        f"B1,c1,2026-03-29 01:30:00,{total},web,EUR,1\n"
+        "B2,c2,2026-03-29 02:30:00,999999999999999.99,web,EUR,1\n"
+    )
+    out, orders = rows(path)
+    assert orders.rejected == 1
+    assert [orjson.loads(v)["amount"] for _, _, v in out] == ["999999999999999.99"]
+    with path.with_suffix(".rejects.csv").open() as handle:
+        (reject,) = csv.DictReader(handle)
+    assert reject["line"] == "2" and "is not below 10^15" in reject["reason"]

@@ -93,6 +93,15 @@ def _raw(**override: Any) -> dict[str, Any]:
             "10\\^15",
         ),
         ({"currency_rates": {"USD": "1E+999999"}}, "currency_rates.USD: '1E"),
+        # an int past a float's range (OverflowError) and unknown keys of mixed types (sorted: TypeError)
+        (
+            {"email": {**_raw()["email"], "half_life_days": int("1" + "0" * 400)}},
+            r"email.half_life_days: expected a finite number, got 10{36}\.\.\.$",
+        ),
+        (
+            {"rfm": {**_raw()["rfm"], "segments": [{"segment": "x", "r": "1-5", True: 1, "mm": 2}]}},
+            r"rfm.segments\[0\]: unknown keys \['True', 'mm'\]",
+        ),
     ],
 )
 def test_validation_errors(override: dict[str, Any], message: str) -> None:

@@ -42,6 +42,24 @@ def test_hostile_yaml_fails_fast_on_one_short_line(text: str, message: str) -> N
     assert "\n" not in str(caught.value) and len(str(caught.value)) <= MAX_MESSAGE
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version: x\nearliest_event_time: 2024-13-01\n",
+        "version: x\nearliest_event_time: 2024-02-30 10:00:00+00:00\n",
+        "version: x\nrecent_event_ids: " + "9" * 5_000 + "\n",
+        "version: !!int abc\n",
+        "version: !!float abc\n",
+    ],
+    ids=["month-13", "feb-30", "int-5000-digits", "int-tag", "float-tag"],
+)
+def test_what_pyyaml_itself_refuses_is_one_line_too(text: str) -> None:
+    """PyYAML's constructors raise plain ValueErrors for these: they were a traceback (exit 1, HTTP 500)."""
+    with pytest.raises(DefinitionsError, match=r"^defs\.yaml: not valid YAML: ") as caught:
+        load_bounded(text, "defs.yaml")
+    assert "\n" not in str(caught.value) and len(str(caught.value)) <= MAX_MESSAGE
+
+
 def test_nesting_within_the_limit_loads() -> None:
     depth = MAX_DEPTH - 1
     assert load_bounded("a: " + "[" * depth + "1" + "]" * depth, "x") == {"a": eval_nested(depth)}
