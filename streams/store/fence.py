@@ -27,6 +27,7 @@ class Taken:
     watermark_us: int | None
     seq: int | None
     ordinals: int | None
+    swept_us: int | None  # the last sweep an owner marked before publishing it (streams/worker/sweep_mark.py)
 
 
 async def take(script: ClaimScript, meta: str, expected: int | None, owner: str) -> Taken:
@@ -40,9 +41,10 @@ async def take(script: ClaimScript, meta: str, expected: int | None, owner: str)
             current = reply[1]
             guess = current.decode() if isinstance(current, bytes) else str(current)
             continue
-        fence, offset, watermark, seq, ordinals = (_int(v) for v in reply)
+        padded = [*reply, *[None] * (6 - len(reply))]  # fewer values than asked: the rest are nil
+        fence, offset, watermark, seq, ordinals, swept = (_int(v) for v in padded)
         assert fence is not None, "the claim script returns the new fence"
-        return Taken(fence, offset, watermark, seq, ordinals)
+        return Taken(fence, offset, watermark, seq, ordinals, swept)
 
 
 def _int(value: bytes | str | int | None) -> int | None:

@@ -75,6 +75,7 @@ class IndexDelta:
     undeclared: set[int] = field(default_factory=set)  # chunks a refused attempt named (kept for retries)
     # customer -> epoch µs its erasure covers, where it changed: the tombstones (streams/store/erasures.py)
     erasures: dict[str, int] = field(default_factory=dict)
+    swept_us: int | None = None  # the meta's `swept`: a sweep about to publish (worker/sweep_mark.py)
 
     def began(self, customer_id: str) -> None:
         """An event created the customer (blank state before, not after): it takes the next ordinal."""
@@ -91,6 +92,7 @@ class IndexDelta:
             or self.daily
             or self.cross
             or self.erasures
+            or self.swept_us is not None
         )
 
     # -- from mappings ----------------------------------------------------------------------------------

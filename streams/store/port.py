@@ -17,9 +17,7 @@ from streams.store.indexes import IndexDelta
 from streams.store.ordinals import Ordinals
 from streams.store.weeks import by_grid, flows_of_moves
 
-DEFAULT_HISTORY_SIZE = (
-    64  # transitions kept per customer in its `history` field (streams/store/history_format.py)
-)
+DEFAULT_HISTORY_SIZE = 64  # transitions kept per customer in its `history` (streams/store/history_format.py)
 
 
 class Fenced(Exception):
@@ -51,6 +49,7 @@ class Claim:
     offset: int | None  # last applied offset, None when nothing was ever applied
     watermark_us: int | None  # max event time applied (epoch µs), drives replay-mode time
     owner: str = ""  # random id of this claim: tells it from a later claim that got the same fence number
+    swept_us: int | None = None  # the clock of the last sweep marked before its publication (`sweep_mark`)
 
 
 @dataclass(frozen=True)
@@ -172,6 +171,7 @@ class _Partition:
     seq: int = 0  # commits applied (the Redis script's `seq`): one behind ours means Redis lost some
     offset: int | None = None
     watermark_us: int | None = None
+    swept_us: int | None = None  # the meta hash's `swept` (streams/worker/sweep_mark.py)
     customers: dict[str, dict[str, str]] = field(default_factory=dict)
     erased: dict[str, int] = field(default_factory=dict)  # the `erased` hash: id digest -> erasure µs
     due: dict[str, int] = field(default_factory=dict)
@@ -195,7 +195,7 @@ class InMemoryStateStore:
         p.fence += 1
         p.owner = new_owner()
         self._next_seq[partition] = p.seq + 1
-        return Claim(partition, p.fence, p.offset, p.watermark_us, p.owner)
+        return Claim(partition, p.fence, p.offset, p.watermark_us, p.owner, p.swept_us)
 
     async def load(
         self, partition: int, customer_ids: Sequence[str], claim: Claim | None = None
@@ -302,6 +302,8 @@ def _apply_index(p: _Partition, index: IndexDelta) -> None:
     """The same semantics as the commit script's op list (streams/store/commit.lua)."""
     ix = p.indexes
     p.erased.update((digest(cid), us) for cid, us in index.erasures.items())
+    if index.swept_us is not None:
+        p.swept_us = index.swept_us
     for counters, fields in (
         (ix.kpis, index.kpi_fields()),
         (ix.moves, by_grid(index.move_fields())),

@@ -21,14 +21,7 @@ from streams.store.indexes import ORDINAL, IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.membership import bitmap_ordinals, declared_chunks, ids_of, raw_reply
 from streams.store.metrics_hash import FOLD, fold_args
-from streams.store.port import (
-    Claim,
-    CustomerWrite,
-    IndexSnapshot,
-    WriteBatch,
-    check_standing,
-    new_owner,
-)
+from streams.store.port import Claim, CustomerWrite, IndexSnapshot, WriteBatch, check_standing, new_owner
 from streams.store.replies import text as _text
 from streams.store.round_trips import Command, RoundTrips, checked
 from streams.store.weeks import FORMAT_FIELD, check_format, day_field
@@ -72,7 +65,7 @@ class RedisStateStore:
         self._next_seq[partition] = (taken.seq or 0) + 1
         self._next_ordinal[partition] = taken.ordinals or 0
         self._claims[partition] = (taken.fence, owner)
-        return Claim(partition, taken.fence, taken.offset, taken.watermark_us, owner)
+        return Claim(partition, taken.fence, taken.offset, taken.watermark_us, owner, taken.swept_us)
 
     async def load(
         self, partition: int, customer_ids: Sequence[str], claim: Claim | None = None
@@ -242,6 +235,8 @@ class RedisStateStore:
             )
         for pair, pairs in index.cross_fields().items():
             counters(slot(ks.crosstab(p, pair)), pairs)
+        if index.swept_us is not None:  # KEYS[1], the partition's meta hash
+            op("HSET", 1, ["swept", str(index.swept_us)])
 
     async def due(self, partition: int, until_us: int, limit: int) -> list[str]:
         return await due_customers(self._r, self._keys, partition, until_us, limit)

@@ -16,10 +16,8 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from segmentation.instants import to_us
 from streams.store.definitions_record import DefinitionsRecord
-from streams.store.writes import from_us
 from streams.topics.partition_count import refuse_assigned
 from streams.worker import realign
-from streams.worker.batch import advance_all
 from streams.worker.catch_up import caught_up, end_offsets, live_clock
 from streams.worker.concurrent_partitions import submit_at_once
 from streams.worker.idle_check import report_idle
@@ -28,6 +26,7 @@ from streams.worker.ownership import Owned, Rebalance
 from streams.worker.pipeline import BatchPipeline
 from streams.worker.progress_log import ProgressLog, total_lag
 from streams.worker.promote_follow import follow
+from streams.worker.sweep_mark import sweep_to
 
 log = logging.getLogger("segstream.worker")
 GC_THRESHOLDS = (50_000, 20, 10)
@@ -96,6 +95,8 @@ class Worker(BatchPipeline):
         owned, end = self.owned[tp.partition], ends.get(tp)
         if self.recorded is not None:
             await realign.start(self, self.recorded, owned)
+        if claim.swept_us is not None:  # an earlier owner's last sweep may be published but not stored
+            await sweep_to(self, tp.partition, owned, claim.swept_us)
         owned.end_unknown = end is None  # not caught up until known (`catch_up.caught_up`)
         owned.catch_up_to = end - 1 if end else None
         self.fenced_since.pop(tp.partition, None)
@@ -274,30 +275,6 @@ class Worker(BatchPipeline):
                 clock_us = live_clock(clock_us, self.wall_clock(), await self._caught_up(partition, owned))
             if clock_us is None:
                 continue
-            while self.owned.get(partition) is owned and not owned.released:
-                limit = self.settings.sweep_max_customers
-                due = await self._retry(
-                    lambda p=partition, c=clock_us, n=limit: self.store.due(p, c, n),  # type: ignore[misc]
-                    "read due index",
-                )
-                if not due:
-                    break
-                states = await self._states(partition, owned, due)
-                if states is None:
-                    break
-                result = advance_all(
-                    states,
-                    from_us(clock_us),
-                    self.definitions,
-                    self.settings.history_size,
-                    self.producer is not None,
-                )
-                await self._publish(result)
-                if not await self._commit(owned, result, None, None):
-                    break
-                owned.remember(result.states, self.cache_share())
-                self.metrics.swept(len(due), len(result.transitions))
-                if len(due) < limit:
-                    break
+            await sweep_to(self, partition, owned, clock_us)
             if owned.realign is not None and self.recorded is not None:
                 await realign.step(self, self.recorded, owned, clock_us, force)

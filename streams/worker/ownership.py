@@ -38,6 +38,7 @@ class Owned:
     released: bool = False  # revoked: no batch may start its steps 4-7 any more (`Rebalance._let_go`)
     realign: AsyncIterator[str] | None = None  # the walk a lazy adoption asks for (`worker/realign.py`)
     realign_for: str = ""  # that adoption (`definitions_record.REALIGN`), recorded done once walked
+    marked_us: int | None = None  # the sweep clock last committed as the meta's `swept` (`sweep_mark`)
 
     def caught_up(self) -> bool:
         """Applied everything the partition held when it was taken. Until then a live worker sweeps by event

@@ -87,7 +87,7 @@ class BatchPipeline:
     async def own(self, partition: int) -> Claim:
         """Claim the partition in Redis, fencing out any earlier owner; processing may start after it."""
         claim = await self._retry(lambda: self.store.claim(partition), "claim partition")
-        self.owned[partition] = Owned(claim, claim.offset, claim.watermark_us)
+        self.owned[partition] = Owned(claim, claim.offset, claim.watermark_us, marked_us=claim.swept_us)
         return claim
 
     async def process(self, partition: int, records: Sequence[Incoming]) -> None:

@@ -21,6 +21,7 @@ from streams.store.connection import sync_client
 from streams.store.due_index import overdue
 from streams.store.keys import KeySpace
 from tests.chaos.compare import (
+    META_SKIP,
     Verdict,
     compare_dead_letters,
     compare_ids,
@@ -226,7 +227,7 @@ async def run_scenario(scenario: Scenario, stack: PrivateStack, workdir: Path) -
         ctx.event("workers stopped")
         ref_ids, rejects = await asyncio.to_thread(_reference, settings, log, env, rundir)
         row.transitions = len(ref_ids)
-        skip_meta = ("fence", "seq", "owner", "offset") if hostile else ("fence", "seq", "owner")
+        skip_meta = (*META_SKIP, "offset") if hostile else META_SKIP
         reference = namespace_state(
             settings.model_copy(update={"namespace": REFERENCE_NS}), REFERENCE_NS, skip_meta
         )

@@ -205,3 +205,23 @@ def test_customer_ids_lists_every_stored_customer_of_the_partition_only(make_sto
         assert [cid async for cid in store.customer_ids(2)] == []
 
     run(_with_store(make_store, body))
+
+
+def test_a_sweep_mark_is_fenced_and_read_back_by_the_next_claim(make_store: StoreFactory) -> None:
+    """`swept` (streams/worker/sweep_mark.py): committed like any batch, so a fenced owner's mark is refused;
+    the latest mark is what the next claim reads, offset and watermark untouched."""
+
+    async def body(store: StateStore) -> None:
+        claim = await store.claim(5)
+        assert claim.swept_us is None
+        await store.commit(claim, 3, 1_000, [CustomerWrite("c1", {"a": "1"}, due_us=50)])
+        await store.commit(claim, None, None, WriteBatch([], IndexDelta(swept_us=2_000)))
+        await store.commit(claim, None, None, WriteBatch([], IndexDelta(swept_us=3_000)))
+        taken = await store.claim(5)
+        assert (taken.offset, taken.watermark_us, taken.swept_us) == (3, 1_000, 3_000)
+        with pytest.raises(Fenced):
+            await store.commit(claim, None, None, WriteBatch([], IndexDelta(swept_us=9_000)))
+        assert (await store.claim(5)).swept_us == 3_000
+        assert await store.load(5, ["c1"]) == {"c1": {"a": "1"}}
+
+    run(_with_store(make_store, body))

@@ -1,0 +1,62 @@
+"""One sweep of a partition to a clock, its clock made durable before its transitions are published.
+
+Why the mark: a sweep publishes, then commits (a transition is never lost: BRIEF 3.3). A batch's publication
+is what any later owner publishes again from the stored state, since it applies the same events. A sweep's
+is not: its clock is the wall clock (live) or the watermark at one point of the log, and a later owner that
+applies its backlog first, then sweeps, may never make that move. An owner killed or fenced between a
+sweep's publication and its commit, with a late event for a swept customer in the backlog (a purchase dated
+just before its `at_risk` time), left `active -> at_risk` on the topic for a state no owner ever stored, and
+no `at_risk -> active` after it (review of 7 December 2026). So the sweep's clock is first committed to the
+partition's meta hash (`swept`, fenced like any commit); a claim reads it back, and the new owner sweeps to it
+before it resumes the partition (`Worker.take`): the same moves, with the same ids, before the backlog, as the
+continuous run made them. A mark whose sweep did commit makes that sweep find nobody due again.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from streams.store.indexes import IndexDelta
+from streams.store.writes import from_us
+from streams.worker.batch import BatchResult, advance_all
+from streams.worker.ownership import Owned
+
+if TYPE_CHECKING:
+    from streams.worker.pipeline import BatchPipeline
+
+
+async def sweep_to(pipeline: BatchPipeline, partition: int, owned: Owned, clock_us: int) -> None:
+    """Every customer of the partition due at or before `clock_us` moved on, in chunks of
+    SEGSTREAM_SWEEP_MAX_CUSTOMERS; each chunk:
+    1. reads the due index and loads (or takes from the cache) the due customers' states;
+    2. advances them to the clock (`advance_all`);
+    3. a Kafka-fed worker with transitions to publish, at a clock not marked yet: commits the mark (`swept`);
+    4. publishes the transitions;
+    5. commits the states (fenced: a partition lost meanwhile stops the sweep at 3 or 5).
+    """
+    settings = pipeline.settings
+    limit = settings.sweep_max_customers
+    while pipeline.owned.get(partition) is owned and not owned.released:
+        due = await pipeline._retry(lambda: pipeline.store.due(partition, clock_us, limit), "read due index")
+        if not due:
+            return
+        states = await pipeline._states(partition, owned, due)
+        if states is None:
+            return
+        # a replay (no consumer) is never taken over half way: nothing needs its sweeps' clocks
+        publishing = pipeline.producer is not None
+        marking = publishing and pipeline.consumer is not None
+        at = from_us(clock_us)
+        result = advance_all(states, at, pipeline.definitions, settings.history_size, publishing)
+        if marking and result.transitions and owned.marked_us != clock_us:
+            mark = BatchResult(index=IndexDelta(swept_us=clock_us))
+            if not await pipeline._commit(owned, mark, None, None):
+                return
+            owned.marked_us = clock_us
+        await pipeline._publish(result)
+        if not await pipeline._commit(owned, result, None, None):
+            return
+        owned.remember(result.states, pipeline.cache_share())
+        pipeline.metrics.swept(len(due), len(result.transitions))
+        if len(due) < limit:
+            return

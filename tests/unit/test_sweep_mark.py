@@ -1,0 +1,162 @@
+"""A sweep's transitions published, then its owner killed before the commit: the next owner must make the same
+moves before it applies its backlog, or the topic keeps a transition for a state no owner ever stored.
+
+Found by review (7 December 2026): X is due `at_risk` at D; the caught-up live owner sweeps just after D and
+publishes `active -> at_risk @D`; it dies before the sweep's commit. A purchase of X dated D - 1 s reaches the
+topic after that sweep. A continuous run applies it as a late event: `at_risk -> active`. The next owner used
+to apply it first, to the unswept state: X stayed `active`, nothing was published, and the topic's last word
+on X was `at_risk`. The interleaving is forced: the owner's commit of the sweep raises after the publication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+
+from segmentation import Definitions, Transition
+from segmentation.instants import to_us
+from streams.settings import Settings
+from streams.store.port import InMemoryStateStore
+from streams.worker.batch import BatchResult, Record
+from streams.worker.loop import Worker
+from streams.worker.ownership import Owned
+from tests.unit.seg_helpers import home_ids
+
+(X,) = home_ids("x", 0, 1)  # in partition 0
+FIRST = datetime(2026, 3, 1, 12, tzinfo=UTC)
+DUE = FIRST + timedelta(days=90)  # active -> at_risk (the default lifecycle)
+WALL = DUE + timedelta(milliseconds=200)
+
+
+def _purchase(offset: int, at: datetime) -> Record:
+    body = {
+        "event_id": f"e{offset}", "type": "purchase", "customer_id": X, "occurred_at": at.isoformat(),
+        "schema_version": 1, "order_id": f"o{offset}", "amount": "10.00", "currency": "EUR", "channel": "web",
+    }  # fmt: skip
+    return Record("events", 0, offset, X.encode(), orjson.dumps(body))
+
+
+BOUGHT, LATE = _purchase(0, FIRST), _purchase(1, DUE - timedelta(seconds=1))
+
+
+class Killed(Exception):
+    """The process died here."""
+
+
+class Publishing(Worker):
+    """A worker whose publication is captured (a producer stands in: sweeps publish only with one)."""
+
+    published: list[Transition]
+    die_after_sweep_publish = False
+
+    async def _publish(self, result: BatchResult) -> None:
+        self.published.extend(result.transitions)
+
+    async def _commit(
+        self, owned: Owned, result: BatchResult, offset: int | None, watermark: int | None
+    ) -> bool:
+        if self.die_after_sweep_publish and result.writes and offset is None:  # a sweep's states
+            raise Killed
+        return await super()._commit(owned, result, offset, watermark)
+
+
+class Consumer:
+    """What `take` asks of Kafka: the end offsets, a seek, a resume."""
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: 2 for tp in tps}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.sought = offset
+
+    def resume(self, tp: TopicPartition) -> None:
+        pass
+
+    def pause(self, tp: TopicPartition) -> None:
+        pass
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        pass
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 2
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition("events", 0)}
+
+
+def _worker(store: InMemoryStateStore, consumer: Any = None) -> Publishing:
+    worker = Publishing(Settings(mode="live"), Definitions.default(), store, object(), consumer, lambda: WALL)
+    worker.published = []
+    return worker
+
+
+def _moves(transitions: list[Transition]) -> list[tuple[str, str | None, str | None, str]]:
+    """X's lifecycle moves as a consumer of the topic keeps them: by id, the first copy of each."""
+    seen: dict[str, tuple[str, str | None, str | None, str]] = {}
+    for t in transitions:
+        if t.customer_id == X and t.grid == "lifecycle":
+            seen.setdefault(t.id, (t.id, t.from_segment, t.to_segment, t.cause))
+    return list(seen.values())
+
+
+async def _continuous() -> list[Transition]:
+    worker = _worker(InMemoryStateStore(), Consumer())
+    await worker.own(0)
+    await worker.process(0, [BOUGHT])
+    await worker.sweep(force=True)
+    await worker.process(0, [LATE])
+    return worker.published
+
+
+async def _killed_between_publish_and_commit() -> tuple[list[Transition], InMemoryStateStore]:
+    store = InMemoryStateStore()
+    first = _worker(store, Consumer())
+    await first.own(0)
+    await first.process(0, [BOUGHT])
+    first.die_after_sweep_publish = True
+    try:
+        await first.sweep(force=True)
+    except Killed:
+        pass
+    else:
+        raise AssertionError("the sweep committed: nothing was forced")
+    second = _worker(store, Consumer())
+    await second.take(TopicPartition("events", 0))
+    await second.process(0, [LATE])
+    return first.published + second.published, store
+
+
+def test_the_next_owner_makes_the_published_sweep_before_its_backlog() -> None:
+    continuous = _moves(asyncio.run(_continuous()))
+    assert [m[1:] for m in continuous] == [
+        (None, "new", "e0"),
+        ("new", "active", "time"),
+        ("active", "at_risk", "time"),
+        ("at_risk", "active", "e1"),
+    ]
+    crashed, store = asyncio.run(_killed_between_publish_and_commit())
+    assert _moves(crashed) == continuous  # the same moves, ids and order: at_risk is stored, then undone
+    stored = asyncio.run(store.load(0, [X]))[X]
+    assert stored["lifecycle"] == "active"
+
+
+def test_a_sweep_that_publishes_nothing_marks_nothing() -> None:
+    """The mark costs a commit: only a Kafka-fed worker's sweep with transitions to publish pays it (a replay
+    is never taken over half way)."""
+
+    async def swept(bought: datetime, consumer: Consumer | None) -> int | None:
+        store = InMemoryStateStore()
+        worker = _worker(store, consumer)
+        await worker.own(0)
+        await worker.process(0, [_purchase(0, bought)])
+        await worker.sweep(force=True)
+        return (await store.claim(0)).swept_us
+
+    assert asyncio.run(swept(WALL - timedelta(days=1), Consumer())) is None  # nobody due
+    assert asyncio.run(swept(FIRST, None)) is None  # at_risk published by a replay
+    assert asyncio.run(swept(FIRST, Consumer())) == to_us(WALL)
