@@ -6,6 +6,7 @@ publishes `active -> at_risk @D`; it dies before the sweep's commit. A purchase 
 topic after that sweep. A continuous run applies it as a late event: `at_risk -> active`. The next owner used
 to apply it first, to the unswept state: X stayed `active`, nothing was published, and the topic's last word
 on X was `at_risk`. The interleaving is forced: the owner's commit of the sweep raises after the publication.
+The crash runs on both stores (in memory, real Redis); the continuous run, the reference, in memory.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from aiokafka import TopicPartition
 from segmentation import Definitions, Transition
 from segmentation.instants import to_us
 from streams.settings import Settings
-from streams.store.port import InMemoryStateStore
+from streams.store.port import InMemoryStateStore, StateStore
 from streams.worker.batch import BatchResult, Record
 from streams.worker.loop import Worker
 from streams.worker.ownership import Owned
+from tests.contract.test_state_store import StoreFactory, make_store
 from tests.unit.seg_helpers import home_ids
+
+__all__ = ["make_store"]  # the fixture: memory and redis
 
 (X,) = home_ids("x", 0, 1)  # in partition 0
 FIRST = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -89,7 +93,7 @@ class Consumer:
         return {TopicPartition("events", 0)}
 
 
-def _worker(store: InMemoryStateStore, consumer: Any = None) -> Publishing:
+def _worker(store: StateStore, consumer: Any = None) -> Publishing:
     worker = Publishing(Settings(mode="live"), Definitions.default(), store, object(), consumer, lambda: WALL)
     worker.published = []
     return worker
@@ -113,8 +117,15 @@ async def _continuous() -> list[Transition]:
     return worker.published
 
 
-async def _killed_between_publish_and_commit() -> tuple[list[Transition], InMemoryStateStore]:
-    store = InMemoryStateStore()
+async def _killed_between_publish_and_commit(factory: StoreFactory) -> tuple[list[Transition], str]:
+    store, close = await factory()
+    try:
+        return await _two_owners(store)
+    finally:
+        await close()
+
+
+async def _two_owners(store: StateStore) -> tuple[list[Transition], str]:
     first = _worker(store, Consumer())
     await first.own(0)
     await first.process(0, [BOUGHT])
@@ -128,10 +139,11 @@ async def _killed_between_publish_and_commit() -> tuple[list[Transition], InMemo
     second = _worker(store, Consumer())
     await second.take(TopicPartition("events", 0))
     await second.process(0, [LATE])
-    return first.published + second.published, store
+    stored = await store.load(0, [X])
+    return first.published + second.published, stored[X]["lifecycle"]
 
 
-def test_the_next_owner_makes_the_published_sweep_before_its_backlog() -> None:
+def test_the_next_owner_makes_the_published_sweep_before_its_backlog(make_store: StoreFactory) -> None:
     continuous = _moves(asyncio.run(_continuous()))
     assert [m[1:] for m in continuous] == [
         (None, "new", "e0"),
@@ -139,10 +151,9 @@ def test_the_next_owner_makes_the_published_sweep_before_its_backlog() -> None:
         ("active", "at_risk", "time"),
         ("at_risk", "active", "e1"),
     ]
-    crashed, store = asyncio.run(_killed_between_publish_and_commit())
+    crashed, lifecycle = asyncio.run(_killed_between_publish_and_commit(make_store))
     assert _moves(crashed) == continuous  # the same moves, ids and order: at_risk is stored, then undone
-    stored = asyncio.run(store.load(0, [X]))[X]
-    assert stored["lifecycle"] == "active"
+    assert lifecycle == "active"
 
 
 def test_a_sweep_that_publishes_nothing_marks_nothing() -> None:
