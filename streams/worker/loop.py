@@ -26,7 +26,7 @@ from streams.worker.ownership import Owned, Rebalance
 from streams.worker.pipeline import BatchPipeline
 from streams.worker.progress_log import ProgressLog, total_lag
 from streams.worker.promote_follow import follow
-from streams.worker.sweep_mark import sweep_to
+from streams.worker.sweep_mark import pay_owed, sweep_to
 
 log = logging.getLogger("segstream.worker")
 GC_THRESHOLDS = (50_000, 20, 10)
@@ -88,17 +88,16 @@ class Worker(BatchPipeline):
         if not await self._definitions_allow():  # stays paused, fencing nobody; `heartbeat` stops the worker
             return
         claim = await self.own(tp.partition)
+        owned, end = self.owned[tp.partition], ends.get(tp)
+        # before any await: the poll loop's sweep must not find it caught up and sweep it by the wall clock
+        owned.end_unknown = end is None  # not caught up until known (`catch_up.caught_up`)
+        owned.catch_up_to = end - 1 if end else None
         if not await self._definitions_allow():  # a forced `definitions apply` recorded its version meanwhile
             self.owned.pop(tp.partition, None)
             await self._retry(lambda: self.store.release(claim), "release partition")
             return
-        owned, end = self.owned[tp.partition], ends.get(tp)
         if self.recorded is not None:
             await realign.start(self, self.recorded, owned)
-        if claim.swept_us is not None:  # an earlier owner's last sweep may be published but not stored
-            await sweep_to(self, tp.partition, owned, claim.swept_us)
-        owned.end_unknown = end is None  # not caught up until known (`catch_up.caught_up`)
-        owned.catch_up_to = end - 1 if end else None
         self.fenced_since.pop(tp.partition, None)
         self.retake.discard(tp.partition)
         # Offset 0 for a partition never applied: where retention removed it, the consumer resets to the
@@ -263,6 +262,8 @@ class Worker(BatchPipeline):
         clock live (`catch_up.live_clock`). Cost follows the number of due customers, not the population."""
         now = time.monotonic()
         for partition, owned in list(self.owned.items()):
+            if owned.owed_us is not None and not await pay_owed(self, partition, owned):
+                continue
             if not force and now < owned.next_sweep:
                 continue
             if not force and owned.realign is None and not await self._anything_due(partition, owned):

@@ -25,14 +25,7 @@ from streams.store.port import Claim, StateStore, WriteBatch
 from streams.store.writes import Known
 from streams.topics.deadletter import DeadLetter
 from streams.topics.publish import publish_outcome
-from streams.worker.batch import (
-    STEP,
-    BatchResult,
-    Incoming,
-    apply_steps,
-    customers_of,
-    decode,
-)
+from streams.worker.batch import STEP, BatchResult, Incoming, apply_steps, customers_of, decode
 from streams.worker.fenced_commit import commit_batch
 from streams.worker.future_limit import FutureLimit, worker_limit
 from streams.worker.mode_guard import applied_settings
@@ -42,6 +35,7 @@ from streams.worker.ownership import Owned
 from streams.worker.progress_report import report, retire
 from streams.worker.retry import retry
 from streams.worker.standing import starting_states
+from streams.worker.sweep_mark import pay_owed
 
 log = logging.getLogger("segstream.worker")
 T = TypeVar("T")
@@ -87,7 +81,8 @@ class BatchPipeline:
     async def own(self, partition: int) -> Claim:
         """Claim the partition in Redis, fencing out any earlier owner; processing may start after it."""
         claim = await self._retry(lambda: self.store.claim(partition), "claim partition")
-        self.owned[partition] = Owned(claim, claim.offset, claim.watermark_us, marked_us=claim.swept_us)
+        swept = claim.swept_us
+        self.owned[partition] = Owned(claim, claim.offset, claim.watermark_us, marked_us=swept, owed_us=swept)
         return claim
 
     async def process(self, partition: int, records: Sequence[Incoming]) -> None:
@@ -150,6 +145,8 @@ class BatchPipeline:
         owned = self.owned.get(partition)
         if owned is None or (fetched_for is not None and owned is not fetched_for):
             return
+        if owned.owed_us is not None and not await pay_owed(self, partition, owned):
+            return  # lost in the sweep an earlier owner marked (`sweep_mark`): fetched again by the next
         done = owned.offset if owned.prepared is None else owned.prepared
         if done is not None and records and records[0].offset <= done:
             records = [r for r in records if r.offset > done]

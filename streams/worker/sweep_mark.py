@@ -8,8 +8,12 @@ sweep's publication and its commit, with a late event for a swept customer in th
 just before its `at_risk` time), left `active -> at_risk` on the topic for a state no owner ever stored, and
 no `at_risk -> active` after it (review of 7 December 2026). So the sweep's clock is first committed to the
 partition's meta hash (`swept`, fenced like any commit); a claim reads it back, and the new owner sweeps to it
-before it resumes the partition (`Worker.take`): the same moves, with the same ids, before the backlog, as the
-continuous run made them. A mark whose sweep did commit makes that sweep find nobody due again.
+before the partition's first batch or sweep (`pay_owed`): the same moves, with the same ids, before the
+backlog, as the continuous run made them. A mark whose sweep did commit makes that sweep find nobody due.
+Paid where batches and sweeps run, not in the claim (`Worker.take`, a rebalance callback): one sweep of a
+partition at a time, and a partition lost during it is left paused and flagged as any lost partition is.
+Not covered: a Redis that loses the mark with the sweep's commit (a failover to a lagging replica); the owner
+then claims again and reads an older mark. The lazy-adoption walk (`realign`) publishes before it commits too.
 """
 
 from __future__ import annotations
@@ -23,6 +27,15 @@ from streams.worker.ownership import Owned
 
 if TYPE_CHECKING:
     from streams.worker.pipeline import BatchPipeline
+
+
+async def pay_owed(pipeline: BatchPipeline, partition: int, owned: Owned) -> bool:
+    """Sweep a partition newly claimed to the mark its claim read, before its first batch or sweep; False
+    when the partition was lost meanwhile (fenced, rewound, revoked: nothing more may be applied to it)."""
+    clock_us, owned.owed_us = owned.owed_us, None
+    if clock_us is not None and pipeline.owned.get(partition) is owned and not owned.released:
+        await sweep_to(pipeline, partition, owned, clock_us)
+    return pipeline.owned.get(partition) is owned and not owned.released
 
 
 async def sweep_to(pipeline: BatchPipeline, partition: int, owned: Owned, clock_us: int) -> None:

@@ -93,8 +93,8 @@ class Consumer:
         return {TopicPartition("events", 0)}
 
 
-def _worker(store: StateStore, consumer: Any = None) -> Publishing:
-    worker = Publishing(Settings(mode="live"), Definitions.default(), store, object(), consumer, lambda: WALL)
+def _worker(store: StateStore, consumer: Any = None, wall: datetime = WALL) -> Publishing:
+    worker = Publishing(Settings(mode="live"), Definitions.default(), store, object(), consumer, lambda: wall)
     worker.published = []
     return worker
 
@@ -171,3 +171,70 @@ def test_a_sweep_that_publishes_nothing_marks_nothing() -> None:
     assert asyncio.run(swept(WALL - timedelta(days=1), Consumer())) is None  # nobody due
     assert asyncio.run(swept(FIRST, None)) is None  # at_risk published by a replay
     assert asyncio.run(swept(FIRST, Consumer())) == to_us(WALL)
+
+
+class Tracking(Consumer):
+    """A consumer that remembers which partitions are paused (`hold` pauses a new assignment)."""
+
+    def __init__(self) -> None:
+        self.paused: set[int] = {0}
+
+    def pause(self, tp: TopicPartition) -> None:
+        self.paused.add(tp.partition)
+
+    def resume(self, tp: TopicPartition) -> None:
+        self.paused.discard(tp.partition)
+
+
+async def _after_a_killed_sweep(store: StateStore) -> None:
+    first = _worker(store, Consumer())
+    await first.own(0)
+    await first.process(0, [BOUGHT])
+    first.die_after_sweep_publish = True
+    try:
+        await first.sweep(force=True)
+    except Killed:
+        return
+    raise AssertionError("the sweep committed: nothing was forced")
+
+
+def test_the_poll_loop_sweeping_first_pays_the_mark_and_never_sweeps_past_the_backlog() -> None:
+    """The new owner's first sweep (no batch yet), its wall clock 300 days on: it sweeps to the mark, then by
+    event time while it catches up (never by its wall clock over the backlog); the late event follows."""
+    later = WALL + timedelta(days=300)
+
+    async def scenario() -> tuple[list[Transition], str, str]:
+        store = InMemoryStateStore()
+        await _after_a_killed_sweep(store)
+        second = _worker(store, Consumer(), later)
+        await second.take(TopicPartition("events", 0))
+        await second.sweep(force=True)  # an idle partition is paid by its first sweep
+        swept = (await store.load(0, [X]))[X]["lifecycle"]
+        await second.process(0, [LATE])
+        return second.published, swept, (await store.load(0, [X]))[X]["lifecycle"]
+
+    published, swept, lifecycle = asyncio.run(scenario())
+    moves = [("new", "active", "time"), ("active", "at_risk", "time"), ("at_risk", "active", "e1")]
+    assert [m[1:] for m in _moves(published)] == moves  # the killed sweep's two again (same ids), then e1
+    assert (swept, lifecycle) == ("at_risk", "active")
+
+
+def test_a_partition_lost_in_the_owed_sweep_stays_paused_and_flagged() -> None:
+    """Fenced out while it pays the mark (another claim: `definitions apply --force`, or the group moved the
+    partition on): nothing of the batch is applied, the partition is paused and the fence noted (`heartbeat`
+    stops the worker if Kafka keeps assigning it); it was resumed, unowned, records dropped in silence."""
+
+    async def scenario() -> tuple[Publishing, Tracking, dict[str, str]]:
+        store = InMemoryStateStore()
+        await _after_a_killed_sweep(store)
+        consumer = Tracking()
+        second = _worker(store, consumer)
+        await second.take(TopicPartition("events", 0))
+        assert consumer.paused == set()
+        await store.claim(0)  # someone else's claim, after ours
+        await second.process(0, [LATE])
+        return second, consumer, (await store.load(0, [X]))[X]
+
+    second, consumer, stored = asyncio.run(scenario())
+    assert 0 not in second.owned and 0 in second.fenced_since and consumer.paused == {0}
+    assert stored["lifecycle"] == "new" and stored["_offset"] == "0:0"  # as the killed owner left it
