@@ -125,7 +125,8 @@ async def _killed_between_publish_and_commit(factory: StoreFactory) -> tuple[lis
         await close()
 
 
-async def _two_owners(store: StateStore) -> tuple[list[Transition], str]:
+async def _after_a_killed_sweep(store: StateStore) -> list[Transition]:
+    """The first owner: X bought, then a sweep published and killed before its commit; what it published."""
     first = _worker(store, Consumer())
     await first.own(0)
     await first.process(0, [BOUGHT])
@@ -133,14 +134,17 @@ async def _two_owners(store: StateStore) -> tuple[list[Transition], str]:
     try:
         await first.sweep(force=True)
     except Killed:
-        pass
-    else:
-        raise AssertionError("the sweep committed: nothing was forced")
+        return first.published
+    raise AssertionError("the sweep committed: nothing was forced")
+
+
+async def _two_owners(store: StateStore) -> tuple[list[Transition], str]:
+    published = await _after_a_killed_sweep(store)
     second = _worker(store, Consumer())
     await second.take(TopicPartition("events", 0))
     await second.process(0, [LATE])
     stored = await store.load(0, [X])
-    return first.published + second.published, stored[X]["lifecycle"]
+    return published + second.published, stored[X]["lifecycle"]
 
 
 def test_the_next_owner_makes_the_published_sweep_before_its_backlog(make_store: StoreFactory) -> None:
@@ -184,18 +188,6 @@ class Tracking(Consumer):
 
     def resume(self, tp: TopicPartition) -> None:
         self.paused.discard(tp.partition)
-
-
-async def _after_a_killed_sweep(store: StateStore) -> None:
-    first = _worker(store, Consumer())
-    await first.own(0)
-    await first.process(0, [BOUGHT])
-    first.die_after_sweep_publish = True
-    try:
-        await first.sweep(force=True)
-    except Killed:
-        return
-    raise AssertionError("the sweep committed: nothing was forced")
 
 
 def test_the_poll_loop_sweeping_first_pays_the_mark_and_never_sweeps_past_the_backlog() -> None:
