@@ -22,7 +22,8 @@ async def submit_at_once(
     event fetched meanwhile waited for the whole cycle. Concurrently the waits overlap, while each
     partition's batches still go through steps 1-7 in log order (one poll, one batch per partition; the next
     poll starts once this one's steps 1-3 are done). A failure cancels the other partitions' steps 1-3
-    (nothing is written by them) and is raised as is."""
+    (nothing is written by them, but for an owed sweep (`sweep_mark.pay_owed`) cancelled between its publish
+    and its commit: its mark stays in Redis and the next claim pays it again) and is raised as is."""
     ready = [(p, records, owner) for p, records, owner in batches if owner is not None and records]
     if len(ready) <= 1:  # the usual case at a low rate: no task to create
         for partition, records, owner in ready:

@@ -98,6 +98,8 @@ class Worker(BatchPipeline):
             return
         if self.recorded is not None:
             await realign.start(self, self.recorded, owned)
+        if self.owned.get(tp.partition) is not owned:  # lost meanwhile (the poll loop's sweep or idle check):
+            return  # `_lose` paused and flagged it (`fenced_since` / `retake`); resuming it would stall it
         self.fenced_since.pop(tp.partition, None)
         self.retake.discard(tp.partition)
         # Offset 0 for a partition never applied: where retention removed it, the consumer resets to the
@@ -140,13 +142,14 @@ class Worker(BatchPipeline):
         Each await, and why no event can be skipped or applied twice across it:
         1. `getmany`: records of partitions not (yet) claimed are dropped; their claim seeks back to Redis's
            offset, and a new assignment is paused until then (`hold`).
-        2. `submit_at_once` (per partition, concurrently: decode, `_states`, apply, `_settle`): a batch is
+        2. `submit_at_once` (per partition, concurrently: the owed sweep of a partition just claimed
+           (`sweep_mark.pay_owed`), decode, `_states`, apply, `_settle`): a batch is
            applied only if the partition's owner is the one it was fetched for, starts right after the
            applied offset (`in_order`), and is dropped after its awaits if the partition was let go meanwhile;
            a revocation waits for the batch in flight (`Rebalance._let_go`) and every commit carries the
            claim's fence.
-        3. `sweep`: per partition, stops as soon as the partition is no longer owned by the same claim; its
-           commit is fenced like any other.
+        3. `sweep`: per partition (a partition just claimed first pays its owed sweep), stops as soon as the
+           partition is no longer owned by the same claim; its commit is fenced like any other.
         4. `heartbeat` / `report` / `progress.tick`: progress only (Kafka offsets for lag, the metrics hash,
            the operator's log lines), never the truth.
         5. `follow_promote`, `_take_again`: under the ownership lock, so no rebalance interleaves; each

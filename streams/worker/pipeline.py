@@ -110,6 +110,7 @@ class BatchPipeline:
         owner is still the one the records were fetched for: a claim completed meanwhile sought back to
         Redis's offset, and what was fetched before that seek must never reach the new owner):
 
+        0. A partition just claimed first makes the sweep an earlier owner marked (`sweep_mark.pay_owed`).
         1. Drop records at or below the partition's applied offset (redeliveries after a rebalance or a
            retry): their effect is already in Redis, applying them again would count them twice. (Or
            at or below the offset of the batch in flight, whose effect is about to be.) A consumed batch

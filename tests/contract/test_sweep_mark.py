@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import pytest
 from aiokafka import TopicPartition
 
 from segmentation import Definitions, Transition
@@ -230,3 +231,47 @@ def test_a_partition_lost_in_the_owed_sweep_stays_paused_and_flagged() -> None:
     second, consumer, stored = asyncio.run(scenario())
     assert 0 not in second.owned and 0 in second.fenced_since and consumer.paused == {0}
     assert stored["lifecycle"] == "new" and stored["_offset"] == "0:0"  # as the killed owner left it
+
+
+class SlowClaimCheck(Publishing):
+    """The claim's second definitions check (a Redis read in production) waits on `gate`: the poll loop runs
+    while `take` is between its claim and its resume."""
+
+    gate: asyncio.Event
+    checks = 0
+
+    async def _definitions_allow(self) -> bool:
+        self.checks += 1
+        if self.checks == 2:
+            await self.gate.wait()
+        return True
+
+
+@pytest.mark.parametrize("how", ["fenced", "rewound"])
+def test_a_partition_lost_by_the_poll_loop_while_take_awaits_is_not_resumed(how: str) -> None:
+    """Second review: the poll loop pays the owed sweep of a partition `take` has claimed and not resumed
+    yet, and loses it (another claim; a failover that lost ours). `take` then cleared the flags and resumed
+    it: no owner, no flag, its records dropped in silence. It must stay paused and flagged."""
+
+    async def scenario() -> tuple[bool, set[int], bool]:
+        store = InMemoryStateStore()
+        await _after_a_killed_sweep(store)
+        consumer = Tracking()
+        second = SlowClaimCheck(
+            Settings(mode="live"), Definitions.default(), store, object(), consumer, lambda: WALL
+        )
+        second.published, second.gate = [], asyncio.Event()
+        take = asyncio.create_task(second.take(TopicPartition("events", 0)))  # the assign callback
+        while second.checks < 2:
+            await asyncio.sleep(0)
+        if how == "rewound":
+            store._p(0).fence, store._p(0).owner = store._p(0).fence - 1, ""
+        else:
+            await store.claim(0)
+        await second.sweep()  # the poll loop pays the owed sweep and loses the partition
+        second.gate.set()
+        await take
+        return 0 in second.owned, consumer.paused, 0 in second.fenced_since or 0 in second.retake
+
+    owned, paused, flagged = asyncio.run(scenario())
+    assert (owned, paused, flagged) == (False, {0}, True)
