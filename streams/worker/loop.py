@@ -242,6 +242,9 @@ class Worker(BatchPipeline):
     def _lag(self) -> int | None:
         return total_lag(self.owned)
 
+    async def _pay_owed(self, partition: int, owned: Owned) -> bool:
+        return await pay_owed(self, partition, owned)
+
     async def _caught_up(self, partition: int, owned: Owned) -> bool:
         """`catch_up.caught_up` for one of our partitions (`Owned.caught_up` without a consumer)."""
         if self.consumer is None:
@@ -265,7 +268,7 @@ class Worker(BatchPipeline):
         clock live (`catch_up.live_clock`). Cost follows the number of due customers, not the population."""
         now = time.monotonic()
         for partition, owned in list(self.owned.items()):
-            if owned.owed_us is not None and not await pay_owed(self, partition, owned):
+            if owned.owed_us is not None and not await self._pay_owed(partition, owned):
                 continue
             if not force and now < owned.next_sweep:
                 continue

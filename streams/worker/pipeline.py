@@ -35,7 +35,6 @@ from streams.worker.ownership import Owned
 from streams.worker.progress_report import report, retire
 from streams.worker.retry import retry
 from streams.worker.standing import starting_states
-from streams.worker.sweep_mark import pay_owed
 
 log = logging.getLogger("segstream.worker")
 T = TypeVar("T")
@@ -146,7 +145,7 @@ class BatchPipeline:
         owned = self.owned.get(partition)
         if owned is None or (fetched_for is not None and owned is not fetched_for):
             return
-        if owned.owed_us is not None and not await pay_owed(self, partition, owned):
+        if owned.owed_us is not None and not await self._pay_owed(partition, owned):
             return  # lost in the sweep an earlier owner marked (`sweep_mark`): fetched again by the next
         done = owned.offset if owned.prepared is None else owned.prepared
         if done is not None and records and records[0].offset <= done:
@@ -305,6 +304,10 @@ class BatchPipeline:
     async def retire(self) -> None:
         """This process stops writing the namespace: its metrics retire (`progress_report.retire`)."""
         await retire(self.store, self.metrics)
+
+    async def _pay_owed(self, partition: int, owned: Owned) -> bool:
+        """Step 0 of `submit` (`Worker`: `sweep_mark.pay_owed`); a pipeline that never sweeps owes nothing."""
+        return self.owned.get(partition) is owned
 
     def cache_share(self) -> int:
         """A partition's share of SEGSTREAM_STATE_CACHE_SIZE: the bound is per process, so a worker's memory

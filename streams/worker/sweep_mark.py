@@ -18,15 +18,11 @@ then claims again and reads an older mark. The lazy-adoption walk (`realign`) pu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from streams.store.indexes import IndexDelta
 from streams.store.writes import from_us
 from streams.worker.batch import BatchResult, advance_all
 from streams.worker.ownership import Owned
-
-if TYPE_CHECKING:
-    from streams.worker.pipeline import BatchPipeline
+from streams.worker.pipeline import BatchPipeline
 
 
 async def pay_owed(pipeline: BatchPipeline, partition: int, owned: Owned) -> bool:
