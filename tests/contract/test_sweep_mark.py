@@ -37,12 +37,12 @@ DUE = FIRST + timedelta(days=90)  # active -> at_risk (the default lifecycle)
 WALL = DUE + timedelta(milliseconds=200)
 
 
-def _purchase(offset: int, at: datetime) -> Record:
+def _purchase(offset: int, at: datetime, customer: str = X) -> Record:
     body = {
-        "event_id": f"e{offset}", "type": "purchase", "customer_id": X, "occurred_at": at.isoformat(),
+        "event_id": f"e{offset}", "type": "purchase", "customer_id": customer, "occurred_at": at.isoformat(),
         "schema_version": 1, "order_id": f"o{offset}", "amount": "10.00", "currency": "EUR", "channel": "web",
     }  # fmt: skip
-    return Record("events", 0, offset, X.encode(), orjson.dumps(body))
+    return Record("events", 0, offset, customer.encode(), orjson.dumps(body))
 
 
 BOUGHT, LATE = _purchase(0, FIRST), _purchase(1, DUE - timedelta(seconds=1))
@@ -275,3 +275,43 @@ def test_a_partition_lost_by_the_poll_loop_while_take_awaits_is_not_resumed(how:
 
     owned, paused, flagged = asyncio.run(scenario())
     assert (owned, paused, flagged) == (False, {0}, True)
+
+
+def test_a_replay_mode_worker_marks_its_watermark_sweep_too() -> None:
+    """SEGSTREAM_MODE=replay sweeps by the watermark, at a point of the log that depends on where its batches
+    end: the same crash (another customer's purchase after D moves the watermark; the sweep published, killed
+    before its commit; X's purchase dated before D next in the log) gives the continuous run's moves."""
+    (other,) = home_ids("y", 0, 1)
+    moved, late = _purchase(1, DUE + timedelta(hours=1), other), _purchase(2, DUE - timedelta(seconds=1))
+
+    def replaying(store: StateStore) -> Publishing:
+        worker = Publishing(
+            Settings(mode="replay"), Definitions.default(), store, object(), Consumer(), lambda: WALL
+        )
+        worker.published = []
+        return worker
+
+    async def continuous() -> list[Transition]:
+        worker = replaying(InMemoryStateStore())
+        await worker.own(0)
+        await worker.process(0, [BOUGHT, moved])
+        await worker.sweep(force=True)
+        await worker.process(0, [late])
+        return worker.published
+
+    async def crashed() -> list[Transition]:
+        store = InMemoryStateStore()
+        first = replaying(store)
+        await first.own(0)
+        await first.process(0, [BOUGHT, moved])
+        first.die_after_sweep_publish = True
+        with pytest.raises(Killed):
+            await first.sweep(force=True)
+        second = replaying(store)
+        await second.take(TopicPartition("events", 0))
+        await second.process(0, [late])
+        return first.published + second.published
+
+    expected = _moves(asyncio.run(continuous()))
+    assert [m[2:] for m in expected][-2:] == [("at_risk", "time"), ("active", "e2")]
+    assert _moves(asyncio.run(crashed())) == expected
