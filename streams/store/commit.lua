@@ -14,7 +14,8 @@
 -- then index ops until the end, each: name, key index (into KEYS), n_args, args...; or, packed, the name
 -- followed by '*', key index, n_args, and one argument with the n_args args as a msgpack array of strs
 --   SADD/SREM key members...          HINCRBY key field delta [field delta ...]
---   HSET key field value [field value ...]  (the erasure tombstones, streams/store/erasures.py)
+--   HSET key field value [field value ...]  (the erasure tombstones, streams/store/erasures.py; of the meta
+--     hash only `swept`, the sweep mark: streams/worker/sweep_mark.py)
 --   BITS meta entries...  membership (streams/store/membership.py), at most one per commit; each entry is
 --     'A' customer_key            a lifetime begun, in log order: the customer takes the next ordinal
 --     'M' customer_key n bits...  '+k' sets, '-k' clears the customer's bit in the bitmap KEYS[k]
@@ -204,6 +205,13 @@ while i <= #ARGV do
     if n < 1 then return redis.error_reply('BADOP ' .. name .. ' without members at ' .. i) end
   elseif name == 'HSET' then
     if n < 2 or n % 2 ~= 0 then return redis.error_reply('BADOP HSET pairs at ' .. i) end
+    if KEYS[key] == meta then  -- of the meta hash an op sets the sweep mark only: fence, owner, seq are ours
+      for j = first, last, 2 do
+        if src[j] ~= 'swept' or not int_arg(src[j + 1]) then
+          return redis.error_reply('BADOP HSET of the meta hash sets swept only, at ' .. i)
+        end
+      end
+    end
   elseif name == 'HINCRBY' then
     if n < 2 or n % 2 ~= 0 then return redis.error_reply('BADOP HINCRBY pairs at ' .. i) end
     for j = first + 1, last, 2 do
