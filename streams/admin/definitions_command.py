@@ -62,9 +62,10 @@ def add_parsers(sub: Any) -> None:
 async def _namespace(settings: Settings, client: aioredis.Redis, args: argparse.Namespace) -> str:
     """--namespace, SEGSTREAM_NAMESPACE or the active one; an unknown one (a typo?) is refused (exit code
     3) unless `definitions apply --create`."""
-    from streams.store.namespaces import active_namespace, require_known
+    from streams.store.namespaces import active_namespace, check_name, require_known
 
-    name = args.namespace or settings.namespace or await active_namespace(client, settings.key_prefix)
+    given = args.namespace if args.namespace is not None else settings.namespace  # "" is a name, and refused
+    name = check_name(given) if given is not None else await active_namespace(client, settings.key_prefix)
     if not getattr(args, "create", False):
         hint = "; to create it, pass --create" if hasattr(args, "create") else ""
         await require_known(client, settings.key_prefix, name, hint)

@@ -11,6 +11,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from streams.replay.csv_delimiter import delimiter
+from streams.replay.time_flags import time_flag
 from streams.settings import Settings
 from streams.store.keys import KeySpace
 
@@ -127,13 +128,20 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         replay,
     )
     from streams.store.namespace_lease import holder_note, leased
-    from streams.store.namespaces import prepare_namespace
+    from streams.store.namespaces import NamespaceError, check_name, prepare_namespace
     from streams.store.tuning import refuse_eviction
 
-    until = _until(args.until)
-    if isinstance(until, str):
-        print(f"segstream replay: {until}", file=sys.stderr)
+    until, since = time_flag("--until", args.until), time_flag("--since", args.since)
+    try:  # before Kafka is waited for or a file made
+        check_name(args.namespace)
+    except NamespaceError as exc:
+        print(f"segstream replay: {exc}", file=sys.stderr)
         return 2
+    for refused in (until, since):
+        if isinstance(refused, str):
+            print(f"segstream replay: {refused}", file=sys.stderr)
+            return 2
+    assert not isinstance(until, str) and not isinstance(since, str)  # refused above; for the type checker
     reject_future = datetime.now(UTC) if args.reject_future else None  # one instant for every share
     if args.source.startswith("kafka:") and (misplaced := options_misplaced(args, csv=False)):
         print(f"segstream replay: {misplaced}", file=sys.stderr)  # before any wait for Kafka
@@ -150,13 +158,6 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.source.startswith("kafka:"):
         from streams.replay.sources import KafkaSource
 
-        try:
-            since = datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None
-        except ValueError:
-            print(f"segstream replay: --since {args.since!r} is not an ISO time", file=sys.stderr)
-            return 2
-        if since is not None and since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
         source = KafkaSource(args.source[len("kafka:") :], since, settings)
         await source.check()  # a missing topic is refused before the namespace is touched
     else:
@@ -206,7 +207,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             try:
                 if args.processes > 1:
                     rejects = Path(f"{stem}.rejects.jsonl")
-                    summary = await _replay_split(settings, client, args, rejects, until, reject_future)
+                    summary = await _replay_split(
+                        settings, client, args, rejects, until, since, reject_future
+                    )
                 else:
                     summary = await replay(
                         settings,
@@ -270,25 +273,13 @@ async def _record_definitions(
     await definitions_log.record(client, keys, entry)
 
 
-def _until(raw: str | None) -> datetime | str | None:
-    """--until as an aware datetime, or the one-line reason it is refused."""
-    if raw is None:
-        return None
-    try:
-        until = datetime.fromisoformat(raw)
-    except ValueError:
-        return f"--until {raw!r} is not an RFC 3339 time"
-    if until.tzinfo is None:
-        return f"--until {raw!r} has no UTC offset (write e.g. {raw}Z or {raw}+02:00)"
-    return until.astimezone(UTC)
-
-
 async def _replay_split(
     settings: Settings,
     client: aioredis.Redis,
     args: argparse.Namespace,
     rejects: Path,
     until: datetime | None,
+    since: datetime | None,
     reject_future: datetime | None,
 ) -> Any:
     """`replay --processes N` (N > 1): the partitions dealt to N processes (streams.replay.split)."""
@@ -296,9 +287,6 @@ async def _replay_split(
     from streams.replay.split import SourceSpec, replay_split
 
     if args.source.startswith("kafka:"):
-        since = datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None
-        if since is not None and since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
         spec = SourceSpec(topic=args.source[len("kafka:") :], since=since)
     else:
         spec = SourceSpec(path=Path(args.source))

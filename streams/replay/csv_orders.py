@@ -130,6 +130,16 @@ def read_header(path: Path, delimiter: str = ",", encoding: str = "utf-8-sig") -
         raise CsvMappingError(f"--encoding {encoding!r} is not a text encoding known here") from None
 
 
+def _as_dict(header: list[str], values: list[str]) -> dict[Any, Any]:
+    """A row as DictReader makes it: extra fields under None, missing ones None (`_shape` refuses both)."""
+    row: dict[Any, Any] = dict(zip(header, values, strict=False))
+    if len(values) > len(header):
+        row[None] = values[len(header) :]
+    for name in header[len(values) :]:
+        row[name] = None
+    return row
+
+
 def _shape(row: Mapping[str | None, Any], header: list[str]) -> str | None:
     """Why a row cannot be read as the header says, or None: more or fewer fields than the header (a cut
     line must not become an order with defaults in its missing cells), or bytes that are not text in the
@@ -186,8 +196,10 @@ class CsvOrders:
             yield from self._rows(handle, rejects_file)
 
     def _rows(self, handle: IO[str], rejects_file: IO[str]) -> Iterator[tuple[int, str | None, bytes]]:
-        reader = csv.DictReader(handle, delimiter=self.options.delimiter)
-        header = list(reader.fieldnames or [])
+        # csv.reader, not DictReader: DictReader skips blank lines unseen, so the line number taken after a
+        # row named the first blank line, not the next row's (rejects must name the line to fix)
+        reader = csv.reader(handle, delimiter=self.options.delimiter)
+        header = next(reader, [])
         self._check(header)
         writer = csv.writer(rejects_file)
         writer.writerow(["line", "reason", *header])
@@ -210,7 +222,11 @@ class CsvOrders:
 
         limit = csv.field_size_limit(MAX_FIELD)  # the module's, for every reader: put back at the end
         try:
-            for row in reader:
+            for values in reader:
+                if not values:  # a blank line
+                    number = reader.line_num + 1
+                    continue
+                row = _as_dict(header, values)
                 self.rows += 1
                 if raw is not None and self.rows % 4096 == 0:
                     self.position = raw.tell()

@@ -180,7 +180,8 @@ class KafkaSource:
             ends = await consumer.end_offsets(tps)
             starts = await consumer.beginning_offsets(tps)
             if self.since is not None:
-                at = await consumer.offsets_for_times({tp: int(self.since.timestamp() * 1000) for tp in tps})
+                ms = max(0, int(self.since.timestamp() * 1000))  # before 1970: the start (aiokafka: no < 0)
+                at = await consumer.offsets_for_times({tp: ms for tp in tps})
                 starts = {tp: (ends[tp] if at[tp] is None else at[tp].offset) for tp in tps}
                 self.skipped = {tp.partition: starts[tp] - 1 for tp in tps if starts[tp] > 0}
             for tp in tps:

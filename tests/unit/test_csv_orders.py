@@ -280,3 +280,24 @@ def test_an_amount_of_10_to_the_15_or_more_is_a_reject_and_the_import_goes_on(
     with path.with_suffix(".rejects.csv").open() as handle:
         (reject,) = csv.DictReader(handle)
     assert reject["line"] == "2" and "is not below 10^15" in reject["reason"]
+
+
+def test_a_reject_names_its_own_line_after_blank_lines(tmp_path: Path) -> None:
+    """csv's DictReader skips blank lines unseen: the reject named the first blank line, not the row's."""
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "id,cust,date,total,chan,cur,qty\n"
+        "B1,c1,2026-03-29 01:30:00,10,web,EUR,1\n"
+        "\n"
+        "\n"
+        "B2,,2026-03-29 02:30:00,10,web,EUR,1\n"
+        '"B3\nx",c3,2026-03-29 03:30:00,x,web,EUR,1\n'
+        "\n"
+        "B4,c4,not a date,4,web,EUR,1\n"
+        "B5,c5,2026-03-29 04:30:00,10,web,EUR\n"
+    )
+    out, orders = rows(path)
+    assert [line for line, _, _ in out] == [2]
+    with path.with_suffix(".rejects.csv").open() as handle:
+        assert [r["line"] for r in csv.DictReader(handle)] == ["5", "6", "9", "10"]
+    assert orders.rows == 5 and orders.rejected == 4
