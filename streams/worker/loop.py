@@ -243,7 +243,13 @@ class Worker(BatchPipeline):
         return total_lag(self.owned)
 
     async def _pay_owed(self, partition: int, owned: Owned) -> bool:
-        return await pay_owed(self, partition, owned)
+        """The mark's sweep, then a pending adoption walk whole at the mark (`realign.pay`)."""
+        clock_us = owned.owed_us
+        if not await pay_owed(self, partition, owned):
+            return False
+        if clock_us is not None and owned.realign is not None and self.recorded is not None:
+            await realign.pay(self, self.recorded, owned, clock_us)
+        return self.owned.get(partition) is owned and not owned.released
 
     async def _caught_up(self, partition: int, owned: Owned) -> bool:
         """`catch_up.caught_up` for one of our partitions (`Owned.caught_up` without a consumer)."""

@@ -6,10 +6,16 @@ definitions set. Definitions that bring a change earlier would move it late, and
 ones set no time (`streams/store/definitions_record.py`). Each page is aligned at the customers' own clocks
 and advanced to the sweep's clock (`advance_all`), as `definitions apply` and then a sweep would move them;
 a customer already at the worker's version is skipped, so a walk restarted by a new claim writes nothing
-twice. When the walk ends the partition is recorded as done."""
+twice. When the walk ends the partition is recorded as done.
+
+A page publishes, then commits, as a sweep does, and its clock is no more in the log than a sweep's: a page
+published by an owner killed before its commit, with a late event of a walked customer in the backlog, left
+moves on the topic that no owner stored (`sweep_mark`). So a page marks its clock first, and the next owner
+of a partition with a walk pending walks it whole at the mark before its backlog (`pay`)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from functools import partial
@@ -20,6 +26,7 @@ from streams.worker.batch import advance_all
 from streams.worker.ownership import Owned
 from streams.worker.pipeline import BatchPipeline
 from streams.worker.retry import TORN, TRANSIENT, transient
+from streams.worker.sweep_mark import mark
 
 log = logging.getLogger("segstream.worker")
 
@@ -73,6 +80,8 @@ async def step(
                 stale, from_us(clock_us), pipeline.definitions, pipeline.settings.history_size,
                 pipeline.producer is not None,
             )  # fmt: skip
+            if not await mark(pipeline, owned, clock_us, result):
+                return
             await pipeline._publish(result)
             if not await pipeline._commit(owned, result, None, None):
                 return
@@ -80,6 +89,18 @@ async def step(
             pipeline.metrics.swept(len(stale), len(result.transitions))
         if not force:
             return
+
+
+async def pay(pipeline: BatchPipeline, record: DefinitionsRecord, owned: Owned, clock_us: int) -> None:
+    """The whole walk at an owed mark's clock, before the partition's first batch: the killed owner's page
+    (which one is not known) made again with the same moves and ids, the pages after it moved at that clock
+    too (the lazy walk only spreads them over the sweeps). A Redis outage restarts the walk, after a pause."""
+    pause, partition = 0.05, owned.claim.partition
+    while owned.realign is not None and pipeline.owned.get(partition) is owned and not owned.released:
+        await step(pipeline, record, owned, clock_us, True)
+        if owned.realign is not None:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, pipeline.settings.retry_max_backoff_s)
 
 
 async def _page(

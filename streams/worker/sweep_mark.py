@@ -12,8 +12,10 @@ before the partition's first batch or sweep (`pay_owed`): the same moves, with t
 backlog, as the continuous run made them. A mark whose sweep did commit makes that sweep find nobody due.
 Paid where batches and sweeps run, not in the claim (`Worker.take`, a rebalance callback): one sweep of a
 partition at a time, and a partition lost during it is left paused and flagged as any lost partition is.
-Not covered: a Redis that loses the mark with the sweep's commit (a failover to a lagging replica); the owner
-then claims again and reads an older mark. The lazy-adoption walk (`realign`) publishes before it commits too.
+The lazy-adoption walk (`realign`) publishes a page before it commits it too: it marks the same way, and the
+new owner of a partition with a walk pending walks it whole at the mark (`realign.pay`). Not covered: a Redis
+that loses the mark with the sweep's commit (a failover to a lagging replica); the owner then claims again
+and reads an older mark.
 """
 
 from __future__ import annotations
@@ -52,16 +54,10 @@ async def sweep_to(pipeline: BatchPipeline, partition: int, owned: Owned, clock_
         states = await pipeline._states(partition, owned, due)
         if states is None:
             return
-        # a replay (no consumer) is never taken over half way: nothing needs its sweeps' clocks
-        publishing = pipeline.producer is not None
-        marking = publishing and pipeline.consumer is not None
-        at = from_us(clock_us)
+        at, publishing = from_us(clock_us), pipeline.producer is not None
         result = advance_all(states, at, pipeline.definitions, settings.history_size, publishing)
-        if marking and result.transitions and owned.marked_us != clock_us:
-            mark = BatchResult(index=IndexDelta(swept_us=clock_us))
-            if not await pipeline._commit(owned, mark, None, None):
-                return
-            owned.marked_us = clock_us
+        if not await mark(pipeline, owned, clock_us, result):
+            return
         await pipeline._publish(result)
         if not await pipeline._commit(owned, result, None, None):
             return
@@ -69,3 +65,17 @@ async def sweep_to(pipeline: BatchPipeline, partition: int, owned: Owned, clock_
         pipeline.metrics.swept(len(due), len(result.transitions))
         if len(due) < limit:
             return
+
+
+async def mark(pipeline: BatchPipeline, owned: Owned, clock_us: int, result: BatchResult) -> bool:
+    """Commit `clock_us` as the partition's `swept` before `result` (a sweep's or a walk page's) is published,
+    if a later owner would need it; False when the partition was lost (fenced: nothing may be published)."""
+    # a replay (no consumer) is never taken over half way: nothing needs its sweeps' clocks
+    if pipeline.producer is None or pipeline.consumer is None or not result.transitions:
+        return True
+    if owned.marked_us == clock_us:
+        return True
+    if not await pipeline._commit(owned, BatchResult(index=IndexDelta(swept_us=clock_us)), None, None):
+        return False
+    owned.marked_us = clock_us
+    return True
