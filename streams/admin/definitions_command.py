@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,20 +124,12 @@ async def _apply(
     from streams.bootstrap import producer as make_producer
     from streams.progress import Bar
     from streams.store import definitions_log
-    from streams.store.metrics_hash import FRESH_S, running_workers
-    from streams.store.replies import texts
+    from streams.store.namespace_writers import refuse_running
     from streams.topics.publish import publish, transitions_bound
 
-    running = running_workers(texts(await client.hgetall(keys.metrics())), time.time())
-    if running and not args.force:
-        ages = ", ".join(f"{worker} ({age:.1f} s ago)" for worker, age in sorted(running.items()))
-        print(
-            f"segstream definitions apply: workers are running on namespace {keys.namespace!r}: {ages};"
-            " stop them first (a stopped worker says so at once; a crashed one after "
-            f"{FRESH_S:.0f} s), or pass --force: they would be fenced out and pause their partitions",
-            file=sys.stderr,
-        )
-        return 3
+    if not args.force:
+        hint = ", or pass --force: they would be fenced out and pause their partitions"
+        await refuse_running(client, keys, "applying other definitions", hint)
     topic = args.topic or settings.transitions_topic
     if not args.no_emit:  # Kafka down: one line and exit 4 before anything is written
         await wait_for_services(settings, lambda line: print(f"segstream definitions is {line}"), redis=False)

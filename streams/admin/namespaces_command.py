@@ -84,13 +84,17 @@ async def _promote(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _drop(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.store.keys import KeySpace
     from streams.store.namespace_lease import holder_note, leased
+    from streams.store.namespace_writers import refuse_running
     from streams.store.namespaces import drop, require_known
 
     client = _client(settings)
     try:
         await require_known(client, settings.key_prefix, args.name)
+        keys = KeySpace(settings.key_prefix, args.name, settings.events_topic)
         async with leased(client, settings.key_prefix, args.name, holder_note(drop=args.name)):
+            await refuse_running(client, keys, "dropping it")
             removed = await drop(client, settings.key_prefix, args.name)  # not under a running replay
     finally:
         await client.aclose()

@@ -128,6 +128,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         replay,
     )
     from streams.store.namespace_lease import holder_note, leased
+    from streams.store.namespace_writers import refuse_running
     from streams.store.namespaces import NamespaceError, check_name, prepare_namespace
     from streams.store.tuning import refuse_eviction
 
@@ -200,10 +201,12 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         await refuse_eviction(client)  # before anything is written (streams/store/tuning.py)
         note = holder_note(replay=args.source)  # the mark, until the end: `promote` refuses the namespace
         async with leased(client, settings.key_prefix, args.namespace, note):  # one rewrite at a time
+            target = KeySpace(settings.key_prefix, args.namespace, settings.events_topic)
+            await refuse_running(client, target, "replaying into it")
             await prepare_namespace(
                 client, settings.key_prefix, args.namespace, args.force, note, args.into_active
             )
-            building = KeySpace(settings.key_prefix, args.namespace, settings.events_topic).building()
+            building = target.building()
             try:
                 if args.processes > 1:
                     rejects = Path(f"{stem}.rejects.jsonl")

@@ -15,11 +15,13 @@ partition, offset, stage, error, original line), never dropped.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import gc
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -200,7 +202,7 @@ async def replay(
     # Not after the final drain: a full collection then scanned every cached state (0.63 s, ~4 % of an
     # 87k-event import) just before the end; the caches are dropped at the end instead (freed by their
     # reference counts), so the GC re-enabled then finds little to scan.
-    gc_was_enabled = gc.isenabled()
+    gc_was_enabled, retired = gc.isenabled(), False
     gc.disable()
     try:
         for p in owned:
@@ -268,12 +270,16 @@ async def replay(
         from streams.bootstrap import record_definitions
 
         await record_definitions(client, keys, definitions.version, run.topic_partitions)  # workers check
-        await worker.retire()  # the replay is no running worker for `definitions apply`
+        await worker.retire()  # the replay is no running worker for `definitions apply`, `drop`, a replay
+        retired = True
         for held in list(worker.owned.values()):  # no random claim id left: two replays are byte-identical
             await worker.store.release(held.claim)
             held.cache.clear()  # freed now by reference counts: the GC re-enabled below has not to scan them
         bar.update(events, final=True)
     finally:
+        if not retired:  # failed: no running worker either (best effort, bounded: Redis may be down)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(worker.retire(), 5.0)
         if gc_was_enabled:
             gc.enable()
         bar.close()  # a no-op after the final update
