@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from streams.store.indexes import CLEARED
 from streams.store.membership import ORDINALS
 from streams.store.weeks import FORMAT, FORMAT_FIELD
 
@@ -44,7 +45,7 @@ async def take(script: ClaimScript, meta: str, expected: int | None, owner: str)
         padded = [*reply, *[None] * (6 - len(reply))]  # fewer values than asked: the rest are nil
         fence, offset, watermark, seq, ordinals, swept = (_int(v) for v in padded)
         assert fence is not None, "the claim script returns the new fence"
-        return Taken(fence, offset, watermark, seq, ordinals, swept)
+        return Taken(fence, offset, watermark, seq, ordinals, None if swept == CLEARED else swept)
 
 
 def _int(value: bytes | str | int | None) -> int | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from streams.store.erasures import digest, tombstone_row
-from streams.store.indexes import IndexDelta
+from streams.store.indexes import CLEARED, IndexDelta
 from streams.store.ordinals import Ordinals
 from streams.store.weeks import by_grid, flows_of_moves
 
@@ -303,7 +303,7 @@ def _apply_index(p: _Partition, index: IndexDelta) -> None:
     ix = p.indexes
     p.erased.update((digest(cid), us) for cid, us in index.erasures.items())
     if index.swept_us is not None:
-        p.swept_us = index.swept_us
+        p.swept_us = None if index.swept_us == CLEARED else index.swept_us
     for counters, fields in (
         (ix.kpis, index.kpi_fields()),
         (ix.moves, by_grid(index.move_fields())),

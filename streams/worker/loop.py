@@ -26,7 +26,7 @@ from streams.worker.ownership import Owned, Rebalance
 from streams.worker.pipeline import BatchPipeline
 from streams.worker.progress_log import ProgressLog, total_lag
 from streams.worker.promote_follow import follow
-from streams.worker.sweep_mark import pay_owed, sweep_to
+from streams.worker.sweep_mark import paid, pay_owed, sweep_to
 
 log = logging.getLogger("segstream.worker")
 GC_THRESHOLDS = (50_000, 20, 10)
@@ -87,17 +87,18 @@ class Worker(BatchPipeline):
             ends = await self._end_offsets([tp])
         if not await self._definitions_allow():  # stays paused, fencing nobody; `heartbeat` stops the worker
             return
+        walk = None if self.recorded is None else await realign.pending(self, self.recorded, tp.partition)
         claim = await self.own(tp.partition)
         owned, end = self.owned[tp.partition], ends.get(tp)
-        # before any await: the poll loop's sweep must not find it caught up and sweep it by the wall clock
+        # before any await: the poll loop's sweep must not find it caught up and sweep it by the wall clock,
+        # nor pay the claim's mark without the walk (`realign.begin`)
         owned.end_unknown = end is None  # not caught up until known (`catch_up.caught_up`)
         owned.catch_up_to = end - 1 if end else None
+        realign.begin(self, owned, walk)
         if not await self._definitions_allow():  # a forced `definitions apply` recorded its version meanwhile
             self.owned.pop(tp.partition, None)
             await self._retry(lambda: self.store.release(claim), "release partition")
             return
-        if self.recorded is not None:
-            await realign.start(self, self.recorded, owned)
         if self.owned.get(tp.partition) is not owned:  # lost meanwhile (the poll loop's sweep or idle check):
             return  # `_lose` paused and flagged it (`fenced_since` / `retake`); resuming it would stall it
         self.fenced_since.pop(tp.partition, None)
@@ -243,13 +244,17 @@ class Worker(BatchPipeline):
         return total_lag(self.owned)
 
     async def _pay_owed(self, partition: int, owned: Owned) -> bool:
-        """The mark's sweep, then a pending adoption walk whole at the mark (`realign.pay`)."""
-        clock_us = owned.owed_us
-        if not await pay_owed(self, partition, owned):
-            return False
-        if clock_us is not None and owned.realign is not None and self.recorded is not None:
-            await realign.pay(self, self.recorded, owned, clock_us)
-        return self.owned.get(partition) is owned and not owned.released
+        """The mark's sweep, then a pending adoption walk whole at the mark (`realign.pay`), then the mark
+        cleared (`sweep_mark.paid`)."""
+        clock_us, owned.paying = owned.owed_us, True
+        try:
+            if not await pay_owed(self, partition, owned):
+                return False
+            if clock_us is not None and owned.realign is not None and self.recorded is not None:
+                await realign.pay(self, self.recorded, owned, clock_us)
+        finally:
+            owned.paying = False
+        return await paid(self, partition, owned)
 
     async def _caught_up(self, partition: int, owned: Owned) -> bool:
         """`catch_up.caught_up` for one of our partitions (`Owned.caught_up` without a consumer)."""

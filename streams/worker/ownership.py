@@ -40,6 +40,7 @@ class Owned:
     realign_for: str = ""  # that adoption (`definitions_record.REALIGN`), recorded done once walked
     marked_us: int | None = None  # the sweep clock last committed as the meta's `swept` (`sweep_mark`)
     owed_us: int | None = None  # the `swept` its claim read: swept to before its first batch (`pay_owed`)
+    paying: bool = False  # paying `owed_us`: its chunks leave the mark for `sweep_mark.paid` to clear
 
     def caught_up(self) -> bool:
         """Applied everything the partition held when it was taken. Until then a live worker sweeps by event

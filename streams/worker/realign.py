@@ -10,8 +10,11 @@ twice. When the walk ends the partition is recorded as done.
 
 A page publishes, then commits, as a sweep does, and its clock is no more in the log than a sweep's: a page
 published by an owner killed before its commit, with a late event of a walked customer in the backlog, left
-moves on the topic that no owner stored (`sweep_mark`). So a page marks its clock first, and the next owner
-of a partition with a walk pending walks it whole at the mark before its backlog (`pay`)."""
+moves on the topic that no owner stored (`sweep_mark`). So a page marks its clock first and its commit
+clears the mark; the next owner of a partition with a walk pending and a mark that stayed walks the rest
+whole at the mark before its backlog (`pay`). Which walk is pending is read before the claim (`pending`) and
+set on the partition with no await after it (`begin`): a poll loop paying the mark in between would skip
+the walk."""
 
 from __future__ import annotations
 
@@ -26,26 +29,27 @@ from streams.worker.batch import advance_all
 from streams.worker.ownership import Owned
 from streams.worker.pipeline import BatchPipeline
 from streams.worker.retry import TORN, TRANSIENT, transient
-from streams.worker.sweep_mark import mark
+from streams.worker.sweep_mark import publish_and_commit
 
 log = logging.getLogger("segstream.worker")
 
 
-async def start(pipeline: BatchPipeline, record: DefinitionsRecord, owned: Owned) -> None:
-    """At a claim: walk the partition if an adoption left it with customers of the earlier version."""
-    namespace, version, partition = (
-        pipeline.settings.namespace,
-        pipeline.definitions.version,
-        owned.claim.partition,
-    )
+async def pending(pipeline: BatchPipeline, record: DefinitionsRecord, partition: int) -> str | None:
+    """Before a claim: the adoption whose walk the partition still needs, if any."""
+    namespace, version = pipeline.settings.namespace, pipeline.definitions.version
     if namespace is None:
-        return
-    pending = await pipeline._retry(
+        return None
+    return await pipeline._retry(
         lambda: record.realigning(namespace, partition, version), "read definitions realignment"
     )
-    if pending is not None:
-        log.info("partition %s: moving its customers to definitions %s (lazy adoption)", partition, version)
-        owned.realign, owned.realign_for = pipeline.store.customer_ids(partition), pending
+
+
+def begin(pipeline: BatchPipeline, owned: Owned, walk: str | None) -> None:
+    """At the claim, with no await since `own`: the walk set before the poll loop may pay the claim's mark."""
+    if walk is not None:
+        partition = owned.claim.partition
+        log.info("partition %s: moving its customers to definitions %s (lazy adoption)", partition, walk)
+        owned.realign, owned.realign_for = pipeline.store.customer_ids(partition), walk
 
 
 async def step(
@@ -80,10 +84,7 @@ async def step(
                 stale, from_us(clock_us), pipeline.definitions, pipeline.settings.history_size,
                 pipeline.producer is not None,
             )  # fmt: skip
-            if not await mark(pipeline, owned, clock_us, result):
-                return
-            await pipeline._publish(result)
-            if not await pipeline._commit(owned, result, None, None):
+            if not await publish_and_commit(pipeline, owned, clock_us, result):
                 return
             owned.remember(result.states, pipeline.cache_share())
             pipeline.metrics.swept(len(stale), len(result.transitions))

@@ -7,20 +7,21 @@ applies its backlog first, then sweeps, may never make that move. An owner kille
 sweep's publication and its commit, with a late event for a swept customer in the backlog (a purchase dated
 just before its `at_risk` time), left `active -> at_risk` on the topic for a state no owner ever stored, and
 no `at_risk -> active` after it (review of 7 December 2026). So the sweep's clock is first committed to the
-partition's meta hash (`swept`, fenced like any commit); a claim reads it back, and the new owner sweeps to it
-before the partition's first batch or sweep (`pay_owed`): the same moves, with the same ids, before the
-backlog, as the continuous run made them. A mark whose sweep did commit makes that sweep find nobody due.
+partition's meta hash (`swept`, fenced like any commit), and the commit of the states it published clears
+it (`CLEARED`): a mark that stays means a publication no commit followed. A claim reads it back, and the new
+owner sweeps to it before the partition's first batch or sweep (`pay_owed`): the same moves, with the same
+ids, before the backlog, as the continuous run made them; it clears the mark once all of that is committed.
 Paid where batches and sweeps run, not in the claim (`Worker.take`, a rebalance callback): one sweep of a
 partition at a time, and a partition lost during it is left paused and flagged as any lost partition is.
 The lazy-adoption walk (`realign`) publishes a page before it commits it too: it marks the same way, and the
-new owner of a partition with a walk pending walks it whole at the mark (`realign.pay`). Not covered: a Redis
-that loses the mark with the sweep's commit (a failover to a lagging replica); the owner then claims again
-and reads an older mark.
+new owner of a partition with a walk pending walks it whole at a mark that stayed (`realign.pay`). Not
+covered: a Redis that loses the mark with the sweep's commit (a failover to a lagging replica); the owner
+then claims again and reads an older mark (or none).
 """
 
 from __future__ import annotations
 
-from streams.store.indexes import IndexDelta
+from streams.store.indexes import CLEARED, IndexDelta
 from streams.store.writes import from_us
 from streams.worker.batch import BatchResult, advance_all
 from streams.worker.ownership import Owned
@@ -43,7 +44,8 @@ async def sweep_to(pipeline: BatchPipeline, partition: int, owned: Owned, clock_
     2. advances them to the clock (`advance_all`);
     3. a Kafka-fed worker with transitions to publish, at a clock not marked yet: commits the mark (`swept`);
     4. publishes the transitions;
-    5. commits the states (fenced: a partition lost meanwhile stops the sweep at 3 or 5).
+    5. commits the states, and with them clears the mark (not while a claim's mark is being paid: `paid`);
+       fenced, a partition lost meanwhile stops the sweep at 3 or 5 (`publish_and_commit`).
     """
     settings = pipeline.settings
     limit = settings.sweep_max_customers
@@ -56,10 +58,7 @@ async def sweep_to(pipeline: BatchPipeline, partition: int, owned: Owned, clock_
             return
         at, publishing = from_us(clock_us), pipeline.producer is not None
         result = advance_all(states, at, pipeline.definitions, settings.history_size, publishing)
-        if not await mark(pipeline, owned, clock_us, result):
-            return
-        await pipeline._publish(result)
-        if not await pipeline._commit(owned, result, None, None):
+        if not await publish_and_commit(pipeline, owned, clock_us, result):
             return
         owned.remember(result.states, pipeline.cache_share())
         pipeline.metrics.swept(len(due), len(result.transitions))
@@ -67,15 +66,35 @@ async def sweep_to(pipeline: BatchPipeline, partition: int, owned: Owned, clock_
             return
 
 
-async def mark(pipeline: BatchPipeline, owned: Owned, clock_us: int, result: BatchResult) -> bool:
-    """Commit `clock_us` as the partition's `swept` before `result` (a sweep's or a walk page's) is published,
-    if a later owner would need it; False when the partition was lost (fenced: nothing may be published)."""
+async def publish_and_commit(
+    pipeline: BatchPipeline, owned: Owned, clock_us: int, result: BatchResult
+) -> bool:
+    """Steps 3-5 of `sweep_to` for `result` (a sweep's chunk or a walk page, moved to `clock_us`); False when
+    the partition was lost (fenced or rewound: nothing more may be published or written)."""
+    marking = pipeline.producer is not None and pipeline.consumer is not None and bool(result.transitions)
     # a replay (no consumer) is never taken over half way: nothing needs its sweeps' clocks
-    if pipeline.producer is None or pipeline.consumer is None or not result.transitions:
-        return True
-    if owned.marked_us == clock_us:
-        return True
-    if not await pipeline._commit(owned, BatchResult(index=IndexDelta(swept_us=clock_us)), None, None):
+    if marking and owned.marked_us != clock_us:
+        if not await pipeline._commit(owned, BatchResult(index=IndexDelta(swept_us=clock_us)), None, None):
+            return False
+        owned.marked_us = clock_us
+    clears = marking and not owned.paying  # a claim's mark stays until all it owes is committed (`paid`)
+    if clears:
+        result.index.swept_us = CLEARED
+    await pipeline._publish(result)
+    if not await pipeline._commit(owned, result, None, None):
         return False
-    owned.marked_us = clock_us
+    if clears:
+        owned.marked_us = None
+    return True
+
+
+async def paid(pipeline: BatchPipeline, partition: int, owned: Owned) -> bool:
+    """After a claim's mark is paid (its sweep, and a pending walk: `Worker._pay_owed`): the mark cleared, as
+    the commit of the moves it guarded would have; False when the partition was lost meanwhile."""
+    if pipeline.owned.get(partition) is not owned or owned.released:
+        return False
+    if owned.marked_us is not None:
+        if not await pipeline._commit(owned, BatchResult(index=IndexDelta(swept_us=CLEARED)), None, None):
+            return False
+        owned.marked_us = None
     return True

@@ -12,7 +12,7 @@ import pytest
 from segmentation import CustomerState
 from segmentation.instants import to_us
 from streams.store.connection import async_client
-from streams.store.indexes import IndexDelta
+from streams.store.indexes import CLEARED, IndexDelta
 from streams.store.keys import KeySpace
 from streams.store.port import CustomerWrite, Fenced, InMemoryStateStore, StaleOffset, StateStore, WriteBatch
 from streams.store.redis_store import RedisStateStore
@@ -209,7 +209,8 @@ def test_customer_ids_lists_every_stored_customer_of_the_partition_only(make_sto
 
 def test_a_sweep_mark_is_fenced_and_read_back_by_the_next_claim(make_store: StoreFactory) -> None:
     """`swept` (streams/worker/sweep_mark.py): committed like any batch, so a fenced owner's mark is refused;
-    the latest mark is what the next claim reads, offset and watermark untouched."""
+    the latest mark is what the next claim reads, offset and watermark untouched; a cleared one reads as
+    none."""
 
     async def body(store: StateStore) -> None:
         claim = await store.claim(5)
@@ -223,5 +224,8 @@ def test_a_sweep_mark_is_fenced_and_read_back_by_the_next_claim(make_store: Stor
             await store.commit(claim, None, None, WriteBatch([], IndexDelta(swept_us=9_000)))
         assert (await store.claim(5)).swept_us == 3_000
         assert await store.load(5, ["c1"]) == {"c1": {"a": "1"}}
+        taken = await store.claim(5)  # the commit of the moves it marked clears it: no mark, not year 1
+        await store.commit(taken, None, None, WriteBatch([], IndexDelta(swept_us=CLEARED)))
+        assert (await store.claim(5)).swept_us is None
 
     run(_with_store(make_store, body))

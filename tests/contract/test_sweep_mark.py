@@ -12,6 +12,7 @@ The crash runs on both stores (in memory, real Redis); the continuous run, the r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -161,21 +162,26 @@ def test_the_next_owner_makes_the_published_sweep_before_its_backlog(make_store:
     assert lifecycle == "active"
 
 
-def test_a_sweep_that_publishes_nothing_marks_nothing() -> None:
+def test_a_mark_stays_only_for_a_publication_no_commit_followed() -> None:
     """The mark costs a commit: only a Kafka-fed worker's sweep with transitions to publish pays it (a replay
-    is never taken over half way)."""
+    is never taken over half way), and the sweep's own commit clears it: a mark left from a sweep that did
+    commit made every later claim pay it again, and a lazy-adoption walk run whole at it
+    (`test_walk_mark`)."""
 
-    async def swept(bought: datetime, consumer: Consumer | None) -> int | None:
+    async def swept(bought: datetime, consumer: Consumer | None, killed: bool = False) -> int | None:
         store = InMemoryStateStore()
         worker = _worker(store, consumer)
         await worker.own(0)
         await worker.process(0, [_purchase(0, bought)])
-        await worker.sweep(force=True)
+        worker.die_after_sweep_publish = killed
+        with contextlib.suppress(Killed):
+            await worker.sweep(force=True)
         return (await store.claim(0)).swept_us
 
     assert asyncio.run(swept(WALL - timedelta(days=1), Consumer())) is None  # nobody due
     assert asyncio.run(swept(FIRST, None)) is None  # at_risk published by a replay
-    assert asyncio.run(swept(FIRST, Consumer())) == to_us(WALL)
+    assert asyncio.run(swept(FIRST, Consumer(), killed=True)) == to_us(WALL)
+    assert asyncio.run(swept(FIRST, Consumer())) is None  # published and committed
 
 
 class Tracking(Consumer):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
 from aiokafka import TopicPartition
 
 from segmentation import Definitions, Transition
@@ -23,7 +24,7 @@ from streams.store.definitions_record import InMemoryDefinitionsRecord
 from streams.store.port import InMemoryStateStore, StateStore
 from streams.worker.namespace_follow import check_claim
 from tests.contract.test_state_store import StoreFactory, make_store
-from tests.contract.test_sweep_mark import Consumer, Killed, Publishing, _purchase
+from tests.contract.test_sweep_mark import Consumer, Killed, Publishing, SlowClaimCheck, _purchase
 from tests.unit.seg_helpers import definitions_with, home_ids
 
 __all__ = ["make_store"]  # the fixture: memory and redis
@@ -128,3 +129,69 @@ def test_the_next_owner_walks_at_the_mark_before_its_backlog(make_store: StoreFa
     assert _moves(crashed) == _moves(continuous)  # the same moves, ids and order
     assert stored == "active"
     assert walked is not None and walked.startswith("adopt-new "), "the walk is recorded done"
+
+
+def test_a_poll_loop_sweep_while_the_claim_awaits_pays_the_walk_too() -> None:
+    """Second review: the poll loop swept a partition `take` had claimed (its mark owed) before `take` had
+    read which walk was pending, paid the mark without the walk, and the backlog then went first: the killed
+    page's `at_risk` stayed the topic's last word. The walk is now read before the claim and set with it."""
+
+    async def scenario() -> tuple[list[Transition], str]:
+        store = InMemoryStateStore()
+        names = await _bought_then_adopted(store)
+        killed = _worker(store, names, NEW)
+        await killed.take(TP)
+        killed.die_after_sweep_publish = True
+        with pytest.raises(Killed):
+            await killed.sweep(force=True)
+        settings = Settings(mode="live", namespace="main", adopt_definitions=True)
+        second = SlowClaimCheck(settings, NEW, store, object(), Ends(2), lambda: WALL)
+        second.published, second.recorded, second.gate = [], names, asyncio.Event()
+        take = asyncio.create_task(second.take(TP))  # the assign callback, held at its second check
+        while second.checks < 2:
+            await asyncio.sleep(0)
+        await second.sweep()  # the poll loop, in between
+        second.gate.set()
+        await take
+        await second.process(0, [LATE])
+        return killed.published + second.published, (await store.load(0, [C1]))[C1]["lifecycle"]
+
+    continuous, _ = asyncio.run(_continuous())
+    crashed, lifecycle = asyncio.run(scenario())
+    assert _moves(crashed) == _moves(continuous)
+    assert lifecycle == "active"
+
+
+def test_a_mark_whose_moves_were_committed_leaves_the_walk_lazy() -> None:
+    """Second review: `swept` stayed after the commit of the moves it marked, so the first claim after any
+    adoption found a mark and walked the whole partition before its first batch (holding the poll loop:
+    past max.poll.interval.ms on a large partition). A committed sweep clears its mark; the adopting owner's
+    first sweep walks one page (SEGSTREAM_SWEEP_MAX_CUSTOMERS) of the four customers."""
+    customers = home_ids("w", 0, 4)
+
+    def worker(store: StateStore, names: InMemoryDefinitionsRecord, wall: datetime, new: bool) -> Publishing:
+        settings = Settings(mode="live", namespace="main", adopt_definitions=new, sweep_max_customers=1)
+        built = Publishing(settings, NEW if new else OLD, store, object(), Ends(4), lambda: wall)
+        built.published, built.recorded = [], names
+        return built
+
+    async def scenario() -> tuple[bool, bool, int]:
+        store, names = InMemoryStateStore(), InMemoryDefinitionsRecord()
+        await check_claim(names, "main", OLD.version, False)
+        old = worker(store, names, datetime(2026, 2, 15, tzinfo=UTC), False)
+        await old.take(TP)
+        buys = [_purchase(n, datetime(2026, 1, 1, tzinfo=UTC), cid) for n, cid in enumerate(customers)]
+        await old.process(0, buys)
+        await old.sweep(force=True)  # new -> active for all four, published and committed
+        assert old.published and (await store.claim(0)).swept_us is None
+        await check_claim(names, "main", NEW.version, True)
+        adopting = worker(store, names, datetime(2026, 3, 20, tzinfo=UTC), True)
+        await adopting.take(TP)
+        await adopting.sweep()
+        owned = adopting.owned[0]
+        moved = {t.customer_id for t in adopting.published if t.cause == "definitions"}
+        return owned.realign is not None, "realigned:0" in names.fields["main"], len(moved)
+
+    walking, recorded, moved = asyncio.run(scenario())
+    assert (walking, recorded) == (True, False), "one page per sweep: the walk goes on"
+    assert moved <= 1
