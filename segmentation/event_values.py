@@ -60,6 +60,7 @@ def customer_ref(value: str) -> str:
 
 _AMOUNTS: Final[dict[str, Decimal]] = {}  # memo of accepted amount texts: prices recur, parsing is ~0.5 µs
 _AMOUNTS_LIMIT: Final = 65_536
+_OUT_OF_RANGE: Final = ("must be below 10^15", "must have at most 4 decimal places")  # by the exponent's sign
 
 
 def _amount(value: object, positive: bool) -> Decimal:
@@ -73,7 +74,10 @@ def _amount(value: object, positive: bool) -> Decimal:
         match = _NUMBER_TEXT.fullmatch(value)
         if match is None:  # Decimal() alone would take "1_000", " 5", "NaN"
             raise fail("must be a decimal number like 12.50")
-        number = Decimal(value)
+        try:
+            number = Decimal(value)
+        except ArithmeticError:  # an exponent past the Decimal context's range: 1e-10^21, 1E+10^21
+            raise fail(_OUT_OF_RANGE[value[match.start(3) + 1 : match.start(3) + 2] == "-"]) from None
         plain = match[3] is None and len(match[2] or "") <= 5  # no exponent, at most 4 places: fast path
     elif type(value) is int:
         number, plain = Decimal(value), True

@@ -432,6 +432,11 @@ def test_message_format_and_error_count() -> None:
         ("true", "amount: must be a decimal number or a numeric string"),
         ('"1e400"', "amount: must be below 10^15"),
         ('"Infinity"', "amount: must be a decimal number like 12.50"),
+        # strings with an exponent past Decimal's range: InvalidOperation escaped parse_event and stopped
+        # the partition, every restart (review of 7 December 2026)
+        ('"1E+1000000000000000000000"', "amount: must be below 10^15"),
+        ('"1e-1000000000000000000000"', "amount: must have at most 4 decimal places"),
+        ('"-1e1000000000000000000000"', "amount: must be below 10^15"),
     ],
 )
 def test_non_finite_and_inexact_json_amounts_are_rejected_on_the_field(literal: str, fragment: str) -> None:
@@ -440,7 +445,8 @@ def test_non_finite_and_inexact_json_amounts_are_rejected_on_the_field(literal: 
 
 
 @pytest.mark.parametrize(
-    ("literal", "fragment"), [("NaN", "must be a finite"), ("1e-9", "at most 4 decimal")]
+    ("literal", "fragment"),
+    [("NaN", "must be a finite"), ("1e-9", "at most 4 decimal"), ('"1e-99999999999999999999"', "at most 4")],
 )
 def test_non_finite_and_inexact_json_unit_prices_are_rejected(literal: str, fragment: str) -> None:
     raw = event("purchase", items=[{"sku": "s", "quantity": 1, "unit_price": "@"}])
