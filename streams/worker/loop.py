@@ -94,13 +94,15 @@ class Worker(BatchPipeline):
         # nor pay the claim's mark without the walk (`realign.begin`)
         owned.end_unknown = end is None  # not caught up until known (`catch_up.caught_up`)
         owned.catch_up_to = end - 1 if end else None
+        owned.taking = True  # no sweep until the definitions are checked again: it would walk with stale ones
         realign.begin(self, owned, walk)
         if not await self._definitions_allow():  # a forced `definitions apply` recorded its version meanwhile
             self.owned.pop(tp.partition, None)
             await self._retry(lambda: self.store.release(claim), "release partition")
             return
-        if self.owned.get(tp.partition) is not owned:  # lost meanwhile (the poll loop's sweep or idle check):
+        if self.owned.get(tp.partition) is not owned:  # lost meanwhile (the poll loop's idle check):
             return  # `_lose` paused and flagged it (`fenced_since` / `retake`); resuming it would stall it
+        owned.taking = False
         self.fenced_since.pop(tp.partition, None)
         self.retake.discard(tp.partition)
         # Offset 0 for a partition never applied: where retention removed it, the consumer resets to the
@@ -279,6 +281,8 @@ class Worker(BatchPipeline):
         clock live (`catch_up.live_clock`). Cost follows the number of due customers, not the population."""
         now = time.monotonic()
         for partition, owned in list(self.owned.items()):
+            if owned.taking:  # `take` awaits between its claim and its resume: swept once resumed
+                continue
             if owned.owed_us is not None and not await self._pay_owed(partition, owned):
                 continue
             if not force and now < owned.next_sweep:

@@ -41,6 +41,7 @@ class Owned:
     marked_us: int | None = None  # the sweep clock last committed as the meta's `swept` (`sweep_mark`)
     owed_us: int | None = None  # the `swept` its claim read: swept to before its first batch (`pay_owed`)
     paying: bool = False  # paying `owed_us`: its chunks leave the mark for `sweep_mark.paid` to clear
+    taking: bool = False  # `Worker.take` has claimed it and not resumed it yet: the poll loop leaves it alone
 
     def caught_up(self) -> bool:
         """Applied everything the partition held when it was taken. Until then a live worker sweeps by event

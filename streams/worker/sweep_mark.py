@@ -44,21 +44,23 @@ async def sweep_to(pipeline: BatchPipeline, partition: int, owned: Owned, clock_
     2. advances them to the clock (`advance_all`);
     3. a Kafka-fed worker with transitions to publish, at a clock not marked yet: commits the mark (`swept`);
     4. publishes the transitions;
-    5. commits the states, and with them clears the mark (not while a claim's mark is being paid: `paid`);
-       fenced, a partition lost meanwhile stops the sweep at 3 or 5 (`publish_and_commit`).
+    5. commits the states, and with the last chunk's clears the mark (not while a claim's mark is being
+       paid: `paid`); fenced, a partition lost meanwhile stops the sweep at 3 or 5 (`publish_and_commit`).
     """
     settings = pipeline.settings
     limit = settings.sweep_max_customers
     while pipeline.owned.get(partition) is owned and not owned.released:
         due = await pipeline._retry(lambda: pipeline.store.due(partition, clock_us, limit), "read due index")
-        if not due:
+        if not due:  # after a full last chunk, which could not tell it was the last one
+            if owned.marked_us == clock_us and not owned.paying:
+                await _clear(pipeline, owned)
             return
         states = await pipeline._states(partition, owned, due)
         if states is None:
             return
         at, publishing = from_us(clock_us), pipeline.producer is not None
         result = advance_all(states, at, pipeline.definitions, settings.history_size, publishing)
-        if not await publish_and_commit(pipeline, owned, clock_us, result):
+        if not await publish_and_commit(pipeline, owned, clock_us, result, len(due) < limit):
             return
         owned.remember(result.states, pipeline.cache_share())
         pipeline.metrics.swept(len(due), len(result.transitions))
@@ -67,17 +69,21 @@ async def sweep_to(pipeline: BatchPipeline, partition: int, owned: Owned, clock_
 
 
 async def publish_and_commit(
-    pipeline: BatchPipeline, owned: Owned, clock_us: int, result: BatchResult
+    pipeline: BatchPipeline, owned: Owned, clock_us: int, result: BatchResult, last: bool = True
 ) -> bool:
     """Steps 3-5 of `sweep_to` for `result` (a sweep's chunk or a walk page, moved to `clock_us`); False when
-    the partition was lost (fenced or rewound: nothing more may be published or written)."""
+    the partition was lost (fenced or rewound: nothing more may be published or written). `last`: no chunk
+    follows at this clock. A chunk before it leaves the mark for the last one to clear (one mark per sweep,
+    not per chunk): a mark at a clock whose every chunk was committed only makes the next owner find nobody
+    due there."""
     marking = pipeline.producer is not None and pipeline.consumer is not None and bool(result.transitions)
     # a replay (no consumer) is never taken over half way: nothing needs its sweeps' clocks
     if marking and owned.marked_us != clock_us:
         if not await pipeline._commit(owned, BatchResult(index=IndexDelta(swept_us=clock_us)), None, None):
             return False
         owned.marked_us = clock_us
-    clears = marking and not owned.paying  # a claim's mark stays until all it owes is committed (`paid`)
+    # the sweep's mark, at its last chunk (a claim's mark stays until all it owes is committed: `paid`)
+    clears = last and owned.marked_us == clock_us and not owned.paying
     if clears:
         result.index.swept_us = CLEARED
     await pipeline._publish(result)
@@ -93,8 +99,12 @@ async def paid(pipeline: BatchPipeline, partition: int, owned: Owned) -> bool:
     the commit of the moves it guarded would have; False when the partition was lost meanwhile."""
     if pipeline.owned.get(partition) is not owned or owned.released:
         return False
-    if owned.marked_us is not None:
-        if not await pipeline._commit(owned, BatchResult(index=IndexDelta(swept_us=CLEARED)), None, None):
-            return False
-        owned.marked_us = None
+    return owned.marked_us is None or await _clear(pipeline, owned)
+
+
+async def _clear(pipeline: BatchPipeline, owned: Owned) -> bool:
+    """The mark cleared by a commit of its own; False when the partition was lost."""
+    if not await pipeline._commit(owned, BatchResult(index=IndexDelta(swept_us=CLEARED)), None, None):
+        return False
+    owned.marked_us = None
     return True

@@ -255,9 +255,10 @@ class SlowClaimCheck(Publishing):
 
 @pytest.mark.parametrize("how", ["fenced", "rewound"])
 def test_a_partition_lost_by_the_poll_loop_while_take_awaits_is_not_resumed(how: str) -> None:
-    """Second review: the poll loop pays the owed sweep of a partition `take` has claimed and not resumed
-    yet, and loses it (another claim; a failover that lost ours). `take` then cleared the flags and resumed
-    it: no owner, no flag, its records dropped in silence. It must stay paused and flagged."""
+    """Second review: the poll loop loses a partition `take` has claimed and not resumed yet (another claim;
+    a failover that lost ours), found by its idle check (its sweep did too, before the poll loop left a
+    partition being taken alone). `take` then cleared the flags and resumed it: no owner, no flag, its
+    records dropped in silence. It must stay paused and flagged."""
 
     async def scenario() -> tuple[bool, set[int], bool]:
         store = InMemoryStateStore()
@@ -274,7 +275,7 @@ def test_a_partition_lost_by_the_poll_loop_while_take_awaits_is_not_resumed(how:
             store._p(0).fence, store._p(0).owner = store._p(0).fence - 1, ""
         else:
             await store.claim(0)
-        await second.sweep()  # the poll loop pays the owed sweep and loses the partition
+        await second.heartbeat()  # the poll loop's idle check finds it lost
         second.gate.set()
         await take
         return 0 in second.owned, consumer.paused, 0 in second.fenced_since or 0 in second.retake

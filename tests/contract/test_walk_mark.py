@@ -13,15 +13,19 @@ walk page's commit raises after its publication. The crash runs on both stores; 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
 from aiokafka import TopicPartition
 
 from segmentation import Definitions, Transition
+from segmentation.instants import to_us
+from segmentation.state_mapping import state_from_mapping
 from streams.settings import Settings
 from streams.store.definitions_record import InMemoryDefinitionsRecord
-from streams.store.port import InMemoryStateStore, StateStore
+from streams.store.port import Claim, InMemoryStateStore, StateStore
+from streams.worker import realign
 from streams.worker.namespace_follow import check_claim
 from tests.contract.test_state_store import StoreFactory, make_store
 from tests.contract.test_sweep_mark import Consumer, Killed, Publishing, SlowClaimCheck, _purchase
@@ -195,3 +199,72 @@ def test_a_mark_whose_moves_were_committed_leaves_the_walk_lazy() -> None:
     walking, recorded, moved = asyncio.run(scenario())
     assert (walking, recorded) == (True, False), "one page per sweep: the walk goes on"
     assert moved <= 1
+
+
+V3 = definitions_with(
+    lifecycle={"new_for_days": 3, "at_risk_after_days": 30, "lost_after_days": 60, "reactivated_for_days": 3},
+    version="forced-v3",
+)
+
+
+class ApplyRacing(Publishing):
+    """A forced `definitions apply` of V3 runs just before this worker's claim (it records V3, claims the
+    partition, moves c1 to V3); the claim's second definitions check then waits on `gate`."""
+
+    checks = 0
+    gate: asyncio.Event
+    apply: Callable[[], Awaitable[None]] | None
+
+    async def own(self, partition: int) -> Claim:
+        if self.apply is not None:
+            apply, self.apply = self.apply, None
+            await apply()
+        return await super().own(partition)
+
+    async def _definitions_allow(self) -> bool:
+        self.checks += 1
+        if self.checks == 2:
+            await self.gate.wait()
+        return await super()._definitions_allow()
+
+
+def test_a_claim_its_definitions_check_refuses_walks_nothing_meanwhile() -> None:
+    """Third review: with the walk set at the claim, a poll-loop sweep during the claim's second definitions
+    check walked the partition with the definitions a forced apply had just replaced, moving every customer
+    back and publishing it; the check then refused the claim. The poll loop now leaves a partition being
+    taken alone."""
+
+    async def scenario() -> tuple[bool, tuple[str, str], tuple[str, str], list[Transition]]:
+        store = InMemoryStateStore()
+        names = await _bought_then_adopted(store)  # c1 under OLD; NEW adopted, its walk pending
+
+        async def forced_apply() -> None:
+            await names.record("main", V3.version, adopted=False)
+            applier = _worker(store, names, V3)
+            await applier.own(0)
+            owned = applier.owned[0]
+            owned.realign = store.customer_ids(0)
+            await realign.step(applier, InMemoryDefinitionsRecord(), owned, to_us(WALL), True)
+
+        settings = Settings(mode="live", namespace="main", adopt_definitions=True)
+        second = ApplyRacing(settings, NEW, store, object(), Ends(2), lambda: WALL)
+        second.published, second.recorded, second.gate = [], names, asyncio.Event()
+        second.apply = forced_apply
+        take = asyncio.create_task(second.take(TP))
+        while second.checks < 2:
+            await asyncio.sleep(0)
+        applied = await _version_and_lifecycle(store)
+        await second.sweep()  # the poll loop, while the claim awaits its check
+        second.gate.set()
+        await take
+        return 0 in second.owned, applied, await _version_and_lifecycle(store), second.published
+
+    owned, applied, after, published = asyncio.run(scenario())
+    assert applied[0] == "forced-v3"
+    assert not owned, "the second check refuses the claim"
+    assert (after, published) == (applied, []), "nothing moved back, nothing published"
+
+
+async def _version_and_lifecycle(store: StateStore) -> tuple[str, str]:
+    row = (await store.load(0, [C1]))[C1]
+    return str(state_from_mapping(dict(row)).definitions_version), row["lifecycle"]
