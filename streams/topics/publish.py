@@ -43,6 +43,11 @@ RECORD_OVERHEAD, HEADER_OVERHEAD = 40, 10
 deltas, attributes."""
 
 
+DLQ_ROOM = 4_096
+"""Bytes a dead letter takes beyond its value at most (key cut to 1,024, the error headers to ~3 KB: README,
+`DLQ_MAX_VALUE_BYTES`): a value cut to the DLQ topic's batch bound less this fits it, whatever the setting."""
+
+
 def _size(item: Item) -> int:
     key, value, headers = item
     named = sum(len(name.encode()) + len(data) for name, data in headers)
@@ -108,6 +113,8 @@ async def publish_outcome(
             ((t.customer_id.encode(), transition_event(t), ()) for t in transitions),
             max_batch_bytes=transitions_bound(transitions_topic),
         )
-    if dead_letters:  # a topic that fits one cut dead letter fits a batch of this size (README, DLQ_MAX_...)
-        records = (d.record(dlq_max_value_bytes) for d in dead_letters)
-        await publish(producer, dlq_topic, records, max_batch_bytes=dlq_max_value_bytes)
+    if dead_letters:  # cut to fit its topic whatever the setting: refused, it would stop the worker for good
+        bound = batch_bound(dlq_topic)
+        cut = dlq_max_value_bytes if bound is None else max(1, min(dlq_max_value_bytes, bound - DLQ_ROOM))
+        records = (d.record(cut) for d in dead_letters)
+        await publish(producer, dlq_topic, records, max_batch_bytes=cut if bound is None else bound)
