@@ -29,11 +29,17 @@ def refetch_from(owned: Owned, done: int | None, first: int) -> int | None:
         owned.gap = None
         return None
     if owned.gap == (expected, first):
-        log.info(
-            "partition %s: offsets %s..%s hold no record; going on",
+        # one offset is a transaction's marker; more may be events retention removed before they were
+        # applied (a worker down longer than the topic's retention.ms), which an operator must hear about
+        log.log(
+            logging.INFO if first - expected == 1 else logging.WARNING,
+            "partition %s: offsets %s..%s hold no record (%s); going on",
             owned.claim.partition,
             expected,
             first - 1,
+            "a transaction marker"
+            if first - expected == 1
+            else "an aborted transaction or compaction, or events retention removed before they were applied",
         )
         owned.gap = None
         return None
