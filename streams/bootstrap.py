@@ -158,6 +158,8 @@ async def ensure_topics(settings: Settings, topics: Sequence[str] | None = None)
         )
         logs.topics_created(created)  # their first "not the leader yet" is no alarm
         await message_limit.learn(admin, [t for t in wanted if t != settings.events_topic])
+        if settings.dlq_topic in wanted:
+            message_limit.check_dead_letters(settings.dlq_topic)
         if settings.events_topic in wanted:
             await check_events_topic(admin, settings.events_topic, settings.topic_partitions)
     finally:

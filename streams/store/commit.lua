@@ -15,7 +15,7 @@
 -- followed by '*', key index, n_args, and one argument with the n_args args as a msgpack array of strs
 --   SADD/SREM key members...          HINCRBY key field delta [field delta ...]
 --   HSET key field value [field value ...]  (the erasure tombstones, streams/store/erasures.py; of the meta
---     hash only `swept`, the sweep mark: streams/worker/sweep_mark.py)
+--     hash only `sweeping`, the sweep mark: streams/worker/sweep_mark.py)
 --   BITS meta entries...  membership (streams/store/membership.py), at most one per commit; each entry is
 --     'A' customer_key            a lifetime begun, in log order: the customer takes the next ordinal
 --     'M' customer_key n bits...  '+k' sets, '-k' clears the customer's bit in the bitmap KEYS[k]
@@ -207,8 +207,8 @@ while i <= #ARGV do
     if n < 2 or n % 2 ~= 0 then return redis.error_reply('BADOP HSET pairs at ' .. i) end
     if KEYS[key] == meta then  -- of the meta hash an op sets the sweep mark only: fence, owner, seq are ours
       for j = first, last, 2 do
-        if src[j] ~= 'swept' or not int_arg(src[j + 1]) then
-          return redis.error_reply('BADOP HSET of the meta hash sets swept only, at ' .. i)
+        if src[j] ~= 'sweeping' or not int_arg(src[j + 1]) then
+          return redis.error_reply('BADOP HSET of the meta hash sets sweeping only, at ' .. i)
         end
       end
     end

@@ -42,7 +42,7 @@ from streams.store.weeks import stored_field, week_of
 ORDINAL: Final = "_o"  # the customer hash field holding its ordinal (streams/store/membership.py)
 METRICS: Final = ("customers", "revenue_minor", "orders")
 CLEARED: Final = -(1 << 63)
-"""The meta's `swept` once the publication it marked is committed: no instant (year 1 is -6.2e16 µs), so a
+"""The meta's `sweeping` once the publication it marked is committed: no instant (year 1 is -6.2e16 µs), so a
 mark that stays always means a publication no commit followed (`streams/worker/sweep_mark.py`)."""
 
 
@@ -78,7 +78,7 @@ class IndexDelta:
     undeclared: set[int] = field(default_factory=set)  # chunks a refused attempt named (kept for retries)
     # customer -> epoch µs its erasure covers, where it changed: the tombstones (streams/store/erasures.py)
     erasures: dict[str, int] = field(default_factory=dict)
-    swept_us: int | None = None  # the meta's `swept`: a sweep about to publish, or CLEARED (sweep_mark.py)
+    swept_us: int | None = None  # the meta's `sweeping`: a sweep about to publish, or CLEARED (sweep_mark)
 
     def began(self, customer_id: str) -> None:
         """An event created the customer (blank state before, not after): it takes the next ordinal."""

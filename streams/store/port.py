@@ -171,7 +171,7 @@ class _Partition:
     seq: int = 0  # commits applied (the Redis script's `seq`): one behind ours means Redis lost some
     offset: int | None = None
     watermark_us: int | None = None
-    swept_us: int | None = None  # the meta hash's `swept` (streams/worker/sweep_mark.py)
+    swept_us: int | None = None  # the meta hash's `sweeping` (streams/worker/sweep_mark.py)
     customers: dict[str, dict[str, str]] = field(default_factory=dict)
     erased: dict[str, int] = field(default_factory=dict)  # the `erased` hash: id digest -> erasure µs
     due: dict[str, int] = field(default_factory=dict)

@@ -236,7 +236,7 @@ class RedisStateStore:
         for pair, pairs in index.cross_fields().items():
             counters(slot(ks.crosstab(p, pair)), pairs)
         if index.swept_us is not None:  # KEYS[1], the partition's meta hash
-            op("HSET", 1, ["swept", str(index.swept_us)])
+            op("HSET", 1, ["sweeping", str(index.swept_us)])
 
     async def due(self, partition: int, until_us: int, limit: int) -> list[str]:
         return await due_customers(self._r, self._keys, partition, until_us, limit)

@@ -42,6 +42,29 @@ async def learn(admin: AIOKafkaAdminClient, topics: Sequence[str]) -> None:
             _bounds[topic] = max(1, limit - BATCH_HEADER)
 
 
+DEAD_LETTER_FLOOR: Final = 8_192
+"""The least `max.message.bytes` a dead-letter topic may have: a dead letter takes up to ~4 KB beyond its
+value (its key cut to 1,024 bytes, the error headers), and its value is cut to what is left
+(`publish_outcome`)."""
+
+
+class TopicLimitTooLow(ValueError):
+    """A dead-letter topic whose `max.message.bytes` cannot hold a dead letter (exit 2: configuration)."""
+
+    exit_code = 2
+
+
+def check_dead_letters(topic: str) -> None:
+    """Refuse, at start, a dead-letter topic too small for a dead letter: the first bad record would be
+    refused there (not retriable) and stop the worker on it at every restart."""
+    bound = _bounds.get(topic)
+    if bound is not None and bound + BATCH_HEADER < DEAD_LETTER_FLOOR:
+        raise TopicLimitTooLow(
+            f"topic {topic} (SEGSTREAM_DLQ_TOPIC) has {MAX_MESSAGE}={bound + BATCH_HEADER}: a dead letter"
+            f" needs at least {DEAD_LETTER_FLOOR} (its key and error headers take up to ~4 KB); raise it"
+        )
+
+
 def batch_bound(topic: str) -> int | None:
     """The most record bytes one batch to `topic` may hold; None when unknown (the producer's bound)."""
     return _bounds.get(topic)

@@ -106,6 +106,8 @@ def decode(
             events.append((rec, event))
         except (InvalidEvent, WrongKey, TooFarInFuture) as exc:
             dead.append(DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, exc, "parse"))
+        except MemoryError:  # not the record's fault: dead-lettered, a valid event would never be applied
+            raise
         except Exception as exc:  # a reader bug: one record must not stop its partition (and group) for ever
             log.error("decoding failed on %s:%s@%s", rec.topic, rec.partition, rec.offset, exc_info=exc)
             dead.append(DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, exc, "parse"))

@@ -38,8 +38,8 @@ class Owned:
     released: bool = False  # revoked: no batch may start its steps 4-7 any more (`Rebalance._let_go`)
     realign: AsyncIterator[str] | None = None  # the walk a lazy adoption asks for (`worker/realign.py`)
     realign_for: str = ""  # that adoption (`definitions_record.REALIGN`), recorded done once walked
-    marked_us: int | None = None  # the sweep clock last committed as the meta's `swept` (`sweep_mark`)
-    owed_us: int | None = None  # the `swept` its claim read: swept to before its first batch (`pay_owed`)
+    marked_us: int | None = None  # the sweep clock last committed as the meta's `sweeping` (`sweep_mark`)
+    owed_us: int | None = None  # the `sweeping` its claim read: swept to before its first batch (`pay_owed`)
     paying: bool = False  # paying `owed_us`: its chunks leave the mark for `sweep_mark.paid` to clear
     taking: bool = False  # `Worker.take` has claimed it and not resumed it yet: the poll loop leaves it alone
 

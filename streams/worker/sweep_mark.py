@@ -7,7 +7,7 @@ applies its backlog first, then sweeps, may never make that move. An owner kille
 sweep's publication and its commit, with a late event for a swept customer in the backlog (a purchase dated
 just before its `at_risk` time), left `active -> at_risk` on the topic for a state no owner ever stored, and
 no `at_risk -> active` after it (review of 7 December 2026). So the sweep's clock is first committed to the
-partition's meta hash (`swept`, fenced like any commit), and the commit of the states it published clears
+partition's meta hash (`sweeping`, fenced like any commit), and the commit of the states it published clears
 it (`CLEARED`): a mark that stays means a publication no commit followed. A claim reads it back, and the new
 owner sweeps to it before the partition's first batch or sweep (`pay_owed`): the same moves, with the same
 ids, before the backlog, as the continuous run made them; it clears the mark once all of that is committed.
@@ -42,7 +42,8 @@ async def sweep_to(pipeline: BatchPipeline, partition: int, owned: Owned, clock_
     SEGSTREAM_SWEEP_MAX_CUSTOMERS; each chunk:
     1. reads the due index and loads (or takes from the cache) the due customers' states;
     2. advances them to the clock (`advance_all`);
-    3. a Kafka-fed worker with transitions to publish, at a clock not marked yet: commits the mark (`swept`);
+    3. a Kafka-fed worker with transitions to publish, at a clock not marked yet: commits the mark
+       (`sweeping`);
     4. publishes the transitions;
     5. commits the states, and with the last chunk's clears the mark (not while a claim's mark is being
        paid: `paid`); fenced, a partition lost meanwhile stops the sweep at 3 or 5 (`publish_and_commit`).

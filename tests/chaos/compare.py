@@ -15,10 +15,10 @@ from streams.settings import Settings
 from tests.integration.replay_helpers import dump_namespace
 
 # Meta fields that depend on who committed and how often, not on the log: the owner token, the commit
-# counter and the last sweep a worker marked before publishing it (`swept`, streams/worker/sweep_mark.py: a
+# counter and the sweep mark (`sweeping`, and `swept` of earlier releases, streams/worker/sweep_mark.py: a
 # worker sweeps where its batches happen to end). Everything else (offset, watermark, every customer field
 # including `_offset`) must be equal.
-META_SKIP = ("fence", "seq", "owner", "swept")
+META_SKIP = ("fence", "seq", "owner", "swept", "sweeping")
 
 
 def namespace_state(

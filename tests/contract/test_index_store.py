@@ -128,8 +128,8 @@ def test_the_script_validates_every_op_before_the_first_write(services: Services
                 ["SADD", 4, 5, "c1"],
                 ["LPUSHCAP", 4, 3, 0, 3, "e"],  # retired with the h: lists (format 2)
                 ["HSET", 1, 2, "fence", "99"],  # the meta hash takes the sweep mark only (sweep_mark.py)
-                ["HSET", 1, 4, "swept", "5", "owner", "x"],
-                ["HSET", 1, 2, "swept", "not-a-time"],
+                ["HSET", 1, 4, "sweeping", "5", "owner", "x"],
+                ["HSET", 1, 2, "sweeping", "not-a-time"],
             )
             for ops in bad_ops:
                 with pytest.raises(aioredis.ResponseError, match="BADOP"):

@@ -38,3 +38,15 @@ def test_a_record_the_reader_fails_on_is_a_dead_letter(monkeypatch: pytest.Monke
         pytest.skip("the compiled batch module calls the reader directly: the patch does not reach it")
     assert [rec.offset for rec, _ in events] == [0, 2]
     assert [(d.offset, d.stage, type(d.error).__name__) for d in dead] == [(1, "parse", "InvalidOperation")]
+
+
+def test_memory_running_out_while_decoding_stops_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not the record's fault: dead-lettered, a valid event would never be applied; stopped, the restart
+    applies it (final review, 7 December 2026)."""
+
+    def exhausted(raw: Any) -> Any:
+        raise MemoryError
+
+    monkeypatch.setattr(batch, "parse_event", exhausted)
+    with pytest.raises(MemoryError):
+        decode([_record(0, "10")])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
@@ -64,3 +65,20 @@ def test_a_big_bad_record_is_dead_lettered_on_a_dlq_topic_of_a_lower_limit() -> 
     assert offset == 1, "both applied as dead letters, the offset committed past them"
     sizes = [size for topic, size in stored if topic == settings.dlq_topic]
     assert len(sizes) == 2 and all(90_000 < size <= TOPIC_LIMIT for size in sizes), sizes
+
+
+@pytest.mark.parametrize(("limit", "refused"), [(4_000, True), (8_191, True), (8_192, False)])
+def test_a_dlq_topic_too_small_for_a_dead_letter_is_refused_at_start(limit: int, refused: bool) -> None:
+    """Below ~8 KB no cut of the value makes a dead letter fit (its key and headers take up to ~4 KB): exit 2
+    at start, naming the topic and the limit, rather than a stop at the first bad record."""
+    topic = Settings().dlq_topic
+    message_limit._bounds[topic] = limit - message_limit.BATCH_HEADER
+    try:
+        if refused:
+            with pytest.raises(message_limit.TopicLimitTooLow, match=f"max.message.bytes={limit}") as caught:
+                message_limit.check_dead_letters(topic)
+            assert caught.value.exit_code == 2 and topic in str(caught.value)
+        else:
+            message_limit.check_dead_letters(topic)
+    finally:
+        message_limit._bounds.pop(topic, None)
