@@ -21,6 +21,7 @@ class Metrics:
     # already folded into a namespace's retired ones when that id retired (metrics_hash.retired_fields)
     reporter: str = ""
     folded: dict[str, float] = field(default_factory=dict)
+    alive_next: float = 0.0  # monotonic time of the next keep-alive a long sweep sends (`progress_report`)
 
     def batch(
         self, events: int, transitions: int, dead_letters: int, seconds: float, duplicates: int = 0

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from streams.store.counters import Metrics
-from streams.store.metrics_hash import retired_fields, rotate, worker_fields
+from streams.store.metrics_hash import WORKER_ID, retired_fields, rotate, worker_fields
 from streams.store.port import StateStore
 from streams.worker.ownership import Owned
 
@@ -48,6 +48,20 @@ async def report(
     try:
         await store.publish_metrics(worker_fields(metrics, partition, lag, mode, applies))
     except Exception as exc:  # best effort: metrics must never stop or slow the stream
+        log.warning("could not publish metrics: %s", exc)
+
+
+async def keep_alive(store: StateStore, metrics: Metrics) -> None:
+    """Inside a long sweep or adoption walk, which hold the poll loop and so its reports: the worker's
+    `updated_at` refreshed at most every REPORT_INTERVAL_S, so that `drop`, `replay --force` and `definitions
+    apply` still see it running past FRESH_S (`streams/store/namespace_writers.py`); best effort."""
+    now = time.monotonic()
+    if now < metrics.alive_next:
+        return
+    metrics.alive_next = now + REPORT_INTERVAL_S
+    try:
+        await store.publish_metrics({f"w:{metrics.reporter or WORKER_ID}:updated_at": f"{time.time():.3f}"})
+    except Exception as exc:  # as every report: metrics never stop the stream
         log.warning("could not publish metrics: %s", exc)
 
 

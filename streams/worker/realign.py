@@ -28,6 +28,7 @@ from streams.store.writes import from_us
 from streams.worker.batch import advance_all
 from streams.worker.ownership import Owned
 from streams.worker.pipeline import BatchPipeline
+from streams.worker.progress_report import keep_alive
 from streams.worker.retry import TORN, TRANSIENT, transient
 from streams.worker.sweep_mark import publish_and_commit
 
@@ -88,6 +89,7 @@ async def step(
                 return
             owned.remember(result.states, pipeline.cache_share())
             pipeline.metrics.swept(len(stale), len(result.transitions))
+        await keep_alive(pipeline.store, pipeline.metrics)
         if not force:
             return
 

@@ -26,6 +26,7 @@ from streams.store.writes import from_us
 from streams.worker.batch import BatchResult, advance_all
 from streams.worker.ownership import Owned
 from streams.worker.pipeline import BatchPipeline
+from streams.worker.progress_report import keep_alive
 
 
 async def pay_owed(pipeline: BatchPipeline, partition: int, owned: Owned) -> bool:
@@ -65,6 +66,7 @@ async def sweep_to(pipeline: BatchPipeline, partition: int, owned: Owned, clock_
             return
         owned.remember(result.states, pipeline.cache_share())
         pipeline.metrics.swept(len(due), len(result.transitions))
+        await keep_alive(pipeline.store, pipeline.metrics)
         if len(due) < limit:
             return
 

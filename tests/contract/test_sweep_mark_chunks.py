@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import timedelta
 
 from aiokafka import TopicPartition
@@ -13,6 +14,7 @@ from aiokafka import TopicPartition
 from segmentation import Definitions
 from segmentation.instants import to_us
 from streams.settings import Settings
+from streams.store.metrics_hash import running_workers
 from streams.store.port import InMemoryStateStore
 from streams.worker.batch import BatchResult
 from streams.worker.ownership import Owned
@@ -97,3 +99,20 @@ def test_a_payer_killed_mid_payment_leaves_the_mark_for_the_next_claim() -> None
     mid, end, published = asyncio.run(scenario())
     assert mid == to_us(WALL)
     assert end is None and published > 0
+
+
+def test_a_long_sweep_keeps_the_worker_seen_running() -> None:
+    """A sweep (or an adoption walk paid at a claim) holds the poll loop, and with it the worker's reports:
+    past 15 s, `drop`, `replay --force` and `definitions apply` took a live worker for a stopped one (final
+    review, 7 December 2026). Its chunks refresh the worker's `updated_at` (at most every second)."""
+
+    async def scenario() -> dict[str, float]:
+        store = InMemoryStateStore()
+        worker = _worker(store)
+        await worker.own(0)
+        await worker.process(0, [_purchase(i, FIRST, cid) for i, cid in enumerate(IDS)])
+        store.metrics.clear()  # the batch's own report
+        await worker.sweep(force=True)
+        return running_workers(store.metrics, time.time())
+
+    assert len(asyncio.run(scenario())) == 1
