@@ -21,9 +21,8 @@ from streams import cli
 from streams.bootstrap import ensure_topics, keyspace
 from streams.sample import generator as sample
 from streams.store.connection import sync_client
-from streams.store.metrics_hash import running_workers
 from tests.integration.test_definitions_change import changed_definitions
-from tests.integration.test_worker_kill import caught_up, end_offsets, start_worker
+from tests.integration.test_worker_kill import start_worker, until_caught_up_and_reporting
 from tests.integration.worker_harness import make_settings, stored_customers
 from tests.services import Services
 
@@ -63,13 +62,7 @@ def test_apply_refuses_while_a_worker_runs_and_proceeds_once_it_stopped(
 
     worker = start_worker(settings)
     try:
-        done, deadline = caught_up(settings, end_offsets(settings)), time.monotonic() + 120
-        while not (
-            done() and running_workers(cast(dict[str, str], client.hgetall(metrics_key)), time.time())
-        ):
-            assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
-            assert time.monotonic() < deadline, "the worker did not catch up"
-            time.sleep(0.1)
+        until_caught_up_and_reporting(settings, worker)
         idle_since = reported_at()
         time.sleep(2.5)
         assert reported_at() >= idle_since + 1.5, "an idle worker keeps reporting (heartbeat)"

@@ -7,19 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
 import pytest
 
 from streams import cli
-from streams.bootstrap import ensure_topics, keyspace
+from streams.bootstrap import ensure_topics
 from streams.sample import generator as sample
-from streams.store.connection import sync_client
-from streams.store.metrics_hash import running_workers
-from tests.integration.test_worker_kill import caught_up, end_offsets, start_worker
+from tests.integration.test_worker_kill import start_worker, until_caught_up_and_reporting
 from tests.integration.worker_harness import make_settings, stored_customers
 from tests.services import Services
 
@@ -45,21 +41,13 @@ def test_drop_and_a_forced_replay_refuse_a_namespace_a_worker_writes(
     for name, value in settings.as_environment({}).items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("SEGSTREAM_NAMESPACE", raising=False)  # the commands name it; `main` stays active
-    client = sync_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
-    metrics_key = keyspace(settings).metrics()
     drop = ["drop", "live"]
     replay = ["replay", str(events), "--namespace", "live", "--force", "--no-progress"]
     replay += ["--output-dir", str(tmp_path)]
 
     worker = start_worker(settings)
     try:
-        done, deadline = caught_up(settings, end_offsets(settings)), time.monotonic() + 120
-        while not (
-            done() and running_workers(cast(dict[str, str], client.hgetall(metrics_key)), time.time())
-        ):
-            assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
-            assert time.monotonic() < deadline, "the worker did not catch up"
-            time.sleep(0.1)
+        until_caught_up_and_reporting(settings, worker)
         stored = stored_customers(settings)
         assert stored
         for command in (drop, replay):
@@ -74,7 +62,6 @@ def test_drop_and_a_forced_replay_refuse_a_namespace_a_worker_writes(
         if worker.poll() is None:
             worker.kill()
             worker.wait()
-        client.close()
     assert cli.main(replay) == 0, "a gracefully stopped worker does not hold a replay back"
     assert cli.main(drop) == 0
     assert stored_customers(settings) == {}

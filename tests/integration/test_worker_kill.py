@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from kafka import KafkaConsumer, TopicPartition
@@ -20,6 +20,7 @@ from streams.sample import generator as sample
 from streams.settings import Settings
 from streams.store.connection import sync_client
 from streams.store.due_index import overdue
+from streams.store.metrics_hash import running_workers
 from tests.integration.worker_harness import (
     applied_offsets,
     make_settings,
@@ -65,6 +66,22 @@ def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+
+
+def until_caught_up_and_reporting(settings: Settings, worker: subprocess.Popen[bytes]) -> None:
+    """Wait (at most 120 s) until the worker applied the topic's end and reports in the metrics hash."""
+    client = sync_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
+    metrics_key = keyspace(settings).metrics()
+    done, deadline = caught_up(settings, end_offsets(settings)), time.monotonic() + 120
+    try:
+        while not (
+            done() and running_workers(cast(dict[str, str], client.hgetall(metrics_key)), time.time())
+        ):
+            assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
+            assert time.monotonic() < deadline, "the worker did not catch up"
+            time.sleep(0.1)
+    finally:
+        client.close()
 
 
 def test_kill_9_mid_stream_then_restart_equals_a_clean_run(
