@@ -158,8 +158,6 @@ async def ensure_topics(settings: Settings, topics: Sequence[str] | None = None)
         )
         logs.topics_created(created)  # their first "not the leader yet" is no alarm
         await message_limit.learn(admin, [t for t in wanted if t != settings.events_topic])
-        if settings.dlq_topic in wanted:
-            message_limit.check_dead_letters(settings.dlq_topic)
         if settings.events_topic in wanted:
             await check_events_topic(admin, settings.events_topic, settings.topic_partitions)
     finally:
@@ -267,6 +265,7 @@ async def worker_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Everything a worker needs, started in order and closed in reverse."""
     definitions = worker_definitions(settings)
     await ensure_topics(settings)
+    message_limit.check_dead_letters(settings.dlq_topic)  # the worker's own: `sample` never writes it
     client = redis_client(settings)
     pinned = settings.namespace is not None
     try:

@@ -193,6 +193,8 @@ def apply_steps(
             state = known[0] if known is not None else CustomerState.new(cid)
         try:
             outcome = apply(state, event, definitions, explain)
+        except MemoryError:  # not the event's fault: dead-lettered, a valid event would never be applied
+            raise
         except Exception as exc:  # any failure of the core for this event: dead-letter it, go on
             log.error("core failed on %s:%s@%s", rec.topic, rec.partition, rec.offset, exc_info=exc)
             result.dead_letters.append(

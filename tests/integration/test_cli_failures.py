@@ -210,6 +210,27 @@ def test_sample_to_another_topic_ignores_the_events_topics_partition_count(
     assert other in topics(services)
 
 
+def test_a_dlq_topic_too_small_for_a_dead_letter_refuses_the_worker_not_sample(
+    env: dict[str, str], client: redis.Redis, services: Services
+) -> None:
+    """Below 8 KiB no cut makes a dead letter fit, and the first bad record would stop the worker at every
+    restart: the worker exits 2 at start, naming the topic and its limit; `sample`, which never writes the
+    DLQ topic, is not refused (final review, 7 December 2026)."""
+    admin = KafkaAdminClient(bootstrap_servers=services.kafka_bootstrap)
+    dlq = env["SEGSTREAM_DLQ_TOPIC"]
+    try:
+        admin.create_topics([NewTopic(dlq, 1, 1, topic_configs={"max.message.bytes": "4096"})])
+    finally:
+        admin.close()
+    result = segstream(["worker"], env)
+    last = result.stderr.splitlines()[-1]  # after the lines saying which topics it created
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert dlq in last and "max.message.bytes=4096" in last and "8192" in last, last
+    assert keys(client, env) == []
+    done = segstream(["sample", "--customers", "5", "--days", "3"], env)
+    assert done.returncode == 0, done.stderr
+
+
 def test_worker_whose_session_timeout_the_brokers_refuse_exits_2(env: dict[str, str]) -> None:
     """Below the brokers' group.min.session.timeout.ms (6 s by default) the group refuses the member: the
     setting reached the broker, and the operator reads which one to change."""
