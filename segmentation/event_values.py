@@ -76,9 +76,9 @@ def _amount(value: object, positive: bool) -> Decimal:
             raise fail("must be a decimal number like 12.50")
         try:
             number = Decimal(value)
+            plain = match[3] is None and len(match[2] or "") <= 5  # no exponent, at most 4 places: fast path
         except ArithmeticError:  # an exponent past the Decimal context's range: 1e-10^21, 1E+10^21
-            raise fail(_OUT_OF_RANGE[value[match.start(3) + 1 : match.start(3) + 2] == "-"]) from None
-        plain = match[3] is None and len(match[2] or "") <= 5  # no exponent, at most 4 places: fast path
+            number, plain = _out_of_range(value, match[1] + (match[2] or ""), match[3]), True
     elif type(value) is int:
         number, plain = Decimal(value), True
     elif type(value) is Decimal:
@@ -105,6 +105,16 @@ def _amount(value: object, positive: bool) -> Decimal:
             _AMOUNTS.clear()
         _AMOUNTS[value] = number
     return number
+
+
+def _out_of_range(text: str, digits: str, exponent: str) -> Decimal:
+    """What a text past Decimal's exponent range stands for, judged as its in-range peers are: zero
+    whatever its exponent ("0E+10^21" is 0), negative before too large ("-1e10^21" is "must be >= 0")."""
+    if not digits.strip("0."):
+        return Decimal(0)
+    if text.startswith("-"):
+        return Decimal(-1)
+    raise fail(_OUT_OF_RANGE[exponent[1:2] == "-"])
 
 
 def money(value: object) -> Decimal:

@@ -22,12 +22,13 @@ class DeadLetter:
     value: bytes | None
     error: BaseException
     stage: str  # "parse" or "apply"
+    unexpected: bool = False  # a failure of segstream's own code on this record, not a fault of the record
 
     def __post_init__(self) -> None:
         _detach(self.error)
 
     def headers(self) -> list[tuple[str, bytes]]:
-        message = _clipped(str(self.error))
+        message = _clipped(_message(self.error, self.unexpected))
         return [
             ("__connect.errors.topic", self.topic.encode()),
             ("__connect.errors.partition", str(self.partition).encode()),
@@ -50,6 +51,22 @@ class DeadLetter:
             headers += _cut("key", key)
             key = key[:MAX_KEY]
         return key, value, headers
+
+
+def _message(error: BaseException, unexpected: bool) -> str:
+    """What the error says, for a person: decimal's signals print as the list of their classes
+    ("[<class 'decimal.InvalidOperation'>]") and some errors say nothing; a failure no check foresaw says
+    that it is one, so that the record is reported rather than fixed by its producer."""
+    text = str(error)
+    if not text.strip() or text.startswith("[<class "):
+        text = f"{type(error).__name__}, with no message"
+    elif unexpected:
+        text = f"{type(error).__name__}: {text}"
+    return (
+        f"segstream failed on this record, not a check of it (please report it): {text}"
+        if unexpected
+        else text
+    )
 
 
 def _clipped(message: str) -> bytes:

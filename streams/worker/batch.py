@@ -110,7 +110,8 @@ def decode(
             raise
         except Exception as exc:  # a reader bug: one record must not stop its partition (and group) for ever
             log.error("decoding failed on %s:%s@%s", rec.topic, rec.partition, rec.offset, exc_info=exc)
-            dead.append(DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, exc, "parse"))
+            where = (rec.topic, rec.partition, rec.offset)
+            dead.append(DeadLetter(*where, rec.key, rec.value, exc, "parse", unexpected=True))
     return events, dead
 
 

@@ -72,7 +72,6 @@ class BatchPipeline:
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()  # steps 4-7 in flight, any partition
         self.retake: set[int] = set()  # partitions to claim again: Redis lost writes (see `_commit`)
-        self._applies: tuple[Settings | None, str] = (None, "")  # `mode_guard.applied_settings` of settings
         self.fenced_since: dict[int, float] = {}  # partition -> monotonic time a newer owner fenced us out
         self.future_limit: Callable[[], FutureLimit | None]  # replaced by `replay --reject-future`
         self.future_limit = lambda: worker_limit(self.settings, self.wall_clock())
@@ -200,11 +199,13 @@ class BatchPipeline:
         if time.monotonic() >= owned.next_report:
             await self.report(partition, owned)
 
+    def stated(self) -> tuple[str, str]:
+        """The mode and `applied_settings` its reports and keep-alives state (`mode_guard`)."""
+        return self.settings.mode, applied_settings(self.settings)  # a promote replaces the settings
+
     async def report(self, partition: int, owned: Owned) -> None:
         """Steps 6 and 7 of `submit` (see `progress_report.report`)."""
-        if self._applies[0] is not self.settings:  # derived once per settings object (a promote copies it)
-            self._applies = (self.settings, applied_settings(self.settings))
-        topic, mode, applies = self.settings.events_topic, self.settings.mode, self._applies[1]
+        topic, (mode, applies) = self.settings.events_topic, self.stated()
         await report(self.consumer, self.store, self.metrics, topic, partition, owned, mode, applies)
 
     async def _settle(self, owned: Owned) -> None:

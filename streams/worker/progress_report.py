@@ -51,16 +51,19 @@ async def report(
         log.warning("could not publish metrics: %s", exc)
 
 
-async def keep_alive(store: StateStore, metrics: Metrics) -> None:
+async def keep_alive(store: StateStore, metrics: Metrics, mode: str, applies: str) -> None:
     """Inside a long sweep or adoption walk, which hold the poll loop and so its reports: the worker's
     `updated_at` refreshed at most every REPORT_INTERVAL_S, so that `drop`, `replay --force` and `definitions
-    apply` still see it running past FRESH_S (`streams/store/namespace_writers.py`); best effort."""
+    apply` still see it running past FRESH_S (`streams/store/namespace_writers.py`); with its mode and
+    settings, which a first sweep before any report would not state otherwise (`mode_guard`); best effort."""
     now = time.monotonic()
     if now < metrics.alive_next:
         return
     metrics.alive_next = now + REPORT_INTERVAL_S
+    prefix = f"w:{metrics.reporter or WORKER_ID}:"
+    fields = {prefix + "updated_at": f"{time.time():.3f}", prefix + "mode": mode, prefix + "applies": applies}
     try:
-        await store.publish_metrics({f"w:{metrics.reporter or WORKER_ID}:updated_at": f"{time.time():.3f}"})
+        await store.publish_metrics(fields)
     except Exception as exc:  # as every report: metrics never stop the stream
         log.warning("could not publish metrics: %s", exc)
 

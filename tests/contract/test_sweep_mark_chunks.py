@@ -14,9 +14,10 @@ from aiokafka import TopicPartition
 from segmentation import Definitions
 from segmentation.instants import to_us
 from streams.settings import Settings
-from streams.store.metrics_hash import running_workers
+from streams.store.metrics_hash import running_values, running_workers
 from streams.store.port import InMemoryStateStore
 from streams.worker.batch import BatchResult
+from streams.worker.mode_guard import applied_settings
 from streams.worker.ownership import Owned
 from tests.contract.test_sweep_mark import FIRST, WALL, Consumer, Killed, Publishing, _purchase
 from tests.unit.seg_helpers import home_ids
@@ -106,13 +107,23 @@ def test_a_long_sweep_keeps_the_worker_seen_running() -> None:
     past 15 s, `drop`, `replay --force` and `definitions apply` took a live worker for a stopped one (final
     review, 7 December 2026). Its chunks refresh the worker's `updated_at` (at most every second)."""
 
-    async def scenario() -> dict[str, float]:
+    async def scenario() -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
         store = InMemoryStateStore()
         worker = _worker(store)
         await worker.own(0)
         await worker.process(0, [_purchase(i, FIRST, cid) for i, cid in enumerate(IDS)])
         store.metrics.clear()  # the batch's own report
         await worker.sweep(force=True)
-        return running_workers(store.metrics, time.time())
+        now = time.time()
+        return (
+            running_workers(store.metrics, now),
+            running_values(store.metrics, now, "mode"),
+            running_values(store.metrics, now, "applies"),
+        )
 
-    assert len(asyncio.run(scenario())) == 1
+    running, modes, applies = asyncio.run(scenario())
+    assert len(running) == 1
+    # and states its mode and settings, which a first sweep before any report did not: a worker of another
+    # mode started beside it was let in (`mode_guard`; review of 7 December 2026)
+    assert list(modes.values()) == ["live"]
+    assert list(applies.values()) == [applied_settings(Settings(mode="live", sweep_max_customers=1))]

@@ -436,12 +436,23 @@ def test_message_format_and_error_count() -> None:
         # the partition, every restart (review of 7 December 2026)
         ('"1E+1000000000000000000000"', "amount: must be below 10^15"),
         ('"1e-1000000000000000000000"', "amount: must have at most 4 decimal places"),
-        ('"-1e1000000000000000000000"', "amount: must be below 10^15"),
+        ('"-1e1000000000000000000000"', "amount: must be >= 0"),  # negative first, as "-1e400" (review)
+        ('"-1e-1000000000000000000000"', "amount: must be >= 0"),
     ],
 )
 def test_non_finite_and_inexact_json_amounts_are_rejected_on_the_field(literal: str, fragment: str) -> None:
     error = rejected(with_literal(event("purchase", amount="@"), literal))
     assert str(error).startswith("invalid purchase event: ") and fragment in str(error), str(error)
+
+
+@pytest.mark.parametrize("text", ["0E+1000000000000000000000", "-0.000e-1000000000000000000000"])
+def test_a_zero_past_the_exponent_range_is_zero(text: str) -> None:
+    """Zero whatever its exponent, as "0E+400" is: it was refused as "must be below 10^15" (review)."""
+    raw = event("purchase", items=[{"sku": "s", "quantity": 1, "unit_price": text}])
+    item = purchase(raw).items[0]
+    assert item.unit_price == 0 and str(item.unit_price) == "0"
+    assert purchase(event("purchase", amount=text)).amount == 0
+    assert "amount: must be > 0" in str(rejected(event("refund", amount=text)))
 
 
 @pytest.mark.parametrize(
