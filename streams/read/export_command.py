@@ -167,7 +167,11 @@ async def _changes(
     cursor = args.cursor
     since = _instant(args.since, "--since")
     if cursor_file is not None and cursor_file.exists():
-        cursor = cursor_file.read_text(encoding="utf-8").strip()  # with --since too: the later start
+        try:
+            cursor = cursor_file.read_text(encoding="utf-8").strip()  # with --since too: the later start
+        except (OSError, UnicodeDecodeError) as exc:
+            unread = f"{cursor_file}: cannot be read as a cursor this command wrote ({exc})"
+            raise ExportUsage(unread) from None
     elif cursor_file is not None and since is None:
         raise ExportUsage(f"{cursor_file} does not exist yet: give --since for the first sync")
     until = _instant(args.until, "--until")

@@ -28,13 +28,14 @@ import redis.asyncio as aioredis
 from segmentation import Definitions
 from segmentation.state_mapping import AUDIENCE_FIELD, STATE
 from streams.read import kpis as _kpis
+from streams.read import members_walk
 from streams.read.history import History, HistoryEntry, SegmentAt, history_of, projected_at, segment_at
 from streams.read.kpis import Crosstab, GridKpis
 from streams.read.members_cursor import cursor_pattern, parse_cursor
+from streams.read.members_walk import WalkMoved
 from streams.read.profile import CustomerProfile, Kpis, MembersPage, kpis_of, profile_of
 from streams.read.snapshot import grid_flows
 from streams.settings import Settings
-from streams.store import membership
 from streams.store.connection import async_pooled_client
 from streams.store.definitions_record import check_partition_count
 from streams.store.history_format import FIELD as HISTORY
@@ -44,7 +45,7 @@ from streams.store.partitioning import partition_for
 from streams.store.replies import text
 from streams.store.replies import texts as _texts
 from streams.store.stored_state import history_refused, readers_view, stored_state
-from streams.store.weeks import FORMAT_FIELD, check_format
+from streams.store.weeks import FORMAT_FIELD, check_format, check_formats
 
 T = TypeVar("T")
 MAX_ID_LENGTH = 256
@@ -105,11 +106,14 @@ class SegmentReader:
 
     # -- keys ---------------------------------------------------------------------------------------------
     async def keyspace(self) -> KeySpace:
+        """The namespace read, checked readable (partition count and format: every answer, counts and
+        crossings included, refuses another segstream's namespace) at most every `namespace_ttl_s`."""
         now = time.monotonic()
-        if self._keys is None or (self.settings.namespace is None and now - self._keys_at > self._ttl):
+        if self._keys is None or now - self._keys_at > self._ttl:
             namespace = self.settings.namespace or await active_namespace(self._r, self.settings.key_prefix)
             keys = KeySpace(self.settings.key_prefix, namespace, self.settings.events_topic)
             await check_partition_count(self._r, keys, self.settings.topic_partitions)  # keyed by partition
+            await check_formats(self._r, keys, self._partitions)
             self._keys, self._keys_at = keys, now
         return self._keys
 
@@ -236,10 +240,16 @@ class SegmentReader:
         return answer
 
     async def members_page(
-        self, grid: str, segment: str, cursor: str | None = None, count: int = 100
+        self,
+        grid: str,
+        segment: str,
+        cursor: str | None = None,
+        count: int = 100,
+        keys: KeySpace | None = None,
     ) -> MembersPage:
-        """Up to `count` members; the cursor is `<partition>:<ordinal>` (opaque to callers): where the walk
-        goes on, so a page never repeats a member of an earlier page of the same walk."""
+        """Up to `count` members; the cursor is `<partition>:<ordinal>...` (opaque to callers): where the walk
+        goes on, so a page never repeats a member of an earlier page of the same walk. A cursor of a walk
+        begun in another namespace (a promote since) is refused, `WalkMoved`. `keys`: the walk's namespace."""
         if segment not in self._grid(grid):
             raise NotFound(f"unknown segment {segment!r} of grid {grid!r}")
         if not 1 <= count <= 10_000:
@@ -247,31 +257,18 @@ class SegmentReader:
         parsed = parse_cursor(cursor, self._cursor)
         if parsed is None:
             raise BadRequest("malformed cursor: pass back the next_cursor of the previous page")
-        partition, position, end = parsed
-        keys = await self.keyspace()
-        members: list[str] = []
-        while partition < self.settings.topic_partitions:
-            if end is None:  # the walk enters the partition: customers begun from now on are not listed
-                end = await membership.walk_end(self._r, keys, partition)
-            ids, after = await membership.page(  # OlderFormat: the namespace needs a replay
-                self._r, keys, partition, grid, segment, position, count - len(members), end
-            )
-            members += ids
-            if after is None:
-                partition, position, end = partition + 1, 0, None
-            else:
-                position = after
-            if len(members) >= count:
-                break
-        done = partition >= self.settings.topic_partitions
-        tail = "" if end is None else f":{end}"
-        return MembersPage(members=members, next_cursor=None if done else f"{partition}:{position}{tail}")
+        keys = keys or await self.keyspace()
+        return await members_walk.page(
+            self._r, keys, self.settings.topic_partitions, grid, segment, parsed, count
+        )
 
     async def iter_members(self, grid: str, segment: str, count: int = 500) -> AsyncIterator[str]:
-        """Every member, partition by partition (one entering or leaving meanwhile may be listed or not)."""
+        """Every member, partition by partition (one entering or leaving meanwhile may be listed or not), all
+        of the namespace read at the walk's start: a promote meanwhile does not mix two namespaces."""
         cursor: str | None = None
+        keys = await self.keyspace()
         while True:
-            page = await self.members_page(grid, segment, cursor, count)
+            page = await self.members_page(grid, segment, cursor, count, keys)
             for member in page.members:
                 yield member
             if page.next_cursor is None:
@@ -307,5 +304,6 @@ __all__: Sequence[str] = (
     "NotFound",
     "SegmentAt",
     "SegmentReader",
+    "WalkMoved",
     "segment_at",
 )

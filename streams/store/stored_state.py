@@ -71,10 +71,12 @@ def readers_view(row: Mapping[str, str], namespace: str) -> dict[str, str]:
 
 @contextmanager
 def history_refused(namespace: str, customer_id: str) -> Iterator[None]:
-    """A `history` field of another format read inside: one line naming the fix, as for the state (the CLI
-    exits 3, the API answers 409)."""
+    """A `history` field, or the `state` read with it, of another format read inside: one line naming the
+    fix (the CLI exits 3, the API answers 409), never a traceback and a 500."""
     try:
         yield
     except UnknownHistoryFormat as exc:
         where = f"namespace {namespace!r}, customer {customer_id!r}: {exc}"
         raise StoredFormatError(f"{where}; rebuild the namespace with `segstream replay`") from None
+    except StorageFormatError as exc:  # the state read with it (`history_of`): as `stored_state` says it
+        raise StoredFormatError(f"namespace {namespace!r}: {exc}") from None

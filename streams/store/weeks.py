@@ -42,20 +42,50 @@ FORMAT_FIELD: Final = "days"  # partition meta field: how its day counters (and 
 FORMAT: Final = "week-short/grid-named/moves/due-chunks/periods-coded"
 
 
-def older_days(namespace: str) -> StoredFormatError:
-    """What a reader or a worker raises on a namespace whose day counters are of an earlier segstream."""
+EARLIER: Final = frozenset(  # the formats of earlier releases (above)
+    {
+        "week",
+        "week-coded",
+        "week-short",
+        "week-short/grid-named",
+        "week-short/grid-named/moves",
+        "week-short/grid-named/moves/due-chunks",
+    }
+)
+
+
+def older_days(namespace: str, kept: str | None = None) -> StoredFormatError:
+    """What a reader or a worker raises on a namespace whose day counters are of another segstream: an
+    earlier one (no format, or one it wrote), or one this one does not know (a later release's)."""
+    if kept is None or kept in EARLIER:
+        return StoredFormatError(
+            f"namespace {namespace!r} keeps its day counters or customer fields in an older format (written "
+            "by an earlier segstream): rebuild it with `segstream replay`"
+        )
     return StoredFormatError(
-        f"namespace {namespace!r} keeps its day counters or customer fields in an older format (written by "
-        "an earlier segstream): rebuild it with `segstream replay`"
+        f"namespace {namespace!r} keeps its day counters or customer fields in format {kept!r}, which this "
+        f"segstream does not know (it reads {FORMAT!r}; a later release wrote it?): read it with the "
+        "segstream that wrote it, or rebuild it with this one (`segstream replay`)"
     )
 
 
 def check_format(namespace: str, offset: object, kept: object) -> None:
     """Raise unless the partition's day counters are kept as this segstream keeps them (`kept`: its meta's
     FORMAT_FIELD, bytes or text) or it has never committed (`offset` None)."""
-    text = kept.decode() if isinstance(kept, bytes) else kept
+    text = kept.decode("utf-8", "replace") if isinstance(kept, bytes) else kept
     if text != FORMAT and (offset is not None or text is not None):
-        raise older_days(namespace)
+        raise older_days(namespace, None if text is None else str(text))
+
+
+async def check_formats(client: Redis, keys: KeySpace, partitions: Iterable[int]) -> None:
+    """`check_format` of every partition, in one pipeline: what a reader checks before it answers anything
+    from the namespace (counts and crossings of an older one read as zeros, not as a refusal)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for p in partitions:
+            pipe.hmget(keys.partition_meta(p), ["offset", FORMAT_FIELD])
+        rows = await pipe.execute()
+    for offset, kept in rows:
+        check_format(keys.namespace, offset, kept)
 
 
 async def week_rows(

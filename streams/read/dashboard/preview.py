@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from segmentation import CustomerState, Definitions, DefinitionsError, resegment
+from segmentation.kpi_tracking import segments_of as every_segment
 from segmentation.safe_yaml import load_bounded
 from streams.read.reader import SegmentReader
 from streams.store.keys import KeySpace
@@ -31,14 +32,14 @@ EXAMPLES = 5  # customer ids shown per (grid, from, to) move: who would move
 
 
 READ_BATCH = 500
-GRIDS = ("lifecycle", "rfm", "value", "email", "channel", "age_band", "region", "satisfaction")
 
 
 def segments_of(state: CustomerState) -> dict[str, str]:
-    """grid -> segment ('-': none) for every grid the state carries, audiences as `audience:<name>`."""
-    out = {grid: getattr(state, f"seg_{grid}") or "-" for grid in GRIDS}
-    out.update((f"audience:{name}", segment) for name, segment in state.audiences)
-    return out
+    """grid -> segment ('-': none) for every grid the state carries, audiences as `audience:<name>`, as
+    `definitions diff` compares them: the clv grid only once the customer has a clv segment (it exists only
+    under definitions with a clv section). A list of grids of its own here missed category and promotion."""
+    segments = every_segment(state).items()
+    return {grid: segment or "-" for grid, segment in segments if segment or grid != "clv"}
 
 
 async def stored_rows(

@@ -1,0 +1,52 @@
+"""A page of a segment's members: partition by partition, each partition's bitmap walked up to the end it
+had when the walk entered it (`membership.walk_end`), in the namespace the walk began in."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from streams.read.members_cursor import cursor_text, namespace_tag
+from streams.read.profile import MembersPage
+from streams.store import membership
+from streams.store.keys import KeySpace
+from streams.store.stored_state import StoredFormatError
+
+
+class WalkMoved(StoredFormatError):
+    """A members cursor of a walk begun in another namespace (HTTP 409, the CLI exits 3, as for a namespace
+    the reader cannot read: the walk starts again)."""
+
+
+async def page(
+    client: aioredis.Redis,
+    keys: KeySpace,
+    partitions: int,
+    grid: str,
+    segment: str,
+    start: tuple[int, int, int | None, str | None],
+    count: int,
+) -> MembersPage:
+    """Up to `count` members from `start`, a parsed cursor (`members_cursor.parse_cursor`)."""
+    partition, position, end, tag = start
+    if tag is not None and tag != namespace_tag(keys.namespace):
+        raise WalkMoved(
+            f"this cursor's walk began in another namespace than {keys.namespace!r} (the active namespace "
+            "changed: `segstream promote`), where its positions name other customers; start the walk again "
+            "without a cursor"
+        )
+    members: list[str] = []
+    while partition < partitions:
+        if end is None:  # the walk enters the partition: customers begun from now on are not listed
+            end = await membership.walk_end(client, keys, partition)
+        ids, after = await membership.page(  # OlderFormat: the namespace needs a replay
+            client, keys, partition, grid, segment, position, count - len(members), end
+        )
+        members += ids
+        if after is None:
+            partition, position, end = partition + 1, 0, None
+        else:
+            position = after
+        if len(members) >= count:
+            break
+    next_cursor = None if partition >= partitions else cursor_text(partition, position, end, keys.namespace)
+    return MembersPage(members=members, next_cursor=next_cursor)

@@ -1,0 +1,80 @@
+"""A members walk paged across `segstream promote` (a reader following the active namespace) lists nobody
+twice and misses nobody: its cursor's positions are ordinals of the namespace it began in, which name other
+customers in another. It listed 3 of 19 members twice and 3 never (review of 7 December 2026); a page asked
+with such a cursor is now refused (409), and `iter_members` keeps the namespace it began in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams import cli
+from streams.read.members_walk import WalkMoved
+from streams.read.reader import SegmentReader
+from streams.settings import Settings
+from tests.integration.test_human_output import use
+from tests.integration.worker_harness import make_settings
+from tests.services import Services
+
+pytestmark = pytest.mark.integration
+CUSTOMERS = [f"walker-{n}" for n in range(19)]
+
+
+def _log(path: Path, customers: list[str]) -> Path:
+    def purchase(n: int, cid: str) -> bytes:
+        return orjson.dumps(
+            {
+                "type": "purchase", "event_id": f"{cid}-1", "customer_id": cid, "schema_version": 1,
+                "occurred_at": f"2026-03-01T10:{n:02d}:00Z", "order_id": f"o-{cid}", "amount": "10",
+                "currency": "EUR", "channel": "web",
+            }
+        )  # fmt: skip
+
+    path.write_bytes(b"\n".join(purchase(n, cid) for n, cid in enumerate(customers)) + b"\n")
+    return path
+
+
+def test_a_walk_across_a_promote_is_refused_or_kept_in_its_namespace(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
+    use(settings, monkeypatch)
+    monkeypatch.delenv("SEGSTREAM_NAMESPACE", raising=False)
+    # the same customers, each `new`, replayed in two orders: each partition's ordinals in another order
+    for namespace, order in (("blue", CUSTOMERS), ("green", CUSTOMERS[::-1])):
+        log = _log(tmp_path / f"{namespace}.jsonl", order)
+        out = str(tmp_path / namespace)
+        assert (
+            cli.main(["replay", str(log), "--namespace", namespace, "--output-dir", out, "--no-progress"])
+            == 0
+        )
+    assert cli.main(["promote", "blue"]) == 0
+
+    async def walk() -> tuple[list[str], bool]:
+        reader = await SegmentReader.connect(Settings(), namespace_ttl_s=0.0)
+        try:
+            first = await reader.members_page("lifecycle", "new", None, 3)  # a page of blue
+            walked = []
+            async for member in reader.iter_members("lifecycle", "new", 3):
+                walked.append(member)
+                if len(walked) == 3:  # promoted in the middle of the walk
+                    assert await asyncio.to_thread(cli.main, ["promote", "green"]) == 0
+            try:
+                await reader.members_page("lifecycle", "new", first.next_cursor, 3)  # in green now
+            except WalkMoved:
+                return walked, True
+            return walked, False
+        finally:
+            await reader.aclose()
+
+    walked, refused = asyncio.run(walk())
+    assert sorted(walked) == sorted(CUSTOMERS)  # each once: the walk stayed in blue
+    assert refused
