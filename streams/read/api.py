@@ -132,7 +132,9 @@ async def get_health(request: web.Request) -> web.Response:
 
 async def get_metrics(request: web.Request) -> web.Response:
     reader = _reader(request)
-    keys = await reader.keyspace()
+    keys = (
+        await reader.namespace_keys()
+    )  # unchecked: a namespace no reader can read still has workers to watch
     row = await reader.client.hgetall(keys.metrics())
     text = prometheus({_text(k): _text(v) for k, v in row.items()}, keys.namespace)
     return web.Response(text=text, content_type="text/plain", charset="utf-8", headers={"X-Format": "0.0.4"})

@@ -1,7 +1,8 @@
 """The cursor of a members walk: `<partition>:<position>[:<end>][.<namespace tag>]`, handed back page after
-page. The tag names the namespace the walk began in: its ordinals mean other customers in any other, so a
-page asked of another one (the active namespace changed by `segstream promote` meanwhile) is refused rather
-than listing some members twice and others never."""
+page. The tag names the namespace the walk began in and its build (`readable.build_of`): its ordinals mean
+other customers in any other namespace or build, so a page asked of another one (the active namespace
+changed by `segstream promote` meanwhile, or built again under its name) is refused rather than listing some
+members twice and others never."""
 
 from __future__ import annotations
 
@@ -41,6 +42,6 @@ def parse_cursor(
     return int(head), int(tail), int(end) if end else None, tag or None
 
 
-def cursor_text(partition: int, position: int, end: int | None, namespace: str) -> str:
+def cursor_text(partition: int, position: int, end: int | None, build: str) -> str:
     tail = "" if end is None else f":{end}"
-    return f"{partition}:{position}{tail}.{namespace_tag(namespace)}"
+    return f"{partition}:{position}{tail}.{namespace_tag(build)}"

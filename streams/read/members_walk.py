@@ -17,22 +17,31 @@ class WalkMoved(StoredFormatError):
     the reader cannot read: the walk starts again)."""
 
 
+def gone(namespace: str) -> str:
+    return (
+        f"namespace {namespace!r}, where this walk began, was dropped or built again meanwhile: start the "
+        "walk again"
+    )
+
+
 async def page(
     client: aioredis.Redis,
     keys: KeySpace,
+    build: str,
     partitions: int,
     grid: str,
     segment: str,
     start: tuple[int, int, int | None, str | None],
     count: int,
 ) -> MembersPage:
-    """Up to `count` members from `start`, a parsed cursor (`members_cursor.parse_cursor`)."""
+    """Up to `count` members of `build` (`readable.build_of`) from `start`, a parsed cursor
+    (`members_cursor.parse_cursor`)."""
     partition, position, end, tag = start
-    if tag is not None and tag != namespace_tag(keys.namespace):
+    if tag is not None and tag != namespace_tag(build):
         raise WalkMoved(
-            f"this cursor's walk began in another namespace than {keys.namespace!r} (the active namespace "
-            "changed: `segstream promote`), where its positions name other customers; start the walk again "
-            "without a cursor"
+            f"this cursor's walk began in another namespace than {keys.namespace!r} or another build of it "
+            "(the active namespace changed, `segstream promote`, or it was built again), where its positions "
+            "name other customers; start the walk again without a cursor"
         )
     members: list[str] = []
     while partition < partitions:
@@ -48,5 +57,5 @@ async def page(
             position = after
         if len(members) >= count:
             break
-    next_cursor = None if partition >= partitions else cursor_text(partition, position, end, keys.namespace)
+    next_cursor = None if partition >= partitions else cursor_text(partition, position, end, build)
     return MembersPage(members=members, next_cursor=next_cursor)

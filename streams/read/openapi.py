@@ -71,6 +71,8 @@ _STATUS_TEXT = {
     401: "no valid API key (WWW-Authenticate: Bearer)",
     403: "the key lacks the scope",
     404: "unknown customer, grid or segment",
+    409: "the namespace cannot be read by this segstream (another storage format or partition count), or a"
+    " members cursor's walk began in another namespace or build of it: the error names the fix",
     503: "Redis slow, down or busy: retry after Retry-After seconds",
 }
 
@@ -159,14 +161,14 @@ def spec(
                 " integers.",
                 _json(_ref("CustomerProfile")),
                 [_CID],
-                (400, 404),
+                (400, 404, 409),
                 scope_of.get("/customers/{customer_id}"),
             ),
             "/customers/{customer_id}/history": _get(
                 "Kept transitions of the customer, oldest first (capped: see `trimmed`).",
                 _json(_ref("History")),
                 [_CID],
-                (400, 404),
+                (400, 404, 409),
                 scope_of.get("/customers/{customer_id}/history"),
             ),
             "/customers/{customer_id}/segments/{grid}": _get(
@@ -184,7 +186,7 @@ def spec(
                         "schema": {"type": "string", "format": "date-time"},
                     },
                 ],
-                (400, 404),
+                (400, 404, 409),
                 scope_of.get("/customers/{customer_id}/segments/{grid}"),
             ),
             "/grids": _get(
@@ -210,14 +212,14 @@ def spec(
                     }
                 ),
                 [grid],
-                (404,),
+                (404, 409),
                 scope_of.get("/grids/{grid}/segments"),
             ),
             "/grids/{grid}/flows": _get(
                 "Entries and exits per UTC day and segment.",
                 _json({"type": "object"}),
                 [grid],
-                (404,),
+                (404, 409),
                 scope_of.get("/grids/{grid}/flows"),
             ),
             "/grids/{grid}/kpis": _get(
@@ -227,7 +229,7 @@ def spec(
                 " inside the days, its cohorts' retention, orders, frequency and basket (docs/read_side.md).",
                 _json(_ref("GridKpis")),
                 [grid, _day_param("from"), _day_param("to")],
-                (400, 404),
+                (400, 404, 409),
                 scope_of.get("/grids/{grid}/kpis"),
             ),
             "/crosstab/{rows}/{columns}": _get(
@@ -235,7 +237,7 @@ def spec(
                 " grid pair kept by the definitions (`kpis.crosstabs`), either way round (else 404).",
                 _json(_ref("Crosstab")),
                 [{**grid, "name": "rows"}, {**grid, "name": "columns"}],
-                (404,),
+                (404, 409),
                 scope_of.get("/crosstab/{rows}/{columns}"),
             ),
             "/grids/{grid}/segments/{segment}/members": _get(
@@ -258,7 +260,7 @@ def spec(
                         "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100},
                     },
                 ],
-                (400, 404),
+                (400, 404, 409),
                 scope_of.get("/grids/{grid}/segments/{segment}/members"),
             ),
             "/grids/{grid}/segments/{segment}/export": _get(
@@ -266,7 +268,7 @@ def spec(
                 " declared personal data columns need `pii:read` too (403).",
                 {"description": "OK", "content": {t: {"schema": {"type": "string"}} for t in _EXPORT_TYPES}},
                 [grid, segment, _FORMAT, _columns(grid_names)],
-                (400, 404),
+                (400, 404, 409),
                 scope_of.get("/grids/{grid}/segments/{segment}/export"),
             ),
             "/grids/{grid}/segments/{segment}/changes": _get(
@@ -274,11 +276,12 @@ def spec(
                 " a cursor, until a time or now); the next cursor in `X-Segstream-Next-Cursor`.",
                 {"description": "OK", "content": {t: {"schema": {"type": "string"}} for t in _EXPORT_TYPES}},
                 [grid, segment, _FORMAT, *_period(partitions)],
-                (400, 404),
+                (400, 404, 409),
                 scope_of.get("/grids/{grid}/segments/{segment}/changes"),
             ),
             "/health": _get(
-                "Redis reachable and the namespace served.",
+                "Redis reachable and the namespace served; 503 also when the namespace cannot be read by this"
+                " segstream (body: status, redis, error naming the fix; no Retry-After).",
                 _json({"type": "object"}),
                 [],
                 (503,),

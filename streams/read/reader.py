@@ -16,6 +16,7 @@ mapping ordinals to ids (streams/store/membership.py).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections import defaultdict
@@ -37,15 +38,15 @@ from streams.read.profile import CustomerProfile, Kpis, MembersPage, kpis_of, pr
 from streams.read.snapshot import grid_flows
 from streams.settings import Settings
 from streams.store.connection import async_pooled_client
-from streams.store.definitions_record import check_partition_count
 from streams.store.history_format import FIELD as HISTORY
 from streams.store.keys import KeySpace
 from streams.store.namespaces import active_namespace
 from streams.store.partitioning import partition_for
+from streams.store.readable import check_readable, current_build
 from streams.store.replies import text
 from streams.store.replies import texts as _texts
 from streams.store.stored_state import history_refused, readers_view, stored_state
-from streams.store.weeks import FORMAT_FIELD, check_format, check_formats
+from streams.store.weeks import FORMAT_FIELD, check_format
 
 T = TypeVar("T")
 MAX_ID_LENGTH = 256
@@ -79,6 +80,8 @@ class SegmentReader:
         self._ttl = namespace_ttl_s
         self._keys: KeySpace | None = None
         self._keys_at = 0.0
+        self._fresh = asyncio.Lock()
+        self.build = ""  # of the namespace checked last (`readable.build_of`)
         self._partitions = range(settings.topic_partitions)
         self._cursor = re.compile(cursor_pattern(settings.topic_partitions))
 
@@ -92,7 +95,7 @@ class SegmentReader:
             settings.redis_cluster,
             decode_responses=True,
             encoding_errors="surrogateescape",  # the packed `state` field (streams/store/replies.py)
-            socket_timeout=settings_timeout(settings),
+            socket_timeout=settings.redis_timeout_s,
             **settings.redis_tls(),
         )
         return cls(client, settings, **kwargs)
@@ -106,16 +109,22 @@ class SegmentReader:
 
     # -- keys ---------------------------------------------------------------------------------------------
     async def keyspace(self) -> KeySpace:
-        """The namespace read, checked readable (partition count and format: every answer, counts and
-        crossings included, refuses another segstream's namespace) at most every `namespace_ttl_s`."""
-        now = time.monotonic()
-        if self._keys is None or now - self._keys_at > self._ttl:
-            namespace = self.settings.namespace or await active_namespace(self._r, self.settings.key_prefix)
-            keys = KeySpace(self.settings.key_prefix, namespace, self.settings.events_topic)
-            await check_partition_count(self._r, keys, self.settings.topic_partitions)  # keyed by partition
-            await check_formats(self._r, keys, self._partitions)
-            self._keys, self._keys_at = keys, now
+        """The namespace read, checked readable (`readable.check_readable`: every answer refuses another
+        segstream's namespace) at most every `namespace_ttl_s`, by one request at a time (the others are
+        answered from the namespace checked last meanwhile)."""
+        if self._keys is not None and (time.monotonic() - self._keys_at <= self._ttl or self._fresh.locked()):
+            return self._keys
+        async with self._fresh:
+            if self._keys is None or time.monotonic() - self._keys_at > self._ttl:
+                keys = await self.namespace_keys()
+                self.build = await check_readable(self._r, keys, self.settings.topic_partitions)
+                self._keys, self._keys_at = keys, time.monotonic()
         return self._keys
+
+    async def namespace_keys(self) -> KeySpace:
+        """The namespace read, unchecked: for what any segstream writes alike (its workers' metrics)."""
+        namespace = self.settings.namespace or await active_namespace(self._r, self.settings.key_prefix)
+        return KeySpace(self.settings.key_prefix, namespace, self.settings.events_topic)
 
     async def namespace(self) -> str:
         return (await self.keyspace()).namespace
@@ -245,11 +254,12 @@ class SegmentReader:
         segment: str,
         cursor: str | None = None,
         count: int = 100,
-        keys: KeySpace | None = None,
+        walk: tuple[KeySpace, str] | None = None,
     ) -> MembersPage:
         """Up to `count` members; the cursor is `<partition>:<ordinal>...` (opaque to callers): where the walk
         goes on, so a page never repeats a member of an earlier page of the same walk. A cursor of a walk
-        begun in another namespace (a promote since) is refused, `WalkMoved`. `keys`: the walk's namespace."""
+        begun in another namespace, or another build of it, is refused (`WalkMoved`). `walk`: the keys and
+        build the walk began with, kept (`iter_members`), and refused once that build is gone."""
         if segment not in self._grid(grid):
             raise NotFound(f"unknown segment {segment!r} of grid {grid!r}")
         if not 1 <= count <= 10_000:
@@ -257,18 +267,20 @@ class SegmentReader:
         parsed = parse_cursor(cursor, self._cursor)
         if parsed is None:
             raise BadRequest("malformed cursor: pass back the next_cursor of the previous page")
-        keys = keys or await self.keyspace()
-        return await members_walk.page(
-            self._r, keys, self.settings.topic_partitions, grid, segment, parsed, count
-        )
+        keys, build = walk or (await self.keyspace(), self.build)
+        if walk is not None and await current_build(self._r, keys) != build:
+            raise WalkMoved(members_walk.gone(keys.namespace))
+        partitions = self.settings.topic_partitions
+        return await members_walk.page(self._r, keys, build, partitions, grid, segment, parsed, count)
 
     async def iter_members(self, grid: str, segment: str, count: int = 500) -> AsyncIterator[str]:
         """Every member, partition by partition (one entering or leaving meanwhile may be listed or not), all
-        of the namespace read at the walk's start: a promote meanwhile does not mix two namespaces."""
+        of the namespace read at the walk's start: a promote meanwhile does not mix two namespaces, and a
+        drop of it stops the walk (`WalkMoved`), never ends it short."""
         cursor: str | None = None
-        keys = await self.keyspace()
+        walk = (await self.keyspace(), self.build)
         while True:
-            page = await self.members_page(grid, segment, cursor, count, keys)
+            page = await self.members_page(grid, segment, cursor, count, walk)
             for member in page.members:
                 yield member
             if page.next_cursor is None:
@@ -277,10 +289,6 @@ class SegmentReader:
 
     async def ping(self) -> bool:
         return bool(await self._r.ping())
-
-
-def settings_timeout(settings: Settings) -> float:
-    return float(getattr(settings, "redis_timeout_s", 10.0))
 
 
 ID_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]{1,256}$"  # declared as is in the OpenAPI document

@@ -74,7 +74,7 @@ class Rejects:
                 "offset": d.offset,
                 "stage": d.stage,
                 "error_class": f"{type(d.error).__module__}.{type(d.error).__qualname__}",
-                "error": str(d.error)[:2000],
+                "error": d.message()[:2000],
                 "value": None if d.value is None else d.value.decode("utf-8", "replace"),
             }
             if d.value is not None and not _utf8(d.value):  # "value" lost bytes: the line as it was too

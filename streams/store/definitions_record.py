@@ -18,6 +18,7 @@ from streams.store.replies import text
 from streams.store.stored_state import StoredFormatError
 
 PARTITIONS = "partitions"  # the SEGSTREAM_TOPIC_PARTITIONS it was built for (`partition_count_conflict`)
+BORN = "born"  # a random token set with the first PARTITIONS: this build of the namespace, not its name
 REALIGN = "realign"  # '<version> <token>': the version a lazy adoption moves the namespace to, and which one
 REALIGNED = "realigned:"  # + partition: that value, once every customer of the partition was moved
 # (the token: a later adoption of the same version, after a roll-back, must walk again, whatever an earlier
@@ -105,7 +106,12 @@ class RedisDefinitionsRecord:
         return recorded_partitions(await self._r.hget(self._key(namespace), PARTITIONS))
 
     async def record_partitions(self, namespace: str, count: int) -> None:
-        await self._r.hset(self._key(namespace), PARTITIONS, count)
+        """The count, and once per build of the namespace its BORN token (a members cursor names the build it
+        walked: one of a namespace dropped and built again under its name is refused, `members_walk`)."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.hset(self._key(namespace), PARTITIONS, count)
+            pipe.hsetnx(self._key(namespace), BORN, secrets.token_hex(8))
+            await pipe.execute()
 
     async def record(self, namespace: str, version: str, adopted: bool) -> None:
         async with self._r.pipeline(transaction=True) as pipe:

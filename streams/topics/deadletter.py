@@ -27,8 +27,12 @@ class DeadLetter:
     def __post_init__(self) -> None:
         _detach(self.error)
 
+    def message(self) -> str:
+        """Why, for a person (`_message`): the header's text, and a replay's rejects file's."""
+        return _message(self.error, self.unexpected)
+
     def headers(self) -> list[tuple[str, bytes]]:
-        message = _clipped(_message(self.error, self.unexpected))
+        message = _clipped(self.message())
         return [
             ("__connect.errors.topic", self.topic.encode()),
             ("__connect.errors.partition", str(self.partition).encode()),

@@ -78,3 +78,63 @@ def test_a_walk_across_a_promote_is_refused_or_kept_in_its_namespace(
     walked, refused = asyncio.run(walk())
     assert sorted(walked) == sorted(CUSTOMERS)  # each once: the walk stayed in blue
     assert refused
+
+
+def test_a_walk_whose_namespace_is_dropped_or_built_again_is_refused_not_cut_short(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kept in its namespace, a walk read nothing more once that namespace was dropped (the blue/green
+    clean-up after a promote): 3 of 19 members, no error; and a namespace built again under its name gave
+    the cursor's positions to other customers (second review of 7 December 2026)."""
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
+    use(settings, monkeypatch)
+    monkeypatch.delenv("SEGSTREAM_NAMESPACE", raising=False)
+
+    def build(namespace: str, order: list[str], *force: str) -> None:
+        log = _log(tmp_path / f"{namespace}.jsonl", order)
+        out = str(tmp_path / namespace)
+        replay = ["replay", str(log), "--namespace", namespace, "--output-dir", out, "--no-progress", *force]
+        assert cli.main(replay) == 0
+
+    build("blue", CUSTOMERS)
+    build("green", CUSTOMERS[::-1])
+    assert cli.main(["promote", "blue"]) == 0
+
+    async def dropped_meanwhile() -> tuple[int, bool]:
+        reader = await SegmentReader.connect(Settings(), namespace_ttl_s=0.0)
+        walked = 0
+        try:
+            async for _ in reader.iter_members("lifecycle", "new", 3):
+                walked += 1
+                if walked == 3:
+                    assert await asyncio.to_thread(cli.main, ["promote", "green"]) == 0
+                    assert await asyncio.to_thread(cli.main, ["drop", "blue"]) == 0
+        except WalkMoved:
+            return walked, True
+        finally:
+            await reader.aclose()
+        return walked, False
+
+    walked, refused = asyncio.run(dropped_meanwhile())
+    assert refused and walked < len(CUSTOMERS)
+
+    build("red", CUSTOMERS)
+
+    async def rebuilt_meanwhile() -> bool:
+        reader = await SegmentReader.connect(Settings(namespace="red"), namespace_ttl_s=0.0)
+        try:
+            first = await reader.members_page("lifecycle", "new", None, 3)
+            await asyncio.to_thread(build, "red", CUSTOMERS[::-1], "--force")
+            try:
+                await reader.members_page("lifecycle", "new", first.next_cursor, 3)
+            except WalkMoved:
+                return True
+            return False
+        finally:
+            await reader.aclose()
+
+    assert asyncio.run(rebuilt_meanwhile())

@@ -5,12 +5,15 @@ text names no problem says its class, and a failure no check foresaw says it is 
 
 from __future__ import annotations
 
+import asyncio
 from decimal import InvalidOperation
+from pathlib import Path
 
 import orjson
 import pytest
 
 from segmentation.events import parse_event
+from streams.replay.output import Rejects
 from streams.topics.deadletter import DeadLetter
 from streams.worker import batch
 from streams.worker.batch import Record, decode
@@ -60,3 +63,14 @@ def test_a_reader_failure_says_it_is_segstreams_and_names_the_error(monkeypatch:
 def test_messages(error: Exception, unexpected: bool, message: str) -> None:
     dead = DeadLetter("events", 0, 1, b"c1", b"{}", error, "apply", unexpected)
     assert _message(dead) == message
+
+
+def test_a_replays_rejects_file_says_what_the_dead_letter_topic_says(tmp_path: Path) -> None:
+    """The rejects file wrote `str(error)`: `[<class 'decimal.InvalidOperation'>]` (second review)."""
+    dead = DeadLetter("file", 0, 3, b"c1", b"{}", InvalidOperation([InvalidOperation]), "parse", True)
+    rejects = Rejects(tmp_path / "rejects.jsonl")
+    asyncio.run(rejects.add([dead]))
+    rejects.flush()
+    rejects.close()
+    (row,) = [orjson.loads(line) for line in (tmp_path / "rejects.jsonl").read_bytes().splitlines()]
+    assert row["error"] == _message(dead) and "please report it" in row["error"]
