@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from streams.read.members_cursor import TAG_LENGTH, namespace_tag
 from streams.read.netting import Change, end_states, net_changes, touches
 from streams.settings import Settings
 
@@ -53,9 +54,10 @@ class ChangesError(ValueError):
 
     exit_code = 2
 
-    def __init__(self, message: str, missing: bool = False) -> None:
+    def __init__(self, message: str, missing: bool = False, moved: bool = False) -> None:
         super().__init__(message)
         self.missing = missing
+        self.moved = moved  # the cursor is of another namespace or build (HTTP 409)
 
 
 CHANGE_COLUMNS = ("customer_id", "change", "from", "to", "at", "transition_id")
@@ -75,19 +77,42 @@ class Window:
     starts: dict[int, int]
     ends: dict[int, int]
     lookback: dict[int, int] = field(default_factory=dict)
+    build: str | None = None  # of the namespace the sync's segments are of (`readable.build_of`)
 
     def cursor(self) -> str:
-        """Where the next period starts: `<partition>:<offset>` per partition, comma-separated."""
-        return ",".join(f"{p}:{o}" for p, o in sorted(self.ends.items()))
+        """Where the next period starts: `<partition>:<offset>` per partition, comma-separated, then `@` and
+        the tag of the namespace's build: after a promote (or a rebuild), the moves that made the namespace
+        now read are not on the topic, so a sync from this cursor is refused (`moved`)."""
+        offsets = ",".join(f"{p}:{o}" for p, o in sorted(self.ends.items()))
+        return offsets if self.build is None else f"{offsets}@{namespace_tag(self.build)}"
 
 
+_TAG = re.compile(f"[0-9a-f]{{{TAG_LENGTH}}}")
 _NUMBER = re.compile(r"[0-9]{1,19}")  # a Kafka offset is an int64; int() of >4,300 digits raises (a 500)
+
+
+def check_build(text: str, build: str | None) -> None:
+    """Refuse a cursor whose tag names another build of the namespace than `build` (None: not checked; a
+    cursor of an earlier version has no tag)."""
+    _, sep, tag = text.strip().partition("@")
+    if sep and build is not None and tag != namespace_tag(build):
+        raise ChangesError(
+            "this cursor was given for another namespace than the one read now (a `segstream promote` or a"
+            " rebuild since): the moves that made it are not on the transitions topic; export the segment in"
+            " full and start a new cursor from that export",
+            moved=True,
+        )
 
 
 def parse_cursor(text: str, partitions: Iterable[int]) -> dict[int, int]:
     wanted = sorted(partitions)
     out: dict[int, int] = {}
-    for part in text.strip().split(","):
+    text, sep, tag = text.strip().partition("@")
+    if sep and not _TAG.fullmatch(tag):
+        raise ChangesError(
+            f"malformed cursor {text + sep + tag!r}: pass back the cursor a previous sync printed"
+        )
+    for part in text.split(","):
         head, sep, tail = part.partition(":")
         if not sep or not _NUMBER.fullmatch(head) or not _NUMBER.fullmatch(tail):
             raise ChangesError(f"malformed cursor {text!r}: pass back the cursor a previous sync printed")
@@ -163,6 +188,7 @@ async def _records(consumer: Any, topic: str, span: Window) -> AsyncIterator[tup
     """(in the period, `data`) of every transition of the lookback and the period, partition by
     partition, in offset order."""
     from aiokafka import TopicPartition
+    from aiokafka.errors import OffsetOutOfRangeError
 
     for partition in sorted(span.starts):
         start, end = span.starts[partition], span.ends[partition]
@@ -173,7 +199,11 @@ async def _records(consumer: Any, topic: str, span: Window) -> AsyncIterator[tup
         position = span.lookback.get(partition, start)
         consumer.seek(tp, position)
         while position < end:
-            batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
+            try:
+                batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
+            except OffsetOutOfRangeError:  # retention deleted records since `window` looked
+                position = await _after_retention(consumer, tp, start)
+                continue
             for message in batch.get(tp, []):
                 if message.offset >= end:
                     break
@@ -187,6 +217,20 @@ async def _records(consumer: Any, topic: str, span: Window) -> AsyncIterator[tup
             position = await consumer.position(tp)
 
 
+async def _after_retention(consumer: Any, tp: Any, start: int) -> int:
+    """Where a read goes on once retention deleted records under it: the partition's new first offset if
+    only look-back records went (read for their ids only); refused if a record of the period went."""
+    first = (await consumer.beginning_offsets([tp]))[tp]
+    if first > start:
+        raise ChangesError(
+            f"retention removed records of the period while they were read (partition {tp.partition} now"
+            f" starts at offset {first}, the period at {start}): choose a later start, or export in full",
+            missing=True,
+        )
+    consumer.seek(tp, first)
+    return int(first)
+
+
 async def changes(
     settings: Settings,
     grid: str,
@@ -196,10 +240,15 @@ async def changes(
     cursor: str | None = None,
     lookback: int = LOOKBACK,
     after_export: bool = False,
+    build: str | None = None,
 ) -> tuple[list[Change], Window]:
     """Net entries and exits of `segment` over the period (`after_export`: end states, see
-    `netting.end_states`), and the period's offsets (its `cursor()` is where the next sync starts)."""
+    `netting.end_states`), and the period's offsets (its `cursor()` is where the next sync starts). `build`:
+    of the namespace read (`readable.build_of`), checked against the cursor's and named in the next one."""
     from aiokafka import AIOKafkaConsumer
+
+    if cursor is not None:
+        check_build(cursor, build)
 
     topic = settings.transitions_topic
     consumer = AIOKafkaConsumer(
@@ -208,12 +257,14 @@ async def changes(
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_partition_fetch_bytes=4 << 20,
+        auto_offset_reset="none",  # a seek retention made out of range raises: "latest" jumped to the end
         **settings.kafka_security(),
     )
     await consumer.start()
     try:
         partitions = await _partitions(settings, topic)
         span = await window(consumer, topic, partitions, since, until, cursor, lookback)
+        span.build = build
         before: list[dict[str, Any]] = []
         records: list[dict[str, Any]] = []
         async for inside, data in _records(consumer, topic, span):

@@ -26,6 +26,7 @@ from streams.read.changes import CHANGE_COLUMNS, Change, ChangesError, changes
 from streams.read.columns import ColumnError, catalogue, parse_columns
 from streams.read.export import FORMATS, Format, Selection, check_layout, encode_rows, member_rows
 from streams.read.http_guard import READER, error, gate_slot, gated, granted, log, streamed
+from streams.read.members_walk import WalkMoved
 from streams.read.reader import BadRequest, NotFound, SegmentReader
 
 __all__ = ["get_changes", "get_export"]
@@ -110,10 +111,14 @@ async def get_changes(request: web.Request) -> web.Response:
         raise BadRequest("after_export is true or false")
     after_export = query.get("after_export") == "true"  # the first sync after a full export: end states
     try:
+        await reader.keyspace()  # the namespace's build, which the cursor names
+        cursor, build = query.get("cursor"), reader.build
         found, span = await changes(
-            reader.settings, grid, segment, since, until, query.get("cursor"), after_export=after_export
+            reader.settings, grid, segment, since, until, cursor, after_export=after_export, build=build
         )
     except ChangesError as exc:
+        if exc.moved:
+            raise WalkMoved(str(exc)) from None
         if exc.missing:
             raise NotFound(str(exc)) from None
         raise BadRequest(str(exc)) from None

@@ -18,11 +18,14 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.read.reader import SegmentReader
 
 __all__ = ["add_parser", "run"]
 
@@ -116,7 +119,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             raise NotFound(f"unknown segment {segment!r} of {grid!r}; known: {', '.join(segments)}")
         cursor_file = Path(args.cursor_file) if args.cursor_file else None
         if args.since or args.cursor or cursor_file:
-            return await _changes(settings, args, grid, segment, cursor_file)
+            return await _changes(settings, args, grid, segment, cursor_file, reader)
         if args.until or args.lookback is not None:
             raise ExportUsage("--until and --lookback need --since, --cursor or --cursor-file")
         return await _members(reader, args, grid, segment)
@@ -156,7 +159,12 @@ class _Counter:
 
 
 async def _changes(
-    settings: Settings, args: argparse.Namespace, grid: str, segment: str, cursor_file: Path | None
+    settings: Settings,
+    args: argparse.Namespace,
+    grid: str,
+    segment: str,
+    cursor_file: Path | None,
+    reader: SegmentReader,
 ) -> int:
     from streams.read.changes import CHANGE_COLUMNS, LOOKBACK, changes
 
@@ -178,9 +186,11 @@ async def _changes(
     lookback = LOOKBACK if args.lookback is None else args.lookback
     if lookback < 0:
         raise ExportUsage("--lookback must be 0 or more")
-    # the first sync of a cursor file follows a full export: end states, right whatever the export held
-    first = cursor_file is not None and cursor is None
-    found, span = await changes(settings, grid, segment, since, until, cursor, lookback, after_export=first)
+    # a cursor file's syncs give end states: right whatever the export held (the first), and whatever part
+    # of a sync whose cursor was never saved the CRM applied (the rerun): nets assume the CRM at the cursor
+    ends = cursor_file is not None
+    await reader.keyspace()  # the namespace's build, which the cursor names
+    found, span = await changes(settings, grid, segment, since, until, cursor, lookback, ends, reader.build)
     with _Output(args.output) as out:
         if args.format == "csv":
             out.write(_csv_line(CHANGE_COLUMNS))
