@@ -95,7 +95,7 @@ def check_build(text: str, build: str | None) -> None:
     """Refuse a cursor whose tag names another build of the namespace than `build` (None: not checked; a
     cursor of an earlier version has no tag)."""
     _, sep, tag = text.strip().partition("@")
-    if sep and build is not None and tag != namespace_tag(build):
+    if sep and build is not None and _TAG.fullmatch(tag) and tag != namespace_tag(build):  # else malformed
         raise ChangesError(
             "this cursor was given for another namespace than the one read now (a `segstream promote` or a"
             " rebuild since): the moves that made it are not on the transitions topic; export the segment in"
@@ -202,7 +202,7 @@ async def _records(consumer: Any, topic: str, span: Window) -> AsyncIterator[tup
             try:
                 batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
             except OffsetOutOfRangeError:  # retention deleted records since `window` looked
-                position = await _after_retention(consumer, tp, start)
+                position = await _after_retention(consumer, tp, start, position)
                 continue
             for message in batch.get(tp, []):
                 if message.offset >= end:
@@ -217,10 +217,17 @@ async def _records(consumer: Any, topic: str, span: Window) -> AsyncIterator[tup
             position = await consumer.position(tp)
 
 
-async def _after_retention(consumer: Any, tp: Any, start: int) -> int:
-    """Where a read goes on once retention deleted records under it: the partition's new first offset if
-    only look-back records went (read for their ids only); refused if a record of the period went."""
+async def _after_retention(consumer: Any, tp: Any, start: int, position: int) -> int:
+    """Where a read at `position` goes on once retention deleted records under it: the partition's new first
+    offset if only look-back records went (read for their ids only); refused if a record of the period went,
+    or if nothing went below `position` (the log was cut at its end, or the topic made again)."""
     first = (await consumer.beginning_offsets([tp]))[tp]
+    if first <= position:
+        raise ChangesError(
+            f"partition {tp.partition} of the transitions topic no longer holds offset {position} (cut or"
+            " made again while it was read): export the segment in full and sync from a new cursor",
+            missing=True,
+        )
     if first > start:
         raise ChangesError(
             f"retention removed records of the period while they were read (partition {tp.partition} now"

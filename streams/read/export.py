@@ -34,9 +34,11 @@ import redis.asyncio as aioredis
 from segmentation.state_fields import texts_of
 from segmentation.state_mapping import AUDIENCE_FIELD, FORMAT_1, NOT_MEMBER, STATE, VERBATIM, stored_name
 from streams.read.columns import Column, Raw
+from streams.read.members_walk import WalkMoved, gone
 from streams.read.profile import Money
 from streams.store import membership
 from streams.store.keys import KeySpace
+from streams.store.readable import current_build
 from streams.store.replies import text
 from streams.store.stored_state import StoredFormatError, stored_state
 from streams.store.weeks import FORMAT_FIELD, check_format
@@ -106,14 +108,21 @@ async def member_rows(
     partitions: Sequence[int],
     selection: Selection,
     chunk: int = CHUNK,
+    build: str | None = None,
 ) -> AsyncIterator[list[Row]]:
-    """Chunks of (customer id, stored fields) of the current members, partition by partition."""
+    """Chunks of (customer id, stored fields) of the current members, partition by partition. `build`: of
+    the namespace (`readable.build_of`), checked before each partition and after the last: a namespace
+    dropped or built again meanwhile stops the export (`WalkMoved`), never ends it short."""
     fields = selection.fields()
     stored = selection.stored()
     packed = len(stored) > len(fields) + 1
     segment = selection.segment
     await check_layout(client, keys, partitions)
-    for partition in partitions:
+    for partition in [*partitions, None]:
+        if build is not None and await current_build(client, keys) != build:
+            raise WalkMoved(gone(keys.namespace))
+        if partition is None:
+            return
         position: int | None = 0
         end = await membership.walk_end(client, keys, partition)  # lifetimes begun meanwhile: not listed
         while position is not None:

@@ -79,9 +79,9 @@ async def get_export(request: web.Request) -> web.StreamResponse:
         raise BadRequest(str(exc)) from None
     partitions = range(reader.settings.topic_partitions)
     async with gate_slot(request):  # a cluster's gate: 503 before the first byte when no slot is free
-        keys = await reader.keyspace()
+        keys, build = await reader.keyspace(), reader.build
         await check_layout(reader.client, keys, partitions)  # an earlier layout: 409, not a cut body
-    rows = member_rows(reader.client, keys, partitions, Selection(grid, segment, columns))
+    rows = member_rows(reader.client, keys, partitions, Selection(grid, segment, columns), build=build)
     name = f"{grid}-{segment}".replace(":", "-")
     response = web.StreamResponse(headers=_headers(fmt, name))
     response.enable_chunked_encoding()

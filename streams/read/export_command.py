@@ -134,7 +134,8 @@ async def _members(reader: Any, args: argparse.Namespace, grid: str, segment: st
     columns = parse_columns(args.columns, catalogue(reader.grids), args.declared)
     keys = await reader.keyspace()
     selection = Selection(grid, segment, columns)
-    rows = member_rows(reader.client, keys, range(reader.settings.topic_partitions), selection)
+    partitions = range(reader.settings.topic_partitions)
+    rows = member_rows(reader.client, keys, partitions, selection, build=reader.build)
     counted = _Counter(rows)
     with _Output(args.output) as out:
         async for block in encode_rows(counted.chunks(), columns, args.format):

@@ -80,7 +80,7 @@ class SegmentReader:
         self._ttl = namespace_ttl_s
         self._keys: KeySpace | None = None
         self._keys_at = 0.0
-        self._fresh = asyncio.Lock()
+        self._fresh: asyncio.Future[KeySpace] | None = None  # the check under way (`keyspace`)
         self.build = ""  # of the namespace checked last (`readable.build_of`)
         self._partitions = range(settings.topic_partitions)
         self._cursor = re.compile(cursor_pattern(settings.topic_partitions))
@@ -109,17 +109,19 @@ class SegmentReader:
 
     # -- keys ---------------------------------------------------------------------------------------------
     async def keyspace(self) -> KeySpace:
-        """The namespace read, checked readable (`readable.check_readable`: every answer refuses another
-        segstream's namespace) at most every `namespace_ttl_s`, by one request at a time (the others are
-        answered from the namespace checked last meanwhile)."""
-        if self._keys is not None and (time.monotonic() - self._keys_at <= self._ttl or self._fresh.locked()):
+        """The namespace read, checked readable (`readable.check_readable`) at most every `namespace_ttl_s`:
+        one check for the requests needing it at once, its failure theirs (never the namespace before)."""
+        if self._keys is not None and time.monotonic() - self._keys_at <= self._ttl:
             return self._keys
-        async with self._fresh:
-            if self._keys is None or time.monotonic() - self._keys_at > self._ttl:
-                keys = await self.namespace_keys()
-                self.build = await check_readable(self._r, keys, self.settings.topic_partitions)
-                self._keys, self._keys_at = keys, time.monotonic()
-        return self._keys
+        if self._fresh is None or self._fresh.done():
+            self._fresh = asyncio.ensure_future(self._refresh())
+        return await asyncio.shield(self._fresh)  # a caller cancelled (its deadline) leaves it to the others
+
+    async def _refresh(self) -> KeySpace:
+        keys = await self.namespace_keys()
+        self.build = await check_readable(self._r, keys, self.settings.topic_partitions)
+        self._keys, self._keys_at = keys, time.monotonic()
+        return keys
 
     async def namespace_keys(self) -> KeySpace:
         """The namespace read, unchecked: for what any segstream writes alike (its workers' metrics)."""
@@ -274,13 +276,14 @@ class SegmentReader:
         return await members_walk.page(self._r, keys, build, partitions, grid, segment, parsed, count)
 
     async def iter_members(self, grid: str, segment: str, count: int = 500) -> AsyncIterator[str]:
-        """Every member, partition by partition (one entering or leaving meanwhile may be listed or not), all
-        of the namespace read at the walk's start: a promote meanwhile does not mix two namespaces, and a
-        drop of it stops the walk (`WalkMoved`), never ends it short."""
+        """Every member, partition by partition (one entering or leaving meanwhile may be listed or not), of
+        the namespace read at the walk's start; its drop or rebuild meanwhile stops the walk (`WalkMoved`)."""
         cursor: str | None = None
         walk = (await self.keyspace(), self.build)
         while True:
             page = await self.members_page(grid, segment, cursor, count, walk)
+            if page.next_cursor is None and await current_build(self._r, walk[0]) != walk[1]:
+                raise WalkMoved(members_walk.gone(walk[0].namespace))  # dropped under the last page
             for member in page.members:
                 yield member
             if page.next_cursor is None:

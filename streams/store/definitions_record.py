@@ -18,6 +18,7 @@ from streams.store.replies import text
 from streams.store.stored_state import StoredFormatError
 
 PARTITIONS = "partitions"  # the SEGSTREAM_TOPIC_PARTITIONS it was built for (`partition_count_conflict`)
+VERSION = "version"  # the definitions version the namespace holds
 BORN = "born"  # a random token set with the first PARTITIONS: this build of the namespace, not its name
 REALIGN = "realign"  # '<version> <token>': the version a lazy adoption moves the namespace to, and which one
 REALIGNED = "realigned:"  # + partition: that value, once every customer of the partition was moved
@@ -108,7 +109,7 @@ class RedisDefinitionsRecord:
     async def record_partitions(self, namespace: str, count: int) -> None:
         """The count, and once per build of the namespace its BORN token (a members cursor names the build it
         walked: one of a namespace dropped and built again under its name is refused, `members_walk`)."""
-        async with self._r.pipeline(transaction=False) as pipe:
+        async with self._r.pipeline(transaction=True) as pipe:  # both or neither: the count is set once
             pipe.hset(self._key(namespace), PARTITIONS, count)
             pipe.hsetnx(self._key(namespace), BORN, secrets.token_hex(8))
             await pipe.execute()

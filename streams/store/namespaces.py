@@ -23,7 +23,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
-from streams.store.keys import building_key
+from streams.store.keys import KeySpace, building_key
 from streams.store.replies import text as _text
 
 DEFAULT = "main"
@@ -224,6 +224,7 @@ async def drop(client: aioredis.Redis, prefix: str, name: str, building: bytes |
     )
     refusal = f"namespace {name!r} is the active one: promote another before dropping it"
     removed = 0 if await hold(client, prefix, name, note, refusal) is None else 1
+    removed += int(await client.unlink(KeySpace(prefix, name, "").definitions()))  # first: walks stop
     batch: list[str] = []
 
     async def unlink() -> int:

@@ -14,6 +14,7 @@ from streams.replay.sources import FileSource
 from streams.replay.split import SourceSpec, replay_split
 from streams.settings import Settings
 from streams.store.connection import async_client, sync_client
+from streams.store.definitions_record import BORN
 from streams.store.namespaces import prepare_namespace
 
 
@@ -83,7 +84,8 @@ def dump_namespace(
     settings: Settings, namespace: str, skip: tuple[str, ...] = ("metrics", "definitions:log")
 ) -> dict[str, Any]:
     """Every key of the namespace (relative name) -> its full content, by type. `metrics` and
-    `definitions:log` (wall-clock stamps, operational records and not state) are skipped by default."""
+    `definitions:log` (wall-clock stamps, operational records and not state) are skipped by default, and the
+    definitions record's `born` (a random token per build)."""
     client = sync_client(settings.redis_url, decode_responses=True, encoding_errors="surrogateescape")
     raw = sync_client(settings.redis_url)  # membership bitmaps are binary
     base = f"{settings.key_prefix}:{namespace}:"
@@ -94,7 +96,9 @@ def dump_namespace(
             if name in skip:
                 continue
             kind = client.type(key)
-            if kind == "hash":
+            if kind == "hash" and name == "definitions":  # `born` names the build, not its state
+                out[name] = {k: v for k, v in client.hgetall(key).items() if k != BORN}
+            elif kind == "hash":
                 out[name] = client.hgetall(key)
             elif kind == "zset":
                 out[name] = client.zrange(key, 0, -1, withscores=True)

@@ -13,6 +13,8 @@ import orjson
 import pytest
 
 from streams import cli
+from streams.read.columns import catalogue, parse_columns
+from streams.read.export import Selection, member_rows
 from streams.read.members_walk import WalkMoved
 from streams.read.reader import SegmentReader
 from streams.settings import Settings
@@ -138,3 +140,44 @@ def test_a_walk_whose_namespace_is_dropped_or_built_again_is_refused_not_cut_sho
             await reader.aclose()
 
     assert asyncio.run(rebuilt_meanwhile())
+
+
+def test_a_full_export_whose_namespace_is_dropped_meanwhile_stops_not_cut_short(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The export's own walk (`export.member_rows`) kept its keys and read on: a drop after a promote gave
+    an export short of members, exit 0 (third review of 7 December 2026)."""
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
+    use(settings, monkeypatch)
+    monkeypatch.delenv("SEGSTREAM_NAMESPACE", raising=False)
+    for namespace in ("blue", "green"):
+        log = _log(tmp_path / f"{namespace}.jsonl", CUSTOMERS)
+        out = str(tmp_path / namespace)
+        assert (
+            cli.main(["replay", str(log), "--namespace", namespace, "--output-dir", out, "--no-progress"])
+            == 0
+        )
+    assert cli.main(["promote", "blue"]) == 0
+
+    async def export() -> tuple[int, bool]:
+        reader = await SegmentReader.connect(Settings(), namespace_ttl_s=0.0)
+        keys, build, listed = await reader.keyspace(), reader.build, 0
+        try:
+            selection = Selection("lifecycle", "new", parse_columns(None, catalogue(reader.grids), False))
+            async for chunk in member_rows(reader.client, keys, range(2), selection, chunk=2, build=build):
+                listed += len(chunk)
+                if listed >= 2:
+                    assert await asyncio.to_thread(cli.main, ["promote", "green"]) == 0
+                    assert await asyncio.to_thread(cli.main, ["drop", "blue"]) == 0
+        except WalkMoved:
+            return listed, True
+        finally:
+            await reader.aclose()
+        return listed, False
+
+    listed, refused = asyncio.run(export())
+    assert refused and listed < len(CUSTOMERS)
