@@ -38,7 +38,7 @@ from streams.read.members_walk import WalkMoved, gone
 from streams.read.profile import Money
 from streams.store import membership
 from streams.store.keys import KeySpace
-from streams.store.readable import current_build
+from streams.store.readable import current_standing
 from streams.store.replies import text
 from streams.store.stored_state import StoredFormatError, stored_state
 from streams.store.weeks import FORMAT_FIELD, check_format
@@ -108,10 +108,10 @@ async def member_rows(
     partitions: Sequence[int],
     selection: Selection,
     chunk: int = CHUNK,
-    build: str | None = None,
+    standing: str | None = None,
 ) -> AsyncIterator[list[Row]]:
-    """Chunks of (customer id, stored fields) of the current members, partition by partition. `build`: of
-    the namespace (`readable.build_of`), checked before each partition and after the last: a namespace
+    """Chunks of (customer id, stored fields) of the current members, partition by partition. `standing`: of
+    the namespace (`readable.standing_of`), checked before each partition and after the last: a namespace
     dropped or built again meanwhile stops the export (`WalkMoved`), never ends it short."""
     fields = selection.fields()
     stored = selection.stored()
@@ -119,7 +119,7 @@ async def member_rows(
     segment = selection.segment
     await check_layout(client, keys, partitions)
     for partition in [*partitions, None]:
-        if build is not None and await current_build(client, keys) != build:
+        if standing is not None and await current_standing(client, keys) != standing:
             raise WalkMoved(gone(keys.namespace))
         if partition is None:
             return

@@ -26,8 +26,9 @@ from streams.read.changes import CHANGE_COLUMNS, Change, ChangesError, changes
 from streams.read.columns import ColumnError, catalogue, parse_columns
 from streams.read.export import FORMATS, Format, Selection, check_layout, encode_rows, member_rows
 from streams.read.http_guard import READER, error, gate_slot, gated, granted, log, streamed
-from streams.read.members_walk import WalkMoved
+from streams.read.members_walk import WalkMoved, gone
 from streams.read.reader import BadRequest, NotFound, SegmentReader
+from streams.store.readable import current_standing
 
 __all__ = ["get_changes", "get_export"]
 
@@ -79,9 +80,12 @@ async def get_export(request: web.Request) -> web.StreamResponse:
         raise BadRequest(str(exc)) from None
     partitions = range(reader.settings.topic_partitions)
     async with gate_slot(request):  # a cluster's gate: 503 before the first byte when no slot is free
-        keys, build = await reader.keyspace(), reader.build
+        keys, standing = await reader.keyspace(), reader.standing
         await check_layout(reader.client, keys, partitions)  # an earlier layout: 409, not a cut body
-    rows = member_rows(reader.client, keys, partitions, Selection(grid, segment, columns), build=build)
+        if await current_standing(reader.client, keys) != standing:  # 409 now, not a body cut at its start
+            raise WalkMoved(gone(keys.namespace))
+    selection = Selection(grid, segment, columns)
+    rows = member_rows(reader.client, keys, partitions, selection, standing=standing)
     name = f"{grid}-{segment}".replace(":", "-")
     response = web.StreamResponse(headers=_headers(fmt, name))
     response.enable_chunked_encoding()

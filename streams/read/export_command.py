@@ -135,7 +135,7 @@ async def _members(reader: Any, args: argparse.Namespace, grid: str, segment: st
     keys = await reader.keyspace()
     selection = Selection(grid, segment, columns)
     partitions = range(reader.settings.topic_partitions)
-    rows = member_rows(reader.client, keys, partitions, selection, build=reader.build)
+    rows = member_rows(reader.client, keys, partitions, selection, standing=reader.standing)
     counted = _Counter(rows)
     with _Output(args.output) as out:
         async for block in encode_rows(counted.chunks(), columns, args.format):

@@ -42,7 +42,7 @@ from streams.store.history_format import FIELD as HISTORY
 from streams.store.keys import KeySpace
 from streams.store.namespaces import active_namespace
 from streams.store.partitioning import partition_for
-from streams.store.readable import check_readable, current_build
+from streams.store.readable import check_readable, current_standing
 from streams.store.replies import text
 from streams.store.replies import texts as _texts
 from streams.store.stored_state import history_refused, readers_view, stored_state
@@ -81,7 +81,7 @@ class SegmentReader:
         self._keys: KeySpace | None = None
         self._keys_at = 0.0
         self._fresh: asyncio.Future[KeySpace] | None = None  # the check under way (`keyspace`)
-        self.build = ""  # of the namespace checked last (`readable.build_of`)
+        self.build = self.standing = ""  # of the namespace checked last (`readable.build_of`, `standing_of`)
         self._partitions = range(settings.topic_partitions)
         self._cursor = re.compile(cursor_pattern(settings.topic_partitions))
 
@@ -119,7 +119,7 @@ class SegmentReader:
 
     async def _refresh(self) -> KeySpace:
         keys = await self.namespace_keys()
-        self.build = await check_readable(self._r, keys, self.settings.topic_partitions)
+        self.build, self.standing = await check_readable(self._r, keys, self.settings.topic_partitions)
         self._keys, self._keys_at = keys, time.monotonic()
         return keys
 
@@ -256,12 +256,12 @@ class SegmentReader:
         segment: str,
         cursor: str | None = None,
         count: int = 100,
-        walk: tuple[KeySpace, str] | None = None,
+        walk: tuple[KeySpace, str, str] | None = None,
     ) -> MembersPage:
         """Up to `count` members; the cursor is `<partition>:<ordinal>...` (opaque to callers): where the walk
         goes on, so a page never repeats a member of an earlier page of the same walk. A cursor of a walk
-        begun in another namespace, or another build of it, is refused (`WalkMoved`). `walk`: the keys and
-        build the walk began with, kept (`iter_members`), and refused once that build is gone."""
+        begun in another namespace, or another build of it, is refused (`WalkMoved`). `walk`: the keys, build
+        and standing the walk began with, kept (`iter_members`): refused once the standing changed."""
         if segment not in self._grid(grid):
             raise NotFound(f"unknown segment {segment!r} of grid {grid!r}")
         if not 1 <= count <= 10_000:
@@ -269,8 +269,8 @@ class SegmentReader:
         parsed = parse_cursor(cursor, self._cursor)
         if parsed is None:
             raise BadRequest("malformed cursor: pass back the next_cursor of the previous page")
-        keys, build = walk or (await self.keyspace(), self.build)
-        if walk is not None and await current_build(self._r, keys) != build:
+        keys, build, standing = walk or (await self.keyspace(), self.build, self.standing)
+        if walk is not None and await current_standing(self._r, keys) != standing:
             raise WalkMoved(members_walk.gone(keys.namespace))
         partitions = self.settings.topic_partitions
         return await members_walk.page(self._r, keys, build, partitions, grid, segment, parsed, count)
@@ -279,10 +279,10 @@ class SegmentReader:
         """Every member, partition by partition (one entering or leaving meanwhile may be listed or not), of
         the namespace read at the walk's start; its drop or rebuild meanwhile stops the walk (`WalkMoved`)."""
         cursor: str | None = None
-        walk = (await self.keyspace(), self.build)
+        walk = (await self.keyspace(), self.build, self.standing)
         while True:
             page = await self.members_page(grid, segment, cursor, count, walk)
-            if page.next_cursor is None and await current_build(self._r, walk[0]) != walk[1]:
+            if page.next_cursor is None and await current_standing(self._r, walk[0]) != walk[2]:
                 raise WalkMoved(members_walk.gone(walk[0].namespace))  # dropped under the last page
             for member in page.members:
                 yield member

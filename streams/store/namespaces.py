@@ -9,8 +9,7 @@ SCAN (never KEYS) and delete with UNLINK in batches, so a large namespace never 
 `promote` racing a `drop` or a replay of the same namespace: each writes its own key first, then looks at the
 other's (a drop or a replay sets the namespace's `building` mark, then reads the pointer; a promote sets the
 pointer, then reads the mark and the keys, and puts the pointer back if it finds either wrong). Whatever the
-interleaving, one of the two sees the other: an emptied or half-rebuilt namespace is never left active.
-"""
+interleaving, one of the two sees the other: an emptied or half-rebuilt namespace is never left active."""
 
 from __future__ import annotations
 
@@ -163,6 +162,8 @@ async def hold(
     """Mark `name` as being rewritten (`promote` refuses it from now on), then refuse (NamespaceRefused with
     `refusal`, the mark as it was) if it is the active one; returns the mark it replaced."""
     key = building_key(prefix, name)
+    if name == await active_namespace(client, prefix):  # before, too: no mark for readers to see
+        raise NamespaceRefused(refusal)
     previous: bytes | str | None = await client.set(key, note, get=True)  # type: ignore[assignment]
     if name == await active_namespace(client, prefix):
         await (client.delete(key) if previous is None else client.set(key, previous))
@@ -219,9 +220,8 @@ async def drop(client: aioredis.Redis, prefix: str, name: str, building: bytes |
     `building`: a replay's mark, left on the namespace it is about to rebuild (else the mark goes last)."""
     check_name(name)
     mark = building_key(prefix, name)
-    note = building or orjson.dumps(
-        {"drop": name, "started": datetime.now(UTC).isoformat(timespec="seconds")}
-    )
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    note = building or orjson.dumps({"drop": name, "started": started})
     refusal = f"namespace {name!r} is the active one: promote another before dropping it"
     removed = 0 if await hold(client, prefix, name, note, refusal) is None else 1
     removed += int(await client.unlink(KeySpace(prefix, name, "").definitions()))  # first: walks stop

@@ -18,6 +18,8 @@ from streams.read.export import Selection, member_rows
 from streams.read.members_walk import WalkMoved
 from streams.read.reader import SegmentReader
 from streams.settings import Settings
+from streams.store.connection import sync_client
+from streams.store.keys import KeySpace
 from tests.integration.test_human_output import use
 from tests.integration.worker_harness import make_settings
 from tests.services import Services
@@ -165,10 +167,12 @@ def test_a_full_export_whose_namespace_is_dropped_meanwhile_stops_not_cut_short(
 
     async def export() -> tuple[int, bool]:
         reader = await SegmentReader.connect(Settings(), namespace_ttl_s=0.0)
-        keys, build, listed = await reader.keyspace(), reader.build, 0
+        keys, standing, listed = await reader.keyspace(), reader.standing, 0
         try:
             selection = Selection("lifecycle", "new", parse_columns(None, catalogue(reader.grids), False))
-            async for chunk in member_rows(reader.client, keys, range(2), selection, chunk=2, build=build):
+            async for chunk in member_rows(
+                reader.client, keys, range(2), selection, chunk=2, standing=standing
+            ):
                 listed += len(chunk)
                 if listed >= 2:
                     assert await asyncio.to_thread(cli.main, ["promote", "green"]) == 0
@@ -181,3 +185,34 @@ def test_a_full_export_whose_namespace_is_dropped_meanwhile_stops_not_cut_short(
 
     listed, refused = asyncio.run(export())
     assert refused and listed < len(CUSTOMERS)
+
+
+def test_a_namespace_no_worker_or_replay_has_recorded_yet_is_walked(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No definitions record (a replay that stopped before its end, then promoted with --allow-incomplete)
+    read as "dropped": every walk and export of it was refused (fourth review of 7 December 2026)."""
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
+    use(settings, monkeypatch)
+    monkeypatch.setenv("SEGSTREAM_NAMESPACE", "bare")
+    log = _log(tmp_path / "bare.jsonl", CUSTOMERS)
+    out = str(tmp_path / "bare")
+    assert cli.main(["replay", str(log), "--namespace", "bare", "--output-dir", out, "--no-progress"]) == 0
+    client = sync_client(settings.redis_url)
+    try:
+        client.delete(KeySpace(settings.key_prefix, "bare", settings.events_topic).definitions())
+    finally:
+        client.close()
+
+    async def walk() -> list[str]:
+        reader = await SegmentReader.connect(Settings(), namespace_ttl_s=0.0)
+        try:
+            return [member async for member in reader.iter_members("lifecycle", "new", 3)]
+        finally:
+            await reader.aclose()
+
+    assert sorted(asyncio.run(walk())) == sorted(CUSTOMERS)

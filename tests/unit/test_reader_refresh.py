@@ -25,12 +25,12 @@ class _Namespaces:
 
 
 def _reader(monkeypatch: pytest.MonkeyPatch, world: _Namespaces) -> SegmentReader:
-    async def check_readable(client: Any, keys: KeySpace, partitions: int) -> str:
+    async def check_readable(client: Any, keys: KeySpace, partitions: int) -> tuple[str, str]:
         world.checks += 1
         await asyncio.sleep(0.02)  # a round trip
         if keys.namespace in world.unreadable:
             raise StoredFormatError(f"namespace {keys.namespace!r} cannot be read")
-        return keys.namespace
+        return keys.namespace, keys.namespace
 
     async def namespace_keys(self: SegmentReader) -> KeySpace:
         return KeySpace("p", world.active, "events")
