@@ -13,17 +13,11 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-import aiohttp
 import pytest
-from aiohttp import web
 
 from segmentation.state_codec import nul_free, raw_state
 from segmentation.state_mapping import state_from_mapping, stored_part
-from streams.read.api import make_app
-from streams.read.auth import Authenticator
-from streams.read.reader import SegmentReader
-from streams.settings import Settings
-from streams.store.connection import async_client, sync_client
+from streams.store.connection import sync_client
 from streams.store.keys import KeySpace
 from streams.store.replies import TEXT_OPTIONS
 from streams.store.weeks import FORMAT, FORMAT_FIELD
@@ -105,20 +99,5 @@ def test_a_namespace_of_another_counter_format_is_refused_by_every_route(
     status, health = asyncio.run(served(settings, "/health"))
     assert status == 503 and isinstance(health, dict) and says in health["error"]
     # its workers' metrics are still served: `segstream_workers_running == 0` must fire when they stop on it
-    status, _ = asyncio.run(served_text(settings, "/metrics"))
+    status, _ = asyncio.run(served(settings, "/metrics", text=True))
     assert status == 200
-
-
-async def served_text(settings: Settings, path: str) -> tuple[int, str]:
-    reader = SegmentReader(async_client(settings.redis_url, **TEXT_OPTIONS), Settings())
-    runner = web.AppRunner(make_app(reader, Authenticator.disabled()))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
-        async with aiohttp.ClientSession() as session, session.get(url) as resp:
-            return resp.status, await resp.text()
-    finally:
-        await runner.cleanup()
-        await reader.aclose()

@@ -58,8 +58,9 @@ def replayed(
     return settings, keys.customer(partition_for(KNOWN, 2), KNOWN)
 
 
-async def served(settings: Settings, path: str) -> tuple[int, object]:
-    """Status and JSON body of GET `path` from the HTTP API over the namespace in force."""
+async def served(settings: Settings, path: str, text: bool = False) -> tuple[int, object]:
+    """Status and JSON body (`text`: the body as text) of GET `path` from the HTTP API over the namespace in
+    force."""
     reader = SegmentReader(async_client(settings.redis_url, **TEXT_OPTIONS), Settings())
     runner = web.AppRunner(make_app(reader, Authenticator.disabled()))
     await runner.setup()
@@ -68,7 +69,7 @@ async def served(settings: Settings, path: str) -> tuple[int, object]:
     try:
         url = f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
         async with aiohttp.ClientSession() as session, session.get(url) as resp:
-            return resp.status, orjson.loads(await resp.read())
+            return resp.status, await resp.text() if text else orjson.loads(await resp.read())
     finally:
         await runner.cleanup()
         await reader.aclose()
