@@ -108,11 +108,12 @@ class RedisDefinitionsRecord:
 
     async def record_partitions(self, namespace: str, count: int) -> None:
         """The count, and once per build of the namespace its BORN token (a members cursor names the build it
-        walked: one of a namespace dropped and built again under its name is refused, `members_walk`)."""
-        async with self._r.pipeline(transaction=True) as pipe:  # both or neither: the count is set once
-            pipe.hset(self._key(namespace), PARTITIONS, count)
-            pipe.hsetnx(self._key(namespace), BORN, secrets.token_hex(8))
-            await pipe.execute()
+        walked: one of a namespace dropped and built again under its name is refused, `members_walk`). With
+        HGET and HSET only, the commands the documented ACL line grants (docs/security.md): two first
+        workers racing leave the token of the last, before any reader could have walked the namespace."""
+        key = self._key(namespace)
+        born = [BORN, secrets.token_hex(8)] if await self._r.hget(key, BORN) is None else []
+        await self._r.hset(key, items=[PARTITIONS, count, *born])  # one HSET: the count and token together
 
     async def record(self, namespace: str, version: str, adopted: bool) -> None:
         async with self._r.pipeline(transaction=True) as pipe:
