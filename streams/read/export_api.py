@@ -80,7 +80,7 @@ async def get_export(request: web.Request) -> web.StreamResponse:
         raise BadRequest(str(exc)) from None
     partitions = range(reader.settings.topic_partitions)
     async with gate_slot(request):  # a cluster's gate: 503 before the first byte when no slot is free
-        keys, standing = await reader.keyspace(), reader.standing
+        keys, _, standing = await reader.checked()
         await check_layout(reader.client, keys, partitions)  # an earlier layout: 409, not a cut body
         if await current_standing(reader.client, keys) != standing:  # 409 now, not a body cut at its start
             raise WalkMoved(gone(keys.namespace))
@@ -115,8 +115,7 @@ async def get_changes(request: web.Request) -> web.Response:
         raise BadRequest("after_export is true or false")
     after_export = query.get("after_export") == "true"  # the first sync after a full export: end states
     try:
-        await reader.keyspace()  # the namespace's build, which the cursor names
-        cursor, build = query.get("cursor"), reader.build
+        cursor, (_, build, _) = query.get("cursor"), await reader.checked()  # the build the cursor names
         found, span = await changes(
             reader.settings, grid, segment, since, until, cursor, after_export=after_export, build=build
         )

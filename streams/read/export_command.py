@@ -132,10 +132,10 @@ async def _members(reader: Any, args: argparse.Namespace, grid: str, segment: st
     from streams.read.export import Selection, encode_rows, member_rows
 
     columns = parse_columns(args.columns, catalogue(reader.grids), args.declared)
-    keys = await reader.keyspace()
+    keys, _, standing = await reader.checked()
     selection = Selection(grid, segment, columns)
     partitions = range(reader.settings.topic_partitions)
-    rows = member_rows(reader.client, keys, partitions, selection, standing=reader.standing)
+    rows = member_rows(reader.client, keys, partitions, selection, standing=standing)
     counted = _Counter(rows)
     with _Output(args.output) as out:
         async for block in encode_rows(counted.chunks(), columns, args.format):
@@ -190,8 +190,8 @@ async def _changes(
     # a cursor file's syncs give end states: right whatever the export held (the first), and whatever part
     # of a sync whose cursor was never saved the CRM applied (the rerun): nets assume the CRM at the cursor
     ends = cursor_file is not None
-    await reader.keyspace()  # the namespace's build, which the cursor names
-    found, span = await changes(settings, grid, segment, since, until, cursor, lookback, ends, reader.build)
+    _, build, _ = await reader.checked()  # the namespace's build, which the cursor names
+    found, span = await changes(settings, grid, segment, since, until, cursor, lookback, ends, build)
     with _Output(args.output) as out:
         if args.format == "csv":
             out.write(_csv_line(CHANGE_COLUMNS))

@@ -78,10 +78,9 @@ class SegmentReader:
         self.definitions = defs  # to answer `as_of` beyond a customer's clock (see segment_of)
         self.grids: dict[str, tuple[str, ...]] = defs.grid_segments
         self._ttl = namespace_ttl_s
-        self._keys: KeySpace | None = None
+        self._checked: tuple[KeySpace, str, str] | None = None  # keys, build, standing of the last check
         self._keys_at = 0.0
-        self._fresh: asyncio.Future[KeySpace] | None = None  # the check under way (`keyspace`)
-        self.build = self.standing = ""  # of the namespace checked last (`readable.build_of`, `standing_of`)
+        self._fresh: asyncio.Future[tuple[KeySpace, str, str]] | None = None  # the check under way
         self._partitions = range(settings.topic_partitions)
         self._cursor = re.compile(cursor_pattern(settings.topic_partitions))
 
@@ -107,21 +106,22 @@ class SegmentReader:
     async def aclose(self) -> None:
         await self._r.aclose()
 
-    # -- keys ---------------------------------------------------------------------------------------------
     async def keyspace(self) -> KeySpace:
-        """The namespace read, checked readable (`readable.check_readable`) at most every `namespace_ttl_s`:
-        one check for the requests needing it at once, its failure theirs (never the namespace before)."""
-        if self._keys is not None and time.monotonic() - self._keys_at <= self._ttl:
-            return self._keys
+        return (await self.checked())[0]
+
+    async def checked(self) -> tuple[KeySpace, str, str]:
+        """Keys, build, standing of one check (`check_readable`) per ttl, shared: its failure is theirs."""
+        if self._checked is not None and time.monotonic() - self._keys_at <= self._ttl:
+            return self._checked
         if self._fresh is None or self._fresh.done():
             self._fresh = asyncio.ensure_future(self._refresh())
         return await asyncio.shield(self._fresh)  # a caller cancelled (its deadline) leaves it to the others
 
-    async def _refresh(self) -> KeySpace:
+    async def _refresh(self) -> tuple[KeySpace, str, str]:
         keys = await self.namespace_keys()
-        self.build, self.standing = await check_readable(self._r, keys, self.settings.topic_partitions)
-        self._keys, self._keys_at = keys, time.monotonic()
-        return keys
+        self._checked = (keys, *await check_readable(self._r, keys, self.settings.topic_partitions))
+        self._keys_at = time.monotonic()
+        return self._checked
 
     async def namespace_keys(self) -> KeySpace:
         """The namespace read, unchecked: for what any segstream writes alike (its workers' metrics)."""
@@ -269,7 +269,7 @@ class SegmentReader:
         parsed = parse_cursor(cursor, self._cursor)
         if parsed is None:
             raise BadRequest("malformed cursor: pass back the next_cursor of the previous page")
-        keys, build, standing = walk or (await self.keyspace(), self.build, self.standing)
+        keys, build, standing = walk or await self.checked()
         if walk is not None and await current_standing(self._r, keys) != standing:
             raise WalkMoved(members_walk.gone(keys.namespace))
         partitions = self.settings.topic_partitions
@@ -279,7 +279,7 @@ class SegmentReader:
         """Every member, partition by partition (one entering or leaving meanwhile may be listed or not), of
         the namespace read at the walk's start; its drop or rebuild meanwhile stops the walk (`WalkMoved`)."""
         cursor: str | None = None
-        walk = (await self.keyspace(), self.build, self.standing)
+        walk = await self.checked()
         while True:
             page = await self.members_page(grid, segment, cursor, count, walk)
             if page.next_cursor is None and await current_standing(self._r, walk[0]) != walk[2]:

@@ -167,7 +167,7 @@ def test_a_full_export_whose_namespace_is_dropped_meanwhile_stops_not_cut_short(
 
     async def export() -> tuple[int, bool]:
         reader = await SegmentReader.connect(Settings(), namespace_ttl_s=0.0)
-        keys, standing, listed = await reader.keyspace(), reader.standing, 0
+        (keys, _, standing), listed = await reader.checked(), 0
         try:
             selection = Selection("lifecycle", "new", parse_columns(None, catalogue(reader.grids), False))
             async for chunk in member_rows(
