@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
@@ -51,7 +52,7 @@ async def report(
         log.warning("could not publish metrics: %s", exc)
 
 
-async def keep_alive(store: StateStore, metrics: Metrics, mode: str, applies: str) -> None:
+async def keep_alive(store: StateStore, metrics: Metrics, stated: Callable[[], tuple[str, str]]) -> None:
     """Inside a long sweep or adoption walk, which hold the poll loop and so its reports: the worker's
     `updated_at` refreshed at most every REPORT_INTERVAL_S, so that `drop`, `replay --force` and `definitions
     apply` still see it running past FRESH_S (`streams/store/namespace_writers.py`); with its mode and
@@ -60,7 +61,7 @@ async def keep_alive(store: StateStore, metrics: Metrics, mode: str, applies: st
     if now < metrics.alive_next:
         return
     metrics.alive_next = now + REPORT_INTERVAL_S
-    prefix = f"w:{metrics.reporter or WORKER_ID}:"
+    prefix, (mode, applies) = f"w:{metrics.reporter or WORKER_ID}:", stated()  # derived when written only
     fields = {prefix + "updated_at": f"{time.time():.3f}", prefix + "mode": mode, prefix + "applies": applies}
     try:
         await store.publish_metrics(fields)

@@ -89,7 +89,7 @@ async def step(
                 return
             owned.remember(result.states, pipeline.cache_share())
             pipeline.metrics.swept(len(stale), len(result.transitions))
-        await keep_alive(pipeline.store, pipeline.metrics, *pipeline.stated())
+        await keep_alive(pipeline.store, pipeline.metrics, pipeline.stated)
         if not force:
             return
 

@@ -66,7 +66,7 @@ async def sweep_to(pipeline: BatchPipeline, partition: int, owned: Owned, clock_
             return
         owned.remember(result.states, pipeline.cache_share())
         pipeline.metrics.swept(len(due), len(result.transitions))
-        await keep_alive(pipeline.store, pipeline.metrics, *pipeline.stated())
+        await keep_alive(pipeline.store, pipeline.metrics, pipeline.stated)
         if len(due) < limit:
             return
 

@@ -42,6 +42,31 @@ def _log(path: Path, customers: list[str]) -> Path:
     return path
 
 
+def _stack(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    namespace: str | None = None,
+) -> Settings:
+    """Settings of 2 partitions in the environment, as the CLI reads them; following the active namespace
+    unless `namespace` pins one."""
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
+    use(settings, monkeypatch)
+    monkeypatch.delenv("SEGSTREAM_NAMESPACE", raising=False)
+    if namespace is not None:
+        monkeypatch.setenv("SEGSTREAM_NAMESPACE", namespace)
+    return settings
+
+
+def _build(tmp_path: Path, namespace: str, order: list[str], *flags: str) -> None:
+    """`order`'s purchases replayed into `namespace` (each customer `new`; ordinals in that order)."""
+    log = _log(tmp_path / f"{namespace}.jsonl", order)
+    out = str(tmp_path / namespace)
+    replay = ["replay", str(log), "--namespace", namespace, "--output-dir", out, "--no-progress", *flags]
+    assert cli.main(replay) == 0
+
+
 def test_a_walk_across_a_promote_is_refused_or_kept_in_its_namespace(
     services: Services,
     topic_name: Callable[[str], str],
@@ -49,17 +74,10 @@ def test_a_walk_across_a_promote_is_refused_or_kept_in_its_namespace(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
-    use(settings, monkeypatch)
-    monkeypatch.delenv("SEGSTREAM_NAMESPACE", raising=False)
+    _stack(services, topic_name, redis_prefix, monkeypatch)
     # the same customers, each `new`, replayed in two orders: each partition's ordinals in another order
-    for namespace, order in (("blue", CUSTOMERS), ("green", CUSTOMERS[::-1])):
-        log = _log(tmp_path / f"{namespace}.jsonl", order)
-        out = str(tmp_path / namespace)
-        assert (
-            cli.main(["replay", str(log), "--namespace", namespace, "--output-dir", out, "--no-progress"])
-            == 0
-        )
+    _build(tmp_path, "blue", CUSTOMERS)
+    _build(tmp_path, "green", CUSTOMERS[::-1])
     assert cli.main(["promote", "blue"]) == 0
 
     async def walk() -> tuple[list[str], bool]:
@@ -94,18 +112,9 @@ def test_a_walk_whose_namespace_is_dropped_or_built_again_is_refused_not_cut_sho
     """Kept in its namespace, a walk read nothing more once that namespace was dropped (the blue/green
     clean-up after a promote): 3 of 19 members, no error; and a namespace built again under its name gave
     the cursor's positions to other customers (second review of 7 December 2026)."""
-    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
-    use(settings, monkeypatch)
-    monkeypatch.delenv("SEGSTREAM_NAMESPACE", raising=False)
-
-    def build(namespace: str, order: list[str], *force: str) -> None:
-        log = _log(tmp_path / f"{namespace}.jsonl", order)
-        out = str(tmp_path / namespace)
-        replay = ["replay", str(log), "--namespace", namespace, "--output-dir", out, "--no-progress", *force]
-        assert cli.main(replay) == 0
-
-    build("blue", CUSTOMERS)
-    build("green", CUSTOMERS[::-1])
+    _stack(services, topic_name, redis_prefix, monkeypatch)
+    _build(tmp_path, "blue", CUSTOMERS)
+    _build(tmp_path, "green", CUSTOMERS[::-1])
     assert cli.main(["promote", "blue"]) == 0
 
     async def dropped_meanwhile() -> tuple[int, bool]:
@@ -126,13 +135,13 @@ def test_a_walk_whose_namespace_is_dropped_or_built_again_is_refused_not_cut_sho
     walked, refused = asyncio.run(dropped_meanwhile())
     assert refused and walked < len(CUSTOMERS)
 
-    build("red", CUSTOMERS)
+    _build(tmp_path, "red", CUSTOMERS)
 
     async def rebuilt_meanwhile() -> bool:
         reader = await SegmentReader.connect(Settings(namespace="red"), namespace_ttl_s=0.0)
         try:
             first = await reader.members_page("lifecycle", "new", None, 3)
-            await asyncio.to_thread(build, "red", CUSTOMERS[::-1], "--force")
+            await asyncio.to_thread(_build, tmp_path, "red", CUSTOMERS[::-1], "--force")
             try:
                 await reader.members_page("lifecycle", "new", first.next_cursor, 3)
             except WalkMoved:
@@ -153,16 +162,9 @@ def test_a_full_export_whose_namespace_is_dropped_meanwhile_stops_not_cut_short(
 ) -> None:
     """The export's own walk (`export.member_rows`) kept its keys and read on: a drop after a promote gave
     an export short of members, exit 0 (third review of 7 December 2026)."""
-    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
-    use(settings, monkeypatch)
-    monkeypatch.delenv("SEGSTREAM_NAMESPACE", raising=False)
-    for namespace in ("blue", "green"):
-        log = _log(tmp_path / f"{namespace}.jsonl", CUSTOMERS)
-        out = str(tmp_path / namespace)
-        assert (
-            cli.main(["replay", str(log), "--namespace", namespace, "--output-dir", out, "--no-progress"])
-            == 0
-        )
+    _stack(services, topic_name, redis_prefix, monkeypatch)
+    _build(tmp_path, "blue", CUSTOMERS)
+    _build(tmp_path, "green", CUSTOMERS)
     assert cli.main(["promote", "blue"]) == 0
 
     async def export() -> tuple[int, bool]:
@@ -196,12 +198,8 @@ def test_a_namespace_no_worker_or_replay_has_recorded_yet_is_walked(
 ) -> None:
     """No definitions record (a replay that stopped before its end, then promoted with --allow-incomplete)
     read as "dropped": every walk and export of it was refused (fourth review of 7 December 2026)."""
-    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2)
-    use(settings, monkeypatch)
-    monkeypatch.setenv("SEGSTREAM_NAMESPACE", "bare")
-    log = _log(tmp_path / "bare.jsonl", CUSTOMERS)
-    out = str(tmp_path / "bare")
-    assert cli.main(["replay", str(log), "--namespace", "bare", "--output-dir", out, "--no-progress"]) == 0
+    settings = _stack(services, topic_name, redis_prefix, monkeypatch, namespace="bare")
+    _build(tmp_path, "bare", CUSTOMERS)
     client = sync_client(settings.redis_url)
     try:
         client.delete(KeySpace(settings.key_prefix, "bare", settings.events_topic).definitions())
