@@ -108,6 +108,15 @@ def definitions_record(settings: Settings, client: aioredis.Redis) -> RedisDefin
     return RedisDefinitionsRecord(client, settings.key_prefix, settings.events_topic)
 
 
+async def refuse_marked(settings: Settings, client: aioredis.Redis) -> None:
+    """`refuse_rewritten` for a worker's namespace (NamespaceRefused, exit 3): one a replay or drop rewrites
+    now, or left half done."""
+    from streams.store.namespace_writers import refuse_rewritten
+    from streams.store.namespaces import active_namespace
+
+    await refuse_rewritten(client, keyspace(settings), await active_namespace(client, settings.key_prefix))
+
+
 async def check_definitions(settings: Settings, client: aioredis.Redis, mine: str) -> None:
     """`definitions_rule` at start-up: raises DefinitionsMismatch, or records the namespace's version."""
     assert settings.namespace is not None, "resolve the namespace first"
@@ -271,6 +280,7 @@ async def worker_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     try:
         await refuse_eviction(client)  # before anything is written
         settings = await resolve_namespace(settings, client)
+        await refuse_marked(settings, client)  # before the definitions record takes anything
         await check_definitions(settings, client, definitions.version)
         await check_mode(settings, client, keyspace(settings))
     except BaseException:

@@ -10,13 +10,16 @@ crashed one stops counting after `FRESH_S` seconds. (`definitions apply` has its
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from streams.store.keys import KeySpace
 from streams.store.metrics_hash import FRESH_S, running_workers
+from streams.store.namespace_lease import lease_key
 from streams.store.namespaces import NamespaceRefused
-from streams.store.replies import texts
+from streams.store.replies import text, texts
 
 
 async def refuse_running(client: aioredis.Redis, keys: KeySpace, doing: str, hint: str = "") -> None:
@@ -29,3 +32,44 @@ async def refuse_running(client: aioredis.Redis, keys: KeySpace, doing: str, hin
             f"workers are running on namespace {keys.namespace!r}: {ages}; stop them before {doing}"
             f" (a stopped worker says so at once, a crashed one after {FRESH_S:.0f} s){hint}"
         )
+
+
+async def refuse_rewritten(client: aioredis.Redis, keys: KeySpace, active: str) -> None:
+    """Raise NamespaceRefused (exit 3) when a replay or drop rewrites `keys.namespace` now (its lease), or
+    when one left it half done: a drop's mark, or a replay's on a namespace not promoted as it is (`active`).
+
+    Why: a worker started on a namespace a drop is walking writes keys behind the walk (its partition count
+    recorded again in a namespace with no definitions record); on one a drop or replay left half done, it
+    writes live events on top of leftovers or of part of a log, and `replay --force` then refuses to run
+    under it. A namespace promoted with `--allow-incomplete` keeps its replay's mark: the operator chose it.
+    """
+    holder = await client.get(lease_key(keys.prefix, keys.namespace))
+    mark = await client.get(keys.building())
+    if holder is not None:
+        raise NamespaceRefused(
+            f"namespace {keys.namespace!r} is being rewritten right now ({text(holder)}): start the worker"
+            " once that replay or drop has ended"
+        )
+    if mark is None:
+        return
+    note = text(mark)
+    if "drop" in _fields(note):
+        raise NamespaceRefused(
+            f"namespace {keys.namespace!r} was being dropped and the drop stopped before its end ({note}):"
+            f" run `segstream drop {keys.namespace}` again; a worker would write on its leftovers"
+        )
+    if keys.namespace != active:
+        raise NamespaceRefused(
+            f"namespace {keys.namespace!r} is incomplete: a replay into it stopped before its end ({note})."
+            " Replay again with --force, or promote it with --allow-incomplete to use it as it is; a worker"
+            " would write live events on top of part of a log"
+        )
+
+
+def _fields(note: str) -> dict[str, Any]:
+    """A mark's JSON object (`holder_note`); empty for a mark of another shape (an earlier release's)."""
+    try:
+        fields = orjson.loads(note)
+    except orjson.JSONDecodeError:
+        return {}
+    return fields if isinstance(fields, dict) else {}

@@ -1,0 +1,150 @@
+"""A worker refuses a namespace that a drop or replay rewrites now, or that one left half done, on the real
+Redis and Kafka, before it writes anything into it.
+
+Why: `namespaces drop` and `replay --force` refuse to start under running workers, but a worker started
+*after* their check, or after one of them was killed, used to start on what they left: a drop's leftovers
+(keys with no definitions record, which the worker's start would record again) or part of a log. The drop
+here is interrupted at its first UNLINK (its process killed, as an operator's Ctrl-C would), not by load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams import cli
+from streams.bootstrap import worker_runtime
+from streams.sample import generator as sample
+from streams.settings import Settings
+from streams.store import namespaces
+from streams.store.connection import async_client
+from streams.store.keys import KeySpace, building_key
+from streams.store.namespace_lease import holder_note, leased
+from streams.store.namespaces import NamespaceRefused
+from tests.integration.worker_harness import make_settings
+from tests.services import Services
+
+
+class _Killed(Exception):
+    """Stands for the drop's process dying at the await where it deletes its first batch."""
+
+
+def _replayed(
+    services: Services, topic_name: Callable[[str], str], redis_prefix: str, tmp_path: Path, mp: Any
+) -> Settings:
+    """Settings of a worker pinned to namespace `built`, which a replay of a small sample filled."""
+    path = tmp_path / "events.jsonl"
+    sample.write_jsonl(sample.SampleSpec(customers=30, days=20, seed=5, malformed_share=0.0), path)
+    settings = make_settings(services, topic_name, redis_prefix, namespace="built", connect_timeout_s=5)
+    for name, value in settings.as_environment({}).items():
+        mp.setenv(name, value)
+    argv = ["replay", str(path), "--namespace", "built", "--out-dir", str(tmp_path), "--no-progress"]
+    assert cli.main(argv) == 0
+    return settings
+
+
+async def _keys(settings: Settings) -> list[bytes]:
+    client = async_client(settings.redis_url)
+    try:
+        return sorted([k async for k in client.scan_iter(match=f"{settings.key_prefix}:built:*", count=500)])
+    finally:
+        await client.aclose()
+
+
+async def _start(settings: Settings) -> str | None:
+    """The refusal a worker's start gives (None: it started), as the CLI would print it."""
+    try:
+        async with worker_runtime(settings):
+            return None
+    except NamespaceRefused as exc:
+        assert exc.exit_code == 3
+        return str(exc)
+
+
+def test_a_worker_refuses_what_an_interrupted_drop_left_and_starts_once_the_drop_is_run_again(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = _replayed(services, topic_name, redis_prefix, tmp_path, monkeypatch)
+    keyspace = KeySpace(settings.key_prefix, "built", settings.events_topic)
+
+    async def interrupted_drop() -> None:
+        client = async_client(settings.redis_url)
+        unlink = client.unlink
+
+        async def die_at_the_first_batch(*keys: Any) -> int:
+            if len(keys) > 1 or keys[0] != keyspace.definitions():
+                raise _Killed
+            return int(await unlink(*keys))
+
+        try:
+            monkeypatch.setattr(client, "unlink", die_at_the_first_batch)
+            with pytest.raises(_Killed):
+                async with leased(client, settings.key_prefix, "built", holder_note(drop="built")):
+                    await namespaces.drop(client, settings.key_prefix, "built")
+        finally:
+            await client.aclose()
+
+    asyncio.run(interrupted_drop())
+    left = asyncio.run(_keys(settings))
+    assert keyspace.definitions().encode() not in left and len(left) > 10, "the drop stopped half way"
+    refusal = asyncio.run(_start(settings))
+    assert refusal is not None and "the drop stopped before its end" in refusal, refusal
+    assert "segstream drop built" in refusal, refusal
+    assert asyncio.run(_keys(settings)) == left, "the refused worker wrote nothing (no definitions record)"
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=settings.as_environment(),
+        capture_output=True,
+        timeout=60,
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 3 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("segstream worker: namespace 'built' was being dropped")
+
+    assert cli.main(["drop", "built"]) == 0
+    assert asyncio.run(_keys(settings)) == []
+    assert asyncio.run(_start(settings)) is None, "an empty namespace: a worker starts it"
+
+
+def test_a_worker_refuses_a_namespace_being_rewritten_and_an_incomplete_one_unless_promoted_as_it_is(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = _replayed(services, topic_name, redis_prefix, tmp_path, monkeypatch)
+    replay_mark = b'{"replay": "orders.jsonl", "started": "2026-12-07T10:00:00+00:00", "pid": 7}'
+
+    async def scenario() -> list[str | None]:
+        client = async_client(settings.redis_url)
+        try:
+            seen: list[str | None] = []
+            async with leased(client, settings.key_prefix, "built", holder_note(drop="built")):
+                seen.append(await _start(settings))  # a drop running now, before its first delete
+            await client.set(building_key(settings.key_prefix, "built"), replay_mark)
+            seen.append(await _start(settings))  # a replay that stopped before its end
+            await namespaces.promote(client, settings.key_prefix, "built", require_complete=False)
+            seen.append(await _start(settings))  # chosen as it is: workers follow it
+            unpinned = settings.model_copy(update={"namespace": None})
+            seen.append(await _start(unpinned))
+            return seen
+        finally:
+            await client.aclose()
+
+    running, incomplete, promoted, following = asyncio.run(scenario())
+    assert running is not None and "is being rewritten right now" in running and '"drop"' in running, running
+    assert incomplete is not None and "a replay into it stopped before its end" in incomplete, incomplete
+    assert "orders.jsonl" in incomplete and "--allow-incomplete" in incomplete, incomplete
+    assert (promoted, following) == (None, None)
