@@ -92,6 +92,19 @@ class DefinitionsRecord(Protocol):
     async def realigned(self, namespace: str, partition: int, walk: str) -> None: ...
 
 
+# The count, and the token unless the namespace has one. HGET and HSET only, the commands the documented ACL
+# line grants (docs/security.md; HSETNX is not among them), in one script: nothing runs between the two, so a
+# second first worker cannot replace a token a reader may already have walked with (a cursor, a sync cursor).
+_RECORD = """
+if redis.call('HGET', KEYS[1], ARGV[3]) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+end
+return 0
+"""
+
+
 class RedisDefinitionsRecord:
     def __init__(self, client: aioredis.Redis, prefix: str, topic: str) -> None:
         self._r, self._prefix, self._topic = client, prefix, topic
@@ -108,12 +121,10 @@ class RedisDefinitionsRecord:
 
     async def record_partitions(self, namespace: str, count: int) -> None:
         """The count, and once per build of the namespace its BORN token (a members cursor names the build it
-        walked: one of a namespace dropped and built again under its name is refused, `members_walk`). With
-        HGET and HSET only, the commands the documented ACL line grants (docs/security.md): two first
-        workers racing leave the token of the last, before any reader could have walked the namespace."""
-        key = self._key(namespace)
-        born = [BORN, secrets.token_hex(8)] if await self._r.hget(key, BORN) is None else []
-        await self._r.hset(key, items=[PARTITIONS, count, *born])  # one HSET: the count and token together
+        walked: one of a namespace dropped and built again under its name is refused, `members_walk`), in one
+        script: two first workers at the same instant keep the first one's token (`_RECORD`)."""
+        script = self._r.register_script(_RECORD)
+        await script(keys=[self._key(namespace)], args=[PARTITIONS, count, BORN, secrets.token_hex(8)])
 
     async def record(self, namespace: str, version: str, adopted: bool) -> None:
         async with self._r.pipeline(transaction=True) as pipe:
