@@ -119,8 +119,9 @@ async def member_rows(
     segment = selection.segment
     await check_layout(client, keys, partitions)
     for partition in [*partitions, None]:
-        if standing is not None and await current_standing(client, keys) != standing:
-            raise WalkMoved(gone(keys.namespace))
+        now = None if standing is None else await current_standing(client, keys)
+        if now != standing:
+            raise WalkMoved(gone(keys.namespace, standing or "", now or ""))
         if partition is None:
             return
         position: int | None = 0

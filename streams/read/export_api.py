@@ -82,8 +82,9 @@ async def get_export(request: web.Request) -> web.StreamResponse:
     async with gate_slot(request):  # a cluster's gate: 503 before the first byte when no slot is free
         keys, _, standing = await reader.checked()
         await check_layout(reader.client, keys, partitions)  # an earlier layout: 409, not a cut body
-        if await current_standing(reader.client, keys) != standing:  # 409 now, not a body cut at its start
-            raise WalkMoved(gone(keys.namespace))
+        now = await current_standing(reader.client, keys)
+        if now != standing:  # 409 now, not a body cut at its start
+            raise WalkMoved(gone(keys.namespace, standing, now))
     selection = Selection(grid, segment, columns)
     rows = member_rows(reader.client, keys, partitions, selection, standing=standing)
     name = f"{grid}-{segment}".replace(":", "-")

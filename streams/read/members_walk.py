@@ -9,6 +9,7 @@ from streams.read.members_cursor import cursor_text, namespace_tag
 from streams.read.profile import MembersPage
 from streams.store import membership
 from streams.store.keys import KeySpace
+from streams.store.readable import first_recorded
 from streams.store.stored_state import StoredFormatError
 
 
@@ -17,7 +18,13 @@ class WalkMoved(StoredFormatError):
     the reader cannot read: the walk starts again)."""
 
 
-def gone(namespace: str) -> str:
+def gone(namespace: str, before: str = "", now: str = "") -> str:
+    """Why a walk of `namespace` stops, its standing (`readable.standing_of`) `before` it and `now`."""
+    if first_recorded(before, now):
+        return (
+            f"namespace {namespace!r} was first recorded by a worker or replay while this walk ran, which"
+            " names its build from now on: start the walk again"
+        )
     return (
         f"namespace {namespace!r}, where this walk began, was dropped or built again meanwhile: start the "
         "walk again"

@@ -260,8 +260,9 @@ class SegmentReader:
     ) -> MembersPage:
         """Up to `count` members; the cursor is `<partition>:<ordinal>...` (opaque to callers): where the walk
         goes on, so a page never repeats a member of an earlier page of the same walk. A cursor of a walk
-        begun in another namespace, or another build of it, is refused (`WalkMoved`). `walk`: the keys, build
-        and standing the walk began with, kept (`iter_members`): refused once the standing changed."""
+        begun in another namespace, or another build of it, is refused (`WalkMoved`), as is a page read while
+        the namespace's standing moved from its check's (a drop, a rebuild). `walk`: the keys, build and
+        standing the walk began with, kept (`iter_members`)."""
         if segment not in self._grid(grid):
             raise NotFound(f"unknown segment {segment!r} of grid {grid!r}")
         if not 1 <= count <= 10_000:
@@ -269,11 +270,12 @@ class SegmentReader:
         parsed = parse_cursor(cursor, self._cursor)
         if parsed is None:
             raise BadRequest("malformed cursor: pass back the next_cursor of the previous page")
-        keys, build, standing = walk or await self.checked()
-        if walk is not None and await current_standing(self._r, keys) != standing:
-            raise WalkMoved(members_walk.gone(keys.namespace))
-        partitions = self.settings.topic_partitions
-        return await members_walk.page(self._r, keys, build, partitions, grid, segment, parsed, count)
+        (keys, build, standing), parts = walk or await self.checked(), self.settings.topic_partitions
+        page = await members_walk.page(self._r, keys, build, parts, grid, segment, parsed, count)
+        now = await current_standing(self._r, keys)  # after: a page of a dropped namespace is empty
+        if now != standing:
+            raise WalkMoved(members_walk.gone(keys.namespace, standing, now))
+        return page
 
     async def iter_members(self, grid: str, segment: str, count: int = 500) -> AsyncIterator[str]:
         """Every member, partition by partition (one entering or leaving meanwhile may be listed or not), of
@@ -282,8 +284,6 @@ class SegmentReader:
         walk = await self.checked()
         while True:
             page = await self.members_page(grid, segment, cursor, count, walk)
-            if page.next_cursor is None and await current_standing(self._r, walk[0]) != walk[2]:
-                raise WalkMoved(members_walk.gone(walk[0].namespace))  # dropped under the last page
             for member in page.members:
                 yield member
             if page.next_cursor is None:

@@ -58,3 +58,10 @@ def standing_of(namespace: str, version: object, recorded: object, born: object,
     worker or replay has finished on it yet) stays walkable, its standing unchanged."""
     record = "recorded" if version is not None or recorded is not None else "unrecorded"
     return f"{build_of(namespace, born)}\x00{record}" + ("\x00marked" if building else "")
+
+
+def first_recorded(before: str, now: str) -> bool:
+    """Whether the only change from standing `before` to `now` is the namespace's first record (a worker or
+    replay that began writing it: its build token set), not a drop or a rebuild."""
+    was, is_ = before.split("\x00"), now.split("\x00")
+    return was[1:] == ["", "unrecorded"] and len(is_) == 3 and is_[0] == was[0] and is_[2] == "recorded"
