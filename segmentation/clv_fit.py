@@ -3,7 +3,12 @@
 The fit runs offline (`segstream calibrate --model clv`), never in `apply`: it takes per-customer
 arrays (x, t_x, T in weeks; the mean spend zbar) and returns the parameters that the `clv:` section of a
 new definitions version carries. Both likelihoods are maximised over the logarithms of the parameters
-(so they stay positive without bounds) with L-BFGS-B from several starting points; the best optimum wins.
+(so they stay positive) with L-BFGS-B from several starting points; the best optimum wins. Shapes stay
+within 10^-8..10^4 and scales within 10^-8..10^8 (`_SHAPE`, `_SCALE`): data without spread (one buying
+rhythm, one price for everyone) has no finite optimum, its shapes growing together with their scales
+towards a limit without heterogeneity. Unbounded, the optimiser stopped somewhere on that way (r = 10^40 with
+one scipy release, which the definitions refuse; the forecast's series does not converge past ~10^5); at
+10^4 a gamma's spread is 1 % of its mean, as good as that limit.
 Logarithms are numpy's: data without spread (one price, one rhythm) drives parameters to the edge of the float
 range, where `math.log(0)` raised instead of giving the -inf that makes the optimiser step back.
 `propose_tiers` turns the population's predicted CLV into tier bounds (quantiles, rounded up to money).
@@ -37,6 +42,9 @@ __all__ = [
 ]
 
 Array = npt.NDArray[np.float64]
+_SHAPE, _SCALE = (math.log(1e-8), math.log(1e4)), (math.log(1e-8), math.log(1e8))
+_BGNBD_BOUNDS = (_SHAPE, _SCALE, _SHAPE, _SHAPE)  # r, alpha (weeks), a, b
+_GG_BOUNDS = (_SHAPE, _SHAPE, _SCALE)  # p, q, gamma (base-currency units)
 _BGNBD_STARTS = ((1.0, 1.0, 1.0, 1.0), (0.5, 5.0, 0.8, 2.5), (2.0, 20.0, 2.0, 5.0))
 _GG_STARTS = ((1.0, 2.0, 10.0), (5.0, 5.0, 50.0), (2.0, 10.0, 200.0))
 
@@ -123,12 +131,15 @@ def gamma_gamma_log_likelihood(g: GammaGamma, x: Array, mean_spend: Array) -> Ar
 
 
 def _maximise(
-    objective: Callable[[Array], float], starts: tuple[tuple[float, ...], ...], what: str
+    objective: Callable[[Array], float],
+    starts: tuple[tuple[float, ...], ...],
+    bounds: tuple[tuple[float, float], ...],
+    what: str,
 ) -> tuple[float, ...]:
     best: tuple[float, Array] | None = None
     for start in starts:
         with np.errstate(invalid="ignore"):  # finite differences next to an infinite objective
-            result = minimize(objective, np.log(np.asarray(start)), method="L-BFGS-B")
+            result = minimize(objective, np.log(np.asarray(start)), method="L-BFGS-B", bounds=bounds)
         if np.isfinite(result.fun) and (best is None or result.fun < best[0]):
             best = (float(result.fun), result.x)
     if best is None:
@@ -148,7 +159,7 @@ def fit_bgnbd(population: Population) -> BgNbd:
             total = float(np.sum(bgnbd_log_likelihood(BgNbd(*np.exp(logs)), x, t_x, big_t)))
         return -total / n if math.isfinite(total) else math.inf
 
-    return BgNbd(*_maximise(objective, _BGNBD_STARTS, "BG/NBD"))
+    return BgNbd(*_maximise(objective, _BGNBD_STARTS, _BGNBD_BOUNDS, "BG/NBD"))
 
 
 def fit_gamma_gamma(population: Population) -> GammaGamma:
@@ -166,7 +177,7 @@ def fit_gamma_gamma(population: Population) -> GammaGamma:
         # q <= 1 has no finite expected spend: outside the model's usable range
         return -total / n if math.isfinite(total) and g.q > 1.0 else math.inf
 
-    return GammaGamma(*_maximise(objective, _GG_STARTS, "Gamma-Gamma"))
+    return GammaGamma(*_maximise(objective, _GG_STARTS, _GG_BOUNDS, "Gamma-Gamma"))
 
 
 def propose_tiers(clv: Sequence[float], quantiles: Sequence[float], step: Decimal) -> list[Decimal]:

@@ -16,7 +16,7 @@ from segmentation.clv_fit import (
     population_at,
     propose_tiers,
 )
-from segmentation.clv_model import BgNbd, GammaGamma
+from segmentation.clv_model import BgNbd, Forecast, GammaGamma
 from tests.unit.clv_simulation import simulate
 from tests.unit.seg_helpers import DEFAULT, day, ev, purchase, refund, run
 
@@ -82,3 +82,14 @@ def test_calibration_inputs_are_read_from_states_at_the_calibration_end() -> Non
     assert population.x.tolist() == [1.0] and population.t_x.tolist() == [1.0]
     assert population.big_t.tolist() == [2.0] and population.mean_spend.tolist() == [30.0]  # (80 - 20) / 2
     assert len(population_at([browser], day(14), DEFAULT.scale).x) == 0
+
+
+def test_data_without_spread_gets_bounded_parameters_whose_forecast_converges() -> None:
+    """One rhythm and one price for everyone: no finite optimum, so the parameters end at their bounds
+    (shapes 10^4), not where the optimiser stopped (r = 10^40 with scipy 1.17.1, which definitions refuse)"""
+    rhythm = Population.of([5] * 50, [21.4] * 50, [25.0] * 50, [40.0] * 50)  # a purchase every 30 days
+    bgnbd, spend = fit_bgnbd(rhythm), fit_gamma_gamma(rhythm)
+    assert all(1e-8 <= v <= 1e4 * 1.000001 for v in (bgnbd.r, bgnbd.a, bgnbd.b, spend.p, spend.q))
+    assert all(1e-8 <= v <= 1e8 * 1.000001 for v in (bgnbd.alpha, spend.gamma))
+    assert bgnbd.r / bgnbd.alpha == pytest.approx(5 / 25.0, rel=0.05)  # the common rate: x / T per week
+    assert Forecast(bgnbd, 5, 52).expected(21.4, 25.0) >= 0
