@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import redis
@@ -108,13 +109,14 @@ def definitions_record(settings: Settings, client: aioredis.Redis) -> RedisDefin
     return RedisDefinitionsRecord(client, settings.key_prefix, settings.events_topic)
 
 
-async def refuse_marked(settings: Settings, client: aioredis.Redis) -> None:
-    """`refuse_rewritten` for a worker's namespace (NamespaceRefused, exit 3): one a replay or drop rewrites
-    now, or left half done."""
+async def refuse_marked(settings: Settings, client: aioredis.Redis, namespace: str | None = None) -> None:
+    """`refuse_rewritten` for a worker's namespace (or `namespace`; NamespaceRefused, exit 3): one a replay or
+    drop rewrites now, or left half done. At start-up, and again at every claim (`Worker.rewritten`)."""
     from streams.store.namespace_writers import refuse_rewritten
     from streams.store.namespaces import active_namespace
 
-    await refuse_rewritten(client, keyspace(settings), await active_namespace(client, settings.key_prefix))
+    keys = keyspace(settings if namespace is None else settings.model_copy(update={"namespace": namespace}))
+    await refuse_rewritten(client, keys, await active_namespace(client, settings.key_prefix))
 
 
 async def check_definitions(settings: Settings, client: aioredis.Redis, mine: str) -> None:
@@ -291,6 +293,7 @@ async def worker_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     follow = None if pinned else follow_active(settings, client)
     worker = Worker(settings, definitions, store, prod, cons, metrics=Metrics(), follow=follow)
     worker.recorded = definitions_record(settings, client)  # the rule again at every claim
+    worker.rewritten = partial(refuse_marked, settings, client)  # and this one
     await prod.start()
     try:
         cons.subscribe([settings.events_topic], listener=worker.listener())

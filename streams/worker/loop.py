@@ -10,12 +10,13 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from segmentation.instants import to_us
 from streams.store.definitions_record import DefinitionsRecord
+from streams.store.namespaces import NamespaceRefused
 from streams.topics.partition_count import refuse_assigned
 from streams.worker import realign
 from streams.worker.catch_up import caught_up, end_offsets, live_clock
@@ -47,7 +48,8 @@ class Worker(BatchPipeline):
 
     beyond: frozenset[int] = frozenset()  # assigned partitions >= SEGSTREAM_TOPIC_PARTITIONS (see `take_all`)
     recorded: DefinitionsRecord | None = None  # the namespaces' definitions versions (`_definitions_allow`)
-    refused: DefinitionsMismatch | None = None  # a claim `definitions_rule` refused: `heartbeat` raises it
+    refused: DefinitionsMismatch | NamespaceRefused | None = None  # a claim refused: `heartbeat` raises it
+    rewritten: Callable[[str], Awaitable[None]] | None = None  # refuses a namespace being rewritten
     listener_failure: Exception | None = None  # what a rebalance callback raised (`Rebalance`): raised too
 
     # -- partition ownership -------------------------------------------------------------------------
@@ -123,10 +125,12 @@ class Worker(BatchPipeline):
         recorded, namespace = self.recorded, self.settings.namespace
         if recorded is None or namespace is None or self.refused is not None:
             return self.refused is None
-        mine = self.definitions.version
-        try:
+        mine, rewritten = self.definitions.version, self.rewritten
+        try:  # a drop that began after the start-up check (`refuse_rewritten`), before any report of ours
+            if rewritten is not None:
+                await self._retry(lambda: rewritten(namespace), "check namespace")
             await self._retry(lambda: check_claim(recorded, namespace, mine, False), "check definitions")
-        except DefinitionsMismatch as exc:
+        except (DefinitionsMismatch, NamespaceRefused) as exc:
             self.refused = exc
         return self.refused is None
 

@@ -148,3 +148,32 @@ def test_a_worker_refuses_a_namespace_being_rewritten_and_an_incomplete_one_unle
     assert incomplete is not None and "a replay into it stopped before its end" in incomplete, incomplete
     assert "orders.jsonl" in incomplete and "--allow-incomplete" in incomplete, incomplete
     assert (promoted, following) == (None, None)
+
+
+def test_a_drop_begun_after_a_worker_s_start_check_is_seen_at_its_claim(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`drop` refuses a namespace a worker reports on, but a worker reports only after its first batch: a drop
+    begun between the worker's start and that report went on under it. The drop takes its lease at the await
+    between the worker's start-up and its first claim; the claim is refused, no partition is claimed."""
+    settings = _replayed(services, topic_name, redis_prefix, tmp_path, monkeypatch)
+
+    async def scenario() -> tuple[str, list[bytes], list[bytes]]:
+        client = async_client(settings.redis_url)
+        try:
+            async with worker_runtime(settings) as runtime:
+                before = await _keys(settings)
+                async with leased(client, settings.key_prefix, "built", holder_note(drop="built")):
+                    with pytest.raises(NamespaceRefused) as refused:
+                        await asyncio.wait_for(runtime.worker.run(), 60)
+                return str(refused.value), before, await _keys(settings)
+        finally:
+            await client.aclose()
+
+    refusal, before, after = asyncio.run(scenario())
+    assert "is being rewritten right now" in refusal and '"drop"' in refusal, refusal
+    assert after == before, "no claim: nothing written"
