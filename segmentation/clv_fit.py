@@ -44,9 +44,9 @@ __all__ = [
 Array = npt.NDArray[np.float64]
 _SHAPE, _SCALE = (math.log(1e-8), math.log(1e4)), (math.log(1e-8), math.log(1e8))
 _BGNBD_BOUNDS = (_SHAPE, _SCALE, _SHAPE, _SHAPE)  # r, alpha (weeks), a, b
-_GG_BOUNDS = (_SHAPE, _SHAPE, _SCALE)  # p, q, gamma (base-currency units)
+_GG_BOUNDS = (_SHAPE, _SHAPE, _SCALE)  # p, q, gamma (in units of the mean spend: `fit_gamma_gamma`)
 _BGNBD_STARTS = ((1.0, 1.0, 1.0, 1.0), (0.5, 5.0, 0.8, 2.5), (2.0, 20.0, 2.0, 5.0))
-_GG_STARTS = ((1.0, 2.0, 10.0), (5.0, 5.0, 50.0), (2.0, 10.0, 200.0))
+_GG_STARTS = ((1.0, 2.0, 1.0), (5.0, 5.0, 4.0), (2.0, 10.0, 9.0))  # gamma in units of the mean spend
 
 
 class FitError(ValueError):
@@ -168,16 +168,19 @@ def fit_gamma_gamma(population: Population) -> GammaGamma:
     x, spend = population.x[keep], population.mean_spend[keep]
     if len(x) < 10:
         raise FitError(f"Gamma-Gamma: needs at least 10 repeat buyers with spend (got {len(x)})")
-    n = len(x)
+    n, unit = len(x), float(np.mean(spend))
+    scaled = spend / unit  # fitted in units of the mean spend: gamma scales with the money unit, p and q do
+    # not, so the same starts and bounds serve dong and euros (in dong the fit stopped at its start)
 
     def objective(logs: Array) -> float:
         with np.errstate(all="ignore"):  # the optimiser may try parameters past the float range
             g = GammaGamma(*np.exp(logs))
-            total = float(np.sum(gamma_gamma_log_likelihood(g, x, spend)))
+            total = float(np.sum(gamma_gamma_log_likelihood(g, x, scaled)))
         # q <= 1 has no finite expected spend: outside the model's usable range
         return -total / n if math.isfinite(total) and g.q > 1.0 else math.inf
 
-    return GammaGamma(*_maximise(objective, _GG_STARTS, _GG_BOUNDS, "Gamma-Gamma"))
+    p, q, gamma = _maximise(objective, _GG_STARTS, _GG_BOUNDS, "Gamma-Gamma")
+    return GammaGamma(p, q, gamma * unit)
 
 
 def propose_tiers(clv: Sequence[float], quantiles: Sequence[float], step: Decimal) -> list[Decimal]:

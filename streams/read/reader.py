@@ -7,9 +7,8 @@
     async for cid in reader.iter_members("lifecycle", "at_risk"): ...
 
 Keys and fields: docs/read_side.md. A customer lives in partition `partition_for(id, topic_partitions)`;
-per-segment figures are the sums of the per-partition hashes. The namespace is `settings.namespace` when set,
-else the active one (`streams.store.namespaces`), re-read at most every `namespace_ttl_s`: readers follow a
-switch.
+per-segment figures are the sums of the per-partition hashes. The namespace: `settings.namespace`, else the
+active one (`streams.store.namespaces`), re-read every `namespace_ttl_s` at most: readers follow a switch.
 Never KEYS: members are paged partition by partition, walking each segment's bitmap in byte windows and
 mapping ordinals to ids (streams/store/membership.py).
 """
@@ -68,8 +67,7 @@ class SegmentReader:
         definitions: Definitions | None = None,
         namespace_ttl_s: float = 1.0,
     ) -> None:
-        self._r = client
-        self.settings = settings
+        self._r, self.settings = client, settings
         defs = definitions or (
             Definitions.from_yaml(settings.definitions_file)
             if settings.definitions_file
@@ -77,9 +75,8 @@ class SegmentReader:
         )
         self.definitions = defs  # to answer `as_of` beyond a customer's clock (see segment_of)
         self.grids: dict[str, tuple[str, ...]] = defs.grid_segments
-        self._ttl = namespace_ttl_s
+        self._ttl, self._keys_at = namespace_ttl_s, 0.0
         self._checked: tuple[KeySpace, str, str] | None = None  # keys, build, standing of the last check
-        self._keys_at = 0.0
         self._fresh: asyncio.Future[tuple[KeySpace, str, str]] | None = None  # the check under way
         self._partitions = range(settings.topic_partitions)
         self._cursor = re.compile(cursor_pattern(settings.topic_partitions))
@@ -274,6 +271,9 @@ class SegmentReader:
         page = await members_walk.page(self._r, keys, build, parts, grid, segment, parsed, count)
         now = await current_standing(self._r, keys)  # after: a page of a dropped namespace is empty
         if now != standing:
+            self._checked = None  # a check up to `namespace_ttl_s` old: the next one is taken afresh
+            if walk is None and cursor is None:  # a new walk: read again in the namespace as it is now
+                return await self.members_page(grid, segment, None, count, await self.checked())
             raise WalkMoved(members_walk.gone(keys.namespace, standing, now))
         return page
 

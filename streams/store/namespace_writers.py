@@ -36,12 +36,12 @@ async def refuse_running(client: aioredis.Redis, keys: KeySpace, doing: str, hin
 
 async def refuse_rewritten(client: aioredis.Redis, keys: KeySpace, active: str) -> None:
     """Raise NamespaceRefused (exit 3) when a replay or drop rewrites `keys.namespace` now (its lease), or
-    when one left it half done: a drop's mark, or a replay's on a namespace not promoted as it is (`active`).
+    when a drop or replay left it half done (its mark), unless it was promoted as it is (the `active` one).
 
     Why: a worker started on a namespace a drop is walking writes keys behind the walk (its partition count
     recorded again in a namespace with no definitions record); on one a drop or replay left half done, it
     writes live events on top of leftovers or of part of a log, and `replay --force` then refuses to run
-    under it. A namespace promoted with `--allow-incomplete` keeps its replay's mark: the operator chose it.
+    under it. One promoted with `--allow-incomplete` keeps the mark: the operator chose it as it is.
     """
     holder = await client.get(lease_key(keys.prefix, keys.namespace))
     mark = await client.get(keys.building())
@@ -50,7 +50,7 @@ async def refuse_rewritten(client: aioredis.Redis, keys: KeySpace, active: str) 
             f"namespace {keys.namespace!r} is being rewritten right now ({text(holder)}): start the worker"
             " once that replay or drop has ended"
         )
-    if mark is None:
+    if mark is None or keys.namespace == active:  # promoted as it is (`--allow-incomplete`): chosen
         return
     note = text(mark)
     if "drop" in _fields(note):
@@ -58,12 +58,11 @@ async def refuse_rewritten(client: aioredis.Redis, keys: KeySpace, active: str) 
             f"namespace {keys.namespace!r} was being dropped and the drop stopped before its end ({note}):"
             f" run `segstream drop {keys.namespace}` again; a worker would write on its leftovers"
         )
-    if keys.namespace != active:
-        raise NamespaceRefused(
-            f"namespace {keys.namespace!r} is incomplete: a replay into it stopped before its end ({note})."
-            " Replay again with --force, or promote it with --allow-incomplete to use it as it is; a worker"
-            " would write live events on top of part of a log"
-        )
+    raise NamespaceRefused(
+        f"namespace {keys.namespace!r} is incomplete: a replay into it stopped before its end ({note})."
+        " Replay again with --force, or promote it with --allow-incomplete to use it as it is; a worker"
+        " would write live events on top of part of a log"
+    )
 
 
 def _fields(note: str) -> dict[str, Any]:

@@ -23,6 +23,9 @@ from streams.read.api import make_app
 from streams.read.auth import Authenticator
 from streams.read.reader import SegmentReader
 from streams.settings import Settings
+from streams.store.connection import sync_client
+from streams.store.definitions_record import RedisDefinitionsRecord
+from streams.store.keys import KeySpace
 from tests.integration.test_members_walk_promote import CUSTOMERS, _build, _stack
 from tests.services import Services
 
@@ -64,9 +67,9 @@ def test_pages_and_an_export_of_a_pinned_namespace_dropped_within_the_reader_s_c
             first = await _get(session, members)  # the reader's check is taken and kept (a minute)
             assert first[0] == 200 and len(first[1]["members"]) == 3, first
             assert await asyncio.to_thread(cli.main, ["drop", "blue"]) == 0
-            second = await _get(session, members + "&cursor=" + first[1]["next_cursor"])
-            fresh = await _get(session, members)
             export = await _get(session, base + "/grids/lifecycle/segments/new/export")
+            second = await _get(session, members + "&cursor=" + first[1]["next_cursor"])
+            fresh = await _get(session, members)  # a new walk, once a refusal dropped the stale check
             return [second, fresh, export]
 
     async def run() -> list[tuple[int, Any]]:
@@ -75,6 +78,39 @@ def test_pages_and_an_export_of_a_pinned_namespace_dropped_within_the_reader_s_c
         return seen
 
     second, fresh, export = asyncio.run(run())
-    for status, body in (second, fresh, export):
+    assert fresh == (200, {"grid": "lifecycle", "segment": "new", "members": [], "next_cursor": None})
+    for status, body in (second, export):  # a new walk reads the namespace as it is now (checked again)
         assert status == 409, (status, body)
         assert "'blue', where this walk began, was dropped or built again" in body["error"], body
+
+
+def test_a_new_walk_after_a_namespace_s_first_record_is_answered_not_refused(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check after each page compares with the reader's check, up to a minute old here: a first worker
+    recording the namespace meanwhile made every new walk's first page 409 until that check expired."""
+    settings = _stack(services, topic_name, redis_prefix, monkeypatch, namespace="bare")
+    _build(tmp_path, "bare", CUSTOMERS)
+    keys = KeySpace(settings.key_prefix, "bare", settings.events_topic)
+    sync = sync_client(settings.redis_url)
+    sync.delete(keys.definitions())  # nothing recorded yet
+
+    async def walks() -> tuple[list[str], list[str]]:
+        reader = await SegmentReader.connect(Settings(), namespace_ttl_s=60.0)
+        try:
+            before = (await reader.members_page("lifecycle", "new", None, 50)).members
+            record = RedisDefinitionsRecord(reader.client, settings.key_prefix, settings.events_topic)
+            await record.record_partitions("bare", 2)  # a first worker starts on it
+            return before, (await reader.members_page("lifecycle", "new", None, 50)).members
+        finally:
+            await reader.aclose()
+
+    try:
+        before, after = asyncio.run(walks())
+    finally:
+        sync.close()
+    assert sorted(before) == sorted(after) == sorted(CUSTOMERS)

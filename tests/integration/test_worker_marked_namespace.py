@@ -139,15 +139,17 @@ def test_a_worker_refuses_a_namespace_being_rewritten_and_an_incomplete_one_unle
             seen.append(await _start(settings))  # chosen as it is: workers follow it
             unpinned = settings.model_copy(update={"namespace": None})
             seen.append(await _start(unpinned))
-            return seen
+            await client.set(building_key(settings.key_prefix, "built"), b'{"drop": "built", "pid": 8}')
+            seen.append(await _start(settings))  # a drop's mark, promoted as it is: chosen too (not refused
+            return seen  # with advice to drop what `drop` refuses as the active namespace)
         finally:
             await client.aclose()
 
-    running, incomplete, promoted, following = asyncio.run(scenario())
+    running, incomplete, promoted, following, dropped_active = asyncio.run(scenario())
     assert running is not None and "is being rewritten right now" in running and '"drop"' in running, running
     assert incomplete is not None and "a replay into it stopped before its end" in incomplete, incomplete
     assert "orders.jsonl" in incomplete and "--allow-incomplete" in incomplete, incomplete
-    assert (promoted, following) == (None, None)
+    assert (promoted, following, dropped_active) == (None, None, None)
 
 
 def test_a_drop_begun_after_a_worker_s_start_check_is_seen_at_its_claim(
