@@ -20,7 +20,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--allow-incomplete",
         action="store_true",
-        help="even while a replay builds it, or after one that stopped before its end",
+        help="after a replay or drop that stopped before its end (never while one runs)",
     )
     d = sub.add_parser("drop", help="delete an inactive namespace (SCAN + UNLINK)")
     d.add_argument("name")

@@ -6,6 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def lease_key(prefix: str, name: str) -> str:
+    """The lease of a replay or drop rewriting namespace `name` (streams/store/namespace_lease.py), outside
+    every namespace (`namespace` is a reserved name): a drop never removes it. The name is its hash tag, so
+    that its holder key (`lease_key(...) + ":holder"`) is in its slot on a Redis Cluster."""
+    return f"{prefix}:namespace:lease:{{{name}}}"
+
+
 def building_key(prefix: str, namespace: str) -> str:
     """`KeySpace.building`, for what knows a namespace but no events topic (`namespaces.promote`)."""
     return f"{prefix}:{namespace}:building"

@@ -33,10 +33,11 @@ from datetime import UTC, datetime
 import orjson
 import redis.asyncio as aioredis
 
+from streams.store.keys import lease_key
 from streams.store.namespaces import NamespaceRefused
 from streams.store.replies import text
 
-__all__ = ["LeaseHeld", "LeaseLost", "holder_note", "lease_key", "leased"]
+__all__ = ["LeaseHeld", "LeaseLost", "holder_note", "leased"]
 
 TTL_S = 60.0
 """Long against the event loop's longest stretch without an await (a replay batch: seconds), so that a live
@@ -79,12 +80,6 @@ class LeaseHeld(NamespaceRefused):
 
 class LeaseLost(NamespaceRefused):
     """This replay's lease lapsed and another took it: it stopped writing (exit code 3)."""
-
-
-def lease_key(prefix: str, name: str) -> str:
-    """Outside every namespace (`namespace` is a reserved name): a drop never removes it. The name is its
-    hash tag, so that its holder key (`lease_key(...) + ":holder"`) is in its slot on a Redis Cluster."""
-    return f"{prefix}:namespace:lease:{{{name}}}"
 
 
 def holder_note(**what: str) -> bytes:

@@ -15,9 +15,8 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from streams.store.keys import KeySpace
+from streams.store.keys import KeySpace, lease_key
 from streams.store.metrics_hash import FRESH_S, running_workers
-from streams.store.namespace_lease import lease_key
 from streams.store.namespaces import NamespaceRefused
 from streams.store.replies import text, texts
 

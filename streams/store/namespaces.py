@@ -22,7 +22,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
-from streams.store.keys import KeySpace, building_key
+from streams.store.keys import KeySpace, building_key, lease_key
 from streams.store.replies import text as _text
 
 DEFAULT = "main"
@@ -129,16 +129,8 @@ async def list_namespaces(
     await measure()
     if active not in keys:
         keys[active] = 0
-    return [
-        NamespaceInfo(
-            name,
-            name == active,
-            keys[name],
-            customers.get(name, 0),
-            memory.get(name, 0) if with_memory else None,
-        )
-        for name in sorted(keys)
-    ]
+    size = memory.get if with_memory else lambda name, default: None
+    return [NamespaceInfo(n, n == active, keys[n], customers.get(n, 0), size(n, 0)) for n in sorted(keys)]
 
 
 async def require_known(client: aioredis.Redis, prefix: str, name: str, create_hint: str = "") -> None:
@@ -206,6 +198,11 @@ async def promote(
 
 
 async def _check_complete(client: aioredis.Redis, prefix: str, name: str, required: bool) -> None:
+    """Refuse a namespace a replay or drop rewrites now (its lease), `--allow-incomplete` or not: its workers
+    would be refused (`namespace_writers.refuse_rewritten`); and unless `required` is off, a marked one."""
+    holder = await client.get(lease_key(prefix, name))
+    if holder is not None:
+        raise NamespaceRefused(f"namespace {name!r} is being rewritten now ({_text(holder)}): wait for it")
     building = await client.get(building_key(prefix, name))
     if required and building is not None:
         raise NamespaceRefused(

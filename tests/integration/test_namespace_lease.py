@@ -25,8 +25,8 @@ from streams.sample import generator as sample
 from streams.settings import Settings
 from streams.store import namespace_lease
 from streams.store.connection import async_client
-from streams.store.keys import building_key
-from streams.store.namespace_lease import LeaseHeld, lease_key, leased
+from streams.store.keys import building_key, lease_key
+from streams.store.namespace_lease import LeaseHeld, leased
 from tests.integration.worker_harness import make_settings
 from tests.services import Services
 

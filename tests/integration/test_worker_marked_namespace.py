@@ -179,3 +179,46 @@ def test_a_drop_begun_after_a_worker_s_start_check_is_seen_at_its_claim(
     refusal, before, after = asyncio.run(scenario())
     assert "is being rewritten right now" in refusal and '"drop"' in refusal, refusal
     assert after == before, "no claim: nothing written"
+
+
+def test_promote_refuses_a_namespace_a_replay_rewrites_now_even_allowed_incomplete(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`promote --allow-incomplete` under a running replay sent the following workers into it, where their
+    next claim now refuses them (review of 7 December 2026). A replay taking its lease at the await before the
+    promote's SET of the pointer is seen by the look after it: the pointer is put back."""
+    settings = _replayed(services, topic_name, redis_prefix, tmp_path, monkeypatch)
+    note = holder_note(replay="orders.jsonl")
+
+    async def scenario() -> tuple[str, str, object]:
+        client = async_client(settings.redis_url)
+        pointer = namespaces.pointer_key(settings.key_prefix)
+        try:
+            async with leased(client, settings.key_prefix, "built", note):
+                with pytest.raises(NamespaceRefused) as running:
+                    await namespaces.promote(client, settings.key_prefix, "built", require_complete=False)
+            set_pointer = client.set
+            lease: list[Any] = []
+
+            async def lease_then_set(*args: Any, **kwargs: Any) -> Any:
+                if args and args[0] == pointer and not lease:  # the replay starts right before the SET
+                    lease.append(leased(client, settings.key_prefix, "built", note))
+                    await lease[0].__aenter__()
+                return await set_pointer(*args, **kwargs)
+
+            monkeypatch.setattr(client, "set", lease_then_set)
+            with pytest.raises(NamespaceRefused) as racing:
+                await namespaces.promote(client, settings.key_prefix, "built", require_complete=False)
+            await lease[0].__aexit__(None, None, None)
+            return str(running.value), str(racing.value), await client.get(pointer)
+        finally:
+            await client.aclose()
+
+    running, racing, pointer = asyncio.run(scenario())
+    assert "is being rewritten now" in running and "orders.jsonl" in running, running
+    assert "is being rewritten now" in racing, racing
+    assert pointer is None, "the pointer put back: `main` stays active"
