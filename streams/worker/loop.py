@@ -126,10 +126,14 @@ class Worker(BatchPipeline):
         if recorded is None or namespace is None or self.refused is not None:
             return self.refused is None
         mine, rewritten = self.definitions.version, self.rewritten
-        try:  # a drop that began after the start-up check (`refuse_rewritten`), before any report of ours
+
+        async def checks() -> None:  # first, a drop begun after the start-up check, before any report of ours
             if rewritten is not None:
-                await self._retry(lambda: rewritten(namespace), "check namespace")
-            await self._retry(lambda: check_claim(recorded, namespace, mine, False), "check definitions")
+                await rewritten(namespace)
+            await check_claim(recorded, namespace, mine, False)
+
+        try:  # one operation for the monitoring (`metrics_hash.OPERATIONS`, its alert)
+            await self._retry(checks, "check definitions")
         except (DefinitionsMismatch, NamespaceRefused) as exc:
             self.refused = exc
         return self.refused is None
