@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from streams import cli
+from streams import bootstrap, cli
 from streams.bootstrap import worker_runtime
 from streams.sample import generator as sample
 from streams.settings import Settings
@@ -161,20 +161,33 @@ def test_a_drop_begun_after_a_worker_s_start_check_is_seen_at_its_claim(
 ) -> None:
     """`drop` refuses a namespace a worker reports on, but a worker reports only after its first batch: a drop
     begun between the worker's start and that report went on under it. The drop takes its lease at the await
-    between the worker's start-up and its first claim; the claim is refused, no partition is claimed."""
+    where the worker's first claim begins (its claims may run in the consumer's rebalance, before `run`); the
+    claim is refused, no partition is claimed."""
     settings = _replayed(services, topic_name, redis_prefix, tmp_path, monkeypatch)
+    check = bootstrap.refuse_marked
+    drop: list[Any] = []
+    drop_client: Any = None
+
+    async def drop_then_check(settings: Settings, client: Any, namespace: str | None = None) -> None:
+        if namespace is not None and not drop:  # a claim's check (the start-up one names no namespace)
+            drop.append(leased(drop_client, settings.key_prefix, "built", holder_note(drop="built")))
+            await drop[0].__aenter__()
+        await check(settings, client, namespace)
 
     async def scenario() -> tuple[str, list[bytes], list[bytes]]:
-        client = async_client(settings.redis_url)
+        nonlocal drop_client
+        drop_client = async_client(settings.redis_url)
+        before = await _keys(settings)
+        monkeypatch.setattr(bootstrap, "refuse_marked", drop_then_check)
         try:
             async with worker_runtime(settings) as runtime:
-                before = await _keys(settings)
-                async with leased(client, settings.key_prefix, "built", holder_note(drop="built")):
-                    with pytest.raises(NamespaceRefused) as refused:
-                        await asyncio.wait_for(runtime.worker.run(), 60)
-                return str(refused.value), before, await _keys(settings)
+                with pytest.raises(NamespaceRefused) as refused:
+                    await asyncio.wait_for(runtime.worker.run(), 60)
+            return str(refused.value), before, await _keys(settings)
         finally:
-            await client.aclose()
+            if drop:
+                await drop[0].__aexit__(None, None, None)
+            await drop_client.aclose()
 
     refusal, before, after = asyncio.run(scenario())
     assert "is being rewritten right now" in refusal and '"drop"' in refusal, refusal
