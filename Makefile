@@ -5,12 +5,14 @@ BIN := $(VENV)/bin
 # The pure core must stay fully covered, branches included.
 COV := --cov=segmentation --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=100
 
-.PHONY: setup core test test-cluster unit lint demo bench chaos chaos-reduced stack-up stack-down stack-status clean
+.PHONY: setup lock core test test-cluster unit lint demo bench chaos chaos-reduced stack-up stack-down stack-status clean
 
-$(VENV)/.installed: pyproject.toml
+# The tested versions from constraints.txt (a new release on the registry cannot turn CI red); `make lock`
+# resolves pyproject.toml's ranges afresh in a scratch virtualenv and rewrites constraints.txt.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 # The core compiled by mypyc into .build/mypyc (never next to the sources); rebuilt when segmentation/ or a
@@ -24,6 +26,15 @@ $(CORE): $(VENV)/.installed streams/core/build.py streams/core/choice.py $(WRITE
 ## setup: virtualenv at .venv with the project and its test/dev tools, and the compiled core (pure Python if
 ## it cannot be built)
 setup: $(VENV)/.installed $(CORE)
+
+## lock: the newest versions pyproject.toml allows, resolved in .build/lock-venv, written to constraints.txt
+lock:
+	rm -rf .build/lock-venv && mkdir -p .build
+	$(PY) -m venv .build/lock-venv
+	.build/lock-venv/bin/python -m pip install -q --upgrade pip
+	.build/lock-venv/bin/python -m pip install -q -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; .build/lock-venv/bin/python -m pip freeze --exclude-editable; } > .build/constraints.txt
+	mv .build/constraints.txt constraints.txt && rm -rf .build/lock-venv
 
 ## core: rebuild the compiled core now
 core: $(VENV)/.installed
