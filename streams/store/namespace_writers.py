@@ -10,13 +10,12 @@ crashed one stops counting after `FRESH_S` seconds. (`definitions apply` has its
 from __future__ import annotations
 
 import time
-from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 
 from streams.store.keys import KeySpace, lease_key
 from streams.store.metrics_hash import FRESH_S, running_workers
+from streams.store.namespace_marks import ACCEPTED, mark_fields
 from streams.store.namespaces import NamespaceRefused
 from streams.store.replies import text, texts
 
@@ -40,7 +39,8 @@ async def refuse_rewritten(client: aioredis.Redis, keys: KeySpace, active: str) 
     Why: a worker started on a namespace a drop is walking writes keys behind the walk (its partition count
     recorded again in a namespace with no definitions record); on one a drop or replay left half done, it
     writes live events on top of leftovers or of part of a log, and `replay --force` then refuses to run
-    under it. One promoted with `--allow-incomplete` keeps the mark: the operator chose it as it is.
+    under it. The active one is refused too unless `promote --allow-incomplete` accepted its mark (the
+    operator chose it as it is): otherwise it is a `replay --into-active` that stopped before its end.
     """
     holder = await client.get(lease_key(keys.prefix, keys.namespace))
     mark = await client.get(keys.building())
@@ -49,10 +49,21 @@ async def refuse_rewritten(client: aioredis.Redis, keys: KeySpace, active: str) 
             f"namespace {keys.namespace!r} is being rewritten right now ({text(holder)}): start the worker"
             " once that replay or drop has ended"
         )
-    if mark is None or keys.namespace == active:  # promoted as it is (`--allow-incomplete`): chosen
+    if mark is None:
         return
     note = text(mark)
-    if "drop" in _fields(note):
+    fields = mark_fields(note)
+    if keys.namespace == active:
+        if ACCEPTED in fields:  # promoted as it is (`--allow-incomplete`): chosen
+            return
+        raise NamespaceRefused(
+            f"the active namespace {keys.namespace!r} is incomplete ({note}): a replay --into-active stopped"
+            " before its end, or it was promoted with --allow-incomplete before promote recorded that choice;"
+            " a worker would write live events on top of part of a log. Replay into another namespace and"
+            f" promote it, or accept this one as it is: `segstream promote {keys.namespace}"
+            " --allow-incomplete`"
+        )
+    if "drop" in fields:
         raise NamespaceRefused(
             f"namespace {keys.namespace!r} was being dropped and the drop stopped before its end ({note}):"
             f" run `segstream drop {keys.namespace}` again; a worker would write on its leftovers"
@@ -62,12 +73,3 @@ async def refuse_rewritten(client: aioredis.Redis, keys: KeySpace, active: str) 
         " Replay again with --force, or promote it with --allow-incomplete to use it as it is; a worker"
         " would write live events on top of part of a log"
     )
-
-
-def _fields(note: str) -> dict[str, Any]:
-    """A mark's JSON object (`holder_note`); empty for a mark of another shape (an earlier release's)."""
-    try:
-        fields = orjson.loads(note)
-    except orjson.JSONDecodeError:
-        return {}
-    return fields if isinstance(fields, dict) else {}

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from streams.store.keys import KeySpace, building_key, lease_key
+from streams.store.namespace_marks import accept
 from streams.store.replies import text as _text
 
 DEFAULT = "main"
@@ -184,6 +185,8 @@ async def promote(
             " to promote it anyway, pass --allow-empty"
         )
     await _check_complete(client, prefix, name, require_complete)
+    if not require_complete:  # the operator's choice, which workers look for (streams.store.namespace_marks)
+        await accept(client, prefix, name)
     previous = await client.set(pointer_key(prefix), name, get=True)
     try:  # looked at again once the pointer is set: a drop or replay that began meanwhile (module docstring)
         await _check_complete(client, prefix, name, require_complete)

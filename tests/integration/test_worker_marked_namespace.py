@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import ResponseError
 
 from streams import bootstrap, cli
 from streams.bootstrap import worker_runtime
@@ -27,6 +28,7 @@ from streams.store.connection import async_client
 from streams.store.keys import KeySpace, building_key
 from streams.store.namespace_lease import holder_note, leased
 from streams.store.namespaces import NamespaceRefused
+from streams.store.redis_store import RedisStateStore
 from tests.integration.worker_harness import make_settings
 from tests.services import Services
 
@@ -140,16 +142,68 @@ def test_a_worker_refuses_a_namespace_being_rewritten_and_an_incomplete_one_unle
             unpinned = settings.model_copy(update={"namespace": None})
             seen.append(await _start(unpinned))
             await client.set(building_key(settings.key_prefix, "built"), b'{"drop": "built", "pid": 8}')
+            seen.append(await _start(settings))  # a mark on the active namespace nobody accepted: refused
+            await namespaces.promote(client, settings.key_prefix, "built", require_complete=False)
             seen.append(await _start(settings))  # a drop's mark, promoted as it is: chosen too (not refused
             return seen  # with advice to drop what `drop` refuses as the active namespace)
         finally:
             await client.aclose()
 
-    running, incomplete, promoted, following, dropped_active = asyncio.run(scenario())
+    running, incomplete, promoted, following, unaccepted, dropped_active = asyncio.run(scenario())
     assert running is not None and "is being rewritten right now" in running and '"drop"' in running, running
     assert incomplete is not None and "a replay into it stopped before its end" in incomplete, incomplete
     assert "orders.jsonl" in incomplete and "--allow-incomplete" in incomplete, incomplete
     assert (promoted, following, dropped_active) == (None, None, None)
+    assert unaccepted is not None and "the active namespace 'built' is incomplete" in unaccepted, unaccepted
+    assert "`segstream promote built --allow-incomplete`" in unaccepted, unaccepted
+
+
+def test_a_killed_first_import_into_the_active_namespace_stops_workers_until_it_is_accepted(
+    services: Services,
+    topic_name: Callable[[str], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`replay --into-active` that stopped before its end left its mark on the *active* namespace, which the
+    workers took for one promoted with `--allow-incomplete`: they wrote live events on top of part of the log
+    (review of 7 December 2026). Its fourth commit is refused here, as a Redis out of memory would."""
+    path = tmp_path / "events.jsonl"
+    sample.write_jsonl(sample.SampleSpec(customers=200, days=300, seed=9, malformed_share=0.0), path)
+    settings = make_settings(services, topic_name, redis_prefix, topic_partitions=2, connect_timeout_s=5)
+    for name, value in settings.as_environment({}).items():
+        monkeypatch.setenv(name, value)
+    real, calls = RedisStateStore.commit, 0
+
+    async def refused_once(self: RedisStateStore, *args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+        await real(self, *args)
+
+    monkeypatch.setattr(RedisStateStore, "commit", refused_once)
+    argv = ["replay", str(path), "--namespace", "main", "--into-active", "--batch", "300", "--no-progress"]
+    assert cli.main([*argv, "--out-dir", str(tmp_path)]) != 0
+    monkeypatch.setattr(RedisStateStore, "commit", real)
+
+    async def main_keys() -> list[bytes]:
+        client = async_client(settings.redis_url)
+        try:
+            match = f"{settings.key_prefix}:main:*"
+            return sorted([k async for k in client.scan_iter(match=match, count=500)])
+        finally:
+            await client.aclose()
+
+    left = asyncio.run(main_keys())
+    assert len(left) > 10, "the import stopped half way, its commits kept"
+    refusal = asyncio.run(_start(settings))  # a worker following the pointer: `main`, the active one
+    assert refusal is not None and "the active namespace 'main' is incomplete" in refusal, refusal
+    assert "--into-active stopped before its end" in refusal and str(path) in refusal, refusal
+    assert asyncio.run(main_keys()) == left, "the refused worker wrote nothing"
+
+    assert cli.main(["promote", "main", "--allow-incomplete"]) == 0  # the operator takes it as it is
+    assert asyncio.run(_start(settings)) is None
 
 
 def test_a_drop_begun_after_a_worker_s_start_check_is_seen_at_its_claim(
