@@ -168,6 +168,9 @@ def fit_gamma_gamma(population: Population) -> GammaGamma:
     x, spend = population.x[keep], population.mean_spend[keep]
     if len(x) < 10:
         raise FitError(f"Gamma-Gamma: needs at least 10 repeat buyers with spend (got {len(x)})")
+    if not np.all(np.isfinite(spend)):  # no unit of money to fit in (inf / inf), nor a finite likelihood
+        bad = int(np.sum(~np.isfinite(spend)))
+        raise FitError(f"Gamma-Gamma: {bad} of {len(x)} repeat buyers have a mean spend that is not finite")
     n, unit = len(x), float(np.mean(spend))
     scaled = spend / unit  # fitted in units of the mean spend: gamma scales with the money unit, p and q do
     # not, so the same starts and bounds serve dong and euros (in dong the fit stopped at its start)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from decimal import Decimal
 
 import numpy as np
@@ -58,10 +59,19 @@ def test_too_little_data_is_refused_in_one_line() -> None:
 
 
 def test_a_likelihood_without_finite_optimum_is_refused() -> None:
-    """Infinite spends: the Gamma-Gamma likelihood is not finite anywhere."""
-    endless = Population.of([3] * 50, [10.0] * 50, [20.0] * 50, [np.inf] * 50)
+    """Times that are not numbers: the BG/NBD likelihood is not finite anywhere."""
+    unknown = Population.of([3] * 50, [np.nan] * 50, [20.0] * 50, [30.0] * 50)
     with pytest.raises(FitError, match="could not be maximised"):
-        fit_gamma_gamma(endless)
+        fit_bgnbd(unknown)
+
+
+def test_infinite_spends_are_refused_by_name() -> None:
+    """Infinite spends: no unit of money to fit in and no finite likelihood; said as such, with no warning."""
+    endless = Population.of([3] * 50, [10.0] * 50, [20.0] * 50, [np.inf] * 49 + [30.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(FitError, match="49 of 50 repeat buyers have a mean spend that is not finite"):
+            fit_gamma_gamma(endless)
 
 
 def test_tiers_are_quantiles_rounded_up_and_strictly_ascending() -> None:
