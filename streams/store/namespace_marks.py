@@ -36,16 +36,17 @@ def mark_fields(note: str) -> dict[str, Any]:
     return fields if isinstance(fields, dict) else {}
 
 
-async def accept(client: aioredis.Redis, prefix: str, name: str) -> bool:
-    """Stamp `name`'s mark as accepted as it is (the time it was, kept in the mark); False if unmarked."""
-    key = building_key(prefix, name)
-    mark = await client.get(key)
-    if mark is None:
-        return False
-    raw = mark.encode() if isinstance(mark, str) else bytes(mark)
+async def accept(client: aioredis.Redis, prefix: str, name: str, seen: bytes | str | None) -> bytes | None:
+    """Stamp `name`'s mark accepted as it is (the time kept in it), if it is still `seen` (the mark the
+    promote looked at): a replay that marked the namespace since keeps its own mark, unstamped. Returns the
+    stamped mark (what `promote` takes back if it is refused after), None if nothing was stamped."""
+    if seen is None:
+        return None
+    raw = seen.encode() if isinstance(seen, str) else bytes(seen)
     fields = mark_fields(raw.decode(errors="replace"))
     if ACCEPTED in fields:
-        return True
+        return None
     when = datetime.now(UTC).isoformat(timespec="seconds")
     stamped = orjson.dumps((fields or {"mark": raw.decode(errors="replace")}) | {ACCEPTED: when})
-    return bool(await client.register_script(_STAMP)(keys=[key], args=[raw, stamped]))
+    done = await client.register_script(_STAMP)(keys=[building_key(prefix, name)], args=[raw, stamped])
+    return stamped if done else None

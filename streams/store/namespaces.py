@@ -128,8 +128,7 @@ async def list_namespaces(
             if len(pending) >= _BATCH:
                 await measure()
     await measure()
-    if active not in keys:
-        keys[active] = 0
+    keys.setdefault(active, 0)
     size = memory.get if with_memory else lambda name, default: None
     return [NamespaceInfo(n, n == active, keys[n], customers.get(n, 0), size(n, 0)) for n in sorted(keys)]
 
@@ -164,7 +163,7 @@ async def hold(
     return previous
 
 
-# The pointer put back by a promote that found its namespace taken meanwhile, unless a later promote moved it
+# The pointer (the mark's stamp) put back by a promote refused after its SET, unless another changed it since
 _PUT_BACK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2]) end
@@ -184,25 +183,25 @@ async def promote(
             f"namespace {name!r} has no keys: nothing to promote (known: {await _known(client, prefix)});"
             " to promote it anyway, pass --allow-empty"
         )
-    await _check_complete(client, prefix, name, require_complete)
-    if not require_complete:  # the operator's choice, which workers look for (streams.store.namespace_marks)
-        await accept(client, prefix, name)
+    seen = await _complete(client, prefix, name, require_complete)
+    stamped = None if require_complete else await accept(client, prefix, name, seen)  # (namespace_marks)
     previous = await client.set(pointer_key(prefix), name, get=True)
     try:  # looked at again once the pointer is set: a drop or replay that began meanwhile (module docstring)
-        await _check_complete(client, prefix, name, require_complete)
+        await _complete(client, prefix, name, require_complete)
         if require_keys and await is_empty(client, prefix, name):
-            raise NamespaceRefused(
-                f"namespace {name!r} was dropped while it was promoted: nothing to promote"
-            )
+            raise NamespaceRefused(f"namespace {name!r} was dropped while promoted: nothing to promote")
     except NamespaceRefused:
-        await client.register_script(_PUT_BACK)(keys=[pointer_key(prefix)], args=[name, previous or b""])
+        put_back = client.register_script(_PUT_BACK)
+        await put_back(keys=[pointer_key(prefix)], args=[name, previous or b""])
+        if stamped is not None:  # unstamped again, unless a replay marked it since
+            await put_back(keys=[building_key(prefix, name)], args=[stamped, seen or b""])
         raise
     return None if previous is None else _text(previous)  # type: ignore[arg-type]
 
 
-async def _check_complete(client: aioredis.Redis, prefix: str, name: str, required: bool) -> None:
-    """Refuse a namespace a replay or drop rewrites now (its lease), `--allow-incomplete` or not: its workers
-    would be refused (`namespace_writers.refuse_rewritten`); and unless `required` is off, a marked one."""
+async def _complete(client: aioredis.Redis, prefix: str, name: str, required: bool) -> bytes | str | None:
+    """The mark seen; refused if a replay or drop rewrites the namespace now (its lease), `--allow-incomplete`
+    or not: its workers would be refused (`namespace_writers.refuse_rewritten`); if `required`, marked too."""
     holder = await client.get(lease_key(prefix, name))
     if holder is not None:
         raise NamespaceRefused(f"namespace {name!r} is being rewritten now ({_text(holder)}): wait for it")
@@ -213,6 +212,7 @@ async def _check_complete(client: aioredis.Redis, prefix: str, name: str, requir
             f" ({_text(building)}): wait for it, or replay again with --force; to promote it as it is,"
             " pass --allow-incomplete"
         )
+    return building
 
 
 async def drop(client: aioredis.Redis, prefix: str, name: str, building: bytes | None = None) -> int:
