@@ -19,8 +19,8 @@ from streams.store.keys import building_key
 
 ACCEPTED = "accepted"
 
-# The mark stamped only if it is still the one read: a replay or drop that marked the namespace meanwhile
-# (its lease is looked at around the pointer's SET, `namespaces.promote`) keeps its own, unstamped.
+# The mark stamped only if it is still the one the promote looked at: a replay or drop that marked the
+# namespace since (its lease is looked at again after the pointer's SET, `namespaces.promote`) keeps its own.
 _STAMP = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
 return 0
