@@ -1,10 +1,10 @@
-"""Two promotes refused after their look, on the real Redis and Kafka (review of 8 December 2026).
+"""A promote refused after its look, on the real Redis and Kafka (review of 8 December 2026).
 
 A `promote --allow-incomplete` that is *refused* left its `accepted` stamp on the mark of a `replay
 --into-active` that began between the promote's first look (`_complete`) and the stamp. When that import
 then stopped before its end, workers took the partial active namespace as accepted and wrote live events on
 top of part of the log. Now the stamp is set only on the mark the promote looked at, and taken back if the
-promote is refused after it.
+promote is refused after it (that take-back: test_worker_marked_namespace.py).
 
 The interleaving is forced: the real `replay --into-active` (the CLI, in a thread) runs up to its fourth
 commit at the await where `promote` calls `accept`; the fourth commit is then refused (OOM), as in
@@ -27,10 +27,9 @@ from streams.sample import generator as sample
 from streams.store import namespace_marks, namespaces
 from streams.store.connection import async_client
 from streams.store.keys import building_key
-from streams.store.namespace_lease import holder_note, leased
 from streams.store.namespaces import NamespaceRefused
 from streams.store.redis_store import RedisStateStore
-from tests.integration.test_worker_marked_namespace import _replayed, _start
+from tests.integration.test_worker_marked_namespace import _start
 from tests.integration.worker_harness import make_settings
 from tests.services import Services
 
@@ -98,43 +97,3 @@ def test_a_refused_promote_does_not_accept_the_mark_of_an_import_that_then_stops
         f"stamped by the refused promote: {stamped}; a worker started on the partial import:"
         f" {worker_started}; mark {mark!r}"
     )
-
-
-def test_a_refused_promote_takes_its_stamp_back(
-    services: Services,
-    topic_name: Callable[[str], str],
-    redis_prefix: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A namespace a killed replay left marked, promoted with --allow-incomplete: a replay taking the lease
-    at the await before the pointer's SET refuses the promote, which leaves the mark as it found it."""
-    settings = _replayed(services, topic_name, redis_prefix, tmp_path, monkeypatch)
-    mark = b'{"replay": "orders.jsonl", "started": "2026-12-08T01:00:00+00:00", "pid": 7}'
-    note = holder_note(replay="again.jsonl")
-
-    async def scenario() -> tuple[str, Any]:
-        client = async_client(settings.redis_url)
-        pointer = namespaces.pointer_key(settings.key_prefix)
-        await client.set(building_key(settings.key_prefix, "built"), mark)
-        set_pointer = client.set
-        lease: list[Any] = []
-
-        async def lease_then_set(*args: Any, **kwargs: Any) -> Any:
-            if args and args[0] == pointer and not lease:  # the replay starts right before the SET
-                lease.append(leased(client, settings.key_prefix, "built", note))
-                await lease[0].__aenter__()
-            return await set_pointer(*args, **kwargs)
-
-        try:
-            monkeypatch.setattr(client, "set", lease_then_set)
-            with pytest.raises(NamespaceRefused) as racing:
-                await namespaces.promote(client, settings.key_prefix, "built", require_complete=False)
-            await lease[0].__aexit__(None, None, None)
-            return str(racing.value), await client.get(building_key(settings.key_prefix, "built"))
-        finally:
-            await client.aclose()
-
-    refusal, left = asyncio.run(scenario())
-    assert "is being rewritten now" in refusal, refusal
-    assert left == mark, "the refused promote took its stamp back"

@@ -257,11 +257,13 @@ def test_promote_refuses_a_namespace_a_replay_rewrites_now_even_allowed_incomple
 ) -> None:
     """`promote --allow-incomplete` under a running replay sent the following workers into it, where their
     next claim now refuses them (review of 7 December 2026). A replay taking its lease at the await before the
-    promote's SET of the pointer is seen by the look after it: the pointer is put back."""
+    promote's SET of the pointer is seen by the look after it: the pointer is put back, and the stamp the
+    promote set on the mark a killed replay left is taken back (review of 8 December 2026)."""
     settings = _replayed(services, topic_name, redis_prefix, tmp_path, monkeypatch)
     note = holder_note(replay="orders.jsonl")
+    mark = b'{"replay": "killed.jsonl", "started": "2026-12-08T01:00:00+00:00", "pid": 7}'
 
-    async def scenario() -> tuple[str, str, object]:
+    async def scenario() -> tuple[str, str, object, object]:
         client = async_client(settings.redis_url)
         pointer = namespaces.pointer_key(settings.key_prefix)
         try:
@@ -277,15 +279,18 @@ def test_promote_refuses_a_namespace_a_replay_rewrites_now_even_allowed_incomple
                     await lease[0].__aenter__()
                 return await set_pointer(*args, **kwargs)
 
+            await set_pointer(building_key(settings.key_prefix, "built"), mark)  # a replay killed earlier
             monkeypatch.setattr(client, "set", lease_then_set)
             with pytest.raises(NamespaceRefused) as racing:
                 await namespaces.promote(client, settings.key_prefix, "built", require_complete=False)
             await lease[0].__aexit__(None, None, None)
-            return str(running.value), str(racing.value), await client.get(pointer)
+            left = await client.get(building_key(settings.key_prefix, "built"))
+            return str(running.value), str(racing.value), await client.get(pointer), left
         finally:
             await client.aclose()
 
-    running, racing, pointer = asyncio.run(scenario())
+    running, racing, pointer, left = asyncio.run(scenario())
     assert "is being rewritten now" in running and "orders.jsonl" in running, running
     assert "is being rewritten now" in racing, racing
+    assert left == mark, "the refused promote took its stamp back"
     assert pointer is None, "the pointer put back: `main` stays active"
